@@ -1,0 +1,3 @@
+"""wabulk: self-hosted WhatsApp marketing campaigns."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,218 @@
+"""User accounts: first-run setup, sign-in, and management by administrators.
+
+- Every function that changes an account takes the acting user and checks its role here,
+  so the page, the CLI and the API cannot disagree about who may do what.
+- Emails are stored lower-cased; comparisons use the stored form.
+"""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from .. import events
+from ..errors import Conflict, NotFound, PermissionDenied, ValidationError
+from ..models import Role, User, utcnow
+from . import passwords, setup_code, throttle
+from .permissions import require_role
+
+
+class InvalidCredentials(ValidationError):
+    def __init__(self) -> None:
+        super().__init__("That email and password do not match an active account.")
+
+
+class LoginThrottled(ValidationError):
+    def __init__(self, wait_seconds: int) -> None:
+        super().__init__(f"Too many failed sign-in attempts. Try again in {wait_seconds} seconds.")
+        self.wait_seconds = wait_seconds
+
+
+def normalise_email(email: str) -> str:
+    try:
+        # Deliverability needs DNS, which a closed network or a local mail server lacks.
+        return validate_email(email.strip(), check_deliverability=False).normalized.lower()
+    except EmailNotValidError as exc:
+        raise ValidationError(str(exc), field="email") from None
+
+
+def has_users(session: Session) -> bool:
+    return session.scalar(select(User.id).limit(1)) is not None
+
+
+def get_user(session: Session, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"There is no user #{user_id}.")
+    return user
+
+
+def list_users() -> Select[tuple[User]]:
+    return select(User).order_by(User.email)
+
+
+def _parse_role(role: str | Role) -> Role:
+    try:
+        return Role(role)
+    except ValueError:
+        names = ", ".join(r.value for r in Role)
+        raise ValidationError(f"Unknown role {role!r}; use one of {names}.", field="role") from None
+
+
+def _insert_user(session: Session, email: str, password: str, role: Role) -> User:
+    email = normalise_email(email)
+    passwords.check_strength(password)
+    if session.scalar(select(User.id).where(User.email == email)) is not None:
+        raise Conflict(f"A user with the email {email} already exists.")
+    user = User(email=email, password_hash=passwords.hash_password(password), role=role)
+    session.add(user)
+    session.flush()
+    return user
+
+
+def create_first_admin(session: Session, email: str, password: str, code: str) -> User:
+    """The first administrator, allowed only while no user exists and with the setup code."""
+    if has_users(session):
+        raise PermissionDenied("Setup is already done; sign in instead.")
+    if not setup_code.matches(session, code):
+        raise ValidationError(
+            "That setup code is not right. Use the code printed in the terminal where "
+            "wabulk is running (or run `wabulk setup-code`).",
+            field="setup_code",
+        )
+    user = _insert_user(session, email, password, Role.ADMIN)
+    setup_code.clear(session)
+    events.record(
+        session, "user.setup", f"{user.email} created the first administrator account.", user=user
+    )
+    return user
+
+
+def create_user(
+    session: Session, actor: User | None, email: str, password: str, role: str | Role
+) -> User:
+    """Add a user with a password the admin hands over (there is no outgoing mail)."""
+    require_role(actor, Role.ADMIN)
+    user = _insert_user(session, email, password, _parse_role(role))
+    setup_code.clear(session)  # once anyone exists, first-run setup is over
+    who = actor.email if actor else "The command line"
+    events.record(
+        session, "user.created", f"{who} added {user.email} as {user.role.value}.", user=actor
+    )
+    return user
+
+
+def _active_admins(session: Session) -> int:
+    return (
+        session.scalar(
+            select(func.count()).where(User.role == Role.ADMIN, User.is_active.is_(True))
+        )
+        or 0
+    )
+
+
+def _guard_last_admin(session: Session, user: User) -> None:
+    if user.role == Role.ADMIN and user.is_active and _active_admins(session) <= 1:
+        raise Conflict(f"{user.email} is the only active administrator; add another first.")
+
+
+def change_role(session: Session, actor: User | None, user_id: int, role: str | Role) -> User:
+    require_role(actor, Role.ADMIN)
+    user = get_user(session, user_id)
+    new_role = _parse_role(role)
+    if new_role == user.role:
+        return user
+    if new_role != Role.ADMIN:
+        _guard_last_admin(session, user)
+    old = user.role
+    user.role = new_role
+    who = actor.email if actor else "The command line"
+    events.record(
+        session,
+        "user.role_changed",
+        f"{who} changed {user.email} from {old.value} to {new_role.value}.",
+        user=actor,
+    )
+    return user
+
+
+def set_active(session: Session, actor: User | None, user_id: int, active: bool) -> User:
+    require_role(actor, Role.ADMIN)
+    user = get_user(session, user_id)
+    if user.is_active == active:
+        return user
+    if not active:
+        if actor is not None and actor.id == user.id:
+            raise Conflict("You cannot disable your own account.")
+        _guard_last_admin(session, user)
+    user.is_active = active
+    who = actor.email if actor else "The command line"
+    verb = "enabled" if active else "disabled"
+    events.record(session, f"user.{verb}", f"{who} {verb} {user.email}.", user=actor)
+    return user
+
+
+def reset_password(session: Session, actor: User | None, user_id: int, password: str) -> User:
+    require_role(actor, Role.ADMIN)
+    user = get_user(session, user_id)
+    passwords.check_strength(password)
+    user.password_hash = passwords.hash_password(password)
+    throttle.clear_account(session, user.email)
+    who = actor.email if actor else "The command line"
+    events.record(
+        session, "user.password_reset", f"{who} set a new password for {user.email}.", user=actor
+    )
+    return user
+
+
+def change_own_password(session: Session, user: User, current: str, new: str) -> None:
+    if not passwords.verify_password(user.password_hash, current):
+        raise ValidationError("Your current password is not right.", field="current_password")
+    passwords.check_strength(new)
+    user.password_hash = passwords.hash_password(new)
+    events.record(
+        session, "user.password_changed", f"{user.email} changed their password.", user=user
+    )
+
+
+def authenticate(
+    session: Session, email: str, password: str, address: str | None, attempts_per_minute: int
+) -> User:
+    """Check a sign-in; throttled per account and per address.
+
+    - Raises LoginThrottled before checking the password once either key is over the limit,
+      so a locked-out guesser learns nothing more.
+    - The failure is recorded in the caller's transaction: the caller must commit on error.
+    """
+    email_key = email.strip().lower()
+    keys = throttle.keys_for(email_key, address)
+    wait = throttle.seconds_until_allowed(session, keys, attempts_per_minute)
+    if wait:
+        raise LoginThrottled(wait)
+    user = session.scalar(select(User).where(User.email == email_key))
+    ok = passwords.verify_password(user.password_hash if user else None, password)
+    if not ok or user is None or not user.is_active:
+        throttle.record_failure(session, keys)
+        raise InvalidCredentials()
+    if passwords.needs_rehash(user.password_hash):
+        user.password_hash = passwords.hash_password(password)
+    user.last_login_at = utcnow()
+    throttle.clear_account(session, email_key)
+    return user
+
+
+def set_timezone(session: Session, user: User, timezone: str) -> None:
+    """Dates are shown in this zone; empty means UTC."""
+    tz = timezone.strip()
+    if tz:
+        try:
+            ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValidationError(
+                f"{tz!r} is not a timezone name such as Asia/Kolkata.", field="timezone"
+            ) from None
+    merged = session.merge(user)
+    merged.timezone = tz or None

@@ -1,0 +1,1 @@
+"""Templates, campaigns, rendering, scheduling and reports."""

@@ -1,0 +1,227 @@
+"""The `wabulk` command. It reads the same WABULK_* variables as the web app."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from typing import Any
+
+import click
+
+from . import __version__, migrate
+from .config import ConfigError, Settings, redact_url
+from .db import Database
+
+
+class Context:
+    """Settings and database, resolved lazily so `wabulk --help` touches nothing."""
+
+    def __init__(self) -> None:
+        self._settings: Settings | None = None
+        self._db: Database | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            try:
+                self._settings = Settings.from_env().resolved()
+            except ConfigError as exc:
+                raise click.ClickException(str(exc)) from None
+        return self._settings
+
+    @property
+    def db(self) -> Database:
+        if self._db is None:
+            self._db = Database(self.settings.database_url)
+        return self._db
+
+
+pass_ctx = click.make_pass_decorator(Context, ensure=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="wabulk")
+def main() -> None:
+    """wabulk: WhatsApp campaigns for your customers.
+
+    Settings come from WABULK_* environment variables (see the README). With none set,
+    everything lives in ./instance on SQLite.
+    """
+
+
+def _require_migrated(ctx: Context) -> None:
+    if not migrate.is_up_to_date(ctx.db.engine):
+        raise click.ClickException(
+            f"The database at {redact_url(ctx.settings.database_url)} is not up to date. "
+            "Run `wabulk db upgrade` first."
+        )
+
+
+def _print_setup_code_if_needed(ctx: Context, base_url: str) -> None:
+    from .auth import service as users
+    from .auth import setup_code
+
+    with ctx.db.session() as session:
+        if users.has_users(session):
+            return
+        code = setup_code.issue(session)
+    # Printed straight to the terminal, never through logging: the log file must not hold it.
+    bar = "=" * 64
+    click.echo(
+        f"\n{bar}\n  First run: create the administrator at {base_url}/setup\n"
+        f"  Setup code: {code}\n{bar}\n",
+        err=False,
+    )
+    sys.stdout.flush()
+
+
+@main.command()
+@click.option("--host", help="Address to listen on (default WABULK_HOST or 127.0.0.1).")
+@click.option("--port", type=int, help="Port (default WABULK_PORT or 5000).")
+@click.option("--no-worker", is_flag=True, help="Do not run the dispatcher inside the web process.")
+@click.option("--threads", default=8, show_default=True, help="Web request threads.")
+@pass_ctx
+def serve(ctx: Context, host: str | None, port: int | None, no_worker: bool, threads: int) -> None:
+    """Run the web app (production WSGI server) and, unless told not to, the dispatcher."""
+    from waitress import create_server
+
+    from .app import create_app
+    from .dispatch.worker import Dispatcher
+
+    settings = ctx.settings
+    _require_migrated(ctx)
+    app = create_app(settings)
+    host = host or settings.host
+    port = port or settings.port
+    server: Any = create_server(app, host=host, port=port, threads=threads)
+    # Port 0 asks the OS for a free one; show the port actually bound.
+    base_url = f"http://{host}:{server.effective_port}"
+    _print_setup_code_if_needed(ctx, base_url)
+
+    dispatcher = None
+    if settings.worker and not no_worker:
+        dispatcher = Dispatcher(app.extensions["wabulk.db"], settings)
+        dispatcher.start_thread()
+    click.echo(
+        f"wabulk {__version__} serving on {base_url}  "
+        f"(dispatcher {'on' if dispatcher else 'off'}; Ctrl+C to stop)"
+    )
+    sys.stdout.flush()
+
+    def _terminate(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+        if dispatcher:
+            dispatcher.stop()
+        click.echo("wabulk stopped.")
+
+
+@main.command()
+@pass_ctx
+def worker(ctx: Context) -> None:
+    """Run the dispatcher alone (for more workers beside the web app, e.g. on PostgreSQL)."""
+    from . import logs
+    from .dispatch.worker import Dispatcher
+
+    settings = ctx.settings
+    logs.configure(settings.instance_path, settings.log_level)
+    _require_migrated(ctx)
+    dispatcher = Dispatcher(ctx.db, settings)
+
+    def _stop(_signum: int, _frame: Any) -> None:
+        dispatcher.stop_event.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    click.echo(f"wabulk worker {dispatcher.identity} running; Ctrl+C to stop.")
+    dispatcher.run()
+
+
+@main.group()
+def db() -> None:
+    """Database schema: upgrade, show the current revision."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+@pass_ctx
+def db_upgrade(ctx: Context, revision: str) -> None:
+    """Create or migrate the database schema (safe to run again)."""
+    migrate.upgrade(ctx.db.engine, revision)
+    click.echo(
+        f"Database {redact_url(ctx.settings.database_url)} is at revision "
+        f"{migrate.current_revision(ctx.db.engine)}."
+    )
+
+
+@db.command("current")
+@pass_ctx
+def db_current(ctx: Context) -> None:
+    """Show the schema revision of the database and whether it is up to date."""
+    current = migrate.current_revision(ctx.db.engine)
+    head = migrate.head_revision(ctx.db.engine)
+    state = "up to date" if current == head else f"behind (latest is {head})"
+    click.echo(f"{current or 'empty'}: {state}")
+
+
+@main.group()
+def user() -> None:
+    """User accounts."""
+
+
+@user.command("create")
+@click.option("--email", required=True)
+@click.option(
+    "--role",
+    type=click.Choice(["admin", "operator", "viewer"]),
+    default="operator",
+    show_default=True,
+)
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the password from standard input (for scripts) instead of asking.",
+)
+@pass_ctx
+def user_create(ctx: Context, email: str, role: str, password_stdin: bool) -> None:
+    """Create a user. The password is asked for (never passed as an argument)."""
+    from .auth import service as users
+    from .errors import DomainError
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    _require_migrated(ctx)
+    try:
+        with ctx.db.session() as session:
+            created = users.create_user(session, None, email, password, role)
+    except DomainError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Created {created.email} ({created.role.value}).")
+
+
+@main.command("setup-code")
+@pass_ctx
+def setup_code_cmd(ctx: Context) -> None:
+    """Print a new first-run setup code (only while no user exists)."""
+    from .auth import service as users
+    from .auth import setup_code
+
+    _require_migrated(ctx)
+    with ctx.db.session() as session:
+        if users.has_users(session):
+            raise click.ClickException("Setup is done already: users exist. Sign in instead.")
+        code = setup_code.issue(session)
+    click.echo(code)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,142 @@
+"""Settings from WABULK_* environment variables.
+
+- Every setting has a safe default; a malformed value fails loudly at start with the
+  variable's name instead of being guessed.
+- The secret key, when not given, is generated once into the instance folder and
+  never printed or logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class ConfigError(ValueError):
+    """A WABULK_* variable holds a value we cannot use."""
+
+
+def _env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigError(f"{name} must be one of 1/0, true/false, yes/no, on/off; got {raw!r}")
+
+
+def _env_int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number; got {raw!r}") from None
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name} must be between {lo} and {hi}; got {value}")
+    return value
+
+
+def _env_str(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = env.get(name)
+    return default if raw is None or raw.strip() == "" else raw.strip()
+
+
+@dataclass(frozen=True, repr=False)
+class Settings:
+    """The product's knobs. Build with `Settings.from_env()`; tests use `replace()`."""
+
+    instance_path: Path = field(default_factory=lambda: Path("instance").resolve())
+    database_url: str = ""
+    secret_key: str = field(default="", repr=False)
+    host: str = "127.0.0.1"
+    port: int = 5000
+    max_upload_mb: int = 50
+    worker: bool = True
+    log_level: str = "INFO"
+    https: bool = False
+    login_attempts_per_minute: int = 5
+    # Dispatcher knobs live here so the worker, the CLI and the tests read one object.
+    worker_poll_seconds: float = 2.0
+    worker_batch_size: int = 20
+    lease_seconds: int = 120
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        instance = Path(_env_str(env, "WABULK_INSTANCE_PATH", "instance")).expanduser().resolve()
+        level = _env_str(env, "WABULK_LOG_LEVEL", "INFO").upper()
+        if level not in LOG_LEVELS:
+            raise ConfigError(
+                f"WABULK_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}; got {level!r}"
+            )
+        return cls(
+            instance_path=instance,
+            database_url=_env_str(env, "WABULK_DATABASE_URL", ""),
+            secret_key=_env_str(env, "WABULK_SECRET_KEY", ""),
+            host=_env_str(env, "WABULK_HOST", "127.0.0.1"),
+            port=_env_int(env, "WABULK_PORT", 5000, 1, 65535),
+            max_upload_mb=_env_int(env, "WABULK_MAX_UPLOAD_MB", 50, 1, 4096),
+            worker=_env_bool(env, "WABULK_WORKER", True),
+            log_level=level,
+            https=_env_bool(env, "WABULK_HTTPS", False),
+            login_attempts_per_minute=_env_int(env, "WABULK_LOGIN_ATTEMPTS_PER_MINUTE", 5, 1, 1000),
+        )
+
+    def resolved(self) -> Settings:
+        """Fill what derives from the instance folder: database URL and secret key."""
+        self.instance_path.mkdir(parents=True, exist_ok=True)
+        url = self.database_url or f"sqlite:///{self.instance_path / 'wabulk.db'}"
+        key = self.secret_key or _load_or_create_secret(self.instance_path / "secret_key")
+        return replace(self, database_url=url, secret_key=key)
+
+    def __repr__(self) -> str:
+        # Settings end up in tracebacks and debug logs: never show the key or a DB password.
+        items = ", ".join(f"{k}={v!r}" for k, v in self.public_items().items())
+        return f"Settings({items})"
+
+    def public_items(self) -> dict[str, object]:
+        """Settings safe to show or log: secrets and credentials removed."""
+        out: dict[str, object] = {}
+        for f in fields(self):
+            if f.name == "secret_key":
+                continue
+            value = getattr(self, f.name)
+            out[f.name] = redact_url(value) if f.name == "database_url" else value
+        return out
+
+
+def redact_url(url: str) -> str:
+    """Hide the password in a database URL so it can be shown or logged."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True) if url else url
+    except Exception:
+        return "<unparseable database URL>"
+
+
+def _load_or_create_secret(path: Path) -> str:
+    if path.exists():
+        key = path.read_text(encoding="utf-8").strip()
+        if key:
+            return key
+    key = secrets.token_hex(32)
+    # Created with 0600 from the start so the key is never readable by others, even briefly.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(key)
+    logging.getLogger(__name__).info("generated a new secret key in the instance folder")
+    return key

@@ -1,0 +1,1 @@
+"""Contacts, lists, imports, opt-outs and export."""

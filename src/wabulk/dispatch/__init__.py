@@ -1,0 +1,1 @@
+"""The dispatcher: claims due messages, paces, retries and recovers after crashes."""

@@ -1,0 +1,58 @@
+"""Logging to stderr and a rotating file in the instance folder.
+
+One line per event; records that carry `campaign_id` / `message_id` (passed as `extra`)
+show them, so `grep campaign=12` follows one campaign through the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import sys
+from pathlib import Path
+
+LOG_FILE = "wabulk.log"
+_HANDLER_MARK = "_wabulk_handler"
+
+
+class ContextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        ids = [
+            f"{name}={value}"
+            for name, value in (
+                ("campaign", getattr(record, "campaign_id", None)),
+                ("message", getattr(record, "message_id", None)),
+            )
+            if value is not None
+        ]
+        record.context = f" [{' '.join(ids)}]" if ids else ""
+        # Tracebacks stay on following lines; everything else is one line per record.
+        record.msg = str(record.msg).replace("\n", "\\n")
+        return super().format(record)
+
+
+FORMAT = "%(asctime)s %(levelname)s %(name)s%(context)s %(message)s"
+
+
+def configure(instance_path: Path, level: str) -> None:
+    """Install our handlers on the root logger once per process (idempotent)."""
+    root = logging.getLogger()
+    root.setLevel(level)
+    for handler in list(root.handlers):
+        if getattr(handler, _HANDLER_MARK, False):
+            root.removeHandler(handler)
+            handler.close()
+    formatter = ContextFormatter(FORMAT)
+    stderr = logging.StreamHandler(sys.stderr)
+    instance_path.mkdir(parents=True, exist_ok=True)
+    rotating = logging.handlers.RotatingFileHandler(
+        instance_path / LOG_FILE, maxBytes=10 * 1024 * 1024, backupCount=5, encoding="utf-8"
+    )
+    for handler in (stderr, rotating):
+        handler.setFormatter(formatter)
+        setattr(handler, _HANDLER_MARK, True)
+        root.addHandler(handler)
+    # waitress logs every queue warning at WARNING; its access lines are not ours to keep.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+    # Alembic announces its dialect each time the schema revision is checked at start-up.
+    logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)

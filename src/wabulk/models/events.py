@@ -1,0 +1,66 @@
+"""The campaign log and audit trail, and replies received."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .base import Base, JSONType, str_enum, utcnow
+
+
+class EventLevel(enum.StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+class Event(Base):
+    __tablename__ = "events"
+    __table_args__ = (
+        # Serves the campaign page's recent log: WHERE campaign_id = ? ORDER BY id DESC.
+        Index("ix_events_campaign_id_id", "campaign_id", "id"),
+        # Serves the Activity page filtered by time (newest first).
+        Index("ix_events_at", "at"),
+        # Serves the Activity page filtered by user.
+        Index("ix_events_user_id_id", "user_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    level: Mapped[EventLevel] = mapped_column(
+        str_enum(EventLevel, "event_level"), default=EventLevel.INFO
+    )
+    kind: Mapped[str] = mapped_column(String(60))  # e.g. "user.created", "campaign.paused"
+    text: Mapped[str] = mapped_column(Text)  # the human sentence shown in the log
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
+    data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+
+
+class Inbound(Base):
+    """A message a contact sent us (Cloud API webhook), linked to what it answers."""
+
+    __tablename__ = "inbound"
+    __table_args__ = (
+        # Serves a contact's conversation, newest first.
+        Index("ix_inbound_contact_id_received_at", "contact_id", "received_at"),
+        # Serves the replies of one campaign.
+        Index("ix_inbound_campaign_id", "campaign_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    phone: Mapped[str] = mapped_column(String(20))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id", ondelete="SET NULL"))
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
+    sender_id: Mapped[int | None] = mapped_column(ForeignKey("senders.id", ondelete="SET NULL"))
+    # Unique: webhooks are retried by the provider, and a reply must be stored once.
+    provider_message_id: Mapped[str | None] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(30), default="text")
+    body: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,57 @@
+"""Sending accounts: one WhatsApp number driven through one channel."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime, time
+from typing import Any
+
+from sqlalchemy import CheckConstraint, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .base import Base, JSONType, str_enum, utcnow
+
+
+class Channel(enum.StrEnum):
+    WHATSAPP_WEB = "whatsapp_web"
+    CLOUD_API = "cloud_api"
+    DRY_RUN = "dry_run"
+
+
+class SenderState(enum.StrEnum):
+    LINKED = "linked"
+    NEEDS_LINK = "needs_link"
+    DISABLED = "disabled"
+
+
+class Sender(Base):
+    __tablename__ = "senders"
+    __table_args__ = (
+        CheckConstraint("min_delay_seconds <= max_delay_seconds", name="delay_range"),
+        CheckConstraint("min_delay_seconds >= 0", name="delay_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    channel: Mapped[Channel] = mapped_column(str_enum(Channel, "channel"))
+    # Channel-specific: Chrome profile folder, or phone-number id and a token reference.
+    settings: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    state: Mapped[SenderState] = mapped_column(
+        str_enum(SenderState, "sender_state"), default=SenderState.NEEDS_LINK
+    )
+    state_reason: Mapped[str | None] = mapped_column(String(500))
+    phone: Mapped[str | None] = mapped_column(String(20))  # the account's own number, once known
+    min_delay_seconds: Mapped[float] = mapped_column(default=8.0)
+    max_delay_seconds: Mapped[float] = mapped_column(default=20.0)
+    max_per_second: Mapped[float | None]  # Cloud API ceiling
+    daily_cap: Mapped[int | None]
+    active_from: Mapped[time | None]  # recipient's local time
+    active_until: Mapped[time | None]
+    break_every: Mapped[int | None]  # a longer break after this many messages
+    break_seconds: Mapped[int | None]
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")  # counts the daily cap
+    # One WhatsApp Web account must be driven by one browser: the worker holding it leases it.
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    lease_until: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

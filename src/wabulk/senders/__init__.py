@@ -1,0 +1,1 @@
+"""Sending accounts: linking, health and limits."""

@@ -1,0 +1,21 @@
+"""HTTP: blueprints, templates and static files. Views are thin; rules live in services."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from . import security
+from .api import bp as api_bp
+from .auth_views import bp as auth_bp
+from .contacts_views import bp as contacts_bp
+from .pages import bp as pages_bp
+from .settings_views import bp as settings_bp
+
+
+def init_app(app: Flask) -> None:
+    security.init_app(app)
+    from . import helpers
+
+    helpers.init_app(app)
+    for bp in (auth_bp, pages_bp, contacts_bp, settings_bp, api_bp):
+        app.register_blueprint(bp)

@@ -1,0 +1,101 @@
+"""Sign in, sign out and first-run setup."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_user, logout_user
+from werkzeug.wrappers import Response
+
+from .. import events
+from ..auth import service as users
+from ..errors import DomainError, PermissionDenied, ValidationError
+from ..models import Role
+from .forms import LoginForm, SetupForm
+from .helpers import db_session, get_settings
+from .security import public, requires
+
+bp = Blueprint("auth", __name__)
+
+
+def _safe_next(target: str | None) -> str:
+    """Only same-site paths, so a crafted link cannot bounce a user to another site."""
+    if target:
+        parts = urlsplit(target)
+        if not parts.scheme and not parts.netloc and target.startswith("/") and "\\" not in target:
+            return target
+    return url_for("pages.dashboard")
+
+
+def _client_address() -> str | None:
+    # Behind a proxy, run with ProxyFix so remote_addr is the client; never trust headers here.
+    return request.remote_addr
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@public
+def login() -> Response | str:
+    session = db_session()
+    if not users.has_users(session):
+        return redirect(url_for("auth.setup"))
+    if current_user.is_authenticated:
+        return redirect(_safe_next(request.args.get("next")))
+    form = LoginForm()
+    error = None
+    if form.validate_on_submit():
+        try:
+            user = users.authenticate(
+                session,
+                form.email.data or "",
+                form.password.data or "",
+                _client_address(),
+                get_settings().login_attempts_per_minute,
+            )
+        except ValidationError as exc:
+            session.commit()  # keep the recorded failure
+            error = str(exc)
+        else:
+            events.record(session, "user.login", f"{user.email} signed in.", user=user)
+            session.commit()
+            login_user(user, remember=bool(form.remember.data))
+            return redirect(_safe_next(request.args.get("next")))
+    status = 429 if error and "Too many" in error else (400 if error else 200)
+    return render_template("auth/login.html", form=form, error=error), status
+
+
+@bp.route("/setup", methods=["GET", "POST"])
+@public
+def setup() -> Response | str:
+    session = db_session()
+    if users.has_users(session):
+        return redirect(url_for("auth.login"))
+    form = SetupForm()
+    error = None
+    if form.validate_on_submit():
+        try:
+            user = users.create_first_admin(
+                session,
+                form.email.data or "",
+                form.password.data or "",
+                form.setup_code.data or "",
+            )
+            session.commit()
+        except PermissionDenied:
+            return redirect(url_for("auth.login"))
+        except DomainError as exc:
+            session.rollback()
+            error = str(exc)
+        else:
+            login_user(user)
+            flash("Welcome! Your administrator account is ready.", "success")
+            return redirect(url_for("pages.dashboard"))
+    return render_template("auth/setup.html", form=form, error=error), 400 if error else 200
+
+
+@bp.route("/logout", methods=["POST"])
+@requires(Role.VIEWER)
+def logout() -> Response:
+    logout_user()
+    flash("You are signed out.", "info")
+    return redirect(url_for("auth.login"))

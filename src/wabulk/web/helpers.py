@@ -1,0 +1,53 @@
+"""Request-scoped database session, settings access and template helpers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from flask import Flask, current_app, g
+from flask_login import current_user
+from sqlalchemy.orm import Session
+
+from ..config import Settings
+from ..db import Database
+from ..models import Role
+
+
+def get_db() -> Database:
+    return current_app.extensions["wabulk.db"]  # type: ignore[no-any-return]
+
+
+def get_settings() -> Settings:
+    return current_app.extensions["wabulk.settings"]  # type: ignore[no-any-return]
+
+
+def db_session() -> Session:
+    """The request's session, opened on first use and closed at teardown."""
+    if "db_session" not in g:
+        g.db_session = get_db().sessionmaker()
+    return g.db_session  # type: ignore[no-any-return]
+
+
+def _close_session(_exc: BaseException | None) -> None:
+    session = g.pop("db_session", None)
+    if session is not None:
+        session.close()
+
+
+def format_datetime(value: datetime | None) -> str:
+    """Shown in the user's timezone when set, else UTC with the zone named."""
+    if value is None:
+        return "—"
+    tz_name = getattr(current_user, "timezone", None) or "UTC"
+    try:
+        local = value.astimezone(ZoneInfo(tz_name))
+    except (KeyError, ValueError):
+        local = value
+    return local.strftime("%Y-%m-%d %H:%M ") + (local.tzname() or "")
+
+
+def init_app(app: Flask) -> None:
+    app.teardown_appcontext(_close_session)
+    app.jinja_env.filters["datetime"] = format_datetime
+    app.jinja_env.globals["Role"] = Role

@@ -1,0 +1,188 @@
+"""Secure by default: every endpoint needs a signed-in user and a role unless marked public.
+
+- Roles are declared on views with `@requires(Role.X)`; an endpoint that declares nothing
+  needs ADMIN, so a forgotten decorator fails closed.
+- Pages redirect anonymous visitors to the login page; `/api/` answers 401 JSON.
+- CSRF on every state-changing request (Flask-WTF), strict security headers on every response.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from flask import Flask, Response, flash, jsonify, redirect, render_template, request, url_for
+from flask_login import LoginManager, current_user
+from flask_wtf.csrf import CSRFError, CSRFProtect
+
+from ..errors import Conflict, NotFound, PermissionDenied
+from ..models import Role, User
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+csrf = CSRFProtect()
+login_manager = LoginManager()
+
+# Only the bootstrap's own resources: no inline script or style, nothing from elsewhere.
+# img-src allows data: because Bootstrap's CSS draws small icons (select arrows) as data URLs.
+CSP = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "font-src 'self'",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
+
+
+def public(view: F) -> F:
+    """Mark a view reachable without signing in (login, first-run setup, signed webhooks)."""
+    view.is_public = True  # type: ignore[attr-defined]
+    return view
+
+
+def requires(role: Role) -> Callable[[F], F]:
+    """Declare the least role a view needs; checked centrally before the request."""
+
+    def mark(view: F) -> F:
+        view.required_role = role  # type: ignore[attr-defined]
+        return view
+
+    return mark
+
+
+def is_api_request() -> bool:
+    return request.path.startswith("/api/")
+
+
+def api_error(status: int, code: str, message: str) -> tuple[Response, int]:
+    """The one JSON error shape of the API."""
+    return jsonify({"error": {"code": code, "message": message}}), status
+
+
+def _view_function(app: Flask) -> Callable[..., Any] | None:
+    if request.endpoint is None:
+        return None
+    return app.view_functions.get(request.endpoint)
+
+
+def _gate() -> Any:
+    from flask import current_app
+
+    view = _view_function(current_app)
+    if view is None or request.endpoint == "static" or getattr(view, "is_public", False):
+        return None
+    if not current_user.is_authenticated:
+        if is_api_request():
+            return api_error(401, "unauthorized", "Sign in or send an API token.")
+        return login_manager.unauthorized()
+    needed: Role = getattr(view, "required_role", Role.ADMIN)
+    if not current_user.role.includes(needed):
+        return _forbidden(f"This needs the {needed.value} role; you are {current_user.role.value}.")
+    return None
+
+
+def _forbidden(message: str) -> Any:
+    if is_api_request():
+        return api_error(403, "forbidden", message)
+    return render_template("errors/error.html", code=403, title="Not allowed", message=message), 403
+
+
+def _security_headers(response: Response) -> Response:
+    response.headers.setdefault("Content-Security-Policy", CSP)
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+    if request.endpoint != "static":
+        # Pages show customer data: keep them out of shared caches and the back-button cache.
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def _load_user(user_id: str) -> User | None:
+    from .helpers import db_session
+
+    try:
+        user = db_session().get(User, int(user_id))
+    except ValueError:
+        return None
+    return user if user is not None and user.is_active else None
+
+
+def _on_csrf_error(error: CSRFError) -> Any:
+    if is_api_request():
+        return api_error(400, "csrf_failed", error.description)
+    return render_template(
+        "errors/error.html",
+        code=400,
+        title="This form has expired",
+        message="The page was open too long or was sent from elsewhere. "
+        "Go back, reload the page and try again.",
+    ), 400
+
+
+def _on_permission_denied(error: PermissionDenied) -> Any:
+    return _forbidden(str(error))
+
+
+def _on_not_found(error: Exception) -> Any:
+    message = str(error) if isinstance(error, NotFound) else "There is nothing at this address."
+    if is_api_request():
+        return api_error(404, "not_found", message)
+    return render_template("errors/error.html", code=404, title="Not found", message=message), 404
+
+
+def _on_conflict(error: Conflict) -> Any:
+    if is_api_request():
+        return api_error(409, "conflict", str(error))
+    flash(str(error), "danger")
+    return redirect(request.referrer or url_for("pages.dashboard"))
+
+
+def _on_too_large(_error: Exception) -> Any:
+    from .helpers import get_settings
+
+    message = f"The file is larger than the {get_settings().max_upload_mb} MB limit."
+    if is_api_request():
+        return api_error(413, "too_large", message)
+    return render_template(
+        "errors/error.html", code=413, title="File too large", message=message
+    ), 413
+
+
+def _on_server_error(_error: Exception) -> Any:
+    if is_api_request():
+        return api_error(500, "server_error", "Something went wrong on our side; it is logged.")
+    return render_template(
+        "errors/error.html",
+        code=500,
+        title="Something went wrong",
+        message="The error is logged. Try again, or tell your administrator.",
+    ), 500
+
+
+def init_app(app: Flask) -> None:
+    login_manager.init_app(app)
+    # The gate runs before CSRF so an anonymous POST is sent to sign in, not told its form expired.
+    app.before_request(_gate)
+    csrf.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Please sign in to continue."
+    login_manager.login_message_category = "info"
+    login_manager.session_protection = "basic"
+    login_manager.user_loader(_load_user)
+    app.after_request(_security_headers)
+    app.register_error_handler(CSRFError, _on_csrf_error)
+    app.register_error_handler(PermissionDenied, _on_permission_denied)
+    app.register_error_handler(NotFound, _on_not_found)
+    app.register_error_handler(404, _on_not_found)
+    app.register_error_handler(Conflict, _on_conflict)
+    app.register_error_handler(413, _on_too_large)
+    app.register_error_handler(500, _on_server_error)

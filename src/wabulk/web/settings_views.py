@@ -1,0 +1,176 @@
+"""Settings: your own account for everyone; user management for administrators."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, url_for
+from flask_login import current_user
+from werkzeug.wrappers import Response
+
+from ..auth import service as users
+from ..errors import DomainError
+from ..models import Role
+from .forms import (
+    ChangePasswordForm,
+    EmptyForm,
+    InviteForm,
+    ProfileForm,
+    ResetPasswordForm,
+    RoleForm,
+)
+from .helpers import db_session
+from .security import requires
+
+bp = Blueprint("settings", __name__, url_prefix="/settings")
+
+
+@bp.get("/")
+@requires(Role.VIEWER)
+def index() -> str:
+    return _render_account()
+
+
+def _render_account(
+    password_form: ChangePasswordForm | None = None,
+    profile_form: ProfileForm | None = None,
+    status: int = 200,
+) -> str:
+    profile_form = profile_form or ProfileForm(timezone=current_user.timezone or "")
+    return render_template(
+        "settings/account.html",
+        password_form=password_form or ChangePasswordForm(),
+        profile_form=profile_form,
+    ), status  # type: ignore[return-value]
+
+
+@bp.post("/password")
+@requires(Role.VIEWER)
+def change_password() -> Response | str:
+    form = ChangePasswordForm()
+    if form.validate_on_submit():
+        session = db_session()
+        try:
+            users.change_own_password(
+                session, current_user, form.current_password.data or "", form.password.data or ""
+            )
+        except DomainError as exc:
+            form.current_password.errors = [str(exc)]
+        else:
+            session.commit()
+            flash("Your password is changed.", "success")
+            return redirect(url_for("settings.index"))
+    return _render_account(password_form=form, status=400)
+
+
+@bp.post("/profile")
+@requires(Role.VIEWER)
+def profile() -> Response | str:
+    form = ProfileForm()
+    if form.validate_on_submit():
+        session = db_session()
+        try:
+            users.set_timezone(session, current_user, form.timezone.data or "")
+        except DomainError as exc:
+            form.timezone.errors = [str(exc)]
+        else:
+            session.commit()
+            flash("Saved.", "success")
+            return redirect(url_for("settings.index"))
+    return _render_account(profile_form=form, status=400)
+
+
+@bp.get("/users")
+@requires(Role.ADMIN)
+def user_list() -> str:
+    return _render_users(InviteForm())
+
+
+def _render_users(invite: InviteForm, status: int = 200) -> str:
+    rows = db_session().scalars(users.list_users()).all()
+    return render_template(
+        "settings/users.html",
+        users=rows,
+        invite=invite,
+        role_form=RoleForm(),
+        button_form=EmptyForm(),
+        reset_form=ResetPasswordForm(),
+    ), status  # type: ignore[return-value]
+
+
+@bp.post("/users")
+@requires(Role.ADMIN)
+def invite_user() -> Response | str:
+    form = InviteForm()
+    if form.validate_on_submit():
+        session = db_session()
+        try:
+            user = users.create_user(
+                session,
+                current_user,
+                form.email.data or "",
+                form.password.data or "",
+                form.role.data or "",
+            )
+        except DomainError as exc:
+            session.rollback()
+            form.email.errors = [str(exc)]
+        else:
+            session.commit()
+            flash(
+                f"{user.email} can now sign in with the password you set. "
+                "Hand it over privately; they can change it under Settings.",
+                "success",
+            )
+            return redirect(url_for("settings.user_list"))
+    return _render_users(form, 400)
+
+
+def _apply(action: str, user_id: int) -> Response:
+    session = db_session()
+    try:
+        if action == "role":
+            form = RoleForm()
+            if not form.validate_on_submit():
+                raise DomainError("Pick a role from the list.")
+            user = users.change_role(session, current_user, user_id, form.role.data or "")
+            message = f"{user.email} is now {user.role.value}."
+        elif action == "reset":
+            reset = ResetPasswordForm()
+            if not reset.validate_on_submit():
+                errors = [e for errs in reset.errors.values() for e in errs]
+                raise DomainError(" ".join(errors) or "Type the new password twice.")
+            user = users.reset_password(session, current_user, user_id, reset.password.data or "")
+            message = f"New password set for {user.email}."
+        else:
+            user = users.set_active(session, current_user, user_id, action == "enable")
+            message = f"{user.email} is {'enabled' if user.is_active else 'disabled'}."
+    except DomainError as exc:
+        session.rollback()
+        flash(str(exc), "danger")
+    else:
+        session.commit()
+        flash(message, "success")
+    return redirect(url_for("settings.user_list"))
+
+
+@bp.post("/users/<int:user_id>/role")
+@requires(Role.ADMIN)
+def set_role(user_id: int) -> Response:
+    return _apply("role", user_id)
+
+
+@bp.post("/users/<int:user_id>/disable")
+@requires(Role.ADMIN)
+def disable(user_id: int) -> Response:
+    return _apply("disable", user_id)
+
+
+@bp.post("/users/<int:user_id>/enable")
+@requires(Role.ADMIN)
+def enable(user_id: int) -> Response:
+    return _apply("enable", user_id)
+
+
+@bp.post("/users/<int:user_id>/password")
+@requires(Role.ADMIN)
+def reset_password(user_id: int) -> Response:
+    return _apply("reset", user_id)

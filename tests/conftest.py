@@ -1,0 +1,163 @@
+"""Shared fixtures: settings on a fresh instance folder, the app, personas, databases.
+
+- Every test gets its own SQLite file; PostgreSQL tests get their own database, created
+  and dropped around the test.
+- PostgreSQL is used when reachable (WABULK_TEST_POSTGRES_URL, default the local server);
+  under CI=true an unreachable server fails the run instead of skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from wabulk import migrate
+from wabulk.app import create_app
+from wabulk.auth import service as users
+from wabulk.config import Settings
+from wabulk.db import Database
+from wabulk.models import Role, User
+
+DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+PASSWORD = "correct horse battery"
+
+
+def postgres_url() -> str:
+    return os.environ.get("WABULK_TEST_POSTGRES_URL", DEFAULT_PG_URL)
+
+
+def _postgres_available() -> str | None:
+    """None when reachable, else the reason."""
+    try:
+        engine = create_engine(postgres_url())
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        engine.dispose()
+    except Exception as exc:
+        return str(exc).splitlines()[0]
+    return None
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    reason = _postgres_available()
+    if reason is not None:
+        message = f"PostgreSQL at {postgres_url()} is not reachable: {reason}"
+        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+            pytest.fail(message + " (CI=true: PostgreSQL tests must run)")
+        pytest.skip(message)
+    return postgres_url()
+
+
+@pytest.fixture
+def postgres_database(postgres_server: str) -> Iterator[str]:
+    """A fresh, empty database on the PostgreSQL server, dropped afterwards."""
+    name = f"wabulk_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(postgres_server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(postgres_server).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Run the test once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'wabulk.db'}"
+    return request.getfixturevalue("postgres_database")
+
+
+@pytest.fixture
+def migrated_db(database_url: str) -> Iterator[Database]:
+    db = Database(database_url)
+    migrate.upgrade(db.engine)
+    yield db
+    db.dispose()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        instance_path=tmp_path / "instance",
+        secret_key="test-secret-key-not-for-production",
+        worker=False,
+        log_level="INFO",
+    ).resolved()
+
+
+@pytest.fixture
+def app(settings: Settings) -> Iterator[Flask]:
+    app = create_app(settings)
+    app.config["TESTING"] = True
+    db: Database = app.extensions["wabulk.db"]
+    migrate.upgrade(db.engine)
+    yield app
+    db.dispose()
+
+
+@pytest.fixture
+def db(app: Flask) -> Database:
+    return app.extensions["wabulk.db"]  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def make_user(db: Database) -> Callable[..., User]:
+    """Personas: make_user(Role.OPERATOR) gives an active operator with PASSWORD."""
+    counter = iter(range(1, 10_000))
+
+    def factory(role: Role = Role.OPERATOR, email: str | None = None) -> User:
+        email = email or f"{role.value}{next(counter)}@example.com"
+        with db.session() as session:
+            return users.create_user(session, None, email, PASSWORD, role)
+
+    return factory
+
+
+_CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
+
+
+def csrf_from(html: str) -> str:
+    match = _CSRF_RE.search(html)
+    assert match, "page has no CSRF token"
+    return match.group(1)
+
+
+def get_csrf(client: FlaskClient, url: str = "/login") -> str:
+    return csrf_from(client.get(url).get_data(as_text=True))
+
+
+def login(client: FlaskClient, email: str, password: str = PASSWORD):  # type: ignore[no-untyped-def]
+    token = get_csrf(client, "/login")
+    return client.post("/login", data={"email": email, "password": password, "csrf_token": token})
+
+
+@pytest.fixture
+def as_role(client: FlaskClient, make_user: Callable[..., User]) -> Callable[[Role], User]:
+    """Sign the test client in as a new user of the given role."""
+
+    def sign_in(role: Role) -> User:
+        user = make_user(role)
+        response = login(client, user.email)
+        assert response.status_code == 302, response.get_data(as_text=True)
+        return user
+
+    return sign_in
