@@ -70,8 +70,6 @@ class Settings:
     login_attempts_per_minute: int = 5
     # Dispatcher knobs live here so the worker, the CLI and the tests read one object.
     worker_poll_seconds: float = 2.0
-    worker_batch_size: int = 20
-    lease_seconds: int = 120
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -201,3 +201,36 @@ def test_user_changes_own_password_and_timezone(client: FlaskClient, as_role) ->
     client.post("/logout", data={"csrf_token": token})
     assert login(client, me.email, "my new password").status_code == 302
     assert client.get("/api/v1/me").get_json()["timezone"] == "Asia/Kolkata"
+
+
+def test_a_new_password_ends_other_sessions_but_not_this_one(app, make_user) -> None:
+    here, elsewhere, admin_client = app.test_client(), app.test_client(), app.test_client()
+    user = make_user(Role.OPERATOR)
+    admin = make_user(Role.ADMIN)
+    login(here, user.email)
+    login(elsewhere, user.email)
+    token = get_csrf(here, "/settings/")
+    here.post(
+        "/settings/password",
+        data={
+            "current_password": PASSWORD,
+            "password": "fresh password 1",
+            "confirm": "fresh password 1",
+            "csrf_token": token,
+        },
+    )
+    assert here.get("/").status_code == 200
+    assert elsewhere.get("/").status_code == 302
+    # An admin's reset ends the user's sessions too (e.g. a lost phone).
+    login(admin_client, admin.email)
+    admin_token = get_csrf(admin_client, "/settings/users")
+    admin_client.post(
+        f"/settings/users/{user.id}/password",
+        data={
+            "password": "reset password 2",
+            "confirm": "reset password 2",
+            "csrf_token": admin_token,
+        },
+    )
+    assert here.get("/").status_code == 302
+    assert login(elsewhere, user.email, "reset password 2").status_code == 302

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import hashlib
 from datetime import datetime
 
 from sqlalchemy import ForeignKey, Index, String
@@ -51,7 +52,16 @@ class User(Base):
         return False
 
     def get_id(self) -> str:
-        return str(self.id)
+        """Session identity: the id plus a fingerprint of the password hash.
+
+        A new password changes the fingerprint, so every other session and "keep me signed
+        in" cookie of this user stops working at once.
+        """
+        return f"{self.id}.{self.session_fingerprint}"
+
+    @property
+    def session_fingerprint(self) -> str:
+        return hashlib.sha256(self.password_hash.encode()).hexdigest()[:16]
 
 
 class ApiToken(Base):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from . import security
+from . import helpers, security
 from .api import bp as api_bp
 from .auth_views import bp as auth_bp
 from .contacts_views import bp as contacts_bp
@@ -14,8 +14,6 @@ from .settings_views import bp as settings_bp
 
 def init_app(app: Flask) -> None:
     security.init_app(app)
-    from . import helpers
-
     helpers.init_app(app)
     for bp in (auth_bp, pages_bp, contacts_bp, settings_bp, api_bp):
         app.register_blueprint(bp)

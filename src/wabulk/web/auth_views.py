@@ -42,7 +42,7 @@ def login() -> Response | str:
     if current_user.is_authenticated:
         return redirect(_safe_next(request.args.get("next")))
     form = LoginForm()
-    error = None
+    error, status = None, 200
     if form.validate_on_submit():
         try:
             user = users.authenticate(
@@ -52,15 +52,16 @@ def login() -> Response | str:
                 _client_address(),
                 get_settings().login_attempts_per_minute,
             )
+        except users.LoginThrottled as exc:
+            error, status = str(exc), 429
         except ValidationError as exc:
             session.commit()  # keep the recorded failure
-            error = str(exc)
+            error, status = str(exc), 400
         else:
             events.record(session, "user.login", f"{user.email} signed in.", user=user)
             session.commit()
             login_user(user, remember=bool(form.remember.data))
             return redirect(_safe_next(request.args.get("next")))
-    status = 429 if error and "Too many" in error else (400 if error else 200)
     return render_template("auth/login.html", form=form, error=error), status
 
 

@@ -8,10 +8,21 @@
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import Flask, Response, flash, jsonify, redirect, render_template, request, url_for
+from flask import (
+    Flask,
+    Response,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
@@ -73,8 +84,6 @@ def _view_function(app: Flask) -> Callable[..., Any] | None:
 
 
 def _gate() -> Any:
-    from flask import current_app
-
     view = _view_function(current_app)
     if view is None or request.endpoint == "static" or getattr(view, "is_public", False):
         return None
@@ -106,14 +115,21 @@ def _security_headers(response: Response) -> Response:
     return response
 
 
-def _load_user(user_id: str) -> User | None:
+def _load_user(session_id: str) -> User | None:
     from .helpers import db_session
 
+    user_id, _, fingerprint = session_id.partition(".")
     try:
         user = db_session().get(User, int(user_id))
     except ValueError:
         return None
-    return user if user is not None and user.is_active else None
+    if (
+        user is None
+        or not user.is_active
+        or not hmac.compare_digest(fingerprint, user.session_fingerprint)
+    ):
+        return None
+    return user
 
 
 def _on_csrf_error(error: CSRFError) -> Any:

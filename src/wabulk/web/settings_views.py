@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, url_for
-from flask_login import current_user
+from flask_login import current_user, login_user
 from werkzeug.wrappers import Response
 
 from ..auth import service as users
@@ -56,7 +56,8 @@ def change_password() -> Response | str:
             form.current_password.errors = [str(exc)]
         else:
             session.commit()
-            flash("Your password is changed.", "success")
+            login_user(current_user._get_current_object())  # refresh this session's fingerprint
+            flash("Your password is changed. Other devices are signed out.", "success")
             return redirect(url_for("settings.index"))
     return _render_account(password_form=form, status=400)
 
