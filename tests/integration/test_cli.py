@@ -132,7 +132,7 @@ def test_serve_prints_the_setup_code_and_keeps_it_out_of_the_log(instance) -> No
     with running_server(instance) as server:
         assert server.setup_code
         status, headers, _ = http_get(server.url + "/")
-        assert status == 302 and headers["Location"].startswith("/login")
+        assert status == 302 and headers["Location"] == "/setup"  # no user yet
         status, headers, body = http_get(server.url + "/setup")
         assert status == 200 and "setup code" in body
         assert headers["Server"] == "waitress"  # the production server, not Flask's

@@ -19,8 +19,9 @@ def _issue_code(db) -> str:
 
 def test_first_visit_goes_to_setup_and_needs_the_code(client: FlaskClient, db) -> None:
     code = _issue_code(db)
-    assert client.get("/").headers["Location"].startswith("/login")
+    assert client.get("/").headers["Location"] == "/setup"
     assert client.get("/login").headers["Location"] == "/setup"
+    assert "Please sign in" not in client.get("/setup").get_data(as_text=True)
     token = get_csrf(client, "/setup")
     form = {
         "email": "boss@example.com",

@@ -84,6 +84,7 @@ def create_first_admin(session: Session, email: str, password: str, code: str) -
             field="setup_code",
         )
     user = _insert_user(session, email, password, Role.ADMIN)
+    user.last_login_at = utcnow()  # setup signs them in
     setup_code.clear(session)
     events.record(
         session, "user.setup", f"{user.email} created the first administrator account.", user=user

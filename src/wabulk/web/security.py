@@ -26,8 +26,10 @@ from flask import (
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
+from ..auth.service import has_users
 from ..errors import Conflict, NotFound, PermissionDenied
 from ..models import Role, User
+from .helpers import db_session, get_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -90,6 +92,8 @@ def _gate() -> Any:
     if not current_user.is_authenticated:
         if is_api_request():
             return api_error(401, "unauthorized", "Sign in or send an API token.")
+        if not has_users(db_session()):
+            return redirect(url_for("auth.setup"))  # nobody to sign in as yet
         return login_manager.unauthorized()
     needed: Role = getattr(view, "required_role", Role.ADMIN)
     if not current_user.role.includes(needed):
@@ -116,8 +120,6 @@ def _security_headers(response: Response) -> Response:
 
 
 def _load_user(session_id: str) -> User | None:
-    from .helpers import db_session
-
     user_id, _, fingerprint = session_id.partition(".")
     try:
         user = db_session().get(User, int(user_id))
@@ -163,8 +165,6 @@ def _on_conflict(error: Conflict) -> Any:
 
 
 def _on_too_large(_error: Exception) -> Any:
-    from .helpers import get_settings
-
     message = f"The file is larger than the {get_settings().max_upload_mb} MB limit."
     if is_api_request():
         return api_error(413, "too_large", message)
