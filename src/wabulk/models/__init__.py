@@ -10,7 +10,16 @@ from .campaigns import (
     campaign_lists,
     campaign_senders,
 )
-from .contacts import Contact, ContactList, Import, ImportKind, ImportStatus, Media, list_members
+from .contacts import (
+    Contact,
+    ContactList,
+    Import,
+    ImportIssue,
+    ImportKind,
+    ImportStatus,
+    Media,
+    list_members,
+)
 from .events import Event, EventLevel, Inbound
 from .senders import Channel, Sender, SenderState
 from .users import ApiToken, AppSetting, LoginFailure, Role, User
@@ -27,6 +36,7 @@ __all__ = [
     "Event",
     "EventLevel",
     "Import",
+    "ImportIssue",
     "ImportKind",
     "ImportStatus",
     "Inbound",

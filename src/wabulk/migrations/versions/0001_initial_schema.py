@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: (none)
-Create Date: 2026-11-24 16:28:43.581155
+Create Date: 2026-11-24 16:50:08.322067
 """
 
 from collections.abc import Sequence
@@ -219,7 +219,8 @@ def upgrade() -> None:
         sa.Column(
             "status",
             sa.Enum(
-                "pending",
+                "draft",
+                "queued",
                 "running",
                 "completed",
                 "failed",
@@ -239,16 +240,19 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("default_country", sa.String(length=2), nullable=True),
+        sa.Column("opt_out_reason", sa.String(length=500), nullable=True),
         sa.Column("rows_done", sa.Integer(), nullable=False),
         sa.Column("rows_total", sa.Integer(), nullable=True),
+        sa.Column("rows_read", sa.Integer(), nullable=False),
         sa.Column("created_count", sa.Integer(), nullable=False),
         sa.Column("updated_count", sa.Integer(), nullable=False),
         sa.Column("unchanged_count", sa.Integer(), nullable=False),
         sa.Column("invalid_count", sa.Integer(), nullable=False),
         sa.Column("duplicate_count", sa.Integer(), nullable=False),
         sa.Column("opted_out_count", sa.Integer(), nullable=False),
-        sa.Column("report_path", sa.String(length=500), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("lease_owner", sa.String(length=100), nullable=True),
+        sa.Column("lease_until", wabulk.models.base.UTCDateTime(timezone=True), nullable=True),
         sa.Column("created_by_id", sa.Integer(), nullable=True),
         sa.Column("created_at", wabulk.models.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("finished_at", wabulk.models.base.UTCDateTime(timezone=True), nullable=True),
@@ -360,6 +364,31 @@ def upgrade() -> None:
     with op.batch_alter_table("campaigns", schema=None) as batch_op:
         batch_op.create_index(
             "ix_campaigns_status_scheduled_at", ["status", "scheduled_at"], unique=False
+        )
+
+    op.create_table(
+        "import_issues",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("import_id", sa.Integer(), nullable=False),
+        sa.Column("row_number", sa.Integer(), nullable=False),
+        sa.Column("rejected", sa.Boolean(), nullable=False),
+        sa.Column("reason", sa.String(length=500), nullable=False),
+        sa.Column(
+            "cells",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.ForeignKeyConstraint(
+            ["import_id"],
+            ["imports.id"],
+            name=op.f("fk_import_issues_import_id_imports"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_import_issues")),
+    )
+    with op.batch_alter_table("import_issues", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_import_issues_import_id_row_number", ["import_id", "row_number"], unique=False
         )
 
     op.create_table(
@@ -593,6 +622,10 @@ def downgrade() -> None:
     op.drop_table("messages")
     op.drop_table("campaign_senders")
     op.drop_table("campaign_lists")
+    with op.batch_alter_table("import_issues", schema=None) as batch_op:
+        batch_op.drop_index("ix_import_issues_import_id_row_number")
+
+    op.drop_table("import_issues")
     with op.batch_alter_table("campaigns", schema=None) as batch_op:
         batch_op.drop_index("ix_campaigns_status_scheduled_at")
 

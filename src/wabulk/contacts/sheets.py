@@ -1,0 +1,472 @@
+"""Reading customer sheets: CSV (any common delimiter and encoding), XLSX, XLS and ODS.
+
+- The kind comes from the content, never the extension: a ".xlsx" that is really a CSV is
+  read as CSV, and the reverse.
+- Everything that makes a file unreadable becomes a SheetError with a sentence for a person.
+- CSV streams record by record (the csv module: twice pandas' speed once rows are Python
+  lists, and a ragged row is kept, not dropped); workbooks go through calamine, after a check
+  that the file does not expand into something huge (zip bombs, oversize sheets).
+- Rows come out numbered as the user sees them in Excel: the header is row 1.
+"""
+
+from __future__ import annotations
+
+import codecs
+import io
+import re
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import ValidationError
+
+MAX_COLUMNS = 500
+MAX_ROWS = 2_000_000
+MAX_UNZIPPED_BYTES = 1024 * 1024 * 1024
+MAX_ZIP_RATIO = 150  # real sheets compress ~10x; bombs compress 1000x
+_SAMPLE_BYTES = 256 * 1024
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+_ENCRYPTED_MARK = "EncryptedPackage".encode("utf-16-le")
+_CELL_REF = re.compile(rb'<c r="([A-Z]{1,3})(\d{1,7})"')
+DELIMITERS = [",", ";", "\t", "|"]
+
+
+class SheetError(ValidationError):
+    """The file cannot be read at all; nothing was imported."""
+
+
+def _cp1252_fallback(error: UnicodeError) -> tuple[str, int]:
+    """Decode the bytes UTF-8 rejects as Windows-1252: files mixing both lose nothing."""
+    assert isinstance(error, UnicodeDecodeError)
+    bad = error.object[error.start : error.end]
+    return bad.decode("cp1252", errors="replace"), error.end
+
+
+codecs.register_error("wabulk_cp1252", _cp1252_fallback)
+
+
+@dataclass
+class Sheet:
+    """An opened sheet: its kind, header, size estimate and a way to read its rows."""
+
+    path: Path
+    kind: str  # csv, xlsx, xls, ods
+    header: list[str]
+    header_row: int  # 0 when the sheet has no header row
+    rows_estimate: int
+    sheet_name: str | None = None
+    other_sheets: list[str] = field(default_factory=list)
+    encoding: str | None = None
+    delimiter: str | None = None
+
+    def rows(self, start_after: int = 0) -> Iterator[tuple[int, list[str]]]:
+        """(row number, cells as text) for every non-blank data row after `start_after`."""
+        source = _csv_rows(self) if self.kind == "csv" else _workbook_rows(self)
+        skip = max(self.header_row, start_after)
+        width = len(self.header)
+        for number, cells in source:
+            if number <= skip:
+                continue
+            texts = [_cell_text(c) for c in cells[:width]]
+            # Cells beyond the header's width are kept, joined into the last column.
+            if len(cells) > width and any(_cell_text(c) for c in cells[width:]):
+                texts[-1] = " ".join(t for t in [texts[-1], *map(_cell_text, cells[width:])] if t)
+            if len(texts) < width:
+                texts.extend([""] * (width - len(texts)))
+            if any(texts):
+                yield number, texts
+
+
+def _cell_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, float):
+        if value != value:
+            return ""
+        return str(int(value)) if value.is_integer() and abs(value) < 1e17 else repr(value)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value).strip()
+
+
+# ---- kind detection -------------------------------------------------------------------------
+
+
+def detect_kind(path: Path) -> str:
+    with path.open("rb") as fh:
+        head = fh.read(_SAMPLE_BYTES)
+    if not head:
+        raise SheetError("The file is empty.")
+    if head.startswith(b"PK\x03\x04"):
+        return _zip_kind(path)
+    if head.startswith(_OLE_MAGIC):
+        if _ENCRYPTED_MARK in head or _ENCRYPTED_MARK in path.read_bytes()[:4_000_000]:
+            raise SheetError(
+                "This workbook is password-protected. Open it in Excel, remove the password "
+                "(File → Info → Protect Workbook → Encrypt with Password, clear it), save, "
+                "and upload it again."
+            )
+        return "xls"
+    if head.startswith(b"%PDF"):
+        raise SheetError("This is a PDF, not a spreadsheet. Upload the .xlsx or .csv file.")
+    for magic, what in (
+        (b"\x89PNG", "an image"),
+        (b"\xff\xd8\xff", "an image"),
+        (b"GIF8", "an image"),
+        (b"Rar!", "a RAR archive"),
+        (b"\x1f\x8b", "a gzip archive"),
+    ):
+        if head.startswith(magic):
+            raise SheetError(
+                f"This is {what}, not a spreadsheet. Upload .xlsx, .xls, .ods or .csv."
+            )
+    if not _looks_like_text(head):
+        raise SheetError("This file is not a spreadsheet or a CSV (it looks like binary data).")
+    return "csv"
+
+
+def _zip_kind(path: Path) -> str:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = set(zf.namelist())
+            _check_zip_bomb(zf)
+            if "xl/workbook.xml" in names:
+                return "xlsx"
+            if "mimetype" in names:
+                mime = zf.read("mimetype").decode("ascii", "replace").strip()
+                if mime == "application/vnd.oasis.opendocument.spreadsheet":
+                    return "ods"
+                raise SheetError(
+                    f"This is an OpenDocument file of type {mime!r}, not a spreadsheet."
+                )
+            if any(n.startswith("word/") for n in names):
+                raise SheetError("This is a Word document, not a spreadsheet.")
+    except zipfile.BadZipFile:
+        raise SheetError(
+            "The workbook is damaged and cannot be opened (broken zip "
+            "structure). Open it in Excel, save a fresh copy, and try again."
+        ) from None
+    raise SheetError("This is a zip archive, not a spreadsheet. Upload the .xlsx inside it.")
+
+
+def _check_zip_bomb(zf: zipfile.ZipFile) -> None:
+    total = 0
+    for info in zf.infolist():
+        total += info.file_size
+        ratio = info.file_size / max(info.compress_size, 1)
+        if info.file_size > 10 * 1024 * 1024 and ratio > MAX_ZIP_RATIO:
+            raise SheetError(
+                "This workbook expands to an implausible size for its file size "
+                f"({info.filename}: {ratio:.0f} times compressed); it was refused "
+                "as unsafe."
+            )
+    if total > MAX_UNZIPPED_BYTES:
+        raise SheetError(
+            f"This workbook expands to {total // (1024 * 1024)} MB, more than a "
+            "customer sheet should; it was refused as unsafe."
+        )
+
+
+def _looks_like_text(head: bytes) -> bool:
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE, codecs.BOM_UTF8)):
+        return True
+    if _utf16_without_bom(head):
+        return True
+    if b"\x00" in head:
+        return False
+    controls = sum(1 for b in head[:8192] if b < 9 or 13 < b < 32)
+    return controls <= len(head[:8192]) // 100
+
+
+def _utf16_without_bom(head: bytes) -> str | None:
+    sample = head[:4096]
+    if len(sample) < 4:
+        return None
+    evens, odds = sample[0::2].count(0), sample[1::2].count(0)
+    half = len(sample) // 2
+    if odds > half * 0.6 and evens < half * 0.1:
+        return "utf-16-le"
+    if evens > half * 0.6 and odds < half * 0.1:
+        return "utf-16-be"
+    return None
+
+
+# ---- CSV ------------------------------------------------------------------------------------
+
+
+def sniff_encoding(head: bytes) -> str:
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    if guess := _utf16_without_bom(head):
+        return guess
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # A cut multi-byte character at the end of the sample is not evidence against UTF-8.
+        if exc.start < len(head) - 4:
+            # Mostly UTF-8 with a few stray bytes still reads as UTF-8 (with the fallback).
+            valid = head[: exc.start].count(b"\xc3") + head[: exc.start].count(b"\xe2")
+            return "utf-8" if valid > 3 else "cp1252"
+    return "utf-8"
+
+
+def sniff_delimiter(text: str) -> str:
+    lines = [ln for ln in text.splitlines()[:50] if ln.strip()]
+    if not lines:
+        return ","
+    best, best_score = ",", 0.0
+    for delim in DELIMITERS:
+        counts = [_count_outside_quotes(ln, delim) for ln in lines]
+        if not any(counts):
+            continue
+        common = max(set(counts), key=counts.count)
+        if common == 0:
+            continue
+        consistency = counts.count(common) / len(counts)
+        score = consistency * 10 + min(common, 10) / 10
+        if score > best_score:
+            best, best_score = delim, score
+    return best
+
+
+def _count_outside_quotes(line: str, delim: str) -> int:
+    count, quoted = 0, False
+    for ch in line:
+        if ch == '"':
+            quoted = not quoted
+        elif ch == delim and not quoted:
+            count += 1
+    return count
+
+
+def _decode_sample(path: Path, encoding: str) -> str:
+    with path.open("rb") as fh:
+        raw = fh.read(_SAMPLE_BYTES)
+    errors = "wabulk_cp1252" if encoding.startswith("utf-8") else "replace"
+    return codecs.getincrementaldecoder(encoding)(errors=errors).decode(raw, final=False)
+
+
+def _open_csv(path: Path) -> tuple[str, str, list[list[str]]]:
+    with path.open("rb") as fh:
+        head = fh.read(_SAMPLE_BYTES)
+    encoding = sniff_encoding(head)
+    sample = _decode_sample(path, encoding)
+    delimiter = sniff_delimiter(sample)
+    import csv
+
+    first_rows = []
+    for row in csv.reader(io.StringIO(sample), delimiter=delimiter):
+        first_rows.append(row)
+        if len(first_rows) >= 50:
+            break
+    return encoding, delimiter, first_rows
+
+
+def _csv_rows(sheet: Sheet) -> Iterator[tuple[int, list[Any]]]:
+    import csv
+
+    assert sheet.encoding and sheet.delimiter
+    errors = "wabulk_cp1252" if sheet.encoding.startswith("utf-8") else "replace"
+    csv.field_size_limit(10 * 1024 * 1024)
+    with sheet.path.open(encoding=sheet.encoding, errors=errors, newline="") as fh:
+        reader = csv.reader(fh, delimiter=sheet.delimiter)
+        try:
+            yield from enumerate(reader, start=1)
+        except csv.Error as exc:
+            raise SheetError(
+                f"The CSV file is malformed near row {reader.line_num}: {exc}."
+            ) from None
+
+
+# ---- workbooks -------------------------------------------------------------------------------
+
+
+def _check_xlsx_dimensions(path: Path) -> None:
+    """Find the real extent of the first sheets without letting calamine allocate it."""
+    with zipfile.ZipFile(path) as zf:
+        for name in zf.namelist():
+            if not (name.startswith("xl/worksheets/") and name.endswith(".xml")):
+                continue
+            max_row, max_col, tail = 0, 0, b""
+            with zf.open(name) as fh:
+                while chunk := fh.read(1024 * 1024):
+                    data = tail + chunk
+                    for col, row in _CELL_REF.findall(data):
+                        max_row = max(max_row, int(row))
+                        max_col = max(max_col, _column_number(col))
+                    tail = data[-40:]
+            if max_row > MAX_ROWS + 1 or max_col > MAX_COLUMNS:
+                raise SheetError(
+                    f"A sheet in this workbook reaches row {max_row:,} and column {max_col:,}; "
+                    f"wabulk reads up to {MAX_ROWS:,} rows and {MAX_COLUMNS} columns. Remove the "
+                    "far-away cells (or split the sheet) and upload again."
+                )
+
+
+def _column_number(letters: bytes) -> int:
+    n = 0
+    for ch in letters:
+        n = n * 26 + (ch - 64)
+    return n
+
+
+def _load_workbook(sheet_path: Path, kind: str):  # type: ignore[no-untyped-def]
+    from python_calamine import CalamineWorkbook, PasswordError
+
+    try:
+        return CalamineWorkbook.from_path(str(sheet_path))
+    except PasswordError:
+        raise SheetError(
+            "This workbook is password-protected. Remove the password in Excel, "
+            "save, and upload it again."
+        ) from None
+    except Exception as exc:
+        raise SheetError(
+            f"The {kind.upper()} workbook is damaged and cannot be read ({exc}). "
+            "Open it in your spreadsheet program, save a fresh copy, and try "
+            "again."
+        ) from None
+
+
+def _pick_sheet(workbook) -> tuple[Any, list[str]]:  # type: ignore[no-untyped-def]
+    from python_calamine import SheetTypeEnum, SheetVisibleEnum
+
+    candidates = [
+        m.name
+        for m in workbook.sheets_metadata
+        if m.typ == SheetTypeEnum.WorkSheet and m.visible == SheetVisibleEnum.Visible
+    ]
+    candidates = candidates or list(workbook.sheet_names)
+    for name in candidates:
+        sheet = workbook.get_sheet_by_name(name)
+        if sheet.height > 0 and any(
+            any(_cell_text(c) for c in row) for row in _first(sheet.iter_rows(), 50)
+        ):
+            return sheet, [n for n in candidates if n != name]
+    raise SheetError("The file is empty: no sheet has any data.")
+
+
+def _first(it: Iterator[Any], n: int) -> Iterator[Any]:
+    for i, item in enumerate(it):
+        if i >= n:
+            return
+        yield item
+
+
+def _workbook_rows(sheet: Sheet) -> Iterator[tuple[int, list[Any]]]:
+    workbook = _load_workbook(sheet.path, sheet.kind)
+    try:
+        data = workbook.get_sheet_by_name(sheet.sheet_name)
+        offset = data.start[0] if data.start else 0  # calamine drops leading empty rows
+        for index, cells in enumerate(data.iter_rows()):
+            yield offset + index + 1, cells
+    finally:
+        workbook.close()
+
+
+# ---- opening --------------------------------------------------------------------------------
+
+
+def open_sheet(path: Path) -> Sheet:
+    """Sniff, check and open a sheet; SheetError with a clear sentence when it cannot be read."""
+    kind = detect_kind(path)
+    if kind == "csv":
+        encoding, delimiter, first_rows = _open_csv(path)
+        sheet_name, others = None, []
+        size = path.stat().st_size
+        sample_bytes = max(1, len("\n".join(",".join(r) for r in first_rows).encode()))
+        estimate = int(len(first_rows) * size / sample_bytes) if first_rows else 0
+    else:
+        if kind == "xlsx":
+            _check_xlsx_dimensions(path)
+        workbook = _load_workbook(path, kind)
+        try:
+            data, others = _pick_sheet(workbook)
+            if data.width > MAX_COLUMNS or data.height > MAX_ROWS + 1:
+                raise SheetError(
+                    f"The sheet {data.name!r} has {data.height:,} rows and "
+                    f"{data.width:,} columns; wabulk reads up to {MAX_ROWS:,} rows "
+                    f"and {MAX_COLUMNS} columns."
+                )
+            offset = data.start[0] if data.start else 0
+            first_rows = [[] for _ in range(offset)]  # keep row numbers as Excel shows them
+            first_rows += [[_cell_text(c) for c in r] for r in _first(data.iter_rows(), 50)]
+            sheet_name, estimate = data.name, data.height
+        finally:
+            workbook.close()
+        encoding = delimiter = None
+    header, header_row = _find_header(first_rows)
+    if len(header) > MAX_COLUMNS:
+        raise SheetError(f"The sheet has {len(header)} columns; wabulk reads up to {MAX_COLUMNS}.")
+    sheet = Sheet(
+        path=path,
+        kind=kind,
+        header=header,
+        header_row=header_row,
+        rows_estimate=max(estimate - header_row, 0),
+        sheet_name=sheet_name,
+        other_sheets=others,
+        encoding=encoding,
+        delimiter=delimiter,
+    )
+    return sheet
+
+
+def _find_header(first_rows: list[list[str]]) -> tuple[list[str], int]:
+    """(column names, header row number): the first non-blank row, unless it holds a phone."""
+    from .phones import normalise
+
+    rows = [[c.strip() if isinstance(c, str) else _cell_text(c) for c in r] for r in first_rows]
+    numbered = [(i + 1, r) for i, r in enumerate(rows) if any(r)]
+    non_blank = [r for _, r in numbered]
+    if not non_blank:
+        raise SheetError("The file is empty: it has no rows with data.")
+    width = max(len(r) for r in non_blank)
+    while width and not any(len(r) >= width and r[width - 1] for r in non_blank):
+        width -= 1
+    first = non_blank[0]
+    looks_like_data = any(
+        normalise(c, "US").ok or normalise(c, "IN").ok
+        for c in first
+        if sum(ch.isdigit() for ch in c) >= 7
+    )
+    if looks_like_data:
+        return [f"Column {_letters(i)}" for i in range(width)], 0
+    header = []
+    for i in range(width):
+        name = first[i] if i < len(first) else ""
+        header.append(name or f"Column {_letters(i)}")
+    if len(non_blank) == 1:
+        raise SheetError("The sheet has a header row but no data rows below it.")
+    return _dedupe(header), numbered[0][0]
+
+
+def _letters(index: int) -> str:
+    out = ""
+    index += 1
+    while index:
+        index, rem = divmod(index - 1, 26)
+        out = chr(65 + rem) + out
+    return out
+
+
+def _dedupe(names: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        key = name.lower()
+        if key in seen:
+            seen[key] += 1
+            name = f"{name} ({seen[key]})"
+        else:
+            seen[key] = 1
+        out.append(name)
+    return out
