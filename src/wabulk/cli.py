@@ -9,34 +9,9 @@ from typing import Any
 import click
 
 from . import __version__, migrate
-from .config import ConfigError, Settings, redact_url
-from .db import Database
-
-
-class Context:
-    """Settings and database, resolved lazily so `wabulk --help` touches nothing."""
-
-    def __init__(self) -> None:
-        self._settings: Settings | None = None
-        self._db: Database | None = None
-
-    @property
-    def settings(self) -> Settings:
-        if self._settings is None:
-            try:
-                self._settings = Settings.from_env().resolved()
-            except ConfigError as exc:
-                raise click.ClickException(str(exc)) from None
-        return self._settings
-
-    @property
-    def db(self) -> Database:
-        if self._db is None:
-            self._db = Database(self.settings.database_url)
-        return self._db
-
-
-pass_ctx = click.make_pass_decorator(Context, ensure=True)
+from .cli_common import Context, pass_ctx, require_migrated
+from .cli_contacts import contacts
+from .config import redact_url
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -47,14 +22,6 @@ def main() -> None:
     Settings come from WABULK_* environment variables (see the README). With none set,
     everything lives in ./instance on SQLite.
     """
-
-
-def _require_migrated(ctx: Context) -> None:
-    if not migrate.is_up_to_date(ctx.db.engine):
-        raise click.ClickException(
-            f"The database at {redact_url(ctx.settings.database_url)} is not up to date. "
-            "Run `wabulk db upgrade` first."
-        )
 
 
 def _print_setup_code_if_needed(ctx: Context, base_url: str) -> None:
@@ -89,7 +56,7 @@ def serve(ctx: Context, host: str | None, port: int | None, no_worker: bool, thr
     from .dispatch.worker import Dispatcher
 
     settings = ctx.settings
-    _require_migrated(ctx)
+    require_migrated(ctx)
     app = create_app(settings)
     host = host or settings.host
     port = port or settings.port
@@ -132,7 +99,7 @@ def worker(ctx: Context) -> None:
 
     settings = ctx.settings
     logs.configure(settings.instance_path, settings.log_level)
-    _require_migrated(ctx)
+    require_migrated(ctx)
     dispatcher = Dispatcher(ctx.db, settings)
 
     def _stop(_signum: int, _frame: Any) -> None:
@@ -199,7 +166,7 @@ def user_create(ctx: Context, email: str, role: str, password_stdin: bool) -> No
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    _require_migrated(ctx)
+    require_migrated(ctx)
     try:
         with ctx.db.session() as session:
             created = users.create_user(session, None, email, password, role)
@@ -215,12 +182,37 @@ def setup_code_cmd(ctx: Context) -> None:
     from .auth import service as users
     from .auth import setup_code
 
-    _require_migrated(ctx)
+    require_migrated(ctx)
     with ctx.db.session() as session:
         if users.has_users(session):
             raise click.ClickException("Setup is done already: users exist. Sign in instead.")
         code = setup_code.issue(session)
     click.echo(code)
+
+
+main.add_command(contacts)
+
+
+@main.group("settings")
+def settings_group() -> None:
+    """Instance-wide settings."""
+
+
+@settings_group.command("default-country")
+@click.argument("code")
+@pass_ctx
+def default_country_cmd(ctx: Context, code: str) -> None:
+    """Set the country (e.g. IN) for numbers written without a country code."""
+    from . import app_settings
+    from .errors import DomainError
+
+    require_migrated(ctx)
+    try:
+        with ctx.db.session() as session:
+            code = app_settings.set_default_country(session, None, code)
+    except DomainError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Default country set to {code}.")
 
 
 if __name__ == "__main__":  # pragma: no cover

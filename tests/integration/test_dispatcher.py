@@ -67,7 +67,7 @@ def test_a_step_reports_whether_it_found_work(db, settings) -> None:
 def test_the_loop_runs_in_a_thread_and_stops_on_request(db, settings) -> None:
     _sending_messages(db, [utcnow() - timedelta(seconds=1)])
     dispatcher = Dispatcher(db, settings)
-    thread = dispatcher.start_thread()
+    dispatcher.start_thread()
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         with db.session() as session:
@@ -75,6 +75,6 @@ def test_the_loop_runs_in_a_thread_and_stops_on_request(db, settings) -> None:
                 break
         time.sleep(0.05)
     dispatcher.stop()
-    assert not thread.is_alive()
+    assert not dispatcher.alive
     with db.session() as session:
         assert session.scalar(select(Message.status)) is MessageStatus.UNKNOWN

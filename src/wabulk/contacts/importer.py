@@ -166,7 +166,7 @@ def configure(
         list_id = create_list(session, actor, new_list_name).id
     elif list_id is not None and session.get(ContactList, list_id) is None:
         raise ValidationError("That list no longer exists.", field="list_id")
-    imp.mapping = checked
+    imp.mapping = {**checked, "columns": sheet.header}
     imp.default_country = country
     imp.list_id = list_id
     imp.opt_out_reason = (opt_out_reason or "").strip()[:500] or None
@@ -203,6 +203,19 @@ def claim_next(session: Session, owner: str) -> int | None:
     ).rowcount
     session.commit()
     return candidate if taken == 1 else None
+
+
+def release(session: Session, import_id: int, owner: str) -> None:
+    """Give a running import back to the queue (graceful shutdown): it resumes where it was."""
+    session.execute(
+        update(Import)
+        .where(
+            Import.id == import_id,
+            Import.lease_owner == owner,
+            Import.status == ImportStatus.RUNNING,
+        )
+        .values(status=ImportStatus.QUEUED, lease_owner=None, lease_until=None)
+    )
 
 
 @dataclass
@@ -247,6 +260,15 @@ def run(
         sheet = open_sheet(path)
         plan.bind(sheet.header)
         seen: set[str] = set()
+        if start_after:
+            # Resuming: the phones of the rows committed before the restart, so a repeat of
+            # one of them further down still counts as a duplicate, as in an unbroken run.
+            for number, cells in sheet.rows():
+                if number > start_after:
+                    break
+                row, _ = plan.read(number, cells)
+                if row is not None:
+                    seen.add(row.phone)
         chunk: list[tuple[int, list[str]]] = []
         for item in sheet.rows(start_after=start_after):
             chunk.append(item)
@@ -543,3 +565,12 @@ def recent_imports(limit: int = 10) -> Select[tuple[Import]]:
         .order_by(Import.id.desc())
         .limit(limit)
     )
+
+
+def discard(session: Session, actor: User | None, imp: Import, instance_path: Path) -> None:
+    """Drop an upload whose mapping was never confirmed (nothing was imported from it)."""
+    require_role(actor, Role.OPERATOR)
+    if imp.status != ImportStatus.DRAFT:
+        raise ValidationError("Only an import that has not started can be discarded.")
+    _file_of(imp, instance_path).unlink(missing_ok=True)
+    session.delete(imp)

@@ -7,24 +7,80 @@ from sqlalchemy.orm import Session
 
 from .. import events
 from ..auth.permissions import require_role
-from ..errors import Conflict, ValidationError
+from ..errors import Conflict, NotFound, ValidationError
 from ..models import Contact, ContactList, Role, User, list_members
+
+
+def _clean_name(session: Session, name: str, except_id: int | None = None) -> str:
+    name = " ".join(name.split())
+    if not name:
+        raise ValidationError("Give the list a name.", field="name")
+    if len(name) > 120:
+        raise ValidationError("A list name can have at most 120 characters.", field="name")
+    query = select(ContactList.id).where(func.lower(ContactList.name) == name.lower())
+    if except_id is not None:
+        query = query.where(ContactList.id != except_id)
+    if session.scalar(query) is not None:
+        raise Conflict(f"There is already a list called {name!r}.")
+    return name
+
+
+def get_list(session: Session, list_id: int) -> ContactList:
+    found = session.get(ContactList, list_id)
+    if found is None:
+        raise NotFound(f"There is no list #{list_id}.")
+    return found
+
+
+def find_list(session: Session, name: str) -> ContactList | None:
+    return session.scalar(
+        select(ContactList).where(func.lower(ContactList.name) == " ".join(name.split()).lower())
+    )
+
+
+def rename_list(session: Session, actor: User | None, list_id: int, name: str) -> ContactList:
+    require_role(actor, Role.OPERATOR)
+    target = get_list(session, list_id)
+    old = target.name
+    target.name = _clean_name(session, name, except_id=list_id)
+    who = actor.email if actor else "The command line"
+    events.record(
+        session, "list.renamed", f"{who} renamed the list {old!r} to {target.name!r}.", user=actor
+    )
+    return target
+
+
+def delete_list(session: Session, actor: User | None, list_id: int) -> str:
+    """Delete a list; its contacts stay (only the memberships go)."""
+    require_role(actor, Role.OPERATOR)
+    target = get_list(session, list_id)
+    name = target.name
+    from ..models import campaign_lists
+
+    used = session.scalar(
+        select(func.count()).select_from(campaign_lists).where(campaign_lists.c.list_id == list_id)
+    )
+    if used:
+        raise Conflict(
+            f"The list {name!r} is the audience of {used} campaign(s); "
+            "it is kept so their reports stay complete."
+        )
+    session.delete(target)
+    who = actor.email if actor else "The command line"
+    events.record(
+        session,
+        "list.deleted",
+        f"{who} deleted the list {name!r} (its contacts were kept).",
+        user=actor,
+    )
+    return name
 
 
 def create_list(
     session: Session, actor: User | None, name: str, description: str | None = None
 ) -> ContactList:
     require_role(actor, Role.OPERATOR)
-    name = " ".join(name.split())
-    if not name:
-        raise ValidationError("Give the list a name.", field="name")
-    if len(name) > 120:
-        raise ValidationError("A list name can have at most 120 characters.", field="name")
-    exists = session.scalar(
-        select(ContactList.id).where(func.lower(ContactList.name) == name.lower())
-    )
-    if exists is not None:
-        raise Conflict(f"There is already a list called {name!r}.")
+    name = _clean_name(session, name)
     contact_list = ContactList(name=name, description=(description or "").strip() or None)
     session.add(contact_list)
     session.flush()

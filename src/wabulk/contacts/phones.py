@@ -48,47 +48,16 @@ class PhoneResult:
 
 
 def region_name(region: str | None) -> str:
+    """English name of a region code ("IN" → "India"), from phonenumbers' own locale data."""
     if not region:
         return "an unknown country"
-    return _REGION_NAMES.get(region, region)
+    from phonenumbers.geodata.locale import LOCALE_DATA
 
-
-# Short English names for messages; unknown regions fall back to their two-letter code.
-_REGION_NAMES = {
-    "IN": "India",
-    "US": "the United States",
-    "GB": "the United Kingdom",
-    "AE": "the UAE",
-    "SA": "Saudi Arabia",
-    "BR": "Brazil",
-    "MX": "Mexico",
-    "ES": "Spain",
-    "DE": "Germany",
-    "FR": "France",
-    "IT": "Italy",
-    "ID": "Indonesia",
-    "PK": "Pakistan",
-    "BD": "Bangladesh",
-    "NG": "Nigeria",
-    "KE": "Kenya",
-    "ZA": "South Africa",
-    "EG": "Egypt",
-    "TR": "Turkey",
-    "AR": "Argentina",
-    "CO": "Colombia",
-    "PE": "Peru",
-    "CL": "Chile",
-    "PH": "the Philippines",
-    "MY": "Malaysia",
-    "SG": "Singapore",
-    "AU": "Australia",
-    "CA": "Canada",
-    "NL": "the Netherlands",
-    "PT": "Portugal",
-    "RU": "Russia",
-    "NP": "Nepal",
-    "LK": "Sri Lanka",
-}
+    names = LOCALE_DATA.get(region, {})
+    name = names.get("en", region)
+    while name.startswith("*"):  # "*aa": same as the name in language "aa"
+        name = names.get(name[1:], region)
+    return name
 
 
 def is_region(code: str | None) -> bool:
@@ -149,9 +118,24 @@ def _country_timezone(country_code: int) -> str | None:
     return next(iter(zones)) if len(zones) == 1 else None
 
 
+@lru_cache(maxsize=512)
+def _idd_re(region: str) -> re.Pattern[str] | None:
+    md = _metadata(region)
+    return re.compile(md.international_prefix) if md and md.international_prefix else None
+
+
+def _idd_is_00(region: str, body: str) -> bool:
+    """Whether the parser, for this region, reads a leading "00" of `body` as the IDD."""
+    idd = _idd_re(region)
+    match = idd.match(body) if idd is not None and body.startswith("00") else None
+    return match is not None and match.end() == 2
+
+
 def _fast_number(digits: str, international: bool, region: str) -> PhoneNumber | None:
     """Build the number without the general parser when its shape is unambiguous, else None."""
     if international:
+        if digits[0] == "0":
+            return None  # the parser refuses a country code after "00" + "0"
         for size in (1, 2, 3):
             cc = int(digits[:size])
             if cc in COUNTRY_CODE_TO_REGION_CODE:
@@ -164,7 +148,12 @@ def _fast_number(digits: str, international: bool, region: str) -> PhoneNumber |
         cc = phonenumbers.country_code_for_region(region)
         nsn = digits
         target = region if _single_region(cc) == region else None
-    if target is None or not nsn or nsn[0] == "0":
+        if nsn.startswith(str(cc)):
+            return None  # the parser may strip a leading country code: it knows when
+        idd = _idd_re(region)
+        if idd is not None and idd.match(nsn):
+            return None  # an international prefix such as Chad's "16": the parser reads it
+    if target is None or len(nsn) < 2 or nsn[0] == "0":
         return None
     prefix = _national_prefix_re(target)
     if prefix is not None and prefix.match(nsn):
@@ -176,8 +165,9 @@ def _parse_one(text: str, region: str) -> tuple[PhoneNumber | None, str | None]:
     plus = text.startswith("+")
     body = _STRIP_RE.sub("", text[1:] if plus else text)
     if body.isdigit() and 4 <= len(body) <= 17 and body.isascii():
-        international = plus or body.startswith("00")
-        digits = body[2:] if not plus and body.startswith("00") else body
+        idd = not plus and _idd_is_00(region, body)
+        international = plus or idd
+        digits = body[2:] if idd else body
         if digits:
             number = _fast_number(digits, international, region)
             if number is not None:
@@ -270,8 +260,7 @@ def normalise(value: str, default_region: str) -> PhoneResult:
         result, error = _normalise_single(part.strip(), region)
         if result is None:
             first_error = first_error or error
-            if first is not None:
-                extras.append(part.strip())
+            extras.append(part.strip())  # reported even when it comes before the valid one
             continue
         if first is None:
             first = result
@@ -282,3 +271,13 @@ def normalise(value: str, default_region: str) -> PhoneResult:
     if extras:
         return PhoneResult(first.e164, first.country, first.timezone, extras=tuple(extras))
     return first
+
+
+@lru_cache(maxsize=1)
+def country_choices() -> list[tuple[str, str]]:
+    """(code, "India (+91)") for every region phonenumbers knows, sorted by name."""
+    out = []
+    for code in phonenumbers.SUPPORTED_REGIONS:
+        name = region_name(code)
+        out.append((code, f"{name} (+{phonenumbers.country_code_for_region(code)})"))
+    return sorted(out, key=lambda item: item[1])

@@ -15,6 +15,7 @@ import codecs
 import io
 import re
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,12 @@ _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _ENCRYPTED_MARK = "EncryptedPackage".encode("utf-16-le")
 _CELL_REF = re.compile(rb'<c r="([A-Z]{1,3})(\d{1,7})"')
 DELIMITERS = [",", ";", "\t", "|"]
+# One well-formed multi-byte UTF-8 character (what Windows-1252 text almost never contains).
+_UTF8_MULTIBYTE = re.compile(
+    rb"[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf]{2}"
+    rb"|\xed[\x80-\x9f][\x80-\xbf]|\xf0[\x90-\xbf][\x80-\xbf]{2}|[\xf1-\xf3][\x80-\xbf]{3}"
+    rb"|\xf4[\x80-\x8f][\x80-\xbf]{2}"
+)
 
 
 class SheetError(ValidationError):
@@ -212,9 +219,10 @@ def sniff_encoding(head: bytes) -> str:
     except UnicodeDecodeError as exc:
         # A cut multi-byte character at the end of the sample is not evidence against UTF-8.
         if exc.start < len(head) - 4:
-            # Mostly UTF-8 with a few stray bytes still reads as UTF-8 (with the fallback).
-            valid = head[: exc.start].count(b"\xc3") + head[: exc.start].count(b"\xe2")
-            return "utf-8" if valid > 3 else "cp1252"
+            # Any real UTF-8 character means UTF-8 rows: read as UTF-8, and the stray bytes of
+            # Windows-1252 rows decode through the fallback. (Counting only the characters
+            # before the first stray byte turned mixed files into mojibake.)
+            return "utf-8" if _UTF8_MULTIBYTE.search(head) else "cp1252"
     return "utf-8"
 
 
@@ -291,6 +299,17 @@ def _csv_rows(sheet: Sheet) -> Iterator[tuple[int, list[Any]]]:
 
 def _check_xlsx_dimensions(path: Path) -> None:
     """Find the real extent of the first sheets without letting calamine allocate it."""
+    try:
+        _scan_xlsx_dimensions(path)
+    except (zipfile.BadZipFile, zlib.error, EOFError):
+        # A member that does not decompress (garbled bytes, bad CRC): the same as a broken zip.
+        raise SheetError(
+            "The workbook is damaged and cannot be opened (a part of it does not "
+            "decompress). Open it in Excel, save a fresh copy, and try again."
+        ) from None
+
+
+def _scan_xlsx_dimensions(path: Path) -> None:
     with zipfile.ZipFile(path) as zf:
         for name in zf.namelist():
             if not (name.startswith("xl/worksheets/") and name.endswith(".xml")):
@@ -329,11 +348,15 @@ def _load_workbook(sheet_path: Path, kind: str):  # type: ignore[no-untyped-def]
             "save, and upload it again."
         ) from None
     except Exception as exc:
-        raise SheetError(
-            f"The {kind.upper()} workbook is damaged and cannot be read ({exc}). "
-            "Open it in your spreadsheet program, save a fresh copy, and try "
-            "again."
-        ) from None
+        raise _damaged(kind, exc) from None
+
+
+def _damaged(kind: str, exc: Exception) -> SheetError:
+    return SheetError(
+        f"The {kind.upper()} workbook is damaged and cannot be read ({exc}). "
+        "Open it in your spreadsheet program, save a fresh copy, and try "
+        "again."
+    )
 
 
 def _pick_sheet(workbook) -> tuple[Any, list[str]]:  # type: ignore[no-untyped-def]
@@ -362,12 +385,18 @@ def _first(it: Iterator[Any], n: int) -> Iterator[Any]:
 
 
 def _workbook_rows(sheet: Sheet) -> Iterator[tuple[int, list[Any]]]:
+    from python_calamine import CalamineError
+
     workbook = _load_workbook(sheet.path, sheet.kind)
     try:
-        data = workbook.get_sheet_by_name(sheet.sheet_name)
-        offset = data.start[0] if data.start else 0  # calamine drops leading empty rows
+        try:
+            # calamine parses a sheet lazily: a damaged one fails here, not when opened
+            data = workbook.get_sheet_by_name(sheet.sheet_name)
+        except CalamineError as exc:
+            raise _damaged(sheet.kind, exc) from None
+        # iter_rows pads the leading empty rows (it starts at row 1), so index + 1 is Excel's
         for index, cells in enumerate(data.iter_rows()):
-            yield offset + index + 1, cells
+            yield index + 1, cells
     finally:
         workbook.close()
 
@@ -387,19 +416,24 @@ def open_sheet(path: Path) -> Sheet:
     else:
         if kind == "xlsx":
             _check_xlsx_dimensions(path)
+        from python_calamine import CalamineError
+
         workbook = _load_workbook(path, kind)
         try:
-            data, others = _pick_sheet(workbook)
+            try:
+                data, others = _pick_sheet(workbook)
+            except CalamineError as exc:  # a damaged sheet fails when first read
+                raise _damaged(kind, exc) from None
             if data.width > MAX_COLUMNS or data.height > MAX_ROWS + 1:
                 raise SheetError(
                     f"The sheet {data.name!r} has {data.height:,} rows and "
                     f"{data.width:,} columns; wabulk reads up to {MAX_ROWS:,} rows "
                     f"and {MAX_COLUMNS} columns."
                 )
-            offset = data.start[0] if data.start else 0
-            first_rows = [[] for _ in range(offset)]  # keep row numbers as Excel shows them
-            first_rows += [[_cell_text(c) for c in r] for r in _first(data.iter_rows(), 50)]
-            sheet_name, estimate = data.name, data.height
+            # iter_rows starts at row 1 (leading empty rows padded): row numbers match Excel's
+            first_rows = [[_cell_text(c) for c in r] for r in _first(data.iter_rows(), 50)]
+            leading = data.start[0] if data.start else 0
+            sheet_name, estimate = data.name, leading + data.height
         finally:
             workbook.close()
         encoding = delimiter = None

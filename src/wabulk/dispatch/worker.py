@@ -1,7 +1,8 @@
-"""The dispatcher loop: small steps, drain then sleep, stop cleanly on request.
+"""The dispatcher: background loops of small steps that drain, sleep, and stop cleanly.
 
-- `run_step()` does one round of work and says whether it found any; the loop repeats
-  at once while there is work and sleeps `poll_seconds` when there is none.
+- Each loop's step does one round of work and says whether it found any; the loop repeats
+  at once while there is work and sleeps its poll interval when there is none.
+- Loops run in their own threads so a long import never delays message work.
 - An error in a step is logged and the loop carries on after a pause: one bad row must
   not crash-loop the process.
 """
@@ -13,8 +14,11 @@ import os
 import socket
 import threading
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from ..config import Settings
+from ..contacts import importer
 from ..db import Database
 from .recovery import expire_stale_leases
 
@@ -26,38 +30,98 @@ def worker_identity() -> str:
     return f"{socket.gethostname()[:60]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+class _Stopping(Exception):
+    """Raised between import chunks when the process is shutting down."""
+
+
+@dataclass
+class Loop:
+    name: str
+    step: Callable[[], bool]
+    poll_seconds: float
+
+
 class Dispatcher:
     def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
         self.settings = settings
         self.identity = worker_identity()
         self.stop_event = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.loops = [
+            Loop("messages", self.message_step, settings.worker_poll_seconds),
+            Loop("imports", self.import_step, min(settings.worker_poll_seconds, 1.0)),
+        ]
+        self._threads: list[threading.Thread] = []
 
-    def run_step(self) -> bool:
+    def message_step(self) -> bool:
         with self.db.session() as session:
             recovered = expire_stale_leases(session)
         return recovered > 0
 
-    def run(self) -> None:
-        log.info("dispatcher %s started", self.identity)
+    def import_step(self) -> bool:
+        """Run one queued (or abandoned) import to its end."""
+        with self.db.session() as session:
+            import_id = importer.claim_next(session, self.identity)
+        if import_id is None:
+            return False
+        log.info("running import %s", import_id)
+
+        def stop_between_chunks(_imp: object) -> None:
+            if self.stop_event.is_set():
+                raise _Stopping
+
+        try:
+            importer.run(
+                self.db,
+                import_id,
+                self.settings.instance_path,
+                self.identity,
+                progress=stop_between_chunks,
+            )
+        except _Stopping:
+            with self.db.session() as session:
+                importer.release(session, import_id, self.identity)
+            log.info("import %s paused for shutdown; it resumes at the next start", import_id)
+        return True
+
+    def run_step(self) -> bool:
+        """One step of every loop, in order (tests and single-threaded callers)."""
+        found = [loop.step() for loop in self.loops]
+        return any(found)
+
+    def _run_loop(self, loop: Loop) -> None:
         while not self.stop_event.is_set():
             try:
-                found = self.run_step()
+                found = loop.step()
             except Exception:
-                log.exception("dispatcher step failed; retrying after a pause")
+                log.exception("dispatcher %s step failed; retrying after a pause", loop.name)
                 found = False
             if not found:
-                self.stop_event.wait(self.settings.worker_poll_seconds)
-        log.info("dispatcher %s stopped", self.identity)
+                self.stop_event.wait(loop.poll_seconds)
 
-    def start_thread(self) -> threading.Thread:
+    def run(self) -> None:
+        """Run every loop until `stop_event` is set (the `wabulk worker` foreground)."""
+        self.start_thread()
+        self.stop_event.wait()
+        self.stop()
+
+    def start_thread(self) -> None:
         """Run in the background of the web process (the embedded default)."""
-        self._thread = threading.Thread(target=self.run, name="wabulk-dispatcher", daemon=True)
-        self._thread.start()
-        return self._thread
+        log.info("dispatcher %s started", self.identity)
+        for loop in self.loops:
+            thread = threading.Thread(
+                target=self._run_loop, args=(loop,), name=f"wabulk-{loop.name}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
 
     def stop(self, timeout: float = 10.0) -> None:
         self.stop_event.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        for thread in self._threads:
+            thread.join(timeout)
+        self._threads = []
+        log.info("dispatcher %s stopped", self.identity)
+
+    @property
+    def alive(self) -> bool:
+        return any(t.is_alive() for t in self._threads)

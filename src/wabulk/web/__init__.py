@@ -8,6 +8,7 @@ from . import helpers, security
 from .api import bp as api_bp
 from .auth_views import bp as auth_bp
 from .contacts_views import bp as contacts_bp
+from .imports_views import bp as imports_bp
 from .pages import bp as pages_bp
 from .settings_views import bp as settings_bp
 
@@ -15,5 +16,5 @@ from .settings_views import bp as settings_bp
 def init_app(app: Flask) -> None:
     security.init_app(app)
     helpers.init_app(app)
-    for bp in (auth_bp, pages_bp, contacts_bp, settings_bp, api_bp):
+    for bp in (auth_bp, pages_bp, contacts_bp, imports_bp, settings_bp, api_bp):
         app.register_blueprint(bp)

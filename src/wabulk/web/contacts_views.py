@@ -1,19 +1,50 @@
-"""Contacts area: the contacts table and lists."""
+"""Contacts area: the table, one contact, lists, bulk actions and export."""
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, url_for
-from flask_login import current_user
-from werkzeug.wrappers import Response
+import io
+import tempfile
+from itertools import chain
+from pathlib import Path
 
-from ..contacts import lists
-from ..errors import ValidationError
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    after_this_request,
+    flash,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    stream_with_context,
+    url_for,
+)
+from flask_login import current_user
+from werkzeug.wrappers import Response as WResponse
+
+from ..contacts import export, lists
+from ..contacts import service as contacts
+from ..contacts.importer import recent_imports
+from ..errors import DomainError
 from ..models import Role
 from .forms import ListForm
 from .helpers import db_session
 from .security import requires
 
 bp = Blueprint("contacts", __name__, url_prefix="/contacts")
+PAGE_SIZE = 50
+
+
+def _filter_from_args() -> contacts.ContactFilter:
+    status = request.args.get("status", "all")
+    if status not in contacts.OPT_STATUSES:
+        status = "all"
+    return contacts.ContactFilter(
+        q=request.args.get("q", "")[:200],
+        list_id=request.args.get("list_id", type=int),
+        status=status,
+    )
 
 
 @bp.get("/")
@@ -24,14 +55,26 @@ def index() -> str:
 
 def _render(form: ListForm, status: int = 200) -> str:
     session = db_session()
+    f = _filter_from_args()
+    rows, next_before = contacts.page(session, f, request.args.get("before", type=int), PAGE_SIZE)
     list_rows = session.execute(lists.lists_with_counts()).all()
-    total = lists.count_contacts(session)
-    return render_template("contacts/index.html", lists=list_rows, total=total, form=form), status  # type: ignore[return-value]
+    return render_template(
+        "contacts/index.html",
+        lists=list_rows,
+        form=form,
+        rows=rows,
+        f=f,
+        next_before=next_before,
+        total=lists.count_contacts(session),
+        matching=contacts.count(session, f) if (f.q or f.list_id or f.status != "all") else None,
+        imports=session.scalars(recent_imports(5)).all(),
+        first_page=request.args.get("before") is None,
+    ), status  # type: ignore[return-value]
 
 
 @bp.post("/lists")
 @requires(Role.OPERATOR)
-def create_list() -> Response | str:
+def create_list() -> WResponse | str:
     form = ListForm()
     if form.validate_on_submit():
         session = db_session()
@@ -39,10 +82,208 @@ def create_list() -> Response | str:
             created = lists.create_list(
                 session, current_user, form.name.data or "", form.description.data
             )
-        except ValidationError as exc:
+        except DomainError as exc:
+            session.rollback()
             form.name.errors = [str(exc)]
         else:
             session.commit()
             flash(f"List {created.name!r} created.", "success")
             return redirect(url_for("contacts.index"))
     return _render(form, 400)
+
+
+@bp.post("/lists/<int:list_id>/rename")
+@requires(Role.OPERATOR)
+def rename_list(list_id: int) -> WResponse:
+    return _list_action(
+        lambda s: lists.rename_list(s, current_user, list_id, request.form.get("name", "")),
+        "List renamed.",
+    )
+
+
+@bp.post("/lists/<int:list_id>/delete")
+@requires(Role.OPERATOR)
+def delete_list(list_id: int) -> WResponse:
+    return _list_action(
+        lambda s: lists.delete_list(s, current_user, list_id),
+        "List deleted; its contacts were kept.",
+    )
+
+
+def _list_action(action, message: str) -> WResponse:  # type: ignore[no-untyped-def]
+    session = db_session()
+    try:
+        action(session)
+    except DomainError as exc:
+        session.rollback()
+        flash(str(exc), "danger")
+    else:
+        session.commit()
+        flash(message, "success")
+    return redirect(url_for("contacts.index"))
+
+
+@bp.post("/bulk")
+@requires(Role.OPERATOR)
+def bulk() -> WResponse:
+    session = db_session()
+    action = request.form.get("action", "")
+    ids = request.form.getlist("contact_ids", type=int)
+    back = request.form.get("back") or url_for("contacts.index")
+    if not back.startswith("/contacts"):
+        back = url_for("contacts.index")
+    try:
+        if action == "add":
+            n = contacts.add_to_list(session, current_user, _list_id(), ids)
+            message = f"Added {n} contact(s) to the list."
+        elif action == "remove":
+            n = contacts.remove_from_list(session, current_user, _list_id(), ids)
+            message = f"Removed {n} contact(s) from the list."
+        elif action == "opt_out":
+            n = contacts.opt_out(session, current_user, ids, request.form.get("reason", ""))
+            message = f"{n} contact(s) opted out; no campaign will message them."
+        else:
+            raise DomainError("Choose what to do with the selected contacts.")
+    except DomainError as exc:
+        session.rollback()
+        flash(str(exc), "danger")
+    else:
+        session.commit()
+        flash(message, "success")
+    return redirect(back)
+
+
+def _list_id() -> int:
+    value = request.form.get("list_id", type=int)
+    if value is None:
+        raise DomainError("Choose a list.")
+    return value
+
+
+@bp.get("/<int:contact_id>")
+@requires(Role.VIEWER)
+def detail(contact_id: int) -> str:
+    session = db_session()
+    contact = contacts.get_contact(session, contact_id)
+    member_of = contacts.contact_lists(session, contact_id)
+    member_ids = {c.id for c in member_of}
+    return render_template(
+        "contacts/detail.html",
+        contact=contact,
+        member_of=member_of,
+        other_lists=[
+            row[0]
+            for row in session.execute(lists.lists_with_counts())
+            if row[0].id not in member_ids
+        ],
+        history=session.execute(contacts.contact_history(contact_id)).all(),
+        messages=session.scalars(contacts.contact_messages(contact_id)).all(),
+    )
+
+
+@bp.post("/<int:contact_id>/opt-out")
+@requires(Role.OPERATOR)
+def opt_out(contact_id: int) -> WResponse:
+    return _contact_action(
+        contact_id,
+        lambda s: contacts.opt_out(s, current_user, [contact_id], request.form.get("reason", "")),
+        "Opted out: no campaign will message this contact.",
+    )
+
+
+@bp.post("/<int:contact_id>/opt-in")
+@requires(Role.OPERATOR)
+def opt_in(contact_id: int) -> WResponse:
+    return _contact_action(
+        contact_id,
+        lambda s: contacts.opt_in(s, current_user, contact_id, request.form.get("reason", "")),
+        "Opted back in.",
+    )
+
+
+@bp.post("/<int:contact_id>/lists")
+@requires(Role.OPERATOR)
+def change_lists(contact_id: int) -> WResponse:
+    remove = request.form.get("remove", type=int)
+    return _contact_action(
+        contact_id,
+        lambda s: (
+            contacts.remove_from_list(s, current_user, remove, [contact_id])
+            if remove
+            else contacts.add_to_list(s, current_user, _list_id(), [contact_id])
+        ),
+        "Lists updated.",
+    )
+
+
+def _contact_action(contact_id: int, action, message: str) -> WResponse:  # type: ignore[no-untyped-def]
+    session = db_session()
+    contacts.get_contact(session, contact_id)
+    try:
+        action(session)
+    except DomainError as exc:
+        session.rollback()
+        flash(str(exc), "danger")
+    else:
+        session.commit()
+        flash(message, "success")
+    return redirect(url_for("contacts.detail", contact_id=contact_id))
+
+
+@bp.get("/export.<fmt>")
+@requires(Role.VIEWER)
+def export_file(fmt: str) -> Response:
+    if fmt not in {"csv", "xlsx"}:
+        abort(404)
+    session = db_session()
+    f = _filter_from_args()
+    name = f"contacts.{fmt}"
+    if fmt == "csv":
+        # Streamed: a million contacts never sit in memory. The BOM makes Excel read UTF-8.
+        body = stream_with_context(chain(["\ufeff"], export.csv_chunks(session, f)))
+        return Response(
+            body,
+            mimetype="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+    tmp = Path(tempfile.mkstemp(suffix=".xlsx")[1])
+    export.write_xlsx(session, f, tmp)
+
+    @after_this_request
+    def _cleanup(response: Response) -> Response:
+        tmp.unlink(missing_ok=True)
+        return response
+
+    return send_file(
+        tmp,
+        as_attachment=True,
+        download_name=name,
+        mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    )
+
+
+@bp.get("/sample.<fmt>")
+@requires(Role.VIEWER)
+def sample(fmt: str) -> Response:
+    if fmt == "csv":
+        return Response(
+            "\ufeff" + export.sample_csv(),
+            mimetype="text/csv",
+            headers={"Content-Disposition": 'attachment; filename="wabulk-sample.csv"'},
+        )
+    if fmt != "xlsx":
+        abort(404)
+    buf = io.BytesIO()
+    tmp = Path(tempfile.mkstemp(suffix=".xlsx")[1])
+    try:
+        export.write_sample_xlsx(tmp)
+        buf.write(tmp.read_bytes())
+    finally:
+        tmp.unlink(missing_ok=True)
+    buf.seek(0)
+    return send_file(
+        buf,
+        as_attachment=True,
+        download_name="wabulk-sample.xlsx",
+        mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    )

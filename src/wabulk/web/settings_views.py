@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_user
 from werkzeug.wrappers import Response
 
+from .. import app_settings
 from ..auth import service as users
 from ..errors import DomainError
 from ..models import Role
@@ -175,3 +176,32 @@ def enable(user_id: int) -> Response:
 @requires(Role.ADMIN)
 def reset_password(user_id: int) -> Response:
     return _apply("reset", user_id)
+
+
+@bp.get("/general")
+@requires(Role.ADMIN)
+def general() -> str:
+    from ..contacts.phones import country_choices
+
+    return render_template(
+        "settings/general.html",
+        regions=country_choices(),
+        country=app_settings.default_country(db_session()) or "",
+    )
+
+
+@bp.post("/general")
+@requires(Role.ADMIN)
+def save_general() -> Response:
+    session = db_session()
+    try:
+        code = app_settings.set_default_country(
+            session, current_user, request.form.get("default_country", "")
+        )
+    except DomainError as exc:
+        session.rollback()
+        flash(str(exc), "danger")
+    else:
+        session.commit()
+        flash(f"Numbers without a country code are now read as {code} by default.", "success")
+    return redirect(url_for("settings.general"))

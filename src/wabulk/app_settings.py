@@ -1,0 +1,44 @@
+"""Instance-wide settings an administrator changes at run time (stored in app_settings)."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from . import events
+from .auth.permissions import require_role
+from .contacts.phones import is_region
+from .errors import ValidationError
+from .models import AppSetting, Role, User
+
+DEFAULT_COUNTRY = "default_country"
+
+
+def get(session: Session, key: str) -> str | None:
+    row = session.get(AppSetting, key)
+    return row.value if row else None
+
+
+def default_country(session: Session) -> str | None:
+    return get(session, DEFAULT_COUNTRY)
+
+
+def set_default_country(session: Session, actor: User | None, code: str) -> str:
+    require_role(actor, Role.ADMIN)
+    code = code.strip().upper()
+    if not is_region(code):
+        raise ValidationError(
+            f"{code!r} is not a country code such as IN or US.", field="default_country"
+        )
+    row = session.get(AppSetting, DEFAULT_COUNTRY)
+    if row is None:
+        session.add(AppSetting(key=DEFAULT_COUNTRY, value=code))
+    else:
+        row.value = code
+    who = actor.email if actor else "The command line"
+    events.record(
+        session,
+        "settings.changed",
+        f"{who} set the default country for phone numbers to {code}.",
+        user=actor,
+    )
+    return code
