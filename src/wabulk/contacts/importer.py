@@ -477,7 +477,7 @@ def _apply_chunk(
             counts["created"] += 0 if counted_dup else 1
             continue
         ids.append(old.id)
-        if old.opted_out_at is not None:
+        if old.opted_out_at is not None and not counted_dup:  # once per contact, any chunking
             counts["opted_out"] += 1
         merged = {**(old.attributes or {}), **row.attributes}
         name = row.name or old.name

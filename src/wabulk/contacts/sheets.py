@@ -270,11 +270,18 @@ def _open_csv(path: Path) -> tuple[str, str, list[list[str]]]:
     delimiter = sniff_delimiter(sample)
     import csv
 
+    # The same cell size limit as when reading all rows (the default, 128 KB, is smaller than
+    # the sample: one long notes cell near the top raised a bare csv.Error here).
+    csv.field_size_limit(10 * 1024 * 1024)
     first_rows = []
-    for row in csv.reader(io.StringIO(sample), delimiter=delimiter):
-        first_rows.append(row)
-        if len(first_rows) >= 50:
-            break
+    reader = csv.reader(io.StringIO(sample), delimiter=delimiter)
+    try:
+        for row in reader:
+            first_rows.append(row)
+            if len(first_rows) >= 50:
+                break
+    except csv.Error as exc:
+        raise SheetError(f"The CSV file is malformed near row {reader.line_num}: {exc}.") from None
     return encoding, delimiter, first_rows
 
 

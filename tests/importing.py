@@ -1,0 +1,91 @@
+"""Driving an import the way the web page and worker do: upload, confirm, claim, run."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from wabulk.contacts import importer
+from wabulk.db import Database
+from wabulk.models import Contact, ContactList, Import, ImportKind, list_members
+
+
+def upload(db: Database, instance: Path, path: Path, **kwargs: Any) -> int:
+    """save_upload + configure with the guessed mapping (or `mapping`); the import id."""
+    region = kwargs.pop("region", "IN")
+    kind = kwargs.pop("kind", ImportKind.CONTACTS)
+    mapping = kwargs.pop("mapping", None)
+    with db.session() as session, path.open("rb") as stream:
+        imp = importer.save_upload(session, None, instance, stream, path.name, kind=kind)
+        guessed = importer.preview(imp, instance, region).mapping
+        importer.configure(session, None, imp, instance, mapping or guessed, region, **kwargs)
+        return imp.id
+
+
+def import_file(
+    db: Database,
+    instance: Path,
+    path: Path,
+    *,
+    owner: str = "worker-1",
+    chunk_rows: int = 5000,
+    progress: Callable[[Import], None] | None = None,
+    **kwargs: Any,
+) -> Import:
+    """Upload, confirm and run a sheet to the end; the finished Import."""
+    import_id = upload(db, instance, path, **kwargs)
+    with db.session() as session:
+        assert importer.claim_next(session, owner) == import_id
+    return importer.run(db, import_id, instance, owner, progress=progress, chunk_rows=chunk_rows)
+
+
+def contacts(db: Database) -> dict[str, dict[str, Any]]:
+    """Every contact by phone, with what an import may change."""
+    with db.session() as session:
+        return {
+            c.phone: {
+                "name": c.name,
+                "attributes": c.attributes,
+                "country": c.country,
+                "timezone": c.timezone,
+                "opted_out": c.opted_out_at is not None,
+                "opt_out_reason": c.opt_out_reason,
+            }
+            for c in session.scalars(select(Contact))
+        }
+
+
+def members(db: Database, list_name: str) -> list[str]:
+    """Phones in a list, sorted (each membership once per row in the table)."""
+    with db.session() as session:
+        return sorted(
+            session.scalars(
+                select(Contact.phone)
+                .join(list_members, list_members.c.contact_id == Contact.id)
+                .join(ContactList, ContactList.id == list_members.c.list_id)
+                .where(ContactList.name == list_name)
+            )
+        )
+
+
+def counts(imp: Import) -> dict[str, int]:
+    return {
+        "rows_read": imp.rows_read,
+        "created": imp.created_count,
+        "updated": imp.updated_count,
+        "unchanged": imp.unchanged_count,
+        "duplicate": imp.duplicate_count,
+        "invalid": imp.invalid_count,
+        "opted_out": imp.opted_out_count,
+    }
+
+
+def issues(db: Database, import_id: int) -> list[tuple[int, bool, str]]:
+    with db.session() as session:
+        return [
+            (i.row_number, i.rejected, i.reason)
+            for i in session.scalars(importer.issues_of(import_id))
+        ]
