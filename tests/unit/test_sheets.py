@@ -308,3 +308,16 @@ def test_a_long_cell_near_the_top_is_read_not_refused(tmp_path: Path) -> None:
     finally:
         csv.field_size_limit(default)
     assert [(n, len(cells[2])) for n, cells in rows] == [(2, 200_000)]
+
+
+def test_a_title_row_above_the_table_is_not_taken_for_the_header(tmp_path: Path) -> None:
+    rows = [
+        ["Customer list, March 2026"],
+        [],
+        ["Phone", "Name", "City"],
+        ["9876543210", "Asha", "Pune"],
+    ]
+    sheet = open_sheet(write_xlsx(tmp_path / "titled.xlsx", rows, merge=["A1:C1"]))
+    assert sheet.header == ["Phone", "Name", "City"]
+    assert sheet.header_row == 3
+    assert list(sheet.rows()) == [(4, ["9876543210", "Asha", "Pune"])]

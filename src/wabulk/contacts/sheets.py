@@ -473,21 +473,30 @@ def _find_header(first_rows: list[list[str]]) -> tuple[list[str], int]:
     width = max(len(r) for r in non_blank)
     while width and not any(len(r) >= width and r[width - 1] for r in non_blank):
         width -= 1
-    first = non_blank[0]
+    # A title above the table ("Customer list, March", often merged across the columns) fills
+    # one cell; the header below it fills several. Skip such lone-cell rows at the top.
+    start = 0
+    while (
+        start < min(len(numbered) - 1, 5)
+        and sum(1 for c in numbered[start][1] if c) == 1
+        and sum(1 for c in numbered[start + 1][1] if c) >= 2
+    ):
+        start += 1
+    header_number, first = numbered[start]
     looks_like_data = any(
         normalise(c, "US").ok or normalise(c, "IN").ok
         for c in first
         if sum(ch.isdigit() for ch in c) >= 7
     )
     if looks_like_data:
-        return [f"Column {_letters(i)}" for i in range(width)], 0
+        return [f"Column {_letters(i)}" for i in range(width)], header_number - 1
     header = []
     for i in range(width):
         name = first[i] if i < len(first) else ""
         header.append(name or f"Column {_letters(i)}")
-    if len(non_blank) == 1:
+    if len(non_blank) == start + 1:
         raise SheetError("The sheet has a header row but no data rows below it.")
-    return _dedupe(header), numbered[0][0]
+    return _dedupe(header), header_number
 
 
 def _letters(index: int) -> str:
