@@ -33,13 +33,22 @@ def import_file(
     owner: str = "worker-1",
     chunk_rows: int = 5000,
     progress: Callable[[Import], None] | None = None,
+    parallel_min_rows: int = importer.PARALLEL_MIN_ROWS,
     **kwargs: Any,
 ) -> Import:
     """Upload, confirm and run a sheet to the end; the finished Import."""
     import_id = upload(db, instance, path, **kwargs)
     with db.session() as session:
         assert importer.claim_next(session, owner) == import_id
-    return importer.run(db, import_id, instance, owner, progress=progress, chunk_rows=chunk_rows)
+    return importer.run(
+        db,
+        import_id,
+        instance,
+        owner,
+        progress=progress,
+        chunk_rows=chunk_rows,
+        parallel_min_rows=parallel_min_rows,
+    )
 
 
 def contacts(db: Database) -> dict[str, dict[str, Any]]:

@@ -24,6 +24,9 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cur.execute("PRAGMA foreign_keys=ON")
     # NORMAL is durable in WAL mode except for the last transactions on power loss.
     cur.execute("PRAGMA synchronous=NORMAL")
+    # 64 MB of page cache (default 2 MB): indexes of a million contacts stay in memory, so
+    # imports and pages do not slow down as the tables grow.
+    cur.execute("PRAGMA cache_size=-65536")
     cur.close()
 
 

@@ -24,7 +24,9 @@ from phonenumbers import timezone as pn_timezone
 from phonenumbers.phonenumberutil import PhoneMetadata
 
 E164 = phonenumbers.PhoneNumberFormat.E164
-_FLOAT_RE = re.compile(r"^\d+(\.\d+)?[eE]\+?\d+$|^\d+\.0+$")
+# Excel's float renderings of a long number. A short integer part ("81281.00000") is a number
+# written with a dot, not a float.
+_FLOAT_RE = re.compile(r"^\d+(\.\d+)?[eE]\+?\d+$|^\d{7,}\.0+$")
 # Separators between several numbers in one cell. A lone "-" or space is formatting, not a split.
 _SPLIT_RE = re.compile(r"\s*(?:[,;/|\n]|\s+or\s+|\s{2,})\s*", re.IGNORECASE)
 _STRIP_RE = re.compile(r"[\s.\-()\[\]\u00a0\u2010-\u2015\u202f]")
@@ -48,16 +50,12 @@ class PhoneResult:
 
 
 def region_name(region: str | None) -> str:
-    """English name of a region code ("IN" → "India"), from phonenumbers' own locale data."""
+    """English name of a region code: "IN" → "India"."""
     if not region:
         return "an unknown country"
-    from phonenumbers.geodata.locale import LOCALE_DATA
+    from .regions import NAMES
 
-    names = LOCALE_DATA.get(region, {})
-    name = names.get("en", region)
-    while name.startswith("*"):  # "*aa": same as the name in language "aa"
-        name = names.get(name[1:], region)
-    return name
+    return NAMES.get(region, region)
 
 
 def is_region(code: str | None) -> bool:

@@ -137,7 +137,7 @@ def start(import_id: int) -> WResponse | tuple[str, int]:
     imp = importer.get_import(session, import_id)
     if imp.status != ImportStatus.DRAFT:
         return redirect(url_for("imports.show", import_id=import_id))
-    header = importer.preview(imp, settings.instance_path, "US").sheet.header
+    header = importer.columns_of(imp, settings.instance_path)
     mapping = _mapping_from_form(header)
     roles = [request.form.get(f"role_{i}") for i in range(len(header))]
     if roles.count("phone") > 1:

@@ -1,0 +1,95 @@
+"""The two high-volume writes of an import, sent straight to the driver's executemany.
+
+SQLAlchemy's per-row parameter processing (JSON and datetime binds) cost more than SQLite's
+own work on these statements. Values are prepared here once, in the form each driver
+stores natively; everything else in the importer goes through SQLAlchemy as usual.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+_CONTACT_COLUMNS = (
+    "phone",
+    "name",
+    "attributes",
+    "country",
+    "timezone",
+    "opted_out_at",
+    "opt_out_reason",
+    "created_at",
+    "updated_at",
+)
+
+
+def _placeholders(session: Session, n: int) -> str:
+    mark = "?" if session.get_bind().dialect.paramstyle == "qmark" else "%s"
+    return ", ".join([mark] * n)
+
+
+def _adapters(session: Session) -> tuple[Any, Any]:
+    """(json adapter, datetime adapter) for the session's driver."""
+    if session.get_bind().dialect.name == "postgresql":
+        from psycopg.types.json import Jsonb
+
+        return Jsonb, lambda value: value
+    # SQLAlchemy's SQLite DATETIME storage format, in UTC (what UTCDateTime writes).
+    return (
+        json.dumps,
+        lambda value: (
+            None if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        ),
+    )
+
+
+def insert_contacts(session: Session, rows: list[dict[str, Any]]) -> None:
+    """INSERT new contacts (dicts with every column of _CONTACT_COLUMNS)."""
+    if not rows:
+        return
+    to_json, to_time = _adapters(session)
+    # Built from constant column names and placeholders only; values travel as parameters.
+    sql = (
+        f"INSERT INTO contacts ({', '.join(_CONTACT_COLUMNS)}) "  # noqa: S608
+        f"VALUES ({_placeholders(session, len(_CONTACT_COLUMNS))})"
+    )
+    # A chunk's rows share one or two timestamps: format each once, not once per row.
+    times: dict[Any, Any] = {None: None}
+
+    def stamp(value: datetime | None) -> Any:
+        if value not in times:
+            times[value] = to_time(value)
+        return times[value]
+
+    params = [
+        (
+            r["phone"],
+            r["name"],
+            to_json(r["attributes"]),
+            r["country"],
+            r["timezone"],
+            stamp(r["opted_out_at"]),
+            r["opt_out_reason"],
+            stamp(r["created_at"]),
+            stamp(r["updated_at"]),
+        )
+        for r in rows
+    ]
+    session.connection().exec_driver_sql(sql, params)
+
+
+def add_members(session: Session, list_id: int, contact_ids: list[int], now: datetime) -> None:
+    """Put contacts in a list; ones already in it stay as they are (ON CONFLICT DO NOTHING)."""
+    if not contact_ids:
+        return
+    _, to_time = _adapters(session)
+    stamp = to_time(now)
+    # Constant names and placeholders only; values travel as parameters.
+    sql = (
+        f"INSERT INTO contact_list_members (list_id, contact_id, added_at) "  # noqa: S608
+        f"VALUES ({_placeholders(session, 3)}) ON CONFLICT DO NOTHING"
+    )
+    session.connection().exec_driver_sql(sql, [(list_id, cid, stamp) for cid in contact_ids])
