@@ -34,7 +34,7 @@ def set_default_country(session: Session, actor: User | None, code: str) -> str:
         session.add(AppSetting(key=DEFAULT_COUNTRY, value=code))
     else:
         row.value = code
-    who = actor.email if actor else "The command line"
+    who = events.actor_name(actor)
     events.record(
         session,
         "settings.changed",

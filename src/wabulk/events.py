@@ -19,6 +19,11 @@ _LOG_LEVEL = {
 }
 
 
+def actor_name(actor: User | None) -> str:
+    """How an Event names who acted: their email, or the command line (no signed-in user)."""
+    return actor.email if actor else "The command line"
+
+
 def record(
     session: Session,
     kind: str,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ..support import run_wabulk, running_server
+from .conftest import sign_in
 
 pytestmark = pytest.mark.browser
 EMAIL, PASSWORD = "owner@shop.example", "a long pass phrase"
@@ -49,11 +50,7 @@ def test_import_a_sheet_and_see_every_row_accounted_for(browser, artifacts, tmp_
         page = browser.new_page()
         errors: list[str] = []
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.goto(server.url + "/login")
-        page.get_by_label("Email").fill(EMAIL)
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Sign in").click()
-        page.wait_for_url(server.url + "/")
+        sign_in(page, server.url, EMAIL, PASSWORD)
 
         page.goto(server.url + "/contacts/")
         page.get_by_role("link", name="Import contacts").first.click()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ..support import running_server
+from .conftest import sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -111,11 +112,7 @@ def test_the_shell_works_on_a_phone_screen(browser, artifacts, tmp_path) -> None
         page = browser.new_page()
         page.set_viewport_size({"width": 390, "height": 844})
         problems = _watch_console(page)
-        page.goto(server.url + "/login")
-        page.get_by_label("Email").fill(EMAIL)
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Sign in").click()
-        page.wait_for_url(server.url + "/")
+        sign_in(page, server.url, EMAIL, PASSWORD)
         # No sideways scrolling on a phone.
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
         # Bootstrap gives the open drawer role=dialog, so find the sidebar by id here.

@@ -99,7 +99,7 @@ def create_user(
     require_role(actor, Role.ADMIN)
     user = _insert_user(session, email, password, _parse_role(role))
     setup_code.clear(session)  # once anyone exists, first-run setup is over
-    who = actor.email if actor else "The command line"
+    who = events.actor_name(actor)
     events.record(
         session, "user.created", f"{who} added {user.email} as {user.role.value}.", user=actor
     )
@@ -130,7 +130,7 @@ def change_role(session: Session, actor: User | None, user_id: int, role: str | 
         _guard_last_admin(session, user)
     old = user.role
     user.role = new_role
-    who = actor.email if actor else "The command line"
+    who = events.actor_name(actor)
     events.record(
         session,
         "user.role_changed",
@@ -150,7 +150,7 @@ def set_active(session: Session, actor: User | None, user_id: int, active: bool)
             raise Conflict("You cannot disable your own account.")
         _guard_last_admin(session, user)
     user.is_active = active
-    who = actor.email if actor else "The command line"
+    who = events.actor_name(actor)
     verb = "enabled" if active else "disabled"
     events.record(session, f"user.{verb}", f"{who} {verb} {user.email}.", user=actor)
     return user
@@ -162,7 +162,7 @@ def reset_password(session: Session, actor: User | None, user_id: int, password:
     passwords.check_strength(password)
     user.password_hash = passwords.hash_password(password)
     throttle.clear_account(session, user.email)
-    who = actor.email if actor else "The command line"
+    who = events.actor_name(actor)
     events.record(
         session, "user.password_reset", f"{who} set a new password for {user.email}.", user=actor
     )

@@ -7,7 +7,6 @@ stores natively; everything else in the importer goes through SQLAlchemy as usua
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,30 +30,29 @@ def _placeholders(session: Session, n: int) -> str:
     return ", ".join([mark] * n)
 
 
-def _adapters(session: Session) -> tuple[Any, Any]:
-    """(json adapter, datetime adapter) for the session's driver."""
+def _time_adapter(session: Session) -> Any:
+    """How the session's driver takes a datetime for our UTCDateTime columns."""
     if session.get_bind().dialect.name == "postgresql":
-        from psycopg.types.json import Jsonb
-
-        return Jsonb, lambda value: value
+        return lambda value: value
     # SQLAlchemy's SQLite DATETIME storage format, in UTC (what UTCDateTime writes).
-    return (
-        json.dumps,
-        lambda value: (
-            None if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-        ),
+    return lambda value: (
+        None if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
     )
 
 
 def insert_contacts(session: Session, rows: list[dict[str, Any]]) -> None:
-    """INSERT new contacts (dicts with every column of _CONTACT_COLUMNS)."""
+    """INSERT new contacts: dicts with every column of _CONTACT_COLUMNS, but the attributes
+    as JSON text under "attributes_json" (encoded where the row was read)."""
     if not rows:
         return
-    to_json, to_time = _adapters(session)
+    to_time = _time_adapter(session)
     # Built from constant column names and placeholders only; values travel as parameters.
+    marks = _placeholders(session, len(_CONTACT_COLUMNS)).split(", ")
+    if session.get_bind().dialect.name == "postgresql":
+        marks[_CONTACT_COLUMNS.index("attributes")] += "::jsonb"
     sql = (
         f"INSERT INTO contacts ({', '.join(_CONTACT_COLUMNS)}) "  # noqa: S608
-        f"VALUES ({_placeholders(session, len(_CONTACT_COLUMNS))})"
+        f"VALUES ({', '.join(marks)})"
     )
     # A chunk's rows share one or two timestamps: format each once, not once per row.
     times: dict[Any, Any] = {None: None}
@@ -68,7 +66,7 @@ def insert_contacts(session: Session, rows: list[dict[str, Any]]) -> None:
         (
             r["phone"],
             r["name"],
-            to_json(r["attributes"]),
+            r["attributes_json"],
             r["country"],
             r["timezone"],
             stamp(r["opted_out_at"]),
@@ -85,7 +83,7 @@ def add_members(session: Session, list_id: int, contact_ids: list[int], now: dat
     """Put contacts in a list; ones already in it stay as they are (ON CONFLICT DO NOTHING)."""
     if not contact_ids:
         return
-    _, to_time = _adapters(session)
+    to_time = _time_adapter(session)
     stamp = to_time(now)
     # Constant names and placeholders only; values travel as parameters.
     sql = (

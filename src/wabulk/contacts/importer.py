@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import secrets
 import shutil
@@ -97,6 +98,7 @@ def save_upload(
         raise
     final = folder / f"{token}{_KINDS[sheet.kind]}"
     tmp.rename(final)
+    sheet.path = final
     digest = hashlib.sha256()
     with final.open("rb") as fh:
         while block := fh.read(1024 * 1024):
@@ -108,9 +110,13 @@ def save_upload(
         stored_path=str(final.relative_to(instance_path)),
         sha256=digest.hexdigest(),
         rows_total=sheet.rows_estimate,
-        # The header, kept so later steps need not open the file again (a big workbook
-        # takes seconds to open).
-        mapping={"columns": sheet.header},
+        # What the preview shows, kept so later steps need not open the file again (a big
+        # workbook takes seconds to open).
+        mapping={
+            "columns": sheet.header,
+            "sheet": _sheet_facts(sheet),
+            "sample": _sample(sheet, PREVIEW_ROWS),
+        },
         created_by_id=actor.id if actor else None,
     )
     session.add(imp)
@@ -131,13 +137,39 @@ def get_import(session: Session, import_id: int) -> Import:
     return imp
 
 
-def preview(imp: Import, instance_path: Path, region: str, rows: int = 10) -> Preview:
-    sheet = open_sheet(_file_of(imp, instance_path))
-    sample: list[tuple[int, list[str]]] = []
-    for item in sheet.rows():
-        sample.append(item)
-        if len(sample) >= max(rows, 50):
+PREVIEW_ROWS = 50  # read for the preview: enough to guess a column from its values
+
+
+def _sheet_facts(sheet: Sheet) -> dict[str, Any]:
+    return {
+        "kind": sheet.kind,
+        "header_row": sheet.header_row,
+        "rows_estimate": sheet.rows_estimate,
+        "sheet_name": sheet.sheet_name,
+        "other_sheets": sheet.other_sheets,
+    }
+
+
+def _sample(sheet: Sheet, n: int) -> list[list[Any]]:
+    sample: list[list[Any]] = []
+    for number, cells in sheet.rows():
+        sample.append([number, cells])
+        if len(sample) >= n:
             break
+    return sample
+
+
+def preview(imp: Import, instance_path: Path, region: str, rows: int = 10) -> Preview:
+    """The first rows and the guessed mapping, from what was kept at upload."""
+    stored = imp.mapping or {}
+    if "sample" in stored:
+        sheet = Sheet(
+            path=_file_of(imp, instance_path), header=list(stored["columns"]), **stored["sheet"]
+        )
+        sample = [(int(n), list(cells)) for n, cells in stored["sample"]]
+    else:
+        sheet = open_sheet(_file_of(imp, instance_path))
+        sample = [(n, c) for n, c in _sample(sheet, PREVIEW_ROWS)]
     guessed = mappings.guess(sheet.header, [cells for _, cells in sample], region)
     if imp.kind == ImportKind.OPT_OUTS:
         guessed["attributes"] = {}
@@ -231,7 +263,13 @@ class _Row:
     number: int
     phone: str
     name: str | None
-    attributes: dict[str, str]
+    # JSON text, encoded where the row is read (the second process for big sheets): the
+    # writer then stores it as is; `attrs()` decodes it only for the rare merge.
+    attributes_json: str
+
+    def attrs(self) -> dict[str, str]:
+        return json.loads(self.attributes_json)  # type: ignore[no-any-return]
+
     country: str | None
     timezone: str | None
 
@@ -261,7 +299,7 @@ def _read_chunks(
 
 
 def _row_tuple(row: _Row) -> tuple[Any, ...]:
-    return (row.number, row.phone, row.name, row.attributes, row.country, row.timezone)
+    return (row.number, row.phone, row.name, row.attributes_json, row.country, row.timezone)
 
 
 def _produce(path: str, plan: _Plan, start_after: int, chunk_rows: int, out: Any) -> None:
@@ -447,7 +485,9 @@ class _Plan:
             return None, (number, True, reason[:500], cells)
         name = " ".join(cells[i] for i in self.names if cells[i]) or None
         attrs = {key: cells[i] for i, key in self.attributes if cells[i] != ""}
-        row = _Row(number, result.e164 or "", name, attrs, result.country, result.timezone)
+        row = _Row(
+            number, result.e164 or "", name, json.dumps(attrs), result.country, result.timezone
+        )
         if not result.extras:
             return row, None
         reason = (
@@ -478,6 +518,21 @@ def _commit_chunk(
                 raise
     if progress is not None:
         progress(imp)
+
+
+# One expanding parameter for the chunk's phones: SQLAlchemy then neither coerces 5,000
+# values one by one nor compiles the statement again for every chunk.
+_PHONES = bindparam("phones", expanding=True)
+_EXISTING = select(
+    Contact.id,
+    Contact.phone,
+    Contact.name,
+    Contact.attributes,
+    Contact.opted_out_at,
+    Contact.country,
+    Contact.timezone,
+).where(Contact.phone.in_(_PHONES))
+_IDS = select(Contact.id).where(Contact.phone.in_(_PHONES))
 
 
 def _apply_chunk(
@@ -515,27 +570,14 @@ def _apply_chunk(
             counts["duplicate"] += 1
             earlier = rows[row.phone]
             earlier.name = row.name or earlier.name
-            earlier.attributes = {**earlier.attributes, **row.attributes}
+            earlier.attributes_json = json.dumps({**earlier.attrs(), **row.attrs()})
         else:
             if row.phone in seen:
                 counts["duplicate"] += 1
             rows[row.phone] = row
     now = utcnow()
     existing = (
-        {
-            c.phone: c
-            for c in session.execute(
-                select(
-                    Contact.id,
-                    Contact.phone,
-                    Contact.name,
-                    Contact.attributes,
-                    Contact.opted_out_at,
-                    Contact.country,
-                    Contact.timezone,
-                ).where(Contact.phone.in_(list(rows)))
-            ).all()
-        }
+        {c.phone: c for c in session.execute(_EXISTING, {"phones": list(rows)}).all()}
         if rows
         else {}
     )
@@ -570,7 +612,7 @@ def _apply_chunk(
         ids.append(old.id)
         if old.opted_out_at is not None and not counted_dup:  # once per contact, any chunking
             counts["opted_out"] += 1
-        merged = {**(old.attributes or {}), **row.attributes}
+        merged = {**(old.attributes or {}), **row.attrs()}
         name = row.name or old.name
         if (
             merged != (old.attributes or {})
@@ -595,11 +637,7 @@ def _apply_chunk(
         # executemany, then one SELECT for the ids: the ORM's bulk INSERT … RETURNING splits
         # rows by which values are None and was half of an import's time.
         bulk.insert_contacts(session, new_rows)
-        ids.extend(
-            session.scalars(
-                select(Contact.id).where(Contact.phone.in_([r["phone"] for r in new_rows]))
-            )
-        )
+        ids.extend(session.scalars(_IDS, {"phones": [r["phone"] for r in new_rows]}))
     for keys, group in _by_keys(changes).items():
         # Bind names must differ from column names in an UPDATE's SET clause.
         columns = [k for k in keys if k != "_id"]
@@ -645,7 +683,7 @@ def _new_contact(
     return {
         "phone": row.phone,
         "name": row.name,
-        "attributes": row.attributes,
+        "attributes_json": row.attributes_json,
         "country": row.country,
         "timezone": row.timezone,
         "created_at": now,

@@ -43,7 +43,7 @@ def rename_list(session: Session, actor: User | None, list_id: int, name: str) -
     target = get_list(session, list_id)
     old = target.name
     target.name = _clean_name(session, name, except_id=list_id)
-    who = actor.email if actor else "The command line"
+    who = events.actor_name(actor)
     events.record(
         session, "list.renamed", f"{who} renamed the list {old!r} to {target.name!r}.", user=actor
     )
@@ -66,7 +66,7 @@ def delete_list(session: Session, actor: User | None, list_id: int) -> str:
             "it is kept so their reports stay complete."
         )
     session.delete(target)
-    who = actor.email if actor else "The command line"
+    who = events.actor_name(actor)
     events.record(
         session,
         "list.deleted",
@@ -84,7 +84,7 @@ def create_list(
     contact_list = ContactList(name=name, description=(description or "").strip() or None)
     session.add(contact_list)
     session.flush()
-    who = actor.email if actor else "The command line"
+    who = events.actor_name(actor)
     events.record(session, "list.created", f"{who} created the list {name!r}.", user=actor)
     return contact_list
 

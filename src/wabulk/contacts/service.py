@@ -166,7 +166,7 @@ def opt_in(session: Session, actor: User | None, contact_id: int, reason: str) -
 def _record_contact(
     session: Session, actor: User | None, contact: Contact, kind: str, what: str
 ) -> None:
-    who = actor.email if actor else "The command line"
+    who = events.actor_name(actor)
     events.record(session, kind, f"{who} {what}", user=actor, data={"contact_id": contact.id})
 
 
@@ -178,7 +178,7 @@ def add_to_list(session: Session, actor: User | None, list_id: int, contact_ids:
     before = _members(session, list_id)
     _add_members(session, list_id, sorted(existing), utcnow())
     added = _members(session, list_id) - before
-    who = actor.email if actor else "The command line"
+    who = events.actor_name(actor)
     events.record(
         session,
         "list.members_added",
@@ -200,7 +200,7 @@ def remove_from_list(
             )
         )
     ).rowcount
-    who = actor.email if actor else "The command line"
+    who = events.actor_name(actor)
     events.record(
         session,
         "list.members_removed",

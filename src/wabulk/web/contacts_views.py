@@ -29,7 +29,7 @@ from ..contacts.importer import recent_imports
 from ..errors import DomainError
 from ..models import Role
 from .forms import ListForm
-from .helpers import db_session
+from .helpers import apply_action, db_session
 from .security import requires
 
 bp = Blueprint("contacts", __name__, url_prefix="/contacts")
@@ -111,15 +111,7 @@ def delete_list(list_id: int) -> WResponse:
 
 
 def _list_action(action, message: str) -> WResponse:  # type: ignore[no-untyped-def]
-    session = db_session()
-    try:
-        action(session)
-    except DomainError as exc:
-        session.rollback()
-        flash(str(exc), "danger")
-    else:
-        session.commit()
-        flash(message, "success")
+    apply_action(action, message)
     return redirect(url_for("contacts.index"))
 
 
@@ -219,14 +211,7 @@ def change_lists(contact_id: int) -> WResponse:
 def _contact_action(contact_id: int, action, message: str) -> WResponse:  # type: ignore[no-untyped-def]
     session = db_session()
     contacts.get_contact(session, contact_id)
-    try:
-        action(session)
-    except DomainError as exc:
-        session.rollback()
-        flash(str(exc), "danger")
-    else:
-        session.commit()
-        flash(message, "success")
+    apply_action(action, message)
     return redirect(url_for("contacts.detail", contact_id=contact_id))
 
 

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from flask import Flask, current_app, g
+from flask import Flask, current_app, flash, g
 from flask_login import current_user
 from sqlalchemy.orm import Session
 
 from ..config import Settings
 from ..db import Database
+from ..errors import DomainError
 from ..models import Role
 
 
@@ -33,6 +35,21 @@ def _close_session(_exc: BaseException | None) -> None:
     session = g.pop("db_session", None)
     if session is not None:
         session.close()
+
+
+def apply_action(action: Callable[[Session], object], success: str) -> bool:
+    """Run one service call in the request's session: commit and flash `success`, or roll
+    back and flash the domain error's sentence. Returns whether it succeeded."""
+    session = db_session()
+    try:
+        action(session)
+    except DomainError as exc:
+        session.rollback()
+        flash(str(exc), "danger")
+        return False
+    session.commit()
+    flash(success, "success")
+    return True
 
 
 def format_datetime(value: datetime | None) -> str:

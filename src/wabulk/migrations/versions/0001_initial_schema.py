@@ -57,8 +57,13 @@ def upgrade() -> None:
         sa.UniqueConstraint("phone", name=op.f("uq_contacts_phone")),
     )
     with op.batch_alter_table("contacts", schema=None) as batch_op:
-        batch_op.create_index("ix_contacts_name", ["name"], unique=False)
-        batch_op.create_index("ix_contacts_opted_out_at", ["opted_out_at"], unique=False)
+        batch_op.create_index(
+            "ix_contacts_opted_out_at",
+            ["opted_out_at"],
+            unique=False,
+            sqlite_where=sa.text("opted_out_at IS NOT NULL"),
+            postgresql_where=sa.text("opted_out_at IS NOT NULL"),
+        )
 
     op.create_table(
         "login_failures",
@@ -652,7 +657,6 @@ def downgrade() -> None:
     op.drop_table("login_failures")
     with op.batch_alter_table("contacts", schema=None) as batch_op:
         batch_op.drop_index("ix_contacts_opted_out_at")
-        batch_op.drop_index("ix_contacts_name")
 
     op.drop_table("contacts")
     op.drop_table("contact_lists")
