@@ -532,7 +532,6 @@ _EXISTING = select(
     Contact.country,
     Contact.timezone,
 ).where(Contact.phone.in_(_PHONES))
-_IDS = select(Contact.id).where(Contact.phone.in_(_PHONES))
 
 
 def _apply_chunk(
@@ -581,7 +580,7 @@ def _apply_chunk(
         if rows
         else {}
     )
-    new_rows, changes, ids = [], [], []
+    new_rows, changes = [], []
     for phone, row in rows.items():
         old = existing.get(phone)
         counted_dup = phone in seen
@@ -602,14 +601,11 @@ def _apply_chunk(
                 counts["updated"] += 0 if counted_dup else 1
             else:
                 counts["unchanged"] += 0 if counted_dup else 1
-            if old is not None:
-                ids.append(old.id)
             continue
         if old is None:
             new_rows.append(_new_contact(row, now))
             counts["created"] += 0 if counted_dup else 1
             continue
-        ids.append(old.id)
         if old.opted_out_at is not None and not counted_dup:  # once per contact, any chunking
             counts["opted_out"] += 1
         merged = {**(old.attributes or {}), **row.attrs()}
@@ -634,10 +630,9 @@ def _apply_chunk(
             counts["unchanged"] += 0 if counted_dup else 1
     contacts = Contact.__table__
     if new_rows:
-        # executemany, then one SELECT for the ids: the ORM's bulk INSERT … RETURNING splits
-        # rows by which values are None and was half of an import's time.
+        # executemany: the ORM's bulk INSERT … RETURNING splits rows by which values are None
+        # and was half of an import's time.
         bulk.insert_contacts(session, new_rows)
-        ids.extend(session.scalars(_IDS, {"phones": [r["phone"] for r in new_rows]}))
     for keys, group in _by_keys(changes).items():
         # Bind names must differ from column names in an UPDATE's SET clause.
         columns = [k for k in keys if k != "_id"]
@@ -649,8 +644,8 @@ def _apply_chunk(
         session.execute(
             stmt, [{"_id": row["_id"], **{f"v_{k}": row[k] for k in columns}} for row in group]
         )
-    if plan.list_id is not None and ids and plan.kind == ImportKind.CONTACTS:
-        _add_members(session, plan.list_id, ids, now)
+    if plan.list_id is not None and rows and plan.kind == ImportKind.CONTACTS:
+        bulk.add_members_by_phone(session, plan.list_id, list(rows), now)
     if issues:
         session.add_all(issues)
     imp.rows_read += len(chunk)
@@ -691,10 +686,6 @@ def _new_contact(
         "opted_out_at": now if opted_out else None,
         "opt_out_reason": (reason or "Opt-out list import") if opted_out else None,
     }
-
-
-def _add_members(session: Session, list_id: int, contact_ids: list[int], now: Any) -> None:
-    bulk.add_members(session, list_id, contact_ids, now)
 
 
 def issues_of(import_id: int) -> Select[tuple[ImportIssue]]:

@@ -17,7 +17,7 @@ from .. import events
 from ..auth.permissions import require_role
 from ..errors import Conflict, NotFound, ValidationError
 from ..models import Contact, ContactList, Event, Message, Role, User, list_members, utcnow
-from .importer import _add_members
+from .bulk import add_members as _add_members
 
 OPT_STATUSES = ("all", "subscribed", "opted_out")
 
