@@ -72,6 +72,8 @@ def import_cmd(
 
     require_migrated(ctx)
     db, instance = ctx.db, ctx.settings.instance_path
+    stored: Path | None = None
+    import_id: int | None = None
     try:
         with db.session() as session:
             region = (country or app_settings.default_country(session) or "").upper()
@@ -89,6 +91,7 @@ def import_cmd(
                     file.name,
                     ImportKind.OPT_OUTS if opt_outs else ImportKind.CONTACTS,
                 )
+            stored = instance / imp.stored_path
             pv = importer.preview(imp, instance, region)
             chosen = mappings.apply_overrides(mapping_pairs, pv.sheet.header, pv.mapping)
             list_id, new_list = None, None
@@ -123,6 +126,9 @@ def import_cmd(
 
             result = importer.run(db, import_id, instance, "cli", progress=advance)
     except DomainError as exc:
+        # The import row was rolled back; its stored copy of the file goes with it.
+        if stored is not None and import_id is None:
+            stored.unlink(missing_ok=True)
         raise click.ClickException(str(exc)) from None
     with db.session() as session:
         click.echo(importer.summary_sentence(session, result))

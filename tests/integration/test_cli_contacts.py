@@ -79,6 +79,8 @@ def test_mapping_override_and_its_errors(instance, tmp_path) -> None:
     )
     assert bad.returncode != 0
     assert "--mapping 'phone=Mobile': there is no column \"Mobile\"" in bad.stderr
+    # The refused import keeps no copy of the file (only the earlier, successful one).
+    assert len(list((instance / "imports").iterdir())) == 1
 
 
 def test_export_writes_e164_name_opted_out_then_attributes(instance, tmp_path) -> None:
