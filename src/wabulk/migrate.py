@@ -32,10 +32,6 @@ def downgrade(engine: Engine, revision: str) -> None:
     command.downgrade(alembic_config(engine), revision)
 
 
-def make_revision(engine: Engine, message: str, autogenerate: bool = True) -> None:
-    command.revision(alembic_config(engine), message=message, autogenerate=autogenerate)
-
-
 def current_revision(engine: Engine) -> str | None:
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()

@@ -152,10 +152,12 @@ SAMPLE_ROWS = [
 ]
 
 
-def write_sample_xlsx(path: Path) -> None:
+def write_sample_xlsx(out: Path | io.BytesIO) -> None:
     import xlsxwriter
 
-    workbook = xlsxwriter.Workbook(str(path))
+    workbook = xlsxwriter.Workbook(
+        out if isinstance(out, io.BytesIO) else str(out), {"in_memory": True}
+    )
     sheet = workbook.add_worksheet("Customers")
     bold = workbook.add_format({"bold": True, "bg_color": "#DCF8C6"})
     for col, name in enumerate(SAMPLE_HEADER):

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,8 +90,11 @@ def save_upload(
     folder = _upload_dir(instance_path)
     token = secrets.token_hex(12)
     tmp = folder / f"{token}.upload"
-    with tmp.open("wb") as out:
-        shutil.copyfileobj(stream, out, length=1024 * 1024)
+    digest = hashlib.sha256()
+    with tmp.open("wb") as out:  # hashed while copied: the file is read once
+        while block := stream.read(1024 * 1024):
+            digest.update(block)
+            out.write(block)
     try:
         sheet = open_sheet(tmp)
     except SheetError:
@@ -101,10 +103,6 @@ def save_upload(
     final = folder / f"{token}{_KINDS[sheet.kind]}"
     tmp.rename(final)
     sheet.path = final
-    digest = hashlib.sha256()
-    with final.open("rb") as fh:
-        while block := fh.read(1024 * 1024):
-            digest.update(block)
     imp = Import(
         kind=kind,
         status=ImportStatus.DRAFT,
@@ -126,10 +124,9 @@ def save_upload(
     return imp
 
 
-def columns_of(imp: Import, instance_path: Path) -> list[str]:
-    """The sheet's column names, as recorded at upload (read from the file if missing)."""
-    columns = (imp.mapping or {}).get("columns")
-    return list(columns) if columns else open_sheet(_file_of(imp, instance_path)).header
+def columns_of(imp: Import) -> list[str]:
+    """The sheet's column names, as recorded at upload."""
+    return list(imp.mapping["columns"])
 
 
 def get_import(session: Session, import_id: int) -> Import:
@@ -163,15 +160,11 @@ def _sample(sheet: Sheet, n: int) -> list[list[Any]]:
 
 def preview(imp: Import, instance_path: Path, region: str, rows: int = 10) -> Preview:
     """The first rows and the guessed mapping, from what was kept at upload."""
-    stored = imp.mapping or {}
-    if "sample" in stored:
-        sheet = Sheet(
-            path=_file_of(imp, instance_path), header=list(stored["columns"]), **stored["sheet"]
-        )
-        sample = [(int(n), list(cells)) for n, cells in stored["sample"]]
-    else:
-        sheet = open_sheet(_file_of(imp, instance_path))
-        sample = [(n, c) for n, c in _sample(sheet, PREVIEW_ROWS)]
+    stored = imp.mapping
+    sheet = Sheet(
+        path=_file_of(imp, instance_path), header=list(stored["columns"]), **stored["sheet"]
+    )
+    sample = [(int(n), list(cells)) for n, cells in stored["sample"]]
     guessed = mappings.guess(sheet.header, [cells for _, cells in sample], region)
     if imp.kind == ImportKind.OPT_OUTS:
         guessed["attributes"] = {}
@@ -198,7 +191,7 @@ def configure(
         raise ValidationError(
             f"{default_country!r} is not a country code such as IN or US.", field="default_country"
         )
-    header = columns_of(imp, instance_path)
+    header = columns_of(imp)
     checked = mappings.validate(mapping, header)
     if imp.kind == ImportKind.OPT_OUTS:
         checked["attributes"] = {}

@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import Select, String, and_, cast, delete, func, or_, select
 from sqlalchemy.orm import Session
@@ -241,12 +240,3 @@ def attribute_keys(session: Session, f: ContactFilter, limit: int = 500) -> list
                 if len(keys) >= limit:
                     return list(keys)
     return list(keys)
-
-
-def as_row(contact: Contact) -> dict[str, Any]:
-    return {
-        "id": contact.id,
-        "phone": contact.phone,
-        "name": contact.name,
-        "opted_out": contact.opted_out_at is not None,
-    }

@@ -116,7 +116,9 @@ def detect_kind(path: Path) -> str:
     if head.startswith(b"PK\x03\x04"):
         return _zip_kind(path)
     if head.startswith(_OLE_MAGIC):
-        if _ENCRYPTED_MARK in head or _ENCRYPTED_MARK in path.read_bytes()[:4_000_000]:
+        with path.open("rb") as fh:
+            start = fh.read(4_000_000)  # the OLE directory naming the streams sits near the top
+        if _ENCRYPTED_MARK in start:
             raise SheetError(
                 "This workbook is password-protected. Open it in Excel, remove the password "
                 "(File → Info → Protect Workbook → Encrypt with Password, clear it), save, "

@@ -21,6 +21,7 @@ from flask import (
     url_for,
 )
 from flask_login import current_user
+from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response as WResponse
 
 from ..contacts import export, lists
@@ -118,30 +119,25 @@ def _list_action(action, message: str) -> WResponse:  # type: ignore[no-untyped-
 @bp.post("/bulk")
 @requires(Role.OPERATOR)
 def bulk() -> WResponse:
-    session = db_session()
     action = request.form.get("action", "")
     ids = request.form.getlist("contact_ids", type=int)
     back = request.form.get("back") or url_for("contacts.index")
     if not back.startswith("/contacts"):
         back = url_for("contacts.index")
-    try:
+
+    def run(session: Session) -> str:
         if action == "add":
             n = contacts.add_to_list(session, current_user, _list_id(), ids)
-            message = f"Added {n} contact(s) to the list."
-        elif action == "remove":
+            return f"Added {n} contact(s) to the list."
+        if action == "remove":
             n = contacts.remove_from_list(session, current_user, _list_id(), ids)
-            message = f"Removed {n} contact(s) from the list."
-        elif action == "opt_out":
+            return f"Removed {n} contact(s) from the list."
+        if action == "opt_out":
             n = contacts.opt_out(session, current_user, ids, request.form.get("reason", ""))
-            message = f"{n} contact(s) opted out; no campaign will message them."
-        else:
-            raise DomainError("Choose what to do with the selected contacts.")
-    except DomainError as exc:
-        session.rollback()
-        flash(str(exc), "danger")
-    else:
-        session.commit()
-        flash(message, "success")
+            return f"{n} contact(s) opted out; no campaign will message them."
+        raise DomainError("Choose what to do with the selected contacts.")
+
+    apply_action(run)
     return redirect(back)
 
 
@@ -259,12 +255,7 @@ def sample(fmt: str) -> Response:
     if fmt != "xlsx":
         abort(404)
     buf = io.BytesIO()
-    tmp = Path(tempfile.mkstemp(suffix=".xlsx")[1])
-    try:
-        export.write_sample_xlsx(tmp)
-        buf.write(tmp.read_bytes())
-    finally:
-        tmp.unlink(missing_ok=True)
+    export.write_sample_xlsx(buf)
     buf.seek(0)
     return send_file(
         buf,

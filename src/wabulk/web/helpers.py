@@ -37,18 +37,21 @@ def _close_session(_exc: BaseException | None) -> None:
         session.close()
 
 
-def apply_action(action: Callable[[Session], object], success: str) -> bool:
-    """Run one service call in the request's session: commit and flash `success`, or roll
-    back and flash the domain error's sentence. Returns whether it succeeded."""
+def apply_action(
+    action: Callable[[Session], object], success: str | None = None, category: str = "success"
+) -> bool:
+    """Run one service call in the request's session: commit and flash the success sentence
+    (`success`, or else what the action returned), or roll back and flash the domain error's
+    sentence. Returns whether it succeeded."""
     session = db_session()
     try:
-        action(session)
+        result = action(session)
     except DomainError as exc:
         session.rollback()
         flash(str(exc), "danger")
         return False
     session.commit()
-    flash(success, "success")
+    flash(success if success is not None else str(result), category)
     return True
 
 

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import io
 
-from flask import Blueprint, Response, flash, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, Response, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 from werkzeug.wrappers import Response as WResponse
 
 from .. import app_settings
 from ..contacts import export, importer, lists
+from ..contacts.phones import country_choices
 from ..contacts.sheets import SheetError
 from ..errors import DomainError
 from ..models import ImportKind, ImportStatus, Role
-from .helpers import db_session, get_settings
+from .helpers import apply_action, db_session, get_settings
 from .security import requires
 
 bp = Blueprint("imports", __name__, url_prefix="/contacts/imports")
@@ -80,17 +81,8 @@ def _list_name(imp) -> str | None:  # type: ignore[no-untyped-def]
 
 def _render_mapping(imp, error: str | None = None, status: int = 200):  # type: ignore[no-untyped-def]
     session = db_session()
-    settings = get_settings()
     country = request.form.get("default_country") or app_settings.default_country(session) or ""
-    try:
-        pv = importer.preview(imp, settings.instance_path, country or "US")
-    except SheetError as exc:
-        return render_template(
-            "contacts/import_new.html",
-            kind=imp.kind.value,
-            error=str(exc),
-            max_mb=settings.max_upload_mb,
-        ), 400
+    pv = importer.preview(imp, get_settings().instance_path, country or "US")
     mapping = pv.mapping
     if request.method == "POST":
         mapping = _mapping_from_form(pv.sheet.header)
@@ -104,17 +96,11 @@ def _render_mapping(imp, error: str | None = None, status: int = 200):  # type: 
         mapping=mapping,
         error=error,
         country=country,
-        regions=_region_choices(),
+        regions=country_choices(),
         list_choice=chosen,
         new_list=request.form.get("new_list") or suggested,
         lists=[row[0] for row in session.execute(lists.lists_with_counts())],
     ), status
-
-
-def _region_choices() -> list[tuple[str, str]]:
-    from ..contacts.phones import country_choices
-
-    return country_choices()
 
 
 def _mapping_from_form(header: list[str]) -> dict:  # type: ignore[type-arg]
@@ -137,7 +123,7 @@ def start(import_id: int) -> WResponse | tuple[str, int]:
     imp = importer.get_import(session, import_id)
     if imp.status != ImportStatus.DRAFT:
         return redirect(url_for("imports.show", import_id=import_id))
-    header = importer.columns_of(imp, settings.instance_path)
+    header = importer.columns_of(imp)
     mapping = _mapping_from_form(header)
     roles = [request.form.get(f"role_{i}") for i in range(len(header))]
     if roles.count("phone") > 1:
@@ -205,17 +191,14 @@ def report(import_id: int) -> Response:
 @bp.post("/<int:import_id>/discard")
 @requires(Role.OPERATOR)
 def discard(import_id: int) -> WResponse:
-    session = db_session()
-    try:
-        importer.discard(
+    apply_action(
+        lambda session: importer.discard(
             session,
             current_user,
             importer.get_import(session, import_id),
             get_settings().instance_path,
-        )
-        session.commit()
-        flash("Upload discarded; nothing was imported.", "info")
-    except DomainError as exc:
-        session.rollback()
-        flash(str(exc), "danger")
+        ),
+        "Upload discarded; nothing was imported.",
+        category="info",
+    )
     return redirect(url_for("contacts.index"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_user
+from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from .. import app_settings
@@ -18,7 +19,7 @@ from .forms import (
     ResetPasswordForm,
     RoleForm,
 )
-from .helpers import db_session
+from .helpers import apply_action, db_session
 from .security import requires
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
@@ -127,30 +128,24 @@ def invite_user() -> Response | str:
 
 
 def _apply(action: str, user_id: int) -> Response:
-    session = db_session()
-    try:
+    def run(session: Session) -> str:
         if action == "role":
             form = RoleForm()
             if not form.validate_on_submit():
                 raise DomainError("Pick a role from the list.")
             user = users.change_role(session, current_user, user_id, form.role.data or "")
-            message = f"{user.email} is now {user.role.value}."
-        elif action == "reset":
+            return f"{user.email} is now {user.role.value}."
+        if action == "reset":
             reset = ResetPasswordForm()
             if not reset.validate_on_submit():
                 errors = [e for errs in reset.errors.values() for e in errs]
                 raise DomainError(" ".join(errors) or "Type the new password twice.")
             user = users.reset_password(session, current_user, user_id, reset.password.data or "")
-            message = f"New password set for {user.email}."
-        else:
-            user = users.set_active(session, current_user, user_id, action == "enable")
-            message = f"{user.email} is {'enabled' if user.is_active else 'disabled'}."
-    except DomainError as exc:
-        session.rollback()
-        flash(str(exc), "danger")
-    else:
-        session.commit()
-        flash(message, "success")
+            return f"New password set for {user.email}."
+        user = users.set_active(session, current_user, user_id, action == "enable")
+        return f"{user.email} is {'enabled' if user.is_active else 'disabled'}."
+
+    apply_action(run)
     return redirect(url_for("settings.user_list"))
 
 
@@ -193,15 +188,11 @@ def general() -> str:
 @bp.post("/general")
 @requires(Role.ADMIN)
 def save_general() -> Response:
-    session = db_session()
-    try:
+    def run(session: Session) -> str:
         code = app_settings.set_default_country(
             session, current_user, request.form.get("default_country", "")
         )
-    except DomainError as exc:
-        session.rollback()
-        flash(str(exc), "danger")
-    else:
-        session.commit()
-        flash(f"Numbers without a country code are now read as {code} by default.", "success")
+        return f"Numbers without a country code are now read as {code} by default."
+
+    apply_action(run)
     return redirect(url_for("settings.general"))
