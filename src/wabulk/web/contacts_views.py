@@ -134,6 +134,8 @@ def bulk() -> WResponse:
             return f"Removed {n} contact(s) from the list."
         if action == "opt_out":
             n = contacts.opt_out(session, current_user, ids, request.form.get("reason", ""))
+            if n == 0:
+                return "The selected contacts were already opted out; nothing changed."
             return f"{n} contact(s) opted out; no campaign will message them."
         raise DomainError("Choose what to do with the selected contacts.")
 
