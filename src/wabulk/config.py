@@ -70,6 +70,9 @@ class Settings:
     login_attempts_per_minute: int = 5
     # Dispatcher knobs live here so the worker, the CLI and the tests read one object.
     worker_poll_seconds: float = 2.0
+    # How long a claimed message or a sender stays held by a worker that stops answering;
+    # after it, recovery reconciles the message and another worker may take the sender.
+    lease_seconds: int = 120
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -91,6 +94,7 @@ class Settings:
             log_level=level,
             https=_env_bool(env, "WABULK_HTTPS", False),
             login_attempts_per_minute=_env_int(env, "WABULK_LOGIN_ATTEMPTS_PER_MINUTE", 5, 1, 1000),
+            lease_seconds=_env_int(env, "WABULK_LEASE_SECONDS", 120, 2, 3600),
         )
 
     def resolved(self) -> Settings:

@@ -1,59 +1,129 @@
-"""Messages whose worker died mid-send.
+"""Messages whose worker died mid-send (DESIGN §3, "lease expired → reconcile").
 
 A message in `sending` whose lease has expired may or may not have reached the
-recipient. Until a channel can prove which (the channel reconciliation of DESIGN §3), it
-becomes `unknown`: shown to the operator with a "send again" action, never re-sent silently.
+recipient. The channel that was sending it is asked (`reconcile`): proven sent → `sent`,
+proven not sent → back to `queued`, and anything it cannot prove → `unknown`, shown to
+the operator with a "send again" action and never re-sent silently.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+import logging
+from collections import Counter, defaultdict
 from datetime import datetime
+from pathlib import Path
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from .. import events
-from ..models import Campaign, EventLevel, Message, MessageStatus, utcnow
+from ..channels.base import ChannelConfig, OutgoingMessage, Reconciled
+from ..channels.registry import open_channel
+from ..models import EventLevel, Message, MessageStatus, Sender, utcnow
+from .queue import shift_counters
+
+log = logging.getLogger(__name__)
+messages = Message.__table__
+S = MessageStatus
+BATCH = 500
+
+_UNKNOWN_DETAIL = (
+    "The worker stopped while sending and the channel cannot tell whether this message "
+    "reached the recipient."
+)
 
 
-def expire_stale_leases(session: Session, now: datetime | None = None) -> int:
-    """Turn expired `sending` messages into `unknown`; returns how many.
+def _ask(sender: Sender | None, rows: list, instance_path: Path) -> dict[int, Reconciled]:
+    if sender is None:
+        return {row.id: "unknown" for row in rows}
+    try:
+        channel = open_channel(
+            sender.channel.value,
+            ChannelConfig(sender.name, dict(sender.settings or {}), instance_path),
+        )
+    except Exception:
+        log.exception("cannot open the %s channel to reconcile", sender.name)
+        return {row.id: "unknown" for row in rows}
+    answers: dict[int, Reconciled] = {}
+    try:
+        for row in rows:
+            try:
+                answers[row.id] = channel.reconcile(
+                    OutgoingMessage(message_id=row.id, phone=row.phone, text=row.body or "")
+                )
+            except Exception:
+                log.exception("reconcile failed for message %s", row.id)
+                answers[row.id] = "unknown"
+    finally:
+        channel.close()
+    return answers
 
-    - One UPDATE … RETURNING, then the campaigns' counters in the same transaction, so
-      the counters shown on pages stay exact.
-    """
+
+def expire_stale_leases(session: Session, instance_path: Path, now: datetime | None = None) -> int:
+    """Reconcile one batch of expired `sending` messages; returns how many were settled."""
     now = now or utcnow()
-    rows = (
-        session.execute(
-            update(Message)
-            .where(Message.status == MessageStatus.SENDING, Message.lease_until < now)
-            .values(
-                status=MessageStatus.UNKNOWN,
-                lease_owner=None,
-                lease_until=None,
-                error_code="lease_expired",
-                error_detail="The worker stopped while sending; it is not known whether this "
-                "message reached the recipient.",
-                updated_at=now,
+    rows = session.execute(
+        select(
+            messages.c.id,
+            messages.c.campaign_id,
+            messages.c.sender_id,
+            messages.c.phone,
+            messages.c.body,
+        )
+        .where(messages.c.status == S.SENDING, messages.c.lease_until < now)
+        .order_by(messages.c.lease_until)
+        .limit(BATCH)
+    ).all()
+    if not rows:
+        return 0
+    by_sender: dict[int | None, list] = defaultdict(list)
+    for row in rows:
+        by_sender[row.sender_id].append(row)
+    answers: dict[int, Reconciled] = {}
+    for sender_id, group in by_sender.items():
+        sender = session.get(Sender, sender_id) if sender_id is not None else None
+        answers.update(_ask(sender, group, instance_path))
+
+    moved: dict[int, Counter] = defaultdict(Counter)
+    for row in rows:
+        answer = answers[row.id]
+        guard = update(messages).where(
+            messages.c.id == row.id,
+            messages.c.status == S.SENDING,
+            messages.c.lease_until < now,
+        )
+        common = {"lease_owner": None, "lease_until": None, "updated_at": now}
+        if answer == "sent":
+            stmt = guard.values(
+                status=S.SENT, sent_at=now, attempts=messages.c.attempts + 1, **common
             )
-            .returning(Message.campaign_id)
+            target = S.SENT
+        elif answer == "not_sent":
+            stmt = guard.values(status=S.QUEUED, next_attempt_at=now, sender_id=None, **common)
+            target = S.QUEUED
+        else:
+            stmt = guard.values(
+                status=S.UNKNOWN, error_code="lease_expired", error_detail=_UNKNOWN_DETAIL, **common
+            )
+            target = S.UNKNOWN
+        if session.execute(stmt).rowcount:
+            moved[row.campaign_id][target] += 1
+
+    for campaign_id, counts in moved.items():
+        n = sum(counts.values())
+        shift_counters(session, campaign_id, {S.SENDING: -n} | dict(counts))
+        text = (
+            f"Recovered {n} message(s) left in flight by a stopped worker: "
+            f"{counts[S.SENT]} had been sent, {counts[S.QUEUED]} had not and were queued "
+            f"again, {counts[S.UNKNOWN]} cannot be known"
         )
-        .scalars()
-        .all()
-    )
-    for campaign_id, n in Counter(rows).items():
-        session.execute(
-            update(Campaign)
-            .where(Campaign.id == campaign_id)
-            .values(n_sending=Campaign.n_sending - n, n_unknown=Campaign.n_unknown + n)
-        )
+        if counts[S.UNKNOWN]:
+            text += ' (review them and use "send again" if needed)'
         events.record(
             session,
-            "messages.unknown",
-            f"{n} message(s) were being sent when their worker stopped; marked unknown "
-            'so they are not sent twice. Review them and use "send again" if needed.',
-            level=EventLevel.WARNING,
+            "messages.recovered",
+            text + ".",
+            level=EventLevel.WARNING if counts[S.UNKNOWN] else EventLevel.INFO,
             campaign_id=campaign_id,
         )
     return len(rows)

@@ -3,6 +3,9 @@
 - Each loop's step does one round of work and says whether it found any; the loop repeats
   at once while there is work and sleeps its poll interval when there is none.
 - Loops run in their own threads so a long import never delays message work.
+- The "campaigns" loop starts scheduled campaigns, completes finished ones, and keeps
+  one sending lane (lane.py) running per sender that has work, each in its own thread,
+  so a slow browser never holds up another account.
 - An error in a step is logged and the loop carries on after a pause: one bad row must
   not crash-loop the process.
 """
@@ -13,13 +16,19 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sqlalchemy import select
+
+from ..campaigns import lifecycle
 from ..config import Settings
 from ..contacts import importer
 from ..db import Database
+from ..models import Campaign, CampaignStatus, Sender, SenderState, campaign_senders, utcnow
+from .lane import Lane
 from .recovery import expire_stale_leases
 
 log = logging.getLogger(__name__)
@@ -49,14 +58,87 @@ class Dispatcher:
         self.stop_event = threading.Event()
         self.loops = [
             Loop("messages", self.message_step, settings.worker_poll_seconds),
+            Loop("campaigns", self.campaign_step, min(settings.worker_poll_seconds, 1.0)),
             Loop("imports", self.import_step, min(settings.worker_poll_seconds, 1.0)),
         ]
         self._threads: list[threading.Thread] = []
+        self._lanes: dict[int, threading.Thread] = {}
+        self._lanes_lock = threading.Lock()
 
     def message_step(self) -> bool:
         with self.db.session() as session:
-            recovered = expire_stale_leases(session)
+            recovered = expire_stale_leases(session, self.settings.instance_path)
         return recovered > 0
+
+    def campaign_step(self) -> bool:
+        """Start due campaigns, complete finished ones, and run a lane per busy sender."""
+        now = utcnow()
+        with self.db.session() as session:
+            started = lifecycle.start_due(session, now)
+        with self.db.session() as session:
+            completed = lifecycle.complete_finished(session, now)
+        with self.db.session() as session:
+            busy = set(
+                session.scalars(
+                    select(Sender.id)
+                    .join(campaign_senders, campaign_senders.c.sender_id == Sender.id)
+                    .join(Campaign, Campaign.id == campaign_senders.c.campaign_id)
+                    .where(
+                        Sender.state == SenderState.LINKED,
+                        Campaign.status == CampaignStatus.RUNNING,
+                        Campaign.n_queued > 0,
+                    )
+                    .distinct()
+                )
+            )
+        with self._lanes_lock:
+            for sender_id in busy:
+                thread = self._lanes.get(sender_id)
+                if thread is None or not thread.is_alive():
+                    self._start_lane(sender_id)
+        return bool(started or completed)
+
+    def _start_lane(self, sender_id: int) -> None:
+        lane = Lane(
+            self.db,
+            sender_id,
+            self.identity,
+            self.settings.instance_path,
+            self.settings.lease_seconds,
+        )
+        thread = threading.Thread(
+            target=self._run_lane, args=(lane,), name=f"wabulk-lane-{sender_id}", daemon=True
+        )
+        self._lanes[sender_id] = thread
+        thread.start()
+
+    def _run_lane(self, lane: Lane) -> None:
+        """Step the lane until it runs out of work or the process stops."""
+        idle_since: float | None = None
+        try:
+            while not self.stop_event.is_set():
+                try:
+                    wait = lane.step()
+                except Exception:
+                    log.exception(
+                        "sender %s: lane step failed; retrying after a pause", lane.sender_id
+                    )
+                    wait = self.settings.worker_poll_seconds
+                if wait is None:
+                    # Idle: linger a little (new work often follows), then give the sender back.
+                    idle_since = idle_since or time.monotonic()
+                    if time.monotonic() - idle_since > 3 * self.settings.worker_poll_seconds:
+                        return
+                    wait = min(self.settings.worker_poll_seconds, 1.0)
+                else:
+                    idle_since = None
+                if wait > 0:
+                    self.stop_event.wait(wait)
+        finally:
+            try:
+                lane.close()
+            except Exception:
+                log.exception("sender %s: could not release the lane cleanly", lane.sender_id)
 
     def import_step(self) -> bool:
         """Run one queued (or abandoned) import to its end."""
@@ -117,7 +199,10 @@ class Dispatcher:
 
     def stop(self, timeout: float = 10.0) -> None:
         self.stop_event.set()
-        for thread in self._threads:
+        with self._lanes_lock:
+            lanes = list(self._lanes.values())
+            self._lanes = {}
+        for thread in [*self._threads, *lanes]:
             thread.join(timeout)
         self._threads = []
         log.info("dispatcher %s stopped", self.identity)

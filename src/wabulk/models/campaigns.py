@@ -114,10 +114,17 @@ class Message(Base):
     __tablename__ = "messages"
     __table_args__ = (
         UniqueConstraint("campaign_id", "contact_id"),
-        # Serves the dispatcher's claim: WHERE status = 'queued' AND next_attempt_at <= now.
-        Index("ix_messages_status_next_attempt_at", "status", "next_attempt_at"),
-        # Serves the recipients table filtered by status and the lease-expiry sweep.
-        Index("ix_messages_campaign_id_status", "campaign_id", "status"),
+        # Serves the dispatcher's claim (WHERE campaign_id = ? AND status = 'queued' AND
+        # next_attempt_at <= now ORDER BY next_attempt_at) and the recipients table
+        # filtered by status.
+        Index(
+            "ix_messages_campaign_id_status_next_attempt_at",
+            "campaign_id",
+            "status",
+            "next_attempt_at",
+        ),
+        # Serves a sender's daily cap: WHERE sender_id = ? AND sent_at >= start of its day.
+        Index("ix_messages_sender_id_sent_at", "sender_id", "sent_at"),
         # Serves lease recovery: WHERE status = 'sending' AND lease_until < now.
         Index("ix_messages_status_lease_until", "status", "lease_until"),
         # Serves a contact's message history.
@@ -130,7 +137,9 @@ class Message(Base):
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="RESTRICT"))
     phone: Mapped[str] = mapped_column(String(20))  # E.164 at launch
-    body: Mapped[str] = mapped_column(Text)  # rendered at launch
+    # Rendered from the campaign's launch snapshot when first claimed (launch stays one
+    # INSERT … SELECT), and stored before the channel is called; NULL until then.
+    body: Mapped[str | None] = mapped_column(Text)
     status: Mapped[MessageStatus] = mapped_column(
         str_enum(MessageStatus, "message_status"), default=MessageStatus.QUEUED
     )

@@ -1,0 +1,347 @@
+"""Campaign lifecycle: the one table of allowed transitions, and the actions on it.
+
+draft → scheduled → running ⇄ paused → completed, or cancelled. Pages, the CLI, the API
+and the dispatcher all move campaigns through `transition`, so a rule lives in one place.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from .. import events
+from ..auth.permissions import require_role
+from ..errors import Conflict, NotFound, ValidationError
+from ..models import (
+    Campaign,
+    CampaignStatus,
+    EventLevel,
+    Message,
+    MessageStatus,
+    Role,
+    SenderState,
+    Template,
+    User,
+    utcnow,
+)
+from . import audience
+
+C = CampaignStatus
+S = MessageStatus
+messages = Message.__table__
+
+# action → (statuses it may start from, status it leads to). `launch` leads to
+# `scheduled` instead when the campaign has a start time in the future.
+TRANSITIONS: dict[str, tuple[frozenset[CampaignStatus], CampaignStatus]] = {
+    "launch": (frozenset({C.DRAFT}), C.RUNNING),
+    "start": (frozenset({C.SCHEDULED}), C.RUNNING),
+    "pause": (frozenset({C.RUNNING}), C.PAUSED),
+    "resume": (frozenset({C.PAUSED}), C.RUNNING),
+    "complete": (frozenset({C.RUNNING}), C.COMPLETED),
+    "cancel": (frozenset({C.SCHEDULED, C.RUNNING, C.PAUSED}), C.CANCELLED),
+    "retry": (frozenset({C.COMPLETED, C.CANCELLED}), C.RUNNING),
+}
+
+VERBS = {
+    "launch": "launch",
+    "start": "start",
+    "pause": "pause",
+    "resume": "resume",
+    "complete": "complete",
+    "cancel": "cancel",
+    "retry": "retry the failed messages of",
+}
+
+
+def allowed_actions(status: CampaignStatus) -> list[str]:
+    """What a user may do next (the page shows exactly these buttons)."""
+    return [a for a, (sources, _) in TRANSITIONS.items() if status in sources]
+
+
+def get_campaign(session: Session, campaign_id: int, lock: bool = False) -> Campaign:
+    query = select(Campaign).where(Campaign.id == campaign_id)
+    if lock:
+        query = query.with_for_update()
+    found = session.scalar(query)
+    if found is None:
+        raise NotFound(f"There is no campaign #{campaign_id}.")
+    return found
+
+
+def transition(campaign: Campaign, action: str, reason: str | None = None) -> CampaignStatus:
+    sources, target = TRANSITIONS[action]
+    if campaign.status not in sources:
+        raise Conflict(
+            f"Campaign {campaign.name!r} is {campaign.status.value}; "
+            f"you cannot {VERBS[action]} it now."
+        )
+    campaign.status = target
+    campaign.status_reason = reason
+    return target
+
+
+def usable_senders(campaign: Campaign) -> list:
+    return [s for s in campaign.senders if s.state == SenderState.LINKED]
+
+
+def check_ready(session: Session, campaign: Campaign) -> None:
+    """Everything a launch needs, each missing piece named."""
+    if not campaign.lists:
+        raise ValidationError("Choose at least one list to send to.", field="lists")
+    if not campaign.senders:
+        raise ValidationError("Choose at least one sender.", field="senders")
+    if not usable_senders(campaign):
+        names = ", ".join(f"{s.name} ({s.state.value})" for s in campaign.senders)
+        raise ValidationError(f"None of the chosen senders can send now: {names}.", field="senders")
+    body = campaign.body
+    if campaign.template_id is not None:
+        template = session.get(Template, campaign.template_id)
+        body = template.body if template else ""
+    if not body.strip():
+        raise ValidationError("Write the message, or choose a template.", field="body")
+    from .rendering import compile_body
+
+    compile_body(body)  # a template error stops the launch, naming the line
+
+
+def launch(
+    session: Session, actor: User | None, campaign_id: int, now: datetime | None = None
+) -> Campaign:
+    """Freeze the message, insert every recipient in one statement, and start (or schedule)."""
+    require_role(actor, Role.OPERATOR)
+    now = now or utcnow()
+    campaign = get_campaign(session, campaign_id, lock=True)
+    transition(campaign, "launch")
+    check_ready(session, campaign)
+    if campaign.template_id is not None:
+        template = session.get(Template, campaign.template_id)
+        assert template is not None  # check_ready
+        # The snapshot: editing the template later never changes this campaign.
+        campaign.body = template.body
+        if campaign.media_id is None:
+            campaign.media_id = template.media_id
+    due = campaign.scheduled_at if campaign.scheduled_at and campaign.scheduled_at > now else now
+    if due > now:
+        campaign.status = C.SCHEDULED
+    session.flush()
+    n = audience.insert_messages(session, campaign.id, [lst.id for lst in campaign.lists], due)
+    if n == 0:
+        raise ValidationError(
+            "Nobody to send to: the chosen lists are empty or everyone in them opted out.",
+            field="lists",
+        )
+    campaign.total = n
+    campaign.n_queued = n
+    campaign.launched_at = now
+    who = events.actor_name(actor)
+    when = "now" if campaign.status == C.RUNNING else f"at {due:%Y-%m-%d %H:%M} UTC"
+    events.record(
+        session,
+        "campaign.launched",
+        f"{who} launched {campaign.name!r} to {n:,} recipient(s), starting {when}.",
+        user=actor,
+        campaign_id=campaign.id,
+    )
+    return campaign
+
+
+def pause(
+    session: Session, actor: User | None, campaign_id: int, reason: str | None = None
+) -> Campaign:
+    require_role(actor, Role.OPERATOR)
+    campaign = get_campaign(session, campaign_id, lock=True)
+    transition(campaign, "pause", reason)
+    text = reason or f"{events.actor_name(actor)} paused the campaign."
+    level = EventLevel.WARNING if reason else EventLevel.INFO
+    events.record(
+        session, "campaign.paused", text, user=actor, campaign_id=campaign.id, level=level
+    )
+    return campaign
+
+
+def resume(session: Session, actor: User | None, campaign_id: int) -> Campaign:
+    require_role(actor, Role.OPERATOR)
+    campaign = get_campaign(session, campaign_id, lock=True)
+    transition(campaign, "resume")
+    if not usable_senders(campaign):
+        names = ", ".join(f"{s.name} ({s.state_reason or s.state.value})" for s in campaign.senders)
+        raise Conflict(f"No sender of this campaign can send now: {names}. Fix one, then resume.")
+    events.record(
+        session,
+        "campaign.resumed",
+        f"{events.actor_name(actor)} resumed the campaign.",
+        user=actor,
+        campaign_id=campaign.id,
+    )
+    return campaign
+
+
+def cancel(session: Session, actor: User | None, campaign_id: int) -> Campaign:
+    """Stop for good: every message not yet sent is skipped ("campaign cancelled")."""
+    require_role(actor, Role.OPERATOR)
+    now = utcnow()
+    campaign = get_campaign(session, campaign_id, lock=True)
+    transition(campaign, "cancel")
+    n = session.execute(
+        update(messages)
+        .where(messages.c.campaign_id == campaign.id, messages.c.status == S.QUEUED)
+        .values(
+            status=S.SKIPPED,
+            error_code="cancelled",
+            error_detail="Campaign cancelled",
+            updated_at=now,
+        )
+    ).rowcount
+    campaign.n_queued -= n
+    campaign.n_skipped += n
+    campaign.finished_at = now
+    events.record(
+        session,
+        "campaign.cancelled",
+        f"{events.actor_name(actor)} cancelled the campaign; {n:,} unsent message(s) skipped.",
+        user=actor,
+        campaign_id=campaign.id,
+    )
+    return campaign
+
+
+def retry_failed(session: Session, actor: User | None, campaign_id: int) -> int:
+    """Queue the failed and unknown messages of a finished campaign again."""
+    require_role(actor, Role.OPERATOR)
+    now = utcnow()
+    campaign = get_campaign(session, campaign_id, lock=True)
+    if campaign.n_failed + campaign.n_unknown == 0:
+        raise Conflict("There are no failed or unknown messages to send again.")
+    transition(campaign, "retry")
+    if not usable_senders(campaign):
+        raise Conflict("No sender of this campaign can send now; fix one first.")
+    failed, unknown = campaign.n_failed, campaign.n_unknown
+    n = session.execute(
+        update(messages)
+        .where(
+            messages.c.campaign_id == campaign.id,
+            messages.c.status.in_([S.FAILED, S.UNKNOWN]),
+        )
+        .values(
+            status=S.QUEUED,
+            attempts=0,
+            next_attempt_at=now,
+            error_code=None,
+            error_detail=None,
+            failed_at=None,
+            updated_at=now,
+        )
+    ).rowcount
+    campaign.n_failed = 0
+    campaign.n_unknown = 0
+    campaign.n_queued += n
+    campaign.finished_at = None
+    events.record(
+        session,
+        "campaign.retried",
+        f"{events.actor_name(actor)} queued {failed:,} failed and {unknown:,} unknown "
+        "message(s) again.",
+        user=actor,
+        campaign_id=campaign.id,
+    )
+    return n
+
+
+def duplicate(session: Session, actor: User | None, campaign_id: int) -> Campaign:
+    require_role(actor, Role.OPERATOR)
+    source = get_campaign(session, campaign_id)
+    copy = Campaign(
+        name=f"{source.name} (copy)"[:200],
+        template_id=source.template_id,
+        body=source.body,
+        media_id=source.media_id,
+        pacing=dict(source.pacing or {}),
+        max_attempts=source.max_attempts,
+        created_by_id=actor.id if actor else None,
+    )
+    copy.lists = list(source.lists)
+    copy.senders = list(source.senders)
+    session.add(copy)
+    session.flush()
+    events.record(
+        session,
+        "campaign.duplicated",
+        f"{events.actor_name(actor)} copied {source.name!r} as a new draft.",
+        user=actor,
+        campaign_id=copy.id,
+    )
+    return copy
+
+
+def delete_draft(session: Session, actor: User | None, campaign_id: int) -> str:
+    require_role(actor, Role.OPERATOR)
+    campaign = get_campaign(session, campaign_id)
+    if campaign.status != C.DRAFT:
+        raise Conflict("Only drafts can be deleted; cancel a launched campaign instead.")
+    name = campaign.name
+    session.delete(campaign)
+    events.record(
+        session,
+        "campaign.deleted",
+        f"{events.actor_name(actor)} deleted the draft {name!r}.",
+        user=actor,
+    )
+    return name
+
+
+# --- moves made by the dispatcher ---------------------------------------------------
+
+
+def start_due(session: Session, now: datetime) -> list[int]:
+    """Scheduled campaigns whose time has come start running."""
+    due = session.scalars(
+        select(Campaign)
+        .where(Campaign.status == C.SCHEDULED, Campaign.scheduled_at <= now)
+        .with_for_update(skip_locked=True)
+    ).all()
+    for campaign in due:
+        transition(campaign, "start")
+        events.record(
+            session,
+            "campaign.started",
+            "The scheduled start time came; sending.",
+            campaign_id=campaign.id,
+        )
+    return [c.id for c in due]
+
+
+def complete_finished(session: Session, now: datetime) -> list[int]:
+    """Running campaigns with nothing queued or in flight are complete."""
+    done = session.scalars(
+        select(Campaign)
+        .where(Campaign.status == C.RUNNING, Campaign.n_queued == 0, Campaign.n_sending == 0)
+        .with_for_update(skip_locked=True)
+    ).all()
+    for campaign in done:
+        transition(campaign, "complete")
+        campaign.finished_at = now
+        events.record(
+            session,
+            "campaign.completed",
+            f"Finished: {campaign.n_sent + campaign.n_delivered + campaign.n_read:,} sent, "
+            f"{campaign.n_failed:,} failed, {campaign.n_skipped:,} skipped, "
+            f"{campaign.n_unknown:,} unknown.",
+            campaign_id=campaign.id,
+        )
+    return [c.id for c in done]
+
+
+def pause_without_senders(session: Session, campaign_ids: list[int], reason: str) -> list[int]:
+    """Pause those running campaigns that have no usable sender left."""
+    paused = []
+    for campaign_id in campaign_ids:
+        campaign = get_campaign(session, campaign_id, lock=True)
+        if campaign.status == C.RUNNING and not usable_senders(campaign):
+            transition(campaign, "pause", reason)
+            events.record(
+                session, "campaign.paused", reason, level=EventLevel.ERROR, campaign_id=campaign.id
+            )
+            paused.append(campaign_id)
+    return paused

@@ -1,0 +1,1 @@
+"""Ways to reach WhatsApp. Each knows nothing of the database, Flask or campaigns."""

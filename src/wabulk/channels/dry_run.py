@@ -1,0 +1,136 @@
+"""The dry-run channel: a real channel that delivers to a file instead of WhatsApp.
+
+Users rehearse a campaign with it; tests and benchmarks run the whole engine through it.
+Each delivered message is one JSON line in `<instance>/dry_run/<sender name>.jsonl`
+(phone, text, media file name, our message id, time), written with a single `write` on
+an O_APPEND descriptor so a killed process never leaves half a line behind, and so
+`reconcile` can prove from the file whether a message went out.
+
+Settings (per sender): `latency_seconds` per message, `failure_rate` (share of numbers
+that fail permanently, the same numbers every time) and `transient_rate` (share of
+attempts that fail and are retried).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from .base import (
+    ChannelConfig,
+    OutgoingMessage,
+    PermanentError,
+    Reconciled,
+    SendResult,
+    TransientError,
+)
+
+_UNSAFE = re.compile(r"[^\w.\- ]+")
+
+
+def log_path(instance_path: Path, sender_name: str) -> Path:
+    """Where a dry-run sender's deliveries go; the name is cleaned, never used as a path."""
+    safe = _UNSAFE.sub("_", sender_name).strip(" .") or "sender"
+    return instance_path / "dry_run" / f"{safe}.jsonl"
+
+
+def read_log(path: Path) -> list[dict[str, object]]:
+    """Every complete line of a dry-run log (tests, the kill test and the bench read it)."""
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_bytes().splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue
+    return out
+
+
+def _number(settings: dict[str, object], key: str, lo: float, hi: float) -> float:
+    raw = settings.get(key, 0) or 0
+    try:
+        value = float(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(f"dry-run setting {key} must be a number; got {raw!r}") from None
+    if not lo <= value <= hi:
+        raise ValueError(f"dry-run setting {key} must be between {lo:g} and {hi:g}; got {value:g}")
+    return value
+
+
+class DryRunChannel:
+    def __init__(self, config: ChannelConfig) -> None:
+        self.path = log_path(config.instance_path, config.sender_name)
+        self.latency = _number(config.settings, "latency_seconds", 0, 600)
+        self.failure_rate = _number(config.settings, "failure_rate", 0, 1)
+        self.transient_rate = _number(config.settings, "transient_rate", 0, 1)
+        self._fd: int | None = None
+        self._seen: set[int] = set()
+        self._read_upto = 0
+        self._lock = threading.Lock()
+
+    def _descriptor(self) -> int:
+        if self._fd is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        return self._fd
+
+    def prepare(self, message: OutgoingMessage) -> None:
+        return None
+
+    def send(self, message: OutgoingMessage) -> SendResult:
+        if self.latency:
+            time.sleep(self.latency)
+        # Seeded by the message id, so the same numbers fail on every attempt, as a
+        # number that is not on WhatsApp would.
+        if self.failure_rate and random.Random(message.message_id).random() < self.failure_rate:
+            raise PermanentError(
+                "Dry run: simulated failure (this number is treated as not on WhatsApp).",
+                code="dry_run_failure",
+            )
+        if self.transient_rate and random.random() < self.transient_rate:
+            raise TransientError("Dry run: simulated temporary failure.", code="dry_run_transient")
+        now = datetime.now(UTC)
+        line = json.dumps(
+            {
+                "phone": message.phone,
+                "text": message.text,
+                "media": message.media_name,
+                "message_id": message.message_id,
+                "time": now.isoformat(timespec="microseconds"),
+            },
+            ensure_ascii=False,
+        )
+        os.write(self._descriptor(), (line + "\n").encode())
+        return SendResult(provider_message_id=f"dry-{message.message_id}")
+
+    def reconcile(self, message: OutgoingMessage) -> Reconciled:
+        with self._lock:
+            self._catch_up()
+            return "sent" if message.message_id in self._seen else "not_sent"
+
+    def _catch_up(self) -> None:
+        """Read what was appended since the last look (the log only ever grows)."""
+        if not self.path.exists():
+            return
+        with self.path.open("rb") as fh:
+            fh.seek(self._read_upto)
+            data = fh.read()
+        end = data.rfind(b"\n") + 1  # a line still being written is read next time
+        for line in data[:end].splitlines():
+            try:
+                self._seen.add(int(json.loads(line)["message_id"]))
+            except (ValueError, KeyError, TypeError):
+                continue
+        self._read_upto += end
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None

@@ -1,0 +1,409 @@
+"""A lane sends for one sender: claim, prepare, wait out the pace, send, settle.
+
+- One lane per sender per worker, holding the sender's lease, because pacing and daily
+  caps belong to the WhatsApp account, whatever campaigns it serves.
+- `step()` does what is due now and says how long until more is due, so the same lane
+  runs in a thread (real clock) or under a test's fake clock, hours in microseconds.
+- Paced sends are settled one by one as they happen. Unpaced sends (dry runs, the
+  benchmark) go in batches settled together; a crash in between leaves them `sending`
+  for recovery to reconcile with the channel, so nothing is lost or sent twice.
+- The next message is claimed and prepared (a browser opens its chat) before the pacing
+  wait, so preparation overlaps the wait.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from .. import events
+from ..campaigns import lifecycle
+from ..campaigns.media import media_path
+from ..campaigns.service import pace_overrides, retry_seconds
+from ..channels.base import (
+    Channel,
+    ChannelConfig,
+    OutgoingMessage,
+    PermanentError,
+    SenderUnavailable,
+    TransientError,
+)
+from ..channels.registry import open_channel
+from ..db import Database
+from ..models import (
+    Campaign,
+    CampaignStatus,
+    EventLevel,
+    Media,
+    Sender,
+    SenderState,
+    campaign_senders,
+)
+from ..senders.service import sent_today
+from . import queue
+from .pacing import Clock, Pace, SystemClock
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 500
+MAX_BACKOFF_SECONDS = 6 * 3600
+
+
+@dataclass
+class _CampaignInfo:
+    id: int
+    name: str
+    body: str
+    pace: Pace
+    max_attempts: int
+    retry_seconds: int
+    media: tuple[Path, str, str] | None
+
+
+@dataclass
+class _Pending:
+    claimed: queue.Claimed
+    campaign: _CampaignInfo
+
+
+class Lane:
+    def __init__(
+        self,
+        db: Database,
+        sender_id: int,
+        owner: str,
+        instance_path: Path,
+        lease_seconds: float,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.db = db
+        self.sender_id = sender_id
+        self.owner = owner
+        self.instance_path = instance_path
+        self.lease = timedelta(seconds=lease_seconds)
+        self.clock = clock or SystemClock()
+        self.rng = rng or random.Random()
+        self.channel: Channel | None = None
+        self.pending: list[_Pending] = []
+        self.next_send_at: datetime = self.clock.now()
+        self.sent_since_break = 0
+        self.sent_today = 0
+        self.day_ends: datetime | None = None
+        self.lease_renew_at: datetime | None = None
+        self.rotation = 0
+        self.batch = 20
+        self.seconds_per_send = 0.0
+        self.unavailable: str | None = None
+        self._all_capped = False
+
+    # --- the step -----------------------------------------------------------------
+
+    def step(self) -> float | None:
+        """Do what is due; seconds until the next thing is due, or None when idle."""
+        now = self.clock.now()
+        with self.db.session() as session:
+            sender = session.get(Sender, self.sender_id)
+            if sender is None or sender.state != SenderState.LINKED or not self._hold(session, now):
+                self._requeue_pending(session, now)
+                return None
+            session.commit()  # the lease is kept; never hold SQLite's write lock longer
+            if self.day_ends is None or now >= self.day_ends:
+                self.sent_today = sent_today(session, sender, now)
+                self.day_ends = Pace(timezone=sender.timezone).next_day_start(now)
+            if self.channel is None:
+                config = ChannelConfig(sender.name, dict(sender.settings or {}), self.instance_path)
+                self.channel = open_channel(sender.channel.value, config)
+            if not self.pending:
+                if (self.next_send_at - now) > self.lease / 2:
+                    return (self.next_send_at - now).total_seconds()
+                if not self._claim(session, sender, now):
+                    capped = self.day_ends if self._all_capped else None
+                    return (capped - now).total_seconds() if capped else None
+        first = self.pending[0]
+        if first.campaign.pace.daily_cap and self.sent_today >= first.campaign.pace.daily_cap:
+            return self._capped(now)
+        if now < self.next_send_at:
+            return (self.next_send_at - now).total_seconds()
+        if first.campaign.pace.paced and not self._still_running(first.campaign.id):
+            with self.db.session() as session:
+                self._requeue_pending(session, now)
+            return 0.0
+        return self._send_due()
+
+    def _hold(self, session: Session, now: datetime) -> bool:
+        """Take or renew the sender's lease; False when another worker holds it."""
+        if self.lease_renew_at is not None and now < self.lease_renew_at:
+            return True
+        senders = Sender.__table__
+        taken = session.execute(
+            update(senders)
+            .where(
+                senders.c.id == self.sender_id,
+                or_(
+                    senders.c.lease_owner.is_(None),
+                    senders.c.lease_owner == self.owner,
+                    senders.c.lease_until < now,
+                ),
+            )
+            .values(lease_owner=self.owner, lease_until=now + self.lease)
+        ).rowcount
+        self.lease_renew_at = now + self.lease / 4 if taken else None
+        return bool(taken)
+
+    def _campaigns(self, session: Session, sender: Sender) -> list[_CampaignInfo]:
+        rows = session.scalars(
+            select(Campaign)
+            .join(campaign_senders, campaign_senders.c.campaign_id == Campaign.id)
+            .where(
+                campaign_senders.c.sender_id == self.sender_id,
+                Campaign.status == CampaignStatus.RUNNING,
+                Campaign.n_queued > 0,
+            )
+            .order_by(Campaign.id)
+        ).all()
+        out = []
+        for c in rows:
+            media = session.get(Media, c.media_id) if c.media_id else None
+            out.append(
+                _CampaignInfo(
+                    id=c.id,
+                    name=c.name,
+                    body=c.body,
+                    pace=Pace.for_sender(sender, pace_overrides(c)),
+                    max_attempts=c.max_attempts,
+                    retry_seconds=retry_seconds(c),
+                    media=(
+                        media_path(self.instance_path, media),
+                        media.original_name,
+                        media.mime_type,
+                    )
+                    if media
+                    else None,
+                )
+            )
+        return out
+
+    def _claim(self, session: Session, sender: Sender, now: datetime) -> bool:
+        """Claim the next batch, taking running campaigns in turn."""
+        campaigns = self._campaigns(session, sender)
+        capped = 0
+        for i in range(len(campaigns)):
+            info = campaigns[(self.rotation + i) % len(campaigns)]
+            if info.pace.daily_cap and self.sent_today >= info.pace.daily_cap:
+                capped += 1
+                continue
+            size = 1 if info.pace.paced else self._batch_size()
+            if info.pace.daily_cap:
+                size = min(size, info.pace.daily_cap - self.sent_today)
+            claimed = queue.claim(
+                session,
+                campaign_id=info.id,
+                body=info.body,
+                sender_id=self.sender_id,
+                owner=self.owner,
+                limit=size,
+                now=now,
+                lease_until=now + self.lease,
+                pace=info.pace,
+            )
+            if claimed:
+                self.rotation = (self.rotation + i + 1) % len(campaigns)
+                self.pending = [_Pending(c, info) for c in claimed]
+                session.commit()  # the claim is durable before any channel is called
+                self._prepare()
+                self._all_capped = False
+                return True
+        self._all_capped = bool(campaigns) and capped == len(campaigns)
+        return False
+
+    def _batch_size(self) -> int:
+        """As many as fit in a quarter of the lease at the observed send time."""
+        if self.seconds_per_send <= 0:
+            return self.batch
+        fit = self.lease.total_seconds() / 4 / self.seconds_per_send
+        return max(1, min(MAX_BATCH, int(fit)))
+
+    def _outgoing(self, p: _Pending) -> OutgoingMessage:
+        media = p.campaign.media
+        return OutgoingMessage(
+            message_id=p.claimed.id,
+            phone=p.claimed.phone,
+            text=p.claimed.text,
+            media_path=media[0] if media else None,
+            media_name=media[1] if media else None,
+            media_mime=media[2] if media else None,
+        )
+
+    def _prepare(self) -> None:
+        if self.pending and self.channel is not None:
+            try:
+                self.channel.prepare(self._outgoing(self.pending[0]))
+            except Exception:  # a failed preparation shows up again at send
+                log.debug("prepare failed", exc_info=True)
+
+    def _still_running(self, campaign_id: int) -> bool:
+        with self.db.session() as session:
+            status = session.scalar(select(Campaign.status).where(Campaign.id == campaign_id))
+        return status == CampaignStatus.RUNNING
+
+    def _capped(self, now: datetime) -> float:
+        with self.db.session() as session:
+            self._requeue_pending(session, now)
+        assert self.day_ends is not None
+        self.next_send_at = max(self.next_send_at, self.day_ends)
+        return (self.day_ends - now).total_seconds()
+
+    # --- sending ------------------------------------------------------------------
+
+    def _send_due(self) -> float:
+        outcomes: list[queue.Outcome] = []
+        failures: list[tuple[_Pending, queue.Outcome]] = []
+        unavailable: SenderUnavailable | None = None
+        assert self.channel is not None
+        while self.pending:
+            p = self.pending[0]
+            pace = p.campaign.pace
+            if pace.daily_cap and self.sent_today >= pace.daily_cap:
+                break
+            started = time.perf_counter()
+            try:
+                result = self.channel.send(self._outgoing(p))
+            except SenderUnavailable as exc:
+                unavailable = exc
+                break
+            except PermanentError as exc:
+                outcome = self._failed(p, exc.code or "permanent", str(exc))
+            except TransientError as exc:
+                outcome = self._retry(p, exc.code or "transient", str(exc), exc.retry_after)
+            except Exception as exc:  # a bug or a broken channel must not kill the lane
+                log.exception("channel error sending message %s", p.claimed.id)
+                outcome = self._retry(p, "channel_error", f"Unexpected error: {exc}", None)
+            else:
+                outcome = queue.Outcome(
+                    p.claimed.id, p.campaign.id, "sent", result.provider_message_id
+                )
+                self.sent_today += 1
+                self.sent_since_break += 1
+            self.pending.pop(0)
+            elapsed = time.perf_counter() - started
+            self.seconds_per_send = (
+                elapsed
+                if self.seconds_per_send == 0
+                else 0.9 * self.seconds_per_send + 0.1 * elapsed
+            )
+            outcomes.append(outcome)
+            if outcome.kind == "failed":
+                failures.append((p, outcome))
+            now = self.clock.now()
+            self.next_send_at = now + timedelta(seconds=pace.delay(self.rng))
+            if pace.break_every and self.sent_since_break >= pace.break_every:
+                self.next_send_at += timedelta(seconds=pace.break_seconds or 0)
+                self.sent_since_break = 0
+            if pace.paced:
+                break
+        now = self.clock.now()
+        with self.db.session() as session:
+            queue.settle(session, self.owner, outcomes, now)
+            for p, o in failures:
+                events.record(
+                    session,
+                    "message.failed",
+                    f"{p.claimed.phone}: {o.error_detail}",
+                    level=EventLevel.WARNING,
+                    campaign_id=p.campaign.id,
+                    message_id=p.claimed.id,
+                )
+            if unavailable is not None:
+                self._sender_lost(session, unavailable, now)
+        if unavailable is not None:
+            return 0.0  # the next step finds the sender unlinked and goes idle
+        if not self.pending:
+            # Step again at once: the next message is claimed and prepared now, so its
+            # preparation overlaps the pacing wait.
+            return 0.0
+        self._prepare()
+        return max(0.0, (self.next_send_at - now).total_seconds())
+
+    def _failed(self, p: _Pending, code: str, detail: str) -> queue.Outcome:
+        return queue.Outcome(
+            p.claimed.id, p.campaign.id, "failed", error_code=code[:50], error_detail=detail
+        )
+
+    def _retry(
+        self, p: _Pending, code: str, detail: str, retry_after: float | None
+    ) -> queue.Outcome:
+        attempt = p.claimed.attempts + 1
+        if attempt >= p.campaign.max_attempts:
+            return self._failed(p, code, f"Gave up after {attempt} attempt(s): {detail}")
+        backoff = p.campaign.retry_seconds * 2 ** (attempt - 1) * self.rng.uniform(0.8, 1.2)
+        wait = min(MAX_BACKOFF_SECONDS, max(backoff, retry_after or 0))
+        return queue.Outcome(
+            p.claimed.id,
+            p.campaign.id,
+            "retry",
+            error_code=code[:50],
+            error_detail=f"Attempt {attempt} failed, retrying: {detail}",
+            next_attempt_at=self.clock.now() + timedelta(seconds=wait),
+        )
+
+    def _sender_lost(self, session: Session, exc: SenderUnavailable, now: datetime) -> None:
+        """The account cannot send: its messages go back, its campaigns move or pause."""
+        self._requeue_pending(session, now)
+        sender = session.get(Sender, self.sender_id)
+        assert sender is not None
+        state = SenderState.DISABLED if exc.state == "disabled" else SenderState.NEEDS_LINK
+        sender.state = state
+        sender.state_reason = str(exc)[:500]
+        self.unavailable = str(exc)
+        campaign_ids = list(
+            session.scalars(
+                select(campaign_senders.c.campaign_id).where(
+                    campaign_senders.c.sender_id == self.sender_id
+                )
+            )
+        )
+        events.record(
+            session,
+            "sender.unavailable",
+            f"Sender {sender.name} stopped: {exc}. Its messages went back to the queue.",
+            level=EventLevel.ERROR,
+        )
+        session.flush()
+        lifecycle.pause_without_senders(
+            session, campaign_ids, f"Paused: sender {sender.name} cannot send ({exc})."
+        )
+
+    def _requeue_pending(self, session: Session, now: datetime) -> None:
+        if self.pending:
+            queue.settle(
+                session,
+                self.owner,
+                [queue.Outcome(p.claimed.id, p.campaign.id, "requeue") for p in self.pending],
+                now,
+            )
+            self.pending = []
+
+    def close(self) -> None:
+        """Give back what this lane holds: its messages, the sender, the channel."""
+        now = self.clock.now()
+        try:
+            with self.db.session() as session:
+                self._requeue_pending(session, now)
+                senders = Sender.__table__
+                session.execute(
+                    update(senders)
+                    .where(senders.c.id == self.sender_id, senders.c.lease_owner == self.owner)
+                    .values(lease_owner=None, lease_until=None)
+                )
+        finally:
+            if self.channel is not None:
+                self.channel.close()
+                self.channel = None

@@ -1,0 +1,190 @@
+"""Pacing (DESIGN §4): how fast, how much and when one sender may send.
+
+- A `Pace` is the sender's own settings with the campaign's overrides on top.
+- Time comes from a `Clock` so tests drive hours of pacing in microseconds.
+- Active hours are in the *recipient's* local time (timezone from their number); the
+  daily cap is counted in the *sender's* timezone, the day the account lives in.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from datetime import time as dtime
+from functools import lru_cache
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from ..errors import ValidationError
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+@lru_cache(maxsize=1024)
+def zone(name: str | None) -> ZoneInfo:
+    """The named zone, or UTC for a missing or unknown name (never fails a send)."""
+    try:
+        return ZoneInfo(name) if name else ZoneInfo("UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+@dataclass(frozen=True)
+class Pace:
+    min_delay_seconds: float = 0.0
+    max_delay_seconds: float = 0.0
+    daily_cap: int | None = None
+    active_from: dtime | None = None
+    active_until: dtime | None = None
+    break_every: int | None = None
+    break_seconds: int | None = None
+    timezone: str = "UTC"  # the sender's: the daily cap resets at its midnight
+
+    OVERRIDABLE = (
+        "min_delay_seconds",
+        "max_delay_seconds",
+        "daily_cap",
+        "active_from",
+        "active_until",
+        "break_every",
+        "break_seconds",
+    )
+
+    @classmethod
+    def for_sender(cls, sender: Any, overrides: dict[str, Any] | None = None) -> Pace:
+        pace = cls(
+            min_delay_seconds=float(sender.min_delay_seconds or 0),
+            max_delay_seconds=float(sender.max_delay_seconds or 0),
+            daily_cap=sender.daily_cap,
+            active_from=sender.active_from,
+            active_until=sender.active_until,
+            break_every=sender.break_every,
+            break_seconds=sender.break_seconds,
+            timezone=sender.timezone or "UTC",
+        )
+        return pace.with_overrides(overrides or {})
+
+    def with_overrides(self, overrides: dict[str, Any]) -> Pace:
+        clean = validate_overrides(overrides)
+        pace = replace(self, **clean) if clean else self
+        if pace.min_delay_seconds > pace.max_delay_seconds:
+            # An override of one end only must not leave an empty range.
+            pace = replace(pace, max_delay_seconds=pace.min_delay_seconds)
+        return pace
+
+    def delay(self, rng: random.Random) -> float:
+        if self.max_delay_seconds <= 0:
+            return 0.0
+        return rng.uniform(self.min_delay_seconds, self.max_delay_seconds)
+
+    @property
+    def paced(self) -> bool:
+        return self.max_delay_seconds > 0
+
+    def day_start(self, now: datetime) -> datetime:
+        """Midnight that began the sender's current day, in UTC."""
+        local = now.astimezone(zone(self.timezone))
+        start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        return start.astimezone(UTC)
+
+    def next_day_start(self, now: datetime) -> datetime:
+        local = now.astimezone(zone(self.timezone))
+        tomorrow = (local + timedelta(days=1)).date()
+        start = datetime.combine(tomorrow, dtime(0), tzinfo=zone(self.timezone))
+        return start.astimezone(UTC)
+
+    def window_opens(self, now: datetime, recipient_tz: str | None) -> datetime | None:
+        """None when `now` is inside the recipient's active hours; else when they open.
+
+        - A window may wrap midnight (20:00 to 02:00). Equal bounds mean "all day".
+        """
+        start, end = self.active_from, self.active_until
+        if start is None or end is None or start == end:
+            return None
+        tz = zone(recipient_tz)
+        local = now.astimezone(tz)
+        t = local.time().replace(tzinfo=None)
+        inside = start <= t < end if start < end else (t >= start or t < end)
+        if inside:
+            return None
+        opens = datetime.combine(local.date(), start, tzinfo=tz)
+        if opens <= local:
+            opens = datetime.combine(local.date() + timedelta(days=1), start, tzinfo=tz)
+        return opens.astimezone(UTC)
+
+
+def _as_time(key: str, value: Any) -> dtime | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, dtime):
+        return value
+    try:
+        return dtime.fromisoformat(str(value))
+    except ValueError:
+        raise ValidationError(f"{_LABELS[key]} must be a time like 09:00.", field=key) from None
+
+
+def _as_number(key: str, value: Any, whole: bool) -> float | int | None:
+    if value in (None, ""):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValidationError(f"{_LABELS[key]} must be a number.", field=key) from None
+    if number < 0:
+        raise ValidationError(f"{_LABELS[key]} cannot be negative.", field=key)
+    if whole:
+        if number != int(number) or number < 1:
+            raise ValidationError(f"{_LABELS[key]} must be a whole number of 1 or more.", field=key)
+        return int(number)
+    return number
+
+
+_LABELS = {
+    "min_delay_seconds": "The shortest delay",
+    "max_delay_seconds": "The longest delay",
+    "daily_cap": "The daily cap",
+    "active_from": "Active hours (from)",
+    "active_until": "Active hours (until)",
+    "break_every": "Break every",
+    "break_seconds": "Break length",
+}
+
+
+def validate_overrides(raw: dict[str, Any]) -> dict[str, Any]:
+    """Campaign pacing overrides, cleaned; blank values mean "the sender's own"."""
+    unknown = set(raw) - set(Pace.OVERRIDABLE)
+    if unknown:
+        raise ValidationError(f"Unknown pacing setting(s): {', '.join(sorted(unknown))}.")
+    clean: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in ("active_from", "active_until"):
+            parsed: Any = _as_time(key, value)
+        else:
+            parsed = _as_number(key, value, whole=key in ("daily_cap", "break_every"))
+        if parsed is not None:
+            clean[key] = parsed
+    lo = clean.get("min_delay_seconds")
+    hi = clean.get("max_delay_seconds")
+    if lo is not None and hi is not None and lo > hi:
+        raise ValidationError(
+            "The shortest delay cannot be longer than the longest.", field="min_delay_seconds"
+        )
+    if ("active_from" in clean) != ("active_until" in clean):
+        raise ValidationError(
+            "Give both ends of the active hours, or neither.", field="active_from"
+        )
+    return clean
+
+
+def overrides_for_storage(clean: dict[str, Any]) -> dict[str, Any]:
+    """JSON-safe form of cleaned overrides (times as HH:MM)."""
+    return {k: (v.strftime("%H:%M") if isinstance(v, dtime) else v) for k, v in clean.items()}

@@ -1,0 +1,290 @@
+"""The message queue: claim due messages, settle their outcomes, keep counters exact.
+
+- Claim is one UPDATE … RETURNING over a LIMITed sub-select: `sending`, lease owner and
+  expiry, written before any channel is called. On PostgreSQL the sub-select takes
+  `FOR UPDATE SKIP LOCKED`, so workers on many machines never claim the same row; SQLite
+  serialises writers, so the same statement is safe there.
+- In the claim's transaction each message is checked against what may have changed since
+  launch: an opted-out contact is `skipped`, a recipient outside active hours goes back to
+  wait for their morning, and a message not yet rendered is rendered from the campaign's
+  launch snapshot (so the text is stored before it is sent).
+- Every settle is guarded by `status = 'sending' AND lease_owner = me`: a worker whose
+  lease was taken away (it stalled, recovery moved on) cannot overwrite the outcome.
+- Campaign counters move in the same transaction as the rows, by the rows actually
+  changed, so pages read exact numbers without counting.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.orm import Session
+
+from ..campaigns.rendering import TemplateError, compile_body, context_for
+from ..models import Campaign, Contact, Message, MessageStatus
+from .pacing import Pace
+
+messages = Message.__table__
+contacts = Contact.__table__
+campaigns = Campaign.__table__
+
+S = MessageStatus
+
+
+@dataclass
+class Claimed:
+    id: int
+    campaign_id: int
+    phone: str
+    text: str
+    attempts: int
+
+
+@dataclass
+class Outcome:
+    """What became of one claimed message; `kind` picks the settle statement."""
+
+    message_id: int
+    campaign_id: int
+    kind: str  # sent | failed | retry | requeue
+    provider_message_id: str | None = None
+    error_code: str | None = None
+    error_detail: str | None = None
+    next_attempt_at: datetime | None = None
+
+
+def shift_counters(session: Session, campaign_id: int, deltas: dict[MessageStatus, int]) -> None:
+    """Move a campaign's status counters by `deltas` (one UPDATE, no read)."""
+    values: dict[str, Any] = {}
+    for status, n in deltas.items():
+        if n:
+            col = campaigns.c[f"n_{status.value}"]
+            values[col.name] = col + n
+    if values:
+        session.execute(update(campaigns).where(campaigns.c.id == campaign_id).values(**values))
+
+
+def claim(
+    session: Session,
+    *,
+    campaign_id: int,
+    body: str,
+    sender_id: int,
+    owner: str,
+    limit: int,
+    now: datetime,
+    lease_until: datetime,
+    pace: Pace,
+) -> list[Claimed]:
+    """Claim up to `limit` due messages of one campaign for one sender."""
+    due = (
+        select(messages.c.id)
+        .where(
+            messages.c.campaign_id == campaign_id,
+            messages.c.status == S.QUEUED,
+            messages.c.next_attempt_at <= now,
+        )
+        .order_by(messages.c.next_attempt_at, messages.c.id)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    ids = (
+        session.execute(
+            update(messages)
+            .where(messages.c.id.in_(due.scalar_subquery()))
+            .values(
+                status=S.SENDING,
+                lease_owner=owner,
+                lease_until=lease_until,
+                sending_at=now,
+                sender_id=sender_id,
+                updated_at=now,
+            )
+            .returning(messages.c.id)
+        )
+        .scalars()
+        .all()
+    )
+    if not ids:
+        return []
+    rows = session.execute(
+        select(
+            messages.c.id,
+            messages.c.body,
+            messages.c.attempts,
+            contacts.c.phone,
+            contacts.c.name,
+            contacts.c.country,
+            contacts.c.attributes,
+            contacts.c.timezone,
+            contacts.c.opted_out_at,
+        )
+        .join(contacts, contacts.c.id == messages.c.contact_id)
+        .where(messages.c.id.in_(ids))
+        .order_by(messages.c.id)
+    ).all()
+
+    claimed: list[Claimed] = []
+    rendered: list[dict[str, Any]] = []
+    skipped: list[int] = []
+    deferred: list[dict[str, Any]] = []
+    broken: list[dict[str, Any]] = []
+    compiled = None
+    for row in rows:
+        if row.opted_out_at is not None:
+            skipped.append(row.id)
+            continue
+        opens = pace.window_opens(now, row.timezone)
+        if opens is not None:
+            deferred.append({"mid": row.id, "at": opens})
+            continue
+        text = row.body
+        if text is None:
+            try:
+                compiled = compiled or compile_body(body)
+                ctx = context_for(row.phone, row.name, row.country, row.attributes or {})
+                text = compiled.render(ctx, seed=row.id)
+            except TemplateError as exc:
+                broken.append({"mid": row.id, "detail": f"The message could not be written: {exc}"})
+                continue
+            rendered.append({"mid": row.id, "body": text})
+        claimed.append(Claimed(row.id, campaign_id, row.phone, text, row.attempts))
+
+    by_id = messages.c.id == bindparam("mid")
+    if rendered:
+        session.execute(update(messages).where(by_id).values(body=bindparam("body")), rendered)
+    if skipped:
+        session.execute(
+            update(messages)
+            .where(messages.c.id.in_(skipped))
+            .values(
+                status=S.SKIPPED,
+                lease_owner=None,
+                lease_until=None,
+                error_code="opted_out",
+                error_detail="Opted out",
+                updated_at=now,
+            )
+        )
+    if deferred:
+        session.execute(
+            update(messages)
+            .where(by_id)
+            .values(
+                status=S.QUEUED,
+                lease_owner=None,
+                lease_until=None,
+                sender_id=None,
+                next_attempt_at=bindparam("at"),
+            ),
+            deferred,
+        )
+    if broken:
+        session.execute(
+            update(messages)
+            .where(by_id)
+            .values(
+                status=S.FAILED,
+                lease_owner=None,
+                lease_until=None,
+                failed_at=now,
+                error_code="template_error",
+                error_detail=bindparam("detail"),
+            ),
+            broken,
+        )
+    shift_counters(
+        session,
+        campaign_id,
+        {
+            S.QUEUED: -(len(ids) - len(deferred)),
+            S.SENDING: len(claimed),
+            S.SKIPPED: len(skipped),
+            S.FAILED: len(broken),
+        },
+    )
+    return claimed
+
+
+_TARGET = {"sent": S.SENT, "failed": S.FAILED, "retry": S.QUEUED, "requeue": S.QUEUED}
+
+
+def _settle_statement(kind: str, owner: str, now: datetime) -> Any:
+    guarded = update(messages).where(
+        messages.c.id == bindparam("mid"),
+        messages.c.status == S.SENDING,
+        messages.c.lease_owner == owner,
+    )
+    common: dict[str, Any] = {"lease_owner": None, "lease_until": None, "updated_at": now}
+    if kind == "sent":
+        return guarded.values(
+            status=S.SENT,
+            sent_at=now,
+            provider_message_id=bindparam("provider_message_id"),
+            attempts=messages.c.attempts + 1,
+            error_code=None,
+            error_detail=None,
+            **common,
+        )
+    if kind == "failed":
+        return guarded.values(
+            status=S.FAILED,
+            failed_at=now,
+            attempts=messages.c.attempts + 1,
+            error_code=bindparam("error_code"),
+            error_detail=bindparam("error_detail"),
+            **common,
+        )
+    if kind == "retry":
+        return guarded.values(
+            status=S.QUEUED,
+            attempts=messages.c.attempts + 1,
+            next_attempt_at=bindparam("next_attempt_at"),
+            error_code=bindparam("error_code"),
+            error_detail=bindparam("error_detail"),
+            **common,
+        )
+    # requeue: the message never reached a channel that could send it; no attempt used.
+    return guarded.values(status=S.QUEUED, next_attempt_at=now, sender_id=None, **common)
+
+
+def settle(session: Session, owner: str, outcomes: Iterable[Outcome], now: datetime) -> Counter:
+    """Write outcomes in one executemany per (kind, campaign); returns rows changed by kind."""
+    groups: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
+    for o in outcomes:
+        groups[(o.kind, o.campaign_id)].append(
+            {
+                "mid": o.message_id,
+                "provider_message_id": o.provider_message_id,
+                "error_code": o.error_code,
+                "error_detail": (o.error_detail or "")[:1000] or None,
+                "next_attempt_at": o.next_attempt_at,
+            }
+        )
+    changed: Counter = Counter()
+    for (kind, campaign_id), params in groups.items():
+        n = session.execute(_settle_statement(kind, owner, now), params).rowcount
+        if n:
+            changed[kind] += n
+            shift_counters(session, campaign_id, {S.SENDING: -n, _TARGET[kind]: n})
+    return changed
+
+
+def release_owner(session: Session, owner: str, now: datetime) -> int:
+    """Put every message this worker still holds back in the queue (clean shutdown)."""
+    rows = session.execute(
+        update(messages)
+        .where(messages.c.status == S.SENDING, messages.c.lease_owner == owner)
+        .values(status=S.QUEUED, lease_owner=None, lease_until=None, next_attempt_at=now)
+        .returning(messages.c.campaign_id)
+    ).scalars()
+    counts = Counter(rows)
+    for campaign_id, n in counts.items():
+        shift_counters(session, campaign_id, {S.SENDING: -n, S.QUEUED: n})
+    return sum(counts.values())

@@ -1,0 +1,178 @@
+"""Senders: add, edit, disable and enable; the pacing defaults every campaign starts from.
+
+Only the dry-run kind can be added in this version; the WhatsApp Web and Cloud API kinds
+come through the same functions with their own channel settings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from .. import events
+from ..auth.permissions import require_role
+from ..dispatch.pacing import Pace, validate_overrides, zone
+from ..errors import Conflict, NotFound, ValidationError
+from ..models import Channel, Message, Role, Sender, SenderState, User, utcnow
+
+ADDABLE = (Channel.DRY_RUN,)
+
+
+@dataclass
+class SenderInput:
+    name: str
+    channel: str = Channel.DRY_RUN.value
+    timezone: str = "UTC"
+    # Pacing defaults, validated like a campaign's overrides.
+    pacing: dict[str, Any] = field(default_factory=dict)
+    # Channel settings: for dry run, latency_seconds / failure_rate / transient_rate.
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+def get_sender(session: Session, sender_id: int) -> Sender:
+    found = session.get(Sender, sender_id)
+    if found is None:
+        raise NotFound(f"There is no sender #{sender_id}.")
+    return found
+
+
+def find_sender(session: Session, name: str) -> Sender | None:
+    return session.scalar(
+        select(Sender).where(func.lower(Sender.name) == " ".join(name.split()).lower())
+    )
+
+
+def _dry_run_settings(raw: dict[str, Any]) -> dict[str, float]:
+    limits = {"latency_seconds": 600.0, "failure_rate": 1.0, "transient_rate": 1.0}
+    labels = {
+        "latency_seconds": "Latency",
+        "failure_rate": "Failure rate",
+        "transient_rate": "Temporary failure rate",
+    }
+    clean: dict[str, float] = {}
+    for key, value in raw.items():
+        if key not in limits:
+            raise ValidationError(f"Unknown dry-run setting {key!r}.", field=key)
+        if value in (None, ""):
+            continue
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ValidationError(f"{labels[key]} must be a number.", field=key) from None
+        if not 0 <= number <= limits[key]:
+            raise ValidationError(
+                f"{labels[key]} must be between 0 and {limits[key]:g}.", field=key
+            )
+        clean[key] = number
+    return clean
+
+
+def _apply(session: Session, sender: Sender, data: SenderInput) -> None:
+    name = " ".join(data.name.split())
+    if not name:
+        raise ValidationError("Give the sender a name.", field="name")
+    if len(name) > 100:
+        raise ValidationError("A sender name can have at most 100 characters.", field="name")
+    clash = find_sender(session, name)
+    if clash is not None and clash is not sender:
+        raise Conflict(f"There is already a sender called {name!r}.")
+    if zone(data.timezone).key != (data.timezone or "UTC"):
+        raise ValidationError(f"Unknown timezone {data.timezone!r}.", field="timezone")
+    pacing = validate_overrides(data.pacing)
+    base = Pace()
+    pace = base.with_overrides(pacing)
+    sender.name = name
+    sender.timezone = data.timezone or "UTC"
+    sender.min_delay_seconds = pace.min_delay_seconds
+    sender.max_delay_seconds = pace.max_delay_seconds
+    sender.daily_cap = pace.daily_cap
+    sender.active_from = pace.active_from
+    sender.active_until = pace.active_until
+    sender.break_every = pace.break_every
+    sender.break_seconds = pace.break_seconds
+    if sender.channel == Channel.DRY_RUN:
+        sender.settings = _dry_run_settings(data.settings)
+
+
+def create_sender(session: Session, actor: User | None, data: SenderInput) -> Sender:
+    require_role(actor, Role.ADMIN)
+    try:
+        channel = Channel(data.channel)
+    except ValueError:
+        raise ValidationError(f"Unknown sender kind {data.channel!r}.", field="channel") from None
+    if channel not in ADDABLE:
+        raise ValidationError(
+            f"{channel.value} senders are not available in this version yet.", field="channel"
+        )
+    # A dry-run sender has nothing to link: it can send as soon as it exists.
+    sender = Sender(channel=channel, state=SenderState.LINKED)
+    _apply(session, sender, data)
+    session.add(sender)
+    session.flush()
+    events.record(
+        session,
+        "sender.created",
+        f"{events.actor_name(actor)} added the {channel.value} sender {sender.name!r}.",
+        user=actor,
+    )
+    return sender
+
+
+def update_sender(
+    session: Session, actor: User | None, sender_id: int, data: SenderInput
+) -> Sender:
+    require_role(actor, Role.ADMIN)
+    sender = get_sender(session, sender_id)
+    _apply(session, sender, data)
+    events.record(
+        session,
+        "sender.edited",
+        f"{events.actor_name(actor)} edited the sender {sender.name!r}.",
+        user=actor,
+    )
+    return sender
+
+
+def set_enabled(session: Session, actor: User | None, sender_id: int, enabled: bool) -> Sender:
+    """Disable (campaigns stop using it) or enable again."""
+    require_role(actor, Role.ADMIN)
+    sender = get_sender(session, sender_id)
+    if enabled:
+        if sender.state != SenderState.DISABLED:
+            raise Conflict(f"{sender.name} is not disabled.")
+        sender.state = (
+            SenderState.LINKED if sender.channel == Channel.DRY_RUN else SenderState.NEEDS_LINK
+        )
+        sender.state_reason = None
+        verb = "enabled"
+    else:
+        if sender.state == SenderState.DISABLED:
+            raise Conflict(f"{sender.name} is already disabled.")
+        sender.state = SenderState.DISABLED
+        sender.state_reason = "Disabled by an admin"
+        verb = "disabled"
+    events.record(
+        session,
+        f"sender.{verb}",
+        f"{events.actor_name(actor)} {verb} the sender {sender.name!r}.",
+        user=actor,
+    )
+    return sender
+
+
+def sent_today(session: Session, sender: Sender, now: datetime | None = None) -> int:
+    """Messages this sender sent since midnight in its timezone (the daily cap's count)."""
+    now = now or utcnow()
+    start = Pace(timezone=sender.timezone or "UTC").day_start(now)
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(Message)
+            .where(Message.sender_id == sender.id, Message.sent_at >= start)
+        )
+        or 0
+    )
