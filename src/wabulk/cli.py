@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from . import __version__, migrate
+from .cli_campaigns import campaign, send
 from .cli_common import Context, pass_ctx, require_migrated
 from .cli_contacts import contacts
 from .config import redact_url
@@ -191,6 +192,8 @@ def setup_code_cmd(ctx: Context) -> None:
 
 
 main.add_command(contacts)
+main.add_command(campaign)
+main.add_command(send)
 
 
 @main.group("settings")

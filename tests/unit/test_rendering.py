@@ -299,7 +299,7 @@ def test_syntax_errors_name_the_line_and_placeholder(
 
 def test_spintax_keeps_error_lines_of_the_users_body() -> None:
     body = "{Hi|Hello\nthere|Hey}\n{a|b}\n{{ name | nope }}"
-    with pytest.raises(TemplateError, match='^Line 4: unknown filter "nope"'):
+    with pytest.raises(TemplateError, match=r'^Line 4: unknown filter "nope"'):
         compile_body(body)
 
 
@@ -313,7 +313,7 @@ def test_runtime_errors_name_the_line_and_placeholder() -> None:
 
 
 def test_runtime_error_in_arithmetic_on_a_missing_field() -> None:
-    with pytest.raises(TemplateError, match="^Line 3: "):
+    with pytest.raises(TemplateError, match=r"^Line 3: "):
         render("a\nb\n{{ missing + 1 }}")
 
 

@@ -133,7 +133,7 @@ def save_media(
 
 
 def media_kind(mime_type: str) -> str:
-    """ "image" | "video" | "document": channels send the first two with a caption."""
+    """Return "image", "video" or "document": channels send the first two with a caption."""
     if mime_type.startswith("image/"):
         return "image"
     if mime_type.startswith("video/"):
@@ -154,6 +154,7 @@ def display_name(original_name: str) -> str:
     """The name to show: its last path part, without control characters, at most 255 chars."""
     text = unicodedata.normalize("NFC", original_name)
     text = PureWindowsPath(PurePosixPath(text).name).name
+    # Categories C* include bidi overrides, which can make "gpj.exe" display as "exe.jpg".
     text = "".join(c for c in text if unicodedata.category(c)[0] != "C").strip(" .")
     if not text:
         return "file"

@@ -59,8 +59,18 @@ def _ask(sender: Sender | None, rows: list, instance_path: Path) -> dict[int, Re
     return answers
 
 
-def expire_stale_leases(session: Session, instance_path: Path, now: datetime | None = None) -> int:
-    """Reconcile one batch of expired `sending` messages; returns how many were settled."""
+def expire_stale_leases(
+    session: Session,
+    instance_path: Path,
+    now: datetime | None = None,
+    alive_owner: str | None = None,
+) -> int:
+    """Reconcile one batch of expired `sending` messages; returns how many were settled.
+
+    - `alive_owner` is the calling process: its own lanes are alive and finish their
+      messages, so recovery must not reconcile them behind their back (that would queue a
+      message its lane is about to send).
+    """
     now = now or utcnow()
     rows = session.execute(
         select(
@@ -70,7 +80,11 @@ def expire_stale_leases(session: Session, instance_path: Path, now: datetime | N
             messages.c.phone,
             messages.c.body,
         )
-        .where(messages.c.status == S.SENDING, messages.c.lease_until < now)
+        .where(
+            messages.c.status == S.SENDING,
+            messages.c.lease_until < now,
+            messages.c.lease_owner != (alive_owner or ""),
+        )
         .order_by(messages.c.lease_until)
         .limit(BATCH)
     ).all()

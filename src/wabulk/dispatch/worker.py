@@ -67,7 +67,9 @@ class Dispatcher:
 
     def message_step(self) -> bool:
         with self.db.session() as session:
-            recovered = expire_stale_leases(session, self.settings.instance_path)
+            recovered = expire_stale_leases(
+                session, self.settings.instance_path, alive_owner=self.identity
+            )
         return recovered > 0
 
     def campaign_step(self) -> bool:

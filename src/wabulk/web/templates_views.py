@@ -1,0 +1,170 @@
+"""Message templates: the list, the editor with its live preview, attachments, delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Response,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
+from flask_login import current_user
+from werkzeug.wrappers import Response as WResponse
+
+from ..campaigns import templates as service
+from ..campaigns.media import media_kind, media_path
+from ..campaigns.templates import MAX_BODY
+from ..contacts import lists
+from ..contacts.service import ContactFilter, attribute_keys
+from ..errors import DomainError, NotFound
+from ..models import Role, Template
+from .form_state import FormState, attachment, ids
+from .helpers import apply_action, db_session, get_settings
+from .reads import find_media, get_media, templates_with_attachments
+from .security import requires
+
+bp = Blueprint("templates", __name__, url_prefix="/templates")
+
+FIELDS = frozenset({"name", "body", "media"})
+CONTACT_FIELDS = ("name", "first_name", "phone", "country")
+
+
+@bp.get("")
+@requires(Role.VIEWER)
+def index() -> str:
+    rows = db_session().execute(templates_with_attachments()).all()
+    return render_template("templates/index.html", rows=rows)
+
+
+@bp.get("/new")
+@requires(Role.OPERATOR)
+def new() -> str:
+    return _render(None, FormState())
+
+
+@bp.post("/new")
+@requires(Role.OPERATOR)
+def create() -> WResponse | tuple[str, int]:
+    return _save(None)
+
+
+@bp.get("/<int:template_id>")
+@requires(Role.VIEWER)
+def edit(template_id: int) -> str:
+    template = service.get_template(db_session(), template_id)
+    state = FormState(
+        {"name": template.name, "body": template.body, "media_id": template.media_id}
+    )
+    return _render(template, state)
+
+
+@bp.post("/<int:template_id>")
+@requires(Role.OPERATOR)
+def update(template_id: int) -> WResponse | tuple[str, int]:
+    service.get_template(db_session(), template_id)  # 404 before anything is stored
+    return _save(template_id)
+
+
+def _save(template_id: int | None) -> WResponse | tuple[str, int]:
+    session = db_session()
+    name = request.form.get("name", "")
+    body = request.form.get("body", "")
+    state = FormState({"name": name, "body": body})
+    ok, media_id = attachment(session, state)
+    if ok:
+        try:
+            if template_id is None:
+                saved = service.create_template(session, current_user, name, body, media_id)
+            else:
+                saved = service.update_template(
+                    session, current_user, template_id, name, body, media_id
+                )
+        except DomainError as exc:
+            session.rollback()
+            state.fail(exc, FIELDS, conflict="name")
+        else:
+            session.commit()
+            flash(f"Template {saved.name!r} saved.", "success")
+            return redirect(url_for("templates.index"))
+    template = service.get_template(session, template_id) if template_id else None
+    return _render(template, state), 400
+
+
+def _render(template: Template | None, state: FormState) -> str:
+    session = db_session()
+    return render_template(
+        "templates/edit.html",
+        template=template,
+        state=state,
+        media=find_media(session, state.get("media_id", None)),
+        lists=session.execute(lists.lists_with_counts()).all(),
+        contact_fields=CONTACT_FIELDS,
+        attribute_keys=attribute_keys(session, ContactFilter()),
+        max_mb=get_settings().max_upload_mb,
+        max_body=MAX_BODY,
+    )
+
+
+@bp.post("/<int:template_id>/delete")
+@requires(Role.OPERATOR)
+def delete(template_id: int) -> WResponse:
+    deleted = apply_action(
+        lambda s: f"Template {service.delete_template(s, current_user, template_id)!r} deleted."
+    )
+    if deleted:
+        return redirect(url_for("templates.index"))
+    return redirect(url_for("templates.edit", template_id=template_id))
+
+
+@bp.post("/preview.json")
+@requires(Role.VIEWER)  # reads only; a viewer looking at a template sees it rendered too
+def preview() -> Response:
+    """The body as the first recipients of the chosen lists would get it.
+
+    - `template_id` previews a saved template's body instead of `body` (campaign wizard).
+    """
+    session = db_session()
+    body = request.form.get("body", "")
+    template_id = request.form.get("template_id", "")
+    if template_id.isdigit():
+        body = service.get_template(session, int(template_id)).body
+    if not body.strip():
+        return jsonify(_preview_json(None))
+    return jsonify(_preview_json(service.preview(session, body, ids("list_ids"))))
+
+
+def _preview_json(pv: service.Preview | None) -> dict[str, Any]:
+    if pv is None:
+        return {"samples": [], "warnings": [], "error": None, "checked": 0, "empty": True}
+    return {
+        "samples": [{"phone": s.phone, "name": s.name, "text": s.text} for s in pv.samples],
+        "warnings": pv.warnings,
+        "error": pv.error,
+        "checked": pv.checked,
+        "placeholders": pv.placeholders,
+        "empty": False,
+    }
+
+
+@bp.get("/attachments/<int:media_id>")
+@requires(Role.VIEWER)
+def attachment_file(media_id: int) -> Response:
+    """An attachment as uploaded: images shown inline, everything else downloaded."""
+    media = get_media(db_session(), media_id)
+    path = media_path(get_settings().instance_path, media)
+    if not path.is_file():
+        raise NotFound(f"The file of {media.original_name} is missing from the instance folder.")
+    inline = media_kind(media.mime_type) == "image"
+    return send_file(
+        path,
+        mimetype=media.mime_type,
+        as_attachment=not inline,
+        download_name=media.original_name,
+    )

@@ -1,0 +1,108 @@
+"""Crash safety: a real `wabulk worker` killed with SIGKILL at random moments, ten times.
+
+At the end every recipient has exactly one delivery recorded by the dry-run channel, or
+is marked `unknown`; nobody got two; the campaign's counters match its rows.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+
+from sqlalchemy import select
+
+from tests.campaigns_support import assert_counters_exact, make_contacts, make_sender, phones
+from tests.support import WABULK, wabulk_env
+from wabulk import migrate
+from wabulk.campaigns import lifecycle
+from wabulk.campaigns.service import DraftInput, save_draft
+from wabulk.channels.dry_run import log_path, read_log
+from wabulk.db import Database
+from wabulk.models import Campaign, CampaignStatus, Message, MessageStatus
+
+RECIPIENTS = 2000
+LEASE_SECONDS = "2"
+
+
+def _worker(instance: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [WABULK, "worker"],
+        env=wabulk_env(instance, WABULK_LEASE_SECONDS=LEASE_SECONDS, WABULK_LOG_LEVEL="WARNING"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _status(db: Database, campaign_id: int) -> tuple[CampaignStatus, int]:
+    with db.session() as session:
+        campaign = session.get(Campaign, campaign_id)
+        assert campaign is not None
+        return campaign.status, campaign.n_sent
+
+
+def test_sigkill_ten_times_loses_nothing_and_sends_nothing_twice(tmp_path: Path) -> None:
+    instance = tmp_path / "instance"
+    instance.mkdir()
+    db = Database(f"sqlite:///{instance / 'wabulk.db'}")
+    migrate.upgrade(db.engine)
+    lst = make_contacts(db, phones(RECIPIENTS), "Customers")
+    # A little latency per message so the campaign is still running across ten kills.
+    sender = make_sender(db, "Rehearsal", max_delay_seconds=0, settings={"latency_seconds": 0.01})
+    with db.session() as session:
+        draft = save_draft(
+            session,
+            None,
+            DraftInput(name="Kill test", list_ids=[lst], sender_ids=[sender], body="Hi {{ name }}"),
+        )
+        campaign_id = draft.id
+    with db.session() as session:
+        lifecycle.launch(session, None, campaign_id)
+
+    rng = random.Random(20261124)
+    progress = []
+    for _ in range(10):
+        proc = _worker(instance)
+        # A restarted worker first waits out the dead one's lease on the sender (2 s).
+        time.sleep(rng.uniform(1.5, 4.0))
+        proc.kill()
+        proc.wait()
+        progress.append(_status(db, campaign_id)[1])
+    assert progress[-1] < RECIPIENTS, "the campaign ended before the last kill; slow it down"
+
+    proc = _worker(instance)
+    try:
+        deadline = time.monotonic() + 180
+        while _status(db, campaign_id)[0] == CampaignStatus.RUNNING:
+            assert proc.poll() is None, "the worker died on its own"
+            assert time.monotonic() < deadline, f"not finished: {_status(db, campaign_id)}"
+            time.sleep(0.25)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+    deliveries = Counter(line["message_id"] for line in read_log(log_path(instance, "Rehearsal")))
+    with db.session() as session:
+        statuses = dict(
+            session.execute(
+                select(Message.id, Message.status).where(Message.campaign_id == campaign_id)
+            ).all()
+        )
+    assert len(statuses) == RECIPIENTS
+    twice = {mid: n for mid, n in deliveries.items() if n > 1}
+    assert not twice, f"sent more than once: {twice}"
+    for mid, status in statuses.items():
+        if status is MessageStatus.UNKNOWN:
+            continue
+        assert status is MessageStatus.SENT, (mid, status)
+        assert deliveries[mid] == 1, f"message {mid} is sent but the channel never got it"
+    assert set(deliveries) <= set(statuses)
+    assert _status(db, campaign_id)[0] == CampaignStatus.COMPLETED
+    assert_counters_exact(db, campaign_id)
+    # Progress was made between kills, so the kills really landed mid-campaign.
+    assert len(set(progress)) >= 7, progress
+    lines = (log_path(instance, "Rehearsal")).read_bytes().splitlines()
+    assert all(json.loads(line) for line in lines)  # no torn line survived a kill
