@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from wabulk.channels.base import ChannelConfig, OutgoingMessage, Reconciled, SendResult
 
-Script = Callable[[OutgoingMessage, int], None]  # raises to fail; gets the call number
+Script = Callable[["ScriptedChannel", OutgoingMessage], None]  # raises to fail
 
 
 class ScriptedChannel:
@@ -29,7 +29,7 @@ class ScriptedChannel:
     def send(self, message: OutgoingMessage) -> SendResult:
         self.calls += 1
         if ScriptedChannel.script is not None:
-            ScriptedChannel.script(message, self.calls)
+            ScriptedChannel.script(self, message)
         ScriptedChannel.sent.append(message)
         return SendResult(provider_message_id=f"scripted-{message.message_id}")
 

@@ -153,12 +153,12 @@ def claim(
             except TemplateError as exc:
                 broken.append({"mid": row.id, "detail": f"The message could not be written: {exc}"})
                 continue
-            rendered.append({"mid": row.id, "body": text})
+            rendered.append({"mid": row.id, "p_body": text})
         claimed.append(Claimed(row.id, campaign_id, row.phone, text, row.attempts))
 
     by_id = messages.c.id == bindparam("mid")
     if rendered:
-        session.execute(update(messages).where(by_id).values(body=bindparam("body")), rendered)
+        session.execute(update(messages).where(by_id).values(body=bindparam("p_body")), rendered)
     if skipped:
         session.execute(
             update(messages)
@@ -226,7 +226,7 @@ def _settle_statement(kind: str, owner: str, now: datetime) -> Any:
         return guarded.values(
             status=S.SENT,
             sent_at=now,
-            provider_message_id=bindparam("provider_message_id"),
+            provider_message_id=bindparam("p_provider_message_id"),
             attempts=messages.c.attempts + 1,
             error_code=None,
             error_detail=None,
@@ -237,17 +237,17 @@ def _settle_statement(kind: str, owner: str, now: datetime) -> Any:
             status=S.FAILED,
             failed_at=now,
             attempts=messages.c.attempts + 1,
-            error_code=bindparam("error_code"),
-            error_detail=bindparam("error_detail"),
+            error_code=bindparam("p_error_code"),
+            error_detail=bindparam("p_error_detail"),
             **common,
         )
     if kind == "retry":
         return guarded.values(
             status=S.QUEUED,
             attempts=messages.c.attempts + 1,
-            next_attempt_at=bindparam("next_attempt_at"),
-            error_code=bindparam("error_code"),
-            error_detail=bindparam("error_detail"),
+            next_attempt_at=bindparam("p_next_attempt_at"),
+            error_code=bindparam("p_error_code"),
+            error_detail=bindparam("p_error_detail"),
             **common,
         )
     # requeue: the message never reached a channel that could send it; no attempt used.
@@ -258,13 +258,15 @@ def settle(session: Session, owner: str, outcomes: Iterable[Outcome], now: datet
     """Write outcomes in one executemany per (kind, campaign); returns rows changed by kind."""
     groups: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
     for o in outcomes:
+        # Parameter names differ from column names on purpose: an execute-time key that
+        # names a column would silently override the statement's own SET value.
         groups[(o.kind, o.campaign_id)].append(
             {
                 "mid": o.message_id,
-                "provider_message_id": o.provider_message_id,
-                "error_code": o.error_code,
-                "error_detail": (o.error_detail or "")[:1000] or None,
-                "next_attempt_at": o.next_attempt_at,
+                "p_provider_message_id": o.provider_message_id,
+                "p_error_code": o.error_code,
+                "p_error_detail": (o.error_detail or "")[:1000] or None,
+                "p_next_attempt_at": o.next_attempt_at,
             }
         )
     changed: Counter = Counter()

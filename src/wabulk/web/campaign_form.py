@@ -1,0 +1,200 @@
+"""The campaign wizard's form: to and from a DraftInput, and what the page shows beside it.
+
+- The schedule is typed in the user's timezone (their setting, else UTC) and stored in UTC.
+- Pacing boxes left blank mean "the sender's own"; their placeholders show those defaults.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from flask import request
+from flask_login import current_user
+from sqlalchemy.orm import Session
+
+from ..campaigns.service import DEFAULT_RETRY_SECONDS, DraftInput, pace_overrides, retry_seconds
+from ..contacts import lists
+from ..errors import ValidationError
+from ..models import Campaign, Sender, SenderState
+from ..senders.queries import senders_by_name
+from .form_state import FormState, ids, optional_int
+from .helpers import get_settings
+from .reads import find_media, templates_with_attachments
+
+# (form box, label) in the order the page shows them.
+PACING_FIELDS = (
+    ("min_delay_seconds", "Shortest delay (seconds)"),
+    ("max_delay_seconds", "Longest delay (seconds)"),
+    ("daily_cap", "Daily cap per sender"),
+    ("active_from", "Active from"),
+    ("active_until", "Active until"),
+    ("break_every", "Break every (messages)"),
+    ("break_seconds", "Break length (seconds)"),
+)
+PACING_KEYS = tuple(key for key, _ in PACING_FIELDS)
+KNOWN = frozenset(
+    {
+        "name",
+        "list_ids",
+        "sender_ids",
+        "template_id",
+        "body",
+        "media",
+        "scheduled_at",
+        "max_attempts",
+        "retry_seconds",
+        *PACING_KEYS,
+    }
+)
+# The service's field names → the boxes on this form.
+RENAME = {"lists": "list_ids", "senders": "sender_ids", "media_id": "media"}
+
+
+def user_zone() -> ZoneInfo:
+    try:
+        return ZoneInfo(getattr(current_user, "timezone", None) or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def new_values(template_id: int | None = None) -> dict[str, Any]:
+    return {
+        "name": "",
+        "list_ids": [],
+        "sender_ids": [],
+        "template_id": str(template_id or ""),
+        "body": "",
+        "media_id": None,
+        "schedule": "now",
+        "scheduled_at": "",
+        "max_attempts": "3",
+        "retry_seconds": str(DEFAULT_RETRY_SECONDS),
+        **dict.fromkeys(PACING_KEYS, ""),
+    }
+
+
+def values_of(campaign: Campaign) -> dict[str, Any]:
+    """A draft as the form shows it."""
+    overrides = pace_overrides(campaign)
+    local = campaign.scheduled_at.astimezone(user_zone()) if campaign.scheduled_at else None
+    return {
+        "name": campaign.name,
+        "list_ids": [lst.id for lst in campaign.lists],
+        "sender_ids": [s.id for s in campaign.senders],
+        "template_id": str(campaign.template_id or ""),
+        "body": campaign.body if campaign.template_id is None else "",
+        "media_id": campaign.media_id,
+        "schedule": "later" if local else "now",
+        "scheduled_at": local.strftime("%Y-%m-%dT%H:%M") if local else "",
+        "max_attempts": str(campaign.max_attempts),
+        "retry_seconds": str(retry_seconds(campaign)),
+        **{key: _text(overrides.get(key)) for key in PACING_KEYS},
+    }
+
+
+def values_from_request() -> dict[str, Any]:
+    """What the user sent, kept as typed so an error page shows it again."""
+    form = request.form
+    return {
+        "name": form.get("name", ""),
+        "list_ids": ids("list_ids"),
+        "sender_ids": ids("sender_ids"),
+        "template_id": form.get("template_id", ""),
+        "body": form.get("body", ""),
+        "schedule": "later" if form.get("schedule") == "later" else "now",
+        "scheduled_at": form.get("scheduled_at", "").strip(),
+        "max_attempts": form.get("max_attempts", "").strip(),
+        "retry_seconds": form.get("retry_seconds", "").strip(),
+        **{key: form.get(key, "").strip() for key in PACING_KEYS},
+    }
+
+
+def draft_input(values: dict[str, Any], media_id: int | None) -> DraftInput:
+    """The form as the service takes it; a ValidationError naming the box if a box is malformed."""
+    scheduled_at = None
+    if values["schedule"] == "later":
+        if not values["scheduled_at"]:
+            raise ValidationError(
+                "Choose the date and time to start, or “As soon as I launch”.",
+                field="scheduled_at",
+            )
+        try:
+            local = datetime.fromisoformat(values["scheduled_at"])
+        except ValueError:
+            raise ValidationError(
+                "The start time must be a date and time like 2025-05-01 09:30.",
+                field="scheduled_at",
+            ) from None
+        scheduled_at = local.replace(tzinfo=user_zone()) if local.tzinfo is None else local
+    template = values["template_id"]
+    form = {k: str(values[k]) for k in ("max_attempts", "retry_seconds")}
+    return DraftInput(
+        name=values["name"],
+        list_ids=values["list_ids"],
+        sender_ids=values["sender_ids"],
+        template_id=int(template) if str(template).isdigit() else None,
+        body=values["body"],
+        media_id=media_id,
+        scheduled_at=scheduled_at,
+        pacing={key: values[key] for key in PACING_KEYS},
+        max_attempts=_required_int(form, "max_attempts", "Attempts"),
+        retry_seconds=_required_int(form, "retry_seconds", "The first retry wait"),
+    )
+
+
+def _required_int(form: dict[str, str], name: str, label: str) -> int:
+    value = optional_int(name, label, form=form)
+    if value is None:
+        raise ValidationError(f"{label} is needed.", field=name)
+    return value
+
+
+def wizard_context(session: Session, state: FormState) -> dict[str, Any]:
+    """Everything the wizard page shows around the user's values."""
+    senders = list(session.scalars(senders_by_name()))
+    chosen = [s for s in senders if s.id in state.get("sender_ids", [])]
+    return {
+        "state": state,
+        "lists": session.execute(lists.lists_with_counts()).all(),
+        "senders": senders,
+        "templates": session.execute(templates_with_attachments()).all(),
+        "media": find_media(session, state.get("media_id", None)),
+        "pacing_fields": PACING_FIELDS,
+        "pacing_defaults": pacing_placeholders(chosen),
+        "sender_pace": {s.id: sender_pace(s) for s in senders},
+        "zone": user_zone().key,
+        "max_mb": get_settings().max_upload_mb,
+        "linked": SenderState.LINKED,
+    }
+
+
+def sender_pace(sender: Sender) -> dict[str, str]:
+    """A sender's pacing defaults as the boxes would show them ("" = none)."""
+    return {key: _text(getattr(sender, key)) for key in PACING_KEYS}
+
+
+def pacing_placeholders(chosen: list[Sender]) -> dict[str, str]:
+    """The placeholder of each pacing box: the chosen senders' shared default (wizard.js
+    recomputes it when the choice changes)."""
+    out = {}
+    for key in PACING_KEYS:
+        seen = {sender_pace(s)[key] for s in chosen}
+        if not chosen:
+            out[key] = "sender's default"
+        elif len(seen) > 1:
+            out[key] = "varies by sender"
+        else:
+            out[key] = seen.pop() or "none"
+    return out
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, time):
+        return value.strftime("%H:%M")
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
