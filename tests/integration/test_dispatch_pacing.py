@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, time, timedelta
 
 import pytest
@@ -20,7 +21,6 @@ from tests.campaigns_support import (
 from wabulk.dispatch.pacing import Pace
 from wabulk.errors import ValidationError
 from wabulk.models import Message, MessageStatus
-import itertools
 
 
 def _sent(db):

@@ -340,3 +340,24 @@ def test_empty_placeholders_is_empty_when_everyone_has_every_field() -> None:
     compiled = compile_body("Hi {{ first_name }}")
     assert empty_placeholders(compiled, [ASHA, ASHA]) == {}
     assert empty_placeholders(compile_body("No placeholders"), [ASHA]) == {}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{{ "x" * 1000000000 }}',
+        '{{ 1000000000 * "x" }}',
+        "{{ 2 ** 100000000 }}",
+        "{{ name | center(1000000000) }}",
+        "{{ name | indent(1000000000) }}",
+        '{{ "%1000000000s" | format(name) }}',
+    ],
+)
+def test_oversized_output_is_refused_not_built(body: str) -> None:
+    with pytest.raises(TemplateError, match=r"cannot be used in a message|past 20,000"):
+        compile_body(body).render({"name": "Asha"}, seed=1)
+
+
+def test_modest_repetition_and_widths_still_work() -> None:
+    assert compile_body('{{ "=" * 5 }} {{ 2 ** 3 }}').render({}, seed=1) == "===== 8"
+    assert compile_body("{{ name | center(8) }}|").render({"name": "Asha"}, seed=1) == "  Asha  |"

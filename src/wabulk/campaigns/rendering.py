@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import re
 from collections.abc import Iterable, Mapping
@@ -91,7 +92,25 @@ def _finalize(value: Any) -> Any:
     raise _NotText(f"a placeholder gives {kind}, not text")
 
 
+# Far above any real message (WhatsApp allows 4,096 characters), far below what would
+# exhaust memory: `{{ "x" * 10**9 }}` must fail, not take the dispatcher down.
+MAX_SIZE = 20_000
+
+
 class _MessageEnvironment(ImmutableSandboxedEnvironment):
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**":
+            if isinstance(right, int | float) and abs(right) > 64:
+                raise _Forbidden("a power above 64 cannot be used in a message")
+            return left**right
+        for seq, times in ((left, right), (right, left)):
+            repeats = isinstance(seq, str | list | tuple) and isinstance(times, int)
+            if repeats and len(seq) * times > MAX_SIZE:
+                raise _Forbidden(f"that would repeat text past {MAX_SIZE:,} characters")
+        return left * right
+
     def unsafe_undefined(self, obj: Any, attribute: str) -> jinja2.Undefined:
         # The stock sandbox returns an undefined that prints "" with ChainableUndefined;
         # failing tells the author at preview instead of silently dropping text.
@@ -107,7 +126,27 @@ def _environment() -> _MessageEnvironment:
     # range, lipsum, cycler, joiner and namespace: a message needs none of them, and each
     # one is a callable the sandbox would otherwise have to be right about.
     env.globals.clear()
+    for name in _SIZED_FILTERS:
+        env.filters[name] = _bounded(env.filters[name])
     return env
+
+
+# Filters whose numeric arguments (or format widths) set the size of their output.
+_SIZED_FILTERS = ("center", "indent", "wordwrap", "truncate", "format", "batch", "slice")
+_WIDE_FORMAT = re.compile(r"%[-+ #0]*\d{5,}")
+
+
+def _bounded(original: Any) -> Any:
+    @functools.wraps(original)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        for arg in (*args[1:], *kwargs.values()):
+            if isinstance(arg, int) and not isinstance(arg, bool) and abs(arg) > MAX_SIZE:
+                raise _Forbidden(f"a size above {MAX_SIZE:,} cannot be used in a message")
+        if original.__name__ == "do_format" and args and _WIDE_FORMAT.search(str(args[0])):
+            raise _Forbidden(f"a width above {MAX_SIZE:,} cannot be used in a message")
+        return original(*args, **kwargs)
+
+    return guarded
 
 
 _ENV = _environment()

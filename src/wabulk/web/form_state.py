@@ -101,5 +101,3 @@ def attachment(session: Session, state: FormState) -> tuple[bool, int | None]:
         media_id = media.id
     state.values["media_id"] = media_id
     return True, media_id
-
-

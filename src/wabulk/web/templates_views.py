@@ -59,9 +59,7 @@ def create() -> WResponse | tuple[str, int]:
 @requires(Role.VIEWER)
 def edit(template_id: int) -> str:
     template = service.get_template(db_session(), template_id)
-    state = FormState(
-        {"name": template.name, "body": template.body, "media_id": template.media_id}
-    )
+    state = FormState({"name": template.name, "body": template.body, "media_id": template.media_id})
     return _render(template, state)
 
 

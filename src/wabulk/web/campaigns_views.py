@@ -1,0 +1,311 @@
+"""Campaigns: the list, the wizard, one campaign's live page, its actions and test sends."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from flask import Blueprint, Response, flash, jsonify, redirect, render_template, request, url_for
+from flask_login import current_user
+from werkzeug.wrappers import Response as WResponse
+
+from ..campaigns import audience, lifecycle
+from ..campaigns import service as campaigns
+from ..campaigns import templates as message_templates
+from ..campaigns.queries import campaigns_newest_first
+from ..contacts import lists
+from ..errors import DomainError, NotFound, ValidationError
+from ..models import Campaign, CampaignStatus, Event, Role, SenderState, utcnow
+from ..senders.queries import senders_by_name
+from . import campaign_form
+from .form_state import FormState, attachment, ids
+from .helpers import apply_action, db_session, format_datetime, get_settings
+from .reads import campaign_events, find_media
+from .security import requires
+
+bp = Blueprint("campaigns", __name__, url_prefix="/campaigns")
+
+# The user's moves (the engine's own "start" and "complete" are never buttons).
+ACTIONS = {
+    "launch": lifecycle.launch,
+    "pause": lifecycle.pause,
+    "resume": lifecycle.resume,
+    "cancel": lifecycle.cancel,
+    "retry": lifecycle.retry_failed,
+}
+DONE = {
+    "launch": "Launched.",
+    "pause": "Paused. Messages already being sent finish; nothing new starts.",
+    "resume": "Resumed.",
+    "cancel": "Cancelled. Messages not yet sent were skipped.",
+    "retry": "The failed and unknown messages are queued again.",
+}
+LIVE = frozenset({CampaignStatus.SCHEDULED, CampaignStatus.RUNNING, CampaignStatus.PAUSED})
+TESTABLE = frozenset({CampaignStatus.DRAFT, CampaignStatus.RUNNING})
+TEST_FIELDS = frozenset({"phone", "sender_id"})
+LOG_SIZE = 20
+PAGE_SIZE = 50
+
+
+@bp.get("")
+@requires(Role.VIEWER)
+def index() -> str:
+    session = db_session()
+    rows = session.scalars(campaigns_newest_first().limit(200)).all()
+    return render_template(
+        "campaigns/index.html",
+        campaigns=rows,
+        has_senders=session.scalars(senders_by_name().limit(1)).first() is not None,
+        has_lists=bool(session.execute(lists.lists_with_counts().limit(1)).first()),
+    )
+
+
+# --- the wizard -----------------------------------------------------------------------
+
+
+@bp.get("/new")
+@requires(Role.OPERATOR)
+def new() -> str:
+    template_id = request.args.get("template_id", type=int)
+    return _render_wizard(None, FormState(campaign_form.new_values(template_id)))
+
+
+@bp.post("/new")
+@requires(Role.OPERATOR)
+def create() -> WResponse | tuple[str, int]:
+    return _save(None)
+
+
+@bp.get("/<int:campaign_id>/edit")
+@requires(Role.OPERATOR)
+def edit(campaign_id: int) -> WResponse | str:
+    campaign = lifecycle.get_campaign(db_session(), campaign_id)
+    if campaign.status != CampaignStatus.DRAFT:
+        flash("Only a draft can be edited; duplicate the campaign to change it.", "warning")
+        return redirect(url_for("campaigns.detail", campaign_id=campaign_id))
+    return _render_wizard(campaign, FormState(campaign_form.values_of(campaign)))
+
+
+@bp.post("/<int:campaign_id>/edit")
+@requires(Role.OPERATOR)
+def update(campaign_id: int) -> WResponse | tuple[str, int]:
+    lifecycle.get_campaign(db_session(), campaign_id)  # 404 before anything is stored
+    return _save(campaign_id)
+
+
+def _save(campaign_id: int | None) -> WResponse | tuple[str, int]:
+    session = db_session()
+    state = FormState(campaign_form.values_from_request())
+    ok, media_id = attachment(session, state)
+    if ok:
+        try:
+            data = campaign_form.draft_input(state.values, media_id)
+            saved = campaigns.save_draft(session, current_user, data, campaign_id)
+        except DomainError as exc:
+            session.rollback()
+            state.fail(exc, campaign_form.KNOWN, campaign_form.RENAME)
+        else:
+            session.commit()
+            flash(f"Draft {saved.name!r} saved. Check it below, then launch.", "success")
+            return redirect(url_for("campaigns.detail", campaign_id=saved.id))
+    campaign = lifecycle.get_campaign(session, campaign_id) if campaign_id else None
+    return _render_wizard(campaign, state), 400
+
+
+def _render_wizard(campaign: Campaign | None, state: FormState) -> str:
+    return render_template(
+        "campaigns/wizard.html",
+        campaign=campaign,
+        **campaign_form.wizard_context(db_session(), state),
+    )
+
+
+@bp.get("/audience.json")
+@requires(Role.VIEWER)
+def audience_json() -> Response:
+    """Recipients of the chosen lists, and the opted-out members left out."""
+    session = db_session()
+    chosen = [int(v) for v in request.args.getlist("list_ids") if v.isdigit()]
+    return jsonify(
+        {
+            "recipients": audience.count(session, chosen),
+            "opted_out": audience.opted_out_count(session, chosen),
+            "lists": len(chosen),
+        }
+    )
+
+
+# --- one campaign ----------------------------------------------------------------------
+
+
+@bp.get("/<int:campaign_id>")
+@requires(Role.VIEWER)
+def detail(campaign_id: int) -> str:
+    return _render_detail(campaign_id, FormState())
+
+
+def _render_detail(campaign_id: int, test: FormState) -> str:
+    session = db_session()
+    campaign = lifecycle.get_campaign(session, campaign_id)
+    progress = campaigns.progress(session, campaign)
+    status = request.args.get("status", "all")
+    if status not in campaigns.RECIPIENT_FILTERS:
+        status = "all"
+    after = request.args.get("after", type=int)
+    rows, next_after = campaigns.recipients_page(session, campaign_id, status, after, PAGE_SIZE)
+    template = (
+        message_templates.get_template(session, campaign.template_id)
+        if campaign.template_id
+        else None
+    )
+    media_id = campaign.media_id or (template.media_id if template else None)
+    draft: dict[str, Any] = {}
+    if campaign.status == CampaignStatus.DRAFT:
+        recipients, opted_out = campaigns.recipient_count(session, campaign)
+        body = campaigns.effective_body(session, campaign)
+        draft = {
+            "recipients": recipients,
+            "opted_out": opted_out,
+            "preview": message_templates.preview(session, body, [lst.id for lst in campaign.lists])
+            if body.strip()
+            else None,
+        }
+    events = session.scalars(campaign_events(campaign_id, limit=LOG_SIZE)).all()
+    return render_template(
+        "campaigns/detail.html",
+        campaign=campaign,
+        p=progress,
+        eta_text=_eta_text(progress.eta),
+        actions=_actions(campaign),
+        all_actions=list(ACTIONS),
+        live=campaign.status in LIVE,
+        testable=[s.value for s in TESTABLE],
+        body=campaigns.effective_body(session, campaign),
+        template=template,
+        media=find_media(session, media_id),
+        draft=draft,
+        overrides=campaigns.pace_overrides(campaign),
+        retry_wait=campaigns.retry_seconds(campaign),
+        pacing_fields=campaign_form.PACING_FIELDS,
+        events=events,
+        rows=rows,
+        next_after=next_after,
+        status_filter=status,
+        filters=campaigns.RECIPIENT_FILTERS,
+        first_page=after is None,
+        sender_names={s.id: s.name for s in campaign.senders},
+        test=test,
+        linked=SenderState.LINKED,
+    )
+
+
+def _actions(campaign: Campaign) -> list[str]:
+    return [a for a in lifecycle.allowed_actions(campaign.status) if a in ACTIONS]
+
+
+def _eta_text(eta: datetime | None) -> str | None:
+    if eta is None:
+        return None
+    seconds = max(0, int((eta - utcnow()).total_seconds()))
+    if seconds < 60:
+        about = "less than a minute"
+    elif seconds < 3600:
+        about = f"about {round(seconds / 60)} min"
+    elif seconds < 48 * 3600:
+        about = f"about {seconds / 3600:.1f} h"
+    else:
+        about = f"about {round(seconds / 86400)} days"
+    return f"{format_datetime(eta)} (in {about})"
+
+
+@bp.get("/<int:campaign_id>/progress.json")
+@requires(Role.VIEWER)
+def progress_json(campaign_id: int) -> Response:
+    """Polled every second by the campaign page: the maintained counters, never a count of
+    rows, and the log lines newer than `after_event`."""
+    session = db_session()
+    campaign = lifecycle.get_campaign(session, campaign_id)
+    p = campaigns.progress(session, campaign)
+    after = request.args.get("after_event", type=int)
+    events = session.scalars(campaign_events(campaign_id, after, LOG_SIZE)).all()
+    return jsonify(
+        {
+            "status": p.status,
+            "reason": p.reason,
+            "total": p.total,
+            "counts": p.counts,
+            "done": p.done,
+            "percent": p.percent,
+            "eta": p.eta.isoformat() if p.eta else None,
+            "eta_text": _eta_text(p.eta),
+            "actions": _actions(campaign),
+            "live": campaign.status in LIVE,
+            "events": [_event_json(e) for e in events],
+        }
+    )
+
+
+def _event_json(event: Event) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "at": format_datetime(event.at),
+        "level": event.level.value,
+        "text": event.text,
+    }
+
+
+@bp.post("/<int:campaign_id>/actions/<action>")
+@requires(Role.OPERATOR)
+def act(campaign_id: int, action: str) -> WResponse:
+    move = ACTIONS.get(action)
+    if move is None:
+        raise NotFound(f"There is no campaign action {action!r}.")
+    apply_action(lambda s: move(s, current_user, campaign_id), DONE[action])
+    return redirect(url_for("campaigns.detail", campaign_id=campaign_id))
+
+
+@bp.post("/<int:campaign_id>/duplicate")
+@requires(Role.OPERATOR)
+def duplicate(campaign_id: int) -> WResponse:
+    copies: list[int] = []
+
+    def run(session):  # type: ignore[no-untyped-def]
+        copy = lifecycle.duplicate(session, current_user, campaign_id)
+        copies.append(copy.id)
+        return f"Copied as the draft {copy.name!r}: change what you need, then launch."
+
+    if apply_action(run):
+        return redirect(url_for("campaigns.detail", campaign_id=copies[0]))
+    return redirect(url_for("campaigns.detail", campaign_id=campaign_id))
+
+
+@bp.post("/<int:campaign_id>/delete")
+@requires(Role.OPERATOR)
+def delete(campaign_id: int) -> WResponse:
+    if apply_action(
+        lambda s: f"Draft {lifecycle.delete_draft(s, current_user, campaign_id)!r} deleted."
+    ):
+        return redirect(url_for("campaigns.index"))
+    return redirect(url_for("campaigns.detail", campaign_id=campaign_id))
+
+
+@bp.post("/<int:campaign_id>/test")
+@requires(Role.OPERATOR)
+def send_test(campaign_id: int) -> WResponse | tuple[str, int]:
+    session = db_session()
+    phone = request.form.get("phone", "")
+    chosen = ids("sender_id")
+    test = FormState({"phone": phone, "sender_id": chosen[0] if chosen else None})
+    try:
+        if not chosen:
+            raise ValidationError("Choose the sender to send the test from.", field="sender_id")
+        text = campaigns.send_test(
+            session, current_user, campaign_id, phone, chosen[0], get_settings().instance_path
+        )
+    except DomainError as exc:
+        session.rollback()
+        test.fail(exc, TEST_FIELDS)
+        return _render_detail(campaign_id, test), 400
+    session.commit()
+    flash(f"Test sent to {phone.strip()}: “{text}”", "success")
+    return redirect(url_for("campaigns.detail", campaign_id=campaign_id))
