@@ -15,7 +15,9 @@ from flask_login import current_user
 from sqlalchemy.orm import Session
 
 from ..campaigns.service import DEFAULT_RETRY_SECONDS, DraftInput, pace_overrides, retry_seconds
+from ..campaigns import audience
 from ..contacts import lists
+from ..contacts.service import ContactFilter, attribute_keys
 from ..errors import ValidationError
 from ..models import Campaign, Sender, SenderState
 from ..senders.queries import senders_by_name
@@ -48,6 +50,7 @@ KNOWN = frozenset(
         *PACING_KEYS,
     }
 )
+CONTACT_FIELDS = ("name", "first_name", "phone", "country")
 # The service's field names → the boxes on this form.
 RENAME = {"lists": "list_ids", "senders": "sender_ids", "media_id": "media"}
 
@@ -155,8 +158,12 @@ def wizard_context(session: Session, state: FormState) -> dict[str, Any]:
     """Everything the wizard page shows around the user's values."""
     senders = list(session.scalars(senders_by_name()))
     chosen = [s for s in senders if s.id in state.get("sender_ids", [])]
+    list_ids = state.get("list_ids", [])
     return {
         "state": state,
+        "audience": (audience.count(session, list_ids), audience.opted_out_count(session, list_ids)),
+        "contact_fields": CONTACT_FIELDS,
+        "attribute_keys": attribute_keys(session, ContactFilter()),
         "lists": session.execute(lists.lists_with_counts()).all(),
         "senders": senders,
         "templates": session.execute(templates_with_attachments()).all(),

@@ -25,6 +25,7 @@ from ..contacts import lists
 from ..contacts.service import ContactFilter, attribute_keys
 from ..errors import DomainError, NotFound
 from ..models import Role, Template
+from .campaign_form import CONTACT_FIELDS
 from .form_state import FormState, attachment, ids
 from .helpers import apply_action, db_session, get_settings
 from .reads import find_media, get_media, templates_with_attachments
@@ -33,7 +34,6 @@ from .security import requires
 bp = Blueprint("templates", __name__, url_prefix="/templates")
 
 FIELDS = frozenset({"name", "body", "media"})
-CONTACT_FIELDS = ("name", "first_name", "phone", "country")
 
 
 @bp.get("")
