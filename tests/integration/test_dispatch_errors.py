@@ -215,3 +215,21 @@ def test_closing_a_lane_gives_back_its_messages_and_its_sender(migrated_db, tmp_
     other = make_lane(db, sender, tmp_path, clock, owner="next:1")
     drive([other], clock, db)
     assert counters(db, campaign_id)["sent"] == 3
+
+
+def test_a_campaign_whose_senders_are_all_disabled_pauses_saying_why(migrated_db) -> None:
+    from wabulk.campaigns.lifecycle import pause_orphaned
+    from wabulk.senders.service import set_enabled
+
+    db = migrated_db
+    lst = make_contacts(db, phones(3), "Customers")
+    sender = make_sender(db, "Shop phone")
+    campaign_id = make_campaign(db, [lst], [sender])
+    with db.session() as session:
+        assert pause_orphaned(session) == []
+        set_enabled(session, None, sender, enabled=False)
+    with db.session() as session:
+        assert pause_orphaned(session) == [campaign_id]
+        campaign = session.get(Campaign, campaign_id)
+        assert campaign.status is CampaignStatus.PAUSED
+        assert "Shop phone: Disabled by an admin" in campaign.status_reason

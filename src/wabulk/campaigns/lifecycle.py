@@ -345,3 +345,24 @@ def pause_without_senders(session: Session, campaign_ids: list[int], reason: str
             )
             paused.append(campaign_id)
     return paused
+
+
+def pause_orphaned(session: Session) -> list[int]:
+    """Running campaigns none of whose senders can send (disabled, unlinked) pause, saying why.
+
+    Otherwise such a campaign would sit "running" with nothing moving.
+    """
+    paused = []
+    for campaign in session.scalars(
+        select(Campaign).where(Campaign.status == C.RUNNING, Campaign.n_queued > 0)
+    ):
+        if usable_senders(campaign):
+            continue
+        states = ", ".join(f"{s.name}: {s.state_reason or s.state.value}" for s in campaign.senders)
+        reason = f"Paused: none of its senders can send ({states})."
+        transition(campaign, "pause", reason)
+        events.record(
+            session, "campaign.paused", reason, level=EventLevel.ERROR, campaign_id=campaign.id
+        )
+        paused.append(campaign.id)
+    return paused

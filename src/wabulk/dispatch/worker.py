@@ -79,6 +79,7 @@ class Dispatcher:
             started = lifecycle.start_due(session, now)
         with self.db.session() as session:
             completed = lifecycle.complete_finished(session, now)
+            lifecycle.pause_orphaned(session)
         with self.db.session() as session:
             busy = set(
                 session.scalars(
