@@ -7,8 +7,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -66,3 +68,24 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+# --- for the few hot writes sent straight to the driver's executemany -----------------
+# SQLAlchemy's per-row parameter processing costs more than SQLite's own work on the
+# import's and the dispatcher's bulk statements; these prepare values once instead.
+
+
+def driver_marks(session: Session, n: int) -> list[str]:
+    """`n` positional parameter markers in the session's driver style."""
+    mark = "?" if session.get_bind().dialect.paramstyle == "qmark" else "%s"
+    return [mark] * n
+
+
+def driver_time(session: Session) -> Callable[[datetime | None], Any]:
+    """How the session's driver takes a datetime for our UTCDateTime columns."""
+    if session.get_bind().dialect.name == "postgresql":
+        return lambda value: value
+    # SQLAlchemy's SQLite DATETIME storage format, in UTC (what UTCDateTime writes).
+    return lambda value: (
+        None if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    )

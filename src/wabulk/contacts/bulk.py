@@ -7,10 +7,12 @@ stores natively; everything else in the importer goes through SQLAlchemy as usua
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
+
+from ..db import driver_marks, driver_time
 
 _CONTACT_COLUMNS = (
     "phone",
@@ -25,29 +27,14 @@ _CONTACT_COLUMNS = (
 )
 
 
-def _placeholders(session: Session, n: int) -> str:
-    mark = "?" if session.get_bind().dialect.paramstyle == "qmark" else "%s"
-    return ", ".join([mark] * n)
-
-
-def _time_adapter(session: Session) -> Any:
-    """How the session's driver takes a datetime for our UTCDateTime columns."""
-    if session.get_bind().dialect.name == "postgresql":
-        return lambda value: value
-    # SQLAlchemy's SQLite DATETIME storage format, in UTC (what UTCDateTime writes).
-    return lambda value: (
-        None if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-    )
-
-
 def insert_contacts(session: Session, rows: list[dict[str, Any]]) -> None:
     """INSERT new contacts: dicts with every column of _CONTACT_COLUMNS, but the attributes
     as JSON text under "attributes_json" (encoded where the row was read)."""
     if not rows:
         return
-    to_time = _time_adapter(session)
+    to_time = driver_time(session)
     # Built from constant column names and placeholders only; values travel as parameters.
-    marks = _placeholders(session, len(_CONTACT_COLUMNS)).split(", ")
+    marks = driver_marks(session, len(_CONTACT_COLUMNS))
     if session.get_bind().dialect.name == "postgresql":
         marks[_CONTACT_COLUMNS.index("attributes")] += "::jsonb"
     sql = (
@@ -83,12 +70,12 @@ def add_members(session: Session, list_id: int, contact_ids: list[int], now: dat
     """Put contacts in a list; ones already in it stay as they are (ON CONFLICT DO NOTHING)."""
     if not contact_ids:
         return
-    to_time = _time_adapter(session)
+    to_time = driver_time(session)
     stamp = to_time(now)
     # Constant names and placeholders only; values travel as parameters.
     sql = (
         f"INSERT INTO contact_list_members (list_id, contact_id, added_at) "  # noqa: S608
-        f"VALUES ({_placeholders(session, 3)}) ON CONFLICT DO NOTHING"
+        f"VALUES ({', '.join(driver_marks(session, 3))}) ON CONFLICT DO NOTHING"
     )
     session.connection().exec_driver_sql(sql, [(list_id, cid, stamp) for cid in contact_ids])
 
@@ -97,14 +84,14 @@ def add_members_by_phone(session: Session, list_id: int, phones: list[str], now:
     """Put the contacts with these phones in a list, in one INSERT … SELECT (no id round trip)."""
     if not phones:
         return
-    to_time = _time_adapter(session)
+    to_time = driver_time(session)
     mark = "?" if session.get_bind().dialect.paramstyle == "qmark" else "%s"
     # Constant names and placeholders only; values travel as parameters. The WHERE clause also
     # keeps SQLite from reading ON CONFLICT as part of the SELECT.
     sql = (
         "INSERT INTO contact_list_members (list_id, contact_id, added_at) "  # noqa: S608
         f"SELECT {mark}, id, {mark} FROM contacts "
-        f"WHERE phone IN ({_placeholders(session, len(phones))}) "
+        f"WHERE phone IN ({', '.join(driver_marks(session, len(phones)))}) "
         "ON CONFLICT DO NOTHING"
     )
     session.connection().exec_driver_sql(sql, (list_id, to_time(now), *phones))

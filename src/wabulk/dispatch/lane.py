@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -56,7 +57,7 @@ MAX_BATCH = 500
 MAX_BACKOFF_SECONDS = 6 * 3600
 
 
-@dataclass
+@dataclass(slots=True)
 class _CampaignInfo:
     id: int
     name: str
@@ -67,7 +68,7 @@ class _CampaignInfo:
     media: tuple[Path, str, str] | None
 
 
-@dataclass
+@dataclass(slots=True)
 class _Pending:
     claimed: queue.Claimed
     campaign: _CampaignInfo
@@ -92,7 +93,7 @@ class Lane:
         self.clock = clock or SystemClock()
         self.rng = rng or random.Random()
         self.channel: Channel | None = None
-        self.pending: list[_Pending] = []
+        self.pending: deque[_Pending] = deque()
         self.next_send_at: datetime = self.clock.now()
         self.sent_since_break = 0
         self.sent_today = 0
@@ -216,7 +217,7 @@ class Lane:
             )
             if claimed:
                 self.rotation = (self.rotation + i + 1) % len(campaigns)
-                self.pending = [_Pending(c, info) for c in claimed]
+                self.pending = deque(_Pending(c, info) for c in claimed)
                 session.commit()  # the claim is durable before any channel is called
                 self._prepare()
                 self._all_capped = False
@@ -292,7 +293,7 @@ class Lane:
                 )
                 self.sent_today += 1
                 self.sent_since_break += 1
-            self.pending.pop(0)
+            self.pending.popleft()
             elapsed = time.perf_counter() - started
             self.seconds_per_send = (
                 elapsed
@@ -302,13 +303,14 @@ class Lane:
             outcomes.append(outcome)
             if outcome.kind == "failed":
                 failures.append((p, outcome))
-            now = self.clock.now()
-            self.next_send_at = now + timedelta(seconds=pace.delay(self.rng))
-            if pace.break_every and self.sent_since_break >= pace.break_every:
-                self.next_send_at += timedelta(seconds=pace.break_seconds or 0)
-                self.sent_since_break = 0
-            if pace.paced:
-                break
+            if pace.paced or pace.break_every:
+                now = self.clock.now()
+                self.next_send_at = now + timedelta(seconds=pace.delay(self.rng))
+                if pace.break_every and self.sent_since_break >= pace.break_every:
+                    self.next_send_at += timedelta(seconds=pace.break_seconds or 0)
+                    self.sent_since_break = 0
+                if pace.paced:
+                    break
         now = self.clock.now()
         with self.db.session() as session:
             queue.settle(session, self.owner, outcomes, now)
@@ -389,7 +391,7 @@ class Lane:
                 [queue.Outcome(p.claimed.id, p.campaign.id, "requeue") for p in self.pending],
                 now,
             )
-            self.pending = []
+            self.pending.clear()
 
     def close(self) -> None:
         """Give back what this lane holds: its messages, the sender, the channel."""

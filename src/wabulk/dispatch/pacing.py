@@ -89,6 +89,11 @@ class Pace:
     def paced(self) -> bool:
         return self.max_delay_seconds > 0
 
+    @property
+    def has_active_hours(self) -> bool:
+        start, end = self.active_from, self.active_until
+        return start is not None and end is not None and start != end
+
     def day_start(self, now: datetime) -> datetime:
         """Midnight that began the sender's current day, in UTC."""
         local = now.astimezone(zone(self.timezone))

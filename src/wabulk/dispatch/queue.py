@@ -22,10 +22,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, literal, select, update
 from sqlalchemy.orm import Session
 
-from ..campaigns.rendering import TemplateError, compile_body, context_for
+from ..campaigns.rendering import (
+    CONTACT_FIELDS,
+    CompiledBody,
+    TemplateError,
+    compile_body,
+    context_for,
+)
+from ..db import driver_marks, driver_time
 from ..models import Campaign, Contact, Message, MessageStatus
 from .pacing import Pace
 
@@ -36,7 +43,7 @@ campaigns = Campaign.__table__
 S = MessageStatus
 
 
-@dataclass
+@dataclass(slots=True)
 class Claimed:
     id: int
     campaign_id: int
@@ -45,7 +52,7 @@ class Claimed:
     attempts: int
 
 
-@dataclass
+@dataclass(slots=True)
 class Outcome:
     """What became of one claimed message; `kind` picks the settle statement."""
 
@@ -113,6 +120,16 @@ def claim(
     )
     if not ids:
         return []
+    compiled: CompiledBody | TemplateError
+    try:
+        compiled = compile_body(body)
+    except TemplateError as exc:  # launch checks the body, so only a bug lands here
+        compiled = exc
+    # Decoding every contact's attributes costs more than rendering; skip it when the
+    # message uses none of them.
+    needs_attributes = isinstance(compiled, CompiledBody) and bool(
+        compiled.placeholders - CONTACT_FIELDS
+    )
     rows = session.execute(
         select(
             messages.c.id,
@@ -121,7 +138,7 @@ def claim(
             contacts.c.phone,
             contacts.c.name,
             contacts.c.country,
-            contacts.c.attributes,
+            contacts.c.attributes if needs_attributes else literal(None).label("attributes"),
             contacts.c.timezone,
             contacts.c.opted_out_at,
         )
@@ -131,34 +148,41 @@ def claim(
     ).all()
 
     claimed: list[Claimed] = []
-    rendered: list[dict[str, Any]] = []
+    rendered: list[tuple[str, int]] = []
     skipped: list[int] = []
     deferred: list[dict[str, Any]] = []
     broken: list[dict[str, Any]] = []
-    compiled = None
+    windowed = pace.has_active_hours
     for row in rows:
         if row.opted_out_at is not None:
             skipped.append(row.id)
             continue
-        opens = pace.window_opens(now, row.timezone)
+        opens = pace.window_opens(now, row.timezone) if windowed else None
         if opens is not None:
             deferred.append({"mid": row.id, "at": opens})
             continue
         text = row.body
         if text is None:
             try:
-                compiled = compiled or compile_body(body)
+                if isinstance(compiled, TemplateError):
+                    raise compiled
                 ctx = context_for(row.phone, row.name, row.country, row.attributes or {})
                 text = compiled.render(ctx, seed=row.id)
             except TemplateError as exc:
                 broken.append({"mid": row.id, "detail": f"The message could not be written: {exc}"})
                 continue
-            rendered.append({"mid": row.id, "p_body": text})
+            rendered.append((text, row.id))
         claimed.append(Claimed(row.id, campaign_id, row.phone, text, row.attempts))
 
     by_id = messages.c.id == bindparam("mid")
     if rendered:
-        session.execute(update(messages).where(by_id).values(body=bindparam("p_body")), rendered)
+        # Straight to the driver: the claim above already set updated_at, and SQLAlchemy
+        # would otherwise stamp it again, row by row.
+        mark = driver_marks(session, 1)[0]
+        session.connection().exec_driver_sql(
+            f"UPDATE messages SET body = {mark} WHERE id = {mark}",  # noqa: S608
+            rendered,
+        )
     if skipped:
         session.execute(
             update(messages)
@@ -214,64 +238,54 @@ def claim(
 
 _TARGET = {"sent": S.SENT, "failed": S.FAILED, "retry": S.QUEUED, "requeue": S.QUEUED}
 
+# One statement per outcome kind, sent straight to the driver's executemany: values shared
+# by the whole batch (times, owner) are formatted once, not once per row (see
+# `wabulk.db.driver_time`). Each is guarded so a worker that lost its lease changes nothing.
+_SETTLE_SQL = {
+    "sent": "status = 'sent', sent_at = {t}, provider_message_id = {p}, "
+    "attempts = attempts + 1, error_code = NULL, error_detail = NULL",
+    "failed": "status = 'failed', failed_at = {t}, attempts = attempts + 1, "
+    "error_code = {p}, error_detail = {p}",
+    "retry": "status = 'queued', attempts = attempts + 1, next_attempt_at = {p}, "
+    "error_code = {p}, error_detail = {p}",
+    # The message never reached a channel that could send it: no attempt is used.
+    "requeue": "status = 'queued', next_attempt_at = {t}, sender_id = NULL",
+}
 
-def _settle_statement(kind: str, owner: str, now: datetime) -> Any:
-    guarded = update(messages).where(
-        messages.c.id == bindparam("mid"),
-        messages.c.status == S.SENDING,
-        messages.c.lease_owner == owner,
-    )
-    common: dict[str, Any] = {"lease_owner": None, "lease_until": None, "updated_at": now}
+
+def _settle_row(kind: str, o: Outcome, to_time: Any) -> tuple[Any, ...]:
+    detail = (o.error_detail or "")[:1000] or None
     if kind == "sent":
-        return guarded.values(
-            status=S.SENT,
-            sent_at=now,
-            provider_message_id=bindparam("p_provider_message_id"),
-            attempts=messages.c.attempts + 1,
-            error_code=None,
-            error_detail=None,
-            **common,
-        )
+        return (o.provider_message_id,)
     if kind == "failed":
-        return guarded.values(
-            status=S.FAILED,
-            failed_at=now,
-            attempts=messages.c.attempts + 1,
-            error_code=bindparam("p_error_code"),
-            error_detail=bindparam("p_error_detail"),
-            **common,
-        )
+        return (o.error_code, detail)
     if kind == "retry":
-        return guarded.values(
-            status=S.QUEUED,
-            attempts=messages.c.attempts + 1,
-            next_attempt_at=bindparam("p_next_attempt_at"),
-            error_code=bindparam("p_error_code"),
-            error_detail=bindparam("p_error_detail"),
-            **common,
-        )
-    # requeue: the message never reached a channel that could send it; no attempt used.
-    return guarded.values(status=S.QUEUED, next_attempt_at=now, sender_id=None, **common)
+        return (to_time(o.next_attempt_at), o.error_code, detail)
+    return ()
 
 
 def settle(session: Session, owner: str, outcomes: Iterable[Outcome], now: datetime) -> Counter:
     """Write outcomes in one executemany per (kind, campaign); returns rows changed by kind."""
-    groups: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
+    to_time = driver_time(session)
+    mark = driver_marks(session, 1)[0]
+    stamp = to_time(now)
+    groups: dict[tuple[str, int], list[Outcome]] = defaultdict(list)
     for o in outcomes:
-        # Parameter names differ from column names on purpose: an execute-time key that
-        # names a column would silently override the statement's own SET value.
-        groups[(o.kind, o.campaign_id)].append(
-            {
-                "mid": o.message_id,
-                "p_provider_message_id": o.provider_message_id,
-                "p_error_code": o.error_code,
-                "p_error_detail": (o.error_detail or "")[:1000] or None,
-                "p_next_attempt_at": o.next_attempt_at,
-            }
-        )
+        groups[(o.kind, o.campaign_id)].append(o)
     changed: Counter = Counter()
-    for (kind, campaign_id), params in groups.items():
-        n = session.execute(_settle_statement(kind, owner, now), params).rowcount
+    conn = session.connection()
+    for (kind, campaign_id), group in groups.items():
+        sets = _SETTLE_SQL[kind].format(t=mark, p=mark)
+        sql = (
+            f"UPDATE messages SET {sets}, lease_owner = NULL, lease_until = NULL, "  # noqa: S608
+            f"updated_at = {mark} WHERE id = {mark} AND status = 'sending' "
+            f"AND lease_owner = {mark}"
+        )
+        leading = (stamp,) if "{t}" in _SETTLE_SQL[kind] else ()
+        params = [
+            (*leading, *_settle_row(kind, o, to_time), stamp, o.message_id, owner) for o in group
+        ]
+        n = conn.exec_driver_sql(sql, params).rowcount
         if n:
             changed[kind] += n
             shift_counters(session, campaign_id, {S.SENDING: -n, _TARGET[kind]: n})
