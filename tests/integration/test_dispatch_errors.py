@@ -233,3 +233,35 @@ def test_a_campaign_whose_senders_are_all_disabled_pauses_saying_why(migrated_db
         campaign = session.get(Campaign, campaign_id)
         assert campaign.status is CampaignStatus.PAUSED
         assert "Shop phone: Disabled by an admin" in campaign.status_reason
+
+
+def test_the_next_message_is_prepared_during_the_wait(migrated_db, tmp_path, scripted) -> None:
+    """A browser opens the next chat while the pacing delay runs, not after it."""
+    db = migrated_db
+    lst = make_contacts(db, phones(3), "Customers")
+    sender = make_sender(db, min_delay_seconds=15, max_delay_seconds=15)
+    make_campaign(db, [lst], [sender])
+    clock = FakeClock()
+    timeline: list[tuple[str, int, object]] = []
+    original_prepare = ScriptedChannel.prepare
+
+    def prepare(self, message):
+        timeline.append(("prepare", message.message_id, clock.now()))
+        original_prepare(self, message)
+
+    def record_send(channel, message):
+        timeline.append(("send", message.message_id, clock.now()))
+
+    scripted.prepare = prepare  # type: ignore[method-assign]
+    scripted.script = record_send
+    try:
+        drive([make_lane(db, sender, tmp_path, clock)], clock, db)
+    finally:
+        scripted.prepare = original_prepare  # type: ignore[method-assign]
+    sends = [(mid, at) for kind, mid, at in timeline if kind == "send"]
+    prepares = {mid: at for kind, mid, at in timeline if kind == "prepare"}
+    assert len(sends) == 3
+    for (_, previous_at), (mid, at) in itertools.pairwise(sends):
+        assert (at - previous_at).total_seconds() == 15
+        # Prepared right after the previous send, 15 s before its own turn.
+        assert prepares[mid] == previous_at
