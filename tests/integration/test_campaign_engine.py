@@ -227,3 +227,17 @@ def test_concurrent_lanes_never_claim_the_same_message(migrated_db, tmp_path) ->
     assert len(ids) == 400 and set(ids.values()) == {1}
     assert counters(db, campaign_id)["sent"] == 400
     assert_counters_exact(db, campaign_id)
+
+
+def test_contact_page_shows_a_queued_message_before_its_text_exists(client, as_role, db) -> None:
+    from wabulk.models import Role
+
+    lst = make_contacts(db, phones(1), "Customers")
+    sender = make_sender(db)
+    make_campaign(db, [lst], [sender])
+    with db.session() as session:
+        contact_id = session.scalar(select(Contact.id))
+    as_role(Role.VIEWER)
+    page = client.get(f"/contacts/{contact_id}")
+    assert page.status_code == 200
+    assert "written when its turn comes" in page.get_data(as_text=True)
