@@ -241,3 +241,23 @@ def test_contact_page_shows_a_queued_message_before_its_text_exists(client, as_r
     page = client.get(f"/contacts/{contact_id}")
     assert page.status_code == 200
     assert "written when its turn comes" in page.get_data(as_text=True)
+
+
+def test_a_start_time_in_the_past_is_refused_and_a_future_one_schedules(migrated_db) -> None:
+    from datetime import timedelta
+
+    db = migrated_db
+    lst = make_contacts(db, phones(2), "Customers")
+    sender = make_sender(db)
+    with pytest.raises(ValidationError, match="already passed"):
+        make_campaign(db, [lst], [sender], scheduled_at=utcnow() - timedelta(hours=1))
+    later = utcnow() + timedelta(hours=2)
+    campaign_id = make_campaign(db, [lst], [sender], scheduled_at=later)
+    with db.session() as session:
+        campaign = session.get(Campaign, campaign_id)
+        assert campaign.status == CampaignStatus.SCHEDULED
+        assert lifecycle.actions_for(campaign) == ["cancel"]
+        assert lifecycle.start_due(session, utcnow()) == []
+    with db.session() as session:
+        assert lifecycle.start_due(session, later + timedelta(seconds=1)) == [campaign_id]
+        assert session.get(Campaign, campaign_id).status == CampaignStatus.RUNNING

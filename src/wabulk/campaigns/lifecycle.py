@@ -55,9 +55,25 @@ VERBS = {
 }
 
 
+# Moves only the dispatcher makes: a scheduled time coming, a campaign running out of work.
+ENGINE_ACTIONS = frozenset({"start", "complete"})
+
+
 def allowed_actions(status: CampaignStatus) -> list[str]:
     """What a user may do next (the page shows exactly these buttons)."""
-    return [a for a, (sources, _) in TRANSITIONS.items() if status in sources]
+    return [
+        a
+        for a, (sources, _) in TRANSITIONS.items()
+        if status in sources and a not in ENGINE_ACTIONS
+    ]
+
+
+def actions_for(campaign: Campaign) -> list[str]:
+    """`allowed_actions`, minus moves that would only be refused (retry with nothing failed)."""
+    actions = allowed_actions(campaign.status)
+    if campaign.n_failed + campaign.n_unknown == 0:
+        actions = [a for a in actions if a != "retry"]
+    return actions
 
 
 def get_campaign(session: Session, campaign_id: int, lock: bool = False) -> Campaign:

@@ -93,6 +93,11 @@ def save_draft(
         )
     if data.scheduled_at is not None and data.scheduled_at.tzinfo is None:
         raise ValidationError("The start time needs a timezone.", field="scheduled_at")
+    if data.scheduled_at is not None and data.scheduled_at < utcnow() - timedelta(minutes=1):
+        raise ValidationError(
+            "That start time has already passed; leave it empty to start at launch.",
+            field="scheduled_at",
+        )
     pacing = overrides_for_storage(validate_overrides(data.pacing))
     pacing["retry_seconds"] = data.retry_seconds
 

@@ -15,7 +15,17 @@ from sqlalchemy.orm import Session
 from .. import events
 from ..auth.permissions import require_role
 from ..errors import Conflict, NotFound, ValidationError
-from ..models import Contact, ContactList, Event, Message, Role, User, list_members, utcnow
+from ..models import (
+    Contact,
+    ContactList,
+    Event,
+    Import,
+    Message,
+    Role,
+    User,
+    list_members,
+    utcnow,
+)
 from .bulk import add_members as _add_members
 
 OPT_STATUSES = ("all", "subscribed", "opted_out")
@@ -240,3 +250,20 @@ def attribute_keys(session: Session, f: ContactFilter, limit: int = 500) -> list
                 if len(keys) >= limit:
                     return list(keys)
     return list(keys)
+
+
+def placeholder_keys(session: Session, newest: int = 2000) -> list[str]:
+    """Attribute names to suggest as placeholders, without reading a million contacts.
+
+    - Every import's column mapping (small table), then the newest contacts' own keys
+      (contacts added by hand or through the API).
+    """
+    keys: dict[str, None] = {}
+    for (mapping,) in session.execute(select(Import.mapping).order_by(Import.id.desc())):
+        for key in ((mapping or {}).get("attributes") or {}).values():
+            keys.setdefault(key, None)
+    recent = select(Contact.attributes).order_by(Contact.id.desc()).limit(newest)
+    for (attrs,) in session.execute(recent):
+        for key in attrs or {}:
+            keys.setdefault(key, None)
+    return sorted(keys)

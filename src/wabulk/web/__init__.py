@@ -7,14 +7,28 @@ from flask import Flask
 from . import helpers, security
 from .api import bp as api_bp
 from .auth_views import bp as auth_bp
+from .campaigns_views import bp as campaigns_bp
 from .contacts_views import bp as contacts_bp
 from .imports_views import bp as imports_bp
 from .pages import bp as pages_bp
+from .senders_views import bp as senders_bp
 from .settings_views import bp as settings_bp
+from .templates_views import bp as templates_bp
 
 
 def init_app(app: Flask) -> None:
     security.init_app(app)
     helpers.init_app(app)
-    for bp in (auth_bp, pages_bp, contacts_bp, imports_bp, settings_bp, api_bp):
+    blueprints = (
+        auth_bp,
+        pages_bp,
+        contacts_bp,
+        imports_bp,
+        templates_bp,
+        campaigns_bp,
+        senders_bp,
+        settings_bp,
+        api_bp,
+    )
+    for bp in blueprints:
         app.register_blueprint(bp)

@@ -14,10 +14,10 @@ from flask import request
 from flask_login import current_user
 from sqlalchemy.orm import Session
 
-from ..campaigns.service import DEFAULT_RETRY_SECONDS, DraftInput, pace_overrides, retry_seconds
 from ..campaigns import audience
+from ..campaigns.service import DEFAULT_RETRY_SECONDS, DraftInput, pace_overrides, retry_seconds
 from ..contacts import lists
-from ..contacts.service import ContactFilter, attribute_keys
+from ..contacts.service import placeholder_keys
 from ..errors import ValidationError
 from ..models import Campaign, Sender, SenderState
 from ..senders.queries import senders_by_name
@@ -27,13 +27,13 @@ from .reads import find_media, templates_with_attachments
 
 # (form box, label) in the order the page shows them.
 PACING_FIELDS = (
-    ("min_delay_seconds", "Shortest delay (seconds)"),
-    ("max_delay_seconds", "Longest delay (seconds)"),
-    ("daily_cap", "Daily cap per sender"),
+    ("min_delay_seconds", "Shortest delay (s)"),
+    ("max_delay_seconds", "Longest delay (s)"),
+    ("daily_cap", "Daily cap"),
     ("active_from", "Active from"),
     ("active_until", "Active until"),
-    ("break_every", "Break every (messages)"),
-    ("break_seconds", "Break length (seconds)"),
+    ("break_every", "Break every (msgs)"),
+    ("break_seconds", "Break length (s)"),
 )
 PACING_KEYS = tuple(key for key, _ in PACING_FIELDS)
 KNOWN = frozenset(
@@ -161,9 +161,12 @@ def wizard_context(session: Session, state: FormState) -> dict[str, Any]:
     list_ids = state.get("list_ids", [])
     return {
         "state": state,
-        "audience": (audience.count(session, list_ids), audience.opted_out_count(session, list_ids)),
+        "audience": (
+            audience.count(session, list_ids),
+            audience.opted_out_count(session, list_ids),
+        ),
         "contact_fields": CONTACT_FIELDS,
-        "attribute_keys": attribute_keys(session, ContactFilter()),
+        "attribute_keys": placeholder_keys(session),
         "lists": session.execute(lists.lists_with_counts()).all(),
         "senders": senders,
         "templates": session.execute(templates_with_attachments()).all(),

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Response, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
+from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response as WResponse
 
 from ..campaigns import audience, lifecycle
@@ -26,7 +28,7 @@ from .security import requires
 bp = Blueprint("campaigns", __name__, url_prefix="/campaigns")
 
 # The user's moves (the engine's own "start" and "complete" are never buttons).
-ACTIONS = {
+ACTIONS: dict[str, Callable[[Session, Any, int], object]] = {
     "launch": lifecycle.launch,
     "pause": lifecycle.pause,
     "resume": lifecycle.resume,
@@ -45,6 +47,16 @@ TESTABLE = frozenset({CampaignStatus.DRAFT, CampaignStatus.RUNNING})
 TEST_FIELDS = frozenset({"phone", "sender_id"})
 LOG_SIZE = 20
 PAGE_SIZE = 50
+STATUS_LABELS = {
+    "queued": "Waiting",
+    "sending": "Sending",
+    "sent": "Sent",
+    "delivered": "Delivered",
+    "read": "Read",
+    "failed": "Failed",
+    "skipped": "Skipped",
+    "unknown": "Unknown",
+}
 
 
 @bp.get("")
@@ -52,11 +64,13 @@ PAGE_SIZE = 50
 def index() -> str:
     session = db_session()
     rows = session.scalars(campaigns_newest_first().limit(200)).all()
+    # What to do first is only asked while there is no campaign at all.
+    empty = not rows
     return render_template(
         "campaigns/index.html",
         campaigns=rows,
-        has_senders=session.scalars(senders_by_name().limit(1)).first() is not None,
-        has_lists=bool(session.execute(lists.lists_with_counts().limit(1)).first()),
+        has_senders=empty and session.scalars(senders_by_name().limit(1)).first() is not None,
+        has_lists=empty and session.execute(lists.lists_with_counts().limit(1)).first() is not None,
     )
 
 
@@ -148,29 +162,22 @@ def _render_detail(campaign_id: int, test: FormState) -> str:
     session = db_session()
     campaign = lifecycle.get_campaign(session, campaign_id)
     progress = campaigns.progress(session, campaign)
-    status = request.args.get("status", "all")
-    if status not in campaigns.RECIPIENT_FILTERS:
-        status = "all"
-    after = request.args.get("after", type=int)
-    rows, next_after = campaigns.recipients_page(session, campaign_id, status, after, PAGE_SIZE)
     template = (
         message_templates.get_template(session, campaign.template_id)
         if campaign.template_id
         else None
     )
     media_id = campaign.media_id or (template.media_id if template else None)
+    body = campaigns.effective_body(session, campaign)
     draft: dict[str, Any] = {}
     if campaign.status == CampaignStatus.DRAFT:
         recipients, opted_out = campaigns.recipient_count(session, campaign)
-        body = campaigns.effective_body(session, campaign)
+        list_ids = [lst.id for lst in campaign.lists]
         draft = {
             "recipients": recipients,
             "opted_out": opted_out,
-            "preview": message_templates.preview(session, body, [lst.id for lst in campaign.lists])
-            if body.strip()
-            else None,
+            "preview": message_templates.preview(session, body, list_ids) if body.strip() else None,
         }
-    events = session.scalars(campaign_events(campaign_id, limit=LOG_SIZE)).all()
     return render_template(
         "campaigns/detail.html",
         campaign=campaign,
@@ -180,27 +187,57 @@ def _render_detail(campaign_id: int, test: FormState) -> str:
         all_actions=list(ACTIONS),
         live=campaign.status in LIVE,
         testable=[s.value for s in TESTABLE],
-        body=campaigns.effective_body(session, campaign),
+        body=body,
         template=template,
         media=find_media(session, media_id),
         draft=draft,
         overrides=campaigns.pace_overrides(campaign),
         retry_wait=campaigns.retry_seconds(campaign),
         pacing_fields=campaign_form.PACING_FIELDS,
-        events=events,
-        rows=rows,
-        next_after=next_after,
-        status_filter=status,
-        filters=campaigns.RECIPIENT_FILTERS,
-        first_page=after is None,
-        sender_names={s.id: s.name for s in campaign.senders},
+        events=session.scalars(campaign_events(campaign_id, limit=LOG_SIZE)).all(),
         test=test,
         linked=SenderState.LINKED,
+        **_recipients_context(campaign),
+    )
+
+
+def _recipients_context(campaign: Campaign) -> dict[str, Any]:
+    """One keyset page of the recipients table, filtered by status (?status=, ?after=)."""
+    status = request.args.get("status", "all")
+    if status not in campaigns.RECIPIENT_FILTERS:
+        status = "all"
+    after = request.args.get("after", type=int)
+    rows, next_after = campaigns.recipients_page(
+        db_session(), campaign.id, status, after, PAGE_SIZE
+    )
+    return {
+        "rows": rows,
+        "next_after": next_after,
+        "status_filter": status,
+        "filters": campaigns.RECIPIENT_FILTERS,
+        "first_page": after is None,
+        "sender_names": {s.id: s.name for s in campaign.senders},
+        "labels": STATUS_LABELS,
+        "page_size": PAGE_SIZE,
+    }
+
+
+@bp.get("/<int:campaign_id>/recipients")
+@requires(Role.VIEWER)
+def recipients(campaign_id: int) -> str:
+    """The recipients table alone: campaign.js swaps it in while the campaign runs."""
+    session = db_session()
+    campaign = lifecycle.get_campaign(session, campaign_id)
+    return render_template(
+        "campaigns/_recipients.html",
+        campaign=campaign,
+        p=campaigns.progress(session, campaign),
+        **_recipients_context(campaign),
     )
 
 
 def _actions(campaign: Campaign) -> list[str]:
-    return [a for a in lifecycle.allowed_actions(campaign.status) if a in ACTIONS]
+    return [a for a in lifecycle.actions_for(campaign) if a in ACTIONS]
 
 
 def _eta_text(eta: datetime | None) -> str | None:
@@ -240,6 +277,7 @@ def progress_json(campaign_id: int) -> Response:
             "eta_text": _eta_text(p.eta),
             "actions": _actions(campaign),
             "live": campaign.status in LIVE,
+            "finished_at": format_datetime(campaign.finished_at) if campaign.finished_at else None,
             "events": [_event_json(e) for e in events],
         }
     )
@@ -269,7 +307,7 @@ def act(campaign_id: int, action: str) -> WResponse:
 def duplicate(campaign_id: int) -> WResponse:
     copies: list[int] = []
 
-    def run(session):  # type: ignore[no-untyped-def]
+    def run(session: Session) -> str:
         copy = lifecycle.duplicate(session, current_user, campaign_id)
         copies.append(copy.id)
         return f"Copied as the draft {copy.name!r}: change what you need, then launch."

@@ -48,7 +48,7 @@ class FormState:
             name = conflict
         if name is not None and rename:
             name = rename.get(name, name)
-        if name in known:
+        if name is not None and name in known:
             self.errors.setdefault(name, str(exc))
         else:
             flash(str(exc), "danger")

@@ -1,4 +1,4 @@
-"""Read-only areas of the shell: dashboard, templates, campaigns, senders, analytics, activity."""
+"""Read-only areas of the shell: dashboard, analytics, activity."""
 
 from __future__ import annotations
 
@@ -6,9 +6,7 @@ from flask import Blueprint, render_template, request
 
 from .. import events
 from ..analytics.summary import dashboard_summary
-from ..campaigns.queries import campaigns_newest_first, templates_by_name
 from ..models import Role
-from ..senders.queries import senders_by_name
 from .helpers import db_session
 from .security import requires
 
@@ -22,27 +20,6 @@ ACTIVITY_PAGE_SIZE = 50
 def dashboard() -> str:
     summary = dashboard_summary(db_session())
     return render_template("pages/dashboard.html", summary=summary)
-
-
-@bp.get("/templates")
-@requires(Role.VIEWER)
-def templates() -> str:
-    rows = db_session().scalars(templates_by_name()).all()
-    return render_template("pages/templates.html", templates=rows)
-
-
-@bp.get("/campaigns")
-@requires(Role.VIEWER)
-def campaigns() -> str:
-    rows = db_session().scalars(campaigns_newest_first().limit(200)).all()
-    return render_template("pages/campaigns.html", campaigns=rows)
-
-
-@bp.get("/senders")
-@requires(Role.VIEWER)
-def senders() -> str:
-    rows = db_session().scalars(senders_by_name()).all()
-    return render_template("pages/senders.html", senders=rows)
 
 
 @bp.get("/analytics")

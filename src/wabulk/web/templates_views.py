@@ -22,7 +22,7 @@ from ..campaigns import templates as service
 from ..campaigns.media import media_kind, media_path
 from ..campaigns.templates import MAX_BODY
 from ..contacts import lists
-from ..contacts.service import ContactFilter, attribute_keys
+from ..contacts.service import placeholder_keys
 from ..errors import DomainError, NotFound
 from ..models import Role, Template
 from .campaign_form import CONTACT_FIELDS
@@ -104,7 +104,7 @@ def _render(template: Template | None, state: FormState) -> str:
         media=find_media(session, state.get("media_id", None)),
         lists=session.execute(lists.lists_with_counts()).all(),
         contact_fields=CONTACT_FIELDS,
-        attribute_keys=attribute_keys(session, ContactFilter()),
+        attribute_keys=placeholder_keys(session),
         max_mb=get_settings().max_upload_mb,
         max_body=MAX_BODY,
     )

@@ -22,3 +22,25 @@ document.addEventListener("submit", (event) => {
   form.dataset.submitting = "1";
   window.setTimeout(() => { delete form.dataset.submitting; }, 4000);
 });
+
+// A file over the upload limit is refused before it is sent (the server refuses it too).
+document.querySelectorAll("input[type=file][data-max-bytes]").forEach((input) => {
+  input.addEventListener("change", () => {
+    const file = input.files && input.files[0];
+    const tooLarge = Boolean(file && file.size > Number(input.dataset.maxBytes));
+    input.classList.toggle("is-invalid", tooLarge);
+    input.setCustomValidity(tooLarge ? "This file is over the upload limit." : "");
+  });
+});
+
+// Forms marked novalidate still must not send a file the browser already knows is too large.
+document.addEventListener("submit", (event) => {
+  const form = event.target;
+  if (!(form instanceof HTMLFormElement)) return;
+  const tooLarge = form.querySelector("input[type=file][data-max-bytes].is-invalid");
+  if (tooLarge) {
+    event.preventDefault();
+    event.stopImmediatePropagation();
+    tooLarge.focus();
+  }
+}, true);
