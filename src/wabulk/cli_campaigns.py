@@ -48,26 +48,17 @@ def _parse_at(text: str | None, tz: str) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=ZoneInfo(tz))
 
 
-def _list_ids(session, names: tuple[str, ...]) -> list[int]:  # type: ignore[no-untyped-def]
+def _ids(session, names: tuple[str, ...], noun: str) -> list[int]:  # type: ignore[no-untyped-def]
+    """Ids of lists or senders named on the command line, failing on the first unknown."""
     from .contacts.lists import find_list
-
-    ids = []
-    for name in names:
-        found = find_list(session, name)
-        if found is None:
-            raise click.ClickException(f"There is no list called {name!r}.")
-        ids.append(found.id)
-    return ids
-
-
-def _sender_ids(session, names: tuple[str, ...]) -> list[int]:  # type: ignore[no-untyped-def]
     from .senders.service import find_sender
 
+    finder = find_list if noun == "list" else find_sender
     ids = []
     for name in names:
-        found = find_sender(session, name)
+        found = finder(session, name)
         if found is None:
-            raise click.ClickException(f"There is no sender called {name!r}.")
+            raise click.ClickException(f"There is no {noun} called {name!r}.")
         ids.append(found.id)
     return ids
 
@@ -155,8 +146,8 @@ def create_cmd(
                 None,
                 DraftInput(
                     name=name,
-                    list_ids=_list_ids(session, lists),
-                    sender_ids=_sender_ids(session, senders),
+                    list_ids=_ids(session, lists, "list"),
+                    sender_ids=_ids(session, senders, "sender"),
                     template_id=template_id,
                     body=message or "",
                     media_id=_media_id(ctx, session, attach),
@@ -295,14 +286,14 @@ def send(
     try:
         with ctx.db.session() as session:
             sender_ids = (
-                [_dry_run_sender(session)] if dry_run else _sender_ids(session, (sender_name,))  # type: ignore[arg-type]
+                [_dry_run_sender(session)] if dry_run else _ids(session, (sender_name,), "sender")  # type: ignore[arg-type]
             )
             draft = save_draft(
                 session,
                 None,
                 DraftInput(
                     name=name or f"Sent from the command line {datetime.now():%Y-%m-%d %H:%M}",
-                    list_ids=_list_ids(session, lists),
+                    list_ids=_ids(session, lists, "list"),
                     sender_ids=sender_ids,
                     body=message,
                     media_id=_media_id(ctx, session, attach),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Select, func, insert, literal, select
 from sqlalchemy.orm import Session
@@ -14,18 +15,22 @@ contacts = Contact.__table__
 messages = Message.__table__
 
 
+def _members(list_ids: Sequence[int]) -> Any:
+    return (
+        select(list_members.c.contact_id)
+        .where(list_members.c.list_id.in_(list_ids))
+        .distinct()
+        .subquery()
+    )
+
+
 def audience(list_ids: Sequence[int]) -> Select[tuple[int, str]]:
     """(contact id, phone) of every reachable recipient, each contact once.
 
     - DISTINCT over the lists' memberships: a contact in two chosen lists gets one message
       (the unique (campaign, contact) constraint would refuse a second anyway).
     """
-    members = (
-        select(list_members.c.contact_id)
-        .where(list_members.c.list_id.in_(list_ids))
-        .distinct()
-        .subquery()
-    )
+    members = _members(list_ids)
     return (
         select(contacts.c.id, contacts.c.phone)
         .join(members, members.c.contact_id == contacts.c.id)
@@ -43,12 +48,7 @@ def opted_out_count(session: Session, list_ids: Sequence[int]) -> int:
     """Members left out because they opted out (shown beside the recipient count)."""
     if not list_ids:
         return 0
-    members = (
-        select(list_members.c.contact_id)
-        .where(list_members.c.list_id.in_(list_ids))
-        .distinct()
-        .subquery()
-    )
+    members = _members(list_ids)
     return (
         session.scalar(
             select(func.count())

@@ -349,20 +349,6 @@ def complete_finished(session: Session, now: datetime) -> list[int]:
     return [c.id for c in done]
 
 
-def pause_without_senders(session: Session, campaign_ids: list[int], reason: str) -> list[int]:
-    """Pause those running campaigns that have no usable sender left."""
-    paused = []
-    for campaign_id in campaign_ids:
-        campaign = get_campaign(session, campaign_id, lock=True)
-        if campaign.status == C.RUNNING and not usable_senders(campaign):
-            transition(campaign, "pause", reason)
-            events.record(
-                session, "campaign.paused", reason, level=EventLevel.ERROR, campaign_id=campaign.id
-            )
-            paused.append(campaign_id)
-    return paused
-
-
 def pause_orphaned(session: Session) -> list[int]:
     """Running campaigns none of whose senders can send (disabled, unlinked) pause, saying why.
 

@@ -365,23 +365,16 @@ class Lane:
         sender.state = state
         sender.state_reason = str(exc)[:500]
         self.unavailable = str(exc)
-        campaign_ids = list(
-            session.scalars(
-                select(campaign_senders.c.campaign_id).where(
-                    campaign_senders.c.sender_id == self.sender_id
-                )
-            )
-        )
         events.record(
             session,
             "sender.unavailable",
-            f"Sender {sender.name} stopped: {exc}. Its messages went back to the queue.",
+            f"Sender {sender.name} stopped: {str(exc).rstrip('.')}. "
+            "Its messages went back to the queue.",
             level=EventLevel.ERROR,
         )
         session.flush()
-        lifecycle.pause_without_senders(
-            session, campaign_ids, f"Paused: sender {sender.name} cannot send ({exc})."
-        )
+        # Campaigns that still have another sender carry on; the others pause, saying why.
+        lifecycle.pause_orphaned(session)
 
     def _requeue_pending(self, session: Session, now: datetime) -> None:
         if self.pending:
