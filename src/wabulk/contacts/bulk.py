@@ -1,12 +1,16 @@
-"""The two high-volume writes of an import, sent straight to the driver's executemany.
+"""The high-volume writes of an import, sent straight to the driver's executemany.
 
 SQLAlchemy's per-row parameter processing (JSON and datetime binds) cost more than SQLite's
-own work on these statements. Values are prepared here once, in the form each driver
-stores natively; everything else in the importer goes through SQLAlchemy as usual.
+own work on these statements. Rows arrive as tuples already in the form each statement
+takes (the attributes and cells as JSON text, encoded where the row was read); only the
+chunk's shared values (timestamps, list, import) are added here. Everything else in the
+importer goes through SQLAlchemy as usual.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -14,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from ..db import driver_marks, driver_time
 
+# The order of the values in a row tuple, then the values shared by the whole chunk.
 _CONTACT_COLUMNS = (
     "phone",
     "name",
@@ -25,45 +30,40 @@ _CONTACT_COLUMNS = (
     "created_at",
     "updated_at",
 )
+_ISSUE_COLUMNS = ("import_id", "row_number", "rejected", "reason", "cells")
 
 
-def insert_contacts(session: Session, rows: list[dict[str, Any]]) -> None:
-    """INSERT new contacts: dicts with every column of _CONTACT_COLUMNS, but the attributes
-    as JSON text under "attributes_json" (encoded where the row was read)."""
+def _is_postgresql(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def insert_contacts(
+    session: Session,
+    rows: Sequence[tuple[Any, ...]],
+    now: datetime,
+    opted_out: bool = False,
+    reason: str | None = None,
+) -> int:
+    """INSERT new contacts, skipping any phone that exists; returns how many were inserted.
+
+    Each row is (phone, name, attributes as JSON text, country, timezone); all get `now`
+    as their creation time, and as their opt-out time when `opted_out` (with `reason`).
+    """
     if not rows:
-        return
+        return 0
     to_time = driver_time(session)
     # Built from constant column names and placeholders only; values travel as parameters.
     marks = driver_marks(session, len(_CONTACT_COLUMNS))
-    if session.get_bind().dialect.name == "postgresql":
+    if _is_postgresql(session):
         marks[_CONTACT_COLUMNS.index("attributes")] += "::jsonb"
     sql = (
         f"INSERT INTO contacts ({', '.join(_CONTACT_COLUMNS)}) "  # noqa: S608
-        f"VALUES ({', '.join(marks)})"
+        f"VALUES ({', '.join(marks)}) ON CONFLICT DO NOTHING"
     )
-    # A chunk's rows share one or two timestamps: format each once, not once per row.
-    times: dict[Any, Any] = {None: None}
-
-    def stamp(value: datetime | None) -> Any:
-        if value not in times:
-            times[value] = to_time(value)
-        return times[value]
-
-    params = [
-        (
-            r["phone"],
-            r["name"],
-            r["attributes_json"],
-            r["country"],
-            r["timezone"],
-            stamp(r["opted_out_at"]),
-            r["opt_out_reason"],
-            stamp(r["created_at"]),
-            stamp(r["updated_at"]),
-        )
-        for r in rows
-    ]
-    session.connection().exec_driver_sql(sql, params)
+    stamp = to_time(now)
+    shared = (stamp if opted_out else None, reason if opted_out else None, stamp, stamp)
+    done = session.connection().exec_driver_sql(sql, [row + shared for row in rows])
+    return int(done.rowcount)
 
 
 def add_members(session: Session, list_id: int, contact_ids: list[int], now: datetime) -> None:
@@ -81,17 +81,40 @@ def add_members(session: Session, list_id: int, contact_ids: list[int], now: dat
 
 
 def add_members_by_phone(session: Session, list_id: int, phones: list[str], now: datetime) -> None:
-    """Put the contacts with these phones in a list, in one INSERT … SELECT (no id round trip)."""
+    """Put the contacts with these phones in a list, in one INSERT … SELECT (no id round trip).
+
+    The phones travel as one parameter (a JSON array on SQLite, an array on PostgreSQL): no
+    limit on their number, and nothing to compile per phone.
+    """
     if not phones:
         return
-    to_time = driver_time(session)
-    mark = "?" if session.get_bind().dialect.paramstyle == "qmark" else "%s"
-    # Constant names and placeholders only; values travel as parameters. The WHERE clause also
-    # keeps SQLite from reading ON CONFLICT as part of the SELECT.
+    stamp = driver_time(session)(now)
+    if _is_postgresql(session):
+        sql = (
+            "INSERT INTO contact_list_members (list_id, contact_id, added_at) "
+            "SELECT %s, id, %s FROM contacts WHERE phone = ANY(%s) ON CONFLICT DO NOTHING"
+        )
+        params: tuple[Any, ...] = (list_id, stamp, phones)
+    else:
+        # The WHERE clause keeps SQLite from reading ON CONFLICT as part of the join.
+        sql = (
+            "INSERT INTO contact_list_members (list_id, contact_id, added_at) "
+            "SELECT ?, c.id, ? FROM json_each(?) AS p JOIN contacts AS c ON c.phone = p.value "
+            "WHERE true ON CONFLICT DO NOTHING"
+        )
+        params = (list_id, stamp, json.dumps(phones))
+    session.connection().exec_driver_sql(sql, params)
+
+
+def insert_issues(session: Session, import_id: int, issues: Sequence[tuple[Any, ...]]) -> None:
+    """INSERT an import's issues: (row number, rejected?, reason, cells as JSON text) each."""
+    if not issues:
+        return
+    marks = driver_marks(session, len(_ISSUE_COLUMNS))
+    if _is_postgresql(session):
+        marks[-1] += "::jsonb"
     sql = (
-        "INSERT INTO contact_list_members (list_id, contact_id, added_at) "  # noqa: S608
-        f"SELECT {mark}, id, {mark} FROM contacts "
-        f"WHERE phone IN ({', '.join(driver_marks(session, len(phones)))}) "
-        "ON CONFLICT DO NOTHING"
+        f"INSERT INTO import_issues ({', '.join(_ISSUE_COLUMNS)}) "  # noqa: S608
+        f"VALUES ({', '.join(marks)})"
     )
-    session.connection().exec_driver_sql(sql, (list_id, to_time(now), *phones))
+    session.connection().exec_driver_sql(sql, [(import_id, *issue) for issue in issues])

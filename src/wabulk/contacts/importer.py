@@ -5,8 +5,9 @@
 - Atomic per chunk: the contacts, list memberships, rejected rows and the progress cursor
   (`rows_done`) commit together, so a crash never leaves half a row and a re-run resumes
   after the last committed row.
-- Set-based: one SELECT for the chunk's phones, one multi-row INSERT for new contacts, one
-  executemany UPDATE for changed ones, one INSERT for memberships.
+- Set-based: one executemany INSERT … ON CONFLICT DO NOTHING for new contacts (a SELECT of
+  the chunk's phones first only when some may exist), one executemany UPDATE for changed
+  ones, one INSERT … SELECT for memberships, one executemany INSERT for rejected rows.
 """
 
 from __future__ import annotations
@@ -39,11 +40,13 @@ from ..models import (
 )
 from . import mapping as mappings
 from .import_run import (
+    BIG_CHUNK_ROWS,
     CHUNK_ROWS,
     LEASE,
     PARALLEL_MIN_ROWS,
+    Chunk,
     Plan,
-    commit_chunk,
+    Writer,
     read_chunks,
     read_chunks_in_child,
 )
@@ -259,13 +262,14 @@ def run(
     instance_path: Path,
     owner: str,
     progress: Callable[[Import], None] | None = None,
-    chunk_rows: int = CHUNK_ROWS,
+    chunk_rows: int | None = None,
     parallel_min_rows: int = PARALLEL_MIN_ROWS,
 ) -> Import:
     """Run (or resume) an import to the end; returns the finished Import.
 
     - Sheets of `parallel_min_rows` rows or more are read and normalised in a second
-      process while this one writes, so both cores work.
+      process while this one writes, so both cores work; their chunks are bigger
+      (`BIG_CHUNK_ROWS` rather than `CHUNK_ROWS`, unless `chunk_rows` is given).
 
     - Each chunk commits on its own; `rows_done` moves only with a committed chunk.
     - A file that turns out unreadable part-way marks the import failed, keeping every
@@ -280,16 +284,20 @@ def run(
         path = _file_of(imp, instance_path)
         start_after = imp.rows_done
         estimate = imp.rows_total or 0
+        header = columns_of(imp)
         user = session.get(User, imp.created_by_id) if imp.created_by_id else None
         if start_after == 0:
             events.record(
                 session, "import.started", f"Import of {imp.original_name!r} started.", user=user
             )
     try:
-        sheet = open_sheet(path)
-        plan.bind(sheet.header)
+        # The header recorded at upload: opening the sheet here (seconds for a big workbook)
+        # would only delay the reader. A resumed run reads the committed rows anyway.
+        plan.bind(header)
         seen: set[str] = set()
         if start_after:
+            sheet = open_sheet(path)
+            plan.bind(sheet.header)
             # Resuming: the phones of the rows committed before the restart, so a repeat of
             # one of them further down still counts as a duplicate, as in an unbroken run.
             for number, cells in sheet.rows():
@@ -297,12 +305,16 @@ def run(
                     break
                 row, _ = plan.read(number, cells)
                 if row is not None:
-                    seen.add(row.phone)
-        reader = read_chunks_in_child if estimate >= parallel_min_rows else read_chunks
-        for chunk in reader(path, plan, start_after, chunk_rows):
-            if chunk:
-                commit_chunk(db, import_id, chunk, seen, owner, progress)
-        commit_chunk(db, import_id, [], seen, owner, progress, last=True)
+                    seen.add(row[0])
+        if estimate >= parallel_min_rows:
+            reader, size = read_chunks_in_child, chunk_rows or BIG_CHUNK_ROWS
+        else:
+            reader, size = read_chunks, chunk_rows or CHUNK_ROWS
+        writer = Writer(db, import_id, owner, seen, progress)
+        for chunk in reader(path, plan, start_after, size):
+            if chunk.read:
+                writer.commit(chunk)
+        writer.commit(Chunk([], []), last=True)
     except SheetError as exc:
         with db.session() as session:
             imp = get_import(session, import_id)

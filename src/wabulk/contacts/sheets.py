@@ -73,13 +73,17 @@ class Sheet:
 
     def rows(self, start_after: int = 0) -> Iterator[tuple[int, list[str]]]:
         """(row number, cells as text) for every non-blank data row after `start_after`."""
-        source = _csv_rows(self) if self.kind == "csv" else _workbook_rows(self)
+        text_only = self.kind == "csv"  # every CSV cell is a str: strip it, nothing to convert
+        source = _csv_rows(self) if text_only else _workbook_rows(self)
         skip = max(self.header_row, start_after)
         width = len(self.header)
         for number, cells in source:
             if number <= skip:
                 continue
-            texts = [_cell_text(c) for c in cells[:width]]
+            if text_only:
+                texts = [c.strip() for c in cells[:width]]
+            else:
+                texts = [_cell_text(c) for c in cells[:width]]
             # Cells beyond the header's width are kept, joined into the last column.
             if len(cells) > width and any(_cell_text(c) for c in cells[width:]):
                 texts[-1] = " ".join(t for t in [texts[-1], *map(_cell_text, cells[width:])] if t)
