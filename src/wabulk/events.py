@@ -75,3 +75,18 @@ def recent_events(
     if before_id is not None:
         query = query.where(Event.id < before_id)
     return query
+
+
+def campaign_events(
+    campaign_id: int, after_id: int | None = None, limit: int = 20
+) -> Select[tuple[Event]]:
+    """A campaign's log, newest first; `after_id` gives only what is newer (live refresh).
+
+    - Served by ix_events_campaign_id_id, so a poll every second reads a few index entries.
+    """
+    query = (
+        select(Event).where(Event.campaign_id == campaign_id).order_by(Event.id.desc()).limit(limit)
+    )
+    if after_id is not None:
+        query = query.where(Event.id > after_id)
+    return query

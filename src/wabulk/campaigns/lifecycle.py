@@ -27,6 +27,7 @@ from ..models import (
     utcnow,
 )
 from . import audience
+from .counters import shift_loaded
 
 C = CampaignStatus
 S = MessageStatus
@@ -102,7 +103,21 @@ def usable_senders(campaign: Campaign) -> list:
     return [s for s in campaign.senders if s.state == SenderState.LINKED]
 
 
-def check_ready(session: Session, campaign: Campaign) -> None:
+def effective_message(session: Session, campaign: Campaign) -> tuple[str, int | None]:
+    """(body, attachment id) a campaign sends.
+
+    - Once launched: its frozen snapshot. A draft on a template: the template's body, and
+      the campaign's own attachment or else the template's. Otherwise its own.
+    """
+    if campaign.status != C.DRAFT or campaign.template_id is None:
+        return campaign.body, campaign.media_id
+    template = session.get(Template, campaign.template_id)
+    if template is None:
+        return "", campaign.media_id
+    return template.body, campaign.media_id or template.media_id
+
+
+def check_ready(campaign: Campaign, body: str) -> None:
     """Everything a launch needs, each missing piece named."""
     if not campaign.lists:
         raise ValidationError("Choose at least one list to send to.", field="lists")
@@ -111,10 +126,6 @@ def check_ready(session: Session, campaign: Campaign) -> None:
     if not usable_senders(campaign):
         names = ", ".join(f"{s.name} ({s.state.value})" for s in campaign.senders)
         raise ValidationError(f"None of the chosen senders can send now: {names}.", field="senders")
-    body = campaign.body
-    if campaign.template_id is not None:
-        template = session.get(Template, campaign.template_id)
-        body = template.body if template else ""
     if not body.strip():
         raise ValidationError("Write the message, or choose a template.", field="body")
     from .rendering import compile_body
@@ -129,15 +140,11 @@ def launch(
     require_role(actor, Role.OPERATOR)
     now = now or utcnow()
     campaign = get_campaign(session, campaign_id, lock=True)
+    message = effective_message(session, campaign)  # read while it is still a draft
     transition(campaign, "launch")
-    check_ready(session, campaign)
-    if campaign.template_id is not None:
-        template = session.get(Template, campaign.template_id)
-        assert template is not None  # check_ready
-        # The snapshot: editing the template later never changes this campaign.
-        campaign.body = template.body
-        if campaign.media_id is None:
-            campaign.media_id = template.media_id
+    check_ready(campaign, message[0])
+    # The snapshot: editing the template later never changes this campaign.
+    campaign.body, campaign.media_id = message
     due = campaign.scheduled_at if campaign.scheduled_at and campaign.scheduled_at > now else now
     if due > now:
         campaign.status = C.SCHEDULED
@@ -166,6 +173,7 @@ def launch(
 def pause(
     session: Session, actor: User | None, campaign_id: int, reason: str | None = None
 ) -> Campaign:
+    """Pause; a `reason` (shown on the page) marks a pause the person did not ask for."""
     require_role(actor, Role.OPERATOR)
     campaign = get_campaign(session, campaign_id, lock=True)
     transition(campaign, "pause", reason)
@@ -210,9 +218,8 @@ def cancel(session: Session, actor: User | None, campaign_id: int) -> Campaign:
             updated_at=now,
         )
     ).rowcount
-    campaign.n_queued -= n
-    campaign.n_skipped += n
     campaign.finished_at = now
+    shift_loaded(session, campaign, {S.QUEUED: -n, S.SKIPPED: n})
     events.record(
         session,
         "campaign.cancelled",
@@ -233,27 +240,25 @@ def retry_failed(session: Session, actor: User | None, campaign_id: int) -> int:
     transition(campaign, "retry")
     if not usable_senders(campaign):
         raise Conflict("No sender of this campaign can send now; fix one first.")
-    failed, unknown = campaign.n_failed, campaign.n_unknown
-    n = session.execute(
-        update(messages)
-        .where(
-            messages.c.campaign_id == campaign.id,
-            messages.c.status.in_([S.FAILED, S.UNKNOWN]),
-        )
-        .values(
-            status=S.QUEUED,
-            attempts=0,
-            next_attempt_at=now,
-            error_code=None,
-            error_detail=None,
-            failed_at=None,
-            updated_at=now,
-        )
-    ).rowcount
-    campaign.n_failed = 0
-    campaign.n_unknown = 0
-    campaign.n_queued += n
+    again = {}
+    for status in (S.FAILED, S.UNKNOWN):
+        again[status] = session.execute(
+            update(messages)
+            .where(messages.c.campaign_id == campaign.id, messages.c.status == status)
+            .values(
+                status=S.QUEUED,
+                attempts=0,
+                next_attempt_at=now,
+                error_code=None,
+                error_detail=None,
+                failed_at=None,
+                updated_at=now,
+            )
+        ).rowcount
+    failed, unknown = again[S.FAILED], again[S.UNKNOWN]
+    n = failed + unknown
     campaign.finished_at = None
+    shift_loaded(session, campaign, {S.FAILED: -failed, S.UNKNOWN: -unknown, S.QUEUED: n})
     events.record(
         session,
         "campaign.retried",

@@ -25,7 +25,7 @@ from PIL import Image
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from wabulk.errors import ValidationError
+from wabulk.errors import NotFound, ValidationError
 from wabulk.models import Media
 
 CHUNK = 1 << 16
@@ -302,3 +302,15 @@ def _zip_type(path: Path, name: str) -> str:
         if any(part.startswith(folder) for part in names):
             return mime
     raise _refused(name, "a ZIP archive")
+
+
+def get_media(session: Session, media_id: int) -> Media:
+    found = session.get(Media, media_id)
+    if found is None:
+        raise NotFound(f"There is no attachment #{media_id}.")
+    return found
+
+
+def find_media(session: Session, media_id: int | None) -> Media | None:
+    """The attachment of a form or page; None when not set or gone."""
+    return session.get(Media, media_id) if media_id else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Select, select
 
-from ..models import Campaign, Template
+from ..models import Campaign, Media, Template
 
 
 def campaigns_newest_first() -> Select[tuple[Campaign]]:
@@ -13,3 +13,12 @@ def campaigns_newest_first() -> Select[tuple[Campaign]]:
 
 def templates_by_name() -> Select[tuple[Template]]:
     return select(Template).order_by(Template.name)
+
+
+def templates_with_attachments() -> Select:
+    """(Template, attachment name or None, its MIME type) by name, for the templates list."""
+    return (
+        select(Template, Media.original_name, Media.mime_type)
+        .outerjoin(Media, Media.id == Template.media_id)
+        .order_by(Template.name)
+    )

@@ -33,8 +33,8 @@ from ..models import (
     utcnow,
 )
 from . import audience
-from .lifecycle import get_campaign
-from .media import media_path
+from .lifecycle import effective_message, get_campaign
+from .media import find_media, media_path
 from .rendering import compile_body, context_for
 
 MAX_ATTEMPTS = 10
@@ -139,14 +139,6 @@ def _by_ids(session: Session, model: Any, ids: list[int], noun: str, field_name:
     if missing:
         raise ValidationError(f"There is no {noun} #{missing[0]}.", field=field_name)
     return [found[i] for i in wanted]
-
-
-def effective_body(session: Session, campaign: Campaign) -> str:
-    """The text a campaign sends: its snapshot once launched, else its template's or its own."""
-    if campaign.status == CampaignStatus.DRAFT and campaign.template_id is not None:
-        template = session.get(Template, campaign.template_id)
-        return template.body if template else ""
-    return campaign.body
 
 
 def recipient_count(session: Session, campaign: Campaign) -> tuple[int, int]:
@@ -274,7 +266,7 @@ def send_test(
         raise ValidationError("Choose one of this campaign's senders.", field="sender_id")
     if sender.state != SenderState.LINKED:
         raise ValidationError(f"{sender.name} cannot send now ({sender.state.value}).")
-    body = effective_body(session, campaign)
+    body, media_id = effective_message(session, campaign)
     if not body.strip():
         raise ValidationError("Write the message first.", field="body")
     contact = session.scalar(select(Contact).where(Contact.phone == phone))
@@ -285,11 +277,7 @@ def send_test(
         contact.attributes if contact else {},
     )
     text = compile_body(body).render(ctx, seed=0)
-    media_id = campaign.media_id
-    if media_id is None and campaign.template_id is not None:
-        template = session.get(Template, campaign.template_id)
-        media_id = template.media_id if template else None
-    media = session.get(Media, media_id) if media_id else None
+    media = find_media(session, media_id)
     message = OutgoingMessage(
         message_id=0,  # a test belongs to no recipient row
         phone=phone,

@@ -60,7 +60,6 @@ MAX_BACKOFF_SECONDS = 6 * 3600
 @dataclass(slots=True)
 class _CampaignInfo:
     id: int
-    name: str
     body: str
     pace: Pace
     max_attempts: int
@@ -102,7 +101,6 @@ class Lane:
         self.rotation = 0
         self.batch = 20
         self.seconds_per_send = 0.0
-        self.unavailable: str | None = None
         self._all_capped = False
 
     # --- the step -----------------------------------------------------------------
@@ -176,7 +174,6 @@ class Lane:
             out.append(
                 _CampaignInfo(
                     id=c.id,
-                    name=c.name,
                     body=c.body,
                     pace=Pace.for_sender(sender, pace_overrides(c)),
                     max_attempts=c.max_attempts,
@@ -364,7 +361,6 @@ class Lane:
         state = SenderState.DISABLED if exc.state == "disabled" else SenderState.NEEDS_LINK
         sender.state = state
         sender.state_reason = str(exc)[:500]
-        self.unavailable = str(exc)
         events.record(
             session,
             "sender.unavailable",

@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import bindparam, literal, select, update
 from sqlalchemy.orm import Session
 
+from ..campaigns.counters import shift_counters
 from ..campaigns.rendering import (
     CONTACT_FIELDS,
     CompiledBody,
@@ -63,17 +64,6 @@ class Outcome:
     error_code: str | None = None
     error_detail: str | None = None
     next_attempt_at: datetime | None = None
-
-
-def shift_counters(session: Session, campaign_id: int, deltas: dict[MessageStatus, int]) -> None:
-    """Move a campaign's status counters by `deltas` (one UPDATE, no read)."""
-    values: dict[str, Any] = {}
-    for status, n in deltas.items():
-        if n:
-            col = campaigns.c[f"n_{status.value}"]
-            values[col.name] = col + n
-    if values:
-        session.execute(update(campaigns).where(campaigns.c.id == campaign_id).values(**values))
 
 
 def claim(
@@ -290,17 +280,3 @@ def settle(session: Session, owner: str, outcomes: Iterable[Outcome], now: datet
             changed[kind] += n
             shift_counters(session, campaign_id, {S.SENDING: -n, _TARGET[kind]: n})
     return changed
-
-
-def release_owner(session: Session, owner: str, now: datetime) -> int:
-    """Put every message this worker still holds back in the queue (clean shutdown)."""
-    rows = session.execute(
-        update(messages)
-        .where(messages.c.status == S.SENDING, messages.c.lease_owner == owner)
-        .values(status=S.QUEUED, lease_owner=None, lease_until=None, next_attempt_at=now)
-        .returning(messages.c.campaign_id)
-    ).scalars()
-    counts = Counter(rows)
-    for campaign_id, n in counts.items():
-        shift_counters(session, campaign_id, {S.SENDING: -n, S.QUEUED: n})
-    return sum(counts.values())

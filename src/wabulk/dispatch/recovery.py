@@ -17,10 +17,10 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from .. import events
+from ..campaigns.counters import shift_counters
 from ..channels.base import ChannelConfig, OutgoingMessage, Reconciled
 from ..channels.registry import open_channel
 from ..models import EventLevel, Message, MessageStatus, Sender, utcnow
-from .queue import shift_counters
 
 log = logging.getLogger(__name__)
 messages = Message.__table__

@@ -15,6 +15,8 @@ from flask_login import current_user
 from sqlalchemy.orm import Session
 
 from ..campaigns import audience
+from ..campaigns.media import find_media
+from ..campaigns.queries import templates_with_attachments
 from ..campaigns.service import DEFAULT_RETRY_SECONDS, DraftInput, pace_overrides, retry_seconds
 from ..contacts import lists
 from ..contacts.service import placeholder_keys
@@ -23,7 +25,6 @@ from ..models import Campaign, Sender, SenderState
 from ..senders.queries import senders_by_name
 from .form_state import FormState, ids, optional_int
 from .helpers import get_settings
-from .reads import find_media, templates_with_attachments
 
 # (form box, label) in the order the page shows them.
 PACING_FIELDS = (

@@ -14,15 +14,16 @@ from werkzeug.wrappers import Response as WResponse
 from ..campaigns import audience, lifecycle
 from ..campaigns import service as campaigns
 from ..campaigns import templates as message_templates
+from ..campaigns.media import find_media
 from ..campaigns.queries import campaigns_newest_first
 from ..contacts import lists
 from ..errors import DomainError, NotFound, ValidationError
+from ..events import campaign_events
 from ..models import Campaign, CampaignStatus, Event, Role, SenderState, utcnow
 from ..senders.queries import senders_by_name
 from . import campaign_form
 from .form_state import FormState, attachment, ids
 from .helpers import apply_action, db_session, format_datetime, get_settings
-from .reads import campaign_events, find_media
 from .security import requires
 
 bp = Blueprint("campaigns", __name__, url_prefix="/campaigns")
@@ -167,8 +168,7 @@ def _render_detail(campaign_id: int, test: FormState) -> str:
         if campaign.template_id
         else None
     )
-    media_id = campaign.media_id or (template.media_id if template else None)
-    body = campaigns.effective_body(session, campaign)
+    body, media_id = lifecycle.effective_message(session, campaign)
     draft: dict[str, Any] = {}
     if campaign.status == CampaignStatus.DRAFT:
         recipients, opted_out = campaigns.recipient_count(session, campaign)

@@ -19,7 +19,8 @@ from flask_login import current_user
 from werkzeug.wrappers import Response as WResponse
 
 from ..campaigns import templates as service
-from ..campaigns.media import media_kind, media_path
+from ..campaigns.media import find_media, get_media, media_kind, media_path
+from ..campaigns.queries import templates_with_attachments
 from ..campaigns.templates import MAX_BODY
 from ..contacts import lists
 from ..contacts.service import placeholder_keys
@@ -28,7 +29,6 @@ from ..models import Role, Template
 from .campaign_form import CONTACT_FIELDS
 from .form_state import FormState, attachment, ids
 from .helpers import apply_action, db_session, get_settings
-from .reads import find_media, get_media, templates_with_attachments
 from .security import requires
 
 bp = Blueprint("templates", __name__, url_prefix="/templates")
