@@ -53,23 +53,46 @@ def read_log(path: Path) -> list[dict[str, object]]:
     return out
 
 
-def _number(settings: dict[str, object], key: str, lo: float, hi: float) -> float:
-    raw = settings.get(key, 0) or 0
-    try:
-        value = float(raw)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise ValueError(f"dry-run setting {key} must be a number; got {raw!r}") from None
-    if not lo <= value <= hi:
-        raise ValueError(f"dry-run setting {key} must be between {lo:g} and {hi:g}; got {value:g}")
-    return value
+# setting → (what a person calls it, largest value); every one is a number from 0.
+SETTINGS = {
+    "latency_seconds": ("Latency", 600.0),
+    "failure_rate": ("Failure rate", 1.0),
+    "transient_rate": ("Temporary failure rate", 1.0),
+}
+
+
+class SettingError(ValueError):
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+def clean_settings(raw: dict[str, object]) -> dict[str, float]:
+    """The settings as numbers; blanks dropped; a bad one raises SettingError naming it."""
+    clean: dict[str, float] = {}
+    for key, value in raw.items():
+        if key not in SETTINGS:
+            raise SettingError(key, f"Unknown dry-run setting {key!r}.")
+        if value in (None, ""):
+            continue
+        label, top = SETTINGS[key]
+        try:
+            number = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise SettingError(key, f"{label} must be a number.") from None
+        if not 0 <= number <= top:
+            raise SettingError(key, f"{label} must be between 0 and {top:g}.")
+        clean[key] = number
+    return clean
 
 
 class DryRunChannel:
     def __init__(self, config: ChannelConfig) -> None:
         self.path = log_path(config.instance_path, config.sender_name)
-        self.latency = _number(config.settings, "latency_seconds", 0, 600)
-        self.failure_rate = _number(config.settings, "failure_rate", 0, 1)
-        self.transient_rate = _number(config.settings, "transient_rate", 0, 1)
+        settings = clean_settings(config.settings)
+        self.latency = settings.get("latency_seconds", 0.0)
+        self.failure_rate = settings.get("failure_rate", 0.0)
+        self.transient_rate = settings.get("transient_rate", 0.0)
         self._fd: int | None = None
         self._seen: set[int] = set()
         self._read_upto = 0

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from .. import events
 from ..auth.permissions import require_role
+from ..channels.dry_run import SettingError, clean_settings
 from ..dispatch.pacing import Pace, validate_overrides, zone
 from ..errors import Conflict, NotFound, ValidationError
 from ..models import Channel, Message, Role, Sender, SenderState, User, utcnow
@@ -47,28 +48,10 @@ def find_sender(session: Session, name: str) -> Sender | None:
 
 
 def _dry_run_settings(raw: dict[str, Any]) -> dict[str, float]:
-    limits = {"latency_seconds": 600.0, "failure_rate": 1.0, "transient_rate": 1.0}
-    labels = {
-        "latency_seconds": "Latency",
-        "failure_rate": "Failure rate",
-        "transient_rate": "Temporary failure rate",
-    }
-    clean: dict[str, float] = {}
-    for key, value in raw.items():
-        if key not in limits:
-            raise ValidationError(f"Unknown dry-run setting {key!r}.", field=key)
-        if value in (None, ""):
-            continue
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise ValidationError(f"{labels[key]} must be a number.", field=key) from None
-        if not 0 <= number <= limits[key]:
-            raise ValidationError(
-                f"{labels[key]} must be between 0 and {limits[key]:g}.", field=key
-            )
-        clean[key] = number
-    return clean
+    try:
+        return clean_settings(raw)
+    except SettingError as exc:
+        raise ValidationError(str(exc), field=exc.key) from None
 
 
 def _apply(session: Session, sender: Sender, data: SenderInput) -> None:
