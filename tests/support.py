@@ -66,9 +66,12 @@ def running_server(instance: Path, *args: str, **extra: str) -> Iterator[Server]
         line = proc.stdout.readline()
         if not line:
             proc.wait(5)
+            proc.stdout.close()
             raise AssertionError("wabulk serve exited early:\n" + "".join(lines))
         if time.monotonic() > deadline:
             proc.kill()
+            proc.wait(5)
+            proc.stdout.close()
             raise AssertionError("wabulk serve did not start:\n" + "".join(lines))
         lines.append(line)
         if m := SETUP_CODE_RE.search(line):

@@ -60,7 +60,7 @@ def serve(ctx: Context, host: str | None, port: int | None, no_worker: bool, thr
     require_migrated(ctx)
     app = create_app(settings)
     host = host or settings.host
-    port = port or settings.port
+    port = settings.port if port is None else port  # 0 asks the OS for a free port
     server: Any = create_server(app, host=host, port=port, threads=threads)
     # Port 0 asks the OS for a free one; show the port actually bound.
     base_url = f"http://{host}:{server.effective_port}"

@@ -169,3 +169,20 @@ def test_worker_runs_until_sigterm(instance) -> None:
     out, _ = proc.communicate(timeout=20)
     assert proc.returncode == 0
     assert "stopped" in out
+
+
+def test_serve_port_0_takes_a_free_port_even_when_the_default_is_busy(tmp_path) -> None:
+    """`--port 0` means "any free port", not "the default port"."""
+    import socket
+
+    from ..support import run_wabulk as _run
+    from ..support import running_server
+
+    instance = tmp_path / "instance"
+    assert _run(instance, "db", "upgrade").returncode == 0
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        with running_server(instance, "--no-worker", WABULK_PORT=str(taken)) as server:
+            assert not server.url.endswith(f":{taken}")
