@@ -123,6 +123,12 @@ def test_first_campaign_from_sender_to_completed_without_reloading(
         assert page.evaluate("window.__notReloaded") == "still the same page"
         assert page.get_by_test_id("percent").inner_text() == "100%"
         assert page.get_by_test_id("progress").get_attribute("aria-valuenow") == "100"
+        # The bar's width is animated (a CSS transition): let it arrive before measuring.
+        page.wait_for_function(
+            "() => { const b = document.querySelector('[data-field=bar]');"
+            " const t = document.querySelector('[data-testid=progress]');"
+            " return b.getBoundingClientRect().width > 0.99 * t.getBoundingClientRect().width; }"
+        )
         bar = page.locator("[data-field=bar]").bounding_box()
         track = page.get_by_test_id("progress").bounding_box()
         assert bar and track and bar["width"] > 0.99 * track["width"]

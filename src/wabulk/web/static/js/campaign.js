@@ -112,6 +112,8 @@
       }
     }
     if (live) window.setTimeout(poll, 1000);
+    // The recipients table (below) refreshes at once, so it never lags the counters.
+    else page.dispatchEvent(new Event("campaign:finished"));
   }
   window.setTimeout(poll, 1000);
 })();
@@ -129,10 +131,14 @@
       // The progress poll reports a lost connection; the table simply stays as it was.
     }
   }
+  let timer = null;
   async function loop() {
-    const finished = page.dataset.live !== "1";
     await refresh();
-    if (!finished) window.setTimeout(loop, 4000);
+    if (page.dataset.live === "1") timer = window.setTimeout(loop, 4000);
   }
-  window.setTimeout(loop, 4000);
+  page.addEventListener("campaign:finished", () => {
+    window.clearTimeout(timer);
+    refresh();
+  });
+  timer = window.setTimeout(loop, 4000);
 })();
