@@ -73,6 +73,12 @@ class Settings:
     # How long a claimed message or a sender stays held by a worker that stops answering;
     # after it, recovery reconciles the message and another worker may take the sender.
     lease_seconds: int = 120
+    # WhatsApp Web: the address (tests point it at a local stand-in), where ChromeDriver and
+    # Chrome are when not on PATH, and how long a page may take before it counts as hung.
+    whatsapp_web_url: str = "https://web.whatsapp.com"
+    chromedriver: str = ""
+    chrome_binary: str = ""
+    browser_timeout: int = 60
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -95,7 +101,22 @@ class Settings:
             https=_env_bool(env, "WABULK_HTTPS", False),
             login_attempts_per_minute=_env_int(env, "WABULK_LOGIN_ATTEMPTS_PER_MINUTE", 5, 1, 1000),
             lease_seconds=_env_int(env, "WABULK_LEASE_SECONDS", 120, 2, 3600),
+            whatsapp_web_url=_url(
+                _env_str(env, "WABULK_WHATSAPP_WEB_URL", "https://web.whatsapp.com")
+            ),
+            chromedriver=_env_str(env, "WABULK_CHROMEDRIVER", ""),
+            chrome_binary=_env_str(env, "WABULK_CHROME_BINARY", ""),
+            browser_timeout=_env_int(env, "WABULK_BROWSER_TIMEOUT", 60, 2, 600),
         )
+
+    def channel_options(self) -> dict[str, object]:
+        """What channels get of the installation's settings (see ChannelConfig.options)."""
+        return {
+            "whatsapp_web_url": self.whatsapp_web_url,
+            "chromedriver": self.chromedriver,
+            "chrome_binary": self.chrome_binary,
+            "browser_timeout": self.browser_timeout,
+        }
 
     def resolved(self) -> Settings:
         """Fill what derives from the instance folder: database URL and secret key."""
@@ -118,6 +139,14 @@ class Settings:
             value = getattr(self, f.name)
             out[f.name] = redact_url(value) if f.name == "database_url" else value
         return out
+
+
+def _url(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise ConfigError(
+            f"WABULK_WHATSAPP_WEB_URL must start with http:// or https://; got {value!r}"
+        )
+    return value.rstrip("/")
 
 
 def redact_url(url: str) -> str:

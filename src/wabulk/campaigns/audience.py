@@ -27,6 +27,8 @@ def _members(list_ids: Sequence[int]) -> Any:
 def audience(list_ids: Sequence[int]) -> Select[tuple[int, str]]:
     """(contact id, phone) of every reachable recipient, each contact once.
 
+    - Opted-out contacts are left out, and so are numbers WhatsApp said have no account.
+
     - DISTINCT over the lists' memberships: a contact in two chosen lists gets one message
       (the unique (campaign, contact) constraint would refuse a second anyway).
     """
@@ -34,7 +36,7 @@ def audience(list_ids: Sequence[int]) -> Select[tuple[int, str]]:
     return (
         select(contacts.c.id, contacts.c.phone)
         .join(members, members.c.contact_id == contacts.c.id)
-        .where(contacts.c.opted_out_at.is_(None))
+        .where(contacts.c.opted_out_at.is_(None), contacts.c.not_on_whatsapp_at.is_(None))
     )
 
 

@@ -18,6 +18,10 @@ from typing import Literal, Protocol
 
 Reconciled = Literal["sent", "not_sent", "unknown"]
 
+# The PermanentError code for a number with no WhatsApp account, whichever channel found
+# it out: the contact is flagged and later campaigns skip it until someone clears the flag.
+NOT_ON_WHATSAPP = "not_on_whatsapp"
+
 
 @dataclass(frozen=True)
 class OutgoingMessage:
@@ -41,11 +45,18 @@ class SendResult:
 
 
 class ChannelError(Exception):
-    """Base of what a channel may raise; `code` is the provider's, kept for the operator."""
+    """Base of what a channel may raise; `code` is the provider's, kept for the operator.
 
-    def __init__(self, message: str, code: str | None = None) -> None:
+    `screenshot`: a picture of what the provider showed when something unexpected
+    happened (WhatsApp Web), saved with the Event so the operator can see it.
+    """
+
+    def __init__(
+        self, message: str, code: str | None = None, screenshot: Path | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
+        self.screenshot = screenshot
 
 
 class PermanentError(ChannelError):
@@ -56,27 +67,61 @@ class TransientError(ChannelError):
     """Worth retrying later; `retry_after` (seconds) when the provider says how long."""
 
     def __init__(
-        self, message: str, code: str | None = None, retry_after: float | None = None
+        self,
+        message: str,
+        code: str | None = None,
+        retry_after: float | None = None,
+        screenshot: Path | None = None,
     ) -> None:
-        super().__init__(message, code)
+        super().__init__(message, code, screenshot)
         self.retry_after = retry_after
 
 
-class SenderUnavailable(ChannelError):
-    """The account cannot send at all right now (logged out, token revoked, in use)."""
+class Unconfirmed(ChannelError):
+    """The message may have gone and nothing can prove either way: it becomes `unknown`
+    for the operator to decide, because sending it again risks a duplicate."""
 
-    def __init__(self, message: str, code: str | None = None, state: str = "needs_link") -> None:
-        super().__init__(message, code)
+
+class SenderUnavailable(ChannelError):
+    """The account cannot send at all right now.
+
+    `state` is the sender state it leads to: `needs_link` (logged out, token revoked),
+    `in_use` (another browser took the session), `browser_failed`, or `disabled`.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        code: str | None = None,
+        state: str = "needs_link",
+        screenshot: Path | None = None,
+    ) -> None:
+        super().__init__(message, code, screenshot)
         self.state = state
 
 
 @dataclass
 class ChannelConfig:
-    """What a channel gets at construction: the sender's name and channel settings."""
+    """What a channel gets at construction.
+
+    `settings` are the sender's own (its Chrome profile, its tokens); `options` are the
+    installation's (WABULK_* settings such as the WhatsApp Web address or the ChromeDriver
+    path), passed in so channels never read the environment themselves.
+    """
 
     sender_name: str
     settings: dict[str, object] = field(default_factory=dict)
     instance_path: Path = Path("instance")
+    options: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LinkStatus:
+    """What linking shows: a QR to scan (PNG data URL), the linked number, or a blocker."""
+
+    kind: Literal["qr", "linked", "in_use", "loading"]
+    qr_png: str | None = None
+    phone: str | None = None
 
 
 class Channel(Protocol):
@@ -88,3 +133,10 @@ class Channel(Protocol):
     def reconcile(self, message: OutgoingMessage) -> Reconciled: ...
 
     def close(self) -> None: ...
+
+
+class Linkable(Protocol):
+    """A channel whose account is linked by scanning a QR (WhatsApp Web)."""
+
+    def link_status(self, takeover: bool = False) -> LinkStatus:
+        """Look at the account now; `takeover` presses "Use here" if another session holds it."""

@@ -6,10 +6,17 @@ from collections.abc import Callable
 
 from .base import Channel, ChannelConfig
 from .dry_run import DryRunChannel
+from .whatsapp_web import WhatsAppWebChannel
 
 FACTORIES: dict[str, Callable[[ChannelConfig], Channel]] = {
     "dry_run": DryRunChannel,
+    "whatsapp_web": WhatsAppWebChannel,
 }
+
+
+# Channels whose account may be driven by one process at a time (a browser session):
+# anything that opens them, recovery included, first takes the sender's lease.
+EXCLUSIVE = frozenset({"whatsapp_web"})
 
 
 def open_channel(kind: str, config: ChannelConfig) -> Channel:

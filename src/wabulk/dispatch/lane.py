@@ -9,6 +9,10 @@
   for recovery to reconcile with the channel, so nothing is lost or sent twice.
 - The next message is claimed and prepared (a browser opens its chat) before the pacing
   wait, so preparation overlaps the wait.
+- Linking by QR (WhatsApp Web) happens here too, in the browser that will send: the lane
+  holding the sender reads the QR into the sender row for the Senders page to show.
+- Messages this sender left in flight in a dead worker are reconciled through this lane's
+  own channel, since a WhatsApp Web account must not be opened in a second browser.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .. import events
@@ -29,12 +33,14 @@ from ..campaigns import lifecycle
 from ..campaigns.media import media_path
 from ..campaigns.service import pace_overrides, retry_seconds
 from ..channels.base import (
+    NOT_ON_WHATSAPP,
     Channel,
     ChannelConfig,
     OutgoingMessage,
     PermanentError,
     SenderUnavailable,
     TransientError,
+    Unconfirmed,
 )
 from ..channels.registry import open_channel
 from ..db import Database
@@ -47,8 +53,10 @@ from ..models import (
     SenderState,
     campaign_senders,
 )
+from ..senders import lease as sender_lease
+from ..senders.linking import link_step
 from ..senders.service import sent_today
-from . import queue
+from . import queue, recovery
 from .pacing import Clock, Pace, SystemClock
 
 log = logging.getLogger(__name__)
@@ -65,6 +73,7 @@ class _CampaignInfo:
     max_attempts: int
     retry_seconds: int
     media: tuple[Path, str, str] | None
+    text_before_document: bool = False
 
 
 @dataclass(slots=True)
@@ -83,8 +92,10 @@ class Lane:
         lease_seconds: float,
         clock: Clock | None = None,
         rng: random.Random | None = None,
+        options: dict[str, object] | None = None,
     ) -> None:
         self.db = db
+        self.options = dict(options or {})
         self.sender_id = sender_id
         self.owner = owner
         self.instance_path = instance_path
@@ -102,6 +113,7 @@ class Lane:
         self.batch = 20
         self.seconds_per_send = 0.0
         self._all_capped = False
+        self.reconcile_at: datetime | None = None
 
     # --- the step -----------------------------------------------------------------
 
@@ -110,16 +122,23 @@ class Lane:
         now = self.clock.now()
         with self.db.session() as session:
             sender = session.get(Sender, self.sender_id)
-            if sender is None or sender.state != SenderState.LINKED or not self._hold(session, now):
+            if sender is None or not self._hold(session, now):
                 self._requeue_pending(session, now)
                 return None
             session.commit()  # the lease is kept; never hold SQLite's write lock longer
+            if sender.state != SenderState.LINKED:
+                self._requeue_pending(session, now)
+                if sender.link_requested_until is not None and sender.link_requested_until > now:
+                    return link_step(session, sender, self._channel(sender), now)
+                return None
             if self.day_ends is None or now >= self.day_ends:
                 self.sent_today = sent_today(session, sender, now)
                 self.day_ends = Pace(timezone=sender.timezone).next_day_start(now)
-            if self.channel is None:
-                config = ChannelConfig(sender.name, dict(sender.settings or {}), self.instance_path)
-                self.channel = open_channel(sender.channel.value, config)
+            channel = self._channel(sender)
+            if self.reconcile_at is None or now >= self.reconcile_at:
+                self.reconcile_at = now + self.lease
+                recovery.reconcile_sender(session, self.sender_id, channel, self.owner, now)
+                session.commit()
             if not self.pending:
                 if (self.next_send_at - now) > self.lease / 2:
                     return (self.next_send_at - now).total_seconds()
@@ -137,25 +156,21 @@ class Lane:
             return 0.0
         return self._send_due()
 
+    def _channel(self, sender: Sender) -> Channel:
+        if self.channel is None:
+            config = ChannelConfig(
+                sender.name, dict(sender.settings or {}), self.instance_path, self.options
+            )
+            self.channel = open_channel(sender.channel.value, config)
+        return self.channel
+
     def _hold(self, session: Session, now: datetime) -> bool:
         """Take or renew the sender's lease; False when another worker holds it."""
         if self.lease_renew_at is not None and now < self.lease_renew_at:
             return True
-        senders = Sender.__table__
-        taken = session.execute(
-            update(senders)
-            .where(
-                senders.c.id == self.sender_id,
-                or_(
-                    senders.c.lease_owner.is_(None),
-                    senders.c.lease_owner == self.owner,
-                    senders.c.lease_until < now,
-                ),
-            )
-            .values(lease_owner=self.owner, lease_until=now + self.lease)
-        ).rowcount
+        taken = sender_lease.take(session, self.sender_id, self.owner, now, self.lease)
         self.lease_renew_at = now + self.lease / 4 if taken else None
-        return bool(taken)
+        return taken
 
     def _campaigns(self, session: Session, sender: Sender) -> list[_CampaignInfo]:
         rows = session.scalars(
@@ -178,6 +193,7 @@ class Lane:
                     pace=Pace.for_sender(sender, pace_overrides(c)),
                     max_attempts=c.max_attempts,
                     retry_seconds=retry_seconds(c),
+                    text_before_document=c.text_before_document,
                     media=(
                         media_path(self.instance_path, media),
                         media.original_name,
@@ -238,6 +254,7 @@ class Lane:
             media_path=media[0] if media else None,
             media_name=media[1] if media else None,
             media_mime=media[2] if media else None,
+            text_after_document=not p.campaign.text_before_document,
         )
 
     def _prepare(self) -> None:
@@ -264,6 +281,7 @@ class Lane:
     def _send_due(self) -> float:
         outcomes: list[queue.Outcome] = []
         failures: list[tuple[_Pending, queue.Outcome]] = []
+        screenshots: dict[int, Path] = {}
         unavailable: SenderUnavailable | None = None
         assert self.channel is not None
         while self.pending:
@@ -279,8 +297,25 @@ class Lane:
                 break
             except PermanentError as exc:
                 outcome = self._failed(p, exc.code or "permanent", str(exc))
+                if exc.screenshot:
+                    screenshots[p.claimed.id] = exc.screenshot
             except TransientError as exc:
                 outcome = self._retry(p, exc.code or "transient", str(exc), exc.retry_after)
+                if exc.screenshot:
+                    screenshots[p.claimed.id] = exc.screenshot
+                    if outcome.kind != "failed":  # failed ones are logged below
+                        failures.append((p, outcome))
+            except Unconfirmed as exc:
+                outcome = queue.Outcome(
+                    p.claimed.id,
+                    p.campaign.id,
+                    "unknown",
+                    error_code=(exc.code or "unconfirmed")[:50],
+                    error_detail=f"{exc} Check the chat, then use “send again” if needed.",
+                )
+                if exc.screenshot:
+                    screenshots[p.claimed.id] = exc.screenshot
+                failures.append((p, outcome))
             except Exception as exc:  # a bug or a broken channel must not kill the lane
                 log.exception("channel error sending message %s", p.claimed.id)
                 outcome = self._retry(p, "channel_error", f"Unexpected error: {exc}", None)
@@ -311,14 +346,19 @@ class Lane:
         now = self.clock.now()
         with self.db.session() as session:
             queue.settle(session, self.owner, outcomes, now)
+            invalid = [o.message_id for o in outcomes if o.error_code == NOT_ON_WHATSAPP]
+            if invalid:
+                queue.flag_not_on_whatsapp(session, invalid, now)
             for p, o in failures:
+                shot = screenshots.get(p.claimed.id)
                 events.record(
                     session,
-                    "message.failed",
+                    f"message.{o.kind}",
                     f"{p.claimed.phone}: {o.error_detail}",
                     level=EventLevel.WARNING,
                     campaign_id=p.campaign.id,
                     message_id=p.claimed.id,
+                    data={"screenshot": shot.name} if shot else None,
                 )
             if unavailable is not None:
                 self._sender_lost(session, unavailable, now)
@@ -358,8 +398,11 @@ class Lane:
         self._requeue_pending(session, now)
         sender = session.get(Sender, self.sender_id)
         assert sender is not None
-        state = SenderState.DISABLED if exc.state == "disabled" else SenderState.NEEDS_LINK
-        sender.state = state
+        try:
+            state = SenderState(exc.state)
+        except ValueError:
+            state = SenderState.NEEDS_LINK
+        sender.state = SenderState.NEEDS_LINK if state == SenderState.LINKED else state
         sender.state_reason = str(exc)[:500]
         events.record(
             session,
@@ -367,6 +410,7 @@ class Lane:
             f"Sender {sender.name} stopped: {str(exc).rstrip('.')}. "
             "Its messages went back to the queue.",
             level=EventLevel.ERROR,
+            data={"screenshot": exc.screenshot.name} if exc.screenshot else None,
         )
         session.flush()
         # Campaigns that still have another sender carry on; the others pause, saying why.
@@ -388,12 +432,7 @@ class Lane:
         try:
             with self.db.session() as session:
                 self._requeue_pending(session, now)
-                senders = Sender.__table__
-                session.execute(
-                    update(senders)
-                    .where(senders.c.id == self.sender_id, senders.c.lease_owner == self.owner)
-                    .values(lease_owner=None, lease_until=None)
-                )
+                sender_lease.release(session, self.sender_id, self.owner)
         finally:
             if self.channel is not None:
                 self.channel.close()

@@ -33,6 +33,7 @@ from ..campaigns.rendering import (
     compile_body,
     context_for,
 )
+from ..channels.base import NOT_ON_WHATSAPP
 from ..db import driver_marks, driver_time
 from ..models import Campaign, Contact, Message, MessageStatus
 from .pacing import Pace
@@ -42,6 +43,7 @@ contacts = Contact.__table__
 campaigns = Campaign.__table__
 
 S = MessageStatus
+SKIP_REASONS = {"opted_out": "Opted out", NOT_ON_WHATSAPP: "Not on WhatsApp"}
 
 
 @dataclass(slots=True)
@@ -59,7 +61,7 @@ class Outcome:
 
     message_id: int
     campaign_id: int
-    kind: str  # sent | failed | retry | requeue
+    kind: str  # sent | failed | retry | requeue | unknown
     provider_message_id: str | None = None
     error_code: str | None = None
     error_detail: str | None = None
@@ -131,6 +133,7 @@ def claim(
             contacts.c.attributes if needs_attributes else literal(None).label("attributes"),
             contacts.c.timezone,
             contacts.c.opted_out_at,
+            contacts.c.not_on_whatsapp_at,
         )
         .join(contacts, contacts.c.id == messages.c.contact_id)
         .where(messages.c.id.in_(ids))
@@ -139,13 +142,16 @@ def claim(
 
     claimed: list[Claimed] = []
     rendered: list[tuple[str, int]] = []
-    skipped: list[int] = []
+    skipped: dict[str, list[int]] = {"opted_out": [], NOT_ON_WHATSAPP: []}
     deferred: list[dict[str, Any]] = []
     broken: list[dict[str, Any]] = []
     windowed = pace.has_active_hours
     for row in rows:
         if row.opted_out_at is not None:
-            skipped.append(row.id)
+            skipped["opted_out"].append(row.id)
+            continue
+        if row.not_on_whatsapp_at is not None:
+            skipped[NOT_ON_WHATSAPP].append(row.id)
             continue
         opens = pace.window_opens(now, row.timezone) if windowed else None
         if opens is not None:
@@ -173,16 +179,18 @@ def claim(
             f"UPDATE messages SET body = {mark} WHERE id = {mark}",  # noqa: S608
             rendered,
         )
-    if skipped:
+    for code, ids_skipped in skipped.items():
+        if not ids_skipped:
+            continue
         session.execute(
             update(messages)
-            .where(messages.c.id.in_(skipped))
+            .where(messages.c.id.in_(ids_skipped))
             .values(
                 status=S.SKIPPED,
                 lease_owner=None,
                 lease_until=None,
-                error_code="opted_out",
-                error_detail="Opted out",
+                error_code=code,
+                error_detail=SKIP_REASONS[code],
                 updated_at=now,
             )
         )
@@ -219,14 +227,20 @@ def claim(
         {
             S.QUEUED: -(len(ids) - len(deferred)),
             S.SENDING: len(claimed),
-            S.SKIPPED: len(skipped),
+            S.SKIPPED: sum(len(v) for v in skipped.values()),
             S.FAILED: len(broken),
         },
     )
     return claimed
 
 
-_TARGET = {"sent": S.SENT, "failed": S.FAILED, "retry": S.QUEUED, "requeue": S.QUEUED}
+_TARGET = {
+    "sent": S.SENT,
+    "failed": S.FAILED,
+    "retry": S.QUEUED,
+    "requeue": S.QUEUED,
+    "unknown": S.UNKNOWN,
+}
 
 # One statement per outcome kind, sent straight to the driver's executemany: values shared
 # by the whole batch (times, owner) are formatted once, not once per row (see
@@ -240,6 +254,8 @@ _SETTLE_SQL = {
     "error_code = {p}, error_detail = {p}",
     # The message never reached a channel that could send it: no attempt is used.
     "requeue": "status = 'queued', next_attempt_at = {t}, sender_id = NULL",
+    # The channel cannot tell whether it went: the operator decides ("send again").
+    "unknown": "status = 'unknown', attempts = attempts + 1, error_code = {p}, error_detail = {p}",
 }
 
 
@@ -247,7 +263,7 @@ def _settle_row(kind: str, o: Outcome, to_time: Any) -> tuple[Any, ...]:
     detail = (o.error_detail or "")[:1000] or None
     if kind == "sent":
         return (o.provider_message_id,)
-    if kind == "failed":
+    if kind in ("failed", "unknown"):
         return (o.error_code, detail)
     if kind == "retry":
         return (to_time(o.next_attempt_at), o.error_code, detail)
@@ -280,3 +296,15 @@ def settle(session: Session, owner: str, outcomes: Iterable[Outcome], now: datet
             changed[kind] += n
             shift_counters(session, campaign_id, {S.SENDING: -n, _TARGET[kind]: n})
     return changed
+
+
+def flag_not_on_whatsapp(session: Session, message_ids: list[int], now: datetime) -> None:
+    """WhatsApp said these recipients have no account: later campaigns skip them."""
+    session.execute(
+        update(contacts)
+        .where(
+            contacts.c.id.in_(select(messages.c.contact_id).where(messages.c.id.in_(message_ids))),
+            contacts.c.not_on_whatsapp_at.is_(None),
+        )
+        .values(not_on_whatsapp_at=now)
+    )

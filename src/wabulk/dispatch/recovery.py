@@ -4,13 +4,17 @@ A message in `sending` whose lease has expired may or may not have reached the
 recipient. The channel that was sending it is asked (`reconcile`): proven sent → `sent`,
 proven not sent → back to `queued`, and anything it cannot prove → `unknown`, shown to
 the operator with a "send again" action and never re-sent silently.
+
+A WhatsApp Web account must not be opened in two browsers: recovery reconciles its
+messages only after taking the sender's lease, and a lane holding the sender reconciles
+them through its own browser (`reconcile_sender`).
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import select, update
@@ -18,9 +22,10 @@ from sqlalchemy.orm import Session
 
 from .. import events
 from ..campaigns.counters import shift_counters
-from ..channels.base import ChannelConfig, OutgoingMessage, Reconciled
-from ..channels.registry import open_channel
+from ..channels.base import Channel, ChannelConfig, OutgoingMessage, Reconciled
+from ..channels.registry import EXCLUSIVE, open_channel
 from ..models import EventLevel, Message, MessageStatus, Sender, utcnow
+from ..senders import lease as sender_lease
 
 log = logging.getLogger(__name__)
 messages = Message.__table__
@@ -33,30 +38,50 @@ _UNKNOWN_DETAIL = (
 )
 
 
-def _ask(sender: Sender | None, rows: list, instance_path: Path) -> dict[int, Reconciled]:
+def _ask_channel(channel: Channel, rows: list) -> dict[int, Reconciled]:
+    answers: dict[int, Reconciled] = {}
+    for row in rows:
+        try:
+            answers[row.id] = channel.reconcile(
+                OutgoingMessage(message_id=row.id, phone=row.phone, text=row.body or "")
+            )
+        except Exception:
+            log.exception("reconcile failed for message %s", row.id)
+            answers[row.id] = "unknown"
+    return answers
+
+
+def _ask(
+    session: Session,
+    sender: Sender | None,
+    rows: list,
+    instance_path: Path,
+    options: dict[str, object],
+    owner: str,
+    now: datetime,
+) -> dict[int, Reconciled]:
+    """The channel's answers; none (rows left for later) when the sender is busy."""
     if sender is None:
         return {row.id: "unknown" for row in rows}
+    exclusive = sender.channel.value in EXCLUSIVE
+    if exclusive:
+        if not sender_lease.take(session, sender.id, owner, now, timedelta(minutes=10)):
+            return {}  # its lane reconciles them, or a later round once the sender is free
+        session.commit()
     try:
         channel = open_channel(
             sender.channel.value,
-            ChannelConfig(sender.name, dict(sender.settings or {}), instance_path),
+            ChannelConfig(sender.name, dict(sender.settings or {}), instance_path, options),
         )
     except Exception:
         log.exception("cannot open the %s channel to reconcile", sender.name)
         return {row.id: "unknown" for row in rows}
-    answers: dict[int, Reconciled] = {}
     try:
-        for row in rows:
-            try:
-                answers[row.id] = channel.reconcile(
-                    OutgoingMessage(message_id=row.id, phone=row.phone, text=row.body or "")
-                )
-            except Exception:
-                log.exception("reconcile failed for message %s", row.id)
-                answers[row.id] = "unknown"
+        return _ask_channel(channel, rows)
     finally:
         channel.close()
-    return answers
+        if exclusive:
+            sender_lease.release(session, sender.id, owner)
 
 
 def expire_stale_leases(
@@ -64,6 +89,7 @@ def expire_stale_leases(
     instance_path: Path,
     now: datetime | None = None,
     alive_owner: str | None = None,
+    options: dict[str, object] | None = None,
 ) -> int:
     """Reconcile one batch of expired `sending` messages; returns how many were settled.
 
@@ -94,12 +120,45 @@ def expire_stale_leases(
     for row in rows:
         by_sender[row.sender_id].append(row)
     answers: dict[int, Reconciled] = {}
+    owner = alive_owner or f"recovery:{id(session)}"
     for sender_id, group in by_sender.items():
         sender = session.get(Sender, sender_id) if sender_id is not None else None
-        answers.update(_ask(sender, group, instance_path))
+        answers.update(_ask(session, sender, group, instance_path, options or {}, owner, now))
+    _apply(session, rows, answers, now)
+    return len(answers)
 
+
+def reconcile_sender(
+    session: Session, sender_id: int, channel: Channel, owner: str, now: datetime
+) -> int:
+    """Reconcile this sender's expired messages through the caller's own channel."""
+    rows = session.execute(
+        select(
+            messages.c.id,
+            messages.c.campaign_id,
+            messages.c.sender_id,
+            messages.c.phone,
+            messages.c.body,
+        )
+        .where(
+            messages.c.sender_id == sender_id,
+            messages.c.status == S.SENDING,
+            messages.c.lease_until < now,
+            messages.c.lease_owner != owner,
+        )
+        .limit(BATCH)
+    ).all()
+    if not rows:
+        return 0
+    _apply(session, rows, _ask_channel(channel, rows), now)
+    return len(rows)
+
+
+def _apply(session: Session, rows: list, answers: dict[int, Reconciled], now: datetime) -> None:
     moved: dict[int, Counter] = defaultdict(Counter)
     for row in rows:
+        if row.id not in answers:
+            continue
         answer = answers[row.id]
         guard = update(messages).where(
             messages.c.id == row.id,
@@ -140,4 +199,3 @@ def expire_stale_leases(
             level=EventLevel.WARNING if counts[S.UNKNOWN] else EventLevel.INFO,
             campaign_id=campaign_id,
         )
-    return len(rows)

@@ -68,7 +68,10 @@ class Dispatcher:
     def message_step(self) -> bool:
         with self.db.session() as session:
             recovered = expire_stale_leases(
-                session, self.settings.instance_path, alive_owner=self.identity
+                session,
+                self.settings.instance_path,
+                alive_owner=self.identity,
+                options=self.settings.channel_options(),
             )
         return recovered > 0
 
@@ -94,6 +97,15 @@ class Dispatcher:
                     .distinct()
                 )
             )
+            # Senders being linked by QR: their lane opens the browser and shows the QR.
+            busy.update(
+                session.scalars(
+                    select(Sender.id).where(
+                        Sender.link_requested_until > now,
+                        Sender.state != SenderState.DISABLED,
+                    )
+                )
+            )
         with self._lanes_lock:
             for sender_id in busy:
                 thread = self._lanes.get(sender_id)
@@ -108,6 +120,7 @@ class Dispatcher:
             self.identity,
             self.settings.instance_path,
             self.settings.lease_seconds,
+            options=self.settings.channel_options(),
         )
         thread = threading.Thread(
             target=self._run_lane, args=(lane,), name=f"wabulk-lane-{sender_id}", daemon=True

@@ -84,6 +84,8 @@ class Campaign(Base):
     # Overrides of the senders' pacing, e.g. {"min_delay_seconds": 5, "daily_cap": 200}.
     pacing: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     max_attempts: Mapped[int] = mapped_column(default=3)
+    # A document (PDF, sheet…) goes as its own message; the text follows it unless this is set.
+    text_before_document: Mapped[bool] = mapped_column(default=False)
     status_reason: Mapped[str | None] = mapped_column(String(500))
     # Maintained counters, one per message status, so pages never count a million rows.
     total: Mapped[int] = mapped_column(default=0)

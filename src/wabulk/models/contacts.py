@@ -46,6 +46,8 @@ class Contact(Base):
     timezone: Mapped[str | None] = mapped_column(String(64))
     opted_out_at: Mapped[datetime | None]
     opt_out_reason: Mapped[str | None] = mapped_column(String(500))
+    # WhatsApp said this number has no account: campaigns skip it until someone clears it.
+    not_on_whatsapp_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -6,7 +6,7 @@ import enum
 from datetime import datetime, time
 from typing import Any
 
-from sqlalchemy import CheckConstraint, String
+from sqlalchemy import CheckConstraint, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base, JSONType, str_enum, utcnow
@@ -21,6 +21,10 @@ class Channel(enum.StrEnum):
 class SenderState(enum.StrEnum):
     LINKED = "linked"
     NEEDS_LINK = "needs_link"
+    # Another browser or phone took over the WhatsApp Web session ("Use here").
+    IN_USE = "in_use"
+    # The browser could not start or keeps crashing; the reason says what to fix.
+    BROWSER_FAILED = "browser_failed"
     DISABLED = "disabled"
 
 
@@ -53,5 +57,12 @@ class Sender(Base):
     # One WhatsApp Web account must be driven by one browser: the worker holding it leases it.
     lease_owner: Mapped[str | None] = mapped_column(String(100))
     lease_until: Mapped[datetime | None]
+    # Linking by QR (WhatsApp Web): the page asks until this time; the worker holding the
+    # sender shows the QR it reads from the browser here (a PNG data URL), so the dashboard
+    # and the browser may live in different processes or machines.
+    link_requested_until: Mapped[datetime | None]
+    link_takeover: Mapped[bool] = mapped_column(default=False)  # press "Use here" when asked
+    link_qr: Mapped[str | None] = mapped_column(Text)
+    link_qr_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -1,0 +1,5 @@
+"""WhatsApp Web through Selenium and Chrome: selectors, browser, page, channel."""
+
+from .channel import WhatsAppWebChannel
+
+__all__ = ["WhatsAppWebChannel"]

@@ -1,0 +1,455 @@
+"""The WhatsApp Web channel: one Chrome per sender, reused for every message.
+
+- A chat is opened with `/send?phone=&text=`: the text arrives in the compose box
+  untouched (emoji, line breaks, `+ & = # %`), so only the send button needs a click.
+  `prepare` loads the next chat while the pacing delay of the previous one runs.
+- A message counts as sent once its new outgoing bubble has lost its clock.
+- Once send has been clicked, nothing is ever clicked again for that message blindly: if
+  the browser dies or hangs after the click, the chat is reopened in a fresh browser and
+  read (`reconcile`); only a message proven absent is sent again, and one that cannot be
+  proven either way becomes `unknown`.
+- A crash or a hang restarts the browser once per message; a second one is a transient
+  error, retried later by the engine.
+- Anything unexpected saves a screenshot beside the error, so the operator sees what
+  WhatsApp showed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import quote
+
+from selenium.common.exceptions import TimeoutException, WebDriverException
+from selenium.webdriver import Chrome
+
+from ..base import (
+    NOT_ON_WHATSAPP,
+    ChannelConfig,
+    LinkStatus,
+    OutgoingMessage,
+    PermanentError,
+    Reconciled,
+    SenderUnavailable,
+    SendResult,
+    TransientError,
+    Unconfirmed,
+)
+from . import browser, selectors
+from .page import Bubble, Page, same_text
+from .settings import web_settings
+
+log = logging.getLogger(__name__)
+
+LOGGED_OUT = (
+    "WhatsApp logged this phone out (the QR code is showing). Link it again from the Senders page."
+)
+IN_USE = (
+    "WhatsApp is open in another browser or window for this account (“Use here”). "
+    "Close it, or take the session back from the Senders page."
+)
+MEDIA_MIMES = ("image/", "video/")
+_UNSAFE_NAME = re.compile(r'[\\/:*?"<>|\x00-\x1f]+')
+
+
+class _BrowserLost(Exception):
+    """The browser died, hung or stopped answering; the message says how."""
+
+
+class WhatsAppWebChannel:
+    def __init__(self, config: ChannelConfig) -> None:
+        self.config = config
+        self.settings = web_settings(config.settings)
+        options = config.options
+        self.base_url = str(options.get("whatsapp_web_url") or "https://web.whatsapp.com").rstrip(
+            "/"
+        )
+        self.timeout = float(options.get("browser_timeout") or 60)  # type: ignore[arg-type]
+        own = not self.settings.user_data_dir
+        self.browser_options = browser.BrowserOptions(
+            user_data_dir=(
+                Path(self.settings.user_data_dir).expanduser()
+                if self.settings.user_data_dir
+                else browser.profile_folder(config.instance_path, config.sender_name)
+            ),
+            profile_directory=self.settings.profile_directory or None,
+            own_profile=own,
+            visible=self.settings.visible,
+            chrome_binary=str(options.get("chrome_binary") or "") or None,
+            chromedriver=str(options.get("chromedriver") or "") or None,
+            page_timeout=self.timeout,
+        )
+        self.selectors = selectors.load(config.instance_path)
+        self.driver: Chrome | None = None
+        self.page: Page | None = None
+        self.prepared: tuple[int, str] | None = None  # (message id, url) loaded by prepare
+
+    # --- browser -------------------------------------------------------------------
+
+    def _open(self) -> Page:
+        if self.page is None:
+            try:
+                self.driver = browser.start(self.browser_options)
+            except browser.BrowserFailed as exc:
+                raise SenderUnavailable(
+                    str(exc), code="browser_failed", state="browser_failed"
+                ) from None
+            self.page = Page(self.driver, self.selectors)
+        return self.page
+
+    def _restart(self) -> Page:
+        log.warning("%s: restarting the browser", self.config.sender_name)
+        self.close()
+        return self._open()
+
+    def close(self) -> None:
+        browser.stop(self.driver)
+        self.driver = None
+        self.page = None
+        self.prepared = None
+
+    # --- navigation ----------------------------------------------------------------
+
+    def chat_url(self, phone: str, text: str | None) -> str:
+        digits = phone.lstrip("+")
+        url = f"{self.base_url}/send?phone={digits}"
+        return url if text is None else f"{url}&text={quote(text, safe='')}"
+
+    def _load(self, url: str) -> Page:
+        """Load `url`; a hang or a dead browser becomes _BrowserLost."""
+        page = self._open()
+        try:
+            page.driver.get(url)
+        except TimeoutException:
+            raise _BrowserLost(
+                f"WhatsApp Web did not finish loading in {self.timeout:.0f} s"
+            ) from None
+        except WebDriverException as exc:
+            raise _BrowserLost(_first_line(exc)) from None
+        return page
+
+    def _chat(self, message: OutgoingMessage, text: str | None, use_prepared: bool) -> Page:
+        """Open the chat and wait until it can be used; raise what the page says if not."""
+        url = self.chat_url(message.phone, text)
+        if use_prepared and self.prepared == (message.message_id, url) and self.page is not None:
+            page = self.page
+        else:
+            page = self._load(url)
+        self.prepared = None
+        try:
+            state = page.wait_state({"chat", "qr", "use_here", "invalid"}, self.timeout)
+        except WebDriverException as exc:
+            raise _BrowserLost(_first_line(exc)) from None
+        if state == "chat":
+            return page
+        if state == "qr":
+            raise SenderUnavailable(LOGGED_OUT, code="logged_out", state="needs_link")
+        if state == "use_here":
+            raise SenderUnavailable(IN_USE, code="in_use", state="in_use")
+        if state == "invalid":
+            detail = page.modal_text().strip() or "The number is invalid."
+            raise PermanentError(
+                f"This number is not on WhatsApp (WhatsApp said: {detail})", code=NOT_ON_WHATSAPP
+            )
+        raise TransientError(
+            f"The chat did not open within {self.timeout:.0f} s (the page stayed {state}).",
+            code="chat_not_opened",
+            screenshot=self._screenshot(message, "chat-not-opened"),
+        )
+
+    # --- the channel interface -----------------------------------------------------
+
+    def prepare(self, message: OutgoingMessage) -> None:
+        """Load the next chat now, so the page load overlaps the pacing wait."""
+        url = self.chat_url(message.phone, self._url_text(message))
+        try:
+            self._load(url)
+        except (_BrowserLost, SenderUnavailable):
+            self.prepared = None  # send() tries again and reports properly
+            return
+        self.prepared = (message.message_id, url)
+
+    def send(self, message: OutgoingMessage) -> SendResult:
+        restarted = False
+        while True:
+            clicked: list[bool] = [False]
+            try:
+                return self._send(message, clicked, use_prepared=not restarted)
+            except _BrowserLost as exc:
+                if restarted:
+                    raise TransientError(
+                        f"The browser failed twice in a row: {exc}", code="browser_error"
+                    ) from None
+                restarted = True
+                log.warning("%s: %s; restarting the browser", self.config.sender_name, exc)
+                self._restart()
+                if clicked[0]:
+                    # Send was clicked before the browser went: look before sending again.
+                    answer = self.reconcile(message)
+                    if answer == "sent":
+                        return SendResult(detail="confirmed after a browser restart")
+                    if answer == "unknown":
+                        raise Unconfirmed(
+                            f"The browser failed after send was clicked ({exc}) and the chat "
+                            "could not be read afterwards.",
+                            code="unconfirmed",
+                        ) from None
+
+    def reconcile(self, message: OutgoingMessage) -> Reconciled:
+        try:
+            return self._reconcile(message)
+        except (_BrowserLost, SenderUnavailable, WebDriverException):
+            return "unknown"
+
+    def link_status(self, takeover: bool = False) -> LinkStatus:
+        """Open WhatsApp Web (once) and report what it shows, pressing "Use here" if asked."""
+        page = self._open()
+        try:
+            if not page.driver.current_url.startswith(self.base_url):
+                page.driver.get(self.base_url + "/")
+            state = page.state()
+            if state == "use_here" and takeover:
+                self._press_use_here(page)
+                state = page.wait_state({"app", "chat", "qr"}, 10)
+            if state == "qr":
+                return LinkStatus("qr", qr_png=self._qr_png(page))
+            if state in ("app", "chat"):
+                return LinkStatus("linked", phone=self._account_phone(page))
+            if state == "use_here":
+                return LinkStatus("in_use")
+            return LinkStatus("loading")
+        except TimeoutException:
+            return LinkStatus("loading")
+        except WebDriverException as exc:
+            self.close()
+            raise SenderUnavailable(
+                f"The browser stopped while linking: {_first_line(exc)}",
+                code="browser_failed",
+                state="browser_failed",
+            ) from None
+
+    # --- sending -------------------------------------------------------------------
+
+    def _url_text(self, message: OutgoingMessage) -> str | None:
+        """What to prefill: the text, unless it goes as a photo's or video's caption."""
+        if message.media_path is not None and _is_media(message):
+            return None
+        return message.text or None
+
+    def _send(
+        self, message: OutgoingMessage, clicked: list[bool], use_prepared: bool
+    ) -> SendResult:
+        try:
+            page = self._chat(message, self._url_text(message), use_prepared)
+            if message.media_path is None:
+                return self._send_text(page, message, clicked)
+            if _is_media(message):
+                return self._send_file(page, message, clicked, caption=message.text)
+            if message.text and not message.text_after_document:
+                self._send_text(page, message, clicked)
+                return self._send_file(page, message, clicked, caption="")
+            result = self._send_file(page, message, clicked, caption="")
+            if message.text:
+                return self._send_text(
+                    page, message, clicked, provider_id=result.provider_message_id
+                )
+            return result
+        except (TimeoutException, WebDriverException) as exc:
+            raise _BrowserLost(_first_line(exc)) from None
+
+    def _send_text(
+        self,
+        page: Page,
+        message: OutgoingMessage,
+        clicked: list[bool],
+        provider_id: str | None = None,
+    ) -> SendResult:
+        shown = page.compose_text()
+        if not same_text(shown, message.text):
+            raise PermanentError(
+                "WhatsApp Web changed the text while opening the chat, so it was not sent "
+                f"(it showed {shown[:80]!r}).",
+                code="text_changed",
+                screenshot=self._screenshot(message, "text-changed"),
+            )
+        before, _ = page.bubbles(1)
+        button = page.wait_find("send_button", 5, clickable=True)
+        if button is None:
+            raise TransientError(
+                "The send button was not found.",
+                code="no_send_button",
+                screenshot=self._screenshot(message, "no-send-button"),
+            )
+        clicked[0] = True
+        button.click()
+        bubble = self._confirm(page, message, before, message.text)
+        return SendResult(provider_message_id=provider_id or bubble.id)
+
+    def _send_file(
+        self, page: Page, message: OutgoingMessage, clicked: list[bool], caption: str
+    ) -> SendResult:
+        assert message.media_path is not None
+        upload = self._named_copy(message)
+        attach = page.wait_find("attach_button", 5, clickable=True)
+        if attach is None:
+            raise TransientError(
+                "The attach button was not found.",
+                code="no_attach_button",
+                screenshot=self._screenshot(message, "no-attach-button"),
+            )
+        attach.click()
+        which = "media_input" if _is_media(message) else "document_input"
+        file_input = page.wait_find(which, 5)
+        if file_input is None:
+            raise TransientError(
+                "The file input was not found after opening the attach menu.",
+                code="no_file_input",
+                screenshot=self._screenshot(message, "no-file-input"),
+            )
+        file_input.send_keys(str(upload))
+        caption_box = page.wait_find("caption_box", self.timeout)
+        send = page.wait_find("preview_send", 5, clickable=True)
+        if caption_box is None or send is None:
+            raise TransientError(
+                "The attachment preview did not open.",
+                code="no_preview",
+                screenshot=self._screenshot(message, "no-preview"),
+            )
+        if caption:
+            page.type_lines(caption_box, caption)
+        before, _ = page.bubbles(1)
+        clicked[0] = True
+        send.click()
+        bubble = self._confirm(page, message, before, None)
+        return SendResult(provider_message_id=bubble.id)
+
+    def _confirm(
+        self, page: Page, message: OutgoingMessage, before: int, text: str | None
+    ) -> Bubble:
+        """Wait for the new outgoing bubble to lose its clock."""
+        deadline = time.monotonic() + self.timeout
+        last: Bubble | None = None
+        while time.monotonic() < deadline:
+            count, bubbles = page.bubbles(1)
+            if count > before and bubbles:
+                last = bubbles[-1]
+                if last.state == "failed":
+                    raise TransientError(
+                        "WhatsApp could not send the message (red exclamation mark).",
+                        code="send_failed",
+                    )
+                if last.state in ("done", "none") and (text is None or same_text(last.text, text)):
+                    return last
+            if page.state() == "qr":
+                raise Unconfirmed(
+                    "WhatsApp logged out right after send was clicked; whether the message "
+                    "left cannot be known.",
+                    code="logged_out",
+                )
+            time.sleep(0.1)
+        raise Unconfirmed(
+            f"WhatsApp did not confirm the message within {self.timeout:.0f} s "
+            f"({'still waiting for the clock to go' if last else 'no new message appeared'}).",
+            code="unconfirmed",
+            screenshot=self._screenshot(message, "unconfirmed"),
+        )
+
+    def _named_copy(self, message: OutgoingMessage) -> Path:
+        """The file under its original name: the recipient sees the document's name."""
+        assert message.media_path is not None
+        name = _UNSAFE_NAME.sub("_", message.media_name or message.media_path.name).strip(" .")
+        folder = self.browser_options.user_data_dir.parent / "uploads" / str(message.message_id)
+        if not self.browser_options.own_profile:
+            folder = self.config.instance_path / "browsers" / "uploads" / str(message.message_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / (name or "attachment")
+        if not target.exists():
+            try:
+                os.link(message.media_path, target)
+            except OSError:
+                shutil.copyfile(message.media_path, target)
+        return target.resolve()
+
+    # --- reconcile -----------------------------------------------------------------
+
+    def _reconcile(self, message: OutgoingMessage) -> Reconciled:
+        """Reopen the chat and look for the text among the last outgoing bubbles."""
+        page = self._load(self.chat_url(message.phone, None))
+        state = page.wait_state({"chat", "qr", "use_here", "invalid"}, self.timeout)
+        if state == "invalid":
+            return "not_sent"
+        if state != "chat":
+            return "unknown"
+        wanted = message.text or message.media_name
+        if not wanted:
+            return "unknown"
+        _, bubbles = page.bubbles(20)
+        for bubble in reversed(bubbles):
+            if same_text(bubble.text, wanted) or (
+                message.media_name and same_text(bubble.text, f"{message.media_name}\n{wanted}")
+            ):
+                # A clock means WhatsApp holds it and will send it when it can.
+                return "not_sent" if bubble.state == "failed" else "sent"
+        return "not_sent"
+
+    # --- linking helpers -----------------------------------------------------------
+
+    def _qr_png(self, page: Page) -> str | None:
+        canvas = page.find("qr_canvas")
+        if canvas is None:
+            return None
+        try:
+            return page.driver.execute_script("return arguments[0].toDataURL('image/png')", canvas)
+        except WebDriverException:  # a tainted canvas: take a picture of it instead
+            return "data:image/png;base64," + canvas.screenshot_as_base64
+
+    def _account_phone(self, page: Page) -> str | None:
+        for key in selectors.ACCOUNT_KEYS:
+            raw = page.driver.execute_script(
+                "return window.localStorage.getItem(arguments[0])", key
+            )
+            digits = re.match(r'^"?\+?(\d{6,15})[:@"]', raw or "")
+            if digits:
+                return "+" + digits.group(1)
+        return None
+
+    def _press_use_here(self, page: Page) -> None:
+        buttons = page.modal_buttons()
+        for button in buttons:
+            if button.text.strip().lower() in selectors.USE_HERE_TEXTS:
+                button.click()
+                return
+        if buttons:  # the last button is the affirmative one in WhatsApp's dialogs
+            buttons[-1].click()
+
+    def _screenshot(self, message: OutgoingMessage | None, what: str) -> Path | None:
+        if self.page is None:
+            return None
+        png = self.page.screenshot()
+        if png is None:
+            return None
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+        folder = screenshots_folder(self.config.instance_path)
+        folder.mkdir(parents=True, exist_ok=True)
+        ident = f"-m{message.message_id}" if message else ""
+        path = folder / f"{stamp}{ident}-{what}.png"
+        path.write_bytes(png)
+        return path
+
+
+def screenshots_folder(instance_path: Path) -> Path:
+    return instance_path / "screenshots"
+
+
+def _is_media(message: OutgoingMessage) -> bool:
+    return (message.media_mime or "").startswith(MEDIA_MIMES)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = getattr(exc, "msg", None) or str(exc) or type(exc).__name__
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__

@@ -1,0 +1,176 @@
+"""Reading and acting on the WhatsApp Web page through the selectors module.
+
+- One script call answers "which of these elements are present?" for every element at
+  once, so waiting for the page costs one round trip per poll instead of one per selector.
+- The page is read by structure: logged out when the QR is shown, the "Use here" screen
+  when a modal covers an app that has no chat list, the invalid-number dialog when a
+  modal sits over the chat list.
+"""
+
+from __future__ import annotations
+
+import time
+import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from selenium.webdriver import Chrome, Keys
+from selenium.webdriver.remote.webelement import WebElement
+
+State = Literal["qr", "use_here", "invalid", "chat", "app", "loading"]
+
+_PROBE = """
+const groups = arguments[0], out = {};
+for (const [name, sels] of Object.entries(groups)) {
+  for (const s of sels) {
+    let el = null;
+    try { el = document.querySelector(s); } catch (e) { continue; }
+    if (el) { out[name] = s; break; }
+  }
+}
+return out;
+"""
+
+_FIRST = """
+for (const s of arguments[0]) {
+  let el = null;
+  try { el = document.querySelector(s); } catch (e) { continue; }
+  if (el) return arguments[1] ? (el.closest('button, [role="button"]') || el) : el;
+}
+return null;
+"""
+
+_BUBBLES = """
+const [outSel, textSel, pending, failed, done, n] = arguments;
+const first = (root, sels) => {
+  for (const s of sels) {
+    try { const el = root.querySelector(s); if (el) return el; } catch (e) {}
+  }
+  return null;
+};
+let all = [];
+for (const s of outSel) {
+  try { all = document.querySelectorAll(s); } catch (e) {}
+  if (all.length) break;
+}
+const list = Array.from(all).slice(-n).map(el => {
+  const t = first(el, textSel);
+  const state = first(el, failed) ? "failed" : first(el, pending) ? "pending"
+    : first(el, done) ? "done" : "none";
+  const holder = el.closest("[data-id]") || el.querySelector("[data-id]");
+  return {text: t ? t.innerText : el.innerText, state: state,
+          id: holder ? holder.getAttribute("data-id") : null};
+});
+return {count: all.length, last: list};
+"""
+
+_MODAL_TEXT = """
+for (const s of arguments[0]) {
+  let el = null;
+  try { el = document.querySelector(s); } catch (e) { continue; }
+  if (el) return el.innerText;
+}
+return "";
+"""
+
+
+@dataclass(frozen=True)
+class Bubble:
+    text: str
+    state: Literal["pending", "done", "failed", "none"]
+    id: str | None
+
+
+def same_text(a: str, b: str) -> bool:
+    """Equal as WhatsApp shows them: NFC, Unix line breaks, outer whitespace trimmed."""
+
+    def norm(s: str) -> str:
+        return unicodedata.normalize("NFC", s.replace("\r\n", "\n").replace("\xa0", " ")).strip()
+
+    return norm(a) == norm(b)
+
+
+class Page:
+    def __init__(self, driver: Chrome, selectors: Mapping[str, tuple[str, ...]]) -> None:
+        self.driver = driver
+        self.sel = selectors
+
+    def present(self, names: Iterable[str]) -> dict[str, str]:
+        return self.driver.execute_script(_PROBE, {n: list(self.sel[n]) for n in names})
+
+    def state(self) -> State:
+        found = self.present(("qr_canvas", "logged_in", "modal", "compose_box"))
+        if "qr_canvas" in found:
+            return "qr"
+        if "modal" in found:
+            return "invalid" if "logged_in" in found else "use_here"
+        if "compose_box" in found and "logged_in" in found:
+            return "chat"
+        if "logged_in" in found:
+            return "app"
+        return "loading"
+
+    def wait_state(self, wanted: set[State], timeout: float) -> State:
+        """Poll until the page is in one of `wanted`; the last state seen on timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            current = self.state()
+            if current in wanted or time.monotonic() >= deadline:
+                return current
+            time.sleep(0.1)
+
+    def find(self, name: str, clickable: bool = False) -> WebElement | None:
+        return self.driver.execute_script(_FIRST, list(self.sel[name]), clickable)
+
+    def wait_find(self, name: str, timeout: float, clickable: bool = False) -> WebElement | None:
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.find(name, clickable)
+            if found is not None or time.monotonic() >= deadline:
+                return found
+            time.sleep(0.1)
+
+    def compose_text(self) -> str:
+        box = self.find("compose_box")
+        return (
+            "" if box is None else self.driver.execute_script("return arguments[0].innerText", box)
+        )
+
+    def modal_text(self) -> str:
+        return self.driver.execute_script(_MODAL_TEXT, list(self.sel["modal"])) or ""
+
+    def modal_buttons(self) -> list[WebElement]:
+        for s in self.sel["modal_button"]:
+            found = self.driver.find_elements("css selector", s)
+            if found:
+                return found
+        return []
+
+    def bubbles(self, last: int = 20) -> tuple[int, list[Bubble]]:
+        got = self.driver.execute_script(
+            _BUBBLES,
+            list(self.sel["outgoing"]),
+            list(self.sel["bubble_text"]),
+            list(self.sel["tick_pending"]),
+            list(self.sel["tick_failed"]),
+            list(self.sel["tick_done"]),
+            last,
+        )
+        return got["count"], [Bubble(b["text"] or "", b["state"], b["id"]) for b in got["last"]]
+
+    def type_lines(self, box: WebElement, text: str) -> None:
+        """Type text where Enter would send: line breaks as Shift+Enter."""
+        box.click()
+        lines = text.replace("\r\n", "\n").split("\n")
+        for i, line in enumerate(lines):
+            if line:
+                box.send_keys(line)
+            if i < len(lines) - 1:
+                box.send_keys(Keys.SHIFT, Keys.ENTER)
+
+    def screenshot(self) -> bytes | None:
+        try:
+            return self.driver.get_screenshot_as_png()
+        except Exception:
+            return None

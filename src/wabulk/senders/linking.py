@@ -1,0 +1,136 @@
+"""Linking a WhatsApp Web sender by QR, across processes.
+
+- The Senders page asks (`request_link`): the sender row gets a deadline.
+- The worker that holds the sender runs `link_step` about every second in the sender's
+  own browser: it copies the QR WhatsApp shows into the row, and when the phone has
+  scanned it, marks the sender linked with its number. The browser stays open and goes
+  straight on sending.
+- The page polls `link_view`, which only reads the row, so the dashboard and the browser
+  may run in different processes or on different machines.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from .. import events
+from ..auth.permissions import require_role
+from ..channels.base import Channel, SenderUnavailable
+from ..errors import Conflict, ValidationError
+from ..models import Channel as ChannelKind
+from ..models import EventLevel, Role, Sender, SenderState, User, utcnow
+
+log = logging.getLogger(__name__)
+
+LINK_WINDOW = timedelta(minutes=5)
+POLL_SECONDS = 1.0
+IN_USE_REASON = (
+    "WhatsApp is open for this account in another browser or window. Take it back here "
+    "(“Use here”), or close the other one."
+)
+
+
+def request_link(
+    session: Session, actor: User | None, sender: Sender, takeover: bool = False
+) -> Sender:
+    """Ask the worker to show this sender's QR (or take the session back) for a while."""
+    require_role(actor, Role.ADMIN)
+    if sender.channel != ChannelKind.WHATSAPP_WEB:
+        raise ValidationError(f"{sender.name} is not a WhatsApp Web sender: it has no QR to scan.")
+    if sender.state == SenderState.DISABLED:
+        raise Conflict(f"{sender.name} is disabled; enable it first.")
+    if sender.state == SenderState.LINKED:
+        raise Conflict(f"{sender.name} is already linked.")
+    now = utcnow()
+    sender.link_requested_until = now + LINK_WINDOW
+    sender.link_takeover = takeover
+    sender.link_qr = None
+    sender.link_qr_at = None
+    if sender.state in (SenderState.IN_USE, SenderState.BROWSER_FAILED):
+        sender.state = SenderState.NEEDS_LINK
+    events.record(
+        session,
+        "sender.link_requested",
+        f"{events.actor_name(actor)} asked to "
+        + ("take back" if takeover else "link")
+        + f" the WhatsApp Web sender {sender.name!r}.",
+        user=actor,
+    )
+    return sender
+
+
+def link_view(sender: Sender, now: datetime | None = None) -> dict[str, object]:
+    """What the Senders page shows while linking (JSON for its poll)."""
+    now = now or utcnow()
+    active = sender.link_requested_until is not None and sender.link_requested_until > now
+    fresh_qr = (
+        sender.link_qr
+        if active
+        and sender.link_qr_at is not None
+        and now - sender.link_qr_at < timedelta(seconds=90)
+        else None
+    )
+    return {
+        "id": sender.id,
+        "state": sender.state.value,
+        "reason": sender.state_reason,
+        "phone": sender.phone,
+        "linking": active,
+        "qr": fresh_qr,
+        "seconds_left": int((sender.link_requested_until - now).total_seconds()) if active else 0,
+    }
+
+
+def link_step(session: Session, sender: Sender, channel: Channel, now: datetime) -> float | None:
+    """One look at the browser for a sender being linked; seconds until the next look."""
+    link_status = getattr(channel, "link_status", None)
+    if link_status is None:  # a channel with nothing to link (dry run, Cloud API)
+        sender.link_requested_until = None
+        session.commit()
+        return None
+    try:
+        status = link_status(takeover=sender.link_takeover)
+    except SenderUnavailable as exc:
+        sender.state = SenderState.BROWSER_FAILED
+        sender.state_reason = str(exc)[:500]
+        sender.link_requested_until = None
+        sender.link_qr = None
+        events.record(
+            session,
+            "sender.browser_failed",
+            f"The browser for {sender.name} failed: {exc}",
+            level=EventLevel.ERROR,
+        )
+        session.commit()
+        return None
+    if status.kind == "qr":
+        if status.qr_png and status.qr_png != sender.link_qr:
+            sender.link_qr = status.qr_png
+            sender.link_qr_at = now
+        elif status.qr_png:
+            sender.link_qr_at = now  # still shown: still fresh
+    elif status.kind == "linked":
+        sender.state = SenderState.LINKED
+        sender.state_reason = None
+        sender.phone = status.phone or sender.phone
+        sender.link_requested_until = None
+        sender.link_takeover = False
+        sender.link_qr = None
+        events.record(
+            session,
+            "sender.linked",
+            f"WhatsApp Web sender {sender.name} is linked"
+            + (f" as {status.phone}." if status.phone else "."),
+        )
+        session.commit()
+        return 0.0
+    elif status.kind == "in_use":
+        sender.state = SenderState.IN_USE
+        sender.state_reason = IN_USE_REASON
+        sender.link_requested_until = None
+        sender.link_qr = None
+    session.commit()
+    return POLL_SECONDS
