@@ -27,6 +27,8 @@ from wabulk.config import Settings
 from wabulk.db import Database
 from wabulk.models import Role, User
 
+from .fakes.whatsapp_web import FakeWhatsAppWeb
+
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 PASSWORD = "correct horse battery"
 
@@ -161,3 +163,21 @@ def as_role(client: FlaskClient, make_user: Callable[..., User]) -> Callable[[Ro
         return user
 
     return sign_in
+
+
+# --- the WhatsApp Web stand-in (tests/fakes/whatsapp_web), one server per test module ---
+
+
+@pytest.fixture(scope="module")
+def fake_server() -> Iterator[FakeWhatsAppWeb]:
+    fake = FakeWhatsAppWeb()
+    fake.start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def fake(fake_server: FakeWhatsAppWeb) -> FakeWhatsAppWeb:
+    """The stand-in, reset: logged out, no messages, no faults."""
+    fake_server.reset()
+    return fake_server

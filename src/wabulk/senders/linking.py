@@ -126,6 +126,9 @@ def link_step(session: Session, sender: Sender, channel: Channel, now: datetime)
             + (f" as {status.phone}." if status.phone else "."),
         )
         session.commit()
+        # Chrome writes the new login to the profile folder lazily; quitting cleanly now
+        # makes it survive a crash or a restart a few seconds later (the next send reopens).
+        channel.close()
         return 0.0
     elif status.kind == "in_use":
         sender.state = SenderState.IN_USE

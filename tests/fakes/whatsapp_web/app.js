@@ -183,7 +183,12 @@ async function qrLoop(mine, landing) {
 function showQrCode(landing, ref) {
   let holder = landing.querySelector("div[data-ref]");
   if (!holder) {
-    const canvas = el("canvas", { "aria-label": HOOKS.qrLabel, role: "img", width: "264", height: "264" });
+    const canvas = el("canvas", {
+      "aria-label": HOOKS.qrLabel,
+      role: "img",
+      width: "264",
+      height: "264",
+    });
     holder = el("div", { "data-ref": ref }, canvas);
     landing.lastChild.replaceWith(holder);
   }
@@ -216,7 +221,9 @@ function drawQr(canvas, ref) {
   ctx.fillStyle = "#122e31";
   for (let y = 0; y < modules; y++) {
     for (let x = 0; x < modules; x++) {
-      if (isDark(x, y, modules, random)) ctx.fillRect((x + 2) * scale, (y + 2) * scale, scale, scale);
+      if (isDark(x, y, modules, random)) {
+        ctx.fillRect((x + 2) * scale, (y + 2) * scale, scale, scale);
+      }
     }
   }
 }
@@ -255,12 +262,14 @@ function seeded(text) {
 
 function showUseHere() {
   enter("use-here");
-  const text = "WhatsApp is open in another window. Click “Use here” to use WhatsApp in this window.";
+  const text =
+    "WhatsApp is open in another window. Click “Use here” to use WhatsApp in this window.";
+  const close = () => dialog.parentNode.replaceWith(el("div", { class: "intro", text }));
   const dialog = el(
     "div",
     { "data-animate-modal-popup": "true" },
     el("div", { text }),
-    el("button", { onclick: () => dialog.parentNode.replaceWith(el("div", { class: "intro", text })) }, "Close"),
+    el("button", { onclick: close }, "Close"),
     el("button", { onclick: useHere }, "Use here"),
   );
   root.replaceChildren(el("div", { class: "overlay" }, dialog));
@@ -286,7 +295,8 @@ function showApp() {
   const side = older
     ? pane
     : el("div", { id: "side" }, el("header", { text: account, title: account }), pane);
-  root.replaceChildren(side, el("div", { class: "intro", text: "Send and receive messages without keeping your phone online." }));
+  const intro = "Send and receive messages without keeping your phone online.";
+  root.replaceChildren(side, el("div", { class: "intro", text: intro }));
   renderChatList();
   watchSession();
   const params = new URLSearchParams(location.search);
@@ -312,7 +322,8 @@ function renderChatList() {
 async function openChat(mine, phone, draft) {
   let res;
   try {
-    res = await api("GET", `/_api/contact?token=${encodeURIComponent(token())}&phone=${encodeURIComponent(phone)}`);
+    const query = new URLSearchParams({ token: token(), phone });
+    res = await api("GET", `/_api/contact?${query}`);
   } catch {
     return;
   }
@@ -362,8 +373,10 @@ function renderChat(phone, history, draft) {
   current.sending = null;
   const attach = HOOKS.attachButton();
   attach.addEventListener("click", () => toggleAttachMenu(current));
-  current.footer = el("footer", {}, el("div", { class: "compose" }, attach, current.box, current.slot));
-  const header = el("header", {}, el("span", { title: `+${current.digits}`, dir: "auto", text: `+${current.digits}` }));
+  const compose = el("div", { class: "compose" }, attach, current.box, current.slot);
+  current.footer = el("footer", {}, compose);
+  const number = `+${current.digits}`;
+  const header = el("header", {}, el("span", { title: number, dir: "auto", text: number }));
   current.main = el("div", { id: "main" }, header, current.list, current.footer);
   root.append(current.main);
   refreshSendButton(current);
@@ -436,7 +449,8 @@ function sendText(current) {
   refreshSendButton(current);
   const bubble = addBubble(current, { kind: "text", text });
   noteChat(current);
-  deliver(current, bubble, api("POST", "/_api/messages", { token: token(), phone: current.phone, text }));
+  const body = { token: token(), phone: current.phone, text };
+  deliver(current, bubble, api("POST", "/_api/messages", body));
 }
 
 // The clock stays when no answer comes (logged out, server gone, renderer killed):
@@ -476,7 +490,8 @@ function toggleAttachMenu(current) {
       closeAttachMenu(current);
       showPreview(current, file, kind);
     });
-    return el("li", {}, el("label", {}, icon(kind === "media" ? "media-filled-refreshed" : "document-filled-refreshed"), label, input));
+    const glyph = icon(kind === "media" ? "media-filled-refreshed" : "document-filled-refreshed");
+    return el("li", {}, el("label", {}, glyph, label, input));
   };
   current.menu = el(
     "ul",
@@ -500,9 +515,13 @@ function showPreview(current, file, kind) {
     "aria-label": "Add a caption",
     style: "white-space:pre-wrap",
   });
-  const send = el("div", { role: "button", "aria-label": "Send", tabindex: "0" }, icon(HOOKS.sendIcon));
-  const close = el("div", { role: "button", "aria-label": "Close", tabindex: "0" }, icon("x"));
-  const picture = file.type.startsWith("image/") ? el("img", { src: URL.createObjectURL(file), alt: "" }) : null;
+  const button = (label, name) =>
+    el("div", { role: "button", "aria-label": label, tabindex: "0" }, icon(name));
+  const send = button("Send", HOOKS.sendIcon);
+  const close = button("Close", "x");
+  const picture = file.type.startsWith("image/")
+    ? el("img", { src: URL.createObjectURL(file), alt: "" })
+    : null;
   const dialog = el(
     "div",
     { role: "dialog", class: "media-preview" },

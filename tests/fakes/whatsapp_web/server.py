@@ -159,7 +159,12 @@ class FakeState:
                     self.targets.pop(key, None)
                     if clean[key] is not None:
                         self.targets[key] = len(self.messages) + clean[key]
-            return dict(self.config)
+            return self.config_copy()
+
+    def config_copy(self) -> dict[str, Any]:
+        """A copy callers may change: the list of unregistered numbers is copied too."""
+        with self.lock:
+            return {**self.config, "unregistered": list(self.config["unregistered"])}
 
     def get(self, key: str) -> Any:
         with self.lock:
@@ -305,7 +310,7 @@ class FakeState:
         with self.lock:
             return {
                 "variant": self.config["variant"],
-                "config": dict(self.config),
+                "config": self.config_copy(),
                 "sessions": sorted(set(self.sessions.values())),
                 "pending_qr": self.pending_qr(),
                 "messages": len(self.messages),
@@ -479,9 +484,7 @@ def create_app(state: FakeState) -> Flask:
         if account is None:
             return jsonify(error="logged out"), 401
         phone = request.args.get("phone", "")
-        return jsonify(
-            registered=state.is_registered(phone), history=state.history(account, phone)
-        )
+        return jsonify(registered=state.is_registered(phone), history=state.history(account, phone))
 
     @app.post("/_api/use-here")
     def use_here() -> Response | tuple[Response, int]:

@@ -25,7 +25,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
-from selenium.common.exceptions import TimeoutException, WebDriverException
+from selenium.common.exceptions import (
+    StaleElementReferenceException,
+    TimeoutException,
+    WebDriverException,
+)
 from selenium.webdriver import Chrome
 
 from ..base import (
@@ -54,6 +58,13 @@ IN_USE = (
     "Close it, or take the session back from the Senders page."
 )
 MEDIA_MIMES = ("image/", "video/")
+_QR_DATA_URL = """
+for (const s of arguments[0]) {
+  const el = document.querySelector(s);
+  if (el) return el.toDataURL("image/png");
+}
+return null;
+"""
 _UNSAFE_NAME = re.compile(r'[\\/:*?"<>|\x00-\x1f]+')
 
 
@@ -152,7 +163,8 @@ class WhatsAppWebChannel:
         if state == "use_here":
             raise SenderUnavailable(IN_USE, code="in_use", state="in_use")
         if state == "invalid":
-            detail = page.modal_text().strip() or "The number is invalid."
+            shown = page.modal_text().strip().splitlines()
+            detail = shown[0] if shown else "The number is invalid."
             raise PermanentError(
                 f"This number is not on WhatsApp (WhatsApp said: {detail})", code=NOT_ON_WHATSAPP
             )
@@ -223,7 +235,7 @@ class WhatsAppWebChannel:
             if state == "use_here":
                 return LinkStatus("in_use")
             return LinkStatus("loading")
-        except TimeoutException:
+        except (TimeoutException, StaleElementReferenceException):
             return LinkStatus("loading")
         except WebDriverException as exc:
             self.close()
@@ -400,13 +412,12 @@ class WhatsAppWebChannel:
     # --- linking helpers -----------------------------------------------------------
 
     def _qr_png(self, page: Page) -> str | None:
-        canvas = page.find("qr_canvas")
-        if canvas is None:
-            return None
+        # Found and read in one call: WhatsApp replaces the canvas as the QR refreshes.
         try:
-            return page.driver.execute_script("return arguments[0].toDataURL('image/png')", canvas)
+            return page.driver.execute_script(_QR_DATA_URL, list(self.selectors["qr_canvas"]))
         except WebDriverException:  # a tainted canvas: take a picture of it instead
-            return "data:image/png;base64," + canvas.screenshot_as_base64
+            canvas = page.find("qr_canvas")
+            return "data:image/png;base64," + canvas.screenshot_as_base64 if canvas else None
 
     def _account_phone(self, page: Page) -> str | None:
         for key in selectors.ACCOUNT_KEYS:
