@@ -290,6 +290,9 @@ class Lane:
             if pace.daily_cap and self.sent_today >= pace.daily_cap:
                 break
             started = time.perf_counter()
+            # The pace is the gap between one send starting and the next: a browser's own
+            # seconds clicking and confirming count towards the wait, not on top of it.
+            sent_from = self.clock.now()
             try:
                 result = self.channel.send(self._outgoing(p))
             except SenderUnavailable as exc:
@@ -336,8 +339,7 @@ class Lane:
             if outcome.kind == "failed":
                 failures.append((p, outcome))
             if pace.paced or pace.break_every:
-                now = self.clock.now()
-                self.next_send_at = now + timedelta(seconds=pace.delay(self.rng))
+                self.next_send_at = sent_from + timedelta(seconds=pace.delay(self.rng))
                 if pace.break_every and self.sent_since_break >= pace.break_every:
                     self.next_send_at += timedelta(seconds=pace.break_seconds or 0)
                     self.sent_since_break = 0
