@@ -324,3 +324,26 @@ def test_recovery_after_a_killed_worker_stops_its_orphaned_chrome_and_reads_the_
     assert len(fake.messages()) == 1
     assert_counters_exact(db, campaign_id)
     assert sender_row(db, sender_id).lease_owner is None  # recovery gave the sender back
+
+
+def test_a_browser_that_cannot_start_says_what_to_install(
+    sqlite_db: Database, fake: FakeWhatsAppWeb, tmp_path: Path
+) -> None:
+    db = sqlite_db
+    sender_id = web_sender(db)
+    lane = Lane(
+        db,
+        sender_id,
+        "worker:1",
+        tmp_path / "instance",
+        lease_seconds=60,
+        options=options(fake) | {"chromedriver": str(tmp_path / "no-such-chromedriver")},
+    )
+    try:
+        run([lane], db, lambda: sender_row(db, sender_id).state == SenderState.BROWSER_FAILED)
+    finally:
+        lane.close()
+    sender = sender_row(db, sender_id)
+    assert "WABULK_CHROMEDRIVER" in (sender.state_reason or "")
+    assert "apt-get install chromium chromium-driver" in (sender.state_reason or "")
+    assert sender.link_requested_until is None  # stops trying until someone asks again

@@ -83,3 +83,23 @@ def test_public_items_hide_secrets(tmp_path) -> None:
     shown = repr(s) + repr(s.public_items())
     assert "top-secret" not in shown and "hunter2" not in shown
     assert redact_url("postgresql+psycopg://u:pw@h/d") == "postgresql+psycopg://u:***@h/d"
+
+
+def test_whatsapp_web_settings_reach_channels_and_bad_ones_are_named() -> None:
+    settings = Settings.from_env(
+        {
+            "WABULK_WHATSAPP_WEB_URL": "http://127.0.0.1:8765/",
+            "WABULK_CHROMEDRIVER": "/opt/chromedriver",
+            "WABULK_BROWSER_TIMEOUT": "15",
+        }
+    )
+    assert settings.channel_options() == {
+        "whatsapp_web_url": "http://127.0.0.1:8765",
+        "chromedriver": "/opt/chromedriver",
+        "chrome_binary": "",
+        "browser_timeout": 15,
+    }
+    with pytest.raises(ConfigError, match="WABULK_WHATSAPP_WEB_URL must start with http"):
+        Settings.from_env({"WABULK_WHATSAPP_WEB_URL": "web.whatsapp.com"})
+    with pytest.raises(ConfigError, match="WABULK_BROWSER_TIMEOUT must be between 2 and 600"):
+        Settings.from_env({"WABULK_BROWSER_TIMEOUT": "0"})
