@@ -134,6 +134,7 @@ class WhatsAppWebChannel:
     def _load(self, url: str) -> Page:
         """Load `url`; a hang or a dead browser becomes _BrowserLost."""
         page = self._open()
+        self.prepared = None  # whatever was prepared is no longer on screen
         try:
             page.driver.get(url)
         except TimeoutException:
