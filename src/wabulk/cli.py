@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import sys
 from typing import Any
@@ -57,6 +58,8 @@ def serve(ctx: Context, host: str | None, port: int | None, no_worker: bool, thr
     from .dispatch.worker import Dispatcher
 
     settings = ctx.settings
+    if no_worker:  # pages that need a worker (QR linking, imports) then say one must run
+        settings = dataclasses.replace(settings, worker=False)
     require_migrated(ctx)
     app = create_app(settings)
     host = host or settings.host
@@ -67,7 +70,7 @@ def serve(ctx: Context, host: str | None, port: int | None, no_worker: bool, thr
     _print_setup_code_if_needed(ctx, base_url)
 
     dispatcher = None
-    if settings.worker and not no_worker:
+    if settings.worker:
         dispatcher = Dispatcher(app.extensions["wabulk.db"], settings)
         dispatcher.start_thread()
     click.echo(

@@ -31,6 +31,7 @@ from wabulk.campaigns import lifecycle
 from wabulk.channels.dry_run import log_path, read_log
 from wabulk.config import Settings
 from wabulk.db import Database
+from wabulk.events import record
 from wabulk.models import (
     Campaign,
     CampaignStatus,
@@ -640,3 +641,73 @@ def test_the_new_pages_have_no_inline_scripts_or_styles(client, as_role, db) -> 
             assert "src=" in attrs and body.strip() == "", (url, attrs)
         assert not re.search(r"\sstyle=", html), url
         assert not re.search(r"\son[a-z]+=", html), url
+
+
+def test_the_text_goes_before_or_after_a_document_and_a_copy_keeps_it(dual) -> None:
+    app, db = dual
+    client = _signed_in(app, db)
+    pdf = b"%PDF-1.4\n1 0 obj << >> endobj\n%%EOF\n"
+    form = client.get("/campaigns/new").get_data(as_text=True)
+    assert re.search(r'name="text_before_document"[^>]*value="0"\s+checked', form)  # default
+    response = _post(
+        client,
+        "/campaigns/new",
+        **_wizard(text_before_document="1", media=(io.BytesIO(pdf), "price-list.pdf")),
+    )
+    assert response.status_code == 302, response.get_data(as_text=True)
+    url = response.headers["Location"]
+    with db.session() as session:
+        campaign = session.scalars(select(Campaign)).one()
+        assert campaign.text_before_document is True
+        media_id = campaign.media_id
+    page = client.get(url).get_data(as_text=True)
+    shown = re.search(r'data-testid="text-position">([^<]*)<', page)
+    assert shown and shown.group(1).startswith("Before the document")
+    edit = client.get(url + "/edit").get_data(as_text=True)
+    assert re.search(r'name="text_before_document"[^>]*value="1"\s+checked', edit)
+
+    copy_url = _post(client, url + "/duplicate").headers["Location"]
+    assert copy_url != url
+    with db.session() as session:
+        copy = session.get(Campaign, int(copy_url.rsplit("/", 1)[1]))
+        assert (copy.text_before_document, copy.media_id) == (True, media_id)
+
+    # Back to the default; and a photo carries its text as a caption, so nothing is said.
+    edited = _post(
+        client, url + "/edit", **_wizard(text_before_document="0", media_id=str(media_id))
+    )
+    assert edited.status_code == 302
+    with db.session() as session:
+        assert session.get(Campaign, int(url.rsplit("/", 1)[1])).text_before_document is False
+    assert "After the document" in client.get(url).get_data(as_text=True)
+    edited = _post(client, url + "/edit", **_wizard(media=(io.BytesIO(_png()), "offer.png")))
+    assert edited.status_code == 302
+    assert 'data-testid="text-position">' not in client.get(url).get_data(as_text=True)
+
+
+def test_the_log_links_the_screenshot_of_a_failed_send_for_operators(client, make_user, db) -> None:
+    lst = make_contacts(db, phones(1), "Customers")
+    campaign_id = make_campaign(db, [lst], [make_sender(db)])
+    name = "20261124T101500123456-m1-unconfirmed.png"
+    with db.session() as session:
+        record(
+            session,
+            "message.unknown",
+            "Could not confirm the message to +919876500000 was sent.",
+            campaign_id=campaign_id,
+            data={"screenshot": name},
+        )
+    link = f'href="/senders/screenshots/{name}"'
+    seen = {}
+    for role in (Role.OPERATOR, Role.VIEWER):
+        user = make_user(role)
+        login(client, user.email)
+        page = client.get(f"/campaigns/{campaign_id}").get_data(as_text=True)
+        log = re.search(r'data-testid="log">(.*?)</ul>', page, re.S).group(1)
+        events = client.get(f"/campaigns/{campaign_id}/progress.json").get_json()["events"]
+        seen[role] = (link in log, events[0]["screenshot"])
+        client.post("/logout", data={"csrf_token": get_csrf(client, f"/campaigns/{campaign_id}")})
+    assert seen == {
+        Role.OPERATOR: (True, f"/senders/screenshots/{name}"),
+        Role.VIEWER: (False, None),
+    }

@@ -7,16 +7,24 @@ import gc
 import io
 import re
 import warnings
+from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
+from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from wabulk import migrate
+from wabulk.app import create_app
+from wabulk.auth import service as users
 from wabulk.config import Settings
 from wabulk.contacts import importer
+from wabulk.db import Database
 from wabulk.dispatch.worker import Dispatcher
 from wabulk.models import Contact, ContactList, Event, Import, ImportStatus, Role
 
-from ..conftest import get_csrf
+from ..conftest import PASSWORD, get_csrf, login
 
 SHEET = (
     "Mobile,Customer Name,City,Due Amount\n"
@@ -299,3 +307,61 @@ def test_import_of_opt_outs_marks_everyone_listed(client, as_role, db, settings)
         ("+919876543210", "Replied STOP"),
     ]
     assert all(c.opted_out_at is not None for c in contacts)
+
+
+@pytest.fixture
+def dual(database_url: str, settings: Settings) -> Iterator[tuple[Flask, Database]]:
+    """The app on SQLite and on PostgreSQL."""
+    app = create_app(settings, database_url=database_url)
+    app.config["TESTING"] = True
+    db: Database = app.extensions["wabulk.db"]
+    migrate.upgrade(db.engine)
+    yield app, db
+    db.dispose()
+
+
+def _signed_in(app: Flask, db: Database, role: Role) -> FlaskClient:
+    client = app.test_client()
+    with db.session() as session:
+        users.create_user(session, None, f"{role.value}@example.com", PASSWORD, role)
+    assert login(client, f"{role.value}@example.com").status_code == 302
+    return client
+
+
+def test_a_number_not_on_whatsapp_is_tried_again_when_an_operator_asks(dual) -> None:
+    app, db = dual
+    flagged_at = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
+    with db.session() as session:
+        contact = Contact(phone="+919876543210", name="Asha", not_on_whatsapp_at=flagged_at)
+        session.add(contact)
+    url = f"/contacts/{contact.id}"
+    check = f"{url}/whatsapp-check"
+
+    viewer = _signed_in(app, db, Role.VIEWER)
+    page = viewer.get(url).get_data(as_text=True)
+    badge = re.search(r'data-testid="not-on-whatsapp">([^<]*)<', page)
+    assert badge and badge.group(1) == "Not on WhatsApp since 2026-11-20 09:30 UTC"
+    assert check not in page
+    row = viewer.get("/contacts/").get_data(as_text=True)
+    assert re.search(r'data-testid="not-on-whatsapp"[^>]*>not on WhatsApp<', row)
+    assert viewer.post(check, data={"csrf_token": get_csrf(viewer, url)}).status_code == 403
+
+    operator = _signed_in(app, db, Role.OPERATOR)
+    page = operator.get(url).get_data(as_text=True)
+    assert re.search(rf'action="{check}" data-confirm="Try \+919876543210 on WhatsApp again', page)
+    response = operator.post(check, data={"csrf_token": get_csrf(operator, url)})
+    assert response.status_code == 302 and response.headers["Location"] == url
+    with db.session() as session:
+        assert session.get(Contact, contact.id).not_on_whatsapp_at is None
+        event = session.scalars(select(Event).where(Event.kind == "contact.whatsapp_cleared")).one()
+        assert event.data == {"contact_id": contact.id}
+        assert event.text == (
+            "operator@example.com asked the next campaign to try +919876543210 on WhatsApp again"
+        )
+    page = operator.get(url).get_data(as_text=True)
+    assert 'data-testid="not-on-whatsapp"' not in page and check not in page
+    assert "try +919876543210 on WhatsApp again" in page  # in the contact's history
+    again = operator.post(
+        check, data={"csrf_token": get_csrf(operator, url)}, follow_redirects=True
+    ).get_data(as_text=True)
+    assert "+919876543210 is not marked as not on WhatsApp." in again

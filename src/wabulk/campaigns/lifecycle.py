@@ -280,6 +280,7 @@ def duplicate(session: Session, actor: User | None, campaign_id: int) -> Campaig
         media_id=source.media_id,
         pacing=dict(source.pacing or {}),
         max_attempts=source.max_attempts,
+        text_before_document=source.text_before_document,
         created_by_id=actor.id if actor else None,
     )
     copy.lists = list(source.lists)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -13,7 +14,7 @@ from sqlalchemy.orm import Session
 from .. import app_settings, events
 from ..auth.permissions import require_role
 from ..channels.base import ChannelConfig, ChannelError, OutgoingMessage
-from ..channels.registry import open_channel
+from ..channels.registry import EXCLUSIVE, open_channel
 from ..contacts.phones import normalise
 from ..dispatch.pacing import Pace, overrides_for_storage, validate_overrides
 from ..errors import Conflict, ValidationError
@@ -32,6 +33,7 @@ from ..models import (
     User,
     utcnow,
 )
+from ..senders import lease as sender_lease
 from . import audience
 from .lifecycle import effective_message, get_campaign
 from .media import find_media, media_path
@@ -55,6 +57,8 @@ class DraftInput:
     pacing: dict[str, Any] = field(default_factory=dict)
     max_attempts: int = 3
     retry_seconds: int = DEFAULT_RETRY_SECONDS
+    # A document attachment goes as its own message: the text after it unless this is set.
+    text_before_document: bool = False
 
 
 def retry_seconds(campaign: Campaign) -> int:
@@ -119,6 +123,7 @@ def save_draft(
     campaign.scheduled_at = data.scheduled_at
     campaign.pacing = pacing
     campaign.max_attempts = data.max_attempts
+    campaign.text_before_document = data.text_before_document
     session.flush()
     events.record(
         session,
@@ -247,6 +252,7 @@ def send_test(
     sender_id: int,
     instance_path: Path,
     default_region: str | None = None,
+    options: dict[str, object] | None = None,
 ) -> str:
     """Render the campaign's message for `phone_text` and send it now through one sender.
 
@@ -285,10 +291,22 @@ def send_test(
         media_path=media_path(instance_path, media) if media else None,
         media_name=media.original_name if media else None,
         media_mime=media.mime_type if media else None,
+        text_after_document=not campaign.text_before_document,
     )
+    # A browser-driven account may be open in one place only: borrow it from the worker
+    # only while nobody is sending through it.
+    exclusive = sender.channel.value in EXCLUSIVE
+    owner = f"test:{uuid.uuid4().hex[:12]}"
+    if exclusive:
+        if not sender_lease.take(session, sender.id, owner, utcnow(), timedelta(minutes=5)):
+            raise ValidationError(
+                f"{sender.name} is busy: a worker is using its browser for a campaign. "
+                "Send the test when its campaigns are paused or finished."
+            )
+        session.commit()
     channel = open_channel(
         sender.channel.value,
-        ChannelConfig(sender.name, dict(sender.settings or {}), instance_path),
+        ChannelConfig(sender.name, dict(sender.settings or {}), instance_path, options or {}),
     )
     try:
         channel.send(message)
@@ -296,6 +314,9 @@ def send_test(
         raise ValidationError(f"The test message was not sent: {exc}") from None
     finally:
         channel.close()
+        if exclusive:
+            sender_lease.release(session, sender.id, owner)
+            session.commit()
     events.record(
         session,
         "campaign.test_sent",

@@ -172,6 +172,26 @@ def opt_in(session: Session, actor: User | None, contact_id: int, reason: str) -
     return contact
 
 
+def clear_not_on_whatsapp(session: Session, actor: User | None, contact_id: int) -> Contact:
+    """Let the next campaign try a number WhatsApp said had no account (it may have one now).
+
+    - Only the flag goes: a campaign already past this contact does not come back to it.
+    """
+    require_role(actor, Role.OPERATOR)
+    contact = get_contact(session, contact_id)
+    if contact.not_on_whatsapp_at is None:
+        raise Conflict(f"{contact.phone} is not marked as not on WhatsApp.")
+    contact.not_on_whatsapp_at, contact.updated_at = None, utcnow()
+    _record_contact(
+        session,
+        actor,
+        contact,
+        "contact.whatsapp_cleared",
+        f"asked the next campaign to try {contact.phone} on WhatsApp again",
+    )
+    return contact
+
+
 def _record_contact(
     session: Session, actor: User | None, contact: Contact, kind: str, what: str
 ) -> None:

@@ -1,7 +1,8 @@
 """Senders: add, edit, disable and enable; the pacing defaults every campaign starts from.
 
-Only the dry-run kind can be added in this version; the WhatsApp Web and Cloud API kinds
-come through the same functions with their own channel settings.
+Dry-run and WhatsApp Web senders can be added; the Cloud API kind will come through the
+same functions with its own channel settings. A new WhatsApp Web sender starts unlinked
+and asks at once for its QR (see linking.py).
 """
 
 from __future__ import annotations
@@ -15,12 +16,25 @@ from sqlalchemy.orm import Session
 
 from .. import events
 from ..auth.permissions import require_role
-from ..channels.dry_run import SettingError, clean_settings
+from ..channels import dry_run
+from ..channels.dry_run import SettingError
+from ..channels.whatsapp_web import settings as web_settings
 from ..dispatch.pacing import Pace, validate_overrides, zone
 from ..errors import Conflict, NotFound, ValidationError
 from ..models import Channel, Message, Role, Sender, SenderState, User, utcnow
+from .linking import LINK_WINDOW
 
-ADDABLE = (Channel.DRY_RUN,)
+ADDABLE = (Channel.DRY_RUN, Channel.WHATSAPP_WEB)
+
+# Safe defaults for a real account (see the WhatsApp Web notes in docs/senders.md): a
+# random 30 to 60 s between messages, a 5-minute break every 30, at most 200 a day.
+WEB_PACING = {
+    "min_delay_seconds": 30,
+    "max_delay_seconds": 60,
+    "daily_cap": 200,
+    "break_every": 30,
+    "break_seconds": 300,
+}
 
 
 @dataclass
@@ -47,9 +61,11 @@ def find_sender(session: Session, name: str) -> Sender | None:
     )
 
 
-def _dry_run_settings(raw: dict[str, Any]) -> dict[str, float]:
+def _channel_settings(channel: Channel, raw: dict[str, Any]) -> dict[str, Any]:
     try:
-        return clean_settings(raw)
+        if channel == Channel.WHATSAPP_WEB:
+            return web_settings.clean_settings(raw)
+        return dry_run.clean_settings(raw)
     except SettingError as exc:
         raise ValidationError(str(exc), field=exc.key) from None
 
@@ -65,7 +81,11 @@ def _apply(session: Session, sender: Sender, data: SenderInput) -> None:
         raise Conflict(f"There is already a sender called {name!r}.")
     if zone(data.timezone).key != (data.timezone or "UTC"):
         raise ValidationError(f"Unknown timezone {data.timezone!r}.", field="timezone")
-    pacing = validate_overrides(data.pacing)
+    raw_pacing = dict(data.pacing)
+    if sender.channel == Channel.WHATSAPP_WEB and sender.id is None:
+        for key, value in WEB_PACING.items():
+            raw_pacing.setdefault(key, value)  # absent (the CLI), not left empty on purpose
+    pacing = validate_overrides(raw_pacing)
     base = Pace()
     pace = base.with_overrides(pacing)
     sender.name = name
@@ -77,8 +97,7 @@ def _apply(session: Session, sender: Sender, data: SenderInput) -> None:
     sender.active_until = pace.active_until
     sender.break_every = pace.break_every
     sender.break_seconds = pace.break_seconds
-    if sender.channel == Channel.DRY_RUN:
-        sender.settings = _dry_run_settings(data.settings)
+    sender.settings = _channel_settings(sender.channel, data.settings)
 
 
 def create_sender(session: Session, actor: User | None, data: SenderInput) -> Sender:
@@ -91,9 +110,14 @@ def create_sender(session: Session, actor: User | None, data: SenderInput) -> Se
         raise ValidationError(
             f"{channel.value} senders are not available in this version yet.", field="channel"
         )
-    # A dry-run sender has nothing to link: it can send as soon as it exists.
-    sender = Sender(channel=channel, state=SenderState.LINKED)
+    # A dry-run sender has nothing to link: it can send as soon as it exists. A WhatsApp
+    # Web one shows its QR on the Senders page as soon as the worker opens its browser.
+    web = channel == Channel.WHATSAPP_WEB
+    sender = Sender(channel=channel, state=SenderState.NEEDS_LINK if web else SenderState.LINKED)
     _apply(session, sender, data)
+    if web:
+        sender.state_reason = "Scan the QR code with the phone to link it."
+        sender.link_requested_until = utcnow() + LINK_WINDOW
     session.add(sender)
     session.flush()
     events.record(

@@ -21,7 +21,7 @@ from ..campaigns.service import DEFAULT_RETRY_SECONDS, DraftInput, pace_override
 from ..contacts import lists
 from ..contacts.service import placeholder_keys
 from ..errors import ValidationError
-from ..models import Campaign, Sender, SenderState
+from ..models import Campaign, Media, Sender, SenderState
 from ..senders.queries import senders_by_name
 from .form_state import FormState, ids, optional_int
 from .helpers import get_settings
@@ -75,6 +75,7 @@ def new_values(template_id: int | None = None) -> dict[str, Any]:
         "scheduled_at": "",
         "max_attempts": "3",
         "retry_seconds": str(DEFAULT_RETRY_SECONDS),
+        "text_before_document": False,
         **dict.fromkeys(PACING_KEYS, ""),
     }
 
@@ -94,6 +95,7 @@ def values_of(campaign: Campaign) -> dict[str, Any]:
         "scheduled_at": local.strftime("%Y-%m-%dT%H:%M") if local else "",
         "max_attempts": str(campaign.max_attempts),
         "retry_seconds": str(retry_seconds(campaign)),
+        "text_before_document": campaign.text_before_document,
         **{key: _text(overrides.get(key)) for key in PACING_KEYS},
     }
 
@@ -111,6 +113,7 @@ def values_from_request() -> dict[str, Any]:
         "scheduled_at": form.get("scheduled_at", "").strip(),
         "max_attempts": form.get("max_attempts", "").strip(),
         "retry_seconds": form.get("retry_seconds", "").strip(),
+        "text_before_document": form.get("text_before_document") == "1",
         **{key: form.get(key, "").strip() for key in PACING_KEYS},
     }
 
@@ -145,6 +148,7 @@ def draft_input(values: dict[str, Any], media_id: int | None) -> DraftInput:
         pacing={key: values[key] for key in PACING_KEYS},
         max_attempts=_required_int(form, "max_attempts", "Attempts"),
         retry_seconds=_required_int(form, "retry_seconds", "The first retry wait"),
+        text_before_document=bool(values["text_before_document"]),
     )
 
 
@@ -179,6 +183,12 @@ def wizard_context(session: Session, state: FormState) -> dict[str, Any]:
         "max_mb": get_settings().max_upload_mb,
         "linked": SenderState.LINKED,
     }
+
+
+def is_document(media: Media | None) -> bool:
+    """Whether an attachment goes as a document of its own (PDF, sheet, text) rather than a
+    photo or video that carries the text as its caption (the channels' rule)."""
+    return media is not None and not media.mime_type.startswith(("image/", "video/"))
 
 
 def sender_pace(sender: Sender) -> dict[str, str]:

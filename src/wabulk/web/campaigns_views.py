@@ -169,6 +169,7 @@ def _render_detail(campaign_id: int, test: FormState) -> str:
         else None
     )
     body, media_id = lifecycle.effective_message(session, campaign)
+    media = find_media(session, media_id)
     draft: dict[str, Any] = {}
     if campaign.status == CampaignStatus.DRAFT:
         recipients, opted_out = campaigns.recipient_count(session, campaign)
@@ -189,7 +190,8 @@ def _render_detail(campaign_id: int, test: FormState) -> str:
         testable=[s.value for s in TESTABLE],
         body=body,
         template=template,
-        media=find_media(session, media_id),
+        media=media,
+        document=campaign_form.is_document(media),
         draft=draft,
         overrides=campaigns.pace_overrides(campaign),
         retry_wait=campaigns.retry_seconds(campaign),
@@ -284,11 +286,16 @@ def progress_json(campaign_id: int) -> Response:
 
 
 def _event_json(event: Event) -> dict[str, Any]:
+    shot = (event.data or {}).get("screenshot")
     return {
         "id": event.id,
         "at": format_datetime(event.at),
         "level": event.level.value,
         "text": event.text,
+        # Operators and admins may open what WhatsApp Web showed (senders.screenshot).
+        "screenshot": url_for("senders.screenshot", name=shot)
+        if shot and current_user.role.includes(Role.OPERATOR)
+        else None,
     }
 
 
@@ -337,8 +344,15 @@ def send_test(campaign_id: int) -> WResponse | tuple[str, int]:
     try:
         if not chosen:
             raise ValidationError("Choose the sender to send the test from.", field="sender_id")
+        settings = get_settings()
         text = campaigns.send_test(
-            session, current_user, campaign_id, phone, chosen[0], get_settings().instance_path
+            session,
+            current_user,
+            campaign_id,
+            phone,
+            chosen[0],
+            settings.instance_path,
+            options=settings.channel_options(),
         )
     except DomainError as exc:
         session.rollback()

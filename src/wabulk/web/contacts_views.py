@@ -191,6 +191,16 @@ def opt_in(contact_id: int) -> WResponse:
     )
 
 
+@bp.post("/<int:contact_id>/whatsapp-check")
+@requires(Role.OPERATOR)
+def check_whatsapp_again(contact_id: int) -> WResponse:
+    return _contact_action(
+        contact_id,
+        lambda s: contacts.clear_not_on_whatsapp(s, current_user, contact_id),
+        "The next campaign that includes this contact tries its number on WhatsApp again.",
+    )
+
+
 @bp.post("/<int:contact_id>/lists")
 @requires(Role.OPERATOR)
 def change_lists(contact_id: int) -> WResponse:

@@ -1,22 +1,43 @@
-"""Senders: the table everyone can read; admins add, edit, disable and enable dry-run senders."""
+"""Senders: the table everyone can read; admins add, edit, disable, enable and link them.
+
+- A new sender is WhatsApp Web (a phone linked by QR code) or a dry run (a rehearsal that
+  writes to a file). A new WhatsApp Web sender goes straight to its link page.
+- The link page polls `link.json` every second (senders.js): the worker holding the
+  sender's browser copies WhatsApp's QR into the row, so the page only ever reads the row.
+- Screenshots of what WhatsApp Web showed when something went wrong are served by name
+  only, and only names the channel itself writes.
+"""
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Any
 from zoneinfo import available_timezones
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    send_from_directory,
+    url_for,
+)
 from flask_login import current_user
 from werkzeug.wrappers import Response as WResponse
 
-from ..errors import DomainError
-from ..models import Channel, Role, Sender
+from ..channels.whatsapp_web.channel import screenshots_folder
+from ..errors import DomainError, NotFound
+from ..models import Channel, Role, Sender, SenderState
+from ..senders import linking
 from ..senders import service as senders
 from ..senders.queries import senders_by_name
 from .campaign_form import PACING_FIELDS, PACING_KEYS, sender_pace
 from .form_state import FormState
-from .helpers import apply_action, db_session
+from .helpers import apply_action, db_session, get_settings
 from .security import requires
 
 bp = Blueprint("senders", __name__, url_prefix="/senders")
@@ -31,7 +52,29 @@ DRY_RUN_FIELDS = (
     ("transient_rate", "Temporary failures", "0 to 1: the share of attempts that fail and retry."),
 )
 DRY_RUN_KEYS = tuple(key for key, _, _ in DRY_RUN_FIELDS)
-KNOWN = frozenset({"name", "timezone", "channel", *PACING_KEYS, *DRY_RUN_KEYS})
+WEB_KEYS = ("visible", "user_data_dir", "profile_directory")
+KNOWN = frozenset({"name", "timezone", "channel", *PACING_KEYS, *DRY_RUN_KEYS, *WEB_KEYS})
+# The kinds that can be added, first the one a real campaign needs.
+KINDS = (Channel.WHATSAPP_WEB, Channel.DRY_RUN)
+# What the new form starts from for each kind: a real account needs the safe pacing, a
+# rehearsal may go at full speed.
+NEW_VALUES: dict[Channel, dict[str, str]] = {
+    Channel.WHATSAPP_WEB: {
+        **dict.fromkeys(PACING_KEYS, ""),
+        **{key: str(value) for key, value in senders.WEB_PACING.items()},
+    },
+    Channel.DRY_RUN: dict.fromkeys(PACING_KEYS, ""),
+}
+STATE_LABELS = {
+    SenderState.LINKED: "linked",
+    SenderState.NEEDS_LINK: "needs linking",
+    SenderState.IN_USE: "in use elsewhere",
+    SenderState.BROWSER_FAILED: "browser failed",
+    SenderState.DISABLED: "disabled",
+}
+# Exactly the names WhatsAppWebChannel._screenshot writes: a UTC stamp, the message id when
+# there is one, and what went wrong. Anything else is never looked up on disk.
+SCREENSHOT_NAME = re.compile(r"[0-9T]+(-m\d+)?-[a-z-]+\.png")
 
 
 @lru_cache(maxsize=1)
@@ -49,14 +92,18 @@ def index() -> str:
         senders=rows,
         today={s.id: senders.sent_today(session, s) for s in rows},
         dry_run=Channel.DRY_RUN,
+        web=Channel.WHATSAPP_WEB,
+        labels=STATE_LABELS,
     )
 
 
 @bp.get("/new")
 @requires(Role.ADMIN)
 def new() -> str:
+    kind = _kind(request.args.get("channel"))
     zone = getattr(current_user, "timezone", None) or "UTC"
-    return _render(None, FormState({"timezone": zone, "latency_seconds": "1"}))
+    values = {"timezone": zone, "channel": kind.value, "latency_seconds": "1", **NEW_VALUES[kind]}
+    return _render(None, FormState(values))
 
 
 @bp.post("/new")
@@ -73,9 +120,15 @@ def edit(sender_id: int) -> str:
     values: dict[str, Any] = {
         "name": sender.name,
         "timezone": sender.timezone,
+        "channel": sender.channel.value,
         **sender_pace(sender),
-        **{key: _text(settings.get(key)) for key in DRY_RUN_KEYS},
     }
+    if sender.channel == Channel.WHATSAPP_WEB:
+        values["visible"] = "1" if settings.get("visible") else ""
+        values["user_data_dir"] = _text(settings.get("user_data_dir"))
+        values["profile_directory"] = _text(settings.get("profile_directory"))
+    else:
+        values.update({key: _text(settings.get(key)) for key in DRY_RUN_KEYS})
     return _render(sender, FormState(values))
 
 
@@ -89,13 +142,25 @@ def update(sender_id: int) -> WResponse | tuple[str, int]:
 def _save(sender_id: int | None) -> WResponse | tuple[str, int]:
     session = db_session()
     form = request.form
+    existing = senders.get_sender(session, sender_id) if sender_id else None
+    # The kind is chosen once, when adding; an edit keeps the sender's own. A post without
+    # one adds a dry run, as SenderInput does: never a real account by accident.
+    kind = existing.channel.value if existing else form.get("channel") or Channel.DRY_RUN.value
     state = FormState({key: form.get(key, "").strip() for key in KNOWN - {"channel"}})
     state.values["name"] = form.get("name", "")
+    state.values["channel"] = kind
+    state.values["visible"] = "1" if form.get("visible") else ""
+    if kind == Channel.WHATSAPP_WEB:
+        settings: dict[str, Any] = {key: state.values[key] for key in WEB_KEYS}
+        settings["visible"] = bool(settings["visible"])
+    else:
+        settings = {key: state.values[key] for key in DRY_RUN_KEYS}
     data = senders.SenderInput(
         name=state.values["name"],
+        channel=kind,
         timezone=state.values["timezone"],
         pacing={key: state.values[key] for key in PACING_KEYS},
-        settings={key: state.values[key] for key in DRY_RUN_KEYS},
+        settings=settings,
     )
     try:
         if sender_id is None:
@@ -108,8 +173,19 @@ def _save(sender_id: int | None) -> WResponse | tuple[str, int]:
         sender = senders.get_sender(session, sender_id) if sender_id else None
         return _render(sender, state), 400
     session.commit()
+    if sender_id is None and saved.channel == Channel.WHATSAPP_WEB:
+        flash(f"Sender {saved.name!r} added. Link it to its phone now.", "success")
+        return redirect(url_for("senders.link", sender_id=saved.id))
     flash(f"Sender {saved.name!r} saved.", "success")
     return redirect(url_for("senders.index"))
+
+
+def _kind(raw: str | None) -> Channel:
+    """The kind a new-sender form is about; an unknown one is left to the service to refuse."""
+    for kind in KINDS:
+        if raw == kind.value:
+            return kind
+    return KINDS[0]
 
 
 def _render(sender: Sender | None, state: FormState) -> str:
@@ -120,7 +196,10 @@ def _render(sender: Sender | None, state: FormState) -> str:
         zones=timezone_names(),
         pacing_fields=PACING_FIELDS,
         dry_run_fields=DRY_RUN_FIELDS,
-        is_dry_run=sender is None or sender.channel == Channel.DRY_RUN,
+        kinds=KINDS,
+        new_values={kind.value: values for kind, values in NEW_VALUES.items()},
+        show_dry_run=sender is None or sender.channel == Channel.DRY_RUN,
+        show_web=sender is None or sender.channel == Channel.WHATSAPP_WEB,
     )
 
 
@@ -141,6 +220,66 @@ def disable(sender_id: int) -> WResponse:
 def enable(sender_id: int) -> WResponse:
     apply_action(lambda s: senders.set_enabled(s, current_user, sender_id, True), "Enabled.")
     return redirect(url_for("senders.index"))
+
+
+# --- linking a WhatsApp Web sender ------------------------------------------------------
+
+
+def _web_sender(sender_id: int) -> Sender:
+    sender = senders.get_sender(db_session(), sender_id)
+    if sender.channel != Channel.WHATSAPP_WEB:
+        raise NotFound(f"{sender.name} is not a WhatsApp Web sender: it has nothing to link.")
+    return sender
+
+
+@bp.get("/<int:sender_id>/link")
+@requires(Role.ADMIN)
+def link(sender_id: int) -> str:
+    sender = _web_sender(sender_id)
+    return render_template(
+        "senders/link.html",
+        sender=sender,
+        view=linking.link_view(sender),
+        # Seen before: the page was opened after a request ran out, not before any.
+        expired=sender.link_requested_until is not None,
+        worker=get_settings().worker,
+    )
+
+
+@bp.get("/<int:sender_id>/link.json")
+@requires(Role.ADMIN)
+def link_json(sender_id: int) -> Response:
+    """Polled every second by the link page: what the worker last wrote to the row.
+
+    - Never cached (a QR is one-time and short-lived): security.py sends no-store on every
+      page and JSON answer.
+    """
+    return jsonify(linking.link_view(_web_sender(sender_id)))
+
+
+@bp.post("/<int:sender_id>/link")
+@requires(Role.ADMIN)
+def request_link(sender_id: int) -> WResponse:
+    sender = _web_sender(sender_id)
+    takeover = request.form.get("takeover") == "1"
+    apply_action(
+        lambda s: linking.request_link(s, current_user, sender, takeover=takeover),
+        "Taking WhatsApp back from the other browser…"
+        if takeover
+        else "Opening the browser: scan the QR code below when it appears.",
+        category="info",
+    )
+    return redirect(url_for("senders.link", sender_id=sender_id))
+
+
+@bp.get("/screenshots/<name>")
+@requires(Role.OPERATOR)
+def screenshot(name: str) -> Response:
+    """What WhatsApp Web showed when a send went wrong (linked from the campaign log)."""
+    if not SCREENSHOT_NAME.fullmatch(name):
+        raise NotFound("There is no such screenshot.")
+    folder = screenshots_folder(get_settings().instance_path)
+    return send_from_directory(folder, name, mimetype="image/png")
 
 
 def _text(value: object) -> str:

@@ -65,6 +65,16 @@
       at.className = "text-body-secondary";
       at.textContent = e.at;
       li.append(badge, " ", at, ` ${e.text}`);
+      if (e.screenshot) {
+        // What WhatsApp Web showed when something unexpected happened.
+        const link = document.createElement("a");
+        link.href = e.screenshot;
+        link.target = "_blank";
+        link.rel = "noopener";
+        link.dataset.testid = "screenshot";
+        link.textContent = "screenshot";
+        li.append(" ", link);
+      }
       li.classList.add("log-new");
       log.prepend(li);
     });

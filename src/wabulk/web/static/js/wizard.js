@@ -1,5 +1,6 @@
 // Campaign wizard: the audience count as lists are chosen, a template or a one-off message,
-// the start time only when scheduling, and the senders' pacing defaults as placeholders.
+// the text's place beside a document only with an attachment, the start time only when
+// scheduling, and the senders' pacing defaults as placeholders.
 "use strict";
 
 (() => {
@@ -48,6 +49,24 @@
   }
   if (template) template.addEventListener("change", showMessageSource);
 
+  // Where the text goes beside a document matters only when there may be an attachment:
+  // an upload, the one kept, or the chosen template's.
+  const textPosition = form.querySelector("[data-text-position]");
+  const upload = document.getElementById("media");
+  const kept = form.querySelector(".attachment-current");
+  const remove = document.getElementById("remove_media");
+  function showTextPosition() {
+    if (!textPosition) return;
+    const option = template && template.selectedOptions[0];
+    const fromTemplate = Boolean(option && option.dataset.attachment);
+    const uploaded = Boolean(upload && upload.files && upload.files.length);
+    const keeping = Boolean(kept && !(remove && remove.checked));
+    textPosition.hidden = !(fromTemplate || uploaded || keeping);
+  }
+  [template, upload, remove].forEach((el) => {
+    if (el) el.addEventListener("change", showTextPosition);
+  });
+
   // The start time matters only when scheduling.
   const at = document.getElementById("scheduled_at");
   const radios = Array.from(form.querySelectorAll("input[name=schedule]"));
@@ -81,6 +100,7 @@
   senderBoxes.forEach((b) => b.addEventListener("change", showPacingDefaults));
 
   showMessageSource();
+  showTextPosition();
   showSchedule();
   showPacingDefaults();
   if (listBoxes.some((b) => b.checked)) countAudience();
