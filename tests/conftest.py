@@ -165,6 +165,17 @@ def as_role(client: FlaskClient, make_user: Callable[..., User]) -> Callable[[Ro
     return sign_in
 
 
+@pytest.fixture
+def dual(database_url: str, settings: Settings) -> Iterator[tuple[Flask, Database]]:
+    """The app on SQLite and on PostgreSQL."""
+    app = create_app(settings, database_url=database_url)
+    app.config["TESTING"] = True
+    db: Database = app.extensions["wabulk.db"]
+    migrate.upgrade(db.engine)
+    yield app, db
+    db.dispose()
+
+
 # --- the WhatsApp Web stand-in (tests/fakes/whatsapp_web), one server per test module ---
 
 

@@ -6,10 +6,8 @@ import gc
 import io
 import re
 import warnings
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
-import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from PIL import Image
@@ -278,17 +276,6 @@ def test_a_template_used_by_a_draft_cannot_be_deleted(client, as_role, db) -> No
 
 
 # --- the wizard, launch and the live page (both databases) ------------------------------
-
-
-@pytest.fixture
-def dual(database_url: str, settings: Settings) -> Iterator[tuple[Flask, Database]]:
-    """The app on SQLite and on PostgreSQL."""
-    app = create_app(settings, database_url=database_url)
-    app.config["TESTING"] = True
-    db: Database = app.extensions["wabulk.db"]
-    migrate.upgrade(db.engine)
-    yield app, db
-    db.dispose()
 
 
 def _signed_in(app: Flask, db: Database, role: Role = Role.OPERATOR) -> FlaskClient:

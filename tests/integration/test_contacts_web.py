@@ -7,7 +7,6 @@ import gc
 import io
 import re
 import warnings
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -135,8 +134,6 @@ def test_no_phone_column_is_explained(client, as_role) -> None:
 
 
 def test_an_upload_over_the_limit_is_refused_clearly(tmp_path, make_user) -> None:
-    from wabulk import migrate
-    from wabulk.app import create_app
 
     app = create_app(
         Settings(instance_path=tmp_path / "i", secret_key="k", worker=False, max_upload_mb=50)
@@ -307,17 +304,6 @@ def test_import_of_opt_outs_marks_everyone_listed(client, as_role, db, settings)
         ("+919876543210", "Replied STOP"),
     ]
     assert all(c.opted_out_at is not None for c in contacts)
-
-
-@pytest.fixture
-def dual(database_url: str, settings: Settings) -> Iterator[tuple[Flask, Database]]:
-    """The app on SQLite and on PostgreSQL."""
-    app = create_app(settings, database_url=database_url)
-    app.config["TESTING"] = True
-    db: Database = app.extensions["wabulk.db"]
-    migrate.upgrade(db.engine)
-    yield app, db
-    db.dispose()
 
 
 def _signed_in(app: Flask, db: Database, role: Role) -> FlaskClient:

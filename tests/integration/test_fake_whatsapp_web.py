@@ -17,18 +17,8 @@ from typing import Any
 
 import pytest
 
+from tests.browser.conftest import CHROMIUM_FLAGS
 from tests.fakes.whatsapp_web import FakeWhatsAppWeb
-
-# Without these flags Chromium hangs on a network with no way out (see tests/browser).
-CHROMIUM_FLAGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 @pytest.fixture(scope="module")

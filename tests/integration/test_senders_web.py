@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import time, timedelta
 
@@ -17,7 +16,6 @@ from wabulk import migrate
 from wabulk.app import create_app
 from wabulk.auth import service as users
 from wabulk.channels.whatsapp_web.channel import screenshots_folder
-from wabulk.config import Settings
 from wabulk.db import Database
 from wabulk.models import Channel, Event, Role, Sender, SenderState, utcnow
 from wabulk.models import Message as MessageRow
@@ -195,17 +193,6 @@ def test_the_empty_page_tells_a_non_admin_whom_to_ask(client, as_role) -> None:
 
 
 # --- WhatsApp Web senders: adding, linking by QR, screenshots --------------------------------
-
-
-@pytest.fixture
-def dual(database_url: str, settings: Settings) -> Iterator[tuple[Flask, Database]]:
-    """The app on SQLite and on PostgreSQL."""
-    app = create_app(settings, database_url=database_url)
-    app.config["TESTING"] = True
-    db: Database = app.extensions["wabulk.db"]
-    migrate.upgrade(db.engine)
-    yield app, db
-    db.dispose()
 
 
 def _signed_in(app: Flask, db: Database, role: Role = Role.ADMIN) -> FlaskClient:

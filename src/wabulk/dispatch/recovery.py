@@ -17,7 +17,7 @@ from collections import Counter, defaultdict
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
 from .. import events
@@ -36,6 +36,21 @@ _UNKNOWN_DETAIL = (
     "The worker stopped while sending and the channel cannot tell whether this message "
     "reached the recipient."
 )
+
+
+def _expired(now: datetime, not_owner: str) -> Select:
+    """`sending` messages whose lease ran out, not held by `not_owner` (a live process)."""
+    return select(
+        messages.c.id,
+        messages.c.campaign_id,
+        messages.c.sender_id,
+        messages.c.phone,
+        messages.c.body,
+    ).where(
+        messages.c.status == S.SENDING,
+        messages.c.lease_until < now,
+        messages.c.lease_owner != not_owner,
+    )
 
 
 def _ask_channel(channel: Channel, rows: list) -> dict[int, Reconciled]:
@@ -99,20 +114,7 @@ def expire_stale_leases(
     """
     now = now or utcnow()
     rows = session.execute(
-        select(
-            messages.c.id,
-            messages.c.campaign_id,
-            messages.c.sender_id,
-            messages.c.phone,
-            messages.c.body,
-        )
-        .where(
-            messages.c.status == S.SENDING,
-            messages.c.lease_until < now,
-            messages.c.lease_owner != (alive_owner or ""),
-        )
-        .order_by(messages.c.lease_until)
-        .limit(BATCH)
+        _expired(now, alive_owner or "").order_by(messages.c.lease_until).limit(BATCH)
     ).all()
     if not rows:
         return 0
@@ -133,20 +135,7 @@ def reconcile_sender(
 ) -> int:
     """Reconcile this sender's expired messages through the caller's own channel."""
     rows = session.execute(
-        select(
-            messages.c.id,
-            messages.c.campaign_id,
-            messages.c.sender_id,
-            messages.c.phone,
-            messages.c.body,
-        )
-        .where(
-            messages.c.sender_id == sender_id,
-            messages.c.status == S.SENDING,
-            messages.c.lease_until < now,
-            messages.c.lease_owner != owner,
-        )
-        .limit(BATCH)
+        _expired(now, owner).where(messages.c.sender_id == sender_id).limit(BATCH)
     ).all()
     if not rows:
         return 0
