@@ -271,3 +271,30 @@ def test_selector_overrides_go_first_and_bad_files_are_explained(tmp_path: Path)
     path.write_text("{not json")
     with pytest.raises(selectors.SelectorFileError, match="not valid JSON"):
         selectors.load(tmp_path)
+
+
+def test_an_existing_chrome_profile_is_used_and_never_taken_from_an_open_chrome(
+    fake: FakeWhatsAppWeb, tmp_path: Path
+) -> None:
+    # A Chrome profile where WhatsApp Web is already logged in (made here by linking once).
+    first = open_channel(tmp_path / "theirs", fake)
+    link(first, fake)
+    profile = first.browser_options.user_data_dir
+    mine = open_channel(
+        tmp_path / "ours", fake, user_data_dir=str(profile), profile_directory="Default"
+    )
+    try:
+        assert mine.link_status().kind == "linked"  # no scan: the login came with the profile
+        mine.send(text_message(1, "+919812300001", "from their own Chrome"))
+        # While that Chrome is open, a second one on the same profile is refused, clearly.
+        other = open_channel(
+            tmp_path / "other", fake, user_data_dir=str(profile), profile_directory="Default"
+        )
+        with pytest.raises(SenderUnavailable) as caught:
+            other.link_status()
+        assert caught.value.state == "browser_failed"
+        assert "open in another Chrome window" in str(caught.value)
+    finally:
+        mine.close()
+    assert not (tmp_path / "ours" / "browsers").exists()  # nothing made beside their profile
+    assert received(fake) == [("919812300001", "text", "from their own Chrome")]
