@@ -26,7 +26,7 @@ def open_channel(
     return WhatsAppWebChannel(ChannelConfig(name, settings, instance, options(fake, timeout)))
 
 
-def wait_for(predicate, timeout: float = 15.0, what: str = "condition"):  # type: ignore[no-untyped-def]
+def wait_for(predicate, timeout: float = 30.0, what: str = "condition"):  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()

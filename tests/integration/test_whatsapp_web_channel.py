@@ -240,7 +240,7 @@ def test_the_older_markup_still_works_through_the_alternatives(
 def test_an_unexpected_page_is_a_transient_error_with_a_screenshot(
     fake: FakeWhatsAppWeb, tmp_path: Path
 ) -> None:
-    channel = open_channel(tmp_path, fake, timeout=2)
+    channel = open_channel(tmp_path, fake, timeout=4)
     try:
         link(channel, fake)
         channel.close()

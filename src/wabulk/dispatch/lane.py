@@ -280,8 +280,8 @@ class Lane:
 
     def _send_due(self) -> float:
         outcomes: list[queue.Outcome] = []
-        failures: list[tuple[_Pending, queue.Outcome]] = []
-        screenshots: dict[int, Path] = {}
+        # Failed and unknown messages, and any with a screenshot, get an Event in the log.
+        logged: list[tuple[_Pending, queue.Outcome, Path | None]] = []
         unavailable: SenderUnavailable | None = None
         assert self.channel is not None
         while self.pending:
@@ -293,6 +293,7 @@ class Lane:
             # The pace is the gap between one send starting and the next: a browser's own
             # seconds clicking and confirming count towards the wait, not on top of it.
             sent_from = self.clock.now()
+            shot: Path | None = None
             try:
                 result = self.channel.send(self._outgoing(p))
             except SenderUnavailable as exc:
@@ -300,14 +301,10 @@ class Lane:
                 break
             except PermanentError as exc:
                 outcome = self._failed(p, exc.code or "permanent", str(exc))
-                if exc.screenshot:
-                    screenshots[p.claimed.id] = exc.screenshot
+                shot = exc.screenshot
             except TransientError as exc:
                 outcome = self._retry(p, exc.code or "transient", str(exc), exc.retry_after)
-                if exc.screenshot:
-                    screenshots[p.claimed.id] = exc.screenshot
-                    if outcome.kind != "failed":  # failed ones are logged below
-                        failures.append((p, outcome))
+                shot = exc.screenshot
             except Unconfirmed as exc:
                 outcome = queue.Outcome(
                     p.claimed.id,
@@ -316,9 +313,7 @@ class Lane:
                     error_code=(exc.code or "unconfirmed")[:50],
                     error_detail=f"{exc} Check the chat, then use “send again” if needed.",
                 )
-                if exc.screenshot:
-                    screenshots[p.claimed.id] = exc.screenshot
-                failures.append((p, outcome))
+                shot = exc.screenshot
             except Exception as exc:  # a bug or a broken channel must not kill the lane
                 log.exception("channel error sending message %s", p.claimed.id)
                 outcome = self._retry(p, "channel_error", f"Unexpected error: {exc}", None)
@@ -336,8 +331,8 @@ class Lane:
                 else 0.9 * self.seconds_per_send + 0.1 * elapsed
             )
             outcomes.append(outcome)
-            if outcome.kind == "failed":
-                failures.append((p, outcome))
+            if outcome.kind in ("failed", "unknown") or shot is not None:
+                logged.append((p, outcome, shot))
             if pace.paced or pace.break_every:
                 self.next_send_at = sent_from + timedelta(seconds=pace.delay(self.rng))
                 if pace.break_every and self.sent_since_break >= pace.break_every:
@@ -351,8 +346,7 @@ class Lane:
             invalid = [o.message_id for o in outcomes if o.error_code == NOT_ON_WHATSAPP]
             if invalid:
                 queue.flag_not_on_whatsapp(session, invalid, now)
-            for p, o in failures:
-                shot = screenshots.get(p.claimed.id)
+            for p, o, shot in logged:
                 events.record(
                     session,
                     f"message.{o.kind}",

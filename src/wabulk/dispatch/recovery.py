@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 messages = Message.__table__
 S = MessageStatus
 BATCH = 500
+# How long recovery holds an exclusive sender while it reads chats: ample for one batch.
+RECONCILE_HOLD = timedelta(minutes=10)
 
 _UNKNOWN_DETAIL = (
     "The worker stopped while sending and the channel cannot tell whether this message "
@@ -80,7 +82,7 @@ def _ask(
         return {row.id: "unknown" for row in rows}
     exclusive = sender.channel.value in EXCLUSIVE
     if exclusive:
-        if not sender_lease.take(session, sender.id, owner, now, timedelta(minutes=10)):
+        if not sender_lease.take(session, sender.id, owner, now, RECONCILE_HOLD):
             return {}  # its lane reconciles them, or a later round once the sender is free
         session.commit()
     try:

@@ -31,6 +31,7 @@ from selenium.common.exceptions import (
     WebDriverException,
 )
 from selenium.webdriver import Chrome
+from selenium.webdriver.remote.webelement import WebElement
 
 from ..base import (
     NOT_ON_WHATSAPP,
@@ -65,6 +66,15 @@ for (const s of arguments[0]) {
 }
 return null;
 """
+# What a person calls each element the channel cannot do without, for its error message.
+MISSING = {
+    "send_button": "send button",
+    "attach_button": "attach button",
+    "media_input": "photo and video input after opening the attach menu",
+    "document_input": "document input after opening the attach menu",
+    "caption_box": "attachment preview (its caption box)",
+    "preview_send": "send button in the attachment preview",
+}
 _UNSAFE_NAME = re.compile(r'[\\/:*?"<>|\x00-\x1f]+')
 
 
@@ -99,6 +109,7 @@ class WhatsAppWebChannel:
         self.driver: Chrome | None = None
         self.page: Page | None = None
         self.prepared: tuple[int, str] | None = None  # (message id, url) loaded by prepare
+        self.clicked = False  # send was clicked for the message in hand: never click blindly
 
     # --- browser -------------------------------------------------------------------
 
@@ -188,11 +199,18 @@ class WhatsAppWebChannel:
         self.prepared = (message.message_id, url)
 
     def send(self, message: OutgoingMessage) -> SendResult:
+        try:
+            return self._send_with_one_restart(message)
+        finally:
+            if message.media_path is not None:
+                shutil.rmtree(self._upload_folder(message), ignore_errors=True)
+
+    def _send_with_one_restart(self, message: OutgoingMessage) -> SendResult:
         restarted = False
         while True:
-            clicked: list[bool] = [False]
+            self.clicked = False
             try:
-                return self._send(message, clicked, use_prepared=not restarted)
+                return self._send(message, use_prepared=not restarted)
             except _BrowserLost as exc:
                 if restarted:
                     raise TransientError(
@@ -201,7 +219,7 @@ class WhatsAppWebChannel:
                 restarted = True
                 log.warning("%s: %s; restarting the browser", self.config.sender_name, exc)
                 self._restart()
-                if clicked[0]:
+                if self.clicked:
                     # Send was clicked before the browser went: look before sending again.
                     answer = self.reconcile(message)
                     if answer == "sent":
@@ -254,33 +272,25 @@ class WhatsAppWebChannel:
             return None
         return message.text or None
 
-    def _send(
-        self, message: OutgoingMessage, clicked: list[bool], use_prepared: bool
-    ) -> SendResult:
+    def _send(self, message: OutgoingMessage, use_prepared: bool) -> SendResult:
         try:
             page = self._chat(message, self._url_text(message), use_prepared)
             if message.media_path is None:
-                return self._send_text(page, message, clicked)
+                return self._send_text(page, message)
             if _is_media(message):
-                return self._send_file(page, message, clicked, caption=message.text)
+                return self._send_file(page, message, caption=message.text)
             if message.text and not message.text_after_document:
-                self._send_text(page, message, clicked)
-                return self._send_file(page, message, clicked, caption="")
-            result = self._send_file(page, message, clicked, caption="")
+                self._send_text(page, message)
+                return self._send_file(page, message, caption="")
+            result = self._send_file(page, message, caption="")
             if message.text:
-                return self._send_text(
-                    page, message, clicked, provider_id=result.provider_message_id
-                )
+                return self._send_text(page, message, provider_id=result.provider_message_id)
             return result
         except (TimeoutException, WebDriverException) as exc:
             raise _BrowserLost(_first_line(exc)) from None
 
     def _send_text(
-        self,
-        page: Page,
-        message: OutgoingMessage,
-        clicked: list[bool],
-        provider_id: str | None = None,
+        self, page: Page, message: OutgoingMessage, provider_id: str | None = None
     ) -> SendResult:
         shown = page.compose_text()
         if not same_text(shown, message.text):
@@ -291,52 +301,23 @@ class WhatsAppWebChannel:
                 screenshot=self._screenshot(message, "text-changed"),
             )
         before, _ = page.bubbles(1)
-        button = page.wait_find("send_button", 5, clickable=True)
-        if button is None:
-            raise TransientError(
-                "The send button was not found.",
-                code="no_send_button",
-                screenshot=self._screenshot(message, "no-send-button"),
-            )
-        clicked[0] = True
+        button = self._require(page, message, "send_button", 5, clickable=True)
+        self.clicked = True
         button.click()
         bubble = self._confirm(page, message, before, message.text)
         return SendResult(provider_message_id=provider_id or bubble.id)
 
-    def _send_file(
-        self, page: Page, message: OutgoingMessage, clicked: list[bool], caption: str
-    ) -> SendResult:
-        assert message.media_path is not None
+    def _send_file(self, page: Page, message: OutgoingMessage, caption: str) -> SendResult:
         upload = self._named_copy(message)
-        attach = page.wait_find("attach_button", 5, clickable=True)
-        if attach is None:
-            raise TransientError(
-                "The attach button was not found.",
-                code="no_attach_button",
-                screenshot=self._screenshot(message, "no-attach-button"),
-            )
-        attach.click()
+        self._require(page, message, "attach_button", 5, clickable=True).click()
         which = "media_input" if _is_media(message) else "document_input"
-        file_input = page.wait_find(which, 5)
-        if file_input is None:
-            raise TransientError(
-                "The file input was not found after opening the attach menu.",
-                code="no_file_input",
-                screenshot=self._screenshot(message, "no-file-input"),
-            )
-        file_input.send_keys(str(upload))
-        caption_box = page.wait_find("caption_box", self.timeout)
-        send = page.wait_find("preview_send", 5, clickable=True)
-        if caption_box is None or send is None:
-            raise TransientError(
-                "The attachment preview did not open.",
-                code="no_preview",
-                screenshot=self._screenshot(message, "no-preview"),
-            )
+        self._require(page, message, which, 5).send_keys(str(upload))
+        caption_box = self._require(page, message, "caption_box", self.timeout)
+        send = self._require(page, message, "preview_send", 5, clickable=True)
         if caption:
             page.type_lines(caption_box, caption)
         before, _ = page.bubbles(1)
-        clicked[0] = True
+        self.clicked = True
         send.click()
         bubble = self._confirm(page, message, before, None)
         return SendResult(provider_message_id=bubble.id)
@@ -372,13 +353,34 @@ class WhatsAppWebChannel:
             screenshot=self._screenshot(message, "unconfirmed"),
         )
 
+    def _require(
+        self,
+        page: Page,
+        message: OutgoingMessage,
+        name: str,
+        timeout: float,
+        clickable: bool = False,
+    ) -> WebElement:
+        """The element, or a transient error with a picture of the page that lacked it."""
+        found = page.wait_find(name, timeout, clickable)
+        if found is None:
+            what = MISSING[name]
+            raise TransientError(
+                f"WhatsApp Web showed no {what}.",
+                code=f"no_{name}"[:50],
+                screenshot=self._screenshot(message, "no-" + name.replace("_", "-")),
+            )
+        return found
+
+    def _upload_folder(self, message: OutgoingMessage) -> Path:
+        # A leading dot: no sender's profile folder can have this name (see profile_folder).
+        return self.config.instance_path / "browsers" / ".uploads" / str(message.message_id)
+
     def _named_copy(self, message: OutgoingMessage) -> Path:
         """The file under its original name: the recipient sees the document's name."""
         assert message.media_path is not None
         name = _UNSAFE_NAME.sub("_", message.media_name or message.media_path.name).strip(" .")
-        folder = self.browser_options.user_data_dir.parent / "uploads" / str(message.message_id)
-        if not self.browser_options.own_profile:
-            folder = self.config.instance_path / "browsers" / "uploads" / str(message.message_id)
+        folder = self._upload_folder(message)
         folder.mkdir(parents=True, exist_ok=True)
         target = folder / (name or "attachment")
         if not target.exists():
