@@ -298,3 +298,23 @@ def test_an_existing_chrome_profile_is_used_and_never_taken_from_an_open_chrome(
         mine.close()
     assert not (tmp_path / "ours" / "browsers").exists()  # nothing made beside their profile
     assert received(fake) == [("919812300001", "text", "from their own Chrome")]
+
+
+def test_an_unreachable_whatsapp_web_is_named_as_such_not_as_a_broken_browser(
+    tmp_path: Path,
+) -> None:
+    closed = FakeWhatsAppWeb()
+    closed.start()
+    closed.stop()  # its port is now refused, as WhatsApp Web is on a machine with no internet
+    channel = open_channel(tmp_path, closed, timeout=5)
+    try:
+        with pytest.raises(SenderUnavailable) as linking:
+            channel.link_status()
+        assert "could not be reached from this machine" in str(linking.value)
+        assert "net::ERR_CONNECTION_REFUSED" in str(linking.value)
+        with pytest.raises(TransientError) as sending:
+            channel.send(text_message(1, "+919812300001", "hello"))
+        assert sending.value.code == "unreachable"
+        assert channel.reconcile(text_message(1, "+919812300001", "hello")) == "unknown"
+    finally:
+        channel.close()

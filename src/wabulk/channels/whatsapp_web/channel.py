@@ -36,6 +36,7 @@ from selenium.webdriver.remote.webelement import WebElement
 from ..base import (
     NOT_ON_WHATSAPP,
     ChannelConfig,
+    ChannelError,
     LinkStatus,
     OutgoingMessage,
     PermanentError,
@@ -148,13 +149,22 @@ class WhatsAppWebChannel:
         self.prepared = None  # whatever was prepared is no longer on screen
         try:
             page.driver.get(url)
-        except TimeoutException:
-            raise _BrowserLost(
-                f"WhatsApp Web did not finish loading in {self.timeout:.0f} s"
-            ) from None
         except WebDriverException as exc:
+            if _unreachable(exc):  # the network, not the browser: restarting would not help
+                raise TransientError(self._unreachable_text(exc), code="unreachable") from None
+            if isinstance(exc, TimeoutException):
+                raise _BrowserLost(
+                    f"WhatsApp Web did not finish loading in {self.timeout:.0f} s"
+                ) from None
             raise _BrowserLost(_first_line(exc)) from None
         return page
+
+    def _unreachable_text(self, exc: WebDriverException) -> str:
+        return (
+            f"WhatsApp Web ({self.base_url}) could not be reached from this machine "
+            f"({_first_line(exc).removeprefix('unknown error: ')}). "
+            "Check its internet connection, then try again."
+        )
 
     def _chat(self, message: OutgoingMessage, text: str | None, use_prepared: bool) -> Page:
         """Open the chat and wait until it can be used; raise what the page says if not."""
@@ -193,7 +203,7 @@ class WhatsAppWebChannel:
         url = self.chat_url(message.phone, self._url_text(message))
         try:
             self._load(url)
-        except (_BrowserLost, SenderUnavailable):
+        except (_BrowserLost, SenderUnavailable, TransientError):
             self.prepared = None  # send() tries again and reports properly
             return
         self.prepared = (message.message_id, url)
@@ -234,7 +244,7 @@ class WhatsAppWebChannel:
     def reconcile(self, message: OutgoingMessage) -> Reconciled:
         try:
             return self._reconcile(message)
-        except (_BrowserLost, SenderUnavailable, WebDriverException):
+        except (_BrowserLost, ChannelError, WebDriverException):
             return "unknown"
 
     def link_status(self, takeover: bool = False) -> LinkStatus:
@@ -258,8 +268,13 @@ class WhatsAppWebChannel:
             return LinkStatus("loading")
         except WebDriverException as exc:
             self.close()
+            reason = (
+                self._unreachable_text(exc)
+                if _unreachable(exc)
+                else f"The browser stopped while linking: {_first_line(exc)}"
+            )
             raise SenderUnavailable(
-                f"The browser stopped while linking: {_first_line(exc)}",
+                reason,
                 code="browser_failed",
                 state="browser_failed",
             ) from None
@@ -462,6 +477,11 @@ def screenshots_folder(instance_path: Path) -> Path:
 
 def _is_media(message: OutgoingMessage) -> bool:
     return (message.media_mime or "").startswith(MEDIA_MIMES)
+
+
+def _unreachable(exc: WebDriverException) -> bool:
+    """Chrome could not reach the address (DNS, refused, offline): net::ERR_NAME_NOT_RESOLVED…"""
+    return "net::ERR_" in (getattr(exc, "msg", None) or str(exc))
 
 
 def _first_line(exc: BaseException) -> str:
