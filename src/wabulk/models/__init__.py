@@ -22,9 +22,11 @@ from .contacts import (
 )
 from .events import Event, EventLevel, Inbound
 from .senders import Channel, Sender, SenderState
+from .stats import SLOT_MINUTES, MessageStat, Tally
 from .users import ApiToken, AppSetting, LoginFailure, Role, User
 
 __all__ = [
+    "SLOT_MINUTES",
     "ApiToken",
     "AppSetting",
     "Base",
@@ -43,10 +45,12 @@ __all__ = [
     "LoginFailure",
     "Media",
     "Message",
+    "MessageStat",
     "MessageStatus",
     "Role",
     "Sender",
     "SenderState",
+    "Tally",
     "Template",
     "User",
     "campaign_lists",

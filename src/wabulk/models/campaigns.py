@@ -29,6 +29,7 @@ class Template(Base):
     cloud_parameters: Mapped[list[Any]] = mapped_column(JSONType, default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    is_demo: Mapped[bool] = mapped_column(default=False)
 
 
 class CampaignStatus(enum.StrEnum):
@@ -102,6 +103,7 @@ class Campaign(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     launched_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    is_demo: Mapped[bool] = mapped_column(default=False)
 
     lists: Mapped[list[ContactList]] = relationship(secondary=campaign_lists)
     senders: Mapped[list[Sender]] = relationship(secondary=campaign_senders)

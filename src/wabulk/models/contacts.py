@@ -50,6 +50,8 @@ class Contact(Base):
     not_on_whatsapp_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # Sample data loaded by `wabulk demo`; `wabulk demo --remove` deletes only these.
+    is_demo: Mapped[bool] = mapped_column(default=False)
 
     lists: Mapped[list[ContactList]] = relationship(secondary=list_members)
 
@@ -63,6 +65,9 @@ class ContactList(Base):
     name: Mapped[str] = mapped_column(String(120), unique=True)
     description: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Maintained by every change of membership, so the Contacts page never counts members.
+    member_count: Mapped[int] = mapped_column(default=0)
+    is_demo: Mapped[bool] = mapped_column(default=False)
     # No `contacts` collection on purpose: a list can hold a million members, so membership
     # is read and written set-based through `list_members`, never loaded into memory.
 

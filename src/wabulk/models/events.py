@@ -27,6 +27,8 @@ class Event(Base):
         Index("ix_events_at", "at"),
         # Serves the Activity page filtered by user.
         Index("ix_events_user_id_id", "user_id", "id"),
+        # Serves the Activity page filtered by level (warnings and errors), newest first.
+        Index("ix_events_level_id", "level", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -66,3 +66,4 @@ class Sender(Base):
     link_qr_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    is_demo: Mapped[bool] = mapped_column(default=False)

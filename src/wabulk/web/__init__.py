@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from . import helpers, security
+from .activity_views import bp as activity_bp
 from .api import bp as api_bp
 from .auth_views import bp as auth_bp
 from .campaigns_views import bp as campaigns_bp
@@ -22,6 +23,7 @@ def init_app(app: Flask) -> None:
     blueprints = (
         auth_bp,
         pages_bp,
+        activity_bp,
         contacts_bp,
         imports_bp,
         templates_bp,

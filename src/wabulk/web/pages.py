@@ -1,18 +1,15 @@
-"""Read-only areas of the shell: dashboard, analytics, activity."""
+"""Read-only areas of the shell: dashboard and analytics."""
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, render_template
 
-from .. import events
 from ..analytics.summary import dashboard_summary
 from ..models import Role
 from .helpers import db_session
 from .security import requires
 
 bp = Blueprint("pages", __name__)
-
-ACTIVITY_PAGE_SIZE = 50
 
 
 @bp.get("/")
@@ -27,17 +24,3 @@ def dashboard() -> str:
 def analytics() -> str:
     summary = dashboard_summary(db_session())
     return render_template("pages/analytics.html", summary=summary)
-
-
-@bp.get("/activity")
-@requires(Role.VIEWER)
-def activity() -> str:
-    before = request.args.get("before", type=int)
-    rows = db_session().execute(events.recent_events(ACTIVITY_PAGE_SIZE + 1, before)).all()
-    has_more = len(rows) > ACTIVITY_PAGE_SIZE
-    rows = rows[:ACTIVITY_PAGE_SIZE]
-    return render_template(
-        "pages/activity.html",
-        rows=rows,
-        next_before=rows[-1][0].id if has_more else None,
-    )
