@@ -1,4 +1,4 @@
-"""`wabulk contacts …`: import a sheet, export contacts. Same services as the pages."""
+"""`wabulk contacts …`: import a sheet, export contacts, recount. Same services as the pages."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from .cli_common import Context, pass_ctx, require_migrated
 
 @click.group()
 def contacts() -> None:
-    """Import customer sheets and export contacts."""
+    """Import customer sheets, export contacts, repair their counts."""
 
 
 @contacts.command("import")
@@ -191,3 +191,22 @@ def export_cmd(ctx: Context, list_name: str | None, status: str, search: str, ou
         else:
             n = export.write_xlsx(session, f, output)
     click.echo(f"Wrote {n:,} contacts to {output}.")
+
+
+@contacts.command("recount")
+@pass_ctx
+def recount_cmd(ctx: Context) -> None:
+    """Count contacts, opt-outs and list members again from the tables (a repair).
+
+    The pages show counts kept up to date by every change; run this after loading rows by
+    other means (SQL, a restored backup). It reads every contact once.
+    """
+    from .contacts import tallies
+
+    require_migrated(ctx)
+    with ctx.db.session() as session:
+        before = tallies.totals(session)
+        contacts_n, opted_out = tallies.recount(session)
+    click.echo(f"{contacts_n:,} contacts, {opted_out:,} opted out; list member counts updated.")
+    if before != (contacts_n, opted_out):
+        click.echo(f"The kept counts were {before[0]:,} contacts, {before[1]:,} opted out.")

@@ -31,6 +31,8 @@ _CONTACT_COLUMNS = (
     "updated_at",
 )
 _ISSUE_COLUMNS = ("import_id", "row_number", "rejected", "reason", "cells")
+# SQLAlchemy keeps an INSERT's rowcount only when asked; the counters depend on it.
+_ROWCOUNT = {"preserve_rowcount": True}
 
 
 def _is_postgresql(session: Session) -> bool:
@@ -62,14 +64,19 @@ def insert_contacts(
     )
     stamp = to_time(now)
     shared = (stamp if opted_out else None, reason if opted_out else None, stamp, stamp)
-    done = session.connection().exec_driver_sql(sql, [row + shared for row in rows])
+    done = session.connection().exec_driver_sql(
+        sql, [row + shared for row in rows], execution_options=_ROWCOUNT
+    )
     return int(done.rowcount)
 
 
-def add_members(session: Session, list_id: int, contact_ids: list[int], now: datetime) -> None:
-    """Put contacts in a list; ones already in it stay as they are (ON CONFLICT DO NOTHING)."""
+def add_members(session: Session, list_id: int, contact_ids: list[int], now: datetime) -> int:
+    """Put contacts in a list; ones already in it stay as they are (ON CONFLICT DO NOTHING).
+
+    Returns how many memberships were inserted, for the list's member_count.
+    """
     if not contact_ids:
-        return
+        return 0
     to_time = driver_time(session)
     stamp = to_time(now)
     # Constant names and placeholders only; values travel as parameters.
@@ -77,17 +84,21 @@ def add_members(session: Session, list_id: int, contact_ids: list[int], now: dat
         f"INSERT INTO contact_list_members (list_id, contact_id, added_at) "  # noqa: S608
         f"VALUES ({', '.join(driver_marks(session, 3))}) ON CONFLICT DO NOTHING"
     )
-    session.connection().exec_driver_sql(sql, [(list_id, cid, stamp) for cid in contact_ids])
+    done = session.connection().exec_driver_sql(
+        sql, [(list_id, cid, stamp) for cid in contact_ids], execution_options=_ROWCOUNT
+    )
+    return int(done.rowcount)
 
 
-def add_members_by_phone(session: Session, list_id: int, phones: list[str], now: datetime) -> None:
+def add_members_by_phone(session: Session, list_id: int, phones: list[str], now: datetime) -> int:
     """Put the contacts with these phones in a list, in one INSERT … SELECT (no id round trip).
 
     The phones travel as one parameter (a JSON array on SQLite, an array on PostgreSQL): no
-    limit on their number, and nothing to compile per phone.
+    limit on their number, and nothing to compile per phone. Returns how many memberships
+    were inserted (the ones that existed are skipped), for the list's member_count.
     """
     if not phones:
-        return
+        return 0
     stamp = driver_time(session)(now)
     if _is_postgresql(session):
         sql = (
@@ -103,7 +114,8 @@ def add_members_by_phone(session: Session, list_id: int, phones: list[str], now:
             "WHERE true ON CONFLICT DO NOTHING"
         )
         params = (list_id, stamp, json.dumps(phones))
-    session.connection().exec_driver_sql(sql, params)
+    done = session.connection().exec_driver_sql(sql, params, execution_options=_ROWCOUNT)
+    return int(done.rowcount)
 
 
 def insert_issues(session: Session, import_id: int, issues: Sequence[tuple[Any, ...]]) -> None:

@@ -5,7 +5,8 @@
   second process, a few chunks ahead. Everything per row that can be prepared there is, so
   the writer does no per-row Python work beyond a dictionary of the chunk's phones.
 - `Writer.commit` writes one chunk in one transaction: contacts, list memberships, rejected
-  rows and the progress cursor together (see importer.run for the whole loop).
+  rows, the progress cursor and the contact counts (tallies, the list's member_count)
+  together (see importer.run for the whole loop).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from ..db import Database
 from ..models import Contact, Import, ImportKind, ImportStatus, utcnow
-from . import bulk
+from . import bulk, tallies
 from . import mapping as mappings
 from .phones import clean_cell, normalise
 from .sheets import SheetError, open_sheet
@@ -362,15 +363,17 @@ def _apply_chunk(
     reason = (plan.reason or "Opt-out list import") if opt_outs else None
     fresh = [p for p in rows if p not in seen]
     found = False
+    inserted = 0  # contacts the database created: what the tallies move by
     if careful:
         lookup = list(rows)
     else:
         # Phones an earlier chunk committed exist: only they need a lookup.
         lookup = [p for p in rows if p in seen]
         if fresh:
-            if bulk.insert_contacts(session, [rows[p] for p in fresh], now, opt_outs, reason) < len(
-                fresh
-            ):
+            inserted = bulk.insert_contacts(
+                session, [rows[p] for p in fresh], now, opt_outs, reason
+            )
+            if inserted < len(fresh):
                 raise _Existing
             counts["created"] += len(fresh)
     existing: dict[str, Any] = {}
@@ -425,9 +428,13 @@ def _apply_chunk(
         else:
             counts["unchanged"] += 0 if counted_dup else 1
     contacts = Contact.__table__
-    if new_rows and bulk.insert_contacts(session, new_rows, now, opt_outs, reason) < len(new_rows):
-        # Another import inserted one of these phones between our SELECT and INSERT.
-        raise _Existing
+    if new_rows:
+        created = bulk.insert_contacts(session, new_rows, now, opt_outs, reason)
+        if created < len(new_rows):
+            # Another import inserted one of these phones between our SELECT and INSERT.
+            raise _Existing
+        inserted += created
+    opted_out = inserted if opt_outs else 0
     for keys, group in _by_keys(changes).items():
         # Bind names must differ from column names in an UPDATE's SET clause.
         columns = [k for k in keys if k != "_id"]
@@ -436,11 +443,17 @@ def _apply_chunk(
             .where(contacts.c.id == bindparam("_id"))
             .values({k: bindparam(f"v_{k}") for k in columns})
         )
-        session.execute(
+        if "opted_out_at" in columns:
+            # Someone may have opted the contact out since the lookup: leave theirs, count ours.
+            stmt = stmt.where(contacts.c.opted_out_at.is_(None))
+        done = session.execute(
             stmt, [{"_id": row["_id"], **{f"v_{k}": row[k] for k in columns}} for row in group]
         )
+        if "opted_out_at" in columns:
+            opted_out += done.rowcount
+    joined = 0
     if plan.list_id is not None and rows and plan.kind == ImportKind.CONTACTS:
-        bulk.add_members_by_phone(session, plan.list_id, list(rows), now)
+        joined = bulk.add_members_by_phone(session, plan.list_id, list(rows), now)
     if chunk.issues:
         bulk.insert_issues(session, import_id, chunk.issues)
     imp.rows_read += chunk.read
@@ -457,6 +470,12 @@ def _apply_chunk(
         imp.status, imp.finished_at = ImportStatus.COMPLETED, now
         imp.lease_owner = imp.lease_until = None
         imp.rows_total = imp.rows_read
+    # The counters move last, in this chunk's transaction: a chunk rolled back or written
+    # again after a crash moves them once (see tallies on why last).
+    session.flush()
+    if joined:
+        tallies.move_members(session, plan.list_id, joined)  # type: ignore[arg-type]
+    tallies.add(session, contacts=inserted, opted_out=opted_out)
     return list(rows), found
 
 

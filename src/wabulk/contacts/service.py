@@ -7,35 +7,43 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from typing import NamedTuple
 
-from sqlalchemy import Select, String, and_, cast, delete, func, or_, select
+from sqlalchemy import Select, String, and_, cast, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from .. import events
 from ..auth.permissions import require_role
 from ..errors import Conflict, NotFound, ValidationError
 from ..models import (
+    Campaign,
     Contact,
     ContactList,
     Event,
     Import,
+    Inbound,
     Message,
     Role,
     User,
     list_members,
     utcnow,
 )
+from . import tallies
 from .bulk import add_members as _add_members
+from .bulk import insert_contacts
+from .mapping import attribute_key
+from .phones import PhoneResult, clean_cell, is_region, normalise
 
-OPT_STATUSES = ("all", "subscribed", "opted_out")
+OPT_STATUSES = ("all", "subscribed", "opted_out", "not_on_whatsapp")
 
 
 @dataclass(frozen=True)
 class ContactFilter:
     q: str = ""
     list_id: int | None = None
-    status: str = "all"  # all | subscribed | opted_out
+    status: str = "all"  # all | subscribed | opted_out | not_on_whatsapp
 
     def __post_init__(self) -> None:
         if self.status not in OPT_STATUSES:
@@ -53,6 +61,8 @@ def filtered(f: ContactFilter) -> Select[tuple[Contact]]:
         query = query.where(Contact.opted_out_at.is_not(None))
     elif f.status == "subscribed":
         query = query.where(Contact.opted_out_at.is_(None))
+    elif f.status == "not_on_whatsapp":
+        query = query.where(Contact.not_on_whatsapp_at.is_not(None))
     term = f.q.strip()
     if term:
         like = f"%{term.lower()}%"
@@ -82,10 +92,31 @@ def page(
     return rows, (rows[-1].id if more and rows else None)
 
 
-def count(session: Session, f: ContactFilter) -> int:
-    return (
-        session.scalar(select(func.count()).select_from(filtered(f).order_by(None).subquery())) or 0
-    )
+# A filtered count stops here: "more than 10,000" is as useful as an exact 734,112, and
+# counting every match of a broad search reads a million rows on every page view.
+COUNT_CAP = 10_000
+
+
+class Matching(NamedTuple):
+    n: int
+    more: bool  # True: more than `n` match (counting stopped there)
+
+
+def count(session: Session, f: ContactFilter) -> Matching:
+    """How many contacts match: exact up to COUNT_CAP, else "more than COUNT_CAP".
+
+    - A filter the maintained counters answer (only a list, only opted out or subscribed)
+      is exact whatever the size, and costs a primary-key read.
+    """
+    if f == ContactFilter(list_id=f.list_id) and f.list_id is not None:
+        members = select(ContactList.member_count).where(ContactList.id == f.list_id)
+        return Matching(session.scalar(members) or 0, False)
+    if f == ContactFilter(status=f.status) and f.status in ("opted_out", "subscribed"):
+        everyone, opted_out = tallies.totals(session)
+        return Matching(opted_out if f.status == "opted_out" else everyone - opted_out, False)
+    capped = filtered(f).with_only_columns(Contact.id).order_by(None).limit(COUNT_CAP + 1)
+    n = session.scalar(select(func.count()).select_from(capped.subquery())) or 0
+    return Matching(COUNT_CAP, True) if n > COUNT_CAP else Matching(n, False)
 
 
 def get_contact(session: Session, contact_id: int) -> Contact:
@@ -117,13 +148,59 @@ def contact_history(contact_id: int, limit: int = 50) -> Select[tuple[Event, str
     )
 
 
-def contact_messages(contact_id: int, limit: int = 50) -> Select[tuple[Message]]:
-    return (
-        select(Message)
+def contact_messages(
+    contact_id: int, limit: int = 50, before_id: int | None = None
+) -> Select[tuple[Message, str]]:
+    """Every campaign message the contact received with its campaign's name, newest first.
+
+    - Served by ix_messages_contact_id; `before_id` pages by id instead of OFFSET.
+    """
+    query = (
+        select(Message, Campaign.name)
+        .join(Campaign, Campaign.id == Message.campaign_id)
         .where(Message.contact_id == contact_id)
         .order_by(Message.id.desc())
         .limit(limit)
     )
+    if before_id is not None:
+        query = query.where(Message.id < before_id)
+    return query
+
+
+def contact_replies(contact_id: int, message_ids: list[int]) -> Select[tuple[Inbound]]:
+    """What the contact wrote back to these messages, oldest first (ix_inbound_contact_id_…)."""
+    return (
+        select(Inbound)
+        .where(Inbound.contact_id == contact_id, Inbound.message_id.in_(message_ids))
+        .order_by(Inbound.received_at, Inbound.id)
+    )
+
+
+def other_replies(contact_id: int, limit: int = 20) -> Select[tuple[Inbound]]:
+    """What the contact wrote that answers no campaign message we know, newest first."""
+    return (
+        select(Inbound)
+        .where(Inbound.contact_id == contact_id, Inbound.message_id.is_(None))
+        .order_by(Inbound.received_at.desc(), Inbound.id.desc())
+        .limit(limit)
+    )
+
+
+def message_history(
+    session: Session, contact_id: int, before_id: int | None = None, size: int = 50
+) -> tuple[list[tuple[Message, str, list[Inbound]]], int | None]:
+    """One page of the contact's messages, each with its campaign's name and the replies to
+    it, and the cursor of the next older page."""
+    rows = session.execute(contact_messages(contact_id, size + 1, before_id)).all()
+    more = len(rows) > size
+    rows = rows[:size]
+    replies: dict[int, list[Inbound]] = {}
+    if rows:
+        ids = [m.id for m, _ in rows]
+        for reply in session.scalars(contact_replies(contact_id, ids)):
+            replies.setdefault(reply.message_id or 0, []).append(reply)
+    page = [(m, name, replies.get(m.id, [])) for m, name in rows]
+    return page, (rows[-1][0].id if more else None)
 
 
 def _ids(contact_ids: list[int]) -> list[int]:
@@ -140,16 +217,23 @@ def opt_out(session: Session, actor: User | None, contact_ids: list[int], reason
     if not reason:
         raise ValidationError("Say why (for example: asked by phone to stop).", field="reason")
     now = utcnow()
-    changed = list(
-        session.scalars(
-            select(Contact).where(Contact.id.in_(_ids(contact_ids)), Contact.opted_out_at.is_(None))
+    # Conditional, so a contact opted out at the same moment by someone else counts once.
+    changed = session.execute(
+        update(Contact)
+        .where(Contact.id.in_(_ids(contact_ids)), Contact.opted_out_at.is_(None))
+        .values(opted_out_at=now, opt_out_reason=reason[:500], updated_at=now)
+        .returning(Contact.id, Contact.phone)
+    ).all()
+    who = events.actor_name(actor)
+    for contact_id, phone in changed:
+        events.record(
+            session,
+            "contact.opted_out",
+            f"{who} opted out {phone}: {reason}",
+            user=actor,
+            data={"contact_id": contact_id},
         )
-    )
-    for contact in changed:
-        contact.opted_out_at, contact.opt_out_reason, contact.updated_at = now, reason[:500], now
-        _record_contact(
-            session, actor, contact, "contact.opted_out", f"opted out {contact.phone}: {reason}"
-        )
+    tallies.add(session, opted_out=len(changed))
     return len(changed)
 
 
@@ -163,9 +247,15 @@ def opt_in(session: Session, actor: User | None, contact_id: int, reason: str) -
             field="reason",
         )
     contact = get_contact(session, contact_id)
-    if contact.opted_out_at is None:
+    # Conditional, so two people opting the same contact in move the tally once.
+    back_in = session.execute(
+        update(Contact)
+        .where(Contact.id == contact_id, Contact.opted_out_at.is_not(None))
+        .values(opted_out_at=None, opt_out_reason=None, updated_at=utcnow())
+    ).rowcount
+    if not back_in:
         raise Conflict(f"{contact.phone} is not opted out.")
-    contact.opted_out_at, contact.opt_out_reason, contact.updated_at = None, None, utcnow()
+    tallies.add(session, opted_out=-1)
     _record_contact(
         session, actor, contact, "contact.opted_in", f"opted {contact.phone} back in: {reason}"
     )
@@ -192,6 +282,157 @@ def clear_not_on_whatsapp(session: Session, actor: User | None, contact_id: int)
     return contact
 
 
+def upsert_contact(
+    session: Session,
+    actor: User | None,
+    *,
+    phone: str,
+    name: str | None = None,
+    attributes: dict | None = None,
+    list_ids: list[int] | None = None,
+    default_country: str | None = None,
+) -> tuple[Contact, bool]:
+    """Create a contact, or update the one with this phone; (the contact, whether created).
+
+    - The phone is normalised as an imported one is; a number without its country code
+      takes `default_country`, else the default country under Settings.
+    - Nothing is erased, as with a re-import: a name replaces the old one only when given,
+      attributes merge into the old ones (empty values skipped), an opt-out stays.
+    - Attribute names become placeholder names as a sheet's columns do ('Due Amount' →
+      'due_amount'); values are text or numbers.
+    - The lists are joined (never left); the counts move in this transaction.
+    """
+    require_role(actor, Role.OPERATOR)
+    number = _one_phone(phone, _region(session, default_country))
+    clean_name = _contact_name(name)
+    attrs = _attributes(attributes)
+    targets = _lists_by_id(session, list_ids)
+    now = utcnow()
+    assert number.e164 is not None
+    row = (number.e164, clean_name, json.dumps(attrs), number.country, number.timezone)
+    created = insert_contacts(session, [row], now) == 1
+    # Locked: two updates of one contact must not each merge into the attributes they read.
+    contact = session.scalars(
+        select(Contact)
+        .where(Contact.phone == number.e164)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+    changed: list[str] = []
+    if not created:
+        if clean_name and clean_name != contact.name:
+            contact.name = clean_name
+            changed.append("name")
+        merged = {**(contact.attributes or {}), **attrs}
+        if merged != (contact.attributes or {}):
+            contact.attributes = merged
+            changed.append("attributes")
+        if contact.country is None and number.country:
+            contact.country, contact.timezone = number.country, contact.timezone or number.timezone
+            changed.append("country")
+        if changed:
+            contact.updated_at = now
+    joined = []
+    for target in targets:
+        added = _add_members(session, target.id, [contact.id], now)
+        tallies.move_members(session, target.id, added)
+        if added:
+            joined.append(repr(target.name))
+    session.flush()
+    if created:
+        tallies.add(session, contacts=1)
+    what = ("added " if created else "updated ") + contact.phone
+    if changed:
+        what += f" ({', '.join(changed)})"
+    if joined:
+        what += f" and put it in {', '.join(joined)}"
+    if created or changed or joined:
+        kind = "contact.created" if created else "contact.updated"
+        _record_contact(session, actor, contact, kind, what)
+    return contact, created
+
+
+def _region(session: Session, default_country: str | None) -> str:
+    if default_country:
+        code = default_country.strip().upper()
+        if not is_region(code):
+            raise ValidationError(
+                f"{default_country!r} is not a country code such as IN or US.",
+                field="default_country",
+            )
+        return code
+    from ..app_settings import default_country as settings_country
+
+    return settings_country(session) or ""
+
+
+def _one_phone(phone: object, region: str) -> PhoneResult:
+    text = clean_cell(phone)
+    if not text.strip():
+        raise ValidationError("Give the contact's phone number.", field="phone")
+    result = normalise(text, region or "ZZ")
+    if result.e164 is None:
+        if not region and "country code" in (result.error or ""):
+            raise ValidationError(
+                f"{text!r} has no country code: write it with one (such as +91) or give a "
+                "default country.",
+                field="phone",
+            )
+        raise ValidationError(f"The phone number {result.error}.", field="phone")
+    if result.extras:
+        raise ValidationError(
+            f"{text!r} holds more than one phone number; give one per contact.", field="phone"
+        )
+    return result
+
+
+def _contact_name(name: object) -> str | None:
+    if name is None:
+        return None
+    if not isinstance(name, str):
+        raise ValidationError("The name must be text.", field="name")
+    clean = " ".join(name.split())
+    if len(clean) > 200:
+        raise ValidationError("A name can have at most 200 characters.", field="name")
+    return clean or None
+
+
+def _attributes(attributes: object) -> dict[str, str]:
+    if attributes is None:
+        return {}
+    if not isinstance(attributes, dict):
+        raise ValidationError(
+            'Attributes are names with values, such as {"city": "Pune"}.', field="attributes"
+        )
+    taken: set[str] = set()
+    clean: dict[str, str] = {}
+    for key, value in attributes.items():
+        if value is None or value == "":
+            continue  # as an empty cell: never erases
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise ValidationError(
+                f"The attribute {key!r} must be text or a number.", field="attributes"
+            )
+        text = value.strip() if isinstance(value, str) else str(value)
+        if text:
+            clean[attribute_key(str(key), taken)] = text
+    return clean
+
+
+def _lists_by_id(session: Session, list_ids: list[int] | None) -> list[ContactList]:
+    try:
+        ids = sorted({int(i) for i in list_ids or []})
+    except (TypeError, ValueError):
+        raise ValidationError("List ids are whole numbers.", field="list_ids") from None
+    found = list(session.scalars(select(ContactList).where(ContactList.id.in_(ids))))
+    missing = sorted(set(ids) - {c.id for c in found})
+    if missing:
+        raise ValidationError(
+            "There is no list " + ", ".join(f"#{i}" for i in missing) + ".", field="list_ids"
+        )
+    return sorted(found, key=lambda c: c.id)  # one lock order for the member counts
+
+
 def _record_contact(
     session: Session, actor: User | None, contact: Contact, kind: str, what: str
 ) -> None:
@@ -204,9 +445,8 @@ def add_to_list(session: Session, actor: User | None, list_id: int, contact_ids:
     target = _list(session, list_id)
     ids = _ids(contact_ids)
     existing = set(session.scalars(select(Contact.id).where(Contact.id.in_(ids))))
-    before = _members(session, list_id)
-    _add_members(session, list_id, sorted(existing), utcnow())
-    added = _members(session, list_id) - before
+    added = _add_members(session, list_id, sorted(existing), utcnow())
+    tallies.move_members(session, list_id, added)
     who = events.actor_name(actor)
     events.record(
         session,
@@ -229,6 +469,7 @@ def remove_from_list(
             )
         )
     ).rowcount
+    tallies.move_members(session, list_id, -removed)
     who = events.actor_name(actor)
     events.record(
         session,
@@ -237,15 +478,6 @@ def remove_from_list(
         user=actor,
     )
     return removed
-
-
-def _members(session: Session, list_id: int) -> int:
-    return (
-        session.scalar(
-            select(func.count()).select_from(list_members).where(list_members.c.list_id == list_id)
-        )
-        or 0
-    )
 
 
 def _list(session: Session, list_id: int) -> ContactList:

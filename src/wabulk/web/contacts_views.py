@@ -167,8 +167,20 @@ def detail(contact_id: int) -> str:
             if row[0].id not in member_ids
         ],
         history=session.execute(contacts.contact_history(contact_id)).all(),
-        messages=session.scalars(contacts.contact_messages(contact_id)).all(),
+        **_messages_context(session, contact_id),
     )
+
+
+def _messages_context(session: Session, contact_id: int) -> dict[str, object]:
+    """The contact's campaign messages, a keyset page at a time (?messages_before=)."""
+    before = request.args.get("messages_before", type=int)
+    messages, older = contacts.message_history(session, contact_id, before, PAGE_SIZE)
+    return {
+        "messages": messages,
+        "messages_older": older,
+        "messages_first_page": before is None,
+        "other_replies": session.scalars(contacts.other_replies(contact_id)).all(),
+    }
 
 
 @bp.post("/<int:contact_id>/opt-out")
