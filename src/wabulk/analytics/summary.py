@@ -1,7 +1,7 @@
 """The dashboard's headline numbers.
 
 Message figures come from the campaigns' maintained counters (one row per campaign),
-never from counting the messages table.
+never from counting the messages table; contacts from the maintained tallies.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ..models import Campaign, CampaignStatus, Contact, ContactList, Sender, SenderState
+from ..contacts.tallies import totals as contact_totals
+from ..models import Campaign, CampaignStatus, ContactList, Sender, SenderState
 
 
 @dataclass(frozen=True)
@@ -35,9 +36,7 @@ class DashboardSummary:
 
 
 def dashboard_summary(session: Session) -> DashboardSummary:
-    contacts, opted_out = session.execute(
-        select(func.count(), func.count(Contact.opted_out_at))
-    ).one()
+    contacts, opted_out = contact_totals(session)
     c = session.execute(
         select(
             func.count(),

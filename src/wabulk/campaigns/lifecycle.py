@@ -12,6 +12,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from .. import events
+from ..analytics import stats
 from ..auth.permissions import require_role
 from ..errors import Conflict, NotFound, ValidationError
 from ..models import (
@@ -256,6 +257,7 @@ def retry_failed(session: Session, actor: User | None, campaign_id: int) -> int:
             )
         ).rowcount
     failed, unknown = again[S.FAILED], again[S.UNKNOWN]
+    stats.forget_failed(session, campaign.id)
     n = failed + unknown
     campaign.finished_at = None
     shift_loaded(session, campaign, {S.FAILED: -failed, S.UNKNOWN: -unknown, S.QUEUED: n})

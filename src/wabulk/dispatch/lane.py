@@ -342,7 +342,7 @@ class Lane:
                     break
         now = self.clock.now()
         with self.db.session() as session:
-            queue.settle(session, self.owner, outcomes, now)
+            queue.settle(session, self.owner, outcomes, now, sender_id=self.sender_id)
             invalid = [o.message_id for o in outcomes if o.error_code == NOT_ON_WHATSAPP]
             if invalid:
                 queue.flag_not_on_whatsapp(session, invalid, now)
@@ -419,6 +419,7 @@ class Lane:
                 self.owner,
                 [queue.Outcome(p.claimed.id, p.campaign.id, "requeue") for p in self.pending],
                 now,
+                sender_id=self.sender_id,
             )
             self.pending.clear()
 

@@ -8,10 +8,11 @@
   launch: an opted-out contact is `skipped`, a recipient outside active hours goes back to
   wait for their morning, and a message not yet rendered is rendered from the campaign's
   launch snapshot (so the text is stored before it is sent).
-- Every settle is guarded by `status = 'sending' AND lease_owner = me`: a worker whose
-  lease was taken away (it stalled, recovery moved on) cannot overwrite the outcome.
-- Campaign counters move in the same transaction as the rows, by the rows actually
-  changed, so pages read exact numbers without counting.
+- Every settle is guarded by `status = 'sending' AND lease_owner = me AND sender_id = my
+  sender`: a worker whose lease was taken away (it stalled, recovery moved on) cannot
+  overwrite the outcome.
+- Campaign counters and `message_stats` move in the same transaction as the rows, by the
+  rows actually changed, so pages read exact numbers without counting.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 from sqlalchemy import bindparam, literal, select, update
 from sqlalchemy.orm import Session
 
+from ..analytics import stats
 from ..campaigns.counters import shift_counters
 from ..campaigns.rendering import (
     CONTACT_FIELDS,
@@ -221,6 +223,8 @@ def claim(
             ),
             broken,
         )
+        failed = ("failed", campaign_id, sender_id, now, "template_error", len(broken))
+        stats.bump(session, [failed])
     shift_counters(
         session,
         campaign_id,
@@ -270,31 +274,44 @@ def _settle_row(kind: str, o: Outcome, to_time: Any) -> tuple[Any, ...]:
     return ()
 
 
-def settle(session: Session, owner: str, outcomes: Iterable[Outcome], now: datetime) -> Counter:
-    """Write outcomes in one executemany per (kind, campaign); returns rows changed by kind."""
+def settle(
+    session: Session, owner: str, outcomes: Iterable[Outcome], now: datetime, *, sender_id: int
+) -> Counter:
+    """Write outcomes in one executemany per (kind, campaign); returns rows changed by kind.
+
+    - Failures go one executemany per error code too, so `message_stats` learns exactly how
+      many rows each code changed (a row whose lease was lost changes nothing).
+    - Guarded by the sender as well as the owner: the lanes of one worker share its owner
+      name, and a message that went back to the queue may since be another lane's.
+    """
     to_time = driver_time(session)
     mark = driver_marks(session, 1)[0]
     stamp = to_time(now)
-    groups: dict[tuple[str, int], list[Outcome]] = defaultdict(list)
+    groups: dict[tuple[str, int, str | None], list[Outcome]] = defaultdict(list)
     for o in outcomes:
-        groups[(o.kind, o.campaign_id)].append(o)
+        groups[(o.kind, o.campaign_id, o.error_code if o.kind == "failed" else None)].append(o)
     changed: Counter = Counter()
+    counted: list[stats.StatRow] = []
     conn = session.connection()
-    for (kind, campaign_id), group in groups.items():
+    for (kind, campaign_id, code), group in groups.items():
         sets = _SETTLE_SQL[kind].format(t=mark, p=mark)
         sql = (
             f"UPDATE messages SET {sets}, lease_owner = NULL, lease_until = NULL, "  # noqa: S608
             f"updated_at = {mark} WHERE id = {mark} AND status = 'sending' "
-            f"AND lease_owner = {mark}"
+            f"AND lease_owner = {mark} AND sender_id = {mark}"
         )
         leading = (stamp,) if "{t}" in _SETTLE_SQL[kind] else ()
         params = [
-            (*leading, *_settle_row(kind, o, to_time), stamp, o.message_id, owner) for o in group
+            (*leading, *_settle_row(kind, o, to_time), stamp, o.message_id, owner, sender_id)
+            for o in group
         ]
         n = conn.exec_driver_sql(sql, params).rowcount
         if n:
             changed[kind] += n
             shift_counters(session, campaign_id, {S.SENDING: -n, _TARGET[kind]: n})
+            if kind in ("sent", "failed"):
+                counted.append((kind, campaign_id, sender_id, now, code, n))
+    stats.bump(session, counted)
     return changed
 
 

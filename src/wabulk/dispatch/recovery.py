@@ -21,6 +21,7 @@ from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
 from .. import events
+from ..analytics import stats
 from ..campaigns.counters import shift_counters
 from ..channels.base import Channel, ChannelConfig, OutgoingMessage, Reconciled
 from ..channels.registry import EXCLUSIVE, open_channel
@@ -147,6 +148,7 @@ def reconcile_sender(
 
 def _apply(session: Session, rows: list, answers: dict[int, Reconciled], now: datetime) -> None:
     moved: dict[int, Counter] = defaultdict(Counter)
+    sent: list[stats.StatRow] = []
     for row in rows:
         if row.id not in answers:
             continue
@@ -172,6 +174,9 @@ def _apply(session: Session, rows: list, answers: dict[int, Reconciled], now: da
             target = S.UNKNOWN
         if session.execute(stmt).rowcount:
             moved[row.campaign_id][target] += 1
+            if target == S.SENT:
+                sent.append(("sent", row.campaign_id, row.sender_id, now, None, 1))
+    stats.bump(session, sent)
 
     for campaign_id, counts in moved.items():
         n = sum(counts.values())

@@ -1,26 +1,141 @@
-"""Read-only areas of the shell: dashboard and analytics."""
+"""Read-only areas of the shell: the Dashboard, its live figures, and Analytics.
+
+- Live figures are polled (static/js/live.js) from small JSON answers built from
+  maintained counters: a poll holds a request thread for milliseconds, where a
+  server-sent stream would hold one of waitress's few threads for as long as the page is open.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from typing import Any
+from zoneinfo import ZoneInfo
 
-from ..analytics.summary import dashboard_summary
-from ..models import Role
-from .helpers import db_session
+from flask import Blueprint, Response, jsonify, render_template, request, url_for
+from flask_login import current_user
+
+from ..analytics import dashboard as dash
+from ..analytics import overview as analytics_overview
+from ..analytics.queries import zone
+from ..errors import ValidationError
+from ..models import Role, SenderState
+from .helpers import db_session, format_datetime
 from .security import requires
+from .senders_views import STATE_LABELS
 
 bp = Blueprint("pages", __name__)
+
+FILTER_KEYS = ("from", "to", "campaign", "sender")
+
+
+def _zone() -> ZoneInfo:
+    return zone(current_user.timezone)
+
+
+def sender_label(s: dash.SenderHealth) -> str:
+    if s.state == SenderState.LINKED and s.capped:
+        return "capped today"
+    return STATE_LABELS.get(SenderState(s.state), s.state)
+
+
+def _campaign_json(c: dash.CampaignProgress) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "name": c.name,
+        "url": url_for("campaigns.detail", campaign_id=c.id),
+        "status": c.status,
+        "reason": c.reason,
+        "total": c.total,
+        "done": c.done,
+        "percent": c.percent,
+        "sent": c.sent,
+        "failed": c.failed,
+        "scheduled_at": format_datetime(c.scheduled_at) if c.scheduled_at else None,
+        "live": c.live,
+    }
 
 
 @bp.get("/")
 @requires(Role.VIEWER)
 def dashboard() -> str:
-    summary = dashboard_summary(db_session())
-    return render_template("pages/dashboard.html", summary=summary)
+    board = dash.dashboard(db_session(), _zone())
+    return render_template(
+        "pages/dashboard.html", d=board, sender_label=sender_label, linked=SenderState.LINKED
+    )
+
+
+@bp.get("/live.json")
+@requires(Role.VIEWER)
+def live() -> Response:
+    """The Dashboard's moving figures, polled every few seconds by every open dashboard."""
+    f = dash.live_figures(db_session(), _zone())
+    return jsonify(
+        {
+            "live": f.live,
+            "today": f.today.as_dict(),
+            "running": [_campaign_json(c) for c in f.running],
+            "scheduled": [_campaign_json(c) for c in f.scheduled],
+            "senders": [
+                {
+                    "id": s.id,
+                    "label": sender_label(s),
+                    "state": "capped" if s.capped and s.state == SenderState.LINKED else s.state,
+                    "sent_today": s.sent_today,
+                    "daily_cap": s.daily_cap,
+                }
+                for s in f.senders
+            ],
+        }
+    )
+
+
+@bp.get("/live/campaigns.json")
+@requires(Role.VIEWER)
+def live_campaigns() -> Response:
+    """Progress of the campaigns a page shows (?ids=1,2,3), for the campaigns list."""
+    ids = [int(v) for v in request.args.get("ids", "").split(",") if v.strip().isdigit()]
+    found = dash.campaigns_progress(db_session(), ids)
+    return jsonify(
+        {"live": any(c.live for c in found), "campaigns": [_campaign_json(c) for c in found]}
+    )
+
+
+def _filtered() -> tuple[dict[str, str], Any, ValidationError | None]:
+    session = db_session()
+    kept = {k: v for k in FILTER_KEYS if (v := request.args.get(k, "").strip()[:40])}
+    try:
+        return kept, analytics_overview.parse_filters(session, kept, _zone()), None
+    except ValidationError as exc:
+        return kept, None, exc
 
 
 @bp.get("/analytics")
 @requires(Role.VIEWER)
-def analytics() -> str:
-    summary = dashboard_summary(db_session())
-    return render_template("pages/analytics.html", summary=summary)
+def analytics() -> tuple[str, int]:
+    kept, filters, error = _filtered()
+    session = db_session()
+    o = analytics_overview.overview(session, filters) if filters else None
+    campaigns, senders = analytics_overview.filter_choices(session, filters)
+    shown = filters or analytics_overview.default_filters(_zone())
+    return render_template(
+        "pages/analytics.html",
+        o=o,
+        data=analytics_overview.chart_data(o) if o else None,
+        error=error,
+        kept=kept,
+        shown=shown,
+        campaigns=campaigns,
+        senders=senders,
+        labels=analytics_overview.KIND_LABELS,
+        timezone=shown.period.tz.key,
+    ), 400 if error else 200
+
+
+@bp.get("/analytics.json")
+@requires(Role.VIEWER)
+def analytics_json() -> tuple[Response, int]:
+    """The Analytics page's numbers for the same filter, to export or script against."""
+    _, filters, error = _filtered()
+    if error is not None:
+        return jsonify({"error": str(error), "field": error.field}), 400
+    o = analytics_overview.overview(db_session(), filters)
+    return jsonify(analytics_overview.chart_data(o)), 200

@@ -1,15 +1,14 @@
-// One campaign's page: follows its progress live (every second) without reloading, so the
-// bar, counters, status, buttons and log change as the dispatcher works.
+// One campaign's page: follows its progress live through live.js without reloading, so
+// the bar, counters, status, buttons and log change as the dispatcher works.
 "use strict";
 
 (() => {
   const page = document.getElementById("campaign");
-  if (!page || page.dataset.live !== "1") return;
-  const fmt = new Intl.NumberFormat();
+  if (!page || page.dataset.live !== "1" || !window.WabulkLive) return;
+  const fmt = { format: window.WabulkLive.format };
   const field = (name) => document.querySelector(`[data-field="${name}"]`);
   const bar = field("bar");
   let lastEvent = page.dataset.lastEvent || "";
-  let failures = 0;
 
   function setBar(percent) {
     if (!bar) return;
@@ -102,53 +101,74 @@
     showEvents(p.events);
   }
 
-  async function poll() {
-    let live = true;
-    try {
+  window.WabulkLive.follow({
+    interval: 2000,
+    url() {
       const url = new URL(page.dataset.progressUrl, window.location.href);
       if (lastEvent) url.searchParams.set("after_event", lastEvent);
-      const response = await fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" });
-      if (!response.ok) throw new Error(String(response.status));
-      const p = await response.json();
-      failures = 0;
+      return url;
+    },
+    onData(p) {
       show(p);
-      live = p.live;
-    } catch (err) {
-      failures += 1;
-      const eta = field("eta");
-      if (eta && failures > 2) {
-        eta.hidden = false;
-        field("eta-text").textContent = "connection lost; retrying…";
-      }
-    }
-    if (live) window.setTimeout(poll, 1000);
-    // The recipients table (below) refreshes at once, so it never lags the counters.
-    else page.dispatchEvent(new Event("campaign:finished"));
-  }
-  window.setTimeout(poll, 1000);
+      // The recipients table (below) refreshes at once, so it never lags the counters.
+      if (!p.live) page.dispatchEvent(new Event("campaign:finished"));
+      return p.live;
+    },
+  });
 })();
 
 // The recipients table: swapped in every few seconds while sending, and once at the end.
 (() => {
   const page = document.getElementById("campaign");
   const box = document.querySelector("[data-recipients]");
-  if (!page || !box || page.dataset.live !== "1") return;
-  async function refresh() {
-    try {
-      const response = await fetch(box.dataset.recipientsUrl, { credentials: "same-origin" });
-      if (response.ok) box.innerHTML = await response.text();
-    } catch (err) {
-      // The progress poll reports a lost connection; the table simply stays as it was.
-    }
-  }
-  let timer = null;
-  async function loop() {
-    await refresh();
-    if (page.dataset.live === "1") timer = window.setTimeout(loop, 4000);
-  }
-  page.addEventListener("campaign:finished", () => {
-    window.clearTimeout(timer);
-    refresh();
+  if (!page || !box || page.dataset.live !== "1" || !window.WabulkLive) return;
+  const table = window.WabulkLive.follow({
+    interval: 4000,
+    type: "text",
+    url: box.dataset.recipientsUrl,
+    onData(html) {
+      box.innerHTML = html;
+      return page.dataset.live === "1";
+    },
   });
-  timer = window.setTimeout(loop, 4000);
+  page.addEventListener("campaign:finished", () => {
+    table.stop();
+    table.refresh();
+  });
+})();
+
+// The campaigns list: rows of campaigns that can still move follow their counters.
+(() => {
+  const table = document.getElementById("campaigns-list");
+  if (!table || !table.dataset.liveUrl || !window.WabulkLive) return;
+  const fmt = window.WabulkLive.format;
+  window.WabulkLive.follow({
+    url: table.dataset.liveUrl,
+    onData(answer) {
+      for (const c of answer.campaigns) {
+        const row = table.querySelector(`tr[data-campaign="${c.id}"]`);
+        if (!row) continue;
+        const status = row.querySelector('[data-field="status"]');
+        status.className = `badge status-${c.status}`;
+        status.textContent = c.status;
+        const bar = row.querySelector('[data-field="bar"]');
+        if (bar) {
+          bar.className = bar.className.replace(/\bpct-\d+\b/g, "").trim();
+          bar.style.width = `${c.percent}%`;
+          row.querySelector('[data-field="progress"]').setAttribute("aria-valuenow", String(Math.round(c.percent)));
+        }
+        const summary = row.querySelector('[data-field="summary"]');
+        if (summary) {
+          summary.textContent = `${fmt(c.done)} of ${fmt(c.total)} · ${fmt(c.sent)} sent`;
+          if (c.failed) {
+            const failed = document.createElement("span");
+            failed.className = "text-danger";
+            failed.textContent = `${fmt(c.failed)} failed`;
+            summary.append(" · ", failed);
+          }
+        }
+      }
+      return answer.live;
+    },
+  });
 })();

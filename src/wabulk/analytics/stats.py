@@ -1,0 +1,136 @@
+"""Keeps `message_stats` exact: message outcomes counted per 15-minute UTC slot.
+
+The rule, true after every transaction that moves messages (the code that moves them
+calls `bump` in the same transaction, by the rows it actually changed):
+- `sent` counts each message in the slot of its `sent_at`; `delivered`, `read` and
+  `replied` likewise by their own times; `failed` by `failed_at`, only while the message
+  is `failed`, with its error code.
+- Rows are keyed by (slot, campaign, sender, kind, code); a message without a sender
+  counts under sender 0.
+- `rebuild` recomputes the rows from the messages table, so the rule can always be
+  checked (the tests compare both) and restored (`wabulk analytics rebuild`).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    cast,
+    column,
+    delete,
+    extract,
+    func,
+    insert,
+    literal_column,
+    select,
+    table,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from ..models import SLOT_MINUTES, Message, MessageStat, MessageStatus
+
+stats = MessageStat.__table__
+messages = Message.__table__
+KINDS = ("sent", "delivered", "read", "replied", "failed")
+# (kind, campaign id, sender id or None, when, error code or None, how many)
+StatRow = tuple[str, int, int | None, datetime, str | None, int]
+_KEY = ("slot", "campaign_id", "sender_id", "kind", "code")
+
+
+def slot_of(at: datetime) -> datetime:
+    """The start of the 15-minute UTC slot holding `at` (aware, UTC)."""
+    at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    return at.replace(minute=at.minute - at.minute % SLOT_MINUTES, second=0, microsecond=0)
+
+
+def bump(session: Session, rows: Iterable[StatRow]) -> None:
+    """Add `n` to each row's counter in one grouped upsert (n may be negative).
+
+    - Rows with the same key are summed first: PostgreSQL refuses an upsert that touches
+      one row twice, and fewer rows are cheaper.
+    - Keys go in sorted order, so two lanes upserting the same slots cannot deadlock.
+    """
+    totals: Counter[tuple[datetime, int, int, str, str]] = Counter()
+    for kind, campaign_id, sender_id, at, code, n in rows:
+        if n:
+            key_code = (code or "")[:50] if kind == "failed" else ""
+            totals[(slot_of(at), campaign_id, sender_id or 0, kind, key_code)] += n
+    values = [dict(zip(_KEY, key, strict=True), n=n) for key, n in sorted(totals.items()) if n]
+    if not values:
+        return
+    dialect = session.get_bind().dialect.name
+    upsert = (postgresql if dialect == "postgresql" else sqlite).insert(stats).values(values)
+    session.execute(
+        upsert.on_conflict_do_update(
+            index_elements=[stats.c[k] for k in _KEY],
+            set_={"n": stats.c.n + upsert.excluded.n},
+        )
+    )
+
+
+def forget_failed(session: Session, campaign_id: int) -> None:
+    """Drop a campaign's failed counts: retrying it requeues every failed message.
+
+    Served by ix_message_stats_campaign_id_slot.
+    """
+    session.execute(
+        delete(stats).where(stats.c.campaign_id == campaign_id, stats.c.kind == "failed")
+    )
+
+
+def slot_sql(session: Session, at: Any) -> ColumnElement[Any]:
+    """`slot_of` in SQL, written exactly as the column stores it on each backend."""
+    if session.get_bind().dialect.name == "postgresql":
+        seconds: ColumnElement[Any] = literal_column(str(SLOT_MINUTES * 60))
+        return func.to_timestamp(func.floor(extract("epoch", at) / seconds) * seconds)
+    # SQLite keeps UTCDateTime as text, 'YYYY-MM-DD HH:MM:SS.ffffff' in UTC.
+    width: ColumnElement[Any] = literal_column(str(SLOT_MINUTES))
+    minute = cast(func.strftime("%M", at), Integer) // width * width
+    return func.strftime("%Y-%m-%d %H:", at).concat(func.printf("%02d:00.000000", minute))
+
+
+def rebuild(session: Session, campaign_ids: list[int] | None = None) -> int:
+    """Recompute the rows of these campaigns (all when None) from the messages table.
+
+    - Delete then insert, in the caller's transaction; returns the rows written.
+    - One grouped INSERT … SELECT per kind: a million messages never pass through Python.
+    """
+    wipe = delete(stats)
+    if campaign_ids is not None:
+        if not campaign_ids:
+            return 0
+        wipe = wipe.where(stats.c.campaign_id.in_(campaign_ids))
+    session.execute(wipe)
+    # The slot is an expression SQLAlchemy cannot type as UTCDateTime; insert through a
+    # lightweight table so the computed value goes in as the database wrote it.
+    raw = table("message_stats", *(column(c) for c in (*_KEY, "n")))
+    written = 0
+    for kind in KINDS:
+        at = messages.c[f"{kind}_at"]
+        slot = slot_sql(session, at).label("slot")
+        failed = kind == "failed"
+        # Constants as SQL text: PostgreSQL refuses parameters it cannot match in GROUP BY.
+        code = func.coalesce(messages.c.error_code, literal_column("''"))
+        sender = func.coalesce(messages.c.sender_id, literal_column("0"))
+        query = select(
+            slot,
+            messages.c.campaign_id,
+            sender,
+            literal_column(f"'{kind}'"),
+            code if failed else literal_column("''"),
+            func.count(),
+        ).where(at.is_not(None))
+        if failed:
+            query = query.where(messages.c.status == MessageStatus.FAILED)
+        if campaign_ids is not None:
+            query = query.where(messages.c.campaign_id.in_(campaign_ids))
+        query = query.group_by(slot, messages.c.campaign_id, sender, *([code] if failed else []))
+        written += session.execute(insert(raw).from_select([*_KEY, "n"], query)).rowcount
+    return written
