@@ -6,12 +6,24 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, Response, flash, jsonify, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    after_this_request,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    stream_with_context,
+    url_for,
+)
 from flask_login import current_user
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response as WResponse
 
-from ..campaigns import audience, lifecycle
+from ..campaigns import audience, lifecycle, report
 from ..campaigns import service as campaigns
 from ..campaigns import templates as message_templates
 from ..campaigns.media import find_media
@@ -235,6 +247,56 @@ def recipients(campaign_id: int) -> str:
         campaign=campaign,
         p=campaigns.progress(session, campaign),
         **_recipients_context(campaign),
+    )
+
+
+@bp.get("/<int:campaign_id>/report.csv")
+@requires(Role.VIEWER)
+def report_csv(campaign_id: int) -> Response:
+    """Every recipient's outcome, streamed: a million rows never sit in memory."""
+    session = db_session()
+    campaign = lifecycle.get_campaign(session, campaign_id)
+    chunks = report.csv_chunks(session, campaign_id, current_user.timezone)
+    return Response(
+        stream_with_context(chunks),
+        mimetype="text/csv",
+        headers={
+            "Content-Disposition": f'attachment; filename="{report.filename(campaign, "csv")}"'
+        },
+    )
+
+
+@bp.get("/<int:campaign_id>/report.xlsx")
+@requires(Role.VIEWER)
+def report_xlsx(campaign_id: int) -> Response:
+    session = db_session()
+    campaign = lifecycle.get_campaign(session, campaign_id)
+    path = report.xlsx_file(
+        session, campaign_id, current_user.timezone, get_settings().instance_path / "tmp"
+    )
+
+    @after_this_request
+    def _remove(response: Response) -> Response:
+        path.unlink(missing_ok=True)  # send_file holds the open file; the name can go
+        return response
+
+    return send_file(
+        path,
+        as_attachment=True,
+        download_name=report.filename(campaign, "xlsx"),
+        mimetype=report.XLSX_MIME,
+    )
+
+
+@bp.get("/<int:campaign_id>/summary")
+@requires(Role.VIEWER)
+def summary(campaign_id: int) -> str:
+    """The one-page summary, made to print."""
+    return render_template(
+        "campaigns/summary.html",
+        s=report.summary(db_session(), campaign_id),
+        labels=STATUS_LABELS,
+        printed_at=utcnow(),
     )
 
 

@@ -1,0 +1,380 @@
+"""A campaign's per-recipient report (CSV and XLSX) and its one-page summary.
+
+- Recipients are read in id order, one window of `BATCH` ids per query: a
+  million-recipient campaign never sits in memory, and every query is as cheap as the first.
+- Every cell goes through the contacts export's formula neutraliser, so a contact named
+  `=HYPERLINK(...)` stays text in a spreadsheet.
+- Times are written in the reader's timezone, the zone named in the column header.
+- The summary reads only maintained numbers: the campaign's counters and `message_stats`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from ..contacts.export import neutralise
+from ..models import (
+    Campaign,
+    Contact,
+    Inbound,
+    Message,
+    MessageStat,
+    MessageStatus,
+    Sender,
+)
+from .lifecycle import effective_message, get_campaign
+
+BATCH = 5000
+TIME_COLUMNS = ("queued", "sent", "delivered", "read", "failed", "replied")
+SHEET_ROWS = 1_048_575  # Excel's row limit, less the header
+XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+# How many failed messages are read to find a sentence for each top failure code: a bounded
+# sample (one indexed, LIMITed query), so a campaign with a million failures costs the same.
+EXAMPLE_SAMPLE = 2000
+
+
+def _zone(tz_name: str | None) -> ZoneInfo:
+    try:
+        return ZoneInfo(tz_name or "UTC")
+    except (KeyError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def header(tz_name: str | None) -> list[str]:
+    """The report's column names; time columns name the zone their times are in."""
+    zone = _zone(tz_name).key
+    return [
+        "phone",
+        "name",
+        "status",
+        "error code",
+        "error",
+        "attempts",
+        "sender",
+        *[f"{col} ({zone})" for col in TIME_COLUMNS],
+        "reply",
+    ]
+
+
+def _window(campaign_id: int, first_id: int, size: int) -> Select:  # type: ignore[type-arg]
+    """The campaign's messages with ids in [first_id, first_id + size), by id.
+
+    - A closed id range, not `id > last LIMIT n`: no index leads with (campaign_id, id), so
+      a planner taking the campaign's index would read and sort all its rows for every
+      batch. `campaign_id + 0` keeps that index out of reach (SQLite prefers any equality
+      index), leaving the narrow primary-key range, cheap on both databases.
+    - A campaign's messages are inserted by one INSERT … SELECT, so its ids are close
+      together and each window holds about `size` of them.
+    - Plain columns, not ORM objects: nothing piles up in the session's identity map.
+    """
+    return (
+        select(
+            Message.id,
+            Message.phone,
+            Contact.name.label("contact_name"),
+            Message.status,
+            Message.error_code,
+            Message.error_detail,
+            Message.attempts,
+            Sender.name.label("sender_name"),
+            Message.queued_at,
+            Message.sent_at,
+            Message.delivered_at,
+            Message.read_at,
+            Message.failed_at,
+            Message.replied_at,
+        )
+        .join(Contact, Contact.id == Message.contact_id)
+        .outerjoin(Sender, Sender.id == Message.sender_id)
+        .where(
+            Message.campaign_id + 0 == campaign_id,
+            Message.id >= first_id,
+            Message.id < first_id + size,
+        )
+        .order_by(Message.id)
+    )
+
+
+def _latest_replies(session: Session, campaign_id: int, first_id: int, size: int) -> dict[int, str]:
+    """The newest reply to each message of the same window as `_window`.
+
+    - Joined through the message's contact (ix_inbound_contact_id_received_at): a contact
+      has few replies, while ix_inbound_campaign_id would read every reply of the campaign
+      for every window. No list of ids is sent, so the query stays small.
+    """
+    query = (
+        select(Inbound.message_id, Inbound.kind, Inbound.body)
+        .join(
+            Message,
+            (Message.contact_id == Inbound.contact_id) & (Message.id == Inbound.message_id),
+        )
+        .where(
+            Message.campaign_id + 0 == campaign_id,
+            Message.id >= first_id,
+            Message.id < first_id + size,
+        )
+        .order_by(Inbound.received_at, Inbound.id)
+    )
+    return {message_id: body or f"({kind})" for message_id, kind, body in session.execute(query)}
+
+
+def rows(
+    session: Session, campaign_id: int, tz_name: str | None, batch: int = BATCH
+) -> Iterator[list[str]]:
+    """Every recipient of the campaign as report cells (neutralised), in id order."""
+    zone = _zone(tz_name)
+
+    def when(value: datetime | None) -> str:
+        return value.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S") if value else ""
+
+    span = session.execute(
+        select(func.min(Message.id), func.max(Message.id)).where(Message.campaign_id == campaign_id)
+    ).one()
+    if span[0] is None:
+        return
+    first, last = span
+    while first <= last:
+        chunk = session.execute(_window(campaign_id, first, batch)).all()
+        replies = _latest_replies(session, campaign_id, first, batch) if chunk else {}
+        first += batch
+        for r in chunk:
+            yield [
+                neutralise(v)
+                for v in (
+                    r.phone,
+                    r.contact_name,
+                    r.status.value,
+                    r.error_code,
+                    r.error_detail,
+                    r.attempts,
+                    r.sender_name,
+                    when(r.queued_at),
+                    when(r.sent_at),
+                    when(r.delivered_at),
+                    when(r.read_at),
+                    when(r.failed_at),
+                    when(r.replied_at),
+                    replies.get(r.id),
+                )
+            ]
+
+
+def csv_chunks(
+    session: Session, campaign_id: int, tz_name: str | None, rows_per_chunk: int = 1000
+) -> Iterator[str]:
+    """The report as CSV text pieces for a streamed response.
+
+    - Starts with a byte-order mark: Excel then reads the file as UTF-8 (names in Hindi,
+      emoji in replies) instead of the machine's legacy code page.
+    """
+    buf = io.StringIO()
+    buf.write("\ufeff")
+    writer = csv.writer(buf)
+    writer.writerow(header(tz_name))
+    for n, row in enumerate(rows(session, campaign_id, tz_name), start=1):
+        writer.writerow(row)
+        if n % rows_per_chunk == 0:
+            yield buf.getvalue()
+            buf.seek(0)
+            buf.truncate()
+    yield buf.getvalue()
+
+
+def write_xlsx(
+    session: Session,
+    campaign_id: int,
+    tz_name: str | None,
+    path: Path,
+    rows_per_sheet: int = SHEET_ROWS,
+) -> int:
+    """Write the report to `path`; returns the number of recipients."""
+    import xlsxwriter
+
+    campaign = get_campaign(session, campaign_id)
+    # constant_memory writes row by row and flushes each: memory stays flat at any size.
+    workbook = xlsxwriter.Workbook(
+        str(path),
+        {
+            "constant_memory": True,
+            "strings_to_numbers": False,
+            "strings_to_formulas": False,
+            "strings_to_urls": False,
+        },
+    )
+    bold = workbook.add_format({"bold": True})
+    columns = header(tz_name)
+
+    def new_sheet(number: int) -> Any:
+        sheet = workbook.add_worksheet("Recipients" if number == 1 else f"Recipients {number}")
+        for col, name in enumerate(columns):
+            sheet.write_string(0, col, name, bold)
+        sheet.set_column(0, 0, 16)
+        sheet.set_column(4, 4, 40)
+        sheet.set_column(7, 6 + len(TIME_COLUMNS), 20)
+        sheet.set_column(len(columns) - 1, len(columns) - 1, 40)
+        sheet.freeze_panes(1, 0)
+        return sheet
+
+    sheets, sheet, line, n = 1, new_sheet(1), 0, 0
+    for row in rows(session, campaign.id, tz_name):
+        n += 1
+        if line == rows_per_sheet:
+            # A sheet holds 1,048,576 rows: a bigger campaign goes on, not cut off.
+            sheets += 1
+            sheet, line = new_sheet(sheets), 0
+        line += 1
+        for col, value in enumerate(row):
+            sheet.write_string(line, col, value)
+    workbook.close()
+    return n
+
+
+def xlsx_file(session: Session, campaign_id: int, tz_name: str | None, folder: Path) -> Path:
+    """The report written to a new file in `folder` (the caller sends, then removes it).
+
+    - A file, not memory: a million rows of XLSX do not fit comfortably in a web worker.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(prefix="report-", suffix=".xlsx", dir=folder)
+    os.close(handle)
+    path = Path(name)
+    try:
+        write_xlsx(session, campaign_id, tz_name, path)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def filename(campaign: Campaign, extension: str) -> str:
+    """A download name from the campaign's name, safe in any file system and header."""
+    stem = re.sub(r"[^A-Za-z0-9]+", "-", campaign.name).strip("-")[:80].strip("-")
+    return f"{stem or 'campaign-' + str(campaign.id)}-report.{extension}"
+
+
+# --- the printable summary -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Share:
+    """A number with its part of the whole, for the summary's tables."""
+
+    label: str
+    n: int
+    percent: float  # of every recipient
+    of_previous: float | None = None  # funnel steps: of the step before
+
+
+@dataclass(frozen=True)
+class FailureReason:
+    code: str  # "" when the channel gave none
+    n: int
+    percent: float  # of the failed messages
+    example: str | None  # what one such failure said, when the sample holds one
+
+
+@dataclass(frozen=True)
+class Summary:
+    campaign: Campaign
+    body: str
+    total: int
+    statuses: list[Share]
+    funnel: list[Share]
+    failures: list[FailureReason]
+
+
+def _percent(n: int, whole: int) -> float:
+    return round(100.0 * n / whole, 1) if whole else 0.0
+
+
+def failure_reasons(session: Session, campaign_id: int, limit: int = 5) -> list[FailureReason]:
+    """The most frequent error codes of the campaign's failed messages, most frequent first.
+
+    - Counted from `message_stats` (kind 'failed' holds a message only while it is failed),
+      by ix_message_stats_campaign_id_slot; never from the messages table.
+    """
+    n = func.sum(MessageStat.n).label("n")
+    top = session.execute(
+        select(MessageStat.code, n)
+        .where(MessageStat.campaign_id == campaign_id, MessageStat.kind == "failed")
+        .group_by(MessageStat.code)
+        .having(func.sum(MessageStat.n) > 0)
+        .order_by(n.desc(), MessageStat.code)
+        .limit(limit)
+    ).all()
+    if not top:
+        return []
+    failed = (
+        session.scalar(
+            select(func.sum(MessageStat.n)).where(
+                MessageStat.campaign_id == campaign_id, MessageStat.kind == "failed"
+            )
+        )
+        or 0
+    )
+    examples: dict[str, str] = {}
+    # ix_messages_campaign_id_status_next_attempt_at serves campaign_id + status.
+    sample = session.execute(
+        select(Message.error_code, Message.error_detail)
+        .where(Message.campaign_id == campaign_id, Message.status == MessageStatus.FAILED)
+        .limit(EXAMPLE_SAMPLE)
+    )
+    for code, detail in sample:
+        if detail:
+            examples.setdefault(code or "", detail)
+    return [
+        FailureReason(code, int(count), _percent(int(count), int(failed)), examples.get(code))
+        for code, count in top
+    ]
+
+
+def summary(session: Session, campaign_id: int) -> Summary:
+    """Everything the printable one-page summary shows."""
+    campaign = get_campaign(session, campaign_id)
+    body, _media_id = effective_message(session, campaign)
+    total = campaign.total
+    statuses = []
+    for status in MessageStatus:
+        n = getattr(campaign, f"n_{status.value}")
+        statuses.append(Share(status.value, n, _percent(n, total)))
+    # Counters hold each message's current status: a read message counts once, under read,
+    # so a step of the funnel is its own counter plus those of every later step.
+    reached = [
+        ("sent", campaign.n_sent + campaign.n_delivered + campaign.n_read),
+        ("delivered", campaign.n_delivered + campaign.n_read),
+        ("read", campaign.n_read),
+        ("replied", campaign.n_replied),
+    ]
+    funnel: list[Share] = []
+    previous: int | None = None
+    for label, n in reached:
+        funnel.append(
+            Share(
+                label,
+                n,
+                _percent(n, total),
+                None if previous is None else _percent(n, previous),
+            )
+        )
+        previous = n
+    return Summary(
+        campaign=campaign,
+        body=body,
+        total=total,
+        statuses=statuses,
+        funnel=funnel,
+        failures=failure_reasons(session, campaign_id),
+    )

@@ -1,0 +1,438 @@
+"""Campaign report downloads (CSV, XLSX) and the printable summary, over HTTP."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from flask import Flask
+from flask.testing import FlaskClient
+from openpyxl import load_workbook
+from sqlalchemy import select, update
+
+from tests.campaigns_support import make_campaign, make_contacts, make_sender, phones
+from wabulk.auth import service as users
+from wabulk.campaigns import report
+from wabulk.db import Database
+from wabulk.models import (
+    Campaign,
+    Contact,
+    Inbound,
+    Message,
+    MessageStat,
+    MessageStatus,
+    Role,
+)
+
+from ..conftest import PASSWORD, login
+
+T0 = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
+IST = ZoneInfo("Asia/Kolkata")
+NASTY = {
+    0: '=HYPERLINK("http://evil.example","click")',
+    1: "+SUM(1,2)",
+    2: "-2+3",
+    3: "@cmd",
+}
+
+
+def _client(app: Flask, db: Database, role: Role, timezone: str = "") -> FlaskClient:
+    client = app.test_client()
+    email = f"{role.value}-{timezone.replace('/', '-') or 'utc'}@example.com"
+    with db.session() as session:
+        user = users.create_user(session, None, email, PASSWORD, role)
+        if timezone:
+            users.set_timezone(session, user, timezone)
+    assert login(client, email).status_code == 302
+    return client
+
+
+def _campaign_with_outcomes(db: Database) -> int:
+    """Five recipients, by phone: delivered, failed, read with two replies, queued, sent.
+
+    - Message ids need not follow the phones (PostgreSQL's INSERT … SELECT picks its order).
+    """
+    lst = make_contacts(db, phones(5), "Customers")
+    sender = make_sender(db, "Shop phone")
+    with db.session() as session:
+        for i, name in NASTY.items():
+            session.execute(update(Contact).where(Contact.phone == phones(5)[i]).values(name=name))
+    campaign_id = make_campaign(db, [lst], [sender], name="Diwali sale: 20% off!")
+    with db.session() as session:
+        ids = list(
+            session.scalars(
+                select(Message.id).where(Message.campaign_id == campaign_id).order_by(Message.phone)
+            )
+        )
+        moves = [
+            {"status": MessageStatus.DELIVERED, "sent_at": T0, "delivered_at": T0 + timedelta(1)},
+            {
+                "status": MessageStatus.FAILED,
+                "failed_at": T0,
+                "attempts": 3,
+                "error_code": "131026",
+                "error_detail": "=Message undeliverable",
+            },
+            {
+                "status": MessageStatus.READ,
+                "sent_at": T0,
+                "delivered_at": T0,
+                "read_at": T0 + timedelta(minutes=5),
+                "replied_at": T0 + timedelta(minutes=9),
+            },
+            {},
+            {"status": MessageStatus.SENT, "sent_at": T0},
+        ]
+        for message_id, values in zip(ids, moves, strict=True):
+            values.setdefault("queued_at", T0 - timedelta(hours=1))
+            if "sent_at" in values or "failed_at" in values:
+                values.setdefault("attempts", 1)
+                values["sender_id"] = sender
+            session.execute(update(Message).where(Message.id == message_id).values(**values))
+        read = session.get(Message, ids[2])
+        for minutes, body in ((7, "Is it on in Pune too?"), (9, "=1+1 thanks")):
+            session.add(
+                Inbound(
+                    phone=read.phone,
+                    contact_id=read.contact_id,
+                    campaign_id=campaign_id,
+                    message_id=read.id,
+                    body=body,
+                    received_at=T0 + timedelta(minutes=minutes),
+                )
+            )
+    return campaign_id
+
+
+def _expected(db: Database, campaign_id: int, zone: ZoneInfo) -> list[list[str]]:
+    """The report as it should be, built from the rows independently of the report code."""
+
+    def when(value: datetime | None) -> str:
+        return value.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S") if value else ""
+
+    def safe(value: object) -> str:
+        text = "" if value is None else str(value)
+        return (
+            "'" + text
+            if text[:1] in tuple("=+-@") and not re.fullmatch(r"[+-]?\d+", text)
+            else text
+        )
+
+    out = []
+    with db.session() as session:
+        rows = session.execute(
+            select(Message, Contact.name)
+            .join(Contact, Contact.id == Message.contact_id)
+            .where(Message.campaign_id == campaign_id)
+            .order_by(Message.id)
+        ).all()
+        for m, name in rows:
+            replies = session.scalars(
+                select(Inbound.body).where(Inbound.message_id == m.id).order_by(Inbound.received_at)
+            ).all()
+            out.append(
+                [
+                    m.phone,
+                    safe(name),
+                    m.status.value,
+                    m.error_code or "",
+                    safe(m.error_detail),
+                    str(m.attempts),
+                    "Shop phone" if m.sender_id else "",
+                    *[
+                        when(getattr(m, f"{c}_at"))
+                        for c in ("queued", "sent", "delivered", "read", "failed", "replied")
+                    ],
+                    safe(replies[-1]) if replies else "",
+                ]
+            )
+    return out
+
+
+def _xlsx_cells(response) -> list[list[object]]:  # type: ignore[no-untyped-def]
+    data = response.get_data()
+    response.close()  # as a server would: send_file's open file is let go
+    book = load_workbook(io.BytesIO(data), read_only=True)
+    cells = [
+        [c if c is not None else "" for c in row] for row in book.active.iter_rows(values_only=True)
+    ]
+    book.close()
+    return cells
+
+
+def test_csv_and_xlsx_hold_every_recipient_exactly_in_the_readers_timezone(dual) -> None:
+    app, db = dual
+    campaign_id = _campaign_with_outcomes(db)
+    client = _client(app, db, Role.VIEWER, "Asia/Kolkata")
+    expected = _expected(db, campaign_id, IST)
+    header = [
+        "phone",
+        "name",
+        "status",
+        "error code",
+        "error",
+        "attempts",
+        "sender",
+        "queued (Asia/Kolkata)",
+        "sent (Asia/Kolkata)",
+        "delivered (Asia/Kolkata)",
+        "read (Asia/Kolkata)",
+        "failed (Asia/Kolkata)",
+        "replied (Asia/Kolkata)",
+        "reply",
+    ]
+
+    response = client.get(f"/campaigns/{campaign_id}/report.csv")
+    assert response.status_code == 200 and response.mimetype == "text/csv"
+    assert response.headers["Content-Disposition"] == (
+        'attachment; filename="Diwali-sale-20-off-report.csv"'
+    )
+    raw = response.get_data()
+    assert raw.startswith("\ufeff".encode())
+    table = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
+    assert table[0] == header
+    assert table[1:] == expected
+
+    # Spot checks against hand-worked values, so the expectation above cannot drift with
+    # the code: 09:30 UTC is 15:00 in India; the newest reply wins; formulas stay text.
+    by_phone = {row[0]: row for row in table[1:]}
+    delivered, failed, read, queued, sent = (by_phone[p] for p in phones(5))
+    assert delivered[1] == "'" + NASTY[0] and delivered[8:10] == [
+        "2026-11-20 15:00:00",
+        "2026-11-21 15:00:00",
+    ]
+    assert failed[1:7] == [
+        "'+SUM(1,2)",
+        "failed",
+        "131026",
+        "'=Message undeliverable",
+        "3",
+        "Shop phone",
+    ]
+    assert failed[11] == "2026-11-20 15:00:00"
+    assert read[1] == "'-2+3" and read[10] == "2026-11-20 15:05:00"
+    assert read[12:] == ["2026-11-20 15:09:00", "'=1+1 thanks"]
+    assert queued[1] == "'@cmd" and queued[2] == "queued" and queued[8:] == [""] * 6
+    assert queued[7] == "2026-11-20 14:00:00"
+    assert sent[0] == phones(5)[4] and sent[6] == "Shop phone"
+
+    response = client.get(f"/campaigns/{campaign_id}/report.xlsx")
+    assert response.status_code == 200
+    assert response.headers["Content-Disposition"].startswith(
+        "attachment; filename=Diwali-sale-20-off-report.xlsx"
+    )
+    cells = _xlsx_cells(response)
+    assert cells[0] == header
+    assert cells[1:] == expected
+    assert all(isinstance(c, str) for row in cells for c in row)  # no formula, no number
+    # The temporary file is gone once sent.
+    assert list((app.extensions["wabulk.settings"].instance_path / "tmp").iterdir()) == []
+
+
+def test_times_are_utc_for_a_reader_without_a_timezone(dual) -> None:
+    app, db = dual
+    campaign_id = _campaign_with_outcomes(db)
+    client = _client(app, db, Role.VIEWER)
+    table = list(
+        csv.reader(
+            io.StringIO(client.get(f"/campaigns/{campaign_id}/report.csv").get_data(as_text=True))
+        )
+    )
+    assert table[0][8] == "sent (UTC)" and table[1][8] == "2026-11-20 09:30:00"
+    assert table[1:] == _expected(db, campaign_id, ZoneInfo("UTC"))
+
+
+def test_rows_are_read_in_id_windows_without_loss_or_repeat(dual) -> None:
+    _app, db = dual
+    campaign_id = _campaign_with_outcomes(db)
+    # Another campaign's messages between ours, and gaps in our ids: every window size must
+    # still give each of our recipients once and nobody else's.
+    lst = make_contacts(db, phones(6, "+9177"), "Late joiners")
+    other = make_campaign(db, [lst], [make_sender(db, "Other")], name="Other", launch=False)
+    with db.session() as session:
+        contacts = session.scalars(
+            select(Contact.id).where(Contact.phone.in_(phones(6, "+9177"))).order_by(Contact.id)
+        ).all()
+        for i, contact_id in enumerate(contacts):
+            session.add(
+                Message(
+                    campaign_id=campaign_id if i % 2 else other,
+                    contact_id=contact_id,
+                    phone=phones(6, "+9177")[i],
+                )
+            )
+            session.flush()
+    with db.session() as session:
+        whole = list(report.rows(session, campaign_id, "Asia/Kolkata"))
+        for size in (1, 2, 3, 4, 5, 7):
+            assert list(report.rows(session, campaign_id, "Asia/Kolkata", batch=size)) == whole
+        assert list(report.rows(session, 9999, "UTC")) == []
+    assert len(whole) == 8
+    assert whole == _expected(db, campaign_id, IST)
+
+
+def test_a_campaign_over_a_sheets_rows_continues_on_another_sheet(dual, tmp_path) -> None:
+    _app, db = dual
+    campaign_id = _campaign_with_outcomes(db)
+    path = tmp_path / "report.xlsx"
+    with db.session() as session:
+        assert report.write_xlsx(session, campaign_id, "UTC", path, rows_per_sheet=2) == 5
+    book = load_workbook(path, read_only=True)
+    assert book.sheetnames == ["Recipients", "Recipients 2", "Recipients 3"]
+    sheets = [list(sheet.iter_rows(values_only=True)) for sheet in book.worksheets]
+    book.close()
+    assert [len(rows) for rows in sheets] == [3, 3, 2]  # each with its header
+    assert all(rows[0][0] == "phone" for rows in sheets)
+    phones_written = [row[0] for rows in sheets for row in rows[1:]]
+    assert phones_written == [row[0] for row in _expected(db, campaign_id, ZoneInfo("UTC"))]
+
+
+def test_an_empty_campaign_downloads_its_header_only(dual) -> None:
+    app, db = dual
+    lst = make_contacts(db, [], "Nobody yet")
+    draft = make_campaign(db, [lst], [make_sender(db)], name="مرحبا", launch=False)
+    client = _client(app, db, Role.VIEWER)
+    response = client.get(f"/campaigns/{draft}/report.csv")
+    assert response.headers["Content-Disposition"] == (
+        f'attachment; filename="campaign-{draft}-report.csv"'
+    )
+    lines = response.get_data(as_text=True).lstrip("\ufeff").splitlines()
+    assert len(lines) == 1 and lines[0].startswith("phone,name,status,")
+    cells = _xlsx_cells(client.get(f"/campaigns/{draft}/report.xlsx"))
+    assert [row[0] for row in cells] == ["phone"]
+
+
+def test_viewers_may_download_and_anonymous_visitors_are_sent_to_sign_in(
+    client, as_role, make_user, db
+) -> None:
+    make_user(Role.ADMIN)  # with nobody at all, every page leads to the first-run setup
+    lst = make_contacts(db, phones(2), "Customers")
+    campaign_id = make_campaign(db, [lst], [make_sender(db)])
+    urls = [f"/campaigns/{campaign_id}/report.{ext}" for ext in ("csv", "xlsx")]
+    urls.append(f"/campaigns/{campaign_id}/summary")
+    for url in urls:
+        response = client.get(url)
+        assert response.status_code == 302 and response.headers["Location"].startswith("/login")
+    as_role(Role.VIEWER)
+    for url in urls:
+        response = client.get(url)
+        assert response.status_code == 200, url
+        response.close()
+    missing = client.get("/campaigns/9999/report.csv")
+    assert missing.status_code == 404 and "There is no campaign" in missing.get_data(as_text=True)
+    assert client.get("/campaigns/9999/report.xlsx").status_code == 404
+    assert client.get("/campaigns/9999/summary").status_code == 404
+
+
+def test_the_campaign_page_links_the_report_and_summary(client, as_role, db) -> None:
+    as_role(Role.VIEWER)
+    lst = make_contacts(db, phones(2), "Customers")
+    launched = make_campaign(db, [lst], [make_sender(db)])
+    page = client.get(f"/campaigns/{launched}").get_data(as_text=True)
+    links = re.search(r'data-testid="report-links">(.*?)</ul>', page, re.S)
+    assert links
+    for end in ("summary", "report.xlsx", "report.csv"):
+        assert f'href="/campaigns/{launched}/{end}"' in links.group(1)
+    draft = make_campaign(db, [lst], [make_sender(db, "Other")], launch=False, name="Draft")
+    assert 'data-testid="report-links"' not in client.get(f"/campaigns/{draft}").get_data(
+        as_text=True
+    )
+
+
+def _stat(campaign_id: int, code: str, n: int, slot: datetime = T0) -> MessageStat:
+    return MessageStat(
+        slot=slot, campaign_id=campaign_id, sender_id=1, kind="failed", code=code, n=n
+    )
+
+
+def test_the_summary_shows_counters_funnel_and_top_failure_reasons(dual) -> None:
+    app, db = dual
+    campaign_id = _campaign_with_outcomes(db)
+    with db.session() as session:
+        # Counters as maintained (here set by hand): 200 recipients.
+        session.execute(
+            update(Campaign)
+            .where(Campaign.id == campaign_id)
+            .values(
+                total=200,
+                n_queued=20,
+                n_sent=40,
+                n_delivered=60,
+                n_read=50,
+                n_failed=30,
+                n_skipped=0,
+                n_replied=10,
+            )
+        )
+        session.add_all(
+            [
+                _stat(campaign_id, "131026", 12),
+                _stat(campaign_id, "131026", 6, T0 + timedelta(minutes=15)),
+                _stat(campaign_id, "", 2),
+                _stat(campaign_id, "browser_failed", 10),
+                _stat(campaign_id, "retried_away", 0),  # failed once, queued again since
+                _stat(campaign_id + 1, "other_campaign", 99),
+                MessageStat(slot=T0, campaign_id=campaign_id, sender_id=1, kind="sent", n=500),
+            ]
+        )
+    client = _client(app, db, Role.VIEWER, "Asia/Kolkata")
+    response = client.get(f"/campaigns/{campaign_id}/summary")
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert "Diwali sale: 20% off!" in page and "Shop phone" in page and "Customers" in page
+    assert "Hello {{ name }}" in page  # the message as sent
+
+    statuses = re.search(r'data-testid="summary-statuses">(.*?)</table>', page, re.S).group(1)
+    cells = re.findall(r"<tr><td>(\w+)</td><td[^>]*>([\d,]+)</td><td[^>]*>([\d.]+)%</td>", statuses)
+    assert ("Waiting", "20", "10.0") in cells and ("Failed", "30", "15.0") in cells
+    assert ("Delivered", "60", "30.0") in cells
+    assert not any(label in ("Sending", "Unknown") for label, _, _ in cells)  # zero: left out
+
+    funnel = {
+        step: (n, pct)
+        for step, n, pct in re.findall(
+            r'data-step="(\w+)">.*?data-field="n">([\d,]+)<.*?data-field="percent">([\d.]+)%',
+            page,
+            re.S,
+        )
+    }
+    assert funnel == {
+        "sent": ("150", "75.0"),  # sent + delivered + read: each counted once, at its furthest
+        "delivered": ("110", "55.0"),
+        "read": ("50", "25.0"),
+        "replied": ("10", "5.0"),
+    }
+    flat = " ".join(page.split())
+    for share in ("(73.3% of sent)", "(45.5% of delivered)", "(20.0% of read)"):
+        assert share in flat
+    failures = re.search(r'data-testid="summary-failures">(.*?)</table>', page, re.S).group(1)
+    codes = re.findall(r"<code>([^<]+)</code>|no code", failures)
+    assert codes == ["131026", "browser_failed", ""]
+    assert "=Message undeliverable" in failures  # the sentence one such failure gave
+    rows = re.findall(r'<td class="text-end">([\d,]+)</td><td class="text-end">([\d.]+)%', failures)
+    assert rows == [("18", "60.0"), ("10", "33.3"), ("2", "6.7")]
+    assert "other_campaign" not in page and "retried_away" not in page
+
+    assert "data-print" in page and "/static/js/print.js" in page
+    assert "<script>" not in page and "onclick" not in page  # the CSP forbids inline script
+
+
+def test_the_summary_of_a_draft_says_there_is_nothing_yet(client, as_role, db) -> None:
+    as_role(Role.VIEWER)
+    lst = make_contacts(db, phones(1), "Customers")
+    draft = make_campaign(db, [lst], [make_sender(db)], launch=False, body="")
+    page = client.get(f"/campaigns/{draft}/summary").get_data(as_text=True)
+    assert "has not been launched yet" in page and "No message written yet." in page
+    assert 'data-testid="summary-funnel"' not in page
+
+
+def test_a_summary_without_failures_says_so(client, as_role, db) -> None:
+    as_role(Role.VIEWER)
+    lst = make_contacts(db, phones(3), "Customers")
+    campaign_id = make_campaign(db, [lst], [make_sender(db)])
+    page = client.get(f"/campaigns/{campaign_id}/summary").get_data(as_text=True)
+    assert 'data-testid="summary-no-failures">No message failed.' in page
+    assert re.search(r"<td>Waiting</td><td[^>]*>3</td><td[^>]*>100.0%</td>", page)
