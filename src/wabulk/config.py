@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -79,6 +80,9 @@ class Settings:
     chromedriver: str = ""
     chrome_binary: str = ""
     browser_timeout: int = 60
+    # Web origins (scheme://host[:port]) whose pages may call the REST API with a token;
+    # empty: no cross-origin calls.
+    cors_origins: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -107,6 +111,7 @@ class Settings:
             chromedriver=_env_str(env, "WABULK_CHROMEDRIVER", ""),
             chrome_binary=_env_str(env, "WABULK_CHROME_BINARY", ""),
             browser_timeout=_env_int(env, "WABULK_BROWSER_TIMEOUT", 60, 2, 600),
+            cors_origins=_origins(env.get("WABULK_CORS_ORIGINS", "")),
         )
 
     def channel_options(self) -> dict[str, object]:
@@ -147,6 +152,22 @@ def _url(value: str) -> str:
             f"WABULK_WHATSAPP_WEB_URL must start with http:// or https://; got {value!r}"
         )
     return value.rstrip("/")
+
+
+def _origins(raw: str) -> tuple[str, ...]:
+    """Exact origins only: a wildcard or a path would open the API wider than meant."""
+    out: list[str] = []
+    for item in raw.split(","):
+        origin = item.strip()
+        if not origin:
+            continue
+        if not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?", origin):
+            raise ConfigError(
+                "WABULK_CORS_ORIGINS must list origins such as https://shop.example.com "
+                f"(scheme and host, optional port, no path), separated by commas; got {origin!r}"
+            )
+        out.append(origin.lower())
+    return tuple(dict.fromkeys(out))
 
 
 def redact_url(url: str) -> str:

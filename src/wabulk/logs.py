@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import re
 import sys
 from pathlib import Path
 
@@ -28,7 +29,15 @@ class ContextFormatter(logging.Formatter):
         record.context = f" [{' '.join(ids)}]" if ids else ""
         # Tracebacks stay on following lines; everything else is one line per record.
         record.msg = str(record.msg).replace("\n", "\\n")
-        return super().format(record)
+        return redact(super().format(record))
+
+
+# API tokens never reach a log, even through a message or library that quotes a header.
+_SECRETS = re.compile(r"(?i)(\bbearer\s+)\S+|\bwab_[A-Za-z0-9_-]{20,}")
+
+
+def redact(text: str) -> str:
+    return _SECRETS.sub(lambda m: (m.group(1) or "") + "[redacted]", text)
 
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s%(context)s %(message)s"

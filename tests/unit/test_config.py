@@ -103,3 +103,14 @@ def test_whatsapp_web_settings_reach_channels_and_bad_ones_are_named() -> None:
         Settings.from_env({"WABULK_WHATSAPP_WEB_URL": "web.whatsapp.com"})
     with pytest.raises(ConfigError, match="WABULK_BROWSER_TIMEOUT must be between 2 and 600"):
         Settings.from_env({"WABULK_BROWSER_TIMEOUT": "0"})
+
+
+def test_cors_origins_are_exact_origins_and_bad_ones_are_named() -> None:
+    assert Settings.from_env({}).cors_origins == ()
+    settings = Settings.from_env(
+        {"WABULK_CORS_ORIGINS": " https://Shop.example.com, http://localhost:8080 ,"}
+    )
+    assert settings.cors_origins == ("https://shop.example.com", "http://localhost:8080")
+    for bad in ("*", "https://shop.example.com/", "shop.example.com", "https://a.com/path"):
+        with pytest.raises(ConfigError, match="WABULK_CORS_ORIGINS must list origins"):
+            Settings.from_env({"WABULK_CORS_ORIGINS": bad})

@@ -17,6 +17,7 @@ from flask import (
     Response,
     current_app,
     flash,
+    g,
     jsonify,
     redirect,
     render_template,
@@ -27,6 +28,7 @@ from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from ..auth.service import has_users
+from ..auth.tokens import authenticate_token
 from ..errors import Conflict, NotFound, PermissionDenied
 from ..models import Role, User
 from .helpers import db_session, get_settings
@@ -74,9 +76,33 @@ def is_api_request() -> bool:
     return request.path.startswith("/api/")
 
 
-def api_error(status: int, code: str, message: str) -> tuple[Response, int]:
-    """The one JSON error shape of the API."""
-    return jsonify({"error": {"code": code, "message": message}}), status
+def api_error(
+    status: int, code: str, message: str, details: list[dict[str, Any]] | None = None
+) -> tuple[Response, int]:
+    """The one JSON error shape of the API; `details` name each bad field."""
+    return jsonify({"error": {"code": code, "message": message, "details": details or []}}), status
+
+
+def _bearer_token() -> str | None:
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    return value.strip() if scheme.lower() == "bearer" else None
+
+
+def _authenticate_bearer() -> Any:
+    """On /api/, `Authorization: Bearer …` alone decides who is calling (a session cookie
+    sent along is ignored); a bad token is refused rather than falling back to the cookie."""
+    secret = _bearer_token()
+    if secret is None or not is_api_request():
+        return None
+    user = authenticate_token(db_session(), secret)
+    if user is None:
+        return api_error(
+            401, "invalid_token", "This API token is unknown or revoked, or its user is disabled."
+        )
+    g.api_token_user = True  # the API blueprint skips CSRF for these: no cookie, no forgery
+    # Flask-Login has no public way to set a user for one request without a session cookie.
+    login_manager._update_request_context_with_user(user)
+    return None
 
 
 def _view_function(app: Flask) -> Callable[..., Any] | None:
@@ -89,8 +115,15 @@ def _gate() -> Any:
     view = _view_function(current_app)
     if view is None or request.endpoint == "static" or getattr(view, "is_public", False):
         return None
+    if request.method == "OPTIONS":
+        return None  # Allow and CORS preflight answers carry no data; browsers send no token
+    refused = _authenticate_bearer()
+    if refused is not None:
+        return refused
     if not current_user.is_authenticated:
-        if is_api_request():
+        # A page under /api/ (the API docs) sends a browser to sign in; everything else is JSON.
+        browsing = getattr(view, "is_page", False) and request.accept_mimetypes.best == "text/html"
+        if is_api_request() and not browsing:
             return api_error(401, "unauthorized", "Sign in or send an API token.")
         if not has_users(db_session()):
             return redirect(url_for("auth.setup"))  # nobody to sign in as yet
