@@ -199,6 +199,43 @@ main.add_command(campaign)
 main.add_command(send)
 
 
+@main.group("analytics")
+def analytics_group() -> None:
+    """The maintained figures behind the Dashboard and Analytics pages."""
+
+
+@analytics_group.command("rebuild")
+@click.option("--campaign", "campaign_ids", type=int, multiple=True, help="Only this campaign id.")
+@pass_ctx
+def analytics_rebuild(ctx: Context, campaign_ids: tuple[int, ...]) -> None:
+    """Recompute message outcomes per 15-minute slot from the messages table."""
+    from .analytics import stats
+
+    require_migrated(ctx)
+    with ctx.db.session() as session:
+        rows = stats.rebuild(session, list(campaign_ids) or None)
+    scope = f"campaign(s) {', '.join(map(str, campaign_ids))}" if campaign_ids else "all campaigns"
+    click.echo(f"Rebuilt message statistics for {scope}: {rows:,} row(s).")
+
+
+@main.command("demo")
+@click.option("--remove", is_flag=True, help="Take the demo data out again (your own data stays).")
+@pass_ctx
+def demo_cmd(ctx: Context, remove: bool) -> None:
+    """Load a labelled sample data set to explore every page (nothing goes to WhatsApp)."""
+    from . import demo
+
+    require_migrated(ctx)
+    with ctx.db.session() as session:
+        if remove:
+            lines = demo.remove_demo(session, None, ctx.settings.instance_path).lines()
+        else:
+            lines = demo.load_demo(session, None, ctx.settings.instance_path).lines()
+    click.echo("\n".join(lines))
+    if not remove and len(lines) > 1:
+        click.echo("Run `wabulk serve` to watch the live campaign send.")
+
+
 @main.group("settings")
 def settings_group() -> None:
     """Instance-wide settings."""

@@ -7,7 +7,8 @@
 
 from __future__ import annotations
 
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from functools import lru_cache
+from zoneinfo import available_timezones
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import Select, func, select
@@ -205,15 +206,63 @@ def authenticate(
     return user
 
 
+@lru_cache(maxsize=1)
+def timezone_names() -> tuple[str, ...]:
+    """Every IANA zone name a user may pick, sorted (the Settings page offers them)."""
+    # "localtime" and "Factory" are files of the database, not places.
+    return tuple(sorted(available_timezones() - {"localtime", "Factory"}))
+
+
+@lru_cache(maxsize=1)
+def _zones_by_lower() -> dict[str, str]:
+    return {name.lower(): name for name in timezone_names()}
+
+
+# Browsers report ICU's names, some of them renamed since (the old names still work).
+_RENAMED_ZONES = {
+    "Asia/Calcutta": "Asia/Kolkata",
+    "Asia/Katmandu": "Asia/Kathmandu",
+    "Asia/Rangoon": "Asia/Yangon",
+    "Asia/Saigon": "Asia/Ho_Chi_Minh",
+    "Europe/Kiev": "Europe/Kyiv",
+    "Atlantic/Faeroe": "Atlantic/Faroe",
+}
+
+
+def clean_timezone(name: str | None) -> str | None:
+    """The zone's IANA name when `name` is one (any case, old names renamed), else None."""
+    found = _zones_by_lower().get((name or "").strip().lower())
+    if found is None:
+        return None
+    renamed = _RENAMED_ZONES.get(found, found)
+    return renamed if renamed.lower() in _zones_by_lower() else found
+
+
 def set_timezone(session: Session, user: User, timezone: str) -> None:
     """Dates are shown in this zone; empty means UTC."""
     tz = timezone.strip()
-    if tz:
-        try:
-            ZoneInfo(tz)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValidationError(
-                f"{tz!r} is not a timezone name such as Asia/Kolkata.", field="timezone"
-            ) from None
+    clean = clean_timezone(tz) if tz else None
+    if tz and clean is None:
+        raise ValidationError(
+            f"{tz[:64]!r} is not a timezone name such as Asia/Kolkata or Europe/London; "
+            "pick one from the list.",
+            field="timezone",
+        )
     merged = session.merge(user)
-    merged.timezone = tz or None
+    merged.timezone = clean
+
+
+def adopt_browser_timezone(user: User, reported: str | None) -> bool:
+    """Give a user with no timezone the one their browser reported, at sign-in or setup.
+
+    - A choice already made is never overwritten; an unknown name is ignored (the person
+      is signing in, not filling in a form, so there is nothing to tell them).
+    - Returns whether the zone was set.
+    """
+    if user.timezone:
+        return False
+    clean = clean_timezone(reported)
+    if clean is None:
+        return False
+    user.timezone = clean
+    return True

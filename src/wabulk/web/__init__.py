@@ -7,9 +7,11 @@ from flask import Flask
 from . import helpers, security
 from .activity_views import bp as activity_bp
 from .api import bp as api_bp
+from .api import docs_bp as api_docs_bp
 from .auth_views import bp as auth_bp
 from .campaigns_views import bp as campaigns_bp
 from .contacts_views import bp as contacts_bp
+from .demo_views import bp as demo_bp
 from .imports_views import bp as imports_bp
 from .pages import bp as pages_bp
 from .senders_views import bp as senders_bp
@@ -30,7 +32,9 @@ def init_app(app: Flask) -> None:
         campaigns_bp,
         senders_bp,
         settings_bp,
+        demo_bp,
         api_bp,
+        api_docs_bp,
     )
     for bp in blueprints:
         app.register_blueprint(bp)

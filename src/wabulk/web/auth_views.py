@@ -58,6 +58,7 @@ def login() -> Response | str:
             session.commit()  # keep the recorded failure
             error, status = str(exc), 400
         else:
+            users.adopt_browser_timezone(user, request.form.get("timezone"))
             events.record(session, "user.login", f"{user.email} signed in.", user=user)
             session.commit()
             login_user(user, remember=bool(form.remember.data))
@@ -81,6 +82,7 @@ def setup() -> Response | str:
                 form.password.data or "",
                 form.setup_code.data or "",
             )
+            users.adopt_browser_timezone(user, request.form.get("timezone"))
             session.commit()
         except PermissionDenied:
             return redirect(url_for("auth.login"))

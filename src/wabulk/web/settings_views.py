@@ -9,6 +9,7 @@ from werkzeug.wrappers import Response
 
 from .. import app_settings
 from ..auth import service as users
+from ..auth import tokens as api_tokens
 from ..errors import DomainError
 from ..models import Role
 from .forms import (
@@ -41,6 +42,7 @@ def _render_account(
         "settings/account.html",
         password_form=password_form or ChangePasswordForm(),
         profile_form=profile_form,
+        timezone_names=users.timezone_names(),
     ), status  # type: ignore[return-value]
 
 
@@ -196,3 +198,47 @@ def save_general() -> Response:
 
     apply_action(run)
     return redirect(url_for("settings.general"))
+
+
+# --- API tokens: everyone their own; administrators see and revoke everyone's ---------------
+
+
+@bp.get("/tokens")
+@requires(Role.VIEWER)
+def tokens() -> str:
+    return _render_tokens()
+
+
+def _render_tokens(
+    secret: str | None = None, name: str = "", error: str | None = None, status: int = 200
+) -> str:
+    rows = db_session().execute(api_tokens.visible_tokens(current_user).limit(500)).all()
+    return render_template(
+        "settings/tokens.html", tokens=rows, secret=secret, name=name, error=error
+    ), status  # type: ignore[return-value]
+
+
+@bp.post("/tokens")
+@requires(Role.VIEWER)
+def create_token() -> str:
+    session = db_session()
+    name = request.form.get("name", "")
+    try:
+        issued = api_tokens.create_token(session, current_user, name)
+    except DomainError as exc:
+        session.rollback()
+        return _render_tokens(name=name, error=str(exc), status=400)
+    session.commit()
+    # Rendered here, not after a redirect: the secret must not travel through the session.
+    return _render_tokens(secret=issued.secret)
+
+
+@bp.post("/tokens/<int:token_id>/revoke")
+@requires(Role.VIEWER)
+def revoke_token(token_id: int) -> Response:
+    def run(session: Session) -> str:
+        token = api_tokens.revoke_token(session, current_user, token_id)
+        return f"The token {token.name!r} is revoked; programs using it are refused from now on."
+
+    apply_action(run)
+    return redirect(url_for("settings.tokens"))
