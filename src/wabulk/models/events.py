@@ -29,6 +29,9 @@ class Event(Base):
         Index("ix_events_user_id_id", "user_id", "id"),
         # Serves the Activity page filtered by level (warnings and errors), newest first.
         Index("ix_events_level_id", "level", "id"),
+        # Serves ON DELETE SET NULL when messages are deleted (a campaign or demo data
+        # removed): without it every deleted message scans the events table.
+        Index("ix_events_message_id", "message_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -53,6 +56,10 @@ class Inbound(Base):
         Index("ix_inbound_contact_id_received_at", "contact_id", "received_at"),
         # Serves the replies of one campaign.
         Index("ix_inbound_campaign_id", "campaign_id"),
+        # Serves a message's reply (campaign report) and ON DELETE SET NULL from messages.
+        Index("ix_inbound_message_id", "message_id"),
+        # Serves ON DELETE SET NULL when a sender is deleted.
+        Index("ix_inbound_sender_id", "sender_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

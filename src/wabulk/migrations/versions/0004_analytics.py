@@ -1,5 +1,6 @@
 """Analytics and flat-cost pages: message outcomes per 15-minute slot, instance tallies,
-list member counts, demo-data flags and an index for the Activity page's level filter.
+list member counts, demo-data flags, an index for the Activity page's level filter, and
+indexes for replies by message and for deletes that set references to NULL.
 
 Revision ID: 0004
 Revises: 0003
@@ -80,6 +81,9 @@ def upgrade() -> None:
             sa.Column("member_count", sa.Integer(), nullable=False, server_default="0")
         )
     op.create_index("ix_events_level_id", "events", ["level", "id"], unique=False)
+    op.create_index("ix_events_message_id", "events", ["message_id"], unique=False)
+    op.create_index("ix_inbound_message_id", "inbound", ["message_id"], unique=False)
+    op.create_index("ix_inbound_sender_id", "inbound", ["sender_id"], unique=False)
 
     conn = op.get_bind()
     conn.execute(
@@ -125,6 +129,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_inbound_sender_id", table_name="inbound")
+    op.drop_index("ix_inbound_message_id", table_name="inbound")
+    op.drop_index("ix_events_message_id", table_name="events")
     op.drop_index("ix_events_level_id", table_name="events")
     with op.batch_alter_table("contact_lists", schema=None) as batch_op:
         batch_op.drop_column("member_count")
