@@ -345,7 +345,11 @@ def test_concurrent_moves_lose_nothing(db) -> None:
         thread.join(60)
     with db.session() as session:
         assert tallies.totals(session) == (200, 0)
-        moved = dict(session.execute(select(Tally.key, Tally.n)).all())
+        moved = dict(
+            session.execute(
+                select(Tally.key, Tally.n).where(Tally.key.in_(("contacts", "contacts_opted_out")))
+            ).all()
+        )
     assert moved == {"contacts": 200, "contacts_opted_out": 0}
 
 

@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 
 from ..errors import ValidationError
 from ..models import SLOT_MINUTES, Campaign, Contact, MessageStat, Sender
+from . import settled
 from .stats import KINDS, slot_sql
 
 MAX_DAYS = 366
@@ -196,7 +197,15 @@ def outcome_totals(
     """How many messages reached each outcome in [start, end) (tz is not needed here)."""
     query = select(MessageStat.kind, func.sum(MessageStat.n)).group_by(MessageStat.kind)
     totals = Outcomes()
-    for kind, n in session.execute(_in_range(query, start, end, campaign_id, sender_id)):
+    for kind, n in settled.rows(
+        session,
+        "totals",
+        start,
+        end,
+        lambda a, b: _in_range(query, a, b, campaign_id, sender_id),
+        campaign_id,
+        sender_id,
+    ):
         if kind in KINDS:
             totals.add(kind, int(n or 0))
     return totals
@@ -264,15 +273,29 @@ def per_day_and_hour(
     for span_start, span_end, offset in _offset_spans(start, end, tz):
         local_day, local_hour = _local_parts(session, offset)
         by_day = select(local_day, MessageStat.kind, total).group_by(local_day, MessageStat.kind)
-        for d, kind, n in session.execute(
-            _in_range(by_day, span_start, span_end, campaign_id, sender_id)
+        for d, kind, n in settled.rows(
+            session,
+            "per_day",
+            span_start,
+            span_end,
+            lambda a, b, q=by_day: _in_range(q, a, b, campaign_id, sender_id),
+            offset,
+            campaign_id,
+            sender_id,
         ):
             when = d if isinstance(d, date) else date.fromisoformat(d)
             if kind in KINDS and when in days:
                 days[when].outcomes.add(kind, int(n or 0))
         by_hour = select(local_hour, MessageStat.kind, total).group_by(local_hour, MessageStat.kind)
-        for h, kind, n in session.execute(
-            _in_range(by_hour, span_start, span_end, campaign_id, sender_id)
+        for h, kind, n in settled.rows(
+            session,
+            "per_hour",
+            span_start,
+            span_end,
+            lambda a, b, q=by_hour: _in_range(q, a, b, campaign_id, sender_id),
+            offset,
+            campaign_id,
+            sender_id,
         ):
             if kind in KINDS:
                 hours[int(h)].outcomes.add(kind, int(n or 0))
@@ -352,7 +375,20 @@ def funnels(
     - The campaigns are those with an outcome in [start, end); each funnel covers all of
       that campaign's messages (its counters), the overall one sums them all.
     """
-    active = _active_campaigns(start, end, campaign_id, sender_id).scalar_subquery()
+    active = sorted(
+        {
+            cid
+            for (cid,) in settled.rows(
+                session,
+                "active",
+                start,
+                end,
+                lambda a, b: _active_campaigns(a, b, campaign_id, sender_id),
+                campaign_id,
+                sender_id,
+            )
+        }
+    )
     sent = Campaign.n_sent + Campaign.n_delivered + Campaign.n_read
     delivered = Campaign.n_delivered + Campaign.n_read
     overall = session.execute(
@@ -412,16 +448,24 @@ def failure_reasons(
     sender_id: int | None = None,
 ) -> list[FailureReason]:
     """Failed messages by error code, most frequent first."""
-    total = func.sum(MessageStat.n)
     query = (
-        select(MessageStat.code, total)
+        select(MessageStat.code, func.sum(MessageStat.n))
         .where(MessageStat.kind == "failed")
         .group_by(MessageStat.code)
-        .having(total > 0)
-        .order_by(total.desc(), MessageStat.code)
     )
-    rows = session.execute(_in_range(query, start, end, campaign_id, sender_id))
-    return [FailureReason(code, failure_label(code), int(n)) for code, n in rows]
+    counts: dict[str, int] = defaultdict(int)
+    for code, n in settled.rows(
+        session,
+        "failures",
+        start,
+        end,
+        lambda a, b: _in_range(query, a, b, campaign_id, sender_id),
+        campaign_id,
+        sender_id,
+    ):
+        counts[code] += int(n or 0)
+    ranked = sorted((item for item in counts.items() if item[1] > 0), key=lambda c: (-c[1], c[0]))
+    return [FailureReason(code, failure_label(code), n) for code, n in ranked]
 
 
 @dataclass
@@ -453,7 +497,15 @@ def sender_volume(
         .group_by(MessageStat.sender_id, MessageStat.kind)
     )
     counts: dict[int, dict[str, int]] = defaultdict(lambda: {"sent": 0, "failed": 0})
-    for sid, kind, n in session.execute(_in_range(query, start, end, campaign_id, sender_id)):
+    for sid, kind, n in settled.rows(
+        session,
+        "senders",
+        start,
+        end,
+        lambda a, b: _in_range(query, a, b, campaign_id, sender_id),
+        campaign_id,
+        sender_id,
+    ):
         counts[sid][kind] += int(n or 0)
     names = dict(
         session.execute(select(Sender.id, Sender.name).where(Sender.id.in_(list(counts)))).all()
@@ -487,15 +539,19 @@ def opt_outs_per_day(
 ) -> list[DayCount]:
     """Contacts who opted out on each local day of [start, end), quiet days included."""
     slot = slot_sql(session, Contact.opted_out_at).label("slot")
-    rows = session.execute(
-        select(slot, func.count())
-        .where(
-            Contact.opted_out_at.is_not(None),  # lets the partial index serve the range
-            Contact.opted_out_at >= start,
-            Contact.opted_out_at < end,
+
+    def build(a: datetime, b: datetime) -> Select:
+        return (
+            select(slot, func.count())
+            .where(
+                Contact.opted_out_at.is_not(None),  # lets the partial index serve the range
+                Contact.opted_out_at >= a,
+                Contact.opted_out_at < b,
+            )
+            .group_by(slot)
         )
-        .group_by(slot)
-    )
+
+    rows = settled.rows(session, "opt_outs", start, end, build)
     first = start.astimezone(tz).date()
     last = (end - timedelta(microseconds=1)).astimezone(tz).date()
     days = {d: DayCount(d, 0) for d in Period(first, last, tz).days}

@@ -58,13 +58,17 @@ def bump(session: Session, rows: Iterable[StatRow]) -> None:
     - Keys go in sorted order, so two lanes upserting the same slots cannot deadlock.
     """
     totals: Counter[tuple[datetime, int, int, str, str]] = Counter()
+    oldest: datetime | None = None
     for kind, campaign_id, sender_id, at, code, n in rows:
         if n:
+            oldest = at if oldest is None or at < oldest else oldest
             key_code = (code or "")[:50] if kind == "failed" else ""
             totals[(slot_of(at), campaign_id, sender_id or 0, kind, key_code)] += n
     values = [dict(zip(_KEY, key, strict=True), n=n) for key, n in sorted(totals.items()) if n]
     if not values:
         return
+    if oldest is not None and settled_past(oldest):
+        _touch(session)  # a late count: cached answers about that slot are out of date
     dialect = session.get_bind().dialect.name
     upsert = (postgresql if dialect == "postgresql" else sqlite).insert(stats).values(values)
     session.execute(
@@ -75,11 +79,24 @@ def bump(session: Session, rows: Iterable[StatRow]) -> None:
     )
 
 
+def _touch(session: Session) -> None:
+    from .settled import touch  # settled reads slot_of from here
+
+    touch(session)
+
+
+def settled_past(at: datetime) -> bool:
+    from .settled import changes_the_past
+
+    return changes_the_past(at)
+
+
 def forget_failed(session: Session, campaign_id: int) -> None:
     """Drop a campaign's failed counts: retrying it requeues every failed message.
 
     Served by ix_message_stats_campaign_id_slot.
     """
+    _touch(session)
     session.execute(
         delete(stats).where(stats.c.campaign_id == campaign_id, stats.c.kind == "failed")
     )
@@ -107,6 +124,7 @@ def rebuild(session: Session, campaign_ids: list[int] | None = None) -> int:
         if not campaign_ids:
             return 0
         wipe = wipe.where(stats.c.campaign_id.in_(campaign_ids))
+    _touch(session)
     session.execute(wipe)
     # The slot is an expression SQLAlchemy cannot type as UTCDateTime; insert through a
     # lightweight table so the computed value goes in as the database wrote it.

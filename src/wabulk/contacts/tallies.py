@@ -18,6 +18,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from ..analytics import settled
 from ..models import Contact, ContactList, Tally, list_members
 
 CONTACTS = "contacts"
@@ -49,6 +50,10 @@ def add(session: Session, *, contacts: int = 0, opted_out: int = 0) -> None:
     session.execute(
         stmt.on_conflict_do_update(index_elements=["key"], set_={"n": Tally.n + stmt.excluded.n})
     )
+    if opted_out < 0:
+        # An opt-in takes back an opt-out of some past day: the opt-out chart changes.
+        # After the tallies, so every writer takes these rows' locks in the same order.
+        settled.touch(session)
 
 
 def move_members(session: Session, list_id: int, delta: int) -> None:
@@ -88,4 +93,5 @@ def recount(session: Session) -> tuple[int, int]:
     for loaded in list(session.identity_map.values()):
         if isinstance(loaded, ContactList):  # would otherwise show its old count
             session.expire(loaded, ["member_count"])
+    settled.touch(session)  # opt-outs may have been written with past dates
     return int(contacts), int(opted_out)
