@@ -185,7 +185,9 @@ def test_csv_and_xlsx_hold_every_recipient_exactly_in_the_readers_timezone(dual)
         "reply",
     ]
 
-    response = client.get(f"/campaigns/{campaign_id}/report.csv")
+    # buffered: the test client closes the streamed answer, and with it the request's
+    # database session, at once, as a real server does once it has sent it.
+    response = client.get(f"/campaigns/{campaign_id}/report.csv", buffered=True)
     assert response.status_code == 200 and response.mimetype == "text/csv"
     assert response.headers["Content-Disposition"] == (
         'attachment; filename="Diwali-sale-20-off-report.csv"'
@@ -219,7 +221,7 @@ def test_csv_and_xlsx_hold_every_recipient_exactly_in_the_readers_timezone(dual)
     assert queued[7] == "2026-11-20 14:00:00"
     assert sent[0] == phones(5)[4] and sent[6] == "Shop phone"
 
-    response = client.get(f"/campaigns/{campaign_id}/report.xlsx")
+    response = client.get(f"/campaigns/{campaign_id}/report.xlsx", buffered=True)
     assert response.status_code == 200
     assert response.headers["Content-Disposition"].startswith(
         "attachment; filename=Diwali-sale-20-off-report.xlsx"
@@ -238,7 +240,11 @@ def test_times_are_utc_for_a_reader_without_a_timezone(dual) -> None:
     client = _client(app, db, Role.VIEWER)
     table = list(
         csv.reader(
-            io.StringIO(client.get(f"/campaigns/{campaign_id}/report.csv").get_data(as_text=True))
+            io.StringIO(
+                client.get(f"/campaigns/{campaign_id}/report.csv", buffered=True).get_data(
+                    as_text=True
+                )
+            )
         )
     )
     assert table[0][8] == "sent (UTC)" and table[1][8] == "2026-11-20 09:30:00"
@@ -295,13 +301,13 @@ def test_an_empty_campaign_downloads_its_header_only(dual) -> None:
     lst = make_contacts(db, [], "Nobody yet")
     draft = make_campaign(db, [lst], [make_sender(db)], name="مرحبا", launch=False)
     client = _client(app, db, Role.VIEWER)
-    response = client.get(f"/campaigns/{draft}/report.csv")
+    response = client.get(f"/campaigns/{draft}/report.csv", buffered=True)
     assert response.headers["Content-Disposition"] == (
         f'attachment; filename="campaign-{draft}-report.csv"'
     )
     lines = response.get_data(as_text=True).lstrip("\ufeff").splitlines()
     assert len(lines) == 1 and lines[0].startswith("phone,name,status,")
-    cells = _xlsx_cells(client.get(f"/campaigns/{draft}/report.xlsx"))
+    cells = _xlsx_cells(client.get(f"/campaigns/{draft}/report.xlsx", buffered=True))
     assert [row[0] for row in cells] == ["phone"]
 
 
@@ -321,9 +327,9 @@ def test_viewers_may_download_and_anonymous_visitors_are_sent_to_sign_in(
         response = client.get(url)
         assert response.status_code == 200, url
         response.close()
-    missing = client.get("/campaigns/9999/report.csv")
+    missing = client.get("/campaigns/9999/report.csv", buffered=True)
     assert missing.status_code == 404 and "There is no campaign" in missing.get_data(as_text=True)
-    assert client.get("/campaigns/9999/report.xlsx").status_code == 404
+    assert client.get("/campaigns/9999/report.xlsx", buffered=True).status_code == 404
     assert client.get("/campaigns/9999/summary").status_code == 404
 
 
