@@ -48,6 +48,23 @@ class Server:
     output: list[str]
 
 
+def new_instance(instance: Path, email: str, password: str, role: str) -> None:
+    """A migrated instance with one user, made through the command line as an admin would."""
+    assert run_wabulk(instance, "db", "upgrade").returncode == 0
+    created = run_wabulk(
+        instance,
+        "user",
+        "create",
+        "--email",
+        email,
+        "--role",
+        role,
+        "--password-stdin",
+        input=password + "\n",
+    )
+    assert created.returncode == 0, created.stderr
+
+
 @contextmanager
 def running_server(instance: Path, *args: str, **extra: str) -> Iterator[Server]:
     """`wabulk serve --port 0` until it prints its address; SIGTERM afterwards."""

@@ -7,13 +7,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from .errors import ValidationError
 from .models import Campaign, Event, EventLevel, User
+from .zones import zone
 
 log = logging.getLogger("wabulk.events")
 
@@ -64,24 +64,6 @@ def record(
     return event
 
 
-def recent_events(
-    limit: int = 50, before_id: int | None = None
-) -> Select[tuple[Event, str | None]]:
-    """Events newest first with the acting user's email.
-
-    - `before_id` pages backwards by id instead of OFFSET, so deep pages cost the same.
-    """
-    query = (
-        select(Event, User.email)
-        .outerjoin(User, User.id == Event.user_id)
-        .order_by(Event.id.desc())
-        .limit(limit)
-    )
-    if before_id is not None:
-        query = query.where(Event.id < before_id)
-    return query
-
-
 def campaign_events(
     campaign_id: int, after_id: int | None = None, limit: int = 20
 ) -> Select[tuple[Event]]:
@@ -116,7 +98,7 @@ class EventFilter:
     def parse(cls, args: Mapping[str, str], timezone: str | None) -> EventFilter:
         """From a query string: `campaign`, `user`, `level`, and `from`/`to` dates (YYYY-MM-DD,
         whole days in `timezone`). Raises ValidationError naming the bad value."""
-        zone = _zone(timezone)
+        tz = zone(timezone)
         since_day = _day(args.get("from", ""), "from", "start")
         until_day = _day(args.get("to", ""), "to", "end")
         if since_day and until_day and since_day > until_day:
@@ -133,18 +115,11 @@ class EventFilter:
             campaign_id=_id(args.get("campaign", ""), "campaign"),
             user_id=_id(args.get("user", ""), "user"),
             level=EventLevel(level) if level else None,
-            since=datetime.combine(since_day, time(), zone) if since_day else None,
-            until=datetime.combine(until_day + timedelta(days=1), time(), zone)
+            since=datetime.combine(since_day, time(), tz) if since_day else None,
+            until=datetime.combine(until_day + timedelta(days=1), time(), tz)
             if until_day
             else None,
         )
-
-
-def _zone(name: str | None) -> ZoneInfo:
-    try:
-        return ZoneInfo(name or "UTC")
-    except (KeyError, ValueError):
-        return ZoneInfo("UTC")
 
 
 def _id(value: str, what: str) -> int | None:

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from ..support import run_wabulk, running_server
+from ..support import new_instance, run_wabulk, running_server
 from .conftest import sign_in
 
 pytestmark = pytest.mark.browser
@@ -30,19 +30,7 @@ def test_first_campaign_from_sender_to_completed_without_reloading(
     from playwright.sync_api import expect
 
     instance = tmp_path / "instance"
-    assert run_wabulk(instance, "db", "upgrade").returncode == 0
-    created = run_wabulk(
-        instance,
-        "user",
-        "create",
-        "--email",
-        EMAIL,
-        "--role",
-        "admin",
-        "--password-stdin",
-        input=PASSWORD + "\n",
-    )
-    assert created.returncode == 0, created.stderr
+    new_instance(instance, EMAIL, PASSWORD, "admin")
     sheet = tmp_path / "Diwali customers.csv"
     _customers_csv(sheet)
     imported = run_wabulk(

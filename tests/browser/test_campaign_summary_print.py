@@ -13,7 +13,7 @@ from wabulk.db import Database
 from wabulk.models import Campaign, CampaignStatus, Message, MessageStat, MessageStatus
 
 from ..campaigns_support import make_campaign, make_contacts, make_sender, phones
-from ..support import run_wabulk, running_server
+from ..support import new_instance, running_server
 from .conftest import sign_in
 
 pytestmark = pytest.mark.browser
@@ -87,19 +87,7 @@ def _busy_campaign(instance) -> int:  # type: ignore[no-untyped-def]
 
 def test_the_summary_prints_on_one_a4_page_without_navigation(browser, artifacts, tmp_path) -> None:
     instance = tmp_path / "instance"
-    assert run_wabulk(instance, "db", "upgrade").returncode == 0
-    created = run_wabulk(
-        instance,
-        "user",
-        "create",
-        "--email",
-        EMAIL,
-        "--role",
-        "viewer",
-        "--password-stdin",
-        input=PASSWORD + "\n",
-    )
-    assert created.returncode == 0, created.stderr
+    new_instance(instance, EMAIL, PASSWORD, "viewer")
     campaign_id = _busy_campaign(instance)
 
     with running_server(instance, "--no-worker") as server:

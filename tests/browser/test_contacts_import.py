@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ..support import run_wabulk, running_server
+from ..support import new_instance, running_server
 from .conftest import sign_in
 
 pytestmark = pytest.mark.browser
@@ -32,18 +32,7 @@ def _messy_workbook(path) -> None:
 
 def test_import_a_sheet_and_see_every_row_accounted_for(browser, artifacts, tmp_path) -> None:
     instance = tmp_path / "instance"
-    run_wabulk(instance, "db", "upgrade")
-    run_wabulk(
-        instance,
-        "user",
-        "create",
-        "--email",
-        EMAIL,
-        "--role",
-        "operator",
-        "--password-stdin",
-        input=PASSWORD + "\n",
-    )
+    new_instance(instance, EMAIL, PASSWORD, "operator")
     sheet = tmp_path / "Diwali customers.xlsx"
     _messy_workbook(sheet)
     with running_server(instance) as server:

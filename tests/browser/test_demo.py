@@ -8,7 +8,7 @@ import pytest
 
 from wabulk.demo.service import SENDER_PACING
 
-from ..support import run_wabulk, running_server
+from ..support import new_instance, running_server
 from .conftest import sign_in
 
 pytestmark = pytest.mark.browser
@@ -19,19 +19,7 @@ DONE = "Number(document.querySelector('[data-field=done]').textContent.replace(/
 
 def test_demo_data_loads_sends_live_and_goes_away(browser, artifacts, tmp_path) -> None:
     instance = tmp_path / "instance"
-    assert run_wabulk(instance, "db", "upgrade").returncode == 0
-    created = run_wabulk(
-        instance,
-        "user",
-        "create",
-        "--email",
-        EMAIL,
-        "--role",
-        "admin",
-        "--password-stdin",
-        input=PASSWORD + "\n",
-    )
-    assert created.returncode == 0, created.stderr
+    new_instance(instance, EMAIL, PASSWORD, "admin")
     with running_server(instance) as server:
         page = browser.new_page()
         problems: list[str] = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ..support import run_wabulk, running_server
+from ..support import new_instance, running_server
 from .conftest import sign_in
 
 pytestmark = pytest.mark.browser
@@ -26,19 +26,7 @@ def _in_zone(browser, zone: str):  # type: ignore[no-untyped-def]
 
 def test_sign_in_stores_the_browsers_timezone_and_pages_use_it(browser, tmp_path) -> None:
     instance = tmp_path / "instance"
-    assert run_wabulk(instance, "db", "upgrade").returncode == 0
-    created = run_wabulk(
-        instance,
-        "user",
-        "create",
-        "--email",
-        EMAIL,
-        "--role",
-        "viewer",
-        "--password-stdin",
-        input=PASSWORD + "\n",
-    )
-    assert created.returncode == 0, created.stderr
+    new_instance(instance, EMAIL, PASSWORD, "viewer")
     with running_server(instance, "--no-worker") as server:
         page = _in_zone(browser, "Asia/Kolkata")
         page.goto(server.url + "/login")

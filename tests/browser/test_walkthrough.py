@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ..support import run_wabulk, running_server
+from ..support import new_instance, running_server
 from .conftest import sign_in
 
 pytestmark = pytest.mark.browser
@@ -58,19 +58,7 @@ def test_a_new_user_imports_sends_and_reads_the_results(browser, artifacts, tmp_
     from playwright.sync_api import expect
 
     instance = tmp_path / "instance"
-    assert run_wabulk(instance, "db", "upgrade").returncode == 0
-    created = run_wabulk(
-        instance,
-        "user",
-        "create",
-        "--email",
-        EMAIL,
-        "--role",
-        "admin",
-        "--password-stdin",
-        input=PASSWORD + "\n",
-    )
-    assert created.returncode == 0, created.stderr
+    new_instance(instance, EMAIL, PASSWORD, "admin")
     sheet = tmp_path / "Customers.xlsx"
     _sheet(sheet)
 

@@ -23,9 +23,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from ..campaigns.service import completion
 from ..contacts.tallies import totals as contact_totals
 from ..dispatch.pacing import Pace
-from ..events import recent_events
+from ..events import EventFilter, activity_events
 from ..models import (
     Campaign,
     CampaignStatus,
@@ -64,7 +65,7 @@ class CampaignProgress:
 
 
 def progress_of(campaign: Campaign) -> CampaignProgress:
-    done = campaign.total - campaign.n_queued - campaign.n_sending
+    done, percent = completion(campaign)
     return CampaignProgress(
         id=campaign.id,
         name=campaign.name,
@@ -72,7 +73,7 @@ def progress_of(campaign: Campaign) -> CampaignProgress:
         reason=campaign.status_reason,
         total=campaign.total,
         done=done,
-        percent=round(100.0 * done / campaign.total, 1) if campaign.total else 0.0,
+        percent=percent,
         sent=campaign.n_sent + campaign.n_delivered + campaign.n_read,
         failed=campaign.n_failed,
         scheduled_at=campaign.scheduled_at,
@@ -202,7 +203,12 @@ def dashboard(session: Session, tz: ZoneInfo, now: datetime | None = None) -> Da
         contacts=contacts,
         opted_out=opted_out,
         has_campaigns=session.scalar(select(Campaign.id).limit(1)) is not None,
-        events=[(e, email) for e, email in session.execute(recent_events(limit=RECENT_EVENTS))],
+        events=[
+            (e, email)
+            for e, email, _campaign in session.execute(
+                activity_events(EventFilter()).limit(RECENT_EVENTS)
+            )
+        ],
     )
 
 

@@ -13,6 +13,8 @@ aggregate or an index, and its cost does not grow with the number of messages:
   `message_stats`).
 - Opt-outs per day: contacts.opted_out_at through the partial index
   ix_contacts_opted_out_at, grouped per 15-minute slot in SQL: O(opt-outs in range).
+- Both are read through `settled`: the part of the range older than an hour comes from an
+  in-memory cache tied to the data's generation, so a repeated view reads only the last hour.
 
 Slots are 15 minutes of UTC, and every real timezone's offset is a whole number of
 quarter hours, so a slot falls inside one local hour and one local day of any zone:
@@ -93,14 +95,6 @@ class Period:
 
 def local_midnight(day: date, tz: ZoneInfo) -> datetime:
     return datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC)
-
-
-def zone(name: str | None) -> ZoneInfo:
-    """The user's timezone, UTC when unset or unknown."""
-    try:
-        return ZoneInfo(name or "UTC")
-    except (KeyError, ValueError):
-        return ZoneInfo("UTC")
 
 
 def last_days(tz: ZoneInfo, n: int, now: datetime | None = None) -> Period:
@@ -186,6 +180,30 @@ def _in_range(
     return query
 
 
+def _stat_rows(
+    session: Session,
+    name: str,
+    query: Select,
+    start: datetime,
+    end: datetime,
+    campaign_id: int | None,
+    sender_id: int | None,
+    *key: Any,
+) -> list[tuple[Any, ...]]:
+    """A grouped `message_stats` query over [start, end) with the filters; the settled part
+    from `settled`'s cache. `name` and `key` tell the query apart from the others."""
+    return settled.rows(
+        session,
+        name,
+        start,
+        end,
+        lambda a, b: _in_range(query, a, b, campaign_id, sender_id),
+        campaign_id,
+        sender_id,
+        *key,
+    )
+
+
 def outcome_totals(
     session: Session,
     start: datetime,
@@ -197,15 +215,7 @@ def outcome_totals(
     """How many messages reached each outcome in [start, end) (tz is not needed here)."""
     query = select(MessageStat.kind, func.sum(MessageStat.n)).group_by(MessageStat.kind)
     totals = Outcomes()
-    for kind, n in settled.rows(
-        session,
-        "totals",
-        start,
-        end,
-        lambda a, b: _in_range(query, a, b, campaign_id, sender_id),
-        campaign_id,
-        sender_id,
-    ):
+    for kind, n in _stat_rows(session, "totals", query, start, end, campaign_id, sender_id):
         if kind in KINDS:
             totals.add(kind, int(n or 0))
     return totals
@@ -273,29 +283,15 @@ def per_day_and_hour(
     for span_start, span_end, offset in _offset_spans(start, end, tz):
         local_day, local_hour = _local_parts(session, offset)
         by_day = select(local_day, MessageStat.kind, total).group_by(local_day, MessageStat.kind)
-        for d, kind, n in settled.rows(
-            session,
-            "per_day",
-            span_start,
-            span_end,
-            lambda a, b, q=by_day: _in_range(q, a, b, campaign_id, sender_id),
-            offset,
-            campaign_id,
-            sender_id,
+        for d, kind, n in _stat_rows(
+            session, "per_day", by_day, span_start, span_end, campaign_id, sender_id, offset
         ):
             when = d if isinstance(d, date) else date.fromisoformat(d)
             if kind in KINDS and when in days:
                 days[when].outcomes.add(kind, int(n or 0))
         by_hour = select(local_hour, MessageStat.kind, total).group_by(local_hour, MessageStat.kind)
-        for h, kind, n in settled.rows(
-            session,
-            "per_hour",
-            span_start,
-            span_end,
-            lambda a, b, q=by_hour: _in_range(q, a, b, campaign_id, sender_id),
-            offset,
-            campaign_id,
-            sender_id,
+        for h, kind, n in _stat_rows(
+            session, "per_hour", by_hour, span_start, span_end, campaign_id, sender_id, offset
         ):
             if kind in KINDS:
                 hours[int(h)].outcomes.add(kind, int(n or 0))
@@ -355,12 +351,6 @@ class CampaignFunnel:
     funnel: Funnel
 
 
-def _active_campaigns(
-    start: datetime, end: datetime, campaign_id: int | None, sender_id: int | None
-) -> Select:
-    return _in_range(select(MessageStat.campaign_id).distinct(), start, end, campaign_id, sender_id)
-
-
 def funnels(
     session: Session,
     start: datetime,
@@ -378,12 +368,12 @@ def funnels(
     active = sorted(
         {
             cid
-            for (cid,) in settled.rows(
+            for (cid,) in _stat_rows(
                 session,
                 "active",
+                select(MessageStat.campaign_id).distinct(),
                 start,
                 end,
-                lambda a, b: _active_campaigns(a, b, campaign_id, sender_id),
                 campaign_id,
                 sender_id,
             )
@@ -454,15 +444,7 @@ def failure_reasons(
         .group_by(MessageStat.code)
     )
     counts: dict[str, int] = defaultdict(int)
-    for code, n in settled.rows(
-        session,
-        "failures",
-        start,
-        end,
-        lambda a, b: _in_range(query, a, b, campaign_id, sender_id),
-        campaign_id,
-        sender_id,
-    ):
+    for code, n in _stat_rows(session, "failures", query, start, end, campaign_id, sender_id):
         counts[code] += int(n or 0)
     ranked = sorted((item for item in counts.items() if item[1] > 0), key=lambda c: (-c[1], c[0]))
     return [FailureReason(code, failure_label(code), n) for code, n in ranked]
@@ -497,15 +479,7 @@ def sender_volume(
         .group_by(MessageStat.sender_id, MessageStat.kind)
     )
     counts: dict[int, dict[str, int]] = defaultdict(lambda: {"sent": 0, "failed": 0})
-    for sid, kind, n in settled.rows(
-        session,
-        "senders",
-        start,
-        end,
-        lambda a, b: _in_range(query, a, b, campaign_id, sender_id),
-        campaign_id,
-        sender_id,
-    ):
+    for sid, kind, n in _stat_rows(session, "senders", query, start, end, campaign_id, sender_id):
         counts[sid][kind] += int(n or 0)
     names = dict(
         session.execute(select(Sender.id, Sender.name).where(Sender.id.in_(list(counts)))).all()

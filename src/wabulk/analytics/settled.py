@@ -28,7 +28,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from ..models import Tally, utcnow
-from .stats import slot_of
+from ..models.stats import slot_of
 
 GENERATION = "stats_generation"
 SETTLED_AFTER = timedelta(hours=1)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -35,6 +35,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from ..models import SLOT_MINUTES, Message, MessageStat, MessageStatus
+from ..models.stats import slot_of
+from . import settled
 
 stats = MessageStat.__table__
 messages = Message.__table__
@@ -42,12 +44,6 @@ KINDS = ("sent", "delivered", "read", "replied", "failed")
 # (kind, campaign id, sender id or None, when, error code or None, how many)
 StatRow = tuple[str, int, int | None, datetime, str | None, int]
 _KEY = ("slot", "campaign_id", "sender_id", "kind", "code")
-
-
-def slot_of(at: datetime) -> datetime:
-    """The start of the 15-minute UTC slot holding `at` (aware, UTC)."""
-    at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
-    return at.replace(minute=at.minute - at.minute % SLOT_MINUTES, second=0, microsecond=0)
 
 
 def bump(session: Session, rows: Iterable[StatRow]) -> None:
@@ -67,8 +63,8 @@ def bump(session: Session, rows: Iterable[StatRow]) -> None:
     values = [dict(zip(_KEY, key, strict=True), n=n) for key, n in sorted(totals.items()) if n]
     if not values:
         return
-    if oldest is not None and settled_past(oldest):
-        _touch(session)  # a late count: cached answers about that slot are out of date
+    if oldest is not None and settled.changes_the_past(oldest):
+        settled.touch(session)  # a late count: cached answers about that slot are out of date
     dialect = session.get_bind().dialect.name
     upsert = (postgresql if dialect == "postgresql" else sqlite).insert(stats).values(values)
     session.execute(
@@ -79,24 +75,12 @@ def bump(session: Session, rows: Iterable[StatRow]) -> None:
     )
 
 
-def _touch(session: Session) -> None:
-    from .settled import touch  # settled reads slot_of from here
-
-    touch(session)
-
-
-def settled_past(at: datetime) -> bool:
-    from .settled import changes_the_past
-
-    return changes_the_past(at)
-
-
 def forget_failed(session: Session, campaign_id: int) -> None:
     """Drop a campaign's failed counts: retrying it requeues every failed message.
 
     Served by ix_message_stats_campaign_id_slot.
     """
-    _touch(session)
+    settled.touch(session)
     session.execute(
         delete(stats).where(stats.c.campaign_id == campaign_id, stats.c.kind == "failed")
     )
@@ -124,7 +108,7 @@ def rebuild(session: Session, campaign_ids: list[int] | None = None) -> int:
         if not campaign_ids:
             return 0
         wipe = wipe.where(stats.c.campaign_id.in_(campaign_ids))
-    _touch(session)
+    settled.touch(session)
     session.execute(wipe)
     # The slot is an expression SQLAlchemy cannot type as UTCDateTime; insert through a
     # lightweight table so the computed value goes in as the database wrote it.

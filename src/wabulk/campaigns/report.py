@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
@@ -35,6 +34,7 @@ from ..models import (
     MessageStatus,
     Sender,
 )
+from ..zones import zone
 from .lifecycle import effective_message, get_campaign
 
 BATCH = 5000
@@ -46,16 +46,9 @@ XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 EXAMPLE_SAMPLE = 2000
 
 
-def _zone(tz_name: str | None) -> ZoneInfo:
-    try:
-        return ZoneInfo(tz_name or "UTC")
-    except (KeyError, ValueError):
-        return ZoneInfo("UTC")
-
-
 def header(tz_name: str | None) -> list[str]:
     """The report's column names; time columns name the zone their times are in."""
-    zone = _zone(tz_name).key
+    tz = zone(tz_name).key
     return [
         "phone",
         "name",
@@ -64,7 +57,7 @@ def header(tz_name: str | None) -> list[str]:
         "error",
         "attempts",
         "sender",
-        *[f"{col} ({zone})" for col in TIME_COLUMNS],
+        *[f"{col} ({tz})" for col in TIME_COLUMNS],
         "reply",
     ]
 
@@ -135,10 +128,10 @@ def rows(
     session: Session, campaign_id: int, tz_name: str | None, batch: int = BATCH
 ) -> Iterator[list[str]]:
     """Every recipient of the campaign as report cells (neutralised), in id order."""
-    zone = _zone(tz_name)
+    tz = zone(tz_name)
 
     def when(value: datetime | None) -> str:
-        return value.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S") if value else ""
+        return value.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S") if value else ""
 
     span = session.execute(
         select(func.min(Message.id), func.max(Message.id)).where(Message.campaign_id == campaign_id)
@@ -317,14 +310,8 @@ def failure_reasons(session: Session, campaign_id: int, limit: int = 5) -> list[
     ).all()
     if not top:
         return []
-    failed = (
-        session.scalar(
-            select(func.sum(MessageStat.n)).where(
-                MessageStat.campaign_id == campaign_id, MessageStat.kind == "failed"
-            )
-        )
-        or 0
-    )
+    campaign = session.get(Campaign, campaign_id)  # loaded already by the summary
+    failed = campaign.n_failed if campaign else 0
     examples: dict[str, str] = {}
     # ix_messages_campaign_id_status_next_attempt_at serves campaign_id + status.
     sample = session.execute(

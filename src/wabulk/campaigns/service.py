@@ -163,13 +163,19 @@ class Progress:
     eta: datetime | None
 
 
+def completion(campaign: Campaign) -> tuple[int, float]:
+    """(messages done, percent done) from the maintained counters: done is what no longer
+    waits to be sent, whatever became of it."""
+    done = campaign.total - campaign.n_queued - campaign.n_sending
+    return done, round(100.0 * done / campaign.total, 1) if campaign.total else 0.0
+
+
 def progress(session: Session, campaign: Campaign, now: datetime | None = None) -> Progress:
     """Counters as maintained (no counting of rows), and the estimated finish."""
     now = now or utcnow()
     counts = {s.value: getattr(campaign, f"n_{s.value}") for s in MessageStatus}
     remaining = counts["queued"] + counts["sending"]
-    done = campaign.total - remaining
-    percent = round(100.0 * done / campaign.total, 1) if campaign.total else 0.0
+    done, percent = completion(campaign)
     eta = None
     if campaign.status in (CampaignStatus.RUNNING, CampaignStatus.SCHEDULED) and remaining:
         eta = estimate_finish(campaign, remaining, done, now)

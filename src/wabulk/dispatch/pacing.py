@@ -12,11 +12,10 @@ import random
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from datetime import time as dtime
-from functools import lru_cache
 from typing import Any, Protocol
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..errors import ValidationError
+from ..zones import zone
 
 
 class Clock(Protocol):
@@ -26,15 +25,6 @@ class Clock(Protocol):
 class SystemClock:
     def now(self) -> datetime:
         return datetime.now(UTC)
-
-
-@lru_cache(maxsize=1024)
-def zone(name: str | None) -> ZoneInfo:
-    """The named zone, or UTC for a missing or unknown name (never fails a send)."""
-    try:
-        return ZoneInfo(name) if name else ZoneInfo("UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
 
 
 @dataclass(frozen=True)

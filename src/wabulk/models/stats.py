@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import BigInteger, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
@@ -18,6 +18,12 @@ from sqlalchemy.orm import Mapped, mapped_column
 from .base import Base
 
 SLOT_MINUTES = 15
+
+
+def slot_of(at: datetime) -> datetime:
+    """The start of the 15-minute UTC slot holding `at` (aware, UTC)."""
+    at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    return at.replace(minute=at.minute - at.minute % SLOT_MINUTES, second=0, microsecond=0)
 
 
 class MessageStat(Base):

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 from datetime import datetime, time
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import request
-from flask_login import current_user
 from sqlalchemy.orm import Session
 
 from ..campaigns import audience
@@ -24,7 +22,7 @@ from ..errors import ValidationError
 from ..models import Campaign, Media, Sender, SenderState
 from ..senders.queries import senders_by_name
 from .form_state import FormState, ids, optional_int
-from .helpers import get_settings
+from .helpers import get_settings, user_zone
 
 # (form box, label) in the order the page shows them.
 PACING_FIELDS = (
@@ -54,13 +52,6 @@ KNOWN = frozenset(
 CONTACT_FIELDS = ("name", "first_name", "phone", "country")
 # The service's field names → the boxes on this form.
 RENAME = {"lists": "list_ids", "senders": "sender_ids", "media_id": "media"}
-
-
-def user_zone() -> ZoneInfo:
-    try:
-        return ZoneInfo(getattr(current_user, "timezone", None) or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
 
 
 def new_values(template_id: int | None = None) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from ..config import Settings
 from ..db import Database
 from ..errors import DomainError
 from ..models import Role
+from ..zones import zone
 
 
 def get_db() -> Database:
@@ -55,15 +56,16 @@ def apply_action(
     return True
 
 
+def user_zone() -> ZoneInfo:
+    """The signed-in user's timezone (UTC when unset or unknown)."""
+    return zone(getattr(current_user, "timezone", None))
+
+
 def format_datetime(value: datetime | None) -> str:
     """Shown in the user's timezone when set, else UTC with the zone named."""
     if value is None:
         return "—"
-    tz_name = getattr(current_user, "timezone", None) or "UTC"
-    try:
-        local = value.astimezone(ZoneInfo(tz_name))
-    except (KeyError, ValueError):
-        local = value
+    local = value.astimezone(user_zone())
     return local.strftime("%Y-%m-%d %H:%M ") + (local.tzname() or "")
 
 

@@ -8,27 +8,20 @@
 from __future__ import annotations
 
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, jsonify, render_template, request, url_for
-from flask_login import current_user
 
 from ..analytics import dashboard as dash
 from ..analytics import overview as analytics_overview
-from ..analytics.queries import zone
 from ..errors import ValidationError
 from ..models import Role, SenderState
-from .helpers import db_session, format_datetime
+from .helpers import db_session, format_datetime, user_zone
 from .security import requires
 from .senders_views import STATE_LABELS
 
 bp = Blueprint("pages", __name__)
 
 FILTER_KEYS = ("from", "to", "campaign", "sender")
-
-
-def _zone() -> ZoneInfo:
-    return zone(current_user.timezone)
 
 
 def sender_label(s: dash.SenderHealth) -> str:
@@ -57,7 +50,7 @@ def _campaign_json(c: dash.CampaignProgress) -> dict[str, Any]:
 @bp.get("/")
 @requires(Role.VIEWER)
 def dashboard() -> str:
-    board = dash.dashboard(db_session(), _zone())
+    board = dash.dashboard(db_session(), user_zone())
     return render_template(
         "pages/dashboard.html", d=board, sender_label=sender_label, linked=SenderState.LINKED
     )
@@ -67,7 +60,7 @@ def dashboard() -> str:
 @requires(Role.VIEWER)
 def live() -> Response:
     """The Dashboard's moving figures, polled every few seconds by every open dashboard."""
-    f = dash.live_figures(db_session(), _zone())
+    f = dash.live_figures(db_session(), user_zone())
     return jsonify(
         {
             "live": f.live,
@@ -103,7 +96,7 @@ def _filtered() -> tuple[dict[str, str], Any, ValidationError | None]:
     session = db_session()
     kept = {k: v for k in FILTER_KEYS if (v := request.args.get(k, "").strip()[:40])}
     try:
-        return kept, analytics_overview.parse_filters(session, kept, _zone()), None
+        return kept, analytics_overview.parse_filters(session, kept, user_zone()), None
     except ValidationError as exc:
         return kept, None, exc
 
@@ -115,7 +108,7 @@ def analytics() -> tuple[str, int]:
     session = db_session()
     o = analytics_overview.overview(session, filters) if filters else None
     campaigns, senders = analytics_overview.filter_choices(session, filters)
-    shown = filters or analytics_overview.default_filters(_zone())
+    shown = filters or analytics_overview.default_filters(user_zone())
     return render_template(
         "pages/analytics.html",
         o=o,

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from ...analytics import overview as analytics
-from ...analytics import queries
+from ...zones import zone
 from .registry import Call, Id, Output, Query, operation
 
 
@@ -141,5 +141,5 @@ def get_analytics(call: Call, query: AnalyticsQuery) -> dict[str, Any]:
         "campaign": str(query.campaign_id or ""),
         "sender": str(query.sender_id or ""),
     }
-    filters = analytics.parse_filters(call.session, args, queries.zone(call.user.timezone))
+    filters = analytics.parse_filters(call.session, args, zone(call.user.timezone))
     return _out(analytics.overview(call.session, filters))
