@@ -203,7 +203,7 @@ def _both_ways(text: str, region: str) -> tuple[phones.PhoneResult, phones.Phone
     phones.normalise.cache_clear()
     fast = phones.normalise(text, region)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(phones, "_fast_number", lambda *a: None)
+        mp.setattr(phones, "quick", lambda *a: None)
         phones.normalise.cache_clear()
         slow = phones.normalise(text, region)
     phones.normalise.cache_clear()
@@ -212,16 +212,19 @@ def _both_ways(text: str, region: str) -> tuple[phones.PhoneResult, phones.Phone
 
 def test_the_fast_path_is_taken_for_plain_digits(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
-    real = phones._fast_number
+    real = phones.quick
 
-    def spy(digits: str, international: bool, region: str) -> phonenumbers.PhoneNumber | None:
-        calls.append(digits)
-        return real(digits, international, region)
+    def spy(text: str, region: str) -> tuple[str, str, str | None] | None:
+        calls.append(text)
+        return real(text, region)
 
-    monkeypatch.setattr(phones, "_fast_number", spy)
+    monkeypatch.setattr(phones, "quick", spy)
     normalise.cache_clear()
-    assert normalise("98765 43210", "IN").e164 == INDIA
-    assert calls == ["9876543210"]
+    for cell in ["98765 43210", "919876543210", "09876543210", "0091 98765-43210"]:
+        calls.clear()
+        assert normalise(cell, "IN").e164 == INDIA
+        assert calls == [cell]
+        assert real(cell, "IN") == (INDIA, "IN", "Asia/Calcutta")
     normalise.cache_clear()
 
 
