@@ -30,7 +30,9 @@ MAX_ZIP_RATIO = 150  # real sheets compress ~10x; bombs compress 1000x
 _SAMPLE_BYTES = 256 * 1024
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _ENCRYPTED_MARK = "EncryptedPackage".encode("utf-16-le")
-_CELL_REF = re.compile(rb'<c r="([A-Z]{1,3})(\d{1,7})"')
+# A cell reference past row 999,999 or column SF (MAX_ROWS, MAX_COLUMNS): the only ones the
+# size check needs to read.
+_FAR_CELL_REF = re.compile(rb'<c r="((?:[A-Z]{3}|S[G-Z]|[T-Z][A-Z])|[A-Z]{1,2}(?=\d{7}))(\d{1,7})"')
 DELIMITERS = [",", ";", "\t", "|"]
 # One well-formed multi-byte UTF-8 character (what Windows-1252 text almost never contains).
 _UTF8_MULTIBYTE = re.compile(
@@ -82,8 +84,8 @@ class Sheet:
                 continue
             if text_only:
                 texts = [c.strip() for c in cells[:width]]
-            else:
-                texts = [_cell_text(c) for c in cells[:width]]
+            else:  # strings are most cells: strip them without the call
+                texts = [c.strip() if type(c) is str else _cell_text(c) for c in cells[:width]]
             # Cells beyond the header's width are kept, joined into the last column.
             if len(cells) > width and any(_cell_text(c) for c in cells[width:]):
                 texts[-1] = " ".join(t for t in [texts[-1], *map(_cell_text, cells[width:])] if t)
@@ -334,7 +336,9 @@ def _scan_xlsx_dimensions(path: Path) -> None:
             with zf.open(name) as fh:
                 while chunk := fh.read(1024 * 1024):
                     data = tail + chunk
-                    for col, row in _CELL_REF.findall(data):
+                    # Only references that may be out of bounds are looked at (a 7-digit row,
+                    # a column past SF): walking every cell cost more than calamine's read.
+                    for col, row in _FAR_CELL_REF.findall(data):
                         max_row = max(max_row, int(row))
                         max_col = max(max_col, _column_number(col))
                     tail = data[-40:]
