@@ -13,7 +13,7 @@ from wabulk import migrate
 from wabulk.contacts import importer
 from wabulk.contacts.lists import create_list
 from wabulk.db import Database
-from wabulk.models import Event, Import, ImportKind, ImportStatus, utcnow
+from wabulk.models import ContactList, Event, Import, ImportKind, ImportStatus, utcnow
 
 from ..importing import contacts, counts, import_file, issues, members, upload
 from ..sheet_files import write_csv, write_xlsx
@@ -156,6 +156,48 @@ def test_contacts_join_a_new_list_and_an_existing_one_once(migrated_db, tmp_path
     assert again.list_id == list_id
     assert members(migrated_db, "Diwali VIP") == [A, B, C]
     assert members(migrated_db, "Untouched") == []
+
+
+def _numbered(n: int) -> list[list[str]]:
+    return [["Name", "Phone"], *[[f"P{i}", f"98765{i:05d}"] for i in range(n)]]
+
+
+@pytest.mark.parametrize("ids_trusted", [True, False])
+def test_new_contacts_join_the_list_by_id_or_fall_back_to_phones(
+    migrated_db, tmp_path, instance, monkeypatch, ids_trusted
+):
+    from wabulk.contacts import bulk
+
+    # Contacts made before the import: one in its sheet, then one not in it, with the
+    # highest id (a wrong id range would take it into the list).
+    before = [["Name", "Phone"], ["P11", "9876500011"], ["Outside", "9123456789"]]
+    import_file(migrated_db, instance, _sheet(tmp_path, "old.csv", before))
+    real = bulk.add_new_members
+    outcomes: list[object] = []
+
+    def watched(*args):
+        try:
+            outcomes.append(real(*args))
+        except bulk.NotTheNewRows as exc:
+            outcomes.append(exc)
+            raise
+        if not ids_trusted:
+            raise bulk.NotTheNewRows("told to distrust the ids")
+        return outcomes[-1]
+
+    monkeypatch.setattr(bulk, "add_new_members", watched)
+    rows = [*_numbered(12), ["Repeat", "9876500003"]]  # a repeat in a later chunk
+    imp = import_file(
+        migrated_db, instance, _sheet(tmp_path, "new.csv", rows), new_list_name="L", chunk_rows=4
+    )
+    assert (imp.created_count, imp.unchanged_count, imp.duplicate_count) == (11, 1, 1)
+    assert members(migrated_db, "L") == sorted(f"+9198765{i:05d}" for i in range(12))
+    with migrated_db.session() as session:
+        assert session.get(ContactList, imp.list_id).member_count == 12
+    if migrated_db.is_sqlite:  # chunks 1 and 2 are all new: their contacts joined by id
+        assert outcomes[:2] == [4, 4]
+    else:  # PostgreSQL ids come from a shared sequence: always by phone
+        assert set(outcomes) == {None}
 
 
 def test_an_opt_out_list_marks_contacts_and_creates_missing_ones(migrated_db, tmp_path, instance):

@@ -118,6 +118,36 @@ def add_members_by_phone(session: Session, list_id: int, phones: list[str], now:
     return int(done.rowcount)
 
 
+class NotTheNewRows(Exception):
+    """add_new_members did not find exactly the new contacts: roll back, write by phones."""
+
+
+def add_new_members(session: Session, list_id: int, inserted: int, now: datetime) -> int | None:
+    """Put the `inserted` contacts this transaction's last insert_contacts created in a list,
+    by their ids (a range scan) rather than by their phones (an index lookup each).
+
+    SQLite only: there the transaction holds the write lock from its first INSERT, and a
+    table without AUTOINCREMENT numbers new rows from the largest id up, so the new contacts
+    are the last `inserted` ids. None (use add_members_by_phone) on PostgreSQL, whose ids
+    come from a sequence other sessions share. NotTheNewRows if the count does not come out
+    exact (the caller rolls back and writes the chunk the careful way).
+    """
+    if _is_postgresql(session) or not inserted:
+        return None if inserted else 0
+    stamp = driver_time(session)(now)
+    connection = session.connection()
+    (last,) = connection.exec_driver_sql("SELECT max(id) FROM contacts").one()
+    done = connection.exec_driver_sql(
+        "INSERT INTO contact_list_members (list_id, contact_id, added_at) "
+        "SELECT ?, id, ? FROM contacts WHERE id > ? ON CONFLICT DO NOTHING",
+        (list_id, stamp, last - inserted),
+        execution_options=_ROWCOUNT,
+    )
+    if done.rowcount != inserted:
+        raise NotTheNewRows(f"{done.rowcount} list memberships for {inserted} new contacts")
+    return inserted
+
+
 def insert_issues(session: Session, import_id: int, issues: Sequence[tuple[Any, ...]]) -> None:
     """INSERT an import's issues: (row number, rejected?, reason, cells as JSON text) each."""
     if not issues:

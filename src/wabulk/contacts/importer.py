@@ -39,17 +39,16 @@ from ..models import (
     utcnow,
 )
 from . import mapping as mappings
-from .import_run import (
+from .import_read import (
     BIG_CHUNK_ROWS,
     CHUNK_ROWS,
-    LEASE,
     PARALLEL_MIN_ROWS,
     Chunk,
     Plan,
-    Writer,
     read_chunks,
     read_chunks_in_child,
 )
+from .import_run import LEASE, Writer
 from .phones import is_region
 from .sheets import Sheet, SheetError, open_sheet
 
