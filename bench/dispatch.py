@@ -41,6 +41,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlite_setup import CITIES, FIRST, LAST
+from sqlite_setup import connect as _connect
+from sqlite_setup import stamp as _stamp
+
 BENCH = "dispatch"
 SEED = 20261125
 FULL = {"dispatch": 100_000, "launch": 1_000_000}
@@ -56,27 +60,6 @@ OWNER = "bench:1"
 LEASE_SECONDS = 120
 
 # Word lists stay as text (noqa SIM905): as list literals the formatter spreads them out.
-FIRST = (  # noqa: SIM905
-    "Aarav Vivaan Aditya Arjun Sai Rohan Rahul Amit Priya Ananya Diya Kavya Neha"
-).split()
-LAST = (  # noqa: SIM905
-    "Sharma Verma Gupta Singh Kumar Patel Shah Reddy Rao Nair Iyer Menon Das"
-).split()
-CITIES = "Mumbai Delhi Bengaluru Hyderabad Chennai Kolkata Pune Jaipur".split()  # noqa: SIM905
-
-
-def _stamp(value: datetime) -> str:
-    """How SQLAlchemy stores our UTCDateTime on SQLite (see contacts/bulk.py _time_adapter)."""
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    """A plain connection with the product's pragmas (WAL, foreign keys, cache...)."""
-    from wabulk.db import _sqlite_pragmas
-
-    con = sqlite3.connect(path, isolation_level=None)
-    _sqlite_pragmas(con, None)
-    return con
 
 
 def _copy(src: Path, dst: Path) -> Path:

@@ -46,6 +46,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlite_setup import CITIES, FIRST, LAST
+from sqlite_setup import connect as _connect
+from sqlite_setup import stamp as _stamp
+
 BENCH = "pages"
 SEED = 20261124
 FULL = {"small": 1_000, "big": 1_000_000}
@@ -70,23 +74,6 @@ FAIL_CODES = (
     ("timeout", "WhatsApp Web did not answer in time."),
     ("media_rejected", "WhatsApp refused the attachment."),
 )
-
-FIRST = "Aarav Vivaan Aditya Arjun Sai Rohan Priya Ananya Diya Kavya Neha Meera".split()  # noqa: SIM905
-LAST = "Sharma Verma Gupta Singh Kumar Patel Shah Reddy Rao Nair Iyer Das".split()  # noqa: SIM905
-CITIES = "Mumbai Delhi Bengaluru Hyderabad Chennai Kolkata Pune Jaipur".split()  # noqa: SIM905
-
-
-def _stamp(value: datetime) -> str:
-    """How SQLAlchemy stores our UTCDateTime on SQLite (see contacts/bulk.py)."""
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    from wabulk.db import _sqlite_pragmas
-
-    con = sqlite3.connect(path, isolation_level=None)
-    _sqlite_pragmas(con, None)
-    return con
 
 
 # ---- setup (not timed) -----------------------------------------------------------------------
