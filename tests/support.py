@@ -11,9 +11,14 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from wabulk.config import Settings
+    from wabulk.db import Database
 
 WABULK = str(Path(sys.executable).parent / "wabulk")
 SETUP_CODE_RE = re.compile(r"Setup code: ([A-Z0-9]{4}-[A-Z0-9]{4}-[A-Z0-9]{4})")
@@ -125,3 +130,13 @@ def http_get(url: str) -> tuple[int, dict[str, str], str]:
         body = err.read().decode()
         err.close()
         return err.code, dict(err.headers), body
+
+
+def serving_database(db: Database, settings: Settings) -> AbstractContextManager[Server]:
+    """`wabulk serve` (no worker) on a test's own database, instance and secret key."""
+    return running_server(
+        Path(settings.instance_path),
+        "--no-worker",
+        WABULK_DATABASE_URL=db.engine.url.render_as_string(hide_password=False),
+        WABULK_SECRET_KEY=settings.secret_key,
+    )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from sqlalchemy import select
 
@@ -12,19 +10,14 @@ from wabulk.db import Database
 from wabulk.models import ApiToken, Role, User
 
 from ..conftest import PASSWORD
-from ..support import running_server
+from ..support import serving_database
 
 
 @pytest.mark.browser
 def test_token_page_in_chromium_copy_and_revoke(browser, db: Database, settings) -> None:  # type: ignore[no-untyped-def]
     with db.session() as session:
         users.create_user(session, None, "owner@shop.example", PASSWORD, Role.OPERATOR)
-    with running_server(
-        Path(settings.instance_path),
-        "--no-worker",
-        WABULK_DATABASE_URL=db.engine.url.render_as_string(hide_password=False),
-        WABULK_SECRET_KEY=settings.secret_key,
-    ) as server:
+    with serving_database(db, settings) as server:
         context = browser  # the shared Chromium context of tests/browser
         context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.url)
         page = context.new_page()

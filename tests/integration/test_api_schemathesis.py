@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import schemathesis
@@ -30,7 +29,7 @@ from wabulk.db import Database
 from wabulk.models import Role
 from wabulk.senders.service import SenderInput, create_sender
 
-from ..support import running_server
+from ..support import serving_database
 
 PASSWORD = "correct horse battery"
 EXAMPLES = 12  # per operation and mode: the whole run stays near a minute per database
@@ -70,12 +69,7 @@ def _seed(db: Database) -> str:
 def served(dual: tuple[Flask, Database], settings) -> Iterator[tuple[str, str]]:  # type: ignore[no-untyped-def]
     _, db = dual
     secret = _seed(db)
-    with running_server(
-        Path(settings.instance_path),
-        "--no-worker",
-        WABULK_DATABASE_URL=db.engine.url.render_as_string(hide_password=False),
-        WABULK_SECRET_KEY=settings.secret_key,
-    ) as server:
+    with serving_database(db, settings) as server:
         yield server.url, secret
 
 
