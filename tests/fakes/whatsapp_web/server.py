@@ -87,6 +87,7 @@ def _optional_text(value: Any) -> str | None:
 COERCE: dict[str, Callable[[Any], Any]] = {
     "variant": _variant,
     "load_delay": _seconds,
+    "session_delay": _seconds,
     "hang": _flag,
     "ack_delay": _seconds,
     "qr_refresh_seconds": _positive,
@@ -107,6 +108,7 @@ def default_config(variant: str) -> dict[str, Any]:
     return {
         "variant": variant,
         "load_delay": 0.0,
+        "session_delay": 0.0,
         "hang": False,
         "ack_delay": 0.2,
         "qr_refresh_seconds": 20.0,
@@ -448,6 +450,8 @@ def create_app(state: FakeState) -> Flask:
 
     @app.get("/_api/session")
     def session() -> Response:
+        # The real page sits on its loading screen for a while as it restores a session.
+        state.stopping.wait(state.get("session_delay"))
         account = state.account(request.args.get("token"))
         if account is None:
             return jsonify(valid=False)

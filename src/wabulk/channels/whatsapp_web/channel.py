@@ -47,7 +47,7 @@ from ..base import (
     Unconfirmed,
 )
 from . import browser, selectors
-from .page import Bubble, Page, same_text
+from .page import Bubble, Page, State, same_text
 from .settings import web_settings
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,9 @@ IN_USE = (
     "Close it, or take the session back from the Senders page."
 )
 MEDIA_MIMES = ("image/", "video/")
+# Screens that answer "is this sender linked?"; anything else is still loading.
+_SETTLED: set[State] = {"qr", "app", "chat", "use_here", "invalid"}
+_SETTLE_SECONDS = 10.0
 _QR_DATA_URL = """
 for (const s of arguments[0]) {
   const el = document.querySelector(s);
@@ -253,7 +256,12 @@ class WhatsAppWebChannel:
         try:
             if not page.driver.current_url.startswith(self.base_url):
                 page.driver.get(self.base_url + "/")
-            state = page.state()
+                # The app decides what to show only after its scripts ask the server, so
+                # a page just loaded says "loading"; a short wait makes the first look
+                # (and a takeover pressed from the Senders page) land on the real screen.
+                state = page.wait_state(_SETTLED, min(self.timeout, _SETTLE_SECONDS))
+            else:
+                state = page.state()
             if state == "use_here" and takeover:
                 self._press_use_here(page)
                 state = page.wait_state({"app", "chat", "qr"}, 10)
