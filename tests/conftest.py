@@ -19,6 +19,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
+from sqlalchemy.dialects.postgresql.base import PGDialect
 from sqlalchemy.engine import make_url
 
 from wabulk import migrate
@@ -26,7 +27,7 @@ from wabulk.app import create_app
 from wabulk.auth import service as users
 from wabulk.config import Settings
 from wabulk.db import Database
-from wabulk.models import Role, User
+from wabulk.models import Base, Role, User
 
 from .fakes.whatsapp_web import FakeWhatsAppWeb
 
@@ -90,6 +91,21 @@ def postgres_database(postgres_server: str) -> Iterator[str]:
             )
             conn.execute(text(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
         admin.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _forget_old_engines() -> Iterator[None]:
+    """After each test, empty SQLAlchemy's caches keyed by an engine's dialect.
+
+    The ORM's per-mapper statement caches hold up to 100 entries per mapper, PostgreSQL's
+    reflection one 128: one app has one engine, but a test run makes hundreds, and every
+    one stayed reachable (with all the types it had compiled) until pushed out. Two million
+    live objects by mid-run made each garbage collection take over a second.
+    """
+    yield
+    for mapper in Base.registry.mappers:
+        mapper._compiled_cache.clear()
+    PGDialect._has_multi_table_query.cache_clear()  # an lru_cache keyed by the dialect
 
 
 def _collect_leftovers() -> None:
