@@ -11,6 +11,9 @@ VENDOR   := src/wabulk/web/static/vendor
 STAMP    := $(VENV)/.stamp
 DEVSTAMP := $(VENV)/.stamp-dev
 APT_PKGS := chromium chromium-driver
+# Test processes: the suite mostly waits on browsers, servers and PostgreSQL, so two workers
+# halve it on a 2-core machine. `make test TEST_WORKERS=0` runs it in one process.
+TEST_WORKERS ?= 2
 
 .PHONY: help run test test-slow lint bench vendor browsers lock clean
 
@@ -58,7 +61,7 @@ lint: $(DEVSTAMP) ## Check style and common bugs with ruff
 	$(VENV)/bin/ruff format --check src tests $(wildcard bench/*.py)
 
 test: $(DEVSTAMP) vendor browsers lint ## Install what tests need, then lint and run every test
-	$(VENV)/bin/pytest -m "not slow"
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) -m "not slow"
 
 test-slow: $(DEVSTAMP) vendor browsers ## The long suites (fuzzing, soak)
 	$(VENV)/bin/pytest -m slow
