@@ -6,9 +6,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from wabulk.contacts import importer
+from wabulk.contacts import importer, lists, tallies
 from wabulk.db import Database
 from wabulk.models import Contact, ContactList, Import, ImportKind, list_members
 
@@ -98,3 +98,30 @@ def issues(db: Database, import_id: int) -> list[tuple[int, bool, str]]:
             (i.row_number, i.rejected, i.reason)
             for i in session.scalars(importer.issues_of(import_id))
         ]
+
+
+def _real(db: Database) -> tuple[tuple[int, int], dict[str, int]]:
+    """What a full count of the tables says (what the kept counts must equal)."""
+    with db.session() as session:
+        everyone, opted_out = session.execute(
+            select(func.count(), func.count(Contact.opted_out_at)).select_from(Contact)
+        ).one()
+        members = session.execute(
+            select(ContactList.name, func.count(list_members.c.contact_id))
+            .outerjoin(list_members, list_members.c.list_id == ContactList.id)
+            .group_by(ContactList.name)
+        ).all()
+    return (everyone, opted_out), {name: n for name, n in members}
+
+
+def _kept(db: Database) -> tuple[tuple[int, int], dict[str, int]]:
+    with db.session() as session:
+        rows = session.execute(lists.lists_with_counts()).all()
+        return tallies.totals(session), {found.name: n for found, n in rows}
+
+
+def exact(db: Database) -> tuple[tuple[int, int], dict[str, int]]:
+    """The kept counts, after checking them against a real count."""
+    kept = _kept(db)
+    assert kept == _real(db)
+    return kept

@@ -26,12 +26,11 @@ from wabulk.models import (
     ImportStatus,
     Role,
     Tally,
-    list_members,
     utcnow,
 )
 
 from ..conftest import PASSWORD, login
-from ..importing import import_file, upload
+from ..importing import exact, import_file, upload
 from ..sheet_files import write_csv
 from ..support import run_wabulk
 
@@ -45,33 +44,6 @@ FIRST = [
     ["Meera", "+91 98765 43212", "Goa"],
     ["Asha again", "09876543210", ""],  # a duplicate in the file
 ]
-
-
-def _real(db: Database) -> tuple[tuple[int, int], dict[str, int]]:
-    """What a full count of the tables says (what the kept counts must equal)."""
-    with db.session() as session:
-        everyone, opted_out = session.execute(
-            select(func.count(), func.count(Contact.opted_out_at)).select_from(Contact)
-        ).one()
-        members = session.execute(
-            select(ContactList.name, func.count(list_members.c.contact_id))
-            .outerjoin(list_members, list_members.c.list_id == ContactList.id)
-            .group_by(ContactList.name)
-        ).all()
-    return (everyone, opted_out), {name: n for name, n in members}
-
-
-def _kept(db: Database) -> tuple[tuple[int, int], dict[str, int]]:
-    with db.session() as session:
-        rows = session.execute(lists.lists_with_counts()).all()
-        return tallies.totals(session), {found.name: n for found, n in rows}
-
-
-def exact(db: Database) -> tuple[tuple[int, int], dict[str, int]]:
-    """The kept counts, after checking them against a real count."""
-    kept = _kept(db)
-    assert kept == _real(db)
-    return kept
 
 
 @pytest.fixture

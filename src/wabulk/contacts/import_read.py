@@ -87,10 +87,34 @@ def read_chunks(
 FIRST_ROWS = 5_000
 
 
+def _exit_with_parent() -> None:
+    """End this process as soon as the one it reads for is gone.
+
+    A writer killed with SIGKILL runs no cleanup: its reader would otherwise wait on the full
+    queue forever, holding its chunks in memory (the queue's pipe never breaks, since this
+    process holds both its ends), or hang at exit flushing a chunk into that pipe.
+    """
+    import multiprocessing
+    import multiprocessing.connection
+    import os
+    import threading
+
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([parent.sentinel])  # readable once the parent is gone
+        os._exit(0)  # nothing to save: the reader writes nothing but the queue
+
+    threading.Thread(target=watch, name="wabulk-reader-watchdog", daemon=True).start()
+
+
 def _produce(path: str, plan: Plan, start_after: int, chunk_rows: int, out: Any) -> None:
     """Child process: read and normalise while the parent writes (the second core's share)."""
     import gc
 
+    _exit_with_parent()
     # This process makes no reference cycles: collecting would only walk the rows in flight
     # and the startup's objects, again and again (about a tenth of its time).
     gc.freeze()
