@@ -64,7 +64,7 @@ test: $(DEVSTAMP) vendor browsers lint ## Install what tests need, then lint and
 	$(VENV)/bin/pytest -n $(TEST_WORKERS) -m "not slow"
 
 test-slow: $(DEVSTAMP) vendor browsers ## The long suites (fuzzing, soak)
-	$(VENV)/bin/pytest -m slow
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) -m slow
 
 bench: $(DEVSTAMP) ## Run every benchmark in bench/ (each prints product vs baseline)
 	@set -e; shopt -s nullglob; files=(bench/*.py); \

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import phonenumbers
 import pytest
 from hypothesis import given, settings
@@ -262,5 +264,77 @@ def test_fast_path_equals_parser_on_examples_read_in_any_region(
     default=st.sampled_from(REGIONS),
 )
 def test_fast_path_equals_parser_on_random_digits(digits: str, prefix: str, default: str) -> None:
+    fast, slow = _both_ways(prefix + digits, default)
+    assert fast == slow
+
+
+# ---- the same, at length: make test-slow -----------------------------------------------------
+
+
+def _varied(number: phonenumbers.PhoneNumber, rng: random.Random, count: int) -> list[str]:
+    """The example number with its last four digits replaced, `count` times, in every
+    rendering (valid numbers and near misses alike: both ways must agree on either)."""
+    national = str(number.national_number)
+    texts: set[str] = set()
+    for _ in range(count):
+        digits = national[:-4] + "".join(rng.choice("0123456789") for _ in range(4))
+        varied = phonenumbers.PhoneNumber(
+            country_code=number.country_code,
+            national_number=int(digits),
+            italian_leading_zero=number.italian_leading_zero,
+            number_of_leading_zeros=number.number_of_leading_zeros,
+        )
+        texts |= _renderings(varied)
+    return sorted(texts)
+
+
+@pytest.mark.slow
+def test_fast_path_equals_parser_on_varied_numbers_of_every_region_at_length() -> None:
+    rng = random.Random(5)
+    mismatches, checked = [], 0
+    for region in REGIONS:
+        for kind in NUMBER_TYPES:
+            example = phonenumbers.example_number_for_type(region, kind)
+            if example is None:
+                continue
+            for text in _varied(example, rng, 8):
+                for default in sorted({region, "IN", "US", "GB"}):
+                    fast, slow = _both_ways(text, default)
+                    checked += 1
+                    if fast != slow:
+                        mismatches.append((text, default, fast, slow))
+    assert checked > 100_000
+    assert mismatches == []
+
+
+# What people put around and between digits in a phone cell.
+_NOISE = st.sampled_from([" ", "-", ".", "(", ")", "/", "+", "'", "\u00a0", "x", "ext. ", ",", ";"])
+
+
+@pytest.mark.slow
+@settings(max_examples=30_000, deadline=None)
+@given(
+    parts=st.lists(
+        st.one_of(st.text(alphabet="0123456789", min_size=1, max_size=6), _NOISE),
+        min_size=1,
+        max_size=8,
+    ),
+    default=st.sampled_from(REGIONS),
+)
+def test_fast_path_equals_parser_on_noisy_cells_at_length(parts: list[str], default: str) -> None:
+    fast, slow = _both_ways("".join(parts), default)
+    assert fast == slow
+
+
+@pytest.mark.slow
+@settings(max_examples=30_000, deadline=None)
+@given(
+    digits=st.text(alphabet="0123456789", min_size=4, max_size=17),
+    prefix=st.sampled_from(["", "+", "00", "0", "011", "+0", "0 0"]),
+    default=st.sampled_from(REGIONS),
+)
+def test_fast_path_equals_parser_on_random_digits_at_length(
+    digits: str, prefix: str, default: str
+) -> None:
     fast, slow = _both_ways(prefix + digits, default)
     assert fast == slow
