@@ -63,7 +63,7 @@ def read_chunks(
 ) -> Iterator[Chunk]:
     """The sheet's rows after `start_after`, read and normalised, in chunks (the last may be
     empty). The first has `first_rows` rows when given."""
-    sheet = open_sheet(path)
+    sheet = open_sheet(path, checked=True)  # the stored upload
     plan.bind(sheet.header)
     read = plan.read
     rows: list[Row] = []

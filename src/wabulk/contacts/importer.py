@@ -295,7 +295,7 @@ def run(
         plan.bind(header)
         seen: set[str] = set()
         if start_after:
-            sheet = open_sheet(path)
+            sheet = open_sheet(path, checked=True)
             plan.bind(sheet.header)
             # Resuming: the phones of the rows committed before the restart, so a repeat of
             # one of them further down still counts as a duplicate, as in an unbroken run.

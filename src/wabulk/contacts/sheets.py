@@ -426,8 +426,12 @@ def _workbook_rows(sheet: Sheet) -> Iterator[tuple[int, list[Any]]]:
 # ---- opening --------------------------------------------------------------------------------
 
 
-def open_sheet(path: Path) -> Sheet:
-    """Sniff, check and open a sheet; SheetError with a clear sentence when it cannot be read."""
+def open_sheet(path: Path, checked: bool = False) -> Sheet:
+    """Sniff, check and open a sheet; SheetError with a clear sentence when it cannot be read.
+
+    `checked`: the file is an upload's stored copy, opened once already when it was saved, so
+    the workbook size scan (a quarter of a second at 200,000 rows) is not repeated.
+    """
     kind = detect_kind(path)
     if kind == "csv":
         encoding, delimiter, first_rows = _open_csv(path)
@@ -436,7 +440,7 @@ def open_sheet(path: Path) -> Sheet:
         sample_bytes = max(1, len("\n".join(",".join(r) for r in first_rows).encode()))
         estimate = int(len(first_rows) * size / sample_bytes) if first_rows else 0
     else:
-        if kind == "xlsx":
+        if kind == "xlsx" and not checked:
             _check_xlsx_dimensions(path)
         from python_calamine import CalamineError
 
