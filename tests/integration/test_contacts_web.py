@@ -80,6 +80,9 @@ def test_import_through_the_pages(client, as_role, db, settings) -> None:
     assert re.search(r'name="role_0".*?value="phone"[^>]*selected', page, re.S)  # guessed
     assert _start(client, import_id).status_code == 302
     assert client.get(f"/contacts/imports/{import_id}/status.json").get_json()["status"] == "queued"
+    waiting = client.get(f"/contacts/imports/{import_id}").get_data(as_text=True)
+    assert "Waiting for the worker" in waiting and "Contacts join the list" in waiting
+    assert "were added" not in waiting
     _run_worker(db, settings)
     status = client.get(f"/contacts/imports/{import_id}/status.json").get_json()
     assert (status["status"], status["created"], status["invalid"], status["percent"]) == (
@@ -90,6 +93,7 @@ def test_import_through_the_pages(client, as_role, db, settings) -> None:
     )
     page = client.get(f"/contacts/imports/{import_id}").get_data(as_text=True)
     assert "row 3: &#39;12345&#39; is too short for India" in page
+    assert "Contacts were added to the list" in page
     report = client.get(f"/contacts/imports/{import_id}/report.csv").get_data(as_text=True)
     rows = list(csv.reader(io.StringIO(report.lstrip("\ufeff"))))
     assert rows[0][:3] == ["Row", "Status", "Reason"]
