@@ -52,6 +52,7 @@ class Writer:
         self.seen = seen
         self.progress = progress
         self.optimistic = True
+        self.checkpointer = db.checkpointer()
 
     def commit(self, chunk: Chunk, last: bool = False) -> None:
         for attempt in (1, 2, 3):
@@ -69,6 +70,8 @@ class Writer:
                 # NotTheNewRows: the new contacts' ids were not where SQLite puts them.
                 if attempt == 3:
                     raise
+        if self.checkpointer is not None:
+            self.checkpointer.kick()
         self.seen.update(phones)  # only once committed: a retried chunk counts as before
         self.optimistic = not (careful and found)
         if self.progress is not None:
