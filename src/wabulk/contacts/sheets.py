@@ -12,18 +12,23 @@
 from __future__ import annotations
 
 import codecs
+import contextlib
+import datetime
 import io
 import re
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import ValidationError
+from . import xlsx_head
 
 MAX_COLUMNS = 500
+# A big .xlsx is opened by its first rows (xlsx_head): enough for the header and the preview.
+HEAD_ROWS = 1_000
 MAX_ROWS = 2_000_000
 MAX_UNZIPPED_BYTES = 1024 * 1024 * 1024
 MAX_ZIP_RATIO = 150  # real sheets compress ~10x; bombs compress 1000x
@@ -33,6 +38,7 @@ _ENCRYPTED_MARK = "EncryptedPackage".encode("utf-16-le")
 # A cell reference past row 999,999 or column SF (MAX_ROWS, MAX_COLUMNS): the only ones the
 # size check needs to read.
 _FAR_CELL_REF = re.compile(rb'<c r="((?:[A-Z]{3}|S[G-Z]|[T-Z][A-Z])|[A-Z]{1,2}(?=\d{7}))(\d{1,7})"')
+_LEADING_DIGITS = re.compile(rb"\d+")
 DELIMITERS = [",", ";", "\t", "|"]
 # One well-formed multi-byte UTF-8 character (what Windows-1252 text almost never contains).
 _UTF8_MULTIBYTE = re.compile(
@@ -72,20 +78,29 @@ class Sheet:
     # The workbook sheet calamine already loaded when the file was opened: reading the rows
     # again from it saves loading a big workbook a second time (seconds at 200,000 rows).
     loaded: Any = field(default=None, repr=False, compare=False)
+    # 0: `loaded` is the whole sheet. N: it holds the rows up to N only (xlsx_head), and
+    # reading past them loads the whole workbook.
+    head_rows: int = 0
 
-    def rows(self, start_after: int = 0) -> Iterator[tuple[int, list[str]]]:
-        """(row number, cells as text) for every non-blank data row after `start_after`."""
+    def rows(
+        self, start_after: int = 0, until: int | None = None
+    ) -> Iterator[tuple[int, list[str]]]:
+        """(row number, cells as text) for every non-blank data row after `start_after`, up to
+        row `until` when given."""
         text_only = self.kind == "csv"  # every CSV cell is a str: strip it, nothing to convert
-        source = _csv_rows(self) if text_only else _workbook_rows(self)
+        source = _csv_rows(self) if text_only else _workbook_rows(self, until)
         skip = max(self.header_row, start_after)
         width = len(self.header)
+        text_of = _TEXT_OF.get
         for number, cells in source:
             if number <= skip:
                 continue
+            if until is not None and number > until:
+                return
             if text_only:
                 texts = [c.strip() for c in cells[:width]]
-            else:  # strings are most cells: strip them without the call
-                texts = [c.strip() if type(c) is str else _cell_text(c) for c in cells[:width]]
+            else:  # one dictionary lookup a cell, not a chain of isinstance tests
+                texts = [text_of(type(c), _cell_text)(c) for c in cells[:width]]
             # Cells beyond the header's width are kept, joined into the last column.
             if len(cells) > width and any(_cell_text(c) for c in cells[width:]):
                 texts[-1] = " ".join(t for t in [texts[-1], *map(_cell_text, cells[width:])] if t)
@@ -103,12 +118,29 @@ def _cell_text(value: Any) -> str:
     if isinstance(value, bool):
         return "TRUE" if value else "FALSE"
     if isinstance(value, float):
-        if value != value:
-            return ""
-        return str(int(value)) if value.is_integer() and abs(value) < 1e17 else repr(value)
+        return _float_text(value)
     if hasattr(value, "isoformat"):
-        return value.isoformat()
+        return value.isoformat()  # type: ignore[no-any-return]
     return str(value).strip()
+
+
+def _float_text(value: float) -> str:
+    if value != value:
+        return ""
+    return str(int(value)) if value.is_integer() and abs(value) < 1e17 else repr(value)
+
+
+# What calamine gives, by exact type, to its text (anything else goes through _cell_text).
+_TEXT_OF: dict[type, Callable[[Any], str]] = {
+    str: str.strip,
+    float: _float_text,
+    int: str,
+    bool: _cell_text,
+    type(None): _cell_text,
+    datetime.date: datetime.date.isoformat,
+    datetime.datetime: datetime.datetime.isoformat,
+    datetime.time: datetime.time.isoformat,
+}
 
 
 # ---- kind detection -------------------------------------------------------------------------
@@ -315,10 +347,14 @@ def _csv_rows(sheet: Sheet) -> Iterator[tuple[int, list[Any]]]:
 # ---- workbooks -------------------------------------------------------------------------------
 
 
-def _check_xlsx_dimensions(path: Path) -> None:
-    """Find the real extent of the first sheets without letting calamine allocate it."""
+def _check_xlsx_dimensions(path: Path) -> dict[str, int]:
+    """Find the real extent of the sheets without letting calamine allocate it.
+
+    Returns each worksheet member's last row number (0 when not found): the size estimate of
+    a sheet read by its head.
+    """
     try:
-        _scan_xlsx_dimensions(path)
+        return _scan_xlsx_dimensions(path)
     except (zipfile.BadZipFile, zlib.error, EOFError):
         # A member that does not decompress (garbled bytes, bad CRC): the same as a broken zip.
         raise SheetError(
@@ -327,12 +363,13 @@ def _check_xlsx_dimensions(path: Path) -> None:
         ) from None
 
 
-def _scan_xlsx_dimensions(path: Path) -> None:
+def _scan_xlsx_dimensions(path: Path) -> dict[str, int]:
+    last_rows = {}
     with zipfile.ZipFile(path) as zf:
         for name in zf.namelist():
             if not (name.startswith("xl/worksheets/") and name.endswith(".xml")):
                 continue
-            max_row, max_col, tail = 0, 0, b""
+            max_row, max_col, tail, last_row = 0, 0, b"", 0
             with zf.open(name) as fh:
                 while chunk := fh.read(1024 * 1024):
                     data = tail + chunk
@@ -341,13 +378,21 @@ def _scan_xlsx_dimensions(path: Path) -> None:
                     for col, row in _FAR_CELL_REF.findall(data):
                         max_row = max(max_row, int(row))
                         max_col = max(max_col, _column_number(col))
+                    # Rows come in order: the block's last row tag is the sheet's so far.
+                    # Every common writer puts r first.
+                    if (at := data.rfind(b'row r="')) >= 0 and (
+                        number := _LEADING_DIGITS.match(data, at + 7)
+                    ):
+                        last_row = int(number.group())
                     tail = data[-40:]
+            last_rows[name] = last_row
             if max_row > MAX_ROWS + 1 or max_col > MAX_COLUMNS:
                 raise SheetError(
                     f"A sheet in this workbook reaches row {max_row:,} and column {max_col:,}; "
                     f"wabulk reads up to {MAX_ROWS:,} rows and {MAX_COLUMNS} columns. Remove the "
                     "far-away cells (or split the sheet) and upload again."
                 )
+    return last_rows
 
 
 def _column_number(letters: bytes) -> int:
@@ -357,11 +402,14 @@ def _column_number(letters: bytes) -> int:
     return n
 
 
-def _load_workbook(sheet_path: Path, kind: str):  # type: ignore[no-untyped-def]
+def _load_workbook(source: Path | io.BytesIO, kind: str):  # type: ignore[no-untyped-def]
     from python_calamine import CalamineWorkbook, PasswordError
 
     try:
-        return CalamineWorkbook.from_path(str(sheet_path))
+        if isinstance(source, io.BytesIO):
+            source.seek(0)
+            return CalamineWorkbook.from_filelike(source)
+        return CalamineWorkbook.from_path(str(source))
     except PasswordError:
         raise SheetError(
             "This workbook is password-protected. Remove the password in Excel, "
@@ -404,35 +452,46 @@ def _first(it: Iterator[Any], n: int) -> Iterator[Any]:
         yield item
 
 
-def _workbook_rows(sheet: Sheet) -> Iterator[tuple[int, list[Any]]]:
+def _workbook_rows(sheet: Sheet, until: int | None = None) -> Iterator[tuple[int, list[Any]]]:
+    # iter_rows pads the leading empty rows (it starts at row 1), so index + 1 is Excel's
+    done = 0
+    if sheet.loaded is not None:
+        for done, cells in enumerate(sheet.loaded.iter_rows(), start=1):
+            yield done, cells
+        if not sheet.head_rows or (until is not None and until <= sheet.head_rows):
+            return
+    # The whole sheet, after the head's rows (the head held every row up to its last).
+    for index, cells in enumerate(_load_sheet(sheet).iter_rows()):
+        if index >= done:
+            yield index + 1, cells
+
+
+def _load_sheet(sheet: Sheet) -> Any:
     from python_calamine import CalamineError
 
-    if sheet.loaded is not None:
-        data = sheet.loaded
-    else:
-        workbook = _load_workbook(sheet.path, sheet.kind)
-        try:
-            # calamine parses a sheet lazily: a damaged one fails here, not when opened
-            data = workbook.get_sheet_by_name(sheet.sheet_name)
-        except CalamineError as exc:
-            raise _damaged(sheet.kind, exc) from None
-        finally:
-            workbook.close()
-    # iter_rows pads the leading empty rows (it starts at row 1), so index + 1 is Excel's
-    for index, cells in enumerate(data.iter_rows()):
-        yield index + 1, cells
+    workbook = _load_workbook(sheet.path, sheet.kind)
+    try:
+        # calamine parses a sheet lazily: a damaged one fails here, not when opened
+        return workbook.get_sheet_by_name(sheet.sheet_name)
+    except CalamineError as exc:
+        raise _damaged(sheet.kind, exc) from None
+    finally:
+        workbook.close()
 
 
 # ---- opening --------------------------------------------------------------------------------
 
 
-def open_sheet(path: Path, checked: bool = False) -> Sheet:
+def open_sheet(path: Path, checked: bool = False, head_limit: int | None = None) -> Sheet:
     """Sniff, check and open a sheet; SheetError with a clear sentence when it cannot be read.
 
-    `checked`: the file is an upload's stored copy, opened once already when it was saved, so
-    the workbook size scan (a quarter of a second at 200,000 rows) is not repeated.
+    - `checked`: the file is an upload's stored copy, opened once already when it was saved,
+      so the workbook size scan (a quarter of a second at 200,000 rows) is not repeated.
+    - A big .xlsx is parsed up to row `head_limit` (HEAD_ROWS) when opened; reading its rows
+      further parses the whole sheet then.
     """
     kind = detect_kind(path)
+    head_rows = 0
     if kind == "csv":
         encoding, delimiter, first_rows = _open_csv(path)
         sheet_name, others, data = None, [], None
@@ -440,28 +499,22 @@ def open_sheet(path: Path, checked: bool = False) -> Sheet:
         sample_bytes = max(1, len("\n".join(",".join(r) for r in first_rows).encode()))
         estimate = int(len(first_rows) * size / sample_bytes) if first_rows else 0
     else:
-        if kind == "xlsx" and not checked:
-            _check_xlsx_dimensions(path)
-        from python_calamine import CalamineError
-
-        workbook = _load_workbook(path, kind)
-        try:
-            try:
-                data, others = _pick_sheet(workbook)
-            except CalamineError as exc:  # a damaged sheet fails when first read
-                raise _damaged(kind, exc) from None
-            if data.width > MAX_COLUMNS or data.height > MAX_ROWS + 1:
-                raise SheetError(
-                    f"The sheet {data.name!r} has {data.height:,} rows and "
-                    f"{data.width:,} columns; wabulk reads up to {MAX_ROWS:,} rows "
-                    f"and {MAX_COLUMNS} columns."
-                )
-            # iter_rows starts at row 1 (leading empty rows padded): row numbers match Excel's
-            first_rows = [[_cell_text(c) for c in r] for r in _first(data.iter_rows(), 50)]
-            leading = data.start[0] if data.start else 0
-            sheet_name, estimate = data.name, leading + data.height
-        finally:
-            workbook.close()
+        extent = _check_xlsx_dimensions(path) if kind == "xlsx" and not checked else {}
+        limit = head_limit or HEAD_ROWS
+        head = xlsx_head.head_workbook(path, limit) if kind == "xlsx" else None
+        opened = None
+        if head is not None:
+            # On any error the whole workbook is read below, and says what is wrong with it.
+            with contextlib.suppress(SheetError):
+                opened = _open_workbook(head.data, kind)
+        if opened is None:
+            head = None
+            opened = _open_workbook(path, kind)
+        data, others, first_rows, estimate = opened
+        sheet_name = data.name
+        if head is not None and sheet_name in head.cut:
+            head_rows = head.last_row
+            estimate = max(estimate, extent.get(head.members.get(sheet_name, ""), 0))
         encoding = delimiter = None
     header, header_row = _find_header(first_rows)
     if len(header) > MAX_COLUMNS:
@@ -477,8 +530,35 @@ def open_sheet(path: Path, checked: bool = False) -> Sheet:
         encoding=encoding,
         delimiter=delimiter,
         loaded=data,
+        head_rows=head_rows,
     )
     return sheet
+
+
+def _open_workbook(
+    source: Path | io.BytesIO, kind: str
+) -> tuple[Any, list[str], list[list[str]], int]:
+    """(the sheet to read, the other sheets' names, its first rows, its last row number)."""
+    from python_calamine import CalamineError
+
+    workbook = _load_workbook(source, kind)
+    try:
+        try:
+            data, others = _pick_sheet(workbook)
+        except CalamineError as exc:  # a damaged sheet fails when first read
+            raise _damaged(kind, exc) from None
+        if data.width > MAX_COLUMNS or data.height > MAX_ROWS + 1:
+            raise SheetError(
+                f"The sheet {data.name!r} has {data.height:,} rows and "
+                f"{data.width:,} columns; wabulk reads up to {MAX_ROWS:,} rows "
+                f"and {MAX_COLUMNS} columns."
+            )
+        # iter_rows starts at row 1 (leading empty rows padded): row numbers match Excel's
+        first_rows = [[_cell_text(c) for c in r] for r in _first(data.iter_rows(), 50)]
+        leading = data.start[0] if data.start else 0
+        return data, others, first_rows, leading + data.height
+    finally:
+        workbook.close()
 
 
 def _find_header(first_rows: list[list[str]]) -> tuple[list[str], int]:
