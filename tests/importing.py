@@ -34,6 +34,7 @@ def import_file(
     chunk_rows: int = 5000,
     progress: Callable[[Import], None] | None = None,
     parallel_min_rows: int = importer.PARALLEL_MIN_ROWS,
+    own_rows: int | None = None,
     **kwargs: Any,
 ) -> Import:
     """Upload, confirm and run a sheet to the end; the finished Import."""
@@ -48,6 +49,7 @@ def import_file(
         progress=progress,
         chunk_rows=chunk_rows,
         parallel_min_rows=parallel_min_rows,
+        own_rows=own_rows,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from wabulk.models import ImportIssue, ImportStatus
@@ -22,7 +23,12 @@ ROWS = [
 ]
 
 
-def test_two_process_import_equals_the_single_process_one(migrated_db, tmp_path) -> None:
+# 0: the second process reads every row. 30: this one reads the first 30 (5 chunks of 7, the
+# last cut short) while the second starts, which then reads from row 32.
+@pytest.mark.parametrize("own_rows", [0, 30])
+def test_two_process_import_equals_the_single_process_one(
+    migrated_db, tmp_path, own_rows: int
+) -> None:
     path = _sheet(tmp_path / "big.csv", ROWS)
     one = import_file(migrated_db, tmp_path / "one", path, chunk_rows=7, parallel_min_rows=10**9)
     single = contacts(migrated_db)
@@ -38,7 +44,9 @@ def test_two_process_import_equals_the_single_process_one(migrated_db, tmp_path)
     with migrated_db.session() as session:  # start again from an empty table
         session.execute(list_members.delete())
         session.execute(Contact.__table__.delete())
-    two = import_file(migrated_db, tmp_path / "two", path2, chunk_rows=7, parallel_min_rows=0)
+    two = import_file(
+        migrated_db, tmp_path / "two", path2, chunk_rows=7, parallel_min_rows=0, own_rows=own_rows
+    )
     assert two.status is ImportStatus.COMPLETED
     counts = (
         "rows_read",
@@ -65,10 +73,7 @@ def test_two_process_import_equals_the_single_process_one(migrated_db, tmp_path)
     assert issues == single_issues and len(issues) == 2
 
 
-def test_an_unreadable_sheet_fails_the_import_from_the_second_process(
-    migrated_db, tmp_path
-) -> None:
-    path = tmp_path / "broken.csv"
+def _broken_csv(path):
     path.write_bytes(
         b"Name,Phone\r\n"
         + b"".join(f"P{n},98765000{n:02d}\r\n".encode() for n in range(60))
@@ -76,7 +81,59 @@ def test_an_unreadable_sheet_fails_the_import_from_the_second_process(
         + b"x" * (11 * 1024 * 1024)
         + b"\r\n"
     )
-    imp = import_file(migrated_db, tmp_path / "i", path, chunk_rows=25, parallel_min_rows=0)
+    return path
+
+
+# The bad row met by the second process (own_rows 0) or by this one, reading the first rows
+# itself (100): either way the chunks before it stay committed and the import says why.
+@pytest.mark.parametrize("own_rows", [0, 100])
+def test_an_unreadable_sheet_fails_the_import_part_way(
+    migrated_db, tmp_path, own_rows: int
+) -> None:
+    path = _broken_csv(tmp_path / "broken.csv")
+    imp = import_file(
+        migrated_db, tmp_path / "i", path, chunk_rows=25, parallel_min_rows=0, own_rows=own_rows
+    )
     assert imp.status is ImportStatus.FAILED
     assert imp.error is not None and "malformed" in imp.error
     assert imp.created_count == 50 and len(contacts(migrated_db)) == 50
+
+
+def test_a_workbook_read_partly_by_its_head_here_equals_the_single_process_import(
+    migrated_db, tmp_path, monkeypatch
+) -> None:
+    from wabulk.contacts import xlsx_head
+    from wabulk.models import Contact, list_members
+
+    from ..sheet_files import write_xlsx
+
+    rows = [["Phone", "Name", "Joined", "Due"]]
+    for n in range(300):
+        phone = 919876500000 + n if n % 5 == 0 else f"98765 {n:05d}"  # numbers and text
+        rows.append([phone, f"Person {n}", f"2024-01-{n % 28 + 1:02d}", n * 1.5])
+    rows.append(["98765 00007", "Repeat of row 9", "", ""])  # read by the second process
+    path = write_xlsx(tmp_path / "big.xlsx", rows)
+    one = import_file(migrated_db, tmp_path / "one", path, chunk_rows=40, parallel_min_rows=10**9)
+    single = contacts(migrated_db)
+    with migrated_db.session() as session:
+        session.execute(list_members.delete())
+        session.execute(Contact.__table__.delete())
+
+    monkeypatch.setattr(xlsx_head, "MIN_BYTES", 0)  # this process reads rows 2-120 by the head
+    heads = []
+    head_workbook = xlsx_head.head_workbook
+
+    def spy(*args, **kwargs):
+        heads.append(head_workbook(*args, **kwargs))
+        return heads[-1]
+
+    monkeypatch.setattr(xlsx_head, "head_workbook", spy)
+    two = import_file(
+        migrated_db, tmp_path / "two", path, chunk_rows=40, parallel_min_rows=0, own_rows=120
+    )
+
+    assert two.status is ImportStatus.COMPLETED
+    assert (two.rows_read, two.created_count, two.duplicate_count) == (301, 300, 1)
+    assert two.duplicate_count == one.duplicate_count
+    assert contacts(migrated_db) == single
+    assert [h.last_row for h in heads if h is not None] == [120]

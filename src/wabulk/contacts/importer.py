@@ -45,6 +45,7 @@ from .import_read import (
     PARALLEL_MIN_ROWS,
     Chunk,
     Plan,
+    own_share,
     read_chunks,
     read_chunks_in_child,
 )
@@ -263,12 +264,14 @@ def run(
     progress: Callable[[Import], None] | None = None,
     chunk_rows: int | None = None,
     parallel_min_rows: int = PARALLEL_MIN_ROWS,
+    own_rows: int | None = None,
 ) -> Import:
     """Run (or resume) an import to the end; returns the finished Import.
 
     - Sheets of `parallel_min_rows` rows or more are read and normalised in a second
       process while this one writes, so both cores work; their chunks are bigger
-      (`BIG_CHUNK_ROWS` rather than `CHUNK_ROWS`, unless `chunk_rows` is given).
+      (`BIG_CHUNK_ROWS` rather than `CHUNK_ROWS`, unless `chunk_rows` is given). This
+      process reads the first `own_rows` (own_share) itself while the second one starts.
 
     - Each chunk commits on its own; `rows_done` moves only with a committed chunk.
     - A file that turns out unreadable part-way marks the import failed, keeping every
@@ -284,6 +287,7 @@ def run(
         start_after = imp.rows_done
         estimate = imp.rows_total or 0
         header = columns_of(imp)
+        kind = path.suffix.lstrip(".")  # ours, from the content (see save_upload)
         user = session.get(User, imp.created_by_id) if imp.created_by_id else None
         if start_after == 0:
             events.record(
@@ -306,11 +310,15 @@ def run(
                 if row is not None:
                     seen.add(row[0])
         if estimate >= parallel_min_rows:
-            reader, size = read_chunks_in_child, chunk_rows or BIG_CHUNK_ROWS
+            # A resumed run reads nothing itself: the head it would parse holds the rows done.
+            own = 0 if start_after else own_share(kind, estimate)
+            own = own if own_rows is None else own_rows
+            size = chunk_rows or BIG_CHUNK_ROWS
+            chunks = read_chunks_in_child(path, plan, start_after, size, own)
         else:
-            reader, size = read_chunks, chunk_rows or CHUNK_ROWS
+            chunks = read_chunks(path, plan, start_after, chunk_rows or CHUNK_ROWS)
         writer = Writer(db, import_id, owner, seen, progress)
-        for chunk in reader(path, plan, start_after, size):
+        for chunk in chunks:
             if chunk.read:
                 writer.commit(chunk)
         writer.commit(Chunk([], []), last=True)
