@@ -267,6 +267,29 @@ def test_a_sheet_reaching_excels_last_cell_is_refused_with_the_limits(tmp_path: 
 
 
 @pytest.mark.parametrize(
+    ("cell", "where"),
+    [
+        (b"<c r='XFD2'><v>1</v></c>", "column 16,384"),  # single quotes
+        (b'<c\n  r = "SG2"><v>1</v></c>', "column 501"),  # blanks around =
+        (b'<c s="0" r="B2000003"><v>1</v></c>', "row 2,000,003"),  # r not first
+    ],
+)
+def test_far_cells_are_found_however_the_xml_writes_them(tmp_path: Path, cell, where) -> None:
+    good = write_xlsx(tmp_path / "p.xlsx", PEOPLE)
+    far = tmp_path / "far.xlsx"
+    with zipfile.ZipFile(good) as source, zipfile.ZipFile(far, "w") as target:
+        for info in source.infolist():
+            data = source.read(info.filename)
+            if info.filename == "xl/worksheets/sheet1.xml":
+                data = data.replace(
+                    b"</row></sheetData>", b"</row><row r='9'>" + cell + b"</row></sheetData>"
+                )
+                assert cell in data
+            target.writestr(info, data)
+    assert where in _refusal(far)
+
+
+@pytest.mark.parametrize(
     ("content", "words"),
     [
         (b"%PDF-1.7\n...", "This is a PDF, not a spreadsheet"),
