@@ -137,3 +137,44 @@ def test_a_workbook_read_partly_by_its_head_here_equals_the_single_process_impor
     assert two.duplicate_count == one.duplicate_count
     assert contacts(migrated_db) == single
     assert [h.last_row for h in heads if h is not None] == [120]
+
+
+class _Channel:
+    """The reader's queue as send_chunks sees it, with the writer idle or busy on demand."""
+
+    def __init__(self, writer_idle: bool) -> None:
+        self.messages: list[tuple[str, object]] = []
+        self.writer_idle = writer_idle
+
+    def put(self, message: tuple[str, object]) -> None:
+        self.messages.append(message)
+
+    def qsize(self) -> int:
+        return 0 if self.writer_idle else 1
+
+
+def test_chunks_handed_over_unread_are_read_by_the_writer_to_the_same_result(tmp_path) -> None:
+    from wabulk.contacts.import_read import Plan, read_chunks, received_chunk, send_chunks
+
+    path = _sheet(tmp_path / "big.csv", ROWS)
+    mapping = {"phone": "Phone", "name": ["Name"], "attributes": {"City": "city"}}
+
+    def plan() -> Plan:
+        return Plan("contacts", mapping, "IN", None, None)
+
+    expected = [c for c in read_chunks(path, plan(), 0, 20) if c.read]
+    for idle in (True, False):
+        channel = _Channel(writer_idle=idle)
+        send_chunks(path, plan(), 0, 20, channel)
+        kinds = [kind for kind, _ in channel.messages]
+        writer_plan = plan()
+        writer_plan.bind(["Phone", "Name", "City"])  # the writer binds the header at upload
+        got = [received_chunk(writer_plan, kind, payload) for kind, payload in channel.messages]
+        assert kinds[-1] == "done" and got[-1] is None
+        # Idle: every other chunk goes unread (never two in a row); busy: none does.
+        assert (
+            kinds[:-1] == (["raw", "chunk"] * 4)[: len(kinds) - 1] if idle else "raw" not in kinds
+        )
+        assert [
+            (c.rows, c.issues, c.read, c.last) for c in got[:-1] if c is not None and c.read
+        ] == [(c.rows, c.issues, c.read, c.last) for c in expected]

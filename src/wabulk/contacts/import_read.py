@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from json.encoder import encode_basestring_ascii
 from pathlib import Path
@@ -68,24 +68,31 @@ def read_chunks(
 ) -> Iterator[Chunk]:
     """The sheet's rows after `start_after` (up to row `until`), read and normalised, in
     chunks (the last may be empty). The first has `first_rows` rows when given."""
+    for numbers, cells in raw_chunks(path, plan, start_after, chunk_rows, first_rows, until):
+        yield plan.read_all(numbers, cells)
+
+
+def raw_chunks(
+    path: Path,
+    plan: Plan,
+    start_after: int,
+    chunk_rows: int,
+    first_rows: int | None = None,
+    until: int | None = None,
+) -> Iterator[tuple[list[int], list[list[str]]]]:
+    """read_chunks before Plan.read: (row numbers, rows of cells as text); binds the plan."""
     sheet = open_sheet(path, checked=True, head_limit=until)  # the stored upload
     plan.bind(sheet.header)
-    read = plan.read
-    rows: list[Row] = []
-    issues: list[Issue] = []
-    count = number = 0
+    numbers: list[int] = []
+    cells: list[list[str]] = []
     size = first_rows or chunk_rows
-    for number, cells in sheet.rows(start_after=start_after, until=until):
-        row, issue = read(number, cells)
-        if row is not None:
-            rows.append(row)
-        if issue is not None:
-            issues.append(issue)
-        count += 1
-        if count >= size:
-            yield Chunk(rows, issues, count, number)
-            rows, issues, count, size = [], [], 0, chunk_rows
-    yield Chunk(rows, issues, count, number)
+    for number, texts in sheet.rows(start_after=start_after, until=until):
+        numbers.append(number)
+        cells.append(texts)
+        if len(numbers) >= size:
+            yield numbers, cells
+            numbers, cells, size = [], [], chunk_rows
+    yield numbers, cells
 
 
 # The second process's first chunk is small: the writer has nothing else to do until it comes.
@@ -130,10 +137,25 @@ def _produce(path: str, plan: Plan, start_after: int, chunk_rows: int, out: Any)
     # and the startup's objects, again and again (about a tenth of its time).
     gc.freeze()
     gc.set_threshold(100_000, 50, 1000)
+    send_chunks(Path(path), plan, start_after, chunk_rows, out)
+
+
+def send_chunks(path: Path, plan: Plan, start_after: int, chunk_rows: int, out: Any) -> None:
+    """Put the sheet's chunks on `out` as messages for `received_chunk`, then ("done", None)
+    or what went wrong; a chunk goes unread ("raw") when the writer has nothing to do."""
+    first = min(FIRST_ROWS, chunk_rows)
+    handed = False  # whether the last chunk put went unread
     try:
-        for chunk in read_chunks(
-            Path(path), plan, start_after, chunk_rows, min(FIRST_ROWS, chunk_rows)
-        ):
+        for numbers, cells in raw_chunks(path, plan, start_after, chunk_rows, first):
+            if numbers and not handed and _writer_idle(out):
+                # The writer has taken every chunk and will soon wait: it normalises this one
+                # (Plan.read, ~60% of a row's reading) while this process reads the next.
+                # Never two in a row: the writer may still be busy with the last one.
+                out.put(("raw", (numbers, list(zip(*cells, strict=True)))))
+                handed = True
+                continue
+            handed = False
+            chunk = plan.read_all(numbers, cells)
             # Columns of str/None, not rows: half the pickling (done here, the busier side) of
             # the same values as tuples; the writer's zip back to rows costs less than it saves.
             columns = list(zip(*chunk.rows, strict=True))
@@ -143,6 +165,30 @@ def _produce(path: str, plan: Plan, start_after: int, chunk_rows: int, out: Any)
         out.put(("error", str(exc)))
     except Exception as exc:  # the parent must never wait forever on a dead reader
         out.put(("crash", f"{type(exc).__name__}: {exc}"))
+
+
+def received_chunk(plan: Plan, kind: str, payload: Any) -> Chunk | None:
+    """The chunk a message of send_chunks carries; None at the end; raises what failed."""
+    if kind == "chunk":
+        columns, issues, read, last = payload
+        return Chunk(list(zip(*columns, strict=True)), issues, read, last)
+    if kind == "raw":
+        numbers, columns = payload
+        # Tuples, not lists: Plan.read only indexes them (and json.dumps gives the same).
+        return plan.read_all(numbers, list(zip(*columns, strict=True)))
+    if kind == "done":
+        return None
+    if kind == "error":
+        raise SheetError(payload)
+    raise RuntimeError(f"the import reader failed: {payload}")
+
+
+def _writer_idle(out: Any) -> bool:
+    """Whether the writer has taken every chunk put so far."""
+    try:
+        return out.qsize() == 0  # type: ignore[no-any-return]
+    except NotImplementedError:  # macOS has no sem_getvalue: the pipe's state instead
+        return out.empty()  # type: ignore[no-any-return]
 
 
 def own_share(kind: str, rows: int) -> int:
@@ -203,16 +249,10 @@ def read_chunks_in_child(
             first = min(FIRST_ROWS, chunk_rows)
             yield from read_chunks(path, plan, start_after, chunk_rows, first, until)
         while True:
-            kind, payload = received()
-            if kind == "chunk":
-                columns, issues, read, last = payload
-                yield Chunk(list(zip(*columns, strict=True)), issues, read, last)
-            elif kind == "done":
+            chunk = received_chunk(plan, *received())
+            if chunk is None:
                 return
-            elif kind == "error":
-                raise SheetError(payload)
-            else:
-                raise RuntimeError(f"the import reader failed: {payload}")
+            yield chunk
     finally:
         if child.is_alive():
             child.terminate()
@@ -255,7 +295,20 @@ class Plan:
         self._json_keys = [(i, _json_text(k) + ": ") for i, k in self.attributes]
         self.phone_column = checked["phone"]
 
-    def read(self, number: int, cells: list[str]) -> tuple[Row | None, Issue | None]:
+    def read_all(self, numbers: list[int], cells: Sequence[Sequence[str]]) -> Chunk:
+        """`read` for consecutive rows: the chunk they make."""
+        read = self.read
+        rows: list[Row] = []
+        issues: list[Issue] = []
+        for number, texts in zip(numbers, cells, strict=True):
+            row, issue = read(number, texts)
+            if row is not None:
+                rows.append(row)
+            if issue is not None:
+                issues.append(issue)
+        return Chunk(rows, issues, len(numbers), numbers[-1] if numbers else 0)
+
+    def read(self, number: int, cells: Sequence[str]) -> tuple[Row | None, Issue | None]:
         result = _normalise(clean_cell(cells[self.phone]), self.region)
         e164 = result.e164
         if e164 is None:
