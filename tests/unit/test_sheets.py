@@ -16,6 +16,7 @@ from ..sheet_files import (
     encrypt_xlsx,
     garble_member,
     oversize_xlsx,
+    rewrite_member,
     write_csv,
     write_ods,
     write_xls,
@@ -239,13 +240,9 @@ def test_a_workbook_with_garbled_bytes_is_refused(tmp_path: Path) -> None:
 
 def test_a_workbook_with_broken_xml_is_refused(tmp_path: Path) -> None:
     good = write_xlsx(tmp_path / "p.xlsx", PEOPLE)
-    bad = tmp_path / "broken.xlsx"
-    with zipfile.ZipFile(good) as source, zipfile.ZipFile(bad, "w") as target:
-        for info in source.infolist():
-            data = source.read(info.filename)
-            if info.filename == "xl/worksheets/sheet1.xml":
-                data = data[: len(data) // 2]
-            target.writestr(info, data)
+    bad = rewrite_member(
+        good, tmp_path / "broken.xlsx", "xl/worksheets/sheet1.xml", lambda xml: xml[: len(xml) // 2]
+    )
     message = _refusal(bad)
     assert "damaged" in message
     assert "save a fresh copy" in message
@@ -275,17 +272,15 @@ def test_a_sheet_reaching_excels_last_cell_is_refused_with_the_limits(tmp_path: 
     ],
 )
 def test_far_cells_are_found_however_the_xml_writes_them(tmp_path: Path, cell, where) -> None:
+    def add_far_cell(xml: bytes) -> bytes:
+        changed = xml.replace(
+            b"</row></sheetData>", b"</row><row r='9'>" + cell + b"</row></sheetData>"
+        )
+        assert cell in changed
+        return changed
+
     good = write_xlsx(tmp_path / "p.xlsx", PEOPLE)
-    far = tmp_path / "far.xlsx"
-    with zipfile.ZipFile(good) as source, zipfile.ZipFile(far, "w") as target:
-        for info in source.infolist():
-            data = source.read(info.filename)
-            if info.filename == "xl/worksheets/sheet1.xml":
-                data = data.replace(
-                    b"</row></sheetData>", b"</row><row r='9'>" + cell + b"</row></sheetData>"
-                )
-                assert cell in data
-            target.writestr(info, data)
+    far = rewrite_member(good, tmp_path / "far.xlsx", "xl/worksheets/sheet1.xml", add_far_cell)
     assert where in _refusal(far)
 
 

@@ -15,7 +15,7 @@ from python_calamine import CalamineWorkbook
 from wabulk.contacts import sheets, xlsx_head
 from wabulk.contacts.sheets import open_sheet
 
-from ..sheet_files import write_xlsx
+from ..sheet_files import rewrite_member, write_xlsx
 
 HEAD = 100  # rows in the head for these tests (the product reads 1,000 of a big sheet)
 MAIN_NS = b'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
@@ -53,13 +53,7 @@ def _xlsxwriter_book(path: Path, rows: list[list[Any]]) -> Path:
 
 
 def _rewrite_sheet(source: Path, target: Path, change) -> Path:  # type: ignore[no-untyped-def]
-    with zipfile.ZipFile(source) as zf, zipfile.ZipFile(target, "w") as out:
-        for info in zf.infolist():
-            data = zf.read(info)
-            if info.filename == "xl/worksheets/sheet1.xml":
-                data = change(data)
-            out.writestr(info, data)
-    return target
+    return rewrite_member(source, target, "xl/worksheets/sheet1.xml", change)
 
 
 def _prefixed(data: bytes) -> bytes:
@@ -183,13 +177,12 @@ def test_xml_the_head_cannot_cut_safely_is_read_whole(
 
 def test_a_workbook_with_a_doctype_is_never_parsed_for_its_sheet_names(tmp_path: Path) -> None:
     path = write_xlsx(tmp_path / "c.xlsx", _customers())
-    target = tmp_path / "d.xlsx"
-    with zipfile.ZipFile(path) as zf, zipfile.ZipFile(target, "w") as out:
-        for info in zf.infolist():
-            data = zf.read(info)
-            if info.filename == "xl/workbook.xml":
-                data = b'<!DOCTYPE x [<!ENTITY a "aaaa">]>' + data
-            out.writestr(info, data)
+    target = rewrite_member(
+        path,
+        tmp_path / "d.xlsx",
+        "xl/workbook.xml",
+        lambda xml: b'<!DOCTYPE x [<!ENTITY a "aaaa">]>' + xml,
+    )
     assert xlsx_head.head_workbook(target, HEAD, min_bytes=0) is None
 
 
