@@ -68,7 +68,7 @@ def read_chunks(
 ) -> Iterator[Chunk]:
     """The sheet's rows after `start_after` (up to row `until`), read and normalised, in
     chunks (the last may be empty). The first has `first_rows` rows when given."""
-    for numbers, cells in raw_chunks(path, plan, start_after, chunk_rows, first_rows, until):
+    for numbers, cells, _ in raw_chunks(path, plan, start_after, chunk_rows, first_rows, until):
         yield plan.read_all(numbers, cells)
 
 
@@ -79,20 +79,32 @@ def raw_chunks(
     chunk_rows: int,
     first_rows: int | None = None,
     until: int | None = None,
-) -> Iterator[tuple[list[int], list[list[str]]]]:
-    """read_chunks before Plan.read: (row numbers, rows of cells as text); binds the plan."""
+) -> Iterator[tuple[list[int], list[list[str]], bool]]:
+    """read_chunks before Plan.read: (row numbers, rows of cells as text, whether the end of
+    the sheet is near); binds the plan."""
     sheet = open_sheet(path, checked=True, head_limit=until)  # the stored upload
     plan.bind(sheet.header)
     numbers: list[int] = []
     cells: list[list[str]] = []
     size = first_rows or chunk_rows
+    ending = False
     for number, texts in sheet.rows(start_after=start_after, until=until):
         numbers.append(number)
         cells.append(texts)
         if len(numbers) >= size:
-            yield numbers, cells
+            left = sheet.last_row - number if sheet.last_row else chunk_rows * 2
+            ending = left < chunk_rows * 2
+            yield numbers, cells, ending
             numbers, cells, size = [], [], chunk_rows
-    yield numbers, cells
+            if ending:
+                # Near the end, halves: the writer's share after this process's last chunk
+                # (the time both cores are not busy) is one small chunk, not a big one.
+                size = max(TAIL_ROWS, left // 2)
+    yield numbers, cells, True
+
+
+# The smallest of the shrinking chunks at a workbook's end (a commit costs ~40 ms anyway).
+TAIL_ROWS = 10_000
 
 
 # The second process's first chunk is small: the writer has nothing else to do until it comes.
@@ -146,11 +158,12 @@ def send_chunks(path: Path, plan: Plan, start_after: int, chunk_rows: int, out: 
     first = min(FIRST_ROWS, chunk_rows)
     handed = False  # whether the last chunk put went unread
     try:
-        for numbers, cells in raw_chunks(path, plan, start_after, chunk_rows, first):
-            if numbers and not handed and _writer_idle(out):
+        for numbers, cells, ending in raw_chunks(path, plan, start_after, chunk_rows, first):
+            if numbers and not handed and not ending and _writer_idle(out):
                 # The writer has taken every chunk and will soon wait: it normalises this one
                 # (Plan.read, ~60% of a row's reading) while this process reads the next.
-                # Never two in a row: the writer may still be busy with the last one.
+                # Never two in a row: the writer may still be busy with the last one; nor
+                # near the end, when the writer has all the rest to write anyway.
                 out.put(("raw", (numbers, list(zip(*cells, strict=True)))))
                 handed = True
                 continue

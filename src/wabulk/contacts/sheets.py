@@ -90,6 +90,8 @@ class Sheet:
     # 0: `loaded` is the whole sheet. N: it holds the rows up to N only (xlsx_head), and
     # reading past them loads the whole workbook.
     head_rows: int = 0
+    # A workbook's last row number, known once rows() has the whole sheet parsed.
+    last_row: int | None = None
 
     def rows(
         self, start_after: int = 0, until: int | None = None
@@ -467,14 +469,22 @@ def _workbook_rows(sheet: Sheet, until: int | None = None) -> Iterator[tuple[int
     # iter_rows pads the leading empty rows (it starts at row 1), so index + 1 is Excel's
     done = 0
     if sheet.loaded is not None:
+        if not sheet.head_rows:
+            sheet.last_row = _last_row(sheet.loaded)
         for done, cells in enumerate(sheet.loaded.iter_rows(), start=1):
             yield done, cells
         if not sheet.head_rows or (until is not None and until <= sheet.head_rows):
             return
     # The whole sheet, after the head's rows (the head held every row up to its last).
-    for index, cells in enumerate(_load_sheet(sheet).iter_rows()):
+    whole = _load_sheet(sheet)
+    sheet.last_row = _last_row(whole)
+    for index, cells in enumerate(whole.iter_rows()):
         if index >= done:
             yield index + 1, cells
+
+
+def _last_row(data: Any) -> int:
+    return (data.start[0] + data.height) if data.start else 0
 
 
 def _load_sheet(sheet: Sheet) -> Any:
@@ -566,8 +576,7 @@ def _open_workbook(
             )
         # iter_rows starts at row 1 (leading empty rows padded): row numbers match Excel's
         first_rows = [[_cell_text(c) for c in r] for r in _first(data.iter_rows(), 50)]
-        leading = data.start[0] if data.start else 0
-        return data, others, first_rows, leading + data.height
+        return data, others, first_rows, _last_row(data)
     finally:
         workbook.close()
 
