@@ -111,6 +111,42 @@ def test_duplicates_in_one_file_are_merged_and_counted(migrated_db, tmp_path, in
     assert people[A]["attributes"] == {"city": "Mumbai", "plan": "Gold"}
 
 
+@pytest.mark.parametrize("chunk_rows", [2, 5000])
+def test_reimporting_a_file_whose_duplicates_differ_still_counts_contacts_unchanged(
+    migrated_db, tmp_path, instance, chunk_rows
+):
+    # Row 2 sets Asha's city to Pune, row 5 (a later chunk with 2-row chunks) back to Mumbai:
+    # the contact ends as it was, so it is unchanged, not updated.
+    path = _sheet(tmp_path, "dups.csv", DUPLICATES)
+    import_file(migrated_db, instance, path, chunk_rows=chunk_rows)
+    before = contacts(migrated_db)
+    again = import_file(migrated_db, instance, path, chunk_rows=chunk_rows)
+    assert counts(again) == dict(
+        rows_read=5, created=0, updated=0, unchanged=2, duplicate=3, invalid=0, opted_out=0
+    )
+    assert contacts(migrated_db) == before
+
+
+@pytest.mark.parametrize("chunk_rows", [2, 5000])
+def test_a_duplicate_further_down_that_changes_a_contact_counts_it_updated(
+    migrated_db, tmp_path, instance, chunk_rows
+):
+    import_file(migrated_db, instance, _sheet(tmp_path, "first.csv", FIRST))
+    later = [
+        ["Name", "Phone", "City", "Plan"],
+        ["Asha", "98765 43210", "Pune", "Gold"],  # as it is
+        ["Ravi", "9876543211", "Delhi", "Silver"],  # as it is
+        ["Asha", "9876543210", "Pune", "Platinum"],  # chunk 2 with 2-row chunks: a change
+    ]
+    imp = import_file(
+        migrated_db, instance, _sheet(tmp_path, "later.csv", later), chunk_rows=chunk_rows
+    )
+    assert counts(imp) == dict(
+        rows_read=3, created=0, updated=1, unchanged=1, duplicate=1, invalid=0, opted_out=0
+    )
+    assert contacts(migrated_db)[A]["attributes"] == {"city": "Pune", "plan": "Platinum"}
+
+
 def test_invalid_rows_are_reported_with_row_numbers_and_reasons(migrated_db, tmp_path, instance):
     rows = [
         ["Name", "Phone"],

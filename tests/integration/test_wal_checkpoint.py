@@ -55,7 +55,7 @@ def test_the_writer_has_the_wal_checkpointed_in_the_background(tmp_path: Path) -
     db, path = _sqlite(tmp_path)
     import_id = _running_import(db)
     size_before = path.stat().st_size
-    writer = import_run.Writer(db, import_id, "w", set())
+    writer = import_run.Writer(db, import_id, "w", {})
     assert writer.checkpointer is not None
 
     writer.commit(_chunk(0))

@@ -22,6 +22,9 @@ from . import bulk, tallies
 from .import_read import Chunk, Plan, Row
 
 LEASE = timedelta(minutes=2)
+# The phones of an import's committed rows, each with a digest of its contact's state before
+# the import (None: the import created it, or the run resumed and does not know).
+Seen = dict[str, int | None]
 
 
 class _Existing(Exception):
@@ -43,7 +46,7 @@ class Writer:
         db: Database,
         import_id: int,
         owner: str,
-        seen: set[str],
+        seen: Seen,
         progress: Callable[[Import], None] | None = None,
     ) -> None:
         self.db, self.import_id, self.owner = db, import_id, owner
@@ -59,7 +62,7 @@ class Writer:
             careful = not self.optimistic or attempt > 1
             try:
                 with self.db.session() as session:
-                    phones, found = _apply_chunk(
+                    states, found = _apply_chunk(
                         session, self.import_id, chunk, self.seen, self.owner, last, careful
                     )
                     imp = session.get(Import, self.import_id)
@@ -72,7 +75,7 @@ class Writer:
                     raise
         if self.checkpointer is not None:
             self.checkpointer.kick()
-        self.seen.update(phones)  # only once committed: a retried chunk counts as before
+        self.seen.update(states)  # only once committed: a retried chunk counts as before
         self.optimistic = not (careful and found)
         if self.progress is not None:
             self.progress(imp)  # type: ignore[arg-type]
@@ -82,7 +85,7 @@ def commit_chunk(
     db: Database,
     import_id: int,
     chunk: Chunk,
-    seen: set[str],
+    seen: Seen,
     owner: str,
     progress: Callable[[Import], None] | None,
     last: bool = False,
@@ -115,12 +118,13 @@ def _apply_chunk(
     session: Session,
     import_id: int,
     chunk: Chunk,
-    seen: set[str],
+    seen: Seen,
     owner: str,
     last: bool,
     careful: bool,
-) -> tuple[list[str], bool]:
-    """Write the chunk; (its phones, whether any of its new phones existed already)."""
+) -> tuple[Seen, bool]:
+    """Write the chunk; (its phones new to the import, with their contacts' state before it
+    (see Seen), and whether any of its new phones existed already)."""
     imp = session.get(Import, import_id)
     assert imp is not None
     if imp.lease_owner != owner:
@@ -144,6 +148,7 @@ def _apply_chunk(
     now = utcnow()
     reason = (plan.reason or "Opt-out list import") if opt_outs else None
     fresh = [p for p in rows if p not in seen]
+    states: Seen = dict.fromkeys(fresh)  # the state digests of the existing ones come below
     found = False
     inserted = 0  # contacts the database created: what the tallies move by
     listed = plan.list_id is not None and plan.kind == ImportKind.CONTACTS
@@ -204,7 +209,20 @@ def _apply_chunk(
             counts["opted_out"] += 1
         merged = {**(old.attributes or {}), **json.loads(row[2])}
         name = row[1] or old.name
-        if merged != (old.attributes or {}) or name != old.name or (old.country is None and row[3]):
+        changed = bool(
+            merged != (old.attributes or {}) or name != old.name or (old.country is None and row[3])
+        )
+        if not counted_dup:
+            states[phone] = _state(old.name, old.attributes, old.country, old.timezone)
+        elif changed and (before := seen[phone]) is not None:
+            # A later row of a contact this import found: what counts is where the contact
+            # ends against where it began (a repeat may undo or make the change).
+            was = _state(old.name, old.attributes, old.country, old.timezone) != before
+            after = _state(name, merged, old.country or row[3], old.timezone or row[4])
+            if was != (after != before):
+                counts["updated" if was else "unchanged"] -= 1
+                counts["unchanged" if was else "updated"] += 1
+        if changed:
             changes.append(
                 {
                     "_id": old.id,
@@ -266,7 +284,12 @@ def _apply_chunk(
     if joined:
         tallies.move_members(session, plan.list_id, joined)  # type: ignore[arg-type]
     tallies.add(session, contacts=inserted, opted_out=opted_out)
-    return list(rows), found
+    return states, found
+
+
+def _state(name: str | None, attributes: Any, country: str | None, timezone: str | None) -> int:
+    """A digest of what an import may change on a contact."""
+    return hash((name, json.dumps(attributes or {}, sort_keys=True), country, timezone))
 
 
 def _by_keys(rows: list[dict[str, Any]]) -> dict[tuple[str, ...], list[dict[str, Any]]]:

@@ -49,7 +49,7 @@ from .import_read import (
     read_chunks,
     read_chunks_in_child,
 )
-from .import_run import LEASE, Writer
+from .import_run import LEASE, Seen, Writer
 from .phones import is_region
 from .sheets import Sheet, SheetError, open_sheet
 
@@ -297,7 +297,7 @@ def run(
         # The header recorded at upload: opening the sheet here (seconds for a big workbook)
         # would only delay the reader. A resumed run reads the committed rows anyway.
         plan.bind(header)
-        seen: set[str] = set()
+        seen: Seen = {}
         if start_after:
             sheet = open_sheet(path, checked=True)
             plan.bind(sheet.header)
@@ -308,7 +308,7 @@ def run(
                     break
                 row, _ = plan.read(number, cells)
                 if row is not None:
-                    seen.add(row[0])
+                    seen[row[0]] = None  # their contacts' states before the import are lost
         if estimate >= parallel_min_rows:
             # A resumed run reads nothing itself: the head it would parse holds the rows done.
             own = 0 if start_after else own_share(kind, estimate)
