@@ -7,6 +7,7 @@
   const bar = box.querySelector("[data-field=bar]");
   const label = box.querySelector("[data-field=label]");
   const rows = box.querySelector("[data-field=rows]");
+  const hint = box.querySelector("[data-field=hint]"); // what to check while it waits
   const fmt = new Intl.NumberFormat();
   const labels = { queued: "Waiting for the worker…", running: "Importing…" };
 
@@ -19,6 +20,7 @@
       bar.parentElement.setAttribute("aria-valuenow", String(s.percent));
       rows.textContent = `${fmt.format(s.rows_read)} rows read`;
       label.textContent = labels[s.status] || "Finishing…";
+      if (hint) hint.hidden = s.status !== "queued";
       const counts = { rows_read: s.rows_read, created: s.created, updated: s.updated,
         unchanged: s.unchanged, duplicates: s.duplicates, invalid: s.invalid, opted_out: s.opted_out };
       for (const [key, value] of Object.entries(counts)) {
