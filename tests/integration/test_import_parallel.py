@@ -139,50 +139,6 @@ def test_a_workbook_read_partly_by_its_head_here_equals_the_single_process_impor
     assert [h.last_row for h in heads if h is not None] == [120]
 
 
-class _Channel:
-    """The reader's queue as send_chunks sees it, with the writer idle or busy on demand."""
-
-    def __init__(self, writer_idle: bool) -> None:
-        self.messages: list[tuple[str, object]] = []
-        self.writer_idle = writer_idle
-
-    def put(self, message: tuple[str, object]) -> None:
-        self.messages.append(message)
-
-    def qsize(self) -> int:
-        return 0 if self.writer_idle else 1
-
-
-def test_chunks_handed_over_unread_are_read_by_the_writer_to_the_same_result(tmp_path) -> None:
-    from wabulk.contacts.import_read import Plan, read_chunks, received_chunk, send_chunks
-
-    path = _sheet(tmp_path / "big.csv", ROWS)
-    mapping = {"phone": "Phone", "name": ["Name"], "attributes": {"City": "city"}}
-
-    def plan() -> Plan:
-        return Plan("contacts", mapping, "IN", None, None)
-
-    expected = [c for c in read_chunks(path, plan(), 0, 20) if c.read]
-    for idle in (True, False):
-        channel = _Channel(writer_idle=idle)
-        send_chunks(path, plan(), 0, 20, channel)
-        kinds = [kind for kind, _ in channel.messages]
-        writer_plan = plan()
-        writer_plan.bind(["Phone", "Name", "City"])  # the writer binds the header at upload
-        got = [received_chunk(writer_plan, kind, payload) for kind, payload in channel.messages]
-        assert kinds[-1] == "done" and got[-1] is None
-        # Idle: every other chunk goes unread (never two in a row), but the last, which the
-        # writer would write after this process's end anyway; busy: none goes unread.
-        if idle:
-            assert kinds[:-2] == (["raw", "chunk"] * 4)[: len(kinds) - 2]
-            assert kinds[-2] == "chunk"
-        else:
-            assert "raw" not in kinds
-        assert [
-            (c.rows, c.issues, c.read, c.last) for c in got[:-1] if c is not None and c.read
-        ] == [(c.rows, c.issues, c.read, c.last) for c in expected]
-
-
 def test_a_workbooks_last_chunks_shrink_so_the_writer_finishes_soon_after_the_reader(
     tmp_path, monkeypatch
 ) -> None:
@@ -195,8 +151,8 @@ def test_a_workbooks_last_chunks_shrink_so_the_writer_finishes_soon_after_the_re
     monkeypatch.setattr(import_read, "TAIL_ROWS", 10)
     plan = import_read.Plan("contacts", {"phone": "Phone", "name": ["Name"]}, "IN", None, None)
 
-    chunks = list(import_read.raw_chunks(path, plan, 0, 40))
+    chunks = list(import_read.read_chunks(path, plan, 0, 40))
 
-    assert [len(numbers) for numbers, _, _ in chunks] == [40] * 6 + [30, 15, 10, 5]
-    assert [ending for _, _, ending in chunks] == [False] * 5 + [True] * 5
-    assert [n for numbers, _, _ in chunks for n in numbers] == list(range(2, 302))
+    assert [c.read for c in chunks] == [40] * 6 + [30, 15, 10, 5]
+    assert [c.last for c in chunks] == [41, 81, 121, 161, 201, 241, 271, 286, 296, 301]
+    assert sum(len(c.rows) for c in chunks) == 300

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from json.encoder import encode_basestring_ascii
 from pathlib import Path
@@ -67,40 +67,30 @@ def read_chunks(
     until: int | None = None,
 ) -> Iterator[Chunk]:
     """The sheet's rows after `start_after` (up to row `until`), read and normalised, in
-    chunks (the last may be empty). The first has `first_rows` rows when given."""
-    for numbers, cells, _ in raw_chunks(path, plan, start_after, chunk_rows, first_rows, until):
-        yield plan.read_all(numbers, cells)
-
-
-def raw_chunks(
-    path: Path,
-    plan: Plan,
-    start_after: int,
-    chunk_rows: int,
-    first_rows: int | None = None,
-    until: int | None = None,
-) -> Iterator[tuple[list[int], list[list[str]], bool]]:
-    """read_chunks before Plan.read: (row numbers, rows of cells as text, whether the end of
-    the sheet is near); binds the plan."""
+    chunks (the last may be empty). The first has `first_rows` rows when given; near a
+    workbook's end they shrink."""
     sheet = open_sheet(path, checked=True, head_limit=until)  # the stored upload
     plan.bind(sheet.header)
-    numbers: list[int] = []
-    cells: list[list[str]] = []
+    read = plan.read
+    rows: list[Row] = []
+    issues: list[Issue] = []
+    count = number = 0
     size = first_rows or chunk_rows
-    ending = False
-    for number, texts in sheet.rows(start_after=start_after, until=until):
-        numbers.append(number)
-        cells.append(texts)
-        if len(numbers) >= size:
-            left = sheet.last_row - number if sheet.last_row else chunk_rows * 2
-            ending = left < chunk_rows * 2
-            yield numbers, cells, ending
-            numbers, cells, size = [], [], chunk_rows
-            if ending:
-                # Near the end, halves: the writer's share after this process's last chunk
-                # (the time both cores are not busy) is one small chunk, not a big one.
-                size = max(TAIL_ROWS, left // 2)
-    yield numbers, cells, True
+    for number, cells in sheet.rows(start_after=start_after, until=until):
+        row, issue = read(number, cells)
+        if row is not None:
+            rows.append(row)
+        if issue is not None:
+            issues.append(issue)
+        count += 1
+        if count >= size:
+            yield Chunk(rows, issues, count, number)
+            rows, issues, count, size = [], [], 0, chunk_rows
+            if sheet.last_row and (left := sheet.last_row - number) < chunk_rows * 2:
+                # Halves near the end: what the writer has left once this reader is done
+                # (the time one core is idle) is one small chunk, not a big one.
+                size = min(chunk_rows, max(TAIL_ROWS, left // 2))
+    yield Chunk(rows, issues, count, number)
 
 
 # The smallest of the shrinking chunks at a workbook's end (a commit costs ~40 ms anyway).
@@ -154,21 +144,10 @@ def _produce(path: str, plan: Plan, start_after: int, chunk_rows: int, out: Any)
 
 def send_chunks(path: Path, plan: Plan, start_after: int, chunk_rows: int, out: Any) -> None:
     """Put the sheet's chunks on `out` as messages for `received_chunk`, then ("done", None)
-    or what went wrong; a chunk goes unread ("raw") when the writer has nothing to do."""
+    or what went wrong."""
     first = min(FIRST_ROWS, chunk_rows)
-    handed = False  # whether the last chunk put went unread
     try:
-        for numbers, cells, ending in raw_chunks(path, plan, start_after, chunk_rows, first):
-            if numbers and not handed and not ending and _writer_idle(out):
-                # The writer has taken every chunk and will soon wait: it normalises this one
-                # (Plan.read, ~60% of a row's reading) while this process reads the next.
-                # Never two in a row: the writer may still be busy with the last one; nor
-                # near the end, when the writer has all the rest to write anyway.
-                out.put(("raw", (numbers, list(zip(*cells, strict=True)))))
-                handed = True
-                continue
-            handed = False
-            chunk = plan.read_all(numbers, cells)
+        for chunk in read_chunks(path, plan, start_after, chunk_rows, first):
             # Columns of str/None, not rows: half the pickling (done here, the busier side) of
             # the same values as tuples; the writer's zip back to rows costs less than it saves.
             columns = list(zip(*chunk.rows, strict=True))
@@ -180,28 +159,16 @@ def send_chunks(path: Path, plan: Plan, start_after: int, chunk_rows: int, out: 
         out.put(("crash", f"{type(exc).__name__}: {exc}"))
 
 
-def received_chunk(plan: Plan, kind: str, payload: Any) -> Chunk | None:
+def received_chunk(kind: str, payload: Any) -> Chunk | None:
     """The chunk a message of send_chunks carries; None at the end; raises what failed."""
     if kind == "chunk":
         columns, issues, read, last = payload
         return Chunk(list(zip(*columns, strict=True)), issues, read, last)
-    if kind == "raw":
-        numbers, columns = payload
-        # Tuples, not lists: Plan.read only indexes them (and json.dumps gives the same).
-        return plan.read_all(numbers, list(zip(*columns, strict=True)))
     if kind == "done":
         return None
     if kind == "error":
         raise SheetError(payload)
     raise RuntimeError(f"the import reader failed: {payload}")
-
-
-def _writer_idle(out: Any) -> bool:
-    """Whether the writer has taken every chunk put so far."""
-    try:
-        return out.qsize() == 0  # type: ignore[no-any-return]
-    except NotImplementedError:  # macOS has no sem_getvalue: the pipe's state instead
-        return out.empty()  # type: ignore[no-any-return]
 
 
 def own_share(kind: str, rows: int) -> int:
@@ -211,15 +178,14 @@ def own_share(kind: str, rows: int) -> int:
     (~6 µs a row of the whole sheet) before its first chunk, then reads ~12 µs a row; here
     a row of the head costs ~27 µs (parsed, read, written) and one handed over ~7.5 µs
     (written). Both finish together when this one takes ~5,000 + a third of a workbook's
-    rows. A CSV's reader starts at once (skipping rows costs ~1 µs each): a short head
-    start covers its start-up.
+    rows. A CSV's reader has its first chunk ready in ~0.15 s: reading some here too was
+    measured, and changed nothing (the writer is the busier side by then).
     """
     if kind == "csv":
-        return min(OWN_CSV_ROWS, rows // 4)
+        return 0
     return min(OWN_WORKBOOK_ROWS + rows // 3, OWN_WORKBOOK_MAX, rows // 2)
 
 
-OWN_CSV_ROWS = 25_000
 OWN_WORKBOOK_ROWS = 5_000
 # The head of a workbook is parsed in memory here while the second process holds the whole
 # sheet: this bounds what the two hold at once.
@@ -262,7 +228,7 @@ def read_chunks_in_child(
             first = min(FIRST_ROWS, chunk_rows)
             yield from read_chunks(path, plan, start_after, chunk_rows, first, until)
         while True:
-            chunk = received_chunk(plan, *received())
+            chunk = received_chunk(*received())
             if chunk is None:
                 return
             yield chunk
@@ -308,20 +274,7 @@ class Plan:
         self._json_keys = [(i, _json_text(k) + ": ") for i, k in self.attributes]
         self.phone_column = checked["phone"]
 
-    def read_all(self, numbers: list[int], cells: Sequence[Sequence[str]]) -> Chunk:
-        """`read` for consecutive rows: the chunk they make."""
-        read = self.read
-        rows: list[Row] = []
-        issues: list[Issue] = []
-        for number, texts in zip(numbers, cells, strict=True):
-            row, issue = read(number, texts)
-            if row is not None:
-                rows.append(row)
-            if issue is not None:
-                issues.append(issue)
-        return Chunk(rows, issues, len(numbers), numbers[-1] if numbers else 0)
-
-    def read(self, number: int, cells: Sequence[str]) -> tuple[Row | None, Issue | None]:
+    def read(self, number: int, cells: list[str]) -> tuple[Row | None, Issue | None]:
         result = _normalise(clean_cell(cells[self.phone]), self.region)
         e164 = result.e164
         if e164 is None:
