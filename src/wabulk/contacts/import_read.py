@@ -176,8 +176,8 @@ def own_share(kind: str, rows: int) -> int:
 
     Measured on 2 cores: the second process starts in ~0.15 s, a workbook's then parses
     (~6 µs a row of the whole sheet) before its first chunk, then reads ~12 µs a row; here
-    a row of the head costs ~27 µs (parsed, read, written) and one handed over ~7.5 µs
-    (written). Both finish together when this one takes ~5,000 + a third of a workbook's
+    a row of the head costs ~27 µs (parsed, read, written) and one the second process read
+    ~7.5 µs (written). Both finish together when this one takes ~5,000 + a third of a workbook's
     rows. A CSV's reader has its first chunk ready in ~0.15 s: reading some here too was
     measured, and changed nothing (the writer is the busier side by then).
     """
