@@ -69,7 +69,8 @@ def read_chunks(
     """The sheet's rows after `start_after` (up to row `until`), read and normalised, in
     chunks (the last may be empty). The first has `first_rows` rows when given; near a
     workbook's end they shrink."""
-    sheet = open_sheet(path, checked=True, head_limit=until)  # the stored upload
+    # The stored upload; parsed whole at once unless only its first rows are to be read.
+    sheet = open_sheet(path, checked=True, head_limit=until or 0)
     plan.bind(sheet.header)
     read = plan.read
     rows: list[Row] = []
@@ -139,15 +140,9 @@ def _produce(path: str, plan: Plan, start_after: int, chunk_rows: int, out: Any)
     # and the startup's objects, again and again (about a tenth of its time).
     gc.freeze()
     gc.set_threshold(100_000, 50, 1000)
-    send_chunks(Path(path), plan, start_after, chunk_rows, out)
-
-
-def send_chunks(path: Path, plan: Plan, start_after: int, chunk_rows: int, out: Any) -> None:
-    """Put the sheet's chunks on `out` as messages for `received_chunk`, then ("done", None)
-    or what went wrong."""
     first = min(FIRST_ROWS, chunk_rows)
     try:
-        for chunk in read_chunks(path, plan, start_after, chunk_rows, first):
+        for chunk in read_chunks(Path(path), plan, start_after, chunk_rows, first):
             # Columns of str/None, not rows: half the pickling (done here, the busier side) of
             # the same values as tuples; the writer's zip back to rows costs less than it saves.
             columns = list(zip(*chunk.rows, strict=True))
@@ -159,8 +154,8 @@ def send_chunks(path: Path, plan: Plan, start_after: int, chunk_rows: int, out: 
         out.put(("crash", f"{type(exc).__name__}: {exc}"))
 
 
-def received_chunk(kind: str, payload: Any) -> Chunk | None:
-    """The chunk a message of send_chunks carries; None at the end; raises what failed."""
+def _received_chunk(kind: str, payload: Any) -> Chunk | None:
+    """The chunk a message of _produce carries; None at the end; raises what failed."""
     if kind == "chunk":
         columns, issues, read, last = payload
         return Chunk(list(zip(*columns, strict=True)), issues, read, last)
@@ -228,7 +223,7 @@ def read_chunks_in_child(
             first = min(FIRST_ROWS, chunk_rows)
             yield from read_chunks(path, plan, start_after, chunk_rows, first, until)
         while True:
-            chunk = received_chunk(*received())
+            chunk = _received_chunk(*received())
             if chunk is None:
                 return
             yield chunk

@@ -310,11 +310,11 @@ def run(
                 if row is not None:
                     seen[row[0]] = None  # their contacts' states before the import are lost
         if estimate >= parallel_min_rows:
-            # A resumed run reads nothing itself: the head it would parse holds the rows done.
-            own = 0 if start_after else own_share(kind, estimate)
-            own = own if own_rows is None else own_rows
+            if own_rows is None:
+                # A resumed run reads nothing itself: the head it would parse holds the rows done.
+                own_rows = 0 if start_after else own_share(kind, estimate)
             size = chunk_rows or BIG_CHUNK_ROWS
-            chunks = read_chunks_in_child(path, plan, start_after, size, own)
+            chunks = read_chunks_in_child(path, plan, start_after, size, own_rows)
         else:
             chunks = read_chunks(path, plan, start_after, chunk_rows or CHUNK_ROWS)
         writer = Writer(db, import_id, owner, seen, progress)

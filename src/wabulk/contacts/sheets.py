@@ -509,7 +509,7 @@ def open_sheet(path: Path, checked: bool = False, head_limit: int | None = None)
     - `checked`: the file is an upload's stored copy, opened once already when it was saved,
       so the workbook size scan (a quarter of a second at 200,000 rows) is not repeated.
     - A big .xlsx is parsed up to row `head_limit` (HEAD_ROWS) when opened; reading its rows
-      further parses the whole sheet then.
+      further parses the whole sheet then. 0: the whole sheet at once.
     """
     kind = detect_kind(path)
     head_rows = 0
@@ -521,8 +521,8 @@ def open_sheet(path: Path, checked: bool = False, head_limit: int | None = None)
         estimate = int(len(first_rows) * size / sample_bytes) if first_rows else 0
     else:
         extent = _check_xlsx_dimensions(path) if kind == "xlsx" and not checked else {}
-        limit = head_limit or HEAD_ROWS
-        head = xlsx_head.head_workbook(path, limit) if kind == "xlsx" else None
+        limit = HEAD_ROWS if head_limit is None else head_limit
+        head = xlsx_head.head_workbook(path, limit) if kind == "xlsx" and limit else None
         opened = None
         if head is not None:
             # On any error the whole workbook is read below, and says what is wrong with it.
