@@ -82,6 +82,16 @@ class _Pending:
     campaign: _CampaignInfo
 
 
+@dataclass(slots=True)
+class _Unsettled:
+    """What the channel said about a batch, until it is written to the database."""
+
+    outcomes: list[queue.Outcome]
+    # Failed and unknown messages, and any with a screenshot, get an Event in the log.
+    logged: list[tuple[_Pending, queue.Outcome, Path | None]]
+    unavailable: SenderUnavailable | None
+
+
 class Lane:
     def __init__(
         self,
@@ -114,11 +124,16 @@ class Lane:
         self.seconds_per_send = 0.0
         self._all_capped = False
         self.reconcile_at: datetime | None = None
+        self.unsettled: _Unsettled | None = None
 
     # --- the step -----------------------------------------------------------------
 
     def step(self) -> float | None:
         """Do what is due; seconds until the next thing is due, or None when idle."""
+        if self.unsettled is not None:
+            # Messages the channel already took: their outcomes are written before anything
+            # else, or recovery (which skips a live worker's own messages) never would.
+            return self._write_unsettled()
         now = self.clock.now()
         with self.db.session() as session:
             sender = session.get(Sender, self.sender_id)
@@ -280,7 +295,6 @@ class Lane:
 
     def _send_due(self) -> float:
         outcomes: list[queue.Outcome] = []
-        # Failed and unknown messages, and any with a screenshot, get an Event in the log.
         logged: list[tuple[_Pending, queue.Outcome, Path | None]] = []
         unavailable: SenderUnavailable | None = None
         assert self.channel is not None
@@ -340,13 +354,23 @@ class Lane:
                     self.sent_since_break = 0
                 if pace.paced:
                     break
+        # Kept on the lane until written: a dropped database connection or a locked SQLite
+        # file fails this step, and the next one writes the same outcomes again (the settle
+        # is guarded by the lease, so a late write changes nothing it should not).
+        self.unsettled = _Unsettled(outcomes, logged, unavailable)
+        return self._write_unsettled()
+
+    def _write_unsettled(self) -> float:
+        unsettled = self.unsettled
+        assert unsettled is not None
+        outcomes, unavailable = unsettled.outcomes, unsettled.unavailable
         now = self.clock.now()
         with self.db.session() as session:
             queue.settle(session, self.owner, outcomes, now, sender_id=self.sender_id)
             invalid = [o.message_id for o in outcomes if o.error_code == NOT_ON_WHATSAPP]
             if invalid:
                 queue.flag_not_on_whatsapp(session, invalid, now)
-            for p, o, shot in logged:
+            for p, o, shot in unsettled.logged:
                 events.record(
                     session,
                     f"message.{o.kind}",
@@ -358,6 +382,7 @@ class Lane:
                 )
             if unavailable is not None:
                 self._sender_lost(session, unavailable, now)
+        self.unsettled = None
         if unavailable is not None:
             return 0.0  # the next step finds the sender unlinked and goes idle
         if not self.pending:
@@ -427,6 +452,8 @@ class Lane:
         """Give back what this lane holds: its messages, the sender, the channel."""
         now = self.clock.now()
         try:
+            if self.unsettled is not None:
+                self._write_unsettled()
             with self.db.session() as session:
                 self._requeue_pending(session, now)
                 sender_lease.release(session, self.sender_id, self.owner)

@@ -1,0 +1,182 @@
+"""PostgreSQL connections dropped mid-campaign: the worker and the web app reconnect, and
+every message ends exactly once.
+
+Connections are ended by the server itself (`pg_terminate_backend`), as a restart or a
+failover does, and only this test's own: each test has a schema of its own and its
+connections carry that schema's name as their application_name (tests/conftest.py), since
+other test runs share the server.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, event, func, select, text
+from sqlalchemy.engine import make_url
+
+from tests.campaigns_support import (
+    FakeClock,
+    assert_counters_exact,
+    make_campaign,
+    make_contacts,
+    make_lane,
+    make_sender,
+    phones,
+)
+from tests.integration.test_live_load import _get, _session_cookie
+from tests.support import run_wabulk, running_server
+from wabulk import migrate
+from wabulk.channels.dry_run import log_path, read_log
+from wabulk.db import Database
+from wabulk.models import Campaign, Message, MessageStatus
+
+pytestmark = pytest.mark.postgres
+
+EMAIL, PASSWORD = "watcher@shop.example", "a long pass phrase"
+
+
+def _terminate(server_url: str, *, pid: int | None = None, name: str | None = None) -> int:
+    """End one backend by its pid, or every backend named `name`; how many were ended.
+
+    An argument left out is NULL, which matches no backend (an empty name would match
+    every unnamed connection on the server, other runs' included)."""
+    assert pid or name
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            ended = conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE pid <> pg_backend_pid() AND (pid = :pid OR application_name = :name)"
+                ),
+                {"pid": pid, "name": name},
+            )
+            return len(ended.all())
+    finally:
+        admin.dispose()
+
+
+def _delivered(instance: Path, sender: str) -> Counter[int]:
+    return Counter(int(d["message_id"]) for d in read_log(log_path(instance, sender)))  # type: ignore[call-overload]
+
+
+def test_a_connection_dropped_while_settling_loses_no_outcome(
+    postgres_server: str, postgres_database: str, tmp_path: Path
+) -> None:
+    """The lane's settle is the one write that cannot be redone by sending again: the channel
+    has taken the messages. Its connection is ended just as it writes 'sent'; the lane writes
+    the same outcomes at its next step instead of leaving them `sending` for good."""
+    db = Database(postgres_database)
+    migrate.upgrade(db.engine)
+    try:
+        list_id = make_contacts(db, phones(60), "Everyone")
+        sender = make_sender(db, "Rehearsal")
+        campaign_id = make_campaign(db, [list_id], [sender])
+        dropped: list[int] = []
+
+        @event.listens_for(db.engine, "before_cursor_execute")
+        def drop_at_first_settle(conn, cursor, statement, params, context, many) -> None:  # type: ignore[no-untyped-def]
+            if dropped or "status = 'sent'" not in statement:
+                return
+            pid = conn.connection.dbapi_connection.info.backend_pid
+            dropped.append(_terminate(postgres_server, pid=pid))
+
+        clock = FakeClock()
+        lane = make_lane(db, sender, tmp_path, clock)
+        failures = 0
+        for _ in range(200):  # steps, not seconds: ends once nothing is left to do
+            try:
+                wait = lane.step()
+            except Exception:
+                failures += 1
+                wait = 0.0
+            if wait is None:
+                break
+            clock.advance(wait)
+        lane.close()
+
+        assert dropped == [1], "the settle's connection was not ended"
+        assert failures == 1  # the step that lost its connection, and only it
+        with db.session() as session:
+            statuses = dict(
+                session.execute(  # type: ignore[arg-type]
+                    select(Message.status, func.count())
+                    .where(Message.campaign_id == campaign_id)
+                    .group_by(Message.status)
+                ).all()
+            )
+            ids = set(session.scalars(select(Message.id).where(Message.campaign_id == campaign_id)))
+        assert statuses == {MessageStatus.SENT: 60}
+        delivered = _delivered(tmp_path, "Rehearsal")
+        assert set(delivered) == ids and set(delivered.values()) == {1}
+        assert_counters_exact(db, campaign_id)
+    finally:
+        db.dispose()
+
+
+def test_worker_and_web_reconnect_when_postgres_drops_every_connection(
+    postgres_server: str, postgres_database: str, tmp_path: Path
+) -> None:
+    """`wabulk serve` on PostgreSQL runs a campaign; its connections are all ended again and
+    again while it sends and while pages are read. Pages keep answering, the campaign
+    completes, and the channel saw each message exactly once."""
+    instance = tmp_path / "instance"
+    env = {"WABULK_DATABASE_URL": postgres_database}
+    assert run_wabulk(instance, "db", "upgrade", **env).returncode == 0
+    created = run_wabulk(
+        instance, "user", "create", "--email", EMAIL, "--role", "viewer", "--password-stdin",
+        input=PASSWORD + "\n", **env,
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    recipients = 400
+    db = Database(postgres_database)
+    try:
+        list_id = make_contacts(db, phones(recipients), "Everyone")
+        # A little latency per message, so the campaign is still sending across the drops.
+        sender = make_sender(db, "Rehearsal", settings={"latency_seconds": 0.01})
+        campaign_id = make_campaign(db, [list_id], [sender], name="Reconnect")
+    finally:
+        db.dispose()
+    schema = make_url(postgres_database).query["application_name"]
+
+    with running_server(instance, **env) as server:
+        cookie = _session_cookie(server.url)
+        answers: list[int] = []
+        rounds = 0
+        progress: dict = {}
+        deadline = time.monotonic() + 240  # a safety net for a stuck run, not a speed check
+        while time.monotonic() < deadline:
+            status, body = _get(f"{server.url}/live/campaigns.json?ids={campaign_id}", cookie)
+            answers.append(status)
+            if status == 200:
+                progress = json.loads(body)["campaigns"][0]
+                if progress["status"] == "completed":
+                    break
+            if rounds < 8 and 0 < progress.get("sent", 0) < recipients:
+                # Every connection of the server, the web's and the dispatcher's alike.
+                if _terminate(postgres_server, name=schema):
+                    rounds += 1
+                for page in ("/", "/campaigns", f"/campaigns/{campaign_id}"):
+                    answers.append(_get(server.url + page, cookie)[0])
+            time.sleep(0.2)
+        log = "".join(server.output)
+
+    assert rounds >= 2, f"the campaign ended before its connections could be dropped: {log}"
+    assert progress.get("status") == "completed", (progress, log[-3000:])
+    assert progress["sent"] == recipients and progress["failed"] == 0
+    assert set(answers) == {200}, Counter(answers)
+    db = Database(postgres_database)
+    try:
+        with db.session() as session:
+            ids = set(session.scalars(select(Message.id).where(Message.campaign_id == campaign_id)))
+            campaign = session.get(Campaign, campaign_id)
+            assert campaign is not None and campaign.n_sent == recipients
+        assert_counters_exact(db, campaign_id)
+    finally:
+        db.dispose()
+    delivered = _delivered(instance, "Rehearsal")
+    assert set(delivered) == ids and set(delivered.values()) == {1}
