@@ -196,12 +196,12 @@ def write_import_report(session: Session, imp: Any, out: io.TextIOBase) -> int:
 
     columns = list((imp.mapping or {}).get("columns") or [])
     writer = csv.writer(out)
-    writer.writerow(["Row", "Status", "Reason", *columns])
+    # The headers are the sheet's own: as untrusted as its cells, and neutralised alike.
+    writer.writerow(["Row", "Status", "Reason", *[neutralise(c) for c in columns]])
     n = 0
     for issue in session.scalars(issues_of(imp.id).execution_options(yield_per=2000)):
         status = "rejected" if issue.rejected else "imported, see note"
-        writer.writerow(
-            [issue.row_number, status, issue.reason, *[neutralise(c) for c in issue.cells]]
-        )
+        cells = [neutralise(c) for c in issue.cells]
+        writer.writerow([issue.row_number, status, neutralise(issue.reason), *cells])
         n += 1
     return n

@@ -56,6 +56,10 @@ CSP = "; ".join(
 )
 
 
+# A year, the length browsers' preload lists ask for; sent only when WABULK_HTTPS=1.
+HSTS = "max-age=31536000; includeSubDomains"
+
+
 def public(view: F) -> F:
     """Mark a view reachable without signing in (login, first-run setup, signed webhooks)."""
     view.is_public = True  # type: ignore[attr-defined]
@@ -147,8 +151,14 @@ def _security_headers(response: Response) -> Response:
     response.headers.setdefault("Referrer-Policy", "same-origin")
     response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
     if request.endpoint != "static":
-        # Pages show customer data: keep them out of shared caches and the back-button cache.
-        response.headers.setdefault("Cache-Control", "no-store")
+        # Pages and downloads (exports, reports, attachments) show customer data: keep them
+        # out of shared caches, the back-button cache and the disk. Set, not defaulted:
+        # send_file's own "no-cache" would otherwise win.
+        response.headers["Cache-Control"] = "no-store"
+    if current_app.extensions["wabulk.settings"].https:
+        # Only when the site is known to be served over HTTPS (often by a proxy in front):
+        # it holds browsers to HTTPS for a year, which would lock out a plain-HTTP install.
+        response.headers.setdefault("Strict-Transport-Security", HSTS)
     return response
 
 
