@@ -30,8 +30,14 @@ from typing import Any
 import jinja2
 from jinja2 import meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from jinja2.visitor import NodeTransformer
 
 from wabulk.errors import ValidationError
+
+from . import render_budget as budget
+from .render_budget import CAPTION_LIMIT, MAX_SIZE, TEXT_LIMIT, RenderLimit
+
+__all__ = ["CAPTION_LIMIT", "MAX_SIZE", "TEXT_LIMIT", "RenderLimit"]
 
 # The per-render spintax choices; a name no attribute can have (attributes never start "_").
 _SPIN = "_wabulk_spin"
@@ -83,7 +89,13 @@ def _finalize(value: Any) -> Any:
     """
     if value is None or isinstance(value, jinja2.Undefined):
         return ""
+    if isinstance(value, str):
+        # What a loop or macro writes is counted as it is written, so text built up in a
+        # macro or `{% set %}` block is bounded before it is ever printed.
+        budget.charge_chars(len(value))
+        return value
     if isinstance(value, _TEXT_TYPES):
+        budget.charge()
         return value
     if inspect.isroutine(value):
         kind = 'a method (add "()" to call it)'
@@ -92,24 +104,27 @@ def _finalize(value: Any) -> Any:
     raise _NotText(f"a placeholder gives {kind}, not text")
 
 
-# Far above any real message (WhatsApp allows 4,096 characters), far below what would
-# exhaust memory: `{{ "x" * 10**9 }}` must fail, not take the dispatcher down.
-MAX_SIZE = 20_000
-
-
 class _MessageEnvironment(ImmutableSandboxedEnvironment):
-    intercepted_binops = frozenset({"*", "**"})
+    # Every operator is intercepted: it is counted and its size checked, and an intercepted
+    # operator is never folded at compile time, where no budget would see it.
+    intercepted_binops = budget.BINOPS
+    intercepted_unops = budget.UNOPS
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        if operator == "**":
-            if isinstance(right, int | float) and abs(right) > 64:
-                raise _Forbidden("a power above 64 cannot be used in a message")
-            return left**right
-        for seq, times in ((left, right), (right, left)):
-            repeats = isinstance(seq, str | list | tuple) and isinstance(times, int)
-            if repeats and len(seq) * times > MAX_SIZE:
-                raise _Forbidden(f"that would repeat text past {MAX_SIZE:,} characters")
-        return left * right
+        return budget.binop(operator, left, right)
+
+    def call_unop(self, context: Any, operator: str, arg: Any) -> Any:
+        return budget.unop(operator, arg)
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        call = functools.partial(ImmutableSandboxedEnvironment.call, __self, __context)
+        return budget.guarded_call(call, __obj, args, kwargs)
+
+    def wrap_str_format(self, value: Any) -> Any:
+        wrapper = super().wrap_str_format(value)
+        if wrapper is None:
+            return None
+        return budget.guarded_format(wrapper, value.__self__)
 
     def unsafe_undefined(self, obj: Any, attribute: str) -> jinja2.Undefined:
         # The stock sandbox returns an undefined that prints "" with ChainableUndefined;
@@ -126,27 +141,11 @@ def _environment() -> _MessageEnvironment:
     # range, lipsum, cycler, joiner and namespace: a message needs none of them, and each
     # one is a callable the sandbox would otherwise have to be right about.
     env.globals.clear()
-    for name in _SIZED_FILTERS:
-        env.filters[name] = _bounded(env.filters[name])
+    for name, original in list(env.filters.items()):
+        env.filters[name] = budget.guarded_filter(name, original)
+    for name, original in list(env.tests.items()):
+        env.tests[name] = budget.guarded_test(original)
     return env
-
-
-# Filters whose numeric arguments (or format widths) set the size of their output.
-_SIZED_FILTERS = ("center", "indent", "wordwrap", "truncate", "format", "batch", "slice")
-_WIDE_FORMAT = re.compile(r"%[-+ #0]*\d{5,}")
-
-
-def _bounded(original: Any) -> Any:
-    @functools.wraps(original)
-    def guarded(*args: Any, **kwargs: Any) -> Any:
-        for arg in (*args[1:], *kwargs.values()):
-            if isinstance(arg, int) and not isinstance(arg, bool) and abs(arg) > MAX_SIZE:
-                raise _Forbidden(f"a size above {MAX_SIZE:,} cannot be used in a message")
-        if original.__name__ == "do_format" and args and _WIDE_FORMAT.search(str(args[0])):
-            raise _Forbidden(f"a width above {MAX_SIZE:,} cannot be used in a message")
-        return original(*args, **kwargs)
-
-    return guarded
 
 
 _ENV = _environment()
@@ -162,28 +161,58 @@ class CompiledBody:
     # Number of options of each spintax group, by group index.
     _sizes: tuple[int, ...] = field(repr=False, compare=False)
 
-    def render(self, context: Mapping[str, Any], seed: int) -> str:
+    def render(
+        self,
+        context: Mapping[str, Any],
+        seed: int,
+        limit: int = TEXT_LIMIT,
+        spend: budget.Budget | None = None,
+    ) -> str:
         """The message for one contact; `seed` (the message id) fixes every spintax choice.
 
         - Only trailing whitespace of the whole message is stripped.
-        - Raises TemplateError (with the line) when a placeholder fails at run time.
+        - `limit`: WhatsApp's length for this message (`CAPTION_LIMIT` when the text goes
+          as the caption of a photo or video).
+        - Raises TemplateError (with the line) when a placeholder fails at run time, when
+          the body goes past its budget (`spend`, a fresh one by default), and when the text
+          is longer than `limit`.
         """
         picks = tuple(_pick(seed, group, size) for group, size in enumerate(self._sizes))
         variables = dict(context)
         variables["_wabulk_spin"] = picks
         template = self._template
+        token = budget.start(spend or budget.Budget())
+        pieces: list[str] = []
+        written = 0
+        # The environment has no globals, so the variables can be the context itself
+        # (shared=True): half the cost of `Template.render`, which the dispatcher pays for
+        # every message.
+        stream = template.root_render_func(template.new_context(variables, True))
         try:
-            # The environment has no globals, so the variables can be the context itself
-            # (shared=True): half the cost of `Template.render`, which the dispatcher pays
-            # for every message.
-            text = "".join(template.root_render_func(template.new_context(variables, True)))
-        except Exception:
-            # Rare: go again the documented way, which reports the template's own line.
-            try:
-                text = template.render(context, _wabulk_spin=picks)
-            except Exception as exc:
-                raise _runtime_error(exc, self.source) from None
-        return text.rstrip()
+            for piece in stream:
+                pieces.append(piece)
+                written += len(piece)
+                if written > MAX_SIZE:
+                    # Stop building: the text is far past any limit already.
+                    raise TemplateError(_too_long(f"more than {MAX_SIZE:,}", limit))
+        except TemplateError:
+            raise
+        except Exception as exc:
+            raise _runtime_error(exc, self.source, template) from None
+        finally:
+            stream.close()
+            budget.stop(token)
+        text = "".join(pieces).rstrip()
+        if len(text) > limit:
+            raise TemplateError(_too_long(f"{len(text):,}", limit))
+        return text
+
+
+def _too_long(length: str, limit: int) -> str:
+    where = " in the caption of a photo or video" if limit == CAPTION_LIMIT else ""
+    return (
+        f"the message comes to {length} characters once filled in; WhatsApp allows {limit:,}{where}"
+    )
 
 
 def _pick(seed: int, group: int, size: int) -> int:
@@ -198,6 +227,9 @@ def _pick(seed: int, group: int, size: int) -> int:
     return (z ^ (z >> 31)) % size
 
 
+_TOO_COMPLEX = "this message is too complicated to prepare (too many nested brackets or conditions)"
+
+
 @lru_cache(maxsize=128)
 def compile_body(body: str) -> CompiledBody:
     """Check and compile a body; cached, as the dispatcher compiles per batch.
@@ -205,6 +237,15 @@ def compile_body(body: str) -> CompiledBody:
     - Raises TemplateError naming the line (and the placeholder when known) for unbalanced
       spintax braces, Jinja syntax errors, unknown filters and forbidden tags.
     """
+    try:
+        return _compile(body)
+    except (SyntaxError, RecursionError, MemoryError):
+        # Python gives up on some bodies (hundreds of nested brackets or of `and`s in one
+        # tag): in Jinja's parser, or compiling the code Jinja wrote.
+        raise TemplateError(_TOO_COMPLEX) from None
+
+
+def _compile(body: str) -> CompiledBody:
     translator = _Translator(body)
     translated = translator.translate()
     try:
@@ -215,11 +256,17 @@ def compile_body(body: str) -> CompiledBody:
             _jinja_message(exc.message or ""), line, translator.placeholder_on(line)
         ) from None
     _check_tree(tree)
+    names = meta.find_undeclared_variables(tree) - {_SPIN}
+    _CountWork().visit(tree)
+    # Jinja folds constant filters at compile time: a budget of its own bounds that too
+    # (what it cannot fold within it is left to run, and be counted, at render time).
+    token = budget.start(budget.Budget())
     try:
         template = _ENV.from_string(tree)
     except jinja2.TemplateError as exc:  # a check above should have caught it first
         raise TemplateError(_jinja_message(str(exc)), getattr(exc, "lineno", None)) from None
-    names = meta.find_undeclared_variables(tree) - {_SPIN}
+    finally:
+        budget.stop(token)
     return CompiledBody(body, frozenset(names), template, tuple(translator.sizes))
 
 
@@ -460,6 +507,43 @@ def _check_tree(tree: nodes.Template) -> None:
             raise TemplateError(f'unknown test "{test.name}"', test.lineno)
 
 
+class _CountWork(NodeTransformer):
+    """Weave the budget into the tree: loops count their items, loop bodies and macros
+    charge a step plus their literal text's share each time they run, and `~` checks the
+    size of what it joins."""
+
+    def visit_For(self, node: nodes.For) -> nodes.Node:
+        self.generic_visit(node)
+        node.iter = _call("counted", [node.iter], node.lineno)
+        node.body.insert(0, _tick(node.body, node.lineno))
+        return node
+
+    def visit_Macro(self, node: nodes.Macro) -> nodes.Node:
+        self.generic_visit(node)
+        node.body.insert(0, _tick(node.body, node.lineno))
+        return node
+
+    visit_CallBlock = visit_Macro
+
+    def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
+        self.generic_visit(node)
+        return _call("concat", node.nodes, node.lineno)
+
+
+def _call(name: str, args: list[nodes.Expr], lineno: int) -> nodes.Call:
+    target = nodes.ImportedName(f"{budget.__name__}.{name}", lineno=lineno)
+    return nodes.Call(target, list(args), [], None, None, lineno=lineno)
+
+
+def _tick(body: list[nodes.Node], lineno: int) -> nodes.Output:
+    # What one pass over the body costs besides its counted calls: its literal text, and
+    # its expressions (comparisons, attribute look-ups), which no hook counts.
+    literal = sum(len(data.data) for node in body for data in node.find_all(nodes.TemplateData))
+    exprs = sum(1 for node in body for _ in node.find_all(nodes.Expr))
+    steps = 1 + literal // budget.CHARS_PER_STEP + exprs // 4
+    return nodes.Output([_call("tick", [nodes.Const(steps, lineno=lineno)], lineno)], lineno=lineno)
+
+
 def _name_in(node: nodes.Node | None) -> str | None:
     """The first variable in an expression (the one a filter is applied to)."""
     if isinstance(node, nodes.Name):
@@ -487,13 +571,17 @@ def _jinja_message(message: str) -> str:
     return text[:1].lower() + text[1:]
 
 
-def _runtime_error(exc: Exception, body: str) -> TemplateError:
-    line = _template_line(exc.__traceback__)
+def _runtime_error(exc: Exception, body: str, template: jinja2.Template) -> TemplateError:
+    line = _template_line(exc.__traceback__, template)
     translator = _Translator(body)
     translator.translate()  # compiled before, so it translates; run only to find the tags
     placeholder = translator.placeholder_on(line)
-    if isinstance(exc, _Forbidden | _NotText):
+    if isinstance(exc, _Forbidden | _NotText | RenderLimit):
         message = str(exc)
+    elif isinstance(exc, RecursionError):
+        message = budget.TOO_DEEP
+    elif isinstance(exc, MemoryError | OverflowError):
+        message = budget.TOO_LARGE_NUMBER if isinstance(exc, OverflowError) else budget.TOO_BIG
     elif isinstance(exc, SecurityError):
         message = "this is not allowed in a message"
     else:
@@ -502,11 +590,16 @@ def _runtime_error(exc: Exception, body: str) -> TemplateError:
     return TemplateError(message.rstrip("."), line, placeholder)
 
 
-def _template_line(tb: TracebackType | None) -> int | None:
-    """The body line of the innermost template frame (Jinja rewrites tracebacks to it)."""
+def _template_line(tb: TracebackType | None, template: jinja2.Template) -> int | None:
+    """The body line of the innermost template frame.
+
+    Read from the compiled code's own frames (Jinja maps their lines back to the body):
+    rendering again the documented way to have Jinja rewrite the traceback would spend a
+    second budget on a body that just went past its first.
+    """
     line = None
     while tb is not None:
-        if tb.tb_frame.f_code.co_filename == "<template>":
-            line = tb.tb_lineno
+        if tb.tb_frame.f_globals.get("__jinja_template__") is template:
+            line = template.get_corresponding_lineno(tb.tb_lineno)
         tb = tb.tb_next
     return line
