@@ -176,7 +176,8 @@ def test_a_file_that_breaks_part_way_fails_with_a_sentence_and_keeps_what_was_co
     imp = import_file(migrated_db, instance, path, chunk_rows=25)
     assert imp.status is ImportStatus.FAILED
     assert imp.error == (
-        "The CSV file is malformed near row 63: field larger than field limit (10485760)."
+        "The CSV file cannot be read near line 63: a cell holds more than 10 MB of text. "
+        "Open it in your spreadsheet program, save it again as CSV (or .xlsx), and upload that."
     )
     # Rows 2-51 were committed in two chunks; the third chunk (52-62) never was.
     assert (imp.rows_done, imp.rows_read, imp.created_count) == (51, 50, 50)
@@ -184,7 +185,7 @@ def test_a_file_that_breaks_part_way_fails_with_a_sentence_and_keeps_what_was_co
     with migrated_db.session() as session:
         failed = session.scalars(select(Event).where(Event.kind == "import.failed")).one()
     assert failed.level is EventLevel.ERROR
-    assert failed.text.startswith("Import of 'long-notes.csv' stopped: The CSV file is malformed")
+    assert failed.text.startswith("Import of 'long-notes.csv' stopped: The CSV file cannot be read near line 63")
 
 
 def test_a_stored_file_damaged_before_the_run_fails_the_import(migrated_db, tmp_path, instance):

@@ -260,7 +260,7 @@ def test_a_sheet_reaching_excels_last_cell_is_refused_with_the_limits(tmp_path: 
     message = _refusal(oversize_xlsx(tmp_path / "far.xlsx"))
     assert "row 1,048,576" in message
     assert "column 16,384" in message
-    assert "2,000,000 rows and 500 columns" in message
+    assert "2,000,000 rows, 500 columns" in message
 
 
 @pytest.mark.parametrize(

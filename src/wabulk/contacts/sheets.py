@@ -15,7 +15,7 @@ import codecs
 import contextlib
 import datetime
 import io
-import re
+import logging
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
@@ -23,42 +23,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ValidationError
-from . import xlsx_head
+from . import sheet_checks, xlsx_head
+from .sheet_checks import MAX_COLUMNS, MAX_ROWS, SheetError
+from .sheet_kinds import SAMPLE_BYTES, detect_kind, sniff_encoding
 
-MAX_COLUMNS = 500
-# A big .xlsx is opened by its first rows (xlsx_head): enough for the header and the preview.
+__all__ = [
+    "MAX_COLUMNS",
+    "MAX_ROWS",
+    "Sheet",
+    "SheetError",
+    "detect_kind",
+    "open_sheet",
+    "sniff_encoding",
+]
+
+log = logging.getLogger(__name__)
+
+# A big .xlsx is opened by its first 1,000 rows (xlsx_head): enough for the header and the preview.
 HEAD_ROWS = 1_000
-MAX_ROWS = 2_000_000
-MAX_UNZIPPED_BYTES = 1024 * 1024 * 1024
-MAX_ZIP_RATIO = 150  # real sheets compress ~10x; bombs compress 1000x
-_SAMPLE_BYTES = 256 * 1024
-_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
-_ENCRYPTED_MARK = "EncryptedPackage".encode("utf-16-le")
-# A cell reference past row 999,999 or column SF (MAX_ROWS, MAX_COLUMNS): the only ones the
-# size check needs to read. Only cells have an r attribute of letters and digits; XML allows
-# either quote and blanks around the "=".
-_FAR_CELL_REF = re.compile(
-    rb"\sr\s*=\s*[\"']((?:[A-Z]{3}|S[G-Z]|[T-Z][A-Z])|[A-Z]{1,2}(?=\d{7}))(\d{1,7})[\"']"
-)
-# Blocks without a quoted value of two capitals, or of a capital and seven digits, hold no
-# such reference: found with `in` on a copy where every capital reads A, every digit 0 and
-# every quote ", which costs a tenth of running the pattern over the block.
-_REF_SHAPES = bytes.maketrans(
-    b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789'", b"A" * 26 + b"0" * 10 + b'"'
-)
-_LEADING_DIGITS = re.compile(rb"\d+")
 DELIMITERS = [",", ";", "\t", "|"]
-# One well-formed multi-byte UTF-8 character (what Windows-1252 text almost never contains).
-_UTF8_MULTIBYTE = re.compile(
-    rb"[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf]{2}"
-    rb"|\xed[\x80-\x9f][\x80-\xbf]|\xf0[\x90-\xbf][\x80-\xbf]{2}|[\xf1-\xf3][\x80-\xbf]{3}"
-    rb"|\xf4[\x80-\x8f][\x80-\xbf]{2}"
-)
-
-
-class SheetError(ValidationError):
-    """The file cannot be read at all; nothing was imported."""
 
 
 def _cp1252_fallback(error: UnicodeError) -> tuple[str, int]:
@@ -154,130 +137,7 @@ _TEXT_OF: dict[type, Callable[[Any], str]] = {
 }
 
 
-# ---- kind detection -------------------------------------------------------------------------
-
-
-def detect_kind(path: Path) -> str:
-    with path.open("rb") as fh:
-        head = fh.read(_SAMPLE_BYTES)
-    if not head:
-        raise SheetError("The file is empty.")
-    if head.startswith(b"PK\x03\x04"):
-        return _zip_kind(path)
-    if head.startswith(_OLE_MAGIC):
-        with path.open("rb") as fh:
-            start = fh.read(4_000_000)  # the OLE directory naming the streams sits near the top
-        if _ENCRYPTED_MARK in start:
-            raise SheetError(
-                "This workbook is password-protected. Open it in Excel, remove the password "
-                "(File → Info → Protect Workbook → Encrypt with Password, clear it), save, "
-                "and upload it again."
-            )
-        return "xls"
-    if head.startswith(b"%PDF"):
-        raise SheetError("This is a PDF, not a spreadsheet. Upload the .xlsx or .csv file.")
-    for magic, what in (
-        (b"\x89PNG", "an image"),
-        (b"\xff\xd8\xff", "an image"),
-        (b"GIF8", "an image"),
-        (b"Rar!", "a RAR archive"),
-        (b"\x1f\x8b", "a gzip archive"),
-    ):
-        if head.startswith(magic):
-            raise SheetError(
-                f"This is {what}, not a spreadsheet. Upload .xlsx, .xls, .ods or .csv."
-            )
-    if not _looks_like_text(head):
-        raise SheetError("This file is not a spreadsheet or a CSV (it looks like binary data).")
-    return "csv"
-
-
-def _zip_kind(path: Path) -> str:
-    try:
-        with zipfile.ZipFile(path) as zf:
-            names = set(zf.namelist())
-            _check_zip_bomb(zf)
-            if "xl/workbook.xml" in names:
-                return "xlsx"
-            if "mimetype" in names:
-                mime = zf.read("mimetype").decode("ascii", "replace").strip()
-                if mime == "application/vnd.oasis.opendocument.spreadsheet":
-                    return "ods"
-                raise SheetError(
-                    f"This is an OpenDocument file of type {mime!r}, not a spreadsheet."
-                )
-            if any(n.startswith("word/") for n in names):
-                raise SheetError("This is a Word document, not a spreadsheet.")
-    except zipfile.BadZipFile:
-        raise SheetError(
-            "The workbook is damaged and cannot be opened (broken zip "
-            "structure). Open it in Excel, save a fresh copy, and try again."
-        ) from None
-    raise SheetError("This is a zip archive, not a spreadsheet. Upload the .xlsx inside it.")
-
-
-def _check_zip_bomb(zf: zipfile.ZipFile) -> None:
-    total = 0
-    for info in zf.infolist():
-        total += info.file_size
-        ratio = info.file_size / max(info.compress_size, 1)
-        if info.file_size > 10 * 1024 * 1024 and ratio > MAX_ZIP_RATIO:
-            raise SheetError(
-                "This workbook expands to an implausible size for its file size "
-                f"({info.filename}: {ratio:.0f} times compressed); it was refused "
-                "as unsafe."
-            )
-    if total > MAX_UNZIPPED_BYTES:
-        raise SheetError(
-            f"This workbook expands to {total // (1024 * 1024)} MB, more than a "
-            "customer sheet should; it was refused as unsafe."
-        )
-
-
-def _looks_like_text(head: bytes) -> bool:
-    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE, codecs.BOM_UTF8)):
-        return True
-    if _utf16_without_bom(head):
-        return True
-    if b"\x00" in head:
-        return False
-    controls = sum(1 for b in head[:8192] if b < 9 or 13 < b < 32)
-    return controls <= len(head[:8192]) // 100
-
-
-def _utf16_without_bom(head: bytes) -> str | None:
-    sample = head[:4096]
-    if len(sample) < 4:
-        return None
-    evens, odds = sample[0::2].count(0), sample[1::2].count(0)
-    half = len(sample) // 2
-    if odds > half * 0.6 and evens < half * 0.1:
-        return "utf-16-le"
-    if evens > half * 0.6 and odds < half * 0.1:
-        return "utf-16-be"
-    return None
-
-
 # ---- CSV ------------------------------------------------------------------------------------
-
-
-def sniff_encoding(head: bytes) -> str:
-    if head.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig"
-    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "utf-16"
-    if guess := _utf16_without_bom(head):
-        return guess
-    try:
-        head.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        # A cut multi-byte character at the end of the sample is not evidence against UTF-8.
-        if exc.start < len(head) - 4:
-            # Any real UTF-8 character means UTF-8 rows: read as UTF-8, and the stray bytes of
-            # Windows-1252 rows decode through the fallback. (Counting only the characters
-            # before the first stray byte turned mixed files into mojibake.)
-            return "utf-8" if _UTF8_MULTIBYTE.search(head) else "cp1252"
-    return "utf-8"
 
 
 def sniff_delimiter(text: str) -> str:
@@ -311,14 +171,14 @@ def _count_outside_quotes(line: str, delim: str) -> int:
 
 def _decode_sample(path: Path, encoding: str) -> str:
     with path.open("rb") as fh:
-        raw = fh.read(_SAMPLE_BYTES)
+        raw = fh.read(SAMPLE_BYTES)
     errors = "wabulk_cp1252" if encoding.startswith("utf-8") else "replace"
     return codecs.getincrementaldecoder(encoding)(errors=errors).decode(raw, final=False)
 
 
 def _open_csv(path: Path) -> tuple[str, str, list[list[str]]]:
     with path.open("rb") as fh:
-        head = fh.read(_SAMPLE_BYTES)
+        head = fh.read(SAMPLE_BYTES)
     encoding = sniff_encoding(head)
     sample = _decode_sample(path, encoding)
     delimiter = sniff_delimiter(sample)
@@ -328,14 +188,15 @@ def _open_csv(path: Path) -> tuple[str, str, list[list[str]]]:
     # the sample: one long notes cell near the top raised a bare csv.Error here).
     csv.field_size_limit(10 * 1024 * 1024)
     first_rows = []
-    reader = csv.reader(io.StringIO(sample), delimiter=delimiter)
+    # newline="": old Mac files end lines with a bare CR, which csv reads as a line end.
+    reader = csv.reader(io.StringIO(sample, newline=""), delimiter=delimiter)
     try:
         for row in reader:
             first_rows.append(row)
             if len(first_rows) >= 50:
                 break
     except csv.Error as exc:
-        raise SheetError(f"The CSV file is malformed near row {reader.line_num}: {exc}.") from None
+        raise _malformed_csv(reader.line_num, exc) from None
     return encoding, delimiter, first_rows
 
 
@@ -350,79 +211,61 @@ def _csv_rows(sheet: Sheet) -> Iterator[tuple[int, list[Any]]]:
         try:
             yield from enumerate(reader, start=1)
         except csv.Error as exc:
-            raise SheetError(
-                f"The CSV file is malformed near row {reader.line_num}: {exc}."
-            ) from None
+            raise _malformed_csv(reader.line_num, exc) from None
+
+
+def _malformed_csv(line: int, exc: Exception) -> SheetError:
+    text = str(exc)
+    if "field larger than field limit" in text:
+        why = "a cell holds more than 10 MB of text"
+    elif "NUL" in text:
+        why = "it holds binary data (NUL characters), not text"
+    elif "new-line character" in text:
+        why = "a line break sits inside a cell without quotes around the cell"
+    else:
+        why = "a quote is not closed or a cell is not separated properly"
+    log.info("CSV parse error near line %s: %s", line, text)
+    return SheetError(
+        f"The CSV file cannot be read near line {line}: {why}. Open it in your spreadsheet "
+        "program, save it again as CSV (or .xlsx), and upload that."
+    )
 
 
 # ---- workbooks -------------------------------------------------------------------------------
 
 
-def _check_xlsx_dimensions(path: Path) -> dict[str, int]:
-    """Find the real extent of the sheets without letting calamine allocate it.
-
-    Returns each worksheet member's last row number (0 when not found): the size estimate of
-    a sheet read by its head.
-    """
+def _check_workbook(path: Path, kind: str) -> dict[str, int]:
+    """The checks of what a workbook declares, before calamine sees it (sheet_checks)."""
     try:
-        return _scan_xlsx_dimensions(path)
+        if kind == "xlsx":
+            return sheet_checks.check_xlsx(path)
+        if kind == "ods":
+            sheet_checks.check_ods(path)
+        elif kind == "xls":
+            sheet_checks.check_xls(path)
     except (zipfile.BadZipFile, zlib.error, EOFError):
         # A member that does not decompress (garbled bytes, bad CRC): the same as a broken zip.
         raise SheetError(
             "The workbook is damaged and cannot be opened (a part of it does not "
             "decompress). Open it in Excel, save a fresh copy, and try again."
         ) from None
+    return {}
 
 
-def _scan_xlsx_dimensions(path: Path) -> dict[str, int]:
-    last_rows = {}
-    with zipfile.ZipFile(path) as zf:
-        for name in zf.namelist():
-            if not (name.startswith("xl/worksheets/") and name.endswith(".xml")):
-                continue
-            max_row, max_col, tail, last_row = 0, 0, b"", 0
-            with zf.open(name) as fh:
-                while chunk := fh.read(1024 * 1024):
-                    data = tail + chunk
-                    # Only references that may be out of bounds are looked at (a 7-digit row,
-                    # a column past SF): walking every cell cost more than calamine's read.
-                    shapes = data.translate(_REF_SHAPES)
-                    if b'"AA' in shapes or b'"A0000000' in shapes:
-                        for col, row in _FAR_CELL_REF.findall(data):
-                            max_row = max(max_row, int(row))
-                            max_col = max(max_col, _column_number(col))
-                    # Rows come in order: the block's last row tag is the sheet's so far.
-                    # Every common writer puts r first.
-                    if (at := data.rfind(b'row r="')) >= 0 and (
-                        number := _LEADING_DIGITS.match(data, at + 7)
-                    ):
-                        last_row = int(number.group())
-                    tail = data[-40:]
-            last_rows[name] = last_row
-            if max_row > MAX_ROWS + 1 or max_col > MAX_COLUMNS:
-                raise SheetError(
-                    f"A sheet in this workbook reaches row {max_row:,} and column {max_col:,}; "
-                    f"wabulk reads up to {MAX_ROWS:,} rows and {MAX_COLUMNS} columns. Remove the "
-                    "far-away cells (or split the sheet) and upload again."
-                )
-    return last_rows
+@contextlib.contextmanager
+def _calamine(kind: str) -> Iterator[None]:
+    """Whatever calamine raises while reading becomes a sentence of ours.
 
-
-def _column_number(letters: bytes) -> int:
-    n = 0
-    for ch in letters:
-        n = n * 26 + (ch - 64)
-    return n
-
-
-def _load_workbook(source: Path | io.BytesIO, kind: str):  # type: ignore[no-untyped-def]
-    from python_calamine import CalamineWorkbook, PasswordError
+    A Rust panic inside calamine reaches Python as pyo3's PanicException, which derives from
+    BaseException (so `except Exception` lets it through and the request never answers) and
+    cannot be imported by name.
+    """
+    from python_calamine import PasswordError
 
     try:
-        if isinstance(source, io.BytesIO):
-            source.seek(0)
-            return CalamineWorkbook.from_filelike(source)
-        return CalamineWorkbook.from_path(str(source))
+        yield
+    except SheetError:
+        raise
     except PasswordError:
         raise SheetError(
             "This workbook is password-protected. Remove the password in Excel, "
@@ -430,13 +273,28 @@ def _load_workbook(source: Path | io.BytesIO, kind: str):  # type: ignore[no-unt
         ) from None
     except Exception as exc:
         raise _damaged(kind, exc) from None
+    except BaseException as exc:
+        if type(exc).__name__ != "PanicException":
+            raise
+        raise _damaged(kind, exc) from None
 
 
-def _damaged(kind: str, exc: Exception) -> SheetError:
+def _load_workbook(source: Path | io.BytesIO, kind: str):  # type: ignore[no-untyped-def]
+    from python_calamine import CalamineWorkbook
+
+    with _calamine(kind):
+        if isinstance(source, io.BytesIO):
+            source.seek(0)
+            return CalamineWorkbook.from_filelike(source)
+        return CalamineWorkbook.from_path(str(source))
+
+
+def _damaged(kind: str, exc: BaseException) -> SheetError:
+    # calamine's own words name XML tags and byte offsets: they go to the log, not the page.
+    log.info("calamine could not read a %s workbook: %s", kind, exc)
     return SheetError(
-        f"The {kind.upper()} workbook is damaged and cannot be read ({exc}). "
-        "Open it in your spreadsheet program, save a fresh copy, and try "
-        "again."
+        f"The {kind.upper()} workbook is damaged and cannot be read. Open it in your "
+        "spreadsheet program, save a fresh copy, and try again."
     )
 
 
@@ -488,14 +346,11 @@ def _last_row(data: Any) -> int:
 
 
 def _load_sheet(sheet: Sheet) -> Any:
-    from python_calamine import CalamineError
-
     workbook = _load_workbook(sheet.path, sheet.kind)
     try:
         # calamine parses a sheet lazily: a damaged one fails here, not when opened
-        return workbook.get_sheet_by_name(sheet.sheet_name)
-    except CalamineError as exc:
-        raise _damaged(sheet.kind, exc) from None
+        with _calamine(sheet.kind):
+            return workbook.get_sheet_by_name(sheet.sheet_name)
     finally:
         workbook.close()
 
@@ -520,7 +375,7 @@ def open_sheet(path: Path, checked: bool = False, head_limit: int | None = None)
         sample_bytes = max(1, len("\n".join(",".join(r) for r in first_rows).encode()))
         estimate = int(len(first_rows) * size / sample_bytes) if first_rows else 0
     else:
-        extent = _check_xlsx_dimensions(path) if kind == "xlsx" and not checked else {}
+        extent = {} if checked else _check_workbook(path, kind)
         limit = HEAD_ROWS if head_limit is None else head_limit
         head = xlsx_head.head_workbook(path, limit) if kind == "xlsx" and limit else None
         opened = None
@@ -560,14 +415,10 @@ def _open_workbook(
     source: Path | io.BytesIO, kind: str
 ) -> tuple[Any, list[str], list[list[str]], int]:
     """(the sheet to read, the other sheets' names, its first rows, its last row number)."""
-    from python_calamine import CalamineError
-
     workbook = _load_workbook(source, kind)
     try:
-        try:
+        with _calamine(kind):  # a damaged sheet fails when first read
             data, others = _pick_sheet(workbook)
-        except CalamineError as exc:  # a damaged sheet fails when first read
-            raise _damaged(kind, exc) from None
         if data.width > MAX_COLUMNS or data.height > MAX_ROWS + 1:
             raise SheetError(
                 f"The sheet {data.name!r} has {data.height:,} rows and "
@@ -575,7 +426,8 @@ def _open_workbook(
                 f"and {MAX_COLUMNS} columns."
             )
         # iter_rows starts at row 1 (leading empty rows padded): row numbers match Excel's
-        first_rows = [[_cell_text(c) for c in r] for r in _first(data.iter_rows(), 50)]
+        with _calamine(kind):
+            first_rows = [[_cell_text(c) for c in r] for r in _first(data.iter_rows(), 50)]
         return data, others, first_rows, _last_row(data)
     finally:
         workbook.close()

@@ -63,8 +63,8 @@ class Head:
 
 def sheet_members(zf: zipfile.ZipFile) -> dict[str, str]:
     """Sheet name -> its member in the zip, from the workbook and its relationships."""
-    workbook = _parse(zf.read("xl/workbook.xml"))
-    rels = _parse(zf.read("xl/_rels/workbook.xml.rels"))
+    workbook = parse_xml(zf.read("xl/workbook.xml"))
+    rels = parse_xml(zf.read("xl/_rels/workbook.xml.rels"))
     targets = {}
     for rel in rels.iter(f"{_RELS_NS}Relationship"):
         target = rel.get("Target", "")
@@ -78,7 +78,7 @@ def sheet_members(zf: zipfile.ZipFile) -> dict[str, str]:
     return members
 
 
-def _parse(xml: bytes) -> ElementTree.Element:
+def parse_xml(xml: bytes) -> ElementTree.Element:
     # Entity tricks (billion laughs, external entities) need a DOCTYPE; workbooks have none.
     if b"<!DOCTYPE" in xml or b"<!ENTITY" in xml:
         raise _Unexpected("a DOCTYPE in the workbook")

@@ -1,0 +1,372 @@
+"""Checks a workbook passes before calamine opens it: what a parser would trust, bounded.
+
+calamine sizes its memory by what a file declares: a shared-strings table's `uniqueCount`
+is reserved at once (a 1.9 KB file asking for 2.4 TB aborts the whole process, which no
+`except` catches), a sheet becomes one dense grid from its first to its farthest cell (two
+cells, A1 and SF999999, make 16 GB), an .ods row or cell repeat is expanded cell by cell,
+and an .xls DIMENSIONS record is reserved as rows times columns. Each check here reads the
+declared numbers from the raw parts, streamed, and refuses with a sentence naming the limit
+before anything is allocated for them. (STYLE.md 35: read the header, check the declared
+size, then parse.)
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import ValidationError
+
+MAX_COLUMNS = 500
+MAX_ROWS = 2_000_000
+# The grid calamine builds holds every cell between the first and the farthest one, 32 bytes
+# each: 26 million is 830 MB, about a million rows of A to Z.
+MAX_CELLS = 26_000_000
+# calamine stops reading an .ods sheet at Excel's last row and drops the rows after it.
+MAX_ODS_ROWS = 1_048_576
+_BLOCK = 1024 * 1024
+
+
+class SheetError(ValidationError):
+    """The file cannot be read at all; nothing was imported."""
+
+
+def too_big(what: str) -> SheetError:
+    return SheetError(
+        f"{what}; wabulk reads up to {MAX_ROWS:,} rows, {MAX_COLUMNS} columns and "
+        f"{MAX_CELLS:,} cells (rows times columns) in a sheet. Remove the far-away or repeated "
+        "cells (or split the sheet) and upload again."
+    )
+
+
+# ---- .xlsx ----------------------------------------------------------------------------------
+
+# A cell reference past row 999,999 or column SF (MAX_ROWS, MAX_COLUMNS): the only ones the
+# size check needs to read. Only cells have an r attribute of letters and digits; XML allows
+# either quote and blanks around the "=".
+_FAR_CELL_REF = re.compile(
+    rb"\sr\s*=\s*[\"']((?:[A-Z]{3}|S[G-Z]|[T-Z][A-Z])|[A-Z]{1,2}(?=\d{7}))(\d{1,7})[\"']"
+)
+# Any reference with a column of two or three letters (past Z), and any reference's row.
+_WIDE_CELL_REF = re.compile(rb"\sr\s*=\s*[\"']([A-Z]{2,3})\d")
+_ANY_CELL_ROW = re.compile(rb"\sr\s*=\s*[\"'][A-Z]{1,3}(\d{1,7})[\"']")
+# Blocks without a quoted value of two capitals, or of a capital and seven digits, hold no
+# such reference: found with `in` on a copy where every capital reads A, every digit 0 and
+# every quote ", which costs a tenth of running the pattern over the block.
+_REF_SHAPES = bytes.maketrans(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789'", b"A" * 26 + b"0" * 10 + b'"'
+)
+_LEADING_DIGITS = re.compile(rb"\d+")
+# Rows or cells written in a way the fast scan does not follow: without a reference first
+# (calamine then places them one after the other), with a namespace prefix, or with a blank
+# other than a space after the tag name. Such a sheet is walked tag by tag.
+_UNUSUAL_TAG = re.compile(rb"<(?:c|row)[\t\r\n/>]|<[\w.-]+:(?:c|row)[\s/>]")
+_TAG = re.compile(rb"<(?:[\w.-]+:)?(row|c)\b([^>]*)>")
+_TAG_REF = re.compile(rb"\sr\s*=\s*[\"']([A-Za-z]*)(\d*)[\"']")
+_UNIQUE_COUNT = re.compile(rb"uniqueCount\s*=\s*[\"']\s*\+?(\d+)")
+# A shared string takes at least "<si></si>" in the XML: a table claiming more entries than
+# its bytes can hold is lying about its size.
+_MIN_STRING_BYTES = 9
+
+
+@dataclass
+class _Extent:
+    last_row: int = 0  # the last row tag's number (rows come in order): the size estimate
+    max_row: int = 0  # the farthest row a reference names, when it matters (see below)
+    max_col: int = 0
+    rows_known: bool = False  # max_row is exact (else only references past 999,999 count)
+    cols_known: bool = False  # max_col is exact (else at most 26 when no wide reference)
+
+
+def check_xlsx(path: Path) -> dict[str, int]:
+    """Refuse a workbook whose parts declare more than wabulk reads; return each worksheet
+    member's last row number (0 when not found), the size estimate of a sheet read by its
+    head. Raises SheetError; zip errors propagate to the caller, which words them."""
+    last_rows = {}
+    with zipfile.ZipFile(path) as zf:
+        for info in zf.infolist():
+            name = info.filename
+            if not name.lower().endswith(".xml") or name.startswith("xl/media/"):
+                continue
+            if "sharedstrings" in name.lower():
+                _check_shared_strings(zf, info)
+                continue
+            extent = _scan_member(zf, name)
+            if name.startswith("xl/worksheets/"):
+                last_rows[name] = extent.last_row
+    return last_rows
+
+
+def _check_shared_strings(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> None:
+    with zf.open(info) as fh:
+        head = fh.read(64 * 1024)
+    if match := _UNIQUE_COUNT.search(head):
+        claimed = int(match.group(1))
+        if claimed > info.file_size // _MIN_STRING_BYTES + 16:
+            raise SheetError(
+                f"This workbook is damaged: its list of texts says it holds {claimed:,} "
+                "entries, far more than the file contains. Open it in your spreadsheet "
+                "program, save a fresh copy, and upload that."
+            )
+
+
+def _scan_member(zf: zipfile.ZipFile, name: str) -> _Extent:
+    extent = _Extent()
+    tail = b""
+    wide = unusual = False
+    with zf.open(name) as fh:
+        while chunk := fh.read(_BLOCK):
+            data = tail + chunk
+            # Only references that may be out of bounds are looked at (a 7-digit row, a
+            # column past Z): walking every cell cost more than calamine's read.
+            shapes = data.translate(_REF_SHAPES)
+            if b'"AA' in shapes or b'"A0000000' in shapes:
+                for col, row in _FAR_CELL_REF.findall(data):
+                    extent.max_row = max(extent.max_row, int(row))
+                    extent.max_col = max(extent.max_col, _column_number(col))
+                for col in set(_WIDE_CELL_REF.findall(data)):
+                    extent.max_col = max(extent.max_col, _column_number(col))
+                    wide = True
+            unusual = unusual or _UNUSUAL_TAG.search(data) is not None
+            # Rows come in order: the block's last row tag is the sheet's so far. Every
+            # common writer puts r first.
+            if (at := data.rfind(b'row r="')) >= 0 and (
+                number := _LEADING_DIGITS.match(data, at + 7)
+            ):
+                extent.last_row = int(number.group())
+            tail = data[-40:]
+    _check_extent(name, extent)
+    if unusual:
+        extent = _walk_tags(zf, name, extent.last_row)
+    elif wide:
+        # Columns past Z: the grid's height matters now, so every reference's row is read.
+        extent.max_row = max(extent.max_row, _max_ref_row(zf, name))
+        extent.rows_known = True
+    _check_extent(name, extent)
+    return extent
+
+
+def _check_extent(name: str, extent: _Extent) -> None:
+    rows, cols = extent.max_row, extent.max_col
+    if rows > MAX_ROWS + 1 or cols > MAX_COLUMNS:
+        raise too_big(f"A sheet in this workbook reaches row {rows:,} and column {cols:,}")
+    # Without a wide reference the columns stop at Z; rows below 1,000,000 are only counted
+    # when a column is past Z (the grid is bounded by 999,999 by 26 until then).
+    height = rows if extent.rows_known or rows else 0
+    width = cols if extent.cols_known or cols > 26 else 26
+    if height * width > MAX_CELLS:
+        raise too_big(
+            f"A sheet in this workbook spans {height:,} rows by {width:,} columns "
+            f"({height * width:,} cells)"
+        )
+
+
+def _max_ref_row(zf: zipfile.ZipFile, name: str) -> int:
+    top, tail = 0, b""
+    with zf.open(name) as fh:
+        while chunk := fh.read(_BLOCK):
+            data = tail + chunk
+            rows = _ANY_CELL_ROW.findall(data)
+            if rows:
+                longest = max(map(len, rows))
+                top = max(top, int(max(r for r in rows if len(r) == longest)))
+            tail = data[-40:]
+    return top
+
+
+def _walk_tags(zf: zipfile.ZipFile, name: str, last_row: int) -> _Extent:
+    """Every row and cell in order, placed as calamine places them: by their reference, or
+    one after the previous when they have none."""
+    extent = _Extent(last_row=last_row, rows_known=True, cols_known=True)
+    row = col = 0
+    tail = b""
+    with zf.open(name) as fh:
+        while chunk := fh.read(_BLOCK):
+            data = tail + chunk
+            end = data.rfind(b"<")  # a tag cut by the block's end is read with the next one
+            if end < 0 or data.find(b">", end) >= 0:
+                end = len(data)
+            for match in _TAG.finditer(data, 0, end):
+                kind, attrs = match.groups()
+                ref = _TAG_REF.search(attrs)
+                if kind == b"row":
+                    row = int(ref.group(2)) if ref and ref.group(2) else row + 1
+                    col = 0
+                else:
+                    if ref and ref.group(1) and ref.group(2):
+                        row, col = int(ref.group(2)), _column_number(ref.group(1).upper())
+                    else:
+                        col += 1
+                    extent.max_col = max(extent.max_col, col)
+                extent.max_row = max(extent.max_row, row)
+                if extent.max_row > MAX_ROWS + 1 or extent.max_col > MAX_COLUMNS:
+                    return extent
+            tail = data[end:]
+    return extent
+
+
+def _column_number(letters: bytes) -> int:
+    n = 0
+    for ch in letters:
+        n = n * 26 + (ch - 64)
+    return n
+
+
+# ---- .ods -----------------------------------------------------------------------------------
+
+# The tags that place cells in an .ods sheet, with the attributes calamine reads literally.
+_ODS_TAG = re.compile(rb"<(/?)table:(table-row|table-cell|covered-table-cell|table)\b([^>]*?)(/?)>")
+_ROWS_REPEATED = re.compile(rb"table:number-rows-repeated\s*=\s*[\"']\s*(\d+)")
+_COLS_REPEATED = re.compile(rb"table:number-columns-repeated\s*=\s*[\"']\s*(\d+)")
+_HAS_VALUE = re.compile(rb"office:value-type|table:formula")
+
+
+@dataclass
+class _OdsTable:
+    rows: int = 0  # rows so far, repeats counted, up to the last row that holds a value
+    pending: int = 0  # empty rows since then: they count only if a row with a value follows
+    width: int = 0  # the widest row's last cell with a value, repeats counted
+
+
+def check_ods(path: Path) -> None:
+    """Refuse an .ods whose repeated rows and cells expand past the limits (calamine expands
+    them one by one), or whose rows go past the last one calamine reads (it drops them)."""
+    with zipfile.ZipFile(path) as zf:
+        if "content.xml" not in zf.namelist():
+            return
+        table: _OdsTable | None = None
+        row_repeat, row_col, row_last, row_has = 1, 0, 0, False
+        cell_repeat, cell_open_has = 1, False
+        tail = b""
+        with zf.open("content.xml") as fh:
+            while chunk := fh.read(_BLOCK):
+                data = tail + chunk
+                end = data.rfind(b"<")
+                if end < 0 or data.find(b">", end) >= 0:
+                    end = len(data)
+                for match in _ODS_TAG.finditer(data, 0, end):
+                    closing, kind, attrs, self_closing = match.groups()
+                    if kind == b"table":
+                        table = None if closing else _OdsTable()
+                    elif table is None:
+                        continue
+                    elif kind == b"table-row":
+                        if closing:
+                            _end_row(table, row_repeat, row_last, row_has)
+                        else:
+                            found = _ROWS_REPEATED.search(attrs)
+                            row_repeat = max(1, int(found.group(1))) if found else 1
+                            row_col, row_last, row_has = 0, 0, False
+                            if self_closing:
+                                _end_row(table, row_repeat, 0, False)
+                    else:  # a cell: its value is an attribute, or text inside it
+                        if closing:
+                            if cell_open_has:
+                                row_last, row_has = row_col, True
+                            continue
+                        found = _COLS_REPEATED.search(attrs)
+                        cell_repeat = max(1, int(found.group(1))) if found else 1
+                        row_col += cell_repeat
+                        has = _HAS_VALUE.search(attrs) is not None
+                        if self_closing:
+                            if has:
+                                row_last, row_has = row_col, True
+                        else:
+                            # Text inside (a <text:p>) is a value too; counted when it closes.
+                            cell_open_has = True
+                        if row_col > MAX_COLUMNS and (has or not self_closing):
+                            raise too_big(
+                                f"A row of this sheet repeats cells out to column {row_col:,}"
+                            )
+                tail = data[end:]
+
+
+def _end_row(table: _OdsTable, repeat: int, last_col: int, has_value: bool) -> None:
+    if not has_value:
+        table.pending += repeat
+        return
+    table.rows += table.pending + repeat
+    table.pending = 0
+    table.width = max(table.width, last_col)
+    if table.rows > MAX_ODS_ROWS:
+        raise SheetError(
+            f"This sheet goes on to row {table.rows:,} (a row is repeated many times); "
+            f"wabulk reads .ods sheets up to row {MAX_ODS_ROWS:,}. Remove the repeated rows, "
+            "or save the sheet as .csv, and upload again."
+        )
+    if table.rows * table.width > MAX_CELLS:
+        raise too_big(
+            f"This sheet's repeated rows and cells make {table.rows * table.width:,} cells"
+        )
+
+
+# ---- .xls -----------------------------------------------------------------------------------
+
+_SECTOR_SHIFT = struct.Struct("<H")
+
+
+def check_xls(path: Path) -> None:
+    """Refuse an .xls whose container or DIMENSIONS records declare sizes the file cannot
+    hold: calamine reserves them as declared."""
+    import olefile
+
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        header = fh.read(512)
+    if len(header) < 512:
+        raise _damaged_xls()
+    shift = _SECTOR_SHIFT.unpack_from(header, 30)[0]
+    if shift not in (9, 12):
+        raise _damaged_xls()
+    sectors = size >> shift
+    # FAT, DIFAT and mini-FAT sector counts: each sector they name is in the file.
+    for offset in (44, 64, 72):
+        if struct.unpack_from("<I", header, offset)[0] > sectors + 1:
+            raise _damaged_xls()
+    try:
+        with olefile.OleFileIO(str(path)) as ole:
+            stream = next(
+                (s for s in (["Workbook"], ["Book"], ["WORKBOOK"], ["BOOK"]) if ole.exists(s[0])),
+                None,
+            )
+            if stream is None:
+                return  # calamine says what is missing
+            data = ole.openstream(stream).read()
+    except Exception:  # olefile's own refusal of a broken container
+        raise _damaged_xls() from None
+    _check_biff(data)
+
+
+def _check_biff(data: bytes) -> None:
+    at = 0
+    while at + 4 <= len(data):
+        kind, length = struct.unpack_from("<HH", data, at)
+        body = data[at + 4 : at + 4 + length]
+        at += 4 + length
+        if kind != 0x0200:  # DIMENSIONS
+            continue
+        # Read and counted as calamine does (end - start + 1 in wrapping 32-bit numbers).
+        if len(body) == 14:  # BIFF8: 32-bit rows, 16-bit columns
+            first_row, end_row, first_col, end_col = struct.unpack_from("<IIHH", body)
+        elif len(body) == 10:  # BIFF5 and older
+            first_row, end_row, first_col, end_col = struct.unpack_from("<HHHH", body)
+        else:
+            continue  # calamine refuses the record itself
+        if first_col > 0xFF or end_col < first_col:
+            first_col = 0
+        if end_row < 1 or end_col < 1:
+            continue
+        rows = (end_row - first_row) % (1 << 32)
+        cols = (end_col - first_col) % (1 << 32)
+        if rows > MAX_ROWS + 1 or cols > MAX_COLUMNS + 1 or rows * cols > MAX_CELLS:
+            raise too_big(f"A sheet in this workbook declares {rows:,} rows by {cols:,} columns")
+
+
+def _damaged_xls() -> SheetError:
+    return SheetError(
+        "The XLS workbook is damaged and cannot be read. Open it in your spreadsheet program, "
+        "save a fresh copy (as .xlsx if you can), and upload that."
+    )
