@@ -47,6 +47,12 @@ TOO_LARGE_NUMBER = "a number in this message would grow past 300 digits"
 TOO_DEEP = "a macro or loop calls itself too deeply; make sure it stops"
 
 
+def limit_for(mime_type: str | None) -> int:
+    """WhatsApp's length for a message's text: a photo or video carries it as a caption; a
+    document is sent with the text as a message of its own."""
+    return CAPTION_LIMIT if (mime_type or "").startswith(("image/", "video/")) else TEXT_LIMIT
+
+
 class RenderLimit(Exception):
     """A body went past a bound; the message is a sentence for the author."""
 

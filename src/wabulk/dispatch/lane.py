@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from .. import events
 from ..campaigns import lifecycle
 from ..campaigns.media import media_path
+from ..campaigns.render_budget import limit_for
 from ..campaigns.service import pace_overrides, retry_seconds
 from ..channels.base import (
     NOT_ON_WHATSAPP,
@@ -242,6 +243,7 @@ class Lane:
                 now=now,
                 lease_until=now + self.lease,
                 pace=info.pace,
+                text_limit=limit_for(info.media[2] if info.media else None),
             )
             if claimed:
                 self.rotation = (self.rotation + i + 1) % len(campaigns)

@@ -6,8 +6,9 @@
   serialises writers, so the same statement is safe there.
 - In the claim's transaction each message is checked against what may have changed since
   launch: an opted-out contact is `skipped`, a recipient outside active hours goes back to
-  wait for their morning, and a message not yet rendered is rendered from the campaign's
-  launch snapshot (so the text is stored before it is sent).
+  wait for their morning. A message not yet rendered is then rendered from the campaign's
+  launch snapshot after that transaction commits, so no lock is held while a body runs,
+  and its text is stored (guarded by the lease) before it is sent.
 - Every settle is guarded by `status = 'sending' AND lease_owner = me AND sender_id = my
   sender`: a worker whose lease was taken away (it stalled, recovery moved on) cannot
   overwrite the outcome.
@@ -17,10 +18,11 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, literal, select, update
@@ -28,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from ..analytics import stats
 from ..campaigns.counters import shift_counters
+from ..campaigns.render_budget import TEXT_LIMIT
 from ..campaigns.rendering import (
     CONTACT_FIELDS,
     CompiledBody,
@@ -81,8 +84,16 @@ def claim(
     now: datetime,
     lease_until: datetime,
     pace: Pace,
+    text_limit: int = TEXT_LIMIT,
 ) -> list[Claimed]:
-    """Claim up to `limit` due messages of one campaign for one sender."""
+    """Claim up to `limit` due messages of one campaign for one sender.
+
+    - Commits twice: the claim itself, before anything is rendered, so that no database
+      lock (SQLite's is the whole file's) is held while a body runs; then the rendered
+      texts with whatever rendering failed. The caller commits what follows.
+    - `text_limit`: WhatsApp's length for this campaign's text (`CAPTION_LIMIT` when it
+      goes as the caption of a photo or video).
+    """
     due = (
         select(messages.c.id)
         .where(
@@ -142,11 +153,10 @@ def claim(
         .order_by(messages.c.id)
     ).all()
 
-    claimed: list[Claimed] = []
-    rendered: list[tuple[str, int]] = []
+    ready: list[Claimed] = []
+    unwritten: list[Any] = []
     skipped: dict[str, list[int]] = {"opted_out": [], NOT_ON_WHATSAPP: []}
     deferred: list[dict[str, Any]] = []
-    broken: list[dict[str, Any]] = []
     windowed = pace.has_active_hours
     for row in rows:
         if row.opted_out_at is not None:
@@ -159,28 +169,12 @@ def claim(
         if opens is not None:
             deferred.append({"mid": row.id, "at": opens})
             continue
-        text = row.body
-        if text is None:
-            try:
-                if isinstance(compiled, TemplateError):
-                    raise compiled
-                ctx = context_for(row.phone, row.name, row.country, row.attributes or {})
-                text = compiled.render(ctx, seed=row.id)
-            except TemplateError as exc:
-                broken.append({"mid": row.id, "detail": f"The message could not be written: {exc}"})
-                continue
-            rendered.append((text, row.id))
-        claimed.append(Claimed(row.id, campaign_id, row.phone, text, row.attempts))
+        if row.body is None:
+            unwritten.append(row)
+        else:
+            ready.append(Claimed(row.id, campaign_id, row.phone, row.body, row.attempts))
 
     by_id = messages.c.id == bindparam("mid")
-    if rendered:
-        # Straight to the driver: the claim above already set updated_at, and SQLAlchemy
-        # would otherwise stamp it again, row by row.
-        mark = driver_marks(session, 1)[0]
-        session.connection().exec_driver_sql(
-            f"UPDATE messages SET body = {mark} WHERE id = {mark}",  # noqa: S608
-            rendered,
-        )
     for code, ids_skipped in skipped.items():
         if not ids_skipped:
             continue
@@ -209,33 +203,128 @@ def claim(
             ),
             deferred,
         )
-    if broken:
-        session.execute(
-            update(messages)
-            .where(by_id)
-            .values(
-                status=S.FAILED,
-                lease_owner=None,
-                lease_until=None,
-                failed_at=now,
-                error_code="template_error",
-                error_detail=bindparam("detail"),
-            ),
-            broken,
-        )
-        failed = ("failed", campaign_id, sender_id, now, "template_error", len(broken))
-        stats.bump(session, [failed])
+    held = len(ready) + len(unwritten)
     shift_counters(
         session,
         campaign_id,
         {
             S.QUEUED: -(len(ids) - len(deferred)),
-            S.SENDING: len(claimed),
+            S.SENDING: held,
             S.SKIPPED: sum(len(v) for v in skipped.values()),
-            S.FAILED: len(broken),
         },
     )
-    return claimed
+    if not unwritten:
+        return ready
+    # The claim is durable before any body runs: a render holds no lock, and a worker that
+    # dies now leaves `sending` rows without a text, which recovery knows were never sent.
+    session.commit()
+    written = _render(compiled, unwritten, text_limit, lease_until - now)
+    return ready + _store(session, campaign_id, written, sender_id, owner, now)
+
+
+@dataclass(slots=True)
+class _Written:
+    row: Any
+    text: str | None = None  # the message, or None when it could not be written
+    error: str | None = None  # why it could not be (None with no text: out of time)
+
+
+def _render(
+    compiled: CompiledBody | TemplateError, rows: list[Any], text_limit: int, lease: timedelta
+) -> list[_Written]:
+    """Each row's text, outside any transaction.
+
+    - A body that fails for one contact fails that message with the author's sentence.
+    - Rendering stops once a quarter of the lease is spent (each render has its own budget,
+      but a batch of slow ones must not outlive the claim): the rest go back to the queue.
+    """
+    stop_at = time.monotonic() + lease.total_seconds() / 4
+    out: list[_Written] = []
+    for row in rows:
+        if time.monotonic() > stop_at:
+            out.append(_Written(row))
+            continue
+        try:
+            if isinstance(compiled, TemplateError):
+                raise compiled
+            ctx = context_for(row.phone, row.name, row.country, row.attributes or {})
+            out.append(_Written(row, text=compiled.render(ctx, seed=row.id, limit=text_limit)))
+        except TemplateError as exc:
+            out.append(_Written(row, error=f"The message could not be written: {exc}"))
+    return out
+
+
+def _store(
+    session: Session,
+    campaign_id: int,
+    written: list[_Written],
+    sender_id: int,
+    owner: str,
+    now: datetime,
+) -> list[Claimed]:
+    """Store rendered texts and failures on the rows this claim still holds.
+
+    Guarded like a settle: a row recovery took back while it was rendered is left alone.
+    """
+    mark = driver_marks(session, 1)[0]
+    held = f"AND status = 'sending' AND lease_owner = {mark} AND sender_id = {mark}"
+    conn = session.connection()
+    texts = [w for w in written if w.text is not None]
+    if texts:
+        # Straight to the driver: the claim above already set updated_at, and SQLAlchemy
+        # would otherwise stamp it again, row by row.
+        stored = conn.exec_driver_sql(
+            f"UPDATE messages SET body = {mark} WHERE id = {mark} {held}",  # noqa: S608
+            [(w.text, w.row.id, owner, sender_id) for w in texts],
+        ).rowcount
+    to_time = driver_time(session)
+    stamp = to_time(now)
+    broken = [w for w in written if w.error is not None]
+    failed = 0
+    if broken:
+        failed = conn.exec_driver_sql(
+            "UPDATE messages SET status = 'failed', lease_owner = NULL, "  # noqa: S608
+            f"lease_until = NULL, failed_at = {mark}, error_code = 'template_error', "
+            f"error_detail = {mark}, updated_at = {mark} WHERE id = {mark} {held}",
+            [(stamp, w.error[:1000], stamp, w.row.id, owner, sender_id) for w in broken],  # type: ignore[index]
+        ).rowcount
+        if failed:
+            stats.bump(session, [("failed", campaign_id, sender_id, now, "template_error", failed)])
+    late = [w for w in written if w.text is None and w.error is None]
+    requeued = 0
+    if late:
+        # Never handed to a channel: no attempt is used.
+        requeued = conn.exec_driver_sql(
+            "UPDATE messages SET status = 'queued', lease_owner = NULL, "  # noqa: S608
+            f"lease_until = NULL, sender_id = NULL, next_attempt_at = {mark}, "
+            f"updated_at = {mark} WHERE id = {mark} {held}",
+            [(stamp, stamp, w.row.id, owner, sender_id) for w in late],
+        ).rowcount
+    if failed or requeued:
+        shift_counters(
+            session,
+            campaign_id,
+            {S.SENDING: -(failed + requeued), S.FAILED: failed, S.QUEUED: requeued},
+        )
+    if not texts:
+        return []
+    if stored == len(texts):  # the usual case: nothing was taken back while rendering
+        return [_claimed(w, campaign_id) for w in texts]
+    still = set(
+        session.execute(
+            select(messages.c.id).where(
+                messages.c.id.in_([w.row.id for w in texts]),
+                messages.c.status == S.SENDING,
+                messages.c.lease_owner == owner,
+                messages.c.sender_id == sender_id,
+            )
+        ).scalars()
+    )
+    return [_claimed(w, campaign_id) for w in texts if w.row.id in still]
+
+
+def _claimed(w: _Written, campaign_id: int) -> Claimed:
+    return Claimed(w.row.id, campaign_id, w.row.phone, w.text or "", w.row.attempts)
 
 
 _TARGET = {

@@ -59,6 +59,8 @@ def _expired(now: datetime, not_owner: str) -> Select:
 def _ask_channel(channel: Channel, rows: list) -> dict[int, Reconciled]:
     answers: dict[int, Reconciled] = {}
     for row in rows:
+        if row.body is None:
+            continue  # never sent: `_apply` queues it again without asking
         try:
             answers[row.id] = channel.reconcile(
                 OutgoingMessage(message_id=row.id, phone=row.phone, text=row.body or "")
@@ -129,8 +131,7 @@ def expire_stale_leases(
     for sender_id, group in by_sender.items():
         sender = session.get(Sender, sender_id) if sender_id is not None else None
         answers.update(_ask(session, sender, group, instance_path, options or {}, owner, now))
-    _apply(session, rows, answers, now)
-    return len(answers)
+    return _apply(session, rows, answers, now)
 
 
 def reconcile_sender(
@@ -146,13 +147,21 @@ def reconcile_sender(
     return len(rows)
 
 
-def _apply(session: Session, rows: list, answers: dict[int, Reconciled], now: datetime) -> None:
+def _apply(session: Session, rows: list, answers: dict[int, Reconciled], now: datetime) -> int:
+    """Settle the rows answered (and those never written); returns how many."""
     moved: dict[int, Counter] = defaultdict(Counter)
+    considered = 0
     sent: list[stats.StatRow] = []
     for row in rows:
-        if row.id not in answers:
+        if row.body is None:
+            # Claimed, then its worker stopped before the text was written: the text is
+            # stored before any channel sees a message, so this one was never sent.
+            answer: Reconciled = "not_sent"
+        elif row.id in answers:
+            answer = answers[row.id]
+        else:
             continue
-        answer = answers[row.id]
+        considered += 1
         guard = update(messages).where(
             messages.c.id == row.id,
             messages.c.status == S.SENDING,
@@ -195,3 +204,4 @@ def _apply(session: Session, rows: list, answers: dict[int, Reconciled], now: da
             level=EventLevel.WARNING if counts[S.UNKNOWN] else EventLevel.INFO,
             campaign_id=campaign_id,
         )
+    return considered
