@@ -25,6 +25,7 @@ from PIL import Image
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from wabulk.disk import disk_full_sentence, is_disk_full
 from wabulk.errors import NotFound, ValidationError
 from wabulk.models import Media
 
@@ -109,7 +110,12 @@ def save_media(
     with tempfile.NamedTemporaryFile(dir=media_dir, prefix=".upload-", delete=False) as tmp:
         temp = Path(tmp.name)
     try:
-        digest, size, head, is_text = _copy(stream, temp, name, max_bytes)
+        try:
+            digest, size, head, is_text = _copy(stream, temp, name, max_bytes)
+        except OSError as exc:
+            if not is_disk_full(exc):
+                raise
+            raise ValidationError(disk_full_sentence(name), field="media") from None
         mime = _sniff(temp, head, is_text, name)
         existing = session.scalars(select(Media).where(Media.sha256 == digest)).one_or_none()
         if existing is not None:

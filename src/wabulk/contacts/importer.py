@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from sqlalchemy.orm import Session
 from .. import events
 from ..auth.permissions import require_role
 from ..db import Database
+from ..disk import disk_full_sentence, is_disk_full
 from ..errors import NotFound, ValidationError
 from ..models import (
     ContactList,
@@ -94,10 +96,18 @@ def save_upload(
     token = secrets.token_hex(12)
     tmp = folder / f"{token}.upload"
     digest = hashlib.sha256()
-    with tmp.open("wb") as out:  # hashed while copied: the file is read once
-        while block := stream.read(1024 * 1024):
-            digest.update(block)
-            out.write(block)
+    try:
+        with tmp.open("wb") as out:  # hashed while copied: the file is read once
+            while block := stream.read(1024 * 1024):
+                digest.update(block)
+                out.write(block)
+            out.flush()
+            os.fsync(out.fileno())  # whole on disk before the import that names it commits
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and is_disk_full(exc):
+            raise SheetError(disk_full_sentence("the file")) from None
+        raise
     try:
         sheet = open_sheet(tmp)
     except SheetError:
