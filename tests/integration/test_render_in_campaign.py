@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from flask.testing import FlaskClient
 from PIL import Image
 from sqlalchemy import select
 
@@ -31,7 +32,10 @@ from wabulk.channels.dry_run import log_path, read_log
 from wabulk.db import Database
 from wabulk.dispatch import queue, recovery
 from wabulk.dispatch.pacing import Pace
-from wabulk.models import Campaign, CampaignStatus, Message, MessageStatus, utcnow
+from wabulk.models import Campaign, CampaignStatus, Message, MessageStatus, Role, Template, utcnow
+from wabulk.web.templates_views import PREVIEW_MAX_BYTES
+
+from ..conftest import get_csrf
 
 ENDLESS = "{% for a in 'x' * 20000 %}{% for b in 'x' * 20000 %}{{ b }}{% endfor %}{% endfor %}"
 # Person 1 gets the endless loop; everyone else a normal message.
@@ -199,3 +203,107 @@ def test_a_worker_stopping_while_it_renders_leaves_nothing_lost_nor_unknown(
         assert c.text == compiled.render({"name": person}, seed=c.id)  # the same text
     assert len(claimed) == 3
     assert_counters_exact(db, campaign_id)
+
+
+# --- the preview ---------------------------------------------------------------------------
+
+
+def preview(client: FlaskClient, **data):  # type: ignore[no-untyped-def]
+    token = get_csrf(client, "/templates")
+    return client.post("/templates/preview.json", data=data, headers={"X-CSRFToken": token})
+
+
+@pytest.mark.parametrize(
+    ("body", "sentence"),
+    [
+        ("{{ (((9**64)**64)**64)**64 > 1 }}", "Line 1: a number in this message would grow past"),
+        (ENDLESS, "Line 1: this message does too much work to prepare"),
+        ("{% for i in 'x' * 20000 %}{{ 'y' * 500 }}{% endfor %}", "comes to more than 20,000"),
+        ("{{ 'y' * 5000 }}", "comes to 5,000 characters once filled in; WhatsApp allows 4,096"),
+    ],
+)
+def test_a_viewers_preview_ends_with_the_sentence_a_send_would_give(
+    client: FlaskClient, as_role, db: Database, body: str, sentence: str
+) -> None:
+    as_role(Role.VIEWER)
+    list_id = make_contacts(db, phones(2), "Customers")
+    response = preview(client, body=body, list_ids=[list_id])
+    assert response.status_code == 200
+    result = response.get_json()
+    assert result["samples"] == []
+    assert result["error"].startswith(sentence) or sentence in result["error"], result["error"]
+
+
+def test_a_preview_body_longer_than_a_message_is_refused_unrendered(
+    client: FlaskClient, as_role, db: Database
+) -> None:
+    as_role(Role.VIEWER)
+    list_id = make_contacts(db, phones(1), "Customers")
+    result = preview(client, body="x" * 4097, list_ids=[list_id]).get_json()
+    assert result["error"] == "The message has 4,097 characters; WhatsApp allows 4,096."
+
+
+class CountingStream(io.BytesIO):
+    """A request body that records how much of it the server read."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(b"body=" + b"x" * (size - 5))
+        self.taken = 0
+
+    def read(self, n: int | None = -1) -> bytes:
+        chunk = super().read(n)
+        self.taken += len(chunk)
+        return chunk
+
+    def readline(self, limit: int | None = -1) -> bytes:
+        line = super().readline(limit)
+        self.taken += len(line)
+        return line
+
+
+def test_an_oversized_preview_request_is_refused_before_it_is_read(
+    client: FlaskClient, as_role
+) -> None:
+    as_role(Role.VIEWER)
+    token = get_csrf(client, "/templates")
+    stream = CountingStream(PREVIEW_MAX_BYTES + 1)
+    response = client.post(
+        "/templates/preview.json",
+        input_stream=stream,
+        content_length=PREVIEW_MAX_BYTES + 1,
+        content_type="application/x-www-form-urlencoded",
+        headers={"X-CSRFToken": token},
+    )
+    assert response.status_code == 413
+    assert response.get_json()["error"] == (
+        "The message is too long to preview; WhatsApp allows 4,096 characters."
+    )
+    assert stream.taken == 0
+    # The largest real preview (4,096 four-byte characters, percent-encoded) still fits.
+    widest = preview(client, body="🎉" * 4096)
+    assert widest.status_code == 200
+    assert widest.get_json()["error"] is None
+
+
+def test_the_preview_holds_a_photos_caption_to_1024_characters(
+    client: FlaskClient, as_role, db: Database, settings
+) -> None:
+    as_role(Role.VIEWER)
+    list_id = make_contacts(db, phones(1), "Customers")
+    with db.session() as session:
+        media_id = save_media(
+            session, io.BytesIO(png()), "Offer.png", settings.instance_path, 10**6
+        ).id
+        template = Template(name="Offer", body="{{ 'x' * 1030 }}", media_id=media_id)
+        session.add(template)
+        session.flush()
+        template_id = template.id
+    saved = preview(client, template_id=template_id, list_ids=[list_id]).get_json()
+    assert saved["error"] == (
+        "the message comes to 1,030 characters once filled in; "
+        "WhatsApp allows 1,024 in the caption of a photo or video"
+    )
+    typed = preview(client, body="{{ 'x' * 1030 }}", media_id=media_id, list_ids=[list_id])
+    assert typed.get_json()["error"] == saved["error"]
+    plain = preview(client, body="{{ 'x' * 1030 }}", list_ids=[list_id]).get_json()
+    assert plain["error"] is None and plain["samples"][0]["text"] == "x" * 1030

@@ -11,9 +11,10 @@ from .. import events
 from ..auth.permissions import require_role
 from ..errors import Conflict, NotFound, ValidationError
 from ..models import Campaign, CampaignStatus, Contact, Media, Role, Template, User, list_members
+from .render_budget import TEXT_LIMIT
 from .rendering import TemplateError, compile_body, context_for, empty_placeholders
 
-MAX_BODY = 4096  # WhatsApp's own limit for a text message
+MAX_BODY = TEXT_LIMIT  # WhatsApp's own limit for a text message
 
 
 def get_template(session: Session, template_id: int) -> Template:
@@ -37,14 +38,15 @@ def _check(session: Session, name: str, body: str, media_id: int | None, except_
     if not body.strip():
         raise ValidationError("Write the message.", field="body")
     if len(body) > MAX_BODY:
-        raise ValidationError(
-            f"The message has {len(body):,} characters; WhatsApp allows {MAX_BODY:,}.",
-            field="body",
-        )
+        raise ValidationError(_too_long(body), field="body")
     compile_body(body)
     if media_id is not None and session.get(Media, media_id) is None:
         raise ValidationError(f"There is no attachment #{media_id}.", field="media")
     return name
+
+
+def _too_long(body: str) -> str:
+    return f"The message has {len(body):,} characters; WhatsApp allows {MAX_BODY:,}."
 
 
 def create_template(
@@ -127,13 +129,23 @@ class Preview:
 
 
 def preview(
-    session: Session, body: str, list_ids: list[int], samples: int = 3, check: int = 500
+    session: Session,
+    body: str,
+    list_ids: list[int],
+    samples: int = 3,
+    check: int = 500,
+    limit: int = TEXT_LIMIT,
 ) -> Preview:
     """The message as real recipients of the chosen lists would get it.
 
     - Renders the first `samples` recipients, and counts over the first `check` which
       placeholders would be empty, so a sheet with a missing column is noticed before launch.
+    - Each sample has the budget a sent message has, and `limit` is WhatsApp's length for
+      it (`CAPTION_LIMIT` with a photo or video): a body the dispatcher would refuse is
+      refused here with the same sentence.
     """
+    if len(body) > MAX_BODY:
+        return Preview([], [], _too_long(body), 0, [])
     try:
         compiled = compile_body(body)
     except TemplateError as exc:
@@ -147,9 +159,8 @@ def preview(
     shown: list[PreviewSample] = []
     try:
         for contact, ctx in zip(people[:samples], contexts, strict=False):
-            shown.append(
-                PreviewSample(contact.phone, contact.name, compiled.render(ctx, contact.id))
-            )
+            text = compiled.render(ctx, contact.id, limit=limit)
+            shown.append(PreviewSample(contact.phone, contact.name, text))
     except TemplateError as exc:
         return Preview(shown, [], str(exc), len(people), sorted(compiled.placeholders))
     warnings = [

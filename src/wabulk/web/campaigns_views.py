@@ -28,6 +28,7 @@ from ..campaigns import service as campaigns
 from ..campaigns import templates as message_templates
 from ..campaigns.media import find_media
 from ..campaigns.queries import campaigns_newest_first
+from ..campaigns.render_budget import limit_for
 from ..contacts import lists
 from ..errors import DomainError, NotFound, ValidationError
 from ..events import campaign_events
@@ -189,7 +190,11 @@ def _render_detail(campaign_id: int, test: FormState) -> str:
         draft = {
             "recipients": recipients,
             "opted_out": opted_out,
-            "preview": message_templates.preview(session, body, list_ids) if body.strip() else None,
+            "preview": message_templates.preview(
+                session, body, list_ids, limit=limit_for(media.mime_type if media else None)
+            )
+            if body.strip()
+            else None,
         }
     return render_template(
         "campaigns/detail.html",

@@ -7,8 +7,10 @@ from typing import Any
 from flask import (
     Blueprint,
     Response,
+    abort,
     flash,
     jsonify,
+    make_response,
     redirect,
     render_template,
     request,
@@ -21,6 +23,7 @@ from werkzeug.wrappers import Response as WResponse
 from ..campaigns import templates as service
 from ..campaigns.media import find_media, get_media, media_kind, media_path
 from ..campaigns.queries import templates_with_attachments
+from ..campaigns.render_budget import limit_for
 from ..campaigns.templates import MAX_BODY
 from ..contacts import lists
 from ..contacts.service import placeholder_keys
@@ -127,15 +130,44 @@ def preview() -> Response:
     """The body as the first recipients of the chosen lists would get it.
 
     - `template_id` previews a saved template's body instead of `body` (campaign wizard).
+    - `media_id` (or the saved template's attachment): a photo or video carries the text
+      as a caption, so the preview holds it to WhatsApp's caption length.
     """
     session = db_session()
     body = request.form.get("body", "")
     template_id = request.form.get("template_id", "")
+    typed = request.form.get("media_id", "")
+    media_id = int(typed) if typed.isdigit() and len(typed) < 10 else None
     if template_id.isdigit():
-        body = service.get_template(session, int(template_id)).body
+        template = service.get_template(session, int(template_id))
+        body, media_id = template.body, template.media_id
     if not body.strip():
         return jsonify(_preview_json(None))
-    return jsonify(_preview_json(service.preview(session, body, ids("list_ids"))))
+    media = find_media(session, media_id)
+    limit = limit_for(media.mime_type if media else None)
+    return jsonify(_preview_json(service.preview(session, body, ids("list_ids"), limit=limit)))
+
+
+# The body (at most MAX_BODY characters: 4 bytes each in UTF-8 and 3 per byte once
+# percent-encoded), the chosen lists and the form's framing: far above any real preview.
+PREVIEW_MAX_BYTES = MAX_BODY * 12 + 16 * 1024
+
+
+@bp.url_value_preprocessor
+def _preview_size(endpoint: str | None, _values: dict[str, Any] | None) -> None:
+    """Refuse an oversized preview before anything reads its form.
+
+    URL value preprocessors run before every `before_request` hook, and the CSRF check is
+    one of those: it would otherwise parse whatever a signed-in viewer sent.
+    """
+    if endpoint != "templates.preview":
+        return
+    length = request.content_length
+    if length is None or length > PREVIEW_MAX_BYTES:
+        sentence = f"The message is too long to preview; WhatsApp allows {MAX_BODY:,} characters."
+        empty = _preview_json(None) | {"error": sentence, "empty": False}
+        abort(make_response(jsonify(empty), 413))
+    request.max_content_length = PREVIEW_MAX_BYTES
 
 
 def _preview_json(pv: service.Preview | None) -> dict[str, Any]:
