@@ -3,6 +3,9 @@
 - Every function that changes an account takes the acting user and checks its role here,
   so the page, the CLI and the API cannot disagree about who may do what.
 - Emails are stored lower-cased; comparisons use the stored form.
+- Whatever ends a person's access ends their sessions here too (auth.sessions): a new
+  password signs out their other browsers, disabling signs out all of them and revokes their
+  API tokens, so enabling them again revives neither.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from sqlalchemy.orm import Session
 from .. import events
 from ..errors import Conflict, NotFound, PermissionDenied, ValidationError
 from ..models import Role, User, utcnow
-from . import passwords, setup_code, throttle
+from . import passwords, sessions, setup_code, throttle, tokens
 from .permissions import require_role
 
 
@@ -153,8 +156,35 @@ def set_active(session: Session, actor: User | None, user_id: int, active: bool)
     user.is_active = active
     who = events.actor_name(actor)
     verb = "enabled" if active else "disabled"
-    events.record(session, f"user.{verb}", f"{who} {verb} {user.email}.", user=actor)
+    text = f"{who} {verb} {user.email}."
+    if not active:
+        sessions.end_all(session, user.id)
+        revoked = tokens.revoke_all(session, user.id)
+        if revoked:
+            text = f"{who} disabled {user.email} and revoked their {_tokens(revoked)}."
+    events.record(session, f"user.{verb}", text, user=actor)
     return user
+
+
+def _tokens(n: int) -> str:
+    return "API token" if n == 1 else f"{n} API tokens"
+
+
+def sign_out_everywhere(session: Session, actor: User, user_id: int) -> int:
+    """End every session of a user (an admin's action, or anyone's for themselves); the
+    actor's own current session is kept when they sign out their own others.
+
+    Returns how many sessions ended. API tokens are left alone: they have their own page.
+    """
+    if actor.id != user_id:
+        require_role(actor, Role.ADMIN)
+    user = get_user(session, user_id)
+    keep = actor.session_key if actor.id == user.id else None
+    ended = sessions.end_all(session, user.id, keep=keep)
+    who = events.actor_name(actor)
+    whose = "their other sessions" if keep else f"every session of {user.email}"
+    events.record(session, "user.signed_out", f"{who} signed out {whose}.", user=actor)
+    return ended
 
 
 def reset_password(session: Session, actor: User | None, user_id: int, password: str) -> User:
@@ -163,6 +193,10 @@ def reset_password(session: Session, actor: User | None, user_id: int, password:
     passwords.check_strength(password)
     user.password_hash = passwords.hash_password(password)
     throttle.clear_account(session, user.email)
+    # Often for a lost or shared device: every session of theirs ends, except the acting
+    # admin's own browser when they reset their own password.
+    keep = actor.session_key if actor is not None and actor.id == user.id else None
+    sessions.end_all(session, user.id, keep=keep)
     who = events.actor_name(actor)
     events.record(
         session, "user.password_reset", f"{who} set a new password for {user.email}.", user=actor
@@ -175,6 +209,7 @@ def change_own_password(session: Session, user: User, current: str, new: str) ->
         raise ValidationError("Your current password is not right.", field="current_password")
     passwords.check_strength(new)
     user.password_hash = passwords.hash_password(new)
+    sessions.end_all(session, user.id, keep=user.session_key)  # this browser stays signed in
     events.record(
         session, "user.password_changed", f"{user.email} changed their password.", user=user
     )

@@ -3,7 +3,10 @@
 - The plain token is returned once, at creation; only its SHA-256 and a short prefix (to
   tell tokens apart in lists) are stored, so a copy of the database reveals no token.
 - Everyone manages their own tokens; administrators can also see and revoke everyone's.
-- A revoked token, or a token of a disabled user, is refused.
+- A revoked token, or a token of a disabled user, is refused; disabling a user revokes their
+  tokens (revoke_all), so enabling them again does not bring old tokens back.
+- A new password leaves tokens working: they belong to programs, not to a browser, and are
+  revoked on their own page.
 - `last_used_at` is written at most once a minute, so reading through the API does not
   turn every request into a write.
 """
@@ -109,6 +112,16 @@ def revoke_token(session: Session, actor: User, token_id: int) -> ApiToken:
         data={"token_id": token.id},
     )
     return token
+
+
+def revoke_all(session: Session, user_id: int) -> int:
+    """Revoke every active token of a user (when they are disabled); returns how many."""
+    result = session.execute(
+        update(ApiToken)
+        .where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 def authenticate_token(session: Session, secret: str) -> User | None:

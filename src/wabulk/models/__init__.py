@@ -23,7 +23,7 @@ from .contacts import (
 from .events import Event, EventLevel, Inbound
 from .senders import Channel, Sender, SenderState
 from .stats import SLOT_MINUTES, MessageStat, Tally
-from .users import ApiToken, AppSetting, LoginFailure, Role, User
+from .users import ApiToken, AppSetting, LoginFailure, Role, User, UserSession
 
 __all__ = [
     "SLOT_MINUTES",
@@ -53,6 +53,7 @@ __all__ = [
     "Tally",
     "Template",
     "User",
+    "UserSession",
     "campaign_lists",
     "campaign_senders",
     "list_members",

@@ -1,9 +1,9 @@
-"""People who use wabulk, their API tokens, and the failed-login ledger."""
+"""People who use wabulk, their signed-in sessions and API tokens, and the failed-login
+ledger."""
 
 from __future__ import annotations
 
 import enum
-import hashlib
 from datetime import datetime
 
 from sqlalchemy import ForeignKey, Index, String
@@ -41,6 +41,9 @@ class User(Base):
     last_login_at: Mapped[datetime | None]
 
     tokens: Mapped[list[ApiToken]] = relationship(back_populates="user")
+    sessions: Mapped[list[UserSession]] = relationship(
+        back_populates="user", cascade="all, delete-orphan", passive_deletes=True
+    )
 
     # Flask-Login protocol, kept here so the web layer needs no wrapper class.
     @property
@@ -52,16 +55,16 @@ class User(Base):
         return False
 
     def get_id(self) -> str:
-        """Session identity: the id plus a fingerprint of the password hash.
+        """What Flask-Login stores in the session and remember cookies: this request's
+        server-side session key (auth.sessions), never the user id.
 
-        A new password changes the fingerprint, so every other session and "keep me signed
-        in" cookie of this user stops working at once.
+        Empty for a user not signed in through auth.sessions.start, so nothing stored for
+        them can sign anyone in.
         """
-        return f"{self.id}.{self.session_fingerprint}"
+        return self.session_key or ""
 
-    @property
-    def session_fingerprint(self) -> str:
-        return hashlib.sha256(self.password_hash.encode()).hexdigest()[:16]
+    # The key of the sign-in this object was loaded through; per request, never stored.
+    session_key = None
 
 
 class ApiToken(Base):
@@ -80,6 +83,23 @@ class ApiToken(Base):
     revoked_at: Mapped[datetime | None]
 
     user: Mapped[User] = relationship(back_populates="tokens")
+
+
+class UserSession(Base):
+    """One signed-in browser; its cookies carry a random key of which only the SHA-256 is
+    stored. Deleting the row signs that browser out, whatever cookies it kept."""
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Shown to the person so they can tell their sessions apart; cut to fit.
+    user_agent: Mapped[str | None] = mapped_column(String(200))
+
+    user: Mapped[User] = relationship(back_populates="sessions")
 
 
 class LoginFailure(Base):

@@ -10,6 +10,7 @@ from werkzeug.wrappers import Response
 
 from .. import events
 from ..auth import service as users
+from ..auth import sessions as signed_in
 from ..errors import DomainError, PermissionDenied, ValidationError
 from ..models import Role
 from .forms import LoginForm, SetupForm
@@ -60,6 +61,7 @@ def login() -> Response | str:
         else:
             users.adopt_browser_timezone(user, request.form.get("timezone"))
             events.record(session, "user.login", f"{user.email} signed in.", user=user)
+            signed_in.start(session, user, request.user_agent.string)
             session.commit()
             login_user(user, remember=bool(form.remember.data))
             return redirect(_safe_next(request.args.get("next")))
@@ -83,6 +85,7 @@ def setup() -> Response | str:
                 form.setup_code.data or "",
             )
             users.adopt_browser_timezone(user, request.form.get("timezone"))
+            signed_in.start(session, user, request.user_agent.string)
             session.commit()
         except PermissionDenied:
             return redirect(url_for("auth.login"))
@@ -99,6 +102,10 @@ def setup() -> Response | str:
 @bp.route("/logout", methods=["POST"])
 @requires(Role.VIEWER)
 def logout() -> Response:
+    # The row goes, so this session's cookies, and any copies of them, stop working.
+    session = db_session()
+    signed_in.end(session, current_user.session_key)
+    session.commit()
     logout_user()
     flash("You are signed out.", "info")
     return redirect(url_for("auth.login"))

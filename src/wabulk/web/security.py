@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -28,6 +27,7 @@ from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from ..auth.service import has_users
+from ..auth.sessions import resume as resume_session
 from ..auth.tokens import authenticate_token
 from ..errors import Conflict, NotFound, PermissionDenied
 from ..models import Role, User
@@ -162,19 +162,9 @@ def _security_headers(response: Response) -> Response:
     return response
 
 
-def _load_user(session_id: str) -> User | None:
-    user_id, _, fingerprint = session_id.partition(".")
-    try:
-        user = db_session().get(User, int(user_id))
-    except ValueError:
-        return None
-    if (
-        user is None
-        or not user.is_active
-        or not hmac.compare_digest(fingerprint, user.session_fingerprint)
-    ):
-        return None
-    return user
+def _load_user(session_key: str) -> User | None:
+    # The cookie names a server-side session (auth.sessions); a signed-out one finds no row.
+    return resume_session(db_session(), session_key)
 
 
 def _on_csrf_error(error: CSRFError) -> Any:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_user
+from flask_login import current_user
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from .. import app_settings
 from ..auth import service as users
+from ..auth import sessions as signed_in
 from ..auth import tokens as api_tokens
 from ..errors import DomainError
 from ..models import Role
@@ -38,12 +39,32 @@ def _render_account(
     status: int = 200,
 ) -> str:
     profile_form = profile_form or ProfileForm(timezone=current_user.timezone or "")
+    mine = db_session().scalars(signed_in.of_user(current_user.id).limit(50)).all()
     return render_template(
         "settings/account.html",
         password_form=password_form or ChangePasswordForm(),
         profile_form=profile_form,
         timezone_names=users.timezone_names(),
+        sessions=[(row, signed_in.is_current(row, current_user.session_key)) for row in mine],
+        button_form=EmptyForm(),
     ), status  # type: ignore[return-value]
+
+
+@bp.post("/sessions/end-others")
+@requires(Role.VIEWER)
+def end_other_sessions() -> Response:
+    def run(session: Session) -> str:
+        return _others_ended(users.sign_out_everywhere(session, current_user, current_user.id))
+
+    apply_action(run)
+    return redirect(url_for("settings.index"))
+
+
+def _others_ended(n: int) -> str:
+    if not n:
+        return "You had no other sessions; this browser stays signed in."
+    others = "1 other session" if n == 1 else f"{n} other sessions"
+    return f"Signed out {others} elsewhere; this browser stays signed in."
 
 
 @bp.post("/password")
@@ -60,7 +81,6 @@ def change_password() -> Response | str:
             form.current_password.errors = [str(exc)]
         else:
             session.commit()
-            login_user(current_user._get_current_object())  # refresh this session's fingerprint
             flash("Your password is changed. Other devices are signed out.", "success")
             return redirect(url_for("settings.index"))
     return _render_account(password_form=form, status=400)
@@ -173,6 +193,24 @@ def enable(user_id: int) -> Response:
 @requires(Role.ADMIN)
 def reset_password(user_id: int) -> Response:
     return _apply("reset", user_id)
+
+
+@bp.post("/users/<int:user_id>/sign-out")
+@requires(Role.ADMIN)
+def sign_out_user(user_id: int) -> Response:
+    def run(session: Session) -> str:
+        user = users.get_user(session, user_id)
+        ended = users.sign_out_everywhere(session, current_user, user_id)
+        if user.id == current_user.id:
+            return _others_ended(ended)
+        count = "1 session" if ended == 1 else f"{ended} sessions"
+        return (
+            f"Signed out {user.email} everywhere ({count} ended). "
+            "Their API tokens still work; revoke them under API tokens if needed."
+        )
+
+    apply_action(run)
+    return redirect(url_for("settings.user_list"))
 
 
 @bp.get("/general")
