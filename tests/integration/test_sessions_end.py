@@ -13,7 +13,7 @@ from datetime import timedelta
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 
 from wabulk.auth import service as users
 from wabulk.auth import sessions, tokens
@@ -275,3 +275,28 @@ def test_a_session_unused_for_the_idle_limit_ends(app: Flask, db: Database, make
     sign_in(browser, user.email)  # the next sign-in clears the idle row away
     with db.session() as session:
         assert len(session.scalars(select(UserSession)).all()) == 1
+
+
+def test_a_page_answers_when_the_last_seen_stamp_cannot_be_written(
+    app: Flask, db: Database, make_user
+) -> None:
+    """The stamp only informs the sessions list: SQLite refusing the write (busy, or here
+    read-only) must not turn a page view into an error page."""
+    user = make_user(Role.VIEWER)
+    browser = app.test_client()
+    sign_in(browser, user.email)
+    stale = utcnow() - timedelta(minutes=2)
+    with db.session() as session:
+        session.execute(update(UserSession).values(last_seen_at=stale))
+
+    def read_only(dbapi_connection, _record, _proxy) -> None:  # type: ignore[no-untyped-def]
+        dbapi_connection.execute("PRAGMA query_only=ON")
+
+    event.listen(db.engine, "checkout", read_only)
+    try:
+        assert signed_in(browser)
+    finally:
+        event.remove(db.engine, "checkout", read_only)
+    db.engine.dispose()  # pooled connections keep query_only; new ones start writable
+    with db.session() as session:
+        assert session.scalars(select(UserSession.last_seen_at)).one() == stale

@@ -15,13 +15,17 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import Select, delete, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from ..models import User, UserSession, utcnow
+
+log = logging.getLogger(__name__)
 
 IDLE_LIMIT = timedelta(days=30)
 TOUCH_EVERY = timedelta(minutes=1)
@@ -77,16 +81,29 @@ def resume(session: Session, key: str) -> User | None:
     if not user.is_active or now - found.last_seen_at > IDLE_LIMIT:
         return None
     if now - found.last_seen_at >= TOUCH_EVERY:
+        _touch(session, found.id, now)
+    user.session_key = key
+    return user
+
+
+def _touch(session: Session, row_id: int, now: datetime) -> None:
+    """Stamp `last_seen_at`; best effort, because it only informs the sessions list.
+
+    A database that cannot take the write now (SQLite busy with a long write, a read-only
+    moment) must not turn a page view into an error; the next request a minute on tries again.
+    """
+    try:
         # Conditional, so concurrent requests of one session write the stamp once.
         session.execute(
             update(UserSession)
-            .where(UserSession.id == found.id, UserSession.last_seen_at <= now - TOUCH_EVERY)
+            .where(UserSession.id == row_id, UserSession.last_seen_at <= now - TOUCH_EVERY)
             .values(last_seen_at=now)
             .execution_options(synchronize_session=False)
         )
         session.commit()
-    user.session_key = key
-    return user
+    except OperationalError:
+        session.rollback()
+        log.warning("Could not record a session's last use; the database was busy.")
 
 
 def end(session: Session, key: str | None) -> None:
