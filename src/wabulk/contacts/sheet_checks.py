@@ -22,9 +22,10 @@ from ..errors import ValidationError
 
 MAX_COLUMNS = 500
 MAX_ROWS = 2_000_000
-# The grid calamine builds holds every cell between the first and the farthest one, 32 bytes
-# each: 26 million is 830 MB, about a million rows of A to Z.
-MAX_CELLS = 26_000_000
+# calamine holds a sheet as one grid from its first to its farthest cell (32 bytes a cell,
+# an .ods ~110 while it is built), after a list of the cells it read (40 bytes each, twice that
+# while it grows): 8 million cells stay under a gigabyte, and are a million rows of 8 columns.
+MAX_CELLS = 8_000_000
 # calamine stops reading an .ods sheet at Excel's last row and drops the rows after it.
 MAX_ODS_ROWS = 1_048_576
 _BLOCK = 1024 * 1024
@@ -52,18 +53,23 @@ _FAR_CELL_REF = re.compile(
 )
 # Any reference with a column of two or three letters (past Z), and any reference's row.
 _WIDE_CELL_REF = re.compile(rb"\sr\s*=\s*[\"']([A-Z]{2,3})\d")
-_ANY_CELL_ROW = re.compile(rb"\sr\s*=\s*[\"'][A-Z]{1,3}(\d{1,7})[\"']")
 # Blocks without a quoted value of two capitals, or of a capital and seven digits, hold no
 # such reference: found with `in` on a copy where every capital reads A, every digit 0 and
 # every quote ", which costs a tenth of running the pattern over the block.
 _REF_SHAPES = bytes.maketrans(
-    b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789'", b"A" * 26 + b"0" * 10 + b'"'
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789'\t\r\n", b"A" * 26 + b"0" * 10 + b'"   '
 )
 _LEADING_DIGITS = re.compile(rb"\d+")
-# Rows or cells written in a way the fast scan does not follow: without a reference first
-# (calamine then places them one after the other), with a namespace prefix, or with a blank
-# other than a space after the tag name. Such a sheet is walked tag by tag.
-_UNUSUAL_TAG = re.compile(rb"<(?:c|row)[\t\r\n/>]|<[\w.-]+:(?:c|row)[\s/>]")
+# Cells written in a way the fast scan does not follow, looked for in the shapes copy (blanks
+# read as spaces): without a reference first (calamine places such a cell after the previous
+# one), with blanks around its "=", or with a namespace prefix. Such a sheet is walked tag by
+# tag. In the shapes copy a usual cell starts `<c r="A`; a tag cut by the block's end (fewer
+# than five characters after it) is seen whole with the next block.
+_ODD_CELL = re.compile(rb'<c(?:>| (?!r="A)[\s\S]{5})')
+_PREFIXED_CELL = re.compile(rb":c[ >]")  # a regex: `in` is slower for a pattern ending " "
+# A usual cell's reference to a row of six digits.
+_SIX_DIGIT_ROW = re.compile(rb" r=[\"'][A-Z]{1,3}(\d{6})[\"']")
+_ANY_ROW = re.compile(rb" r=[\"'][A-Z]{1,3}(\d{1,7})[\"']")
 _TAG = re.compile(rb"<(?:[\w.-]+:)?(row|c)\b([^>]*)>")
 _TAG_REF = re.compile(rb"\sr\s*=\s*[\"']([A-Za-z]*)(\d*)[\"']")
 _UNIQUE_COUNT = re.compile(rb"uniqueCount\s*=\s*[\"']\s*\+?(\d+)")
@@ -75,10 +81,9 @@ _MIN_STRING_BYTES = 9
 @dataclass
 class _Extent:
     last_row: int = 0  # the last row tag's number (rows come in order): the size estimate
-    max_row: int = 0  # the farthest row a reference names, when it matters (see below)
+    max_row: int = 0
     max_col: int = 0
-    rows_known: bool = False  # max_row is exact (else only references past 999,999 count)
-    cols_known: bool = False  # max_col is exact (else at most 26 when no wide reference)
+    six_digit_row: int = 0  # the farthest row of six digits a reference names
 
 
 def check_xlsx(path: Path) -> dict[str, int]:
@@ -89,6 +94,8 @@ def check_xlsx(path: Path) -> dict[str, int]:
     with zipfile.ZipFile(path) as zf:
         for info in zf.infolist():
             name = info.filename
+            # Every XML part is scanned, not only xl/worksheets/: calamine follows the
+            # package's own references, so a sheet can sit anywhere.
             if not name.lower().endswith(".xml") or name.startswith("xl/media/"):
                 continue
             if "sharedstrings" in name.lower():
@@ -114,14 +121,17 @@ def _check_shared_strings(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> None:
 
 
 def _scan_member(zf: zipfile.ZipFile, name: str) -> _Extent:
+    """The sheet's extent, as far as the limits need it: reading every reference costs as
+    much again as this scan, so only those that can pass a limit are read (far ones, rows of
+    six digits, columns past Z); other sheets are bounded by 99,999 rows and 26 columns."""
     extent = _Extent()
     tail = b""
     wide = unusual = False
     with zf.open(name) as fh:
         while chunk := fh.read(_BLOCK):
             data = tail + chunk
-            # Only references that may be out of bounds are looked at (a 7-digit row, a
-            # column past Z): walking every cell cost more than calamine's read.
+            # Quoted values of two capitals (a column past Z) or of a capital and seven
+            # digits (a row past 999,999) are the only references read here.
             shapes = data.translate(_REF_SHAPES)
             if b'"AA' in shapes or b'"A0000000' in shapes:
                 for col, row in _FAR_CELL_REF.findall(data):
@@ -130,7 +140,14 @@ def _scan_member(zf: zipfile.ZipFile, name: str) -> _Extent:
                 for col in set(_WIDE_CELL_REF.findall(data)):
                     extent.max_col = max(extent.max_col, _column_number(col))
                     wide = True
-            unusual = unusual or _UNUSUAL_TAG.search(data) is not None
+            if b"A000000" in shapes and (rows := _SIX_DIGIT_ROW.findall(data)):
+                # Same length: the text order is the number's.
+                extent.six_digit_row = max(extent.six_digit_row, int(max(rows)))
+            unusual = (
+                unusual
+                or _ODD_CELL.search(shapes) is not None
+                or _PREFIXED_CELL.search(shapes) is not None
+            )
             # Rows come in order: the block's last row tag is the sheet's so far. Every
             # common writer puts r first.
             if (at := data.rfind(b'row r="')) >= 0 and (
@@ -138,30 +155,17 @@ def _scan_member(zf: zipfile.ZipFile, name: str) -> _Extent:
             ):
                 extent.last_row = int(number.group())
             tail = data[-40:]
-    _check_extent(name, extent)
     if unusual:
         extent = _walk_tags(zf, name, extent.last_row)
-    elif wide:
-        # Columns past Z: the grid's height matters now, so every reference's row is read.
-        extent.max_row = max(extent.max_row, _max_ref_row(zf, name))
-        extent.rows_known = True
-    _check_extent(name, extent)
+        _check_extent(extent.max_row, extent.max_col)
+        return extent
+    # Bounds: no reference past Z means 26 columns; none of six digits, 99,999 rows.
+    cols = extent.max_col if wide else 26
+    rows = extent.max_row or extent.six_digit_row
+    if not rows and 99_999 * cols > MAX_CELLS:
+        rows = _max_ref_row(zf, name)  # a wide sheet below row 100,000: read its rows
+    _check_extent(rows or 99_999, cols)
     return extent
-
-
-def _check_extent(name: str, extent: _Extent) -> None:
-    rows, cols = extent.max_row, extent.max_col
-    if rows > MAX_ROWS + 1 or cols > MAX_COLUMNS:
-        raise too_big(f"A sheet in this workbook reaches row {rows:,} and column {cols:,}")
-    # Without a wide reference the columns stop at Z; rows below 1,000,000 are only counted
-    # when a column is past Z (the grid is bounded by 999,999 by 26 until then).
-    height = rows if extent.rows_known or rows else 0
-    width = cols if extent.cols_known or cols > 26 else 26
-    if height * width > MAX_CELLS:
-        raise too_big(
-            f"A sheet in this workbook spans {height:,} rows by {width:,} columns "
-            f"({height * width:,} cells)"
-        )
 
 
 def _max_ref_row(zf: zipfile.ZipFile, name: str) -> int:
@@ -169,18 +173,25 @@ def _max_ref_row(zf: zipfile.ZipFile, name: str) -> int:
     with zf.open(name) as fh:
         while chunk := fh.read(_BLOCK):
             data = tail + chunk
-            rows = _ANY_CELL_ROW.findall(data)
-            if rows:
-                longest = max(map(len, rows))
-                top = max(top, int(max(r for r in rows if len(r) == longest)))
+            top = max(top, max(map(int, _ANY_ROW.findall(data)), default=0))
             tail = data[-40:]
     return top
+
+
+def _check_extent(rows: int, cols: int) -> None:
+    if rows > MAX_ROWS + 1 or cols > MAX_COLUMNS:
+        raise too_big(f"A sheet in this workbook reaches row {rows:,} and column {cols:,}")
+    if rows * cols > MAX_CELLS:
+        raise too_big(
+            f"A sheet in this workbook spans {rows:,} rows by {cols:,} columns "
+            f"({rows * cols:,} cells)"
+        )
 
 
 def _walk_tags(zf: zipfile.ZipFile, name: str, last_row: int) -> _Extent:
     """Every row and cell in order, placed as calamine places them: by their reference, or
     one after the previous when they have none."""
-    extent = _Extent(last_row=last_row, rows_known=True, cols_known=True)
+    extent = _Extent(last_row=last_row)
     row = col = 0
     tail = b""
     with zf.open(name) as fh:
