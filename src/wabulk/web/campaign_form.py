@@ -22,7 +22,7 @@ from ..errors import ValidationError
 from ..models import Campaign, Media, Sender, SenderState
 from ..senders.queries import senders_by_name
 from .form_state import FormState, ids, optional_int
-from .helpers import get_settings, user_zone
+from .helpers import get_settings, optional_id, user_zone
 
 # (form box, label) in the order the page shows them.
 PACING_FIELDS = (
@@ -132,7 +132,7 @@ def draft_input(values: dict[str, Any], media_id: int | None) -> DraftInput:
         name=values["name"],
         list_ids=values["list_ids"],
         sender_ids=values["sender_ids"],
-        template_id=int(template) if str(template).isdigit() else None,
+        template_id=optional_id(template),
         body=values["body"],
         media_id=media_id,
         scheduled_at=scheduled_at,

@@ -36,7 +36,14 @@ from ..models import Campaign, CampaignStatus, Event, Role, SenderState, utcnow
 from ..senders.queries import senders_by_name
 from . import campaign_form
 from .form_state import FormState, attachment, ids
-from .helpers import apply_action, db_session, format_datetime, get_settings
+from .helpers import (
+    apply_action,
+    db_session,
+    format_datetime,
+    get_settings,
+    id_value,
+    id_values,
+)
 from .security import requires
 
 bp = Blueprint("campaigns", __name__, url_prefix="/campaigns")
@@ -94,7 +101,7 @@ def index() -> str:
 @bp.get("/new")
 @requires(Role.OPERATOR)
 def new() -> str:
-    template_id = request.args.get("template_id", type=int)
+    template_id = request.args.get("template_id", type=id_value)
     return _render_wizard(None, FormState(campaign_form.new_values(template_id)))
 
 
@@ -153,7 +160,7 @@ def _render_wizard(campaign: Campaign | None, state: FormState) -> str:
 def audience_json() -> Response:
     """Recipients of the chosen lists, and the opted-out members left out."""
     session = db_session()
-    chosen = [int(v) for v in request.args.getlist("list_ids") if v.isdigit()]
+    chosen = id_values(request.args.getlist("list_ids"))
     return jsonify(
         {
             "recipients": audience.count(session, chosen),
@@ -225,7 +232,7 @@ def _recipients_context(campaign: Campaign) -> dict[str, Any]:
     status = request.args.get("status", "all")
     if status not in campaigns.RECIPIENT_FILTERS:
         status = "all"
-    after = request.args.get("after", type=int)
+    after = request.args.get("after", type=id_value)
     rows, next_after = campaigns.recipients_page(
         db_session(), campaign.id, status, after, PAGE_SIZE
     )
@@ -332,7 +339,7 @@ def progress_json(campaign_id: int) -> Response:
     session = db_session()
     campaign = lifecycle.get_campaign(session, campaign_id)
     p = campaigns.progress(session, campaign)
-    after = request.args.get("after_event", type=int)
+    after = request.args.get("after_event", type=id_value)
     events = session.scalars(campaign_events(campaign_id, after, LOG_SIZE)).all()
     return jsonify(
         {

@@ -30,7 +30,7 @@ from ..contacts.importer import recent_imports
 from ..errors import DomainError
 from ..models import Role
 from .forms import ListForm
-from .helpers import apply_action, db_session
+from .helpers import apply_action, db_session, id_value
 from .security import requires
 
 bp = Blueprint("contacts", __name__, url_prefix="/contacts")
@@ -43,7 +43,7 @@ def _filter_from_args() -> contacts.ContactFilter:
         status = "all"
     return contacts.ContactFilter(
         q=request.args.get("q", "")[:200],
-        list_id=request.args.get("list_id", type=int),
+        list_id=request.args.get("list_id", type=id_value),
         status=status,
     )
 
@@ -57,7 +57,8 @@ def index() -> str:
 def _render(form: ListForm, status: int = 200) -> str:
     session = db_session()
     f = _filter_from_args()
-    rows, next_before = contacts.page(session, f, request.args.get("before", type=int), PAGE_SIZE)
+    before = request.args.get("before", type=id_value)
+    rows, next_before = contacts.page(session, f, before, PAGE_SIZE)
     list_rows = session.execute(lists.lists_with_counts()).all()
     return render_template(
         "contacts/index.html",
@@ -120,7 +121,7 @@ def _list_action(action, message: str) -> WResponse:  # type: ignore[no-untyped-
 @requires(Role.OPERATOR)
 def bulk() -> WResponse:
     action = request.form.get("action", "")
-    ids = request.form.getlist("contact_ids", type=int)
+    ids = request.form.getlist("contact_ids", type=id_value)
     back = request.form.get("back") or url_for("contacts.index")
     if not back.startswith("/contacts"):
         back = url_for("contacts.index")
@@ -144,7 +145,7 @@ def bulk() -> WResponse:
 
 
 def _list_id() -> int:
-    value = request.form.get("list_id", type=int)
+    value = request.form.get("list_id", type=id_value)
     if value is None:
         raise DomainError("Choose a list.")
     return value
@@ -173,7 +174,7 @@ def detail(contact_id: int) -> str:
 
 def _messages_context(session: Session, contact_id: int) -> dict[str, object]:
     """The contact's campaign messages, a keyset page at a time (?messages_before=)."""
-    before = request.args.get("messages_before", type=int)
+    before = request.args.get("messages_before", type=id_value)
     messages, older = contacts.message_history(session, contact_id, before, PAGE_SIZE)
     return {
         "messages": messages,
@@ -216,7 +217,7 @@ def check_whatsapp_again(contact_id: int) -> WResponse:
 @bp.post("/<int:contact_id>/lists")
 @requires(Role.OPERATOR)
 def change_lists(contact_id: int) -> WResponse:
-    remove = request.form.get("remove", type=int)
+    remove = request.form.get("remove", type=id_value)
     return _contact_action(
         contact_id,
         lambda s: (

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from ..campaigns.media import MB, save_media
 from ..errors import Conflict, DomainError, ValidationError
-from .helpers import get_settings
+from .helpers import get_settings, id_value, id_values
 
 
 @dataclass
@@ -67,7 +67,7 @@ def optional_int(name: str, label: str, *, form: Mapping[str, str] | None = None
 
 def ids(name: str) -> list[int]:
     """Checked ids of a multi-choice field; anything that is not a number is ignored."""
-    return [int(v) for v in request.form.getlist(name) if v.strip().isdigit()]
+    return id_values(request.form.getlist(name))
 
 
 def attachment(session: Session, state: FormState) -> tuple[bool, int | None]:
@@ -77,8 +77,7 @@ def attachment(session: Session, state: FormState) -> tuple[bool, int | None]:
       the page shows it as attached and the user does not upload it again.
     - Otherwise the one already attached is kept (hidden `media_id`) unless "remove" is ticked.
     """
-    kept = request.form.get("media_id", "").strip()
-    media_id = int(kept) if kept.isdigit() else None
+    media_id = request.form.get("media_id", type=id_value)
     if request.form.get("remove_media"):
         media_id = None
     upload = request.files.get("media")

@@ -2,19 +2,78 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from flask import Flask, current_app, flash, g
 from flask_login import current_user
 from sqlalchemy.orm import Session
+from werkzeug.routing import IntegerConverter
+from werkzeug.routing import Map as UrlMap
 
 from ..config import Settings
 from ..db import Database
 from ..errors import DomainError
 from ..models import Role
 from ..zones import zone
+
+# Ids are 32-bit on PostgreSQL and SQLite's integers stop at 2**63 - 1: a bigger number in
+# an address, a query string or a form names nothing, and must never reach the database
+# (OverflowError, "integer out of range": a 500). The API uses the same bound.
+MAX_ID = 2**31 - 1
+
+
+class IdConverter(IntegerConverter):
+    """`<int:…>` in every route: a number past MAX_ID matches no route, so it answers 404."""
+
+    # Ten digits at most in the pattern itself: a longer number then matches no rule for any
+    # method (404), where a refusal by `max` alone reads as 405 when the path has a rule for
+    # another method (Werkzeug records the method before the converter refuses).
+    regex = r"\d{1,10}"
+
+    def __init__(
+        self,
+        map: UrlMap,
+        fixed_digits: int = 0,
+        min: int | None = None,
+        max: int | None = MAX_ID,
+        signed: bool = False,
+    ) -> None:
+        super().__init__(map, fixed_digits, min, MAX_ID if max is None else max, signed)
+
+
+def id_value(text: str) -> int:
+    """An id or keyset cursor from a query string or form (`args.get(name, type=id_value)`).
+
+    A number past MAX_ID is taken as MAX_ID: it names no row, just as an unknown id does,
+    and as a cursor it means "from the newest" or "nothing after". Anything but ASCII
+    digits is a ValueError, which Werkzeug turns into the default (or leaves out of getlist).
+    """
+    text = text.strip()
+    if not (text.isascii() and text.isdigit()):
+        raise ValueError("not an id")
+    digits = text.lstrip("0")
+    return MAX_ID if len(digits) > 10 else min(int(digits or "0"), MAX_ID)
+
+
+def optional_id(value: object) -> int | None:
+    """The id in `value` (see id_value), or None when it holds none."""
+    try:
+        return id_value(str(value))
+    except ValueError:
+        return None
+
+
+def id_values(values: Iterable[str]) -> list[int]:
+    """The ids among `values`; anything else is ignored."""
+    out = []
+    for value in values:
+        try:
+            out.append(id_value(value))
+        except ValueError:
+            continue
+    return out
 
 
 def get_db() -> Database:
@@ -70,6 +129,8 @@ def format_datetime(value: datetime | None) -> str:
 
 
 def init_app(app: Flask) -> None:
+    # Before any blueprint: a rule binds its converters when it is added.
+    app.url_map.converters["int"] = IdConverter
     app.teardown_appcontext(_close_session)
     app.jinja_env.filters["datetime"] = format_datetime
     app.jinja_env.globals["Role"] = Role

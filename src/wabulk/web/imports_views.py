@@ -14,7 +14,7 @@ from ..contacts.phones import country_choices
 from ..contacts.sheets import SheetError
 from ..errors import DomainError
 from ..models import ImportKind, ImportStatus, Role
-from .helpers import apply_action, db_session, get_settings
+from .helpers import apply_action, db_session, get_settings, optional_id
 from .security import requires
 
 bp = Blueprint("imports", __name__, url_prefix="/contacts/imports")
@@ -137,7 +137,7 @@ def start(import_id: int) -> WResponse | tuple[str, int]:
             settings.instance_path,
             mapping,
             request.form.get("default_country", ""),
-            list_id=int(target) if target.isdigit() else None,
+            list_id=optional_id(target),
             new_list_name=request.form.get("new_list", "") if target == "new" else None,
             opt_out_reason=request.form.get("reason"),
         )

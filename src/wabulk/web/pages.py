@@ -15,7 +15,7 @@ from ..analytics import dashboard as dash
 from ..analytics import overview as analytics_overview
 from ..errors import ValidationError
 from ..models import Role, SenderState
-from .helpers import db_session, format_datetime, user_zone
+from .helpers import db_session, format_datetime, id_values, user_zone
 from .security import requires
 from .senders_views import STATE_LABELS
 
@@ -85,7 +85,7 @@ def live() -> Response:
 @requires(Role.VIEWER)
 def live_campaigns() -> Response:
     """Progress of the campaigns a page shows (?ids=1,2,3), for the campaigns list."""
-    ids = [int(v) for v in request.args.get("ids", "").split(",") if v.strip().isdigit()]
+    ids = id_values(request.args.get("ids", "").split(","))
     found = dash.campaigns_progress(db_session(), ids)
     return jsonify(
         {"live": any(c.live for c in found), "campaigns": [_campaign_json(c) for c in found]}

@@ -31,7 +31,7 @@ from ..errors import DomainError, NotFound
 from ..models import Role, Template
 from .campaign_form import CONTACT_FIELDS
 from .form_state import FormState, attachment, ids
-from .helpers import apply_action, db_session, get_settings
+from .helpers import apply_action, db_session, get_settings, id_value
 from .security import requires
 
 bp = Blueprint("templates", __name__, url_prefix="/templates")
@@ -135,11 +135,10 @@ def preview() -> Response:
     """
     session = db_session()
     body = request.form.get("body", "")
-    template_id = request.form.get("template_id", "")
-    typed = request.form.get("media_id", "")
-    media_id = int(typed) if typed.isdigit() and len(typed) < 10 else None
-    if template_id.isdigit():
-        template = service.get_template(session, int(template_id))
+    template_id = request.form.get("template_id", type=id_value)
+    media_id = request.form.get("media_id", type=id_value)
+    if template_id is not None:
+        template = service.get_template(session, template_id)
         body, media_id = template.body, template.media_id
     if not body.strip():
         return jsonify(_preview_json(None))
