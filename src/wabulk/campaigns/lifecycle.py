@@ -27,6 +27,7 @@ from ..models import (
     User,
     utcnow,
 )
+from ..senders.disclosure import reason_for
 from . import audience
 from .counters import shift_loaded
 
@@ -191,7 +192,12 @@ def resume(session: Session, actor: User | None, campaign_id: int) -> Campaign:
     campaign = get_campaign(session, campaign_id, lock=True)
     transition(campaign, "resume")
     if not usable_senders(campaign):
-        names = ", ".join(f"{s.name} ({s.state_reason or s.state.value})" for s in campaign.senders)
+        # The command line (no actor) is the machine's admin; others get no server paths.
+        role = actor.role if actor is not None else Role.ADMIN
+        names = ", ".join(
+            f"{s.name} ({reason_for(s.state_reason, role) or s.state.value})"
+            for s in campaign.senders
+        )
         raise Conflict(f"No sender of this campaign can send now: {names}. Fix one, then resume.")
     events.record(
         session,

@@ -43,6 +43,7 @@ from .helpers import (
     get_settings,
     id_value,
     id_values,
+    shown_text,
 )
 from .security import requires
 
@@ -344,7 +345,7 @@ def progress_json(campaign_id: int) -> Response:
     return jsonify(
         {
             "status": p.status,
-            "reason": p.reason,
+            "reason": shown_text(p.reason),
             "total": p.total,
             "counts": p.counts,
             "done": p.done,
@@ -365,7 +366,7 @@ def _event_json(event: Event) -> dict[str, Any]:
         "id": event.id,
         "at": format_datetime(event.at),
         "level": event.level.value,
-        "text": event.text,
+        "text": shown_text(event.text),
         # Operators and admins may open what WhatsApp Web showed (senders.screenshot).
         "screenshot": url_for("senders.screenshot", name=shot)
         if shot and current_user.role.includes(Role.OPERATOR)

@@ -16,6 +16,7 @@ from ..config import Settings
 from ..db import Database
 from ..errors import DomainError
 from ..models import Role
+from ..senders import disclosure
 from ..zones import zone
 
 # Ids are 32-bit on PostgreSQL and SQLite's integers stop at 2**63 - 1: a bigger number in
@@ -128,9 +129,25 @@ def format_datetime(value: datetime | None) -> str:
     return local.strftime("%Y-%m-%d %H:%M ") + (local.tzname() or "")
 
 
+def _role() -> Role | None:
+    return current_user.role if current_user.is_authenticated else None
+
+
+def shown_reason(reason: str | None) -> str | None:
+    """A sender's state reason as the signed-in user may read it (server details to admins)."""
+    return disclosure.reason_for(reason, _role())
+
+
+def shown_text(text: str | None) -> str | None:
+    """An Event's or a campaign's text with server paths hidden from all but admins."""
+    return None if text is None else disclosure.text_for(text, _role())
+
+
 def init_app(app: Flask) -> None:
     # Before any blueprint: a rule binds its converters when it is added.
     app.url_map.converters["int"] = IdConverter
     app.teardown_appcontext(_close_session)
     app.jinja_env.filters["datetime"] = format_datetime
+    app.jinja_env.filters["shown_reason"] = shown_reason
+    app.jinja_env.filters["shown_text"] = shown_text
     app.jinja_env.globals["Role"] = Role

@@ -15,7 +15,7 @@ from ..analytics import dashboard as dash
 from ..analytics import overview as analytics_overview
 from ..errors import ValidationError
 from ..models import Role, SenderState
-from .helpers import db_session, format_datetime, id_values, user_zone
+from .helpers import db_session, format_datetime, id_values, shown_text, user_zone
 from .security import requires
 from .senders_views import STATE_LABELS
 
@@ -36,7 +36,7 @@ def _campaign_json(c: dash.CampaignProgress) -> dict[str, Any]:
         "name": c.name,
         "url": url_for("campaigns.detail", campaign_id=c.id),
         "status": c.status,
-        "reason": c.reason,
+        "reason": shown_text(c.reason),
         "total": c.total,
         "done": c.done,
         "percent": c.percent,

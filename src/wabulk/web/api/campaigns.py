@@ -16,6 +16,7 @@ from ...campaigns import lifecycle
 from ...campaigns import service as campaigns
 from ...campaigns.queries import campaigns_newest_first
 from ...models import Campaign, Role, User
+from ..helpers import shown_text
 from .registry import (
     Call,
     Id,
@@ -149,7 +150,7 @@ def _summary(campaign: Campaign) -> dict[str, Any]:
         "id": campaign.id,
         "name": campaign.name,
         "status": campaign.status.value,
-        "status_reason": campaign.status_reason,
+        "status_reason": shown_text(campaign.status_reason),  # server paths to admins only
         "total": campaign.total,
         "counts": _counts(campaign),
         "replied": campaign.n_replied,

@@ -10,6 +10,7 @@ from pydantic import Field
 from ...models import Sender
 from ...senders import service as senders
 from ...senders.queries import senders_by_name
+from ..helpers import shown_reason
 from .registry import Call, Output, Page, Paged, PageQuery, keyset, operation
 
 
@@ -39,6 +40,7 @@ class SenderOut(Output):
 def _out(sender: Sender) -> dict[str, Any]:
     data = {f: getattr(sender, f) for f in SenderOut.model_fields}
     data["channel"], data["state"] = sender.channel.value, sender.state.value
+    data["state_reason"] = shown_reason(sender.state_reason)  # server details to admins only
     for key in ("active_from", "active_until"):
         value: time | None = data[key]
         data[key] = value.strftime("%H:%M") if value else None
