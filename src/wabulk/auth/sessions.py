@@ -41,15 +41,11 @@ def _hash(key: str) -> str:
 def start(session: Session, user: User, user_agent: str | None = None) -> str:
     """A new session for `user`; returns its key and sets it on `user` for login_user.
 
-    Also drops this user's sessions that passed the idle limit, so abandoned browsers do not
-    pile up rows.
+    Also drops every session that passed the idle limit, so browsers closed without signing
+    out do not pile up rows (the table stays at the size of recent use).
     """
     now = utcnow()
-    session.execute(
-        delete(UserSession).where(
-            UserSession.user_id == user.id, UserSession.last_seen_at < now - IDLE_LIMIT
-        )
-    )
+    session.execute(delete(UserSession).where(UserSession.last_seen_at < now - IDLE_LIMIT))
     key = secrets.token_urlsafe(32)
     agent = " ".join((user_agent or "").split())[:MAX_USER_AGENT] or None
     session.add(
