@@ -95,7 +95,7 @@ def test_an_unreadable_sheet_fails_the_import_part_way(
         migrated_db, tmp_path / "i", path, chunk_rows=25, parallel_min_rows=0, own_rows=own_rows
     )
     assert imp.status is ImportStatus.FAILED
-    assert imp.error is not None and "malformed" in imp.error
+    assert imp.error is not None and "a cell holds more than 10 MB" in imp.error
     assert imp.created_count == 50 and len(contacts(migrated_db)) == 50
 
 
@@ -156,3 +156,43 @@ def test_a_workbooks_last_chunks_shrink_so_the_writer_finishes_soon_after_the_re
     assert [c.read for c in chunks] == [40] * 6 + [30, 15, 10, 5]
     assert [c.last for c in chunks] == [41, 81, 121, 161, 201, 241, 271, 286, 296, 301]
     assert sum(len(c.rows) for c in chunks) == 300
+
+
+def test_a_reader_process_that_dies_fails_the_import_with_a_sentence(tmp_path) -> None:
+    # A parser that runs away in the reader process (its address space is capped) kills that
+    # process only; the writer reports it instead of waiting or raising its own error.
+    import multiprocessing
+    import os
+    import signal
+
+    from wabulk.contacts import import_read
+    from wabulk.contacts.sheets import SheetError
+
+    path = _sheet(tmp_path / "big.csv", [(f"98765{n:05d}", f"P{n}", "Pune") for n in range(3000)])
+    plan = import_read.Plan("contacts", {"phone": "Phone", "name": ["Name"]}, "IN", None, None)
+    chunks = import_read.read_chunks_in_child(path, plan, 0, 10)
+    next(chunks)  # the reader is running: its first chunk arrived
+    (reader,) = [p for p in multiprocessing.active_children() if p.name == "wabulk-import-reader"]
+    os.kill(reader.pid, signal.SIGKILL)
+    with pytest.raises(SheetError, match="Reading this sheet stopped"):
+        for _ in chunks:
+            pass
+
+
+def test_the_reader_process_runs_with_a_capped_address_space(tmp_path) -> None:
+    import multiprocessing
+
+    from wabulk.contacts import import_read
+
+    def limit_in_child(out) -> None:
+        import resource
+
+        import_read._limit_memory()
+        out.put(resource.getrlimit(resource.RLIMIT_AS)[0])
+
+    context = multiprocessing.get_context("fork")
+    out = context.Queue()
+    child = context.Process(target=limit_in_child, args=(out,))
+    child.start()
+    assert out.get(timeout=60) == import_read.READER_MEMORY_LIMIT
+    child.join(30)

@@ -125,12 +125,27 @@ def _exit_with_parent() -> None:
     threading.Thread(target=watch, name="wabulk-reader-watchdog", daemon=True).start()
 
 
+# The reader's address space: several times what the largest sheet wabulk accepts needs, so a
+# parser that asks for far more than a file declared (sheet_checks refuses what it knows of)
+# fails in this process alone, which the writer then reports, instead of exhausting the host.
+READER_MEMORY_LIMIT = 6 * 1024**3
+
+
+def _limit_memory() -> None:
+    import resource
+
+    _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard == resource.RLIM_INFINITY or hard > READER_MEMORY_LIMIT:
+        resource.setrlimit(resource.RLIMIT_AS, (READER_MEMORY_LIMIT, hard))
+
+
 def _produce(path: str, plan: Plan, start_after: int, chunk_rows: int, out: Any) -> None:
     """Child process: read and normalise while the parent writes (the second core's share)."""
     import gc
     import sys
 
     _exit_with_parent()
+    _limit_memory()
     # The queue's feeder thread pickles each chunk and writes it to the pipe 64 KiB at a
     # time, taking the GIL back from this busy main thread after every write. At the default
     # 5 ms switch interval a 9 MB chunk took ~1 s to reach the writer, which sat idle
@@ -215,7 +230,11 @@ def read_chunks_in_child(
                 return channel.get(timeout=5)  # type: ignore[no-any-return]
             except queue_errors.Empty:
                 if not child.is_alive():
-                    raise RuntimeError("the import reader process died") from None
+                    raise SheetError(
+                        "Reading this sheet stopped: it needed far more memory than a sheet of "
+                        "its size should. Open it in your spreadsheet program, save a fresh "
+                        "copy (or save it as .csv), and upload that."
+                    ) from None
 
     try:
         if own_rows:
