@@ -70,7 +70,7 @@ class Preview:
 
 def _upload_dir(instance_path: Path) -> Path:
     path = instance_path / UPLOAD_DIR
-    path.mkdir(parents=True, exist_ok=True)
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
     return path
 
 
@@ -97,7 +97,9 @@ def save_upload(
     tmp = folder / f"{token}.upload"
     digest = hashlib.sha256()
     try:
-        with tmp.open("wb") as out:  # hashed while copied: the file is read once
+        # Owner-only from the start: customers' numbers (see db.private_file).
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with open(fd, "wb") as out:  # hashed while copied: the file is read once
             while block := stream.read(1024 * 1024):
                 digest.update(block)
                 out.write(block)
@@ -110,7 +112,7 @@ def save_upload(
         raise
     try:
         sheet = open_sheet(tmp)
-    except SheetError:
+    except BaseException:  # whatever stops the check (a parser's panic too) keeps nothing
         tmp.unlink(missing_ok=True)
         raise
     final = folder / f"{token}{_KINDS[sheet.kind]}"
