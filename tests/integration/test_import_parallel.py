@@ -196,3 +196,12 @@ def test_the_reader_process_runs_with_a_capped_address_space(tmp_path) -> None:
     child.start()
     assert out.get(timeout=60) == import_read.READER_MEMORY_LIMIT
     child.join(30)
+
+
+def test_a_reader_that_fails_on_a_bug_fails_the_import_with_a_sentence() -> None:
+    # Anything else raised here would leave the import to be claimed, and fail, again forever.
+    from wabulk.contacts import import_read
+    from wabulk.contacts.sheets import SheetError
+
+    with pytest.raises(SheetError, match="Reading this sheet failed unexpectedly"):
+        import_read._received_chunk("crash", "KeyError: 'x'")

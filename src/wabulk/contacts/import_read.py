@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from json.encoder import encode_basestring_ascii
@@ -20,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 from . import mapping as mappings
 from .phones import clean_cell, normalise
 from .sheets import SheetError, open_sheet
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from ..models import Import
@@ -178,7 +181,13 @@ def _received_chunk(kind: str, payload: Any) -> Chunk | None:
         return None
     if kind == "error":
         raise SheetError(payload)
-    raise RuntimeError(f"the import reader failed: {payload}")
+    # A fault of ours, not of the file: the details go to the log, the user gets a sentence
+    # (raising anything else would leave the import to be retried, and fail, forever).
+    log.error("the import reader failed: %s", payload)
+    raise SheetError(
+        "Reading this sheet failed unexpectedly. Save it again as .xlsx or .csv and upload it; "
+        "if that fails too, the server's log has the details."
+    )
 
 
 def own_share(kind: str, rows: int) -> int:

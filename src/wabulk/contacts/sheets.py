@@ -329,16 +329,18 @@ def _workbook_rows(sheet: Sheet, until: int | None = None) -> Iterator[tuple[int
     if sheet.loaded is not None:
         if not sheet.head_rows:
             sheet.last_row = _last_row(sheet.loaded)
-        for done, cells in enumerate(sheet.loaded.iter_rows(), start=1):
-            yield done, cells
+        with _calamine(sheet.kind):  # a panic while converting cells is a sentence too
+            for done, cells in enumerate(sheet.loaded.iter_rows(), start=1):
+                yield done, cells
         if not sheet.head_rows or (until is not None and until <= sheet.head_rows):
             return
     # The whole sheet, after the head's rows (the head held every row up to its last).
     whole = _load_sheet(sheet)
     sheet.last_row = _last_row(whole)
-    for index, cells in enumerate(whole.iter_rows()):
-        if index >= done:
-            yield index + 1, cells
+    with _calamine(sheet.kind):
+        for index, cells in enumerate(whole.iter_rows()):
+            if index >= done:
+                yield index + 1, cells
 
 
 def _last_row(data: Any) -> int:
