@@ -125,7 +125,8 @@ class Settings:
 
     def resolved(self) -> Settings:
         """Fill what derives from the instance folder: database URL and secret key."""
-        self.instance_path.mkdir(parents=True, exist_ok=True)
+        # Owner-only when we create it: it holds the database, uploads, logs and the key.
+        self.instance_path.mkdir(mode=0o700, parents=True, exist_ok=True)
         url = self.database_url or f"sqlite:///{self.instance_path / 'wabulk.db'}"
         key = self.secret_key or _load_or_create_secret(self.instance_path / "secret_key")
         return replace(self, database_url=url, secret_key=key)
@@ -182,6 +183,9 @@ def redact_url(url: str) -> str:
 
 def _load_or_create_secret(path: Path) -> str:
     if path.exists():
+        from .db import tighten
+
+        tighten(path)  # a key copied in with looser modes
         key = path.read_text(encoding="utf-8").strip()
         if key:
             return key

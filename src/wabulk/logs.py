@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import os
 import re
 import sys
 from pathlib import Path
+
+from .db import tighten
 
 LOG_FILE = "wabulk.log"
 _HANDLER_MARK = "_wabulk_handler"
@@ -40,6 +43,17 @@ def redact(text: str) -> str:
     return _SECRETS.sub(lambda m: (m.group(1) or "") + "[redacted]", text)
 
 
+class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """The log names customers' numbers and campaigns: owner-only, like the database.
+
+    Each file is opened with mode 0600, the first and every one after a rollover (the
+    backups are renames of it, so they keep it)."""
+
+    def _open(self):  # type: ignore[no-untyped-def]
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        return open(fd, self.mode, encoding=self.encoding, errors=self.errors)
+
+
 FORMAT = "%(asctime)s %(levelname)s %(name)s%(context)s %(message)s"
 
 
@@ -53,8 +67,11 @@ def configure(instance_path: Path, level: str) -> None:
             handler.close()
     formatter = ContextFormatter(FORMAT)
     stderr = logging.StreamHandler(sys.stderr)
-    instance_path.mkdir(parents=True, exist_ok=True)
-    rotating = logging.handlers.RotatingFileHandler(
+    instance_path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # Logs an older version left readable by others are tightened first.
+    for old in instance_path.glob(LOG_FILE + "*"):
+        tighten(old)
+    rotating = PrivateRotatingFileHandler(
         instance_path / LOG_FILE, maxBytes=10 * 1024 * 1024, backupCount=5, encoding="utf-8"
     )
     for handler in (stderr, rotating):
