@@ -17,12 +17,25 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from tests.campaigns_support import assert_counters_exact, make_campaign, make_sender
+import pytest
+from sqlalchemy import event, func, select
+
+from tests.campaigns_support import (
+    FakeClock,
+    assert_counters_exact,
+    make_campaign,
+    make_contacts,
+    make_lane,
+    make_sender,
+    phones,
+)
 from tests.load_support import Answer, Client, add_user, bulk_contacts, sign_in
 from tests.support import run_wabulk, running_server
+from wabulk import db as wabulk_db
+from wabulk import migrate
 from wabulk.channels.dry_run import log_path, read_log
 from wabulk.db import Database
-from wabulk.models import Message
+from wabulk.models import Message, MessageStatus
 
 PASSWORD = "a long pass phrase"
 RECIPIENTS = 8_000
@@ -165,3 +178,62 @@ def _list_id(path: Path, name: str) -> int:
     con.close()
     assert row, name
     return int(row[0])
+
+
+def test_a_settle_that_meets_a_locked_database_is_written_at_the_next_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another writer holds SQLite's lock past the busy timeout just as the lane records what
+    the channel took: that step fails, and the next writes the same outcomes, so no message
+    is left `sending` (recovery skips a live worker's own messages) or sent twice."""
+    monkeypatch.setattr(wabulk_db, "SQLITE_BUSY_TIMEOUT_MS", 50)  # the lock outlasts it
+    path = tmp_path / "wabulk.db"
+    db = Database(f"sqlite:///{path}")
+    migrate.upgrade(db.engine)
+    blocker: list[sqlite3.Connection] = []
+    try:
+        list_id = make_contacts(db, phones(60), "Everyone")
+        sender = make_sender(db, "Rehearsal")
+        campaign_id = make_campaign(db, [list_id], [sender])
+
+        @event.listens_for(db.engine, "before_cursor_execute")
+        def lock_at_first_settle(conn, cursor, statement, params, context, many) -> None:  # type: ignore[no-untyped-def]
+            if blocker or "status = 'sent'" not in statement:
+                return
+            other = sqlite3.connect(path, isolation_level=None)
+            other.execute("BEGIN IMMEDIATE")
+            blocker.append(other)
+
+        clock = FakeClock()
+        lane = make_lane(db, sender, tmp_path, clock)
+        failures: list[str] = []
+        for _ in range(200):  # steps, not seconds: ends once nothing is left to do
+            try:
+                wait = lane.step()
+            except Exception as exc:
+                failures.append(str(exc))
+                blocker[0].rollback()  # the other writer finishes
+                wait = 0.0
+            if wait is None:
+                break
+            clock.advance(wait)
+        lane.close()
+
+        assert len(blocker) == 1 and len(failures) == 1 and LOCKED in failures[0]
+        with db.session() as session:
+            statuses = dict(
+                session.execute(  # type: ignore[arg-type]
+                    select(Message.status, func.count())
+                    .where(Message.campaign_id == campaign_id)
+                    .group_by(Message.status)
+                ).all()
+            )
+            ids = set(session.scalars(select(Message.id).where(Message.campaign_id == campaign_id)))
+        assert statuses == {MessageStatus.SENT: 60}
+        delivered = Counter(int(d["message_id"]) for d in read_log(log_path(tmp_path, "Rehearsal")))  # type: ignore[call-overload]
+        assert set(delivered) == ids and set(delivered.values()) == {1}
+        assert_counters_exact(db, campaign_id)
+    finally:
+        for other in blocker:
+            other.close()
+        db.dispose()
