@@ -127,6 +127,7 @@ class Settings:
         """Fill what derives from the instance folder: database URL and secret key."""
         # Owner-only when we create it: it holds the database, uploads, logs and the key.
         self.instance_path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _tighten_data_folders(self.instance_path)
         url = self.database_url or f"sqlite:///{self.instance_path / 'wabulk.db'}"
         key = self.secret_key or _load_or_create_secret(self.instance_path / "secret_key")
         return replace(self, database_url=url, secret_key=key)
@@ -179,6 +180,19 @@ def redact_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True) if url else url
     except Exception:
         return "<unparseable database URL>"
+
+
+# Folders of customer data an older install may have made readable by others: uploaded
+# sheets, attachments, screenshots of chats, and the browsers' WhatsApp sessions. The
+# instance folder itself is left as the admin set it (backups may need to read it).
+DATA_FOLDERS = ("imports", "media", "screenshots", "browsers", "tmp")
+
+
+def _tighten_data_folders(instance_path: Path) -> None:
+    from .db import tighten
+
+    for name in DATA_FOLDERS:
+        tighten(instance_path / name)
 
 
 def _load_or_create_secret(path: Path) -> str:

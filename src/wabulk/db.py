@@ -58,9 +58,11 @@ def private_file(path: Path) -> None:
 
 
 def tighten(path: Path) -> None:
+    """Owner-only (0600, or 0700 for a folder) if others may read it now; best effort."""
     with contextlib.suppress(OSError):
-        if stat.S_IMODE(path.stat().st_mode) & 0o077:
-            path.chmod(0o600)
+        st = path.stat()
+        if stat.S_IMODE(st.st_mode) & 0o077:
+            path.chmod(0o700 if stat.S_ISDIR(st.st_mode) else 0o600)
 
 
 def _private_sqlite(url: URL) -> None:

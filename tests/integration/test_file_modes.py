@@ -60,6 +60,8 @@ def test_files_an_older_version_left_open_are_tightened_at_start(tmp_path: Path)
     for name in names:
         (instance / name).write_bytes(b"")
         (instance / name).chmod(0o644)
+    for folder in ("imports", "media", "screenshots", "browsers"):
+        (instance / folder).mkdir(mode=0o755)
     (instance / "secret_key").write_text("a key from an older install")
     (instance / "secret_key").chmod(0o644)
     names = (*names, "secret_key")
@@ -71,6 +73,8 @@ def test_files_an_older_version_left_open_are_tightened_at_start(tmp_path: Path)
         migrate.upgrade(db.engine)
         for name in names:
             assert mode(instance / name) == 0o600, name
+        for folder in ("imports", "media", "screenshots", "browsers"):
+            assert mode(instance / folder) == 0o700, folder
     finally:
         db.dispose()
 
