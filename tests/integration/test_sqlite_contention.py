@@ -15,9 +15,12 @@ import sqlite3
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy import event, func, select
 
 from tests.campaigns_support import (
@@ -29,13 +32,15 @@ from tests.campaigns_support import (
     make_sender,
     phones,
 )
+from tests.conftest import get_csrf
 from tests.load_support import Answer, Client, add_user, bulk_contacts, sign_in
 from tests.support import run_wabulk, running_server
 from wabulk import db as wabulk_db
 from wabulk import migrate
+from wabulk.auth import tokens
 from wabulk.channels.dry_run import log_path, read_log
 from wabulk.db import Database
-from wabulk.models import Message, MessageStatus
+from wabulk.models import ContactList, Message, MessageStatus, Role, User
 
 PASSWORD = "a long pass phrase"
 RECIPIENTS = 8_000
@@ -237,3 +242,42 @@ def test_a_settle_that_meets_a_locked_database_is_written_at_the_next_step(
         for other in blocker:
             other.close()
         db.dispose()
+
+
+def test_a_write_that_meets_a_locked_database_is_a_503_sentence_not_a_500(
+    app: Flask,
+    client: FlaskClient,
+    db: Database,
+    as_role: Callable[[Role], User],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Another writer holds SQLite's lock past the busy timeout: a page's write and an API
+    call answer 503 with a sentence and Retry-After (never the driver's words), nothing
+    half-done; once the lock is free the same requests succeed."""
+    user = as_role(Role.OPERATOR)
+    with db.session() as session:
+        secret = tokens.create_token(session, session.merge(user), "tests").secret
+    token = get_csrf(client, "/contacts/")
+    monkeypatch.setattr(wabulk_db, "SQLITE_BUSY_TIMEOUT_MS", 50)  # the lock outlasts it
+    db.engine.dispose()  # new connections take the short timeout
+    api = {"Authorization": f"Bearer {secret}"}
+    other = sqlite3.connect(str(db.engine.url.database), isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        page = client.post("/contacts/lists", data={"csrf_token": token, "name": "Spring"})
+        call = client.post("/api/v1/lists", json={"name": "Summer"}, headers=api)
+    finally:
+        other.rollback()
+        other.close()
+    text = page.get_data(as_text=True)
+    assert page.status_code == 503 and page.headers["Retry-After"]
+    assert "busy" in text and "nothing was changed" in text and "locked" not in text
+    body = call.get_json()
+    assert call.status_code == 503 and call.headers["Retry-After"]
+    assert body["error"]["code"] == "busy" and "locked" not in body["error"]["message"]
+    # Free again: the same requests go through.
+    again = client.post("/contacts/lists", data={"csrf_token": token, "name": "Spring"})
+    assert again.status_code == 302
+    assert client.post("/api/v1/lists", json={"name": "Summer"}, headers=api).status_code == 201
+    with db.session() as session:
+        assert sorted(session.scalars(select(ContactList.name))) == ["Spring", "Summer"]

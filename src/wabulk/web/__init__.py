@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from . import helpers, security
+from . import db_errors, helpers, security
 from .activity_views import bp as activity_bp
 from .api import bp as api_bp
 from .api import docs_bp as api_docs_bp
@@ -21,6 +21,7 @@ from .templates_views import bp as templates_bp
 
 def init_app(app: Flask) -> None:
     security.init_app(app)
+    db_errors.init_app(app)
     helpers.init_app(app)
     blueprints = (
         auth_bp,

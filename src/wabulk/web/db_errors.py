@@ -1,0 +1,49 @@
+"""A database that is busy or out of reach answers 503 with a sentence, not a 500.
+
+SQLite lets one writer at a time: a request whose write waits longer than the busy timeout
+(another writer held the lock that long) gets "database is locked" from the driver, and a
+PostgreSQL connection can end under a request (a restart, a failover). Neither is a bug
+to report: the request's transaction is rolled back at teardown, nothing it asked for was
+done, and trying again in a moment works. The driver's own words go to the log only.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, g, make_response, render_template
+from sqlalchemy.exc import OperationalError
+
+from .security import api_error, is_api_request
+
+log = logging.getLogger(__name__)
+
+RETRY_AFTER_SECONDS = 5
+BUSY = "The database is busy with other work just now; nothing was changed. Try again in a moment."
+AWAY = (
+    "The database could not be reached just now. Try again in a moment; if you were saving "
+    "something, check afterwards that it was saved."
+)
+
+
+def _on_operational_error(error: OperationalError) -> Any:
+    locked = "locked" in str(error.orig).lower()
+    log.warning("answered 503: %s", str(error.orig).splitlines()[0] if error.orig else error)
+    message = BUSY if locked else AWAY
+    session = g.get("db_session")
+    if session is not None:
+        session.rollback()  # the page below reads the signed-in user through it
+    if is_api_request():
+        response, status = api_error(503, "busy" if locked else "unavailable", message)
+    else:
+        page = render_template(
+            "errors/error.html", code=503, title="Please try again", message=message
+        )
+        response, status = make_response(page), 503
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response, status
+
+
+def init_app(app: Flask) -> None:
+    app.register_error_handler(OperationalError, _on_operational_error)
