@@ -27,16 +27,21 @@ from tests.campaigns_support import (
     make_sender,
     phones,
 )
-from tests.integration.test_live_load import _get, _session_cookie
+from tests.conftest import PASSWORD
+from tests.load_support import sign_in
 from tests.support import run_wabulk, running_server
 from wabulk import migrate
+from wabulk.app import create_app
+from wabulk.auth import service as users
+from wabulk.auth import tokens
 from wabulk.channels.dry_run import log_path, read_log
+from wabulk.config import Settings
 from wabulk.db import Database
-from wabulk.models import Campaign, Message, MessageStatus
+from wabulk.models import Campaign, ContactList, Message, MessageStatus, Role
 
 pytestmark = pytest.mark.postgres
 
-EMAIL, PASSWORD = "watcher@shop.example", "a long pass phrase"
+EMAIL = "watcher@shop.example"
 
 
 def _terminate(server_url: str, *, pid: int | None = None, name: str | None = None) -> int:
@@ -144,13 +149,14 @@ def test_worker_and_web_reconnect_when_postgres_drops_every_connection(
     schema = make_url(postgres_database).query["application_name"]
 
     with running_server(instance, **env) as server:
-        cookie = _session_cookie(server.url)
+        client = sign_in(server.url, EMAIL, PASSWORD)
         answers: list[int] = []
         rounds = 0
         progress: dict = {}
         deadline = time.monotonic() + 240  # a safety net for a stuck run, not a speed check
         while time.monotonic() < deadline:
-            status, body = _get(f"{server.url}/live/campaigns.json?ids={campaign_id}", cookie)
+            live = client.request(f"/live/campaigns.json?ids={campaign_id}")
+            status, body = live.status, live.body
             answers.append(status)
             if status == 200:
                 progress = json.loads(body)["campaigns"][0]
@@ -161,7 +167,7 @@ def test_worker_and_web_reconnect_when_postgres_drops_every_connection(
                 if _terminate(postgres_server, name=schema):
                     rounds += 1
                 for page in ("/", "/campaigns", f"/campaigns/{campaign_id}"):
-                    answers.append(_get(server.url + page, cookie)[0])
+                    answers.append(client.request(page).status)
             time.sleep(0.2)
         log = "".join(server.output)
 
@@ -180,3 +186,43 @@ def test_worker_and_web_reconnect_when_postgres_drops_every_connection(
         db.dispose()
     delivered = _delivered(instance, "Rehearsal")
     assert set(delivered) == ids and set(delivered.values()) == {1}
+
+
+def test_a_request_whose_connection_drops_is_a_503_sentence_and_the_next_one_works(
+    postgres_server: str, postgres_database: str, settings: Settings
+) -> None:
+    """The server ends a page's connection in the middle of its write: that request answers
+    503 with a sentence (not a 500, not the driver's words), and the next request, on a new
+    connection, does the write."""
+    app = create_app(settings, database_url=postgres_database)
+    app.config["TESTING"] = True
+    db: Database = app.extensions["wabulk.db"]
+    migrate.upgrade(db.engine)
+    try:
+        with db.session() as session:
+            user = users.create_user(session, None, "op@x.example", PASSWORD, Role.OPERATOR)
+            secret = tokens.create_token(session, user, "tests").secret
+        api = {"Authorization": f"Bearer {secret}"}
+        dropped: list[int] = []
+
+        @event.listens_for(db.engine, "before_cursor_execute")
+        def drop_at_insert(conn, cursor, statement, params, context, many) -> None:  # type: ignore[no-untyped-def]
+            if dropped or not statement.startswith("INSERT INTO contact_lists"):
+                return
+            pid = conn.connection.dbapi_connection.info.backend_pid
+            dropped.append(_terminate(postgres_server, pid=pid))
+
+        client = app.test_client()
+        first = client.post("/api/v1/lists", json={"name": "Spring"}, headers=api)
+        assert dropped == [1]
+        body = first.get_json()
+        assert first.status_code == 503 and first.headers["Retry-After"], body
+        assert body["error"]["code"] == "unavailable"
+        assert "try again" in body["error"]["message"].lower()
+        assert "terminat" not in body["error"]["message"]
+        again = client.post("/api/v1/lists", json={"name": "Spring"}, headers=api)
+        assert again.status_code == 201, again.get_json()
+        with db.session() as session:
+            assert list(session.scalars(select(ContactList.name))) == ["Spring"]
+    finally:
+        db.dispose()
