@@ -33,12 +33,9 @@ from werkzeug.datastructures import FileStorage
 from ...config import Settings
 from ...errors import Conflict, DomainError, NotFound, PermissionDenied, ValidationError
 from ...models import Role, User
-from ..helpers import db_session, get_settings
+from ..helpers import MAX_ID, db_session, get_settings
 from ..security import api_error
 
-# Ids are 32-bit on PostgreSQL: a bigger one in a URL is simply not there (404), never a
-# database error.
-MAX_ID = 2**31 - 1
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
