@@ -171,7 +171,9 @@ def test_logout_mid_campaign_moves_the_rest_to_the_other_sender(
     dry_lane = lane_for(db, dry_id, instance, fake, "worker:dry")
     try:
         link_in_lane(db, web_lane, web_id, fake)
-        fake.set(logout_after=2)
+        # WhatsApp confirms the second message, then logs out in the very next moment: the
+        # tick is on screen for no poll to see, and the channel must know it sent anyway.
+        fake.set(logout_after=2, faults_after_tick=True)
         campaign_id = make_campaign(db, [list_id], [web_id, dry_id], body="Hi {{ name }}")
         run(
             [web_lane, dry_lane],
@@ -191,6 +193,59 @@ def test_logout_mid_campaign_moves_the_rest_to_the_other_sender(
     )
     assert_counters_exact(db, campaign_id)
     assert campaign_row(db, campaign_id).n_sent == 12
+
+
+def test_a_logout_before_whatsapp_confirms_leaves_that_message_unknown_and_sent_nowhere_else(
+    sqlite_db: Database, fake: FakeWhatsAppWeb, tmp_path: Path
+) -> None:
+    db, instance = sqlite_db, tmp_path / "instance"
+    web_id = web_sender(db)
+    dry_id = make_sender(db, "Backup", **QUICK)
+    phones = [f"+91981234{i + 1:04d}" for i in range(6)]
+    list_id = make_contacts(db, phones, "All")
+    web_lane = lane_for(db, web_id, instance, fake, "worker:web")
+    dry_lane = lane_for(db, dry_id, instance, fake, "worker:dry")
+
+    def sent_by_web() -> int:
+        with db.session() as session:
+            return len(
+                session.scalars(
+                    select(Message.id).where(
+                        Message.sender_id == web_id, Message.status == MessageStatus.SENT
+                    )
+                ).all()
+            )
+
+    try:
+        link_in_lane(db, web_lane, web_id, fake)
+        campaign_id = make_campaign(db, [list_id], [web_id, dry_id], body="Hi {{ name }}")
+        run([web_lane, dry_lane], db, lambda: sent_by_web() == 1)
+        # The lanes run in this thread, so nothing is in flight now. The next message
+        # reaches the phone, but WhatsApp logs out before it confirms it (no tick ever
+        # comes: the page's clock stays far longer than the test lasts).
+        fake.set(logout_after=1, ack_delay=600)
+        run(
+            [web_lane, dry_lane],
+            db,
+            lambda: campaign_row(db, campaign_id).status == CampaignStatus.COMPLETED,
+        )
+    finally:
+        web_lane.close()
+        dry_lane.close()
+    on_whatsapp = ["+" + m["phone"] for m in fake.messages()]
+    rehearsed = [str(r["phone"]) for r in read_log(log_path(instance, "Backup"))]
+    assert len(on_whatsapp) == 2
+    assert Counter(on_whatsapp + rehearsed) == Counter(phones)  # each exactly once
+    with db.session() as session:
+        unknown = session.scalars(
+            select(Message).where(Message.status == MessageStatus.UNKNOWN)
+        ).all()
+        assert [m.phone for m in unknown] == [on_whatsapp[1]]  # not given to the backup
+        assert "Check the chat" in (unknown[0].error_detail or "")
+    assert sender_row(db, web_id).state == SenderState.NEEDS_LINK
+    campaign = campaign_row(db, campaign_id)
+    assert campaign.n_sent == 5 and campaign.n_unknown == 1
+    assert_counters_exact(db, campaign_id)
 
 
 @pytest.mark.parametrize(
@@ -215,7 +270,7 @@ def test_the_only_sender_lost_pauses_the_campaign_and_keeps_the_rest_queued(
     lane = lane_for(db, sender_id, instance, fake, "worker:1")
     try:
         link_in_lane(db, lane, sender_id, fake)
-        fake.set(**{fault: 3})
+        fake.set(**{fault: 3}, faults_after_tick=True)
         campaign_id = make_campaign(db, [list_id], [sender_id], body="Hi")
         run([lane], db, lambda: campaign_row(db, campaign_id).status == CampaignStatus.PAUSED)
     finally:

@@ -468,8 +468,24 @@ async function deliver(current, bubble, request) {
   await sleep(wait);
   if (res.data.failed) return setTick(bubble, "msg-failed");
   setTick(bubble, "msg-check");
+  if (res.data.after_tick.length) takeSessionAway(res.data.after_tick);
   await sleep(Math.max(wait, 200));
   setTick(bubble, "msg-dblcheck");
+}
+
+// WhatsApp confirmed the message, then took the session away: the screen changes in the
+// very next task, so the tick is on screen for no poll to see. A beacon, so that the
+// server hears of it even if the page is navigated away at once.
+function takeSessionAway(faults) {
+  for (const fault of faults) {
+    navigator.sendBeacon("/_api/fault", JSON.stringify({ token: token(), fault }));
+  }
+  const mine = generation;
+  setTimeout(() => {
+    if (mine !== generation) return;
+    if (faults.includes("logout_after")) loggedOut();
+    else showUseHere();
+  }, 0);
 }
 
 function noteChat(current) {

@@ -96,12 +96,18 @@ COERCE: dict[str, Callable[[Any], Any]] = {
     "logout_after": _count,
     "use_here": _flag,
     "use_here_after": _count,
+    "faults_after_tick": _flag,
     "kill_renderer_after": _count,
     "kill_browser_after": _count,
     "kill_profile": _optional_text,
 }
 # Faults that fire once, after the Nth message recorded from the moment they were set.
 COUNTERS = ("logout_after", "use_here_after", "kill_renderer_after", "kill_browser_after")
+# With faults_after_tick these wait until the page shows that message's tick, and the page
+# changes screen in the very next task: WhatsApp confirmed it, then at once took the
+# session away. Without it they fire as the message is recorded, and the page may notice
+# before or after its tick.
+TICK_FAULTS = ("logout_after", "use_here_after")
 
 
 def default_config(variant: str) -> dict[str, Any]:
@@ -117,6 +123,7 @@ def default_config(variant: str) -> dict[str, Any]:
         "logout_after": None,
         "use_here": False,
         "use_here_after": None,
+        "faults_after_tick": False,
         "kill_renderer_after": None,
         "kill_browser_after": None,
         "kill_profile": None,
@@ -270,8 +277,9 @@ class FakeState:
 
     def record(
         self, account: str, phone: str, kind: str, text: str, upload: Any
-    ) -> tuple[dict[str, Any], list[str], str | None, float]:
-        """Store one message; returns it and the one-shot faults it set off."""
+    ) -> tuple[dict[str, Any], list[str], str | None, float, list[str]]:
+        """Store one message; returns it, the one-shot faults it set off, and those of them
+        the page is to set off itself once it shows the tick."""
         message: dict[str, Any] = {
             "id": "3EB0" + secrets.token_hex(8).upper(),
             "account": account,
@@ -300,13 +308,20 @@ class FakeState:
             for key in fired:
                 del self.targets[key]
                 self.config[key] = None
-            if "logout_after" in fired:
-                self.sessions.clear()
-            if "use_here_after" in fired:
-                self.config["use_here"] = True
+            after_tick = [k for k in fired if k in TICK_FAULTS and self.config["faults_after_tick"]]
+            for key in fired:
+                if key not in after_tick:
+                    self.fire(key)
             profile = self.config["kill_profile"]
             ack_delay = self.config["ack_delay"]
-        return dict(message), fired, profile, ack_delay
+        return dict(message), fired, profile, ack_delay, after_tick
+
+    def fire(self, fault: str) -> None:
+        with self.lock:
+            if fault == "logout_after":
+                self.sessions.clear()
+            if fault == "use_here_after":
+                self.config["use_here"] = True
 
     def snapshot(self) -> dict[str, Any]:
         with self.lock:
@@ -517,13 +532,26 @@ def create_app(state: FakeState) -> Flask:
         if kind == "text" and not text:
             return jsonify(error="empty text"), 400
         phone = str(body.get("phone", ""))
-        message, fired, profile, ack_delay = state.record(account, phone, kind, text, upload)
+        message, fired, profile, ack_delay, after_tick = state.record(
+            account, phone, kind, text, upload
+        )
         # Before answering: the message is in, but the page never hears back.
         if "kill_renderer_after" in fired:
             kill_renderers(profile)
         if "kill_browser_after" in fired:
             kill_browser(profile)
-        return jsonify(id=message["id"], failed=message["failed"], ack_delay=ack_delay)
+        return jsonify(
+            id=message["id"], failed=message["failed"], ack_delay=ack_delay, after_tick=after_tick
+        )
+
+    @app.post("/_api/fault")
+    def fault() -> tuple[str, int]:
+        # Sent by the page (as a beacon) once it shows the tick of a faults_after_tick message.
+        body = request.get_json(force=True, silent=True) or {}
+        if body.get("fault") not in TICK_FAULTS or state.account(body.get("token")) is None:
+            return "", 400
+        state.fire(body["fault"])
+        return "", 204
 
     # Control API (tests, benchmarks) ---------------------------------------------------
 

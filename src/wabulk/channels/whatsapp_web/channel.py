@@ -325,6 +325,7 @@ class WhatsAppWebChannel:
             )
         before, _ = page.bubbles(1)
         button = self._require(page, message, "send_button", 5, clickable=True)
+        page.watch_new_bubble(before)
         self.clicked = True
         button.click()
         bubble = self._confirm(page, message, before, message.text)
@@ -340,6 +341,7 @@ class WhatsAppWebChannel:
         if caption:
             page.type_lines(caption_box, caption)
         before, _ = page.bubbles(1)
+        page.watch_new_bubble(before)
         self.clicked = True
         send.click()
         bubble = self._confirm(page, message, before, None)
@@ -351,10 +353,11 @@ class WhatsAppWebChannel:
         """Wait for the new outgoing bubble to lose its clock."""
         deadline = time.monotonic() + self.timeout
         last: Bubble | None = None
-        while time.monotonic() < deadline:
-            count, bubbles = page.bubbles(1)
-            if count > before and bubbles:
-                last = bubbles[-1]
+        logged_out = False
+        while True:
+            bubble = page.new_bubble(before)
+            if bubble is not None:
+                last = bubble
                 if last.state == "failed":
                     raise TransientError(
                         "WhatsApp could not send the message (red exclamation mark).",
@@ -362,13 +365,19 @@ class WhatsAppWebChannel:
                     )
                 if last.state in ("done", "none") and (text is None or same_text(last.text, text)):
                     return last
-            if page.state() == "qr":
+            if logged_out:
                 raise Unconfirmed(
                     "WhatsApp logged out right after send was clicked; whether the message "
                     "left cannot be known.",
                     code="logged_out",
                 )
-            time.sleep(0.1)
+            # Looked at after the bubble, then the bubble once more: a tick shown just
+            # before the logout is in the watcher's notes by then.
+            logged_out = page.state() == "qr"
+            if not logged_out:
+                if time.monotonic() >= deadline:
+                    break
+                time.sleep(0.1)
         raise Unconfirmed(
             f"WhatsApp did not confirm the message within {self.timeout:.0f} s "
             f"({'still waiting for the clock to go' if last else 'no new message appeared'}).",

@@ -41,29 +41,65 @@ for (const s of arguments[0]) {
 return null;
 """
 
-_BUBBLES = """
-const [outSel, textSel, pending, failed, done, n] = arguments;
-const first = (root, sels) => {
-  for (const s of sels) {
-    try { const el = root.querySelector(s); if (el) return el; } catch (e) {}
+_READ_BUBBLES = """
+const readBubbles = (outSel, textSel, pending, failed, done, n) => {
+  const first = (root, sels) => {
+    for (const s of sels) {
+      try { const el = root.querySelector(s); if (el) return el; } catch (e) {}
+    }
+    return null;
+  };
+  let all = [];
+  for (const s of outSel) {
+    try { all = document.querySelectorAll(s); } catch (e) {}
+    if (all.length) break;
   }
-  return null;
+  const list = Array.from(all).slice(-n).map(el => {
+    const t = first(el, textSel);
+    const state = first(el, failed) ? "failed" : first(el, pending) ? "pending"
+      : first(el, done) ? "done" : "none";
+    const holder = el.closest("[data-id]") || el.querySelector("[data-id]");
+    return {text: t ? t.innerText : el.innerText, state: state,
+            id: holder ? holder.getAttribute("data-id") : null};
+  });
+  return {count: all.length, last: list};
 };
-let all = [];
-for (const s of outSel) {
-  try { all = document.querySelectorAll(s); } catch (e) {}
-  if (all.length) break;
-}
-const list = Array.from(all).slice(-n).map(el => {
-  const t = first(el, textSel);
-  const state = first(el, failed) ? "failed" : first(el, pending) ? "pending"
-    : first(el, done) ? "done" : "none";
-  const holder = el.closest("[data-id]") || el.querySelector("[data-id]");
-  return {text: t ? t.innerText : el.innerText, state: state,
-          id: holder ? holder.getAttribute("data-id") : null};
-});
-return {count: all.length, last: list};
 """
+
+_BUBBLES = _READ_BUBBLES + "return readBubbles(...arguments);"
+
+# WhatsApp can confirm a message and log out (or hand the session to "Use here") within
+# a few milliseconds: the tick is on screen for less than one poll, then the whole chat
+# is gone. A watcher inside the page notes every state the new bubble takes as it
+# happens, so a message WhatsApp did confirm is known sent, not left "unknown".
+_WATCH = (
+    _READ_BUBBLES
+    + """
+const sels = Array.from(arguments).slice(0, 5), before = arguments[5];
+if (window.__wabulkWatch) window.__wabulkWatch.disconnect();
+window.__wabulkSeen = null;
+const look = () => {
+  const got = readBubbles(...sels, 1);
+  if (got.count > before && got.last.length && got.last[0].state !== "pending") {
+    window.__wabulkSeen = got.last[0];
+  }
+};
+window.__wabulkWatch = new MutationObserver(look);
+window.__wabulkWatch.observe(document, {subtree: true, childList: true, attributes: true,
+                                        characterData: true});
+"""
+)
+
+_NEW_BUBBLE = (
+    _READ_BUBBLES
+    + """
+const sels = Array.from(arguments).slice(0, 5), before = arguments[5];
+const live = readBubbles(...sels, 1);
+const fresh = live.count > before && live.last.length ? live.last[0] : null;
+if (fresh && fresh.state !== "pending") return fresh;
+return window.__wabulkSeen || fresh;
+"""
+)
 
 _MODAL_TEXT = """
 for (const s of arguments[0]) {
@@ -147,17 +183,23 @@ class Page:
                 return found
         return []
 
+    def _bubble_selectors(self) -> list[list[str]]:
+        names = ("outgoing", "bubble_text", "tick_pending", "tick_failed", "tick_done")
+        return [list(self.sel[name]) for name in names]
+
     def bubbles(self, last: int = 20) -> tuple[int, list[Bubble]]:
-        got = self.driver.execute_script(
-            _BUBBLES,
-            list(self.sel["outgoing"]),
-            list(self.sel["bubble_text"]),
-            list(self.sel["tick_pending"]),
-            list(self.sel["tick_failed"]),
-            list(self.sel["tick_done"]),
-            last,
-        )
+        got = self.driver.execute_script(_BUBBLES, *self._bubble_selectors(), last)
         return got["count"], [Bubble(b["text"] or "", b["state"], b["id"]) for b in got["last"]]
+
+    def watch_new_bubble(self, before: int) -> None:
+        """From now on, remember the states of the bubble after the first `before`."""
+        self.driver.execute_script(_WATCH, *self._bubble_selectors(), before)
+
+    def new_bubble(self, before: int) -> Bubble | None:
+        """The bubble after the first `before`: as shown now if settled there, else the
+        last settled state the watcher saw (even if the chat is gone since), else as shown."""
+        got = self.driver.execute_script(_NEW_BUBBLE, *self._bubble_selectors(), before)
+        return None if got is None else Bubble(got["text"] or "", got["state"], got["id"])
 
     def type_lines(self, box: WebElement, text: str) -> None:
         """Type text where Enter would send: line breaks as Shift+Enter."""
