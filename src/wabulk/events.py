@@ -127,7 +127,7 @@ def _id(value: str, what: str) -> int | None:
     if not value:
         return None
     # Ids are 32-bit on every backend: a longer number cannot name anything.
-    if not value.isdigit() or len(value) > 9:
+    if not (value.isascii() and value.isdigit()) or len(value) > 9:  # "²" is a digit too
         raise ValidationError(f"{value[:40]!r} is not a {what} number.", field=what)
     return int(value)
 

@@ -92,6 +92,24 @@ def test_huge_ids_in_query_strings_name_nothing(client: FlaskClient, as_role, db
     assert [c["id"] for c in live["campaigns"]] == [campaign_id]
 
 
+def test_filters_refuse_huge_or_unusual_numbers_with_a_sentence(
+    client: FlaskClient, as_role
+) -> None:
+    as_role(Role.VIEWER)
+    for value in (str(HUGE), "²", "١٢"):
+        for url in (
+            f"/analytics?campaign={value}",
+            f"/analytics?sender={value}",
+            f"/analytics.json?campaign={value}",
+            f"/activity?campaign={value}",
+            f"/activity?user={value}",
+        ):
+            response = client.get(url)
+            assert response.status_code == 400, (url, response.status_code)
+            body = response.get_data(as_text=True)
+            assert "choose one from the list" in body or "is not a" in body, url
+
+
 def test_huge_ids_in_forms_name_nothing(client: FlaskClient, as_role, db: Database) -> None:
     list_id = make_contacts(db, phones(2), "Buyers")
     with db.session() as session:

@@ -52,9 +52,12 @@ def _id(session: Session, text: str, model: type, field: str, noun: str) -> int 
     text = text.strip()
     if not text:
         return None
-    if not text.isdigit() or session.get(model, int(text)) is None:
+    # Ids are 32-bit on every backend: a longer number names nothing (and would overflow);
+    # "²" passes isdigit() but not int().
+    number = int(text) if text.isascii() and text.isdigit() and len(text) <= 9 else None
+    if number is None or session.get(model, number) is None:
         raise ValidationError(f"There is no {noun} {text[:20]!r}; choose one from the list.", field)
-    return int(text)
+    return number
 
 
 def parse_filters(
