@@ -33,6 +33,10 @@ _SPLIT_RE = re.compile(r"\s*(?:[,;/|\n]|\s+or\s+|\s{2,})\s*", re.IGNORECASE)
 # Whether _SPLIT_RE matches anywhere, at half its cost (no leading \s* to try at every
 # position): most cells hold one number, and this runs for each of them.
 _SEPARATOR_RE = re.compile(r"[,;/|\n]|\s(?:\s|or\s)", re.IGNORECASE)
+# "+" and at most 15 digits: E.164's own limit (and WhatsApp's). phonenumbers calls some
+# longer numbers valid (German fixed lines of 14 national digits), which no one can message.
+_MAX_E164 = 16
+_TOO_LONG = "is too long for a phone number (more than 15 digits)"
 
 
 class PhoneResult(NamedTuple):
@@ -134,7 +138,7 @@ def _try_lost_plus(text: str, number: PhoneNumber) -> PhoneNumber | None:
 def _normalise_single(text: str, region: str) -> tuple[PhoneResult | None, str]:
     """A PhoneResult when valid, else (None, reason)."""
     fast = quick(text, region)
-    if fast is not None:
+    if fast is not None and len(fast[0]) <= _MAX_E164:
         return PhoneResult(*fast), ""
     return _parsed(text, region)
 
@@ -149,7 +153,10 @@ def _parsed(text: str, region: str) -> tuple[PhoneResult | None, str]:
         if rescued is None:
             return None, _why_invalid(number, region)
         number = rescued
-    return _result(number), ""
+    result = _result(number)
+    if result.e164 is not None and len(result.e164) > _MAX_E164:
+        return None, _TOO_LONG
+    return result, ""
 
 
 def _result(number: PhoneNumber) -> PhoneResult:
@@ -189,7 +196,7 @@ def normalise(value: str, default_region: str) -> PhoneResult:
     if text.isdigit() or _SEPARATOR_RE.search(text) is None:
         # One number, as almost every cell holds: straight to the answer.
         fast = quick(text, region)
-        if fast is not None:
+        if fast is not None and len(fast[0]) <= _MAX_E164:
             return PhoneResult(*fast)
         result, error = _parsed(text, region)
         return result if result is not None else PhoneResult(None, error=f"'{text}' {error}")
