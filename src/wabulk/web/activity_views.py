@@ -8,7 +8,7 @@ from flask_login import current_user
 from .. import events
 from ..errors import ValidationError
 from ..models import EventLevel, Role
-from .helpers import db_session, id_value
+from .helpers import cursor_value, db_session
 from .security import requires
 
 bp = Blueprint("activity", __name__)
@@ -33,8 +33,8 @@ def index() -> tuple[str, int]:
         page = events.activity_page(
             session,
             f,
-            before=request.args.get("before", type=id_value),
-            after=request.args.get("after", type=id_value),
+            before=request.args.get("before", type=cursor_value),
+            after=request.args.get("after", type=cursor_value),
             size=ACTIVITY_PAGE_SIZE,
         )
     campaigns, users = events.activity_choices(session, f)

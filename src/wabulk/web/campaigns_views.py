@@ -38,6 +38,7 @@ from . import campaign_form
 from .form_state import FormState, attachment, ids
 from .helpers import (
     apply_action,
+    cursor_value,
     db_session,
     format_datetime,
     get_settings,
@@ -233,7 +234,7 @@ def _recipients_context(campaign: Campaign) -> dict[str, Any]:
     status = request.args.get("status", "all")
     if status not in campaigns.RECIPIENT_FILTERS:
         status = "all"
-    after = request.args.get("after", type=id_value)
+    after = request.args.get("after", type=cursor_value)
     rows, next_after = campaigns.recipients_page(
         db_session(), campaign.id, status, after, PAGE_SIZE
     )
@@ -340,7 +341,7 @@ def progress_json(campaign_id: int) -> Response:
     session = db_session()
     campaign = lifecycle.get_campaign(session, campaign_id)
     p = campaigns.progress(session, campaign)
-    after = request.args.get("after_event", type=id_value)
+    after = request.args.get("after_event", type=cursor_value)
     events = session.scalars(campaign_events(campaign_id, after, LOG_SIZE)).all()
     return jsonify(
         {

@@ -30,7 +30,7 @@ from ..contacts.importer import recent_imports
 from ..errors import DomainError
 from ..models import Role
 from .forms import ListForm
-from .helpers import apply_action, db_session, id_value
+from .helpers import apply_action, cursor_value, db_session, id_value
 from .security import requires
 
 bp = Blueprint("contacts", __name__, url_prefix="/contacts")
@@ -43,7 +43,7 @@ def _filter_from_args() -> contacts.ContactFilter:
         status = "all"
     return contacts.ContactFilter(
         q=request.args.get("q", "")[:200],
-        list_id=request.args.get("list_id", type=id_value),
+        list_id=request.args.get("list_id", type=cursor_value),
         status=status,
     )
 
@@ -57,7 +57,7 @@ def index() -> str:
 def _render(form: ListForm, status: int = 200) -> str:
     session = db_session()
     f = _filter_from_args()
-    before = request.args.get("before", type=id_value)
+    before = request.args.get("before", type=cursor_value)
     rows, next_before = contacts.page(session, f, before, PAGE_SIZE)
     list_rows = session.execute(lists.lists_with_counts()).all()
     return render_template(
@@ -174,7 +174,7 @@ def detail(contact_id: int) -> str:
 
 def _messages_context(session: Session, contact_id: int) -> dict[str, object]:
     """The contact's campaign messages, a keyset page at a time (?messages_before=)."""
-    before = request.args.get("messages_before", type=id_value)
+    before = request.args.get("messages_before", type=cursor_value)
     messages, older = contacts.message_history(session, contact_id, before, PAGE_SIZE)
     return {
         "messages": messages,

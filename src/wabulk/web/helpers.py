@@ -44,18 +44,31 @@ class IdConverter(IntegerConverter):
         super().__init__(map, fixed_digits, min, MAX_ID if max is None else max, signed)
 
 
-def id_value(text: str) -> int:
-    """An id or keyset cursor from a query string or form (`args.get(name, type=id_value)`).
-
-    A number past MAX_ID is taken as MAX_ID: it names no row, just as an unknown id does,
-    and as a cursor it means "from the newest" or "nothing after". Anything but ASCII
-    digits is a ValueError, which Werkzeug turns into the default (or leaves out of getlist).
-    """
+def _digits(text: str) -> str:
     text = text.strip()
-    if not (text.isascii() and text.isdigit()):
+    if not (text.isascii() and text.isdigit()):  # "²" and "١٢" are digits to isdigit()
+        raise ValueError("not a number")
+    return text.lstrip("0") or "0"
+
+
+def id_value(text: str) -> int:
+    """An id from a query string or form (`form.get(name, type=id_value)`): ASCII digits up
+    to MAX_ID, else a ValueError, which Werkzeug turns into the default (or leaves out of
+    getlist): a bigger number names nothing, so nothing is done with it."""
+    digits = _digits(text)
+    if len(digits) > 10 or int(digits) > MAX_ID:
         raise ValueError("not an id")
-    digits = text.lstrip("0")
-    return MAX_ID if len(digits) > 10 else min(int(digits or "0"), MAX_ID)
+    return int(digits)
+
+
+def cursor_value(text: str) -> int:
+    """A keyset cursor or a read-only filter's id (`args.get(name, type=cursor_value)`).
+
+    A number past the bound is taken as MAX_ID - 1, so that a page's own +1 or -1 stays
+    in range: it names no row, and as a cursor it means "from the newest" or "nothing after".
+    """
+    digits = _digits(text)
+    return MAX_ID - 1 if len(digits) > 10 else min(int(digits), MAX_ID - 1)
 
 
 def optional_id(value: object) -> int | None:
