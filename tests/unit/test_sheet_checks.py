@@ -319,3 +319,102 @@ def test_a_long_sheet_is_measured_exactly_and_read(tmp_path: Path) -> None:
     header = '<row r="1"><c r="A1" t="s"><v>0</v></c></row>'
     path = _xlsx(tmp_path / "long.xlsx", header + rows, ["Number"])
     assert _open(path) == "READ 120000 ['120001']"
+
+
+# ---- found by attacking the checks themselves ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "far",
+    [
+        '<row r="10000000"><c r="Z10000000"><v>1</v></c></row>',  # eight-digit row
+        '<row r="90000"><c r="ZZZZ90000"><v>1</v></c></row>',  # four-letter column
+        '<row r="3"><c>x</c><c foo=">" r="SF999999"><v>1</v></c></row>',  # ">" in a value
+        '<row r="3"><c foo=\' r="A3"\' r="SF999999"><v>1</v></c></row>',  # a decoy r
+    ],
+)
+def test_far_cells_written_to_slip_past_the_scan_are_refused(tmp_path: Path, far: str) -> None:
+    path = _xlsx(tmp_path / "far.xlsx", _HEADER_ROW + _DATA_ROW + far, _STRINGS)
+    assert _open(path).startswith("REFUSED A sheet in this workbook")
+
+
+@pytest.mark.parametrize(
+    "target", ["worksheets/sheet1.txt", "media/image1.xml", "sharedStrings2.xml"]
+)
+def test_a_sheet_under_any_name_is_scanned(tmp_path: Path, target: str) -> None:
+    far = '<row r="999999"><c r="SF999999"><v>1</v></c></row>'
+    source = _xlsx(tmp_path / "ok.xlsx", _HEADER_ROW + _DATA_ROW + far, _STRINGS)
+    moved = tmp_path / "moved.xlsx"
+    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(moved, "w") as zout:
+        for info in zin.infolist():
+            data = zin.read(info.filename).replace(b"worksheets/sheet1.xml", target.encode())
+            zout.writestr(info.filename.replace("worksheets/sheet1.xml", target), data)
+    assert _open(moved).startswith("REFUSED A sheet in this workbook")
+
+
+def test_a_shared_strings_count_after_a_long_start_tag_is_read(tmp_path: Path) -> None:
+    path = _xlsx(tmp_path / "late.xlsx", _HEADER_ROW + _DATA_ROW, _STRINGS, count=10**11)
+    padded = tmp_path / "padded.xlsx"
+    with zipfile.ZipFile(path) as zin, zipfile.ZipFile(padded, "w") as zout:
+        for info in zin.infolist():
+            data = zin.read(info.filename)
+            if info.filename == "xl/sharedStrings.xml":
+                data = data.replace(b"<sst ", b'<sst pad="' + b"x" * 70_000 + b'" ')
+            zout.writestr(info.filename, data)
+    assert "100,000,000,000 entries" in _open(padded)
+
+
+@pytest.mark.parametrize(
+    "trick",
+    [
+        # A table inside a cell used to end the count of the sheet around it.
+        _row(
+            '<table:table-cell><table:table table:name="in"><table:table-row>'
+            "<table:table-cell/></table:table-row></table:table></table:table-cell>"
+        )
+        + _row(_cell("x", 400), 250_000),
+        # A character reference in the repeat count, which calamine decodes.
+        '<table:table-row table:number-rows-repeated="&#50;50000">'
+        + _cell("x", 400)
+        + "</table:table-row>",
+        # A ">" inside an attribute's value.
+        _row(
+            '<table:table-cell foo=">" office:value-type="string" '
+            'table:number-columns-repeated="400"><text:p>x</text:p></table:table-cell>',
+            250_000,
+        ),
+    ],
+)
+def test_ods_repeats_written_to_slip_past_the_count_are_refused(tmp_path: Path, trick: str) -> None:
+    path = _ods(tmp_path / "trick.ods", _ODS_HEAD + trick)
+    assert _open(path).startswith("REFUSED This sheet's repeated rows and cells make")
+
+
+def test_an_xls_whose_records_are_thrown_out_of_step_is_still_checked(tmp_path: Path) -> None:
+    # A record header after the globals' end swallows the sheet's DIMENSIONS for a reader
+    # going from the start, while calamine jumps to the sheet by its BOUNDSHEET offset.
+    import xlwt
+    from xlwt.CompoundDoc import XlsDoc
+
+    book = xlwt.Workbook()
+    sheet = book.add_sheet("Customers")
+    for r, row in enumerate([["Name", "Phone"], ["Asha", "9876543210"]]):
+        for c, value in enumerate(row):
+            sheet.write(r, c, value)
+    data = bytearray(book.get_biff_data())
+    records, at = [], 0
+    while at + 4 <= len(data):
+        kind, length = struct.unpack_from("<HH", data, at)
+        records.append((at, kind))
+        at += 4 + length
+    globals_end = next(a for a, k in records if k == 0x000A) + 4
+    dimensions = next(a for a, k in records if k == 0x0200)
+    struct.pack_into("<IIHH", data, dimensions + 4, 0, 5_000_000, 0, 255)
+    data[globals_end:globals_end] = struct.pack("<HH", 0x1234, dimensions + 18 - globals_end)
+    for at, kind in records:
+        if kind == 0x0085:  # BOUNDSHEET: the sheet moved 4 bytes on
+            offset = struct.unpack_from("<I", data, at + 4)[0]
+            struct.pack_into("<I", data, at + 4, offset + 4)
+    path = tmp_path / "desync.xls"
+    XlsDoc().save(str(path), bytes(data))
+    assert _open(path).startswith("REFUSED A sheet in this workbook declares 5,000,000 rows")

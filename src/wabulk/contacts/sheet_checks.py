@@ -12,6 +12,7 @@ size, then parse.)
 
 from __future__ import annotations
 
+import html
 import re
 import struct
 import zipfile
@@ -49,10 +50,10 @@ def too_big(what: str) -> SheetError:
 # size check needs to read. Only cells have an r attribute of letters and digits; XML allows
 # either quote and blanks around the "=".
 _FAR_CELL_REF = re.compile(
-    rb"\sr\s*=\s*[\"']((?:[A-Z]{3}|S[G-Z]|[T-Z][A-Z])|[A-Z]{1,2}(?=\d{7}))(\d{1,7})[\"']"
+    rb"\sr\s*=\s*[\"']((?:[A-Z]{3,}|S[G-Z]|[T-Z][A-Z])|[A-Z]{1,2}(?=\d{7}))(\d+)[\"']"
 )
-# Any reference with a column of two or three letters (past Z), and any reference's row.
-_WIDE_CELL_REF = re.compile(rb"\sr\s*=\s*[\"']([A-Z]{2,3})\d")
+# Any reference with a column of two letters or more (past Z).
+_WIDE_CELL_REF = re.compile(rb"\sr\s*=\s*[\"']([A-Z]{2,})\d")
 # Blocks without a quoted value of two capitals, or of a capital and seven digits, hold no
 # such reference: found with `in` on a copy where every capital reads A, every digit 0 and
 # every quote ", which costs a tenth of running the pattern over the block.
@@ -68,11 +69,16 @@ _LEADING_DIGITS = re.compile(rb"\d+")
 _ODD_CELL = re.compile(rb'<c(?:>| (?!r="A)[\s\S]{5})')
 _PREFIXED_CELL = re.compile(rb":c[ >]")  # a regex: `in` is slower for a pattern ending " "
 # A usual cell's reference to a row of six digits.
-_SIX_DIGIT_ROW = re.compile(rb" r=[\"'][A-Z]{1,3}(\d{6})[\"']")
-_ANY_ROW = re.compile(rb" r=[\"'][A-Z]{1,3}(\d{1,7})[\"']")
-_TAG = re.compile(rb"<(?:[\w.-]+:)?(row|c)\b([^>]*)>")
-_TAG_REF = re.compile(rb"\sr\s*=\s*[\"']([A-Za-z]*)(\d*)[\"']")
-_UNIQUE_COUNT = re.compile(rb"uniqueCount\s*=\s*[\"']\s*\+?(\d+)")
+_SIX_DIGIT_ROW = re.compile(rb" r=[\"'][A-Z]+(\d{6})[\"']")
+_ANY_ROW = re.compile(rb" r=[\"'][A-Z]+(\d+)[\"']")
+# A start tag, its attributes read as XML reads them (a ">" inside quotes is not its end).
+_ATTRS = rb"((?:[^>\"']|\"[^\"]*\"|'[^']*')*)"
+_TAG = re.compile(rb"<(?:[\w.-]+:)?(row|c)\b" + _ATTRS + rb">")
+_ATTR = re.compile(rb"([\w.:-]+)\s*=\s*(?:\"([^\"]*)\"|'([^']*)')")
+_REF = re.compile(rb"([A-Za-z]*)(\d*)")
+_SST_TAG = re.compile(rb"<(?:[\w.-]+:)?sst\b" + _ATTRS + rb">")
+# A shared-strings table whose start tag is not closed by then is not one calamine reads.
+_SST_TAG_WITHIN = 16 * 1024 * 1024
 # A shared string takes at least "<si></si>" in the XML: a table claiming more entries than
 # its bytes can hold is lying about its size.
 _MIN_STRING_BYTES = 9
@@ -94,13 +100,10 @@ def check_xlsx(path: Path) -> dict[str, int]:
     with zipfile.ZipFile(path) as zf:
         for info in zf.infolist():
             name = info.filename
-            # Every XML part is scanned, not only xl/worksheets/: calamine follows the
-            # package's own references, so a sheet can sit anywhere.
-            if not name.lower().endswith(".xml") or name.startswith("xl/media/"):
-                continue
-            if "sharedstrings" in name.lower():
+            # calamine finds parts by the package's own references, whatever their names,
+            # folders, case or extension: every member that is XML is scanned as a sheet.
+            if name.replace("\\", "/").lower().endswith("sharedstrings.xml"):
                 _check_shared_strings(zf, info)
-                continue
             extent = _scan_member(zf, name)
             if name.startswith("xl/worksheets/"):
                 last_rows[name] = extent.last_row
@@ -108,16 +111,34 @@ def check_xlsx(path: Path) -> dict[str, int]:
 
 
 def _check_shared_strings(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> None:
+    """calamine reserves the table's `uniqueCount` entries at once (24 bytes each)."""
+    data = b""
     with zf.open(info) as fh:
-        head = fh.read(64 * 1024)
-    if match := _UNIQUE_COUNT.search(head):
-        claimed = int(match.group(1))
-        if claimed > info.file_size // _MIN_STRING_BYTES + 16:
-            raise SheetError(
-                f"This workbook is damaged: its list of texts says it holds {claimed:,} "
-                "entries, far more than the file contains. Open it in your spreadsheet "
-                "program, save a fresh copy, and upload that."
-            )
+        while chunk := fh.read(_BLOCK):
+            data += chunk
+            if tag := _SST_TAG.search(data):
+                break
+            if len(data) > _SST_TAG_WITHIN:
+                raise _damaged_strings()
+        else:
+            return  # no table: calamine says what is wrong
+    for key, double, single in _ATTR.findall(tag.group(1)):
+        value = (double or single).strip().lstrip(b"+")
+        too_many = value.isdigit() and int(value) > info.file_size // _MIN_STRING_BYTES + 16
+        if key == b"uniqueCount" and too_many:
+            raise _damaged_strings(int(value))
+
+
+def _damaged_strings(claimed: int | None = None) -> SheetError:
+    what = (
+        f"says it holds {claimed:,} entries, far more than the file contains"
+        if claimed
+        else "cannot be read"
+    )
+    return SheetError(
+        f"This workbook is damaged: its list of texts {what}. Open it in your spreadsheet "
+        "program, save a fresh copy, and upload that."
+    )
 
 
 def _scan_member(zf: zipfile.ZipFile, name: str) -> _Extent:
@@ -129,6 +150,8 @@ def _scan_member(zf: zipfile.ZipFile, name: str) -> _Extent:
     wide = unusual = False
     with zf.open(name) as fh:
         while chunk := fh.read(_BLOCK):
+            if not tail and not chunk.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
+                return extent  # not XML (an image, a binary part): no parser reads cells in it
             data = tail + chunk
             # Quoted values of two capitals (a column past Z) or of a capital and seven
             # digits (a row past 999,999) are the only references read here.
@@ -202,13 +225,13 @@ def _walk_tags(zf: zipfile.ZipFile, name: str, last_row: int) -> _Extent:
                 end = len(data)
             for match in _TAG.finditer(data, 0, end):
                 kind, attrs = match.groups()
-                ref = _TAG_REF.search(attrs)
+                letters, digits = _reference(attrs)
                 if kind == b"row":
-                    row = int(ref.group(2)) if ref and ref.group(2) else row + 1
+                    row = int(digits) if digits else row + 1
                     col = 0
                 else:
-                    if ref and ref.group(1) and ref.group(2):
-                        row, col = int(ref.group(2)), _column_number(ref.group(1).upper())
+                    if letters and digits:
+                        row, col = int(digits), _column_number(letters.upper())
                     else:
                         col += 1
                     extent.max_col = max(extent.max_col, col)
@@ -217,6 +240,15 @@ def _walk_tags(zf: zipfile.ZipFile, name: str, last_row: int) -> _Extent:
                     return extent
             tail = data[end:]
     return extent
+
+
+def _reference(attrs: bytes) -> tuple[bytes, bytes]:
+    """The letters and digits of a tag's own r attribute (not of another attribute's value)."""
+    for key, double, single in _ATTR.findall(attrs):
+        if key == b"r":
+            ref = _REF.match(double or single)
+            return (ref.group(1), ref.group(2)) if ref else (b"", b"")
+    return b"", b""
 
 
 def _column_number(letters: bytes) -> int:
@@ -229,10 +261,10 @@ def _column_number(letters: bytes) -> int:
 # ---- .ods -----------------------------------------------------------------------------------
 
 # The tags that place cells in an .ods sheet, with the attributes calamine reads literally.
-_ODS_TAG = re.compile(rb"<(/?)table:(table-row|table-cell|covered-table-cell|table)\b([^>]*?)(/?)>")
-_ROWS_REPEATED = re.compile(rb"table:number-rows-repeated\s*=\s*[\"']\s*(\d+)")
-_COLS_REPEATED = re.compile(rb"table:number-columns-repeated\s*=\s*[\"']\s*(\d+)")
-_HAS_VALUE = re.compile(rb"office:value-type|table:formula")
+_ODS_TAG = re.compile(
+    rb"<(/?)table:(table-row|table-cell|covered-table-cell|table)\b" + _ATTRS + rb">"
+)
+_HAS_VALUE = (b"office:value-type", b"table:formula")
 
 
 @dataclass
@@ -242,15 +274,26 @@ class _OdsTable:
     width: int = 0  # the widest row's last cell with a value, repeats counted
 
 
+@dataclass
+class _OdsRow:
+    repeat: int = 1
+    col: int = 0  # cells so far, repeats counted
+    last: int = 0  # the column of the last cell that may hold a value
+
+
 def check_ods(path: Path) -> None:
     """Refuse an .ods whose repeated rows and cells expand past the limits (calamine expands
-    them one by one), or whose rows go past the last one calamine reads (it drops them)."""
+    them one by one), or whose rows go past the last one calamine reads (it drops them).
+
+    Counted to err on the large side: a table inside a cell (which confuses parsers about
+    where the outer cell, row and table end) adds its rows and cells to the sheet around it.
+    """
     with zipfile.ZipFile(path) as zf:
         if "content.xml" not in zf.namelist():
             return
         table: _OdsTable | None = None
-        row_repeat, row_col, row_last, row_has = 1, 0, 0, False
-        cell_repeat, cell_open_has = 1, False
+        table_depth = row_depth = 0
+        row = _OdsRow()
         tail = b""
         with zf.open("content.xml") as fh:
             while chunk := fh.read(_BLOCK):
@@ -259,49 +302,58 @@ def check_ods(path: Path) -> None:
                 if end < 0 or data.find(b">", end) >= 0:
                     end = len(data)
                 for match in _ODS_TAG.finditer(data, 0, end):
-                    closing, kind, attrs, self_closing = match.groups()
+                    closing, kind, attrs = match.groups()
+                    self_closing = attrs.endswith(b"/")
                     if kind == b"table":
-                        table = None if closing else _OdsTable()
+                        if self_closing:
+                            continue
+                        if closing:
+                            table_depth = max(0, table_depth - 1)
+                        else:
+                            table_depth += 1
+                            if table_depth == 1:
+                                table = _OdsTable()
                     elif table is None:
                         continue
                     elif kind == b"table-row":
-                        if closing:
-                            _end_row(table, row_repeat, row_last, row_has)
-                        else:
-                            found = _ROWS_REPEATED.search(attrs)
-                            row_repeat = max(1, int(found.group(1))) if found else 1
-                            row_col, row_last, row_has = 0, 0, False
-                            if self_closing:
-                                _end_row(table, row_repeat, 0, False)
-                    else:  # a cell: its value is an attribute, or text inside it
-                        if closing:
-                            if cell_open_has:
-                                row_last, row_has = row_col, True
-                            continue
-                        found = _COLS_REPEATED.search(attrs)
-                        cell_repeat = max(1, int(found.group(1))) if found else 1
-                        row_col += cell_repeat
-                        has = _HAS_VALUE.search(attrs) is not None
-                        if self_closing:
-                            if has:
-                                row_last, row_has = row_col, True
-                        else:
-                            # Text inside (a <text:p>) is a value too; counted when it closes.
-                            cell_open_has = True
-                        if row_col > MAX_COLUMNS and (has or not self_closing):
-                            raise too_big(
-                                f"A row of this sheet repeats cells out to column {row_col:,}"
-                            )
+                        if not closing:
+                            row_depth += 1
+                            repeat = _repeats(attrs, b"table:number-rows-repeated")
+                            if row_depth == 1:
+                                row = _OdsRow(repeat=repeat)
+                            else:  # a row of a table inside a cell: its repeats count too
+                                row.repeat += repeat
+                        if closing or self_closing:
+                            if row_depth == 1:
+                                _end_row(table, row)
+                            row_depth = max(0, row_depth - 1)
+                    elif not closing:  # a cell: a value attribute, or text inside it
+                        row.col += _repeats(attrs, b"table:number-columns-repeated")
+                        if not self_closing or any(v in attrs for v in _HAS_VALUE):
+                            row.last = row.col
+                            if row.col > MAX_COLUMNS:
+                                raise too_big(
+                                    f"A row of this sheet repeats cells out to column {row.col:,}"
+                                )
                 tail = data[end:]
 
 
-def _end_row(table: _OdsTable, repeat: int, last_col: int, has_value: bool) -> None:
-    if not has_value:
-        table.pending += repeat
+def _repeats(attrs: bytes, name: bytes) -> int:
+    """A repeat count as calamine reads it (character references decoded), at least 1."""
+    for key, double, single in _ATTR.findall(attrs):
+        if key == name:
+            text = html.unescape((double or single).decode("utf-8", "replace")).strip()
+            return max(1, int(text)) if text.isdigit() else 1
+    return 1
+
+
+def _end_row(table: _OdsTable, row: _OdsRow) -> None:
+    if not row.last:
+        table.pending += row.repeat
         return
-    table.rows += table.pending + repeat
+    table.rows += table.pending + row.repeat
     table.pending = 0
-    table.width = max(table.width, last_col)
+    table.width = max(table.width, row.last)
     if table.rows > MAX_ODS_ROWS:
         raise SheetError(
             f"This sheet goes on to row {table.rows:,} (a row is repeated many times); "
@@ -352,28 +404,46 @@ def check_xls(path: Path) -> None:
 
 
 def _check_biff(data: bytes) -> None:
-    at = 0
+    """Every DIMENSIONS record calamine may read: it reads the workbook's globals from the
+    start, then each sheet from the offset its BOUNDSHEET record gives, so a record that
+    throws a reading from the start out of step cannot hide a sheet's."""
+    sheets = _check_records(data, 0, globals_only=True)
+    _check_records(data, 0)
+    for offset in sorted(sheets)[:1024]:
+        _check_records(data, offset)
+
+
+def _check_records(data: bytes, at: int, globals_only: bool = False) -> set[int]:
+    sheets = set()
     while at + 4 <= len(data):
         kind, length = struct.unpack_from("<HH", data, at)
         body = data[at + 4 : at + 4 + length]
         at += 4 + length
-        if kind != 0x0200:  # DIMENSIONS
-            continue
-        # Read and counted as calamine does (end - start + 1 in wrapping 32-bit numbers).
-        if len(body) == 14:  # BIFF8: 32-bit rows, 16-bit columns
-            first_row, end_row, first_col, end_col = struct.unpack_from("<IIHH", body)
-        elif len(body) == 10:  # BIFF5 and older
-            first_row, end_row, first_col, end_col = struct.unpack_from("<HHHH", body)
-        else:
-            continue  # calamine refuses the record itself
-        if first_col > 0xFF or end_col < first_col:
-            first_col = 0
-        if end_row < 1 or end_col < 1:
-            continue
-        rows = (end_row - first_row) % (1 << 32)
-        cols = (end_col - first_col) % (1 << 32)
-        if rows > MAX_ROWS + 1 or cols > MAX_COLUMNS + 1 or rows * cols > MAX_CELLS:
-            raise too_big(f"A sheet in this workbook declares {rows:,} rows by {cols:,} columns")
+        if kind == 0x0085 and len(body) >= 4:  # BOUNDSHEET: where a sheet's records start
+            sheets.add(struct.unpack_from("<I", body)[0])
+        elif kind == 0x000A and globals_only:  # EOF of the globals
+            break
+        elif kind == 0x0200:  # DIMENSIONS
+            _check_dimensions(body)
+    return sheets
+
+
+def _check_dimensions(body: bytes) -> None:
+    # Read and counted as calamine does (end - start + 1 in wrapping 32-bit numbers).
+    if len(body) == 14:  # BIFF8: 32-bit rows, 16-bit columns
+        first_row, end_row, first_col, end_col = struct.unpack_from("<IIHH", body)
+    elif len(body) == 10:  # BIFF5 and older
+        first_row, end_row, first_col, end_col = struct.unpack_from("<HHHH", body)
+    else:
+        return  # calamine refuses the record itself
+    if first_col > 0xFF or end_col < first_col:
+        first_col = 0
+    if end_row < 1 or end_col < 1:
+        return
+    rows = (end_row - first_row) % (1 << 32)
+    cols = (end_col - first_col) % (1 << 32)
+    if rows > MAX_ROWS + 1 or cols > MAX_COLUMNS + 1 or rows * cols > MAX_CELLS:
+        raise too_big(f"A sheet in this workbook declares {rows:,} rows by {cols:,} columns")
 
 
 def _damaged_xls() -> SheetError:
