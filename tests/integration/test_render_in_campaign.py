@@ -37,7 +37,7 @@ from wabulk.web.templates_views import PREVIEW_MAX_BYTES
 
 from ..conftest import get_csrf
 
-ENDLESS = "{% for a in 'x' * 20000 %}{% for b in 'x' * 20000 %}{{ b }}{% endfor %}{% endfor %}"
+ENDLESS = "{% for a in 'x' * 20000 %}{% for b in 'x' * 20000 %}{% endfor %}{% endfor %}"
 # Person 1 gets the endless loop; everyone else a normal message.
 BODY = "{% if name == 'Person 1' %}" + ENDLESS + "{% else %}Hi {{ name }}{% endif %}"
 

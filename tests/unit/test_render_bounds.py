@@ -59,7 +59,8 @@ def test_nested_loops_over_long_text_end_within_the_budget() -> None:
     body = "{% for a in 'x'*20000 %}{% for b in 'x'*20000 %}{% endfor %}{% endfor %}"
     assert refused(body, WORK) == MAX_STEPS + 1
     with_output = "{% for a in 'x'*20000 %}{% for b in 'x'*20000 %}{{ b }}{% endfor %}{% endfor %}"
-    refused(with_output, WORK)
+    # Printing, it passes 20,000 characters of text first.
+    assert refused(with_output, "comes to more than 20,000 characters") < MAX_STEPS
 
 
 def test_a_loop_whose_items_are_all_filtered_out_still_counts_them() -> None:

@@ -27,6 +27,9 @@ from contextvars import ContextVar
 from typing import Any
 
 import jinja2
+from jinja2 import nodes
+from jinja2.compiler import CodeGenerator, Frame
+from jinja2.visitor import NodeTransformer
 
 TEXT_LIMIT = 4096  # WhatsApp's limit for a text message
 CAPTION_LIMIT = 1024  # and for the caption of a photo or video
@@ -36,6 +39,7 @@ MAX_BITS = 1024  # about 300 digits
 MAX_STEPS = 100_000
 CHARS_PER_STEP = 32
 DEADLINE_SECONDS = 2.0
+CLOCK_STEPS = 256  # ~0.5 ms of work between two looks at the clock
 MACRO_STEPS = 4
 
 TOO_MUCH_WORK = (
@@ -60,20 +64,28 @@ class RenderLimit(Exception):
 class Budget:
     """Steps left for one render, and the deadline behind them."""
 
-    __slots__ = ("deadline", "max_steps", "steps")
+    __slots__ = ("clock_at", "deadline", "max_steps", "steps")
 
     def __init__(self, max_steps: int = MAX_STEPS, seconds: float = DEADLINE_SECONDS) -> None:
         self.max_steps = max_steps
         self.steps = 0
         self.deadline = time.monotonic() + seconds
+        self.clock_at = 0  # the clock is read at the first step, then every CLOCK_STEPS
 
     def charge(self, steps: int) -> None:
         self.steps += steps
-        if self.steps > self.max_steps or time.monotonic() > self.deadline:
-            # Stays spent: anything that swallowed this (Jinja's constant folding at compile
-            # time does) fails again at its next step.
-            self.steps = self.max_steps + 1
-            raise RenderLimit(TOO_MUCH_WORK)
+        if self.steps > self.max_steps:
+            self._spent()
+        if self.steps >= self.clock_at:
+            self.clock_at = self.steps + CLOCK_STEPS
+            if time.monotonic() > self.deadline:
+                self._spent()
+
+    def _spent(self) -> None:
+        # Stays spent: anything that swallowed this (Jinja's constant folding at compile
+        # time does) fails again at its next step.
+        self.steps = self.max_steps + 1
+        raise RenderLimit(TOO_MUCH_WORK)
 
 
 _CURRENT: ContextVar[Budget | None] = ContextVar("wabulk_render_budget", default=None)
@@ -448,3 +460,69 @@ def binop(operator: str, left: Any, right: Any) -> Any:
 def unop(operator: str, value: Any) -> Any:
     charge()
     return check(-value if operator == "-" else +value)
+
+
+# --- weaving the budget into a body --------------------------------------------------------
+
+
+def weave(tree: nodes.Template) -> None:
+    """Count the work of a parsed body where Jinja has no hook: see `_Weave`."""
+    _Weave().visit(tree)
+
+
+class _Weave(NodeTransformer):
+    """Weave the budget into the tree: loops count their items, loop bodies and macros
+    charge a step plus their literal text's share each time they run, and `~` checks the
+    size of what it joins."""
+
+    def visit_For(self, node: nodes.For) -> nodes.Node:
+        self.generic_visit(node)
+        node.iter = _call("counted", [node.iter], node.lineno)
+        node.body.insert(0, _tick(node.body, node.lineno))
+        return node
+
+    def visit_Macro(self, node: nodes.Macro) -> nodes.Node:
+        self.generic_visit(node)
+        node.body.insert(0, _tick(node.body, node.lineno))
+        return node
+
+    visit_CallBlock = visit_Macro
+
+    def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
+        self.generic_visit(node)
+        return _call("concat", node.nodes, node.lineno)
+
+
+def _call(name: str, args: list[nodes.Expr], lineno: int) -> nodes.Call:
+    target = nodes.ImportedName(f"{__name__}.{name}", lineno=lineno)
+    return nodes.Call(target, list(args), [], None, None, lineno=lineno)
+
+
+def _tick(body: list[nodes.Node], lineno: int) -> nodes.Output:
+    # What one pass over the body costs besides its counted calls: its literal text, and
+    # its expressions (comparisons, attribute look-ups), which no hook counts.
+    literal = sum(len(data.data) for node in body for data in node.find_all(nodes.TemplateData))
+    exprs = sum(1 for node in body for _ in node.find_all(nodes.Expr))
+    steps = 1 + literal // CHARS_PER_STEP + exprs // 4
+    return nodes.Output([_call("tick", [nodes.Const(steps, lineno=lineno)], lineno)], lineno=lineno)
+
+
+class WovenCodeGenerator(CodeGenerator):
+    """Jinja's code, with the calls `weave` adds made directly: the sandbox's `call` (its
+    safety checks, our counting) is for what a body calls, and costs ~2 µs a call."""
+
+    def visit_Call(self, node: nodes.Call, frame: Frame, forward_caller: bool = False) -> None:
+        target = node.node
+        if not (isinstance(target, nodes.ImportedName) and target.importname.startswith(_OURS)):
+            super().visit_Call(node, frame, forward_caller=forward_caller)
+            return
+        self.visit(target, frame)
+        self.write("(")
+        for i, arg in enumerate(node.args):
+            if i:
+                self.write(", ")
+            self.visit(arg, frame)
+        self.write(")")
+
+
+_OURS = f"{__name__}."

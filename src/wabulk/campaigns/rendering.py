@@ -30,7 +30,6 @@ from typing import Any
 import jinja2
 from jinja2 import meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
-from jinja2.visitor import NodeTransformer
 
 from wabulk.errors import ValidationError
 
@@ -105,6 +104,7 @@ def _finalize(value: Any) -> Any:
 
 
 class _MessageEnvironment(ImmutableSandboxedEnvironment):
+    code_generator_class = budget.WovenCodeGenerator
     # Every operator is intercepted: it is counted and its size checked, and an intercepted
     # operator is never folded at compile time, where no budget would see it.
     intercepted_binops = budget.BINOPS
@@ -257,7 +257,7 @@ def _compile(body: str) -> CompiledBody:
         ) from None
     _check_tree(tree)
     names = meta.find_undeclared_variables(tree) - {_SPIN}
-    _CountWork().visit(tree)
+    budget.weave(tree)
     # Jinja folds constant filters at compile time: a budget of its own bounds that too
     # (what it cannot fold within it is left to run, and be counted, at render time).
     token = budget.start(budget.Budget())
@@ -505,43 +505,6 @@ def _check_tree(tree: nodes.Template) -> None:
     for test in tree.find_all(nodes.Test):
         if test.name not in _ENV.tests:
             raise TemplateError(f'unknown test "{test.name}"', test.lineno)
-
-
-class _CountWork(NodeTransformer):
-    """Weave the budget into the tree: loops count their items, loop bodies and macros
-    charge a step plus their literal text's share each time they run, and `~` checks the
-    size of what it joins."""
-
-    def visit_For(self, node: nodes.For) -> nodes.Node:
-        self.generic_visit(node)
-        node.iter = _call("counted", [node.iter], node.lineno)
-        node.body.insert(0, _tick(node.body, node.lineno))
-        return node
-
-    def visit_Macro(self, node: nodes.Macro) -> nodes.Node:
-        self.generic_visit(node)
-        node.body.insert(0, _tick(node.body, node.lineno))
-        return node
-
-    visit_CallBlock = visit_Macro
-
-    def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
-        self.generic_visit(node)
-        return _call("concat", node.nodes, node.lineno)
-
-
-def _call(name: str, args: list[nodes.Expr], lineno: int) -> nodes.Call:
-    target = nodes.ImportedName(f"{budget.__name__}.{name}", lineno=lineno)
-    return nodes.Call(target, list(args), [], None, None, lineno=lineno)
-
-
-def _tick(body: list[nodes.Node], lineno: int) -> nodes.Output:
-    # What one pass over the body costs besides its counted calls: its literal text, and
-    # its expressions (comparisons, attribute look-ups), which no hook counts.
-    literal = sum(len(data.data) for node in body for data in node.find_all(nodes.TemplateData))
-    exprs = sum(1 for node in body for _ in node.find_all(nodes.Expr))
-    steps = 1 + literal // budget.CHARS_PER_STEP + exprs // 4
-    return nodes.Output([_call("tick", [nodes.Const(steps, lineno=lineno)], lineno)], lineno=lineno)
 
 
 def _name_in(node: nodes.Node | None) -> str | None:
