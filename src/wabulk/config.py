@@ -183,9 +183,10 @@ def redact_url(url: str) -> str:
 
 
 # Folders of customer data an older install may have made readable by others: uploaded
-# sheets, attachments, screenshots of chats, and the browsers' WhatsApp sessions. The
+# sheets, attachments, screenshots of chats, the browsers' WhatsApp sessions and the dry
+# runs' delivery logs. The
 # instance folder itself is left as the admin set it (backups may need to read it).
-DATA_FOLDERS = ("imports", "media", "screenshots", "browsers", "tmp")
+DATA_FOLDERS = ("imports", "media", "screenshots", "browsers", "tmp", "dry_run")
 
 
 def _tighten_data_folders(instance_path: Path) -> None:

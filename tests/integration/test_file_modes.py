@@ -15,6 +15,8 @@ from tests.importing import upload
 from tests.support import http_get, run_wabulk, running_server
 from wabulk import logs, migrate
 from wabulk.app import create_app
+from wabulk.channels.base import ChannelConfig, OutgoingMessage
+from wabulk.channels.dry_run import DryRunChannel, log_path
 from wabulk.config import Settings
 from wabulk.db import Database
 from wabulk.models import Import
@@ -60,7 +62,7 @@ def test_files_an_older_version_left_open_are_tightened_at_start(tmp_path: Path)
     for name in names:
         (instance / name).write_bytes(b"")
         (instance / name).chmod(0o644)
-    for folder in ("imports", "media", "screenshots", "browsers"):
+    for folder in ("imports", "media", "screenshots", "browsers", "dry_run"):
         (instance / folder).mkdir(mode=0o755)
     (instance / "secret_key").write_text("a key from an older install")
     (instance / "secret_key").chmod(0o644)
@@ -73,7 +75,7 @@ def test_files_an_older_version_left_open_are_tightened_at_start(tmp_path: Path)
         migrate.upgrade(db.engine)
         for name in names:
             assert mode(instance / name) == 0o600, name
-        for folder in ("imports", "media", "screenshots", "browsers"):
+        for folder in ("imports", "media", "screenshots", "browsers", "dry_run"):
             assert mode(instance / folder) == 0o700, folder
     finally:
         db.dispose()
@@ -115,3 +117,10 @@ def test_the_command_line_and_the_server_create_a_private_database_and_log(
         assert mode(instance) == 0o700
         for name in ("wabulk.db", "wabulk.db-wal", "wabulk.db-shm", "wabulk.log", "secret_key"):
             assert mode(instance / name) == 0o600, name
+
+
+def test_a_dry_run_senders_delivery_log_is_owner_only(tmp_path: Path) -> None:
+    channel = DryRunChannel(ChannelConfig(sender_name="Rehearsal", instance_path=tmp_path))
+    channel.send(OutgoingMessage(message_id=1, phone="+919876543210", text="Hello Asha"))
+    channel.close()
+    assert mode(log_path(tmp_path, "Rehearsal")) == 0o600

@@ -101,7 +101,8 @@ class DryRunChannel:
     def _descriptor(self) -> int:
         if self._fd is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+            # Owner-only: it holds customers' numbers and the texts sent to them.
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         return self._fd
 
     def prepare(self, message: OutgoingMessage) -> None:
