@@ -28,6 +28,8 @@ from tests.campaigns_support import (
 from wabulk.campaigns import lifecycle, rendering
 from wabulk.campaigns.media import save_media
 from wabulk.campaigns.render_budget import CAPTION_LIMIT, TEXT_LIMIT, limit_for
+from wabulk.campaigns.rendering import TemplateError
+from wabulk.campaigns.service import send_test
 from wabulk.channels.dry_run import log_path, read_log
 from wabulk.db import Database
 from wabulk.dispatch import queue, recovery
@@ -307,3 +309,49 @@ def test_the_preview_holds_a_photos_caption_to_1024_characters(
     assert typed.get_json()["error"] == saved["error"]
     plain = preview(client, body="{{ 'x' * 1030 }}", list_ids=[list_id]).get_json()
     assert plain["error"] is None and plain["samples"][0]["text"] == "x" * 1030
+
+
+def test_a_test_send_with_a_photo_holds_the_caption_to_1024_characters(
+    migrated_db: Database, tmp_path: Path
+) -> None:
+    db = migrated_db
+    list_id = make_contacts(db, phones(1), "Customers")
+    sender_id = make_sender(db)
+    with db.session() as session:
+        media_id = save_media(session, io.BytesIO(png()), "Offer.png", tmp_path, 10**6).id
+    campaign_id = make_campaign(
+        db, [list_id], [sender_id], body="{{ 'x' * 1030 }}", media_id=media_id, launch=False
+    )
+    with db.session() as session, pytest.raises(TemplateError) as caught:
+        send_test(session, None, campaign_id, phones(1)[0], sender_id, tmp_path)
+    assert str(caught.value).endswith("WhatsApp allows 1,024 in the caption of a photo or video")
+    assert not log_path(tmp_path, "Rehearsal").exists()  # nothing was sent
+
+
+def test_a_batch_whose_rendering_outlives_its_lease_goes_back_to_the_queue(
+    migrated_db: Database,
+) -> None:
+    db = migrated_db
+    list_id = make_contacts(db, phones(3), "Customers")
+    sender_id = make_sender(db)
+    campaign_id = make_campaign(db, [list_id], [sender_id], body="Hi {{ name }}")
+    now = utcnow() + timedelta(seconds=1)
+    with db.session() as session:
+        # A lease already over: no render may start, so none of the batch is kept.
+        got = queue.claim(
+            session,
+            campaign_id=campaign_id,
+            body="Hi {{ name }}",
+            sender_id=sender_id,
+            owner="live:1",
+            limit=10,
+            now=now,
+            lease_until=now - timedelta(seconds=1),
+            pace=Pace(),
+        )
+    assert got == []
+    after = messages_of(db, campaign_id)
+    assert {(m.status, m.attempts, m.sender_id, m.body) for m in after.values()} == {
+        (MessageStatus.QUEUED, 0, None, None)
+    }
+    assert_counters_exact(db, campaign_id)

@@ -37,6 +37,7 @@ from ..senders import lease as sender_lease
 from . import audience
 from .lifecycle import effective_message, get_campaign
 from .media import find_media, media_path
+from .render_budget import limit_for
 from .rendering import compile_body, context_for
 
 MAX_ATTEMPTS = 10
@@ -288,8 +289,10 @@ def send_test(
         contact.country if contact else None,
         contact.attributes if contact else {},
     )
-    text = compile_body(body).render(ctx, seed=0)
     media = find_media(session, media_id)
+    text = compile_body(body).render(
+        ctx, seed=0, limit=limit_for(media.mime_type if media else None)
+    )
     message = OutgoingMessage(
         message_id=0,  # a test belongs to no recipient row
         phone=phone,
