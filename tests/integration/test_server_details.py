@@ -117,6 +117,11 @@ def test_admins_see_the_path_to_fix_it(client: FlaskClient, make_user, db: Datab
             "file. Install Google Chrome.",
             BROWSER_TROUBLE,
         ),
+        (
+            "WABULK_CHROME_BINARY is '/opt/chrome/chrome', which does not exist. Install Google "
+            "Chrome.",
+            BROWSER_TROUBLE,
+        ),
         ("Chrome did not start: session not created. Install Google Chrome.", BROWSER_TROUBLE),
         (r"The Chrome profile folder C:\Users\Asha\Chrome does not exist.", PROFILE_MISSING),
     ],

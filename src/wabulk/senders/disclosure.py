@@ -52,7 +52,7 @@ def reason_for(reason: str | None, role: Role | None) -> str | None:
     """A sender's state reason as `role` may read it (Senders, Dashboard, API)."""
     if reason is None or _sees_details(role) or not has_server_details(reason):
         return reason
-    if "does not exist" in reason:
+    if "profile folder" in reason and "does not exist" in reason:
         return PROFILE_MISSING
     if "open in another Chrome" in reason:
         return PROFILE_IN_USE
