@@ -123,6 +123,60 @@ def test_a_connection_dropped_while_settling_loses_no_outcome(
         db.dispose()
 
 
+def test_a_connection_dropped_after_a_claim_commits_leaves_no_message_behind(
+    postgres_server: str, postgres_database: str, tmp_path: Path
+) -> None:
+    """A claim commits, then its texts are written in a second transaction; the connection
+    is ended just then. The claimed messages were never handed to the channel: the lane's
+    next step puts them back in the queue (recovery skips a live worker's own messages, so
+    nothing else would until a restart), and each is then sent once."""
+    db = Database(postgres_database)
+    migrate.upgrade(db.engine)
+    try:
+        list_id = make_contacts(db, phones(60), "Everyone")
+        sender = make_sender(db, "Rehearsal")
+        campaign_id = make_campaign(db, [list_id], [sender])
+        dropped: list[int] = []
+
+        @event.listens_for(db.engine, "before_cursor_execute")
+        def drop_at_first_texts(conn, cursor, statement, params, context, many) -> None:  # type: ignore[no-untyped-def]
+            if dropped or not statement.startswith("UPDATE messages SET body"):
+                return
+            pid = conn.connection.dbapi_connection.info.backend_pid
+            dropped.append(_terminate(postgres_server, pid=pid))
+
+        clock = FakeClock()
+        lane = make_lane(db, sender, tmp_path, clock)
+        failures = 0
+        for _ in range(200):  # steps, not seconds: ends once nothing is left to do
+            try:
+                wait = lane.step()
+            except Exception:
+                failures += 1
+                wait = 0.0
+            if wait is None:
+                break
+            clock.advance(wait)
+        lane.close()
+
+        assert dropped == [1] and failures == 1
+        with db.session() as session:
+            statuses = dict(
+                session.execute(  # type: ignore[arg-type]
+                    select(Message.status, func.count())
+                    .where(Message.campaign_id == campaign_id)
+                    .group_by(Message.status)
+                ).all()
+            )
+            ids = set(session.scalars(select(Message.id).where(Message.campaign_id == campaign_id)))
+        assert statuses == {MessageStatus.SENT: 60}
+        delivered = _delivered(tmp_path, "Rehearsal")
+        assert set(delivered) == ids and set(delivered.values()) == {1}
+        assert_counters_exact(db, campaign_id)
+    finally:
+        db.dispose()
+
+
 def test_worker_and_web_reconnect_when_postgres_drops_every_connection(
     postgres_server: str, postgres_database: str, tmp_path: Path
 ) -> None:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from .. import events
@@ -50,6 +50,8 @@ from ..models import (
     CampaignStatus,
     EventLevel,
     Media,
+    Message,
+    MessageStatus,
     Sender,
     SenderState,
     campaign_senders,
@@ -126,11 +128,21 @@ class Lane:
         self._all_capped = False
         self.reconcile_at: datetime | None = None
         self.unsettled: _Unsettled | None = None
+        self.cut_short = False
 
     # --- the step -----------------------------------------------------------------
 
     def step(self) -> float | None:
         """Do what is due; seconds until the next thing is due, or None when idle."""
+        try:
+            return self._step()
+        except Exception:
+            # A step cut short (a dropped connection, a locked file) may have committed a
+            # claim and failed before its messages were in hand: the next step looks.
+            self.cut_short = True
+            raise
+
+    def _step(self) -> float | None:
         if self.unsettled is not None:
             # Messages the channel already took: their outcomes are written before anything
             # else, or recovery (which skips a live worker's own messages) never would.
@@ -151,6 +163,10 @@ class Lane:
                 self.sent_today = sent_today(session, sender, now)
                 self.day_ends = Pace(timezone=sender.timezone).next_day_start(now)
             channel = self._channel(sender)
+            if self.cut_short:
+                self._release_orphans(session, now)
+                self.cut_short = False
+                self.reconcile_at = None
             if self.reconcile_at is None or now >= self.reconcile_at:
                 self.reconcile_at = now + self.lease
                 recovery.reconcile_sender(session, self.sender_id, channel, self.owner, now)
@@ -179,6 +195,34 @@ class Lane:
             )
             self.channel = open_channel(sender.channel.value, config)
         return self.channel
+
+    def _release_orphans(self, session: Session, now: datetime) -> None:
+        """Hand this sender's `sending` messages that this lane holds under its name but not in
+        hand to the reconcile that follows, as if their worker had stopped.
+
+        Recovery never touches a live worker's own messages, so without this they would
+        wait for a restart. What this lane gave the channel is in `pending` or `unsettled`;
+        the rest is reconciled as after a crash: one without a text was never sent and is
+        queued again, and the channel is asked about any other.
+        """
+        in_hand = {p.claimed.id for p in self.pending}
+        if self.unsettled is not None:
+            in_hand.update(o.message_id for o in self.unsettled.outcomes)
+        table = Message.__table__
+        orphans = update(table).where(
+            table.c.status == MessageStatus.SENDING,
+            table.c.lease_owner == self.owner,
+            table.c.sender_id == self.sender_id,
+        )
+        if in_hand:
+            orphans = orphans.where(table.c.id.not_in(in_hand))
+        session.execute(
+            orphans.values(
+                lease_owner=f"{self.owner}:cut-short"[:100],
+                lease_until=now - timedelta(seconds=1),
+            )
+        )
+        session.commit()
 
     def _hold(self, session: Session, now: datetime) -> bool:
         """Take or renew the sender's lease; False when another worker holds it."""
