@@ -237,6 +237,11 @@ def compile_body(body: str) -> CompiledBody:
     - Raises TemplateError naming the line (and the placeholder when known) for unbalanced
       spintax braces, Jinja syntax errors, unknown filters and forbidden tags.
     """
+    if len(body) > TEXT_LIMIT:
+        # Longer than any message, so never sent whole; compiling it would only cost.
+        raise TemplateError(
+            f"The message has {len(body):,} characters; WhatsApp allows {TEXT_LIMIT:,}."
+        )
     try:
         return _compile(body)
     except (SyntaxError, RecursionError, MemoryError):
