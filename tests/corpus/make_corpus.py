@@ -18,14 +18,28 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-HEADER = ["Name", "Phone", "City"]
-ROWS = [
-    ["Corpus One", "9811100001", "Pune"],
-    ["Corpus Two", "9811100002", "Delhi"],
-    ["Corpus Three", "9811100003", "Goa"],
-]
+if not __package__:  # run as a script: python tests/corpus/make_corpus.py
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tests.corpus.formats import (
+    DATE,
+    HEADER,
+    ROWS,
+    esc,
+    ods,
+    ods_cell,
+    ods_row,
+    root_rels,
+    sheet_xml,
+    table,
+    workbook_rels,
+    xlsb_members,
+    xlsx,
+    xlsx_members,
+    zip_members,
+)
+
 CORPUS_PHONES = ["+919811100001", "+919811100002", "+919811100003"]
-_DATE = (2024, 1, 1, 0, 0, 0)
 
 # Words a refusal must contain (loosely: the lead words the sentences), by what is refused.
 SIZE_WORDS = r"repeat|limit|rows|columns|cells|size|large|big|unsafe|up to"
@@ -41,183 +55,6 @@ class Entry:
     rows: int = 0  # contacts a read must import (created, updated or unchanged)
     upload_name: str | None = None  # the file name sent with an upload, when not `name`
     cli: bool = False  # also through the command line in the quick run (all of them when slow)
-
-
-# ---- building blocks ----------------------------------------------------------------------
-
-
-def _zip(path: Path, members: list[tuple[str, bytes]], stored: bool = False) -> Path:
-    method = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
-    with zipfile.ZipFile(path, "w") as zf:
-        for name, data in members:
-            info = zipfile.ZipInfo(name, date_time=_DATE)
-            info.compress_type = zipfile.ZIP_STORED if name == "mimetype" else method
-            info.external_attr = 0o644 << 16
-            zf.writestr(info, data)
-    return path
-
-
-def _esc(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _col(index: int) -> str:
-    out = ""
-    index += 1
-    while index:
-        index, rem = divmod(index - 1, 26)
-        out = chr(65 + rem) + out
-    return out
-
-
-def _table(header: list[str] | None = None) -> list[list[str]]:
-    return [header or HEADER, *ROWS]
-
-
-# ---- xlsx -----------------------------------------------------------------------------------
-
-_XLSX_CT = (
-    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
-    '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
-    '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.'
-    'relationships+xml"/><Default Extension="xml" ContentType="application/xml"/>'
-    '<Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-'
-    'officedocument.spreadsheetml.sheet.main+xml"/>'
-    '<Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.'
-    'openxmlformats-officedocument.spreadsheetml.worksheet+xml"/>'
-    '<Override PartName="/xl/sharedStrings.xml" ContentType="application/vnd.openxmlformats-'
-    'officedocument.spreadsheetml.sharedStrings+xml"/></Types>'
-)
-_REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
-_PKG_REL = "http://schemas.openxmlformats.org/package/2006/relationships"
-_MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
-
-
-def _root_rels(target: str = "xl/workbook.xml") -> str:
-    return (
-        f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<Relationships xmlns="'
-        f'{_PKG_REL}"><Relationship Id="rId1" Type="{_REL}/officeDocument" Target="{target}"/>'
-        "</Relationships>"
-    )
-
-
-def _workbook_rels(prefix: str = "") -> str:
-    return (
-        f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<Relationships xmlns="'
-        f'{_PKG_REL}"><Relationship Id="rId1" Type="{_REL}/worksheet" '
-        f'Target="{prefix}worksheets/sheet1.xml"/><Relationship Id="rId2" '
-        f'Type="{_REL}/sharedStrings" Target="{prefix}sharedStrings.xml"/></Relationships>'
-    )
-
-
-_WORKBOOK = (
-    f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<workbook xmlns="{_MAIN}" '
-    f'xmlns:r="{_REL}"><sheets><sheet name="Customers" sheetId="1" r:id="rId1"/></sheets>'
-    "</workbook>"
-)
-
-
-def _shared_strings(strings: list[str], count: str | None = None, doctype: str = "") -> str:
-    n = str(len(strings)) if count is None else count
-    items = "".join(f"<si><t>{s}</t></si>" for s in strings)
-    return (
-        f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n{doctype}'
-        f'<sst xmlns="{_MAIN}" count="{n}" uniqueCount="{n}">{items}</sst>'
-    )
-
-
-def _sheet_xml(
-    rows: list[list[str]], extra_cells: str = "", dimension: str | None = None
-) -> tuple[str, list[str]]:
-    """A worksheet whose cells are shared strings (indices into the returned list)."""
-    strings: list[str] = []
-    body = []
-    for r, row in enumerate(rows, start=1):
-        cells = []
-        for c, value in enumerate(row):
-            strings.append(_esc(value))
-            cells.append(f'<c r="{_col(c)}{r}" t="s"><v>{len(strings) - 1}</v></c>')
-        body.append(f'<row r="{r}">{"".join(cells)}</row>')
-    dim = f'<dimension ref="{dimension}"/>' if dimension else ""
-    xml = (
-        f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<worksheet xmlns="{_MAIN}">'
-        f"{dim}<sheetData>{''.join(body)}{extra_cells}</sheetData></worksheet>"
-    )
-    return xml, strings
-
-
-def _xlsx_members(
-    rows: list[list[str]] | None = None,
-    count: str | None = None,
-    doctype: str = "",
-    strings_override: list[str] | None = None,
-    dimension: str | None = None,
-    extra_cells: str = "",
-) -> list[tuple[str, bytes]]:
-    sheet, strings = _sheet_xml(rows or _table(), extra_cells, dimension)
-    return [
-        ("[Content_Types].xml", _XLSX_CT.encode()),
-        ("_rels/.rels", _root_rels().encode()),
-        ("xl/workbook.xml", _WORKBOOK.encode()),
-        ("xl/_rels/workbook.xml.rels", _workbook_rels().encode()),
-        ("xl/worksheets/sheet1.xml", sheet.encode()),
-        (
-            "xl/sharedStrings.xml",
-            _shared_strings(strings_override or strings, count, doctype).encode(),
-        ),
-    ]
-
-
-def xlsx(path: Path, **kwargs: object) -> Path:
-    return _zip(path, _xlsx_members(**kwargs))  # type: ignore[arg-type]
-
-
-# ---- ods ------------------------------------------------------------------------------------
-
-_ODS_NS = (
-    'xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
-    'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" '
-    'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" office:version="1.2"'
-)
-_ODS_MANIFEST = (
-    '<?xml version="1.0" encoding="UTF-8"?>\n<manifest:manifest xmlns:manifest="urn:oasis:'
-    'names:tc:opendocument:xmlns:manifest:1.0" manifest:version="1.2"><manifest:file-entry '
-    'manifest:full-path="/" manifest:media-type="application/vnd.oasis.opendocument.'
-    'spreadsheet"/><manifest:file-entry manifest:full-path="content.xml" '
-    'manifest:media-type="text/xml"/></manifest:manifest>'
-)
-
-
-def _ods_cell(value: str, repeat: int = 1) -> str:
-    rep = f' table:number-columns-repeated="{repeat}"' if repeat > 1 else ""
-    if not value:
-        return f"<table:table-cell{rep}/>"
-    return (
-        f'<table:table-cell office:value-type="string"{rep}><text:p>{_esc(value)}</text:p>'
-        "</table:table-cell>"
-    )
-
-
-def _ods_row(cells: list[str], repeat: int = 1, tail: str = "") -> str:
-    rep = f' table:number-rows-repeated="{repeat}"' if repeat > 1 else ""
-    return f"<table:table-row{rep}>{''.join(_ods_cell(c) for c in cells)}{tail}</table:table-row>"
-
-
-def ods(path: Path, body: str | None = None, doctype: str = "") -> Path:
-    rows = body if body is not None else "".join(_ods_row(r) for r in _table())
-    content = (
-        f'<?xml version="1.0" encoding="UTF-8"?>\n{doctype}<office:document-content {_ODS_NS}>'
-        '<office:body><office:spreadsheet><table:table table:name="Customers">'
-        f"{rows}</table:table></office:spreadsheet></office:body></office:document-content>"
-    )
-    return _zip(
-        path,
-        [
-            ("mimetype", b"application/vnd.oasis.opendocument.spreadsheet"),
-            ("META-INF/manifest.xml", _ODS_MANIFEST.encode()),
-            ("content.xml", content.encode()),
-        ],
-    )
 
 
 # ---- the corpus -----------------------------------------------------------------------------
@@ -244,27 +81,45 @@ def _shared_strings_count(count: str) -> Callable[[Path], Path]:
 
 def _reordered(path: Path) -> Path:
     """Parts in reverse order: the sheet first, the content types last."""
-    return _zip(path, list(reversed(_xlsx_members())))
+    return zip_members(path, list(reversed(xlsx_members())))
 
 
 def _absolute_parts(path: Path) -> Path:
     """Relationships naming their targets by absolute part names (/xl/...)."""
-    members = dict(_xlsx_members())
-    members["_rels/.rels"] = _root_rels("/xl/workbook.xml").encode()
-    members["xl/_rels/workbook.xml.rels"] = _workbook_rels("/xl/").encode()
-    return _zip(path, list(members.items()))
+    members = dict(xlsx_members())
+    members["_rels/.rels"] = root_rels("/xl/workbook.xml").encode()
+    members["xl/_rels/workbook.xml.rels"] = workbook_rels("/xl/").encode()
+    return zip_members(path, list(members.items()))
 
 
 def _extra_folders(path: Path) -> Path:
     """Folders and parts a sheet reader does not need (docProps, customXml, a thumbnail)."""
-    members = _xlsx_members()
+    members = xlsx_members()
     members += [
         ("docProps/", b""),
         ("docProps/app.xml", b"<Properties/>"),
         ("customXml/item1.xml", b"<root>" + b"<x/>" * 100 + b"</root>"),
         ("xl/media/notes.txt", b"not a part of the workbook"),
     ]
-    return _zip(path, members)
+    return zip_members(path, members)
+
+
+def _other_folder(path: Path) -> Path:
+    """The workbook's parts under book/ instead of xl/, as the package index says."""
+    members = [(n.replace("xl/", "book/"), d) for n, d in xlsx_members()]
+    members[1] = ("_rels/.rels", root_rels("book/workbook.xml").encode())
+    return zip_members(path, members)
+
+
+def _backslashes(path: Path) -> Path:
+    """Member names written with backslashes, as some Windows zip tools do."""
+    return zip_members(path, [(n.replace("/", "\\"), d) for n, d in xlsx_members()])
+
+
+def _upper_case(path: Path) -> Path:
+    return zip_members(
+        path, [(n.upper() if n.startswith("xl/") else n, d) for n, d in xlsx_members()]
+    )
 
 
 def _far_cell(path: Path) -> Path:
@@ -278,7 +133,7 @@ def _far_dimension(path: Path) -> Path:
 
 def _html_xls(path: Path) -> Path:
     cells = "".join(
-        "<tr>" + "".join(f"<td>{_esc(c)}</td>" for c in row) + "</tr>" for row in _table()
+        "<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in table()
     )
     path.write_text(
         '<html><head><meta charset="utf-8"><title>Orders export</title></head>'
@@ -290,9 +145,9 @@ def _html_xls(path: Path) -> Path:
 def _spreadsheetml_2003(path: Path) -> Path:
     rows = "".join(
         "<Row>"
-        + "".join(f'<Cell><Data ss:Type="String">{_esc(c)}</Data></Cell>' for c in row)
+        + "".join(f'<Cell><Data ss:Type="String">{esc(c)}</Data></Cell>' for c in row)
         + "</Row>"
-        for row in _table()
+        for row in table()
     )
     path.write_text(
         '<?xml version="1.0"?>\n<?mso-application progid="Excel.Sheet"?>\n'
@@ -309,7 +164,7 @@ def _formula_header(path: Path) -> Path:
 
 
 def _cr_only(path: Path) -> Path:
-    return _csv(path, _table(), newline="\r")
+    return _csv(path, table(), newline="\r")
 
 
 def _empty(path: Path) -> Path:
@@ -318,7 +173,7 @@ def _empty(path: Path) -> Path:
 
 
 def _truncated(path: Path) -> Path:
-    whole = _zip(path, _xlsx_members())
+    whole = zip_members(path, xlsx_members())
     data = whole.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     return path
@@ -326,7 +181,7 @@ def _truncated(path: Path) -> Path:
 
 def _garbled(path: Path) -> Path:
     """The sheet's compressed bytes scrambled; the zip directory left intact."""
-    _zip(path, _xlsx_members(rows=_table() * 30))
+    zip_members(path, xlsx_members(rows=table() * 30))
     with zipfile.ZipFile(path) as zf:
         info = zf.getinfo("xl/worksheets/sheet1.xml")
     data = bytearray(path.read_bytes())
@@ -339,9 +194,9 @@ def _garbled(path: Path) -> Path:
 
 def _zip_bomb(path: Path) -> Path:
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, data in _xlsx_members()[:4]:
-            zf.writestr(zipfile.ZipInfo(name, date_time=_DATE), data)
-        info = zipfile.ZipInfo("xl/worksheets/sheet1.xml", date_time=_DATE)
+        for name, data in xlsx_members()[:4]:
+            zf.writestr(zipfile.ZipInfo(name, date_time=DATE), data)
+        info = zipfile.ZipInfo("xl/worksheets/sheet1.xml", date_time=DATE)
         info.compress_type = zipfile.ZIP_DEFLATED
         with zf.open(info, "w") as member:
             block = b" " * (1024 * 1024)
@@ -351,7 +206,7 @@ def _zip_bomb(path: Path) -> Path:
 
 
 def _huge_cell(path: Path) -> Path:
-    rows = [",".join(r) for r in _table()]
+    rows = [",".join(r) for r in table()]
     rows.insert(2, "Big," + "9811100009," + "x" * (11 * 1024 * 1024))
     path.write_bytes(("\r\n".join(rows) + "\r\n").encode())
     return path
@@ -365,7 +220,7 @@ def _wide_row(path: Path) -> Path:
 
 def _long_csv_line(path: Path) -> Path:
     """One 8 MB line of commas under the header: a row of 8 million empty cells."""
-    rows = [",".join(r) for r in _table()]
+    rows = [",".join(r) for r in table()]
     rows.insert(2, "," * (8 * 1024 * 1024))
     path.write_bytes(("\r\n".join(rows) + "\r\n").encode())
     return path
@@ -378,7 +233,7 @@ def _password(path: Path) -> Path:
     import msoffcrypto.method.container.ecma376_encrypted as container
     import msoffcrypto.method.ecma376_agile as agile
 
-    plain = _zip(path.with_suffix(".plain"), _xlsx_members())
+    plain = zip_members(path.with_suffix(".plain"), xlsx_members())
     counter = iter(range(1 << 30))
 
     def seeded(size: int) -> bytes:
@@ -413,34 +268,34 @@ def _patched(owner: object, name: str, value: object) -> Iterator[None]:
 
 def _ods_columns_repeated(path: Path) -> Path:
     """A few bytes that expand to 16,384 filled columns on 1,000 rows (16 M cells)."""
-    tail = _ods_cell("x", 16_384)
-    body = "".join(_ods_row(r) for r in _table()) + _ods_row([], repeat=1_000, tail=tail)
+    tail = ods_cell("x", 16_384)
+    body = "".join(ods_row(r) for r in table()) + ods_row([], repeat=1_000, tail=tail)
     return ods(path, body)
 
 
 def _ods_cells_repeated(path: Path) -> Path:
     """~100 M cells: 400 filled columns on 250,000 repeated rows (each under the limits)."""
-    body = "".join(_ods_row(r) for r in _table())
-    body += _ods_row([], repeat=250_000, tail=_ods_cell("y", 400))
+    body = "".join(ods_row(r) for r in table())
+    body += ods_row([], repeat=250_000, tail=ods_cell("y", 400))
     return ods(path, body)
 
 
 def _ods_row_repeated_then_row(path: Path) -> Path:
     """A customer row repeated 1,100,000 times, then one distinct customer."""
-    body = _ods_row(HEADER) + _ods_row(ROWS[0], repeat=1_100_000) + _ods_row(ROWS[1])
+    body = ods_row(HEADER) + ods_row(ROWS[0], repeat=1_100_000) + ods_row(ROWS[1])
     return ods(path, body)
 
 
 def _ods_trailing_blank_repeats(path: Path) -> Path:
     """What LibreOffice itself writes: blank cells and rows repeated to the grid's edge."""
-    blank_cols = _ods_cell("", 1_021)
-    body = "".join(_ods_row(r, tail=blank_cols) for r in _table())
-    body += _ods_row([], repeat=1_048_572, tail=_ods_cell("", 1_024))
+    blank_cols = ods_cell("", 1_021)
+    body = "".join(ods_row(r, tail=blank_cols) for r in table())
+    body += ods_row([], repeat=1_048_572, tail=ods_cell("", 1_024))
     return ods(path, body)
 
 
 def _ods_billion_laughs(path: Path) -> Path:
-    body = _ods_row(HEADER) + "".join(_ods_row(r) for r in ROWS)
+    body = ods_row(HEADER) + "".join(ods_row(r) for r in ROWS)
     body = body.replace("Pune", "&lol9;")
     return ods(path, body, doctype=_BILLION_LAUGHS)
 
@@ -449,13 +304,13 @@ def _ods_billion_laughs(path: Path) -> Path:
 
 
 def _xlsx_billion_laughs(path: Path) -> Path:
-    _, strings = _sheet_xml(_table())
+    _, strings = sheet_xml(table())
     strings[-1] = "&lol9;"
     return xlsx(path, doctype=_BILLION_LAUGHS, strings_override=strings)
 
 
 def _xlsx_xxe(path: Path) -> Path:
-    _, strings = _sheet_xml(_table())
+    _, strings = sheet_xml(table())
     strings[5] = "&xxe;"  # the first customer's city
     return xlsx(path, doctype=_XXE, strings_override=strings)
 
@@ -575,7 +430,7 @@ CORPUS: list[tuple[Entry, _Maker]] = [
             rows=3,
             upload_name="../../x.csv",
         ),
-        lambda p: _csv(p, _table()),
+        lambda p: _csv(p, table()),
     ),
     # Formats that are not what their name says, and packaging calamine reads.
     (
@@ -605,7 +460,7 @@ CORPUS: list[tuple[Entry, _Maker]] = [
             "read",
             rows=3,
         ),
-        lambda p: _zip(p, _xlsx_members(), stored=True),
+        lambda p: zip_members(p, xlsx_members(), stored=True),
     ),
     (
         Entry("reordered.xlsx", "a valid workbook with its parts in reverse order", "read", rows=3),
@@ -623,6 +478,22 @@ CORPUS: list[tuple[Entry, _Maker]] = [
     (
         Entry("extra-folders.xlsx", "a valid workbook with extra folders", "read", rows=3),
         _extra_folders,
+    ),
+    (
+        Entry("other-folder.xlsx", "a valid workbook whose parts are under book/", "read", rows=3),
+        _other_folder,
+    ),
+    (
+        Entry("backslashes.xlsx", "member names written xl\\workbook.xml", "read", rows=3),
+        _backslashes,
+    ),
+    (
+        Entry("upper-case.xlsx", "member names in capitals (XL/WORKBOOK.XML)", "read", rows=3),
+        _upper_case,
+    ),
+    (
+        Entry("binary.xlsb", "an Excel binary workbook (.xlsb)", "either", r"xlsb|binary", rows=3),
+        lambda p: zip_members(p, xlsb_members(table())),
     ),
     (
         Entry(

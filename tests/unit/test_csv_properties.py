@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from wabulk.contacts.sheets import DELIMITERS, open_sheet, sniff_delimiter, sniff_encoding
 from wabulk.errors import ValidationError
 
-from ..corpus import make_corpus as corpus
+from ..corpus import formats as corpus
 
 QUICK = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 AT_LENGTH = settings(
@@ -151,25 +151,25 @@ def counted_workbook(draw: st.DrawFn) -> bytes:
             )
         )
         value = draw(st.sampled_from(["", "x", "9811100009"]))
-        tail = corpus._ods_cell(value, cols)
-        body = "".join(corpus._ods_row(r) for r in corpus._table())
-        body += corpus._ods_row([], repeat=rows, tail=tail)
+        tail = corpus.ods_cell(value, cols)
+        body = "".join(corpus.ods_row(r) for r in corpus.table())
+        body += corpus.ods_row([], repeat=rows, tail=tail)
         if draw(st.booleans()):
-            body += corpus._ods_row(corpus.ROWS[0])
+            body += corpus.ods_row(corpus.ROWS[0])
         corpus.ods(out, body)  # type: ignore[arg-type]
         return out.getvalue()
     number = draw(st.one_of(_SMALL, _HUGE, st.integers(0, 10**20)))
     if folder == "count":
-        members = corpus._xlsx_members(count=str(number))
+        members = corpus.xlsx_members(count=str(number))
     elif folder == "dimension":
         col = draw(st.one_of(_SMALL, st.integers(1, 16_384)))
-        members = corpus._xlsx_members(dimension=f"A1:{_ref(col, number)}")
+        members = corpus.xlsx_members(dimension=f"A1:{_ref(col, number)}")
     else:
         col = draw(st.one_of(_SMALL, st.integers(1, 16_384)))
         at = _ref(col, min(number, 1_048_576))
         row = at.lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
-        members = corpus._xlsx_members(extra_cells=f'<row r="{row}"><c r="{at}"><v>1</v></c></row>')
-    corpus._zip(out, members)  # type: ignore[arg-type]
+        members = corpus.xlsx_members(extra_cells=f'<row r="{row}"><c r="{at}"><v>1</v></c></row>')
+    corpus.zip_members(out, members)  # type: ignore[arg-type]
     return out.getvalue()
 
 
