@@ -7,6 +7,8 @@ set out of reach here, so these pass or fail the same on a busy machine.
 
 from __future__ import annotations
 
+import tracemalloc
+
 import pytest
 
 from wabulk.campaigns import render_budget
@@ -138,7 +140,7 @@ def test_a_set_block_filled_by_a_loop_is_counted() -> None:
         "{{ ('x' * 200).translate({120: 'y' * 200}) }}",
         "{{ '{:>999999999}'.format(1) }}",
         "{{ ('{0}' * 200).format('y' * 200) }}",
-        "{{ '{0}{0}'.format_map({}) }}{{ ('{a}' * 200).format_map({'a': 'y' * 200}) }}",
+        "{{ ('{a}' * 200).format_map({'a': 'y' * 200}) }}",
         "{{ '%999999999s' % 1 }}",
         "{{ '%*s' % (999999999, 'x') }}",
         "{{ ('%s' * 200) % (('y' * 200,) * 200) }}",
@@ -153,11 +155,24 @@ def test_a_set_block_filled_by_a_loop_is_counted() -> None:
         "{{ ('x' * 200) | truncate(5, end='y' * 30000) }}",
         "{{ 'x' * 1000000000 }}",
         "{{ [1] * 1000000000 }}",
+        # Markup's methods (after `| e`) are Python functions wrapping str's.
+        "{{ ('x' | e).ljust(999999999) | length }}",
+        "{{ ('x' | e).center(999999999) | length }}",
+        "{{ (('x' * 200) | e).replace('x', 'y' * 200) }}",
+        "{{ (('y' * 200) | e).join(['a'] * 200) }}",
+        "{{ ('x'.encode()).ljust(999999999) | length }}",
+        "{{ ('x' * 200).encode().replace('x'.encode(), ('y' * 200).encode()) | length }}",
     ],
 )
 def test_multiplying_sizes_are_refused_before_they_are_built(body: str) -> None:
     # Each would build 40,000 to billions of characters; none gets to.
-    refused(body, "")
+    tracemalloc.start()
+    try:
+        refused(body, BIG)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 5 * 2**20  # bytes: a render never holds much more than a few texts
 
 
 def test_numbers_stay_under_300_digits() -> None:

@@ -24,6 +24,8 @@ import string
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextvars import ContextVar
+from datetime import date
+from decimal import Decimal
 from typing import Any
 
 import jinja2
@@ -232,12 +234,17 @@ def _values(args: Any) -> list[Any]:
     return [args]
 
 
-def percent_estimate(fmt: str, args: Any, extra: int = 0) -> int:
-    """An upper bound on the length of `fmt % args` (`extra`: arguments given by `*`)."""
+def percent_estimate(fmt: str, args: Any) -> int:
+    """An upper bound on the length of `fmt % args`."""
     specs = _PERCENT_SPEC_RE.findall(fmt)
     widest = _widest(n for spec in specs for n in spec if n and n != "*")
+    if any("*" in spec for spec in specs):
+        for value in _values(args):  # `%*s`: a width given as an argument
+            if isinstance(value, int) and not isinstance(value, bool):
+                widest = max(widest, abs(value))
+                need(widest)
     longest = max((_text_len(v) for v in _values(args)), default=0)
-    return len(fmt) + len(specs) * (longest + widest + extra + 24)
+    return len(fmt) + len(specs) * (longest + widest + 24)
 
 
 def format_estimate(fmt: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> int:
@@ -290,27 +297,45 @@ def join_estimate(items: list[Any], separator: Any) -> int:
 # --- str methods the sandbox lets a body call --------------------------------------------
 
 
+# Values a body may hold whose methods it may call: their numeric arguments are widths,
+# lengths and counts (ljust, zfill, to_bytes, …), never more than MAX_SIZE.
+_VALUES = (str, bytes, bytearray, int, float, list, tuple, dict, set, frozenset, Decimal, date)
+
+
+def _text(value: Any) -> Any:
+    """Bytes as text, so that one set of estimates serves both."""
+    return value.decode("latin-1") if isinstance(value, bytes | bytearray) else value
+
+
 def _method_precheck(obj: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple:
-    """Check a builtin method's call before it runs; may return replacement arguments."""
+    """Check a method's call on a value before it runs; may return replacement arguments.
+
+    By its owner, not its type: Markup's methods (from `| e`) are Python functions
+    wrapping str's, and `ljust(10**9)` on one allocates just the same.
+    """
+    owner = getattr(obj, "__self__", None)
+    if not isinstance(owner, _VALUES):
+        return args, kwargs
     for arg in (*args, *kwargs.values()):
         if isinstance(arg, int) and not isinstance(arg, bool):
-            need(abs(arg))  # widths and lengths: ljust, zfill, to_bytes, …
-    owner = getattr(obj, "__self__", None)
+            need(abs(arg))
+    owner = _text(owner)
     if not isinstance(owner, str):
         return args, kwargs
-    name = obj.__name__
-    if name == "replace" and len(args) >= 2:
-        need(replace_estimate(owner, *args[:3]))
+    name = getattr(obj, "__name__", "")
+    texts = [_text(arg) for arg in args]
+    if name == "replace" and len(texts) >= 2:
+        need(replace_estimate(owner, *texts[:3]))
     elif name == "join" and args:
         items = bounded_items(args[0])
-        need(join_estimate(items, owner))
+        need(join_estimate([_text(item) for item in items], owner))
         args = (items, *args[1:])
     elif name == "expandtabs":
         tab = args[0] if args else kwargs.get("tabsize", 8)
         if isinstance(tab, int):
             need(len(owner) + owner.count("\t") * max(0, tab))
     elif name == "translate" and args and isinstance(args[0], Mapping):
-        widest = max((_text_len(v) for v in args[0].values()), default=1)
+        widest = max((_text_len(_text(v)) for v in args[0].values()), default=1)
         need(len(owner) * max(1, widest))
     return args, kwargs
 
@@ -321,7 +346,7 @@ def guarded_call(call: Callable[..., Any], obj: Any, args: tuple, kwargs: dict) 
     charge(MACRO_STEPS if isinstance(obj, jinja2.runtime.Macro) else 1)
     if isinstance(obj, jinja2.runtime.LoopContext) and args:
         args = (Counted(args[0]), *args[1:])  # a recursive loop's next level
-    elif type(obj).__name__ in ("builtin_function_or_method", "method-wrapper"):
+    else:
         args, kwargs = _method_precheck(obj, args, kwargs)
     result = call(obj, *args, **kwargs)
     if isinstance(result, str):
@@ -363,7 +388,7 @@ def _filter_precheck(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -
         items = bounded_items(value) if not isinstance(value, str) else list(value)
         need(join_estimate(items, rest[0] if rest else kwargs.get("d", "")))
     elif name == "format":
-        need(percent_estimate(str(value), rest or kwargs, extra=0))
+        need(percent_estimate(str(value), rest or kwargs))
     elif name == "indent":
         width = rest[0] if rest else kwargs.get("width", 4)
         per_line = len(width) if isinstance(width, str) else int(width or 0)
