@@ -52,17 +52,21 @@ def private_file(path: Path) -> None:
     looser modes, from an older version or a copy, is tightened. A file owned by someone
     else is left as it is: tightening is best effort, never a reason not to start.
     """
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    os.close(fd)
-    tighten(path)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        tighten(path)
+    except OSError:
+        pass  # a folder we may not write in: SQLite says so in its own words when it opens
 
 
 def tighten(path: Path) -> None:
-    """Owner-only (0600, or 0700 for a folder) if others may read it now; best effort."""
+    """Take away what group and others may do with it (0644 -> 0600, 0755 -> 0700), adding
+    nothing for the owner (a read-only file stays read-only); best effort."""
     with contextlib.suppress(OSError):
-        st = path.stat()
-        if stat.S_IMODE(st.st_mode) & 0o077:
-            path.chmod(0o700 if stat.S_ISDIR(st.st_mode) else 0o600)
+        now = stat.S_IMODE(path.stat().st_mode)
+        if now & 0o077:
+            path.chmod(now & 0o700)
 
 
 def _private_sqlite(url: URL) -> None:

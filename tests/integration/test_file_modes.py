@@ -3,6 +3,7 @@ wabulk's own user only (0600, like the secret key), however permissive the umask
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import stat
@@ -15,6 +16,7 @@ from tests.importing import upload
 from tests.support import http_get, run_wabulk, running_server
 from wabulk import logs, migrate
 from wabulk.app import create_app
+from wabulk.campaigns.media import media_path, save_media
 from wabulk.channels.base import ChannelConfig, OutgoingMessage
 from wabulk.channels.dry_run import DryRunChannel, log_path
 from wabulk.config import Settings
@@ -124,3 +126,32 @@ def test_a_dry_run_senders_delivery_log_is_owner_only(tmp_path: Path) -> None:
     channel.send(OutgoingMessage(message_id=1, phone="+919876543210", text="Hello Asha"))
     channel.close()
     assert mode(log_path(tmp_path, "Rehearsal")) == 0o600
+
+
+def test_an_attachment_is_stored_owner_only(migrated_db: Database, tmp_path: Path) -> None:
+    instance = tmp_path / "instance"
+    with migrated_db.session() as session:
+        media = save_media(
+            session, io.BytesIO(b"%PDF-1.4\n%%EOF\n"), "prices.pdf", instance, 1 << 20
+        )
+        stored = media_path(instance, media)
+    assert mode(stored) == 0o600
+
+
+def test_a_read_only_database_stays_read_only_for_its_owner(tmp_path: Path) -> None:
+    """Tightening takes from group and others only, and never stops wabulk from starting."""
+    path = tmp_path / "copy.db"
+    writer = Database(f"sqlite:///{path}")
+    with writer.engine.connect() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (x)")
+        conn.commit()
+    writer.dispose()
+    path.chmod(0o444)
+    reader = Database(f"sqlite:///{path}")
+    try:
+        assert mode(path) == 0o400
+        with reader.engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar() == 0
+    finally:
+        reader.dispose()
+        path.chmod(0o600)
