@@ -361,3 +361,20 @@ def test_oversized_output_is_refused_not_built(body: str) -> None:
 def test_modest_repetition_and_widths_still_work() -> None:
     assert compile_body('{{ "=" * 5 }} {{ 2 ** 3 }}').render({}, seed=1) == "===== 8"
     assert compile_body("{{ name | center(8) }}|").render({"name": "Asha"}, seed=1) == "  Asha  |"
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ("{{ 1 / 0 }}", "it divides by zero"),
+        ("{{ name + 1 }}", "it mixes text and numbers"),
+        ('{{ "%d" % name }}', "it mixes text and numbers"),
+        ('{{ name.index("zz") }}', "a value is not in the form needed"),
+    ],
+)
+def test_runtime_errors_are_said_in_the_authors_words_not_pythons(body: str, reason: str) -> None:
+    with pytest.raises(TemplateError) as caught:
+        render(body)
+    assert reason in str(caught.value)
+    for python in ("unsupported operand", "concatenate", "division by zero", "substring"):
+        assert python not in str(caught.value)

@@ -554,8 +554,20 @@ def _runtime_error(exc: Exception, body: str, template: jinja2.Template) -> Temp
         message = "this is not allowed in a message"
     else:
         what = f'placeholder "{placeholder}"' if placeholder else "a placeholder"
-        message = f"{what} could not be filled: " + _QUOTED_RE.sub(r'"\1"', str(exc))
+        message = f"{what} could not be filled: " + _reason(exc)
     return TemplateError(message.rstrip("."), line, placeholder)
+
+
+def _reason(exc: Exception) -> str:
+    """Why a placeholder failed, in the author's words rather than Python's."""
+    if isinstance(exc, ZeroDivisionError):
+        return "it divides by zero"
+    if isinstance(exc, TypeError):
+        return "it mixes text and numbers, or gives a filter the wrong kind of value"
+    if isinstance(exc, ValueError):
+        return "a value is not in the form needed (a number written with letters, say)"
+    # Jinja's own (a missing field, a filter's complaint): already about the body.
+    return _QUOTED_RE.sub(r'"\1"', str(exc))
 
 
 def _template_line(tb: TracebackType | None, template: jinja2.Template) -> int | None:
