@@ -131,11 +131,15 @@ def test_sigterm_finishes_the_step_and_gives_everything_back(instance) -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # a bound for a stuck worker, not a speed
     while _status(instance, cid)["counts"]["sent"] < 1:
         assert time.monotonic() < deadline, "the worker sent nothing"
         time.sleep(0.2)
-    time.sleep(0.5)  # the next message is claimed and waits out its 20 s delay
+    # Stopped while the next message is claimed and waits out its 20 s delay.
+    deadline = time.monotonic() + 120
+    while _status(instance, cid)["counts"]["sending"] < 1:
+        assert time.monotonic() < deadline, "the worker claimed no next message"
+        time.sleep(0.2)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 0
     counts = _status(instance, cid)["counts"]
