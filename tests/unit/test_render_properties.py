@@ -4,7 +4,8 @@ Bodies come from a small grammar of what Jinja and spintax offer (placeholders, 
 macros, filters, methods, arithmetic, repeats, attribute names an escape would try), mixed
 with raw text. The property: compiling and rendering give a text no longer than the limit,
 or a TemplateError whose message is a sentence; never another exception, never a step past
-the budget, never anything of Python's own (reprs, the environment).
+the budget, never more than 32 MiB of memory (traced, compile included), never anything of
+Python's own (reprs, the environment).
 
 The quick variant runs a couple of hundred examples in `make test`; its `slow` twin runs
 10,000 in `make test-slow`. Steps are counted, not seconds: no deadline, derandomized.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import tracemalloc
 from collections.abc import Iterator
 
 import pytest
@@ -116,6 +118,19 @@ BODIES = _bodies()
 
 
 def check(body: str, limit: int) -> None:
+    tracemalloc.start()
+    try:
+        _check(body, limit)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # A value holds at most 20,000 characters or items and all the text a render writes
+    # is paid for in steps (32 characters a step): a few MiB at worst.
+    assert peak < MEMORY_BOUND, (peak, body)
+
+
+def _check(body: str, limit: int) -> None:
+    compile_body.cache_clear()  # compiling is part of what a body costs
     try:
         compiled = compile_body(body)
     except TemplateError as exc:
@@ -132,6 +147,9 @@ def check(body: str, limit: int) -> None:
         assert len(text) <= limit
         assert not PYTHON.search(text), text[:200]
     assert budget.steps <= MAX_STEPS + 1
+
+
+MEMORY_BOUND = 32 * 2**20
 
 
 COMMON = {
