@@ -12,6 +12,9 @@
 - Rendering is sandboxed (operators write bodies; the server holds secrets): no loader, no
   globals, no `_` attributes, no `self`, and only text-like values may be printed.
 - A missing or blank field is undefined, so it prints "" and `default()` applies to it.
+- The sandbox bounds neither CPU nor memory: every compile and render runs on a budget of
+  steps, sizes and output (`render_budget.py`), woven into the compiled body, and a text
+  longer than WhatsApp allows (4,096 characters; 1,024 for a caption) is refused.
 """
 
 from __future__ import annotations
