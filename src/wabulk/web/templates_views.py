@@ -161,8 +161,11 @@ def _preview_size(endpoint: str | None, _values: dict[str, Any] | None) -> None:
     """
     if endpoint != "templates.preview":
         return
+    # A body without a declared length (none at all, or chunked) is held to the same bound
+    # by max_content_length as it is read; refusing it here would answer an anonymous
+    # visitor 413 instead of sending them to sign in.
     length = request.content_length
-    if length is None or length > PREVIEW_MAX_BYTES:
+    if length is not None and length > PREVIEW_MAX_BYTES:
         sentence = f"The message is too long to preview; WhatsApp allows {MAX_BODY:,} characters."
         empty = _preview_json(None) | {"error": sentence, "empty": False}
         abort(make_response(jsonify(empty), 413))
