@@ -185,7 +185,9 @@ def test_a_file_that_breaks_part_way_fails_with_a_sentence_and_keeps_what_was_co
     with migrated_db.session() as session:
         failed = session.scalars(select(Event).where(Event.kind == "import.failed")).one()
     assert failed.level is EventLevel.ERROR
-    assert failed.text.startswith("Import of 'long-notes.csv' stopped: The CSV file cannot be read near line 63")
+    assert failed.text.startswith(
+        "Import of 'long-notes.csv' stopped: The CSV file cannot be read near line 63"
+    )
 
 
 def test_a_stored_file_damaged_before_the_run_fails_the_import(migrated_db, tmp_path, instance):
