@@ -120,7 +120,8 @@ def test_deep_recursion_is_a_sentence() -> None:
 
 def test_a_set_block_filled_by_a_loop_is_counted() -> None:
     body = "{% set x %}{% for a in 'x' * 20000 %}" + "L" * 3000 + "{% endfor %}{% endset %}ok"
-    assert refused(body, WORK) == MAX_STEPS + 1
+    # Stopped as the block passes 20,000 characters (7 passes), long before its steps end.
+    assert refused(body, BIG) < 2_000
 
 
 # --- sizes are checked before they are allocated ---------------------------------------------
@@ -228,6 +229,11 @@ def spend_with(budget: Budget, body: str) -> tuple[str | TemplateError, int]:
         ("{% for x in [[1, [2]]] recursive %}{{ x if x is number else loop(x) }}{% endfor %}",
          "12"),
         ("{{ ('=' * 5) ~ ([1] * 2) | length }}", "=====2"),
+        ("{{ [{'n': 'a'}, {'n': 'b'}] | join('+', attribute='n') }}", "a+b"),
+        ("{{ {'ref': first_name} | urlencode }}", "ref=Asha"),
+        ("{{ '{:>{}}'.format(first_name, 6) }}|{{ '%5.1f' % 2.25 }}", "  Asha|  2.2"),
+        ("{% set x %}{{ name }}!{% endset %}{{ x | upper }}", "ASHA RAO!"),
+        ("{{ 3 | string }}{{ '' ~ 2.5 ~ none }}{{ missing | string }}", "32.5None"),
     ],
 )  # fmt: skip
 def test_ordinary_bodies_render_as_before(body: str, text: str) -> None:
@@ -251,3 +257,133 @@ def test_a_body_longer_than_any_message_is_refused_before_it_is_compiled() -> No
         compile_body("{{ name }}" * 410)  # 4,100 characters
     assert str(caught.value) == "The message has 4,100 characters; WhatsApp allows 4,096."
     assert compile_body("x" * TEXT_LIMIT).render({}, 1) == "x" * TEXT_LIMIT
+
+
+# --- the review of the budget: text conversions, captured blocks, nested widths, spintax ----
+
+NOT_TEXT = "not text"
+VIEWS = "{% set d = {'k': 'x' * 19990} %}{% set v = [d.items()] * "
+
+
+def traced_peak(run) -> int:
+    """Bytes at the peak of `run()`, traced: memory counted, not time."""
+    tracemalloc.start()
+    try:
+        run()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize(
+    ("body", "sentence"),
+    [
+        # A dict's items() held the whole dict yet counted as one item: written out, 9,999
+        # of them were 200 MB, and a list of 9,999 such lists 3.9 GB.
+        (VIEWS + "9999 %}{% set w = [{'a': v}.items()] * 9999 %}{{ ('' ~ w) | length }}", BIG),
+        (VIEWS + "9999 %}{{ ('' ~ v) | length }}", BIG),
+        (VIEWS + "3300 %}{{ v | join | length }}", BIG),
+        # A list or dict is never written out as text, however small.
+        ("{% set d = {'k': 'x' * 19990} %}{{ ('' ~ [d.items()]) | length }}", NOT_TEXT),
+        ("{{ [1, 2] | string }}", NOT_TEXT),
+        ("{{ {'a': 1} ~ '' }}", NOT_TEXT),
+        ("{{ [[1]] | join }}", NOT_TEXT),
+        ("{{ '%s' % ([1],) }}", NOT_TEXT),
+        ("{{ '%s' % {'a': 1} }}", NOT_TEXT),
+        ("{{ '%s' | format([1]) }}", NOT_TEXT),
+        ("{{ '{}'.format([1]) }}", NOT_TEXT),
+        ("{{ [1] | tojson }}", NOT_TEXT),
+        ("{{ [1] | pprint }}", NOT_TEXT),
+        ("{{ {'k': 'v'}.items() | list | upper }}", NOT_TEXT),
+    ],
+)
+def test_lists_and_dicts_are_never_written_out_as_text(body: str, sentence: str) -> None:
+    assert traced_peak(lambda: refused(body, sentence)) < 5 * 2**20
+
+
+def test_a_set_block_stops_as_it_passes_the_size_bound() -> None:
+    # Each `{{ n }}` writes 257 digits: 72,000 of them made an 18.5 M character block.
+    body = (
+        "{% set n = (10 ** 64) ** 4 %}{% set x %}{% for i in 'a' * 120 %}"
+        + "{{n}}" * 600
+        + "{% endfor %}{% endset %}{{ x.split('0') | length }}"
+    )
+    compile_body(body)  # its 600 outputs compile to a few MiB; the render is what is measured
+    assert traced_peak(lambda: refused(body, BIG)) < 5 * 2**20
+    by_macro = "{% macro m(n) %}{% for i in 'a' * 9999 %}{{ n }}{% endfor %}{% endmacro %}"
+    assert traced_peak(lambda: refused(by_macro + "{{ m((10 ** 50) ** 4) | length }}", BIG)) < 2**20
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "{{ ('{0:{1}}' * 500).format('😀', 19999) }}",
+        "{{ ('{0:>{1}}' * 3).format('x', 19999) }}",
+        "{{ '{0:{1}}'.format('x', 99999) }}",
+        "{{ '{:.{}f}'.format(1.5, 99999) }}",
+        "{{ ('{0:{1[0]}}' * 500).format('x', [19999]) }}",
+    ],
+)
+def test_a_nested_format_width_is_known_before_the_field_is_built(body: str) -> None:
+    assert traced_peak(lambda: refused(body, BIG)) < 5 * 2**20
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        ("{" + "|" * 78 + "}") * 50,  # 3,950 options: a second or more to compile
+        "{" + "|" * 4090 + "}",
+        "{a|b}" * 101,  # 202
+    ],
+)
+def test_spintax_with_hundreds_of_options_is_refused_before_it_is_compiled(body: str) -> None:
+    def compile_it() -> None:
+        compile_body.cache_clear()
+        with pytest.raises(TemplateError, match=r"more than 200 spintax options in all"):
+            compile_body(body)
+
+    # Refused while the braces are read: nothing of Jinja's or Python's compiler runs.
+    assert traced_peak(compile_it) < 2**20
+
+
+def test_a_message_with_200_spintax_options_still_compiles() -> None:
+    body = "{Hi|Hello|Hey|Good day} {{ first_name }}, " * 50
+    assert spend(body)[0].startswith(("Hi ", "Hello ", "Hey ", "Good day "))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "{{ '' ~ name.upper }}",
+        "{{ '{}'.format(name.split) }}",
+        "{{ '{0.upper}'.format(name) }}",
+        "{{ '{0!r}'.format(name.upper) }}",
+        "{{ '{a}'.format_map({'a': name.upper}) }}",
+        "{{ '%s' % name.upper }}",
+        "{{ '%s' | format(name.upper) }}",
+        "{{ name.upper | string }}",
+        "{{ name.upper | upper }}",
+        "{{ name.upper | e }}",
+        "{{ [name.upper] | join }}",
+        "{{ [name.upper] | join(', ') }}",
+        "{{ ', ' | join([name]) }}",
+        "{{ (', ' | e).join([name.upper]) }}",
+        "{{ ('x' | e).escape(name.upper) }}",
+        "{{ {'a': name.upper} | urlencode }}",
+        "{% for x in 'a' %}{{ '' ~ loop }}{% endfor %}",
+        "{% macro m() %}{% endmacro %}{{ m ~ '' }}",
+    ],
+)
+def test_methods_and_objects_are_never_written_out_as_text(body: str) -> None:
+    # Their repr showed "<built-in method upper of str object at 0x7f…>" in the chat.
+    result, _ = spend(body)
+    assert isinstance(result, TemplateError), str(result)
+    assert "0x" not in str(result) and "built-in" not in str(result)
+    assert traced_peak(lambda: refused(body, NOT_TEXT)) < 2**20
+
+
+def test_a_missing_item_looked_up_by_a_method_does_not_show_its_address() -> None:
+    result, _ = spend("{{ [1][name.upper] + 1 }}")
+    assert str(result) == (
+        'Line 1: placeholder "name" could not be filled: it looks up an item that is not there'
+    )

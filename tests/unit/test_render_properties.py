@@ -51,7 +51,7 @@ _BINOPS = ["+", "-", "*", "/", "//", "%", "**", "~", "==", "<", "and", "or", "in
 _INTS = st.one_of(st.integers(-3, 12), st.sampled_from([64, 65, 200, 20000, 99999, 10**9]))
 _STRINGS = st.sampled_from(["'x'", "'ab'", "''", "'%s'", "'{}'", "'{0.__class__}'", "'\\t'",
                             "'%999s'", "'{:>9999}'", "'a b c'", "'\\n'",
-                            "'__class__'"])  # fmt: skip
+                            "'__class__'", "'{0:{1}}'", "'{0.upper}'", "'{0!r}'"])  # fmt: skip
 
 
 def _expressions() -> st.SearchStrategy[str]:
@@ -61,6 +61,9 @@ def _expressions() -> st.SearchStrategy[str]:
         st.sampled_from(_NAMES),
         st.just("[1, 2, 3]"),
         st.just("{'k': 'v'}"),
+        # A dict's views hold the whole dict; a method written out shows an address.
+        st.just("{'k': 'v' * 9999}.items()"),
+        st.just("name.upper"),
     )
 
     def grow(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:

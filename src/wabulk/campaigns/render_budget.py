@@ -10,9 +10,13 @@ Every render gets one `Budget`, held in a context variable while the template ru
   machine; a wall-clock deadline is only a backstop for what a count cannot foresee.
 - Sizes: no value a body builds (text, list, number) may pass `MAX_SIZE` characters or
   items, or `MAX_BITS` bits; operations that multiply a size (repeat, replace, join,
-  padding, `%` and `format` widths) are checked before they allocate, the rest after.
-- The text itself stops being built once it passes `MAX_SIZE`; the caller checks it against
-  WhatsApp's limit (`TEXT_LIMIT`, or `CAPTION_LIMIT` for the caption of a photo or video).
+  padding, `%` and `format` widths, nested ones too) are checked before they allocate,
+  the rest after. A dict's items(), keys() and values() count all the dict holds.
+- Only text-like values become text (`text_only`): a list, dict, method or object written
+  out is Python's notation of all it holds, or a memory address, never what an author meant.
+- The text itself, and what a block writes (`render_weave.Buffer`), stops being built once
+  it passes `MAX_SIZE`; the caller checks the text against WhatsApp's limit (`TEXT_LIMIT`,
+  or `CAPTION_LIMIT` for the caption of a photo or video).
 
 Every refusal is a `RenderLimit` whose message is a sentence for the author.
 """
@@ -20,18 +24,17 @@ Every refusal is a `RenderLimit` whose message is a sentence for the author.
 from __future__ import annotations
 
 import re
-import string
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, MappingView
 from contextvars import ContextVar
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
 import jinja2
-from jinja2 import nodes
-from jinja2.compiler import CodeGenerator, Frame
-from jinja2.visitor import NodeTransformer
+from jinja2.filters import make_attrgetter
+from jinja2.sandbox import SandboxedEscapeFormatter, SandboxedFormatter
+from markupsafe import Markup
 
 TEXT_LIMIT = 4096  # WhatsApp's limit for a text message
 CAPTION_LIMIT = 1024  # and for the caption of a photo or video
@@ -114,6 +117,29 @@ def charge_chars(chars: int) -> None:
     charge(1 + chars // CHARS_PER_STEP)
 
 
+class Counted:
+    """A loop's items, one step each (Jinja has no hook for loop iterations)."""
+
+    __slots__ = ("_items", "_iterator", "_weight")
+
+    def __init__(self, items: Any, weight: int = 1) -> None:
+        self._items = items
+        self._iterator: Iterator[Any] | None = None
+        self._weight = weight
+
+    def __len__(self) -> int:
+        return len(self._items)  # TypeError when it has none: Jinja then counts the items
+
+    def __iter__(self) -> Counted:
+        if self._iterator is None:
+            self._iterator = iter(self._items)
+        return self
+
+    def __next__(self) -> Any:
+        charge(self._weight)
+        return next(self._iterator or iter(self))
+
+
 # --- sizes --------------------------------------------------------------------------------
 
 
@@ -126,7 +152,9 @@ def size(value: Any, cap: int = MAX_SIZE) -> int:
     if isinstance(value, Mapping):
         items: Iterable[Any] = (x for pair in value.items() for x in pair)
         total = len(value)
-    elif isinstance(value, list | tuple | set | frozenset):
+    elif isinstance(value, list | tuple | set | frozenset | MappingView):
+        # A dict's items(), keys() or values() hold the whole dict: one item would let a
+        # list of 9,999 of them pass as small.
         items = value
         total = len(value)
     else:
@@ -154,7 +182,8 @@ def need(estimate: int) -> None:
         raise RenderLimit(TOO_BIG)
 
 
-def _text_len(value: Any) -> int:
+def text_len(value: Any) -> int:
+    """About how long `value` is once written out: exact for text, a bound for a number."""
     if isinstance(value, jinja2.Undefined):
         return 0
     if isinstance(value, str):
@@ -165,49 +194,31 @@ def _text_len(value: Any) -> int:
     return size(value) * 4 + 2
 
 
-# --- loops, outputs and `~` (woven into the template at compile time) ---------------------
+# --- what may be written out as text -------------------------------------------------------
+
+TEXT_TYPES = (str, int, float, Decimal, date)
 
 
-class Counted:
-    """A loop's items, one step each (Jinja has no hook for loop iterations)."""
+def text_only(value: Any) -> Any:
+    """`value`, if writing it out gives text an author meant: text, a number, a date, or
+    nothing (None, undefined).
 
-    __slots__ = ("_items", "_iterator", "_weight")
-
-    def __init__(self, items: Any, weight: int = 1) -> None:
-        self._items = items
-        self._iterator: Iterator[Any] | None = None
-        self._weight = weight
-
-    def __len__(self) -> int:
-        return len(self._items)  # TypeError when it has none: Jinja then counts the items
-
-    def __iter__(self) -> Counted:
-        if self._iterator is None:
-            self._iterator = iter(self._items)
-        return self
-
-    def __next__(self) -> Any:
-        charge(self._weight)
-        return next(self._iterator or iter(self))
-
-
-def counted(items: Any) -> Counted:
-    return Counted(items)
-
-
-def tick(steps: int) -> str:
-    """Charged where a loop body or macro begins: one step plus its literal text's share."""
-    charge(steps)
-    return ""
-
-
-def concat(*parts: Any) -> str:
-    """`a ~ b`: Jinja's own join, once the parts are known to fit."""
-    texts = [str(part) for part in parts]
-    total = sum(map(len, texts))
-    need(total)
-    charge_chars(total)
-    return "".join(texts)
+    Checked wherever a value becomes text (`{{ }}`, `~`, `join`, `format`, `%`, `string`,
+    text filters): a list or dict written out is Python's notation of everything it holds
+    (a list of one dict's items() 9,999 times over is gigabytes, though its size is 20,000),
+    and a method or object written out shows a memory address.
+    """
+    if value is None or isinstance(value, (*TEXT_TYPES, jinja2.Undefined)):
+        return value
+    if callable(value):
+        kind = 'a method (add "()" to call it)'
+    elif isinstance(value, Mapping):
+        kind = "a group of named values (write one of them, as in order.city)"
+    elif isinstance(value, Iterable):
+        kind = 'a list (write its items out with | join(", "))'
+    else:
+        kind = "something other than text"
+    raise RenderLimit(f"a placeholder gives {kind}, not text")
 
 
 # --- operations that multiply a size: estimated before they run ---------------------------
@@ -226,8 +237,9 @@ def _widest(numbers: Iterable[str]) -> int:
     return widest
 
 
-def _values(args: Any) -> list[Any]:
-    if isinstance(args, Mapping):
+def _values(fmt: str, args: Any) -> list[Any]:
+    """What `fmt % args` writes out: a mapping is written whole unless `fmt` names keys."""
+    if isinstance(args, Mapping) and "%(" in fmt:
         return list(args.values())
     if isinstance(args, tuple):
         return list(args)
@@ -235,32 +247,46 @@ def _values(args: Any) -> list[Any]:
 
 
 def percent_estimate(fmt: str, args: Any) -> int:
-    """An upper bound on the length of `fmt % args`."""
+    """An upper bound on the length of `fmt % args`, whose values must be text-like."""
+    for value in _values(fmt, args):
+        text_only(value)
     specs = _PERCENT_SPEC_RE.findall(fmt)
     widest = _widest(n for spec in specs for n in spec if n and n != "*")
     if any("*" in spec for spec in specs):
-        for value in _values(args):  # `%*s`: a width given as an argument
+        for value in _values(fmt, args):  # `%*s`: a width given as an argument
             if isinstance(value, int) and not isinstance(value, bool):
                 widest = max(widest, abs(value))
                 need(widest)
-    longest = max((_text_len(v) for v in _values(args)), default=0)
+    longest = max((text_len(v) for v in _values(fmt, args)), default=0)
     return len(fmt) + len(specs) * (longest + widest + 24)
 
 
-def format_estimate(fmt: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> int:
-    """An upper bound on the length of `fmt.format(*args, **kwargs)`."""
-    try:
-        parts = list(string.Formatter().parse(fmt))
-    except ValueError:
-        return len(fmt)  # str.format refuses it too, with its own error
-    fields = [(spec or "") for _, name, spec, _ in parts if name is not None]
-    widest = _widest(n for spec in fields for n in _NUMBER_RE.findall(spec))
-    values = [*args, *kwargs.values()]
-    for value in values:
-        if isinstance(value, int) and not isinstance(value, bool):
-            need(abs(value))  # a nested width, `{:{}}`
-    longest = max((_text_len(v) for v in values), default=0)
-    return len(fmt) + len(fields) * (longest + widest + 24)
+class TextFormatter(SandboxedFormatter):
+    """`str.format` for a body: each field must be text-like (`text_only`), and its width,
+    nested ones (`{0:{1}}`) included, is known before the field is built; the fields
+    together stop at `MAX_SIZE`."""
+
+    written = 0
+
+    def vformat(self, format_string: str, args: Any, kwargs: Any) -> str:
+        self.written = 0
+        return super().vformat(format_string, args, kwargs)
+
+    def convert_field(self, value: Any, conversion: str | None) -> Any:
+        return super().convert_field(text_only(value), conversion)
+
+    def format_field(self, value: Any, format_spec: str) -> Any:
+        # By now a nested width is filled in: `format_spec` holds the number itself.
+        value = text_only(value)
+        need(self.written + _widest(_NUMBER_RE.findall(format_spec)) + text_len(value) + 24)
+        text = super().format_field(value, format_spec)
+        self.written += len(text)
+        charge_chars(len(text))
+        return text
+
+
+class TextEscapeFormatter(TextFormatter, SandboxedEscapeFormatter):
+    """The same, for Markup's `format` (after `| e`), which escapes what it writes."""
 
 
 def _occurrences(text: str, old: str) -> int:
@@ -291,7 +317,7 @@ def bounded_items(items: Any) -> list[Any]:
 
 def join_estimate(items: list[Any], separator: Any) -> int:
     sep = len(str(separator)) if separator is not None else 0
-    return sum(_text_len(item) for item in items) + sep * max(0, len(items) - 1)
+    return sum(text_len(item) for item in items) + sep * max(0, len(items) - 1)
 
 
 # --- str methods the sandbox lets a body call --------------------------------------------
@@ -314,6 +340,10 @@ def _method_precheck(obj: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) ->
     wrapping str's, and `ljust(10**9)` on one allocates just the same.
     """
     owner = getattr(obj, "__self__", None)
+    if isinstance(owner, type) and issubclass(owner, str):
+        for arg in (*args, *kwargs.values()):
+            text_only(arg)  # Markup.escape(x) writes x out
+        return args, kwargs
     if not isinstance(owner, _VALUES):
         return args, kwargs
     for arg in (*args, *kwargs.values()):
@@ -328,6 +358,8 @@ def _method_precheck(obj: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) ->
         need(replace_estimate(owner, *texts[:3]))
     elif name == "join" and args:
         items = bounded_items(args[0])
+        for item in items:
+            text_only(item)  # Markup's join writes out whatever it is given
         need(join_estimate([_text(item) for item in items], owner))
         args = (items, *args[1:])
     elif name == "expandtabs":
@@ -335,7 +367,7 @@ def _method_precheck(obj: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) ->
         if isinstance(tab, int):
             need(len(owner) + owner.count("\t") * max(0, tab))
     elif name == "translate" and args and isinstance(args[0], Mapping):
-        widest = max((_text_len(_text(v)) for v in args[0].values()), default=1)
+        widest = max((text_len(_text(v)) for v in args[0].values()), default=1)
         need(len(owner) * max(1, widest))
     return args, kwargs
 
@@ -354,21 +386,60 @@ def guarded_call(call: Callable[..., Any], obj: Any, args: tuple, kwargs: dict) 
     return check(result)
 
 
-def guarded_format(wrapper: Callable[..., str], fmt: str) -> Callable[..., str]:
-    """`'…'.format(…)`, estimated before it runs."""
+def guarded_format(env: jinja2.Environment, method: Any) -> Callable[..., str]:
+    """`'…'.format(…)` and `format_map` for a body: see `TextFormatter`."""
+    fmt: str = method.__self__
+    if isinstance(fmt, Markup):
+        formatter: TextFormatter = TextEscapeFormatter(env, escape=fmt.escape)
+    else:
+        formatter = TextFormatter(env)
+    name = method.__name__
 
     def formatted(*args: Any, **kwargs: Any) -> str:
-        if wrapper.__name__ == "format_map" and args and isinstance(args[0], Mapping):
-            need(format_estimate(fmt, (), args[0]))
-        else:
-            need(format_estimate(fmt, args, kwargs))
-        return check(wrapper(*args, **kwargs))
+        if name == "format_map":
+            if kwargs or len(args) != 1:
+                raise TypeError("format_map() takes exactly one argument")
+            args, kwargs = (), args[0]
+        return check(type(fmt)(formatter.vformat(fmt, args, kwargs)))
 
-    formatted.__name__ = wrapper.__name__
+    formatted.__name__ = name
     return formatted
 
 
 # --- filters ------------------------------------------------------------------------------
+
+
+# Filters that take a list or dict as it is: they count, pick, sort or join its items and
+# never write the list itself out. Every other filter writes its value (and arguments) out
+# as text, so those must be text-like; `urlencode` and `xmlattr` also take a dict of text.
+CONTAINER_FILTERS = frozenset(
+    {"attr", "batch", "count", "d", "default", "dictsort", "first", "float", "groupby", "int",
+     "items", "join", "last", "length", "list", "map", "max", "min", "random", "reject",
+     "rejectattr", "reverse", "round", "select", "selectattr", "slice", "sort", "sum",
+     "unique"}
+)  # fmt: skip
+_DICT_FILTERS = frozenset({"urlencode", "xmlattr"})
+
+
+def _text_filter_precheck(name: str, value: Any, rest: tuple, kwargs: dict[str, Any]) -> None:
+    if name in _DICT_FILTERS and isinstance(value, Mapping):
+        for pair in value.items():
+            for part in pair:
+                text_only(part)
+    else:
+        text_only(value)
+    for arg in (*rest, *kwargs.values()):
+        text_only(arg)
+
+
+def _join_attribute(env: jinja2.Environment, args: tuple, kwargs: dict[str, Any]) -> tuple:
+    """`join(attribute=…)`'s items looked up first, so that they can be checked as text."""
+    kwargs = dict(kwargs)
+    attribute = args[2] if len(args) > 2 else kwargs.pop("attribute", None)
+    if attribute is None or not args:
+        return args, kwargs
+    items = [make_attrgetter(env, attribute)(item) for item in bounded_items(args[0])]
+    return (items, *args[1:2]), kwargs
 
 
 def _filter_precheck(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple:
@@ -382,11 +453,15 @@ def _filter_precheck(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -
     if isinstance(value, Iterator):
         value = bounded_items(value)  # map(), select(), …: known to fit before use
         args = (value, *rest)
+    if name not in CONTAINER_FILTERS:
+        _text_filter_precheck(name, value, rest, kwargs)
     if name == "replace" and len(rest) >= 2:
         need(replace_estimate(value, *rest[:3]))
     elif name == "join":
         items = bounded_items(value) if not isinstance(value, str) else list(value)
-        need(join_estimate(items, rest[0] if rest else kwargs.get("d", "")))
+        for item in items:
+            text_only(item)
+        need(join_estimate(items, text_only(rest[0] if rest else kwargs.get("d", ""))))
     elif name == "format":
         need(percent_estimate(str(value), rest or kwargs))
     elif name == "indent":
@@ -412,7 +487,10 @@ def guarded_filter(name: str, original: Callable[..., Any]) -> Callable[..., Any
 
     def filtered(*args: Any, **kwargs: Any) -> Any:
         lead = args[:1] if passes is not None else ()
-        rest, kwargs = _filter_precheck(name, args[len(lead) :], kwargs)
+        rest = args[len(lead) :]
+        if name == "join" and lead:
+            rest, kwargs = _join_attribute(lead[0].environment, rest, kwargs)
+        rest, kwargs = _filter_precheck(name, rest, kwargs)
         charge_chars(size(rest[0]) if rest else 0)
         result = original(*lead, *rest, **kwargs)
         if isinstance(result, Iterator):
@@ -485,69 +563,3 @@ def binop(operator: str, left: Any, right: Any) -> Any:
 def unop(operator: str, value: Any) -> Any:
     charge()
     return check(-value if operator == "-" else +value)
-
-
-# --- weaving the budget into a body --------------------------------------------------------
-
-
-def weave(tree: nodes.Template) -> None:
-    """Count the work of a parsed body where Jinja has no hook: see `_Weave`."""
-    _Weave().visit(tree)
-
-
-class _Weave(NodeTransformer):
-    """Weave the budget into the tree: loops count their items, loop bodies and macros
-    charge a step plus their literal text's share each time they run, and `~` checks the
-    size of what it joins."""
-
-    def visit_For(self, node: nodes.For) -> nodes.Node:
-        self.generic_visit(node)
-        node.iter = _call("counted", [node.iter], node.lineno)
-        node.body.insert(0, _tick(node.body, node.lineno))
-        return node
-
-    def visit_Macro(self, node: nodes.Macro) -> nodes.Node:
-        self.generic_visit(node)
-        node.body.insert(0, _tick(node.body, node.lineno))
-        return node
-
-    visit_CallBlock = visit_Macro
-
-    def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
-        self.generic_visit(node)
-        return _call("concat", node.nodes, node.lineno)
-
-
-def _call(name: str, args: list[nodes.Expr], lineno: int) -> nodes.Call:
-    target = nodes.ImportedName(f"{__name__}.{name}", lineno=lineno)
-    return nodes.Call(target, list(args), [], None, None, lineno=lineno)
-
-
-def _tick(body: list[nodes.Node], lineno: int) -> nodes.Output:
-    # What one pass over the body costs besides its counted calls: its literal text, and
-    # its expressions (comparisons, attribute look-ups), which no hook counts.
-    literal = sum(len(data.data) for node in body for data in node.find_all(nodes.TemplateData))
-    exprs = sum(1 for node in body for _ in node.find_all(nodes.Expr))
-    steps = 1 + literal // CHARS_PER_STEP + exprs // 4
-    return nodes.Output([_call("tick", [nodes.Const(steps, lineno=lineno)], lineno)], lineno=lineno)
-
-
-class WovenCodeGenerator(CodeGenerator):
-    """Jinja's code, with the calls `weave` adds made directly: the sandbox's `call` (its
-    safety checks, our counting) is for what a body calls, and costs ~2 µs a call."""
-
-    def visit_Call(self, node: nodes.Call, frame: Frame, forward_caller: bool = False) -> None:
-        target = node.node
-        if not (isinstance(target, nodes.ImportedName) and target.importname.startswith(_OURS)):
-            super().visit_Call(node, frame, forward_caller=forward_caller)
-            return
-        self.visit(target, frame)
-        self.write("(")
-        for i, arg in enumerate(node.args):
-            if i:
-                self.write(", ")
-            self.visit(arg, frame)
-        self.write(")")
-
-
-_OURS = f"{__name__}."

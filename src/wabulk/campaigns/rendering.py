@@ -7,10 +7,13 @@
   always start Jinja, so a nested group cannot follow its opening brace directly: write
   `{Hi|{Hey|Hello}}`, not `{{Hey|Hello}|Hi}`. A brace group without a `|` is literal text
   (`use code {SAVE10}`); a `|` outside braces is literal text; an unmatched brace is an error.
+  A body offers at most `MAX_SPIN_OPTIONS` options in all, counted as the braces are read,
+  so that what Jinja and Python then compile stays small.
 - The option a group shows depends only on (seed, group): the dispatcher passes the message
   id, so a re-render after a crash gives the same text, and ids spread evenly over options.
 - Rendering is sandboxed (operators write bodies; the server holds secrets): no loader, no
-  globals, no `_` attributes, no `self`, and only text-like values may be printed.
+  globals, no `_` attributes, no `self`, and only text-like values may become text, by
+  `{{ }}` or any other way (`~`, `join`, `format`, `%`, text filters).
 - A missing or blank field is undefined, so it prints "" and `default()` applies to it.
 - The sandbox bounds neither CPU nor memory: every compile and render runs on a budget of
   steps, sizes and output (`render_budget.py`), woven into the compiled body, and a text
@@ -20,12 +23,9 @@
 from __future__ import annotations
 
 import functools
-import inspect
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date
-from decimal import Decimal
 from functools import lru_cache
 from types import TracebackType
 from typing import Any
@@ -37,6 +37,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 from wabulk.errors import ValidationError
 
 from . import render_budget as budget
+from . import render_weave
 from .render_budget import CAPTION_LIMIT, MAX_SIZE, TEXT_LIMIT, RenderLimit
 
 __all__ = ["CAPTION_LIMIT", "MAX_SIZE", "TEXT_LIMIT", "RenderLimit"]
@@ -45,7 +46,6 @@ __all__ = ["CAPTION_LIMIT", "MAX_SIZE", "TEXT_LIMIT", "RenderLimit"]
 _SPIN = "_wabulk_spin"
 _MASK = (1 << 64) - 1
 CONTACT_FIELDS = frozenset({"phone", "name", "first_name", "country"})
-_TEXT_TYPES = (str, int, float, Decimal, date)
 _STRING_RE = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"", re.DOTALL)
 _RAW_RE = re.compile(r"\{%[-+]?\s*raw\s*[-+]?%\}")
 _ENDRAW_RE = re.compile(r"\{%[-+]?\s*endraw\s*[-+]?%\}")
@@ -79,35 +79,25 @@ class _Forbidden(SecurityError):
     """A sandbox refusal whose message is ours, fit to show to the user."""
 
 
-class _NotText(jinja2.TemplateRuntimeError):
-    pass
-
-
 def _finalize(value: Any) -> Any:
     """What `{{ … }}` prints: text-like values; None and undefined print nothing.
 
     Anything else (a method without `()`, a list, a loop object) is refused rather than
-    printed, so no Python object's repr can end up in a customer's chat.
+    printed (`text_only`, the rule for every conversion to text), so no Python object's
+    repr can end up in a customer's chat.
     """
     if value is None or isinstance(value, jinja2.Undefined):
         return ""
-    if isinstance(value, str):
-        # What a loop or macro writes is counted as it is written, so text built up in a
-        # macro or `{% set %}` block is bounded before it is ever printed.
-        budget.charge_chars(len(value))
-        return value
-    if isinstance(value, _TEXT_TYPES):
-        budget.charge()
-        return value
-    if inspect.isroutine(value):
-        kind = 'a method (add "()" to call it)'
-    else:
-        kind = f'a "{type(value).__name__}"'
-    raise _NotText(f"a placeholder gives {kind}, not text")
+    # What a loop or macro writes is counted as it is written, so text built up in a macro
+    # or `{% set %}` block is bounded before it is ever printed; a number by its digits.
+    budget.charge_chars(budget.text_len(budget.text_only(value)))
+    return value
 
 
 class _MessageEnvironment(ImmutableSandboxedEnvironment):
-    code_generator_class = budget.WovenCodeGenerator
+    code_generator_class = render_weave.WovenCodeGenerator
+    # What a block (macro, `{% set %}`, filter, call) writes; the woven code makes each one.
+    bounded_buffer = staticmethod(render_weave.Buffer)
     # Every operator is intercepted: it is counted and its size checked, and an intercepted
     # operator is never folded at compile time, where no budget would see it.
     intercepted_binops = budget.BINOPS
@@ -124,10 +114,9 @@ class _MessageEnvironment(ImmutableSandboxedEnvironment):
         return budget.guarded_call(call, __obj, args, kwargs)
 
     def wrap_str_format(self, value: Any) -> Any:
-        wrapper = super().wrap_str_format(value)
-        if wrapper is None:
+        if super().wrap_str_format(value) is None:  # not str.format: left to the sandbox
             return None
-        return budget.guarded_format(wrapper, value.__self__)
+        return budget.guarded_format(self, value)
 
     def unsafe_undefined(self, obj: Any, attribute: str) -> jinja2.Undefined:
         # The stock sandbox returns an undefined that prints "" with ChainableUndefined;
@@ -230,6 +219,14 @@ def _pick(seed: int, group: int, size: int) -> int:
     return (z ^ (z >> 31)) % size
 
 
+# Spintax options a body may offer in all: a few dozen groups of a few options is the most
+# a real message has, and each option is a branch Jinja and Python then compile (at ~0.3 ms
+# each, 4,000 options would take a second or more per body).
+MAX_SPIN_OPTIONS = 200
+_TOO_MANY_OPTIONS = (
+    f"this message has more than {MAX_SPIN_OPTIONS} spintax options in all "
+    "({Hi|Hello} has 2); use fewer groups or fewer options in each"
+)
 _TOO_COMPLEX = "this message is too complicated to prepare (too many nested brackets or conditions)"
 
 
@@ -265,7 +262,7 @@ def _compile(body: str) -> CompiledBody:
         ) from None
     _check_tree(tree)
     names = meta.find_undeclared_variables(tree) - {_SPIN}
-    budget.weave(tree)
+    render_weave.weave(tree)
     # Jinja folds constant filters at compile time: a budget of its own bounds that too
     # (what it cannot fold within it is left to run, and be counted, at render time).
     token = budget.start(budget.Budget())
@@ -329,6 +326,7 @@ class _Translator:
         self.body = body
         self.pos = 0
         self.sizes: list[int] = []
+        self.options = 0  # in all groups so far, counted as they are found
         # (start offset, text) of each `{{ … }}` tag, to name a placeholder in errors.
         self.prints: list[tuple[int, str]] = []
         self.blocks_on: set[int] = set()
@@ -377,6 +375,9 @@ class _Translator:
                 if opener is None:
                     current.append("|")
                 else:
+                    self.options += 1 if options else 2
+                    if self.options > MAX_SPIN_OPTIONS:
+                        raise TemplateError(_TOO_MANY_OPTIONS, self.line_of(brace))
                     options.append("".join(current))
                     current = []
             elif opener is None:
@@ -547,7 +548,7 @@ def _runtime_error(exc: Exception, body: str, template: jinja2.Template) -> Temp
     translator = _Translator(body)
     translator.translate()  # compiled before, so it translates; run only to find the tags
     placeholder = translator.placeholder_on(line)
-    if isinstance(exc, _Forbidden | _NotText | RenderLimit):
+    if isinstance(exc, _Forbidden | RenderLimit):
         message = str(exc)
     elif isinstance(exc, RecursionError):
         message = budget.TOO_DEEP
@@ -569,8 +570,12 @@ def _reason(exc: Exception) -> str:
         return "it mixes text and numbers, or gives a filter the wrong kind of value"
     if isinstance(exc, ValueError):
         return "a value is not in the form needed (a number written with letters, say)"
+    text = str(exc)
+    if isinstance(exc, jinja2.UndefinedError) and ("<" in text or len(text) > 200):
+        # Jinja quotes the missing key as Python writes it: a method's address, say.
+        return "it looks up an item that is not there"
     # Jinja's own (a missing field, a filter's complaint): already about the body.
-    return _QUOTED_RE.sub(r'"\1"', str(exc))
+    return _QUOTED_RE.sub(r'"\1"', text)
 
 
 def _template_line(tb: TracebackType | None, template: jinja2.Template) -> int | None:
