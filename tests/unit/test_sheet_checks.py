@@ -418,3 +418,13 @@ def test_an_xls_whose_records_are_thrown_out_of_step_is_still_checked(tmp_path: 
     path = tmp_path / "desync.xls"
     XlsDoc().save(str(path), bytes(data))
     assert _open(path).startswith("REFUSED A sheet in this workbook declares 5,000,000 rows")
+
+
+def test_a_workbook_with_backslashed_member_names_is_read(tmp_path: Path) -> None:
+    # Some Windows zip tools write "xl\\workbook.xml"; calamine finds such parts.
+    source = _xlsx(tmp_path / "ok.xlsx", _HEADER_ROW + _DATA_ROW, _STRINGS)
+    slashed = tmp_path / "slashed.xlsx"
+    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(slashed, "w") as zout:
+        for info in zin.infolist():
+            zout.writestr(info.filename.replace("/", "\\"), zin.read(info.filename))
+    assert _open(slashed) == "READ 1 ['Asha', '9876543210']"

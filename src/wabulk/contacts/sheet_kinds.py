@@ -99,7 +99,7 @@ def _zip_kind(path: Path) -> str:
         with zipfile.ZipFile(path) as zf:
             names = set(zf.namelist())
             _check_zip_bomb(zf)
-            if "xl/workbook.xml" in names:
+            if "xl/workbook.xml" in names:  # where Excel puts it; else see the package index
                 return "xlsx"
             main = _main_part_type(zf, names)
             if main == "xlsb":
@@ -130,10 +130,12 @@ def _main_part_type(zf: zipfile.ZipFile, names: set[str]) -> str | None:
     """What the package's main document is, for workbooks whose parts are not where Excel
     puts them: calamine follows the package's own reference to its folder, and finds names
     whatever their case or slashes. "xlsx", "xlsb" or None."""
-    if "_rels/.rels" not in names or zf.getinfo("_rels/.rels").file_size > 1024 * 1024:
+    by_key = {n.replace("\\", "/").lower(): n for n in names}
+    index = by_key.get("_rels/.rels")
+    if index is None or zf.getinfo(index).file_size > 1024 * 1024:
         return None  # a package index is a few hundred bytes
     try:
-        rels = xlsx_head.parse_xml(zf.read("_rels/.rels"))
+        rels = xlsx_head.parse_xml(zf.read(index))
     except Exception:  # not a package index we can follow: not a workbook then
         return None
     target = next(
@@ -142,10 +144,9 @@ def _main_part_type(zf: zipfile.ZipFile, names: set[str]) -> str | None:
     )
     target = target.replace("\\", "/").lstrip("/").lower()
     folder = target.rpartition("/")[0]
-    found = {n.replace("\\", "/").lower() for n in names}
-    if target.endswith(".bin") and target in found:
+    if target.endswith(".bin") and target in by_key:
         return "xlsb"
-    if f"{folder}/workbook.xml".lstrip("/") in found:
+    if f"{folder}/workbook.xml".lstrip("/") in by_key:
         return "xlsx"
     return None
 
