@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -172,3 +172,48 @@ def drive(lanes: list[Lane], clock: FakeClock, db: Database, max_steps: int = 10
         else:
             due[id(lane)] = clock.now() + timedelta(seconds=wait)
     raise AssertionError("lanes did not finish")
+
+
+def step_through_failures(
+    lane: Lane,
+    clock: FakeClock,
+    on_failure: Callable[[Exception], None] | None = None,
+    max_steps: int = 200,
+) -> list[Exception]:
+    """Step one lane until it is idle (steps, not seconds), as the worker does: a step that
+    raises is retried at once. Returns what the failed steps raised; the lane is closed."""
+    failures: list[Exception] = []
+    for _ in range(max_steps):
+        try:
+            wait = lane.step()
+        except Exception as exc:
+            failures.append(exc)
+            if on_failure is not None:
+                on_failure(exc)
+            wait = 0.0
+        if wait is None:
+            break
+        clock.advance(wait)
+    lane.close()
+    return failures
+
+
+def assert_each_sent_once(db: Database, campaign_id: int, instance: Path, sender: str) -> None:
+    """Every message of the campaign is sent, and the dry-run channel took each exactly once."""
+    from collections import Counter
+
+    from wabulk.channels.dry_run import log_path, read_log
+
+    with db.session() as session:
+        statuses = dict(
+            session.execute(  # type: ignore[arg-type]
+                select(Message.status, func.count())
+                .where(Message.campaign_id == campaign_id)
+                .group_by(Message.status)
+            ).all()
+        )
+        ids = set(session.scalars(select(Message.id).where(Message.campaign_id == campaign_id)))
+    assert statuses == {MessageStatus.SENT: len(ids)}
+    delivered = Counter(int(d["message_id"]) for d in read_log(log_path(instance, sender)))  # type: ignore[call-overload]
+    assert set(delivered) == ids and set(delivered.values()) == {1}
+    assert_counters_exact(db, campaign_id)

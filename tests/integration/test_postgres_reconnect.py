@@ -15,17 +15,19 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, event, func, select, text
+from sqlalchemy import create_engine, event, select, text
 from sqlalchemy.engine import make_url
 
 from tests.campaigns_support import (
     FakeClock,
     assert_counters_exact,
+    assert_each_sent_once,
     make_campaign,
     make_contacts,
     make_lane,
     make_sender,
     phones,
+    step_through_failures,
 )
 from tests.conftest import PASSWORD
 from tests.load_support import sign_in
@@ -37,7 +39,7 @@ from wabulk.auth import tokens
 from wabulk.channels.dry_run import log_path, read_log
 from wabulk.config import Settings
 from wabulk.db import Database
-from wabulk.models import Campaign, ContactList, Message, MessageStatus, Role
+from wabulk.models import Campaign, ContactList, Message, Role
 
 pytestmark = pytest.mark.postgres
 
@@ -91,34 +93,11 @@ def test_a_connection_dropped_while_settling_loses_no_outcome(
             dropped.append(_terminate(postgres_server, pid=pid))
 
         clock = FakeClock()
-        lane = make_lane(db, sender, tmp_path, clock)
-        failures = 0
-        for _ in range(200):  # steps, not seconds: ends once nothing is left to do
-            try:
-                wait = lane.step()
-            except Exception:
-                failures += 1
-                wait = 0.0
-            if wait is None:
-                break
-            clock.advance(wait)
-        lane.close()
+        failures = len(step_through_failures(make_lane(db, sender, tmp_path, clock), clock))
 
         assert dropped == [1], "the settle's connection was not ended"
         assert failures == 1  # the step that lost its connection, and only it
-        with db.session() as session:
-            statuses = dict(
-                session.execute(  # type: ignore[arg-type]
-                    select(Message.status, func.count())
-                    .where(Message.campaign_id == campaign_id)
-                    .group_by(Message.status)
-                ).all()
-            )
-            ids = set(session.scalars(select(Message.id).where(Message.campaign_id == campaign_id)))
-        assert statuses == {MessageStatus.SENT: 60}
-        delivered = _delivered(tmp_path, "Rehearsal")
-        assert set(delivered) == ids and set(delivered.values()) == {1}
-        assert_counters_exact(db, campaign_id)
+        assert_each_sent_once(db, campaign_id, tmp_path, "Rehearsal")
     finally:
         db.dispose()
 
@@ -146,33 +125,10 @@ def test_a_connection_dropped_after_a_claim_commits_leaves_no_message_behind(
             dropped.append(_terminate(postgres_server, pid=pid))
 
         clock = FakeClock()
-        lane = make_lane(db, sender, tmp_path, clock)
-        failures = 0
-        for _ in range(200):  # steps, not seconds: ends once nothing is left to do
-            try:
-                wait = lane.step()
-            except Exception:
-                failures += 1
-                wait = 0.0
-            if wait is None:
-                break
-            clock.advance(wait)
-        lane.close()
+        failures = len(step_through_failures(make_lane(db, sender, tmp_path, clock), clock))
 
         assert dropped == [1] and failures == 1
-        with db.session() as session:
-            statuses = dict(
-                session.execute(  # type: ignore[arg-type]
-                    select(Message.status, func.count())
-                    .where(Message.campaign_id == campaign_id)
-                    .group_by(Message.status)
-                ).all()
-            )
-            ids = set(session.scalars(select(Message.id).where(Message.campaign_id == campaign_id)))
-        assert statuses == {MessageStatus.SENT: 60}
-        delivered = _delivered(tmp_path, "Rehearsal")
-        assert set(delivered) == ids and set(delivered.values()) == {1}
-        assert_counters_exact(db, campaign_id)
+        assert_each_sent_once(db, campaign_id, tmp_path, "Rehearsal")
     finally:
         db.dispose()
 
