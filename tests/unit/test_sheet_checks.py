@@ -428,3 +428,15 @@ def test_a_workbook_with_backslashed_member_names_is_read(tmp_path: Path) -> Non
         for info in zin.infolist():
             zout.writestr(info.filename.replace("/", "\\"), zin.read(info.filename))
     assert _open(slashed) == "READ 1 ['Asha', '9876543210']"
+
+
+def test_a_csv_header_longer_than_the_sniffed_sample_names_the_column_limit(
+    tmp_path: Path,
+) -> None:
+    # 100,003 columns: the first line alone is longer than the sample read to sniff the file,
+    # which used to say "a header row but no data rows below it".
+    path = tmp_path / "wide.csv"
+    header = ",".join(f"Col{i}" for i in range(100_003))
+    path.write_text(f"{header}\n" + "Asha,9876543210\n" * 3)
+    out = _open(path)
+    assert out.startswith("REFUSED The sheet has more than 500 columns"), out

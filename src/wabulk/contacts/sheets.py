@@ -395,8 +395,6 @@ def open_sheet(path: Path, checked: bool = False, head_limit: int | None = None)
             estimate = max(estimate, extent.get(head.members.get(sheet_name, ""), 0))
         encoding = delimiter = None
     header, header_row = _find_header(first_rows)
-    if len(header) > MAX_COLUMNS:
-        raise SheetError(f"The sheet has {len(header)} columns; wabulk reads up to {MAX_COLUMNS}.")
     sheet = Sheet(
         path=path,
         kind=kind,
@@ -447,6 +445,13 @@ def _find_header(first_rows: list[list[str]]) -> tuple[list[str], int]:
     width = max(len(r) for r in non_blank)
     while width and not any(len(r) >= width and r[width - 1] for r in non_blank):
         width -= 1
+    if width > MAX_COLUMNS:
+        # Said before anything about the rows: a CSV header longer than the sample read to
+        # sniff it comes as the only row, and "no data rows" would be untrue.
+        raise SheetError(
+            f"The sheet has more than {MAX_COLUMNS} columns ({width:,} in its first rows); "
+            f"wabulk reads up to {MAX_COLUMNS}."
+        )
     # A title above the table ("Customer list, March", often merged across the columns) fills
     # one cell; the header below it fills several. Skip such lone-cell rows at the top.
     start = 0
