@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+from .disk import tighten
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -190,16 +192,12 @@ DATA_FOLDERS = ("imports", "media", "screenshots", "browsers", "tmp", "dry_run")
 
 
 def _tighten_data_folders(instance_path: Path) -> None:
-    from .db import tighten
-
     for name in DATA_FOLDERS:
         tighten(instance_path / name)
 
 
 def _load_or_create_secret(path: Path) -> str:
     if path.exists():
-        from .db import tighten
-
         tighten(path)  # a key copied in with looser modes
         key = path.read_text(encoding="utf-8").strip()
         if key:

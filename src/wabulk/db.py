@@ -7,10 +7,7 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import sqlite3
-import stat
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,6 +18,8 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+from .disk import private_file, tighten
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
@@ -43,30 +42,6 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     # writer also has a WalCheckpointer do it on another thread.
     cur.execute("PRAGMA wal_autocheckpoint=10000")
     cur.close()
-
-
-def private_file(path: Path) -> None:
-    """Readable and writable by wabulk's own user only, like the secret key.
-
-    Created that way when missing (never briefly open to others); an existing file with
-    looser modes, from an older version or a copy, is tightened. A file owned by someone
-    else is left as it is: tightening is best effort, never a reason not to start.
-    """
-    try:
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    except FileExistsError:
-        tighten(path)
-    except OSError:
-        pass  # a folder we may not write in: SQLite says so in its own words when it opens
-
-
-def tighten(path: Path) -> None:
-    """Take away what group and others may do with it (0644 -> 0600, 0755 -> 0700), adding
-    nothing for the owner (a read-only file stays read-only); best effort."""
-    with contextlib.suppress(OSError):
-        now = stat.S_IMODE(path.stat().st_mode)
-        if now & 0o077:
-            path.chmod(now & 0o700)
 
 
 def _private_sqlite(url: URL) -> None:

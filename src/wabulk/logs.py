@@ -13,7 +13,7 @@ import re
 import sys
 from pathlib import Path
 
-from .db import tighten
+from .disk import tighten
 
 LOG_FILE = "wabulk.log"
 _HANDLER_MARK = "_wabulk_handler"

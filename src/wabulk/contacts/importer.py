@@ -97,7 +97,7 @@ def save_upload(
     tmp = folder / f"{token}.upload"
     digest = hashlib.sha256()
     try:
-        # Owner-only from the start: customers' numbers (see db.private_file).
+        # Owner-only from the start: customers' numbers (see disk.private_file).
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with open(fd, "wb") as out:  # hashed while copied: the file is read once
             while block := stream.read(1024 * 1024):
