@@ -36,6 +36,30 @@ class OutgoingMessage:
     # For documents: send the text as a separate message after the file (the default),
     # or before it. Images and videos carry the text as their caption.
     text_after_document: bool = True
+    # Cloud API: send this approved template instead of free-form text (`text` is then its
+    # rendered wording, kept for the operator). Plain values, see `TemplateCall`.
+    template: TemplateCall | None = None
+
+
+@dataclass(frozen=True)
+class TemplateCall:
+    """An approved template with this recipient's values.
+
+    - `body`: the body's variables in order (positional `{{1}}`…) or by name.
+    - `header_text`: the value of a text header's variable; `header_media`: a photo, video
+      or document header (sent by the provider's media id once uploaded).
+    - `buttons`: (index, sub_type, value) for URL suffixes and quick-reply payloads.
+    - `marketing`: the template's category is MARKETING (the Marketing Messages API
+      takes only those).
+    """
+
+    name: str
+    language: str
+    body: tuple[tuple[str | None, str], ...] = ()  # (parameter name or None, value)
+    header_text: tuple[str | None, str] | None = None
+    header_media_kind: str | None = None  # image | video | document
+    buttons: tuple[tuple[int, str, str], ...] = ()
+    marketing: bool = False
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from .campaigns import (
     campaign_lists,
     campaign_senders,
 )
+from .cloud import CloudMedia, CloudTemplate, WebhookReceipt
 from .contacts import (
     Contact,
     ContactList,
@@ -33,6 +34,8 @@ __all__ = [
     "Campaign",
     "CampaignStatus",
     "Channel",
+    "CloudMedia",
+    "CloudTemplate",
     "Contact",
     "ContactList",
     "Event",
@@ -54,6 +57,7 @@ __all__ = [
     "Template",
     "User",
     "UserSession",
+    "WebhookReceipt",
     "campaign_lists",
     "campaign_senders",
     "list_members",

@@ -88,6 +88,13 @@ class Campaign(Base):
     # A document (PDF, sheet…) goes as its own message; the text follows it unless this is set.
     text_before_document: Mapped[bool] = mapped_column(default=False)
     status_reason: Mapped[str | None] = mapped_column(String(500))
+    # Cloud API: the approved template at launch (name, language, category, components,
+    # the mapping of its variables), so a later sync or edit never changes a running campaign.
+    cloud_template: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    # Why the campaign is held back although running (the senders' 24-hour tier budget is
+    # used up), and until when; NULL when nothing holds it.
+    held_reason: Mapped[str | None] = mapped_column(String(300))
+    held_until: Mapped[datetime | None]
     # Maintained counters, one per message status, so pages never count a million rows.
     total: Mapped[int] = mapped_column(default=0)
     n_queued: Mapped[int] = mapped_column(default=0)
@@ -153,6 +160,11 @@ class Message(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(100))
     lease_until: Mapped[datetime | None]
     provider_message_id: Mapped[str | None] = mapped_column(String(200))
+    # Cloud API template campaigns: the values of the template's variables for this
+    # recipient, rendered with the body and kept so a retry sends the same ones.
+    template_params: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    # What Meta billed for this message (the `pricing.category` of its status webhooks).
+    billed_category: Mapped[str | None] = mapped_column(String(40))
     error_code: Mapped[str | None] = mapped_column(String(50))
     error_detail: Mapped[str | None] = mapped_column(String(1000))
     queued_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -36,6 +36,14 @@ class Contact(Base):
             sqlite_where=text("opted_out_at IS NOT NULL"),
             postgresql_where=text("opted_out_at IS NOT NULL"),
         ),
+        # One contact per WhatsApp user id; partial, as few contacts have one.
+        Index(
+            "ix_contacts_wa_user_id",
+            "wa_user_id",
+            unique=True,
+            sqlite_where=text("wa_user_id IS NOT NULL"),
+            postgresql_where=text("wa_user_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -48,6 +56,9 @@ class Contact(Base):
     opt_out_reason: Mapped[str | None] = mapped_column(String(500))
     # WhatsApp said this number has no account: campaigns skip it until someone clears it.
     not_on_whatsapp_at: Mapped[datetime | None]
+    # WhatsApp's business-scoped user id (Cloud API, since 2026): a reply may carry only
+    # this, without the phone number, and must still find its contact.
+    wa_user_id: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     # Sample data loaded by `wabulk demo`; `wabulk demo --remove` deletes only these.

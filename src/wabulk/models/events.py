@@ -48,7 +48,7 @@ class Event(Base):
 
 
 class Inbound(Base):
-    """A message a contact sent us (Cloud API webhook), linked to what it answers."""
+    """A message a contact sent us, linked to what it answers (DESIGN §8)."""
 
     __tablename__ = "inbound"
     __table_args__ = (
@@ -63,7 +63,10 @@ class Inbound(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    phone: Mapped[str] = mapped_column(String(20))
+    # Digits as WhatsApp gave them (E.164 with +); NULL when the provider sent only the
+    # business-scoped user id (Cloud API, since 2026).
+    phone: Mapped[str | None] = mapped_column(String(20))
+    wa_user_id: Mapped[str | None] = mapped_column(String(100))
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
     campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id", ondelete="SET NULL"))
     message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
@@ -72,4 +75,9 @@ class Inbound(Base):
     provider_message_id: Mapped[str | None] = mapped_column(String(200), unique=True)
     kind: Mapped[str] = mapped_column(String(30), default="text")
     body: Mapped[str | None] = mapped_column(Text)
+    # A quick-reply button's payload, and the provider id of the message it quotes.
+    payload: Mapped[str | None] = mapped_column(String(500))
+    context_id: Mapped[str | None] = mapped_column(String(200))
+    # The contact was opted out by this reply (a stop keyword or an opt-out button).
+    opted_out: Mapped[bool] = mapped_column(default=False)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -25,6 +25,9 @@ class SenderState(enum.StrEnum):
     IN_USE = "in_use"
     # The browser could not start or keeps crashing; the reason says what to fix.
     BROWSER_FAILED = "browser_failed"
+    # WhatsApp showed a limit banner, or Meta rated the number RED: out of rotation until
+    # `limited_until` or until a person resumes it.
+    LIMITED = "limited"
     DISABLED = "disabled"
 
 
@@ -55,6 +58,11 @@ class Sender(Base):
     break_seconds: Mapped[int | None]
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")  # counts the daily cap
     # One WhatsApp Web account must be driven by one browser: the worker holding it leases it.
+    limited_until: Mapped[datetime | None]
+    # What the provider last said about the account (Cloud API: display name, quality
+    # rating, throughput level, messaging-limit tier, when checked). Never secrets: those
+    # live encrypted in `settings`.
+    health: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     lease_owner: Mapped[str | None] = mapped_column(String(100))
     lease_until: Mapped[datetime | None]
     # Linking by QR (WhatsApp Web): the page asks until this time; the worker holding the

@@ -1,0 +1,90 @@
+"""What a channel hears back, as plain values (DESIGN §8).
+
+A channel (Cloud API webhooks, WhatsApp Web's chat list) turns what it read into these;
+`wabulk.inbound` applies them to the database. Neither side knows the other: these
+values are the whole contract.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+Status = Literal["sent", "delivered", "read", "failed"]
+
+
+@dataclass(frozen=True)
+class HeardError:
+    """An error the provider reported after the send (a failed status, a webhook error)."""
+
+    code: str
+    title: str = ""
+    details: str = ""
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    """A message of ours moved: matched by the provider's id, or by our own message id
+    (the Cloud API echoes it as `biz_opaque_callback_data`)."""
+
+    status: Status
+    at: datetime
+    provider_message_id: str | None = None
+    message_id: int | None = None
+    recipient: str | None = None  # E.164 when the provider gave a number
+    recipient_user_id: str | None = None  # the business-scoped user id, when given
+    billed_category: str | None = None  # pricing.category when the provider billed it
+    errors: tuple[HeardError, ...] = ()
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A message a customer sent to one of our senders."""
+
+    at: datetime
+    provider_message_id: str | None
+    phone: str | None  # E.164; None when the provider sent only the user id
+    user_id: str | None = None
+    name: str | None = None  # the profile name WhatsApp shows
+    kind: str = "text"  # text | button | interactive | image | document | audio | video | …
+    text: str | None = None
+    payload: str | None = None  # a quick-reply button's payload
+    context_id: str | None = None  # the provider id of the message it answers
+    errors: tuple[HeardError, ...] = ()
+
+
+@dataclass(frozen=True)
+class AccountUpdate:
+    """The provider changed something about the account: quality, tier, throughput."""
+
+    at: datetime
+    kind: Literal["quality", "tier", "throughput", "error"]
+    quality_rating: str | None = None  # GREEN | YELLOW | RED
+    messaging_tier: str | None = None  # TIER_250 … TIER_UNLIMITED
+    event: str | None = None  # the provider's own word (FLAGGED, UPGRADE, THROUGHPUT_UPGRADE…)
+    errors: tuple[HeardError, ...] = ()
+
+
+@dataclass(frozen=True)
+class OptOutSignal:
+    """The user told WhatsApp itself they want no more marketing (Cloud API
+    `user_preferences`), or asked to resume it."""
+
+    at: datetime
+    phone: str | None
+    user_id: str | None = None
+    stop: bool = True
+    detail: str = ""
+
+
+@dataclass
+class Heard:
+    """Everything one delivery (a webhook POST, a look at the chat list) carried, for one
+    sender, identified by the provider's account id (the Cloud API phone-number id)."""
+
+    account_id: str | None = None
+    statuses: list[StatusUpdate] = field(default_factory=list)
+    replies: list[Reply] = field(default_factory=list)
+    account: list[AccountUpdate] = field(default_factory=list)
+    opt_outs: list[OptOutSignal] = field(default_factory=list)
