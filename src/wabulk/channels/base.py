@@ -33,6 +33,9 @@ class OutgoingMessage:
     media_path: Path | None = None
     media_name: str | None = None
     media_mime: str | None = None
+    # The provider's id for the file once uploaded to this sender's account (Cloud API),
+    # so a campaign's photo is uploaded once, not once per recipient.
+    media_ref: str | None = None
     # For documents: send the text as a separate message after the file (the default),
     # or before it. Images and videos carry the text as their caption.
     text_after_document: bool = True

@@ -16,11 +16,20 @@ Status = Literal["sent", "delivered", "read", "failed"]
 
 @dataclass(frozen=True)
 class HeardError:
-    """An error the provider reported after the send (a failed status, a webhook error)."""
+    """An error the provider reported after the send (a failed status, a webhook error).
+
+    The channel fills in what the code means (for the Cloud API from
+    `channels.cloud_api.errors.describe`), so `inbound` needs no provider's table:
+    `kind` retry | recipient | sender | invalid; `effect` none | opt_out | not_on_whatsapp |
+    limited | window; `sentence` for the shop owner.
+    """
 
     code: str
     title: str = ""
     details: str = ""
+    kind: str = "recipient"
+    effect: str = "none"
+    sentence: str = ""
 
 
 @dataclass(frozen=True)
