@@ -87,7 +87,22 @@ class ChannelError(Exception):
 
 
 class PermanentError(ChannelError):
-    """This message can never succeed (number not on WhatsApp, media refused)."""
+    """This message can never succeed (number not on WhatsApp, media refused).
+
+    `effect`: what it says about the contact, acted on by the dispatcher: `opt_out` (they
+    stopped marketing from this business), `not_on_whatsapp`, `limited` (the provider's
+    per-user cap, not a fault of the number), `window` (only a template reaches them now).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        code: str | None = None,
+        screenshot: Path | None = None,
+        effect: str = "none",
+    ) -> None:
+        super().__init__(message, code, screenshot)
+        self.effect = effect
 
 
 class TransientError(ChannelError):
