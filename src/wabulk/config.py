@@ -82,6 +82,14 @@ class Settings:
     chromedriver: str = ""
     chrome_binary: str = ""
     browser_timeout: int = 60
+    # Cloud API: Meta's Graph address (tests point it at a local stand-in), the API version
+    # for new senders, and how long one call may take.
+    cloud_api_url: str = "https://graph.facebook.com"
+    cloud_api_version: str = "v26.0"
+    cloud_api_timeout: int = 20
+    # The address customers' browsers and Meta reach this installation by, for the webhook
+    # URL shown on a Cloud API sender's page; empty: taken from the page's own address.
+    public_url: str = ""
     # Web origins (scheme://host[:port]) whose pages may call the REST API with a token;
     # empty: no cross-origin calls.
     cors_origins: tuple[str, ...] = ()
@@ -114,6 +122,17 @@ class Settings:
             chrome_binary=_env_str(env, "WABULK_CHROME_BINARY", ""),
             browser_timeout=_env_int(env, "WABULK_BROWSER_TIMEOUT", 60, 2, 600),
             cors_origins=_origins(env.get("WABULK_CORS_ORIGINS", "")),
+            cloud_api_url=_url(
+                _env_str(env, "WABULK_CLOUD_API_URL", "https://graph.facebook.com"),
+                "WABULK_CLOUD_API_URL",
+            ),
+            cloud_api_version=_version(_env_str(env, "WABULK_CLOUD_API_VERSION", "v26.0")),
+            cloud_api_timeout=_env_int(env, "WABULK_CLOUD_API_TIMEOUT", 20, 1, 300),
+            public_url=(
+                _url(env["WABULK_PUBLIC_URL"], "WABULK_PUBLIC_URL")
+                if env.get("WABULK_PUBLIC_URL")
+                else ""
+            ),
         )
 
     def channel_options(self) -> dict[str, object]:
@@ -123,6 +142,9 @@ class Settings:
             "chromedriver": self.chromedriver,
             "chrome_binary": self.chrome_binary,
             "browser_timeout": self.browser_timeout,
+            "cloud_api_url": self.cloud_api_url,
+            "cloud_api_version": self.cloud_api_version,
+            "cloud_api_timeout": self.cloud_api_timeout,
         }
 
     def resolved(self) -> Settings:
@@ -150,12 +172,17 @@ class Settings:
         return out
 
 
-def _url(value: str) -> str:
+def _url(value: str, name: str = "WABULK_WHATSAPP_WEB_URL") -> str:
     if not value.startswith(("http://", "https://")):
-        raise ConfigError(
-            f"WABULK_WHATSAPP_WEB_URL must start with http:// or https://; got {value!r}"
-        )
+        raise ConfigError(f"{name} must start with http:// or https://; got {value!r}")
     return value.rstrip("/")
+
+
+def _version(value: str) -> str:
+    """A Graph API version such as v26.0."""
+    if not re.fullmatch(r"v\d{1,3}\.\d{1,2}", value):
+        raise ConfigError(f"WABULK_CLOUD_API_VERSION must look like v26.0; got {value!r}")
+    return value
 
 
 def _origins(raw: str) -> tuple[str, ...]:
