@@ -18,9 +18,9 @@ from tests.campaigns_support import (
     make_sender,
     phones,
 )
-from wabulk.dispatch.pacing import Pace
 from wabulk.errors import ValidationError
 from wabulk.models import Message, MessageStatus
+from wabulk.senders.pace import Pace
 
 
 def _sent(db):

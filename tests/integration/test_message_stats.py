@@ -29,9 +29,9 @@ from wabulk.campaigns import lifecycle
 from wabulk.channels.base import OutgoingMessage, Reconciled
 from wabulk.db import Database
 from wabulk.dispatch import queue, recovery
-from wabulk.dispatch.pacing import Pace
 from wabulk.errors import Conflict
 from wabulk.models import Campaign, CampaignStatus, Message, MessageStat, utcnow
+from wabulk.senders.pace import Pace
 
 LEASE = timedelta(minutes=5)
 CODES = ("not_on_whatsapp", "send_failed", "dry_run_failure")

@@ -33,8 +33,8 @@ from wabulk.campaigns.service import send_test
 from wabulk.channels.dry_run import log_path, read_log
 from wabulk.db import Database
 from wabulk.dispatch import queue, recovery
-from wabulk.dispatch.pacing import Pace
 from wabulk.models import Campaign, CampaignStatus, Message, MessageStatus, Role, Template, utcnow
+from wabulk.senders.pace import Pace
 from wabulk.web.templates_views import PREVIEW_MAX_BYTES
 
 from ..conftest import get_csrf

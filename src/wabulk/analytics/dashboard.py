@@ -25,7 +25,6 @@ from sqlalchemy.orm import Session
 
 from ..campaigns.service import completion
 from ..contacts.tallies import totals as contact_totals
-from ..dispatch.pacing import Pace
 from ..events import EventFilter, activity_events
 from ..models import (
     Campaign,
@@ -36,6 +35,7 @@ from ..models import (
     SenderState,
     utcnow,
 )
+from ..senders.pace import Pace
 from .queries import Outcomes, last_days, outcome_totals
 
 SHOWN = 10

@@ -16,7 +16,6 @@ from ..auth.permissions import require_role
 from ..channels.base import ChannelConfig, ChannelError, OutgoingMessage
 from ..channels.registry import EXCLUSIVE, open_channel
 from ..contacts.phones import normalise
-from ..dispatch.pacing import Pace, overrides_for_storage, validate_overrides
 from ..errors import Conflict, ValidationError
 from ..models import (
     Campaign,
@@ -34,6 +33,7 @@ from ..models import (
     utcnow,
 )
 from ..senders import lease as sender_lease
+from ..senders.pace import Pace, overrides_for_storage, validate_overrides
 from . import audience
 from .lifecycle import effective_message, get_campaign
 from .media import find_media, media_path

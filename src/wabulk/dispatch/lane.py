@@ -58,9 +58,10 @@ from ..models import (
 )
 from ..senders import lease as sender_lease
 from ..senders.linking import link_step
+from ..senders.pace import Pace
 from ..senders.service import sent_today
 from . import queue, recovery
-from .pacing import Clock, Pace, SystemClock
+from .clock import Clock, SystemClock
 
 log = logging.getLogger(__name__)
 

@@ -41,7 +41,7 @@ from ..campaigns.rendering import (
 from ..channels.base import NOT_ON_WHATSAPP
 from ..db import driver_marks, driver_time
 from ..models import Campaign, Contact, Message, MessageStatus
-from .pacing import Pace
+from ..senders.pace import Pace
 
 messages = Message.__table__
 contacts = Contact.__table__

@@ -19,11 +19,11 @@ from ..auth.permissions import require_role
 from ..channels import dry_run
 from ..channels.dry_run import SettingError
 from ..channels.whatsapp_web import settings as web_settings
-from ..dispatch.pacing import Pace, validate_overrides
 from ..errors import Conflict, NotFound, ValidationError
 from ..models import Channel, Message, Role, Sender, SenderState, User, utcnow
 from ..zones import zone
 from .linking import LINK_WINDOW
+from .pace import Pace, validate_overrides
 
 ADDABLE = (Channel.DRY_RUN, Channel.WHATSAPP_WEB)
 

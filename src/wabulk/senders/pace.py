@@ -1,7 +1,7 @@
 """Pacing (DESIGN §4): how fast, how much and when one sender may send.
 
-- A `Pace` is the sender's own settings with the campaign's overrides on top.
-- Time comes from a `Clock` so tests drive hours of pacing in microseconds.
+- A `Pace` is the sender's own settings with the campaign's overrides on top. It is a rule
+  of senders and campaigns; the dispatcher applies it (DESIGN §8).
 - Active hours are in the *recipient's* local time (timezone from their number); the
   daily cap is counted in the *sender's* timezone, the day the account lives in.
 """
@@ -12,19 +12,10 @@ import random
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from datetime import time as dtime
-from typing import Any, Protocol
+from typing import Any
 
 from ..errors import ValidationError
 from ..zones import zone
-
-
-class Clock(Protocol):
-    def now(self) -> datetime: ...
-
-
-class SystemClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
