@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .base import Channel, ChannelConfig
+from .cloud_api import CloudApiChannel
 from .dry_run import DryRunChannel
 from .whatsapp_web import WhatsAppWebChannel
 
 FACTORIES: dict[str, Callable[[ChannelConfig], Channel]] = {
+    "cloud_api": CloudApiChannel,
     "dry_run": DryRunChannel,
     "whatsapp_web": WhatsAppWebChannel,
 }

@@ -1,0 +1,267 @@
+"""The Cloud API channel: many sends in flight on one pooled, kept-alive connection set.
+
+- `send_batch` posts a list of messages with up to `max_in_flight` requests outstanding
+  (a number's 80 messages/s, up to 1,000 for upgraded numbers, at Meta's latency) and
+  answers in the same order, each item the result or the error `send` would have raised.
+  `send` is a batch of one.
+- The requests run on an event loop in a daemon thread owned by the channel, started at the
+  first send and stopped by `close`. Bodies are encoded once in the caller's thread; the
+  loop only posts and reads the answers.
+- A marketing template goes through `/marketing_messages` when the sender asks for it. An
+  account not onboarded there gets the same body through `/messages`, a result whose detail
+  starts `marketing_fallback:` (the dispatcher logs it), and no second try on
+  `/marketing_messages` for ten minutes, so a campaign does not pay two calls a message.
+- `reconcile` answers "unknown": Meta offers no way to look a message up; the status webhook
+  carrying our message id as callback data is what settles one whose answer was lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import httpx
+
+from ..base import (
+    ChannelConfig,
+    ChannelError,
+    OutgoingMessage,
+    PermanentError,
+    Reconciled,
+    SenderUnavailable,
+    SendResult,
+    Unconfirmed,
+)
+from . import payloads
+from .client import (
+    Failure,
+    Loop,
+    api_base,
+    auth_headers,
+    channel_error,
+    read_failure,
+    text,
+    timeout_seconds,
+    transport_error,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_IN_FLIGHT = 64
+MAX_IN_FLIGHT = 1024
+MARKETING_PAUSE = 600.0  # seconds before `/marketing_messages` is tried again
+NOT_ONBOARDED = (
+    "The business is not onboarded to Meta's Marketing Messages API; "
+    "sent through the regular Cloud API instead."
+)
+
+
+def _flag(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _count(value: object, default: int | None) -> int | None:
+    try:
+        number = int(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return default
+    return number if number > 0 else default
+
+
+def not_onboarded(failure: Failure) -> bool:
+    """Meta documents no code of its own for this: an access refusal on that endpoint, or a
+    parameter error that says so."""
+    if failure.code == 131005:
+        return True
+    said = f"{failure.message} {failure.details}".lower()
+    return failure.code in (100, 131055) and "onboard" in said
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    message: OutgoingMessage
+    bodies: tuple[bytes, ...]  # for /messages, in order
+    marketing: bytes | None  # for /marketing_messages, when it applies
+    template: str | None  # "spring_sale (en_US)" for errors
+
+
+class CloudApiChannel:
+    def __init__(self, config: ChannelConfig) -> None:
+        settings, options = config.settings, config.options
+        self.sender_name = config.sender_name
+        self.phone_number_id = text(settings.get("phone_number_id"))
+        self._token = text(settings.get("access_token"))
+        base = api_base(settings, options)
+        self.messages_url = f"{base}/{self.phone_number_id}/messages"
+        self.marketing_url = f"{base}/{self.phone_number_id}/marketing_messages"
+        self.use_marketing = _flag(settings.get("use_marketing_messages", False))
+        self.marketing_ttl = _count(settings.get("marketing_ttl_seconds"), None)
+        in_flight = _count(settings.get("max_in_flight"), DEFAULT_IN_FLIGHT) or DEFAULT_IN_FLIGHT
+        self.max_in_flight = min(MAX_IN_FLIGHT, in_flight)
+        self.timeout = timeout_seconds(options)
+        missing = [
+            label
+            for label, value in (
+                ("phone-number id", self.phone_number_id),
+                ("access token", self._token),
+            )
+            if not value
+        ]
+        self._missing = (
+            f"This sender has no {' or '.join(missing)}: fill it in on the Senders page."
+            if missing
+            else None
+        )
+        self._loop: Loop | None = None
+        self._lock = threading.Lock()
+        self._marketing_off_until = 0.0
+
+    def __repr__(self) -> str:  # the token stays out of any log line that prints us
+        return f"CloudApiChannel({self.sender_name!r}, phone_number_id={self.phone_number_id!r})"
+
+    # --- the Channel protocol -------------------------------------------------------------
+
+    def prepare(self, message: OutgoingMessage) -> None:
+        return None
+
+    def send(self, message: OutgoingMessage) -> SendResult:
+        result = self.send_batch([message])[0]
+        if isinstance(result, ChannelError):
+            raise result
+        return result
+
+    def reconcile(self, message: OutgoingMessage) -> Reconciled:
+        return "unknown"
+
+    def close(self) -> None:
+        with self._lock:
+            loop, self._loop = self._loop, None
+        if loop is not None:
+            loop.close()
+
+    # --- batches --------------------------------------------------------------------------
+
+    def send_batch(self, messages: Sequence[OutgoingMessage]) -> list[SendResult | ChannelError]:
+        results: list[SendResult | ChannelError | None] = [None] * len(messages)
+        if self._missing:
+            return [SenderUnavailable(self._missing, code="not_configured") for _ in messages]
+        jobs: list[tuple[int, _Job]] = []
+        for index, message in enumerate(messages):
+            try:
+                jobs.append((index, self._job(message)))
+            except ChannelError as exc:
+                results[index] = exc
+        if jobs:
+            loop = self._engine()
+            for index, outcome in loop.run(self._run(loop.client, jobs)):
+                results[index] = outcome
+        return results  # type: ignore[return-value]  # every slot is filled above
+
+    def _job(self, message: OutgoingMessage) -> _Job:
+        bodies = payloads.plan(message)
+        marketing = None
+        call = message.template
+        if self.use_marketing and call is not None and call.marketing:
+            marketing = payloads.encode(payloads.marketing(bodies[0], self.marketing_ttl))
+        return _Job(
+            message,
+            tuple(payloads.encode(body) for body in bodies),
+            marketing,
+            payloads.template_label(message),
+        )
+
+    def _engine(self) -> Loop:
+        with self._lock:
+            if self._loop is None:
+                self._loop = Loop(
+                    f"cloud-api-{self.phone_number_id}",
+                    auth_headers(self._token),
+                    self.timeout,
+                    self.max_in_flight,
+                )
+            return self._loop
+
+    async def _run(
+        self, client: httpx.AsyncClient, jobs: list[tuple[int, _Job]]
+    ) -> list[tuple[int, SendResult | ChannelError]]:
+        pending = iter(jobs)
+        done: list[tuple[int, SendResult | ChannelError]] = []
+
+        async def worker() -> None:
+            # One shared iterator: each worker takes the next job when its request is answered.
+            for index, job in pending:
+                try:
+                    outcome = await self._one(client, job)
+                except Exception as exc:  # a bug must not lose the other results
+                    log.exception("Cloud API send of message %s failed", job.message.message_id)
+                    outcome = Unconfirmed(
+                        f"Unexpected error while sending ({type(exc).__name__}); "
+                        "the message may have gone."
+                    )
+                done.append((index, outcome))
+
+        await asyncio.gather(*(worker() for _ in range(min(self.max_in_flight, len(jobs)))))
+        return done
+
+    async def _post(
+        self, client: httpx.AsyncClient, url: str, content: bytes
+    ) -> SendResult | Failure | ChannelError:
+        try:
+            response = await client.post(url, content=content)
+        except httpx.TransportError as exc:
+            return transport_error(exc)
+        if response.is_success:
+            try:
+                sent = json.loads(response.content)["messages"][0]
+                wamid = str(sent["id"])
+            except (ValueError, KeyError, IndexError, TypeError):
+                return Unconfirmed(
+                    "Meta accepted the message but its answer could not be read.",
+                    code="unreadable_answer",
+                )
+            status = sent.get("message_status")
+            # Template pacing (spec §2.5): held messages go later or fail with 132015.
+            detail = f"template_paced: {status}" if status and status != "accepted" else None
+            return SendResult(wamid, detail)
+        return read_failure(response.status_code, response.content, response.headers)
+
+    async def _one(self, client: httpx.AsyncClient, job: _Job) -> SendResult | ChannelError:
+        fallback: str | None = None
+        if job.marketing is not None:
+            if time.monotonic() >= self._marketing_off_until:
+                outcome = await self._post(client, self.marketing_url, job.marketing)
+                if not (isinstance(outcome, Failure) and not_onboarded(outcome)):
+                    return self._settle(outcome, job)
+                self._marketing_off_until = time.monotonic() + MARKETING_PAUSE
+            fallback = f"marketing_fallback: {NOT_ONBOARDED}"
+        result: SendResult | None = None
+        for position, body in enumerate(job.bodies):
+            outcome = self._settle(await self._post(client, self.messages_url, body), job)
+            if isinstance(outcome, ChannelError):
+                return outcome if position == 0 else _second_part(outcome)
+            result = outcome
+        assert result is not None
+        return SendResult(result.provider_message_id, fallback or result.detail)
+
+    def _settle(
+        self, outcome: SendResult | Failure | ChannelError, job: _Job
+    ) -> SendResult | ChannelError:
+        if isinstance(outcome, Failure):
+            return channel_error(outcome, self._token, job.template)
+        return outcome
+
+
+def _second_part(error: ChannelError) -> ChannelError:
+    """The first of two parts went out: sending the message again would repeat it, so only a
+    failure that can never succeed stays a failure; the rest is left to the operator."""
+    sentence = f"The first part of this message was sent, the second was not: {error}"
+    if isinstance(error, PermanentError):
+        return PermanentError(sentence, code=error.code, effect=error.effect)
+    return Unconfirmed(sentence, code=error.code)
