@@ -20,6 +20,10 @@ FACTORIES: dict[str, Callable[[ChannelConfig], Channel]] = {
 # anything that opens them, recovery included, first takes the sender's lease.
 EXCLUSIVE = frozenset({"whatsapp_web"})
 
+# Channels whose sends only the provider's status webhook can prove: after a crash their
+# messages become `unknown` without asking the channel, and the webhook settles them.
+WEBHOOK_PROVEN = frozenset({"cloud_api"})
+
 
 def open_channel(kind: str, config: ChannelConfig) -> Channel:
     try:

@@ -21,9 +21,10 @@ import logging
 import random
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -40,6 +41,8 @@ from ..channels.base import (
     OutgoingMessage,
     PermanentError,
     SenderUnavailable,
+    SendResult,
+    TemplateCall,
     TransientError,
     Unconfirmed,
 )
@@ -56,6 +59,8 @@ from ..models import (
     SenderState,
     campaign_senders,
 )
+from ..models import Channel as SenderChannel
+from ..senders import budget, cloud
 from ..senders import lease as sender_lease
 from ..senders.linking import link_step
 from ..senders.pace import Pace
@@ -78,6 +83,10 @@ class _CampaignInfo:
     retry_seconds: int
     media: tuple[Path, str, str] | None
     text_before_document: bool = False
+    # Cloud API: the approved template snapshot, and the campaign's file as uploaded to
+    # this sender's account.
+    template: dict[str, Any] | None = None
+    media_ref: str | None = None
 
 
 @dataclass(slots=True)
@@ -94,6 +103,11 @@ class _Unsettled:
     # Failed and unknown messages, and any with a screenshot, get an Event in the log.
     logged: list[tuple[_Pending, queue.Outcome, Path | None]]
     unavailable: SenderUnavailable | None
+    # Failures that say something about the contact: message ids by effect
+    # (`opt_out`, `not_on_whatsapp`), acted on in the settle's transaction.
+    effects: dict[str, list[int]] = field(default_factory=dict)
+    # Cloud API marketing sends that went through /messages instead, with Meta's reason.
+    fallbacks: list[tuple[_Pending, str]] = field(default_factory=list)
 
 
 class Lane:
@@ -107,8 +121,11 @@ class Lane:
         clock: Clock | None = None,
         rng: random.Random | None = None,
         options: dict[str, object] | None = None,
+        secret_key: str = "",
     ) -> None:
         self.db = db
+        # Decrypts the sender's stored secrets (Cloud API token) when its channel opens.
+        self.secret_key = secret_key
         self.options = dict(options or {})
         self.sender_id = sender_id
         self.owner = owner
@@ -130,6 +147,11 @@ class Lane:
         self.reconcile_at: datetime | None = None
         self.unsettled: _Unsettled | None = None
         self.cut_short = False
+        self.cloud = False
+        # The Cloud API tier budget: customers reached in the rolling day, as last counted.
+        self.budget: budget.Budget | None = None
+        self._held_until: datetime | None = None
+        self.fallback_logged: set[int] = set()
 
     # --- the step -----------------------------------------------------------------
 
@@ -176,8 +198,10 @@ class Lane:
                 if (self.next_send_at - now) > self.lease / 2:
                     return (self.next_send_at - now).total_seconds()
                 if not self._claim(session, sender, now):
-                    capped = self.day_ends if self._all_capped else None
-                    return (capped - now).total_seconds() if capped else None
+                    wake = self.day_ends if self._all_capped else None
+                    if self._held_until is not None and self._all_capped:
+                        wake = min(self._held_until, wake) if wake else self._held_until
+                    return max(0.0, (wake - now).total_seconds()) if wake else None
         first = self.pending[0]
         if first.campaign.pace.daily_cap and self.sent_today >= first.campaign.pace.daily_cap:
             return self._capped(now)
@@ -191,9 +215,11 @@ class Lane:
 
     def _channel(self, sender: Sender) -> Channel:
         if self.channel is None:
-            config = ChannelConfig(
-                sender.name, dict(sender.settings or {}), self.instance_path, self.options
-            )
+            settings = dict(sender.settings or {})
+            self.cloud = sender.channel == SenderChannel.CLOUD_API
+            if self.cloud:
+                settings = cloud.channel_settings(sender, self.secret_key)
+            config = ChannelConfig(sender.name, settings, self.instance_path, self.options)
             self.channel = open_channel(sender.channel.value, config)
         return self.channel
 
@@ -251,7 +277,10 @@ class Lane:
                 _CampaignInfo(
                     id=c.id,
                     body=c.body,
-                    pace=Pace.for_sender(sender, pace_overrides(c)),
+                    pace=Pace.for_sender(
+                        sender, pace_overrides(c), template=c.cloud_template is not None
+                    ),
+                    template=c.cloud_template,
                     max_attempts=c.max_attempts,
                     retry_seconds=retry_seconds(c),
                     text_before_document=c.text_before_document,
@@ -262,14 +291,26 @@ class Lane:
                     )
                     if media
                     else None,
+                    media_ref=self._media_ref(session, sender, c, media),
                 )
             )
         return out
+
+    def _media_ref(
+        self, session: Session, sender: Sender, campaign: Campaign, media: Media | None
+    ) -> str | None:
+        """The campaign's file as uploaded to this Cloud API account (once per file)."""
+        if media is None or not self.cloud:
+            return None
+        return cloud.media_ref(
+            session, sender, media, self.secret_key, self.options, self.instance_path
+        )
 
     def _claim(self, session: Session, sender: Sender, now: datetime) -> bool:
         """Claim the next batch, taking running campaigns in turn."""
         campaigns = self._campaigns(session, sender)
         capped = 0
+        self._held_until = None
         for i in range(len(campaigns)):
             info = campaigns[(self.rotation + i) % len(campaigns)]
             if info.pace.daily_cap and self.sent_today >= info.pace.daily_cap:
@@ -278,6 +319,17 @@ class Lane:
             size = 1 if info.pace.paced else self._batch_size()
             if info.pace.daily_cap:
                 size = min(size, info.pace.daily_cap - self.sent_today)
+            if info.pace.max_per_second:
+                # One second's worth at a time: a bigger burst would trip the provider's
+                # own per-second limit before the wait after it could help.
+                size = min(size, max(1, int(info.pace.max_per_second)))
+            if info.pace.tier_limit is not None and info.template is not None:
+                left = self._budget(session, sender, now).left(info.pace.tier_limit)
+                if left <= 0:
+                    self._budget_hold(session, info.id, info.pace.tier_limit, now)
+                    capped += 1
+                    continue
+                size = min(size, left)
             claimed = queue.claim(
                 session,
                 campaign_id=info.id,
@@ -289,8 +341,12 @@ class Lane:
                 lease_until=now + self.lease,
                 pace=info.pace,
                 text_limit=limit_for(info.media[2] if info.media else None),
+                template=info.template,
             )
             if claimed:
+                if self.budget is not None and info.template is not None:
+                    self.budget.spend(len(claimed))
+                    budget.release(session, info.id, now)
                 self.rotation = (self.rotation + i + 1) % len(campaigns)
                 self.pending = deque(_Pending(c, info) for c in claimed)
                 session.commit()  # the claim is durable before any channel is called
@@ -298,7 +354,22 @@ class Lane:
                 self._all_capped = False
                 return True
         self._all_capped = bool(campaigns) and capped == len(campaigns)
+        session.commit()  # what the page says about a budget hold
         return False
+
+    def _budget(self, session: Session, sender: Sender, now: datetime) -> budget.Budget:
+        if self.budget is None or self.budget.stale(now):
+            self.budget = budget.count(session, sender, now)
+        return self.budget
+
+    def _budget_hold(self, session: Session, campaign_id: int, limit: int, now: datetime) -> None:
+        assert self.budget is not None
+        # Counted again when a place frees up, at the latest: the lane sleeps until then.
+        until = self.budget.frees_at or now + budget.RECOUNT
+        budget.hold(session, campaign_id, limit, until)
+        self.budget.counted_at = min(self.budget.counted_at, until - budget.RECOUNT)
+        if self._held_until is None or until < self._held_until:
+            self._held_until = until
 
     def _batch_size(self) -> int:
         """As many as fit in a quarter of the lease at the observed send time."""
@@ -309,6 +380,11 @@ class Lane:
 
     def _outgoing(self, p: _Pending) -> OutgoingMessage:
         media = p.campaign.media
+        call: TemplateCall | None = None
+        if self.cloud and p.campaign.template is not None and p.claimed.params is not None:
+            from ..campaigns import cloud_template
+
+            call = cloud_template.call_from(p.campaign.template, p.claimed.params)
         return OutgoingMessage(
             message_id=p.claimed.id,
             phone=p.claimed.phone,
@@ -317,6 +393,8 @@ class Lane:
             media_name=media[1] if media else None,
             media_mime=media[2] if media else None,
             text_after_document=not p.campaign.text_before_document,
+            template=call,
+            media_ref=p.campaign.media_ref,
         )
 
     def _prepare(self) -> None:
@@ -341,10 +419,12 @@ class Lane:
     # --- sending ------------------------------------------------------------------
 
     def _send_due(self) -> float:
-        outcomes: list[queue.Outcome] = []
-        logged: list[tuple[_Pending, queue.Outcome, Path | None]] = []
-        unavailable: SenderUnavailable | None = None
         assert self.channel is not None
+        send_batch = getattr(self.channel, "send_batch", None)
+        pace = self.pending[0].campaign.pace
+        if send_batch is not None and not pace.paced and not pace.break_every:
+            return self._send_batch(send_batch)
+        unsettled = _Unsettled([], [], None)
         while self.pending:
             p = self.pending[0]
             pace = p.campaign.pace
@@ -354,46 +434,17 @@ class Lane:
             # The pace is the gap between one send starting and the next: a browser's own
             # seconds clicking and confirming count towards the wait, not on top of it.
             sent_from = self.clock.now()
-            shot: Path | None = None
+            result: SendResult | Exception
             try:
                 result = self.channel.send(self._outgoing(p))
             except SenderUnavailable as exc:
-                unavailable = exc
+                unsettled.unavailable = exc
                 break
-            except PermanentError as exc:
-                outcome = self._failed(p, exc.code or "permanent", str(exc))
-                shot = exc.screenshot
-            except TransientError as exc:
-                outcome = self._retry(p, exc.code or "transient", str(exc), exc.retry_after)
-                shot = exc.screenshot
-            except Unconfirmed as exc:
-                outcome = queue.Outcome(
-                    p.claimed.id,
-                    p.campaign.id,
-                    "unknown",
-                    error_code=(exc.code or "unconfirmed")[:50],
-                    error_detail=f"{exc} Check the chat, then use “send again” if needed.",
-                )
-                shot = exc.screenshot
-            except Exception as exc:  # a bug or a broken channel must not kill the lane
-                log.exception("channel error sending message %s", p.claimed.id)
-                outcome = self._retry(p, "channel_error", f"Unexpected error: {exc}", None)
-            else:
-                outcome = queue.Outcome(
-                    p.claimed.id, p.campaign.id, "sent", result.provider_message_id
-                )
-                self.sent_today += 1
-                self.sent_since_break += 1
+            except Exception as exc:
+                result = exc
             self.pending.popleft()
-            elapsed = time.perf_counter() - started
-            self.seconds_per_send = (
-                elapsed
-                if self.seconds_per_send == 0
-                else 0.9 * self.seconds_per_send + 0.1 * elapsed
-            )
-            outcomes.append(outcome)
-            if outcome.kind in ("failed", "unknown") or shot is not None:
-                logged.append((p, outcome, shot))
+            self._note(unsettled, p, result)
+            self._timed(time.perf_counter() - started, 1)
             if pace.paced or pace.break_every:
                 self.next_send_at = sent_from + timedelta(seconds=pace.delay(self.rng))
                 if pace.break_every and self.sent_since_break >= pace.break_every:
@@ -404,8 +455,73 @@ class Lane:
         # Kept on the lane until written: a dropped database connection or a locked SQLite
         # file fails this step, and the next one writes the same outcomes again (the settle
         # is guarded by the lease, so a late write changes nothing it should not).
-        self.unsettled = _Unsettled(outcomes, logged, unavailable)
+        self.unsettled = unsettled
         return self._write_unsettled()
+
+    def _send_batch(self, send_batch: Any) -> float:
+        """Hand the whole claimed batch to a channel that sends many at once (Cloud API)."""
+        items = list(self.pending)
+        pace = items[0].campaign.pace
+        if pace.daily_cap:
+            items = items[: max(0, pace.daily_cap - self.sent_today)]
+        sent_from = self.clock.now()
+        started = time.perf_counter()
+        results = send_batch([self._outgoing(p) for p in items])
+        self._timed(time.perf_counter() - started, len(items))
+        unsettled = _Unsettled([], [], None)
+        left: deque[_Pending] = deque()
+        for p, result in zip(items, results, strict=True):
+            if isinstance(result, SenderUnavailable):
+                # Not sent: it goes back to the queue with the rest when the sender stops.
+                unsettled.unavailable = unsettled.unavailable or result
+                left.append(p)
+                continue
+            self._note(unsettled, p, result)
+        # Those over the daily cap were never handed over; they go back with the rest.
+        self.pending = deque([*left, *list(self.pending)[len(items) :]])
+        if pace.max_per_second:
+            self.next_send_at = sent_from + timedelta(seconds=len(items) / pace.max_per_second)
+        self.unsettled = unsettled
+        return self._write_unsettled()
+
+    def _timed(self, elapsed: float, n: int) -> None:
+        per = elapsed / max(1, n)
+        self.seconds_per_send = (
+            per if self.seconds_per_send == 0 else 0.9 * self.seconds_per_send + 0.1 * per
+        )
+
+    def _note(self, unsettled: _Unsettled, p: _Pending, result: SendResult | Exception) -> None:
+        """Turn what the channel said about one message into its outcome."""
+        shot: Path | None = None
+        if isinstance(result, SendResult):
+            outcome = queue.Outcome(p.claimed.id, p.campaign.id, "sent", result.provider_message_id)
+            self.sent_today += 1
+            self.sent_since_break += 1
+            if result.detail and result.detail.startswith("marketing_fallback"):
+                unsettled.fallbacks.append((p, result.detail.partition(":")[2].strip()))
+        elif isinstance(result, PermanentError):
+            outcome = self._failed(p, result.code or "permanent", str(result))
+            shot = result.screenshot
+            if result.effect in ("opt_out", "not_on_whatsapp"):
+                unsettled.effects.setdefault(result.effect, []).append(p.claimed.id)
+        elif isinstance(result, TransientError):
+            outcome = self._retry(p, result.code or "transient", str(result), result.retry_after)
+            shot = result.screenshot
+        elif isinstance(result, Unconfirmed):
+            outcome = queue.Outcome(
+                p.claimed.id,
+                p.campaign.id,
+                "unknown",
+                error_code=(result.code or "unconfirmed")[:50],
+                error_detail=f"{result} Check the chat, then use “send again” if needed.",
+            )
+            shot = result.screenshot
+        else:  # a bug or a broken channel must not kill the lane
+            log.error("channel error sending message %s", p.claimed.id, exc_info=result)
+            outcome = self._retry(p, "channel_error", f"Unexpected error: {result}", None)
+        unsettled.outcomes.append(outcome)
+        if outcome.kind in ("failed", "unknown") or shot is not None:
+            unsettled.logged.append((p, outcome, shot))
 
     def _write_unsettled(self) -> float:
         unsettled = self.unsettled
@@ -415,8 +531,24 @@ class Lane:
         with self.db.session() as session:
             queue.settle(session, self.owner, outcomes, now, sender_id=self.sender_id)
             invalid = [o.message_id for o in outcomes if o.error_code == NOT_ON_WHATSAPP]
+            invalid += unsettled.effects.get("not_on_whatsapp", [])
             if invalid:
                 queue.flag_not_on_whatsapp(session, invalid, now)
+            stopped = unsettled.effects.get("opt_out")
+            if stopped:
+                queue.opt_out_recipients(session, stopped, now)
+            for p, why in unsettled.fallbacks:
+                if p.campaign.id in self.fallback_logged:
+                    continue
+                self.fallback_logged.add(p.campaign.id)
+                events.record(
+                    session,
+                    "campaign.marketing_fallback",
+                    "Marketing templates went through the usual Cloud API route, not the "
+                    f"Marketing Messages API: {why}",
+                    level=EventLevel.WARNING,
+                    campaign_id=p.campaign.id,
+                )
             for p, o, shot in unsettled.logged:
                 events.record(
                     session,

@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable
@@ -40,7 +41,7 @@ from ..campaigns.rendering import (
 )
 from ..channels.base import NOT_ON_WHATSAPP
 from ..db import driver_marks, driver_time
-from ..models import Campaign, Contact, Message, MessageStatus
+from ..models import Campaign, Contact, Inbound, Message, MessageStatus
 from ..senders.pace import Pace
 
 messages = Message.__table__
@@ -48,7 +49,14 @@ contacts = Contact.__table__
 campaigns = Campaign.__table__
 
 S = MessageStatus
-SKIP_REASONS = {"opted_out": "Opted out", NOT_ON_WHATSAPP: "Not on WhatsApp"}
+OUTSIDE_WINDOW = "outside_window"
+SKIP_REASONS = {
+    "opted_out": "Opted out",
+    NOT_ON_WHATSAPP: "Not on WhatsApp",
+    OUTSIDE_WINDOW: "Outside the 24-hour window: only an approved template can reach this "
+    "customer, as they have not written to this number in the last 24 hours.",
+}
+WINDOW = timedelta(hours=24)
 
 
 @dataclass(slots=True)
@@ -58,6 +66,8 @@ class Claimed:
     phone: str
     text: str
     attempts: int
+    # A Cloud API template campaign's values for this recipient (see campaigns.cloud_template).
+    params: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -85,6 +95,7 @@ def claim(
     lease_until: datetime,
     pace: Pace,
     text_limit: int = TEXT_LIMIT,
+    template: dict[str, Any] | None = None,
 ) -> list[Claimed]:
     """Claim up to `limit` due messages of one campaign for one sender.
 
@@ -93,6 +104,11 @@ def claim(
       texts with whatever rendering failed. The caller commits what follows.
     - `text_limit`: WhatsApp's length for this campaign's text (`CAPTION_LIMIT` when it
       goes as the caption of a photo or video).
+    - `template`: the campaign's Cloud API template snapshot; each recipient's values are
+      rendered with the text and kept on the row.
+    - The pace's Cloud API rules apply here: free-form text skips customers whose 24-hour
+      window is closed, and the pair rule holds back a customer this sender messaged a
+      moment ago (another campaign) until the rule allows another.
     """
     due = (
         select(messages.c.id)
@@ -132,14 +148,16 @@ def claim(
         compiled = exc
     # Decoding every contact's attributes costs more than rendering; skip it when the
     # message uses none of them.
-    needs_attributes = isinstance(compiled, CompiledBody) and bool(
-        compiled.placeholders - CONTACT_FIELDS
+    needs_attributes = template is not None or (
+        isinstance(compiled, CompiledBody) and bool(compiled.placeholders - CONTACT_FIELDS)
     )
     rows = session.execute(
         select(
             messages.c.id,
             messages.c.body,
             messages.c.attempts,
+            messages.c.contact_id,
+            messages.c.template_params,
             contacts.c.phone,
             contacts.c.name,
             contacts.c.country,
@@ -155,9 +173,12 @@ def claim(
 
     ready: list[Claimed] = []
     unwritten: list[Any] = []
-    skipped: dict[str, list[int]] = {"opted_out": [], NOT_ON_WHATSAPP: []}
+    skipped: dict[str, list[int]] = {"opted_out": [], NOT_ON_WHATSAPP: [], OUTSIDE_WINDOW: []}
     deferred: list[dict[str, Any]] = []
     windowed = pace.has_active_hours
+    people = [row.contact_id for row in rows]
+    open_window = _open_windows(session, sender_id, people, now) if pace.window_only else None
+    recent = _recently_messaged(session, sender_id, people, now, pace) if pace.pair_seconds else ()
     for row in rows:
         if row.opted_out_at is not None:
             skipped["opted_out"].append(row.id)
@@ -165,14 +186,21 @@ def claim(
         if row.not_on_whatsapp_at is not None:
             skipped[NOT_ON_WHATSAPP].append(row.id)
             continue
+        if open_window is not None and row.contact_id not in open_window:
+            skipped[OUTSIDE_WINDOW].append(row.id)
+            continue
         opens = pace.window_opens(now, row.timezone) if windowed else None
+        if opens is None and row.contact_id in recent:
+            opens = now + timedelta(seconds=pace.pair_seconds)
         if opens is not None:
             deferred.append({"mid": row.id, "at": opens})
             continue
         if row.body is None:
             unwritten.append(row)
         else:
-            ready.append(Claimed(row.id, campaign_id, row.phone, row.body, row.attempts))
+            ready.append(
+                Claimed(row.id, campaign_id, row.phone, row.body, row.attempts, row.template_params)
+            )
 
     by_id = messages.c.id == bindparam("mid")
     for code, ids_skipped in skipped.items():
@@ -218,8 +246,43 @@ def claim(
     # The claim is durable before any body runs: a render holds no lock, and a worker that
     # dies now leaves `sending` rows without a text, which recovery knows were never sent.
     session.commit()
-    written = _render(compiled, unwritten, text_limit, lease_until - now)
+    written = _render(compiled, unwritten, text_limit, lease_until - now, template)
     return ready + _store(session, campaign_id, written, sender_id, owner, now)
+
+
+def _open_windows(
+    session: Session, sender_id: int, contact_ids: list[int], now: datetime
+) -> set[int]:
+    """Those of these contacts who wrote to this sender in the last 24 hours."""
+    inbound = Inbound.__table__
+    return set(
+        session.scalars(
+            select(inbound.c.contact_id)
+            .where(
+                inbound.c.contact_id.in_(contact_ids),
+                inbound.c.sender_id == sender_id,
+                inbound.c.received_at >= now - WINDOW,
+            )
+            .distinct()
+        )
+    )
+
+
+def _recently_messaged(
+    session: Session, sender_id: int, contact_ids: list[int], now: datetime, pace: Pace
+) -> set[int]:
+    """Those of these contacts this sender messaged within the pair rule's interval."""
+    return set(
+        session.scalars(
+            select(messages.c.contact_id)
+            .where(
+                messages.c.sender_id == sender_id,
+                messages.c.sent_at >= now - timedelta(seconds=pace.pair_seconds),
+                messages.c.contact_id.in_(contact_ids),
+            )
+            .distinct()
+        )
+    )
 
 
 @dataclass(slots=True)
@@ -227,10 +290,15 @@ class _Written:
     row: Any
     text: str | None = None  # the message, or None when it could not be written
     error: str | None = None  # why it could not be (None with no text: out of time)
+    params: dict[str, Any] | None = None
 
 
 def _render(
-    compiled: CompiledBody | TemplateError, rows: list[Any], text_limit: int, lease: timedelta
+    compiled: CompiledBody | TemplateError,
+    rows: list[Any],
+    text_limit: int,
+    lease: timedelta,
+    template: dict[str, Any] | None = None,
 ) -> list[_Written]:
     """Each row's text, outside any transaction.
 
@@ -245,9 +313,15 @@ def _render(
             out.append(_Written(row))
             continue
         try:
+            ctx = context_for(row.phone, row.name, row.country, row.attributes or {})
+            if template is not None:
+                from ..campaigns import cloud_template
+
+                text, params = cloud_template.render_params(template, ctx, seed=row.id)
+                out.append(_Written(row, text=text, params=params))
+                continue
             if isinstance(compiled, TemplateError):
                 raise compiled
-            ctx = context_for(row.phone, row.name, row.country, row.attributes or {})
             out.append(_Written(row, text=compiled.render(ctx, seed=row.id, limit=text_limit)))
         except TemplateError as exc:
             out.append(_Written(row, error=f"The message could not be written: {exc}"))
@@ -270,7 +344,13 @@ def _store(
     held = f"AND status = 'sending' AND lease_owner = {mark} AND sender_id = {mark}"
     conn = session.connection()
     texts = [w for w in written if w.text is not None]
-    if texts:
+    if texts and texts[0].params is not None:
+        stored = conn.exec_driver_sql(
+            f"UPDATE messages SET body = {mark}, template_params = {mark} "  # noqa: S608
+            f"WHERE id = {mark} {held}",
+            [(w.text, json.dumps(w.params), w.row.id, owner, sender_id) for w in texts],
+        ).rowcount
+    elif texts:
         # Straight to the driver: the claim above already set updated_at, and SQLAlchemy
         # would otherwise stamp it again, row by row.
         stored = conn.exec_driver_sql(
@@ -324,7 +404,7 @@ def _store(
 
 
 def _claimed(w: _Written, campaign_id: int) -> Claimed:
-    return Claimed(w.row.id, campaign_id, w.row.phone, w.text or "", w.row.attempts)
+    return Claimed(w.row.id, campaign_id, w.row.phone, w.text or "", w.row.attempts, w.params)
 
 
 _TARGET = {
@@ -413,4 +493,20 @@ def flag_not_on_whatsapp(session: Session, message_ids: list[int], now: datetime
             contacts.c.not_on_whatsapp_at.is_(None),
         )
         .values(not_on_whatsapp_at=now)
+    )
+
+
+def opt_out_recipients(session: Session, message_ids: list[int], now: datetime) -> None:
+    """WhatsApp said these recipients stopped marketing from this business: they are opted
+    out through the one opt-out path, so no campaign messages them again."""
+    from ..contacts import service as contacts_service
+
+    people = list(
+        session.scalars(select(messages.c.contact_id).where(messages.c.id.in_(message_ids)))
+    )
+    contacts_service.opt_out(
+        session,
+        None,
+        people,
+        "WhatsApp says this customer stopped marketing messages from your business.",
     )

@@ -24,7 +24,7 @@ from .. import events
 from ..analytics import stats
 from ..campaigns.counters import shift_counters
 from ..channels.base import Channel, ChannelConfig, OutgoingMessage, Reconciled
-from ..channels.registry import EXCLUSIVE, open_channel
+from ..channels.registry import EXCLUSIVE, WEBHOOK_PROVEN, open_channel
 from ..models import EventLevel, Message, MessageStatus, Sender, utcnow
 from ..senders import lease as sender_lease
 
@@ -83,6 +83,10 @@ def _ask(
     """The channel's answers; none (rows left for later) when the sender is busy."""
     if sender is None:
         return {row.id: "unknown" for row in rows}
+    if sender.channel.value in WEBHOOK_PROVEN:
+        # Only the provider's status webhook (carrying our id) can prove such a send; when
+        # it comes, it settles the `unknown` message as sent (see wabulk.inbound).
+        return {row.id: "unknown" for row in rows if row.body is not None}
     exclusive = sender.channel.value in EXCLUSIVE
     if exclusive:
         if not sender_lease.take(session, sender.id, owner, now, RECONCILE_HOLD):

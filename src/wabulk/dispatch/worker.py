@@ -121,6 +121,7 @@ class Dispatcher:
             self.settings.instance_path,
             self.settings.lease_seconds,
             options=self.settings.channel_options(),
+            secret_key=self.settings.secret_key,
         )
         thread = threading.Thread(
             target=self._run_lane, args=(lane,), name=f"wabulk-lane-{sender_id}", daemon=True

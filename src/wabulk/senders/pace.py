@@ -28,6 +28,14 @@ class Pace:
     break_every: int | None = None
     break_seconds: int | None = None
     timezone: str = "UTC"  # the sender's: the daily cap resets at its midnight
+    # Cloud API: a messages-per-second ceiling; Meta's budget of unique customers reached
+    # outside a 24-hour window per rolling day (its messaging-limit tier; None: unlimited);
+    # the pair rule (one message to one customer per this many seconds); and free-form
+    # text reaching only customers whose 24-hour window is open.
+    max_per_second: float | None = None
+    tier_limit: int | None = None
+    pair_seconds: float = 0.0
+    window_only: bool = False
 
     OVERRIDABLE = (
         "min_delay_seconds",
@@ -40,7 +48,12 @@ class Pace:
     )
 
     @classmethod
-    def for_sender(cls, sender: Any, overrides: dict[str, Any] | None = None) -> Pace:
+    def for_sender(
+        cls, sender: Any, overrides: dict[str, Any] | None = None, *, template: bool = False
+    ) -> Pace:
+        """The pace of `sender` for one campaign; `template`: it sends an approved template
+        (Cloud API), so customers outside a 24-hour window may be reached."""
+        cloud = getattr(sender, "channel", None) == "cloud_api"
         pace = cls(
             min_delay_seconds=float(sender.min_delay_seconds or 0),
             max_delay_seconds=float(sender.max_delay_seconds or 0),
@@ -50,6 +63,12 @@ class Pace:
             break_every=sender.break_every,
             break_seconds=sender.break_seconds,
             timezone=sender.timezone or "UTC",
+            max_per_second=(
+                float(sender.max_per_second or CLOUD_RATE) if cloud else sender.max_per_second
+            ),
+            tier_limit=tier_limit(getattr(sender, "health", None) or {}) if cloud else None,
+            pair_seconds=PAIR_SECONDS if cloud else 0.0,
+            window_only=cloud and not template,
         )
         return pace.with_overrides(overrides or {})
 
@@ -105,6 +124,30 @@ class Pace:
         if opens <= local:
             opens = datetime.combine(local.date() + timedelta(days=1), start, tzinfo=tz)
         return opens.astimezone(UTC)
+
+
+# Meta's defaults (cloud-api-spec §5): 80 messages a second per number, and one message to
+# one customer every 6 seconds.
+CLOUD_RATE = 80.0
+PAIR_SECONDS = 6.0
+# Meta's messaging-limit tiers: unique customers reached outside a 24-hour window per
+# rolling day, per business portfolio. Unknown or unread: the smallest, the safe floor.
+TIERS = {
+    "TIER_50": 50,
+    "TIER_250": 250,
+    "TIER_1K": 1_000,
+    "TIER_2K": 2_000,
+    "TIER_10K": 10_000,
+    "TIER_100K": 100_000,
+    "TIER_UNLIMITED": None,
+}
+SAFE_TIER = 250
+
+
+def tier_limit(health: dict[str, Any]) -> int | None:
+    """Customers a day the account's messaging-limit tier allows; None: unlimited."""
+    tier = str(health.get("messaging_tier") or "").upper()
+    return TIERS.get(tier, SAFE_TIER) if tier in TIERS else SAFE_TIER
 
 
 def _as_time(key: str, value: Any) -> dtime | None:

@@ -1,0 +1,117 @@
+"""The Cloud API tier budget: unique customers reached outside a 24-hour window per
+rolling day, shared by the numbers of one business account (cloud-api-spec §5, §0).
+
+- Meta sets the limit per business portfolio; wabulk knows each sender's WhatsApp Business
+  Account, so senders with the same account id share one budget (numbers of one portfolio
+  under different accounts each count their own: the count may then be too generous by
+  their overlap, never wrong about one account).
+- Only template messages count, and not those to customers who wrote in the 24 hours
+  before (inside an open window Meta does not count them); free-form text only ever
+  reaches open windows.
+- A campaign held back by the budget says so on its page with the time it resumes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, exists, func, select
+from sqlalchemy.orm import Session
+
+from .. import events
+from ..models import Campaign, Channel, EventLevel, Inbound, Message, Sender
+
+DAY = timedelta(hours=24)
+# How long a count stays good before the lane counts again (it also counts its own sends).
+RECOUNT = timedelta(seconds=60)
+
+
+@dataclass
+class Budget:
+    used: int
+    # When the oldest counted message leaves the rolling day, freeing a place.
+    frees_at: datetime | None
+    counted_at: datetime
+
+    def left(self, limit: int) -> int:
+        return limit - self.used
+
+    def spend(self, n: int) -> None:
+        self.used += n
+
+    def stale(self, now: datetime) -> bool:
+        return now - self.counted_at >= RECOUNT
+
+
+def sharing(session: Session, sender: Sender) -> list[int]:
+    """The senders sharing this one's budget: the Cloud API senders of its account."""
+    account = (sender.settings or {}).get("waba_id")
+    if not account:
+        return [sender.id]
+    others = session.execute(
+        select(Sender.id, Sender.settings).where(Sender.channel == Channel.CLOUD_API)
+    ).all()
+    return [sid for sid, settings in others if (settings or {}).get("waba_id") == account] or [
+        sender.id
+    ]
+
+
+def count(session: Session, sender: Sender, now: datetime) -> Budget:
+    group = sharing(session, sender)
+    since = now - DAY
+    m, i = Message.__table__, Inbound.__table__
+    wrote_before = exists().where(
+        i.c.contact_id == m.c.contact_id,
+        i.c.sender_id.in_(group),
+        and_(i.c.received_at <= m.c.sent_at, i.c.received_at >= m.c.sent_at - DAY),
+    )
+    used, oldest = session.execute(
+        select(func.count(func.distinct(m.c.contact_id)), func.min(m.c.sent_at)).where(
+            m.c.sender_id.in_(group),
+            m.c.sent_at >= since,
+            m.c.template_params.is_not(None),
+            ~wrote_before,
+        )
+    ).one()
+    if oldest is not None and oldest.tzinfo is None:  # SQLite's aggregate loses the type
+        oldest = oldest.replace(tzinfo=now.tzinfo)
+    return Budget(int(used or 0), oldest + DAY if oldest else None, now)
+
+
+def hold(session: Session, campaign_id: int, limit: int, until: datetime | None) -> bool:
+    """Say on the campaign that the budget holds it back; True when newly held."""
+    campaign = session.get(Campaign, campaign_id)
+    if campaign is None:
+        return False
+    newly = campaign.held_reason is None
+    campaign.held_reason = (
+        f"Meta's daily limit for this WhatsApp account is reached ({limit:,} customers in "
+        "24 hours). Sending resumes by itself when the oldest of those 24 hours pass."
+    )
+    campaign.held_until = until
+    if newly:
+        events.record(
+            session,
+            "campaign.held",
+            f"Campaign {campaign.name} waits: Meta's daily limit of {limit:,} customers "
+            "for this WhatsApp account is reached.",
+            level=EventLevel.WARNING,
+            campaign_id=campaign.id,
+        )
+    return newly
+
+
+def release(session: Session, campaign_id: int) -> None:
+    """The budget lets the campaign send again: clear what the page says."""
+    campaign = session.get(Campaign, campaign_id)
+    if campaign is None or campaign.held_reason is None:
+        return
+    campaign.held_reason = None
+    campaign.held_until = None
+    events.record(
+        session,
+        "campaign.resumed",
+        f"Campaign {campaign.name} is sending again: Meta's daily limit allows more customers.",
+        campaign_id=campaign.id,
+    )
