@@ -60,7 +60,7 @@ from ..models import (
     campaign_senders,
 )
 from ..models import Channel as SenderChannel
-from ..senders import budget, cloud
+from ..senders import budget, cloud, cooldown
 from ..senders import lease as sender_lease
 from ..senders.linking import link_step
 from ..senders.pace import Pace
@@ -602,6 +602,11 @@ class Lane:
             state = SenderState(exc.state)
         except ValueError:
             state = SenderState.NEEDS_LINK
+        if state == SenderState.LIMITED:
+            cooldown.limit(session, sender, str(exc), now)
+            session.flush()
+            lifecycle.pause_orphaned(session)
+            return
         sender.state = SenderState.NEEDS_LINK if state == SenderState.LINKED else state
         sender.state_reason = str(exc)[:500]
         events.record(

@@ -28,6 +28,7 @@ from ..config import Settings
 from ..contacts import importer
 from ..db import Database
 from ..models import Campaign, CampaignStatus, Sender, SenderState, campaign_senders, utcnow
+from ..senders import cooldown
 from .lane import Lane
 from .recovery import expire_stale_leases
 
@@ -82,6 +83,7 @@ class Dispatcher:
             started = lifecycle.start_due(session, now)
         with self.db.session() as session:
             completed = lifecycle.complete_finished(session, now)
+            cooldown.resume_due(session, now)
             lifecycle.pause_orphaned(session)
         with self.db.session() as session:
             busy = set(
