@@ -64,6 +64,7 @@ from ..senders import budget, cloud, cooldown
 from ..senders import lease as sender_lease
 from ..senders.linking import link_step
 from ..senders.pace import Pace
+from ..senders.secrets import SecretUnreadable
 from ..senders.service import sent_today
 from . import queue, recovery
 from .clock import Clock, SystemClock
@@ -185,7 +186,13 @@ class Lane:
             if self.day_ends is None or now >= self.day_ends:
                 self.sent_today = sent_today(session, sender, now)
                 self.day_ends = Pace(timezone=sender.timezone).next_day_start(now)
-            channel = self._channel(sender)
+            try:
+                channel = self._channel(sender)
+            except SecretUnreadable as exc:
+                # Its token cannot be read (the secret key changed): a person must paste it.
+                self._sender_lost(session, SenderUnavailable(str(exc)), now)
+                session.commit()
+                return None
             if self.cut_short:
                 self._release_orphans(session, now)
                 self.cut_short = False
