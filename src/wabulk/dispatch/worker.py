@@ -8,6 +8,8 @@
   so a slow browser never holds up another account.
 - An error in a step is logged and the loop carries on after a pause: one bad row must
   not crash-loop the process.
+- The "templates" loop re-reads each linked Cloud API sender's templates from Meta once an
+  hour (senders/cloud.py `sync_due`); it wakes every minute to see whose hour is up.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from ..config import Settings
 from ..contacts import importer
 from ..db import Database
 from ..models import Campaign, CampaignStatus, Sender, SenderState, campaign_senders, utcnow
-from ..senders import cooldown
+from ..senders import cloud, cooldown
 from .lane import Lane
 from .recovery import expire_stale_leases
 
@@ -61,6 +63,7 @@ class Dispatcher:
             Loop("messages", self.message_step, settings.worker_poll_seconds),
             Loop("campaigns", self.campaign_step, min(settings.worker_poll_seconds, 1.0)),
             Loop("imports", self.import_step, min(settings.worker_poll_seconds, 1.0)),
+            Loop("templates", self.template_step, 60.0),
         ]
         self._threads: list[threading.Thread] = []
         self._lanes: dict[int, threading.Thread] = {}
@@ -184,6 +187,12 @@ class Dispatcher:
                 importer.release(session, import_id, self.identity)
             log.info("import %s paused for shutdown; it resumes at the next start", import_id)
         return True
+
+    def template_step(self) -> bool:
+        """Sync the templates of Cloud API senders whose hour is up; never reports work, so
+        the loop always sleeps its minute after."""
+        cloud.sync_due(self.db, self.settings, utcnow())
+        return False
 
     def run_step(self) -> bool:
         """One step of every loop, in order (tests and single-threaded callers)."""

@@ -1,8 +1,9 @@
 """Senders: add, edit, disable and enable; the pacing defaults every campaign starts from.
 
-Dry-run and WhatsApp Web senders can be added; the Cloud API kind will come through the
-same functions with its own channel settings. A new WhatsApp Web sender starts unlinked
-and asks at once for its QR (see linking.py).
+- A new WhatsApp Web sender starts unlinked and asks at once for its QR (see linking.py).
+- A new Cloud API sender starts unlinked until a connection check succeeds (cloud.py); its
+  secrets are stored encrypted and its pace is a rate ceiling (80 a second unless set),
+  with no delay between messages and no daily cap: Meta's messaging tier is its budget.
 """
 
 from __future__ import annotations
@@ -22,10 +23,13 @@ from ..channels.whatsapp_web import settings as web_settings
 from ..errors import Conflict, NotFound, ValidationError
 from ..models import Channel, Message, Role, Sender, SenderState, User, utcnow
 from ..zones import zone
+from . import cloud_input
+from .cloud import find_by_phone_number_id
 from .linking import LINK_WINDOW
 from .pace import Pace, validate_overrides
 
-ADDABLE = (Channel.DRY_RUN, Channel.WHATSAPP_WEB)
+ADDABLE = (Channel.DRY_RUN, Channel.WHATSAPP_WEB, Channel.CLOUD_API)
+CHECK_FIRST = "Check the connection to start sending."
 
 # Safe defaults for a real account (see the WhatsApp Web notes in docs/senders.md): a
 # random 30 to 60 s between messages, a 5-minute break every 30, at most 200 a day.
@@ -45,8 +49,20 @@ class SenderInput:
     timezone: str = "UTC"
     # Pacing defaults, validated like a campaign's overrides.
     pacing: dict[str, Any] = field(default_factory=dict)
-    # Channel settings: for dry run, latency_seconds / failure_rate / transient_rate.
+    # Channel settings: for dry run, latency_seconds / failure_rate / transient_rate; for the
+    # Cloud API, cloud_input.FIELDS (secrets in clear here, encrypted when stored).
     settings: dict[str, Any] = field(default_factory=dict)
+    # Cloud API: messages per second at most (blank: Meta's default of 80).
+    max_per_second: float | str | None = None
+
+
+@dataclass(frozen=True)
+class Keys:
+    """What the Cloud API settings need of the installation: the key that encrypts secrets
+    and the API version a new sender starts with."""
+
+    secret_key: str
+    api_version: str = cloud_input.DEFAULT_VERSION
 
 
 def get_sender(session: Session, sender_id: int) -> Sender:
@@ -62,7 +78,12 @@ def find_sender(session: Session, name: str) -> Sender | None:
     )
 
 
-def _channel_settings(channel: Channel, raw: dict[str, Any]) -> dict[str, Any]:
+def _channel_settings(
+    session: Session, sender: Sender, raw: dict[str, Any], keys: Keys | None
+) -> dict[str, Any]:
+    channel = sender.channel
+    if channel == Channel.CLOUD_API:
+        return _cloud_settings(session, sender, raw, keys)
     try:
         if channel == Channel.WHATSAPP_WEB:
             return web_settings.clean_settings(raw)
@@ -71,7 +92,35 @@ def _channel_settings(channel: Channel, raw: dict[str, Any]) -> dict[str, Any]:
         raise ValidationError(str(exc), field=exc.key) from None
 
 
-def _apply(session: Session, sender: Sender, data: SenderInput) -> None:
+def _cloud_settings(
+    session: Session, sender: Sender, raw: dict[str, Any], keys: Keys | None
+) -> dict[str, Any]:
+    if keys is None or not keys.secret_key:
+        raise ValidationError("Cloud API senders need the installation's secret key.")
+    previous = dict(sender.settings or {})
+    clean = cloud_input.clean_settings(
+        raw, previous, keys.secret_key, default_version=keys.api_version
+    )
+    clash = find_by_phone_number_id(session, clean["phone_number_id"])
+    if clash is not None and clash is not sender:
+        raise ValidationError(
+            f"The sender {clash.name!r} already sends from the phone-number id "
+            f"{clean['phone_number_id']}: one number, one sender.",
+            field="phone_number_id",
+        )
+    if sender.id is not None and sender.state in (SenderState.LINKED, SenderState.NEEDS_LINK):
+        # Another number, account or token must prove itself before sending again.
+        moved = any(previous.get(k) != clean.get(k) for k in ("phone_number_id", "waba_id"))
+        new_token = (previous.get("secrets") or {}).get("access_token") != (
+            clean.get("secrets") or {}
+        ).get("access_token")
+        if moved or new_token:
+            sender.state = SenderState.NEEDS_LINK
+            sender.state_reason = "The account details changed. " + CHECK_FIRST
+    return clean
+
+
+def _apply(session: Session, sender: Sender, data: SenderInput, keys: Keys | None) -> None:
     name = " ".join(data.name.split())
     if not name:
         raise ValidationError("Give the sender a name.", field="name")
@@ -89,6 +138,12 @@ def _apply(session: Session, sender: Sender, data: SenderInput) -> None:
     pacing = validate_overrides(raw_pacing)
     base = Pace()
     pace = base.with_overrides(pacing)
+    if sender.channel == Channel.CLOUD_API:
+        sender.max_per_second = cloud_input.clean_rate(data.max_per_second)
+    elif data.max_per_second not in (None, ""):
+        raise ValidationError(
+            "Messages per second applies to Cloud API senders only.", field="max_per_second"
+        )
     sender.name = name
     sender.timezone = data.timezone or "UTC"
     sender.min_delay_seconds = pace.min_delay_seconds
@@ -98,10 +153,13 @@ def _apply(session: Session, sender: Sender, data: SenderInput) -> None:
     sender.active_until = pace.active_until
     sender.break_every = pace.break_every
     sender.break_seconds = pace.break_seconds
-    sender.settings = _channel_settings(sender.channel, data.settings)
+    sender.settings = _channel_settings(session, sender, data.settings, keys)
 
 
-def create_sender(session: Session, actor: User | None, data: SenderInput) -> Sender:
+def create_sender(
+    session: Session, actor: User | None, data: SenderInput, keys: Keys | None = None
+) -> Sender:
+    """Add a sender; a Cloud API one needs `keys` (its secrets are encrypted with them)."""
     require_role(actor, Role.ADMIN)
     try:
         channel = Channel(data.channel)
@@ -114,11 +172,16 @@ def create_sender(session: Session, actor: User | None, data: SenderInput) -> Se
     # A dry-run sender has nothing to link: it can send as soon as it exists. A WhatsApp
     # Web one shows its QR on the Senders page as soon as the worker opens its browser.
     web = channel == Channel.WHATSAPP_WEB
-    sender = Sender(channel=channel, state=SenderState.NEEDS_LINK if web else SenderState.LINKED)
-    _apply(session, sender, data)
+    unlinked = channel in (Channel.WHATSAPP_WEB, Channel.CLOUD_API)
+    sender = Sender(
+        channel=channel, state=SenderState.NEEDS_LINK if unlinked else SenderState.LINKED
+    )
+    _apply(session, sender, data, keys)
     if web:
         sender.state_reason = "Scan the QR code with the phone to link it."
         sender.link_requested_until = utcnow() + LINK_WINDOW
+    elif channel == Channel.CLOUD_API:
+        sender.state_reason = CHECK_FIRST
     session.add(sender)
     session.flush()
     events.record(
@@ -131,11 +194,16 @@ def create_sender(session: Session, actor: User | None, data: SenderInput) -> Se
 
 
 def update_sender(
-    session: Session, actor: User | None, sender_id: int, data: SenderInput
+    session: Session,
+    actor: User | None,
+    sender_id: int,
+    data: SenderInput,
+    keys: Keys | None = None,
 ) -> Sender:
+    """Edit a sender; for a Cloud API one a blank secret keeps the stored one."""
     require_role(actor, Role.ADMIN)
     sender = get_sender(session, sender_id)
-    _apply(session, sender, data)
+    _apply(session, sender, data, keys)
     events.record(
         session,
         "sender.edited",
@@ -155,7 +223,7 @@ def set_enabled(session: Session, actor: User | None, sender_id: int, enabled: b
         sender.state = (
             SenderState.LINKED if sender.channel == Channel.DRY_RUN else SenderState.NEEDS_LINK
         )
-        sender.state_reason = None
+        sender.state_reason = CHECK_FIRST if sender.channel == Channel.CLOUD_API else None
         verb = "enabled"
     else:
         if sender.state == SenderState.DISABLED:
@@ -168,6 +236,28 @@ def set_enabled(session: Session, actor: User | None, sender_id: int, enabled: b
         f"sender.{verb}",
         f"{events.actor_name(actor)} {verb} the sender {sender.name!r}.",
         user=actor,
+    )
+    return sender
+
+
+def resume(session: Session, actor: User | None, sender_id: int) -> Sender:
+    """Put a limited sender back in rotation before its cool-down ends (a person decided)."""
+    require_role(actor, Role.ADMIN)
+    sender = get_sender(session, sender_id)
+    if sender.state != SenderState.LIMITED:
+        raise Conflict(f"{sender.name} is not limited: there is nothing to resume.")
+    reason = sender.state_reason
+    sender.state = SenderState.LINKED
+    sender.state_reason = None
+    sender.limited_until = None
+    events.record(
+        session,
+        "sender.resumed",
+        f"{events.actor_name(actor)} resumed the limited sender {sender.name!r}"
+        + (f" (it was limited: {reason})" if reason else "")
+        + ".",
+        user=actor,
+        data={"sender_id": sender.id},
     )
     return sender
 
