@@ -83,12 +83,17 @@ class Variable:
         what = {"url": "link ending", "copy_code": "code", "quick_reply": "answer"}
         return f"the {what.get(self.sub_type or '', 'value')} of the button “{self.label}”"
 
+    @property
+    def title(self) -> str:
+        """`describe()` opening a sentence."""
+        return _upper(self.describe())
+
 
 def _kind(component: Any) -> str:
     return str(component.get("type", "")).upper() if isinstance(component, dict) else ""
 
 
-def _part(components: Sequence[Any], kind: str) -> dict[str, Any] | None:
+def part(components: Sequence[Any], kind: str) -> dict[str, Any] | None:
     for component in components or ():
         if _kind(component) == kind:
             return component  # type: ignore[no-any-return]
@@ -131,8 +136,8 @@ def _examples(component: dict[str, Any], prefix: str) -> dict[str, str]:
 
 def buttons(components: Sequence[Any]) -> list[dict[str, Any]]:
     """The template's buttons as Meta lists them (index = position), each a dict."""
-    part = _part(components, "BUTTONS")
-    found = part.get("buttons") if part else None
+    found_part = part(components, "BUTTONS")
+    found = found_part.get("buttons") if found_part else None
     return [b if isinstance(b, dict) else {} for b in found] if isinstance(found, list) else []
 
 
@@ -140,11 +145,13 @@ def variables(components: Sequence[Any]) -> list[Variable]:
     """Every value a send of this template needs: header, body, then buttons by index."""
     out: list[Variable] = []
     for where, kind in (("header", "HEADER"), ("body", "BODY")):
-        part = _part(components, kind)
-        if part is None or (kind == "HEADER" and str(part.get("format", "TEXT")).upper() != "TEXT"):
+        found = part(components, kind)
+        if found is None or (
+            kind == "HEADER" and str(found.get("format", "TEXT")).upper() != "TEXT"
+        ):
             continue
-        samples = _examples(part, f"{where}_text")
-        for name in _ordered(_names(part.get("text"))):
+        samples = _examples(found, f"{where}_text")
+        for name in _ordered(_names(found.get("text"))):
             out.append(Variable(where, name, samples.get(name, "")))
     for index, button in enumerate(buttons(components)):
         sub_type = str(button.get("type", "")).lower()
@@ -163,14 +170,14 @@ def variables(components: Sequence[Any]) -> list[Variable]:
 
 
 def header_media_kind(components: Sequence[Any]) -> str | None:
-    """ "image", "video" or "document" when the template starts with a file, else None."""
-    part = _part(components, "HEADER")
-    return _MEDIA_FORMATS.get(str(part.get("format", "")).upper()) if part else None
+    """The file the template starts with: "image", "video" or "document"; None if none."""
+    header = part(components, "HEADER")
+    return _MEDIA_FORMATS.get(str(header.get("format", "")).upper()) if header else None
 
 
 def unsupported(components: Sequence[Any]) -> str | None:
     """Why wabulk cannot send this template (a sentence), or None."""
-    header = _part(components, "HEADER")
+    header = part(components, "HEADER")
     fmt = str(header.get("format", "TEXT")).upper() if header else "TEXT"
     if fmt not in ("TEXT", *_MEDIA_FORMATS):
         return f"Its heading is a {fmt.lower()}, which wabulk cannot fill in yet."
@@ -183,9 +190,7 @@ def unsupported(components: Sequence[Any]) -> str | None:
 
 
 def _fail(variable: Variable, sentence: str) -> ValidationError:
-    return ValidationError(
-        f"{_upper(variable.describe())}: {sentence}", field=f"cloud:{variable.slot}"
-    )
+    return ValidationError(f"{variable.title}: {sentence}", field=f"cloud:{variable.slot}")
 
 
 def _upper(text: str) -> str:
@@ -273,20 +278,17 @@ def _value(variable: Variable, source: str, ctx: Mapping[str, Any], seed: int) -
     try:
         text = compile_body(source).render(ctx, seed, limit=TEXT_LIMIT)
     except TemplateError as exc:
-        raise TemplateError(
-            f"{_upper(variable.describe())}: {exc}", placeholder=exc.placeholder
-        ) from None
+        raise TemplateError(f"{variable.title}: {exc}", placeholder=exc.placeholder) from None
     # Meta refuses a parameter with a line break, a tab or more than four spaces in a row.
     text = " ".join(text.split())
     if not text:
         raise TemplateError(
-            f"{_upper(variable.describe())} comes out empty for this contact (it is {source}); "
+            f"{variable.title} comes out empty for this contact (it is {source}); "
             'WhatsApp refuses an empty value. Give it a default, as in {{ city | default("us") }}.'
         )
     if variable.sub_type == "copy_code" and len(text) > COPY_CODE_MAX:
         raise TemplateError(
-            f"{_upper(variable.describe())} comes to {len(text)} characters; "
-            f"WhatsApp allows {COPY_CODE_MAX}."
+            f"{variable.title} comes to {len(text)} characters; WhatsApp allows {COPY_CODE_MAX}."
         )
     return text
 
@@ -344,7 +346,7 @@ def render(
         source = mapping.get(variable.slot)
         if not isinstance(source, str) or (not source and variable.sub_type != "quick_reply"):
             raise TemplateError(
-                f"{_upper(variable.describe())} has no value; choose one in the template editor."
+                f"{variable.title} has no value; choose one in the template editor."
             )
         index = variable.index or 0
         if variable.sub_type == "quick_reply":
@@ -359,12 +361,12 @@ def render(
             header = [variable.key, value]
         else:
             body.append([variable.key, value])
-    head = _part(components, "HEADER")
+    head = part(components, "HEADER")
     heading = ""
     if head is not None and str(head.get("format", "TEXT")).upper() == "TEXT":
         heading = _fill(head.get("text"), values["header"])
         _check_length("The heading", heading, HEADER_TEXT_MAX)
-    message = _fill((_part(components, "BODY") or {}).get("text"), values["body"])
+    message = _fill((part(components, "BODY") or {}).get("text"), values["body"])
     _check_length("The message", message, BODY_MAX)
     shown = []
     for index, button in enumerate(buttons(components)):
@@ -383,7 +385,7 @@ def render(
             item["payload"] = value or item["text"]
             item["opt_out"] = value == OPT_OUT_PAYLOAD
         shown.append(item)
-    footer = str((_part(components, "FOOTER") or {}).get("text") or "")
+    footer = str((part(components, "FOOTER") or {}).get("text") or "")
     return Rendered(heading, message, footer, header, body, list(sent.values()), shown)
 
 
@@ -522,8 +524,12 @@ def wizard_notes(
     senders: Sequence[Sender],
     list_ids: Sequence[int],
     now: datetime,
+    media_id: int | None = None,
 ) -> list[Note]:
-    """What the wizard says about Cloud API senders for this template and audience."""
+    """What the wizard says about Cloud API senders for this template and audience.
+
+    `media_id`: the campaign's own attachment, which replaces the template's.
+    """
     cloud = cloud_senders(senders)
     if not cloud:
         return []
@@ -538,7 +544,7 @@ def wizard_notes(
             )
         ]
     try:
-        launch_snapshot(session, template, senders, template.media_id)
+        launch_snapshot(session, template, senders, media_id or template.media_id)
     except ValidationError as exc:
         return [Note(str(exc), blocking=True)]
     return [
