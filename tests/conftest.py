@@ -29,6 +29,7 @@ from wabulk.config import Settings
 from wabulk.db import Database
 from wabulk.models import Base, Role, User
 
+from .fakes.cloud_api import FakeCloudApi
 from .fakes.whatsapp_web import FakeWhatsAppWeb
 
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -237,3 +238,21 @@ def fake(fake_server: FakeWhatsAppWeb) -> FakeWhatsAppWeb:
     """The stand-in, reset: logged out, no messages, no faults."""
     fake_server.reset()
     return fake_server
+
+
+# --- the Cloud API stand-in (tests/fakes/cloud_api), one server per test module ----------
+
+
+@pytest.fixture(scope="module")
+def fake_cloud_server() -> Iterator[FakeCloudApi]:
+    fake = FakeCloudApi()
+    fake.start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def fake_cloud(fake_cloud_server: FakeCloudApi) -> FakeCloudApi:
+    """The stand-in, reset: no numbers, templates, messages, media or faults."""
+    fake_cloud_server.reset()
+    return fake_cloud_server
