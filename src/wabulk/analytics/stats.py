@@ -4,7 +4,8 @@ The rule, true after every transaction that moves messages (the code that moves 
 calls `bump` in the same transaction, by the rows it actually changed):
 - `sent` counts each message in the slot of its `sent_at`; `delivered`, `read` and
   `replied` likewise by their own times; `failed` by `failed_at`, only while the message
-  is `failed`, with its error code.
+  is `failed`, with its error code; `billed` once per message whose `billed_category` is
+  set (what the provider charged), in the slot of its `sent_at`, with the category as code.
 - Rows are keyed by (slot, campaign, sender, kind, code); a message without a sender
   counts under sender 0.
 - `rebuild` recomputes the rows from the messages table, so the rule can always be
@@ -40,7 +41,9 @@ from . import settled
 
 stats = MessageStat.__table__
 messages = Message.__table__
-KINDS = ("sent", "delivered", "read", "replied", "failed")
+KINDS = ("sent", "delivered", "read", "replied", "failed", "billed")
+# Kinds whose rows are split by a code: the error code, the billed category.
+CODED = ("failed", "billed")
 # (kind, campaign id, sender id or None, when, error code or None, how many)
 StatRow = tuple[str, int, int | None, datetime, str | None, int]
 _KEY = ("slot", "campaign_id", "sender_id", "kind", "code")
@@ -58,7 +61,7 @@ def bump(session: Session, rows: Iterable[StatRow]) -> None:
     for kind, campaign_id, sender_id, at, code, n in rows:
         if n:
             oldest = at if oldest is None or at < oldest else oldest
-            key_code = (code or "")[:50] if kind == "failed" else ""
+            key_code = (code or "")[:50] if kind in CODED else ""
             totals[(slot_of(at), campaign_id, sender_id or 0, kind, key_code)] += n
     values = [dict(zip(_KEY, key, strict=True), n=n) for key, n in sorted(totals.items()) if n]
     if not values:
@@ -115,24 +118,29 @@ def rebuild(session: Session, campaign_ids: list[int] | None = None) -> int:
     raw = table("message_stats", *(column(c) for c in (*_KEY, "n")))
     written = 0
     for kind in KINDS:
-        at = messages.c[f"{kind}_at"]
+        billed = kind == "billed"
+        at = messages.c["sent_at" if billed else f"{kind}_at"]
         slot = slot_sql(session, at).label("slot")
-        failed = kind == "failed"
+        coded = kind in CODED
         # Constants as SQL text: PostgreSQL refuses parameters it cannot match in GROUP BY.
-        code = func.coalesce(messages.c.error_code, literal_column("''"))
+        code = func.coalesce(
+            messages.c.billed_category if billed else messages.c.error_code, literal_column("''")
+        )
         sender = func.coalesce(messages.c.sender_id, literal_column("0"))
         query = select(
             slot,
             messages.c.campaign_id,
             sender,
             literal_column(f"'{kind}'"),
-            code if failed else literal_column("''"),
+            code if coded else literal_column("''"),
             func.count(),
         ).where(at.is_not(None))
-        if failed:
+        if kind == "failed":
             query = query.where(messages.c.status == MessageStatus.FAILED)
+        if billed:
+            query = query.where(messages.c.billed_category.is_not(None))
         if campaign_ids is not None:
             query = query.where(messages.c.campaign_id.in_(campaign_ids))
-        query = query.group_by(slot, messages.c.campaign_id, sender, *([code] if failed else []))
+        query = query.group_by(slot, messages.c.campaign_id, sender, *([code] if coded else []))
         written += session.execute(insert(raw).from_select([*_KEY, "n"], query)).rowcount
     return written

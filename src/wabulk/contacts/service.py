@@ -210,8 +210,18 @@ def _ids(contact_ids: list[int]) -> list[int]:
     return ids
 
 
-def opt_out(session: Session, actor: User | None, contact_ids: list[int], reason: str) -> int:
-    """Mark contacts opted out; returns how many changed. Already opted-out ones are left."""
+def opt_out(
+    session: Session,
+    actor: User | None,
+    contact_ids: list[int],
+    reason: str,
+    *,
+    by: str | None = None,
+) -> int:
+    """Mark contacts opted out; returns how many changed. Already opted-out ones are left.
+
+    - `by` names who asked when no person did (the customer's own reply), for the Event.
+    """
     require_role(actor, Role.OPERATOR)
     reason = " ".join(reason.split())
     if not reason:
@@ -224,7 +234,7 @@ def opt_out(session: Session, actor: User | None, contact_ids: list[int], reason
         .values(opted_out_at=now, opt_out_reason=reason[:500], updated_at=now)
         .returning(Contact.id, Contact.phone)
     ).all()
-    who = events.actor_name(actor)
+    who = by or events.actor_name(actor)
     for contact_id, phone in changed:
         events.record(
             session,

@@ -31,6 +31,7 @@ from ..contacts import importer
 from ..db import Database
 from ..models import Campaign, CampaignStatus, Sender, SenderState, campaign_senders, utcnow
 from ..senders import cloud, cooldown
+from . import receipts
 from .lane import Lane
 from .recovery import expire_stale_leases
 
@@ -51,6 +52,8 @@ class Loop:
     name: str
     step: Callable[[], bool]
     poll_seconds: float
+    # How an idle loop sleeps; None: until the poll interval passes or the process stops.
+    sleep: Callable[[float], object] | None = None
 
 
 class Dispatcher:
@@ -64,6 +67,8 @@ class Dispatcher:
             Loop("campaigns", self.campaign_step, min(settings.worker_poll_seconds, 1.0)),
             Loop("imports", self.import_step, min(settings.worker_poll_seconds, 1.0)),
             Loop("templates", self.template_step, 60.0),
+            # Webhook receipts: woken by the receiver in this process, polled for others'.
+            Loop("receipts", self.receipt_step, 1.0, sleep=receipts.wait_for_nudge),
         ]
         self._threads: list[threading.Thread] = []
         self._lanes: dict[int, threading.Thread] = {}
@@ -162,6 +167,10 @@ class Dispatcher:
             except Exception:
                 log.exception("sender %s: could not release the lane cleanly", lane.sender_id)
 
+    def receipt_step(self) -> bool:
+        """Apply stored webhook deliveries (statuses, replies, opt-outs)."""
+        return receipts.process_receipts(self.db) > 0
+
     def import_step(self) -> bool:
         """Run one queued (or abandoned) import to its end."""
         with self.db.session() as session:
@@ -206,8 +215,8 @@ class Dispatcher:
             except Exception:
                 log.exception("dispatcher %s step failed; retrying after a pause", loop.name)
                 found = False
-            if not found:
-                self.stop_event.wait(loop.poll_seconds)
+            if not found and not self.stop_event.is_set():
+                (loop.sleep or self.stop_event.wait)(loop.poll_seconds)
 
     def run(self) -> None:
         """Run every loop until `stop_event` is set (the `wabulk worker` foreground)."""

@@ -17,6 +17,7 @@ from .pages import bp as pages_bp
 from .senders_views import bp as senders_bp
 from .settings_views import bp as settings_bp
 from .templates_views import bp as templates_bp
+from .webhooks_views import bp as webhooks_bp
 
 
 def init_app(app: Flask) -> None:
@@ -36,6 +37,7 @@ def init_app(app: Flask) -> None:
         demo_bp,
         api_bp,
         api_docs_bp,
+        webhooks_bp,
     )
     for bp in blueprints:
         app.register_blueprint(bp)

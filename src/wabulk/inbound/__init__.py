@@ -1,0 +1,10 @@
+"""Hearing back (DESIGN §8): statuses, replies, opt-outs and account news from any channel.
+
+Channels hand plain values (`wabulk.channels.heard`); this package applies them to the
+database. It never imports a channel: the Cloud API webhooks and the WhatsApp Web chat
+list come through the same `apply`.
+"""
+
+from .apply import Applied, apply
+
+__all__ = ["Applied", "apply"]

@@ -1,0 +1,282 @@
+"""Statuses heard back, applied to messages: forward-only, idempotent, set-based.
+
+- Matched by our own message id (the channel echoes it, e.g. Cloud API callback data),
+  else by the provider's id among this sender's messages.
+- Forward-only: queued/sending/unknown < sent < delivered < read. Read implies delivered;
+  a late `delivered` never downgrades `read`; a duplicate changes nothing. `failed` sits
+  beside them: it wins over `sent`, is ignored after `delivered`/`read`, and nothing moves
+  a failed message forward again.
+- A status for a message still `sending` (the webhook beat the dispatcher's own settle),
+  `unknown` (its worker died) or `queued` after a retry (it did go out before) settles it.
+  The dispatcher's later settle is guarded by `status = 'sending' AND lease_owner`, so it
+  then changes nothing.
+- One receipt's statuses go through one bulk read of the rows (locked on PostgreSQL) and
+  one executemany, with the campaign counters and `message_stats` moved by what actually
+  changed, in the caller's transaction.
+- A message Meta failed after `sent` loses its `sent_at` and what was billed: it did not
+  reach the customer and is not charged, and a later "send again" counts its send afresh.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from ..analytics import stats
+from ..campaigns.counters import shift_counters
+from ..channels.heard import HeardError, StatusUpdate
+from ..db import driver_marks, driver_time
+from ..models import Contact, Message, MessageStatus
+
+S = MessageStatus
+messages = Message.__table__
+contacts = Contact.__table__
+
+RANK = {S.QUEUED: 0, S.SENDING: 0, S.UNKNOWN: 0, S.SENT: 1, S.DELIVERED: 2, S.READ: 3}
+STATUS_OF = {"sent": S.SENT, "delivered": S.DELIVERED, "read": S.READ}
+# Order of statuses with the same timestamp: the furthest last, a failure after them all.
+_ORDER = {"sent": 1, "delivered": 2, "read": 3, "failed": 4}
+# A big receipt is read in chunks of ids so no statement passes the drivers' parameter limits.
+CHUNK = 900
+
+
+class StaleRead(Exception):
+    """A row changed between the read and the write (SQLite without a prior write lock):
+    the caller rolls back and applies the whole delivery again."""
+
+
+@dataclass
+class StatusEffects:
+    """What applying a batch of statuses did, for the caller's counts and side effects."""
+
+    changed: Counter = field(default_factory=Counter)  # new status → messages moved there
+    unmatched: int = 0
+    opt_out: list[tuple[int, HeardError]] = field(default_factory=list)  # (contact, why)
+    not_on_whatsapp: list[int] = field(default_factory=list)  # contact ids
+    sender_errors: list[HeardError] = field(default_factory=list)
+
+
+_COLUMNS = (
+    messages.c.id,
+    messages.c.campaign_id,
+    messages.c.contact_id,
+    messages.c.sender_id,
+    messages.c.status,
+    messages.c.attempts,
+    messages.c.provider_message_id,
+    messages.c.sent_at,
+    messages.c.delivered_at,
+    messages.c.read_at,
+    messages.c.failed_at,
+    messages.c.billed_category,
+    messages.c.error_code,
+    messages.c.error_detail,
+    messages.c.lease_owner,
+    messages.c.lease_until,
+)
+_WRITTEN = (
+    "status",
+    "attempts",
+    "provider_message_id",
+    "sent_at",
+    "delivered_at",
+    "read_at",
+    "failed_at",
+    "billed_category",
+    "error_code",
+    "error_detail",
+    "lease_owner",
+    "lease_until",
+)
+_TIMES = ("sent_at", "delivered_at", "read_at", "failed_at", "lease_until")
+
+
+def _read_rows(session: Session, sender_id: int, updates: list[StatusUpdate]) -> list[Any]:
+    ours = sorted({u.message_id for u in updates if u.message_id is not None})
+    theirs = sorted({u.provider_message_id for u in updates if u.provider_message_id})
+    locking = session.get_bind().dialect.name == "postgresql"
+    found: dict[int, Any] = {}
+    for start in range(0, max(len(ours), len(theirs)), CHUNK):
+        a, b = ours[start : start + CHUNK], theirs[start : start + CHUNK]
+        conditions = []
+        if a:
+            conditions.append(messages.c.id.in_(a))
+        if b:
+            conditions.append(
+                messages.c.provider_message_id.in_(b) & (messages.c.sender_id == sender_id)
+            )
+        query = select(*_COLUMNS).where(or_(*conditions)).order_by(messages.c.id)
+        if locking:
+            # In id order, so two workers applying overlapping receipts queue, never deadlock.
+            query = query.with_for_update()
+        for row in session.execute(query):
+            found[row.id] = row
+    return [found[k] for k in sorted(found)]
+
+
+def _may_settle(row: dict[str, Any]) -> bool:
+    """Whether a status may move this message at all."""
+    status = row["status"]
+    if status in (S.SKIPPED, S.FAILED):
+        return False
+    # Queued and never tried: nothing of ours went out, so a status cannot be about it.
+    return not (status == S.QUEUED and row["attempts"] == 0)
+
+
+def _advance(row: dict[str, Any], u: StatusUpdate) -> None:
+    """Apply one status to the row's values in memory."""
+    if not _may_settle(row):
+        return
+    status = row["status"]
+    was_open = RANK[status] == 0
+    if u.status == "failed":
+        if status in (S.DELIVERED, S.READ):
+            return  # it reached the customer: a late failure is not the truth
+        error = u.errors[0] if u.errors else HeardError(code="failed")
+        row["status"] = S.FAILED
+        row["failed_at"] = u.at
+        row["sent_at"] = None
+        row["billed_category"] = None
+        row["error_code"] = error.code[:50]
+        row["error_detail"] = (error.sentence or error.title or error.details or error.code)[:1000]
+        row["_error"] = error
+    else:
+        target = STATUS_OF[u.status]
+        if RANK[target] > RANK[status]:
+            row["status"] = target
+        rank = RANK[row["status"]]
+        row["sent_at"] = row["sent_at"] or u.at
+        if rank >= 2:
+            row["delivered_at"] = row["delivered_at"] or u.at
+        if rank >= 3:
+            row["read_at"] = row["read_at"] or u.at
+        if u.billed_category and not row["billed_category"]:
+            row["billed_category"] = u.billed_category[:40]
+        if was_open:
+            row["error_code"] = row["error_detail"] = None
+    if was_open:
+        if status == S.SENDING:
+            row["attempts"] += 1  # what the dispatcher's own settle would have counted
+        row["lease_owner"] = row["lease_until"] = None
+    if u.provider_message_id and not row["provider_message_id"]:
+        row["provider_message_id"] = u.provider_message_id[:200]
+
+
+def _stat_rows(old: Any, new: dict[str, Any]) -> list[stats.StatRow]:
+    cid, sid = old.campaign_id, old.sender_id
+    out: list[stats.StatRow] = []
+    for kind in ("sent", "delivered", "read"):
+        before, after = getattr(old, f"{kind}_at"), new[f"{kind}_at"]
+        if before != after:
+            if before is not None:
+                out.append((kind, cid, sid, before, None, -1))
+            if after is not None:
+                out.append((kind, cid, sid, after, None, 1))
+    if new["status"] == S.FAILED and old.status != S.FAILED:
+        out.append(("failed", cid, sid, new["failed_at"], new["error_code"], 1))
+    billed_before = (old.billed_category, old.sent_at) if old.billed_category else None
+    billed_after = (new["billed_category"], new["sent_at"]) if new["billed_category"] else None
+    if billed_before != billed_after:
+        if billed_before is not None and billed_before[1] is not None:
+            out.append(("billed", cid, sid, billed_before[1], billed_before[0], -1))
+        if billed_after is not None and billed_after[1] is not None:
+            out.append(("billed", cid, sid, billed_after[1], billed_after[0], 1))
+    return out
+
+
+def apply_statuses(
+    session: Session, sender_id: int, updates: list[StatusUpdate], now: datetime
+) -> StatusEffects:
+    """Apply these statuses heard by one sender; the caller commits."""
+    effects = StatusEffects()
+    if not updates:
+        return effects
+    rows = _read_rows(session, sender_id, updates)
+    by_ours = {r.id: r for r in rows}
+    by_theirs = {r.provider_message_id: r for r in rows if r.provider_message_id}
+    heard: dict[int, list[StatusUpdate]] = defaultdict(list)
+    for u in updates:
+        row = by_ours.get(u.message_id) if u.message_id is not None else None
+        if row is None and u.provider_message_id:
+            candidate = by_theirs.get(u.provider_message_id)
+            row = candidate if candidate is not None and candidate.sender_id == sender_id else None
+        if row is None:
+            effects.unmatched += 1
+            continue
+        heard[row.id].append(u)
+
+    writes: list[tuple[Any, dict[str, Any]]] = []
+    for mid, said in heard.items():
+        old = by_ours[mid]
+        new = {name: getattr(old, name) for name in _WRITTEN}
+        for u in sorted(said, key=lambda u: (u.at, _ORDER[u.status])):
+            _advance(new, u)
+        error = new.pop("_error", None)
+        if all(new[name] == getattr(old, name) for name in _WRITTEN):
+            continue
+        writes.append((old, new))
+        if new["status"] == S.FAILED and old.status != S.FAILED and error is not None:
+            if error.effect == "opt_out":
+                effects.opt_out.append((old.contact_id, error))
+            elif error.effect == "not_on_whatsapp":
+                effects.not_on_whatsapp.append(old.contact_id)
+            if error.kind == "sender":
+                effects.sender_errors.append(error)
+    if not writes:
+        return effects
+    _write(session, writes, now)
+
+    moves: dict[int, Counter] = defaultdict(Counter)
+    counted: list[stats.StatRow] = []
+    for old, new in writes:
+        if new["status"] != old.status:
+            moves[old.campaign_id][old.status] -= 1
+            moves[old.campaign_id][new["status"]] += 1
+            effects.changed[new["status"].value] += 1
+        counted.extend(_stat_rows(old, new))
+    for campaign_id, deltas in sorted(moves.items()):
+        shift_counters(session, campaign_id, dict(deltas))
+    stats.bump(session, counted)
+    if effects.not_on_whatsapp:
+        flag_not_on_whatsapp(session, effects.not_on_whatsapp, now)
+    return effects
+
+
+def _write(session: Session, writes: list[tuple[Any, dict[str, Any]]], now: datetime) -> None:
+    """One executemany, guarded by the status read: a row that moved meanwhile is a stale read."""
+    mark = driver_marks(session, 1)[0]
+    to_time = driver_time(session)
+    sets = ", ".join(f"{name} = {mark}" for name in _WRITTEN)
+    sql = (
+        f"UPDATE messages SET {sets}, updated_at = {mark} "  # noqa: S608
+        f"WHERE id = {mark} AND status = {mark}"
+    )
+    stamp = to_time(now)
+    params = []
+    for old, new in writes:
+        values = [
+            to_time(new[name])
+            if name in _TIMES
+            else new[name].value
+            if name == "status"
+            else new[name]
+            for name in _WRITTEN
+        ]
+        params.append((*values, stamp, old.id, old.status.value))
+    done = session.connection().exec_driver_sql(sql, params).rowcount
+    if done != len(writes):
+        raise StaleRead(f"{len(writes) - done} message(s) changed while statuses were applied")
+
+
+def flag_not_on_whatsapp(session: Session, contact_ids: list[int], now: datetime) -> None:
+    """WhatsApp said these customers have no account: later campaigns skip them."""
+    session.execute(
+        update(contacts)
+        .where(contacts.c.id.in_(sorted(set(contact_ids))), contacts.c.not_on_whatsapp_at.is_(None))
+        .values(not_on_whatsapp_at=now)
+    )
