@@ -121,19 +121,17 @@ def _insert(session: Session, values: dict[str, Any]) -> int | None:
 
 def _opt_out_reason(reply: Any) -> str | None:
     """Why this reply opts its sender out, in the words the contact page shows; None if not."""
-    said = (reply.text or "").strip()
+    said = " ".join((reply.text or "").split())[:100]
     if reply.kind in ("button", "interactive"):
         if kw.is_opt_out_payload(reply.payload):
-            return (
-                f"Tapped the opt-out button {said!r} on WhatsApp."
-                if said
-                else ("Tapped the opt-out button on WhatsApp.")
-            )
+            if said:
+                return f"Tapped the opt-out button \u201c{said}\u201d on WhatsApp."
+            return "Tapped the opt-out button on WhatsApp."
         if kw.matches(said, reply.keywords):
-            return f"Tapped {said!r} on WhatsApp."
+            return f"Tapped \u201c{said}\u201d on WhatsApp."
         return None
-    if reply.kind == "text" and kw.matches(said, reply.keywords):
-        return f"Replied {said[:100]!r} on WhatsApp."
+    if reply.kind == "text" and kw.matches(reply.text, reply.keywords):
+        return f"Replied \u201c{said}\u201d on WhatsApp."
     return None
 
 
