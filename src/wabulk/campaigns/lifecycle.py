@@ -28,7 +28,7 @@ from ..models import (
     utcnow,
 )
 from ..senders.disclosure import reason_for
-from . import audience
+from . import audience, cloud_template
 from .counters import shift_loaded
 
 C = CampaignStatus
@@ -128,7 +128,8 @@ def check_ready(campaign: Campaign, body: str) -> None:
     if not usable_senders(campaign):
         names = ", ".join(f"{s.name} ({s.state.value})" for s in campaign.senders)
         raise ValidationError(f"None of the chosen senders can send now: {names}.", field="senders")
-    if not body.strip():
+    if not body.strip() and campaign.cloud_template is None:
+        # A WhatsApp template carries its own words; everything else needs a body.
         raise ValidationError("Write the message, or choose a template.", field="body")
     from .rendering import compile_body
 
@@ -144,6 +145,13 @@ def launch(
     campaign = get_campaign(session, campaign_id, lock=True)
     message = effective_message(session, campaign)  # read while it is still a draft
     transition(campaign, "launch")
+    template = session.get(Template, campaign.template_id) if campaign.template_id else None
+    # A Cloud API sender needs an approved template (refused here, with the reason, when
+    # it has none or Meta no longer approves it); a one-off message goes only to those
+    # whose 24-hour window is open, which the dispatcher checks per recipient.
+    campaign.cloud_template = cloud_template.launch_snapshot(
+        session, template, campaign.senders, message[1]
+    )
     check_ready(campaign, message[0])
     # The snapshot: editing the template later never changes this campaign.
     campaign.body, campaign.media_id = message

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -10,7 +12,18 @@ from sqlalchemy.orm import Session
 from .. import events
 from ..auth.permissions import require_role
 from ..errors import Conflict, NotFound, ValidationError
-from ..models import Campaign, CampaignStatus, Contact, Media, Role, Template, User, list_members
+from ..models import (
+    Campaign,
+    CampaignStatus,
+    CloudTemplate,
+    Contact,
+    Media,
+    Role,
+    Template,
+    User,
+    list_members,
+)
+from . import cloud_template
 from .render_budget import TEXT_LIMIT
 from .rendering import TemplateError, compile_body, context_for, empty_placeholders
 
@@ -24,7 +37,24 @@ def get_template(session: Session, template_id: int) -> Template:
     return found
 
 
-def _check(session: Session, name: str, body: str, media_id: int | None, except_id: int | None):
+@dataclass(frozen=True)
+class CloudChoice:
+    """The approved WhatsApp template a template maps to, and what fills its variables
+    (`cloud_template.validate_mapping`'s shape)."""
+
+    name: str
+    language: str
+    mapping: Mapping[str, Any]
+
+
+def _check(
+    session: Session,
+    name: str,
+    body: str,
+    media_id: int | None,
+    except_id: int | None,
+    cloud: CloudChoice | None = None,
+):
     name = " ".join(name.split())
     if not name:
         raise ValidationError("Give the template a name.", field="name")
@@ -35,14 +65,63 @@ def _check(session: Session, name: str, body: str, media_id: int | None, except_
         clash = clash.where(Template.id != except_id)
     if session.scalar(clash) is not None:
         raise Conflict(f"There is already a template called {name!r}.")
-    if not body.strip():
+    if not body.strip() and cloud is None:
         raise ValidationError("Write the message.", field="body")
     if len(body) > MAX_BODY:
         raise ValidationError(_too_long(body), field="body")
-    compile_body(body)
-    if media_id is not None and session.get(Media, media_id) is None:
+    if body.strip():
+        compile_body(body)
+    media = session.get(Media, media_id) if media_id is not None else None
+    if media_id is not None and media is None:
         raise ValidationError(f"There is no attachment #{media_id}.", field="media")
-    return name
+    return name, (_cloud_mapping(session, cloud, media) if cloud else None)
+
+
+def synced_templates(session: Session) -> list[CloudTemplate]:
+    """Every sender's synced WhatsApp templates, by sender then name and language."""
+    return list(
+        session.scalars(
+            select(CloudTemplate).order_by(
+                CloudTemplate.sender_id, CloudTemplate.name, CloudTemplate.language
+            )
+        )
+    )
+
+
+def approved_row(session: Session, name: str, language: str) -> CloudTemplate | None:
+    """A synced copy of the WhatsApp template, an approved one when any sender has one."""
+    rows = session.scalars(
+        select(CloudTemplate)
+        .where(CloudTemplate.name == name, CloudTemplate.language == language)
+        .order_by(CloudTemplate.sender_id)
+    ).all()
+    approved = [r for r in rows if r.status.upper() == cloud_template.APPROVED]
+    return (approved or list(rows) or [None])[0]
+
+
+def _cloud_mapping(session: Session, cloud: CloudChoice, media: Media | None) -> dict[str, str]:
+    row = approved_row(session, cloud.name, cloud.language)
+    if row is None:
+        raise ValidationError(
+            f"There is no WhatsApp template {cloud.name} ({cloud.language}); sync the "
+            "sender's templates on its page, then choose one.",
+            field="cloud",
+        )
+    if row.status.upper() != cloud_template.APPROVED:
+        raise ValidationError(
+            f"The WhatsApp template {row.name} ({row.language}) is "
+            f"{row.status.lower().replace('_', ' ')}; only templates Meta approved can be used.",
+            field="cloud",
+        )
+    mapping = cloud_template.validate_mapping(row.components, cloud.mapping)
+    cloud_template.check_media(row.components, media)
+    return mapping
+
+
+def _apply_cloud(template: Template, cloud: CloudChoice | None, mapping: dict[str, str] | None):
+    template.cloud_template_name = cloud.name if cloud else None
+    template.cloud_language = cloud.language if cloud else None
+    template.cloud_parameters = mapping or {}
 
 
 def _too_long(body: str) -> str:
@@ -50,11 +129,19 @@ def _too_long(body: str) -> str:
 
 
 def create_template(
-    session: Session, actor: User | None, name: str, body: str, media_id: int | None = None
+    session: Session,
+    actor: User | None,
+    name: str,
+    body: str,
+    media_id: int | None = None,
+    cloud: CloudChoice | None = None,
 ) -> Template:
+    """A new template; `cloud` links it to an approved WhatsApp template (then the body
+    may be empty: the WhatsApp template carries its own words)."""
     require_role(actor, Role.OPERATOR)
-    clean = _check(session, name, body, media_id, None)
+    clean, mapping = _check(session, name, body, media_id, None, cloud)
     template = Template(name=clean, body=body, media_id=media_id)
+    _apply_cloud(template, cloud, mapping)
     session.add(template)
     session.flush()
     events.record(
@@ -73,13 +160,17 @@ def update_template(
     name: str,
     body: str,
     media_id: int | None,
+    cloud: CloudChoice | None = None,
 ) -> Template:
-    """Edit a template; campaigns already launched keep the text they were launched with."""
+    """Edit a template; campaigns already launched keep the text they were launched with.
+
+    `cloud` None unlinks it from a WhatsApp template."""
     require_role(actor, Role.OPERATOR)
     template = get_template(session, template_id)
-    template.name = _check(session, name, body, media_id, template_id)
+    template.name, mapping = _check(session, name, body, media_id, template_id, cloud)
     template.body = body
     template.media_id = media_id
+    _apply_cloud(template, cloud, mapping)
     events.record(
         session,
         "template.edited",
@@ -170,3 +261,54 @@ def preview(
         for name, n in sorted(empty_placeholders(compiled, contexts).items())
     ]
     return Preview(shown, warnings, None, len(people), sorted(compiled.placeholders))
+
+
+@dataclass(frozen=True)
+class CloudPreview:
+    """A WhatsApp template filled in for real contacts: each sample is `Rendered.shown`'s
+    parts plus who it is for; `error` names the variable (and the contact) that failed."""
+
+    samples: list[dict[str, Any]]
+    error: str | None
+
+
+def cloud_preview(
+    session: Session,
+    components: list[Any],
+    mapping: Mapping[str, Any],
+    list_ids: list[int],
+    phone: str | None = None,
+    samples: int = 3,
+) -> CloudPreview:
+    """The template as the first recipients of the lists (or the contact with `phone`)
+    will get it, each value rendered with the budget a sent message has."""
+    try:
+        clean = cloud_template.validate_mapping(components, mapping)
+    except ValidationError as exc:
+        return CloudPreview([], str(exc))
+    query = select(Contact).where(Contact.opted_out_at.is_(None)).order_by(Contact.id)
+    if phone:
+        query = query.where(Contact.phone == phone)
+    elif list_ids:
+        members = select(list_members.c.contact_id).where(list_members.c.list_id.in_(list_ids))
+        query = query.where(Contact.id.in_(members))
+    shown: list[dict[str, Any]] = []
+    for contact in session.scalars(query.limit(samples)):
+        ctx = context_for(contact.phone, contact.name, contact.country, contact.attributes or {})
+        try:
+            filled = cloud_template.render(components, clean, ctx, contact.id)
+        except TemplateError as exc:
+            return CloudPreview(shown, f"For {contact.name or contact.phone}: {exc}")
+        shown.append(
+            {
+                "phone": contact.phone,
+                "name": contact.name,
+                "heading": filled.heading,
+                "message": filled.message,
+                "footer": filled.footer,
+                "buttons": filled.shown_buttons,
+                "media": cloud_template.header_media_kind(components),
+                "text": filled.text,
+            }
+        )
+    return CloudPreview(shown, None)

@@ -12,14 +12,14 @@ from typing import Any
 from flask import request
 from sqlalchemy.orm import Session
 
-from ..campaigns import audience
+from ..campaigns import audience, cloud_template
 from ..campaigns.media import find_media
 from ..campaigns.queries import templates_with_attachments
 from ..campaigns.service import DEFAULT_RETRY_SECONDS, DraftInput, pace_overrides, retry_seconds
 from ..contacts import lists
 from ..contacts.service import placeholder_keys
 from ..errors import ValidationError
-from ..models import Campaign, Media, Sender, SenderState
+from ..models import Campaign, Channel, Media, Sender, SenderState, Template, utcnow
 from ..senders.queries import senders_by_name
 from .form_state import FormState, ids, optional_int
 from .helpers import get_settings, optional_id, user_zone
@@ -173,7 +173,29 @@ def wizard_context(session: Session, state: FormState) -> dict[str, Any]:
         "zone": user_zone().key,
         "max_mb": get_settings().max_upload_mb,
         "linked": SenderState.LINKED,
+        "has_cloud": any(s.channel == Channel.CLOUD_API for s in senders),
+        "cloud_notes": cloud_notes(
+            session,
+            optional_id(state.get("template_id")),
+            [s.id for s in chosen],
+            list_ids,
+            state.get("media_id", None),
+        ),
     }
+
+
+def cloud_notes(
+    session: Session,
+    template_id: int | None,
+    sender_ids: list[int],
+    list_ids: list[int],
+    media_id: int | None = None,
+) -> list[cloud_template.Note]:
+    """What the wizard says when a chosen sender is a Cloud API sender: the template it
+    needs, or how many of the audience a one-off message can reach (24-hour window)."""
+    senders = [s for s in (session.get(Sender, i) for i in sender_ids) if s is not None]
+    template = session.get(Template, template_id) if template_id is not None else None
+    return cloud_template.wizard_notes(session, template, senders, list_ids, utcnow(), media_id)
 
 
 def is_document(media: Media | None) -> bool:

@@ -29,9 +29,10 @@ from ..contacts import lists
 from ..contacts.service import placeholder_keys
 from ..errors import DomainError, NotFound
 from ..models import Role, Template
+from . import campaign_form, cloud_form
 from .campaign_form import CONTACT_FIELDS
 from .form_state import FormState, attachment, ids
-from .helpers import apply_action, db_session, get_settings, id_value
+from .helpers import apply_action, db_session, get_settings, id_value, id_values
 from .security import requires
 
 bp = Blueprint("templates", __name__, url_prefix="/templates")
@@ -61,8 +62,10 @@ def create() -> WResponse | tuple[str, int]:
 @bp.get("/<int:template_id>")
 @requires(Role.VIEWER)
 def edit(template_id: int) -> str:
-    template = service.get_template(db_session(), template_id)
+    session = db_session()
+    template = service.get_template(session, template_id)
     state = FormState({"name": template.name, "body": template.body, "media_id": template.media_id})
+    state.values.update(cloud_form.values_of(session, template))
     return _render(template, state)
 
 
@@ -77,19 +80,24 @@ def _save(template_id: int | None) -> WResponse | tuple[str, int]:
     session = db_session()
     name = request.form.get("name", "")
     body = request.form.get("body", "")
-    state = FormState({"name": name, "body": body})
+    state = FormState({"name": name, "body": body, **cloud_form.values_from_request()})
     ok, media_id = attachment(session, state)
     if ok:
         try:
+            cloud = cloud_form.choice(session, state.values)
             if template_id is None:
-                saved = service.create_template(session, current_user, name, body, media_id)
+                saved = service.create_template(
+                    session, current_user, name, body, media_id, cloud=cloud
+                )
             else:
                 saved = service.update_template(
-                    session, current_user, template_id, name, body, media_id
+                    session, current_user, template_id, name, body, media_id, cloud=cloud
                 )
         except DomainError as exc:
             session.rollback()
-            state.fail(exc, FIELDS, conflict="name")
+            state.fail(
+                exc, FIELDS | cloud_form.error_fields(session, state.values), conflict="name"
+            )
         else:
             session.commit()
             flash(f"Template {saved.name!r} saved.", "success")
@@ -100,6 +108,7 @@ def _save(template_id: int | None) -> WResponse | tuple[str, int]:
 
 def _render(template: Template | None, state: FormState) -> str:
     session = db_session()
+    attribute_keys = placeholder_keys(session)
     return render_template(
         "templates/edit.html",
         template=template,
@@ -107,9 +116,10 @@ def _render(template: Template | None, state: FormState) -> str:
         media=find_media(session, state.get("media_id", None)),
         lists=session.execute(lists.lists_with_counts()).all(),
         contact_fields=CONTACT_FIELDS,
-        attribute_keys=placeholder_keys(session),
+        attribute_keys=attribute_keys,
         max_mb=get_settings().max_upload_mb,
         max_body=MAX_BODY,
+        cloud=cloud_form.editor_context(session, state, attribute_keys),
     )
 
 
@@ -145,6 +155,40 @@ def preview() -> Response:
     media = find_media(session, media_id)
     limit = limit_for(media.mime_type if media else None)
     return jsonify(_preview_json(service.preview(session, body, ids("list_ids"), limit=limit)))
+
+
+@bp.post("/cloud-preview.json")
+@requires(Role.VIEWER)  # reads only, like the body's preview
+def cloud_preview() -> Response:
+    """The chosen WhatsApp template filled in by the form's mapping for real contacts: the
+    first of the chosen list, or the contact with the phone typed in `preview_phone`."""
+    session = db_session()
+    values = cloud_form.values_from_request()
+    row = cloud_form.chosen_row(session, values)
+    if row is None:
+        return jsonify({"samples": [], "error": None, "empty": True})
+    phone = cloud_form.phone_of(request.form.get("preview_phone", ""))
+    result = service.cloud_preview(
+        session, row.components, cloud_form.mapping_of(row, values), ids("list_ids"), phone
+    )
+    answer = {"samples": result.samples, "error": result.error, "empty": False}
+    if result.error and not result.samples:
+        answer["skeleton"] = cloud_form.skeleton(row)
+    return jsonify(answer)
+
+
+@bp.get("/cloud-notes.json")
+@requires(Role.VIEWER)
+def cloud_notes() -> Response:
+    """What the campaign wizard says about Cloud API senders for its current choices."""
+    notes = campaign_form.cloud_notes(
+        db_session(),
+        request.args.get("template_id", type=id_value),
+        id_values(request.args.getlist("sender_ids"))[:100],
+        id_values(request.args.getlist("list_ids"))[:1000],
+        request.args.get("media_id", type=id_value),
+    )
+    return jsonify({"notes": [{"text": n.text, "blocking": n.blocking} for n in notes]})
 
 
 # The body (at most MAX_BODY characters: 4 bytes each in UTF-8 and 3 per byte once
