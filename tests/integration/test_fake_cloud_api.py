@@ -480,6 +480,7 @@ def test_no_bucket_when_rate_limit_is_off() -> None:
 def test_pair_rate_limit(cloud: FakeCloudApi, graph: httpx.Client) -> None:
     url = f"/{PNID}/messages"
     codes = []
+    started = time.monotonic()
     for _ in range(60):
         response = graph.post(url, json=text_send("+919876543210"))
         codes.append(
@@ -487,8 +488,10 @@ def test_pair_rate_limit(cloud: FakeCloudApi, graph: httpx.Client) -> None:
         )
         if codes[-1] != 200:
             break
-    assert codes[:45] == [200] * 45
+    elapsed = time.monotonic() - started
     assert codes[-1] == 131056
+    # A burst of 45, plus one more for each 6 s the loop took on a slow machine.
+    assert 45 <= codes.index(131056) <= 45 + int(elapsed / 6)
     assert graph.post(url, json=text_send("+919876543211")).status_code == 200
 
 
@@ -774,7 +777,9 @@ def test_post_raw_signatures(cloud: FakeCloudApi, receiver: Receiver) -> None:
 
 def test_reset_forgets_everything(cloud: FakeCloudApi, graph: httpx.Client) -> None:
     cloud.fail_next(5)
+    cloud.webhook_attempts, cloud.rate_limit, cloud.throttle_http_status = 2, False, 429
     cloud.reset()
+    assert (cloud.webhook_attempts, cloud.rate_limit, cloud.throttle_http_status) == (5, True, 400)
     response = graph.post(f"/{PNID}/messages", json=text_send())
     assert (response.status_code, error_of(response)["code"]) == (401, 190)
     assert cloud.sent == [] and cloud.media == {} and cloud.counters()["sent"] == 0

@@ -19,8 +19,18 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--no-rate-limit", action="store_true", help="no 80/s bucket per number")
     parser.add_argument("--throttle-status", type=int, default=400, choices=(400, 429))
+    parser.add_argument("--webhook-lanes", type=int, default=8, help="webhook POSTs in flight")
+    parser.add_argument("--batch-window", type=float, default=0.25)
     args = parser.parse_args()
-    fake = FakeCloudApi(rate_limit=not args.no_rate_limit, host=args.host, port=args.port)
+    fake = FakeCloudApi(
+        rate_limit=not args.no_rate_limit,
+        host=args.host,
+        port=args.port,
+        # Nobody reads the log of a separate process; at 150,000 posts it would be ~100 MB.
+        keep_webhook_bodies=False,
+        webhook_lanes=max(1, args.webhook_lanes),
+    )
+    fake.batch_window = args.batch_window
     fake.throttle_http_status = args.throttle_status
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(fake.serve(lambda url: print(url, flush=True)))

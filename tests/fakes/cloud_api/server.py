@@ -60,14 +60,25 @@ from tests.fakes.cloud_api.webhooks import (
 )
 
 VERSION = r"{ver:v\d+\.\d+}"
+# Knobs a test may turn; reset() puts back the values they had when the server started.
+TUNABLES = ("rate_limit", "throttle_http_status", "webhook_attempts", "batch_window")
 CALL_TIMEOUT = 120.0
 
 
 class FakeCloudApi(UserEvents, GraphReads):
     """The fake Graph API with its state, faults and webhook poster; see the module docstring."""
 
-    def __init__(self, rate_limit: bool = True, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        rate_limit: bool = True,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        keep_webhook_bodies: bool = True,
+        webhook_lanes: int = 8,
+    ) -> None:
         self.rate_limit = rate_limit
+        self.keep_webhook_bodies = keep_webhook_bodies
+        self.webhook_lanes = webhook_lanes
         self.host = host
         self.port = port
         self.throttle_http_status = 400  # Meta's copies disagree (400/429); spec §4.3
@@ -104,7 +115,8 @@ class FakeCloudApi(UserEvents, GraphReads):
             self.rejected = 0
 
     def reset(self) -> None:
-        """No numbers, templates, messages, media or faults; queued webhooks are dropped."""
+        """No numbers, templates, messages, media or faults; queued webhooks are dropped;
+        the knobs in TUNABLES are back to their values at start()."""
         if self._loop is None or self._in_loop():
             self._reset_now()
         else:
@@ -115,11 +127,13 @@ class FakeCloudApi(UserEvents, GraphReads):
 
     def _reset_now(self) -> None:
         self._generation = getattr(self, "_generation", 0) + 1
+        for name, value in getattr(self, "_tunables", {}).items():
+            setattr(self, name, value)
         lanes = getattr(self, "_lanes", None)
         if lanes is not None:
             lanes.cancel()
-            self._lanes = StatusLanes(self._poster, lambda: self.batch_window)
-            self._poster.posted = self._poster.failed = 0
+            self._lanes = StatusLanes(self._poster, lambda: self.batch_window, self.webhook_lanes)
+            self._poster.posted = self._poster.failed = self._poster.tries = 0
         self._reset_state()
 
     def add_number(
@@ -230,13 +244,16 @@ class FakeCloudApi(UserEvents, GraphReads):
             "media": len(self.media),
             "webhooks_posted": self._poster.posted if self._session else 0,
             "webhooks_failed": self._poster.failed if self._session else 0,
-            "webhook_attempts": len(self.webhook_log),
+            "webhook_attempts": self._poster.tries if self._session else 0,
             "statuses_pending": self._scheduled + (lanes.pending if lanes else 0),
         }
 
     def wait_for(self, predicate: Callable[..., Any], timeout: float = 30.0) -> Any:
         """Poll until predicate() (or predicate(fake)) is truthy; return its value."""
-        takes_fake = len(inspect.signature(predicate).parameters) == 1
+        try:
+            takes_fake = len(inspect.signature(predicate).parameters) == 1
+        except (TypeError, ValueError):  # a builtin without a signature
+            takes_fake = False
         deadline = time.monotonic() + timeout
         while True:
             value = predicate(self) if takes_fake else predicate()
@@ -303,12 +320,17 @@ class FakeCloudApi(UserEvents, GraphReads):
             await self._shutdown()
 
     async def _startup(self) -> None:
+        self._tunables = {name: getattr(self, name) for name in TUNABLES}
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=10),
-            connector=aiohttp.TCPConnector(limit=64),
+            connector=aiohttp.TCPConnector(limit=max(64, self.webhook_lanes * 2)),
         )
-        self._poster = Poster(self._session, self.webhook_log, lambda: self.webhook_attempts)
-        self._lanes = StatusLanes(self._poster, lambda: self.batch_window)
+        self._poster = Poster(
+            self._session,
+            self.webhook_log if self.keep_webhook_bodies else None,
+            lambda: self.webhook_attempts,
+        )
+        self._lanes = StatusLanes(self._poster, lambda: self.batch_window, self.webhook_lanes)
         self._generation = 1
         app = web.Application(client_max_size=110 * 1024 * 1024)
         self._routes(app)
