@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -10,7 +11,7 @@ import httpx
 import pytest
 
 from wabulk.channels.base import PermanentError, SenderUnavailable, TransientError, Unconfirmed
-from wabulk.channels.cloud_api import client
+from wabulk.channels.cloud_api import account, client
 from wabulk.channels.cloud_api.channel import _second_part, not_onboarded
 from wabulk.channels.cloud_api.errors import describe
 
@@ -189,3 +190,61 @@ def test_a_failed_second_part_never_invites_a_resend() -> None:
 )  # fmt: skip
 def test_api_base(settings: dict, options: dict, base: str) -> None:
     assert client.api_base(settings, options) == base
+
+
+# --- what the Senders page says for each account problem ----------------------------------
+
+ACCOUNT = account._Account("https://graph.facebook.com/v26.0", "1065", "2290", TOKEN, 20.0)
+MISSING = "Unsupported get request. Object with ID '1065' does not exist, cannot be loaded"
+
+
+@pytest.mark.parametrize(
+    ("status", "content", "subject", "kind", "words"),
+    [(401, graph(190, message="Bad token"), "number", "token", "not valid or has expired"),
+     (401, b"", "number", "token", "not valid or has expired"),
+     (403, graph(10, "No permission"), "number", "permission", "lacks a permission"),
+     (403, graph(200), "account", "permission", "whatsapp_business_management"),
+     (400, graph(100, message=f"(#100) {MISSING}", error_subcode=33), "number", "number",
+      "no phone number with id 1065"),
+     (400, graph(100, MISSING), "account", "account", "no WhatsApp Business Account with id 2290"),
+     (400, graph(4), "account", "retry", "Too many calls"),
+     (500, b"oops", "number", "retry", "did not answer properly")],
+)  # fmt: skip
+def test_account_sentences(
+    status: int, content: bytes, subject: str, kind: str, words: str
+) -> None:
+    error = account._failure_error(failure(status, content), ACCOUNT, subject)
+    assert error.kind == kind
+    assert words in error.sentence
+    assert TOKEN not in error.sentence
+
+
+def test_account_unreachable_and_slow() -> None:
+    request = httpx.Request("GET", "https://graph.facebook.com/v26.0/1065")
+    refused = account._unreachable(httpx.ConnectError("refused", request=request), ACCOUNT)
+    slow = account._unreachable(httpx.ReadTimeout("slow", request=request), ACCOUNT)
+    assert refused.kind == slow.kind == "unreachable"
+    assert refused.sentence == (
+        "Meta could not be reached at graph.facebook.com: check this server's internet connection."
+    )
+    assert slow.sentence == "Meta did not answer within 20 seconds: try again in a minute."
+
+
+@pytest.mark.parametrize(
+    ("mime", "size", "words"),
+    [("image/png", 5 * 1024 * 1024 + 1, "photo is 5.0 MB"),
+     ("video/mp4", 17 * 1024 * 1024, "video is 17.0 MB; WhatsApp takes videos up to 16 MB"),
+     ("application/pdf", 101 * 1024 * 1024, "up to 100 MB"),
+     ("image/gif", 10, "does not accept image/gif"),
+     ("", 10, "does not accept this kind of files"),
+     ("text/plain", 0, "empty")],
+)  # fmt: skip
+def test_media_checks(mime: str, size: int, words: str) -> None:
+    with pytest.raises(account.AccountError, match=re.escape(words)):
+        account.check_media(mime, size)
+
+
+def test_media_accepted_kinds() -> None:
+    assert account.check_media("image/jpeg", 5 * 1024 * 1024) == "image"
+    assert account.check_media("audio/ogg; codecs=opus", 100) == "audio"
+    assert account.check_media("application/vnd.ms-excel", 100) == "document"

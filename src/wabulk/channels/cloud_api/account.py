@@ -198,7 +198,9 @@ def _failure_error(failure: Failure, account: _Account, subject: str) -> Account
     )
 
 
-def _get(client: httpx.Client, account: _Account, url: str, params: dict[str, Any], subject: str):  # type: ignore[no-untyped-def]
+def _get(
+    client: httpx.Client, account: _Account, url: str, params: dict[str, Any], subject: str
+) -> dict[str, Any]:
     try:
         response = client.get(url, params=params)
     except httpx.TransportError as exc:

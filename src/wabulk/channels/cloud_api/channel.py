@@ -69,7 +69,7 @@ def _flag(value: object) -> bool:
 
 def _count(value: object, default: int | None) -> int | None:
     try:
-        number = int(value)  # type: ignore[arg-type]
+        number = int(value)  # type: ignore[call-overload]
     except (TypeError, ValueError):
         return default
     return number if number > 0 else default

@@ -102,7 +102,7 @@ def parse_retry_after(value: str | None) -> float | None:
 
 def _int(value: object) -> int | None:
     try:
-        return int(value)  # type: ignore[arg-type]
+        return int(value)  # type: ignore[call-overload]
     except (TypeError, ValueError):
         return None
 
