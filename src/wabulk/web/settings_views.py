@@ -12,6 +12,7 @@ from ..auth import service as users
 from ..auth import sessions as signed_in
 from ..auth import tokens as api_tokens
 from ..errors import DomainError
+from ..inbound import keywords as opt_out_keywords
 from ..models import Role
 from .forms import (
     ChangePasswordForm,
@@ -216,13 +217,25 @@ def sign_out_user(user_id: int) -> Response:
 @bp.get("/general")
 @requires(Role.ADMIN)
 def general() -> str:
+    return _render_general()
+
+
+def _render_general(
+    keywords_text: str | None = None, keywords_error: str | None = None, status: int = 200
+) -> str:
     from ..contacts.phones import country_choices
 
+    session = db_session()
     return render_template(
         "settings/general.html",
         regions=country_choices(),
-        country=app_settings.default_country(db_session()) or "",
-    )
+        country=app_settings.default_country(session) or "",
+        keywords_text=keywords_text
+        if keywords_text is not None
+        else "\n".join(opt_out_keywords.keywords(session)),
+        keywords_error=keywords_error,
+        keyword_limits=(opt_out_keywords.MAX_KEYWORDS, opt_out_keywords.MAX_KEYWORD_CHARS),
+    ), status  # type: ignore[return-value]
 
 
 @bp.post("/general")
@@ -235,6 +248,28 @@ def save_general() -> Response:
         return f"Numbers without a country code are now read as {code} by default."
 
     apply_action(run)
+    return redirect(url_for("settings.general"))
+
+
+@bp.post("/opt-out-keywords")
+@requires(Role.ADMIN)
+def save_opt_out_keywords() -> Response | str:
+    session = db_session()
+    text = request.form.get("opt_out_keywords", "")
+    try:
+        if request.form.get("reset"):
+            words = opt_out_keywords.reset_keywords(session, current_user)
+        else:
+            words = opt_out_keywords.set_keywords(session, current_user, text)
+    except DomainError as exc:
+        session.rollback()
+        return _render_general(keywords_text=text, keywords_error=str(exc), status=400)
+    session.commit()
+    flash(
+        f"Saved {len(words)} opt-out keyword(s): a reply that is exactly one of them opts "
+        "the customer out.",
+        "success",
+    )
     return redirect(url_for("settings.general"))
 
 
