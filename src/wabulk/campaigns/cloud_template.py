@@ -373,17 +373,17 @@ def render(
         kind = str(button.get("type", "")).lower()
         label = str(button.get("text") or _DEFAULT_LABELS.get(kind, ""))
         item: dict[str, Any] = {"kind": kind, "text": label}
-        value = sent[index][2] if index in sent else None
+        given = sent[index][2] if index in sent else None
         if kind == "url":
-            item["url"] = _fill(button.get("url"), {"1": value} if value is not None else {})
+            item["url"] = _fill(button.get("url"), {"1": given} if given is not None else {})
             _check_length(f"The link of the button “{item['text']}”", item["url"], URL_MAX)
         elif kind == "phone_number":
             item["phone"] = str(button.get("phone_number", ""))
         elif kind == "copy_code":
-            item["code"] = value or ""
+            item["code"] = given or ""
         elif kind == "quick_reply":
-            item["payload"] = value or item["text"]
-            item["opt_out"] = value == OPT_OUT_PAYLOAD
+            item["payload"] = given or item["text"]
+            item["opt_out"] = given == OPT_OUT_PAYLOAD
         shown.append(item)
     footer = str((part(components, "FOOTER") or {}).get("text") or "")
     return Rendered(heading, message, footer, header, body, list(sent.values()), shown)

@@ -96,7 +96,7 @@ def approved_row(session: Session, name: str, language: str) -> CloudTemplate | 
         .order_by(CloudTemplate.sender_id)
     ).all()
     approved = [r for r in rows if r.status.upper() == cloud_template.APPROVED]
-    return (approved or list(rows) or [None])[0]
+    return next(iter(approved or rows), None)
 
 
 def _cloud_mapping(session: Session, cloud: CloudChoice, media: Media | None) -> dict[str, str]:

@@ -26,7 +26,8 @@ class Template(Base):
     # Cloud API: the approved template it maps to, and which fields fill its parameters.
     cloud_template_name: Mapped[str | None] = mapped_column(String(512))
     cloud_language: Mapped[str | None] = mapped_column(String(15))
-    cloud_parameters: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+    # {slot: text} (campaigns.cloud_template); templates saved before it hold [].
+    cloud_parameters: Mapped[Any] = mapped_column(JSONType, default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     is_demo: Mapped[bool] = mapped_column(default=False)

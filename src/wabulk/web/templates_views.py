@@ -171,7 +171,7 @@ def cloud_preview() -> Response:
     result = service.cloud_preview(
         session, row.components, cloud_form.mapping_of(row, values), ids("list_ids"), phone
     )
-    answer = {"samples": result.samples, "error": result.error, "empty": False}
+    answer: dict[str, Any] = {"samples": result.samples, "error": result.error, "empty": False}
     if result.error and not result.samples:
         answer["skeleton"] = cloud_form.skeleton(row)
     return jsonify(answer)
