@@ -24,13 +24,15 @@ from tests.campaigns_support import (
     make_sender,
     phones,
 )
+from wabulk import inbound
 from wabulk.analytics import stats
 from wabulk.campaigns import lifecycle
 from wabulk.channels.base import OutgoingMessage, Reconciled
+from wabulk.channels.heard import Heard, HeardError, Reply, StatusUpdate
 from wabulk.db import Database
 from wabulk.dispatch import queue, recovery
 from wabulk.errors import Conflict
-from wabulk.models import Campaign, CampaignStatus, Message, MessageStat, utcnow
+from wabulk.models import Campaign, CampaignStatus, Contact, Message, MessageStat, utcnow
 from wabulk.senders.pace import Pace
 
 LEASE = timedelta(minutes=5)
@@ -180,7 +182,43 @@ def test_random_campaign_operations_keep_stats_equal_to_a_rebuild(migrated_db, s
             return
         done_ops["retry"] += 1
 
-    ops = [claim] * 5 + [settle] * 5 + [recover, finish_or_cancel, retry]
+    heard_ids = iter(range(1, 10**6))
+
+    def hear() -> None:
+        # What the channels hear back (webhook statuses, replies), at random, out of order,
+        # repeated, about messages in any state: `inbound` keeps the stats exact.
+        with db.session() as session:
+            known = session.execute(
+                select(Message.id, Message.sender_id, Contact.phone)
+                .join(Contact, Contact.id == Message.contact_id)
+                .where(Message.sender_id.is_not(None))
+            ).all()
+        if not known:
+            return
+        heard: dict[int, Heard] = {}
+        for mid, sender_id, phone in rng.sample(known, min(len(known), rng.randint(1, 8))):
+            h = heard.setdefault(sender_id, Heard())
+            state = rng.choice(("sent", "delivered", "read", "read", "failed"))
+            at = clock.now() - timedelta(seconds=rng.choice((0, 40, 950, 4000)))
+            h.statuses.append(
+                StatusUpdate(
+                    status=state,
+                    at=at,
+                    message_id=mid,
+                    billed_category=rng.choice((None, "marketing", "utility"))
+                    if state != "failed"
+                    else None,
+                    errors=(HeardError(code=rng.choice(CODES)),) if state == "failed" else (),
+                )
+            )
+            if rng.random() < 0.3:
+                h.replies.append(Reply(at, f"r{next(heard_ids)}", phone, text="thanks"))
+        with db.session() as session:
+            for sender_id, h in heard.items():
+                inbound.apply(session, sender_id, h, clock.now(), keywords=("STOP",))
+        done_ops["heard"] += 1
+
+    ops = [claim] * 5 + [settle] * 5 + [recover, finish_or_cancel, retry, hear, hear]
     kinds_seen: set[str] = set()
     for step in range(160):
         # Minutes to hours apart: slots, hours and days are crossed, at odd seconds.
@@ -191,8 +229,9 @@ def test_random_campaign_operations_keep_stats_equal_to_a_rebuild(migrated_db, s
         kinds_seen |= {key[3] for key in incremental}
 
     assert done_ops["claim"] and done_ops["settle"] and done_ops["retry"], done_ops
+    assert done_ops["heard"], done_ops
     assert done_ops["recovered"], done_ops
-    assert kinds_seen == {"sent", "failed"}
+    assert kinds_seen == set(stats.KINDS)
     # A rebuild of one campaign leaves the other's rows alone.
     with db.session() as session:
         stats.rebuild(session, [campaigns[0]])
