@@ -386,7 +386,7 @@ def test_batch_of_500_answers_in_order(channel: CloudApiChannel, cloud: FakeClou
 
 def test_batch_keeps_many_but_at_most_max_in_flight(cloud: FakeCloudApi) -> None:
     ch = make_channel(cloud, max_in_flight=16)
-    hang = 1.0
+    hang = 2.0
     cloud.hang_next(32, hang)
     try:
         results = ch.send_batch([msg(i) for i in range(32)])

@@ -99,8 +99,9 @@ class CloudApiChannel:
         self.phone_number_id = text(settings.get("phone_number_id"))
         self._token = text(settings.get("access_token"))
         base = api_base(settings, options)
-        self.messages_url = f"{base}/{self.phone_number_id}/messages"
-        self.marketing_url = f"{base}/{self.phone_number_id}/marketing_messages"
+        # Parsed once: httpx would otherwise parse the address again for every request.
+        self.messages_url = httpx.URL(f"{base}/{self.phone_number_id}/messages")
+        self.marketing_url = httpx.URL(f"{base}/{self.phone_number_id}/marketing_messages")
         self.use_marketing = _flag(settings.get("use_marketing_messages", False))
         self.marketing_ttl = _count(settings.get("marketing_ttl_seconds"), None)
         in_flight = _count(settings.get("max_in_flight"), DEFAULT_IN_FLIGHT) or DEFAULT_IN_FLIGHT
@@ -211,7 +212,7 @@ class CloudApiChannel:
         return done
 
     async def _post(
-        self, client: httpx.AsyncClient, url: str, content: bytes
+        self, client: httpx.AsyncClient, url: httpx.URL, content: bytes
     ) -> SendResult | Failure | ChannelError:
         try:
             response = await client.post(url, content=content)
