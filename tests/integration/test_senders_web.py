@@ -52,7 +52,7 @@ def test_an_admin_adds_a_dry_run_sender_and_sees_it_in_the_table(client, as_role
     as_role(Role.ADMIN)
     page = client.get("/senders").get_data(as_text=True)
     assert "No senders yet" in page and 'href="/senders/new"' in page
-    assert "arrive in a later version" in page
+    assert "official WhatsApp Cloud API" in page
     form = client.get("/senders/new").get_data(as_text=True)
     assert '<option value="Asia/Kolkata"' in form and 'name="latency_seconds"' in form
 
@@ -244,7 +244,7 @@ def test_an_admin_adds_a_whatsapp_web_sender_and_is_taken_to_its_qr(dual) -> Non
     client = _signed_in(app, db)
     form = client.get("/senders/new").get_data(as_text=True)
     kinds = re.findall(r'name="channel" id="[^"]+" value="(\w+)"[^>]*?(checked)?>', form)
-    assert kinds == [("whatsapp_web", "checked"), ("dry_run", "")]  # first, and chosen
+    assert kinds == [("whatsapp_web", "checked"), ("cloud_api", ""), ("dry_run", "")]
     for key, value in (("min_delay_seconds", "30"), ("daily_cap", "200"), ("break_every", "30")):
         assert re.search(rf'name="{key}"[^>]*value="{value}"', form), key
     assert 'name="visible"' in form and 'name="user_data_dir"' in form

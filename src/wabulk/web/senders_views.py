@@ -1,7 +1,11 @@
 """Senders: the table everyone can read; admins add, edit, disable, enable and link them.
 
-- A new sender is WhatsApp Web (a phone linked by QR code) or a dry run (a rehearsal that
-  writes to a file). A new WhatsApp Web sender goes straight to its link page.
+- A new sender is WhatsApp Web (a phone linked by QR code), the Cloud API (Meta's official
+  API, with an access token) or a dry run (a rehearsal that writes to a file). A new
+  WhatsApp Web sender goes straight to its link page, a Cloud API one to its own page:
+  the webhook address to paste into Meta, the connection check and the synced templates.
+- Secrets typed into the form are never written back into a page, not even the form shown
+  again after a mistake: only their last four characters, from the stored hints.
 - The link page polls `link.json` every second (senders.js): the worker holding the
   sender's browser copies WhatsApp's QR into the row, so the page only ever reads the row.
 - Screenshots of what WhatsApp Web showed when something went wrong are served by name
@@ -11,6 +15,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 from zoneinfo import available_timezones
@@ -32,12 +37,13 @@ from werkzeug.wrappers import Response as WResponse
 from ..channels.whatsapp_web.channel import screenshots_folder
 from ..errors import DomainError, NotFound
 from ..models import Channel, Role, Sender, SenderState
-from ..senders import linking
+from ..senders import cloud, cloud_input, linking
 from ..senders import service as senders
 from ..senders.queries import senders_by_name
+from ..senders.secrets import SECRET_FIELDS
 from .campaign_form import PACING_FIELDS, PACING_KEYS, sender_pace
 from .form_state import FormState
-from .helpers import apply_action, db_session, get_settings
+from .helpers import apply_action, db_session, format_datetime, get_settings
 from .security import requires
 
 bp = Blueprint("senders", __name__, url_prefix="/senders")
@@ -53,9 +59,12 @@ DRY_RUN_FIELDS = (
 )
 DRY_RUN_KEYS = tuple(key for key, _, _ in DRY_RUN_FIELDS)
 WEB_KEYS = ("visible", "user_data_dir", "profile_directory")
-KNOWN = frozenset({"name", "timezone", "channel", *PACING_KEYS, *DRY_RUN_KEYS, *WEB_KEYS})
+CLOUD_KEYS = (*cloud_input.FIELDS, "max_per_second")
+KNOWN = frozenset(
+    {"name", "timezone", "channel", *PACING_KEYS, *DRY_RUN_KEYS, *WEB_KEYS, *CLOUD_KEYS}
+)
 # The kinds that can be added, first the one a real campaign needs.
-KINDS = (Channel.WHATSAPP_WEB, Channel.DRY_RUN)
+KINDS = (Channel.WHATSAPP_WEB, Channel.CLOUD_API, Channel.DRY_RUN)
 # What the new form starts from for each kind: a real account needs the safe pacing, a
 # rehearsal may go at full speed.
 NEW_VALUES: dict[Channel, dict[str, str]] = {
@@ -63,11 +72,18 @@ NEW_VALUES: dict[Channel, dict[str, str]] = {
         **dict.fromkeys(PACING_KEYS, ""),
         **{key: str(value) for key, value in senders.WEB_PACING.items()},
     },
+    # Meta paces the Cloud API itself: no delay, no daily cap (the messaging tier is the
+    # budget), only a rate ceiling.
+    Channel.CLOUD_API: {
+        **dict.fromkeys(PACING_KEYS, ""),
+        "max_per_second": f"{cloud_input.DEFAULT_RATE:g}",
+    },
     Channel.DRY_RUN: dict.fromkeys(PACING_KEYS, ""),
 }
 STATE_LABELS = {
     SenderState.LINKED: "linked",
     SenderState.NEEDS_LINK: "needs linking",
+    SenderState.LIMITED: "limited",
     SenderState.IN_USE: "in use elsewhere",
     SenderState.BROWSER_FAILED: "browser failed",
     SenderState.DISABLED: "disabled",
@@ -93,7 +109,9 @@ def index() -> str:
         today={s.id: senders.sent_today(session, s) for s in rows},
         dry_run=Channel.DRY_RUN,
         web=Channel.WHATSAPP_WEB,
+        cloud_api=Channel.CLOUD_API,
         labels=STATE_LABELS,
+        tier_words=cloud.tier_words,
     )
 
 
@@ -103,6 +121,8 @@ def new() -> str:
     kind = _kind(request.args.get("channel"))
     zone = getattr(current_user, "timezone", None) or "UTC"
     values = {"timezone": zone, "channel": kind.value, "latency_seconds": "1", **NEW_VALUES[kind]}
+    values["api_version"] = get_settings().cloud_api_version
+    values["verify_token"] = cloud_input.new_verify_token()
     return _render(None, FormState(values))
 
 
@@ -127,6 +147,10 @@ def edit(sender_id: int) -> str:
         values["visible"] = "1" if settings.get("visible") else ""
         values["user_data_dir"] = _text(settings.get("user_data_dir"))
         values["profile_directory"] = _text(settings.get("profile_directory"))
+    elif sender.channel == Channel.CLOUD_API:
+        values.update({key: _text(settings.get(key)) for key in cloud_input.PLAIN_FIELDS})
+        values["use_marketing_messages"] = "1" if settings.get("use_marketing_messages") else ""
+        values["max_per_second"] = _text(sender.max_per_second)
     else:
         values.update({key: _text(settings.get(key)) for key in DRY_RUN_KEYS})
     return _render(sender, FormState(values))
@@ -150,9 +174,15 @@ def _save(sender_id: int | None) -> WResponse | tuple[str, int]:
     state.values["name"] = form.get("name", "")
     state.values["channel"] = kind
     state.values["visible"] = "1" if form.get("visible") else ""
+    state.values["use_marketing_messages"] = "1" if form.get("use_marketing_messages") else ""
+    max_per_second = None
     if kind == Channel.WHATSAPP_WEB:
         settings: dict[str, Any] = {key: state.values[key] for key in WEB_KEYS}
         settings["visible"] = bool(settings["visible"])
+    elif kind == Channel.CLOUD_API:
+        settings = {key: state.values[key] for key in cloud_input.FIELDS}
+        settings["use_marketing_messages"] = bool(settings["use_marketing_messages"])
+        max_per_second = state.values["max_per_second"]
     else:
         settings = {key: state.values[key] for key in DRY_RUN_KEYS}
     data = senders.SenderInput(
@@ -161,21 +191,36 @@ def _save(sender_id: int | None) -> WResponse | tuple[str, int]:
         timezone=state.values["timezone"],
         pacing={key: state.values[key] for key in PACING_KEYS},
         settings=settings,
+        max_per_second=max_per_second,
     )
+    config = get_settings()
+    keys = senders.Keys(config.secret_key, config.cloud_api_version)
     try:
         if sender_id is None:
-            saved = senders.create_sender(session, current_user, data)
+            saved = senders.create_sender(session, current_user, data, keys)
         else:
-            saved = senders.update_sender(session, current_user, sender_id, data)
+            saved = senders.update_sender(session, current_user, sender_id, data, keys)
     except DomainError as exc:
         session.rollback()
         state.fail(exc, KNOWN, conflict="name")
+        for key in SECRET_FIELDS:  # typed secrets are never sent back to a browser
+            state.values[key] = ""
+        if sender_id is None:
+            state.values["verify_token"] = cloud_input.new_verify_token()
         sender = senders.get_sender(session, sender_id) if sender_id else None
         return _render(sender, state), 400
     session.commit()
     if sender_id is None and saved.channel == Channel.WHATSAPP_WEB:
         flash(f"Sender {saved.name!r} added. Link it to its phone now.", "success")
         return redirect(url_for("senders.link", sender_id=saved.id))
+    if saved.channel == Channel.CLOUD_API:
+        flash(
+            f"Sender {saved.name!r} saved. Check the connection to start sending."
+            if saved.state == SenderState.NEEDS_LINK
+            else f"Sender {saved.name!r} saved.",
+            "success",
+        )
+        return redirect(url_for("senders.show", sender_id=saved.id))
     flash(f"Sender {saved.name!r} saved.", "success")
     return redirect(url_for("senders.index"))
 
@@ -200,6 +245,9 @@ def _render(sender: Sender | None, state: FormState) -> str:
         new_values={kind.value: values for kind, values in NEW_VALUES.items()},
         show_dry_run=sender is None or sender.channel == Channel.DRY_RUN,
         show_web=sender is None or sender.channel == Channel.WHATSAPP_WEB,
+        show_cloud=sender is None or sender.channel == Channel.CLOUD_API,
+        hints=(sender.settings or {}).get("hints", {}) if sender else {},
+        ttl_range=cloud_input.TTL_RANGE,
     )
 
 
@@ -220,6 +268,97 @@ def disable(sender_id: int) -> WResponse:
 def enable(sender_id: int) -> WResponse:
     apply_action(lambda s: senders.set_enabled(s, current_user, sender_id, True), "Enabled.")
     return redirect(url_for("senders.index"))
+
+
+@bp.post("/<int:sender_id>/resume")
+@requires(Role.ADMIN)
+def resume(sender_id: int) -> WResponse:
+    apply_action(
+        lambda s: senders.resume(s, current_user, sender_id),
+        "Resumed: campaigns send through this sender again.",
+    )
+    sender = senders.get_sender(db_session(), sender_id)
+    if sender.channel == Channel.CLOUD_API:
+        return redirect(url_for("senders.show", sender_id=sender_id))
+    return redirect(url_for("senders.index"))
+
+
+# --- a Cloud API sender's page --------------------------------------------------------
+
+
+def _cloud_sender(sender_id: int) -> Sender:
+    sender = senders.get_sender(db_session(), sender_id)
+    if sender.channel != Channel.CLOUD_API:
+        raise NotFound(f"{sender.name} is not a Cloud API sender.")
+    return sender
+
+
+def webhook_url(sender: Sender) -> str:
+    """The address to paste into Meta's app settings (Webhooks → Callback URL)."""
+    base = get_settings().public_url or request.host_url
+    return f"{base.rstrip('/')}/webhooks/whatsapp/{sender.id}"
+
+
+@bp.get("/<int:sender_id>")
+@requires(Role.VIEWER)
+def show(sender_id: int) -> str:
+    sender = _cloud_sender(sender_id)
+    session = db_session()
+    health = sender.health or {}
+    return render_template(
+        "senders/cloud.html",
+        sender=sender,
+        health=health,
+        hints=(sender.settings or {}).get("hints", {}),
+        webhook_url=webhook_url(sender),
+        quality=cloud.quality_words(health),
+        tier=cloud.tier_words(health),
+        templates=session.scalars(cloud.templates_of(sender.id)).all(),
+        removed=cloud.REMOVED,
+        labels=STATE_LABELS,
+        stamp=_stamp,
+    )
+
+
+@bp.post("/<int:sender_id>/check")
+@requires(Role.ADMIN)
+def check(sender_id: int) -> WResponse:
+    """Ask Meta about the account; the outcome (either way) is kept and shown."""
+    sender = _cloud_sender(sender_id)
+    config = get_settings()
+    result = cloud.check_connection(
+        db_session(), sender, config.secret_key, config.channel_options(), current_user
+    )
+    db_session().commit()
+    if result.ok:
+        flash("Connected: Meta answered for this number. The details are below.", "success")
+    else:
+        flash(f"The connection check failed: {result.problem}", "danger")
+    return redirect(url_for("senders.show", sender_id=sender_id))
+
+
+@bp.post("/<int:sender_id>/sync-templates")
+@requires(Role.OPERATOR)
+def sync_templates(sender_id: int) -> WResponse:
+    sender = _cloud_sender(sender_id)
+    config = get_settings()
+    result = cloud.sync_templates(
+        db_session(), sender, config.secret_key, config.channel_options(), current_user
+    )
+    db_session().commit()
+    flash(result.sentence(), "success" if result.ok else "danger")
+    return redirect(url_for("senders.show", sender_id=sender_id) + "#templates")
+
+
+def _stamp(value: object) -> str:
+    """An ISO time kept in `health`, in the user's timezone; "—" when never."""
+    if not value:
+        return "—"
+    try:
+        when = datetime.fromisoformat(str(value))
+    except ValueError:
+        return "—"
+    return format_datetime(when)
 
 
 # --- linking a WhatsApp Web sender ------------------------------------------------------
