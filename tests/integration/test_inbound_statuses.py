@@ -285,3 +285,59 @@ def test_a_body_that_cannot_be_read_is_kept_once_with_its_reason(migrated_db) ->
         receipt = session.scalars(select(WebhookReceipt)).one()
     assert receipt.processed_at is None and receipt.attempts == receipts.MAX_ATTEMPTS
     assert "nested deeper" in receipt.error
+
+
+def test_a_storm_of_batched_duplicated_statuses_shared_by_two_workers_is_exact(
+    migrated_db,
+) -> None:
+    import random
+    import threading
+
+    db = migrated_db
+    cloud = make_cloud_sender(db)
+    campaign_id, ids = campaign_for(db, 300, cloud)
+    t0 = utcnow().replace(microsecond=0) + timedelta(seconds=1)
+    settle_sent(db, claim_all(db, campaign_id, cloud, t0, "lane:1"), cloud, t0, "lane:1")
+    rng = random.Random(7)
+    records = []
+    for i in ids:
+        records += [
+            status(i, "sent", t0, category="marketing"),
+            status(i, "delivered", t0 + timedelta(seconds=3), category="marketing"),
+            status(i, "read", t0 + timedelta(seconds=8)),
+        ]
+    records += rng.sample(records, 200)  # Meta's duplicates, in other batches
+    rng.shuffle(records)
+    with db.session() as session:
+        for start in range(0, len(records), 50):
+            receipts.store_receipt(session, cloud, statuses_body(records[start : start + 50]), t0)
+    applied: list[int] = []
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            while True:
+                n = receipts.process_receipts(db, now=t0 + timedelta(seconds=10), limit=5)
+                applied.append(n)
+                if n == 0:
+                    return
+        except BaseException as exc:  # reported below, not lost in the thread
+            errors.append(exc)
+
+    workers = [threading.Thread(target=work) for _ in range(2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(300)
+    assert not errors and not any(w.is_alive() for w in workers)
+    # A receipt that met a lock or a stale read waits for its retry: let it come due.
+    receipts.process_receipts(db, now=t0 + timedelta(hours=2), limit=1000)
+    with db.session() as session:
+        pending = session.scalars(
+            select(WebhookReceipt.error).where(WebhookReceipt.processed_at.is_(None))
+        ).all()
+    assert pending == []
+    assert {m.status for m in rows(db, ids).values()} == {S.READ}
+    counts = by_kind(assert_exact(db, campaign_id))
+    assert counts["sent"] == counts["delivered"] == counts["read"] == 300
+    assert counts["billed:marketing"] == 300

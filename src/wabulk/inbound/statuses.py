@@ -247,28 +247,65 @@ def apply_statuses(
     return effects
 
 
+# PostgreSQL types of the written columns, for the arrays of its one-statement update.
+_PG_TYPES = {
+    "status": "varchar",
+    "attempts": "integer",
+    "provider_message_id": "varchar",
+    "billed_category": "varchar",
+    "error_code": "varchar",
+    "error_detail": "varchar",
+    "lease_owner": "varchar",
+    **{name: "timestamptz" for name in _TIMES},
+}
+PG_ROWS = 5000  # rows per UPDATE … FROM unnest(…)
+
+
+def _row_values(new: dict[str, Any], to_time: Any) -> list[Any]:
+    return [
+        to_time(new[name]) if name in _TIMES else new[name].value if name == "status" else new[name]
+        for name in _WRITTEN
+    ]
+
+
 def _write(session: Session, writes: list[tuple[Any, dict[str, Any]]], now: datetime) -> None:
-    """One executemany, guarded by the status read: a row that moved meanwhile is a stale read."""
-    mark = driver_marks(session, 1)[0]
+    """Write the rows, guarded by the status read: a row that moved meanwhile is a stale read.
+
+    - PostgreSQL: one UPDATE … FROM unnest(arrays); an executemany there costs a round
+      trip per row. SQLite: one executemany, which runs in-process.
+    """
     to_time = driver_time(session)
-    sets = ", ".join(f"{name} = {mark}" for name in _WRITTEN)
-    sql = (
-        f"UPDATE messages SET {sets}, updated_at = {mark} "  # noqa: S608
-        f"WHERE id = {mark} AND status = {mark}"
-    )
     stamp = to_time(now)
-    params = []
-    for old, new in writes:
-        values = [
-            to_time(new[name])
-            if name in _TIMES
-            else new[name].value
-            if name == "status"
-            else new[name]
-            for name in _WRITTEN
+    conn = session.connection()
+    done = 0
+    if session.get_bind().dialect.name == "postgresql":
+        names = ("id", "old_status", *_WRITTEN)
+        types = ("integer", "varchar", *(_PG_TYPES[name] for name in _WRITTEN))
+        arrays = ", ".join(f"%s::{t}[]" for t in types)
+        sets = ", ".join(f"{name} = v.{name}" for name in _WRITTEN)
+        # One array a column, so the statement's text never changes with the row count
+        # (the driver parses and prepares it once).
+        sql = (
+            f"UPDATE messages AS m SET {sets}, updated_at = %s "  # noqa: S608
+            f"FROM unnest({arrays}) AS v({', '.join(names)}) "
+            "WHERE m.id = v.id AND m.status = v.old_status"
+        )
+        for start in range(0, len(writes), PG_ROWS):
+            chunk = writes[start : start + PG_ROWS]
+            rows = [[old.id, old.status.value, *_row_values(new, to_time)] for old, new in chunk]
+            columns = [list(column) for column in zip(*rows, strict=True)]
+            done += conn.exec_driver_sql(sql, (stamp, *columns)).rowcount
+    else:
+        mark = driver_marks(session, 1)[0]
+        sets = ", ".join(f"{name} = {mark}" for name in _WRITTEN)
+        sql = (
+            f"UPDATE messages SET {sets}, updated_at = {mark} "  # noqa: S608
+            f"WHERE id = {mark} AND status = {mark}"
+        )
+        rows = [
+            (*_row_values(new, to_time), stamp, old.id, old.status.value) for old, new in writes
         ]
-        params.append((*values, stamp, old.id, old.status.value))
-    done = session.connection().exec_driver_sql(sql, params).rowcount
+        done = conn.exec_driver_sql(sql, rows).rowcount
     if done != len(writes):
         raise StaleRead(f"{len(writes) - done} message(s) changed while statuses were applied")
 
