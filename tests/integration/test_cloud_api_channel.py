@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -398,6 +399,26 @@ def test_batch_keeps_many_but_at_most_max_in_flight(cloud: FakeCloudApi) -> None
     assert times[15] - times[0] < 15 * hang / 2
     # The 17th waits for an answer: at most 16 in flight.
     assert times[16] - times[0] >= hang * 0.9
+
+
+def test_close_during_a_batch_lets_the_requests_in_flight_finish(cloud: FakeCloudApi) -> None:
+    ch = make_channel(cloud, max_in_flight=2)
+    cloud.hang_next(10, 2)
+    out: list[list[Any]] = []
+    worker = threading.Thread(target=lambda: out.append(ch.send_batch([msg(i) for i in range(10)])))
+    worker.start()
+    cloud.wait_for(lambda: len(cloud.sent) >= 2)
+    ch.close()
+    worker.join(60)
+    [results] = out
+    sent = by_callback(cloud)
+    for i, result in enumerate(results):
+        if str(i) in sent:  # went out before the close: answered, not cut
+            assert isinstance(result, SendResult)
+            assert result.provider_message_id == sent[str(i)]["wamid"]
+        else:
+            assert isinstance(result, TransientError) and result.code == "closed"
+    assert 2 <= len(sent) < 10
 
 
 def test_close_then_send_again(channel: CloudApiChannel, cloud: FakeCloudApi) -> None:

@@ -35,12 +35,14 @@ from ..base import (
     Reconciled,
     SenderUnavailable,
     SendResult,
+    TransientError,
     Unconfirmed,
 )
 from . import payloads
 from .client import (
     Failure,
     Loop,
+    LoopClosed,
     api_base,
     auth_headers,
     channel_error,
@@ -55,6 +57,7 @@ log = logging.getLogger(__name__)
 DEFAULT_IN_FLIGHT = 64
 MAX_IN_FLIGHT = 1024
 MARKETING_PAUSE = 600.0  # seconds before `/marketing_messages` is tried again
+STOPPED = "The sender was stopped before this message was sent."
 NOT_ONBOARDED = (
     "The business is not onboarded to Meta's Marketing Messages API; "
     "sent through the regular Cloud API instead."
@@ -122,6 +125,8 @@ class CloudApiChannel:
         )
         self._loop: Loop | None = None
         self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._active = 0  # batches running on the loop
         self._marketing_off_until = 0.0
 
     def __repr__(self) -> str:  # the token stays out of any log line that prints us
@@ -142,10 +147,17 @@ class CloudApiChannel:
         return "unknown"
 
     def close(self) -> None:
-        with self._lock:
-            loop, self._loop = self._loop, None
-        if loop is not None:
-            loop.close()
+        """Stop taking new sends, let the requests in flight be answered, then stop."""
+        with self._idle:
+            loop = self._loop
+            if loop is None:
+                return
+            loop.stopping = True
+            # An answer comes within the timeout; past it the requests are cut, which
+            # `send_batch` reports as not proven either way.
+            self._idle.wait_for(lambda: self._active == 0, timeout=self.timeout + 5)
+            self._loop = None
+        loop.close()
 
     # --- batches --------------------------------------------------------------------------
 
@@ -161,7 +173,21 @@ class CloudApiChannel:
                 results[index] = exc
         if jobs:
             loop = self._engine()
-            for index, outcome in loop.run(self._run(loop.client, jobs)):
+            done: list[tuple[int, SendResult | ChannelError]] = []
+            try:
+                loop.run(self._run(loop, jobs, done))
+            except LoopClosed:
+                for index, _job in jobs:
+                    results[index] = Unconfirmed(
+                        "The sender was stopped while this message was being sent; "
+                        "it may have gone.",
+                        code="closed",
+                    )
+            finally:
+                with self._idle:
+                    self._active -= 1
+                    self._idle.notify_all()
+            for index, outcome in list(done):
                 results[index] = outcome
         return results  # type: ignore[return-value]  # every slot is filled above
 
@@ -179,6 +205,7 @@ class CloudApiChannel:
         )
 
     def _engine(self) -> Loop:
+        """The running loop, counted as busy until the caller's batch is done."""
         with self._lock:
             if self._loop is None:
                 self._loop = Loop(
@@ -187,17 +214,25 @@ class CloudApiChannel:
                     self.timeout,
                     self.max_in_flight,
                 )
+            self._active += 1
             return self._loop
 
     async def _run(
-        self, client: httpx.AsyncClient, jobs: list[tuple[int, _Job]]
-    ) -> list[tuple[int, SendResult | ChannelError]]:
+        self,
+        loop: Loop,
+        jobs: list[tuple[int, _Job]],
+        done: list[tuple[int, SendResult | ChannelError]],
+    ) -> None:
+        """Fills `done`, which the caller holds, so what finished survives a `close`."""
+        client = loop.client
         pending = iter(jobs)
-        done: list[tuple[int, SendResult | ChannelError]] = []
 
         async def worker() -> None:
             # One shared iterator: each worker takes the next job when its request is answered.
             for index, job in pending:
+                if loop.stopping:  # `close` came from another thread: nothing more goes out
+                    done.append((index, TransientError(STOPPED, code="closed")))
+                    continue
                 try:
                     outcome = await self._one(client, job)
                 except Exception as exc:  # a bug must not lose the other results
@@ -209,7 +244,6 @@ class CloudApiChannel:
                 done.append((index, outcome))
 
         await asyncio.gather(*(worker() for _ in range(min(self.max_in_flight, len(jobs)))))
-        return done
 
     async def _post(
         self, client: httpx.AsyncClient, url: httpx.URL, content: bytes

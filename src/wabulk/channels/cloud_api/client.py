@@ -192,10 +192,16 @@ def transport_error(exc: httpx.TransportError) -> TransientError:
     )
 
 
+class LoopClosed(Exception):
+    """The channel was closed while a batch was still being sent."""
+
+
 class Loop:
     """An event loop on a daemon thread, and an `httpx.AsyncClient` living on it."""
 
     def __init__(self, name: str, headers: Mapping[str, str], timeout: float, size: int) -> None:
+        # Set by the owner when it starts closing: batches take no new work from then on.
+        self.stopping = False
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
         self.thread.start()
@@ -212,7 +218,15 @@ class Loop:
         self.client = self.run(make())
 
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
+        """The coroutine's result; `LoopClosed` if the loop stops first (`close` from another
+        thread), instead of waiting for ever on a future nobody will finish."""
+        future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+        while True:
+            try:
+                return future.result(timeout=1.0)
+            except TimeoutError:
+                if not self.thread.is_alive():
+                    raise LoopClosed from None
 
     def close(self) -> None:
         if not self.thread.is_alive():
