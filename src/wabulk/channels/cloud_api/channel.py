@@ -5,8 +5,8 @@
   answers in the same order, each item the result or the error `send` would have raised.
   `send` is a batch of one.
 - The requests run on an event loop in a daemon thread owned by the channel, started at the
-  first send and stopped by `close`. Bodies are encoded once in the caller's thread; the
-  loop only posts and reads the answers.
+  first send and stopped by `close`, which first lets the requests in flight be answered.
+  Bodies are encoded once in the caller's thread; the loop only posts and reads answers.
 - A marketing template goes through `/marketing_messages` when the sender asks for it. An
   account not onboarded there gets the same body through `/messages`, a result whose detail
   starts `marketing_fallback:` (the dispatcher logs it), and no second try on
