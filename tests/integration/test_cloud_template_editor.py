@@ -175,7 +175,7 @@ def test_the_editor_saves_a_mapping_of_an_approved_template(dual) -> None:
     assert option and "spring_sale · en_US · marketing" in option.group(1)
     greyed = re.search(rf'<option value="{pending}"\s*disabled>([^<]*)</option>', page)
     assert greyed and "new_offer · es · marketing (pending)" in greyed.group(1)
-    assert "The heading&#39;s {{1}}" in page and "For example: CARIBE25" in page
+    assert "The heading&#39;s {{1}}" in page and "for example: CARIBE25" in page
     assert "The answer of the button “Stop promotions”" in page
 
     # No CSRF token: refused before anything is read or stored.
@@ -215,6 +215,8 @@ def test_the_editor_saves_a_mapping_of_an_approved_template(dual) -> None:
         assert (template.cloud_template_name, template.cloud_language) == ("spring_sale", "en_US")
         assert template.cloud_parameters == SPRING_MAPPING and template.body == ""
 
+    listed = client.get("/templates").get_data(as_text=True)
+    assert re.search(r'data-testid="cloud-badge">.*spring_sale</span>', listed)
     page = client.get(f"/templates/{template.id}").get_data(as_text=True)
     assert re.search(rf'<option value="{spring}"\s*selected>', page)
     assert re.search(r'<option value="first_name" selected>', page)

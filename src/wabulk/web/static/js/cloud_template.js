@@ -42,7 +42,9 @@
   const phone = panel.querySelector("#preview_phone");
   const list = document.getElementById("preview_list");
   const mediaWords = { image: "📷 Photo", video: "🎬 Video", document: "📄 Document" };
-  const buttonIcons = { quick_reply: "↩", url: "↗", phone_number: "📞", copy_code: "⧉" };
+  const buttonIcons = {
+    quick_reply: "reply", url: "box-arrow-up-right", phone_number: "telephone", copy_code: "copy",
+  };
   let timer = null;
   let sequence = 0;
 
@@ -79,9 +81,13 @@
     if (sample.message) div.append(line("wa-bubble-text", sample.message));
     if (sample.footer) div.append(line("small text-body-secondary mt-1", sample.footer));
     (sample.buttons || []).forEach((button) => {
-      let text = `${buttonIcons[button.kind] || "•"} ${button.text}`;
+      let text = ` ${button.text}`;
       if (button.kind === "copy_code" && button.code) text += ` (${button.code})`;
-      const row = line("border-top mt-1 pt-1 text-center small text-primary", text);
+      const row = line("border-top mt-1 pt-1 text-center small text-primary", "");
+      const icon = document.createElement("i");
+      icon.className = `bi bi-${buttonIcons[button.kind] || "dot"}`;
+      icon.setAttribute("aria-hidden", "true");
+      row.append(icon, document.createTextNode(text));
       if (button.url) row.title = button.url;
       if (button.phone) row.title = button.phone;
       if (button.opt_out) row.append(line("text-body-secondary", "opts the contact out"));
