@@ -309,3 +309,17 @@ def test_a_sender_error_on_a_status_takes_the_sender_out(migrated_db) -> None:
     with db.session() as session:
         lifecycle.pause_orphaned(session)
     assert_exact(db, campaign_id)
+
+
+def test_errors_about_the_whole_account_are_logged_or_stop_the_sender(migrated_db) -> None:
+    db = migrated_db
+    cloud = make_cloud_sender(db)
+    now = utcnow()
+    errors = [{"code": 131000, "title": "Something went wrong"}, {"code": 190, "title": "Expired"}]
+    deliver(db, encode(envelope("messages", {"errors": errors})), cloud, now)
+    with db.session() as session:
+        sender = session.get(Sender, cloud)
+        logged = dict(session.execute(select(Event.kind, Event.text)).all())
+    assert sender.state == SenderState.NEEDS_LINK and "access token" in sender.state_reason
+    assert "error 131000" in logged["sender.provider_error"]
+    assert "access token" in logged["sender.stopped"]

@@ -103,6 +103,16 @@ def apply_account(
                 data={"sender_id": sender.id},
             )
         sender_errors = [*sender_errors, *(e for e in update.errors if e.kind == "sender")]
+        for error in update.errors:
+            if error.kind != "sender":  # about no one message: the log is where it shows
+                events.record(
+                    session,
+                    "sender.provider_error",
+                    f"Meta reported a problem for {sender.name!r}: "
+                    f"{error.sentence or error.title} (error {error.code}).",
+                    level=EventLevel.WARNING,
+                    data={"sender_id": sender.id, "code": error.code},
+                )
     for error in sender_errors:
         state = SenderState.LIMITED if error.effect == "limited" else SenderState.NEEDS_LINK
         reason = error.sentence or error.title or f"Meta reported error {error.code}."
