@@ -270,7 +270,7 @@ def test_an_admin_adds_a_whatsapp_web_sender_and_is_taken_to_its_qr(dual) -> Non
         assert (sender.break_every, sender.break_seconds) == (30, 300)
         sender_id = sender.id
         created = session.scalars(select(Event.text).where(Event.kind == "sender.created")).one()
-        assert "added the whatsapp_web sender 'Shop phone'" in created
+        assert "added the WhatsApp Web sender 'Shop phone'" in created
     assert response.headers["Location"] == f"/senders/{sender_id}/link"
 
     page = client.get(f"/senders/{sender_id}/link").get_data(as_text=True)

@@ -30,6 +30,12 @@ from .pace import Pace, validate_overrides
 
 ADDABLE = (Channel.DRY_RUN, Channel.WHATSAPP_WEB, Channel.CLOUD_API)
 CHECK_FIRST = "Check the connection to start sending."
+# How the activity log names each kind (the Activity page is read by shop owners).
+KIND_WORDS = {
+    Channel.WHATSAPP_WEB: "WhatsApp Web",
+    Channel.CLOUD_API: "Cloud API",
+    Channel.DRY_RUN: "dry-run",
+}
 
 # Safe defaults for a real account (see the WhatsApp Web notes in docs/senders.md): a
 # random 30 to 60 s between messages, a 5-minute break every 30, at most 200 a day.
@@ -187,7 +193,7 @@ def create_sender(
     events.record(
         session,
         "sender.created",
-        f"{events.actor_name(actor)} added the {channel.value} sender {sender.name!r}.",
+        f"{events.actor_name(actor)} added the {KIND_WORDS[channel]} sender {sender.name!r}.",
         user=actor,
     )
     return sender
