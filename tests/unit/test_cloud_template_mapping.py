@@ -339,3 +339,39 @@ def test_needs_template_only_for_cloud_api_senders() -> None:
     assert ct.needs_template([web, cloud]) is True
     assert ct.needs_template([web]) is False
     assert ct.needs_template([]) is False
+
+
+@pytest.mark.parametrize(
+    ("source", "attributes"),
+    [
+        ("{{ city }}", {"city": "  Navi\nMumbai "}),
+        ("{{ city }}", {"city": 411001}),  # a number: written as the renderer writes it
+        ("{{ city }}", {"city": 4.5}),
+        ("{{ true }}", {"true": "an attribute named true"}),  # Jinja's literal wins
+        ("{{ first_name }}", {}),
+        ("Fixed  text | with a bar", {}),
+        ("{Hi|Hello} {{ city | upper }}", {"city": "goa"}),
+    ],
+)
+def test_values_written_without_the_renderer_are_the_renderers_own(
+    source: str, attributes: dict[str, Any]
+) -> None:
+    from wabulk.campaigns.rendering import compile_body
+
+    body = [{"type": "BODY", "text": "Value: {{1}}"}]
+    snap = ct.snapshot(_row(body), {"body.1": source}, None)
+    ctx = _asha(**attributes)
+    expected = " ".join(compile_body(source).render(ctx, 7).split())
+    _text, params = ct.render_params(snap, ctx, seed=7)
+    assert params["body"] == [["1", expected]]
+
+
+def test_an_over_long_field_is_refused_by_the_renderers_rule() -> None:
+    body = [{"type": "BODY", "text": "{{1}}"}]
+    snap = ct.snapshot(_row(body), {"body.1": "{{ note }}"}, None)
+    with pytest.raises(
+        TemplateError, match="comes to 5,000 characters once filled in; WhatsApp allows 4,096"
+    ):
+        ct.render_params(snap, _asha(note="n" * 5000), seed=1)
+    with pytest.raises(TemplateError, match="The message comes to 1,100 characters"):
+        ct.render_params(snap, _asha(note="n" * 1100), seed=1)

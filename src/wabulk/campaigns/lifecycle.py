@@ -28,7 +28,7 @@ from ..models import (
     utcnow,
 )
 from ..senders.disclosure import reason_for
-from . import audience, cloud_template
+from . import audience, cloud_launch
 from .counters import shift_loaded
 
 C = CampaignStatus
@@ -149,7 +149,7 @@ def launch(
     # A Cloud API sender needs an approved template (refused here, with the reason, when
     # it has none or Meta no longer approves it); a one-off message goes only to those
     # whose 24-hour window is open, which the dispatcher checks per recipient.
-    campaign.cloud_template = cloud_template.launch_snapshot(
+    campaign.cloud_template = cloud_launch.launch_snapshot(
         session, template, campaign.senders, message[1]
     )
     check_ready(campaign, message[0])

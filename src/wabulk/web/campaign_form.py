@@ -12,7 +12,7 @@ from typing import Any
 from flask import request
 from sqlalchemy.orm import Session
 
-from ..campaigns import audience, cloud_template
+from ..campaigns import audience, cloud_launch
 from ..campaigns.media import find_media
 from ..campaigns.queries import templates_with_attachments
 from ..campaigns.service import DEFAULT_RETRY_SECONDS, DraftInput, pace_overrides, retry_seconds
@@ -190,12 +190,12 @@ def cloud_notes(
     sender_ids: list[int],
     list_ids: list[int],
     media_id: int | None = None,
-) -> list[cloud_template.Note]:
+) -> list[cloud_launch.Note]:
     """What the wizard says when a chosen sender is a Cloud API sender: the template it
     needs, or how many of the audience a one-off message can reach (24-hour window)."""
     senders = [s for s in (session.get(Sender, i) for i in sender_ids) if s is not None]
     template = session.get(Template, template_id) if template_id is not None else None
-    return cloud_template.wizard_notes(session, template, senders, list_ids, utcnow(), media_id)
+    return cloud_launch.wizard_notes(session, template, senders, list_ids, utcnow(), media_id)
 
 
 def is_document(media: Media | None) -> bool:

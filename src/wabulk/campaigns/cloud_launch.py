@@ -1,0 +1,140 @@
+"""Cloud API templates at launch and in the wizard: the approved template a campaign's
+Cloud API senders need, frozen at launch, and how many of an audience a one-off message
+reaches (the 24-hour window: only customers who wrote to the sender within it)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import exists, func, select
+from sqlalchemy.orm import Session
+
+from ..errors import ValidationError
+from ..models import CloudTemplate, Inbound, Media, Sender, Template
+from . import audience
+from .cloud_template import (
+    APPROVED,
+    WINDOW,
+    check_media,
+    cloud_senders,
+    snapshot,
+    validate_mapping,
+)
+
+
+def synced(session: Session, sender_id: int, name: str, language: str) -> CloudTemplate | None:
+    return session.scalar(
+        select(CloudTemplate).where(
+            CloudTemplate.sender_id == sender_id,
+            CloudTemplate.name == name,
+            CloudTemplate.language == language,
+        )
+    )
+
+
+def launch_snapshot(
+    session: Session, template: Template | None, senders: Sequence[Sender], media_id: int | None
+) -> dict[str, Any] | None:
+    """The Cloud API snapshot of a campaign about to launch, or None when it needs none.
+
+    - None when no sender is a Cloud API sender, or when the campaign is a one-off message
+      (free-form: only contacts whose 24-hour window is open get it).
+    - Raises ValidationError saying what to do when the template is not linked to a
+      WhatsApp template, or that template is not approved (any more) for one of the senders.
+    """
+    cloud = cloud_senders(senders)
+    if not cloud or template is None:
+        return None
+    if not template.cloud_template_name or not template.cloud_language:
+        raise ValidationError(
+            f"{cloud[0].name} sends through the WhatsApp Cloud API, which starts conversations "
+            f"only with a template approved by Meta; the template {template.name!r} is not "
+            "linked to one. Choose one in the template editor.",
+            field="template_id",
+        )
+    rows = []
+    for sender in cloud:
+        row = synced(session, sender.id, template.cloud_template_name, template.cloud_language)
+        if row is None:
+            raise ValidationError(
+                f"The WhatsApp template {template.cloud_template_name} "
+                f"({template.cloud_language}) is not among {sender.name}'s templates; sync "
+                "the sender's templates, or choose another.",
+                field="template_id",
+            )
+        if row.status.upper() != APPROVED:
+            raise ValidationError(
+                f"The WhatsApp template {row.name} ({row.language}) is "
+                f"{row.status.lower().replace('_', ' ')} for {sender.name}, not approved; "
+                "Meta sends only approved templates.",
+                field="template_id",
+            )
+        rows.append(row)
+    mapping = template.cloud_parameters if isinstance(template.cloud_parameters, dict) else {}
+    for row in rows:  # senders of different accounts may hold different versions
+        validate_mapping(row.components, mapping)
+    check_media(rows[0].components, session.get(Media, media_id) if media_id else None)
+    return snapshot(rows[0], mapping, media_id)
+
+
+def window_open_count(
+    session: Session, list_ids: Sequence[int], sender_ids: Sequence[int], now: datetime
+) -> int:
+    """Recipients of the lists who wrote to one of the senders within the last 24 hours."""
+    if not list_ids or not sender_ids:
+        return 0
+    people = audience.audience(list_ids).subquery()
+    recent = exists().where(
+        Inbound.contact_id == people.c.id,
+        Inbound.sender_id.in_(list(sender_ids)),
+        Inbound.received_at >= now - WINDOW,
+    )
+    return session.scalar(select(func.count()).select_from(people).where(recent)) or 0
+
+
+@dataclass(frozen=True)
+class Note:
+    """A sentence for the wizard; `blocking` when the campaign cannot launch as it is."""
+
+    text: str
+    blocking: bool = False
+
+
+def wizard_notes(
+    session: Session,
+    template: Template | None,
+    senders: Sequence[Sender],
+    list_ids: Sequence[int],
+    now: datetime,
+    media_id: int | None = None,
+) -> list[Note]:
+    """What the wizard says about Cloud API senders for this template and audience.
+
+    `media_id`: the campaign's own attachment, which replaces the template's.
+    """
+    cloud = cloud_senders(senders)
+    if not cloud:
+        return []
+    if template is None:
+        total = audience.count(session, list_ids)
+        n = window_open_count(session, list_ids, [s.id for s in cloud], now)
+        return [
+            Note(
+                "Only customers who wrote to you in the last 24 hours can get a free-form "
+                f"message; {n:,} of {total:,} in this audience. The others are skipped; "
+                "choose a template linked to an approved WhatsApp template to reach everyone."
+            )
+        ]
+    try:
+        launch_snapshot(session, template, senders, media_id or template.media_id)
+    except ValidationError as exc:
+        return [Note(str(exc), blocking=True)]
+    return [
+        Note(
+            f"{', '.join(s.name for s in cloud)} will send the approved WhatsApp template "
+            f"{template.cloud_template_name} ({template.cloud_language})."
+        )
+    ]
