@@ -32,23 +32,38 @@ PDF = b"%PDF-1.4\n" + b"x" * 100
 
 
 class Receiver:
-    """Records every webhook POST (headers, raw body); answers from `answers`, then 200."""
+    """Records every webhook POST (headers, raw body); answers from `answers`, then 200.
 
-    def __init__(self) -> None:
+    By default it answers HTTP/1.0 and closes; `keep_alive` answers HTTP/1.1 with a chunked
+    body and keeps the connection until it has been idle `idle_timeout` seconds, as app
+    servers do.
+    """
+
+    def __init__(self, keep_alive: bool = False, idle_timeout: float | None = None) -> None:
         self.requests: list[tuple[dict[str, str], bytes]] = []
+        self.peers: list[tuple[str, int]] = []
         self.answers: list[int] = []
         self.lock = threading.Lock()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if keep_alive else "HTTP/1.0"
+            timeout = idle_timeout
+
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 with receiver.lock:
                     receiver.requests.append((dict(self.headers), body))
+                    receiver.peers.append(self.client_address)
                     status = receiver.answers.pop(0) if receiver.answers else 200
                 self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+                if keep_alive:
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    self.wfile.write(b"2\r\nok\r\n0\r\n\r\n")
+                else:
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -634,6 +649,27 @@ def test_webhook_retries_until_200(
     assert [status for _, status, _ in cloud.webhook_log] == [500, 503, 200]
     assert len({body for _, _, body in cloud.webhook_log}) == 1  # the same bytes each time
     cloud.wait_for(lambda: cloud.counters()["webhooks_posted"] == 1)
+
+
+def test_keep_alive_receivers_get_one_connection_and_stale_ones_are_replaced(
+    cloud: FakeCloudApi, graph: httpx.Client
+) -> None:
+    hook = Receiver(keep_alive=True, idle_timeout=0.3)
+    try:
+        cloud.set_webhook(PNID, hook.url)
+        cloud.auto_statuses(PNID)
+        graph.post(f"/{PNID}/messages", json=text_send())
+        cloud.wait_for(lambda: len(cloud.webhook_log) == 3)
+        assert len(set(hook.peers)) == 1  # one kept-alive connection, chunked answers read
+        # The receiver drops the idle connection; the next post must not count it as a failure.
+        time.sleep(0.6)
+        graph.post(f"/{PNID}/messages", json=text_send("+919876543211"))
+        cloud.wait_for(lambda: len(cloud.webhook_log) == 6)
+        assert [status for _, status, _ in cloud.webhook_log] == [200] * 6
+        assert len(set(hook.peers)) == 2
+        assert all(verify(h, b) for h, b in hook.requests)
+    finally:
+        hook.close()
 
 
 def test_webhook_retries_are_capped(

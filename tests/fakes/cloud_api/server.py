@@ -324,6 +324,9 @@ class FakeCloudApi(UserEvents, GraphReads):
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=10),
             connector=aiohttp.TCPConnector(limit=max(64, self.webhook_lanes * 2)),
+            # Meta keeps no cookies and sends plain JSON: skipping both saves CPU per post.
+            cookie_jar=aiohttp.DummyCookieJar(),
+            auto_decompress=False,
         )
         self._poster = Poster(
             self._session,
@@ -346,6 +349,7 @@ class FakeCloudApi(UserEvents, GraphReads):
         await asyncio.gather(*tasks, return_exceptions=True)
         if self._runner is not None:
             await self._runner.cleanup()
+        await self._poster.http1.close()
         if self._session is not None:
             await self._session.close()
 

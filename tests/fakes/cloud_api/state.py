@@ -433,7 +433,7 @@ def check_template(
             body_values = _check_text_params(params, parts["body"], named, "body")
         elif ctype == "button":
             try:
-                index = int(component.get("index"))
+                index = int(component.get("index", ""))
             except (TypeError, ValueError):
                 raise GraphError(131009, "button: index must be a number 0-9.") from None
             if not 0 <= index < len(parts["buttons"]):
