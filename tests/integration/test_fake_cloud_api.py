@@ -1,7 +1,6 @@
-"""The fake Cloud API's own contract, over real HTTP: what our client and webhook code may rely on.
+"""The fake Cloud API's Graph side, over real HTTP: sends, checks, limits, media, templates.
 
-Webhooks are received by a tiny HTTP server in the test that records the raw bytes, so the
-signature is checked the way the app must check it: an HMAC over exactly what arrived.
+What our Cloud API client may rely on; the webhooks it posts are in test_fake_cloud_api_webhooks.py.
 """
 
 from __future__ import annotations
@@ -9,91 +8,34 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import hmac
-import json
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import aiohttp
 import httpx
 import pytest
 
+from tests.cloud_api_support import (
+    JPEG,
+    PDF,
+    PNID,
+    PNID2,
+    SECRET,
+    SECRET2,
+    TOKEN,
+    TOKEN2,
+    WABA,
+    WABA2,
+    Receiver,
+    add_shop,
+    error_of,
+    order_send,
+    spring_send,
+    text_send,
+    upload,
+)
 from tests.fakes.cloud_api import FakeCloudApi
-
-PNID, WABA, TOKEN, SECRET = "106540352242922", "200154321098765", "tok-alpha", "sec-alpha"
-PNID2, WABA2, TOKEN2, SECRET2 = "106540352242999", "200154321098999", "tok-beta", "sec-beta"
-JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 200
-PDF = b"%PDF-1.4\n" + b"x" * 100
-
-
-class Receiver:
-    """Records every webhook POST (headers, raw body); answers from `answers`, then 200.
-
-    By default it answers HTTP/1.0 and closes; `keep_alive` answers HTTP/1.1 with a chunked
-    body and keeps the connection until it has been idle `idle_timeout` seconds, as app
-    servers do.
-    """
-
-    def __init__(self, keep_alive: bool = False, idle_timeout: float | None = None) -> None:
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-        self.peers: list[tuple[str, int]] = []
-        self.answers: list[int] = []
-        self.lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1" if keep_alive else "HTTP/1.0"
-            timeout = idle_timeout
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                with receiver.lock:
-                    receiver.requests.append((dict(self.headers), body))
-                    receiver.peers.append(self.client_address)
-                    status = receiver.answers.pop(0) if receiver.answers else 200
-                self.send_response(status)
-                if keep_alive:
-                    self.send_header("Transfer-Encoding", "chunked")
-                    self.end_headers()
-                    self.wfile.write(b"2\r\nok\r\n0\r\n\r\n")
-                else:
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-    def payloads(self) -> list[dict[str, Any]]:
-        with self.lock:
-            return [json.loads(body) for _, body in self.requests]
-
-    def statuses(self) -> list[dict[str, Any]]:
-        return [
-            status
-            for payload in self.payloads()
-            for entry in payload["entry"]
-            for change in entry["changes"]
-            for status in change["value"].get("statuses", [])
-        ]
 
 
 @pytest.fixture
@@ -105,31 +47,7 @@ def receiver() -> Iterator[Receiver]:
 
 @pytest.fixture
 def cloud(fake_cloud: FakeCloudApi, receiver: Receiver) -> FakeCloudApi:
-    """One number with its webhook pointing at the receiver, and two templates."""
-    fake_cloud.add_number(PNID, WABA, TOKEN, SECRET, display_phone="+1 555-000-1111")
-    fake_cloud.set_webhook(PNID, receiver.url)
-    fake_cloud.add_template(
-        WABA, "spring_sale", "en_US", components=[{"type": "BODY", "text": "Hi {{1}}, use {{2}}"}]
-    )
-    fake_cloud.add_template(
-        WABA,
-        "order_ready",
-        "en_US",
-        category="UTILITY",
-        parameter_format="NAMED",
-        components=[
-            {"type": "HEADER", "format": "IMAGE"},
-            {"type": "BODY", "text": "Dear {{customer_name}}, order {{order_id}} is ready."},
-            {
-                "type": "BUTTONS",
-                "buttons": [
-                    {"type": "URL", "text": "Track", "url": "https://shop.example/t/{{1}}"},
-                    {"type": "QUICK_REPLY", "text": "Stop promotions"},
-                ],
-            },
-        ],
-    )
-    return fake_cloud
+    return add_shop(fake_cloud, receiver.url)
 
 
 @pytest.fixture
@@ -138,73 +56,6 @@ def graph(fake_cloud: FakeCloudApi) -> Iterator[httpx.Client]:
         base_url=fake_cloud.base_url + "/v26.0", headers={"Authorization": f"Bearer {TOKEN}"}
     ) as client:
         yield client
-
-
-def text_send(to: str = "+919876543210", body: str = "Hello", **extra: Any) -> dict[str, Any]:
-    return {
-        "messaging_product": "whatsapp",
-        "to": to,
-        "type": "text",
-        "text": {"body": body},
-        **extra,
-    }
-
-
-def spring_send(to: str = "+919876543210", params: tuple[str, ...] = ("Asha", "CARIBE25")) -> dict:
-    parameters = [{"type": "text", "text": p} for p in params]
-    template = {
-        "name": "spring_sale",
-        "language": {"code": "en_US"},
-        "components": [{"type": "body", "parameters": parameters}],
-    }
-    return {"messaging_product": "whatsapp", "to": to, "type": "template", "template": template}
-
-
-def order_send(header: dict[str, Any], names: tuple[str, str] = ("customer_name", "order_id")):  # type: ignore[no-untyped-def]
-    body = [
-        {"type": "text", "text": "Deepa", "parameter_name": names[0]},
-        {"type": "text", "text": "A-17", "parameter_name": names[1]},
-    ]
-    components = [
-        {"type": "header", "parameters": [{"type": "image", "image": header}]},
-        {"type": "body", "parameters": body},
-        {
-            "type": "button",
-            "sub_type": "url",
-            "index": "0",
-            "parameters": [{"type": "text", "text": "A-17"}],
-        },
-    ]
-    template = {"name": "order_ready", "language": {"code": "en_US"}, "components": components}
-    return {
-        "messaging_product": "whatsapp",
-        "to": "+919876543210",
-        "type": "template",
-        "template": template,
-    }
-
-
-def upload(
-    graph: httpx.Client, data: bytes, mime: str, name: str = "f.jpg", part_type: str | None = None
-):  # type: ignore[no-untyped-def]
-    return graph.post(
-        f"/{PNID}/media",
-        data={"messaging_product": "whatsapp", "type": mime},
-        files={"file": (name, data, part_type or mime)},
-    )
-
-
-def error_of(response: httpx.Response) -> dict[str, Any]:
-    error = response.json()["error"]
-    assert error["type"] == "OAuthException"
-    assert error["message"].startswith(f"(#{error['code']}) ") or error["code"] == 190
-    assert error["fbtrace_id"]
-    return error  # type: ignore[no-any-return]
-
-
-def verify(headers: dict[str, str], body: bytes, secret: str = SECRET) -> bool:
-    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(headers.get("X-Hub-Signature-256", ""), expected)
 
 
 # --- sends --------------------------------------------------------------------------------
@@ -600,217 +451,6 @@ def test_template_listing_pages(cloud: FakeCloudApi, graph: httpx.Client) -> Non
     assert (response.status_code, error_of(response)["code"]) == (403, 200)
 
 
-# --- webhooks -------------------------------------------------------------------------------
-
-
-def test_statuses_are_signed_and_shaped_like_metas(
-    cloud: FakeCloudApi, graph: httpx.Client, receiver: Receiver
-) -> None:
-    cloud.auto_statuses(PNID)
-    body = spring_send("+91 98765 43210")
-    body["biz_opaque_callback_data"] = "campaign-42:row-7"
-    wamid = graph.post(f"/{PNID}/messages", json=body).json()["messages"][0]["id"]
-    cloud.wait_for(lambda: len(receiver.statuses()) == 3)
-    for headers, raw in receiver.requests:
-        assert verify(headers, raw)
-        assert headers["Content-Type"] == "application/json"
-    payload = receiver.payloads()[0]
-    assert payload["object"] == "whatsapp_business_account"
-    assert payload["entry"][0]["id"] == WABA
-    change = payload["entry"][0]["changes"][0]
-    assert change["field"] == "messages"
-    assert change["value"]["metadata"] == {
-        "display_phone_number": "15550001111",
-        "phone_number_id": PNID,
-    }
-    statuses = receiver.statuses()
-    assert [s["status"] for s in statuses] == ["sent", "delivered", "read"]
-    for status in statuses:
-        assert status["id"] == wamid
-        assert status["recipient_id"] == "919876543210"
-        assert isinstance(status["timestamp"], str) and status["timestamp"].isdigit()
-        assert status["biz_opaque_callback_data"] == "campaign-42:row-7"
-    assert [("pricing" in s) for s in statuses] == [True, True, False]
-    assert statuses[0]["pricing"] == {
-        "billable": True,
-        "pricing_model": "PMP",
-        "type": "regular",
-        "category": "marketing",
-    }
-
-
-def test_webhook_retries_until_200(
-    cloud: FakeCloudApi, graph: httpx.Client, receiver: Receiver
-) -> None:
-    receiver.answers = [500, 503]
-    cloud.auto_statuses(PNID, progression=("sent",))
-    graph.post(f"/{PNID}/messages", json=text_send())
-    cloud.wait_for(lambda: len(cloud.webhook_log) == 3)
-    assert [status for _, status, _ in cloud.webhook_log] == [500, 503, 200]
-    assert len({body for _, _, body in cloud.webhook_log}) == 1  # the same bytes each time
-    cloud.wait_for(lambda: cloud.counters()["webhooks_posted"] == 1)
-
-
-def test_keep_alive_receivers_get_one_connection_and_stale_ones_are_replaced(
-    cloud: FakeCloudApi, graph: httpx.Client
-) -> None:
-    hook = Receiver(keep_alive=True, idle_timeout=0.3)
-    try:
-        cloud.set_webhook(PNID, hook.url)
-        cloud.auto_statuses(PNID)
-        graph.post(f"/{PNID}/messages", json=text_send())
-        cloud.wait_for(lambda: len(cloud.webhook_log) == 3)
-        assert len(set(hook.peers)) == 1  # one kept-alive connection, chunked answers read
-        # The receiver drops the idle connection; the next post must not count it as a failure.
-        time.sleep(0.6)
-        graph.post(f"/{PNID}/messages", json=text_send("+919876543211"))
-        cloud.wait_for(lambda: len(cloud.webhook_log) == 6)
-        assert [status for _, status, _ in cloud.webhook_log] == [200] * 6
-        assert len(set(hook.peers)) == 2
-        assert all(verify(h, b) for h, b in hook.requests)
-    finally:
-        hook.close()
-
-
-def test_webhook_retries_are_capped(
-    cloud: FakeCloudApi, graph: httpx.Client, receiver: Receiver
-) -> None:
-    receiver.answers = [500] * 50
-    cloud.webhook_attempts = 3
-    try:
-        cloud.auto_statuses(PNID, progression=("sent",))
-        graph.post(f"/{PNID}/messages", json=text_send())
-        cloud.wait_for(lambda: cloud.counters()["webhooks_failed"] == 1)
-        assert len(receiver.requests) == 3
-    finally:
-        cloud.webhook_attempts = 5
-
-
-def test_duplicates_out_of_order_and_batches(
-    cloud: FakeCloudApi, graph: httpx.Client, receiver: Receiver
-) -> None:
-    cloud.auto_statuses(PNID, duplicates=True, out_of_order=True)
-    graph.post(f"/{PNID}/messages", json=text_send())
-    cloud.wait_for(lambda: len(receiver.statuses()) == 6)
-    assert [s["status"] for s in receiver.statuses()] == [
-        "read",
-        "read",
-        "delivered",
-        "delivered",
-        "sent",
-        "sent",
-    ]
-    receiver.requests.clear()
-    cloud.auto_statuses(PNID, batch=3)
-    graph.post(f"/{PNID}/messages", json=text_send())
-    cloud.wait_for(lambda: len(receiver.statuses()) == 3)
-    assert len(receiver.requests) == 1
-    assert len(receiver.payloads()[0]["entry"][0]["changes"][0]["value"]["statuses"]) == 3
-
-
-def test_a_batch_spans_numbers_as_entries(cloud: FakeCloudApi, receiver: Receiver) -> None:
-    cloud.add_number(PNID2, WABA2, TOKEN2, SECRET)  # same app, so same secret and URL
-    cloud.set_webhook(PNID2, receiver.url)
-    for pnid in (PNID, PNID2):
-        cloud.auto_statuses(pnid, progression=("sent",), batch=2)
-    cloud.batch_window = 30.0  # the POST leaves as soon as it holds two statuses
-    for pnid, token in ((PNID, TOKEN), (PNID2, TOKEN2)):
-        response = httpx.post(
-            f"{cloud.base_url}/v26.0/{pnid}/messages",
-            json=text_send(),
-            headers={"Authorization": f"Bearer {token}"},
-        )
-        assert response.status_code == 200
-    try:
-        cloud.wait_for(lambda: len(receiver.statuses()) == 2)
-    finally:
-        cloud.batch_window = 0.25
-    assert len(receiver.requests) == 1
-    entries = receiver.payloads()[0]["entry"]
-    assert sorted(e["id"] for e in entries) == sorted([WABA, WABA2])
-    assert verify(*receiver.requests[0])
-
-
-def test_recipient_failures_arrive_as_failed_statuses(
-    cloud: FakeCloudApi, graph: httpx.Client, receiver: Receiver
-) -> None:
-    cloud.fail_recipient("+1 650 555 1234", 131049)
-    assert graph.post(f"/{PNID}/messages", json=spring_send("+16505551234")).status_code == 200
-    cloud.wait_for(lambda: receiver.statuses())
-    [status] = receiver.statuses()
-    assert status["status"] == "failed" and status["recipient_id"] == "16505551234"
-    [error] = status["errors"]
-    assert error["code"] == 131049 and error["title"] == error["message"]
-    assert error["error_data"]["details"] and error["href"]
-
-
-def test_inbound_text_button_and_bsuid_only_user(cloud: FakeCloudApi, receiver: Receiver) -> None:
-    wamid = cloud.inbound(
-        PNID, from_phone="+919812345678", text="STOP, Zoë", name="Zoë", context_id="wamid.X"
-    )
-    raw = receiver.requests[0][1]
-    assert b"\\u00eb" in raw and "ë".encode() not in raw  # ASCII-escaped like Meta
-    assert verify(*receiver.requests[0])
-    value = receiver.payloads()[0]["entry"][0]["changes"][0]["value"]
-    assert value["contacts"] == [{"profile": {"name": "Zoë"}, "wa_id": "919812345678"}]
-    [message] = value["messages"]
-    assert (message["id"], message["from"], message["type"], message["text"]) == (
-        wamid,
-        "919812345678",
-        "text",
-        {"body": "STOP, Zoë"},
-    )
-    assert message["context"] == {"from": "15550001111", "id": "wamid.X"}
-    cloud.button_tap(PNID, "+919812345678", "STOP_PROMOS", "Stop promotions", "wamid.Y")
-    message = receiver.payloads()[1]["entry"][0]["changes"][0]["value"]["messages"][0]
-    assert message["button"] == {"payload": "STOP_PROMOS", "text": "Stop promotions"}
-    cloud.inbound(PNID, text="hola", user_id="IN.555", no_phone=True)
-    value = receiver.payloads()[2]["entry"][0]["changes"][0]["value"]
-    assert value["contacts"] == [{"profile": {"name": "Deepa"}, "user_id": "IN.555"}]
-    assert "from" not in value["messages"][0]
-
-
-def test_account_webhooks(cloud: FakeCloudApi, graph: httpx.Client, receiver: Receiver) -> None:
-    cloud.user_preference(PNID, "+919812345678", stop=True)
-    cloud.quality_update(PNID, event="DOWNGRADE", rating="RED")
-    cloud.tier_update(WABA, tier="TIER_2K")
-    changes = [p["entry"][0]["changes"][0] for p in receiver.payloads()]
-    assert [c["field"] for c in changes] == [
-        "user_preferences",
-        "phone_number_quality_update",
-        "business_capability_update",
-    ]
-    [preference] = changes[0]["value"]["user_preferences"]
-    assert (preference["wa_id"], preference["value"], preference["category"]) == (
-        "919812345678",
-        "stop",
-        "marketing_messages",
-    )
-    assert changes[1]["value"]["event"] == "DOWNGRADE"
-    assert changes[2]["value"]["max_daily_conversations_per_business"] == 2000
-    fields = "quality_rating,whatsapp_business_manager_messaging_limit"
-    assert graph.get(f"/{PNID}", params={"fields": fields}).json() == {
-        "quality_rating": "RED",
-        "whatsapp_business_manager_messaging_limit": "TIER_2K",
-        "id": PNID,
-    }
-    assert all(verify(h, b) for h, b in receiver.requests)
-
-
-def test_post_raw_signatures(cloud: FakeCloudApi, receiver: Receiver) -> None:
-    payload = {"object": "whatsapp_business_account", "entry": []}
-    assert cloud.post_raw(PNID, payload) == 200
-    cloud.post_raw(PNID, payload, signature="bad")
-    cloud.post_raw(PNID, payload, signature=None)
-    (good_h, good_b), (bad_h, bad_b), (none_h, _) = receiver.requests
-    assert verify(good_h, good_b)
-    assert bad_h["X-Hub-Signature-256"].startswith("sha256=") and not verify(bad_h, bad_b)
-    assert "X-Hub-Signature-256" not in none_h
-    receiver.answers = [403]
-    assert cloud.post_raw(PNID, payload, signature="bad") == 403
-    assert len(receiver.requests) == 4  # a raw post is not retried
-
-
 def test_reset_forgets_everything(cloud: FakeCloudApi, graph: httpx.Client) -> None:
     cloud.fail_next(5)
     cloud.webhook_attempts, cloud.rate_limit, cloud.throttle_http_status = 2, False, 429
@@ -819,71 +459,3 @@ def test_reset_forgets_everything(cloud: FakeCloudApi, graph: httpx.Client) -> N
     response = graph.post(f"/{PNID}/messages", json=text_send())
     assert (response.status_code, error_of(response)["code"]) == (401, 190)
     assert cloud.sent == [] and cloud.media == {} and cloud.counters()["sent"] == 0
-
-
-# --- as a separate process ------------------------------------------------------------------
-
-
-def test_runs_as_a_process_driven_over_control(receiver: Receiver) -> None:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakes.cloud_api", "--port", "0", "--no-rate-limit"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        base = process.stdout.readline().strip()
-        assert base.startswith("http://127.0.0.1:")
-        with httpx.Client(base_url=base) as client:
-            for action, kwargs in [
-                (
-                    "add_number",
-                    {
-                        "phone_number_id": PNID,
-                        "waba_id": WABA,
-                        "token": TOKEN,
-                        "app_secret": SECRET,
-                    },
-                ),
-                (
-                    "add_template",
-                    {
-                        "waba_id": WABA,
-                        "name": "spring_sale",
-                        "language": "en_US",
-                        "components": [{"type": "BODY", "text": "Hi {{1}}, use {{2}}"}],
-                    },
-                ),
-                ("set_webhook", {"phone_number_id": PNID, "url": receiver.url}),
-                ("auto_statuses", {"phone_number_id": PNID, "progression": ["sent", "delivered"]}),
-            ]:
-                answer = client.post(f"/_control/{action}", json=kwargs)
-                assert answer.json()["ok"], answer.text
-            assert client.post("/_control/add_numbr", json={}).status_code == 404
-            assert (
-                client.post("/_control/set_webhook", json={"phone_number_id": "1"}).status_code
-                == 400
-            )
-            headers = {"Authorization": f"Bearer {TOKEN}"}
-            assert (
-                client.post(
-                    f"/v26.0/{PNID}/messages", json=spring_send(), headers=headers
-                ).status_code
-                == 200
-            )
-            assert client.get("/_control/counters").json()["sent"] == 1
-            assert client.get("/_control/sent").json()[0]["pnid"] == PNID
-            inbound = client.post(
-                "/_control/inbound", json={"phone_number_id": PNID, "text": "STOP"}
-            )
-            assert inbound.json()["result"].startswith("wamid.")
-        deadline = time.monotonic() + 30
-        while not (len(receiver.statuses()) == 2 and len(receiver.requests) == 3):
-            assert time.monotonic() < deadline, receiver.payloads()
-            time.sleep(0.02)
-        assert all(verify(h, b) for h, b in receiver.requests)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        if process.stdout is not None:
-            process.stdout.close()
