@@ -459,3 +459,20 @@ def test_reset_forgets_everything(cloud: FakeCloudApi, graph: httpx.Client) -> N
     response = graph.post(f"/{PNID}/messages", json=text_send())
     assert (response.status_code, error_of(response)["code"]) == (401, 190)
     assert cloud.sent == [] and cloud.media == {} and cloud.counters()["sent"] == 0
+
+
+def test_a_stopped_fake_restarts_on_the_same_port_with_its_state() -> None:
+    fake = FakeCloudApi().start()
+    try:
+        add_shop(fake, "http://127.0.0.1:9/unused")
+        url = f"{fake.base_url}/v26.0/{PNID}/messages"
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        assert httpx.post(url, json=text_send(), headers=headers).status_code == 200
+        fake.stop()  # Meta unreachable, as during an outage
+        with pytest.raises(httpx.ConnectError):
+            httpx.post(url, json=text_send(), headers=headers)
+        fake.start()
+        assert httpx.post(url, json=text_send("+919876543211"), headers=headers).status_code == 200
+        assert len(fake.sent) == 2
+    finally:
+        fake.stop()
