@@ -214,12 +214,10 @@ def _save(sender_id: int | None) -> WResponse | tuple[str, int]:
         flash(f"Sender {saved.name!r} added. Link it to its phone now.", "success")
         return redirect(url_for("senders.link", sender_id=saved.id))
     if saved.channel == Channel.CLOUD_API:
-        flash(
-            f"Sender {saved.name!r} saved. Check the connection to start sending."
-            if saved.state == SenderState.NEEDS_LINK
-            else f"Sender {saved.name!r} saved.",
-            "success",
-        )
+        done = f"Sender {saved.name!r} {'added' if sender_id is None else 'saved'}."
+        if saved.state == SenderState.NEEDS_LINK:
+            done += " Check the connection to start sending."
+        flash(done, "success")
         return redirect(url_for("senders.show", sender_id=saved.id))
     flash(f"Sender {saved.name!r} saved.", "success")
     return redirect(url_for("senders.index"))
