@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from .. import events
 from ..analytics import stats
+from ..channels.heard import OptOutSignal, Reply
 from ..contacts import service as contacts_service
 from ..models import Campaign, Contact, EventLevel, Inbound, Message, MessageStatus
 from . import keywords as kw
@@ -119,7 +120,7 @@ def _insert(session: Session, values: dict[str, Any]) -> int | None:
     return session.execute(statement.returning(inbound.c.id)).scalar()
 
 
-def _opt_out_reason(reply: Any) -> str | None:
+def _opt_out_reason(reply: Any, keyword_list: tuple[str, ...]) -> str | None:
     """Why this reply opts its sender out, in the words the contact page shows; None if not."""
     said = " ".join((reply.text or "").split())[:100]
     if reply.kind in ("button", "interactive"):
@@ -127,28 +128,18 @@ def _opt_out_reason(reply: Any) -> str | None:
             if said:
                 return f"Tapped the opt-out button \u201c{said}\u201d on WhatsApp."
             return "Tapped the opt-out button on WhatsApp."
-        if kw.matches(said, reply.keywords):
+        if kw.matches(said, keyword_list):
             return f"Tapped \u201c{said}\u201d on WhatsApp."
         return None
-    if reply.kind == "text" and kw.matches(reply.text, reply.keywords):
+    if reply.kind == "text" and kw.matches(reply.text, keyword_list):
         return f"Replied \u201c{said}\u201d on WhatsApp."
     return None
-
-
-@dataclass
-class _Reply:
-    """A reply with the keyword list it is judged by (kept apart from the channel's value)."""
-
-    kind: str
-    text: str | None
-    payload: str | None
-    keywords: tuple[str, ...]
 
 
 def store_replies(
     session: Session,
     sender_id: int,
-    replies: list[Any],
+    replies: list[Reply],
     keyword_list: tuple[str, ...],
     now: datetime,
 ) -> ReplyEffects:
@@ -159,7 +150,7 @@ def store_replies(
         contact = find_contact(session, reply.phone, reply.user_id)
         contact_id = contact.id if contact is not None else None
         answered = _answered(session, sender_id, contact_id, reply.context_id, at)
-        reason = _opt_out_reason(_Reply(reply.kind, reply.text, reply.payload, keyword_list))
+        reason = _opt_out_reason(reply, keyword_list)
         opted = reason is not None and contact_id is not None
         new_id = _insert(
             session,
@@ -188,7 +179,7 @@ def store_replies(
             effects.unmatched += 1
         if answered is not None and _first_reply(session, answered, at):
             effects.replied += 1
-        if opted:
+        if opted and reason is not None and contact_id is not None:
             effects.opted_out += contacts_service.opt_out(
                 session, None, [contact_id], reason, by=CUSTOMER
             )
@@ -223,7 +214,9 @@ def _first_reply(session: Session, answered: Any, at: datetime) -> bool:
     return True
 
 
-def apply_opt_outs(session: Session, sender_name: str, signals: list[Any], now: datetime) -> int:
+def apply_opt_outs(
+    session: Session, sender_name: str, signals: list[OptOutSignal], now: datetime
+) -> int:
     """The customer told WhatsApp itself to stop (or resume) marketing messages from us."""
     done = 0
     for signal in signals:

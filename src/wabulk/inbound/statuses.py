@@ -103,7 +103,7 @@ def _read_rows(session: Session, sender_id: int, updates: list[StatusUpdate]) ->
     found: dict[int, Any] = {}
     for start in range(0, max(len(ours), len(theirs)), CHUNK):
         a, b = ours[start : start + CHUNK], theirs[start : start + CHUNK]
-        conditions = []
+        conditions: list[Any] = []
         if a:
             conditions.append(messages.c.id.in_(a))
         if b:
@@ -292,8 +292,8 @@ def _write(session: Session, writes: list[tuple[Any, dict[str, Any]]], now: date
         )
         for start in range(0, len(writes), PG_ROWS):
             chunk = writes[start : start + PG_ROWS]
-            rows = [[old.id, old.status.value, *_row_values(new, to_time)] for old, new in chunk]
-            columns = [list(column) for column in zip(*rows, strict=True)]
+            table = [[old.id, old.status.value, *_row_values(new, to_time)] for old, new in chunk]
+            columns = [list(column) for column in zip(*table, strict=True)]
             done += conn.exec_driver_sql(sql, (stamp, *columns)).rowcount
     else:
         mark = driver_marks(session, 1)[0]
@@ -302,7 +302,7 @@ def _write(session: Session, writes: list[tuple[Any, dict[str, Any]]], now: date
             f"UPDATE messages SET {sets}, updated_at = {mark} "  # noqa: S608
             f"WHERE id = {mark} AND status = {mark}"
         )
-        rows = [
+        rows: list[Any] = [
             (*_row_values(new, to_time), stamp, old.id, old.status.value) for old, new in writes
         ]
         done = conn.exec_driver_sql(sql, rows).rowcount
