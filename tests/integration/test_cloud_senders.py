@@ -185,6 +185,22 @@ def test_an_admin_adds_a_cloud_api_sender_on_the_page(site: Site) -> None:
     assert f'href="/senders/{sender_id}"' in listing and "Cloud API" in listing
 
 
+def test_meta_s_handshake_succeeds_with_the_verify_token_offered_on_the_form(site: Site) -> None:
+    site.sign_in(Role.ADMIN)
+    form = site.client.get("/senders/new?channel=cloud_api").get_data(as_text=True)
+    offered = re.search(r'id="verify_token" name="verify_token" type="text" value="([^"]+)"', form)
+    assert offered
+    sender_id = _add(site, verify_token=offered.group(1))
+    page = site.client.get(f"/senders/{sender_id}").get_data(as_text=True)
+    url = re.search(r'id="webhook-url" type="text" value="([^"]+)"', page).group(1)
+    meta = site.app.test_client()  # Meta is not signed in
+    query = {"hub.mode": "subscribe", "hub.challenge": "1158201444"}
+    answer = meta.get(url, query_string={**query, "hub.verify_token": offered.group(1)})
+    assert (answer.status_code, answer.get_data(as_text=True)) == (200, "1158201444")
+    wrong = meta.get(url, query_string={**query, "hub.verify_token": VERIFY})
+    assert wrong.status_code == 403
+
+
 def test_the_webhook_url_uses_the_public_address_when_set(site: Site) -> None:
     site.app.extensions["wabulk.settings"] = replace(
         site.settings, public_url="https://shop.example.com"
