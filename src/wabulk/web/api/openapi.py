@@ -36,7 +36,7 @@ TAGS = [
     ("Imports", "Sheets of contacts or opt-outs: upload, confirm, follow."),
     ("Templates", "Reusable messages."),
     ("Campaigns", "Drafts, launch, pause, resume, cancel, progress and recipients."),
-    ("Senders", "Sending accounts and whether they can send."),
+    ("Senders", "Sending accounts and their state; Cloud API senders added and checked."),
     ("Analytics", "Outcomes over time, from maintained counters."),
 ]
 PATH_PARAM = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
