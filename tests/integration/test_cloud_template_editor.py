@@ -327,6 +327,11 @@ def test_the_preview_fills_the_template_for_real_contacts(dual) -> None:
     assert partial["skeleton"]["message"] == "Hi {{2}}, use {{1}} before Sunday."
 
     assert _preview(client, cloud_template_id="").get_json()["empty"] is True
+    huge = _preview(client, **_spring_form(spring, **{f"c{spring}:body.1:text": "x" * 1_100_000}))
+    assert huge.status_code == 413
+    assert (
+        huge.get_json()["error"] == "The values are too long to preview; shorten the fixed texts."
+    )
     assert _preview(client, csrf=False, **_spring_form(spring)).status_code == 400
     anonymous = app.test_client().post("/templates/cloud-preview.json", data=_spring_form(spring))
     assert anonymous.status_code in (302, 401)

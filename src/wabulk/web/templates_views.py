@@ -203,6 +203,9 @@ def _preview_size(endpoint: str | None, _values: dict[str, Any] | None) -> None:
     URL value preprocessors run before every `before_request` hook, and the CSRF check is
     one of those: it would otherwise parse whatever a signed-in viewer sent.
     """
+    if endpoint == "templates.cloud_preview":
+        _cloud_preview_size()
+        return
     if endpoint != "templates.preview":
         return
     # A body without a declared length (none at all, or chunked) is held to the same bound
@@ -214,6 +217,20 @@ def _preview_size(endpoint: str | None, _values: dict[str, Any] | None) -> None:
         empty = _preview_json(None) | {"error": sentence, "empty": False}
         abort(make_response(jsonify(empty), 413))
     request.max_content_length = PREVIEW_MAX_BYTES
+
+
+# One WhatsApp template's boxes: Meta allows a few dozen variables, each value at most a
+# message long (4,096 characters, up to 12 bytes each once encoded) in the worst case.
+CLOUD_PREVIEW_MAX_BYTES = 1024 * 1024
+
+
+def _cloud_preview_size() -> None:
+    """The WhatsApp template preview's bound, the same way as the body's."""
+    length = request.content_length
+    if length is not None and length > CLOUD_PREVIEW_MAX_BYTES:
+        sentence = "The values are too long to preview; shorten the fixed texts."
+        abort(make_response(jsonify({"samples": [], "error": sentence, "empty": False}), 413))
+    request.max_content_length = CLOUD_PREVIEW_MAX_BYTES
 
 
 def _preview_json(pv: service.Preview | None) -> dict[str, Any]:
