@@ -71,6 +71,14 @@ def _png() -> bytes:
     return buf.getvalue()
 
 
+def _no_inline_code(html: str) -> None:
+    """The pages' CSP allows scripts from files only and no inline styles or handlers."""
+    for attrs, body in re.findall(r"<script\b([^>]*)>(.*?)</script>", html, flags=re.S):
+        assert "src=" in attrs and body.strip() == "", attrs
+    assert not re.search(r"\sstyle=", html)
+    assert not re.search(r"\son[a-z]+=", html)
+
+
 def _signed_in(app: Flask, db: Database, role: Role = Role.OPERATOR) -> FlaskClient:
     client = app.test_client()
     with db.session() as session:
@@ -177,6 +185,7 @@ def test_the_editor_saves_a_mapping_of_an_approved_template(dual) -> None:
     assert greyed and "new_offer · es · marketing (pending)" in greyed.group(1)
     assert "The heading&#39;s {{1}}" in page and "for example: CARIBE25" in page
     assert "The answer of the button “Stop promotions”" in page
+    _no_inline_code(page)
 
     # No CSRF token: refused before anything is read or stored.
     form = {"name": "Spring", "body": "", **_spring_form(spring)}
@@ -426,6 +435,7 @@ def test_the_wizard_says_what_a_cloud_api_sender_needs(dual) -> None:
     assert shown and 'data-blocking="1"' in shown.group(1)
     assert "is not linked to one. Choose one in the template editor." in shown.group(1)
     assert "js/cloud_wizard.js" in page
+    _no_inline_code(page)
 
     # Launching it is refused with the same reason; the draft stays a draft.
     launch = client.post(
