@@ -353,7 +353,7 @@ class Lane:
             if claimed:
                 if self.budget is not None and info.template is not None:
                     self.budget.spend(len(claimed))
-                    budget.release(session, info.id, now)
+                    budget.release(session, info.id)
                 self.rotation = (self.rotation + i + 1) % len(campaigns)
                 self.pending = deque(_Pending(c, info) for c in claimed)
                 session.commit()  # the claim is durable before any channel is called

@@ -13,10 +13,11 @@ rolling day, shared by the numbers of one business account (cloud-api-spec §5, 
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, exists, func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .. import events
@@ -58,25 +59,39 @@ def sharing(session: Session, sender: Sender) -> list[int]:
 
 
 def count(session: Session, sender: Sender, now: datetime) -> Budget:
+    """Customers reached outside a 24-hour window in the rolling day, by these senders.
+
+    - Read as rows and judged here: "did this customer write in the 24 hours before this
+      message" compares two columns with an interval, which SQLite cannot do portably; the
+      rows are at most the tier's size, and the lane counts again once a minute at most.
+    """
     group = sharing(session, sender)
     since = now - DAY
     m, i = Message.__table__, Inbound.__table__
-    wrote_before = exists().where(
-        i.c.contact_id == m.c.contact_id,
-        i.c.sender_id.in_(group),
-        and_(i.c.received_at <= m.c.sent_at, i.c.received_at >= m.c.sent_at - DAY),
-    )
-    used, oldest = session.execute(
-        select(func.count(func.distinct(m.c.contact_id)), func.min(m.c.sent_at)).where(
+    sent = session.execute(
+        select(m.c.contact_id, m.c.sent_at).where(
             m.c.sender_id.in_(group),
             m.c.sent_at >= since,
             m.c.template_params.is_not(None),
-            ~wrote_before,
         )
-    ).one()
-    if oldest is not None and oldest.tzinfo is None:  # SQLite's aggregate loses the type
-        oldest = oldest.replace(tzinfo=now.tzinfo)
-    return Budget(int(used or 0), oldest + DAY if oldest else None, now)
+    ).all()
+    wrote: dict[int, list[datetime]] = defaultdict(list)
+    for contact_id, at in session.execute(
+        select(i.c.contact_id, i.c.received_at).where(
+            i.c.sender_id.in_(group),
+            i.c.received_at >= since - DAY,
+            i.c.contact_id.is_not(None),
+        )
+    ):
+        wrote[contact_id].append(at)
+    counted: set[int] = set()
+    oldest: datetime | None = None
+    for contact_id, at in sent:
+        if any(at - DAY <= t <= at for t in wrote.get(contact_id, ())):
+            continue  # inside an open window: Meta does not count it
+        counted.add(contact_id)
+        oldest = at if oldest is None or at < oldest else oldest
+    return Budget(len(counted), oldest + DAY if oldest else None, now)
 
 
 def hold(session: Session, campaign_id: int, limit: int, until: datetime | None) -> bool:
