@@ -11,7 +11,9 @@ from sqlalchemy import func, select
 
 from tests.inbound_support import (
     APP_SECRET,
+    PHONE_NUMBER_ID,
     VERIFY_TOKEN,
+    WABA_ID,
     campaign_for,
     claim_all,
     make_cloud_sender,
@@ -159,3 +161,55 @@ def test_over_real_http_the_worker_applies_a_delivery_soon_after_the_answer(
                 break
             time.sleep(0.1)
     assert statuses == {MessageStatus.READ}
+
+
+def test_what_the_fake_cloud_api_posts_is_heard(migrated_db, settings, fake_cloud) -> None:
+    """Meta's shapes as the stand-in posts them, signed, to a served app with its worker:
+    a STOP, a user with no number, a marketing opt-out, a RED rating, a forged post."""
+    from pathlib import Path
+
+    from wabulk.models import Contact, Inbound
+
+    db = migrated_db
+    sender_id = make_cloud_sender(db)
+    with db.session() as session:
+        session.add_all([Contact(phone="+919876500001"), Contact(phone="+919876500002")])
+    fake_cloud.add_number(PHONE_NUMBER_ID, WABA_ID, "EAAG-token", APP_SECRET)
+    with running_server(
+        Path(settings.instance_path),
+        WABULK_DATABASE_URL=db.engine.url.render_as_string(hide_password=False),
+        WABULK_SECRET_KEY=settings.secret_key,
+    ) as server:
+        fake_cloud.set_webhook(PHONE_NUMBER_ID, f"{server.url}/webhooks/whatsapp/{sender_id}")
+        fake_cloud.inbound(PHONE_NUMBER_ID, from_phone="+919876500001", text="Stop")
+        fake_cloud.inbound(PHONE_NUMBER_ID, text="hello", no_phone=True, user_id="IN.777")
+        fake_cloud.user_preference(PHONE_NUMBER_ID, "+919876500002", stop=True)
+        fake_cloud.quality_update(PHONE_NUMBER_ID, event="FLAGGED", rating="RED")
+        assert fake_cloud.post_raw(PHONE_NUMBER_ID, {"entry": []}, signature="bad") == 403
+        deadline = time.monotonic() + 60
+        while True:
+            with db.session() as session:
+                pending = session.scalar(
+                    select(func.count())
+                    .select_from(WebhookReceipt)
+                    .where(WebhookReceipt.processed_at.is_(None))
+                )
+                done = session.scalar(select(func.count()).select_from(WebhookReceipt))
+            if (done == 4 and pending == 0) or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+    with db.session() as session:
+        opted = dict(session.execute(select(Contact.phone, Contact.opted_out_at)).all())
+        replies = session.scalars(select(Inbound).order_by(Inbound.id)).all()
+        sender = session.get(Sender, sender_id)
+        refused = session.scalars(select(Event.text).where(Event.kind == "webhook.refused")).all()
+        stopped = session.scalars(select(Event.text).where(Event.kind == "sender.stopped")).all()
+    assert opted["+919876500001"] is not None and opted["+919876500002"] is not None
+    assert [(r.body, r.phone, r.wa_user_id, r.opted_out) for r in replies] == [
+        ("Stop", "+919876500001", None, True),
+        ("hello", None, "IN.777", False),
+    ]
+    # The state and the log, not `health`: the worker's template sync (which fails here, with
+    # no route to Meta) rewrites `health` from what it read before its request.
+    assert sender.state.value == "limited" and len(stopped) == 1 and "low (red)" in stopped[0]
+    assert len(refused) == 1 and "does not match" in refused[0]

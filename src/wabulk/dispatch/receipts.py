@@ -71,7 +71,10 @@ def store_receipt(session: Session, sender_id: int, body: bytes, now: datetime) 
 
 def note_refusal(session: Session, sender_id: int, why: str, now: datetime) -> None:
     """Count a refused delivery in the sender's health; an Event at most once a minute."""
-    sender = session.get(Sender, sender_id, with_for_update=True)
+    # Locked (PostgreSQL) or behind the write lock (SQLite), and read afresh: a flood of
+    # refusals on several threads must add up.
+    inbound.hold_writes(session, sender_id)
+    sender = session.get(Sender, sender_id, with_for_update=True, populate_existing=True)
     if sender is None:
         return
     health = dict(sender.health or {})

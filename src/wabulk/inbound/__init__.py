@@ -5,6 +5,6 @@ database. It never imports a channel: the Cloud API webhooks and the WhatsApp We
 list come through the same `apply`.
 """
 
-from .apply import Applied, apply
+from .apply import Applied, apply, hold_writes
 
-__all__ = ["Applied", "apply"]
+__all__ = ["Applied", "apply", "hold_writes"]
