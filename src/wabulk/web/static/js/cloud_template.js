@@ -41,7 +41,9 @@
   const statusLine = panel.querySelector("[data-cloud-preview-status]");
   const phone = panel.querySelector("#preview_phone");
   const list = document.getElementById("preview_list");
-  const mediaWords = { image: "📷 Photo", video: "🎬 Video", document: "📄 Document" };
+  const mediaWords = {
+    image: ["image", "Photo"], video: ["camera-video", "Video"], document: ["file-earmark", "Document"],
+  };
   const buttonIcons = {
     quick_reply: "reply", url: "box-arrow-up-right", phone_number: "telephone", copy_code: "copy",
   };
@@ -74,8 +76,14 @@
     div.dataset.testid = "cloud-bubble";
     if (sample.phone) div.append(line("wa-bubble-to", `To ${sample.name || sample.phone} · ${sample.phone}`));
     if (sample.media) {
+      const [icon, word] = mediaWords[sample.media] || ["file-earmark", "File"];
       const name = attachmentName();
-      div.append(line("wa-bubble-attachment", `${mediaWords[sample.media] || "File"}${name ? ` · ${name}` : " · attach it"}`));
+      const file = line("wa-bubble-attachment", "");
+      const i = document.createElement("i");
+      i.className = `bi bi-${icon}`;
+      i.setAttribute("aria-hidden", "true");
+      file.append(i, document.createTextNode(` ${word}${name ? ` · ${name}` : " · attach it below"}`));
+      div.append(file);
     }
     if (sample.heading) div.append(line("fw-bold", sample.heading));
     if (sample.message) div.append(line("wa-bubble-text", sample.message));
