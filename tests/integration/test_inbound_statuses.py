@@ -273,7 +273,8 @@ def test_a_failing_receipt_is_retried_with_backoff_then_kept_for_review(
         ).one()
         logged = session.scalars(select(Event.text).where(Event.kind == "webhook.failed")).all()
     assert stuck.attempts == receipts.MAX_ATTEMPTS and stuck.next_attempt_at is None
-    assert len(logged) == 1 and "database went away" in logged[0]
+    assert len(logged) == 1 and "failed 10 times" in logged[0]
+    assert "database went away" in stuck.error
 
 
 def test_a_body_that_cannot_be_read_is_kept_once_with_its_reason(migrated_db) -> None:
@@ -285,6 +286,9 @@ def test_a_body_that_cannot_be_read_is_kept_once_with_its_reason(migrated_db) ->
         receipt = session.scalars(select(WebhookReceipt)).one()
     assert receipt.processed_at is None and receipt.attempts == receipts.MAX_ATTEMPTS
     assert "nested deeper" in receipt.error
+    with db.session() as session:
+        logged = session.scalars(select(Event.text).where(Event.kind == "webhook.failed")).all()
+    assert len(logged) == 1 and "could not be read" in logged[0]
 
 
 def test_a_storm_of_batched_duplicated_statuses_shared_by_two_workers_is_exact(

@@ -170,11 +170,14 @@ def _failed(db: Database, row: Any, error: str, now: datetime, final: bool = Fal
             )
         )
         if attempts >= MAX_ATTEMPTS:
+            # The technical error stays on the receipt and in the log; the Event says what
+            # it means for the shop owner.
+            happened = "could not be read" if final else f"failed {attempts} times"
             events.record(
                 session,
                 "webhook.failed",
-                f"A webhook delivery (receipt {row.id}) could not be applied after "
-                f"{attempts} tries and is kept for review: {error[:300]}",
+                f"A delivery from Meta (receipt {row.id}) {happened}; it is kept with its "
+                "error for review, and what it said (ticks, replies) is not shown yet.",
                 level=EventLevel.ERROR,
                 data={"receipt_id": row.id, "sender_id": row.sender_id},
             )

@@ -75,7 +75,7 @@ def apply_account(
     """Apply account news and fatal errors to one sender; returns how many were applied."""
     if not updates and not sender_errors:
         return 0
-    sender = session.get(Sender, sender_id, with_for_update=True)
+    sender = session.get(Sender, sender_id, with_for_update=True, populate_existing=True)
     if sender is None:
         return 0
     stopped = False
