@@ -589,3 +589,54 @@ def test_the_api_links_a_template_and_lists_the_synced_ones(dual) -> None:
     )
     plain = client.get(f"/api/v1/templates/{created.get_json()['id']}", headers=headers)
     assert plain.get_json()["cloud"]["mapping"]["button.1"] == "wabulk:opt-out"
+
+
+def test_a_linked_template_without_words_of_its_own_on_other_senders(dual) -> None:
+    app, db = dual
+    client = _signed_in(app, db)
+    ids = _cloud(db)
+    audience = make_contacts(db, phones(2), "Audience", attributes={"city": "Pune"})
+    rehearsal = make_sender(db, "Rehearsal")
+    with db.session() as session:
+        spring = Template(
+            name="Spring",
+            body="",
+            cloud_template_name="spring_sale",
+            cloud_language="en_US",
+            cloud_parameters=SPRING_MAPPING,
+        )
+        session.add(spring)
+        session.flush()
+        spring_id = spring.id
+
+    # A dry-run (or WhatsApp Web) sender sends the WhatsApp template's words, filled in.
+    launched = make_campaign(db, [audience], [rehearsal], body="", template_id=spring_id)
+    with db.session() as session:
+        snap = session.get(Campaign, launched).cloud_template
+        assert snap["name"] == "spring_sale" and snap["mapping"] == SPRING_MAPPING
+
+    # Once Meta no longer approves it, such a template has nothing to send: said plainly.
+    with db.session() as session:
+        session.get(CloudTemplate, ids["spring"]).status = "REJECTED"
+    draft = make_campaign(
+        db, [audience], [rehearsal], body="", template_id=spring_id, launch=False, name="Again"
+    )
+    try:
+        _launch(db, draft)
+    except ValidationError as exc:
+        assert "has no message of its own" in str(exc) and "write its message" in str(exc)
+    else:
+        raise AssertionError("a template with nothing to send was launched")
+
+    # With no Cloud API sender left, the editor has no WhatsApp part, and saving the body
+    # keeps the link as it was rather than dropping it unseen.
+    with db.session() as session:
+        session.delete(session.get(Sender, ids["sender"]))
+    page = client.get(f"/templates/{spring_id}").get_data(as_text=True)
+    assert 'data-testid="cloud-section"' not in page
+    saved = _post(client, f"/templates/{spring_id}", name="Spring", body="Hi {{ name }}")
+    assert saved.status_code == 302, saved.get_data(as_text=True)
+    with db.session() as session:
+        kept = session.get(Template, spring_id)
+        assert (kept.body, kept.cloud_template_name) == ("Hi {{ name }}", "spring_sale")
+        assert kept.cloud_parameters == SPRING_MAPPING

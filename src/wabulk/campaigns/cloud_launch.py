@@ -40,14 +40,21 @@ def launch_snapshot(
 ) -> dict[str, Any] | None:
     """The Cloud API snapshot of a campaign about to launch, or None when it needs none.
 
-    - None when no sender is a Cloud API sender, or when the campaign is a one-off message
-      (free-form: only contacts whose 24-hour window is open get it).
+    - None when the campaign is a one-off message (on a Cloud API sender only contacts
+      whose 24-hour window is open get it), and when no sender is a Cloud API sender and
+      the template has a message of its own.
+    - A template with no message of its own but a WhatsApp template: other senders send
+      that template's words, filled in (from any sender's approved copy).
     - Raises ValidationError saying what to do when the template is not linked to a
       WhatsApp template, or that template is not approved (any more) for one of the senders.
     """
     cloud = cloud_senders(senders)
-    if not cloud or template is None:
+    if template is None:
         return None
+    if not cloud:
+        if template.body.strip() or not template.cloud_template_name:
+            return None
+        return _words_only(session, template, media_id)
     if not template.cloud_template_name or not template.cloud_language:
         raise ValidationError(
             f"{cloud[0].name} sends through the WhatsApp Cloud API, which starts conversations "
@@ -78,6 +85,29 @@ def launch_snapshot(
         validate_mapping(row.components, mapping)
     check_media(rows[0].components, session.get(Media, media_id) if media_id else None)
     return snapshot(rows[0], mapping, media_id)
+
+
+def _words_only(session: Session, template: Template, media_id: int | None) -> dict[str, Any]:
+    row = session.scalar(
+        select(CloudTemplate)
+        .where(
+            CloudTemplate.name == template.cloud_template_name,
+            CloudTemplate.language == template.cloud_language,
+            func.upper(CloudTemplate.status) == APPROVED,
+        )
+        .order_by(CloudTemplate.id)
+        .limit(1)
+    )
+    if row is None:
+        raise ValidationError(
+            f"The template {template.name!r} has no message of its own, and its WhatsApp "
+            f"template {template.cloud_template_name} is no longer among the approved ones; "
+            "write its message in the template editor.",
+            field="template_id",
+        )
+    mapping = template.cloud_parameters if isinstance(template.cloud_parameters, dict) else {}
+    check_media(row.components, session.get(Media, media_id) if media_id else None)
+    return snapshot(row, mapping, media_id)
 
 
 def window_open_count(

@@ -54,7 +54,10 @@ def _check(
     media_id: int | None,
     except_id: int | None,
     cloud: CloudChoice | None = None,
+    linked: bool = False,
 ):
+    """The clean name and WhatsApp mapping; the body may be empty when a WhatsApp template
+    is chosen (`cloud`) or stays linked (`linked`): it carries its own words."""
     name = " ".join(name.split())
     if not name:
         raise ValidationError("Give the template a name.", field="name")
@@ -65,7 +68,7 @@ def _check(
         clash = clash.where(Template.id != except_id)
     if session.scalar(clash) is not None:
         raise Conflict(f"There is already a template called {name!r}.")
-    if not body.strip() and cloud is None:
+    if not body.strip() and cloud is None and not linked:
         raise ValidationError("Write the message.", field="body")
     if len(body) > MAX_BODY:
         raise ValidationError(_too_long(body), field="body")
@@ -161,16 +164,20 @@ def update_template(
     body: str,
     media_id: int | None,
     cloud: CloudChoice | None = None,
+    keep_cloud: bool = False,
 ) -> Template:
     """Edit a template; campaigns already launched keep the text they were launched with.
 
-    `cloud` None unlinks it from a WhatsApp template."""
+    `cloud` None unlinks it from a WhatsApp template, unless `keep_cloud` (the form had no
+    WhatsApp part: no Cloud API sender today) leaves the link as it is."""
     require_role(actor, Role.OPERATOR)
     template = get_template(session, template_id)
-    template.name, mapping = _check(session, name, body, media_id, template_id, cloud)
+    kept = keep_cloud and bool(template.cloud_template_name)
+    template.name, mapping = _check(session, name, body, media_id, template_id, cloud, linked=kept)
     template.body = body
     template.media_id = media_id
-    _apply_cloud(template, cloud, mapping)
+    if not kept:
+        _apply_cloud(template, cloud, mapping)
     events.record(
         session,
         "template.edited",

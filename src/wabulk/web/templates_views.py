@@ -91,7 +91,14 @@ def _save(template_id: int | None) -> WResponse | tuple[str, int]:
                 )
             else:
                 saved = service.update_template(
-                    session, current_user, template_id, name, body, media_id, cloud=cloud
+                    session,
+                    current_user,
+                    template_id,
+                    name,
+                    body,
+                    media_id,
+                    cloud=cloud,
+                    keep_cloud="cloud_template_id" not in request.form,
                 )
         except DomainError as exc:
             session.rollback()
