@@ -82,6 +82,7 @@ def _campaign_with_outcomes(db: Database) -> int:
                 "delivered_at": T0,
                 "read_at": T0 + timedelta(minutes=5),
                 "replied_at": T0 + timedelta(minutes=9),
+                "billed_category": "marketing",
             },
             {},
             {"status": MessageStatus.SENT, "sent_at": T0},
@@ -147,6 +148,7 @@ def _expected(db: Database, campaign_id: int, zone: ZoneInfo) -> list[list[str]]
                         for c in ("queued", "sent", "delivered", "read", "failed", "replied")
                     ],
                     safe(replies[-1]) if replies else "",
+                    m.billed_category or "",
                 ]
             )
     return out
@@ -183,6 +185,7 @@ def test_csv_and_xlsx_hold_every_recipient_exactly_in_the_readers_timezone(dual)
         "failed (Asia/Kolkata)",
         "replied (Asia/Kolkata)",
         "reply",
+        "billed as",
     ]
 
     # buffered: the test client closes the streamed answer, and with it the request's
@@ -216,8 +219,8 @@ def test_csv_and_xlsx_hold_every_recipient_exactly_in_the_readers_timezone(dual)
     ]
     assert failed[11] == "2026-11-20 15:00:00"
     assert read[1] == "'-2+3" and read[10] == "2026-11-20 15:05:00"
-    assert read[12:] == ["2026-11-20 15:09:00", "'=1+1 thanks"]
-    assert queued[1] == "'@cmd" and queued[2] == "queued" and queued[8:] == [""] * 6
+    assert read[12:] == ["2026-11-20 15:09:00", "'=1+1 thanks", "marketing"]
+    assert queued[1] == "'@cmd" and queued[2] == "queued" and queued[8:] == [""] * 7
     assert queued[7] == "2026-11-20 14:00:00"
     assert sent[0] == phones(5)[4] and sent[6] == "Shop phone"
 

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from ..errors import ValidationError
 from ..models import Campaign, MessageStat, Sender
+from . import billing
 from . import queries as q
 
 KIND_LABELS = {
@@ -83,6 +84,7 @@ class Overview:
     funnel: q.Funnel
     campaigns: list[q.CampaignFunnel]
     failures: list[q.FailureReason]
+    billed: list[billing.BilledCategory]  # what Meta billed, per pricing category
     senders: list[q.SenderVolume]
     opt_outs: list[q.DayCount]
     ever_sent: bool  # anything at all in message_stats, whatever the filter
@@ -109,6 +111,7 @@ def overview(session: Session, filters: Filters) -> Overview:
         funnel=funnel,
         campaigns=campaigns,
         failures=q.failure_reasons(session, p.start, p.end, p.tz, *scope),
+        billed=billing.billed_in_range(session, p.start, p.end, *scope),
         senders=q.sender_volume(session, p.start, p.end, p.tz, *scope),
         # Opt-outs belong to contacts, not to a campaign or sender: never filtered by them.
         opt_outs=q.opt_outs_per_day(session, p.start, p.end, p.tz),
@@ -152,6 +155,11 @@ def chart_data(o: Overview) -> dict[str, Any]:
             "labels": [f.label for f in o.failures],
             "codes": [f.code for f in o.failures],
             "values": [f.count for f in o.failures],
+        },
+        "billed": {
+            "labels": [b.label for b in o.billed],
+            "categories": [b.category for b in o.billed],
+            "values": [b.count for b in o.billed],
         },
         "senders": {
             "labels": [s.name for s in o.senders],

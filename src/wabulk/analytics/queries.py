@@ -11,6 +11,8 @@ aggregate or an index, and its cost does not grow with the number of messages:
   n_delivered + n_read, delivered = n_delivered + n_read, read = n_read, replied =
   n_replied). The campaigns shown are those with an outcome in the range (from
   `message_stats`).
+- Failure reasons: a provider's numeric code is named by the sentence stored with one of
+  its failed messages, read with LIMIT 1 through the campaign's index (`failures.py`).
 - Opt-outs per day: contacts.opted_out_at through the partial index
   ix_contacts_opted_out_at, grouped per 15-minute slot in SQL: O(opt-outs in range).
 - Both are read through `settled`: the part of the range older than an hour comes from an
@@ -34,9 +36,13 @@ from sqlalchemy.orm import Session
 
 from ..errors import ValidationError
 from ..models import SLOT_MINUTES, Campaign, Contact, MessageStat, Sender
+from . import failures as meaning
 from . import settled
-from .stats import KINDS, slot_sql
+from .stats import slot_sql
 
+# The outcomes a chart counts; `message_stats` also holds other kinds (what Meta billed),
+# which are read on their own (billing.py).
+KINDS = ("sent", "delivered", "read", "replied", "failed")
 MAX_DAYS = 366
 DEFAULT_DAYS = 30
 CAMPAIGN_FUNNELS_SHOWN = 20
@@ -427,6 +433,8 @@ class FailureReason:
     code: str
     label: str
     count: int
+    # What such a failure said, as stored with the messages (the provider's codes).
+    sentence: str | None = None
 
 
 def failure_reasons(
@@ -437,7 +445,11 @@ def failure_reasons(
     campaign_id: int | None = None,
     sender_id: int | None = None,
 ) -> list[FailureReason]:
-    """Failed messages by error code, most frequent first."""
+    """Failed messages by error code, most frequent first.
+
+    - A provider's numeric code is named by the sentence its failed messages were stored
+      with (131049 is "Limited by Meta"); wabulk's own codes by FAILURE_LABELS.
+    """
     query = (
         select(MessageStat.code, func.sum(MessageStat.n))
         .where(MessageStat.kind == "failed")
@@ -447,7 +459,16 @@ def failure_reasons(
     for code, n in _stat_rows(session, "failures", query, start, end, campaign_id, sender_id):
         counts[code] += int(n or 0)
     ranked = sorted((item for item in counts.items() if item[1] > 0), key=lambda c: (-c[1], c[0]))
-    return [FailureReason(code, failure_label(code), n) for code, n in ranked]
+    said = meaning.sentences(session, [code for code, _ in ranked], campaign_id)
+    out = []
+    for code, n in ranked:
+        if meaning.is_provider_code(code):
+            sentence = said.get(code)
+            label = meaning.provider_label(code, sentence)
+            out.append(FailureReason(code, label, n, sentence if sentence != label else None))
+        else:
+            out.append(FailureReason(code, failure_label(code), n))
+    return out
 
 
 @dataclass

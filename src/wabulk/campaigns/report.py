@@ -5,7 +5,8 @@
 - Every cell goes through the contacts export's formula neutraliser, so a contact named
   `=HYPERLINK(...)` stays text in a spreadsheet.
 - Times are written in the reader's timezone, the zone named in the column header.
-- The summary reads only maintained numbers: the campaign's counters and `message_stats`.
+- The summary reads only maintained numbers: the campaign's counters and `message_stats`
+  (failures by code, what Meta billed per category).
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from typing import Any
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from ..analytics import failures as meaning
+from ..analytics.billing import BilledCategory, campaign_billed
+from ..analytics.queries import failure_label
 from ..contacts.export import neutralise
 from ..models import (
     Campaign,
@@ -59,6 +63,7 @@ def header(tz_name: str | None) -> list[str]:
         "sender",
         *[f"{col} ({tz})" for col in TIME_COLUMNS],
         "reply",
+        "billed as",
     ]
 
 
@@ -89,6 +94,7 @@ def _window(campaign_id: int, first_id: int, size: int) -> Select:  # type: igno
             Message.read_at,
             Message.failed_at,
             Message.replied_at,
+            Message.billed_category,
         )
         .join(Contact, Contact.id == Message.contact_id)
         .outerjoin(Sender, Sender.id == Message.sender_id)
@@ -161,6 +167,7 @@ def rows(
                     when(r.failed_at),
                     when(r.replied_at),
                     replies.get(r.id),
+                    r.billed_category,
                 )
             ]
 
@@ -217,7 +224,8 @@ def write_xlsx(
         sheet.set_column(0, 0, 16)
         sheet.set_column(4, 4, 40)
         sheet.set_column(7, 6 + len(TIME_COLUMNS), 20)
-        sheet.set_column(len(columns) - 1, len(columns) - 1, 40)
+        sheet.set_column(len(columns) - 2, len(columns) - 2, 40)
+        sheet.set_column(len(columns) - 1, len(columns) - 1, 16)
         sheet.freeze_panes(1, 0)
         return sheet
 
@@ -277,6 +285,7 @@ class FailureReason:
     n: int
     percent: float  # of the failed messages
     example: str | None  # what one such failure said, when the sample holds one
+    label: str = ""  # its short name: "Limited by Meta", "Number not on WhatsApp"…
 
 
 @dataclass(frozen=True)
@@ -287,6 +296,12 @@ class Summary:
     statuses: list[Share]
     funnel: list[Share]
     failures: list[FailureReason]
+    billed: list[BilledCategory]  # what Meta billed, per pricing category
+    limited: int  # failed because the customer reached Meta's daily marketing cap (131049)
+
+    @property
+    def billed_total(self) -> int:
+        return sum(b.count for b in self.billed)
 
 
 def _percent(n: int, whole: int) -> float:
@@ -322,8 +337,18 @@ def failure_reasons(session: Session, campaign_id: int, limit: int = 5) -> list[
     for code, detail in sample:
         if detail:
             examples.setdefault(code or "", detail)
+    missing = [code for code, _ in top if code not in examples]
+    examples.update(meaning.sentences(session, missing, campaign_id))
     return [
-        FailureReason(code, int(count), _percent(int(count), int(failed)), examples.get(code))
+        FailureReason(
+            code,
+            int(count),
+            _percent(int(count), int(failed)),
+            examples.get(code),
+            meaning.provider_label(code, examples.get(code))
+            if meaning.is_provider_code(code)
+            else failure_label(code),
+        )
         for code, count in top
     ]
 
@@ -364,4 +389,20 @@ def summary(session: Session, campaign_id: int) -> Summary:
         statuses=statuses,
         funnel=funnel,
         failures=failure_reasons(session, campaign_id),
+        billed=campaign_billed(session, campaign_id),
+        limited=_limited(session, campaign_id),
+    )
+
+
+def _limited(session: Session, campaign_id: int) -> int:
+    """Failed messages held back by Meta's per-customer marketing cap (message_stats)."""
+    return int(
+        session.scalar(
+            select(func.coalesce(func.sum(MessageStat.n), 0)).where(
+                MessageStat.campaign_id == campaign_id,
+                MessageStat.kind == "failed",
+                MessageStat.code == meaning.LIMITED_BY_META,
+            )
+        )
+        or 0
     )

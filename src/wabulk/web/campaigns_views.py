@@ -23,7 +23,7 @@ from flask_login import current_user
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response as WResponse
 
-from ..campaigns import audience, lifecycle, report
+from ..campaigns import audience, funnel, lifecycle, report
 from ..campaigns import service as campaigns
 from ..campaigns import templates as message_templates
 from ..campaigns.media import find_media
@@ -225,7 +225,32 @@ def _render_detail(campaign_id: int, test: FormState) -> str:
         events=session.scalars(campaign_events(campaign_id, limit=LOG_SIZE)).all(),
         test=test,
         linked=SenderState.LINKED,
+        hearing=funnel.still_hearing(campaign),
+        **_funnel_context(campaign),
         **_recipients_context(campaign),
+    )
+
+
+def _funnel_context(campaign: Campaign) -> dict[str, Any]:
+    """The funnel, failures by reason and the latest replies (nothing for a draft)."""
+    session = db_session()
+    if campaign.status == CampaignStatus.DRAFT:
+        return {"funnel": None, "failures": [], "replies": []}
+    return {
+        "funnel": funnel.funnel(session, campaign),
+        "failures": funnel.failure_groups(session, campaign.id),
+        "replies": funnel.latest_replies(session, campaign.id),
+    }
+
+
+@bp.get("/<int:campaign_id>/outcomes")
+@requires(Role.VIEWER)
+def outcomes(campaign_id: int) -> str:
+    """Failures by reason and the latest replies alone: campaign.js swaps them in when the
+    funnel's figures move."""
+    campaign = lifecycle.get_campaign(db_session(), campaign_id)
+    return render_template(
+        "campaigns/_outcomes.html", campaign=campaign, **_funnel_context(campaign)
     )
 
 
@@ -336,13 +361,14 @@ def _eta_text(eta: datetime | None) -> str | None:
 @bp.get("/<int:campaign_id>/progress.json")
 @requires(Role.VIEWER)
 def progress_json(campaign_id: int) -> Response:
-    """Polled every second by the campaign page: the maintained counters, never a count of
-    rows, and the log lines newer than `after_event`."""
+    """Polled by the campaign page: the maintained counters and `message_stats` (the funnel),
+    never a count of rows, and the log lines newer than `after_event`."""
     session = db_session()
     campaign = lifecycle.get_campaign(session, campaign_id)
     p = campaigns.progress(session, campaign)
     after = request.args.get("after_event", type=cursor_value)
     events = session.scalars(campaign_events(campaign_id, after, LOG_SIZE)).all()
+    figures = funnel.funnel(session, campaign)
     return jsonify(
         {
             "status": p.status,
@@ -357,8 +383,22 @@ def progress_json(campaign_id: int) -> Response:
             "live": campaign.status in LIVE,
             "finished_at": format_datetime(campaign.finished_at) if campaign.finished_at else None,
             "events": [_event_json(e) for e in events],
+            "hearing": funnel.still_hearing(campaign),
+            "funnel": _funnel_json(figures),
         }
     )
+
+
+def _funnel_json(figures: funnel.Funnel) -> dict[str, Any]:
+    return {
+        **figures.as_dict(),
+        "steps": [
+            {"key": s.key, "n": s.n, "percent": s.percent, "base": s.base} for s in figures.steps()
+        ],
+        "billed_list": [
+            {"category": b.category, "label": b.label, "count": b.count} for b in figures.billed
+        ],
+    }
 
 
 def _event_json(event: Event) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from flask_login import current_user
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response as WResponse
 
+from ..analytics.billing import category_label
 from ..contacts import export, lists
 from ..contacts import service as contacts
 from ..contacts.importer import recent_imports
@@ -181,6 +182,7 @@ def _messages_context(session: Session, contact_id: int) -> dict[str, object]:
         "messages_older": older,
         "messages_first_page": before is None,
         "other_replies": session.scalars(contacts.other_replies(contact_id)).all(),
+        "billed_label": category_label,
     }
 
 

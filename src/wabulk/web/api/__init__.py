@@ -17,7 +17,16 @@ from werkzeug.exceptions import HTTPException
 from ...models import Role
 from ..helpers import get_settings
 from ..security import api_error, csrf, is_api_request, requires
-from . import account, analytics, campaigns, contacts, imports, senders, templates  # noqa: F401
+from . import (  # noqa: F401
+    account,
+    analytics,
+    campaigns,
+    contacts,
+    imports,
+    replies,
+    senders,
+    templates,
+)
 from .openapi import TITLE, doc_entries, document
 from .registry import WRITES, install
 

@@ -68,8 +68,17 @@ class CampaignFunnelOut(Output):
 
 class FailureOut(Output):
     code: str = Field(description="The error code; '' when none was recorded.")
-    label: str
+    label: str = Field(description="Short; Meta's 131049 is 'Limited by Meta'.")
     count: int
+    sentence: str | None = Field(
+        None, description="What such a failure means, as stored with the messages (Meta's codes)."
+    )
+
+
+class BilledOut(Output):
+    category: str = Field(description="Meta's pricing category: marketing, utility, …")
+    label: str
+    count: int = Field(description="Messages Meta billed in that category in the period.")
 
 
 class SenderVolumeOut(Output):
@@ -98,6 +107,7 @@ class AnalyticsOut(Output):
     )
     campaigns: list[CampaignFunnelOut] = Field(description="The newest 20 of those campaigns.")
     failures: list[FailureOut]
+    billed: list[BilledOut] = Field(description="What Meta billed, per pricing category.")
     senders: list[SenderVolumeOut]
     opt_outs: list[OptOutDay]
 
@@ -116,6 +126,7 @@ def _out(o: analytics.Overview) -> dict[str, Any]:
         "funnel": o.funnel.as_dict(),
         "campaigns": [{**vars(c), "funnel": c.funnel.as_dict()} for c in o.campaigns],
         "failures": o.failures,
+        "billed": o.billed,
         "senders": o.senders,
         "opt_outs": o.opt_outs,
     }
@@ -131,7 +142,8 @@ def _out(o: analytics.Overview) -> dict[str, Any]:
 )
 def get_analytics(call: Call, query: AnalyticsQuery) -> dict[str, Any]:
     """What the Analytics page shows: totals, each day, each hour of the day, the
-    sent → delivered → read → replied funnel, failure reasons, senders and opt-outs.
+    sent → delivered → read → replied funnel, failure reasons, what Meta billed per
+    category, senders and opt-outs.
 
     At most 366 days at a time.
     """

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, AwareDatetime, ConfigDict, Field
 from sqlalchemy.orm import Session
 
+from ...campaigns import funnel as funnels
 from ...campaigns import lifecycle
 from ...campaigns import service as campaigns
 from ...campaigns.queries import campaigns_newest_first
@@ -105,6 +106,23 @@ class Counts(Output):
     unknown: int
 
 
+class FunnelOut(Output):
+    sent: int = Field(description="Messages sent: still sent, delivered or read.")
+    delivered: int = Field(description="Delivered or read.")
+    read: int
+    replied: int = Field(description="Messages a customer answered.")
+    failed: int
+    limited: int = Field(
+        description="Of the failed, those Meta held back because the customer reached "
+        "WhatsApp's daily limit of marketing messages from businesses (error 131049)."
+    )
+    billed: dict[str, int] = Field(
+        description="Messages Meta billed, per pricing category as Meta names it "
+        "(marketing, utility, authentication, service, marketing_lite, …).",
+        examples=[{"marketing": 120, "utility": 4}],
+    )
+
+
 class CampaignSummary(Output):
     id: int
     name: str
@@ -113,6 +131,7 @@ class CampaignSummary(Output):
     total: int
     counts: Counts
     replied: int
+    funnel: FunnelOut
     created_at: datetime
     launched_at: datetime | None
     finished_at: datetime | None
@@ -145,7 +164,7 @@ def _counts(campaign: Campaign) -> dict[str, int]:
     }
 
 
-def _summary(campaign: Campaign) -> dict[str, Any]:
+def _summary(campaign: Campaign, funnel: funnels.Funnel) -> dict[str, Any]:
     return {
         "id": campaign.id,
         "name": campaign.name,
@@ -154,6 +173,7 @@ def _summary(campaign: Campaign) -> dict[str, Any]:
         "total": campaign.total,
         "counts": _counts(campaign),
         "replied": campaign.n_replied,
+        "funnel": funnel.as_dict(),
         "created_at": campaign.created_at,
         "launched_at": campaign.launched_at,
         "finished_at": campaign.finished_at,
@@ -164,7 +184,7 @@ def _detail(session: Session, campaign: Campaign) -> CampaignOut:
     progress = campaigns.progress(session, campaign)
     return CampaignOut.model_validate(
         {
-            **_summary(campaign),
+            **_summary(campaign, funnels.funnel(session, campaign)),
             "template_id": campaign.template_id,
             "body": campaign.body,
             "media_id": campaign.media_id,
@@ -213,7 +233,8 @@ class CampaignQuery(PageQuery):
 def list_campaigns(call: Call, query: CampaignQuery) -> Paged:
     """Newest first, with their maintained counters."""
     page = keyset(call.session, campaigns_newest_first(), Campaign.id, query, newest_first=True)
-    return Paged([_summary(c) for c in page.rows], page.next_id)
+    found = funnels.funnels(call.session, list(page.rows))
+    return Paged([_summary(c, found[c.id]) for c in page.rows], page.next_id)
 
 
 @operation(
@@ -322,7 +343,10 @@ class RecipientOut(Output):
     sender_id: int | None
     body: str | None = Field(description="The text as rendered for them (once claimed).")
     error_code: str | None
-    error_detail: str | None
+    error_detail: str | None = Field(description="What the failure means, in plain words.")
+    billed_category: str | None = Field(
+        description="What Meta billed this message as (its pricing category), once heard."
+    )
     queued_at: datetime
     sent_at: datetime | None
     delivered_at: datetime | None

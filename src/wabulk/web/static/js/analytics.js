@@ -29,6 +29,7 @@
     replied: "#f0ad4e",
     failed: "#c0392b",
     opt_outs: "#667781",
+    billed: "#075e54",
   };
   const fmt = new Intl.NumberFormat();
   Chart.defaults.font.family = getComputedStyle(document.body).fontFamily;
@@ -85,6 +86,14 @@
       data: {
         labels: data.failures.labels,
         datasets: [{ label: "Messages", data: data.failures.values, backgroundColor: COLORS.failed }],
+      },
+      options: { indexAxis: "y", scales: { x: wholeNumbers }, plugins: { legend: { display: false } } },
+    }),
+    billed: () => ({
+      type: "bar",
+      data: {
+        labels: data.billed.labels,
+        datasets: [{ label: "Messages", data: data.billed.values, backgroundColor: COLORS.billed }],
       },
       options: { indexAxis: "y", scales: { x: wholeNumbers }, plugins: { legend: { display: false } } },
     }),

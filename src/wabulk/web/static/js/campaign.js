@@ -1,10 +1,13 @@
 // One campaign's page: follows its progress live through live.js without reloading, so
-// the bar, counters, status, buttons and log change as the dispatcher works.
+// the bar, counters, funnel, status, buttons and log change as the dispatcher works, and
+// delivered, read, replied and billed keep rising from receipts for a while after the end.
 "use strict";
 
 (() => {
   const page = document.getElementById("campaign");
-  if (!page || page.dataset.live !== "1" || !window.WabulkLive) return;
+  if (!page || !window.WabulkLive) return;
+  const live = page.dataset.live === "1";
+  if (!live && page.dataset.hearing !== "1") return;
   const fmt = { format: window.WabulkLive.format };
   const field = (name) => document.querySelector(`[data-field="${name}"]`);
   const bar = field("bar");
@@ -99,32 +102,102 @@
     field("eta-text").textContent = p.eta_text || "";
     showStatus(p);
     showEvents(p.events);
+    if (p.funnel) showFunnel(p.funnel);
   }
 
+  // Failures by reason and the latest replies: reloaded only when the figures moved.
+  const outcomesBox = document.querySelector("[data-outcomes]");
+  const outcomes = outcomesBox && window.WabulkLive.follow({
+    stopped: true,
+    type: "text",
+    url: outcomesBox.dataset.outcomesUrl,
+    onData(html) {
+      outcomesBox.innerHTML = html;
+      return false;
+    },
+  });
+  let shownFigures = null;
+
+  function showFunnel(f) {
+    for (const step of f.steps) {
+      const value = document.querySelector(`[data-funnel="${step.key}"]`);
+      if (value) value.textContent = fmt.format(step.n);
+      const share = document.querySelector(`[data-funnel-percent="${step.key}"]`);
+      if (share) share.textContent = `${step.percent === null ? "—" : `${step.percent}%`} of ${step.base}`;
+    }
+    const limited = field("limited");
+    if (limited) {
+      limited.hidden = !f.limited;
+      field("limited-n").textContent = fmt.format(f.limited);
+    }
+    const billed = field("billed");
+    if (billed) {
+      billed.hidden = !f.billed_list.length;
+      const list = field("billed-list");
+      list.replaceChildren();
+      f.billed_list.forEach((b, i) => {
+        const count = document.createElement("strong");
+        count.textContent = fmt.format(b.count);
+        list.append(i ? " · " : "", `${b.label} `, count);
+      });
+    }
+    const figures = JSON.stringify([f.failed, f.replied, f.delivered, f.read, f.billed]);
+    if (shownFigures !== null && figures !== shownFigures) {
+      if (outcomes) outcomes.refresh();
+      page.dispatchEvent(new Event("campaign:moved"));
+    }
+    shownFigures = figures;
+  }
+
+  function progressUrl() {
+    const url = new URL(page.dataset.progressUrl, window.location.href);
+    if (lastEvent) url.searchParams.set("after_event", lastEvent);
+    return url;
+  }
+
+  // After the last send, receipts and replies still arrive: follow them, more slowly.
+  function followReceipts() {
+    window.WabulkLive.follow({
+      interval: 10000,
+      url: progressUrl,
+      onData(p) {
+        show(p);
+        return p.live || p.hearing;
+      },
+    });
+  }
+
+  if (!live) {
+    followReceipts();
+    return;
+  }
   window.WabulkLive.follow({
     interval: 2000,
-    url() {
-      const url = new URL(page.dataset.progressUrl, window.location.href);
-      if (lastEvent) url.searchParams.set("after_event", lastEvent);
-      return url;
-    },
+    url: progressUrl,
     onData(p) {
       show(p);
       // The recipients table (below) refreshes at once, so it never lags the counters.
-      if (!p.live) page.dispatchEvent(new Event("campaign:finished"));
+      if (!p.live) {
+        page.dispatchEvent(new Event("campaign:finished"));
+        if (p.hearing) followReceipts();
+      }
       return p.live;
     },
   });
 })();
 
-// The recipients table: swapped in every few seconds while sending, and once at the end.
+// The recipients table: swapped in every few seconds while sending, once at the end, and
+// whenever receipts or replies move the funnel afterwards.
 (() => {
   const page = document.getElementById("campaign");
   const box = document.querySelector("[data-recipients]");
-  if (!page || !box || page.dataset.live !== "1" || !window.WabulkLive) return;
+  if (!page || !box || !window.WabulkLive) return;
+  const live = page.dataset.live === "1";
+  if (!live && page.dataset.hearing !== "1") return;
   const table = window.WabulkLive.follow({
     interval: 4000,
     type: "text",
+    stopped: !live,
     url: box.dataset.recipientsUrl,
     onData(html) {
       box.innerHTML = html;
@@ -134,6 +207,9 @@
   page.addEventListener("campaign:finished", () => {
     table.stop();
     table.refresh();
+  });
+  page.addEventListener("campaign:moved", () => {
+    if (page.dataset.live !== "1") table.refresh();
   });
 })();
 
