@@ -10,6 +10,8 @@
   not crash-loop the process.
 - The "templates" loop re-reads each linked Cloud API sender's templates from Meta once an
   hour (senders/cloud.py `sync_due`); it wakes every minute to see whose hour is up.
+- The "receipts" loop applies stored webhook deliveries (receipts.py); the receiver in
+  this process wakes it at once, and it polls every second for those stored by others.
 """
 
 from __future__ import annotations
