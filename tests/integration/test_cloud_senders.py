@@ -298,8 +298,19 @@ def test_check_connection_reads_the_number_and_links_the_sender(site: Site) -> N
     )
     assert sender.health["messaging_tier"] == "TIER_2K" and sender.health["checked_at"]
     assert cloud.messaging_tier_limit(sender.health) == 2000
+    with site.db.session() as session:  # what the webhooks keep beside the check's values
+        sender = session.get(Sender, sender_id)
+        sender.health = {
+            **sender.health,
+            "updated_from_provider_at": "2026-12-01T10:00:00+00:00",
+            "webhooks_refused": 3,
+            "webhook_refused_at": "2026-12-02T11:30:00+00:00",
+        }
+        session.commit()
     page = site.client.get(f"/senders/{sender_id}").get_data(as_text=True)
     assert "Connected: Meta answered for this number." in page
+    assert 'data-testid="provider-news">2026-12-01 10:00 UTC' in page
+    assert "wabulk refused 3 webhooks for this sender" in page and "2026-12-02 11:30 UTC" in page
     for text in (
         "Asha&#39;s Shop",
         "+1 555-078-3881",
