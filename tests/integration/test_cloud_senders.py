@@ -22,6 +22,7 @@ from tests.fakes.cloud_api import FakeCloudApi
 from wabulk.auth import service as users
 from wabulk.auth import tokens
 from wabulk.campaigns.media import save_media
+from wabulk.channels.cloud_api import account
 from wabulk.config import Settings
 from wabulk.db import Database
 from wabulk.dispatch.worker import Dispatcher
@@ -525,6 +526,52 @@ def test_media_is_uploaded_once_per_sender_and_again_when_old(site: Site) -> Non
         assert [
             (r.provider_media_id, r.expires_at > utcnow() + timedelta(days=29)) for r in rows
         ] == [(renewed, True)]
+
+
+def test_two_uploads_of_one_file_at_once_keep_the_first_id(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another thread stores its upload of the same file while ours is at Meta: ours gives
+    way on the unique (sender, media) and the stored id is used, on both databases."""
+    site.fake.add_number(PNID, WABA, TOKEN, APP_SECRET)
+    site.sign_in(Role.ADMIN)
+    sender_id = _add(site)
+    media = _media(site)
+    upload = account.upload_media
+
+    def upload_while_another_finishes(*args: object) -> str:
+        ours = upload(*args)  # type: ignore[arg-type]
+        with site.db.session() as other:
+            now = utcnow()
+            other.add(
+                CloudMedia(
+                    sender_id=sender_id,
+                    media_id=media.id,
+                    provider_media_id="first-one",
+                    uploaded_at=now,
+                    expires_at=now + timedelta(days=30),
+                )
+            )
+            other.commit()
+        return ours
+
+    monkeypatch.setattr(account, "upload_media", upload_while_another_finishes)
+    with site.db.session() as session:
+        sender = session.get(Sender, sender_id)
+        found = session.get(Media, media.id)
+        ref = cloud.media_ref(
+            session,
+            sender,
+            found,
+            site.settings.secret_key,
+            site.settings.channel_options(),
+            site.settings.instance_path,
+        )
+        session.commit()
+    assert ref == "first-one"
+    with site.db.session() as session:
+        rows = session.scalars(select(CloudMedia)).all()
+        assert [r.provider_media_id for r in rows] == ["first-one"]
 
 
 def test_an_admin_resumes_a_limited_sender(site: Site) -> None:
