@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -268,9 +268,16 @@ def sync_templates(
         key = (item.name, item.language)
         if key in seen:
             continue
+        if len(item.name) > 512 or len(item.language) > 15:
+            # Longer than Meta allows (512, a locale code): cutting it would name another
+            # template, so it is left out and said in the log.
+            log.warning(
+                "sender %s: a template with an over-long name or language skipped", sender.id
+            )
+            continue
         seen.add(key)
         values = {
-            "provider_id": item.provider_id,
+            "provider_id": (item.provider_id or "")[:100] or None,
             "category": str(item.category or "")[:40],
             "status": str(item.status or "")[:40],
             "quality": (str(item.quality)[:40] if item.quality else None),
@@ -314,7 +321,7 @@ def sync_templates(
     return result
 
 
-def templates_of(sender_id: int) -> Any:
+def templates_of(sender_id: int) -> Select[CloudTemplate]:
     """The sender's synced templates, those still in the account first, then by name."""
     return (
         select(CloudTemplate)
