@@ -457,7 +457,9 @@ def settle(
     mark = driver_marks(session, 1)[0]
     stamp = to_time(now)
     groups: dict[tuple[str, int, str | None], list[Outcome]] = defaultdict(list)
-    for o in outcomes:
+    # Rows in id order, as status webhooks lock them, so a lane's settle and the webhook
+    # worker never wait on each other in a circle (PostgreSQL would abort one).
+    for o in sorted(outcomes, key=lambda o: o.message_id):
         groups[(o.kind, o.campaign_id, o.error_code if o.kind == "failed" else None)].append(o)
     changed: Counter = Counter()
     counted: list[stats.StatRow] = []
