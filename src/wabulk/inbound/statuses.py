@@ -100,6 +100,7 @@ def _read_rows(session: Session, sender_id: int, updates: list[StatusUpdate]) ->
     ours = sorted({u.message_id for u in updates if u.message_id is not None})
     theirs = sorted({u.provider_message_id for u in updates if u.provider_message_id})
     locking = session.get_bind().dialect.name == "postgresql"
+    wanted = set(ours)
     found: dict[int, Any] = {}
     for start in range(0, max(len(ours), len(theirs)), CHUNK):
         a, b = ours[start : start + CHUNK], theirs[start : start + CHUNK]
@@ -107,15 +108,17 @@ def _read_rows(session: Session, sender_id: int, updates: list[StatusUpdate]) ->
         if a:
             conditions.append(messages.c.id.in_(a))
         if b:
-            conditions.append(
-                messages.c.provider_message_id.in_(b) & (messages.c.sender_id == sender_id)
-            )
+            # The sender is checked below, not in SQL: with `AND sender_id = ?` SQLite walks
+            # the (sender_id, sent_at) index, every message the sender ever sent, instead of
+            # the provider-id index.
+            conditions.append(messages.c.provider_message_id.in_(b))
         query = select(*_COLUMNS).where(or_(*conditions)).order_by(messages.c.id)
         if locking:
             # In id order, so two workers applying overlapping receipts queue, never deadlock.
             query = query.with_for_update()
         for row in session.execute(query):
-            found[row.id] = row
+            if row.id in wanted or row.sender_id == sender_id:
+                found[row.id] = row
     return [found[k] for k in sorted(found)]
 
 
