@@ -9,12 +9,23 @@ import html
 import io
 import re
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 
 from tests.analytics_support import signed_in
+from tests.campaigns_support import (
+    FakeClock,
+    drive,
+    make_campaign,
+    make_contacts,
+    make_lane,
+    make_sender,
+    phones,
+)
 from tests.funnel_support import LIMITED, NOT_ON_WHATSAPP, funnel_campaign, quiet_campaign
+from wabulk import inbound
 from wabulk.analytics import settled, stats
-from wabulk.models import Campaign, Message, MessageStat, Role
+from wabulk.channels.heard import Heard, HeardError, Reply, StatusUpdate
+from wabulk.models import Campaign, Message, MessageStat, Role, utcnow
 
 
 def _flat(text: str) -> str:
@@ -162,8 +173,6 @@ def test_a_campaign_with_nothing_yet_says_so_in_plain_words(dual) -> None:
 
 
 def test_a_draft_has_no_funnel(client, as_role, db) -> None:  # type: ignore[no-untyped-def]
-    from tests.campaigns_support import make_campaign, make_contacts, make_sender, phones
-
     as_role(Role.VIEWER)
     draft = make_campaign(
         db, [make_contacts(db, phones(1), "L")], [make_sender(db)], launch=False, name="Draft"
@@ -289,3 +298,72 @@ def test_contact_history_shows_the_reply_its_opt_out_and_the_billing(dual) -> No
     history = _section(other, "contact-messages")
     assert "<code>131049</code>" in history and LIMITED in history
     assert 'data-testid="opted-out"' not in history and "Billed by Meta" not in history
+
+
+def test_the_funnel_moves_with_what_the_channel_heard(dual, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Sent through the dry-run channel by the dispatcher, then receipts, a 131049 failure,
+    a reply and a STOP applied by `inbound.apply`, as the worker applies a webhook."""
+    app, db = dual
+    numbers = phones(4, "+9198720")
+    sender = make_sender(db, "Heard phone")
+    campaign_id = make_campaign(db, [make_contacts(db, numbers, "Heard")], [sender], name="Heard")
+    clock = FakeClock()
+    drive([make_lane(db, sender, tmp_path, clock)], clock, db)
+    client = signed_in(app, db, Role.VIEWER)
+    url = f"/campaigns/{campaign_id}/progress.json"
+    before = client.get(url).get_json()["funnel"]
+    assert (before["sent"], before["delivered"], before["replied"], before["billed"]) == (
+        4,
+        0,
+        0,
+        {},
+    )
+
+    with db.session() as session:
+        ids = dict(
+            session.execute(
+                select(Message.phone, Message.id).where(Message.campaign_id == campaign_id)
+            ).all()
+        )
+    now = utcnow()
+    limited = HeardError(code="131049", effect="limited", sentence=LIMITED)
+    heard = Heard(
+        statuses=[
+            StatusUpdate("delivered", now, message_id=ids[numbers[0]], billed_category="marketing"),
+            StatusUpdate("read", now, message_id=ids[numbers[0]]),
+            # Read before delivered was heard: read implies delivered.
+            StatusUpdate("read", now, message_id=ids[numbers[1]], billed_category="marketing"),
+            StatusUpdate("failed", now, message_id=ids[numbers[2]], errors=(limited,)),
+        ],
+        replies=[
+            Reply(at=now, provider_message_id="wamid.in-1", phone=numbers[0], text="Pune too?"),
+            Reply(at=now, provider_message_id="wamid.in-2", phone=numbers[1], text="STOP"),
+        ],
+    )
+    with db.session() as session:
+        inbound.apply(session, sender, heard, now)
+
+    f = client.get(url).get_json()["funnel"]
+    assert {k: f[k] for k in ("sent", "delivered", "read", "replied", "failed", "limited")} == {
+        "sent": 3,  # Meta's failure says the third never reached the customer
+        "delivered": 2,
+        "read": 2,
+        "replied": 2,
+        "failed": 1,
+        "limited": 1,
+    }
+    assert f["billed"] == {"marketing": 2}
+    page = client.get(f"/campaigns/{campaign_id}").get_data(as_text=True)
+    assert _funnel_cells(page)["read"] == ("2", "66.7% of sent")
+    reasons = _section(page, "failure-reasons")
+    assert "Limited by Meta" in reasons and LIMITED in reasons
+    replies = _section(page, "replies", "</ul>")
+    assert "Pune too?" in replies and replies.count('data-testid="opted-out"') == 1
+    assert "Marketing <strong>2</strong>" in _section(page, "billed", "</p>")
+    month = {
+        key: int(n.replace(",", ""))
+        for key, n in re.findall(
+            r'data-testid="month-(\w+)">([\d,]+)<', client.get("/").get_data(as_text=True)
+        )
+    }
+    assert month == {"sent": 3, "delivered": 2, "read": 2, "replied": 2, "failed": 1}

@@ -141,8 +141,9 @@
         list.append(i ? " · " : "", `${b.label} `, count);
       });
     }
+    // The first answer may already differ from the page as served: it counts as a move.
     const figures = JSON.stringify([f.failed, f.replied, f.delivered, f.read, f.billed]);
-    if (shownFigures !== null && figures !== shownFigures) {
+    if (figures !== shownFigures) {
       if (outcomes) outcomes.refresh();
       page.dispatchEvent(new Event("campaign:moved"));
     }
