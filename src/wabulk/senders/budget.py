@@ -71,7 +71,9 @@ def count(session: Session, sender: Sender, now: datetime) -> Budget:
     sent = session.execute(
         select(m.c.contact_id, m.c.sent_at).where(
             m.c.sender_id.in_(group),
-            m.c.sent_at >= since,
+            # Strictly after: a message sent exactly a day ago has left the rolling day at
+            # `frees_at`, else a lane woken then counts it again and holds until that instant.
+            m.c.sent_at > since,
             m.c.template_params.is_not(None),
         )
     ).all()
