@@ -12,10 +12,12 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import func, select
 
 from tests.campaigns_support import make_contacts
 from tests.fakes.cloud_api import FakeCloudApi
@@ -27,8 +29,9 @@ from wabulk.campaigns.service import DraftInput, save_draft
 from wabulk.campaigns.templates import CloudChoice, create_template
 from wabulk.config import Settings
 from wabulk.db import Database
-from wabulk.models import Campaign, Sender
+from wabulk.models import Campaign, Contact, Event, Inbound, Sender, utcnow
 from wabulk.senders import cloud
+from wabulk.senders import lease as sender_lease
 from wabulk.senders.service import Keys, SenderInput, create_sender
 
 PHONE_NUMBER_ID = "109876543210987"
@@ -195,8 +198,17 @@ def spring_template(db: Database, settings: Settings, opt_out_button: bool = Tru
 
 
 def launch(
-    db: Database, name: str, list_id: int, sender_id: int, template_id: int | None, body: str = ""
+    db: Database,
+    name: str,
+    list_id: int,
+    sender_id: int | list[int],
+    template_id: int | None,
+    body: str = "",
+    media_id: int | None = None,
+    retry_seconds: int | None = None,
 ) -> int:
+    """Save and launch a campaign; `sender_id` may list several senders."""
+    extra: dict[str, Any] = {} if retry_seconds is None else {"retry_seconds": retry_seconds}
     with db.session() as session:
         draft = save_draft(
             session,
@@ -204,9 +216,11 @@ def launch(
             DraftInput(
                 name=name,
                 list_ids=[list_id],
-                sender_ids=[sender_id],
+                sender_ids=sender_id if isinstance(sender_id, list) else [sender_id],
                 template_id=template_id,
                 body=body,
+                media_id=media_id,
+                **extra,
             ),
         )
         lifecycle.launch(session, None, draft.id)
@@ -221,14 +235,16 @@ def customers(db: Database, n: int, list_name: str, prefix: str = "+9198110") ->
 
 @contextmanager
 def served(
-    db: Database, settings: Settings, fake: FakeCloudApi, sender_id: int
+    db: Database, settings: Settings, fake: FakeCloudApi, sender_id: int, **env: str
 ) -> Iterator[Server]:
-    """`wabulk serve` with its worker, pointed at the fake; the fake's webhooks go to it."""
+    """`wabulk serve` with its worker, pointed at the fake; the fake's webhooks go to it.
+    `env`: more WABULK_* variables (a short lease, a longer Cloud API timeout)."""
     with running_server(
         Path(settings.instance_path),
         WABULK_DATABASE_URL=db.engine.url.render_as_string(hide_password=False),
         WABULK_SECRET_KEY=settings.secret_key,
         WABULK_CLOUD_API_URL=fake.base_url,
+        **env,
     ) as server:
         fake.set_webhook(PHONE_NUMBER_ID, f"{server.url}/webhooks/whatsapp/{sender_id}")
         yield server
@@ -260,3 +276,221 @@ def message_rows(db: Database, campaign_id: int) -> list[Any]:
             .where(Message.campaign_id == campaign_id)
             .order_by(Message.id)
         ).all()
+
+
+def save_file(db: Database, settings: Settings, data: bytes, name: str) -> int:
+    """A campaign attachment stored as the wizard stores it; returns its media id."""
+    with db.session() as session:
+        media = save_media(session, io.BytesIO(data), name, Path(settings.instance_path), 10**7)
+        return media.id
+
+
+PDF_BYTES = b"%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n"
+# An MP4's first box: its size, `ftyp` and the `isom` brand are what the upload checks read.
+MP4_BYTES = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + b"\x00" * 64
+
+
+class WebhookGate:
+    """A loopback relay between the fake's webhooks and `wabulk serve`: while shut it answers
+    503 (the fake retries), once opened it passes each POST on to `target` as it came.
+
+    A crash test needs the status webhooks held back while the server is down and restarted
+    (on a new port), then delivered: the fake keeps retrying the gate's fixed address."""
+
+    def __init__(self) -> None:
+        import http.client
+        import http.server
+        import threading
+        from urllib.parse import urlsplit
+
+        gate = self
+        self.target: str | None = None
+        self.passed = 0
+        self.held = 0
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                status = 503
+                if gate.target is None:
+                    gate.held += 1
+                else:
+                    headers = {
+                        k: v
+                        for k, v in self.headers.items()
+                        if k.lower() in ("content-type", "x-hub-signature-256", "user-agent")
+                    }
+                    target = urlsplit(gate.target)
+                    connection = http.client.HTTPConnection(
+                        target.hostname or "127.0.0.1", target.port or 80, timeout=30
+                    )
+                    try:
+                        connection.request("POST", target.path, body, headers)
+                        answer = connection.getresponse()
+                        answer.read()
+                        status = answer.status
+                    except OSError:
+                        status = 502
+                    finally:
+                        connection.close()
+                    if status == 200:
+                        gate.passed += 1
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                return None
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def open(self, target: str) -> None:
+        self.target = target
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(10)
+
+
+# --- scenario helpers (tests/integration/test_cloud_scenarios.py) ---------------------
+
+
+def numbered(prefix: str, n: int) -> list[str]:
+    return [f"{prefix}{i:04d}" for i in range(n)]
+
+
+def people(db: Database, phones: list[str], list_name: str) -> int:
+    return make_contacts(db, phones, list_name, attributes={"City": "pune"})
+
+
+def sync(db: Database, settings: Settings, sender_id: int) -> None:
+    with db.session() as session:
+        sender = session.get(Sender, sender_id)
+        assert sender is not None
+        synced = cloud.sync_templates(
+            session, sender, settings.secret_key, settings.channel_options()
+        )
+        assert synced.ok, synced.problem
+
+
+def linked_template(db: Database, name: str, meta_name: str, mapping: dict[str, str]) -> int:
+    with db.session() as session:
+        template = create_template(
+            session, None, name, "", cloud=CloudChoice(meta_name, "en_US", mapping)
+        )
+        return template.id
+
+
+def another_number(
+    db: Database, settings: Settings, fake: FakeCloudApi, pnid: str, token: str, name: str
+) -> int:
+    """A second Cloud API number of the same account, added, checked and synced."""
+    fake.add_number(pnid, WABA_ID, token, APP_SECRET, display_phone=f"+1555{pnid[-7:]}")
+    with db.session() as session:
+        sender = create_sender(
+            session,
+            None,
+            SenderInput(
+                name=name,
+                channel="cloud_api",
+                settings={
+                    "phone_number_id": pnid,
+                    "waba_id": WABA_ID,
+                    "access_token": token,
+                    "app_secret": APP_SECRET,
+                    "verify_token": f"verify-{pnid}",
+                },
+            ),
+            Keys(settings.secret_key),
+        )
+        options = settings.channel_options()
+        checked = cloud.check_connection(session, sender, settings.secret_key, options)
+        assert checked.ok, checked.problem
+        synced = cloud.sync_templates(session, sender, settings.secret_key, options)
+        assert synced.ok, synced.problem
+        return sender.id
+
+
+def by_phone(db: Database, campaign_id: int) -> dict[str, Any]:
+    return {row.phone: row for row in message_rows(db, campaign_id)}
+
+
+def sends_of(fake: FakeCloudApi, db: Database, campaign_id: int) -> list[dict[str, Any]]:
+    """What the fake accepted for this campaign's messages (matched by our callback data)."""
+    ids = {str(row.id) for row in message_rows(db, campaign_id)}
+    return [s for s in fake.sent if s["callback"] in ids]
+
+
+def counts(rig: Rig, campaign_id: int, *fields: str) -> tuple[int, ...]:
+    campaign = rig.campaign(campaign_id)
+    return tuple(getattr(campaign, f"n_{f}") for f in fields)
+
+
+def wait_counts(rig: Rig, campaign_id: int, timeout: float = 120.0, **expected: int) -> None:
+    fields = tuple(expected)
+    want = tuple(expected.values())
+    rig.wait(
+        f"campaign {campaign_id} to reach {expected}",
+        lambda: counts(rig, campaign_id, *fields) == want,
+        timeout,
+    )
+
+
+def events_of(db: Database, kind: str, campaign_id: int | None = None) -> list[str]:
+    with db.session() as session:
+        query = select(Event.text).where(Event.kind == kind).order_by(Event.id)
+        if campaign_id is not None:
+            query = query.where(Event.campaign_id == campaign_id)
+        return list(session.scalars(query))
+
+
+def write_first(rig: Rig, db: Database, phones: list[str]) -> None:
+    """Each customer writes to the shop, opening their 24-hour window; waits until stored."""
+    for phone in phones:
+        rig.fake.inbound(PHONE_NUMBER_ID, phone, "Hello, is the shop open?")
+
+    def heard() -> bool:
+        with db.session() as session:
+            return session.scalar(
+                select(func.count())
+                .select_from(Inbound)
+                .join(Contact, Contact.id == Inbound.contact_id)
+                .where(Contact.phone.in_(phones))
+            ) == len(phones)
+
+    rig.wait(f"{len(phones)} customers' first messages to be stored", heard)
+
+
+def revoke_after(fake: FakeCloudApi, monkeypatch: pytest.MonkeyPatch, pnid: str, k: int) -> None:
+    """Meta revokes the number's token right after accepting its k-th send: the sends after
+    it are refused with 190, mid-batch, exactly at that point."""
+    accept = fake._accept
+    accepted = Counter[str]()
+
+    def accept_then_revoke(request: Any, raw: bytes, endpoint: str) -> Any:
+        answer = accept(request, raw, endpoint)
+        if request.match_info["pnid"] == pnid:
+            accepted[pnid] += 1
+            if accepted[pnid] == k:
+                fake.revoke_token(fake.numbers[pnid].token)
+        return answer
+
+    monkeypatch.setattr(fake, "_accept", accept_then_revoke)
+
+
+def hold_sender(db: Database, sender_id: int) -> None:
+    """Keep a sender's lane from starting (its lease held elsewhere) until `let_go`."""
+    with db.session() as session:
+        assert sender_lease.take(session, sender_id, "test-holder", utcnow(), timedelta(hours=1))
+        session.commit()
+
+
+def let_go(db: Database, sender_id: int) -> None:
+    with db.session() as session:
+        sender_lease.release(session, sender_id, "test-holder")
+        session.commit()
