@@ -176,10 +176,7 @@ def check_connection(
         info = account.check_connection(channel_settings(sender, secret_key), _options(options))
     except (AccountError, SecretUnreadable) as exc:
         problem = str(exc)
-        health = dict(sender.health or {})
-        health["problem"] = problem
-        health["problem_at"] = utcnow().isoformat()
-        sender.health = health
+        _merge_health(session, sender, {"problem": problem, "problem_at": utcnow().isoformat()})
         # Meta unreachable or busy says nothing against the account: a linked sender stays
         # linked; anything about the token, the ids or the permissions unlinks it.
         passing = isinstance(exc, AccountError) and exc.kind in ("unreachable", "retry")
@@ -198,17 +195,20 @@ def check_connection(
         )
         return Checked(None, problem)
     now = utcnow()
-    health = {k: v for k, v in (sender.health or {}).items() if k not in ("problem", "problem_at")}
-    health.update(
-        display_name=info.display_name,
-        display_phone=info.display_phone,
-        quality_rating=info.quality_rating,
-        throughput_level=info.throughput_level,
-        messaging_tier=info.messaging_tier,
-        account_name=info.account_name,
-        checked_at=now.isoformat(),
+    health = _merge_health(
+        session,
+        sender,
+        {
+            "display_name": info.display_name,
+            "display_phone": info.display_phone,
+            "quality_rating": info.quality_rating,
+            "throughput_level": info.throughput_level,
+            "messaging_tier": info.messaging_tier,
+            "account_name": info.account_name,
+            "checked_at": now.isoformat(),
+        },
+        drop=("problem", "problem_at"),
     )
-    sender.health = health
     if info.display_phone:
         sender.phone = str(info.display_phone)[:20]
     if sender.state == SenderState.NEEDS_LINK:
@@ -242,12 +242,10 @@ def sync_templates(
     """
     now = utcnow()
     who = by or events.actor_name(actor)
-    health = dict(sender.health or {})
-    health["templates_tried_at"] = now.isoformat()
     try:
         found = account.list_templates(channel_settings(sender, secret_key), _options(options))
     except (AccountError, SecretUnreadable) as exc:
-        sender.health = health
+        _merge_health(session, sender, {"templates_tried_at": now.isoformat()})
         problem = f"The templates could not be read: {exc}"
         events.record(
             session,
@@ -307,8 +305,11 @@ def sync_templates(
             row.status = REMOVED
             row.synced_at = now
             removed += 1
-    health["templates_synced_at"] = now.isoformat()
-    sender.health = health
+    _merge_health(
+        session,
+        sender,
+        {"templates_tried_at": now.isoformat(), "templates_synced_at": now.isoformat()},
+    )
     result = SyncResult(added, updated, removed)
     events.record(
         session,
@@ -375,6 +376,20 @@ def sync_due(db: Database, settings: Settings, now: datetime | None = None) -> i
             log.exception("sender %s: the hourly template sync failed", sender_id)
             _record_crash(db, sender_id, now)
     return tried
+
+
+def _merge_health(
+    session: Session, sender: Sender, changes: dict[str, Any], drop: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Merge into `sender.health` as it is now, read again under the row's lock: Meta's
+    answer can take seconds, and webhook news (a quality change, refused posts) written
+    meanwhile must not be overwritten by the copy read before the call."""
+    fresh = session.get(Sender, sender.id, with_for_update=True, populate_existing=True)
+    target = fresh if fresh is not None else sender
+    health = {k: v for k, v in (target.health or {}).items() if k not in drop}
+    health.update(changes)
+    target.health = health
+    return health
 
 
 def _due(health: dict[str, Any], now: datetime) -> bool:
