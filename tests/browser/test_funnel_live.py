@@ -22,7 +22,9 @@ pytestmark = pytest.mark.browser
 EMAIL, PASSWORD = "owner@shop.example", "a long pass phrase"
 
 
-def test_delivered_read_billed_and_replies_rise_without_a_reload(browser, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_delivered_read_billed_and_replies_rise_without_a_reload(
+    browser, artifacts, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
     from playwright.sync_api import expect
 
     instance = tmp_path / "instance"
@@ -89,6 +91,7 @@ def test_delivered_read_billed_and_replies_rise_without_a_reload(browser, tmp_pa
             expect(replies).to_contain_text("STOP", timeout=30_000)
             expect(replies.get_by_test_id("opted-out")).to_have_count(1)
             assert page.evaluate("window.__same_page") is True
+            page.screenshot(path=str(artifacts / "campaign-funnel.png"), full_page=True)
             assert problems == []
             page.close()
     finally:

@@ -220,6 +220,9 @@ def test_analytics_shows_failures_by_meaning_and_what_meta_billed(dual) -> None:
     ]
     assert 'Total</th><td class="text-end fw-semibold">4<' in billed
     data = client.get("/analytics.json").get_json()
+    # The series per day and per hour add up to the same totals (message_stats, by kind).
+    for kind, n in (("sent", 4), ("delivered", 3), ("read", 2), ("replied", 2), ("failed", 2)):
+        assert sum(data["days"][kind]) == n and sum(data["hours"][kind]) == n, kind
     assert data["billed"] == {
         "labels": ["Marketing", "Marketing (Marketing Messages API)"],
         "categories": ["marketing", "marketing_lite"],

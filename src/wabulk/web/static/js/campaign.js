@@ -123,7 +123,8 @@
       const value = document.querySelector(`[data-funnel="${step.key}"]`);
       if (value) value.textContent = fmt.format(step.n);
       const share = document.querySelector(`[data-funnel-percent="${step.key}"]`);
-      if (share) share.textContent = `${step.percent === null ? "—" : `${step.percent}%`} of ${step.base}`;
+      // One decimal, as the server writes it (100.0%, not 100%).
+      if (share) share.textContent = `${step.percent === null ? "—" : `${step.percent.toFixed(1)}%`} of ${step.base}`;
     }
     const limited = field("limited");
     if (limited) {
