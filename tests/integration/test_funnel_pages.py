@@ -79,6 +79,8 @@ def test_campaign_page_shows_funnel_billing_failures_and_replies(dual) -> None:
     by_code = dict(rows)
     assert "Limited by Meta" in by_code["131049"] and LIMITED in by_code["131049"]
     assert NOT_ON_WHATSAPP in by_code["131026"]
+    assert "nothing wrong with the number" in by_code["131049"]
+    assert "nothing wrong with the number" not in by_code["131026"]
     assert re.search(r'text-end">1</td>', by_code["131049"])
 
     replies = _section(page, "replies", "</ul>")
