@@ -9,6 +9,7 @@ import html
 import io
 import re
 
+from openpyxl import load_workbook
 from sqlalchemy import delete, select, update
 
 from tests.analytics_support import signed_in
@@ -289,6 +290,36 @@ def test_summary_and_report_give_each_recipient_and_each_category(dual) -> None:
     assert read["replied (UTC)"] and read["delivered (UTC)"] and read["read (UTC)"]
     assert delivered["delivered (UTC)"] and not delivered["read (UTC)"]
     assert sent["sent (UTC)"] and not sent["delivered (UTC)"] and not sent["replied (UTC)"]
+
+    response = client.get(f"/campaigns/{seeded.campaign_id}/report.xlsx", buffered=True)
+    book = load_workbook(io.BytesIO(response.get_data()), read_only=True)
+    response.close()
+    assert book.sheetnames == ["Recipients", "Totals"]
+    totals = [
+        tuple(c for c in row if c is not None) for row in book["Totals"].iter_rows(values_only=True)
+    ]
+    book.close()
+    assert totals[:8] == [
+        ("Recipients", 6),
+        ("Sent", 4),
+        ("Delivered", 3),
+        ("Read", 2),
+        ("Replied", 2),
+        ("Failed", 2),
+        ("Of the failed, limited by Meta", 1),
+        (),
+    ]
+    billed = totals.index(("Billed by Meta", "messages"))
+    assert totals[billed + 1 : billed + 4] == [
+        ("Marketing", 3),
+        ("Marketing (Marketing Messages API)", 1),
+        ("Total billed", 4),
+    ]
+    reasons = totals.index(("Why messages failed", "messages", "code", "what it said"))
+    assert sorted(totals[reasons + 1 :]) == [
+        ("Limited by Meta", 1, "131049", LIMITED),
+        (NOT_ON_WHATSAPP, 1, "131026", NOT_ON_WHATSAPP),
+    ]
 
 
 def test_contact_history_shows_the_reply_its_opt_out_and_the_billing(dual) -> None:

@@ -5,6 +5,8 @@
 - Every cell goes through the contacts export's formula neutraliser, so a contact named
   `=HYPERLINK(...)` stays text in a spreadsheet.
 - Times are written in the reader's timezone, the zone named in the column header.
+- The workbook ends with a Totals sheet: the funnel, what Meta billed per category and why
+  messages failed.
 - The summary reads only maintained numbers: the campaign's counters and `message_stats`
   (failures by code, what Meta billed per category).
 """
@@ -239,8 +241,34 @@ def write_xlsx(
         line += 1
         for col, value in enumerate(row):
             sheet.write_string(line, col, value)
+    _write_totals(workbook.add_worksheet("Totals"), summary(session, campaign.id), bold)
     workbook.close()
     return n
+
+
+def _write_totals(sheet: Any, s: Summary, bold: Any) -> None:
+    """The campaign's figures beside its recipients: how far messages got, why they failed
+    and what Meta billed per category (the printable summary's numbers)."""
+    sheet.set_column(0, 0, 34)
+    sheet.set_column(3, 3, 60)
+    lines: list[tuple[Any, ...]] = [("Recipients", s.total)]
+    lines += [(step.label.capitalize(), step.n) for step in s.funnel]
+    failed = next((row.n for row in s.statuses if row.label == "failed"), 0)
+    lines += [("Failed", failed), ("Of the failed, limited by Meta", s.limited), ()]
+    lines += [("Billed by Meta", "messages")]
+    lines += [(b.label, b.count) for b in s.billed] or [("Nothing billed",)]
+    if s.billed:
+        lines.append(("Total billed", s.billed_total))
+    lines += [(), ("Why messages failed", "messages", "code", "what it said")]
+    lines += [(f.label, f.n, f.code, f.example or "") for f in s.failures] or [("None failed",)]
+    headings = {"Billed by Meta", "Why messages failed"}
+    for row, cells in enumerate(lines):
+        for col, value in enumerate(cells):
+            if isinstance(value, int):
+                sheet.write_number(row, col, value)
+            else:
+                text = str(neutralise(value))
+                sheet.write_string(row, col, text, bold if cells[0] in headings else None)
 
 
 def xlsx_file(session: Session, campaign_id: int, tz_name: str | None, folder: Path) -> Path:
