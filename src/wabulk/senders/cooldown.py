@@ -29,15 +29,19 @@ def limit(session: Session, sender: Sender, reason: str, now: datetime) -> None:
     )
 
 
+def back_in_rotation(sender: Sender) -> None:
+    sender.state = SenderState.LINKED
+    sender.state_reason = None
+    sender.limited_until = None
+
+
 def resume_due(session: Session, now: datetime) -> int:
     """Senders whose cool-down has ended go back into rotation; returns how many."""
     due = session.scalars(
         select(Sender).where(Sender.state == SenderState.LIMITED, Sender.limited_until <= now)
     ).all()
     for sender in due:
-        sender.state = SenderState.LINKED
-        sender.state_reason = None
-        sender.limited_until = None
+        back_in_rotation(sender)
         events.record(
             session,
             "sender.resumed",

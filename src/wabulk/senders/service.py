@@ -23,7 +23,7 @@ from ..channels.whatsapp_web import settings as web_settings
 from ..errors import Conflict, NotFound, ValidationError
 from ..models import Channel, Message, Role, Sender, SenderState, User, utcnow
 from ..zones import zone
-from . import cloud_input
+from . import cloud_input, cooldown
 from .cloud import find_by_phone_number_id
 from .linking import LINK_WINDOW
 from .pace import Pace, validate_overrides
@@ -253,9 +253,7 @@ def resume(session: Session, actor: User | None, sender_id: int) -> Sender:
     if sender.state != SenderState.LIMITED:
         raise Conflict(f"{sender.name} is not limited: there is nothing to resume.")
     reason = sender.state_reason
-    sender.state = SenderState.LINKED
-    sender.state_reason = None
-    sender.limited_until = None
+    cooldown.back_in_rotation(sender)
     events.record(
         session,
         "sender.resumed",
