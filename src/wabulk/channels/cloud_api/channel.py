@@ -224,10 +224,9 @@ class CloudApiChannel:
         done: list[tuple[int, SendResult | ChannelError]],
     ) -> None:
         """Fills `done`, which the caller holds, so what finished survives a `close`."""
-        client = loop.client
         pending = iter(jobs)
 
-        async def worker() -> None:
+        async def worker(client: httpx.AsyncClient) -> None:
             # One shared iterator: each worker takes the next job when its request is answered.
             for index, job in pending:
                 if loop.stopping:  # `close` came from another thread: nothing more goes out
@@ -243,7 +242,8 @@ class CloudApiChannel:
                     )
                 done.append((index, outcome))
 
-        await asyncio.gather(*(worker() for _ in range(min(self.max_in_flight, len(jobs)))))
+        clients = loop.clients[: min(self.max_in_flight, len(jobs))]
+        await asyncio.gather(*(worker(client) for client in clients))
 
     async def _post(
         self, client: httpx.AsyncClient, url: httpx.URL, content: bytes
