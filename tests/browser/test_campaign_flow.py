@@ -121,7 +121,8 @@ def test_first_campaign_from_sender_to_completed_without_reloading(
         track = page.get_by_test_id("progress").bounding_box()
         assert bar and track and bar["width"] > 0.99 * track["width"]
         counters = page.get_by_test_id("counters").inner_text()
-        assert re.search(r"Sent\s+60", counters) and re.search(r"Waiting\s+0", counters)
+        assert re.search(r"Waiting\s+0", counters) and re.search(r"Failed\s+0", counters)
+        assert page.get_by_test_id("funnel").locator('[data-funnel="sent"]').inner_text() == "60"
         page.get_by_test_id("log").get_by_text("Finished: 60 sent").wait_for()
         # The buttons follow the status: nothing to pause or cancel any more.
         assert not page.get_by_role("button", name="Pause").is_visible()

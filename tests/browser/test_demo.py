@@ -47,7 +47,7 @@ def test_demo_data_loads_sends_live_and_goes_away(browser, artifacts, tmp_path) 
         page.goto(server.url + "/campaigns")
         page.get_by_role("link", name="Demo: Festive offer").click()
         assert page.get_by_test_id("status").inner_text() == "completed"
-        read = page.locator("[data-count=read]").inner_text()
+        read = page.locator("[data-funnel=read]").inner_text()
         assert int(read.replace(",", "")) > 10
 
         # Removal asks first; dismissing it keeps everything.

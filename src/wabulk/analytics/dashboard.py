@@ -88,6 +88,7 @@ class SenderHealth:
     reason: str | None
     sent_today: int
     daily_cap: int | None
+    channel: str = ""  # decides the words of its state (web.sender_words)
 
     @property
     def capped(self) -> bool:
@@ -176,6 +177,7 @@ def sender_health(session: Session, now: datetime | None = None) -> list[SenderH
             reason=s.state_reason if s.state != SenderState.LINKED else None,
             sent_today=today[s.id],
             daily_cap=s.daily_cap,
+            channel=s.channel.value,
         )
         for s in senders
     ]

@@ -20,19 +20,21 @@ from flask import (
     url_for,
 )
 from flask_login import current_user
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response as WResponse
 
 from ..campaigns import audience, funnel, lifecycle, report
 from ..campaigns import service as campaigns
 from ..campaigns import templates as message_templates
+from ..campaigns.cloud_template import part
 from ..campaigns.media import find_media
 from ..campaigns.queries import campaigns_newest_first
 from ..campaigns.render_budget import limit_for
 from ..contacts import lists
 from ..errors import DomainError, NotFound, ValidationError
 from ..events import campaign_events
-from ..models import Campaign, CampaignStatus, Event, Role, SenderState, utcnow
+from ..models import Campaign, CampaignStatus, Event, Message, Role, SenderState, utcnow
 from ..senders.queries import senders_by_name
 from . import campaign_form
 from .form_state import FormState, attachment, ids
@@ -80,6 +82,10 @@ STATUS_LABELS = {
     "skipped": "Skipped",
     "unknown": "Unknown",
 }
+# The top card counts what is still moving or stopped short, by current status. Sent,
+# delivered and read are left to the funnel: a message's status moves on from "sent" as
+# receipts arrive, so a current-status "Sent 0" would contradict the funnel's "Sent 3".
+PROGRESS_KEYS = ("queued", "sending", "failed", "skipped", "unknown")
 
 
 @bp.get("")
@@ -226,9 +232,43 @@ def _render_detail(campaign_id: int, test: FormState) -> str:
         test=test,
         linked=SenderState.LINKED,
         hearing=funnel.still_hearing(campaign),
+        progress_labels={key: STATUS_LABELS[key] for key in PROGRESS_KEYS},
+        whatsapp=_whatsapp_template(session, campaign),
+        held=_held_json(campaign),
         **_funnel_context(campaign),
         **_recipients_context(campaign),
     )
+
+
+def _whatsapp_template(session: Session, campaign: Campaign) -> dict[str, Any] | None:
+    """The WhatsApp template a Cloud API campaign sends, with its words as one recipient got
+    them (the first message rendered), else the template's own body with its blanks."""
+    snapshot = campaign.cloud_template
+    if not snapshot:
+        return None
+    words = session.scalar(
+        select(Message.body)
+        .where(Message.campaign_id == campaign.id, Message.body.is_not(None))
+        .order_by(Message.id)
+        .limit(1)
+    )
+    body = part(snapshot.get("components") or [], "BODY") or {}
+    return {
+        "name": str(snapshot.get("name") or ""),
+        "language": str(snapshot.get("language") or ""),
+        "words": words or str(body.get("text") or ""),
+        "filled": words is not None,
+    }
+
+
+def _held_json(campaign: Campaign) -> dict[str, Any]:
+    """Whether Meta's daily limit holds the campaign back, why, and when it resumes."""
+    until = campaign.held_until if campaign.held_reason else None
+    return {
+        "held_reason": shown_text(campaign.held_reason),
+        "held_until": until.isoformat() if until else None,
+        "held_until_text": format_datetime(until) if until else None,
+    }
 
 
 def _funnel_context(campaign: Campaign) -> dict[str, Any]:
@@ -385,6 +425,7 @@ def progress_json(campaign_id: int) -> Response:
             "events": [_event_json(e) for e in events],
             "hearing": funnel.still_hearing(campaign),
             "funnel": _funnel_json(figures),
+            **_held_json(campaign),
         }
     )
 

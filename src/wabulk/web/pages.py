@@ -17,7 +17,7 @@ from ..errors import ValidationError
 from ..models import Role, SenderState
 from .helpers import db_session, format_datetime, id_values, shown_text, user_zone
 from .security import requires
-from .senders_views import STATE_LABELS
+from .sender_words import state_words
 
 bp = Blueprint("pages", __name__)
 
@@ -27,7 +27,7 @@ FILTER_KEYS = ("from", "to", "campaign", "sender")
 def sender_label(s: dash.SenderHealth) -> str:
     if s.state == SenderState.LINKED and s.capped:
         return "capped today"
-    return STATE_LABELS.get(SenderState(s.state), s.state)
+    return state_words(s.state, s.channel)
 
 
 def _campaign_json(c: dash.CampaignProgress) -> dict[str, Any]:

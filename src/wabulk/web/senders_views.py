@@ -45,8 +45,16 @@ from .campaign_form import PACING_FIELDS, PACING_KEYS, sender_pace
 from .form_state import FormState
 from .helpers import apply_action, db_session, format_datetime, get_settings
 from .security import requires
+from .sender_words import state_words
 
 bp = Blueprint("senders", __name__, url_prefix="/senders")
+
+
+@bp.app_template_global("sender_state")
+def sender_state(sender: Sender) -> str:
+    """A sender's state badge words on every page (its channel decides them)."""
+    return state_words(sender.state, sender.channel)
+
 
 DRY_RUN_FIELDS = (
     ("latency_seconds", "Latency (s)", "How long each simulated send takes."),
@@ -80,14 +88,6 @@ NEW_VALUES: dict[Channel, dict[str, str]] = {
     },
     Channel.DRY_RUN: dict.fromkeys(PACING_KEYS, ""),
 }
-STATE_LABELS = {
-    SenderState.LINKED: "linked",
-    SenderState.NEEDS_LINK: "needs linking",
-    SenderState.LIMITED: "limited",
-    SenderState.IN_USE: "in use elsewhere",
-    SenderState.BROWSER_FAILED: "browser failed",
-    SenderState.DISABLED: "disabled",
-}
 # Exactly the names WhatsAppWebChannel._screenshot writes: a UTC stamp, the message id when
 # there is one, and what went wrong. Anything else is never looked up on disk.
 SCREENSHOT_NAME = re.compile(r"[0-9T]+(-m\d+)?-[a-z-]+\.png")
@@ -110,7 +110,6 @@ def index() -> str:
         dry_run=Channel.DRY_RUN,
         web=Channel.WHATSAPP_WEB,
         cloud_api=Channel.CLOUD_API,
-        labels=STATE_LABELS,
         tier_words=cloud.tier_words,
     )
 
@@ -313,7 +312,6 @@ def show(sender_id: int) -> str:
         tier=cloud.tier_words(health),
         templates=session.scalars(cloud.templates_of(sender.id)).all(),
         removed=cloud.REMOVED,
-        labels=STATE_LABELS,
         stamp=_stamp,
     )
 

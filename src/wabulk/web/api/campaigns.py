@@ -128,6 +128,14 @@ class CampaignSummary(Output):
     name: str
     status: Status
     status_reason: str | None
+    held_reason: str | None = Field(
+        description="Why a running campaign waits although it has messages left: Meta's "
+        "daily limit of customers for the sender's WhatsApp account is reached. "
+        "Null when nothing holds it back."
+    )
+    held_until: datetime | None = Field(
+        description="About when sending resumes by itself while held; null when not held."
+    )
     total: int
     counts: Counts
     replied: int
@@ -170,6 +178,8 @@ def _summary(campaign: Campaign, funnel: funnels.Funnel) -> dict[str, Any]:
         "name": campaign.name,
         "status": campaign.status.value,
         "status_reason": shown_text(campaign.status_reason),  # server paths to admins only
+        "held_reason": campaign.held_reason,
+        "held_until": campaign.held_until if campaign.held_reason else None,
         "total": campaign.total,
         "counts": _counts(campaign),
         "replied": campaign.n_replied,

@@ -1,5 +1,5 @@
 // One campaign's page: follows its progress live through live.js without reloading, so
-// the bar, counters, funnel, status, buttons and log change as the dispatcher works, and
+// the bar, counters, funnel, status, buttons, log and Meta's hold change as the dispatcher works, and
 // delivered, read, replied and billed keep rising from receipts for a while after the end.
 "use strict";
 
@@ -52,6 +52,16 @@
     }
   }
 
+  // Meta's daily limit holding the campaign back: shown while it holds, gone when it lifts.
+  function showHeld(p) {
+    const held = field("held");
+    if (!held) return;
+    held.hidden = !p.held_reason;
+    field("held-reason").textContent = p.held_reason || "";
+    field("held-until").hidden = !p.held_until_text;
+    field("held-until-text").textContent = p.held_until_text || "";
+  }
+
   function showEvents(events) {
     if (!events.length) return;
     const log = document.querySelector("[data-log]");
@@ -97,6 +107,7 @@
     }
     const all = document.querySelector('[data-tab-count="all"]');
     if (all) all.textContent = fmt.format(p.total);
+    showHeld(p);
     const eta = field("eta");
     eta.hidden = !p.eta_text;
     field("eta-text").textContent = p.eta_text || "";

@@ -36,6 +36,8 @@
   const body = document.querySelector(panel.dataset.bodySource);
   const template = panel.dataset.templateSource
     ? document.querySelector(panel.dataset.templateSource) : null;
+  const whatsapp = panel.dataset.whatsappSource
+    ? document.querySelector(panel.dataset.whatsappSource) : null;
   const samplesBox = panel.querySelector("[data-preview-samples]");
   const warningsBox = panel.querySelector("[data-preview-warnings]");
   const errorBox = panel.querySelector("[data-preview-error]");
@@ -57,6 +59,20 @@
       if (option && option.dataset.attachment) return option.dataset.attachment;
     }
     return panel.dataset.attachmentName || "";
+  }
+
+  // An empty message is fine when a WhatsApp template is linked: say which one is sent.
+  function emptyHint() {
+    if (whatsapp && whatsapp.value) {
+      const block = document.querySelector(`[data-cloud-block="${whatsapp.value}"]`);
+      const name = block ? block.dataset.whatsappTemplate : whatsapp.selectedOptions[0].textContent;
+      return `No message of its own: the WhatsApp template ${name} is sent, as its preview below shows.`;
+    }
+    const option = template && template.value ? template.selectedOptions[0] : null;
+    if (option && option.dataset.whatsappTemplate) {
+      return `No message of its own: this template sends the WhatsApp template ${option.dataset.whatsappTemplate}, filled in for each customer. Its preview is on the template's page.`;
+    }
+    return "Write the message to see it as your customers will.";
   }
 
   function hint(text) {
@@ -98,7 +114,7 @@
     }));
     warningsBox.hidden = warnings.length === 0;
     if (result.empty) {
-      hint("Write the message to see it as your customers will.");
+      hint(emptyHint());
       statusLine.textContent = "";
       return;
     }
@@ -146,6 +162,7 @@
 
   if (body) body.addEventListener("input", () => later());
   if (template) template.addEventListener("change", () => later(0));
+  if (whatsapp) whatsapp.addEventListener("change", () => later(0));
   document.querySelectorAll(panel.dataset.listsSource).forEach((el) => {
     el.addEventListener("change", () => later(0));
   });
