@@ -47,8 +47,10 @@ def hold_writes(session: Session, sender_id: int) -> None:
     makes every later read in this transaction current. PostgreSQL locks the rows instead.
     """
     if session.get_bind().dialect.name == "sqlite":
+        # Not `SET id = id`: writing the key made SQLite check every row that refers to
+        # the sender (35 ms a delivery at 50,000 messages); this column has no index or key.
         session.connection().exec_driver_sql(
-            "UPDATE senders SET id = id WHERE id = ?", (sender_id,)
+            "UPDATE senders SET updated_at = updated_at WHERE id = ?", (sender_id,)
         )
 
 
