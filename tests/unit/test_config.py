@@ -98,11 +98,39 @@ def test_whatsapp_web_settings_reach_channels_and_bad_ones_are_named() -> None:
         "chromedriver": "/opt/chromedriver",
         "chrome_binary": "",
         "browser_timeout": 15,
+        "cloud_api_url": "https://graph.facebook.com",
+        "cloud_api_version": "v26.0",
+        "cloud_api_timeout": 20,
     }
     with pytest.raises(ConfigError, match="WABULK_WHATSAPP_WEB_URL must start with http"):
         Settings.from_env({"WABULK_WHATSAPP_WEB_URL": "web.whatsapp.com"})
     with pytest.raises(ConfigError, match="WABULK_BROWSER_TIMEOUT must be between 2 and 600"):
         Settings.from_env({"WABULK_BROWSER_TIMEOUT": "0"})
+
+
+def test_cloud_api_settings_reach_channels_and_bad_ones_are_named() -> None:
+    settings = Settings.from_env(
+        {
+            "WABULK_CLOUD_API_URL": "http://127.0.0.1:9000/",
+            "WABULK_CLOUD_API_VERSION": "v25.0",
+            "WABULK_CLOUD_API_TIMEOUT": "7",
+            "WABULK_PUBLIC_URL": "https://shop.example.com/",
+        }
+    )
+    options = settings.channel_options()
+    assert (options["cloud_api_url"], options["cloud_api_version"]) == (
+        "http://127.0.0.1:9000",
+        "v25.0",
+    )
+    assert options["cloud_api_timeout"] == 7
+    assert settings.public_url == "https://shop.example.com"
+    assert Settings.from_env({}).public_url == ""
+    with pytest.raises(ConfigError, match=r"WABULK_CLOUD_API_VERSION must look like v26\.0"):
+        Settings.from_env({"WABULK_CLOUD_API_VERSION": "26"})
+    with pytest.raises(ConfigError, match="WABULK_CLOUD_API_URL must start with http"):
+        Settings.from_env({"WABULK_CLOUD_API_URL": "graph.facebook.com"})
+    with pytest.raises(ConfigError, match="WABULK_PUBLIC_URL must start with http"):
+        Settings.from_env({"WABULK_PUBLIC_URL": "shop.example.com"})
 
 
 def test_cors_origins_are_exact_origins_and_bad_ones_are_named() -> None:
