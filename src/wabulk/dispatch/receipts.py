@@ -18,16 +18,18 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from .. import events, inbound
 from ..channels.cloud_api import webhook
-from ..db import Database
+from ..db import SQLITE_BUSY_TIMEOUT_MS, Database
 from ..inbound import keywords as kw
 from ..models import Channel, EventLevel, Sender, WebhookReceipt, utcnow
 
@@ -37,6 +39,9 @@ receipts = WebhookReceipt.__table__
 MAX_ATTEMPTS = 10
 MAX_BACKOFF = timedelta(hours=1)
 REFUSAL_EVENT_EVERY = timedelta(minutes=1)
+# The worker's pause between deliveries on SQLite while POSTs of its process wait to store.
+PAUSE = 0.002
+_waiting = threading.Event()
 
 _nudge = threading.Event()
 
@@ -66,7 +71,36 @@ def store_receipt(session: Session, sender_id: int, body: bytes, now: datetime) 
     dialect = session.get_bind().dialect.name
     insert = (postgresql if dialect == "postgresql" else sqlite).insert(receipts).values(**values)
     statement = insert.on_conflict_do_nothing(index_elements=[receipts.c.body_sha256])
-    return bool(session.execute(statement).rowcount)
+    if dialect != "sqlite":
+        return bool(session.execute(statement).rowcount)
+    return _store_polling(session, statement)
+
+
+def _store_polling(session: Session, statement: Any) -> bool:
+    """Insert on SQLite, asking for its one write lock every millisecond.
+
+    SQLite's own busy handler waits 1, 2, 5 … then 100 ms between tries, so a POST that
+    waits behind the worker's transactions sleeps in 100 ms steps and can miss every gap
+    between them: answers took up to a second under a storm. Asking every millisecond
+    finds the gap the worker leaves after each delivery (see `process_receipts`).
+    """
+    raw = session.connection().connection.driver_connection
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    raw.execute("PRAGMA busy_timeout = 0")
+    try:
+        while True:
+            try:
+                return bool(session.execute(statement).rowcount)
+            except OperationalError as exc:
+                if "locked" not in str(exc).lower() or time.monotonic() > deadline:
+                    raise
+                session.rollback()
+                raw = session.connection().connection.driver_connection
+                raw.execute("PRAGMA busy_timeout = 0")
+                _waiting.set()
+                time.sleep(0.001)
+    finally:
+        raw.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
 
 
 def note_refusal(session: Session, sender_id: int, why: str, now: datetime) -> None:
@@ -188,6 +222,7 @@ def process_receipts(db: Database, now: datetime | None = None, limit: int = 50)
     done = 0
     words: tuple[str, ...] | None = None
     routes: dict[str, int] | None = None
+    sqlite_file = db.engine.dialect.name == "sqlite"
     for _ in range(limit):
         at = now or utcnow()
         session = db.sessionmaker()
@@ -206,6 +241,11 @@ def process_receipts(db: Database, now: datetime | None = None, limit: int = 50)
             _apply(session, row, routes, words, at)
             session.commit()
             done += 1
+            if sqlite_file and _waiting.is_set():
+                # A POST of this process is waiting to store its delivery (it asks every
+                # millisecond, see store_receipt): leave the write lock free a moment.
+                _waiting.clear()
+                time.sleep(PAUSE)
         except webhook.PayloadRefused as exc:
             session.rollback()
             _failed(db, row, str(exc), at, final=True)
