@@ -181,36 +181,33 @@ def sign(body: bytes, app_secret: str = APP_SECRET) -> str:
     return "sha256=" + hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
 
 
+def _stat_rows(session: Any) -> Counter:
+    rows = session.execute(
+        select(
+            MessageStat.slot,
+            MessageStat.campaign_id,
+            MessageStat.sender_id,
+            MessageStat.kind,
+            MessageStat.code,
+            MessageStat.n,
+        )
+    ).all()
+    return Counter({tuple(r[:5]): r[5] for r in rows if r[5]})
+
+
 def stats_snapshot(db: Database) -> Counter:
+    """Every non-zero `message_stats` count, keyed by (slot, campaign, sender, kind, code)."""
     with db.session() as session:
-        rows = session.execute(
-            select(
-                MessageStat.slot,
-                MessageStat.campaign_id,
-                MessageStat.sender_id,
-                MessageStat.kind,
-                MessageStat.code,
-                MessageStat.n,
-            )
-        ).all()
-    return Counter({tuple(r[:5]): r[5] for r in rows if r[5]})
+        return _stat_rows(session)
 
 
-def stats_rebuilt(db: Database) -> Counter:
+def stats_rebuilt(db: Database, campaign_ids: list[int] | None = None) -> Counter:
+    """What `rebuild` writes, read inside its transaction and then rolled back."""
     with db.sessionmaker() as session:
-        stats.rebuild(session)
-        rows = session.execute(
-            select(
-                MessageStat.slot,
-                MessageStat.campaign_id,
-                MessageStat.sender_id,
-                MessageStat.kind,
-                MessageStat.code,
-                MessageStat.n,
-            )
-        ).all()
+        stats.rebuild(session, campaign_ids)
+        rows = _stat_rows(session)
         session.rollback()
-    return Counter({tuple(r[:5]): r[5] for r in rows if r[5]})
+    return rows
 
 
 def assert_exact(db: Database, *campaign_ids: int) -> Counter:

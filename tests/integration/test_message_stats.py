@@ -24,6 +24,7 @@ from tests.campaigns_support import (
     make_sender,
     phones,
 )
+from tests.inbound_support import stats_rebuilt, stats_snapshot
 from wabulk import inbound
 from wabulk.analytics import stats
 from wabulk.campaigns import lifecycle
@@ -37,39 +38,6 @@ from wabulk.senders.pace import Pace
 
 LEASE = timedelta(minutes=5)
 CODES = ("not_on_whatsapp", "send_failed", "dry_run_failure")
-
-
-def snapshot(db: Database) -> Counter:
-    with db.session() as session:
-        rows = session.execute(
-            select(
-                MessageStat.slot,
-                MessageStat.campaign_id,
-                MessageStat.sender_id,
-                MessageStat.kind,
-                MessageStat.code,
-                MessageStat.n,
-            )
-        ).all()
-    return Counter({tuple(r[:5]): r[5] for r in rows if r[5]})
-
-
-def rebuilt(db: Database, campaign_ids: list[int] | None = None) -> Counter:
-    """What `rebuild` writes, read inside its transaction and then rolled back."""
-    with db.sessionmaker() as session:
-        stats.rebuild(session, campaign_ids)
-        rows = session.execute(
-            select(
-                MessageStat.slot,
-                MessageStat.campaign_id,
-                MessageStat.sender_id,
-                MessageStat.kind,
-                MessageStat.code,
-                MessageStat.n,
-            )
-        ).all()
-        session.rollback()
-    return Counter({tuple(r[:5]): r[5] for r in rows if r[5]})
 
 
 class RandomAnswers:
@@ -224,8 +192,8 @@ def test_random_campaign_operations_keep_stats_equal_to_a_rebuild(migrated_db, s
         # Minutes to hours apart: slots, hours and days are crossed, at odd seconds.
         clock.advance(rng.choice((0.5, 37.3, 301.7, 911.1, 3 * 3600 + 0.25)))
         rng.choice(ops)()
-        incremental = snapshot(db)
-        assert incremental == rebuilt(db), f"seed {seed}, step {step}"
+        incremental = stats_snapshot(db)
+        assert incremental == stats_rebuilt(db), f"seed {seed}, step {step}"
         kinds_seen |= {key[3] for key in incremental}
 
     assert done_ops["claim"] and done_ops["settle"] and done_ops["retry"], done_ops
@@ -235,7 +203,7 @@ def test_random_campaign_operations_keep_stats_equal_to_a_rebuild(migrated_db, s
     # A rebuild of one campaign leaves the other's rows alone.
     with db.session() as session:
         stats.rebuild(session, [campaigns[0]])
-    assert snapshot(db) == rebuilt(db)
+    assert stats_snapshot(db) == stats_rebuilt(db)
 
 
 def test_a_dispatched_campaign_counts_sends_and_failures_per_sender(migrated_db, tmp_path) -> None:
@@ -254,8 +222,8 @@ def test_a_dispatched_campaign_counts_sends_and_failures_per_sender(migrated_db,
     for lane in lanes:
         lane.close()
 
-    incremental = snapshot(db)
-    assert incremental == rebuilt(db)
+    incremental = stats_snapshot(db)
+    assert incremental == stats_rebuilt(db)
     with db.session() as session:
         campaign = session.get(Campaign, campaign_id)
         failed_codes = Counter(
@@ -289,13 +257,13 @@ def test_the_cli_rebuilds_the_figures(tmp_path) -> None:
         lane = make_lane(db, sender, tmp_path, clock)
         drive([lane], clock, db)
         lane.close()
-        expected = snapshot(db)
+        expected = stats_snapshot(db)
         with db.session() as session:
             session.execute(MessageStat.__table__.delete())
-        assert snapshot(db) == Counter()
+        assert stats_snapshot(db) == Counter()
         done = run_wabulk(instance, "analytics", "rebuild", "--campaign", str(campaign_id))
         assert done.returncode == 0, done.stderr
         assert f"campaign(s) {campaign_id}: {len(expected)} row(s)" in done.stdout
-        assert snapshot(db) == expected and sum(expected.values()) == 3
+        assert stats_snapshot(db) == expected and sum(expected.values()) == 3
     finally:
         db.dispose()
