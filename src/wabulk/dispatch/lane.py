@@ -30,7 +30,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from .. import events
-from ..campaigns import lifecycle
+from ..campaigns import cloud_template, lifecycle
 from ..campaigns.media import media_path
 from ..campaigns.render_budget import limit_for
 from ..campaigns.service import pace_overrides, retry_seconds
@@ -389,8 +389,6 @@ class Lane:
         media = p.campaign.media
         call: TemplateCall | None = None
         if self.cloud and p.campaign.template is not None and p.claimed.params is not None:
-            from ..campaigns import cloud_template
-
             call = cloud_template.call_from(p.campaign.template, p.claimed.params)
         return OutgoingMessage(
             message_id=p.claimed.id,

@@ -30,6 +30,7 @@ from sqlalchemy import bindparam, literal, select, update
 from sqlalchemy.orm import Session
 
 from ..analytics import stats
+from ..campaigns import cloud_template
 from ..campaigns.counters import shift_counters
 from ..campaigns.render_budget import TEXT_LIMIT
 from ..campaigns.rendering import (
@@ -40,6 +41,7 @@ from ..campaigns.rendering import (
     context_for,
 )
 from ..channels.base import NOT_ON_WHATSAPP
+from ..contacts import service as contacts_service
 from ..db import driver_marks, driver_time
 from ..models import Campaign, Contact, Inbound, Message, MessageStatus
 from ..senders.pace import Pace
@@ -315,8 +317,6 @@ def _render(
         try:
             ctx = context_for(row.phone, row.name, row.country, row.attributes or {})
             if template is not None:
-                from ..campaigns import cloud_template
-
                 text, params = cloud_template.render_params(template, ctx, seed=row.id)
                 out.append(_Written(row, text=text, params=params))
                 continue
@@ -501,8 +501,6 @@ def flag_not_on_whatsapp(session: Session, message_ids: list[int], now: datetime
 def opt_out_recipients(session: Session, message_ids: list[int], now: datetime) -> None:
     """WhatsApp said these recipients stopped marketing from this business: they are opted
     out through the one opt-out path, so no campaign messages them again."""
-    from ..contacts import service as contacts_service
-
     people = list(
         session.scalars(select(messages.c.contact_id).where(messages.c.id.in_(message_ids)))
     )
@@ -511,4 +509,5 @@ def opt_out_recipients(session: Session, message_ids: list[int], now: datetime) 
         None,
         people,
         "WhatsApp says this customer stopped marketing messages from your business.",
+        by="WhatsApp",
     )
