@@ -97,3 +97,30 @@ class Heard:
     replies: list[Reply] = field(default_factory=list)
     account: list[AccountUpdate] = field(default_factory=list)
     opt_outs: list[OptOutSignal] = field(default_factory=list)
+    # `Watch.settle` message ids the channel proved were never sent (their chat lacks them)
+    not_sent: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Watched:
+    """One recent message of ours whose ticks are still worth reading."""
+
+    message_id: int
+    phone: str  # E.164, the recipient
+    text: str  # what we sent (the caption, or the file name)
+    # the bubble's data-id stored at send ("true_<digits>@c.us_<ID>")
+    provider_message_id: str | None
+    status: str  # "sent" | "delivered" (read ones are done)
+
+
+@dataclass(frozen=True)
+class Watch:
+    """What the lane asks the channel to look for in one look."""
+
+    messages: tuple[Watched, ...] = ()  # newest message per phone, newest first
+    # E.164: recipients in the hearing period; only their chats are opened
+    reply_phones: frozenset[str] = frozenset()
+    read_replies: bool = True  # False: never open a chat to read replies
+    until: float = 0.0  # time.monotonic() deadline; after it: no more chat opening
+    # `unknown` messages to settle by reading their chat (idle only)
+    settle: tuple[Watched, ...] = ()
