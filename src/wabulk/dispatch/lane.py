@@ -22,7 +22,7 @@ import random
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +60,7 @@ from ..models import (
     campaign_senders,
 )
 from ..models import Channel as SenderChannel
-from ..senders import budget, cloud, cooldown
+from ..senders import budget, cloud, cooldown, warmup
 from ..senders import lease as sender_lease
 from ..senders.linking import link_step
 from ..senders.pace import Pace
@@ -140,6 +140,8 @@ class Lane:
         self.sent_since_break = 0
         self.sent_today = 0
         self.day_ends: datetime | None = None
+        # The day of the sender's first message (its warm-up), read with sent_today.
+        self.first_day: date | None = None
         self.lease_renew_at: datetime | None = None
         self.rotation = 0
         self.batch = 20
@@ -185,6 +187,7 @@ class Lane:
                 return None
             if self.day_ends is None or now >= self.day_ends:
                 self.sent_today = sent_today(session, sender, now)
+                self.first_day = warmup.first_day(session, sender)
                 self.day_ends = Pace(timezone=sender.timezone).next_day_start(now)
             try:
                 channel = self._channel(sender)
@@ -284,8 +287,11 @@ class Lane:
                 _CampaignInfo(
                     id=c.id,
                     body=c.body,
-                    pace=Pace.for_sender(
-                        sender, pace_overrides(c), template=c.cloud_template is not None
+                    pace=warmup.capped(
+                        Pace.for_sender(
+                            sender, pace_overrides(c), template=c.cloud_template is not None
+                        ),
+                        warmup.on_day(sender, self.first_day, self.clock.now()),
                     ),
                     template=c.cloud_template,
                     max_attempts=c.max_attempts,

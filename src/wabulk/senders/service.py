@@ -21,9 +21,9 @@ from ..channels import dry_run
 from ..channels.dry_run import SettingError
 from ..channels.whatsapp_web import settings as web_settings
 from ..errors import Conflict, NotFound, ValidationError
-from ..models import Channel, Message, Role, Sender, SenderState, User, utcnow
+from ..models import Channel, EventLevel, Message, Role, Sender, SenderState, User, utcnow
 from ..zones import zone
-from . import cloud_input, cooldown
+from . import cloud_input, cooldown, warmup
 from .cloud import find_by_phone_number_id
 from .linking import LINK_WINDOW
 from .pace import Pace, validate_overrides
@@ -92,6 +92,9 @@ def _channel_settings(
         return _cloud_settings(session, sender, raw, keys)
     try:
         if channel == Channel.WHATSAPP_WEB:
+            raw = dict(raw)
+            # The form has no box for it: an edit keeps a skipped warm-up skipped.
+            raw.setdefault(warmup.SKIPPED, (sender.settings or {}).get(warmup.SKIPPED, False))
             return web_settings.clean_settings(raw)
         return dry_run.clean_settings(raw)
     except SettingError as exc:
@@ -261,6 +264,39 @@ def resume(session: Session, actor: User | None, sender_id: int) -> Sender:
         + (f" (it was limited: {reason})" if reason else "")
         + ".",
         user=actor,
+        data={"sender_id": sender.id},
+    )
+    return sender
+
+
+def set_warmup(session: Session, actor: User | None, sender_id: int, skip: bool) -> Sender:
+    """Skip a WhatsApp Web sender's warm-up (it may send up to its own cap at once), or
+    turn it back on (the ramp resumes at the day the number has reached)."""
+    require_role(actor, Role.ADMIN)
+    sender = get_sender(session, sender_id)
+    if sender.channel != Channel.WHATSAPP_WEB:
+        raise Conflict("Only WhatsApp Web senders have a warm-up.")
+    if warmup.skipped(sender) == skip:
+        raise Conflict(f"The warm-up of {sender.name} is already {'skipped' if skip else 'on'}.")
+    settings = dict(sender.settings or {})
+    if skip:
+        settings[warmup.SKIPPED] = True
+    else:
+        settings.pop(warmup.SKIPPED, None)
+    sender.settings = settings
+    who = events.actor_name(actor)
+    text = (
+        f"{who} skipped the warm-up of {sender.name!r}: it may send up to its full daily "
+        "cap from now on."
+        if skip
+        else f"{who} turned the warm-up of {sender.name!r} back on."
+    )
+    events.record(
+        session,
+        "sender.warmup_skipped" if skip else "sender.warmup_on",
+        text,
+        user=actor,
+        level=EventLevel.WARNING if skip else EventLevel.INFO,
         data={"sender_id": sender.id},
     )
     return sender

@@ -16,6 +16,8 @@ SETTINGS = {
     "visible": "Show the browser",
     "user_data_dir": "Chrome user-data folder",
     "profile_directory": "Chrome profile name",
+    # Set by the Senders page's "Skip warm-up" (senders/warmup.py), not by the form.
+    "warmup_skipped": "Skip the warm-up",
 }
 
 
@@ -63,6 +65,8 @@ def clean_settings(raw: dict[str, object]) -> dict[str, object]:
                 'A profile name is a folder name such as "Default" or "Profile 1", not a path.',
             )
         clean["profile_directory"] = profile
+    if _flag(raw.get("warmup_skipped", False)):
+        clean["warmup_skipped"] = True
     return clean
 
 
