@@ -35,7 +35,7 @@ def test_db_upgrade_creates_the_database_and_is_repeatable(tmp_path) -> None:
     instance = tmp_path / "fresh"
     first = run_wabulk(instance, "db", "upgrade")
     assert first.returncode == 0, first.stderr
-    assert "is at revision 0006" in first.stdout
+    assert "is at revision 0007" in first.stdout
     assert (instance / "wabulk.db").exists()
     assert run_wabulk(instance, "db", "upgrade").returncode == 0
     assert "up to date" in run_wabulk(instance, "db", "current").stdout

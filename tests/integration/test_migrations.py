@@ -60,3 +60,30 @@ def test_sqlite_connections_use_wal_busy_timeout_and_foreign_keys(tmp_path) -> N
         assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
         assert conn.execute(text("PRAGMA busy_timeout")).scalar() >= 5000
     db.dispose()
+
+
+def test_0007_adds_the_finish_by_time_and_takes_it_away_again(database_url: str) -> None:
+    db = Database(database_url)
+    migrate.upgrade(db.engine, "0006")
+    with db.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO campaigns (name, status, body, pacing, max_attempts, "
+                "text_before_document, total, n_queued, n_sending, n_sent, n_delivered, "
+                "n_read, n_failed, n_skipped, n_unknown, n_replied, created_at, is_demo) "
+                "VALUES ('Old', 'running', '', '{}', 3, false, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, "
+                "'2026-12-01 10:00:00', false)"
+            )
+        )
+    migrate.upgrade(db.engine)
+    columns = {c["name"] for c in inspect(db.engine).get_columns("campaigns")}
+    assert "ends_at" in columns
+    with db.engine.connect() as conn:
+        # A campaign from before has no end: it keeps running as it did.
+        assert conn.execute(text("SELECT name, ends_at FROM campaigns")).all() == [("Old", None)]
+    migrate.downgrade(db.engine, "0006")
+    columns = {c["name"] for c in inspect(db.engine).get_columns("campaigns")}
+    assert "ends_at" not in columns
+    with db.engine.connect() as conn:
+        assert conn.execute(text("SELECT name FROM campaigns")).scalars().all() == ["Old"]
+    db.dispose()

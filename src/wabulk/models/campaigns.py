@@ -83,6 +83,9 @@ class Campaign(Base):
     body: Mapped[str] = mapped_column(Text, default="")
     media_id: Mapped[int | None] = mapped_column(ForeignKey("media.id", ondelete="RESTRICT"))
     scheduled_at: Mapped[datetime | None]
+    # Finish by: a running campaign still sending at this time pauses, saying so; nothing
+    # is skipped, and moving the time later lets it resume. NULL: no end.
+    ends_at: Mapped[datetime | None]
     # Overrides of the senders' pacing, e.g. {"min_delay_seconds": 5, "daily_cap": 200}.
     pacing: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     max_attempts: Mapped[int] = mapped_column(default=3)
