@@ -46,7 +46,9 @@ from ..base import (
     TransientError,
     Unconfirmed,
 )
+from ..heard import Heard, Watch
 from . import browser, selectors
+from .hearing import Hearing
 from .page import Bubble, Page, State, same_text
 from .settings import web_settings
 
@@ -114,6 +116,7 @@ class WhatsAppWebChannel:
         self.page: Page | None = None
         self.prepared: tuple[int, str] | None = None  # (message id, url) loaded by prepare
         self.clicked = False  # send was clicked for the message in hand: never click blindly
+        self.hearing = Hearing(self)
 
     # --- browser -------------------------------------------------------------------
 
@@ -250,6 +253,18 @@ class WhatsAppWebChannel:
         except (_BrowserLost, ChannelError, WebDriverException):
             return "unknown"
 
+    def hear(self, watch: Watch) -> Heard:
+        """Ticks, replies and unknown messages settled, as the page shows them now (see
+        `hearing`). Raises SenderUnavailable when logged out, in use elsewhere or limited."""
+        try:
+            return self.hearing.look(watch)
+        except (_BrowserLost, WebDriverException) as exc:
+            self.close()  # the next send or look starts a fresh browser
+            reason = exc if isinstance(exc, _BrowserLost) else _first_line(exc)
+            raise TransientError(
+                f"The browser failed while reading the chats: {reason}", code="browser_error"
+            ) from None
+
     def link_status(self, takeover: bool = False) -> LinkStatus:
         """Open WhatsApp Web (once) and report what it shows, pressing "Use here" if asked."""
         page = self._open()
@@ -323,6 +338,8 @@ class WhatsAppWebChannel:
                 code="text_changed",
                 screenshot=self._screenshot(message, "text-changed"),
             )
+        if not self.clicked:  # a message's second part goes whatever shows now
+            self.hearing.stop_if_limited(page)
         before, _ = page.bubbles(1)
         button = self._require(page, message, "send_button", 5, clickable=True)
         page.watch_new_bubble(before)
@@ -333,6 +350,8 @@ class WhatsAppWebChannel:
 
     def _send_file(self, page: Page, message: OutgoingMessage, caption: str) -> SendResult:
         upload = self._named_copy(message)
+        if not self.clicked:
+            self.hearing.stop_if_limited(page)
         self._require(page, message, "attach_button", 5, clickable=True).click()
         which = "media_input" if _is_media(message) else "document_input"
         self._require(page, message, which, 5).send_keys(str(upload))
@@ -425,24 +444,27 @@ class WhatsAppWebChannel:
     # --- reconcile -----------------------------------------------------------------
 
     def _reconcile(self, message: OutgoingMessage) -> Reconciled:
+        return self._look_for(message)[0]
+
+    def _look_for(self, message: OutgoingMessage) -> tuple[Reconciled, Bubble | None]:
         """Reopen the chat and look for the text among the last outgoing bubbles."""
         page = self._load(self.chat_url(message.phone, None))
         state = page.wait_state({"chat", "qr", "use_here", "invalid"}, self.timeout)
         if state == "invalid":
-            return "not_sent"
+            return "not_sent", None
         if state != "chat":
-            return "unknown"
+            return "unknown", None
         wanted = message.text or message.media_name
         if not wanted:
-            return "unknown"
+            return "unknown", None
         _, bubbles = page.bubbles(20)
         for bubble in reversed(bubbles):
             if same_text(bubble.text, wanted) or (
                 message.media_name and same_text(bubble.text, f"{message.media_name}\n{wanted}")
             ):
                 # A clock means WhatsApp holds it and will send it when it can.
-                return "not_sent" if bubble.state == "failed" else "sent"
-        return "not_sent"
+                return ("not_sent" if bubble.state == "failed" else "sent"), bubble
+        return "not_sent", None
 
     # --- linking helpers -----------------------------------------------------------
 

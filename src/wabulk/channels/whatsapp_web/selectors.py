@@ -68,6 +68,58 @@ DEFAULTS: dict[str, tuple[str, ...]] = {
         'span[data-icon="msg-check"]',
         'span[data-icon="msg-dblcheck"]',
     ),
+    # --- hearing back: the chat list, an open chat's bubbles, limit banners ---------
+    # A chat list row: the chat's number as WhatsApp formats it (or a saved name), the last
+    # message's preview with its tick when it is ours, and an unread badge.
+    "chat_row": (
+        '#pane-side div[role="listitem"]',
+        '#pane-side div[role="row"]',
+        'div[aria-label="Chat list"] div[role="listitem"]',
+        'div[aria-label="Chat list"] div[role="row"]',
+    ),
+    "row_title": ('span[dir="auto"][title]', "span[title]"),
+    # The title element itself is never taken as the preview.
+    "row_preview": ('span[dir="ltr"][title]', 'span[dir="ltr"]', "span[title]"),
+    "row_unread": (
+        'span[aria-label*="unread"]',
+        'span[aria-label*="Unread"]',
+        'span[aria-label*="não lida"]',
+        'span[aria-label*="no leído"]',
+    ),
+    # Tick icons, read both in chat list rows and on an open chat's outgoing bubbles;
+    # looked for in the order failed, pending, read, delivered, sent.
+    "row_tick_failed": ('span[data-icon="msg-failed"]', 'span[data-icon="status-failed"]'),
+    "row_tick_pending": (
+        'span[data-icon="msg-time"]',
+        'span[data-icon="msg-clock"]',
+        'span[data-icon="status-time"]',
+    ),
+    "row_tick_read": (
+        'span[data-icon="status-dblcheck-ack"]',
+        'span[data-icon="msg-dblcheck-ack"]',
+        'span[data-icon="msg-dblcheck-ack-light"]',
+        'span[data-icon="msg-dblcheck"][aria-label*="Read"]',
+        'span[data-icon="status-dblcheck"][aria-label*="Read"]',
+        'span[data-icon="msg-dblcheck"][aria-label*="Lida"]',
+        'span[data-icon="msg-dblcheck"][aria-label*="Leído"]',
+    ),
+    "row_tick_delivered": ('span[data-icon="msg-dblcheck"]', 'span[data-icon="status-dblcheck"]'),
+    "row_tick_sent": ('span[data-icon="msg-check"]', 'span[data-icon="status-check"]'),
+    # The open chat: its title, and the customer's bubbles (ours are "outgoing" above).
+    "chat_title": ('#main header span[dir="auto"][title]', "#main header span[title]"),
+    "incoming": ("div.message-in", 'div[data-id^="false_"]'),
+    # What kind of message a bubble holds; none of these: text.
+    "bubble_document": ('span[data-icon="document"]', 'span[data-icon^="document-"]'),
+    "bubble_voice": ('span[data-icon="audio-play"]', 'span[data-icon="ptt-play"]'),
+    "bubble_video": ("video", 'span[data-icon="media-play"]'),
+    "bubble_image": ("img:not(.emoji)",),
+    # Banners over the chat list; their words are matched against LIMIT_BANNERS.
+    "banner": (
+        '#side div[role="alert"]',
+        '#pane-side div[role="alert"]',
+        'div[data-testid="chatlist-banner"]',
+        '#side [role="alert"]',
+    ),
 }
 
 # localStorage keys holding the linked account, e.g. '"919876543210:12@c.us"'.
@@ -83,6 +135,56 @@ USE_HERE_TEXTS: tuple[str, ...] = (
     "hier verwenden",
     "usa qui",
     "yahan istemal karein",
+)
+
+# Words of the banners that mean WhatsApp is limiting the account, lower case, with what
+# each means: "limit" stops the sender at once; "connecting" only once it has been shown
+# for longer than the channel's `connect_banner_seconds` (a short network blip is normal).
+LIMIT_BANNERS: tuple[tuple[str, str], ...] = (
+    ("message not sent", "limit"),
+    ("messages not sent", "limit"),
+    ("too many messages", "limit"),
+    ("temporarily blocked", "limit"),
+    ("temporarily banned", "limit"),
+    ("trying to connect", "connecting"),
+    # Portuguese
+    ("mensagem não enviada", "limit"),
+    ("mensagens não enviadas", "limit"),
+    ("muitas mensagens", "limit"),
+    ("temporariamente bloqueada", "limit"),
+    ("temporariamente bloqueado", "limit"),
+    ("bloqueada temporariamente", "limit"),
+    ("tentando conectar", "connecting"),
+    # Spanish
+    ("mensaje no enviado", "limit"),
+    ("mensajes no enviados", "limit"),
+    ("demasiados mensajes", "limit"),
+    ("bloqueada temporalmente", "limit"),
+    ("temporalmente bloqueada", "limit"),
+    ("bloqueado temporalmente", "limit"),
+    ("intentando conectar", "connecting"),
+    # Hindi
+    ("संदेश नहीं भेजा गया", "limit"),
+    ("मैसेज नहीं भेजा गया", "limit"),
+    ("बहुत ज़्यादा मैसेज", "limit"),
+    ("बहुत अधिक संदेश", "limit"),
+    ("अस्थायी रूप से ब्लॉक", "limit"),
+    ("कनेक्ट करने की कोशिश", "connecting"),
+    # Indonesian
+    ("pesan tidak terkirim", "limit"),
+    ("terlalu banyak pesan", "limit"),
+    ("diblokir sementara", "limit"),
+    ("mencoba menghubungkan", "connecting"),
+    ("mencoba terhubung", "connecting"),
+    # French, German
+    ("message non envoyé", "limit"),
+    ("trop de messages", "limit"),
+    ("temporairement bloqué", "limit"),
+    ("connexion en cours", "connecting"),
+    ("nachricht nicht gesendet", "limit"),
+    ("zu viele nachrichten", "limit"),
+    ("vorübergehend gesperrt", "limit"),
+    ("verbindung wird hergestellt", "connecting"),
 )
 
 
