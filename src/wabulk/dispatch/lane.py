@@ -13,6 +13,9 @@
   holding the sender reads the QR into the sender row for the Senders page to show.
 - Messages this sender left in flight in a dead worker are reconciled through this lane's
   own channel, since a WhatsApp Web account must not be opened in a second browser.
+- A channel that can hear back (WhatsApp Web) looks at its chats in the pacing waits, once
+  a wait and every LOOK_EVERY in a long one, and while idle for its hearing period after a
+  campaign (lane_hearing.py, hearing.py): reading never delays a send.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from ..channels.base import (
     TransientError,
     Unconfirmed,
 )
+from ..channels.heard import Heard
 from ..channels.registry import open_channel
 from ..db import Database
 from ..models import (
@@ -66,8 +70,9 @@ from ..senders.linking import link_step
 from ..senders.pace import Pace
 from ..senders.secrets import SecretUnreadable
 from ..senders.service import sent_today
-from . import queue, recovery
+from . import hearing, queue, recovery
 from .clock import Clock, SystemClock
+from .lane_hearing import LooksInWaits
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +116,7 @@ class _Unsettled:
     fallbacks: list[tuple[_Pending, str]] = field(default_factory=list)
 
 
-class Lane:
+class Lane(LooksInWaits):
     def __init__(
         self,
         db: Database,
@@ -155,6 +160,15 @@ class Lane:
         self.budget: budget.Budget | None = None
         self._held_until: datetime | None = None
         self.fallback_logged: set[int] = set()
+        # Hearing back (WhatsApp Web): the sender's settings, when it last looked, whether
+        # it looked since the last send, how long preparing a chat takes (seconds, real
+        # time), and what a look heard until it is written (with the `unknown` ids asked).
+        self.hearing: hearing.Hearing | None = None
+        self.looked_at: datetime | None = None
+        self.looked_since_send = False
+        self.prepare_seconds = 1.0
+        self.unapplied: tuple[Heard, set[int]] | None = None
+        self.unapplied_tries = 0
 
     # --- the step -----------------------------------------------------------------
 
@@ -173,7 +187,10 @@ class Lane:
             # Messages the channel already took: their outcomes are written before anything
             # else, or recovery (which skips a live worker's own messages) never would.
             return self._write_unsettled()
+        if self.unapplied is not None:
+            self._apply_heard()
         now = self.clock.now()
+        idle, idle_wait = False, None
         with self.db.session() as session:
             sender = session.get(Sender, self.sender_id)
             if sender is None or not self._hold(session, now):
@@ -185,6 +202,7 @@ class Lane:
                 if sender.link_requested_until is not None and sender.link_requested_until > now:
                     return link_step(session, sender, self._channel(sender), now)
                 return None
+            self.hearing = hearing.Hearing.of(sender)
             if self.day_ends is None or now >= self.day_ends:
                 self.sent_today = sent_today(session, sender, now)
                 self.first_day = warmup.first_day(session, sender)
@@ -205,18 +223,23 @@ class Lane:
                 recovery.reconcile_sender(session, self.sender_id, channel, self.owner, now)
                 session.commit()
             if not self.pending:
+                idle = True
                 if (self.next_send_at - now) > self.lease / 2:
-                    return (self.next_send_at - now).total_seconds()
-                if not self._claim(session, sender, now):
+                    idle_wait = (self.next_send_at - now).total_seconds()
+                elif self._claim(session, sender, now):
+                    idle = False
+                else:
                     wake = self.day_ends if self._all_capped else None
                     if self._held_until is not None and self._all_capped:
                         wake = min(self._held_until, wake) if wake else self._held_until
-                    return max(0.0, (wake - now).total_seconds()) if wake else None
+                    idle_wait = max(0.0, (wake - now).total_seconds()) if wake else None
+        if idle:
+            return self._idle(now, idle_wait)
         first = self.pending[0]
         if first.campaign.pace.daily_cap and self.sent_today >= first.campaign.pace.daily_cap:
             return self._capped(now)
         if now < self.next_send_at:
-            return (self.next_send_at - now).total_seconds()
+            return self._wait(now)
         if first.campaign.pace.paced and not self._still_running(first.campaign.id):
             with self.db.session() as session:
                 self._requeue_pending(session, now)
@@ -410,10 +433,14 @@ class Lane:
 
     def _prepare(self) -> None:
         if self.pending and self.channel is not None:
+            started = time.perf_counter()
             try:
                 self.channel.prepare(self._outgoing(self.pending[0]))
             except Exception:  # a failed preparation shows up again at send
                 log.debug("prepare failed", exc_info=True)
+            # What a look leaves free before a send, to prepare again a chat it closed.
+            took = time.perf_counter() - started
+            self.prepare_seconds = max(0.9 * self.prepare_seconds + 0.1 * took, took)
 
     def _still_running(self, campaign_id: int) -> bool:
         with self.db.session() as session:
@@ -504,6 +531,7 @@ class Lane:
     def _note(self, unsettled: _Unsettled, p: _Pending, result: SendResult | Exception) -> None:
         """Turn what the channel said about one message into its outcome."""
         shot: Path | None = None
+        self.looked_since_send = False
         if isinstance(result, SendResult):
             outcome = queue.Outcome(p.claimed.id, p.campaign.id, "sent", result.provider_message_id)
             self.sent_today += 1
@@ -580,7 +608,9 @@ class Lane:
             # preparation overlaps the pacing wait.
             return 0.0
         self._prepare()
-        return max(0.0, (self.next_send_at - now).total_seconds())
+        wait = max(0.0, (self.next_send_at - now).total_seconds())
+        # A look comes first when one fits in the wait: the next step makes it.
+        return 0.0 if self._look_due(now, wait) else wait
 
     def _failed(self, p: _Pending, code: str, detail: str) -> queue.Outcome:
         return queue.Outcome(
@@ -614,7 +644,8 @@ class Lane:
         except ValueError:
             state = SenderState.NEEDS_LINK
         if state == SenderState.LIMITED:
-            cooldown.limit(session, sender, str(exc), now)
+            shot = exc.screenshot.name if exc.screenshot else None
+            cooldown.limit(session, sender, str(exc), now, screenshot=shot)
             session.flush()
             lifecycle.pause_orphaned(session)
             return
@@ -649,6 +680,8 @@ class Lane:
         try:
             if self.unsettled is not None:
                 self._write_unsettled()
+            if self.unapplied is not None:
+                self._apply_heard()
             with self.db.session() as session:
                 self._requeue_pending(session, now)
                 sender_lease.release(session, self.sender_id, self.owner)

@@ -5,7 +5,9 @@
 - Loops run in their own threads so a long import never delays message work.
 - The "campaigns" loop starts scheduled campaigns, completes finished ones, and keeps
   one sending lane (lane.py) running per sender that has work, each in its own thread,
-  so a slow browser never holds up another account.
+  so a slow browser never holds up another account. A linked WhatsApp Web sender keeps
+  its lane for its hearing period after its last send, reading ticks and replies
+  (hearing.py); the lane itself ends when that period does.
 - An error in a step is logged and the loop carries on after a pause: one bad row must
   not crash-loop the process.
 - The "templates" loop re-reads each linked Cloud API sender's templates from Meta once an
@@ -33,7 +35,7 @@ from ..contacts import importer
 from ..db import Database
 from ..models import Campaign, CampaignStatus, Sender, SenderState, campaign_senders, utcnow
 from ..senders import cloud, cooldown
-from . import receipts
+from . import hearing, receipts
 from .lane import Lane
 from .recovery import expire_stale_leases
 
@@ -93,6 +95,7 @@ class Dispatcher:
             started = lifecycle.start_due(session, now)
         with self.db.session() as session:
             completed = lifecycle.complete_finished(session, now)
+            lifecycle.pause_expired(session, now)
             cooldown.resume_due(session, now)
             lifecycle.pause_orphaned(session)
         with self.db.session() as session:
@@ -109,6 +112,8 @@ class Dispatcher:
                     .distinct()
                 )
             )
+            # WhatsApp Web senders still hearing back after their campaigns.
+            busy.update(hearing.hearing_senders(session, now))
             # Senders being linked by QR: their lane opens the browser and shows the QR.
             busy.update(
                 session.scalars(

@@ -15,8 +15,11 @@ from ..models import EventLevel, Sender, SenderState
 COOL_DOWN = timedelta(hours=24)
 
 
-def limit(session: Session, sender: Sender, reason: str, now: datetime) -> None:
-    """Take the sender out of rotation until the cool-down ends."""
+def limit(
+    session: Session, sender: Sender, reason: str, now: datetime, screenshot: str | None = None
+) -> None:
+    """Take the sender out of rotation until the cool-down ends; `screenshot`: the file name
+    of what WhatsApp Web showed, linked from the Event."""
     sender.state = SenderState.LIMITED
     sender.state_reason = reason[:500]
     sender.limited_until = now + COOL_DOWN
@@ -24,8 +27,9 @@ def limit(session: Session, sender: Sender, reason: str, now: datetime) -> None:
         session,
         "sender.limited",
         f"Sender {sender.name} rests for {int(COOL_DOWN.total_seconds() // 3600)} hours: "
-        f"{reason.rstrip('.')}.",
+        f"{reason.rstrip('.')}. Its messages went back to the queue.",
         level=EventLevel.ERROR,
+        data={"screenshot": screenshot} if screenshot else None,
     )
 
 

@@ -3,6 +3,9 @@
 - `visible`: show the browser window (a desktop install) instead of running headless.
 - `user_data_dir` + `profile_directory`: use an existing Chrome profile where WhatsApp Web
   is already logged in, instead of the sender's own folder under the instance folder.
+- `read_replies`: open the chats of recipients who wrote back to store their replies (which
+  marks them read on the phone too); off, only the chat list's ticks are read.
+- `hear_days`: how many days after its last send the sender keeps reading ticks and replies.
 """
 
 from __future__ import annotations
@@ -16,9 +19,15 @@ SETTINGS = {
     "visible": "Show the browser",
     "user_data_dir": "Chrome user-data folder",
     "profile_directory": "Chrome profile name",
+    "read_replies": "Read customers' replies",
+    "hear_days": "Days to keep reading after a campaign",
     # Set by the Senders page's "Skip warm-up" (senders/warmup.py), not by the form.
     "warmup_skipped": "Skip the warm-up",
 }
+
+
+HEAR_DAYS = 3
+MAX_HEAR_DAYS = 30
 
 
 @dataclass(frozen=True)
@@ -26,6 +35,8 @@ class WebSettings:
     visible: bool = False
     user_data_dir: str = ""
     profile_directory: str = ""
+    read_replies: bool = True
+    hear_days: int = HEAR_DAYS
 
 
 def _flag(value: object) -> bool:
@@ -41,6 +52,8 @@ def clean_settings(raw: dict[str, object]) -> dict[str, object]:
         if key not in SETTINGS:
             raise SettingError(key, f"Unknown WhatsApp Web setting {key!r}.")
     clean["visible"] = _flag(raw.get("visible", False))
+    clean["read_replies"] = _flag(raw.get("read_replies", True))
+    clean["hear_days"] = _days(raw.get("hear_days"))
     folder = str(raw.get("user_data_dir") or "").strip()
     profile = str(raw.get("profile_directory") or "").strip()
     if folder:
@@ -70,9 +83,33 @@ def clean_settings(raw: dict[str, object]) -> dict[str, object]:
     return clean
 
 
+def _days(value: object) -> int:
+    if value is None or str(value).strip() == "":
+        return HEAR_DAYS
+    try:
+        days = float(str(value).strip())
+    except ValueError:
+        raise SettingError("hear_days", "Give the days to keep reading as a number.") from None
+    if days != int(days) or not 0 <= days <= MAX_HEAR_DAYS:
+        raise SettingError(
+            "hear_days",
+            f"Give the days to keep reading as a whole number from 0 to {MAX_HEAR_DAYS}.",
+        )
+    return int(days)
+
+
+def _stored_days(value: object) -> int:
+    try:
+        return _days(value)
+    except SettingError:  # stored before this setting was checked: the default
+        return HEAR_DAYS
+
+
 def web_settings(raw: dict[str, object]) -> WebSettings:
     return WebSettings(
         visible=_flag(raw.get("visible", False)),
         user_data_dir=str(raw.get("user_data_dir") or ""),
         profile_directory=str(raw.get("profile_directory") or ""),
+        read_replies=_flag(raw.get("read_replies", True)),
+        hear_days=_stored_days(raw.get("hear_days")),
     )

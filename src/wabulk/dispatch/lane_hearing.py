@@ -1,0 +1,191 @@
+"""The lane's side of hearing back: when to look at the chats, and for how long.
+
+- In a pacing wait: one look once the next message is claimed and prepared, and another
+  every LOOK_EVERY of a long wait (a break, the daily cap). The look may open chats until
+  the next send is due less the time preparing a chat takes, since a chat it opens closes
+  the prepared one; after it the lane prepares that chat again. A wait shorter than
+  MIN_LOOK_SECONDS gets no look, and `next_send_at` never moves for one.
+- Idle (nothing to send): a look every LOOK_EVERY while the sender is in its hearing
+  period or has `unknown` messages to settle (hearing.still_hearing), and a step every
+  IDLE_POLL_SECONDS for new work, since the worker starts no second lane for the sender.
+- What a look heard is kept on the lane until written, as sends are (`unsettled`): a
+  dropped database connection fails the step, and the next step writes it first.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..channels.base import SenderUnavailable
+from ..inbound.statuses import StaleRead
+from ..models import Contact, Message, Sender
+from . import hearing, queue
+
+if TYPE_CHECKING:
+    from ..channels.heard import Heard
+
+log = logging.getLogger(__name__)
+
+LOOK_EVERY = timedelta(seconds=30)
+MIN_LOOK_SECONDS = 1.0
+IDLE_POLL_SECONDS = 5.0
+# Steps that may fail writing one look before it is given up (a bug must not stop sending).
+APPLY_TRIES = 3
+
+
+class LooksInWaits:
+    """Mixed into `Lane`: the attributes below are the lane's."""
+
+    db: Any
+    sender_id: int
+    owner: str
+    clock: Any
+    channel: Any
+    pending: deque
+    next_send_at: datetime
+    hearing: hearing.Hearing | None
+    looked_at: datetime | None
+    looked_since_send: bool
+    prepare_seconds: float
+    unapplied: tuple[Heard, set[int]] | None
+    unapplied_tries: int
+
+    if TYPE_CHECKING:
+
+        def _prepare(self) -> None: ...
+
+        def _sender_lost(self, session: Session, exc: SenderUnavailable, now: datetime) -> None: ...
+
+    def _hears(self) -> bool:
+        return self.hearing is not None and callable(getattr(self.channel, "hear", None))
+
+    def _look_due(self, now: datetime, wait: float) -> bool:
+        if not self._hears() or wait < MIN_LOOK_SECONDS:
+            return False
+        if not self.looked_since_send or self.looked_at is None:
+            return True
+        return now - self.looked_at >= LOOK_EVERY
+
+    def _next_look_in(self, now: datetime) -> float:
+        if self.looked_at is None:
+            return 0.0
+        return max(0.0, (self.looked_at + LOOK_EVERY - now).total_seconds())
+
+    def _wait(self, now: datetime) -> float:
+        """The message in hand is due later: look at the chats if a look fits."""
+        wait = (self.next_send_at - now).total_seconds()
+        if not self._look_due(now, wait):
+            if self._hears() and wait > LOOK_EVERY.total_seconds():
+                return max(MIN_LOOK_SECONDS, min(wait, self._next_look_in(now)))
+            return wait
+        if self._look(now, wait - self.prepare_seconds, settle=False):
+            return 0.0  # the sender stopped: the next step finds it out of rotation
+        if self.pending and getattr(self.channel, "prepared", True) is None:
+            self._prepare()  # the look opened another chat
+        now = self.clock.now()
+        wait = max(0.0, (self.next_send_at - now).total_seconds())
+        if wait > LOOK_EVERY.total_seconds():
+            return min(wait, LOOK_EVERY.total_seconds())
+        return wait
+
+    def _idle(self, now: datetime, wait: float | None) -> float | None:
+        """Nothing to send now (`wait`: until something may be, None: no work)."""
+        if not self._hears() or (wait is not None and wait < MIN_LOOK_SECONDS):
+            return wait
+        if self._next_look_in(now) <= 0:
+            with self.db.session() as session:
+                sender = session.get(Sender, self.sender_id)
+                active = sender is not None and hearing.still_hearing(session, sender, now)
+            if not active:
+                return wait
+            budget = wait if wait is not None else LOOK_EVERY.total_seconds()
+            if self._look(now, budget, settle=True):
+                return 0.0
+            now = self.clock.now()
+        if wait is None:
+            return min(IDLE_POLL_SECONDS, max(self._next_look_in(now), MIN_LOOK_SECONDS))
+        return max(MIN_LOOK_SECONDS, min(wait, self._next_look_in(now)))
+
+    def _look(self, now: datetime, seconds: float, settle: bool) -> bool:
+        """One look; True when it found the sender unable to send (it is taken out)."""
+        assert self.hearing is not None
+        self.looked_at = now
+        self.looked_since_send = True
+        with self.db.session() as session:
+            watch = hearing.build_watch(
+                session,
+                self.sender_id,
+                self.hearing,
+                now,
+                hearing.monotonic_deadline(seconds),
+                settle=settle,
+            )
+        if not (watch.messages or watch.reply_phones or watch.settle):
+            return False
+        try:
+            heard = self.channel.hear(watch)
+        except SenderUnavailable as exc:
+            with self.db.session() as session:
+                self._sender_lost(session, exc, self.clock.now())
+            return True
+        except Exception:
+            log.warning("sender %s: reading the chats failed", self.sender_id, exc_info=True)
+            return False
+        self.unapplied = (heard, {w.message_id for w in watch.settle})
+        self.unapplied_tries = 0
+        self._apply_heard()
+        return False
+
+    def _apply_heard(self) -> None:
+        assert self.unapplied is not None
+        heard, settle = self.unapplied
+        now = self.clock.now()
+        self.unapplied_tries += 1
+        try:
+            for attempt in range(3):
+                try:
+                    with self.db.session() as session:
+                        done = hearing.apply_heard(session, self.sender_id, heard, now, settle)
+                        if done.applied.opted_out and self.pending:
+                            self._drop_opted_out(session, now)
+                    break
+                except StaleRead:  # a row moved under SQLite between read and write
+                    if attempt == 2:
+                        raise
+        except Exception:
+            if self.unapplied_tries < APPLY_TRIES:
+                raise  # kept: the next step writes it again
+            log.exception("sender %s: what its chats showed could not be stored", self.sender_id)
+        self.unapplied = None
+
+    def _drop_opted_out(self, session: Session, now: datetime) -> None:
+        """Messages in hand to customers who just opted out by reply go back to the queue,
+        where the claim skips them."""
+        ids = [p.claimed.id for p in self.pending]
+        stopped = set(
+            session.scalars(
+                select(Message.id)
+                .join(Contact, Contact.id == Message.contact_id)
+                .where(Message.id.in_(ids), Contact.opted_out_at.is_not(None))
+            )
+        )
+        if not stopped:
+            return
+        first = self.pending[0].claimed.id
+        gone = [p for p in self.pending if p.claimed.id in stopped]
+        queue.settle(
+            session,
+            self.owner,
+            [queue.Outcome(p.claimed.id, p.campaign.id, "requeue") for p in gone],
+            now,
+            sender_id=self.sender_id,
+        )
+        self.pending = deque(p for p in self.pending if p.claimed.id not in stopped)
+        if first in stopped:
+            self._prepare()
