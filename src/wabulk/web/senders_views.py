@@ -36,8 +36,8 @@ from werkzeug.wrappers import Response as WResponse
 
 from ..channels.whatsapp_web.channel import screenshots_folder
 from ..errors import DomainError, NotFound
-from ..models import Channel, Role, Sender, SenderState
-from ..senders import cloud, cloud_input, linking
+from ..models import Channel, Role, Sender, SenderState, utcnow
+from ..senders import cloud, cloud_input, linking, warmup
 from ..senders import service as senders
 from ..senders.queries import senders_by_name
 from ..senders.secrets import SECRET_FIELDS
@@ -103,10 +103,15 @@ def timezone_names() -> list[str]:
 def index() -> str:
     session = db_session()
     rows = session.scalars(senders_by_name()).all()
+    now = utcnow()
+    warm = {s.id: warmup.status(session, s, now) for s in rows}
     return render_template(
         "senders/index.html",
         senders=rows,
         today={s.id: senders.sent_today(session, s) for s in rows},
+        warm=warm,
+        cap_today={s.id: _cap_today(s, warm[s.id]) for s in rows},
+        skipped=warmup.skipped,
         dry_run=Channel.DRY_RUN,
         web=Channel.WHATSAPP_WEB,
         cloud_api=Channel.CLOUD_API,
@@ -264,6 +269,28 @@ def disable(sender_id: int) -> WResponse:
 @requires(Role.ADMIN)
 def enable(sender_id: int) -> WResponse:
     apply_action(lambda s: senders.set_enabled(s, current_user, sender_id, True), "Enabled.")
+    return redirect(url_for("senders.index"))
+
+
+def _cap_today(sender: Sender, warm: warmup.Warmup | None) -> int | None:
+    """Today's daily cap as the lane applies it: the warm-up's when lower."""
+    if warm is None or warmup.skipped(sender):
+        return sender.daily_cap
+    return warm.cap if sender.daily_cap is None else min(sender.daily_cap, warm.cap)
+
+
+@bp.post("/<int:sender_id>/warmup")
+@requires(Role.ADMIN)
+def set_warmup(sender_id: int) -> WResponse:
+    """Skip a new number's warm-up (skip=1), or turn it back on (skip=0)."""
+    skip = request.form.get("skip") == "1"
+    apply_action(
+        lambda s: senders.set_warmup(s, current_user, sender_id, skip),
+        "Warm-up skipped: this number may now send up to its full daily cap."
+        if skip
+        else "Warm-up on again: today's cap follows the day this number has reached.",
+        category="warning" if skip else "success",
+    )
     return redirect(url_for("senders.index"))
 
 
