@@ -40,6 +40,7 @@ RANK = {"sent": 1, "delivered": 2, "read": 3}
 ROWS = 30  # WhatsApp renders about this many rows; the list is virtualised
 CONNECT_SECONDS = 60.0
 _OPEN_SECONDS = 15.0
+_REMEMBERED = 2000  # reply ids kept, so a chat left on screen is not reported every look
 
 _JS_HELPERS = """
 const all = (root, sels) => {
@@ -266,6 +267,7 @@ class Hearing:
         self.connect_seconds = CONNECT_SECONDS if raw is None else float(raw)  # type: ignore[arg-type]
         self.connecting_since: float | None = None
         self.names: dict[str, str] = {}  # saved name → digits, proven by an open chat
+        self.replied: dict[str, None] = {}  # ids of replies handed over, oldest first
         sel = channel.selectors
         self.script_selectors: dict[str, Any] = {
             name: list(sel[name])
@@ -334,14 +336,20 @@ class Hearing:
         ]
         heard = Heard()
         heard.statuses.extend(self.row_statuses(rows, watch.messages, now))
-        may_open = state != "invalid" and time.monotonic() < watch.until
-        if may_open and watch.read_replies:
+        if watch.read_replies and state == "chat":
+            # The chat on screen (a prepared one) shows its replies without a badge: the
+            # phone counts them read as they arrive.
+            self._read_shown(page, watch, heard)
+        if watch.read_replies and state != "invalid" and time.monotonic() < watch.until:
             self._read_unread(page, rows, watch, heard)
         if state != "invalid":
             for watched in watch.settle:
                 if time.monotonic() >= watch.until:
                     break
                 self._settle(watched, heard)
+        # The same tick may show on a row and on its open chat's bubble: say it once.
+        once = {(u.message_id, u.status): u for u in reversed(heard.statuses)}
+        heard.statuses = [u for u in heard.statuses if once[(u.message_id, u.status)] is u]
         return heard
 
     def _app(self) -> tuple[Page, str]:
@@ -384,11 +392,14 @@ class Hearing:
 
     # --- replies ---------------------------------------------------------------------
 
+    def _read_shown(self, page: Page, watch: Watch, heard: Heard) -> None:
+        chat = page.driver.execute_script(_READ_CHAT, self.script_selectors)
+        digits = chat_digits([b["id"] for b in chat["bubbles"]])
+        if digits is not None and "+" + digits in watch.reply_phones:
+            self._read_chat(chat, 0, "+" + digits, _ours(watch, digits), heard)
+
     def _read_unread(self, page: Page, rows: list[Row], watch: Watch, heard: Heard) -> None:
         wanted = {p.lstrip("+") for p in watch.reply_phones}
-        by_phone: dict[str, list[Watched]] = {}
-        for message in watch.messages:
-            by_phone.setdefault(message.phone.lstrip("+"), []).append(message)
         for row in rows:
             if not row.unread or time.monotonic() >= watch.until:
                 continue
@@ -419,7 +430,7 @@ class Hearing:
                 continue  # another chat came up: read nothing from it
             if digits not in wanted:
                 continue
-            self._read_chat(chat, row.unread, "+" + digits, by_phone.get(digits, []), heard)
+            self._read_chat(chat, row.unread, "+" + digits, _ours(watch, digits), heard)
 
     def _open_row(self, page: Page, row: Row, digits: str | None) -> dict[str, Any] | None:
         """Click the row and wait for its chat; None when it did not come up."""
@@ -467,6 +478,11 @@ class Hearing:
             after_ours += 1
         incoming = [b for b in bubbles if not b["out"] and b["id"]]
         for bubble in incoming[-max(unread, after_ours) :] if incoming else []:
+            if bubble["id"] in self.replied:
+                continue
+            self.replied[bubble["id"]] = None
+            while len(self.replied) > _REMEMBERED:
+                del self.replied[next(iter(self.replied))]
             heard.replies.append(
                 Reply(
                     at=bubble_time(bubble.get("meta"), offset, now),
@@ -513,6 +529,10 @@ class Hearing:
                     recipient=watched.phone,
                 )
             )
+
+
+def _ours(watch: Watch, digits: str) -> list[Watched]:
+    return [m for m in watch.messages if m.phone.lstrip("+") == digits]
 
 
 def _status(tick: str, now: datetime, message: Watched) -> StatusUpdate:
