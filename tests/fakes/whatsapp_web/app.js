@@ -8,7 +8,8 @@ const POLL_MS = 500;
 const older = document.body.dataset.variant === "older";
 const root = document.getElementById("app");
 
-// Everything that differs between the two markup generations, in one place.
+// Everything that differs between the markup generations, in one place (the chat list
+// and bubbles are in chats.js).
 const HOOKS = older
   ? {
       qrLabel: "Scan me!",
@@ -17,8 +18,27 @@ const HOOKS = older
       attachButton: () => el("div", { title: "Attach", role: "button" }, icon("clip")),
       sendButton: () => el("button", {}, icon("send")),
       voiceButton: () => el("button", {}, icon("ptt")),
+      captionAttrs: { role: "textbox", "aria-label": "Add a caption" },
     }
-  : {
+  : V2026
+    ? {
+        qrLabel: "Scan this QR code to link a device!",
+        // Lexical editors; a test id instead of data-icon; the send button a div.
+        composeAttrs: {
+          contenteditable: "true",
+          "data-lexical-editor": "true",
+          "aria-label": "Type a message",
+        },
+        attachButton: () => el("button", { title: "Attach" }, icon("plus-rounded")),
+        sendButton: () => testIdButton("Send", "wds-ic-send-filled"),
+        voiceButton: () => testIdButton("Voice message", "wds-ic-mic-filled"),
+        captionAttrs: {
+          "data-lexical-editor": "true",
+          "data-tab": "6",
+          "aria-placeholder": "Add a caption",
+        },
+      }
+    : {
       qrLabel: "Scan this QR code to link a device!",
       sendIcon: "wds-ic-send-filled",
       composeAttrs: {
@@ -30,20 +50,22 @@ const HOOKS = older
       attachButton: () => el("button", { title: "Attach" }, icon("plus-rounded")),
       sendButton: () => el("button", { "aria-label": "Send" }, icon("wds-ic-send-filled")),
       voiceButton: () => el("button", { "aria-label": "Voice message" }, icon("ptt")),
+      captionAttrs: { role: "textbox", "aria-label": "Add a caption" },
     };
 
-const TICK_LABELS = {
-  "msg-time": " Pending ",
-  "msg-check": " Sent ",
-  "msg-dblcheck": " Delivered ",
-  "msg-failed": " Failed ",
-};
+function testIdButton(label, name) {
+  return el(
+    "div",
+    { role: "button", "aria-label": label, tabindex: "0" },
+    el("span", { "data-testid": name, class: "icon" }),
+  );
+}
 
 let screen = "startup"; // "qr" | "app" | "use-here": which screen #app shows
 let generation = 0; // bumped on every screen change, so stale async work can bail out
 let account = null; // E.164 of the linked account
-let chats = []; // digits of the numbers this account wrote to, newest first
 let chat = null; // the open chat
+let seen = null; // the server's chat version this page shows; null: show whatever comes
 let qrRef = null;
 
 // --- small helpers -------------------------------------------------------------------
@@ -103,7 +125,9 @@ async function boot() {
   if (mine !== generation) return;
   if (!res.data || !res.data.valid) return loggedOut();
   account = res.data.phone;
-  chats = res.data.chats;
+  rowsCache = res.data.rows;
+  pendingBanner = res.data.banner;
+  seen = res.data.version;
   watchSession();
   if (res.data.use_here) showUseHere();
   else showApp();
@@ -117,27 +141,52 @@ function loggedOut() {
 }
 
 // One poll loop per page, for the whole logged-in life of the page: the server can
-// revoke the session (logout) or hand it to "another window" (Use here) at any time.
+// revoke the session (logout) or hand it to "another window" (Use here) at any time, and
+// ticks, replies and banners change what the chat list and the open chat show.
 let watching = false;
+let pendingBanner = null;
+let wakeUp = () => {};
 async function watchSession() {
   if (watching) return;
   watching = true;
   try {
     while (screen !== "qr" && token()) {
-      await sleep(POLL_MS);
+      await new Promise((resolve) => {
+        wakeUp = resolve;
+        setTimeout(resolve, POLL_MS);
+      });
+      const query = new URLSearchParams({ token: token() || "" });
+      if (seen !== null) query.set("since", seen);
+      const asked = screen === "app" && chat ? chat : null;
+      if (asked) query.set("open", asked.digits);
       let res;
       try {
-        res = await api("GET", `/_api/state?token=${encodeURIComponent(token())}`);
+        res = await api("GET", `/_api/state?${query}`);
       } catch {
         continue;
       }
       if (screen === "qr" || !res.data) continue;
       if (!res.data.logged_in) return loggedOut();
-      if (res.data.use_here && screen === "app") showUseHere();
+      if (res.data.use_here) {
+        if (screen === "app") showUseHere();
+        continue;
+      }
+      if (screen !== "app") continue;
+      showBanner(res.data.banner);
+      pendingBanner = res.data.banner;
+      if (res.data.rows) showRows(res.data.rows);
+      if (res.data.open && asked && asked === chat) showOpenChat(chat, res.data.open);
+      seen = res.data.version;
     }
   } finally {
     watching = false;
   }
+}
+
+// Look again now, showing everything: a tick just appeared that the server may have moved on.
+function refreshSoon() {
+  seen = null;
+  wakeUp();
 }
 
 // --- logged out: the QR code ---------------------------------------------------------
@@ -291,32 +340,20 @@ async function useHere() {
 // Renders the app as a fresh load of the current URL would: /send opens its chat.
 function showApp() {
   const mine = enter("app");
-  const pane = el("div", { id: "pane-side" });
+  const pane = el("div", { id: "pane-side" }, chatListHolder());
   const side = older
     ? pane
     : el("div", { id: "side" }, el("header", { text: account, title: account }), pane);
   const intro = "Send and receive messages without keeping your phone online.";
   root.replaceChildren(side, el("div", { class: "intro", text: intro }));
-  renderChatList();
+  paintRows();
+  showBanner(pendingBanner);
   watchSession();
   const params = new URLSearchParams(location.search);
   if (location.pathname === "/send" && params.has("phone")) {
     // URLSearchParams decodes "+" as a space, exactly like the real page does.
     openChat(mine, params.get("phone"), params.get("text") || "");
   }
-}
-
-function renderChatList() {
-  const pane = document.getElementById("pane-side");
-  if (!pane) return;
-  const rows = chats.map((number) =>
-    el(
-      "div",
-      { role: "row", class: "chat", onclick: () => openChat(generation, number, "") },
-      el("span", { title: `+${number}`, dir: "auto", text: `+${number}` }),
-    ),
-  );
-  pane.replaceChildren(el("div", { role: "grid", "aria-label": "Chat list" }, ...rows));
 }
 
 async function openChat(mine, phone, draft) {
@@ -332,7 +369,8 @@ async function openChat(mine, phone, draft) {
   document.getElementById("main")?.remove();
   root.querySelector(".intro")?.remove();
   if (!res.data.registered) return showInvalidNumber();
-  chat = renderChat(phone, res.data.history, draft);
+  chat = renderChat(phone, res.data, draft);
+  refreshSoon(); // opening read the chat: its row loses the badge
 }
 
 function showInvalidNumber() {
@@ -350,13 +388,12 @@ function showInvalidNumber() {
   root.append(overlay);
 }
 
-function renderChat(phone, history, draft) {
+function renderChat(phone, contact, draft) {
   const current = { phone, digits: onlyDigits(phone), menu: null, preview: null };
+  Object.assign(current, { title: contact.title, me: contact.me });
   current.list = el("div", { class: "messages", role: "application" });
-  for (const message of history) {
-    const bubble = addBubble(current, message);
-    setTick(bubble, message.failed ? "msg-failed" : "msg-dblcheck");
-    bubble.dataset.id = `true_${current.digits}@c.us_${message.id}`;
+  for (const message of contact.messages) {
+    appendBubble(current, message).acked = true;
   }
   current.box = el("div", { ...HOOKS.composeAttrs, style: "white-space:pre-wrap" });
   setLines(current.box, draft.replace(/\r\n?/g, "\n"));
@@ -375,8 +412,11 @@ function renderChat(phone, history, draft) {
   attach.addEventListener("click", () => toggleAttachMenu(current));
   const compose = el("div", { class: "compose" }, attach, current.box, current.slot);
   current.footer = el("footer", {}, compose);
-  const number = `+${current.digits}`;
-  const header = el("header", {}, el("span", { title: number, dir: "auto", text: number }));
+  const header = el(
+    "header",
+    {},
+    el("span", { title: current.title, dir: "auto", text: current.title }),
+  );
   current.main = el("div", { id: "main" }, header, current.list, current.footer);
   root.append(current.main);
   refreshSendButton(current);
@@ -384,13 +424,29 @@ function renderChat(phone, history, draft) {
   return current;
 }
 
-// Lines as text nodes with <br> between them, so innerText gives the text back unchanged.
+// Lines as text nodes with <br> between them, so innerText gives the text back unchanged;
+// a Lexical editor (2026) holds one paragraph per line instead.
 function setLines(box, text) {
   box.replaceChildren();
+  if (box.hasAttribute("data-lexical-editor")) {
+    for (const line of text.split("\n")) {
+      const content = line ? el("span", { "data-lexical-text": "true", text: line }) : el("br");
+      box.append(el("p", { class: "selectable-text copyable-text", dir: "auto" }, content));
+    }
+    return;
+  }
   text.split("\n").forEach((line, index) => {
     if (index > 0) box.append(el("br"));
     if (line) box.append(document.createTextNode(line));
   });
+}
+
+// What a compose or caption box holds: innerText, or a Lexical editor's paragraphs, each
+// a line (an empty one shows only a <br>).
+function boxText(box) {
+  const paragraphs = [...box.children].filter((child) => child.tagName === "P");
+  if (!paragraphs.length) return box.innerText;
+  return paragraphs.map((p) => (p.textContent ? p.innerText.replace(/\n$/, "") : "")).join("\n");
 }
 
 function caretToEnd(box) {
@@ -412,7 +468,7 @@ function pastePlainText(event) {
 // Send only while there is something to send, otherwise the microphone; swapped only on
 // change, so a button Selenium already holds does not go stale for nothing.
 function refreshSendButton(current) {
-  const wanted = current.box.innerText.trim() ? "send" : "voice";
+  const wanted = boxText(current.box).trim() ? "send" : "voice";
   if (current.sending === wanted) return;
   current.sending = wanted;
   const button = wanted === "send" ? HOOKS.sendButton() : HOOKS.voiceButton();
@@ -420,36 +476,30 @@ function refreshSendButton(current) {
   current.slot.replaceChildren(button);
 }
 
-function addBubble(current, message) {
-  const shown = message.text || (message.kind === "text" ? "" : message.filename);
-  const bubble = el(
-    "div",
-    { class: "message-out" },
-    message.kind === "text" ? null : el("div", { class: "attachment", text: message.filename }),
-    el("span", { class: "selectable-text copyable-text", dir: "auto", text: shown }),
-    icon("msg-time"),
-  );
-  setTick(bubble, "msg-time");
-  current.list.append(bubble);
-  current.list.scrollTop = current.list.scrollHeight;
-  return bubble;
+// A new outgoing bubble with its clock. WhatsApp Web makes the message's id itself, so
+// the bubble carries its data-id from the start.
+function addBubble(current, kind, text, filename) {
+  const id = `3EB0${[...crypto.getRandomValues(new Uint8Array(8))]
+    .map((b) => b.toString(16).padStart(2, "0"))
+    .join("")
+    .toUpperCase()}`;
+  const at = new Date().toISOString();
+  const data_id = `true_${current.digits}@c.us_${id}`;
+  const message = { out: true, kind, text, filename, data_id, status: "pending", at, who: current.me };
+  noteSending(current, text.split("\n")[0] || filename || "");
+  return appendBubble(current, message);
 }
 
-function setTick(bubble, name) {
-  const tick = bubble.querySelector(":scope > [data-icon]");
-  tick.setAttribute("data-icon", name);
-  tick.setAttribute("aria-label", TICK_LABELS[name]);
-}
+const messageId = (bubble) => bubble.dataset.id.split("_").pop();
 
 function sendText(current) {
   // WhatsApp trims the message; a box holding only blanks sends nothing.
-  const text = current.box.innerText.trim();
+  const text = boxText(current.box).trim();
   if (!text) return;
   setLines(current.box, "");
   refreshSendButton(current);
-  const bubble = addBubble(current, { kind: "text", text });
-  noteChat(current);
-  const body = { token: token(), phone: current.phone, text };
+  const bubble = addBubble(current, "text", text, null);
+  const body = { token: token(), phone: current.phone, text, id: messageId(bubble) };
   deliver(current, bubble, api("POST", "/_api/messages", body));
 }
 
@@ -464,13 +514,13 @@ async function deliver(current, bubble, request) {
   }
   if (!res.ok) return;
   bubble.dataset.id = `true_${current.digits}@c.us_${res.data.id}`;
-  const wait = res.data.ack_delay * 1000;
-  await sleep(wait);
-  if (res.data.failed) return setTick(bubble, "msg-failed");
-  setTick(bubble, "msg-check");
-  if (res.data.after_tick.length) takeSessionAway(res.data.after_tick);
-  await sleep(Math.max(wait, 200));
-  setTick(bubble, "msg-dblcheck");
+  await sleep(res.data.ack_delay * 1000);
+  doneSending(current);
+  bubble.acked = true;
+  setTick(bubble, res.data.failed ? "failed" : "sent");
+  if (res.data.failed) return;
+  if (res.data.after_tick.length) return takeSessionAway(res.data.after_tick);
+  refreshSoon(); // later ticks come from the server
 }
 
 // WhatsApp confirmed the message, then took the session away: the screen changes in the
@@ -486,11 +536,6 @@ function takeSessionAway(faults) {
     if (faults.includes("logout_after")) loggedOut();
     else showUseHere();
   }, 0);
-}
-
-function noteChat(current) {
-  chats = [current.digits, ...chats.filter((number) => number !== current.digits)];
-  renderChatList();
 }
 
 // --- attachments ---------------------------------------------------------------------
@@ -527,31 +572,33 @@ function showPreview(current, file, kind) {
   current.preview?.remove();
   const caption = el("div", {
     contenteditable: "true",
-    role: "textbox",
-    "aria-label": "Add a caption",
+    ...HOOKS.captionAttrs,
     style: "white-space:pre-wrap",
   });
+  setLines(caption, "");
   const button = (label, name) =>
     el("div", { role: "button", "aria-label": label, tabindex: "0" }, icon(name));
-  const send = button("Send", HOOKS.sendIcon);
+  const send = V2026 ? testIdButton("Send", "wds-ic-send-filled") : button("Send", HOOKS.sendIcon);
   const close = button("Close", "x");
   const picture = file.type.startsWith("image/")
     ? el("img", { src: URL.createObjectURL(file), alt: "" })
     : null;
-  const dialog = el(
-    "div",
-    { role: "dialog", class: "media-preview" },
+  const shown = [
     el("header", {}, close),
     picture,
     el("div", { class: "file-name", dir: "auto", text: file.name }),
-    el("div", { class: "caption-row" }, caption, send),
-  );
+  ];
+  const row = el("div", { class: "caption-row" }, caption, send);
+  // 2026 builds keep the caption and its send button beside the dialog, not inside it.
+  const dialog = V2026
+    ? el("div", { class: "media-preview" }, el("div", { role: "dialog" }, ...shown), row)
+    : el("div", { role: "dialog", class: "media-preview" }, ...shown, row);
   current.preview = dialog;
   let sent = false;
   const submit = () => {
     if (sent) return; // one file, one message, however many clicks arrive
     sent = true;
-    sendMedia(current, file, kind, caption.innerText.trim());
+    sendMedia(current, file, kind, boxText(caption).trim());
   };
   caption.addEventListener("keydown", (event) => {
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
@@ -574,9 +621,10 @@ function closePreview(current) {
 
 function sendMedia(current, file, kind, text) {
   closePreview(current);
-  const bubble = addBubble(current, { kind, text, filename: file.name });
-  noteChat(current);
+  const shownKind = kind === "document" ? kind : file.type.startsWith("video/") ? "video" : "image";
+  const bubble = addBubble(current, shownKind, text, file.name);
   const form = new FormData();
+  form.append("id", messageId(bubble));
   form.append("token", token());
   form.append("phone", current.phone);
   form.append("kind", kind);

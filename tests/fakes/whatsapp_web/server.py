@@ -11,9 +11,7 @@ Nothing here needs auth: it only ever listens on loopback, for tests and benchma
 from __future__ import annotations
 
 import hashlib
-import os
 import secrets
-import signal
 import threading
 import time
 from collections.abc import Callable
@@ -24,16 +22,22 @@ from typing import Any
 from flask import Flask, Response, jsonify, request, send_file
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
+from tests.fakes.whatsapp_web.chats import (
+    CHAT_CONFIG,
+    CHAT_DEFAULTS,
+    ChatControls,
+    ChatsMixin,
+    add_chat_routes,
+    digits,
+)
+from tests.fakes.whatsapp_web.crashes import kill_browser, kill_renderers
+
 HERE = Path(__file__).resolve().parent
-VARIANTS = ("current", "older")
+VARIANTS = ("current", "older", "v2026")
 DEFAULT_PHONE = "+919876543210"
 # A QR whose page stopped polling this long ago is no longer on any screen.
 QR_SEEN_WINDOW = 3.0
 HANG_LIMIT = 600.0
-
-
-def digits(phone: str) -> str:
-    return "".join(ch for ch in str(phone) if ch.isdigit())
 
 
 # --- config -----------------------------------------------------------------------------
@@ -100,6 +104,7 @@ COERCE: dict[str, Callable[[Any], Any]] = {
     "kill_renderer_after": _count,
     "kill_browser_after": _count,
     "kill_profile": _optional_text,
+    **CHAT_CONFIG,
 }
 # Faults that fire once, after the Nth message recorded from the moment they were set.
 COUNTERS = ("logout_after", "use_here_after", "kill_renderer_after", "kill_browser_after")
@@ -127,13 +132,14 @@ def default_config(variant: str) -> dict[str, Any]:
         "kill_renderer_after": None,
         "kill_browser_after": None,
         "kill_profile": None,
+        **CHAT_DEFAULTS,
     }
 
 
 # --- state ------------------------------------------------------------------------------
 
 
-class FakeState:
+class FakeState(ChatsMixin):
     """Everything the fake service remembers; every method takes the lock."""
 
     def __init__(self, variant: str = "current") -> None:
@@ -149,6 +155,7 @@ class FakeState:
             self.sessions: dict[str, str] = {}  # token -> account phone (E.164)
             self.qrs: dict[str, dict[str, Any]] = {}
             self.messages: list[dict[str, Any]] = []
+            self.reset_chats()
 
     def configure(self, changes: dict[str, Any]) -> dict[str, Any]:
         """Validate everything first, so a bad key changes nothing."""
@@ -257,31 +264,13 @@ class FakeState:
             unregistered = number in self.config["unregistered"]
         return bool(number) and not unregistered and not number.endswith("0000")
 
-    def history(self, account: str, phone: str) -> list[dict[str, Any]]:
-        number = digits(phone)
-        with self.lock:
-            return [
-                dict(m)
-                for m in self.messages
-                if m["account"] == account and digits(m["phone"]) == number
-            ]
-
-    def chats(self, account: str) -> list[str]:
-        """Numbers this account wrote to, most recent first."""
-        seen: dict[str, None] = {}
-        with self.lock:
-            for message in reversed(self.messages):
-                if message["account"] == account:
-                    seen.setdefault(digits(message["phone"]), None)
-        return list(seen)
-
     def record(
-        self, account: str, phone: str, kind: str, text: str, upload: Any
+        self, account: str, phone: str, kind: str, text: str, upload: Any, ident: Any = None
     ) -> tuple[dict[str, Any], list[str], str | None, float, list[str]]:
         """Store one message; returns it, the one-shot faults it set off, and those of them
         the page is to set off itself once it shows the tick."""
         message: dict[str, Any] = {
-            "id": "3EB0" + secrets.token_hex(8).upper(),
+            "id": self.client_id(ident) or "3EB0" + secrets.token_hex(8).upper(),
             "account": account,
             "phone": phone,
             "kind": kind,
@@ -303,6 +292,9 @@ class FakeState:
             )
         with self.lock:
             message["failed"] = self.config["fail_send"]
+            if any(m["id"] == message["id"] for m in self.messages):
+                message["id"] = "3EB0" + secrets.token_hex(8).upper()
+            self.note_sent(message, self.config["ack_delay"])
             self.messages.append(message)
             fired = [k for k, n in self.targets.items() if len(self.messages) >= n]
             for key in fired:
@@ -332,88 +324,6 @@ class FakeState:
                 "pending_qr": self.pending_qr(),
                 "messages": len(self.messages),
             }
-
-
-# --- crashing Chromium on cue (reads /proc; psutil is not a dependency) -----------------
-
-
-def _processes() -> dict[int, tuple[int, str]]:
-    """pid -> (parent pid, command line joined by spaces) for every process we can read.
-
-    Joined, because Chromium's zygote children rewrite their command line into a single
-    space-separated string: "--type=renderer" is never an argument of its own there.
-    """
-    table: dict[int, tuple[int, str]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:  # exited meanwhile, or not ours to read
-            continue
-        # The command name in stat may contain spaces and parentheses: split after it.
-        parent = int(stat[stat.rfind(")") + 2 :].split()[1])
-        table[int(entry)] = (parent, " ".join(a.decode(errors="replace") for a in argv if a))
-    return table
-
-
-def _lineage(pid: int, table: dict[int, tuple[int, str]]) -> list[int]:
-    chain = []
-    while pid in table and pid not in chain:
-        chain.append(pid)
-        pid = table[pid][0]
-    return chain
-
-
-def _belongs(pid: int, table: dict[int, tuple[int, str]], profile: str | None) -> bool:
-    """Renderers do not carry --user-data-dir, so look at their ancestors too.
-
-    Without a profile only browsers started by this process (through ChromeDriver) count:
-    other suites may be running Chromium on the same machine.
-    """
-    chain = _lineage(pid, table)
-    if profile is None:
-        return os.getpid() in chain[1:]
-    return any(profile in table[p][1] for p in chain)
-
-
-def kill_renderers(profile: str | None) -> list[int]:
-    table = _processes()
-    victims = [
-        pid
-        for pid, (_, command) in table.items()
-        if "--type=renderer" in command.split() and _belongs(pid, table, profile)
-    ]
-    return _kill(victims)
-
-
-def kill_browser(profile: str | None) -> list[int]:
-    table = _processes()
-    # The browser is the one Chromium process without --type= (ChromeDriver has no
-    # --user-data-dir, which tells the two apart when no profile is given).
-    roots = [
-        pid
-        for pid, (_, command) in table.items()
-        if " --type=" not in command
-        and " --user-data-dir" in command
-        and _belongs(pid, table, profile)
-    ]
-    # Children first in the list is irrelevant: SIGKILL cannot be caught, and collecting
-    # the whole tree before killing keeps re-parented children in it.
-    victims = [pid for pid in table if any(root in _lineage(pid, table) for root in roots)]
-    return _kill(victims)
-
-
-def _kill(pids: list[int]) -> list[int]:
-    killed = []
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-            killed.append(pid)
-        except OSError:
-            pass
-    return killed
 
 
 # --- the web app --------------------------------------------------------------------------
@@ -453,6 +363,10 @@ def create_app(state: FakeState) -> Flask:
     def script() -> Response:
         return _page("app.js", "text/javascript")
 
+    @app.get("/chats.js")
+    def chats_script() -> Response:
+        return _page("chats.js", "text/javascript")
+
     @app.get("/app.css")
     def style() -> Response:
         return _page("app.css", "text/css")
@@ -470,17 +384,21 @@ def create_app(state: FakeState) -> Flask:
         account = state.account(request.args.get("token"))
         if account is None:
             return jsonify(valid=False)
-        return jsonify(
-            valid=True,
-            phone=account,
-            chats=state.chats(account),
-            use_here=state.get("use_here"),
-        )
+        # The chat list and any banner come with the first answer: a page just loaded by
+        # /send shows them before its chat opens, as the real one does from its cache.
+        shown = state.page_state(account, None, None)
+        return jsonify(valid=True, phone=account, use_here=state.get("use_here"), **shown)
 
     @app.get("/_api/state")
     def page_state() -> Response:
-        logged_in = state.account(request.args.get("token")) is not None
-        return jsonify(logged_in=logged_in, use_here=logged_in and state.get("use_here"))
+        account = state.account(request.args.get("token"))
+        if account is None:
+            return jsonify(logged_in=False, use_here=False)
+        if state.get("use_here"):
+            return jsonify(logged_in=True, use_here=True)
+        since = request.args.get("since", type=int)
+        shown = state.page_state(account, since, request.args.get("open") or None)
+        return jsonify(logged_in=True, use_here=False, **shown)
 
     @app.post("/_api/qr")
     def new_qr() -> Response:
@@ -503,7 +421,16 @@ def create_app(state: FakeState) -> Flask:
         if account is None:
             return jsonify(error="logged out"), 401
         phone = request.args.get("phone", "")
-        return jsonify(registered=state.is_registered(phone), history=state.history(account, phone))
+        if not state.is_registered(phone):
+            return jsonify(registered=False)
+        state.advance()
+        state.open_chat(account, phone)  # opening a chat reads it, on the phone too
+        return jsonify(
+            registered=True,
+            title=state.title(phone),
+            me=state.title(account),
+            messages=state.chat_messages(account, phone),
+        )
 
     @app.post("/_api/use-here")
     def use_here() -> Response | tuple[Response, int]:
@@ -533,7 +460,7 @@ def create_app(state: FakeState) -> Flask:
             return jsonify(error="empty text"), 400
         phone = str(body.get("phone", ""))
         message, fired, profile, ack_delay, after_tick = state.record(
-            account, phone, kind, text, upload
+            account, phone, kind, text, upload, body.get("id")
         )
         # Before answering: the message is in, but the page never hears back.
         if "kill_renderer_after" in fired:
@@ -587,12 +514,15 @@ def create_app(state: FakeState) -> Flask:
 
     @app.get("/_control/messages")
     def messages() -> Response:
+        state.advance()
         with state.lock:
             return jsonify(list(state.messages))
 
     @app.get("/_control/pending_qr")
     def pending() -> Response:
         return jsonify(state.pending_qr())
+
+    add_chat_routes(app, state)
 
     return app
 
@@ -604,7 +534,7 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
-class FakeWhatsAppWeb:
+class FakeWhatsAppWeb(ChatControls):
     """The stand-in served over real HTTP on loopback, in a daemon thread."""
 
     def __init__(self, variant: str = "current", host: str = "127.0.0.1", port: int = 0) -> None:
@@ -643,6 +573,7 @@ class FakeWhatsAppWeb:
         self.state.logout()
 
     def messages(self) -> list[dict[str, Any]]:
+        self.state.advance()  # auto ticks due by now show in the answer
         with self.state.lock:
             return [dict(m) for m in self.state.messages]
 
