@@ -217,6 +217,8 @@ def _web_form(**fields: str) -> dict[str, str]:
         "break_seconds": "300",
         "user_data_dir": "",
         "profile_directory": "",
+        "read_replies": "1",
+        "hear_days": "3",
     }
     form.update(fields)
     return form
@@ -261,7 +263,7 @@ def test_an_admin_adds_a_whatsapp_web_sender_and_is_taken_to_its_qr(dual) -> Non
         sender = session.scalars(select(Sender)).one()
         assert (sender.channel, sender.state) == (Channel.WHATSAPP_WEB, SenderState.NEEDS_LINK)
         assert sender.link_requested_until is not None and sender.link_requested_until > utcnow()
-        assert sender.settings == {"visible": True}
+        assert sender.settings == {"visible": True, "read_replies": True, "hear_days": 3}
         assert (sender.min_delay_seconds, sender.max_delay_seconds, sender.daily_cap) == (
             30,
             60,
@@ -327,6 +329,8 @@ def test_a_bad_chrome_profile_is_shown_next_to_its_box(client, as_role, db, tmp_
             "visible": False,
             "user_data_dir": str(tmp_path),
             "profile_directory": "Profile 1",
+            "read_replies": True,
+            "hear_days": 3,
         }
     # The edit form shows the web settings (not the dry-run ones) and posting them keeps them.
     page = client.get(f"/senders/{sender.id}/edit").get_data(as_text=True)
@@ -344,6 +348,8 @@ def test_a_bad_chrome_profile_is_shown_next_to_its_box(client, as_role, db, tmp_
             "visible": True,
             "user_data_dir": str(tmp_path),
             "profile_directory": "Profile 1",
+            "read_replies": True,
+            "hear_days": 3,
         }
 
 

@@ -32,6 +32,7 @@ from ..campaigns.media import find_media
 from ..campaigns.queries import campaigns_newest_first
 from ..campaigns.render_budget import limit_for
 from ..contacts import lists
+from ..dispatch.hearing import settled_count
 from ..errors import DomainError, NotFound, ValidationError
 from ..events import campaign_events
 from ..models import Campaign, CampaignStatus, Event, Message, Role, SenderState, utcnow
@@ -245,6 +246,7 @@ def _whatsapp_template(session: Session, campaign: Campaign) -> dict[str, Any] |
     them (the first message rendered), else the template's own body with its blanks."""
     snapshot = campaign.cloud_template
     if not snapshot:
+        settled=settled_count(session, campaign_id),
         return None
     words = session.scalar(
         select(Message.body)

@@ -34,6 +34,7 @@ from flask import (
 from flask_login import current_user
 from werkzeug.wrappers import Response as WResponse
 
+from ..channels.whatsapp_web import settings as web_settings
 from ..channels.whatsapp_web.channel import screenshots_folder
 from ..errors import DomainError, NotFound
 from ..models import Channel, Role, Sender, SenderState, utcnow
@@ -66,7 +67,7 @@ DRY_RUN_FIELDS = (
     ("transient_rate", "Temporary failures", "0 to 1: the share of attempts that fail and retry."),
 )
 DRY_RUN_KEYS = tuple(key for key, _, _ in DRY_RUN_FIELDS)
-WEB_KEYS = ("visible", "user_data_dir", "profile_directory")
+WEB_KEYS = ("visible", "user_data_dir", "profile_directory", "read_replies", "hear_days")
 CLOUD_KEYS = (*cloud_input.FIELDS, "max_per_second")
 KNOWN = frozenset(
     {"name", "timezone", "channel", *PACING_KEYS, *DRY_RUN_KEYS, *WEB_KEYS, *CLOUD_KEYS}
@@ -125,6 +126,8 @@ def new() -> str:
     kind = _kind(request.args.get("channel"))
     zone = getattr(current_user, "timezone", None) or "UTC"
     values = {"timezone": zone, "channel": kind.value, "latency_seconds": "1", **NEW_VALUES[kind]}
+    # A WhatsApp Web sender reads replies for three days unless told otherwise.
+    values |= {"read_replies": "1", "hear_days": str(web_settings.HEAR_DAYS)}
     values["api_version"] = get_settings().cloud_api_version
     values["verify_token"] = cloud_input.new_verify_token()
     return _render(None, FormState(values))
@@ -151,6 +154,8 @@ def edit(sender_id: int) -> str:
         values["visible"] = "1" if settings.get("visible") else ""
         values["user_data_dir"] = _text(settings.get("user_data_dir"))
         values["profile_directory"] = _text(settings.get("profile_directory"))
+        values["read_replies"] = "1" if settings.get("read_replies", True) else ""
+        values["hear_days"] = _text(settings.get("hear_days", web_settings.HEAR_DAYS))
     elif sender.channel == Channel.CLOUD_API:
         values.update({key: _text(settings.get(key)) for key in cloud_input.PLAIN_FIELDS})
         values["use_marketing_messages"] = "1" if settings.get("use_marketing_messages") else ""
@@ -178,11 +183,13 @@ def _save(sender_id: int | None) -> WResponse | tuple[str, int]:
     state.values["name"] = form.get("name", "")
     state.values["channel"] = kind
     state.values["visible"] = "1" if form.get("visible") else ""
+    state.values["read_replies"] = "1" if form.get("read_replies") else ""
     state.values["use_marketing_messages"] = "1" if form.get("use_marketing_messages") else ""
     max_per_second = None
     if kind == Channel.WHATSAPP_WEB:
         settings: dict[str, Any] = {key: state.values[key] for key in WEB_KEYS}
         settings["visible"] = bool(settings["visible"])
+        settings["read_replies"] = bool(settings["read_replies"])
     elif kind == Channel.CLOUD_API:
         settings = {key: state.values[key] for key in cloud_input.FIELDS}
         settings["use_marketing_messages"] = bool(settings["use_marketing_messages"])
