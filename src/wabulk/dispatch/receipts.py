@@ -3,12 +3,13 @@
 - The web view only verifies, stores (`store_receipt`, unique on the body's hash, so a
   provider's retry of the same bytes is stored once) and nudges this process's worker: it
   answers in milliseconds and a crash after the answer loses nothing.
-- `process_receipts` claims stored receipts one at a time (PostgreSQL `FOR UPDATE SKIP
-  LOCKED`, so several workers share them), parses each, routes every part to the sender
+- `process_receipts` claims stored receipts a few at a time (PostgreSQL `FOR UPDATE SKIP
+  LOCKED`, so several workers share them), parses them, routes every part to the sender
   of its phone-number id and applies it through `wabulk.inbound` in the transaction that
-  marks the receipt processed. A failure rolls all of it back and leaves the receipt for
-  a retry with capped backoff and the error stored; after MAX_ATTEMPTS it stays, with its
-  error, for the operator, and an Event says so.
+  marks the receipts processed. A failure rolls the batch back and applies its receipts
+  one by one; one that fails alone is left for a retry with capped backoff and the error
+  stored; after MAX_ATTEMPTS it stays, with its error, for the operator, and an Event
+  says so.
 - Refused deliveries (no or a wrong signature) are counted in the sender's health, with
   an Event at most once a minute per sender so a flood cannot flood the log.
 """
@@ -23,13 +24,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from .. import events, inbound
 from ..channels.cloud_api import webhook
-from ..db import SQLITE_BUSY_TIMEOUT_MS, Database
+from ..channels.heard import Heard
+from ..db import SQLITE_BUSY_TIMEOUT_MS, Database, driver_marks, driver_time
 from ..inbound import keywords as kw
 from ..models import Channel, EventLevel, Sender, WebhookReceipt, utcnow
 
@@ -41,6 +42,8 @@ MAX_BACKOFF = timedelta(hours=1)
 REFUSAL_EVENT_EVERY = timedelta(minutes=1)
 # The worker's pause between deliveries on SQLite while POSTs of its process wait to store.
 PAUSE = 0.002
+# Receipts applied in one transaction.
+BATCH = 8
 _waiting = threading.Event()
 
 _nudge = threading.Event()
@@ -58,25 +61,29 @@ def wait_for_nudge(timeout: float) -> bool:
     return nudged
 
 
+_INSERT = (
+    "INSERT INTO webhook_receipts (sender_id, body, body_sha256, received_at, "
+    "next_attempt_at, attempts) VALUES ({0}, {0}, {0}, {0}, {0}, 0) "
+    "ON CONFLICT (body_sha256) DO NOTHING"
+)
+
+
 def store_receipt(session: Session, sender_id: int, body: bytes, now: datetime) -> bool:
-    """Store a verified delivery as received; False when these bytes were stored before."""
-    values = {
-        "sender_id": sender_id,
-        "body": body,
-        "body_sha256": hashlib.sha256(body).hexdigest(),
-        "received_at": now,
-        "next_attempt_at": now,
-        "attempts": 0,
-    }
-    dialect = session.get_bind().dialect.name
-    insert = (postgresql if dialect == "postgresql" else sqlite).insert(receipts).values(**values)
-    statement = insert.on_conflict_do_nothing(index_elements=[receipts.c.body_sha256])
-    if dialect != "sqlite":
-        return bool(session.execute(statement).rowcount)
-    return _store_polling(session, statement)
+    """Store a verified delivery as received; False when these bytes were stored before.
+
+    Written as the driver's own SQL: it runs for every POST of a storm, and building the
+    statement through the ORM cost more than the insert itself.
+    """
+    mark = driver_marks(session, 1)[0]
+    at = driver_time(session)(now)
+    params = (sender_id, body, hashlib.sha256(body).hexdigest(), at, at)
+    sql = _INSERT.format(mark)
+    if session.get_bind().dialect.name != "sqlite":
+        return bool(session.connection().exec_driver_sql(sql, params).rowcount)
+    return _store_polling(session, sql, params)
 
 
-def _store_polling(session: Session, statement: Any) -> bool:
+def _store_polling(session: Session, sql: str, params: tuple[Any, ...]) -> bool:
     """Insert on SQLite, asking for its one write lock every millisecond.
 
     SQLite's own busy handler waits 1, 2, 5 … then 100 ms between tries, so a POST that
@@ -90,7 +97,7 @@ def _store_polling(session: Session, statement: Any) -> bool:
     try:
         while True:
             try:
-                return bool(session.execute(statement).rowcount)
+                return bool(session.connection().exec_driver_sql(sql, params).rowcount)
             except OperationalError as exc:
                 if "locked" not in str(exc).lower() or time.monotonic() > deadline:
                     raise
@@ -150,44 +157,21 @@ def _routes(session: Session) -> dict[str, int]:
     return out
 
 
-def _claim(session: Session, now: datetime) -> Any:
-    """The next due receipt, marked processed in this transaction; None when none is due."""
-    query = (
-        select(receipts.c.id, receipts.c.sender_id, receipts.c.body, receipts.c.attempts)
-        .where(
-            receipts.c.processed_at.is_(None),
-            receipts.c.next_attempt_at <= now,
-            receipts.c.attempts < MAX_ATTEMPTS,
-        )
-        .order_by(receipts.c.next_attempt_at, receipts.c.id)
-        .limit(1)
-    )
+def _claim(session: Session, receipt_id: int, at: datetime) -> Any:
+    """This receipt, marked processed in this transaction; None when it is not due or
+    another worker has it (on SQLite the mark is the first write: it takes the lock)."""
+    query = _due(at, 1).where(receipts.c.id == receipt_id)
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     row = session.execute(query).first()
     if row is None:
         return None
-    # The first write of the transaction: on SQLite it takes the write lock, so what is read
-    # next is current; a worker that got here first has already marked it.
     marked = session.execute(
         update(receipts)
         .where(receipts.c.id == row.id, receipts.c.processed_at.is_(None))
-        .values(processed_at=now, error=None)
+        .values(processed_at=at, error=None)
     ).rowcount
-    return row if marked else False
-
-
-def _apply(
-    session: Session, row: Any, routes: dict[str, int], words: tuple[str, ...], now: datetime
-) -> inbound.Applied:
-    done = inbound.Applied()
-    for heard in webhook.parse(row.body, now):
-        sender_id = routes.get(heard.account_id) if heard.account_id else row.sender_id
-        if sender_id is None:
-            log.info("receipt %s: no sender has phone-number id %s", row.id, heard.account_id)
-            continue
-        done.add(inbound.apply(session, sender_id, heard, now, keywords=words))
-    return done
+    return row if marked else None
 
 
 def _failed(db: Database, row: Any, error: str, now: datetime, final: bool = False) -> None:
@@ -218,43 +202,201 @@ def _failed(db: Database, row: Any, error: str, now: datetime, final: bool = Fal
 
 
 def process_receipts(db: Database, now: datetime | None = None, limit: int = 50) -> int:
-    """Apply up to `limit` due receipts, each in its own transaction; returns how many."""
+    """Apply up to `limit` due receipts; returns how many.
+
+    - Up to BATCH receipts go in one transaction, what they say merged per sender, so a
+      storm of small deliveries costs one read of the rows, one counter move and one
+      `message_stats` upsert per batch instead of per delivery.
+    - On SQLite the bodies are read and parsed before the transaction that takes the one
+      write lock, so the lock is held only for the writes; the receipts are marked
+      processed first (`processed_at IS NULL`), so a receipt another worker took meanwhile
+      is skipped.
+    - A batch that fails is rolled back and its receipts applied one at a time, so one bad
+      delivery is retried (or given up) alone and never holds the others back.
+    """
     done = 0
     words: tuple[str, ...] | None = None
     routes: dict[str, int] | None = None
     sqlite_file = db.engine.dialect.name == "sqlite"
-    for _ in range(limit):
+    for _ in range(limit):  # every round takes at least one receipt out of the due ones
+        if done >= limit:
+            break
         at = now or utcnow()
-        session = db.sessionmaker()
-        row = None
-        try:
-            if routes is None or words is None:
+        if routes is None or words is None:
+            with db.session() as session:
                 routes, words = _routes(session), kw.keywords(session)
-                session.commit()
-            row = _claim(session, at)
-            if row is None:
-                session.rollback()
-                break
-            if row is False:
-                session.rollback()
+        size = min(BATCH, limit - done)
+        applied = (
+            _sqlite_batch(db, at, size, routes, words)
+            if sqlite_file
+            else _locked_batch(db, at, size, routes, words)
+        )
+        if applied is None:
+            break
+        done += applied
+        if sqlite_file and _waiting.is_set():
+            # A POST of this process is waiting to store its delivery (it asks every
+            # millisecond, see store_receipt): leave the write lock free a moment.
+            _waiting.clear()
+            time.sleep(PAUSE)
+    return done
+
+
+def _due(at: datetime, size: int) -> Any:
+    return (
+        select(receipts.c.id, receipts.c.sender_id, receipts.c.body, receipts.c.attempts)
+        .where(
+            receipts.c.processed_at.is_(None),
+            receipts.c.next_attempt_at <= at,
+            receipts.c.attempts < MAX_ATTEMPTS,
+        )
+        .order_by(receipts.c.next_attempt_at, receipts.c.id)
+        .limit(size)
+    )
+
+
+def _parsed(db: Database, rows: list[Any], at: datetime) -> list[tuple[Any, list[Heard]]]:
+    """Each row with what it says; a body that cannot be read is given up at once."""
+    parsed, refused = _parsed_in(rows, at)
+    for row, why in refused:
+        _failed(db, row, why, at, final=True)
+    return parsed
+
+
+def _merged(parsed: list[tuple[Any, list[Heard]]], routes: dict[str, int]) -> dict[int, Heard]:
+    """What a batch of deliveries says, one `Heard` per sender, in arrival order."""
+    by_sender: dict[int, Heard] = {}
+    for row, heards in parsed:
+        for heard in heards:
+            sender_id = routes.get(heard.account_id) if heard.account_id else row.sender_id
+            if sender_id is None:
+                log.info("receipt %s: no sender has phone-number id %s", row.id, heard.account_id)
                 continue
-            _apply(session, row, routes, words, at)
+            into = by_sender.setdefault(sender_id, Heard(account_id=heard.account_id))
+            into.statuses.extend(heard.statuses)
+            into.replies.extend(heard.replies)
+            into.account.extend(heard.account)
+            into.opt_outs.extend(heard.opt_outs)
+    return by_sender
+
+
+def _apply_batch(
+    session: Session,
+    parsed: list[tuple[Any, list[Heard]]],
+    routes: dict[str, int],
+    words: tuple[str, ...],
+    at: datetime,
+) -> None:
+    for sender_id, heard in sorted(_merged(parsed, routes).items()):
+        inbound.apply(session, sender_id, heard, at, keywords=words)
+
+
+def _sqlite_batch(
+    db: Database, at: datetime, size: int, routes: dict[str, int], words: tuple[str, ...]
+) -> int | None:
+    with db.session() as session:
+        rows = session.execute(_due(at, size)).all()
+    if not rows:
+        return None
+    parsed = _parsed(db, rows, at)
+    if not parsed:
+        return 0
+    with db.session() as session:
+        # The first write takes SQLite's write lock: what is read after it is current.
+        ids = [row.id for row, _ in parsed]
+        marked = set(
+            session.scalars(
+                update(receipts)
+                .where(receipts.c.id.in_(ids), receipts.c.processed_at.is_(None))
+                .values(processed_at=at, error=None)
+                .returning(receipts.c.id)
+            )
+        )
+        ours = [(row, heards) for row, heards in parsed if row.id in marked]
+        try:
+            _apply_batch(session, ours, routes, words, at)
             session.commit()
-            done += 1
-            if sqlite_file and _waiting.is_set():
-                # A POST of this process is waiting to store its delivery (it asks every
-                # millisecond, see store_receipt): leave the write lock free a moment.
-                _waiting.clear()
-                time.sleep(PAUSE)
-        except webhook.PayloadRefused as exc:
-            session.rollback()
-            _failed(db, row, str(exc), at, final=True)
         except Exception as exc:
             session.rollback()
-            if row is None or row is False:
-                raise
-            log.warning("receipt %s failed (attempt %s): %s", row.id, row.attempts + 1, exc)
-            _failed(db, row, f"{type(exc).__name__}: {exc}", at)
-        finally:
-            session.close()
-    return done
+            if len(ours) == 1:
+                _failed_row(db, ours[0][0], at, exc)
+                return 0
+            return sum(_one(db, row.id, at, routes, words) for row, _ in ours)
+    return len(ours)
+
+
+def _locked_batch(
+    db: Database, at: datetime, size: int, routes: dict[str, int], words: tuple[str, ...]
+) -> int | None:
+    """PostgreSQL: claim a batch with `FOR UPDATE SKIP LOCKED`, so workers share them."""
+    with db.session() as session:
+        rows = session.execute(_due(at, size).with_for_update(skip_locked=True)).all()
+        if not rows:
+            return None
+        parsed, refused = _parsed_in(rows, at)
+        if parsed:
+            session.execute(
+                update(receipts)
+                .where(receipts.c.id.in_([row.id for row, _ in parsed]))
+                .values(processed_at=at, error=None)
+            )
+        try:
+            _apply_batch(session, parsed, routes, words, at)
+            session.commit()
+        except Exception as exc:
+            session.rollback()
+            if len(parsed) == 1:
+                _failed_row(db, parsed[0][0], at, exc)
+                parsed = []
+            else:
+                parsed = [(row, []) for row, _ in parsed if _one(db, row.id, at, routes, words)]
+    for row, why in refused:
+        _failed(db, row, why, at, final=True)
+    return len(parsed)
+
+
+def _parsed_in(
+    rows: list[Any], at: datetime
+) -> tuple[list[tuple[Any, list[Heard]]], list[tuple[Any, str]]]:
+    """Parse inside a claim; a refused body is given up once the claim ends."""
+    parsed: list[tuple[Any, list[Heard]]] = []
+    refused: list[tuple[Any, str]] = []
+    for row in rows:
+        try:
+            parsed.append((row, list(webhook.parse(row.body, at))))
+        except webhook.PayloadRefused as exc:
+            refused.append((row, str(exc)))
+    return parsed, refused
+
+
+def _one(
+    db: Database, receipt_id: int, at: datetime, routes: dict[str, int], words: tuple[str, ...]
+) -> int:
+    """Apply one receipt in its own transaction; a failure is stored on it for a retry."""
+    session = db.sessionmaker()
+    row = None
+    try:
+        row = _claim(session, receipt_id, at)
+        if row is None:
+            session.rollback()
+            return 0
+        _apply_batch(session, [(row, list(webhook.parse(row.body, at)))], routes, words, at)
+        session.commit()
+        return 1
+    except webhook.PayloadRefused as exc:
+        session.rollback()
+        _failed(db, row, str(exc), at, final=True)
+        return 0
+    except Exception as exc:
+        session.rollback()
+        if row is None:
+            raise
+        _failed_row(db, row, at, exc)
+        return 0
+    finally:
+        session.close()
+
+
+def _failed_row(db: Database, row: Any, at: datetime, exc: Exception) -> None:
+    log.warning("receipt %s failed (attempt %s): %s", row.id, row.attempts + 1, exc)
+    _failed(db, row, f"{type(exc).__name__}: {exc}", at)

@@ -9,13 +9,15 @@
 from __future__ import annotations
 
 import hmac
+import json
 
 from flask import Blueprint, Response, request
 
 from ..channels.cloud_api.webhook import MAX_BODY, verify_signature
+from ..db import driver_marks
 from ..dispatch import receipts
 from ..models import Channel, Sender, utcnow
-from ..senders.secrets import SecretUnreadable, reveal
+from ..senders.secrets import SecretUnreadable, decrypt, reveal
 from .helpers import db_session, get_settings
 from .security import csrf, public
 
@@ -23,6 +25,10 @@ bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 csrf.exempt(bp)
 
 MAX_CHALLENGE = 200
+_SENDER_SQL = "SELECT channel, settings FROM senders WHERE id = {0}"
+# App secrets in clear by their sealed form: a storm of POSTs decrypts each one once.
+_opened: dict[tuple[str, str], str] = {}
+_OPENED_MAX = 256
 
 
 def _plain(text: str, status: int) -> Response:
@@ -41,6 +47,34 @@ def _secret(sender: Sender, name: str) -> str | None:
         return reveal(sender.settings or {}, get_settings().secret_key, name)
     except SecretUnreadable:
         return None
+
+
+def _app_secret(sender_id: int) -> tuple[bool, str | None]:
+    """(a Cloud API sender has this id, its app secret in clear or None).
+
+    Read with the driver's own SQL and decrypted once per sealed value: this runs for
+    every POST of a storm, where loading the sender through the ORM cost a fifth of it.
+    """
+    session = db_session()
+    sql = _SENDER_SQL.format(driver_marks(session, 1)[0])
+    row = session.connection().exec_driver_sql(sql, (sender_id,)).first()
+    if row is None or row[0] != Channel.CLOUD_API.value:
+        return False, None
+    settings = row[1] if isinstance(row[1], dict) else json.loads(row[1] or "{}")
+    sealed = (settings.get("secrets") or {}).get("app_secret")
+    if not sealed:
+        return True, None
+    key = (get_settings().secret_key, sealed)
+    clear = _opened.get(key)
+    if clear is None:
+        try:
+            clear = decrypt(*key)
+        except SecretUnreadable:
+            return True, None
+        if len(_opened) >= _OPENED_MAX:
+            _opened.clear()
+        _opened[key] = clear
+    return True, clear
 
 
 @bp.get("/whatsapp/<int:sender_id>")
@@ -69,8 +103,8 @@ def verify(sender_id: int) -> Response:
 def receive(sender_id: int) -> Response:
     """Store a signed delivery and wake the worker; 403 for anything unsigned."""
     session = db_session()
-    sender = _sender(sender_id)
-    if sender is None:
+    known, secret = _app_secret(sender_id)
+    if not known:
         return _plain("No such sender.", 404)
     declared = request.content_length
     if declared is not None and declared > MAX_BODY:
@@ -79,7 +113,6 @@ def receive(sender_id: int) -> Response:
     if len(body) > MAX_BODY:
         return _plain("Too large.", 413)
     now = utcnow()
-    secret = _secret(sender, "app_secret")
     header = request.headers.get("X-Hub-Signature-256")
     if secret is None or not verify_signature(secret, body, header):
         why = (
@@ -90,10 +123,10 @@ def receive(sender_id: int) -> Response:
             else "its signature does not match the app secret"
         )
         session.rollback()
-        receipts.note_refusal(session, sender.id, why, now)
+        receipts.note_refusal(session, sender_id, why, now)
         session.commit()
         return _plain("Signature refused.", 403)
-    receipts.store_receipt(session, sender.id, body, now)
+    receipts.store_receipt(session, sender_id, body, now)
     session.commit()
     receipts.nudge()
     return _plain("OK", 200)
