@@ -471,13 +471,17 @@ class Hearing:
         now = datetime.now(UTC)
         bubbles = chat["bubbles"]
         offset = int(chat.get("offset") or 0)
+        # The unread ones, and whatever came after our last message; with no message of
+        # ours on screen, what came after it cannot be told from older history.
         after_ours = 0
-        for bubble in reversed(bubbles):
-            if bubble["out"]:
-                break
-            after_ours += 1
+        if any(b["out"] for b in bubbles):
+            for bubble in reversed(bubbles):
+                if bubble["out"]:
+                    break
+                after_ours += bool(bubble["id"])
         incoming = [b for b in bubbles if not b["out"] and b["id"]]
-        for bubble in incoming[-max(unread, after_ours) :] if incoming else []:
+        fresh = max(unread, after_ours)
+        for bubble in incoming[len(incoming) - fresh :] if fresh else []:
             if bubble["id"] in self.replied:
                 continue
             self.replied[bubble["id"]] = None
