@@ -3,9 +3,12 @@
 Builds a SQLite instance with N messages (50,000; `--quick` 5,000) of a template campaign on
 one Cloud API sender (made, checked and synced against the fake Graph API as the Senders
 page does), launched, then marked `sent` with a wamid each set-based (the send itself is
-`bench/cloud_api.py`'s business). Then, in the same run:
+`bench/cloud_api.py`'s business). A second campaign to the same customers is launched with
+the sender's pace at Meta's default 80 messages/s, so a campaign runs while the webhooks
+arrive, sending to the fake (its own process). Then, in the same run:
 
-- product: `wabulk serve` on that instance (waitress, 8 threads, the embedded worker on).
+- product: `wabulk serve` on that instance (waitress, 8 threads, the embedded worker on,
+  sending the running campaign).
   8 client threads POST Meta-shaped status webhooks signed with the sender's app secret:
   3 statuses a message (sent with pricing, delivered, read), 20 statuses a POST, shuffled
   within a window of 300 so some arrive out of order, ~2% repeated in a later POST. Each
@@ -113,6 +116,50 @@ def mark_sent(inst: Instance, sent_at: datetime) -> dict[int, str]:
         stats.bump(session, [("sent", inst.campaign_id, inst.sender_id, sent_at, None, inst.n)])
     db.dispose()
     return wamids
+
+
+def launch_running(inst: Instance) -> int:
+    """A second campaign to the same customers with the same template, launched (all queued),
+    and the sender's pace back to Meta's default 80 messages/s: the worker sends it while the
+    webhooks arrive, as a shop's next campaign would. Its id."""
+    from wabulk.campaigns import lifecycle
+    from wabulk.campaigns.service import DraftInput, save_draft
+    from wabulk.db import Database
+    from wabulk.models import Campaign, Sender
+    from wabulk.senders.pace import CLOUD_RATE
+
+    db = Database(inst.url)
+    with db.session() as session:
+        first = session.get(Campaign, inst.campaign_id)
+        sender = session.get(Sender, inst.sender_id)
+        assert first is not None and sender is not None
+        sender.max_per_second = CLOUD_RATE
+        campaign = save_draft(
+            session,
+            None,
+            DraftInput(
+                name="Bench running campaign",
+                list_ids=[lst.id for lst in first.lists],
+                sender_ids=[inst.sender_id],
+                template_id=first.template_id,
+            ),
+        )
+        campaign_id = campaign.id
+    with db.session() as session:
+        lifecycle.launch(session, None, campaign_id)
+    db.dispose()
+    return campaign_id
+
+
+def running_sent(inst: Instance, campaign_id: int) -> tuple[int, int]:
+    """(messages of the running campaign sent, those failed or unknown)."""
+    con = connect(inst.path)
+    sent, bad = con.execute(
+        "SELECT n_sent + n_delivered + n_read, n_failed + n_unknown FROM campaigns WHERE id = ?",
+        (campaign_id,),
+    ).fetchone()
+    con.close()
+    return sent, bad
 
 
 def posts(wamids: dict[int, str], start: datetime) -> tuple[list[bytes], int]:
@@ -326,22 +373,30 @@ def check(inst: Instance) -> dict[str, Any]:
     return {"lost": lost, "problems": problems}
 
 
-def product(inst: Instance, bodies: list[bytes]) -> dict[str, Any]:
+def product(inst: Instance, bodies: list[bytes], fake_url: str) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WABULK_")}
     env.update(
+        WABULK_CLOUD_API_URL=fake_url,
         WABULK_INSTANCE_PATH=str(inst.instance),
         WABULK_SECRET_KEY=SECRET_KEY,
         WABULK_LOG_LEVEL="WARNING",
         PYTHONUNBUFFERED="1",
     )
     wabulk = str(Path(sys.executable).parent / "wabulk")
+    served = time.perf_counter()
     proc, url = serve([wabulk, "serve", "--port", "0", "--threads", str(THREADS)], env)
     try:
         posted = post_all(url, f"/webhooks/whatsapp/{inst.sender_id}", bodies)
         done, retried = wait_applied(inst.path, len(bodies), timeout=900)
     finally:
         stop(proc)
-    return {**posted, "applied_seconds": done - posted["start"], "retried": retried}
+        stopped = time.perf_counter()
+    return {
+        **posted,
+        "applied_seconds": done - posted["start"],
+        "retried": retried,
+        "served_seconds": stopped - served,
+    }
 
 
 # ---- the floor -------------------------------------------------------------------------------
@@ -433,21 +488,26 @@ def main(argv: list[str] | None = None) -> int:
         try:
             prepare_fake(fake)
             inst = build(folder, n, fake.url)
+            now = datetime.now(UTC).replace(microsecond=0)
+            wamids = mark_sent(inst, now - timedelta(minutes=5))
+            running = launch_running(inst)
+            bodies, statuses = posts(wamids, now - timedelta(minutes=4))
+            print(
+                f"built {n:,} sent messages of a Cloud API template campaign, a second campaign "
+                f"of {n:,} launched to run meanwhile, and {len(bodies):,} signed bodies "
+                f"({statuses:,} statuses + {sum(map(len, bodies)) / 2**20:.0f} MiB) "
+                f"in {time.perf_counter() - start:.1f} s"
+            )
+            base = floor(folder, bodies)
+            made = product(inst, bodies, fake.url)
         finally:
             fake.stop()
-        now = datetime.now(UTC).replace(microsecond=0)
-        wamids = mark_sent(inst, now - timedelta(minutes=5))
-        bodies, statuses = posts(wamids, now - timedelta(minutes=4))
-        print(
-            f"built {n:,} sent messages of a Cloud API template campaign and {len(bodies):,} "
-            f"signed bodies ({statuses:,} statuses + {sum(map(len, bodies)) / 2**20:.0f} MiB) "
-            f"in {time.perf_counter() - start:.1f} s"
-        )
-        base = floor(folder, bodies)
-        made = product(inst, bodies)
         result = check(inst)
+        ran, ran_bad = running_sent(inst, running)
     if result["problems"]:
         raise SystemExit("the product is wrong: " + "; ".join(result["problems"]))
+    if ran_bad or not ran:
+        raise SystemExit(f"the running campaign sent {ran:,}, {ran_bad:,} failed or unknown")
 
     rate = statuses / made["applied_seconds"]
     floor_rate = statuses / base["seconds"]
@@ -467,6 +527,10 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"floor (check + store only): {base['seconds']:.2f} s, {floor_rate:,.0f} statuses/s "
         f"({len(bodies) / base['seconds']:,.0f} POSTs/s), p50 {f50:.1f} ms, p99 {f99:.1f} ms"
+    )
+    print(
+        f"meanwhile the running campaign sent {ran:,} messages in the {made['served_seconds']:.1f} "
+        f"s the server ran ({ran / made['served_seconds']:,.0f}/s; its sender's pace: 80/s)"
     )
     print("checked: every message read with its times and billing, counters and stats exact")
     print("targets:")
@@ -495,6 +559,7 @@ def main(argv: list[str] | None = None) -> int:
         "p99_ms": round(p99, 1),
         "p50_ms": round(p50, 1),
         "not_200": sum(made["refused"].values()),
+        "running_campaign_sent_per_s": round(ran / made["served_seconds"], 1),
         "lost": result["lost"],
     }
     print(json.dumps(summary))
