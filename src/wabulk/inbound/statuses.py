@@ -216,11 +216,13 @@ def apply_statuses(
     writes: list[tuple[Any, dict[str, Any]]] = []
     for mid, said in heard.items():
         old = by_ours[mid]
-        new = {name: getattr(old, name) for name in _WRITTEN}
+        was = old._mapping
+        before = {name: was[name] for name in _WRITTEN}
+        new = dict(before)
         for u in sorted(said, key=lambda u: (u.at, _ORDER[u.status])):
             _advance(new, u)
         error = new.pop("_error", None)
-        if all(new[name] == getattr(old, name) for name in _WRITTEN):
+        if new == before:
             continue
         writes.append((old, new))
         if new["status"] == S.FAILED and old.status != S.FAILED and error is not None:
