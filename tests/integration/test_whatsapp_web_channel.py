@@ -17,6 +17,7 @@ from wabulk.channels.base import (
     PermanentError,
     SenderUnavailable,
     TransientError,
+    Unconfirmed,
 )
 from wabulk.channels.whatsapp_web import selectors
 from wabulk.channels.whatsapp_web.channel import screenshots_folder
@@ -29,6 +30,7 @@ from ..web_channel_support import (
     open_channel,
     pdf_file,
     text_message,
+    wait_for,
 )
 
 pytestmark = pytest.mark.browser
@@ -218,24 +220,58 @@ def test_reconcile_answers_sent_not_sent_and_unknown(fake: FakeWhatsAppWeb, tmp_
         channel.close()
 
 
-def test_the_older_markup_still_works_through_the_alternatives(
-    fake: FakeWhatsAppWeb, tmp_path: Path
+# The clock each variant shows while WhatsApp has not taken a message yet.
+PENDING_ICON = {"current": "msg-time", "older": "msg-time", "v2026": "msg-clock"}
+
+
+@pytest.mark.parametrize("variant", ["current", "older", "v2026"])
+def test_the_send_path_works_on_every_variant_of_the_page(
+    fake: FakeWhatsAppWeb, tmp_path: Path, variant: str
 ) -> None:
-    fake.set(variant="older")
-    pdf = pdf_file(tmp_path)
+    """One browser per variant: text, photo with caption, document with text after it,
+    an invalid number, reconcile, and a message whose clock never goes."""
+    fake.set(variant=variant, unregistered=["919811111111"])
+    image, pdf = image_file(tmp_path), pdf_file(tmp_path)
+    text = "Hello Asha 😀👍🏽\nLine two\n\nAfter a blank line & 20% off"
+    caption = "Our new menu 😀\nOpen till 10 pm"
     channel = open_channel(tmp_path, fake)
     try:
         link(channel, fake)
-        channel.send(text_message(1, "+919812300001", "Old page 😀\nstill fine"))
+        assert channel.send(text_message(1, "+919812300001", text)).provider_message_id
+        channel.send(OutgoingMessage(2, "+919812300002", caption, image, "menu.png", "image/png"))
+        # The text is prefilled in the chat while the document's preview is open: the
+        # preview's own send button must be the one clicked.
         channel.send(
-            OutgoingMessage(2, "+919812300002", "doc", pdf, "Terms.pdf", "application/pdf")
+            OutgoingMessage(
+                3, "+919812300003", "Prices inside 👇", pdf, "Price list.pdf", "application/pdf"
+            )
         )
+        with pytest.raises(PermanentError) as invalid:
+            channel.send(text_message(4, "+919811111111", "hello"))
+        assert invalid.value.code == NOT_ON_WHATSAPP
+        assert channel.reconcile(text_message(1, "+919812300001", text)) == "sent"
+
+        # WhatsApp takes the message but its clock never goes: not sent, whatever the clock
+        # looks like (the 2026 one is msg-clock, once counted as sent at once).
+        fake.set(ack_delay=600)
+        pending = text_message(5, "+919812300005", "still on the clock")
+        channel.prepare(pending)
+        assert channel.page is not None
+        wait_for(lambda: channel.page.state() == "chat", what="the prepared chat")
+        channel.timeout = 2  # the product's wait for the clock, not a timing threshold
+        with pytest.raises(Unconfirmed):
+            channel.send(pending)
+        icon = f'#main span[data-icon="{PENDING_ICON[variant]}"]'
+        assert channel.page.driver.find_elements("css selector", icon)
     finally:
         channel.close()
-    assert [(m["kind"], m["text"]) for m in fake.messages()] == [
-        ("text", "Old page 😀\nstill fine"),
-        ("document", ""),
-        ("text", "doc"),
+    got = [(m["phone"], m["kind"], m["text"], m["filename"]) for m in fake.messages()]
+    assert got == [
+        ("919812300001", "text", text, None),
+        ("919812300002", "media", caption, "menu.png"),
+        ("919812300003", "document", "", "Price list.pdf"),
+        ("919812300003", "text", "Prices inside 👇", None),
+        ("919812300005", "text", "still on the clock", None),
     ]
 
 

@@ -101,6 +101,16 @@ return window.__wabulkSeen || fresh;
 """
 )
 
+# A Lexical editor (2025-26) holds a <p> per paragraph, so its innerText has blank lines
+# between them that the message does not; an empty paragraph holds only a <br>, and a
+# trailing <br> is the editor's placeholder for the caret.
+_BOX_TEXT = """
+const box = arguments[0];
+const paragraphs = Array.from(box.children).filter(child => child.tagName === "P");
+if (!paragraphs.length) return box.innerText;
+return paragraphs.map(p => p.textContent ? p.innerText.replace(/\\n$/, "") : "").join("\\n");
+"""
+
 _MODAL_TEXT = """
 for (const s of arguments[0]) {
   let el = null;
@@ -169,9 +179,7 @@ class Page:
 
     def compose_text(self) -> str:
         box = self.find("compose_box")
-        return (
-            "" if box is None else self.driver.execute_script("return arguments[0].innerText", box)
-        )
+        return "" if box is None else self.driver.execute_script(_BOX_TEXT, box)
 
     def modal_text(self) -> str:
         return self.driver.execute_script(_MODAL_TEXT, list(self.sel["modal"])) or ""

@@ -28,16 +28,21 @@ DEFAULTS: dict[str, tuple[str, ...]] = {
         "div[data-ref] canvas",
     ),
     "chat_open": ("#main footer",),
+    # A Lexical editor since 2025 (one <p> per line inside; see Page.compose_text).
     "compose_box": (
+        'footer [data-lexical-editor="true"]',
         'footer div[contenteditable="true"][data-tab="10"]',
         'footer div[contenteditable="true"][role="textbox"]',
         'div[aria-placeholder="Type a message"]',
     ),
     # Icons inside the button to click; the channel clicks the closest button ancestor.
+    # data-testid came back on some icons in 2025-26, without data-icon.
     "send_button": (
+        'footer [data-testid="wds-ic-send-filled"]',
         'footer span[data-icon="wds-ic-send-filled"]',
         'footer span[data-icon="send"]',
         'footer button[aria-label="Send"]',
+        'footer div[role="button"][aria-label="Send"]',
     ),
     "attach_button": (
         'footer span[data-icon="plus-rounded"]',
@@ -47,26 +52,41 @@ DEFAULTS: dict[str, tuple[str, ...]] = {
     ),
     "media_input": ('input[type="file"][accept="image/*,video/mp4,video/3gpp,video/quicktime"]',),
     "document_input": ('input[type="file"][accept="*"]',),
+    # The 2026 caption box is a Lexical editor that may sit beside the preview dialog.
     "caption_box": (
         'div[role="dialog"] div[contenteditable="true"]',
         'div[contenteditable="true"][aria-label="Add a caption"]',
+        '[data-lexical-editor="true"][data-tab="6"]',
+        'div[contenteditable="true"][data-tab="6"]',
     ),
+    # The preview's own send button; in 2026 it may sit outside the dialog, so the last
+    # ones look anywhere except the compose footer, whose send button would send the
+    # chat's prefilled text instead of the file.
     "preview_send": (
+        'div[role="dialog"] [data-testid="wds-ic-send-filled"]',
         'div[role="dialog"] span[data-icon="wds-ic-send-filled"]',
         'div[role="dialog"] span[data-icon="send"]',
         'div[role="dialog"] [aria-label="Send"]',
+        '[data-testid="wds-ic-send-filled"]:not(footer *)',
+        'span[data-icon="wds-ic-send-filled"]:not(footer *)',
+        '[role="button"][aria-label="Send"]:not(footer *)',
     ),
     # Both the invalid-number dialog and the "Use here" screen are modal popups: the
     # first sits over the chat list, the second replaces the whole app.
     "modal": ('div[data-animate-modal-popup="true"]', 'div[role="dialog"][aria-modal="true"]'),
     "modal_button": ('div[data-animate-modal-popup="true"] button',),
-    "outgoing": ("div.message-out",),
+    # An outgoing message's id starts with true_ (2026 builds dropped the class name).
+    "outgoing": ("div.message-out", '#main div[data-id^="true_"]'),
     "bubble_text": ("span.selectable-text", "span[dir]"),
-    "tick_pending": ('span[data-icon="msg-time"]',),
+    # The clock: a message WhatsApp has not taken yet. Any icon missed here would count
+    # an unsent message as sent.
+    "tick_pending": ('span[data-icon="msg-time"]', 'span[data-icon="msg-clock"]'),
     "tick_failed": ('span[data-icon="msg-failed"]',),
     "tick_done": (
         'span[data-icon="msg-check"]',
         'span[data-icon="msg-dblcheck"]',
+        'span[data-icon="msg-dblcheck-ack"]',
+        'span[data-icon="msg-dblcheck-ack-light"]',
     ),
     # --- hearing back: the chat list, an open chat's bubbles, limit banners ---------
     # A chat list row: the chat's number as WhatsApp formats it (or a saved name), the last
