@@ -18,6 +18,7 @@ from tests.campaigns_support import (
     make_campaign,
     make_contacts,
     make_lane,
+    make_sender,
     phones,
 )
 from tests.fakes.hearing_channel import SHOT, HearingChannel, Phone
@@ -356,3 +357,42 @@ def test_idle_looks_last_the_hearing_period_then_stop(migrated_db, tmp_path, web
         assert hearing.hearing_senders(session, clock.now()) == set()
         assert session.get(Campaign, campaign_id).n_sent == 2
     assert time.monotonic() > 0
+
+
+def test_the_worker_keeps_lanes_only_for_web_senders_still_hearing(migrated_db, web) -> None:
+    db = migrated_db
+    now = FakeClock().now()
+    lst = make_contacts(db, phones(6), "Customers")
+    recent, old, longer, unlinked, unknown = (
+        web_sender(db, "Recent"),
+        web_sender(db, "Old"),
+        web_sender(db, "Longer", hear_days=7),
+        web_sender(db, "Unlinked"),
+        web_sender(db, "Unknown"),
+    )
+    rehearsal = make_sender(db, "Rehearsal")
+    campaign_id = make_campaign(db, [lst], [rehearsal], name="Sale")
+    day = timedelta(days=1)
+    plan = [
+        (recent, S.SENT, now - day, now - day),
+        (old, S.READ, now - 4 * day, now - 4 * day),
+        (longer, S.DELIVERED, now - 4 * day, now - 4 * day),
+        (unlinked, S.SENT, now - day, now - day),
+        (rehearsal, S.SENT, now - day, now - day),
+        (unknown, S.UNKNOWN, None, now - day),
+    ]
+    with db.session() as session:
+        ids = session.scalars(
+            select(Message.id).where(Message.campaign_id == campaign_id).order_by(Message.id)
+        ).all()
+        for mid, (sender_id, status, sent_at, updated_at) in zip(ids, plan, strict=True):
+            session.execute(
+                update(Message)
+                .where(Message.id == mid)
+                .values(sender_id=sender_id, status=status, sent_at=sent_at, updated_at=updated_at)
+            )
+        session.get(Sender, unlinked).state = SenderState.NEEDS_LINK
+    with db.session() as session:
+        assert hearing.hearing_senders(session, now) == {recent, longer, unknown}
+        # Three days on, the unknown message is too old to settle by a look.
+        assert hearing.hearing_senders(session, now + 3 * day) == {longer}

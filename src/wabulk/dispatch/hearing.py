@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, func, select, update
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session
 
 from .. import events, inbound
@@ -137,7 +137,7 @@ def _watched(row: Any, names: dict[int, str]) -> Watched:
 
 def _unknown_since(sender_id_column: Any, since: datetime) -> Any:
     # `sent_at IS NULL` keeps the (sender_id, sent_at) index usable: an unknown message
-    # was never proven sent.
+    # was never proven sent. Same rule as `_hearing`'s.
     return and_(
         messages.c.sender_id == sender_id_column,
         messages.c.status == S.UNKNOWN,
@@ -182,29 +182,32 @@ def hearing_senders(session: Session, now: datetime) -> set[int]:
 def _hearing(session: Session, now: datetime, only: int | None) -> set[int]:
     if not callable(getattr(registry.FACTORIES.get(Channel.WHATSAPP_WEB.value), "hear", None)):
         return set()  # a lane that cannot look would end at once, and start again
+    # Both read through the (sender_id, sent_at) index: the newest send, and the newest
+    # message left unknown (never proven sent, so without a sent_at).
     last_sent = (
         select(func.max(messages.c.sent_at))
         .where(messages.c.sender_id == Sender.id)
         .scalar_subquery()
     )
-    query = select(Sender.id, Sender.settings, last_sent.label("last_sent")).where(
-        Sender.channel == Channel.WHATSAPP_WEB, Sender.state == SenderState.LINKED
+    last_unknown = (
+        select(func.max(messages.c.updated_at))
+        .where(
+            messages.c.sender_id == Sender.id,
+            messages.c.sent_at.is_(None),
+            messages.c.status == S.UNKNOWN,
+        )
+        .scalar_subquery()
     )
+    query = select(
+        Sender.id, Sender.settings, last_sent.label("sent"), last_unknown.label("unknown")
+    ).where(Sender.channel == Channel.WHATSAPP_WEB, Sender.state == SenderState.LINKED)
     if only is not None:
         query = query.where(Sender.id == only)
-    rows = session.execute(query).all()
     out: set[int] = set()
-    unknown_check: list[tuple[int, datetime]] = []
-    for row in rows:
-        period = timedelta(days=web_settings(dict(row.settings or {})).hear_days)
-        if row.last_sent is not None and row.last_sent >= now - period:
+    for row in session.execute(query):
+        since = now - timedelta(days=web_settings(dict(row.settings or {})).hear_days)
+        if any(at is not None and at >= since for at in (row.sent, row.unknown)):
             out.add(row.id)
-        elif period:
-            unknown_check.append((row.id, now - period))
-    for sender_id, since in unknown_check:
-        # Rare: a sender past its hearing period; one indexed look each.
-        if session.scalar(select(exists().where(_unknown_since(sender_id, since)))):
-            out.add(sender_id)
     return out
 
 
