@@ -2,6 +2,10 @@
 
 draft → scheduled → running ⇄ paused → completed, or cancelled. Pages, the CLI, the API
 and the dispatcher all move campaigns through `transition`, so a rule lives in one place.
+
+A campaign may have a finish-by time (`ends_at`). One still sending when it comes pauses
+with that reason; nothing is skipped or lost, and it resumes once a person sets a later
+time (or none): the unsent customers may still be worth reaching, which only they know.
 """
 
 from __future__ import annotations
@@ -153,6 +157,7 @@ def launch(
         session, template, campaign.senders, message[1]
     )
     check_ready(campaign, message[0])
+    _check_not_ended(campaign, now)
     # The snapshot: editing the template later never changes this campaign.
     campaign.body, campaign.media_id = message
     due = campaign.scheduled_at if campaign.scheduled_at and campaign.scheduled_at > now else now
@@ -199,6 +204,7 @@ def resume(session: Session, actor: User | None, campaign_id: int) -> Campaign:
     require_role(actor, Role.OPERATOR)
     campaign = get_campaign(session, campaign_id, lock=True)
     transition(campaign, "resume")
+    _check_not_ended(campaign, utcnow())
     if not usable_senders(campaign):
         # The command line (no actor) is the machine's admin; others get no server paths.
         role = actor.role if actor is not None else Role.ADMIN
@@ -215,6 +221,61 @@ def resume(session: Session, actor: User | None, campaign_id: int) -> Campaign:
         campaign_id=campaign.id,
     )
     return campaign
+
+
+def _check_not_ended(campaign: Campaign, now: datetime) -> None:
+    if campaign.ends_at is not None and campaign.ends_at <= now:
+        raise Conflict(
+            f"The finish-by time of {campaign.name!r} ({_when(campaign.ends_at)}) has passed: "
+            "set a later one, or none, first."
+        )
+
+
+def _when(at: datetime) -> str:
+    return f"{at:%Y-%m-%d %H:%M} UTC"
+
+
+def set_finish_by(
+    session: Session,
+    actor: User | None,
+    campaign_id: int,
+    ends_at: datetime | None,
+    now: datetime | None = None,
+) -> Campaign:
+    """Move (or clear) a launched campaign's finish-by time; a draft's is set in the wizard."""
+    require_role(actor, Role.OPERATOR)
+    now = now or utcnow()
+    campaign = get_campaign(session, campaign_id, lock=True)
+    if campaign.status not in (C.SCHEDULED, C.RUNNING, C.PAUSED):
+        raise Conflict(
+            f"Campaign {campaign.name!r} is {campaign.status.value}; its finish-by time "
+            "cannot change now."
+        )
+    check_finish_by(ends_at, campaign.scheduled_at, now)
+    campaign.ends_at = ends_at
+    who = events.actor_name(actor)
+    text = (
+        f"{who} set the finish-by time to {_when(ends_at)}."
+        if ends_at
+        else f"{who} removed the finish-by time."
+    )
+    events.record(session, "campaign.finish_by", text, user=actor, campaign_id=campaign.id)
+    return campaign
+
+
+def check_finish_by(ends_at: datetime | None, scheduled_at: datetime | None, now: datetime) -> None:
+    """A finish-by time must be a real moment after the start."""
+    if ends_at is None:
+        return
+    if ends_at.tzinfo is None:
+        raise ValidationError("The finish-by time needs a timezone.", field="ends_at")
+    if ends_at <= now:
+        raise ValidationError(
+            "That finish-by time has already passed; choose a later one or leave it empty.",
+            field="ends_at",
+        )
+    if scheduled_at is not None and ends_at <= scheduled_at:
+        raise ValidationError("Finish by must be after the start time.", field="ends_at")
 
 
 def cancel(session: Session, actor: User | None, campaign_id: int) -> Campaign:
@@ -253,6 +314,7 @@ def retry_failed(session: Session, actor: User | None, campaign_id: int) -> int:
     if campaign.n_failed + campaign.n_unknown == 0:
         raise Conflict("There are no failed or unknown messages to send again.")
     transition(campaign, "retry")
+    _check_not_ended(campaign, now)
     if not usable_senders(campaign):
         raise Conflict("No sender of this campaign can send now; fix one first.")
     again = {}
@@ -369,6 +431,38 @@ def complete_finished(session: Session, now: datetime) -> list[int]:
             campaign_id=campaign.id,
         )
     return [c.id for c in done]
+
+
+def pause_expired(session: Session, now: datetime) -> list[int]:
+    """Running campaigns whose finish-by time came pause, saying how many are left.
+
+    - Paused, not cancelled: nothing is skipped, and a later time lets a person resume.
+    """
+    due = session.scalars(
+        select(Campaign)
+        .where(
+            Campaign.status == C.RUNNING,
+            Campaign.ends_at.is_not(None),
+            Campaign.ends_at <= now,
+        )
+        .with_for_update(skip_locked=True)
+    ).all()
+    for campaign in due:
+        left = campaign.n_queued + campaign.n_sending
+        reason = (
+            f"Paused: its finish-by time ({_when(campaign.ends_at or now)}) came with {left:,} "
+            "message(s) not sent yet. Nothing was skipped: set a later finish-by time, "
+            "or none, then resume."
+        )
+        transition(campaign, "pause", reason)
+        events.record(
+            session,
+            "campaign.paused",
+            reason,
+            level=EventLevel.WARNING,
+            campaign_id=campaign.id,
+        )
+    return [c.id for c in due]
 
 
 def pause_orphaned(session: Session) -> list[int]:

@@ -35,7 +35,7 @@ from ..models import (
 from ..senders import lease as sender_lease
 from ..senders.pace import Pace, overrides_for_storage, validate_overrides
 from . import audience
-from .lifecycle import effective_message, get_campaign
+from .lifecycle import check_finish_by, effective_message, get_campaign
 from .media import find_media, media_path
 from .render_budget import limit_for
 from .rendering import compile_body, context_for
@@ -55,6 +55,7 @@ class DraftInput:
     body: str = ""
     media_id: int | None = None
     scheduled_at: datetime | None = None  # aware; None = as soon as launched
+    ends_at: datetime | None = None  # aware; finish by: still sending then, it pauses
     pacing: dict[str, Any] = field(default_factory=dict)
     max_attempts: int = 3
     retry_seconds: int = DEFAULT_RETRY_SECONDS
@@ -103,6 +104,7 @@ def save_draft(
             "That start time has already passed; leave it empty to start at launch.",
             field="scheduled_at",
         )
+    check_finish_by(data.ends_at, data.scheduled_at, utcnow())
     pacing = overrides_for_storage(validate_overrides(data.pacing))
     pacing["retry_seconds"] = data.retry_seconds
 
@@ -122,6 +124,7 @@ def save_draft(
     campaign.body = "" if data.template_id is not None else data.body
     campaign.media_id = data.media_id
     campaign.scheduled_at = data.scheduled_at
+    campaign.ends_at = data.ends_at
     campaign.pacing = pacing
     campaign.max_attempts = data.max_attempts
     campaign.text_before_document = data.text_before_document

@@ -12,7 +12,7 @@ from typing import Any
 from flask import request
 from sqlalchemy.orm import Session
 
-from ..campaigns import audience, cloud_launch
+from ..campaigns import audience, cloud_launch, outlook
 from ..campaigns.media import find_media
 from ..campaigns.queries import templates_with_attachments
 from ..campaigns.service import DEFAULT_RETRY_SECONDS, DraftInput, pace_overrides, retry_seconds
@@ -20,6 +20,7 @@ from ..contacts import lists
 from ..contacts.service import placeholder_keys
 from ..errors import ValidationError
 from ..models import Campaign, Channel, Media, Sender, SenderState, Template, utcnow
+from ..senders.pace import validate_overrides
 from ..senders.queries import senders_by_name
 from .form_state import FormState, ids, optional_int
 from .helpers import get_settings, optional_id, user_zone
@@ -44,6 +45,7 @@ KNOWN = frozenset(
         "body",
         "media",
         "scheduled_at",
+        "ends_at",
         "max_attempts",
         "retry_seconds",
         *PACING_KEYS,
@@ -64,6 +66,7 @@ def new_values(template_id: int | None = None) -> dict[str, Any]:
         "media_id": None,
         "schedule": "now",
         "scheduled_at": "",
+        "ends_at": "",
         "max_attempts": "3",
         "retry_seconds": str(DEFAULT_RETRY_SECONDS),
         "text_before_document": False,
@@ -75,6 +78,7 @@ def values_of(campaign: Campaign) -> dict[str, Any]:
     """A draft as the form shows it."""
     overrides = pace_overrides(campaign)
     local = campaign.scheduled_at.astimezone(user_zone()) if campaign.scheduled_at else None
+    ends = campaign.ends_at.astimezone(user_zone()) if campaign.ends_at else None
     return {
         "name": campaign.name,
         "list_ids": [lst.id for lst in campaign.lists],
@@ -84,6 +88,7 @@ def values_of(campaign: Campaign) -> dict[str, Any]:
         "media_id": campaign.media_id,
         "schedule": "later" if local else "now",
         "scheduled_at": local.strftime("%Y-%m-%dT%H:%M") if local else "",
+        "ends_at": ends.strftime("%Y-%m-%dT%H:%M") if ends else "",
         "max_attempts": str(campaign.max_attempts),
         "retry_seconds": str(retry_seconds(campaign)),
         "text_before_document": campaign.text_before_document,
@@ -102,6 +107,7 @@ def values_from_request() -> dict[str, Any]:
         "body": form.get("body", ""),
         "schedule": "later" if form.get("schedule") == "later" else "now",
         "scheduled_at": form.get("scheduled_at", "").strip(),
+        "ends_at": form.get("ends_at", "").strip(),
         "max_attempts": form.get("max_attempts", "").strip(),
         "retry_seconds": form.get("retry_seconds", "").strip(),
         "text_before_document": form.get("text_before_document") == "1",
@@ -118,14 +124,10 @@ def draft_input(values: dict[str, Any], media_id: int | None) -> DraftInput:
                 "Choose the date and time to start, or “As soon as I launch”.",
                 field="scheduled_at",
             )
-        try:
-            local = datetime.fromisoformat(values["scheduled_at"])
-        except ValueError:
-            raise ValidationError(
-                "The start time must be a date and time like 2025-05-01 09:30.",
-                field="scheduled_at",
-            ) from None
-        scheduled_at = local.replace(tzinfo=user_zone()) if local.tzinfo is None else local
+        scheduled_at = local_time(values["scheduled_at"], "scheduled_at", "The start time")
+    ends_at = None
+    if values.get("ends_at"):
+        ends_at = local_time(values["ends_at"], "ends_at", "The finish-by time")
     template = values["template_id"]
     form = {k: str(values[k]) for k in ("max_attempts", "retry_seconds")}
     return DraftInput(
@@ -136,11 +138,23 @@ def draft_input(values: dict[str, Any], media_id: int | None) -> DraftInput:
         body=values["body"],
         media_id=media_id,
         scheduled_at=scheduled_at,
+        ends_at=ends_at,
         pacing={key: values[key] for key in PACING_KEYS},
         max_attempts=_required_int(form, "max_attempts", "Attempts"),
         retry_seconds=_required_int(form, "retry_seconds", "The first retry wait"),
         text_before_document=bool(values["text_before_document"]),
     )
+
+
+def local_time(text: str, name: str, label: str) -> datetime:
+    """A date and time typed in the user's timezone, as an aware datetime."""
+    try:
+        local = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValidationError(
+            f"{label} must be a date and time like 2025-05-01 09:30.", field=name
+        ) from None
+    return local.replace(tzinfo=user_zone()) if local.tzinfo is None else local
 
 
 def _required_int(form: dict[str, str], name: str, label: str) -> int:
@@ -174,6 +188,7 @@ def wizard_context(session: Session, state: FormState) -> dict[str, Any]:
         "max_mb": get_settings().max_upload_mb,
         "linked": SenderState.LINKED,
         "has_cloud": any(s.channel == Channel.CLOUD_API for s in senders),
+        "outlook": wizard_outlook(session, state, chosen, list_ids),
         "cloud_notes": cloud_notes(
             session,
             optional_id(state.get("template_id")),
@@ -182,6 +197,25 @@ def wizard_context(session: Session, state: FormState) -> dict[str, Any]:
             state.get("media_id", None),
         ),
     }
+
+
+def wizard_outlook(
+    session: Session, state: FormState, chosen: list[Sender], list_ids: list[int]
+) -> list[str]:
+    """The pace and finish-by warnings for the plan as typed (none while a box is wrong)."""
+    if not chosen:
+        return []
+    try:
+        data = draft_input(state.values, None)
+        overrides = validate_overrides(data.pacing)
+    except ValidationError:
+        return []
+    now = utcnow()
+    start = data.scheduled_at if data.scheduled_at and data.scheduled_at > now else now
+    recipients = audience.count(session, list_ids) if list_ids else 0
+    return outlook.warnings(
+        session, chosen, overrides, recipients, start, data.ends_at, now, user_zone()
+    )
 
 
 def cloud_notes(

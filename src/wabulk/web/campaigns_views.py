@@ -24,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response as WResponse
 
-from ..campaigns import audience, funnel, lifecycle, report
+from ..campaigns import audience, funnel, lifecycle, outlook, report
 from ..campaigns import service as campaigns
 from ..campaigns import templates as message_templates
 from ..campaigns.cloud_template import part
@@ -48,6 +48,7 @@ from .helpers import (
     id_value,
     id_values,
     shown_text,
+    user_zone,
 )
 from .security import requires
 
@@ -203,7 +204,19 @@ def _render_detail(campaign_id: int, test: FormState) -> str:
     if campaign.status == CampaignStatus.DRAFT:
         recipients, opted_out = campaigns.recipient_count(session, campaign)
         list_ids = [lst.id for lst in campaign.lists]
+        now = utcnow()
+        start = max(now, campaign.scheduled_at) if campaign.scheduled_at else now
         draft = {
+            "outlook": outlook.warnings(
+                session,
+                campaign.senders,
+                campaigns.pace_overrides(campaign),
+                recipients,
+                start,
+                campaign.ends_at,
+                now,
+                user_zone(),
+            ),
             "recipients": recipients,
             "opted_out": opted_out,
             "preview": message_templates.preview(
@@ -233,9 +246,15 @@ def _render_detail(campaign_id: int, test: FormState) -> str:
         test=test,
         linked=SenderState.LINKED,
         hearing=funnel.still_hearing(campaign),
+        settled=settled_count(session, campaign_id),
         progress_labels={key: STATUS_LABELS[key] for key in PROGRESS_KEYS},
         whatsapp=_whatsapp_template(session, campaign),
         held=_held_json(campaign),
+        finish_by=(
+            campaign.ends_at.astimezone(user_zone()).strftime("%Y-%m-%dT%H:%M")
+            if campaign.ends_at
+            else ""
+        ),
         **_funnel_context(campaign),
         **_recipients_context(campaign),
     )
@@ -246,7 +265,6 @@ def _whatsapp_template(session: Session, campaign: Campaign) -> dict[str, Any] |
     them (the first message rendered), else the template's own body with its blanks."""
     snapshot = campaign.cloud_template
     if not snapshot:
-        settled=settled_count(session, campaign_id),
         return None
     words = session.scalar(
         select(Message.body)
@@ -465,6 +483,23 @@ def act(campaign_id: int, action: str) -> WResponse:
     if move is None:
         raise NotFound(f"There is no campaign action {action!r}.")
     apply_action(lambda s: move(s, current_user, campaign_id), DONE[action])
+    return redirect(url_for("campaigns.detail", campaign_id=campaign_id))
+
+
+@bp.post("/<int:campaign_id>/finish-by")
+@requires(Role.OPERATOR)
+def finish_by(campaign_id: int) -> WResponse:
+    """Move a launched campaign's finish-by time (empty: no end), e.g. to resume it."""
+    typed = request.form.get("ends_at", "").strip()
+
+    def run(session: Session) -> str:
+        ends = campaign_form.local_time(typed, "ends_at", "The finish-by time") if typed else None
+        lifecycle.set_finish_by(session, current_user, campaign_id, ends)
+        if ends is None:
+            return "The campaign has no finish-by time now."
+        return f"The campaign now finishes by {format_datetime(ends)}."
+
+    apply_action(run)
     return redirect(url_for("campaigns.detail", campaign_id=campaign_id))
 
 

@@ -89,6 +89,11 @@ class CampaignIn(Input):
     scheduled_at: Annotated[AwareDatetime, AfterValidator(_in_range)] | None = Field(
         None, description="Start time with its offset; left out: as soon as launched."
     )
+    ends_at: Annotated[AwareDatetime, AfterValidator(_in_range)] | None = Field(
+        None,
+        description="Finish by, with its offset: a campaign still sending then pauses, "
+        "saying so, with nothing skipped. Left out: no end.",
+    )
     pacing: PacingIn = Field(default_factory=PacingIn)
     max_attempts: int = Field(3, ge=1, le=campaigns.MAX_ATTEMPTS)
     retry_seconds: int = Field(campaigns.DEFAULT_RETRY_SECONDS, ge=1, le=86_400)
@@ -150,6 +155,7 @@ class CampaignOut(CampaignSummary):
     body: str = Field(description="Frozen at launch; a draft on a template shows ''.")
     media_id: int | None
     scheduled_at: datetime | None
+    ends_at: datetime | None = Field(description="Finish by; null: no end.")
     list_ids: list[int]
     sender_ids: list[int]
     pacing: dict[str, Any]
@@ -199,6 +205,7 @@ def _detail(session: Session, campaign: Campaign) -> CampaignOut:
             "body": campaign.body,
             "media_id": campaign.media_id,
             "scheduled_at": campaign.scheduled_at,
+            "ends_at": campaign.ends_at,
             "list_ids": [lst.id for lst in campaign.lists],
             "sender_ids": [s.id for s in campaign.senders],
             "pacing": campaign.pacing or {},
@@ -221,6 +228,7 @@ def _draft(body: CampaignIn) -> campaigns.DraftInput:
         body=body.body,
         media_id=body.media_id,
         scheduled_at=body.scheduled_at,
+        ends_at=body.ends_at,
         pacing=body.pacing.model_dump(exclude_none=True),
         max_attempts=body.max_attempts,
         retry_seconds=body.retry_seconds,
@@ -335,6 +343,33 @@ _move(
     lifecycle.retry_failed,
     "Queue the failed and unknown messages of a finished campaign again.",
 )
+
+
+class FinishByIn(Input):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"ends_at": "2030-10-24T18:00:00+05:30"}]}
+    )
+
+    ends_at: Annotated[AwareDatetime, AfterValidator(_in_range)] | None = Field(
+        description="The new finish-by time with its offset; null: no end."
+    )
+
+
+@operation(
+    "PUT",
+    "/campaigns/{campaign_id}/finish-by",
+    summary="Move a launched campaign's finish-by time",
+    tag="Campaigns",
+    role=Role.OPERATOR,
+    body=FinishByIn,
+    response=CampaignOut,
+    renames=FIELDS,
+)
+def set_finish_by(call: Call, campaign_id: int, body: FinishByIn) -> CampaignOut:
+    """A scheduled, running or paused campaign; a campaign paused at its finish-by time
+    resumes once it has a later one (or none). A draft's is set with PUT /campaigns/{id}."""
+    campaign = lifecycle.set_finish_by(call.session, call.user, campaign_id, body.ends_at)
+    return _detail(call.session, campaign)
 
 
 class RecipientQuery(PageQuery):
