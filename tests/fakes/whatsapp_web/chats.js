@@ -22,10 +22,17 @@ const ROW_TICKS = V2026
       failed: "msg-failed",
     }
   : BUBBLE_TICKS;
-const TICK_WORDS = { pending: "Pending", sent: "Sent", delivered: "Delivered", read: "Read", failed: "Failed" };
+const TICK_WORDS = {
+  pending: "Pending",
+  sent: "Sent",
+  delivered: "Delivered",
+  read: "Read",
+  failed: "Failed",
+};
 // A 1×1 picture stands in for a photo a customer sent.
 const PIXEL =
-  "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==";
+  "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQ" +
+  "GAhKmMIQAAAABJRU5ErkJggg==";
 
 let rowsCache = []; // the chat list as the server last gave it
 const inFlight = new Map(); // digits -> {count, preview, title} of messages not yet ticked
@@ -167,7 +174,8 @@ function kindNode(message) {
     return el("div", { class: "voice" }, icon("audio-play"), el("span", { text: "0:07" }));
   }
   if (message.kind === "document") {
-    return el("div", { class: "attachment" }, icon("document"), el("span", { dir: "auto", title: name, text: name }));
+    const label = el("span", { dir: "auto", title: name, text: name });
+    return el("div", { class: "attachment" }, icon("document"), label);
   }
   return null;
 }
@@ -175,9 +183,10 @@ function kindNode(message) {
 // One bubble: `message` as the server describes it (out, kind, text, filename, data_id,
 // status, at, who). data-id sits on the bubble; 2026 builds dropped the class names.
 function bubbleNode(message) {
-  const cls = message.out ? "message-out" : "message-in";
-  const attrs = V2026 ? { class: `bubble b-${message.out ? "out" : "in"}` } : { class: `bubble ${cls}` };
-  const shown = message.out && message.kind !== "text" ? message.text || message.filename : message.text;
+  const way = message.out ? "out" : "in";
+  const attrs = { class: V2026 ? `bubble b-${way}` : `bubble message-${way}` };
+  const media = message.kind !== "text";
+  const shown = message.out && media ? message.text || message.filename : message.text;
   const copy = shown
     ? el(
         "div",
@@ -188,7 +197,7 @@ function bubbleNode(message) {
   const bubble = el(
     "div",
     { ...attrs, "data-id": message.data_id },
-    message.out && message.kind !== "text" && message.kind !== "document"
+    message.out && media && message.kind !== "document"
       ? el("div", { class: "attachment", text: message.filename })
       : null,
     kindNode(message),

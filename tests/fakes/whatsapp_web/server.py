@@ -367,6 +367,10 @@ def create_app(state: FakeState) -> Flask:
     def chats_script() -> Response:
         return _page("chats.js", "text/javascript")
 
+    @app.get("/media.js")
+    def media_script() -> Response:
+        return _page("media.js", "text/javascript")
+
     @app.get("/app.css")
     def style() -> Response:
         return _page("app.css", "text/css")
