@@ -13,6 +13,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -269,7 +270,9 @@ class _Page:
         return self.css(selector, row) if row else []
 
 
-def _hear_back_in(page: _Page, fake: FakeWhatsAppWeb, n: int, variant: str) -> None:
+def _hear_back_in(page: _Page, fake: FakeWhatsAppWeb, n: int, variant: str, pdf: Path) -> None:
+    from selenium.webdriver import Keys
+
     _, out_sel, in_sel, banner_sel, delivered_icon, (read_icon, read_label) = page.hooks
     ours, theirs = f"91981230{n}001", f"91981230{n}002"
     fake.set(variant=variant)
@@ -306,9 +309,21 @@ def _hear_back_in(page: _Page, fake: FakeWhatsAppWeb, n: int, variant: str) -> N
     fake.banner(None)
     page.until(lambda: not page.css(banner_sel))
 
+    # So does a caption being typed in an attachment's preview.
+    page.css("footer [title='Attach']")[0].click()
+    page.until(lambda: page.css('input[type="file"][accept="*"]'))[0].send_keys(str(pdf))
+    caption = page.until(lambda: page.css('.media-preview [contenteditable="true"]'))[0]
+    caption.send_keys("caption kept")
+    fake.reply(theirs, "One more thing")
+    page.until(lambda: page.in_row(theirs, 'span[aria-label="3 unread messages"]'))
+    assert caption.get_attribute("innerText").strip() == "caption kept"
+    caption.send_keys(Keys.ESCAPE)
+    page.until(lambda: not page.css(".media-preview"))
+    assert box.get_attribute("innerText").strip() == "draft kept"
+
     page.row(theirs).click()  # opening the chat reads it
     incoming = page.until(lambda: page.css(f'{in_sel}[data-id^="false_{theirs}@c.us_"]'))
-    assert len(incoming) == 2 and page.css("img", incoming[1])
+    assert len(incoming) == 3 and page.css("img", incoming[1])
     header = page.css("div.copyable-text[data-pre-plain-text]", incoming[0])[0]
     assert header.get_attribute("data-pre-plain-text").endswith("] Asha Rao: ")
     assert page.css("span.selectable-text", incoming[0])[0].text == "Is this still on offer?"
@@ -318,8 +333,10 @@ def _hear_back_in(page: _Page, fake: FakeWhatsAppWeb, n: int, variant: str) -> N
 
 @pytest.mark.browser
 def test_chromium_sees_ticks_replies_badges_and_banners_in_every_variant(
-    fake: FakeWhatsAppWeb,
+    fake: FakeWhatsAppWeb, tmp_path: Path
 ) -> None:
+    pdf = tmp_path / "Price list.pdf"
+    pdf.write_bytes(b"%PDF-1.4\n%%EOF\n")
     profile = tempfile.mkdtemp(prefix="wabulk-fake-wa-")
     browser = _chrome(profile)
     try:
@@ -330,7 +347,7 @@ def test_chromium_sees_ticks_replies_badges_and_banners_in_every_variant(
         page.until(lambda: page.css("#pane-side"))
         # One browser, one session: each variant only needs a reload.
         for n, (variant, hooks) in enumerate(VARIANT_HOOKS.items()):
-            _hear_back_in(_Page(browser, hooks), fake, n, variant)
+            _hear_back_in(_Page(browser, hooks), fake, n, variant, pdf)
     finally:
         browser.quit()
         shutil.rmtree(profile, ignore_errors=True)
