@@ -159,11 +159,13 @@ class ChannelConfig:
 
 @dataclass(frozen=True)
 class LinkStatus:
-    """What linking shows: a QR to scan (PNG data URL), the linked number, or a blocker."""
+    """What linking shows: a QR to scan (PNG data URL), the 8-character code to type on the
+    phone when linking by phone number, the linked number, or a blocker."""
 
-    kind: Literal["qr", "linked", "in_use", "loading"]
+    kind: Literal["qr", "code", "linked", "in_use", "loading"]
     qr_png: str | None = None
     phone: str | None = None
+    code: str | None = None
 
 
 class Channel(Protocol):
@@ -178,7 +180,8 @@ class Channel(Protocol):
 
 
 class Linkable(Protocol):
-    """A channel whose account is linked by scanning a QR (WhatsApp Web)."""
+    """A channel whose account is linked by scanning a QR or typing a code (WhatsApp Web)."""
 
-    def link_status(self, takeover: bool = False) -> LinkStatus:
-        """Look at the account now; `takeover` presses "Use here" if another session holds it."""
+    def link_status(self, takeover: bool = False, phone: str | None = None) -> LinkStatus:
+        """Look at the account now; `takeover` presses "Use here" if another session holds it;
+        `phone` (E.164) links by phone number: the answer is a code instead of a QR."""

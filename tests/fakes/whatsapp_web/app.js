@@ -199,7 +199,7 @@ function showQr() {
     el("h1", { text: "Log into WhatsApp Web" }),
     el("div", { class: "startup", text: "Loading QR code…" }),
   );
-  root.replaceChildren(landing);
+  root.replaceChildren(landing, phoneLinkButton()); // pairing.js
   qrLoop(mine, landing);
 }
 

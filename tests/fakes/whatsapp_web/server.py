@@ -22,6 +22,8 @@ from typing import Any
 from flask import Flask, Response, jsonify, request, send_file
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
+from . import pairing
+
 from tests.fakes.whatsapp_web.chats import (
     CHAT_CONFIG,
     CHAT_DEFAULTS,
@@ -155,6 +157,7 @@ class FakeState(ChatsMixin):
             self.sessions: dict[str, str] = {}  # token -> account phone (E.164)
             self.qrs: dict[str, dict[str, Any]] = {}
             self.messages: list[dict[str, Any]] = []
+            self.pairings: dict[str, dict[str, Any]] = {}  # code -> number typed (pairing.py)
             self.reset_chats()
 
     def configure(self, changes: dict[str, Any]) -> dict[str, Any]:
@@ -375,6 +378,8 @@ def create_app(state: FakeState) -> Flask:
     def style() -> Response:
         return _page("app.css", "text/css")
 
+    pairing.register(app, state)  # linking by phone number
+
     @app.get("/favicon.ico")
     def favicon() -> tuple[str, int]:
         return "", 204
@@ -572,6 +577,10 @@ class FakeWhatsAppWeb(ChatControls):
 
     def scan(self, phone: str = DEFAULT_PHONE, ref: str | None = None) -> bool:
         return self.state.scan(phone, ref)
+
+    def accept_pairing(self, code: str | None = None, phone: str | None = None) -> bool:
+        """The phone types the pairing code shown (the newest, or `code`, or for `phone`)."""
+        return pairing.accept(self.state, code, phone)
 
     def logout(self) -> None:
         self.state.logout()

@@ -47,7 +47,7 @@ from ..base import (
     Unconfirmed,
 )
 from ..heard import Heard, Watch
-from . import browser, selectors
+from . import browser, pairing, selectors
 from .hearing import Hearing
 from .page import Bubble, Page, State, same_text
 from .settings import web_settings
@@ -116,6 +116,7 @@ class WhatsAppWebChannel:
         self.page: Page | None = None
         self.prepared: tuple[int, str] | None = None  # (message id, url) loaded by prepare
         self.clicked = False  # send was clicked for the message in hand: never click blindly
+        self.pairing_phone: str | None = None  # the number whose pairing code is on screen
         self.hearing = Hearing(self)
 
     # --- browser -------------------------------------------------------------------
@@ -265,11 +266,16 @@ class WhatsAppWebChannel:
                 f"The browser failed while reading the chats: {reason}", code="browser_error"
             ) from None
 
-    def link_status(self, takeover: bool = False) -> LinkStatus:
-        """Open WhatsApp Web (once) and report what it shows, pressing "Use here" if asked."""
+    def link_status(self, takeover: bool = False, phone: str | None = None) -> LinkStatus:
+        """Open WhatsApp Web (once) and report what it shows, pressing "Use here" if asked;
+        with `phone` (E.164), ask for the code to type on the phone instead of the QR."""
         page = self._open()
         try:
-            if not page.driver.current_url.startswith(self.base_url):
+            fresh = not page.driver.current_url.startswith(self.base_url)
+            if not fresh and phone != self.pairing_phone and pairing.on_pairing_screens(page):
+                fresh = True  # a code for another number, or the QR asked for now: start over
+            if fresh:
+                self.pairing_phone = None
                 page.driver.get(self.base_url + "/")
                 # The app decides what to show only after its scripts ask the server, so
                 # a page just loaded says "loading"; a short wait makes the first look
@@ -280,6 +286,8 @@ class WhatsAppWebChannel:
             if state == "use_here" and takeover:
                 self._press_use_here(page)
                 state = page.wait_state({"app", "chat", "qr"}, 10)
+            if phone is not None and state in ("qr", "loading"):
+                return self._pairing_code(page, phone, state)
             if state == "qr":
                 return LinkStatus("qr", qr_png=self._qr_png(page))
             if state in ("app", "chat"):
@@ -301,6 +309,27 @@ class WhatsAppWebChannel:
                 code="browser_failed",
                 state="browser_failed",
             ) from None
+
+    def _pairing_code(self, page: Page, phone: str, state: State) -> LinkStatus:
+        code = pairing.shown_code(page)
+        if code is None and (state == "qr" or pairing.asking_number(page)):
+            self.pairing_phone = phone
+            try:
+                code = pairing.ask_code(page, phone, min(self.timeout, _SETTLE_SECONDS))
+            except pairing.NoPhoneLink:
+                raise SenderUnavailable(
+                    "WhatsApp Web shows no “Link with phone number” here; scan the QR code "
+                    "instead.",
+                    code="no_phone_link",
+                    screenshot=self._screenshot(None, "no-phone-link"),
+                ) from None
+            except pairing.Refused as exc:
+                raise SenderUnavailable(
+                    f"WhatsApp did not take the number {phone}: {exc}",
+                    code="phone_refused",
+                    screenshot=self._screenshot(None, "phone-refused"),
+                ) from None
+        return LinkStatus("code", code=code) if code else LinkStatus("loading")
 
     # --- sending -------------------------------------------------------------------
 

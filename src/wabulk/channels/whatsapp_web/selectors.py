@@ -27,6 +27,22 @@ DEFAULTS: dict[str, tuple[str, ...]] = {
         'canvas[aria-label="Scan me!"]',
         "div[data-ref] canvas",
     ),
+    # Linking by phone number: the link under the QR (found by its words when no structural
+    # hook matches, see LINK_PHONE_TEXTS), the number field, its Next button, the refusal
+    # shown under the field, and the 8-character code ("K7Q2M9XA" or "K,7,Q,2,…").
+    "link_phone": ('[data-testid="link-phone"]', '[data-testid="link-device-phone-number"]'),
+    "phone_input": (
+        'input[inputmode="tel"]',
+        'input[type="tel"]',
+        'input[aria-label="Type your phone number."]',
+    ),
+    "phone_next": (
+        'form button[type="submit"]',
+        '[role="button"][aria-label="Next"]',
+        'button[aria-label="Next"]',
+    ),
+    "phone_error": ('input[aria-invalid="true"] ~ [role="alert"]', '[role="alert"]'),
+    "link_code": ("div[data-link-code]", "[data-link-code]"),
     "chat_open": ("#main footer",),
     # A Lexical editor since 2025 (one <p> per line inside; see Page.compose_text).
     "compose_box": (
@@ -205,6 +221,15 @@ LIMIT_BANNERS: tuple[tuple[str, str], ...] = (
     ("zu viele nachrichten", "limit"),
     ("vorübergehend gesperrt", "limit"),
     ("verbindung wird hergestellt", "connecting"),
+)
+
+
+# Words of the "Link with phone number" link (English, as WhatsApp words it in 2024-26), for
+# when no structural hook of `link_phone` matches; compared lower-cased with the text of
+# the QR screen's buttons and links. Another language needs a `link_phone` override.
+LINK_PHONE_TEXTS: tuple[str, ...] = (
+    "link with phone number",
+    "log in with phone number",
 )
 
 
