@@ -22,8 +22,6 @@ from typing import Any
 from flask import Flask, Response, jsonify, request, send_file
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from . import pairing
-
 from tests.fakes.whatsapp_web.chats import (
     CHAT_CONFIG,
     CHAT_DEFAULTS,
@@ -33,6 +31,8 @@ from tests.fakes.whatsapp_web.chats import (
     digits,
 )
 from tests.fakes.whatsapp_web.crashes import kill_browser, kill_renderers
+
+from . import pairing
 
 HERE = Path(__file__).resolve().parent
 VARIANTS = ("current", "older", "v2026")
@@ -157,8 +157,8 @@ class FakeState(ChatsMixin):
             self.sessions: dict[str, str] = {}  # token -> account phone (E.164)
             self.qrs: dict[str, dict[str, Any]] = {}
             self.messages: list[dict[str, Any]] = []
-            self.pairings: dict[str, dict[str, Any]] = {}  # code -> number typed (pairing.py)
             self.reset_chats()
+            self.pairings: dict[str, dict[str, Any]] = {}  # code -> number typed (pairing.py)
 
     def configure(self, changes: dict[str, Any]) -> dict[str, Any]:
         """Validate everything first, so a bad key changes nothing."""

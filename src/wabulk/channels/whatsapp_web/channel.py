@@ -116,8 +116,8 @@ class WhatsAppWebChannel:
         self.page: Page | None = None
         self.prepared: tuple[int, str] | None = None  # (message id, url) loaded by prepare
         self.clicked = False  # send was clicked for the message in hand: never click blindly
-        self.pairing_phone: str | None = None  # the number whose pairing code is on screen
         self.hearing = Hearing(self)
+        self.pairing_phone: str | None = None  # the number whose pairing code is on screen
 
     # --- browser -------------------------------------------------------------------
 
