@@ -438,9 +438,12 @@ class Lane(LooksInWaits):
                 self.channel.prepare(self._outgoing(self.pending[0]))
             except Exception:  # a failed preparation shows up again at send
                 log.debug("prepare failed", exc_info=True)
-            # What a look leaves free before a send, to prepare again a chat it closed.
+            # What a look leaves free before a send, to prepare again a chat it closed. Not
+            # learnt before the lane's first send: that preparation starts the browser too,
+            # and seconds of it would leave the looks of a short pace no time for many sends.
             took = time.perf_counter() - started
-            self.prepare_seconds = max(0.9 * self.prepare_seconds + 0.1 * took, took)
+            if self.seconds_per_send > 0:
+                self.prepare_seconds = max(0.9 * self.prepare_seconds + 0.1 * took, took)
 
     def _still_running(self, campaign_id: int) -> bool:
         with self.db.session() as session:
