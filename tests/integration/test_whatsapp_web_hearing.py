@@ -27,7 +27,7 @@ from ..web_channel_support import (
 
 pytestmark = pytest.mark.browser
 
-VARIANTS = ["current", "older"]
+VARIANTS = ["current", "older", "v2026"]
 ASHA, RAVI, MIRA, OMAR = "+919812340001", "+919812340002", "+919812340003", "+919812340004"
 STRANGER = "+919812340099"
 
@@ -262,7 +262,7 @@ def with_photo(message_id: int, phone: str, photo: Path) -> OutgoingMessage:
     )
 
 
-@pytest.mark.parametrize("variant", ["current"])
+@pytest.mark.parametrize("variant", ["current", "v2026"])
 def test_unknown_messages_settled_and_a_clock_is_not_sent(
     fake: FakeWhatsAppWeb, tmp_path: Path, variant: str
 ) -> None:
@@ -291,7 +291,9 @@ def test_unknown_messages_settled_and_a_clock_is_not_sent(
         channel.prepare(message)
         page = channel.page
         assert page is not None
-        page.find("send_button", clickable=True).click()
+        button = page.wait_find("send_button", 30, clickable=True)
+        assert button is not None
+        button.click()
         rows = wait_for(
             lambda: [
                 r

@@ -10,7 +10,11 @@
 - A chat is opened (by clicking its row: no page load) only for an unread reply from a
   number we are hearing from, and only before the lane's deadline. While it is open the
   ticks of our own bubbles are read too. Chats of other numbers are never opened, except a
-  saved name's chat with an unread badge whose number is not known yet.
+  saved name's chat with an unread badge whose number is not known yet. The chat already
+  on screen (a prepared one) is read without opening anything: its replies never get a
+  badge, as the phone counts them read as they arrive.
+- An unknown message is settled by loading its chat (`/send?phone=` without text) and
+  looking for it among our last bubbles: there with a tick, sent; not there, not sent.
 - Limit banners stop the sender at once; "Trying to connect" only once shown for longer
   than `connect_banner_seconds` (default 60), as the network drops for seconds often.
 """
@@ -40,6 +44,7 @@ RANK = {"sent": 1, "delivered": 2, "read": 3}
 ROWS = 30  # WhatsApp renders about this many rows; the list is virtualised
 CONNECT_SECONDS = 60.0
 _OPEN_SECONDS = 15.0
+_LOAD_SECONDS = 3.0  # the least a look waits for a page still loading
 _REMEMBERED = 2000  # reply ids kept, so a chat left on screen is not reported every look
 
 _JS_HELPERS = """
@@ -325,7 +330,7 @@ class Hearing:
 
     def look(self, watch: Watch) -> Heard:
         """What the page shows now about `watch`; the channel maps a browser failure."""
-        page, state = self._app()
+        page, state = self._app(watch.until)
         now = datetime.now(UTC)
         got = page.driver.execute_script(_READ_LIST, self.script_selectors, ROWS)
         self.stop_if_limited(page, got.get("banners") or [])
@@ -352,17 +357,19 @@ class Hearing:
         heard.statuses = [u for u in heard.statuses if once[(u.message_id, u.status)] is u]
         return heard
 
-    def _app(self) -> tuple[Page, str]:
-        """The page showing the chat list (loaded if need be), and its state."""
+    def _app(self, until: float) -> tuple[Page, str]:
+        """The page showing the chat list (loaded if need be), and its state; a page still
+        loading is waited for only within the look's time (a send may be due after it)."""
         channel = self.channel
         page = channel._open()
         if not page.driver.current_url.startswith(channel.base_url):
             page = channel._load(channel.base_url + "/")
-        state = page.wait_state({"app", "chat", "qr", "use_here", "invalid"}, channel.timeout)
+        budget = min(channel.timeout, max(_LOAD_SECONDS, until - time.monotonic()))
+        state = page.wait_state({"app", "chat", "qr", "use_here", "invalid"}, budget)
         _unavailable(state)
         if state == "loading":
             raise TransientError(
-                f"WhatsApp Web did not show the chat list within {channel.timeout:.0f} s.",
+                f"WhatsApp Web did not show the chat list within {budget:.0f} s.",
                 code="chat_list_not_shown",
             )
         return page, state
