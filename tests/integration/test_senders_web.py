@@ -363,7 +363,9 @@ def test_the_link_page_follows_the_row_the_worker_writes(dual) -> None:
     assert response.status_code == 200 and response.is_json
     assert response.headers["Cache-Control"] == "no-store"
     view = response.get_json()
-    assert set(view) == {"id", "state", "reason", "phone", "linking", "qr", "seconds_left"}
+    assert set(view) == {
+        "id", "state", "reason", "phone", "linking", "qr", "seconds_left", "by_phone", "code"
+    }  # fmt: skip
     assert (view["id"], view["state"], view["linking"], view["qr"]) == (
         sender_id,
         "needs_link",

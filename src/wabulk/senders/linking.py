@@ -1,10 +1,14 @@
-"""Linking a WhatsApp Web sender by QR, across processes.
+"""Linking a WhatsApp Web sender by QR or by phone number, across processes.
 
-- The Senders page asks (`request_link`): the sender row gets a deadline.
+- The Senders page asks (`request_link`): the sender row gets a deadline, and the
+  account's number when the user links by phone number instead of scanning.
 - The worker that holds the sender runs `link_step` about every second in the sender's
-  own browser: it copies the QR WhatsApp shows into the row, and when the phone has
-  scanned it, marks the sender linked with its number. The browser stays open and goes
-  straight on sending.
+  own browser: it copies the QR WhatsApp shows into the row (or the 8-character code
+  WhatsApp gives for that number), and when the phone has scanned the QR or typed the
+  code, marks the sender linked with its number. The browser stays open and goes straight
+  on sending.
+- The number and the code live in the row's `health` under "link" (they are what the
+  account is being linked with, and go once it is linked).
 - The page polls `link_view`, which only reads the row, so the dashboard and the browser
   may run in different processes or on different machines.
 """
@@ -16,9 +20,10 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from .. import events
+from .. import app_settings, events
 from ..auth.permissions import require_role
 from ..channels.base import Channel, SenderUnavailable
+from ..contacts.phones import normalise
 from ..errors import Conflict, ValidationError
 from ..models import Channel as ChannelKind
 from ..models import EventLevel, Role, Sender, SenderState, User, utcnow
@@ -33,10 +38,26 @@ IN_USE_REASON = (
 )
 
 
+def link_phone(sender: Sender) -> str | None:
+    """The number the sender is being linked by (E.164), None when by QR."""
+    return ((sender.health or {}).get("link") or {}).get("phone")
+
+
+def _set_link(sender: Sender, link: dict[str, str] | None) -> None:
+    # A new dict: the JSON column only notices a change of the whole value.
+    health = {k: v for k, v in (sender.health or {}).items() if k != "link"}
+    sender.health = {**health, "link": link} if link else health
+
+
 def request_link(
-    session: Session, actor: User | None, sender: Sender, takeover: bool = False
+    session: Session,
+    actor: User | None,
+    sender: Sender,
+    takeover: bool = False,
+    phone: str | None = None,
 ) -> Sender:
-    """Ask the worker to show this sender's QR (or take the session back) for a while."""
+    """Ask the worker to show this sender's QR (or take the session back) for a while;
+    with `phone` (the account's own number, as typed), the code to type on the phone."""
     require_role(actor, Role.ADMIN)
     if sender.channel != ChannelKind.WHATSAPP_WEB:
         raise ValidationError(f"{sender.name} is not a WhatsApp Web sender: it has no QR to scan.")
@@ -44,11 +65,24 @@ def request_link(
         raise Conflict(f"{sender.name} is disabled; enable it first.")
     if sender.state == SenderState.LINKED:
         raise Conflict(f"{sender.name} is already linked.")
+    e164 = None
+    if phone is not None:
+        example = "with its country code, e.g. +91 98765 43210"
+        if not phone.strip():
+            raise ValidationError(f"Type the phone's WhatsApp number, {example}.", field="phone")
+        number = normalise(phone, app_settings.default_country(session) or "")
+        if number.e164 is None:
+            raise ValidationError(
+                f"The number {number.error}. Type the phone's WhatsApp number, {example}.",
+                field="phone",
+            )
+        e164 = number.e164
     now = utcnow()
     sender.link_requested_until = now + LINK_WINDOW
     sender.link_takeover = takeover
     sender.link_qr = None
     sender.link_qr_at = None
+    _set_link(sender, {"phone": e164} if e164 else None)
     if sender.state in (SenderState.IN_USE, SenderState.BROWSER_FAILED):
         sender.state = SenderState.NEEDS_LINK
     events.record(
@@ -56,7 +90,8 @@ def request_link(
         "sender.link_requested",
         f"{events.actor_name(actor)} asked to "
         + ("take back" if takeover else "link")
-        + f" the WhatsApp Web sender {sender.name!r}.",
+        + f" the WhatsApp Web sender {sender.name!r}"
+        + (f" by its phone number {e164}." if e164 else "."),
         user=actor,
     )
     return sender
@@ -73,6 +108,15 @@ def link_view(sender: Sender, now: datetime | None = None) -> dict[str, object]:
         and now - sender.link_qr_at < timedelta(seconds=90)
         else None
     )
+    link = (sender.health or {}).get("link") or {}
+    code_at = link.get("code_at")
+    fresh_code = (
+        link.get("code")
+        if active
+        and code_at is not None
+        and now - datetime.fromisoformat(code_at) < timedelta(seconds=90)
+        else None
+    )
     return {
         "id": sender.id,
         "state": sender.state.value,
@@ -80,6 +124,9 @@ def link_view(sender: Sender, now: datetime | None = None) -> dict[str, object]:
         "phone": sender.phone,
         "linking": active,
         "qr": fresh_qr,
+        # Linking by phone number: the number typed, and WhatsApp's code for it.
+        "by_phone": link.get("phone") if active else None,
+        "code": fresh_code,
         "seconds_left": int((sender.link_requested_until - now).total_seconds()) if active else 0,
     }
 
@@ -91,9 +138,28 @@ def link_step(session: Session, sender: Sender, channel: Channel, now: datetime)
         sender.link_requested_until = None
         session.commit()
         return None
+    phone = link_phone(sender)
     try:
-        status = link_status(takeover=sender.link_takeover)
+        if phone:
+            status = link_status(takeover=sender.link_takeover, phone=phone)
+        else:
+            status = link_status(takeover=sender.link_takeover)
     except SenderUnavailable as exc:
+        if exc.state == SenderState.NEEDS_LINK:
+            # WhatsApp did not take the number (or offers no code): the page says why and
+            # offers the QR and the number again.
+            sender.state_reason = str(exc)[:500]
+            sender.link_requested_until = None
+            _set_link(sender, None)
+            events.record(
+                session,
+                "sender.link_refused",
+                f"Linking {sender.name} by phone number failed: {exc}",
+                level=EventLevel.WARNING,
+                data={"screenshot": exc.screenshot.name} if exc.screenshot else None,
+            )
+            session.commit()
+            return None
         sender.state = SenderState.BROWSER_FAILED
         sender.state_reason = str(exc)[:500]
         sender.link_requested_until = None
@@ -112,6 +178,9 @@ def link_step(session: Session, sender: Sender, channel: Channel, now: datetime)
             sender.link_qr_at = now
         elif status.qr_png:
             sender.link_qr_at = now  # still shown: still fresh
+    elif status.kind == "code" and phone and status.code:
+        # Written on every look (the time says it is still on screen), like the QR's.
+        _set_link(sender, {"phone": phone, "code": status.code, "code_at": now.isoformat()})
     elif status.kind == "linked":
         sender.state = SenderState.LINKED
         sender.state_reason = None
@@ -119,6 +188,7 @@ def link_step(session: Session, sender: Sender, channel: Channel, now: datetime)
         sender.link_requested_until = None
         sender.link_takeover = False
         sender.link_qr = None
+        _set_link(sender, None)
         events.record(
             session,
             "sender.linked",

@@ -431,11 +431,17 @@ def link_json(sender_id: int) -> Response:
 def request_link(sender_id: int) -> WResponse:
     sender = _web_sender(sender_id)
     takeover = request.form.get("takeover") == "1"
+    # Present (even empty) only in the "link with phone number" form.
+    phone = request.form.get("phone")
+    if takeover:
+        said = "Taking WhatsApp back from the other browser…"
+    elif phone is not None:
+        said = "Asking WhatsApp for a code: type it on the phone when it appears below."
+    else:
+        said = "Opening the browser: scan the QR code below when it appears."
     apply_action(
-        lambda s: linking.request_link(s, current_user, sender, takeover=takeover),
-        "Taking WhatsApp back from the other browser…"
-        if takeover
-        else "Opening the browser: scan the QR code below when it appears.",
+        lambda s: linking.request_link(s, current_user, sender, takeover=takeover, phone=phone),
+        said,
         category="info",
     )
     return redirect(url_for("senders.link", sender_id=sender_id))

@@ -1,5 +1,6 @@
 // Senders: the new-sender form shows the settings of the chosen kind and its usual pacing;
-// the link page follows the QR code and the sender's state every second without reloading.
+// the link page follows the QR code (or the code to type on the phone) and the sender's state
+// every second without reloading.
 "use strict";
 
 // The form: only the chosen kind's settings, and its pacing unless the user changed a box.
@@ -29,7 +30,8 @@
   showKind();
 })();
 
-// The link page: the QR as the worker refreshes it, a countdown, and the outcome.
+// The link page: the QR as the worker refreshes it (or the pairing code when linking by phone
+// number), a countdown, and the outcome.
 (() => {
   const box = document.getElementById("sender-link");
   if (!box) return;
@@ -37,13 +39,14 @@
   const qr = box.querySelector("[data-testid=qr]");
   const offline = box.querySelector("[data-field=offline]");
   let secondsLeft = 0;
-  let wasLinking = box.dataset.panelShown === "qr" || box.dataset.panelShown === "waiting";
+  const linkingPanels = ["qr", "code", "waiting"];
+  let wasLinking = linkingPanels.includes(box.dataset.panelShown);
   let failures = 0;
 
   function panelFor(view) {
     if (view.state === "linked") return "linked";
     if (["in_use", "browser_failed", "disabled"].includes(view.state)) return view.state;
-    if (view.linking) return view.qr ? "qr" : "waiting";
+    if (view.linking) return view.code ? "code" : view.qr ? "qr" : "waiting";
     return "idle";
   }
 
@@ -61,6 +64,13 @@
     if (view.qr && view.qr.startsWith("data:image/png;base64,") && qr.getAttribute("src") !== view.qr) {
       qr.src = view.qr;
     }
+    // Shown as WhatsApp shows it, in two groups of four: "K7Q2-M9XA".
+    const code = view.code ? `${view.code.slice(0, 4)}-${view.code.slice(4)}` : "";
+    box.querySelectorAll("[data-field=code]").forEach((el) => { el.textContent = code; });
+    box.querySelectorAll("[data-field=by-phone]").forEach((el) => { el.textContent = view.by_phone || ""; });
+    box.querySelectorAll("[data-waiting]").forEach((el) => {
+      el.hidden = (el.dataset.waiting === "phone") !== Boolean(view.by_phone);
+    });
     secondsLeft = view.seconds_left;
     showCountdown();
     box.querySelectorAll("[data-field=reason]").forEach((el) => { el.textContent = view.reason || ""; });
@@ -88,8 +98,9 @@
       if (failures > 2) offline.hidden = false;
     }
     if (panel === "linked" || panel === "disabled") return; // nothing more will change here
-    // Every second while a QR is asked for; calmly otherwise, in case the worker reports.
-    const linking = panel === "qr" || panel === "waiting";
+    // Every second while a QR or a code is asked for; calmly otherwise, in case the worker
+    // reports.
+    const linking = linkingPanels.includes(panel);
     window.setTimeout(poll, linking ? 1000 : 5000);
   }
 
