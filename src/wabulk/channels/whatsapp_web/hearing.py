@@ -320,7 +320,7 @@ class Hearing:
 
     def _limited(self, words: str) -> None:
         raise SenderUnavailable(
-            words + ". This sender stopped so that it sends nothing more into the warning.",
+            words,  # the sender's reason and Event: "rests for 24 hours: WhatsApp shows…"
             code="limit_banner",
             state="limited",
             screenshot=self.channel._screenshot(None, "limit-banner"),
