@@ -250,6 +250,7 @@ def test_a_running_campaign_pauses_at_its_finish_by_time_and_resumes_once_moved(
     done = _post(client, url + "/finish-by", ends_at=moved.strftime(FORM))
     assert done.status_code == 302
     assert "now finishes by" in _words(client.get(url).get_data(as_text=True))
+    assert 'data-testid="summary-finish-by"' in client.get(url + "/summary").get_data(as_text=True)
     assert _post(client, url + "/actions/resume").status_code == 302
     with db.session() as session:
         campaign = session.get(Campaign, campaign_id)
