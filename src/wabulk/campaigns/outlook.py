@@ -183,8 +183,15 @@ def warnings(
             return out
         can += n
     if can < recipients:
-        ramping = any(warmup.ramps(s) and warmup.status(session, s, start) for s in planned)
-        limits = "pace, active hours, daily caps" + (" and warm-up" if ramping else "")
+        paces = [Pace.for_sender(s, overrides) for s in planned]
+        named = ["pace"]
+        if any(p.has_active_hours for p in paces):
+            named.append("active hours")
+        if any(p.daily_cap or p.tier_limit for p in paces):
+            named.append("daily caps")
+        if any(warmup.ramps(s) and warmup.status(session, s, start) for s in planned):
+            named.append("warm-up")
+        limits = ", ".join(named[:-1]) + " and " + named[-1] if len(named) > 1 else named[0]
         out.append(
             f"About {can:,} of {recipients:,} messages can go out by "
             f"{when_text(ends_at, now, tz)} at the senders' {limits}. The rest would wait: "
