@@ -84,7 +84,9 @@ def test_a_stop_reply_opts_out_at_once_and_counts_as_a_reply(migrated_db) -> Non
         campaign = session.get(Campaign, campaign_id)
         logged = session.scalars(select(Event.text).where(Event.kind == "contact.opted_out")).all()
     assert message.replied_at == at and campaign.n_replied == 1
-    assert logged == [f"The customer opted out +{PHONE}: Replied \u201cStop!\u201d on WhatsApp."]
+    assert logged == [
+        f"+{PHONE} was opted out by the customer: Replied \u201cStop!\u201d on WhatsApp."
+    ]
     assert by_kind(assert_exact(db, campaign_id))["replied"] == 1
 
     # The same reply under a new id (a second delivery of it) is another reply, not a

@@ -476,7 +476,9 @@ def pause_orphaned(session: Session) -> list[int]:
     ):
         if usable_senders(campaign):
             continue
-        states = ", ".join(f"{s.name}: {s.state_reason or s.state.value}" for s in campaign.senders)
+        states = ", ".join(
+            f"{s.name}: {(s.state_reason or s.state.value).rstrip('.')}" for s in campaign.senders
+        )
         reason = f"Paused: none of its senders can send ({states})."
         transition(campaign, "pause", reason)
         events.record(

@@ -239,7 +239,7 @@ def opt_out(
         events.record(
             session,
             "contact.opted_out",
-            f"{who} opted out {phone}: {reason}",
+            f"{phone} was opted out by {who}: {reason}",
             user=actor,
             data={"contact_id": contact_id},
         )

@@ -37,7 +37,7 @@ inbound = Inbound.__table__
 
 ATTRIBUTION_WINDOW = timedelta(hours=72)
 WENT_OUT = (S.SENT, S.DELIVERED, S.READ)
-CUSTOMER = "The customer"
+CUSTOMER = "the customer"
 
 
 @dataclass
