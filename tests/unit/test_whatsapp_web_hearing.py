@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from wabulk.channels.base import ChannelConfig
-from wabulk.channels.heard import Watched
+from wabulk.channels.heard import Heard, Watched
 from wabulk.channels.whatsapp_web import WhatsAppWebChannel, selectors
 from wabulk.channels.whatsapp_web.hearing import (
     Row,
@@ -136,3 +136,35 @@ def test_row_ticks_become_statuses_by_number_and_text_only(tmp_path: Path) -> No
     # A clock says nothing; neither does a failed mark.
     pending = [Row("+91 98000 00001", "Hello Asha", t, 0) for t in ("pending", "failed", None)]
     assert channel.hearing.row_statuses(pending, watched, NOW) == []
+
+
+def test_only_new_replies_are_taken_from_an_open_chat(tmp_path: Path) -> None:
+    hearing = WhatsAppWebChannel(ChannelConfig("Phone 1", {}, tmp_path, {})).hearing
+
+    def bubble(ident: str, out: bool, tick: str | None = None) -> dict[str, object]:
+        side = "true" if out else "false"
+        return {
+            "id": f"{side}_919800000001@c.us_{ident}",
+            "out": out,
+            "text": ident,
+            "kind": "text",
+            "meta": None,
+            "tick": tick,
+        }
+
+    def replies(bubbles: list[dict[str, object]], unread: int) -> list[str | None]:
+        heard = Heard()
+        hearing._read_chat({"bubbles": bubbles, "offset": 0}, unread, "+919800000001", [], heard)
+        return [r.text for r in heard.replies]
+
+    old, ours, new1, new2 = (
+        bubble("OLD", False),
+        bubble("OURS", True, "read"),
+        bubble("NEW1", False),
+        bubble("NEW2", False),
+    )
+    assert replies([old, ours, new1, new2], 0) == ["NEW1", "NEW2"]  # after our message
+    assert replies([old, ours], 0) == []  # nothing after ours: history is not a reply
+    assert replies([old, new1], 0) == []  # no message of ours on screen: unread ones only
+    assert replies([bubble("A", False), bubble("B", False)], 1) == ["B"]
+    assert replies([old, ours, new1, new2], 0) == []  # each reply is handed over once
