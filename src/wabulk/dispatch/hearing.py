@@ -53,6 +53,15 @@ SCANNED = 5000
 # Unknown messages one idle look tries to settle (each may open a chat).
 SETTLE = 20
 SETTLED = "message.settled"
+# What a look needs of a message (`_watched`).
+_WATCHED_COLUMNS = (
+    messages.c.id,
+    messages.c.phone,
+    messages.c.body,
+    messages.c.provider_message_id,
+    messages.c.status,
+    messages.c.campaign_id,
+)
 
 
 @dataclass(frozen=True)
@@ -79,14 +88,7 @@ def build_watch(
     """What one look at this sender's chats should read; `until` is a monotonic deadline."""
     since = now - max(hearing.period, timedelta(hours=1))
     rows = session.execute(
-        select(
-            messages.c.id,
-            messages.c.phone,
-            messages.c.body,
-            messages.c.provider_message_id,
-            messages.c.status,
-            messages.c.campaign_id,
-        )
+        select(*_WATCHED_COLUMNS)
         .where(messages.c.sender_id == sender_id, messages.c.sent_at >= since)
         .order_by(messages.c.sent_at.desc(), messages.c.id.desc())
         .limit(SCANNED)
@@ -154,14 +156,7 @@ def unknown_messages(session: Session, sender_id: int, now: datetime) -> list[An
     since = now - Hearing.of(sender).period
     return list(
         session.execute(
-            select(
-                messages.c.id,
-                messages.c.phone,
-                messages.c.body,
-                messages.c.provider_message_id,
-                messages.c.status,
-                messages.c.campaign_id,
-            )
+            select(*_WATCHED_COLUMNS)
             .where(_unknown_since(sender_id, since))
             .order_by(messages.c.id)
             .limit(SETTLE)
