@@ -27,7 +27,7 @@ CUSTOMERS = [
     ("9876500013", "Meera Iyer"),
     ("9876500014", "Kiran Das"),
 ]
-ASHA, RAVI, MEERA = ("+91" + p for p, _ in CUSTOMERS[:3])
+ASHA, RAVI = ("+91" + p for p, _ in CUSTOMERS[:2])
 QUESTION = "Is the blue kurta there in size M?"
 # The pacing wait is where the sender looks at its chats: one look after each send, so
 # what a phone shows reaches the page after the next send. Long enough for the page to
@@ -87,14 +87,13 @@ def test_ticks_replies_stop_and_a_limit_banner_reach_the_campaign_page(
         expect(funnel.locator('[data-funnel="delivered"]')).to_have_text("1", timeout=30_000)
         expect(funnel.locator('[data-funnel="read"]')).to_have_text("0")
 
-        # Asha reads it and asks a question. Ravi's phone gets his, and he answers STOP once
-        # the sender has moved on to the next chat: a reply while his chat is still on
-        # screen is marked read by the page at once and shows no unread badge.
+        # Asha reads it and asks a question. Ravi's phone gets his, and he answers STOP at
+        # once, likely while his chat is still on screen: the page marks it read then, with
+        # no unread badge, and the sender moves on to the next chat before it looks.
         fake.tick(phone=ASHA, status="read")
         fake.reply(ASHA, QUESTION)
         wait_for(lambda: _sent_to(fake, RAVI), what="the second message on the stand-in")
         fake.tick(phone=RAVI, status="delivered")
-        wait_for(lambda: MEERA[1:] in fake.opened_chats(), what="the third chat opened")
         fake.reply(RAVI, "STOP")
 
         expect(funnel.locator('[data-funnel="replied"]')).to_have_text("2", timeout=30_000)
@@ -111,7 +110,9 @@ def test_ticks_replies_stop_and_a_limit_banner_reach_the_campaign_page(
         fake.banner("Too many messages")
         expect(page.get_by_test_id("status")).to_have_text("paused", timeout=30_000)
         expect(page.get_by_test_id("reason")).to_contain_text("Too many messages")
-        expect(page.locator('[data-count="queued"]')).to_have_text("1")
+        # Those not sent yet, the one in hand back in the queue with them.
+        left = str(len(CUSTOMERS) - before_banner)
+        expect(page.locator('[data-count="queued"]')).to_have_text(left, timeout=30_000)
         kiran = page.get_by_test_id("recipients").get_by_role("row", name=re.compile("Kiran Das"))
         expect(kiran).to_contain_text("queued", timeout=30_000)  # back in the queue, untouched
         assert page.evaluate("window.__marker") == "same page"

@@ -120,8 +120,26 @@ def test_ticks_and_replies_from_the_chat_list(
         assert unread(fake, STRANGER) == 1
         assert channel.prepared is None  # a chat was opened over the prepared one
 
+        # Ravi writes while his chat is on screen: the page marks it read at once, no badge.
+        # Then the next chat is prepared before any look: his row, the customer's words
+        # and no tick of ours, still tells it is new. Heard once: the next look is quiet.
+        channel.prepare(text_message(6, RAVI, "Hello again Ravi"))
+        wait_for(lambda: unread(fake, RAVI) == 0, what="Ravi's chat on screen")
+        again = fake.reply(RAVI, "Also, is it there in blue?")
+        wait_for(
+            lambda: any(m["id"] == again["id"] and m["read"] for m in fake.incoming()),
+            what="the reply marked read on screen",
+        )
+        channel.prepare(text_message(7, OMAR, "Hello Omar"))  # Ravi's chat leaves the screen
+        assert unread(fake, RAVI) == 0
+        heard = hear_until(channel, later, lambda h: h.replies, "the reply heard off screen")
+        assert [(r.phone, r.provider_message_id) for r in heard.replies] == [
+            (RAVI, again["data_id"])
+        ]
+        assert channel.hear(later).replies == []
+
         # Reading replies turned off, or past the lane's deadline: no chat is opened.
-        channel.prepare(text_message(6, OMAR, "Hello Omar"))  # Asha's chat leaves the screen
+        channel.prepare(text_message(8, OMAR, "Hello Omar"))  # Ravi's chat leaves the screen
         fake.reply(ASHA, "Hello?")
         wait_for(lambda: unread(fake, ASHA), what="Asha's badge")
         for quiet in (

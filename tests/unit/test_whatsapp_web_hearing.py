@@ -13,6 +13,7 @@ from wabulk.channels.base import ChannelConfig
 from wabulk.channels.heard import Heard, Watched
 from wabulk.channels.whatsapp_web import WhatsAppWebChannel, selectors
 from wabulk.channels.whatsapp_web.hearing import (
+    Hearing,
     Row,
     banner_kind,
     bubble_time,
@@ -168,3 +169,23 @@ def test_only_new_replies_are_taken_from_an_open_chat(tmp_path: Path) -> None:
     assert replies([old, new1], 0) == []  # no message of ours on screen: unread ones only
     assert replies([bubble("A", False), bubble("B", False)], 1) == ["B"]
     assert replies([old, ours, new1, new2], 0) == []  # each reply is handed over once
+
+
+def test_a_row_without_a_badge_is_new_when_the_customer_wrote_what_was_not_read(
+    tmp_path: Path,
+) -> None:
+    def hearing() -> Hearing:
+        return WhatsAppWebChannel(ChannelConfig("Phone 1", {}, tmp_path, {})).hearing
+
+    first = hearing()
+    asha = "919800000001"
+    stop = Row("+91 98000 00001", "STOP", None, 0)  # marked read on screen: no badge
+    assert first._is_new(Row("+91 98000 00001", "Hi", None, 2), asha)  # a badge
+    assert first._is_new(stop, asha)
+    assert not first._is_new(Row("+91 98000 00001", "Hello Asha", "read", 0), asha)  # ours
+    assert not first._is_new(stop, None)  # a name not proven to be a number we hear from
+    first._heard_up_to(asha, stop)
+    assert not first._is_new(stop, asha)  # read up to it
+    assert first._is_new(Row("+91 98000 00001", "STOP please", None, 0), asha)
+    # After a restart the chat is opened once more: its replies are stored once by id.
+    assert hearing()._is_new(stop, asha)

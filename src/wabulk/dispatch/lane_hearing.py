@@ -5,6 +5,11 @@
   the next send is due less the time preparing a chat takes, since a chat it opens closes
   the prepared one; after it the lane prepares that chat again. A wait shorter than
   MIN_LOOK_SECONDS gets no look, and `next_send_at` never moves for one.
+- No look before the next chat is prepared, though preparing takes the chat just sent to
+  off the screen, and a reply that came while it was on screen has no unread badge: the
+  channel still finds it by its row (the customer's words, not yet read) at the cost of
+  one click in the look after, when such a quick reply comes at all. A look first would
+  instead hold up every preparation, and with it short paces.
 - Idle (nothing to send): a look every LOOK_EVERY while the sender is in its hearing
   period or has `unknown` messages to settle (hearing.still_hearing), and a step every
   IDLE_POLL_SECONDS for new work, since the worker starts no second lane for the sender.

@@ -7,12 +7,18 @@
   saved name the number an earlier open of that chat proved (its bubbles' ids carry it).
   A tick counts only when the preview is the text we sent, so a tick on a message someone
   typed on the phone is not taken for ours; a pending clock says nothing.
-- A chat is opened (by clicking its row: no page load) only for an unread reply from a
+- A chat is opened (by clicking its row: no page load) only for a new reply from a
   number we are hearing from, and only before the lane's deadline. While it is open the
   ticks of our own bubbles are read too. Chats of other numbers are never opened, except a
   saved name's chat with an unread badge whose number is not known yet. The chat already
-  on screen (a prepared one) is read without opening anything: its replies never get a
-  badge, as the phone counts them read as they arrive.
+  on screen (a prepared one) is read without opening anything.
+- A reply that arrives while its chat is on screen never gets a badge (the phone counts it
+  read at once), and the chat may leave the screen before a look reads it: the lane
+  prepares the next chat right after a send, and a look opens chats one after another.
+  So a row without a badge is new too when the customer wrote last (no tick of ours) and
+  its preview is not the one it showed when this number's replies were last read. That
+  preview is only kept in memory: after a restart such a chat is opened once more, and
+  the replies it hands over again are stored once (by their ids) all the same.
 - An unknown message is settled by loading its chat (`/send?phone=` without text) and
   looking for it among our last bubbles: there with a tick, sent; not there, not sent.
 - Limit banners stop the sender at once; "Trying to connect" only once shown for longer
@@ -273,6 +279,7 @@ class Hearing:
         self.connecting_since: float | None = None
         self.names: dict[str, str] = {}  # saved name → digits, proven by an open chat
         self.replied: dict[str, None] = {}  # ids of replies handed over, oldest first
+        self.heard_up_to: dict[str, str] = {}  # digits → the row's preview when last read
         sel = channel.selectors
         self.script_selectors: dict[str, Any] = {
             name: list(sel[name])
@@ -342,11 +349,10 @@ class Hearing:
         heard = Heard()
         heard.statuses.extend(self.row_statuses(rows, watch.messages, now))
         if watch.read_replies and state == "chat":
-            # The chat on screen (a prepared one) shows its replies without a badge: the
-            # phone counts them read as they arrive.
-            self._read_shown(page, watch, heard)
+            # The chat on screen (a prepared one) shows its replies without a badge.
+            self._read_shown(page, rows, watch, heard)
         if watch.read_replies and state != "invalid" and time.monotonic() < watch.until:
-            self._read_unread(page, rows, watch, heard)
+            self._read_new(page, rows, watch, heard)
         if state != "invalid":
             for watched in watch.settle:
                 if time.monotonic() >= watch.until:
@@ -384,7 +390,7 @@ class Hearing:
         seen: set[str] = set()
         out: list[StatusUpdate] = []
         for row in rows:
-            digits = title_digits(row.title) or self.names.get(row.title)
+            digits = self._row_digits(row)
             if digits is None or digits in seen:
                 continue
             seen.add(digits)
@@ -399,23 +405,45 @@ class Hearing:
 
     # --- replies ---------------------------------------------------------------------
 
-    def _read_shown(self, page: Page, watch: Watch, heard: Heard) -> None:
+    def _read_shown(self, page: Page, rows: list[Row], watch: Watch, heard: Heard) -> None:
         chat = page.driver.execute_script(_READ_CHAT, self.script_selectors)
         digits = chat_digits([b["id"] for b in chat["bubbles"]])
         if digits is not None and "+" + digits in watch.reply_phones:
             self._read_chat(chat, 0, "+" + digits, _ours(watch, digits), heard)
+            row = next((r for r in rows if self._row_digits(r) == digits), None)
+            if row is not None:
+                self._heard_up_to(digits, row)  # the list was read before the chat
 
-    def _read_unread(self, page: Page, rows: list[Row], watch: Watch, heard: Heard) -> None:
+    def _row_digits(self, row: Row) -> str | None:
+        return title_digits(row.title) or self.names.get(row.title)
+
+    def _is_new(self, row: Row, digits: str | None) -> bool:
+        if row.unread:
+            return True
+        if digits is None or row.tick is not None or not row.preview:
+            return False  # not known to be a number we hear from, or we wrote last
+        return self.heard_up_to.get(digits) != _flat(row.preview)
+
+    def _heard_up_to(self, digits: str, row: Row) -> None:
+        """Everything up to what `row` shows of this chat was read."""
+        self.heard_up_to.pop(digits, None)
+        if row.tick is None and row.preview:
+            self.heard_up_to[digits] = _flat(row.preview)
+            while len(self.heard_up_to) > _REMEMBERED:
+                del self.heard_up_to[next(iter(self.heard_up_to))]
+
+    def _read_new(self, page: Page, rows: list[Row], watch: Watch, heard: Heard) -> None:
+        """Open the chats of numbers we hear from whose rows show a reply not read yet."""
         wanted = {p.lstrip("+") for p in watch.reply_phones}
         for row in rows:
-            if not row.unread or time.monotonic() >= watch.until:
-                continue
-            digits = title_digits(row.title)
-            named = digits is None
-            if named:
-                digits = self.names.get(row.title)
+            if time.monotonic() >= watch.until:
+                break
+            named = title_digits(row.title) is None
+            digits = self._row_digits(row)
             if digits is not None and digits not in wanted:
                 continue  # a stranger's chat: never opened
+            if not self._is_new(row, digits):
+                continue
             chat = self._open_row(page, row, digits)
             if chat is None:
                 continue
@@ -438,6 +466,7 @@ class Hearing:
             if digits not in wanted:
                 continue
             self._read_chat(chat, row.unread, "+" + digits, _ours(watch, digits), heard)
+            self._heard_up_to(digits, row)
 
     def _open_row(self, page: Page, row: Row, digits: str | None) -> dict[str, Any] | None:
         """Click the row and wait for its chat; None when it did not come up."""
