@@ -47,6 +47,11 @@ class Phone:
     not_in_chat: set[int] = field(default_factory=set)  # unknown ones it proves never went
     watches: list[Watch] = field(default_factory=list)
     budgets: list[float] = field(default_factory=list)  # seconds a look was given
+    looks_at: list[datetime] = field(default_factory=list)
+    # Seconds each preparation of a chat takes, in turn, on the browser's own stopwatch
+    # (`worked`; a lane's `stopwatch` in the tests that time preparations).
+    prepare_takes: list[float] = field(default_factory=list)
+    worked: float = 0.0
     opened: list[str] = field(default_factory=list)  # chats opened (marked read)
     sends_at: list[datetime] = field(default_factory=list)
     on_send: Callable[[Phone, OutgoingMessage], None] | None = None
@@ -64,6 +69,8 @@ class HearingChannel:
         self.prepared: int | None = None
 
     def prepare(self, message: OutgoingMessage) -> None:
+        if self.phone.prepare_takes:
+            self.phone.worked += self.phone.prepare_takes.pop(0)
         self.prepared = message.message_id
 
     def _limited(self) -> None:
@@ -91,6 +98,7 @@ class HearingChannel:
         phone = self.phone
         phone.watches.append(watch)
         phone.budgets.append(watch.until - time.monotonic())
+        phone.looks_at.append(phone.now())
         self._limited()
         at = phone.now()
         heard = Heard()

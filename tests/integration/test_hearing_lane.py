@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
+from itertools import pairwise
 
 import pytest
 from sqlalchemy import select, update
@@ -396,3 +397,74 @@ def test_the_worker_keeps_lanes_only_for_web_senders_still_hearing(migrated_db, 
         assert hearing.hearing_senders(session, now) == {recent, longer, unknown}
         # Three days on, the unknown message is too old to settle by a look.
         assert hearing.hearing_senders(session, now + 3 * day) == {longer}
+
+
+def test_idle_looks_come_soon_after_the_last_send_then_further_apart(
+    migrated_db, tmp_path, web
+) -> None:
+    db = migrated_db
+    lst = make_contacts(db, phones(2), "Customers")
+    sender = web_sender(db, delay=10)
+    make_campaign(db, [lst], [sender], name="Sale")
+    clock = FakeClock()
+    phone = web.phone
+    phone.now = clock.now
+    lane = make_lane(db, sender, tmp_path, clock)
+    run(lane, clock, until=lambda: len(phone.sent) == 2)
+    last_send = phone.sends_at[-1]
+    before = len(phone.looks_at)
+    run(lane, clock, until=lambda: clock.now() - last_send > timedelta(minutes=3))
+    after = [(t - last_send).total_seconds() for t in phone.looks_at[before:]]
+    gaps = [b - a for a, b in zip([0.0, *after], after, strict=False)]
+    # A pace after the last send, as the next wait's look would have come; then half the
+    # time since the send (never less than the pace), up to LOOK_EVERY a minute on.
+    every = LOOK_EVERY.total_seconds()
+    assert gaps[:6] == pytest.approx([10, 10, 10, 15, 22.5, every])
+    assert len([t for t in after if t <= 60]) == 4  # two at the old half-minute rate
+    assert len(gaps) > 7 and gaps[5:] == pytest.approx([every] * len(gaps[5:]))
+
+    # Hours later (a restarted lane has no send to go by either) the rate stays there.
+    clock.advance(5 * 3600)
+    looks = len(phone.looks_at)
+    run(lane, clock, until=lambda: len(phone.looks_at) == looks + 4)
+    later = phone.looks_at[looks:]
+    assert [(b - a).total_seconds() for a, b in pairwise(later)] == [pytest.approx(every)] * 3
+    lane.close()
+    restarted = make_lane(db, sender, tmp_path, clock, owner="test:2")
+    looks = len(phone.looks_at)
+    run(restarted, clock, until=lambda: len(phone.looks_at) == looks + 3)
+    again = phone.looks_at[looks:]
+    assert [(b - a).total_seconds() for a, b in pairwise(again)] == [pytest.approx(every)] * 2
+    restarted.close()
+
+
+def test_one_slow_preparation_does_not_take_the_looks_time_to_read_replies(
+    migrated_db, tmp_path, web, monkeypatch
+) -> None:
+    db = migrated_db
+    lst = make_contacts(db, phones(10), "Customers")
+    sender = web_sender(db, delay=10)
+    make_campaign(db, [lst], [sender], name="Sale")
+    clock = FakeClock()
+    phone = web.phone
+    phone.now = clock.now
+    given: list[float] = []
+    deadline = hearing.monotonic_deadline
+
+    def noted(seconds: float) -> float:
+        given.append(seconds)
+        return deadline(seconds)
+
+    monkeypatch.setattr(hearing, "monotonic_deadline", noted)
+    # The first preparation starts the browser (not learnt); then 2 s each, one of 9 s
+    # (a busy moment), and from the seventh on 12 s each, longer than the pace itself.
+    phone.prepare_takes = [7, 2, 2, 9, 2, 2, 12, 12, 12, 12]
+    lane = make_lane(db, sender, tmp_path, clock)
+    lane.stopwatch = lambda: phone.worked
+    run(lane, clock, until=lambda: len(phone.sent) == 10)
+    lane.close()
+    # Each wait's look may open chats for the 10 s less the time preparing one takes: the
+    # 9 s one is passed over (one of the last few); the lasting slowdown is followed two
+    # preparations on, keeping a quarter of the wait for reading replies all the same.
+    assert given == pytest.approx([8, 8, 8, 8, 8, 8, 2.5, 2.5, 2.5])
+    assert not phone.prepare_takes

@@ -14,7 +14,7 @@
 - Messages this sender left in flight in a dead worker are reconciled through this lane's
   own channel, since a WhatsApp Web account must not be opened in a second browser.
 - A channel that can hear back (WhatsApp Web) looks at its chats in the pacing waits, once
-  a wait and every LOOK_EVERY in a long one, and while idle for its hearing period after a
+  a wait and more in a long one, and while idle for its hearing period after a
   campaign (lane_hearing.py, hearing.py): reading never delays a send.
 """
 
@@ -72,7 +72,7 @@ from ..senders.secrets import SecretUnreadable
 from ..senders.service import sent_today
 from . import hearing, queue, recovery
 from .clock import Clock, SystemClock
-from .lane_hearing import LooksInWaits
+from .lane_hearing import PREPARE_SAMPLES, LooksInWaits
 
 log = logging.getLogger(__name__)
 
@@ -161,12 +161,15 @@ class Lane(LooksInWaits):
         self._held_until: datetime | None = None
         self.fallback_logged: set[int] = set()
         # Hearing back (WhatsApp Web): the sender's settings, when it last looked, whether
-        # it looked since the last send, how long preparing a chat takes (seconds, real
-        # time), and what a look heard until it is written (with the `unknown` ids asked).
+        # it looked since the last send, when it last sent and the pace it kept then, how
+        # long the last preparations of a chat took (seconds, real time), and what a look
+        # heard until it is written (with the `unknown` ids asked).
         self.hearing: hearing.Hearing | None = None
         self.looked_at: datetime | None = None
         self.looked_since_send = False
-        self.prepare_seconds = 1.0
+        self.sent_at: datetime | None = None
+        self.pace_seconds = 0.0
+        self.prepare_times: deque[float] = deque(maxlen=PREPARE_SAMPLES)
         self.unapplied: tuple[Heard, set[int]] | None = None
         self.unapplied_tries = 0
 
@@ -433,17 +436,13 @@ class Lane(LooksInWaits):
 
     def _prepare(self) -> None:
         if self.pending and self.channel is not None:
-            started = time.perf_counter()
+            started = self.stopwatch()
             try:
                 self.channel.prepare(self._outgoing(self.pending[0]))
             except Exception:  # a failed preparation shows up again at send
                 log.debug("prepare failed", exc_info=True)
-            # What a look leaves free before a send, to prepare again a chat it closed. Not
-            # learnt before the lane's first send: that preparation starts the browser too,
-            # and seconds of it would leave the looks of a short pace no time for many sends.
-            took = time.perf_counter() - started
-            if self.seconds_per_send > 0:
-                self.prepare_seconds = max(0.9 * self.prepare_seconds + 0.1 * took, took)
+            # What a look leaves free before a send, to prepare again a chat it closed.
+            self._prepared(self.stopwatch() - started)
 
     def _still_running(self, campaign_id: int) -> bool:
         with self.db.session() as session:
@@ -487,7 +486,8 @@ class Lane(LooksInWaits):
             self._note(unsettled, p, result)
             self._timed(time.perf_counter() - started, 1)
             if pace.paced or pace.break_every:
-                self.next_send_at = sent_from + timedelta(seconds=pace.delay(self.rng))
+                self.pace_seconds = pace.delay(self.rng)
+                self.next_send_at = sent_from + timedelta(seconds=self.pace_seconds)
                 if pace.break_every and self.sent_since_break >= pace.break_every:
                     self.next_send_at += timedelta(seconds=pace.break_seconds or 0)
                     self.sent_since_break = 0
@@ -535,6 +535,7 @@ class Lane(LooksInWaits):
         """Turn what the channel said about one message into its outcome."""
         shot: Path | None = None
         self.looked_since_send = False
+        self.sent_at = self.clock.now()
         if isinstance(result, SendResult):
             outcome = queue.Outcome(p.claimed.id, p.campaign.id, "sent", result.provider_message_id)
             self.sent_today += 1

@@ -1,18 +1,19 @@
 """The lane's side of hearing back: when to look at the chats, and for how long.
 
-- In a pacing wait: one look once the next message is claimed and prepared, and another
-  every LOOK_EVERY of a long wait (a break, the daily cap). The look may open chats until
-  the next send is due less the time preparing a chat takes, since a chat it opens closes
-  the prepared one; after it the lane prepares that chat again. A wait shorter than
-  MIN_LOOK_SECONDS gets no look, and `next_send_at` never moves for one.
+- In a pacing wait: one look once the next message is claimed and prepared, and more in a
+  long wait (a break, the daily cap) as when idle. The look may open chats until the next
+  send is due less the time preparing a chat takes (`_prepare_reserve`), since a chat it
+  opens closes the prepared one; after it the lane prepares that chat again. A wait
+  shorter than MIN_LOOK_SECONDS gets no look, and `next_send_at` never moves for one.
 - No look before the next chat is prepared, though preparing takes the chat just sent to
   off the screen, and a reply that came while it was on screen has no unread badge: the
   channel still finds it by its row (the customer's words, not yet read) at the cost of
   one click in the look after, when such a quick reply comes at all. A look first would
   instead hold up every preparation, and with it short paces.
-- Idle (nothing to send): a look every LOOK_EVERY while the sender is in its hearing
-  period or has `unknown` messages to settle (hearing.still_hearing), and a step every
-  IDLE_POLL_SECONDS for new work, since the worker starts no second lane for the sender.
+- Idle (nothing to send): looks while the sender is in its hearing period or has `unknown`
+  messages to settle (hearing.still_hearing), soon after its last send and then further
+  apart, up to one every LOOK_EVERY (`_next_look_at`); and a step every IDLE_POLL_SECONDS
+  for new work, since the worker starts no second lane for the sender.
 - What a look heard is kept on the lane until written, as sends are (`unsettled`): a
   dropped database connection fails the step, and the next step writes it first.
 """
@@ -20,6 +21,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -40,6 +42,18 @@ log = logging.getLogger(__name__)
 LOOK_EVERY = timedelta(seconds=30)
 MIN_LOOK_SECONDS = 1.0
 IDLE_POLL_SECONDS = 5.0
+# After a send, the gap to the next look is this share of the time since the send (at least
+# the sender's pace): what is shown soon after a send is read within about a pace, later
+# within half its age, and the gaps grow half again each look (1, 1, 1, 1.5, 2.25 ... paces)
+# to LOOK_EVERY a minute after the send. A few looks more per campaign; the days of a
+# hearing period keep the old rate, what many idle senders cost.
+LOOK_GAP_SHARE = 0.5
+# Preparation times the estimate is drawn from, and the estimate before any was measured.
+PREPARE_SAMPLES = 5
+PREPARE_GUESS = 1.0
+# The most of a wait kept free to prepare a chat again after a look: some of every wait is
+# left for reading replies, even when preparing takes most of a short pace.
+PREPARE_SHARE = 0.75
 # Steps that may fail writing one look before it is given up (a bug must not stop sending).
 APPLY_TRIES = 3
 
@@ -57,7 +71,10 @@ class LooksInWaits:
     hearing: hearing.Hearing | None
     looked_at: datetime | None
     looked_since_send: bool
-    prepare_seconds: float
+    sent_at: datetime | None
+    pace_seconds: float
+    prepare_times: deque[float]
+    seconds_per_send: float
     unapplied: tuple[Heard, set[int]] | None
     unapplied_tries: int
 
@@ -70,34 +87,69 @@ class LooksInWaits:
     def _hears(self) -> bool:
         return self.hearing is not None and callable(getattr(self.channel, "hear", None))
 
+    stopwatch = staticmethod(time.perf_counter)
+
+    def _prepared(self, took: float) -> None:
+        """Note how long preparing a chat took (seconds of `stopwatch`).
+
+        Not before the lane's first send: that preparation starts the browser too, and
+        seconds of it would leave the looks of a short pace no time for many sends.
+        """
+        if self.seconds_per_send > 0:
+            self.prepare_times.append(took)
+
+    def _prepare_reserve(self, wait: float) -> float:
+        """Seconds of a `wait` a look leaves free to prepare the next chat again.
+
+        The lower median of the last few preparations: one slow page load (a busy machine)
+        neither raises it nor, as a running average would, keeps it raised for the next
+        dozen waits, leaving their looks no time to open a reply's chat; a lasting slowdown
+        (most of the last few) moves it in a few sends. Capped at a share of the wait: with
+        preparing near a whole short pace, a look still reads a reply now and then at the
+        cost of a fraction of one send's pace, rather than leaving every reply to the end
+        of the campaign.
+        """
+        times = sorted(self.prepare_times)
+        estimate = times[(len(times) - 1) // 2] if times else PREPARE_GUESS
+        return min(estimate, PREPARE_SHARE * max(0.0, wait))
+
     def _look_due(self, now: datetime, wait: float) -> bool:
         if not self._hears() or wait < MIN_LOOK_SECONDS:
             return False
         if not self.looked_since_send or self.looked_at is None:
             return True
-        return now - self.looked_at >= LOOK_EVERY
+        return self._next_look_in(now) <= 0
 
     def _next_look_in(self, now: datetime) -> float:
         if self.looked_at is None:
             return 0.0
-        return max(0.0, (self.looked_at + LOOK_EVERY - now).total_seconds())
+        return max(0.0, (self._next_look_at(self.looked_at) - now).total_seconds())
+
+    def _next_look_at(self, looked_at: datetime) -> datetime:
+        """When the next look is due after one at `looked_at` (LOOK_GAP_SHARE)."""
+        every = LOOK_EVERY.total_seconds()
+        if self.sent_at is None:  # nothing sent since the lane started
+            return looked_at + LOOK_EVERY
+        pace = min(every, max(MIN_LOOK_SECONDS, self.pace_seconds))
+        if self.sent_at >= looked_at:  # no look since the last send
+            return self.sent_at + timedelta(seconds=pace)
+        since = (looked_at - self.sent_at).total_seconds()
+        return looked_at + timedelta(seconds=min(every, max(pace, LOOK_GAP_SHARE * since)))
 
     def _wait(self, now: datetime) -> float:
         """The message in hand is due later: look at the chats if a look fits."""
         wait = (self.next_send_at - now).total_seconds()
         if not self._look_due(now, wait):
-            if self._hears() and wait > LOOK_EVERY.total_seconds():
+            if self._hears() and wait >= MIN_LOOK_SECONDS:
                 return max(MIN_LOOK_SECONDS, min(wait, self._next_look_in(now)))
             return wait
-        if self._look(now, wait - self.prepare_seconds, settle=False):
+        if self._look(now, wait - self._prepare_reserve(wait), settle=False):
             return 0.0  # the sender stopped: the next step finds it out of rotation
         if self.pending and getattr(self.channel, "prepared", True) is None:
             self._prepare()  # the look opened another chat
         now = self.clock.now()
         wait = max(0.0, (self.next_send_at - now).total_seconds())
-        if wait > LOOK_EVERY.total_seconds():
-            return min(wait, LOOK_EVERY.total_seconds())
-        return wait
+        return min(wait, max(MIN_LOOK_SECONDS, self._next_look_in(now)))
 
     def _idle(self, now: datetime, wait: float | None) -> float | None:
         """Nothing to send now (`wait`: until something may be, None: no work)."""
