@@ -238,6 +238,8 @@ class Lane(LooksInWaits):
                     idle_wait = max(0.0, (wake - now).total_seconds()) if wake else None
         if idle:
             return self._idle(now, idle_wait)
+        if not self.pending:  # a look before preparing found the sender stopped
+            return 0.0
         first = self.pending[0]
         if first.campaign.pace.daily_cap and self.sent_today >= first.campaign.pace.daily_cap:
             return self._capped(now)
@@ -389,8 +391,8 @@ class Lane(LooksInWaits):
                 self.rotation = (self.rotation + i + 1) % len(campaigns)
                 self.pending = deque(_Pending(c, info) for c in claimed)
                 session.commit()  # the claim is durable before any channel is called
-                self._prepare()
                 self._all_capped = False
+                self._look_then_prepare()
                 return True
         self._all_capped = bool(campaigns) and capped == len(campaigns)
         session.commit()  # what the page says about a budget hold
@@ -436,6 +438,9 @@ class Lane(LooksInWaits):
 
     def _prepare(self) -> None:
         if self.pending and self.channel is not None:
+            on_screen = getattr(self.channel, "prepared_for", None)
+            if on_screen is not None and on_screen(self.pending[0].claimed.id):
+                return  # its chat is on screen already
             started = self.stopwatch()
             try:
                 self.channel.prepare(self._outgoing(self.pending[0]))

@@ -1,15 +1,14 @@
 """The lane's side of hearing back: when to look at the chats, and for how long.
 
-- In a pacing wait: one look once the next message is claimed and prepared, and more in a
-  long wait (a break, the daily cap) as when idle. The look may open chats until the next
-  send is due less the time preparing a chat takes (`_prepare_reserve`), since a chat it
-  opens closes the prepared one; after it the lane prepares that chat again. A wait
-  shorter than MIN_LOOK_SECONDS gets no look, and `next_send_at` never moves for one.
-- No look before the next chat is prepared, though preparing takes the chat just sent to
-  off the screen, and a reply that came while it was on screen has no unread badge: the
-  channel still finds it by its row (the customer's words, not yet read) at the cost of
-  one click in the look after, when such a quick reply comes at all. A look first would
-  instead hold up every preparation, and with it short paces.
+- In a pacing wait: one look as soon as the next message is claimed, before its chat is
+  prepared (`_look_then_prepare`), and more in a long wait (a break, the daily cap). The
+  look may open chats until the next send is due less the time preparing a chat takes
+  (`_prepare_reserve`). Looking first, a reply's chat costs the look one click; looking
+  after the preparation, opening it would close the prepared chat and cost a whole page
+  load again before the send. A chat just sent to may still be on screen then, with a
+  reply WhatsApp marked read at once (no unread badge): the channel finds it by its row.
+  A wait shorter than MIN_LOOK_SECONDS gets no look, and `next_send_at` never moves for
+  one.
 - Idle (nothing to send): looks while the sender is in its hearing period or has `unknown`
   messages to settle (hearing.still_hearing), soon after its last send and then further
   apart, up to one every LOOK_EVERY (`_next_look_at`); and a step every IDLE_POLL_SECONDS
@@ -135,6 +134,16 @@ class LooksInWaits:
             return self.sent_at + timedelta(seconds=pace)
         since = (looked_at - self.sent_at).total_seconds()
         return looked_at + timedelta(seconds=min(every, max(pace, LOOK_GAP_SHARE * since)))
+
+    def _look_then_prepare(self) -> None:
+        """The next message is in hand and its chat not prepared yet: look first if due."""
+        now = self.clock.now()
+        wait = (self.next_send_at - now).total_seconds()
+        if self._look_due(now, wait) and self._look(
+            now, wait - self._prepare_reserve(wait), settle=False
+        ):
+            return  # the sender stopped: its messages went back to the queue
+        self._prepare()
 
     def _wait(self, now: datetime) -> float:
         """The message in hand is due later: look at the chats if a look fits."""

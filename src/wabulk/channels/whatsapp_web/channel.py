@@ -215,6 +215,10 @@ class WhatsAppWebChannel:
             return
         self.prepared = (message.message_id, url)
 
+    def prepared_for(self, message_id: int) -> bool:
+        """Whether the chat `prepare` loaded for this message is still on screen."""
+        return self.prepared is not None and self.prepared[0] == message_id
+
     def send(self, message: OutgoingMessage) -> SendResult:
         try:
             return self._send_with_one_restart(message)
