@@ -24,7 +24,7 @@ import logging
 import random
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -32,22 +32,17 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from .. import events
-from ..campaigns import cloud_template, lifecycle
+from ..campaigns import cloud_template
 from ..campaigns.media import media_path
 from ..campaigns.render_budget import limit_for
 from ..campaigns.service import pace_overrides, retry_seconds
 from ..channels.base import (
-    NOT_ON_WHATSAPP,
     Channel,
     ChannelConfig,
     OutgoingMessage,
-    PermanentError,
     SenderUnavailable,
     SendResult,
     TemplateCall,
-    TransientError,
-    Unconfirmed,
 )
 from ..channels.heard import Heard
 from ..channels.registry import open_channel
@@ -55,7 +50,6 @@ from ..db import Database
 from ..models import (
     Campaign,
     CampaignStatus,
-    EventLevel,
     Media,
     Message,
     MessageStatus,
@@ -64,7 +58,7 @@ from ..models import (
     campaign_senders,
 )
 from ..models import Channel as SenderChannel
-from ..senders import budget, cloud, cooldown, warmup
+from ..senders import budget, cloud, warmup
 from ..senders import lease as sender_lease
 from ..senders.linking import link_step
 from ..senders.pace import Pace
@@ -73,11 +67,11 @@ from ..senders.service import sent_today
 from . import hearing, queue, recovery
 from .clock import Clock, SystemClock
 from .lane_hearing import PREPARE_SAMPLES, LooksInWaits
+from .lane_outcomes import SettlesOutcomes, Unsettled
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 500
-MAX_BACKOFF_SECONDS = 6 * 3600
 
 
 @dataclass(slots=True)
@@ -101,22 +95,7 @@ class _Pending:
     campaign: _CampaignInfo
 
 
-@dataclass(slots=True)
-class _Unsettled:
-    """What the channel said about a batch, until it is written to the database."""
-
-    outcomes: list[queue.Outcome]
-    # Failed and unknown messages, and any with a screenshot, get an Event in the log.
-    logged: list[tuple[_Pending, queue.Outcome, Path | None]]
-    unavailable: SenderUnavailable | None
-    # Failures that say something about the contact: message ids by effect
-    # (`opt_out`, `not_on_whatsapp`), acted on in the settle's transaction.
-    effects: dict[str, list[int]] = field(default_factory=dict)
-    # Cloud API marketing sends that went through /messages instead, with Meta's reason.
-    fallbacks: list[tuple[_Pending, str]] = field(default_factory=list)
-
-
-class Lane(LooksInWaits):
+class Lane(LooksInWaits, SettlesOutcomes):
     def __init__(
         self,
         db: Database,
@@ -153,7 +132,7 @@ class Lane(LooksInWaits):
         self.seconds_per_send = 0.0
         self._all_capped = False
         self.reconcile_at: datetime | None = None
-        self.unsettled: _Unsettled | None = None
+        self.unsettled: Unsettled | None = None
         self.cut_short = False
         self.cloud = False
         # The Cloud API tier budget: customers reached in the rolling day, as last counted.
@@ -469,7 +448,7 @@ class Lane(LooksInWaits):
         pace = self.pending[0].campaign.pace
         if send_batch is not None and not pace.paced and not pace.break_every:
             return self._send_batch(send_batch)
-        unsettled = _Unsettled([], [], None)
+        unsettled = Unsettled([], [], None)
         while self.pending:
             p = self.pending[0]
             pace = p.campaign.pace
@@ -514,7 +493,7 @@ class Lane(LooksInWaits):
         started = time.perf_counter()
         results = send_batch([self._outgoing(p) for p in items])
         self._timed(time.perf_counter() - started, len(items))
-        unsettled = _Unsettled([], [], None)
+        unsettled = Unsettled([], [], None)
         left: deque[_Pending] = deque()
         for p, result in zip(items, results, strict=True):
             if isinstance(result, SenderUnavailable):
@@ -535,153 +514,6 @@ class Lane(LooksInWaits):
         self.seconds_per_send = (
             per if self.seconds_per_send == 0 else 0.9 * self.seconds_per_send + 0.1 * per
         )
-
-    def _note(self, unsettled: _Unsettled, p: _Pending, result: SendResult | Exception) -> None:
-        """Turn what the channel said about one message into its outcome."""
-        shot: Path | None = None
-        self.looked_since_send = False
-        self.sent_at = self.clock.now()
-        if isinstance(result, SendResult):
-            outcome = queue.Outcome(p.claimed.id, p.campaign.id, "sent", result.provider_message_id)
-            self.sent_today += 1
-            self.sent_since_break += 1
-            if result.detail and result.detail.startswith("marketing_fallback"):
-                unsettled.fallbacks.append((p, result.detail.partition(":")[2].strip()))
-        elif isinstance(result, PermanentError):
-            outcome = self._failed(p, result.code or "permanent", str(result))
-            shot = result.screenshot
-            if result.effect in ("opt_out", "not_on_whatsapp"):
-                unsettled.effects.setdefault(result.effect, []).append(p.claimed.id)
-        elif isinstance(result, TransientError):
-            outcome = self._retry(p, result.code or "transient", str(result), result.retry_after)
-            shot = result.screenshot
-        elif isinstance(result, Unconfirmed):
-            outcome = queue.Outcome(
-                p.claimed.id,
-                p.campaign.id,
-                "unknown",
-                error_code=(result.code or "unconfirmed")[:50],
-                error_detail=f"{result} Check the chat, then use “send again” if needed.",
-            )
-            shot = result.screenshot
-        else:  # a bug or a broken channel must not kill the lane
-            log.error("channel error sending message %s", p.claimed.id, exc_info=result)
-            outcome = self._retry(p, "channel_error", f"Unexpected error: {result}", None)
-        unsettled.outcomes.append(outcome)
-        if outcome.kind in ("failed", "unknown") or shot is not None:
-            unsettled.logged.append((p, outcome, shot))
-
-    def _write_unsettled(self) -> float:
-        unsettled = self.unsettled
-        assert unsettled is not None
-        outcomes, unavailable = unsettled.outcomes, unsettled.unavailable
-        now = self.clock.now()
-        with self.db.session() as session:
-            queue.settle(session, self.owner, outcomes, now, sender_id=self.sender_id)
-            invalid = [o.message_id for o in outcomes if o.error_code == NOT_ON_WHATSAPP]
-            invalid += unsettled.effects.get("not_on_whatsapp", [])
-            if invalid:
-                queue.flag_not_on_whatsapp(session, invalid, now)
-            stopped = unsettled.effects.get("opt_out")
-            if stopped:
-                queue.opt_out_recipients(session, stopped, now)
-            for p, why in unsettled.fallbacks:
-                if p.campaign.id in self.fallback_logged:
-                    continue
-                self.fallback_logged.add(p.campaign.id)
-                events.record(
-                    session,
-                    "campaign.marketing_fallback",
-                    "Marketing templates went through the usual Cloud API route, not the "
-                    f"Marketing Messages API: {why}",
-                    level=EventLevel.WARNING,
-                    campaign_id=p.campaign.id,
-                )
-            for p, o, shot in unsettled.logged:
-                events.record(
-                    session,
-                    f"message.{o.kind}",
-                    f"{p.claimed.phone}: {o.error_detail}",
-                    level=EventLevel.WARNING,
-                    campaign_id=p.campaign.id,
-                    message_id=p.claimed.id,
-                    data={"screenshot": shot.name} if shot else None,
-                )
-            if unavailable is not None:
-                self._sender_lost(session, unavailable, now)
-        self.unsettled = None
-        if unavailable is not None:
-            return 0.0  # the next step finds the sender unlinked and goes idle
-        if not self.pending:
-            # Step again at once: the next message is claimed and prepared now, so its
-            # preparation overlaps the pacing wait.
-            return 0.0
-        self._prepare()
-        wait = max(0.0, (self.next_send_at - now).total_seconds())
-        # A look comes first when one fits in the wait: the next step makes it.
-        return 0.0 if self._look_due(now, wait) else wait
-
-    def _failed(self, p: _Pending, code: str, detail: str) -> queue.Outcome:
-        return queue.Outcome(
-            p.claimed.id, p.campaign.id, "failed", error_code=code[:50], error_detail=detail
-        )
-
-    def _retry(
-        self, p: _Pending, code: str, detail: str, retry_after: float | None
-    ) -> queue.Outcome:
-        attempt = p.claimed.attempts + 1
-        if attempt >= p.campaign.max_attempts:
-            return self._failed(p, code, f"Gave up after {attempt} attempt(s): {detail}")
-        backoff = p.campaign.retry_seconds * 2 ** (attempt - 1) * self.rng.uniform(0.8, 1.2)
-        wait = min(MAX_BACKOFF_SECONDS, max(backoff, retry_after or 0))
-        return queue.Outcome(
-            p.claimed.id,
-            p.campaign.id,
-            "retry",
-            error_code=code[:50],
-            error_detail=f"Attempt {attempt} failed, retrying: {detail}",
-            next_attempt_at=self.clock.now() + timedelta(seconds=wait),
-        )
-
-    def _sender_lost(self, session: Session, exc: SenderUnavailable, now: datetime) -> None:
-        """The account cannot send: its messages go back, its campaigns move or pause."""
-        self._requeue_pending(session, now)
-        sender = session.get(Sender, self.sender_id)
-        assert sender is not None
-        try:
-            state = SenderState(exc.state)
-        except ValueError:
-            state = SenderState.NEEDS_LINK
-        if state == SenderState.LIMITED:
-            shot = exc.screenshot.name if exc.screenshot else None
-            cooldown.limit(session, sender, str(exc), now, screenshot=shot)
-            session.flush()
-            lifecycle.pause_orphaned(session)
-            return
-        sender.state = SenderState.NEEDS_LINK if state == SenderState.LINKED else state
-        sender.state_reason = str(exc)[:500]
-        events.record(
-            session,
-            "sender.unavailable",
-            f"Sender {sender.name} stopped: {str(exc).rstrip('.')}. "
-            "Its messages went back to the queue.",
-            level=EventLevel.ERROR,
-            data={"screenshot": exc.screenshot.name} if exc.screenshot else None,
-        )
-        session.flush()
-        # Campaigns that still have another sender carry on; the others pause, saying why.
-        lifecycle.pause_orphaned(session)
-
-    def _requeue_pending(self, session: Session, now: datetime) -> None:
-        if self.pending:
-            queue.settle(
-                session,
-                self.owner,
-                [queue.Outcome(p.claimed.id, p.campaign.id, "requeue") for p in self.pending],
-                now,
-                sender_id=self.sender_id,
-            )
-            self.pending.clear()
 
     def close(self) -> None:
         """Give back what this lane holds: its messages, the sender, the channel."""
