@@ -20,7 +20,8 @@ page load, and real Chromium through ChromeDriver:
   tick (messages.status moved) and reply (an `inbound` row) is seen there; the lag is the
   difference, in pacing intervals. After the last send the run goes on, the lane idle,
   until all of them are stored (or LAG_DEADLINE s pass): the slowest of those is printed
-  apart, as the idle lane looks every LOOK_EVERY, not every wait.
+  apart, as an idle lane looks on its own schedule (a pace after its last send, then
+  further apart), not once a wait.
 
 All runs are checked at the end: every recipient got exactly one message with its text;
 the hearing run also that each reply is stored once, attributed to its campaign message,
