@@ -17,7 +17,10 @@ from ..support import run_wabulk, running_server
 from ..web_channel_support import ACCOUNT, wait_for
 from .conftest import sign_in
 
-pytestmark = pytest.mark.browser
+# Slow: the same flow is tested on the page (test_senders_link_phone.py) and in the channel
+# (test_whatsapp_web_pairing.py); this one walks it in a browser, kept out of `make test`'s
+# fifteen minutes.
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 EMAIL, PASSWORD = "owner@shop.example", "a long pass phrase"
 
 
