@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 TICKS = ("failed", "pending", "read", "delivered", "sent")
 RANK = {"sent": 1, "delivered": 2, "read": 3}
 ROWS = 30  # WhatsApp renders about this many rows; the list is virtualised
+BUBBLES = 80  # the newest bubbles of an open chat read at once
+LONGEST = 10_000  # characters of a bubble's text kept (what a stored reply keeps)
 CONNECT_SECONDS = 60.0
 _OPEN_SECONDS = 15.0
 _LOAD_SECONDS = 3.0  # the least a look waits for a page still loading
@@ -149,7 +151,7 @@ return false;
 _READ_CHAT = (
     _JS_HELPERS
     + """
-const s = arguments[0];
+const [s, limit, longest] = arguments;
 const holders = [];
 const take = (els, out) => {
   for (const el of els) {
@@ -163,7 +165,9 @@ holders.sort((a, b) =>
   a.holder.compareDocumentPosition(b.holder) & Node.DOCUMENT_POSITION_FOLLOWING ? -1 : 1);
 const kind = (el) => first(el, s.bubble_document) ? "document" : first(el, s.bubble_voice)
   ? "audio" : first(el, s.bubble_video) ? "video" : first(el, s.bubble_image) ? "image" : "text";
-const bubbles = holders.map(({holder, el, out}) => {
+// A long chat keeps its scrolled history in the page: only the newest bubbles are worth
+// handing to Python, each text cut to what a reply may store.
+const bubbles = holders.slice(-limit).map(({holder, el, out}) => {
   const root = holder.contains(el) ? holder : el;
   const text = first(root, s.bubble_text);
   const meta = root.matches("[data-pre-plain-text]") ? root
@@ -174,7 +178,8 @@ const bubbles = holders.map(({holder, el, out}) => {
     const icon = first(root, s.bubble_document);
     body = icon && icon.parentElement ? icon.parentElement.innerText : null;
   }
-  return {id: holder.getAttribute("data-id"), out: out, text: body, kind: k,
+  return {id: holder.getAttribute("data-id"), out: out,
+          text: body === null ? null : body.slice(0, longest), kind: k,
           meta: meta ? meta.getAttribute("data-pre-plain-text") : null,
           tick: out ? tickOf(root, s.ticks) : null};
 });
@@ -406,7 +411,7 @@ class Hearing:
     # --- replies ---------------------------------------------------------------------
 
     def _read_shown(self, page: Page, rows: list[Row], watch: Watch, heard: Heard) -> None:
-        chat = page.driver.execute_script(_READ_CHAT, self.script_selectors)
+        chat = page.driver.execute_script(_READ_CHAT, self.script_selectors, BUBBLES, LONGEST)
         digits = chat_digits([b["id"] for b in chat["bubbles"]])
         if digits is not None and "+" + digits in watch.reply_phones:
             self._read_chat(chat, 0, "+" + digits, _ours(watch, digits), heard)
@@ -471,7 +476,7 @@ class Hearing:
     def _open_row(self, page: Page, row: Row, digits: str | None) -> dict[str, Any] | None:
         """Click the row and wait for its chat; None when it did not come up."""
         channel = self.channel
-        before = page.driver.execute_script(_READ_CHAT, self.script_selectors)
+        before = page.driver.execute_script(_READ_CHAT, self.script_selectors, BUBBLES, LONGEST)
         before_ids = [b["id"] for b in before["bubbles"]]
         channel.prepared = None  # the prepared chat is no longer on screen
         if not page.driver.execute_script(_CLICK_ROW, self.script_selectors, row.title):
@@ -480,7 +485,7 @@ class Hearing:
         while True:
             state = page.state()
             _unavailable(state)
-            chat = page.driver.execute_script(_READ_CHAT, self.script_selectors)
+            chat = page.driver.execute_script(_READ_CHAT, self.script_selectors, BUBBLES, LONGEST)
             ids = [b["id"] for b in chat["bubbles"]]
             shown = chat_digits(ids)
             if chat["bubbles"] and state == "chat":
