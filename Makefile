@@ -33,12 +33,16 @@ $(DEVSTAMP): $(STAMP)
 	touch $@
 
 $(VENDOR)/.stamp: package.json package-lock.json
-	@command -v npm >/dev/null || { echo "npm is needed once to fetch Bootstrap and Chart.js (apt-get install npm)."; exit 1; }
+	@command -v npm >/dev/null || { echo "npm is needed once to fetch Bootstrap, Chart.js and the emoji picker (apt-get install npm)."; exit 1; }
 	npm ci --no-audit --no-fund --loglevel=error
 	rm -rf $(VENDOR) && mkdir -p $(VENDOR)/bootstrap $(VENDOR)/bootstrap-icons/font $(VENDOR)/chart.js
 	cp -r node_modules/bootstrap/dist/css node_modules/bootstrap/dist/js $(VENDOR)/bootstrap/
 	cp -r node_modules/bootstrap-icons/font/bootstrap-icons.min.css node_modules/bootstrap-icons/font/fonts $(VENDOR)/bootstrap-icons/font/
 	cp node_modules/chart.js/dist/chart.umd.min.js $(VENDOR)/chart.js/
+	mkdir -p $(VENDOR)/emoji-picker-element
+	cp node_modules/emoji-picker-element/index.js node_modules/emoji-picker-element/picker.js \
+	  node_modules/emoji-picker-element/database.js $(VENDOR)/emoji-picker-element/
+	cp node_modules/emoji-picker-element-data/en/emojibase/data.json $(VENDOR)/emoji-picker-element/data-en.json
 	touch $@
 
 vendor: $(VENDOR)/.stamp ## Install front-end libraries into the app's static folder
