@@ -15,11 +15,13 @@ from sqlalchemy import select, update
 
 from tests.campaigns_support import make_campaign, make_contacts, make_sender, phones
 from wabulk.auth import service as users
-from wabulk.campaigns import report
+from wabulk.campaigns import report, report_fields
 from wabulk.db import Database
 from wabulk.models import (
     Campaign,
     Contact,
+    Import,
+    ImportKind,
     Inbound,
     Message,
     MessageStat,
@@ -50,6 +52,19 @@ def _client(app: Flask, db: Database, role: Role, timezone: str = "") -> FlaskCl
     return client
 
 
+# Each contact's fields, by phone index: text that looks like a number stays text, a
+# JSON number is a number, a formula in a field is neutralised, a field named like a
+# report column gets its own header.
+FIELDS = {
+    0: {"city": "Pune", "customer no": "00123", "due": 1250.5, "status": "gold"},
+    1: {"city": "=cmd|' /C calc'!A0", "customer no": "00124"},
+    2: {"city": "Delhi", "due": 0},
+    3: {},
+    4: {"customer no": "00127", "due": 80},
+}
+BODIES = {0: "Hello Asha, *20% off* today", 2: "=1+2 is our price", 4: "Hi\nRavi"}
+
+
 def _campaign_with_outcomes(db: Database) -> int:
     """Five recipients, by phone: delivered, failed, read with two replies, queued, sent.
 
@@ -60,6 +75,10 @@ def _campaign_with_outcomes(db: Database) -> int:
     with db.session() as session:
         for i, name in NASTY.items():
             session.execute(update(Contact).where(Contact.phone == phones(5)[i]).values(name=name))
+        for i, attributes in FIELDS.items():
+            session.execute(
+                update(Contact).where(Contact.phone == phones(5)[i]).values(attributes=attributes)
+            )
     campaign_id = make_campaign(db, [lst], [sender], name="Diwali sale: 20% off!")
     with db.session() as session:
         ids = list(
@@ -87,7 +106,9 @@ def _campaign_with_outcomes(db: Database) -> int:
             {},
             {"status": MessageStatus.SENT, "sent_at": T0},
         ]
-        for message_id, values in zip(ids, moves, strict=True):
+        for i, (message_id, values) in enumerate(zip(ids, moves, strict=True)):
+            if i in BODIES:
+                values["body"] = BODIES[i]
             values.setdefault("queued_at", T0 - timedelta(hours=1))
             if "sent_at" in values or "failed_at" in values:
                 values.setdefault("attempts", 1)
@@ -108,14 +129,23 @@ def _campaign_with_outcomes(db: Database) -> int:
     return campaign_id
 
 
-def _expected(db: Database, campaign_id: int, zone: ZoneInfo) -> list[list[str]]:
-    """The report as it should be, built from the rows independently of the report code."""
+FIELD_NAMES = ["city", "customer no", "due", "status"]  # no import: by name
 
-    def when(value: datetime | None) -> str:
-        return value.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S") if value else ""
 
-    def safe(value: object) -> str:
-        text = "" if value is None else str(value)
+def _expected(db: Database, campaign_id: int, zone: ZoneInfo) -> list[list[object]]:
+    """The report's typed cells as they should be, built independently of the report code.
+
+    - None is an empty cell; times are naive, in `zone`; attempts and numeric fields are
+      numbers.
+    """
+
+    def when(value: datetime | None) -> datetime | None:
+        return value.astimezone(zone).replace(tzinfo=None) if value else None
+
+    def safe(value: object) -> str | None:
+        if value is None:
+            return None
+        text = str(value)
         return (
             "'" + text
             if text[:1] in tuple("=+-@") and not re.fullmatch(r"[+-]?\d+", text)
@@ -125,44 +155,76 @@ def _expected(db: Database, campaign_id: int, zone: ZoneInfo) -> list[list[str]]
     out = []
     with db.session() as session:
         rows = session.execute(
-            select(Message, Contact.name)
+            select(Message, Contact.name, Contact.attributes)
             .join(Contact, Contact.id == Message.contact_id)
             .where(Message.campaign_id == campaign_id)
             .order_by(Message.id)
         ).all()
-        for m, name in rows:
+        for m, name, attributes in rows:
             replies = session.scalars(
                 select(Inbound.body).where(Inbound.message_id == m.id).order_by(Inbound.received_at)
             ).all()
+            fields = [attributes.get(k) for k in FIELD_NAMES]
             out.append(
                 [
                     m.phone,
                     safe(name),
+                    *[v if isinstance(v, int | float) else safe(v) for v in fields],
                     m.status.value,
-                    m.error_code or "",
+                    m.error_code,
                     safe(m.error_detail),
-                    str(m.attempts),
-                    "Shop phone" if m.sender_id else "",
+                    m.attempts,
+                    "Shop phone" if m.sender_id else None,
                     *[
                         when(getattr(m, f"{c}_at"))
                         for c in ("queued", "sent", "delivered", "read", "failed", "replied")
                     ],
-                    safe(replies[-1]) if replies else "",
-                    m.billed_category or "",
+                    safe(m.body),
+                    safe(replies[-1]) if replies else None,
+                    m.billed_category,
                 ]
             )
     return out
+
+
+def _as_csv(rows: list[list[object]]) -> list[list[str]]:
+    def text(value: object) -> str:
+        if value is None:
+            return ""
+        if isinstance(value, datetime):
+            return value.strftime("%Y-%m-%d %H:%M:%S")
+        return str(value)
+
+    return [[text(v) for v in row] for row in rows]
 
 
 def _xlsx_cells(response) -> list[list[object]]:  # type: ignore[no-untyped-def]
     data = response.get_data()
     response.close()  # as a server would: send_file's open file is let go
     book = load_workbook(io.BytesIO(data), read_only=True)
-    cells = [
-        [c if c is not None else "" for c in row] for row in book.active.iter_rows(values_only=True)
-    ]
+    cells = [list(row) for row in book.active.iter_rows(values_only=True)]
     book.close()
     return cells
+
+
+def _header(zone: str) -> list[str]:
+    return [
+        "phone",
+        "name",
+        "city",
+        "customer no",
+        "due",
+        "status (field)",
+        "status",
+        "error code",
+        "error",
+        "attempts",
+        "sender",
+        *[f"{c} ({zone})" for c in ("queued", "sent", "delivered", "read", "failed", "replied")],
+        "message",
+        "reply",
+        "billed as",
+    ]
 
 
 def test_csv_and_xlsx_hold_every_recipient_exactly_in_the_readers_timezone(dual) -> None:
@@ -170,23 +232,7 @@ def test_csv_and_xlsx_hold_every_recipient_exactly_in_the_readers_timezone(dual)
     campaign_id = _campaign_with_outcomes(db)
     client = _client(app, db, Role.VIEWER, "Asia/Kolkata")
     expected = _expected(db, campaign_id, IST)
-    header = [
-        "phone",
-        "name",
-        "status",
-        "error code",
-        "error",
-        "attempts",
-        "sender",
-        "queued (Asia/Kolkata)",
-        "sent (Asia/Kolkata)",
-        "delivered (Asia/Kolkata)",
-        "read (Asia/Kolkata)",
-        "failed (Asia/Kolkata)",
-        "replied (Asia/Kolkata)",
-        "reply",
-        "billed as",
-    ]
+    header = _header("Asia/Kolkata")
 
     # buffered: the test client closes the streamed answer, and with it the request's
     # database session, at once, as a real server does once it has sent it.
@@ -199,40 +245,77 @@ def test_csv_and_xlsx_hold_every_recipient_exactly_in_the_readers_timezone(dual)
     assert raw.startswith("\ufeff".encode())
     table = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
     assert table[0] == header
-    assert table[1:] == expected
+    assert table[1:] == _as_csv(expected)
 
     # Spot checks against hand-worked values, so the expectation above cannot drift with
     # the code: 09:30 UTC is 15:00 in India; the newest reply wins; formulas stay text.
-    by_phone = {row[0]: row for row in table[1:]}
+    by_phone = {row[0]: dict(zip(header, row, strict=True)) for row in table[1:]}
     delivered, failed, read, queued, sent = (by_phone[p] for p in phones(5))
-    assert delivered[1] == "'" + NASTY[0] and delivered[8:10] == [
-        "2026-11-20 15:00:00",
-        "2026-11-21 15:00:00",
-    ]
-    assert failed[1:7] == [
+    assert delivered["name"] == "'" + NASTY[0]
+    assert delivered["sent (Asia/Kolkata)"] == "2026-11-20 15:00:00"
+    assert delivered["delivered (Asia/Kolkata)"] == "2026-11-21 15:00:00"
+    assert (delivered["city"], delivered["customer no"], delivered["due"]) == (
+        "Pune",
+        "00123",
+        "1250.5",
+    )
+    assert delivered["status (field)"] == "gold" and delivered["status"] == "delivered"
+    assert delivered["message"] == BODIES[0]
+    assert [failed[k] for k in header[1:11]] == [
         "'+SUM(1,2)",
+        "'=cmd|' /C calc'!A0",
+        "00124",
+        "",
+        "",
         "failed",
         "131026",
         "'=Message undeliverable",
         "3",
         "Shop phone",
     ]
-    assert failed[11] == "2026-11-20 15:00:00"
-    assert read[1] == "'-2+3" and read[10] == "2026-11-20 15:05:00"
-    assert read[12:] == ["2026-11-20 15:09:00", "'=1+1 thanks", "marketing"]
-    assert queued[1] == "'@cmd" and queued[2] == "queued" and queued[8:] == [""] * 7
-    assert queued[7] == "2026-11-20 14:00:00"
-    assert sent[0] == phones(5)[4] and sent[6] == "Shop phone"
+    assert failed["failed (Asia/Kolkata)"] == "2026-11-20 15:00:00" and failed["message"] == ""
+    assert read["name"] == "'-2+3" and read["read (Asia/Kolkata)"] == "2026-11-20 15:05:00"
+    assert [read[k] for k in header[-5:]] == [
+        "",
+        "2026-11-20 15:09:00",
+        "'=1+2 is our price",
+        "'=1+1 thanks",
+        "marketing",
+    ]
+    assert read["due"] == "0"
+    assert queued["name"] == "'@cmd" and queued["status"] == "queued"
+    assert [queued[k] for k in header[12:]] == [""] * 8
+    assert queued["queued (Asia/Kolkata)"] == "2026-11-20 14:00:00"
+    assert sent["phone"] == phones(5)[4] and sent["sender"] == "Shop phone"
+    assert sent["message"] == "Hi\nRavi"
 
     response = client.get(f"/campaigns/{campaign_id}/report.xlsx", buffered=True)
     assert response.status_code == 200
     assert response.headers["Content-Disposition"].startswith(
         "attachment; filename=Diwali-sale-20-off-report.xlsx"
     )
-    cells = _xlsx_cells(response)
+    data = response.get_data()
+    response.close()
+    book = load_workbook(io.BytesIO(data))
+    sheet = book["Recipients"]
+    cells = [list(row) for row in sheet.iter_rows(values_only=True)]
     assert cells[0] == header
     assert cells[1:] == expected
-    assert all(isinstance(c, str) for row in cells for c in row)  # no formula, no number
+    # Typed as a spreadsheet reader needs them: no formula anywhere, times are dates with
+    # a date format, attempts and numeric fields are numbers, look-alike numbers stay text.
+    column = {name: i + 1 for i, name in enumerate(header)}
+    for row in sheet.iter_rows(min_row=2):
+        assert all(c.data_type != "f" for c in row)
+        queued_at = row[column["queued (Asia/Kolkata)"] - 1]
+        assert queued_at.is_date and queued_at.number_format == "yyyy-mm-dd hh:mm:ss"
+        assert row[column["attempts"] - 1].data_type == "n"
+    first = {r[0]: dict(zip(header, r, strict=True)) for r in cells[1:]}[phones(5)[0]]
+    assert first["queued (Asia/Kolkata)"] == datetime(2026, 11, 20, 14, 0)
+    assert first["delivered (Asia/Kolkata)"] == datetime(2026, 11, 21, 15, 0)
+    assert first["due"] == 1250.5 and first["customer no"] == "00123"
+    assert first["attempts"] == 1 and isinstance(first["attempts"], int)
+    assert first["read (Asia/Kolkata)"] is None and first["reply"] is None
+    book.close()
     # The temporary file is gone once sent.
     assert list((app.extensions["wabulk.settings"].instance_path / "tmp").iterdir()) == []
 
@@ -250,8 +333,9 @@ def test_times_are_utc_for_a_reader_without_a_timezone(dual) -> None:
             )
         )
     )
-    assert table[0][8] == "sent (UTC)" and table[1][8] == "2026-11-20 09:30:00"
-    assert table[1:] == _expected(db, campaign_id, ZoneInfo("UTC"))
+    sent = _header("UTC").index("sent (UTC)")
+    assert table[0][sent] == "sent (UTC)" and table[1][sent] == "2026-11-20 09:30:00"
+    assert table[1:] == _as_csv(_expected(db, campaign_id, ZoneInfo("UTC")))
 
 
 def test_rows_are_read_in_id_windows_without_loss_or_repeat(dual) -> None:
@@ -275,9 +359,14 @@ def test_rows_are_read_in_id_windows_without_loss_or_repeat(dual) -> None:
             )
             session.flush()
     with db.session() as session:
-        whole = list(report.rows(session, campaign_id, "Asia/Kolkata"))
+        fields = report_fields.field_names(session, campaign_id)
+        assert fields == FIELD_NAMES
+        whole = list(report.rows(session, campaign_id, "Asia/Kolkata", fields=fields))
         for size in (1, 2, 3, 4, 5, 7):
-            assert list(report.rows(session, campaign_id, "Asia/Kolkata", batch=size)) == whole
+            assert (
+                list(report.rows(session, campaign_id, "Asia/Kolkata", batch=size, fields=fields))
+                == whole
+            )
         assert list(report.rows(session, 9999, "UTC")) == []
     assert len(whole) == 8
     assert whole == _expected(db, campaign_id, IST)
@@ -445,3 +534,35 @@ def test_a_summary_without_failures_says_so(client, as_role, db) -> None:
     page = client.get(f"/campaigns/{campaign_id}/summary").get_data(as_text=True)
     assert 'data-testid="summary-no-failures">No message failed.' in page
     assert re.search(r"<td>Waiting</td><td[^>]*>3</td><td[^>]*>100.0%</td>", page)
+
+
+def test_fields_come_in_the_order_of_the_sheet_they_were_imported_from(dual) -> None:
+    _app, db = dual
+    campaign_id = _campaign_with_outcomes(db)
+    with db.session() as session:
+        session.add(
+            Import(
+                kind=ImportKind.CONTACTS,
+                original_name="customers.xlsx",
+                stored_path="customers.xlsx",
+                sha256="0" * 64,
+                # PostgreSQL stores the attributes object in its own key order: the
+                # sheet's order is the list of columns.
+                mapping={
+                    "columns": ["Phone", "Due Amount", "Customer No", "City"],
+                    "attributes": {
+                        "City": "city",
+                        "Customer No": "customer no",
+                        "Due Amount": "due",
+                    },
+                },
+            )
+        )
+    with db.session() as session:
+        assert report_fields.field_names(session, campaign_id) == [
+            "due",
+            "customer no",
+            "city",
+            "status",  # held by a contact, in no import: after those, by name
+        ]
+        assert report_fields.field_names(session, 9999) == []

@@ -2,9 +2,13 @@
 
 - Recipients are read in id order, one window of `BATCH` ids per query: a
   million-recipient campaign never sits in memory, and every query is as cheap as the first.
-- Every cell goes through the contacts export's formula neutraliser, so a contact named
-  `=HYPERLINK(...)` stays text in a spreadsheet.
-- Times are written in the reader's timezone, the zone named in the column header.
+- Every text cell goes through the contacts export's formula neutraliser, so a contact
+  named `=HYPERLINK(...)` stays text in a spreadsheet.
+- Cells are typed: attempts and numeric fields are numbers, times are datetimes in the
+  reader's timezone (the zone named in the column header). The workbook writes them as
+  Excel numbers and dates; the CSV as plain text.
+- Each row holds the message the recipient got (as rendered and sent) and the contact's
+  fields, one column per field (`report_fields`).
 - The workbook ends with a Totals sheet: the funnel, what Meta billed per category and why
   messages failed.
 - The summary reads only maintained numbers: the campaign's counters and `message_stats`
@@ -42,6 +46,8 @@ from ..models import (
 )
 from ..zones import zone
 from .lifecycle import effective_message, get_campaign
+from .render_budget import TEXT_LIMIT
+from .report_fields import field_cell, field_columns, field_names
 
 BATCH = 5000
 TIME_COLUMNS = ("queued", "sent", "delivered", "read", "failed", "replied")
@@ -52,18 +58,27 @@ XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 EXAMPLE_SAMPLE = 2000
 
 
-def header(tz_name: str | None) -> list[str]:
-    """The report's column names; time columns name the zone their times are in."""
+DATE_FORMAT = "yyyy-mm-dd hh:mm:ss"
+Cell = str | int | float | datetime | None
+
+
+def header(tz_name: str | None, fields: list[str] | None = None) -> list[str]:
+    """The report's column names; time columns name the zone their times are in.
+
+    - The contact's fields follow its name; the message goes before the reply to it.
+    """
     tz = zone(tz_name).key
     return [
         "phone",
         "name",
+        *field_columns(fields or []),
         "status",
         "error code",
         "error",
         "attempts",
         "sender",
         *[f"{col} ({tz})" for col in TIME_COLUMNS],
+        "message",
         "reply",
         "billed as",
     ]
@@ -97,6 +112,9 @@ def _window(campaign_id: int, first_id: int, size: int) -> Select:  # type: igno
             Message.failed_at,
             Message.replied_at,
             Message.billed_category,
+            # What was sent is within WhatsApp's limit; the cut only bounds a stray row.
+            func.substr(Message.body, 1, TEXT_LIMIT).label("body"),
+            Contact.attributes,
         )
         .join(Contact, Contact.id == Message.contact_id)
         .outerjoin(Sender, Sender.id == Message.sender_id)
@@ -133,13 +151,25 @@ def _latest_replies(session: Session, campaign_id: int, first_id: int, size: int
 
 
 def rows(
-    session: Session, campaign_id: int, tz_name: str | None, batch: int = BATCH
-) -> Iterator[list[str]]:
-    """Every recipient of the campaign as report cells (neutralised), in id order."""
-    tz = zone(tz_name)
+    session: Session,
+    campaign_id: int,
+    tz_name: str | None,
+    batch: int = BATCH,
+    fields: list[str] | None = None,
+) -> Iterator[list[Cell]]:
+    """Every recipient of the campaign as typed report cells, in id order.
 
-    def when(value: datetime | None) -> str:
-        return value.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S") if value else ""
+    - Text is neutralised; numbers stay numbers; times are naive datetimes in the reader's
+      zone (a spreadsheet has no timezones: the header names it). None is an empty cell.
+    """
+    tz = zone(tz_name)
+    fields = fields or []
+
+    def when(value: datetime | None) -> datetime | None:
+        return value.astimezone(tz).replace(tzinfo=None) if value else None
+
+    def text(value: Any) -> str | None:
+        return None if value is None else neutralise(value)
 
     span = session.execute(
         select(func.min(Message.id), func.max(Message.id)).where(Message.campaign_id == campaign_id)
@@ -152,26 +182,34 @@ def rows(
         replies = _latest_replies(session, campaign_id, first, batch) if chunk else {}
         first += batch
         for r in chunk:
+            attrs = r.attributes if isinstance(r.attributes, dict) else {}
             yield [
-                neutralise(v)
-                for v in (
-                    r.phone,
-                    r.contact_name,
-                    r.status.value,
-                    r.error_code,
-                    r.error_detail,
-                    r.attempts,
-                    r.sender_name,
-                    when(r.queued_at),
-                    when(r.sent_at),
-                    when(r.delivered_at),
-                    when(r.read_at),
-                    when(r.failed_at),
-                    when(r.replied_at),
-                    replies.get(r.id),
-                    r.billed_category,
-                )
+                text(r.phone),
+                text(r.contact_name),
+                *[field_cell(attrs.get(key)) for key in fields],
+                r.status.value,
+                text(r.error_code),
+                text(r.error_detail),
+                r.attempts,
+                text(r.sender_name),
+                when(r.queued_at),
+                when(r.sent_at),
+                when(r.delivered_at),
+                when(r.read_at),
+                when(r.failed_at),
+                when(r.replied_at),
+                text(r.body),
+                text(replies.get(r.id)),
+                text(r.billed_category),
             ]
+
+
+def _csv_text(value: Cell) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    return str(value)
 
 
 def csv_chunks(
@@ -182,12 +220,13 @@ def csv_chunks(
     - Starts with a byte-order mark: Excel then reads the file as UTF-8 (names in Hindi,
       emoji in replies) instead of the machine's legacy code page.
     """
+    fields = field_names(session, campaign_id)
     buf = io.StringIO()
     buf.write("\ufeff")
     writer = csv.writer(buf)
-    writer.writerow(header(tz_name))
-    for n, row in enumerate(rows(session, campaign_id, tz_name), start=1):
-        writer.writerow(row)
+    writer.writerow(header(tz_name, fields))
+    for n, row in enumerate(rows(session, campaign_id, tz_name, fields=fields), start=1):
+        writer.writerow([_csv_text(v) for v in row])
         if n % rows_per_chunk == 0:
             yield buf.getvalue()
             buf.seek(0)
@@ -217,22 +256,24 @@ def write_xlsx(
         },
     )
     bold = workbook.add_format({"bold": True})
-    columns = header(tz_name)
+    stamp = workbook.add_format({"num_format": DATE_FORMAT})
+    fields = field_names(session, campaign.id)
+    columns = header(tz_name, fields)
+    widths = {"phone": 16, "error": 40, "message": 50, "reply": 40, "billed as": 16}
 
     def new_sheet(number: int) -> Any:
         sheet = workbook.add_worksheet("Recipients" if number == 1 else f"Recipients {number}")
         for col, name in enumerate(columns):
             sheet.write_string(0, col, name, bold)
-        sheet.set_column(0, 0, 16)
-        sheet.set_column(4, 4, 40)
-        sheet.set_column(7, 6 + len(TIME_COLUMNS), 20)
-        sheet.set_column(len(columns) - 2, len(columns) - 2, 40)
-        sheet.set_column(len(columns) - 1, len(columns) - 1, 16)
+            times = col >= len(columns) - 3 - len(TIME_COLUMNS) and col < len(columns) - 3
+            width = 20 if times else widths.get(name)
+            if width:
+                sheet.set_column(col, col, width)
         sheet.freeze_panes(1, 0)
         return sheet
 
     sheets, sheet, line, n = 1, new_sheet(1), 0, 0
-    for row in rows(session, campaign.id, tz_name):
+    for row in rows(session, campaign.id, tz_name, fields=fields):
         n += 1
         if line == rows_per_sheet:
             # A sheet holds 1,048,576 rows: a bigger campaign goes on, not cut off.
@@ -240,7 +281,14 @@ def write_xlsx(
             sheet, line = new_sheet(sheets), 0
         line += 1
         for col, value in enumerate(row):
-            sheet.write_string(line, col, value)
+            if value is None:
+                continue
+            if isinstance(value, str):
+                sheet.write_string(line, col, value)
+            elif isinstance(value, datetime):
+                sheet.write_datetime(line, col, value, stamp)
+            else:
+                sheet.write_number(line, col, value)
     _write_totals(workbook.add_worksheet("Totals"), summary(session, campaign.id), bold)
     workbook.close()
     return n
