@@ -273,3 +273,43 @@ def is_valid(number: PhoneNumber) -> bool:
     else:
         nsn = str(number.national_number)
     return valid_nsn(nsn, checks)
+
+
+@lru_cache(maxsize=512)
+def _line_rules(country_code: int) -> tuple[tuple[Desc, ...], Desc, Desc | None] | None:
+    """What tells a landline of a single-region country code: (the types phonenumbers tests
+    before fixed line, fixed line, mobile); None when fixed and mobile look alike."""
+    region = single_region(country_code)
+    md = metadata(region) if region else None
+    if md is None or md.country_code != country_code or md.same_mobile_and_fixed_line_pattern:
+        return None
+    fixed = compiled(md.fixed_line)
+    if fixed is None:
+        return None
+    before = (md.premium_rate, md.toll_free, md.shared_cost, md.voip, md.personal_number)
+    before += (md.pager, md.uan, md.voicemail)
+    return tuple(d for d in map(compiled, before) if d is not None), fixed, compiled(md.mobile)
+
+
+def is_landline(e164: str) -> bool:
+    """Whether a valid E.164 number is a fixed line, as `phonenumbers.number_type` says
+    (FIXED_LINE, not FIXED_LINE_OR_MOBILE): a few regex matches for single-region codes,
+    the parser for shared ones (+1, +44, +7)."""
+    digits = e164[1:] if e164[:1] == "+" else e164
+    split = _country_code(digits) if digits.isdigit() else None
+    if split is None:
+        return False
+    code, nsn = split
+    if single_region(code) is None:
+        try:
+            number = phonenumbers.parse(e164, None)
+        except phonenumbers.NumberParseException:
+            return False
+        return phonenumbers.number_type(number) == phonenumbers.PhoneNumberType.FIXED_LINE
+    rules = _line_rules(code)
+    if rules is None:
+        return False
+    before, fixed, mobile = rules
+    if any(matches(nsn, d) for d in before) or not matches(nsn, fixed):
+        return False
+    return mobile is None or not matches(nsn, mobile)

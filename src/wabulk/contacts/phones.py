@@ -22,7 +22,14 @@ import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumber
 from phonenumbers import timezone as pn_timezone
 
-from .phone_rules import STRIP_RE, UNKNOWN_TZ, country_timezone, is_valid, quick, single_region
+from .phone_rules import (
+    STRIP_RE,
+    UNKNOWN_TZ,
+    country_timezone,
+    is_valid,
+    quick,
+    single_region,
+)
 
 E164 = phonenumbers.PhoneNumberFormat.E164
 # Excel's float renderings of a long number. A short integer part ("81281.00000") is a number
@@ -37,6 +44,10 @@ _SEPARATOR_RE = re.compile(r"[,;/|\n]|\s(?:\s|or\s)", re.IGNORECASE)
 # longer numbers valid (German fixed lines of 14 national digits), which no one can message.
 _MAX_E164 = 16
 _TOO_LONG = "is too long for a phone number (more than 15 digits)"
+# Where the business's country is set: every phone error that depends on it says so, and
+# pages add a link next to it.
+COUNTRY_HINT = "Set your country under Settings → General"
+LANDLINE = "Landline: may not reach a phone"
 
 
 class PhoneResult(NamedTuple):
@@ -65,6 +76,21 @@ def region_name(region: str | None) -> str:
     from .regions import NAMES
 
     return NAMES.get(region, region)
+
+
+def phone_problem(text: str, error: str | None, region: str | None) -> str:
+    """A sentence for a number `normalise` refused, saying which country numbers without a
+    country code are read as, and where that is set."""
+    error = error or "is not a phone number"
+    hint = COUNTRY_HINT[0].lower() + COUNTRY_HINT[1:]
+    if not region and "country code" in error:
+        return f"'{text}' has no country code: write it with one (such as +91), or {hint}."
+    if not region:
+        return f"The phone number {error}. {COUNTRY_HINT} for numbers without a country code."
+    return (
+        f"The phone number {error}. Numbers without a country code are read as numbers in "
+        f"{region_name(region)}; {hint}."
+    )
 
 
 def is_region(code: str | None) -> bool:

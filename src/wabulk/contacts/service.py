@@ -34,7 +34,7 @@ from . import tallies
 from .bulk import add_members as _add_members
 from .bulk import insert_contacts
 from .mapping import attribute_key
-from .phones import PhoneResult, clean_cell, is_region, normalise
+from .phones import PhoneResult, clean_cell, is_region, normalise, phone_problem
 
 OPT_STATUSES = ("all", "subscribed", "opted_out", "not_on_whatsapp")
 
@@ -380,15 +380,11 @@ def _one_phone(phone: object, region: str) -> PhoneResult:
     text = clean_cell(phone)
     if not text.strip():
         raise ValidationError("Give the contact's phone number.", field="phone")
+    if len(text) > 60:
+        raise ValidationError("A phone number has at most 60 characters.", field="phone")
     result = normalise(text, region or "ZZ")
     if result.e164 is None:
-        if not region and "country code" in (result.error or ""):
-            raise ValidationError(
-                f"{text!r} has no country code: write it with one (such as +91) or give a "
-                "default country.",
-                field="phone",
-            )
-        raise ValidationError(f"The phone number {result.error}.", field="phone")
+        raise ValidationError(phone_problem(text, result.error, region), field="phone")
     if result.extras:
         raise ValidationError(
             f"{text!r} holds more than one phone number; give one per contact.", field="phone"

@@ -25,13 +25,16 @@ from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response as WResponse
 
 from ..analytics.billing import category_label
-from ..contacts import export, lists
+from ..contacts import edit, export, lists
 from ..contacts import service as contacts
 from ..contacts.importer import recent_imports
-from ..errors import DomainError
-from ..models import Role
+from ..contacts.phone_rules import is_landline
+from ..contacts.phones import LANDLINE
+from ..errors import DomainError, ValidationError
+from ..models import Contact, Role
+from .form_state import FormState
 from .forms import ListForm
-from .helpers import apply_action, cursor_value, db_session, id_value
+from .helpers import apply_action, cursor_value, db_session, id_value, id_values
 from .security import requires
 
 bp = Blueprint("contacts", __name__, url_prefix="/contacts")
@@ -72,6 +75,8 @@ def _render(form: ListForm, status: int = 200) -> str:
         matching=contacts.count(session, f) if (f.q or f.list_id or f.status != "all") else None,
         imports=session.scalars(recent_imports(5)).all(),
         first_page=request.args.get("before") is None,
+        landline=is_landline,
+        landline_note=LANDLINE,
     ), status  # type: ignore[return-value]
 
 
@@ -169,7 +174,152 @@ def detail(contact_id: int) -> str:
             if row[0].id not in member_ids
         ],
         history=session.execute(contacts.contact_history(contact_id)).all(),
+        landline=LANDLINE if is_landline(contact.phone) else None,
         **_messages_context(session, contact_id),
+    )
+
+
+# --- adding and editing one contact ----------------------------------------------------
+
+EDIT_FIELDS = frozenset({"phone", "name", "fields", "list_ids"})
+NEW_FIELD_ROWS = 3  # empty name/value rows for fields no contact has yet
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@requires(Role.OPERATOR)
+def new() -> WResponse | tuple[str, int]:
+    if request.method == "GET":
+        return _render_form(None, FormState({"list_ids": _preset_lists()}))
+    state = _posted()
+    session = db_session()
+    try:
+        contact = edit.create_contact(
+            session,
+            current_user,
+            phone=state.get("phone"),
+            name=state.get("name"),
+            fields=_fields_of(state),
+            list_ids=state.get("list_ids", []),
+        )
+    except DomainError as exc:
+        session.rollback()
+        return _failed(None, state, exc)
+    session.commit()
+    flash(f"{contact.name or contact.phone} added.{_landline_note(contact)}", "success")
+    return redirect(url_for("contacts.detail", contact_id=contact.id))
+
+
+@bp.route("/<int:contact_id>/edit", methods=["GET", "POST"])
+@requires(Role.OPERATOR)
+def edit_form(contact_id: int) -> WResponse | tuple[str, int]:
+    session = db_session()
+    contact = contacts.get_contact(session, contact_id)
+    if request.method == "GET":
+        values = {
+            "phone": contact.phone,
+            "name": contact.name or "",
+            "list_ids": [c.id for c in contacts.contact_lists(session, contact_id)],
+            "fields": [(k, str(v)) for k, v in (contact.attributes or {}).items()],
+        }
+        return _render_form(contact, FormState(values))
+    state = _posted()
+    try:
+        changes = edit.edit_contact(
+            session,
+            current_user,
+            contact_id,
+            phone=state.get("phone"),
+            name=state.get("name"),
+            fields=_fields_of(state),
+            list_ids=state.get("list_ids", []),
+        )
+    except DomainError as exc:
+        session.rollback()
+        return _failed(contact_id, state, exc)
+    session.commit()
+    if changes:
+        flash(f"Saved.{_landline_note(contact)}", "success")
+    else:
+        flash("Nothing changed.", "info")
+    return redirect(url_for("contacts.detail", contact_id=contact_id))
+
+
+def _posted() -> FormState:
+    """The form as typed, bounded before any work: kept whole to show again on an error."""
+    names = request.form.getlist("field_name")[: edit.MAX_FIELDS + 1]
+    values = request.form.getlist("field_value")[: edit.MAX_FIELDS + 1]
+    list_ids = id_values(request.form.getlist("list_ids")[:1000])
+    return FormState(
+        {
+            "phone": request.form.get("phone", "")[:200],
+            "name": request.form.get("name", "")[:1000],
+            "fields": [(n[:200], v[:5000]) for n, v in zip(names, values, strict=False)],
+            "list_ids": list_ids,
+        }
+    )
+
+
+def _fields_of(state: FormState) -> dict[str, str]:
+    pairs = state.get("fields", [])
+    if len(pairs) > edit.MAX_FIELDS:
+        raise ValidationError(
+            f"A contact can have at most {edit.MAX_FIELDS} fields.", field="fields"
+        )
+    fields: dict[str, str] = {}
+    for name, value in pairs:
+        if not name.strip() and value.strip():
+            fields[""] = value  # refused by the service with a sentence saying so
+        elif name.strip():
+            fields[name] = value
+    return fields
+
+
+def _failed(contact_id: int | None, state: FormState, exc: DomainError) -> tuple[str, int]:
+    session = db_session()
+    state.fail(exc, EDIT_FIELDS)
+    taken = getattr(exc, "contact_id", None)
+    contact = contacts.get_contact(session, contact_id) if contact_id else None
+    return _render_form(contact, state, taken=taken, status=409 if taken else 400)
+
+
+def _render_form(
+    contact: Contact | None, state: FormState, *, taken: int | None = None, status: int = 200
+) -> tuple[str, int]:
+    session = db_session()
+    shown = [name for name, _ in state.get("fields", []) if name]
+    # Every field the shop's contacts have, so a new contact gets the same boxes as imported
+    # ones; bounded so the form stays a form.
+    for key in contacts.placeholder_keys(session):
+        if len(shown) >= edit.MAX_FIELDS - NEW_FIELD_ROWS:
+            break
+        if key not in shown:
+            shown.append(key)
+    typed = dict(state.get("fields", []))
+    rows = [(name, typed.get(name, ""), True) for name in shown]
+    rows += [(name, value, False) for name, value in state.get("fields", []) if not name]
+    rows += [("", "", False)] * max(0, NEW_FIELD_ROWS - sum(1 for r in rows if not r[2]))
+    return render_template(
+        "contacts/form.html",
+        contact=contact,
+        state=state,
+        field_rows=rows,
+        all_lists=[row[0] for row in session.execute(lists.lists_with_counts())],
+        taken=taken,
+        limits={"fields": edit.MAX_FIELDS, "value": edit.MAX_VALUE},
+    ), status
+
+
+def _preset_lists() -> list[int]:
+    """ "Add contact" from a list's view starts with that list ticked."""
+    value = request.args.get("list_id", type=cursor_value)
+    return [value] if value else []
+
+
+def _landline_note(contact: Contact) -> str:
+    return (
+        f" {contact.phone} is a landline: it may not reach a phone."
+        if is_landline(contact.phone)
+        else ""
     )
 
 
