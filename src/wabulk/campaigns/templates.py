@@ -24,6 +24,7 @@ from ..models import (
     list_members,
 )
 from . import cloud_template
+from .fields import check_fields
 from .render_budget import TEXT_LIMIT
 from .rendering import TemplateError, compile_body, context_for, empty_placeholders
 
@@ -73,7 +74,7 @@ def _check(
     if len(body) > MAX_BODY:
         raise ValidationError(_too_long(body), field="body")
     if body.strip():
-        compile_body(body)
+        check_fields(session, compile_body(body).placeholders, body)
     media = session.get(Media, media_id) if media_id is not None else None
     if media_id is not None and media is None:
         raise ValidationError(f"There is no attachment #{media_id}.", field="media")
@@ -233,11 +234,14 @@ def preview(
     samples: int = 3,
     check: int = 500,
     limit: int = TEXT_LIMIT,
+    chosen: list[int] | None = None,
 ) -> Preview:
     """The message as real recipients of the chosen lists would get it.
 
-    - Renders the first `samples` recipients, and counts over the first `check` which
+    - Renders the first `samples` recipients (or the contacts `chosen`, at most `samples`
+      of them: a search or a random pick), and counts over the first `check` which
       placeholders would be empty, so a sheet with a missing column is noticed before launch.
+    - A placeholder no contact has is an error, with the closest field as a suggestion.
     - Each sample has the budget a sent message has, and `limit` is WhatsApp's length for
       it (`CAPTION_LIMIT` with a photo or video): a body the dispatcher would refuse is
       refused here with the same sentence.
@@ -246,6 +250,7 @@ def preview(
         return Preview([], [], _too_long(body), 0, [])
     try:
         compiled = compile_body(body)
+        check_fields(session, compiled.placeholders, body)
     except TemplateError as exc:
         return Preview([], [], str(exc), 0, [])
     query = select(Contact).where(Contact.opted_out_at.is_(None)).order_by(Contact.id)
@@ -253,11 +258,15 @@ def preview(
         members = select(list_members.c.contact_id).where(list_members.c.list_id.in_(list_ids))
         query = query.where(Contact.id.in_(members))
     people = list(session.scalars(query.limit(check)))
-    contexts = [context_for(c.phone, c.name, c.country, c.attributes or {}) for c in people]
+    contexts = [_context(c) for c in people]
+    shown_people = people[:samples]
+    if chosen:
+        by_id = {c.id: c for c in session.scalars(select(Contact).where(Contact.id.in_(chosen)))}
+        shown_people = [by_id[i] for i in chosen[:samples] if i in by_id]
     shown: list[PreviewSample] = []
     try:
-        for contact, ctx in zip(people[:samples], contexts, strict=False):
-            text = compiled.render(ctx, contact.id, limit=limit)
+        for contact in shown_people:
+            text = compiled.render(_context(contact), contact.id, limit=limit)
             shown.append(PreviewSample(contact.phone, contact.name, text))
     except TemplateError as exc:
         return Preview(shown, [], str(exc), len(people), sorted(compiled.placeholders))
@@ -268,6 +277,10 @@ def preview(
         for name, n in sorted(empty_placeholders(compiled, contexts).items())
     ]
     return Preview(shown, warnings, None, len(people), sorted(compiled.placeholders))
+
+
+def _context(contact: Contact) -> dict[str, Any]:
+    return context_for(contact.phone, contact.name, contact.country, contact.attributes or {})
 
 
 @dataclass(frozen=True)

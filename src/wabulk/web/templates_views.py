@@ -20,17 +20,19 @@ from flask import (
 from flask_login import current_user
 from werkzeug.wrappers import Response as WResponse
 
+from ..campaigns import samples
 from ..campaigns import templates as service
+from ..campaigns.fields import CONTACT_FIELDS
 from ..campaigns.media import find_media, get_media, media_kind, media_path
 from ..campaigns.queries import templates_with_attachments
 from ..campaigns.render_budget import limit_for
 from ..campaigns.templates import MAX_BODY
+from ..campaigns.wa_format import to_json
 from ..contacts import lists
 from ..contacts.service import placeholder_keys
 from ..errors import DomainError, NotFound
-from ..models import Role, Template
+from ..models import Media, Role, Template
 from . import campaign_form, cloud_form
-from .campaign_form import CONTACT_FIELDS
 from .form_state import FormState, attachment, ids
 from .helpers import apply_action, db_session, get_settings, id_value, id_values
 from .security import requires
@@ -147,8 +149,10 @@ def preview() -> Response:
     """The body as the first recipients of the chosen lists would get it.
 
     - `template_id` previews a saved template's body instead of `body` (campaign wizard).
-    - `media_id` (or the saved template's attachment): a photo or video carries the text
+    - `media_id` (else the saved template's attachment): a photo or video carries the text
       as a caption, so the preview holds it to WhatsApp's caption length.
+    - `contact_ids` (a search's choice) or `random=1` show those customers instead of the
+      first ones of the lists.
     """
     session = db_session()
     body = request.form.get("body", "")
@@ -156,12 +160,41 @@ def preview() -> Response:
     media_id = request.form.get("media_id", type=id_value)
     if template_id is not None:
         template = service.get_template(session, template_id)
-        body, media_id = template.body, template.media_id
+        body, media_id = template.body, media_id or template.media_id
     if not body.strip():
         return jsonify(_preview_json(None))
     media = find_media(session, media_id)
     limit = limit_for(media.mime_type if media else None)
-    return jsonify(_preview_json(service.preview(session, body, ids("list_ids"), limit=limit)))
+    list_ids = ids("list_ids")
+    chosen = id_values(request.form.getlist("contact_ids"))[:SAMPLES] or None
+    if chosen is None and request.form.get("random"):
+        chosen = samples.random_contacts(session, list_ids[:100], SAMPLES) or None
+    pv = service.preview(session, body, list_ids, samples=SAMPLES, limit=limit, chosen=chosen)
+    return jsonify(_preview_json(pv) | {"attachment": _attachment_json(media)})
+
+
+SAMPLES = 3  # customers a preview shows
+
+
+@bp.get("/sample-contacts.json")
+@requires(Role.VIEWER)
+def sample_contacts() -> Response:
+    """A few customers whose name or number holds `q`, to preview the message for them."""
+    query = request.args.get("q", "")[: samples.MAX_QUERY]
+    found = samples.find_contacts(db_session(), query, limit=5)
+    return jsonify({"contacts": [{"id": f.id, "name": f.name, "phone": f.phone} for f in found]})
+
+
+def _attachment_json(media: Media | None) -> dict[str, Any] | None:
+    """What the preview shows above the text: a photo itself, else the file's kind and name."""
+    if media is None:
+        return None
+    return {
+        "kind": media_kind(media.mime_type),
+        "name": media.original_name,
+        "size": media.size,
+        "url": url_for("templates.attachment_file", media_id=media.id),
+    }
 
 
 @bp.post("/cloud-preview.json")
@@ -244,7 +277,10 @@ def _preview_json(pv: service.Preview | None) -> dict[str, Any]:
     if pv is None:
         return {"samples": [], "warnings": [], "error": None, "checked": 0, "empty": True}
     return {
-        "samples": [{"phone": s.phone, "name": s.name, "text": s.text} for s in pv.samples],
+        "samples": [
+            {"phone": s.phone, "name": s.name, "text": s.text, "parts": to_json(s.text)}
+            for s in pv.samples
+        ],
         "warnings": pv.warnings,
         "error": pv.error,
         "checked": pv.checked,
