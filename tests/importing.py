@@ -14,14 +14,18 @@ from wabulk.models import Contact, ContactList, Import, ImportKind, list_members
 
 
 def upload(db: Database, instance: Path, path: Path, **kwargs: Any) -> int:
-    """save_upload + configure with the guessed mapping (or `mapping`); the import id."""
+    """save_upload + configure with the offered mapping (or `mapping`), taking the first or
+    the `duplicates` row of a repeated phone; the import id."""
     region = kwargs.pop("region", "IN")
     kind = kwargs.pop("kind", ImportKind.CONTACTS)
     mapping = kwargs.pop("mapping", None)
+    duplicates = kwargs.pop("duplicates", None)
     with db.session() as session, path.open("rb") as stream:
         imp = importer.save_upload(session, None, instance, stream, path.name, kind=kind)
-        guessed = importer.preview(imp, instance, region).mapping
-        importer.configure(session, None, imp, instance, mapping or guessed, region, **kwargs)
+        chosen = dict(mapping or importer.preview(imp, instance, region).mapping)
+        if duplicates:
+            chosen["duplicates"] = duplicates
+        importer.configure(session, None, imp, instance, chosen, region, **kwargs)
         return imp.id
 
 

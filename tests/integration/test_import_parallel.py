@@ -70,7 +70,9 @@ def test_two_process_import_equals_the_single_process_one(
             .where(ImportIssue.import_id == two.id)
             .order_by(ImportIssue.row_number)
         ).all()
-    assert issues == single_issues and len(issues) == 2
+    # The invalid row, the repeat (naming the row it repeats) and the two-number note.
+    assert issues == single_issues and len(issues) == 3
+    assert issues[1][2].startswith("row 123 repeats row 9 (+919876500007); not taken")
 
 
 def _broken_csv(path):

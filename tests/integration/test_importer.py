@@ -99,9 +99,11 @@ DUPLICATES = [
 
 
 @pytest.mark.parametrize("chunk_rows", [2, 5000])
-def test_duplicates_in_one_file_are_merged_and_counted(migrated_db, tmp_path, instance, chunk_rows):
+def test_duplicates_in_one_file_are_merged_and_counted_when_the_last_row_wins(
+    migrated_db, tmp_path, instance, chunk_rows
+):
     path = _sheet(tmp_path, "dups.csv", DUPLICATES)
-    imp = import_file(migrated_db, instance, path, chunk_rows=chunk_rows)
+    imp = import_file(migrated_db, instance, path, chunk_rows=chunk_rows, duplicates="last")
     assert counts(imp) == dict(
         rows_read=5, created=2, updated=0, unchanged=0, duplicate=3, invalid=0, opted_out=0
     )
@@ -118,9 +120,9 @@ def test_reimporting_a_file_whose_duplicates_differ_still_counts_contacts_unchan
     # Row 2 sets Asha's city to Pune, row 5 (a later chunk with 2-row chunks) back to Mumbai:
     # the contact ends as it was, so it is unchanged, not updated.
     path = _sheet(tmp_path, "dups.csv", DUPLICATES)
-    import_file(migrated_db, instance, path, chunk_rows=chunk_rows)
+    import_file(migrated_db, instance, path, chunk_rows=chunk_rows, duplicates="last")
     before = contacts(migrated_db)
-    again = import_file(migrated_db, instance, path, chunk_rows=chunk_rows)
+    again = import_file(migrated_db, instance, path, chunk_rows=chunk_rows, duplicates="last")
     assert counts(again) == dict(
         rows_read=5, created=0, updated=0, unchanged=2, duplicate=3, invalid=0, opted_out=0
     )
@@ -139,7 +141,11 @@ def test_a_duplicate_further_down_that_changes_a_contact_counts_it_updated(
         ["Asha", "9876543210", "Pune", "Platinum"],  # chunk 2 with 2-row chunks: a change
     ]
     imp = import_file(
-        migrated_db, instance, _sheet(tmp_path, "later.csv", later), chunk_rows=chunk_rows
+        migrated_db,
+        instance,
+        _sheet(tmp_path, "later.csv", later),
+        chunk_rows=chunk_rows,
+        duplicates="last",
     )
     assert counts(imp) == dict(
         rows_read=3, created=0, updated=1, unchanged=1, duplicate=1, invalid=0, opted_out=0

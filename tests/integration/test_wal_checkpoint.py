@@ -48,7 +48,8 @@ def _chunk(start: int) -> Chunk:
         (f"+9198{n:08d}", f"Person {n}", '{"note": "' + "x" * 200 + '"}', "IN", "Asia/Kolkata")
         for n in range(start, start + ROWS)
     ]
-    return Chunk(rows, [], read=ROWS, last=start + ROWS)
+    numbers = list(range(start + 1, start + ROWS + 1))
+    return Chunk(rows, [], read=ROWS, last=start + ROWS, numbers=numbers)
 
 
 def test_the_writer_has_the_wal_checkpointed_in_the_background(tmp_path: Path) -> None:

@@ -66,7 +66,20 @@ def test_validate_keeps_phone_and_name_out_of_attributes_and_renames_keys() -> N
         "phone": "Phone",
         "name": ["Name"],
         "attributes": {"City": "city", "Due Amount": "due"},
+        "duplicates": "first",  # a repeated number: its first row is taken unless told
     }
+
+
+@pytest.mark.parametrize("choice", ["first", "last"])
+def test_validate_keeps_the_choice_for_a_repeated_number(choice: str) -> None:
+    mapping = {"phone": "Phone", "duplicates": choice}
+    assert validate(mapping, ["Phone"])["duplicates"] == choice
+
+
+def test_validate_refuses_an_unknown_choice_for_a_repeated_number() -> None:
+    with pytest.raises(ValidationError, match="keep the first row or the last row") as caught:
+        validate({"phone": "Phone", "duplicates": "newest"}, ["Phone"])
+    assert caught.value.field == "duplicates"
 
 
 def test_overrides_choose_columns_by_name() -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from json.encoder import encode_basestring_ascii
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -55,6 +55,8 @@ class Chunk:
     issues: list[Issue]
     read: int = 0  # data rows read (valid or not)
     last: int = 0  # the last row number read: the resume cursor once committed
+    # The row number of each valid row: a repeated phone's report names the row it repeats.
+    numbers: list[int] = field(default_factory=list)
 
     @property
     def invalid(self) -> int:
@@ -77,6 +79,7 @@ def read_chunks(
     plan.bind(sheet.header)
     read = plan.read
     rows: list[Row] = []
+    numbers: list[int] = []
     issues: list[Issue] = []
     count = number = 0
     size = first_rows or chunk_rows
@@ -84,17 +87,18 @@ def read_chunks(
         row, issue = read(number, cells)
         if row is not None:
             rows.append(row)
+            numbers.append(number)
         if issue is not None:
             issues.append(issue)
         count += 1
         if count >= size:
-            yield Chunk(rows, issues, count, number)
-            rows, issues, count, size = [], [], 0, chunk_rows
+            yield Chunk(rows, issues, count, number, numbers)
+            rows, numbers, issues, count, size = [], [], [], 0, chunk_rows
             if sheet.last_row and (left := sheet.last_row - number) < chunk_rows * 2:
                 # Halves near the end: what the writer has left once this reader is done
                 # (the time one core is idle) is one small chunk, not a big one.
                 size = min(chunk_rows, max(TAIL_ROWS, left // 2))
-    yield Chunk(rows, issues, count, number)
+    yield Chunk(rows, issues, count, number, numbers)
 
 
 # The smallest of the shrinking chunks at a workbook's end (a commit costs ~40 ms anyway).
@@ -164,7 +168,7 @@ def _produce(path: str, plan: Plan, start_after: int, chunk_rows: int, out: Any)
             # Columns of str/None, not rows: half the pickling (done here, the busier side) of
             # the same values as tuples; the writer's zip back to rows costs less than it saves.
             columns = list(zip(*chunk.rows, strict=True))
-            out.put(("chunk", (columns, chunk.issues, chunk.read, chunk.last)))
+            out.put(("chunk", (columns, chunk.issues, chunk.read, chunk.last, chunk.numbers)))
         out.put(("done", None))
     except SheetError as exc:
         out.put(("error", str(exc)))
@@ -175,8 +179,8 @@ def _produce(path: str, plan: Plan, start_after: int, chunk_rows: int, out: Any)
 def _received_chunk(kind: str, payload: Any) -> Chunk | None:
     """The chunk a message of _produce carries; None at the end; raises what failed."""
     if kind == "chunk":
-        columns, issues, read, last = payload
-        return Chunk(list(zip(*columns, strict=True)), issues, read, last)
+        columns, issues, read, last, numbers = payload
+        return Chunk(list(zip(*columns, strict=True)), issues, read, last, numbers)
     if kind == "done":
         return None
     if kind == "error":
@@ -276,6 +280,9 @@ class Plan:
     ) -> None:
         self.kind, self.mapping, self.region = kind, mapping, region
         self.list_id, self.reason = list_id, reason
+        # A phone's later rows in the sheet: merged over its first (the last row wins), or
+        # left out (the first row wins, the default: a repeat never renames a customer).
+        self.keep_last = mapping.get("duplicates") == mappings.KEEP_LAST
         self.phone = 0
         self.names: list[int] = []
         self.attributes: list[tuple[int, str]] = []

@@ -18,13 +18,15 @@ from sqlalchemy.orm import Session
 
 from ..db import Database
 from ..models import Contact, Import, ImportKind, ImportStatus, utcnow
-from . import bulk, tallies
+from . import bulk, import_repeats, tallies
 from .import_read import Chunk, Plan, Row
 
 LEASE = timedelta(minutes=2)
-# The phones of an import's committed rows, each with a digest of its contact's state before
-# the import (None: the import created it, or the run resumed and does not know).
-Seen = dict[str, int | None]
+# The phones of an import's committed rows, each with the number of its first row.
+Seen = dict[str, int]
+# A digest of the state before the import of each contact it found (none for a contact the
+# import created, or when the run resumed and does not know).
+Before = dict[str, int]
 
 
 class _Existing(Exception):
@@ -53,6 +55,7 @@ class Writer:
         # The phones of every committed row of this import: a repeat in a later chunk is a
         # duplicate, and is known to exist (no need to try creating it).
         self.seen = seen
+        self.before: Before = {}
         self.progress = progress
         self.optimistic = True
         self.checkpointer = db.checkpointer()
@@ -62,8 +65,14 @@ class Writer:
             careful = not self.optimistic or attempt > 1
             try:
                 with self.db.session() as session:
-                    states, found = _apply_chunk(
-                        session, self.import_id, chunk, self.seen, self.owner, last, careful
+                    firsts, states, found = _apply_chunk(
+                        session,
+                        self.import_id,
+                        chunk,
+                        (self.seen, self.before),
+                        self.owner,
+                        last,
+                        careful,
                     )
                     imp = session.get(Import, self.import_id)
                 break
@@ -75,7 +84,9 @@ class Writer:
                     raise
         if self.checkpointer is not None:
             self.checkpointer.kick()
-        self.seen.update(states)  # only once committed: a retried chunk counts as before
+        # Only once committed: a retried chunk counts as before.
+        self.seen.update(firsts)
+        self.before.update(states)
         self.optimistic = not (careful and found)
         if self.progress is not None:
             self.progress(imp)  # type: ignore[arg-type]
@@ -105,13 +116,14 @@ def _apply_chunk(
     session: Session,
     import_id: int,
     chunk: Chunk,
-    seen: Seen,
+    known: tuple[Seen, Before],
     owner: str,
     last: bool,
     careful: bool,
-) -> tuple[Seen, bool]:
-    """Write the chunk; (its phones new to the import, with their contacts' state before it
-    (see Seen), and whether any of its new phones existed already)."""
+) -> tuple[Seen, Before, bool]:
+    """Write the chunk; (its phones new to the import with their first rows, the state
+    before it of the contacts it found, and whether any of its new phones existed already)."""
+    seen, before = known
     imp = session.get(Import, import_id)
     assert imp is not None
     if imp.lease_owner != owner:
@@ -119,23 +131,30 @@ def _apply_chunk(
     plan = Plan.of(imp)
     opt_outs = plan.kind == ImportKind.OPT_OUTS
     counts = dict(created=0, updated=0, unchanged=0, duplicate=0, opted_out=0)
+    keep_last = plan.keep_last
     rows: dict[str, Row] = {}
-    duplicate = 0
-    for row in chunk.rows:
+    firsts: Seen = {}  # the phones new to the import, with their first row
+    repeats: list[import_repeats.Repeat] = []
+    for row, number in zip(chunk.rows, chunk.numbers, strict=True):
         phone = row[0]
         earlier = rows.get(phone)
         if earlier is None:
             if phone in seen:
-                duplicate += 1
+                repeats.append((number, row, None))
+                if not keep_last:
+                    continue  # the first row, in an earlier chunk, stands
+            else:
+                firsts[phone] = number
             rows[phone] = row
         else:
-            duplicate += 1
-            rows[phone] = _merge(earlier, row)
-    counts["duplicate"] = duplicate
+            repeats.append((number, row, earlier))
+            if keep_last:
+                rows[phone] = _merge(earlier, row)
+    counts["duplicate"] = len(repeats)
     now = utcnow()
     reason = (plan.reason or "Opt-out list import") if opt_outs else None
-    fresh = [p for p in rows if p not in seen]
-    states: Seen = dict.fromkeys(fresh)  # the state digests of the existing ones come below
+    fresh = list(firsts)
+    states: Before = {}
     found = False
     inserted = 0  # contacts the database created: what the tallies move by
     listed = plan.list_id is not None and plan.kind == ImportKind.CONTACTS
@@ -159,9 +178,12 @@ def _apply_chunk(
                 by_id = bulk.add_new_members(session, plan.list_id, inserted, now)  # type: ignore[arg-type]
                 if by_id is not None:
                     joined, join_by_phone = by_id, lookup
+    # Repeats of rows in earlier chunks that are not taken: their report compares them with
+    # the contact (nothing else is done with them).
+    fetch = lookup + list({r[1][0]: None for r in repeats if r[2] is None and r[1][0] not in rows})
     existing: dict[str, Any] = {}
-    for start in range(0, len(lookup), _LOOKUP_BATCH):
-        batch = lookup[start : start + _LOOKUP_BATCH]
+    for start in range(0, len(fetch), _LOOKUP_BATCH):
+        batch = fetch[start : start + _LOOKUP_BATCH]
         existing.update((c.phone, c) for c in session.execute(_EXISTING, {"phones": batch}))
     new_rows: list[Row] = []
     changes: list[dict[str, Any]] = []
@@ -201,12 +223,12 @@ def _apply_chunk(
         )
         if not counted_dup:
             states[phone] = _state(old.name, old.attributes, old.country, old.timezone)
-        elif changed and (before := seen[phone]) is not None:
+        elif changed and (was_state := before.get(phone)) is not None:
             # A later row of a contact this import found: what counts is where the contact
             # ends against where it began (a repeat may undo or make the change).
-            was = _state(old.name, old.attributes, old.country, old.timezone) != before
+            was = _state(old.name, old.attributes, old.country, old.timezone) != was_state
             after = _state(name, merged, old.country or row[3], old.timezone or row[4])
-            if was != (after != before):
+            if was != (after != was_state):
                 counts["updated" if was else "unchanged"] -= 1
                 counts["unchanged" if was else "updated"] += 1
         if changed:
@@ -249,8 +271,13 @@ def _apply_chunk(
             opted_out += done.rowcount
     if listed and join_by_phone:
         joined += bulk.add_members_by_phone(session, plan.list_id, join_by_phone, now)  # type: ignore[arg-type]
-    if chunk.issues:
-        bulk.insert_issues(session, import_id, chunk.issues)
+    issues = chunk.issues
+    if repeats:
+        labels = import_repeats.Labels(plan.mapping)
+        first_rows = {**firsts, **{p: seen[p] for p in {r[1][0] for r in repeats} if p in seen}}
+        issues = issues + import_repeats.issues(repeats, first_rows, existing, keep_last, labels)
+    if issues:
+        bulk.insert_issues(session, import_id, issues)
     imp.rows_read += chunk.read
     imp.created_count += counts["created"]
     imp.updated_count += counts["updated"]
@@ -271,7 +298,7 @@ def _apply_chunk(
     if joined:
         tallies.move_members(session, plan.list_id, joined)  # type: ignore[arg-type]
     tallies.add(session, contacts=inserted, opted_out=opted_out)
-    return states, found
+    return firsts, states, found
 
 
 def _state(name: str | None, attributes: Any, country: str | None, timezone: str | None) -> int:

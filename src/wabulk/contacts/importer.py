@@ -2,6 +2,10 @@
 
 - Upsert by phone: a re-import changes nothing and counts every row as unchanged; a newer
   sheet updates names and attributes without deleting any (empty cells never erase).
+- A phone written twice in a sheet: its first row is taken (or its last, when chosen); the
+  report lists every repeat with the row it repeats and the values not taken.
+- The column choices confirmed for a sheet are remembered for its header (SheetMapping) and
+  offered again for the next sheet with the same header: a re-import maps them as before.
 - Atomic per chunk: the contacts, list memberships, rejected rows and the progress cursor
   (`rows_done`) commit together, so a crash never leaves half a row and a re-run resumes
   after the last committed row.
@@ -13,6 +17,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import secrets
@@ -22,7 +27,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from sqlalchemy import Select, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, object_session
 
 from .. import events
 from ..auth.permissions import require_role
@@ -37,6 +43,7 @@ from ..models import (
     ImportKind,
     ImportStatus,
     Role,
+    SheetMapping,
     User,
     utcnow,
 )
@@ -66,6 +73,7 @@ class Preview:
     sheet: Sheet
     rows: list[tuple[int, list[str]]]
     mapping: dict[str, Any]
+    remembered: bool = False  # the mapping is the one confirmed for a sheet of this header
 
 
 def _upload_dir(instance_path: Path) -> Path:
@@ -174,16 +182,57 @@ def _sample(sheet: Sheet, n: int) -> list[list[Any]]:
 
 
 def preview(imp: Import, instance_path: Path, region: str, rows: int = 10) -> Preview:
-    """The first rows and the guessed mapping, from what was kept at upload."""
+    """The first rows and the mapping to offer, from what was kept at upload: the one last
+    confirmed for a sheet with this header, else a guess."""
     stored = imp.mapping
     sheet = Sheet(
         path=_file_of(imp, instance_path), header=list(stored["columns"]), **stored["sheet"]
     )
     sample = [(int(n), list(cells)) for n, cells in stored["sample"]]
+    session = object_session(imp)
+    known = remembered_mapping(session, imp.kind, sheet.header) if session else None
+    if known is not None:
+        return Preview(sheet=sheet, rows=sample[:rows], mapping=known, remembered=True)
     guessed = mappings.guess(sheet.header, [cells for _, cells in sample], region)
     if imp.kind == ImportKind.OPT_OUTS:
         guessed["attributes"] = {}
     return Preview(sheet=sheet, rows=sample[:rows], mapping=guessed)
+
+
+def _header_digest(header: list[str]) -> str:
+    return hashlib.sha256(json.dumps(header, ensure_ascii=False).encode()).hexdigest()
+
+
+def remembered_mapping(
+    session: Session, kind: ImportKind, header: list[str]
+) -> dict[str, Any] | None:
+    """The mapping last confirmed for a sheet with exactly this header, if it still fits."""
+    found = session.scalar(
+        select(SheetMapping.mapping).where(
+            SheetMapping.kind == kind, SheetMapping.header_sha256 == _header_digest(header)
+        )
+    )
+    if found is None:
+        return None
+    try:
+        return mappings.validate(found, header)
+    except ValidationError:  # a digest's collision, or a mapping of an older version
+        return None
+
+
+def _remember(session: Session, kind: ImportKind, header: list[str], mapping: dict) -> None:  # type: ignore[type-arg]
+    digest = _header_digest(header)
+    row = session.scalar(
+        select(SheetMapping).where(SheetMapping.kind == kind, SheetMapping.header_sha256 == digest)
+    )
+    if row is not None:
+        row.mapping = mapping
+        return
+    try:
+        with session.begin_nested():
+            session.add(SheetMapping(kind=kind, header_sha256=digest, mapping=mapping))
+    except IntegrityError:
+        pass  # a sheet of this header was confirmed at the same moment: its choices stand
 
 
 def configure(
@@ -202,6 +251,8 @@ def configure(
     if imp.status != ImportStatus.DRAFT:
         raise ValidationError("This import has already started.")
     country = (default_country or "").strip().upper()
+    if not country:
+        raise ValidationError("Choose a country.", field="default_country")
     if not is_region(country):
         raise ValidationError(
             f"{default_country!r} is not a country code such as IN or US.", field="default_country"
@@ -216,6 +267,7 @@ def configure(
         list_id = create_list(session, actor, new_list_name).id
     elif list_id is not None and session.get(ContactList, list_id) is None:
         raise ValidationError("That list no longer exists.", field="list_id")
+    _remember(session, imp.kind, header, checked)
     imp.mapping = {**checked, "columns": header}
     imp.default_country = country
     imp.list_id = list_id
@@ -314,13 +366,14 @@ def run(
             sheet = open_sheet(path, checked=True)
             plan.bind(sheet.header)
             # Resuming: the phones of the rows committed before the restart, so a repeat of
-            # one of them further down still counts as a duplicate, as in an unbroken run.
+            # one of them further down still counts as a duplicate, as in an unbroken run
+            # (their contacts' states before the import are lost).
             for number, cells in sheet.rows():
                 if number > start_after:
                     break
                 row, _ = plan.read(number, cells)
                 if row is not None:
-                    seen[row[0]] = None  # their contacts' states before the import are lost
+                    seen.setdefault(row[0], number)
         if estimate >= parallel_min_rows:
             if own_rows is None:
                 # A resumed run reads nothing itself: the head it would parse holds the rows done.

@@ -1,8 +1,9 @@
 """Which column is the phone, which is the name, and what each other column is called.
 
 A mapping is plain JSON kept on the Import:
-`{"phone": "Mobile", "name": ["First name", "Last name"], "attributes": {"City": "city"}}`.
-Columns left out of all three are skipped.
+`{"phone": "Mobile", "name": ["First name", "Last name"], "attributes": {"City": "city"},
+"duplicates": "first"}`. Columns left out of the first three are skipped; `duplicates` says
+which row of a phone written twice in the sheet is taken ("first", the default, or "last").
 """
 
 from __future__ import annotations
@@ -85,6 +86,8 @@ _NAME_EXACT = {
 _FIRST = {"first name", "firstname", "given name", "first", "nombre de pila", "prenom"}
 _LAST = {"last name", "lastname", "surname", "family name", "last", "apellido", "nom de famille"}
 _RESERVED = {"name", "phone", "contact", "first_name", "country", "timezone"}
+KEEP_FIRST, KEEP_LAST = "first", "last"
+DUPLICATES = (KEEP_FIRST, KEEP_LAST)
 
 
 def plain(header: str) -> str:
@@ -183,7 +186,19 @@ def validate(mapping: dict[str, Any], header: list[str]) -> dict[str, Any]:
         if col == phone or col in name:
             continue
         attributes[col] = attribute_key(key or col, taken)
-    return {"phone": phone, "name": list(name), "attributes": attributes}
+    duplicates = mapping.get("duplicates") or KEEP_FIRST
+    if duplicates not in DUPLICATES:
+        raise ValidationError(
+            f"{str(duplicates)[:20]!r} is not a choice for a number written twice in the sheet: "
+            "keep the first row or the last row.",
+            field="duplicates",
+        )
+    return {
+        "phone": phone,
+        "name": list(name),
+        "attributes": attributes,
+        "duplicates": duplicates,
+    }
 
 
 def apply_overrides(

@@ -19,6 +19,7 @@ from .contacts import (
     ImportKind,
     ImportStatus,
     Media,
+    SheetMapping,
     list_members,
 )
 from .events import Event, EventLevel, Inbound
@@ -53,6 +54,7 @@ __all__ = [
     "Role",
     "Sender",
     "SenderState",
+    "SheetMapping",
     "Tally",
     "Template",
     "User",

@@ -6,7 +6,17 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, ForeignKey, Index, String, Table, Text, text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .base import Base, JSONType, str_enum, utcnow
@@ -148,6 +158,22 @@ class ImportIssue(Base):
     rejected: Mapped[bool]  # False: the row was imported, with a note (extra numbers)
     reason: Mapped[str] = mapped_column(String(500))
     cells: Mapped[list[str]] = mapped_column(JSONType, default=list)
+
+
+class SheetMapping(Base):
+    """The column choices last confirmed for sheets with a given header (the same column
+    names in the same order), offered again for the next such sheet: a re-import then maps
+    the columns as before and changes nothing."""
+
+    __tablename__ = "sheet_mappings"
+    __table_args__ = (UniqueConstraint("kind", "header_sha256"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[ImportKind] = mapped_column(str_enum(ImportKind, "sheet_mapping_kind"))
+    # Of the header as JSON: a header may be thousands of columns long.
+    header_sha256: Mapped[str] = mapped_column(String(64))
+    mapping: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 class Media(Base):
