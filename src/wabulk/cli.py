@@ -14,6 +14,7 @@ from .cli_campaigns import campaign, send
 from .cli_common import Context, pass_ctx, require_migrated
 from .cli_contacts import contacts
 from .config import redact_url
+from .lan import how_to_reach
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -65,8 +66,12 @@ def serve(ctx: Context, host: str | None, port: int | None, no_worker: bool, thr
     host = host or settings.host
     port = settings.port if port is None else port  # 0 asks the OS for a free port
     server: Any = create_server(app, host=host, port=port, threads=threads)
-    # Port 0 asks the OS for a free one; show the port actually bound.
-    base_url = f"http://{host}:{server.effective_port}"
+    # Port 0 asks the OS for a free one; show the port actually bound. Bound to every
+    # interface, this computer still opens it on its own loopback address.
+    shown = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "[::1]"}.get(host, host)  # noqa: S104
+    if ":" in shown and not shown.startswith("["):
+        shown = f"[{shown}]"
+    base_url = f"http://{shown}:{server.effective_port}"
     _print_setup_code_if_needed(ctx, base_url)
 
     dispatcher = None
@@ -77,6 +82,7 @@ def serve(ctx: Context, host: str | None, port: int | None, no_worker: bool, thr
         f"wabulk {__version__} serving on {base_url}  "
         f"(dispatcher {'on' if dispatcher else 'off'}; Ctrl+C to stop)"
     )
+    click.echo("\n".join(how_to_reach(host, server.effective_port)))
     sys.stdout.flush()
 
     def _terminate(_signum: int, _frame: Any) -> None:
