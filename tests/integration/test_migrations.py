@@ -87,3 +87,28 @@ def test_0007_adds_the_finish_by_time_and_takes_it_away_again(database_url: str)
     with db.engine.connect() as conn:
         assert conn.execute(text("SELECT name FROM campaigns")).scalars().all() == ["Old"]
     db.dispose()
+
+
+def test_0008_adds_the_remembered_column_choices_and_takes_them_away_again(
+    database_url: str,
+) -> None:
+    db = Database(database_url)
+    migrate.upgrade(db.engine, "0007")
+    assert "sheet_mappings" not in inspect(db.engine).get_table_names()
+    migrate.upgrade(db.engine)
+    assert "sheet_mappings" in inspect(db.engine).get_table_names()
+    with db.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO sheet_mappings (kind, header_sha256, mapping, updated_at) "
+                "VALUES ('contacts', :digest, :mapping, '2026-12-05 10:00:00')"
+            ),
+            {"digest": "a" * 64, "mapping": '{"phone": "Phone"}'},
+        )
+    migrate.downgrade(db.engine, "0007")
+    assert "sheet_mappings" not in inspect(db.engine).get_table_names()
+    assert migrate.current_revision(db.engine) == "0007"
+    migrate.upgrade(db.engine)  # and back: the table comes back empty
+    with db.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM sheet_mappings")).scalar() == 0
+    db.dispose()
