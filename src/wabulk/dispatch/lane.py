@@ -5,8 +5,10 @@
 - `step()` does what is due now and says how long until more is due, so the same lane
   runs in a thread (real clock) or under a test's fake clock, hours in microseconds.
 - Paced sends are settled one by one as they happen. Unpaced sends (dry runs, the
-  benchmark) go in batches settled together; a crash in between leaves them `sending`
-  for recovery to reconcile with the channel, so nothing is lost or sent twice.
+  Cloud API, the benchmark) are claimed in batches and settled about every second as they
+  go (lane_sending.py); a crash in between leaves them `sending` for recovery to reconcile
+  with the channel, so nothing is lost or sent twice. Before every send the campaign's
+  state is read again, so a Pause or Cancel stops a batch within one message.
 - The next message is claimed and prepared (a browser opens its chat) before the pacing
   wait, so preparation overlaps the wait.
 - Linking by QR (WhatsApp Web) happens here too, in the browser that will send: the lane
@@ -22,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import random
-import time
 from collections import deque
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -41,7 +42,6 @@ from ..channels.base import (
     ChannelConfig,
     OutgoingMessage,
     SenderUnavailable,
-    SendResult,
     TemplateCall,
 )
 from ..channels.heard import Heard
@@ -68,6 +68,7 @@ from . import hearing, queue, recovery
 from .clock import Clock, SystemClock
 from .lane_hearing import PREPARE_SAMPLES, LooksInWaits
 from .lane_outcomes import SettlesOutcomes, Unsettled
+from .lane_sending import SendsMessages
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ class _Pending:
     campaign: _CampaignInfo
 
 
-class Lane(LooksInWaits, SettlesOutcomes):
+class Lane(LooksInWaits, SettlesOutcomes, SendsMessages):
     def __init__(
         self,
         db: Database,
@@ -439,81 +440,6 @@ class Lane(LooksInWaits, SettlesOutcomes):
         assert self.day_ends is not None
         self.next_send_at = max(self.next_send_at, self.day_ends)
         return (self.day_ends - now).total_seconds()
-
-    # --- sending ------------------------------------------------------------------
-
-    def _send_due(self) -> float:
-        assert self.channel is not None
-        send_batch = getattr(self.channel, "send_batch", None)
-        pace = self.pending[0].campaign.pace
-        if send_batch is not None and not pace.paced and not pace.break_every:
-            return self._send_batch(send_batch)
-        unsettled = Unsettled([], [], None)
-        while self.pending:
-            p = self.pending[0]
-            pace = p.campaign.pace
-            if pace.daily_cap and self.sent_today >= pace.daily_cap:
-                break
-            started = time.perf_counter()
-            # The pace is the gap between one send starting and the next: a browser's own
-            # seconds clicking and confirming count towards the wait, not on top of it.
-            sent_from = self.clock.now()
-            result: SendResult | Exception
-            try:
-                result = self.channel.send(self._outgoing(p))
-            except SenderUnavailable as exc:
-                unsettled.unavailable = exc
-                break
-            except Exception as exc:
-                result = exc
-            self.pending.popleft()
-            self._note(unsettled, p, result)
-            self._timed(time.perf_counter() - started, 1)
-            if pace.paced or pace.break_every:
-                self.pace_seconds = pace.delay(self.rng)
-                self.next_send_at = sent_from + timedelta(seconds=self.pace_seconds)
-                if pace.break_every and self.sent_since_break >= pace.break_every:
-                    self.next_send_at += timedelta(seconds=pace.break_seconds or 0)
-                    self.sent_since_break = 0
-                if pace.paced:
-                    break
-        # Kept on the lane until written: a dropped database connection or a locked SQLite
-        # file fails this step, and the next one writes the same outcomes again (the settle
-        # is guarded by the lease, so a late write changes nothing it should not).
-        self.unsettled = unsettled
-        return self._write_unsettled()
-
-    def _send_batch(self, send_batch: Any) -> float:
-        """Hand the whole claimed batch to a channel that sends many at once (Cloud API)."""
-        items = list(self.pending)
-        pace = items[0].campaign.pace
-        if pace.daily_cap:
-            items = items[: max(0, pace.daily_cap - self.sent_today)]
-        sent_from = self.clock.now()
-        started = time.perf_counter()
-        results = send_batch([self._outgoing(p) for p in items])
-        self._timed(time.perf_counter() - started, len(items))
-        unsettled = Unsettled([], [], None)
-        left: deque[_Pending] = deque()
-        for p, result in zip(items, results, strict=True):
-            if isinstance(result, SenderUnavailable):
-                # Not sent: it goes back to the queue with the rest when the sender stops.
-                unsettled.unavailable = unsettled.unavailable or result
-                left.append(p)
-                continue
-            self._note(unsettled, p, result)
-        # Those over the daily cap were never handed over; they go back with the rest.
-        self.pending = deque([*left, *list(self.pending)[len(items) :]])
-        if pace.max_per_second:
-            self.next_send_at = sent_from + timedelta(seconds=len(items) / pace.max_per_second)
-        self.unsettled = unsettled
-        return self._write_unsettled()
-
-    def _timed(self, elapsed: float, n: int) -> None:
-        per = elapsed / max(1, n)
-        self.seconds_per_send = (
-            per if self.seconds_per_send == 0 else 0.9 * self.seconds_per_send + 0.1 * per
-        )
 
     def close(self) -> None:
         """Give back what this lane holds: its messages, the sender, the channel."""

@@ -125,6 +125,9 @@ class SettlesOutcomes:
         now = self.clock.now()
         with self.db.session() as session:
             queue.settle(session, self.owner, outcomes, now, sender_id=self.sender_id)
+            back = {o.campaign_id for o in outcomes if o.kind in ("retry", "requeue")}
+            if back:  # a cancelled campaign's messages never wait in the queue
+                lifecycle.skip_cancelled(session, now, back)
             invalid = [o.message_id for o in outcomes if o.error_code == NOT_ON_WHATSAPP]
             invalid += unsettled.effects.get("not_on_whatsapp", [])
             if invalid:
@@ -228,4 +231,5 @@ class SettlesOutcomes:
                 now,
                 sender_id=self.sender_id,
             )
+            lifecycle.skip_cancelled(session, now, {p.campaign.id for p in self.pending})
             self.pending.clear()

@@ -98,6 +98,7 @@ class Dispatcher:
             lifecycle.pause_expired(session, now)
             cooldown.resume_due(session, now)
             lifecycle.pause_orphaned(session)
+            lifecycle.skip_cancelled(session, now)
         with self.db.session() as session:
             busy = set(
                 session.scalars(

@@ -3,7 +3,9 @@
 - `send_batch` posts a list of messages with up to `max_in_flight` requests outstanding
   (a number's 80 messages/s, up to 1,000 for upgraded numbers, at Meta's latency) and
   answers in the same order, each item the result or the error `send` would have raised.
-  `send` is a batch of one.
+  `send` is a batch of one. `may_send`, when given, is asked before each request starts;
+  once it says no, nothing more goes out and the items not started answer `None` (the
+  dispatcher puts them back in the queue: a Pause or Cancel stops a batch at once).
 - The requests run on an event loop in a daemon thread owned by the channel, started at the
   first send and stopped by `close`, which first lets the requests in flight be answered.
   Bodies are encoded once in the caller's thread; the loop only posts and reads answers.
@@ -22,7 +24,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import httpx
@@ -141,6 +143,7 @@ class CloudApiChannel:
         result = self.send_batch([message])[0]
         if isinstance(result, ChannelError):
             raise result
+        assert result is not None  # only `may_send` leaves one unanswered
         return result
 
     def reconcile(self, message: OutgoingMessage) -> Reconciled:
@@ -161,7 +164,9 @@ class CloudApiChannel:
 
     # --- batches --------------------------------------------------------------------------
 
-    def send_batch(self, messages: Sequence[OutgoingMessage]) -> list[SendResult | ChannelError]:
+    def send_batch(
+        self, messages: Sequence[OutgoingMessage], may_send: Callable[[], bool] | None = None
+    ) -> list[SendResult | ChannelError | None]:
         results: list[SendResult | ChannelError | None] = [None] * len(messages)
         if self._missing:
             return [SenderUnavailable(self._missing, code="not_configured") for _ in messages]
@@ -175,7 +180,7 @@ class CloudApiChannel:
             loop = self._engine()
             done: list[tuple[int, SendResult | ChannelError]] = []
             try:
-                loop.run(self._run(loop, jobs, done))
+                loop.run(self._run(loop, jobs, done, may_send))
             except LoopClosed:
                 for index, _job in jobs:
                     results[index] = Unconfirmed(
@@ -189,7 +194,7 @@ class CloudApiChannel:
                     self._idle.notify_all()
             for index, outcome in list(done):
                 results[index] = outcome
-        return results  # type: ignore[return-value]  # every slot is filled above
+        return results  # a slot left None: never started, `may_send` said no
 
     def _job(self, message: OutgoingMessage) -> _Job:
         bodies = payloads.plan(message)
@@ -222,8 +227,10 @@ class CloudApiChannel:
         loop: Loop,
         jobs: list[tuple[int, _Job]],
         done: list[tuple[int, SendResult | ChannelError]],
+        may_send: Callable[[], bool] | None = None,
     ) -> None:
-        """Fills `done`, which the caller holds, so what finished survives a `close`."""
+        """Fills `done`, which the caller holds, so what finished survives a `close`; a job
+        `may_send` stopped gets no entry."""
         pending = iter(jobs)
 
         async def worker(client: httpx.AsyncClient) -> None:
@@ -232,6 +239,8 @@ class CloudApiChannel:
                 if loop.stopping:  # `close` came from another thread: nothing more goes out
                     done.append((index, TransientError(STOPPED, code="closed")))
                     continue
+                if may_send is not None and not _asked(may_send):
+                    continue  # the campaign stopped: left unanswered, so never started
                 try:
                     outcome = await self._one(client, job)
                 except Exception as exc:  # a bug must not lose the other results
@@ -291,6 +300,15 @@ class CloudApiChannel:
         if isinstance(outcome, Failure):
             return channel_error(outcome, self._token, job.template)
         return outcome
+
+
+def _asked(may_send: Callable[[], bool]) -> bool:
+    """A question that fails is a no: an answer missing from the batch must mean not sent."""
+    try:
+        return bool(may_send())
+    except Exception:
+        log.exception("could not ask whether to send")
+        return False
 
 
 def _second_part(error: ChannelError) -> ChannelError:
