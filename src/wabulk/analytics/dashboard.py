@@ -9,7 +9,10 @@ Flat cost at any size (see `queries` for the indexes):
   ix_campaigns_status_scheduled_at; their progress from the maintained counters.
 - Senders (a handful of rows): today's sends per sender from `message_stats` by slot,
   counted from each sender's own midnight, as its daily cap is.
-- Recent activity: the newest events by primary key, LIMIT 8.
+- Recent activity: the newest events by primary key, LIMIT 8, with their campaign's name.
+- The last finished campaign: completed or cancelled, newest finish first (a sort over the
+  finished campaigns, a few hundred rows at most); its funnel as its own page shows it, from
+  its counters and its `message_stats` rows by ix_message_stats_campaign_id_slot.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from ..campaigns.funnel import Funnel, funnel
 from ..campaigns.service import completion
 from ..contacts.tallies import totals as contact_totals
 from ..events import EventFilter, activity_events
@@ -44,6 +48,7 @@ MAX_FOLLOWED = 100
 C = CampaignStatus
 # What a page keeps polling for: anything that may still change by itself.
 LIVE_STATUSES = frozenset({C.RUNNING, C.PAUSED, C.SCHEDULED})
+FINISHED = (C.COMPLETED, C.CANCELLED)
 
 
 @dataclass
@@ -77,6 +82,34 @@ def progress_of(campaign: Campaign) -> CampaignProgress:
         sent=campaign.n_sent + campaign.n_delivered + campaign.n_read,
         failed=campaign.n_failed,
         scheduled_at=campaign.scheduled_at,
+    )
+
+
+@dataclass
+class FinishedCampaign:
+    id: int
+    name: str
+    status: str  # completed or cancelled
+    finished_at: datetime
+    funnel: Funnel
+
+
+def last_finished(session: Session) -> FinishedCampaign | None:
+    """The campaign that finished last, with its results; None before any has."""
+    campaign = session.scalars(
+        select(Campaign)
+        .where(Campaign.status.in_(FINISHED), Campaign.finished_at.is_not(None))
+        .order_by(Campaign.finished_at.desc(), Campaign.id.desc())
+        .limit(1)
+    ).first()
+    if campaign is None or campaign.finished_at is None:
+        return None
+    return FinishedCampaign(
+        id=campaign.id,
+        name=campaign.name,
+        status=campaign.status.value,
+        finished_at=campaign.finished_at,
+        funnel=funnel(session, campaign),
     )
 
 
@@ -116,7 +149,8 @@ class Dashboard:
     contacts: int
     opted_out: int
     has_campaigns: bool
-    events: list[tuple[Event, str | None]]
+    events: list[tuple[Event, str | None, str | None]]  # (event, actor email, campaign name)
+    last_finished: FinishedCampaign | None = None
 
     @property
     def today(self) -> Outcomes:
@@ -206,11 +240,12 @@ def dashboard(session: Session, tz: ZoneInfo, now: datetime | None = None) -> Da
         opted_out=opted_out,
         has_campaigns=session.scalar(select(Campaign.id).limit(1)) is not None,
         events=[
-            (e, email)
-            for e, email, _campaign in session.execute(
+            (e, email, campaign)
+            for e, email, campaign in session.execute(
                 activity_events(EventFilter()).limit(RECENT_EVENTS)
             )
         ],
+        last_finished=last_finished(session),
     )
 
 

@@ -16,17 +16,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from ..models import Channel, Sender, SenderState
+from ..models import Campaign, Channel, Message, Sender, SenderState
 from ..senders import warmup
 from ..senders.pace import Pace
 from ..senders.service import WEB_PACING, sent_today
 from ..zones import zone
+from . import audience
 
 SAFE_MIN_DELAY = float(WEB_PACING["min_delay_seconds"])
 SAFE_MAX_DELAY = float(WEB_PACING["max_delay_seconds"])
@@ -97,6 +100,77 @@ def _open_seconds(pace: Pace, day: date, lo: datetime, hi: datetime, tz: ZoneInf
     return sum(max(0.0, (min(hi, b) - max(lo, a)).total_seconds()) for a, b in spans)
 
 
+class _Walk:
+    """One sender's sends from `start`, day by day in its timezone, worked out as far as
+    asked: its pace in the active hours, its daily cap (less what it sent today, on today),
+    and its warm-up ramp. `sent_by(at)` is how many it can have sent by `at`."""
+
+    def __init__(
+        self,
+        session: Session,
+        sender: Sender,
+        overrides: dict[str, Any],
+        start: datetime,
+        now: datetime,
+    ) -> None:
+        self.pace = pace = Pace.for_sender(sender, overrides)
+        self.tz = zone(pace.timezone)
+        self.per = seconds_per_message(pace)
+        self.ramps = warmup.ramps(sender)
+        cap = pace.daily_cap
+        if pace.tier_limit is not None:
+            cap = pace.tier_limit if cap is None else min(cap, pace.tier_limit)
+        self.cap = cap
+        # Nothing holds it back: every message goes at once, whatever the time.
+        self.unlimited = self.per == 0 and cap is None and not self.ramps
+        self.first = warmup.first_day(session, sender) if self.ramps else None
+        self.today = now.astimezone(self.tz).date()
+        limited = cap is not None or self.ramps
+        self.done_today = sent_today(session, sender, now) if limited else 0
+        self.start = start
+        self.day0 = start.astimezone(self.tz).date()
+        self.caps: list[float] = []  # each day's cap (inf: none)
+        self.before: list[float] = [0.0]  # sends before each day
+
+    def _lo(self, i: int) -> datetime:
+        return max(self.start, _midnight(self.day0 + timedelta(days=i), self.tz))
+
+    def _n(self, day: date, lo: datetime, hi: datetime) -> float:
+        seconds = _open_seconds(self.pace, day, lo, hi, self.tz)
+        if seconds <= 0:
+            return 0.0
+        return math.inf if self.per == 0 else seconds // self.per
+
+    def _extend(self, last: int) -> None:
+        while len(self.caps) <= last:
+            i = len(self.caps)
+            day = self.day0 + timedelta(days=i)
+            n = self._n(day, self._lo(i), _midnight(day + timedelta(days=1), self.tz))
+            cap: float = math.inf if self.cap is None else self.cap
+            if self.ramps:
+                if self.first is None and n > 0:
+                    self.first = day  # a number that never sent starts its ramp that day
+                warm = warmup.step(warmup.day_number(self.first, day))
+                if warm is not None:
+                    cap = min(cap, warm.cap)
+            if day == self.today:
+                cap = max(0.0, cap - self.done_today)
+            self.caps.append(cap)
+            self.before.append(self.before[-1] + min(n, cap))
+
+    def sent_by(self, at: datetime) -> float:
+        """Messages sent from `start` until `at` (inf: nothing limits them)."""
+        if at <= self.start:
+            return 0.0
+        i = (at.astimezone(self.tz).date() - self.day0).days
+        if i >= HORIZON_DAYS:
+            self._extend(HORIZON_DAYS - 1)
+            return self.before[HORIZON_DAYS]
+        self._extend(i)
+        day = self.day0 + timedelta(days=i)
+        return self.before[i] + min(self._n(day, self._lo(i), at), self.caps[i])
+
+
 def capacity(
     session: Session,
     sender: Sender,
@@ -106,41 +180,63 @@ def capacity(
     now: datetime,
 ) -> int | None:
     """Messages `sender` can send from `start` to `end`; None: nothing limits it."""
-    pace = Pace.for_sender(sender, overrides)
-    tz = zone(pace.timezone)
-    per = seconds_per_message(pace)
-    ramps = warmup.ramps(sender)
-    if per == 0 and pace.daily_cap is None and pace.tier_limit is None and not ramps:
+    walk = _Walk(session, sender, overrides, start, now)
+    if walk.unlimited:
         return None
-    first = warmup.first_day(session, sender) if ramps else None
-    today = now.astimezone(tz).date()
-    done_today = sent_today(session, sender, now)
-    total = 0
-    day = start.astimezone(tz).date()
-    last = end.astimezone(tz).date()
-    for _ in range(HORIZON_DAYS):
-        if day > last:
+    n = walk.sent_by(end)
+    return None if math.isinf(n) else int(n)
+
+
+@dataclass(frozen=True)
+class Finish:
+    """When the last of a campaign's messages should go out, had it its senders to itself."""
+
+    at: datetime | None  # to the minute, rounded up; None: not within HORIZON_DAYS
+    unlimited: bool  # no pace, cap or hours hold the senders back
+    takes: timedelta = timedelta(0)  # from the start to the last message, to the second
+
+
+def finish(
+    session: Session,
+    senders: Sequence[Sender],
+    overrides: dict[str, Any],
+    recipients: int,
+    start: datetime,
+    now: datetime,
+) -> Finish | None:
+    """The time the senders can have sent `recipients` messages from `start`, to the minute.
+
+    - The same walk as `capacity`, summed over the senders: the first whole day after
+      `start` by which enough can go, then halving that day down to a second; said to the
+      minute, rounded up.
+    - None when there is nothing to send or no sender to send it.
+    """
+    planned = [s for s in senders if s.state != SenderState.DISABLED]
+    if recipients <= 0 or not planned:
+        return None
+    walks = [_Walk(session, s, overrides, start, now) for s in planned]
+    if all(w.unlimited and not w.pace.has_active_hours for w in walks):
+        return Finish(start, unlimited=True)
+
+    def sent_by(at: datetime) -> float:
+        return sum(w.sent_by(at) for w in walks)
+
+    lo = start
+    for k in range(1, HORIZON_DAYS + 1):
+        hi = start + timedelta(days=k)
+        if sent_by(hi) >= recipients:
             break
-        lo = max(start, _midnight(day, tz))
-        hi = min(end, _midnight(day + timedelta(days=1), tz))
-        seconds = _open_seconds(pace, day, lo, hi, tz)
-        n: float = 0.0 if seconds <= 0 else (math.inf if per == 0 else seconds // per)
-        cap = pace.daily_cap
-        if pace.tier_limit is not None:
-            cap = pace.tier_limit if cap is None else min(cap, pace.tier_limit)
-        if ramps:
-            if first is None and n > 0:
-                first = day  # a number that never sent starts its ramp the day it first sends
-            warm = warmup.step(warmup.day_number(first, day))
-            if warm is not None:
-                cap = warm.cap if cap is None else min(cap, warm.cap)
-        if cap is not None:
-            n = min(n, max(0, cap - (done_today if day == today else 0)))
-        if math.isinf(n):
-            return None
-        total += int(n)
-        day += timedelta(days=1)
-    return total
+        lo = hi
+    else:
+        return Finish(None, unlimited=False)
+    while hi - lo > timedelta(seconds=1):
+        mid = lo + (hi - lo) / 2
+        if sent_by(mid) >= recipients:
+            hi = mid
+        else:
+            lo = mid
+    at = hi.replace(second=0, microsecond=0)  # up to the minute: never sooner than it can be
+    return Finish(at if at == hi else at + timedelta(minutes=1), unlimited=False, takes=hi - start)
 
 
 def when_text(at: datetime, now: datetime, tz: ZoneInfo) -> str:
@@ -183,19 +279,175 @@ def warnings(
             return out
         can += n
     if can < recipients:
-        paces = [Pace.for_sender(s, overrides) for s in planned]
-        named = ["pace"]
-        if any(p.has_active_hours for p in paces):
-            named.append("active hours")
-        if any(p.daily_cap or p.tier_limit for p in paces):
-            named.append("daily caps")
-        if any(warmup.ramps(s) and warmup.status(session, s, start) for s in planned):
-            named.append("warm-up")
-        limits = ", ".join(named[:-1]) + " and " + named[-1] if len(named) > 1 else named[0]
+        limits = _limits(session, planned, overrides, start)
         out.append(
             f"About {can:,} of {recipients:,} messages can go out by "
-            f"{when_text(ends_at, now, tz)} at the senders' {limits}. The rest would wait: "
-            "the campaign pauses at that time, and you can set a later finish-by time and "
-            "resume it."
+            f"{when_text(ends_at, now, tz)} at the senders' {limits}. "
+            "The rest would wait: the campaign pauses at that time, and you can set a later "
+            "finish-by time and resume it."
         )
+    return out
+
+
+def _limits(
+    session: Session,
+    planned: Sequence[Sender],
+    overrides: dict[str, Any],
+    start: datetime,
+    pace: bool = True,
+) -> str:
+    """What holds the senders back, in words: "pace, active hours and daily caps" ("" for
+    nothing but their pace when `pace` is False)."""
+    paces = [Pace.for_sender(s, overrides) for s in planned]
+    named = ["pace"] if pace else []
+    if any(p.has_active_hours for p in paces):
+        named.append("active hours")
+    if any(p.daily_cap or p.tier_limit for p in paces):
+        named.append("daily caps")
+    if any(warmup.ramps(s) and warmup.status(session, s, start) for s in planned):
+        named.append("warm-up")
+    return ", ".join(named[:-1]) + " and " + named[-1] if len(named) > 1 else "".join(named)
+
+
+def _duration(elapsed: timedelta) -> str:
+    """A sending time as people say it: "about 40 minutes", "about 2 days and 5 hours"."""
+    minutes = max(1, math.ceil(elapsed.total_seconds() / 60))
+
+    def n(count: int, unit: str) -> str:
+        return f"{count} {unit}" + ("" if count == 1 else "s")
+
+    if minutes < 60:
+        return "about a minute" if minutes == 1 else f"about {minutes} minutes"
+    hours, rest = divmod(minutes, 60)
+    if hours < 24:
+        return f"about {n(hours, 'hour')}" + (f" {rest} min" if rest else "")
+    days, hours = divmod(round(minutes / 60), 24)
+    return f"about {n(days, 'day')}" + (f" and {n(hours, 'hour')}" if hours else "")
+
+
+def _day_text(at: datetime, now: datetime, tz: ZoneInfo) -> str:
+    """ "today at 14:30", "tomorrow at 09:10", else as `when_text` says it."""
+    local, today = at.astimezone(tz), now.astimezone(tz).date()
+    if local.date() == today:
+        return f"today at {local:%H:%M}"
+    if local.date() == today + timedelta(days=1):
+        return f"tomorrow at {local:%H:%M}"
+    return when_text(at, now, tz)
+
+
+def estimate_text(
+    session: Session,
+    senders: Sequence[Sender],
+    overrides: dict[str, Any],
+    recipients: int,
+    start: datetime,
+    now: datetime,
+    tz: ZoneInfo,
+) -> str | None:
+    """How long the campaign takes at the chosen pace and when it ends, in `tz` (the
+    user's); None when there is no audience or no sender yet."""
+    found = finish(session, senders, overrides, recipients, start, now)
+    if found is None:
+        return None
+    messages = f"{recipients:,} message" + ("" if recipients == 1 else "s")
+    if found.unlimited:
+        return (
+            f"No pace holds these senders back: the {messages} go out as fast as they "
+            "can send them."
+        )
+    begins = (
+        f"Starting {_day_text(start, now, tz)}, the"
+        if start - now > timedelta(minutes=1)
+        else "The"
+    )
+    if found.at is None:
+        return (
+            f"{begins} {messages} would take more than a year at this pace. Choose more "
+            "senders or a faster pace."
+        )
+    planned = [s for s in senders if s.state != SenderState.DISABLED]
+    days = (found.at.astimezone(tz).date() - start.astimezone(tz).date()).days + 1
+    spread = ""
+    if days > 1:
+        limits = _limits(session, planned, overrides, start, pace=False)
+        spread = f", spread over {days} days" + (f" by the senders' {limits}" if limits else "")
+    return (
+        f"{begins} {messages} take {_duration(found.takes)} at this pace{spread}: "
+        f"the last should go out {_day_text(found.at, now, tz)} ({tz.key} time)."
+    )
+
+
+# --- the same people, messaged again soon ---------------------------------------------
+
+RECENT = timedelta(days=7)
+RECENT_CAMPAIGNS = 20  # the newest campaigns that sent in the last week, looked at
+OVERLAPS_SHOWN = 3
+
+
+@dataclass(frozen=True)
+class Overlap:
+    campaign_id: int
+    name: str
+    contacts: int  # of the audience, sent this campaign's message in the last week
+    last_sent: datetime
+
+
+def recent_overlaps(
+    session: Session, list_ids: Sequence[int], now: datetime, exclude: int | None = None
+) -> list[Overlap]:
+    """The campaigns that sent to this audience in the last 7 days, most overlap first.
+
+    - One query. The campaigns are the newest RECENT_CAMPAIGNS launched and not finished a
+      week ago (a few rows of campaigns); their messages are read by the unique
+      (campaign_id, contact_id) index and kept when sent in the week and in the audience (a
+      semi-join on the lists' members by their primary key), so the rows read are at most
+      those campaigns' messages, whatever the number of contacts.
+    """
+    if not list_ids:
+        return []
+    since = now - RECENT
+    recent = (
+        select(Campaign.id)
+        .where(
+            Campaign.launched_at.is_not(None),
+            or_(Campaign.finished_at.is_(None), Campaign.finished_at >= since),
+        )
+        .order_by(Campaign.id.desc())
+        .limit(RECENT_CAMPAIGNS)
+    )
+    if exclude is not None:
+        recent = recent.where(Campaign.id != exclude)
+    reach = audience.audience(list_ids).subquery()
+    n = func.count()
+    rows = session.execute(
+        select(Campaign.id, Campaign.name, n, func.max(Message.sent_at))
+        .join(Message, Message.campaign_id == Campaign.id)
+        .where(
+            Campaign.id.in_(recent.scalar_subquery()),
+            Message.sent_at >= since,
+            Message.contact_id.in_(select(reach.c.id)),
+        )
+        .group_by(Campaign.id, Campaign.name)
+        .order_by(n.desc(), Campaign.id.desc())
+        .limit(OVERLAPS_SHOWN)
+    )
+    return [Overlap(cid, name, int(count), last) for cid, name, count, last in rows]
+
+
+def overlap_texts(
+    overlaps: Sequence[Overlap], recipients: int, now: datetime, tz: ZoneInfo
+) -> list[str]:
+    """ "312 of these 1,200 contacts got 'Diwali offer' on Tuesday." for each campaign."""
+    out = []
+    for o in overlaps:
+        day = o.last_sent.astimezone(tz).date()
+        today = now.astimezone(tz).date()
+        if day == today:
+            when = "today"
+        elif day == today - timedelta(days=1):
+            when = "yesterday"
+        else:
+            when = f"on {o.last_sent.astimezone(tz):%A}"
+        whole = max(recipients, o.contacts)
+        out.append(f"{o.contacts:,} of these {whole:,} contacts got '{o.name}' {when}.")
     return out

@@ -30,10 +30,11 @@ from .pace import Pace, validate_overrides
 
 ADDABLE = (Channel.DRY_RUN, Channel.WHATSAPP_WEB, Channel.CLOUD_API)
 CHECK_FIRST = "Check the connection to start sending."
-# How the activity log names each kind (the Activity page is read by shop owners).
+# How the activity log and every page name each kind (shop owners read them); the pages
+# ask web/sender_words.py, which reads this.
 KIND_WORDS = {
     Channel.WHATSAPP_WEB: "WhatsApp Web",
-    Channel.CLOUD_API: "Cloud API",
+    Channel.CLOUD_API: "WhatsApp Cloud API",
     Channel.DRY_RUN: "dry-run",
 }
 

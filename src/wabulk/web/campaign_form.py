@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, time
 from typing import Any
 
@@ -23,7 +24,7 @@ from ..models import Campaign, Channel, Media, Sender, SenderState, Template, ut
 from ..senders.pace import validate_overrides
 from ..senders.queries import senders_by_name
 from .form_state import FormState, ids, optional_int
-from .helpers import get_settings, optional_id, user_zone
+from .helpers import get_settings, id_values, optional_id, user_zone
 
 # (form box, label) in the order the page shows them.
 PACING_FIELDS = (
@@ -52,6 +53,8 @@ KNOWN = frozenset(
     }
 )
 CONTACT_FIELDS = ("name", "first_name", "phone", "country")
+# At most this many lists or senders are read from the plan's query string.
+MAX_CHOSEN = 200
 # The service's field names → the boxes on this form.
 RENAME = {"lists": "list_ids", "senders": "sender_ids", "media_id": "media"}
 
@@ -165,16 +168,21 @@ def _required_int(form: dict[str, str], name: str, label: str) -> int:
 
 
 def wizard_context(session: Session, state: FormState) -> dict[str, Any]:
-    """Everything the wizard page shows around the user's values."""
+    """Everything the wizard page shows around the user's values.
+
+    - The only sender that can send is ticked when the page is opened with none ticked
+      (never when a posted form comes back: the user's choice stands).
+    """
     senders = list(session.scalars(senders_by_name()))
+    usable = [s for s in senders if s.state == SenderState.LINKED]
+    if len(usable) == 1 and not state.get("sender_ids") and request.method == "GET":
+        state.values["sender_ids"] = [usable[0].id]
     chosen = [s for s in senders if s.id in state.get("sender_ids", [])]
+    plan = wizard_plan(session, state.values, chosen)
     list_ids = state.get("list_ids", [])
     return {
         "state": state,
-        "audience": (
-            audience.count(session, list_ids),
-            audience.opted_out_count(session, list_ids),
-        ),
+        "audience": (plan["recipients"], audience.opted_out_count(session, list_ids)),
         "contact_fields": CONTACT_FIELDS,
         "attribute_keys": placeholder_keys(session),
         "lists": session.execute(lists.lists_with_counts()).all(),
@@ -188,7 +196,8 @@ def wizard_context(session: Session, state: FormState) -> dict[str, Any]:
         "max_mb": get_settings().max_upload_mb,
         "linked": SenderState.LINKED,
         "has_cloud": any(s.channel == Channel.CLOUD_API for s in senders),
-        "outlook": wizard_outlook(session, state, chosen, list_ids),
+        "outlook": plan["warnings"],
+        "plan": plan,
         "cloud_notes": cloud_notes(
             session,
             optional_id(state.get("template_id")),
@@ -199,23 +208,70 @@ def wizard_context(session: Session, state: FormState) -> dict[str, Any]:
     }
 
 
-def wizard_outlook(
-    session: Session, state: FormState, chosen: list[Sender], list_ids: list[int]
-) -> list[str]:
-    """The pace and finish-by warnings for the plan as typed (none while a box is wrong)."""
-    if not chosen:
-        return []
-    try:
-        data = draft_input(state.values, None)
-        overrides = validate_overrides(data.pacing)
-    except ValidationError:
-        return []
-    now = utcnow()
-    start = data.scheduled_at if data.scheduled_at and data.scheduled_at > now else now
+def plan_values(args: Mapping[str, Any]) -> dict[str, Any]:
+    """The boxes the wizard's plan reads, from its query string, each bounded (the plan
+    endpoint answers while the user types)."""
+    getlist = getattr(args, "getlist", lambda _name: [])
+    return {
+        "list_ids": id_values(getlist("list_ids")[:MAX_CHOSEN]),
+        "sender_ids": id_values(getlist("sender_ids")[:MAX_CHOSEN]),
+        "schedule": "later" if args.get("schedule") == "later" else "now",
+        "scheduled_at": str(args.get("scheduled_at", "")).strip()[:40],
+        "ends_at": str(args.get("ends_at", "")).strip()[:40],
+        **{key: str(args.get(key, "")).strip()[:40] for key in PACING_KEYS},
+    }
+
+
+def wizard_plan(
+    session: Session, values: dict[str, Any], chosen: list[Sender] | None = None
+) -> dict[str, Any]:
+    """What the wizard foresees for the boxes as typed (`values` as `plan_values` gives them):
+
+    - `estimate`: how long at the chosen pace and when it ends, in the user's timezone;
+    - `warnings`: a pace faster than is safe, an audience too big for the finish-by time;
+    - `overlap`: who of the audience got another campaign's message in the last 7 days.
+    Nothing is estimated while a date or pacing box is wrong (its error shows on saving).
+    """
+    list_ids = values.get("list_ids", [])
+    if chosen is None:
+        wanted = values.get("sender_ids", [])[:MAX_CHOSEN]
+        chosen = list(session.scalars(senders_by_name().where(Sender.id.in_(wanted))))
+    now, tz = utcnow(), user_zone()
     recipients = audience.count(session, list_ids) if list_ids else 0
-    return outlook.warnings(
-        session, chosen, overrides, recipients, start, data.ends_at, now, user_zone()
+    plan: dict[str, Any] = {
+        "recipients": recipients,
+        "estimate": None,
+        "warnings": [],
+        "overlap": outlook.overlap_texts(
+            outlook.recent_overlaps(session, list_ids, now), recipients, now, tz
+        )
+        if recipients
+        else [],
+    }
+    if not chosen:
+        return plan
+    try:
+        start, ends_at = _times(values)
+        overrides = validate_overrides({key: values.get(key, "") for key in PACING_KEYS})
+    except ValidationError:
+        return plan
+    start = start if start and start > now else now
+    plan["warnings"] = outlook.warnings(
+        session, chosen, overrides, recipients, start, ends_at, now, tz
     )
+    plan["estimate"] = outlook.estimate_text(session, chosen, overrides, recipients, start, now, tz)
+    return plan
+
+
+def _times(values: dict[str, Any]) -> tuple[datetime | None, datetime | None]:
+    """The start (None: at launch) and finish-by time typed in the wizard."""
+    start = None
+    if values.get("schedule") == "later" and values.get("scheduled_at"):
+        start = local_time(values["scheduled_at"], "scheduled_at", "The start time")
+    ends_at = None
+    if values.get("ends_at"):
+        ends_at = local_time(values["ends_at"], "ends_at", "The finish-by time")
+    return start, ends_at
 
 
 def cloud_notes(

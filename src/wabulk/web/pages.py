@@ -1,4 +1,5 @@
-"""Read-only areas of the shell: the Dashboard, its live figures, and Analytics.
+"""Read-only areas of the shell: the Dashboard, its live figures, Analytics, and what the
+campaign wizard foresees as its boxes change (how long, until when, who got a message lately).
 
 - Live figures are polled (static/js/live.js) from small JSON answers built from
   maintained counters: a poll holds a request thread for milliseconds, where a
@@ -16,13 +17,24 @@ from ..analytics import export as analytics_export
 from ..analytics import overview as analytics_overview
 from ..errors import ValidationError
 from ..models import Campaign, Role, Sender, SenderState
+from . import campaign_form
 from .helpers import db_session, format_datetime, id_values, shown_text, user_zone
 from .security import requires
-from .sender_words import state_words
+from .sender_words import channel_words, event_words, state_words
 
 bp = Blueprint("pages", __name__)
 
 FILTER_KEYS = ("from", "to", "campaign", "sender")
+
+
+@bp.app_template_filter("event_text")
+def event_text(text: str | None) -> str | None:
+    """An Event's text as the Activity log and the Dashboard show it."""
+    shown = shown_text(text)
+    return None if shown is None else event_words(shown)
+
+
+bp.add_app_template_global(channel_words, "channel_words")
 
 
 def sender_label(s: dash.SenderHealth) -> str:
@@ -91,6 +103,15 @@ def live_campaigns() -> Response:
     return jsonify(
         {"live": any(c.live for c in found), "campaigns": [_campaign_json(c) for c in found]}
     )
+
+
+@bp.get("/campaigns/plan.json")
+@requires(Role.OPERATOR)
+def wizard_plan() -> Response:
+    """The wizard's estimate, finish-by warnings and recent overlap for the boxes as typed
+    (its query string: lists, senders, schedule, pacing), each bounded before any query."""
+    plan = campaign_form.wizard_plan(db_session(), campaign_form.plan_values(request.args))
+    return jsonify(plan)
 
 
 def _filtered() -> tuple[dict[str, str], Any, ValidationError | None]:

@@ -1,5 +1,6 @@
-"""A sender's state in a shop owner's words, per channel: every page that shows a sender's
-state (senders list, sender page, campaign wizard and page, dashboard) asks here.
+"""A sender's state and kind in a shop owner's words: every page that shows a sender's
+state (senders list, sender page, campaign wizard and page, dashboard) or its kind (the
+wizard, the Activity log) asks here.
 
 A Cloud API sender is never "linked" by scanning a code: it is connected to Meta by its
 token, and what fixes it is checking that connection.
@@ -7,7 +8,10 @@ token, and what fixes it is checking that connection.
 
 from __future__ import annotations
 
+import re
+
 from ..models import Channel, SenderState
+from ..senders.service import KIND_WORDS
 
 STATE_LABELS = {
     SenderState.LINKED: "linked",
@@ -32,3 +36,21 @@ def state_words(state: SenderState | str, channel: Channel | str | None) -> str:
         return str(state).replace("_", " ")
     labels = CLOUD_STATE_LABELS if channel == Channel.CLOUD_API else STATE_LABELS
     return labels[known]
+
+
+def channel_words(channel: Channel | str) -> str:
+    """A sender's kind as people say it: "WhatsApp Web", "WhatsApp Cloud API", "dry-run"."""
+    try:
+        return KIND_WORDS[Channel(channel)]
+    except ValueError:
+        return str(channel).replace("_", " ")
+
+
+# Events recorded before the kinds had words ("added the whatsapp_web sender 'Shop'").
+# Only that phrase: a path such as instance/dry_run/ in an admin's event stays as it is.
+_CODE_NAMES = re.compile(r"\bthe (whatsapp_web|cloud_api|dry_run) sender\b")
+
+
+def event_words(text: str) -> str:
+    """A stored Event's text with a sender kind's code name put in words."""
+    return _CODE_NAMES.sub(lambda m: f"the {channel_words(m.group(1))} sender", text)

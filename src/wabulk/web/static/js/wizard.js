@@ -1,6 +1,7 @@
 // Campaign wizard: the audience count as lists are chosen, a template or a one-off message,
 // the text's place beside a document only with an attachment, the start time only when
-// scheduling, and the senders' pacing defaults as placeholders.
+// scheduling, the senders' pacing defaults as placeholders, and the plan (how long, until
+// when, who heard from us this week, what to fix before launch) as any of those change.
 "use strict";
 
 (() => {
@@ -98,6 +99,89 @@
     });
   }
   senderBoxes.forEach((b) => b.addEventListener("change", showPacingDefaults));
+
+  // The plan, asked of the server (it knows the senders' caps, warm-up and today's sends)
+  // a moment after the last change; an older answer arriving late is dropped.
+  const plan = form.querySelector("[data-plan]");
+  const overlap = form.querySelector("[data-overlap]");
+  let planSeq = 0;
+  let planTimer = null;
+
+  function alertList(className, testid, icon, lead, texts, tail) {
+    const box = document.createElement("div");
+    box.className = className;
+    box.dataset.testid = testid;
+    const i = document.createElement("i");
+    i.className = `bi bi-${icon}`;
+    i.setAttribute("aria-hidden", "true");
+    const list = document.createElement("ul");
+    list.className = "mb-0 mt-1";
+    for (const text of texts) {
+      const li = document.createElement("li");
+      li.textContent = text;
+      list.append(li);
+    }
+    box.append(i, document.createTextNode(` ${lead}`), list);
+    if (tail) box.append(document.createTextNode(tail));
+    return box;
+  }
+
+  function showPlan(p) {
+    const estimate = plan.querySelector('[data-testid="estimate"]');
+    estimate.hidden = !p.estimate;
+    estimate.querySelector("[data-estimate]").textContent = p.estimate || "";
+    const outlook = plan.querySelector("[data-outlook]");
+    outlook.replaceChildren(
+      ...(p.warnings.length
+        ? [alertList("alert alert-warning", "outlook", "exclamation-triangle", "Before you launch:", p.warnings)]
+        : []),
+    );
+    if (overlap) {
+      overlap.replaceChildren(
+        ...(p.overlap.length
+          ? [alertList(
+            "alert alert-warning small py-2 mb-0", "overlap", "people",
+            "Some of them heard from you this week:", p.overlap,
+            "Messaging people again so soon makes them more likely to block or report your number.",
+          )]
+          : []),
+      );
+    }
+  }
+
+  async function askPlan() {
+    const query = new URLSearchParams();
+    for (const name of ["list_ids", "sender_ids"]) {
+      form.querySelectorAll(`input[name=${name}]:checked`).forEach((b) => query.append(name, b.value));
+    }
+    const schedule = radios.find((r) => r.checked);
+    if (schedule) query.set("schedule", schedule.value);
+    for (const el of form.querySelectorAll("#scheduled_at, #ends_at, [data-pace-key]")) {
+      if (el.value) query.set(el.name, el.value);
+    }
+    const mine = ++planSeq;
+    try {
+      const response = await fetch(`${plan.dataset.planUrl}?${query}`, {
+        headers: { Accept: "application/json" }, credentials: "same-origin",
+      });
+      if (!response.ok) throw new Error(String(response.status));
+      const p = await response.json();
+      if (mine === planSeq) showPlan(p);
+    } catch (err) {
+      // The page keeps the last plan; launching checks everything again.
+    }
+  }
+
+  function planSoon() {
+    if (!plan) return;
+    clearTimeout(planTimer);
+    planTimer = setTimeout(askPlan, 400);
+  }
+  [...listBoxes, ...senderBoxes, ...radios].forEach((b) => b.addEventListener("change", planSoon));
+  form.querySelectorAll("#scheduled_at, #ends_at, [data-pace-key]").forEach((el) => {
+    el.addEventListener("input", planSoon);
+    el.addEventListener("change", planSoon);
+  });
 
   showMessageSource();
   showTextPosition();
