@@ -34,6 +34,12 @@ class Labels:
         self._name = index.get(names[0]) if names else None
         self._keys = {key: index[c] for key, c in self.by_key.items() if c in index}
 
+    def in_sheet_order(self, values: dict[str, Any]) -> list[tuple[str, Any]]:
+        """A row's attributes in the order of their columns (a mapping kept in PostgreSQL's
+        JSONB comes back with its keys in another order)."""
+        end = len(self.columns)
+        return sorted(values.items(), key=lambda kv: self._keys.get(kv[0], end))
+
     def cells(self, row: Row) -> str:
         """The row's values under their columns (JSON), as the report lists a row's cells."""
         cells = [""] * len(self.columns)
@@ -69,7 +75,7 @@ def issues(
         old = existing.get(phone)
         old_name = old.name if old is not None else None
         old_attrs = (old.attributes or {}) if old is not None else {}
-        values = json.loads(row[2])
+        values = labels.in_sheet_order(json.loads(row[2]))
         if keep_last:
             # What this row replaced: the values before it that it holds differently.
             if earlier is None:
@@ -81,7 +87,7 @@ def issues(
                 lost.append(_quoted(labels.name, base_name))
             lost += [
                 _quoted(labels.by_key.get(k, k), base[k])
-                for k, v in values.items()
+                for k, v in values
                 if k in base and base[k] != v
             ]
             tail = "; taken, as the last row wins"
@@ -93,9 +99,7 @@ def issues(
             else:
                 kept_name, kept = earlier[1] or old_name, {**old_attrs, **json.loads(earlier[2])}
             lost = [_quoted(labels.name, row[1])] if row[1] and row[1] != kept_name else []
-            lost += [
-                _quoted(labels.by_key.get(k, k), v) for k, v in values.items() if kept.get(k) != v
-            ]
+            lost += [_quoted(labels.by_key.get(k, k), v) for k, v in values if kept.get(k) != v]
             tail = (
                 f"; not taken: {', '.join(lost)}" if lost else "; not taken (nothing in it differs)"
             )

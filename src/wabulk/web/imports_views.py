@@ -94,6 +94,7 @@ def _render_mapping(imp, error: str | None = None, status: int = 200):  # type: 
         imp=imp,
         pv=pv,
         mapping=mapping,
+        duplicates=mapping.get("duplicates") or "first",
         error=error,
         country=country,
         regions=country_choices(),
@@ -112,7 +113,9 @@ def _mapping_from_form(header: list[str]) -> dict:  # type: ignore[type-arg]
         for i, h in enumerate(header)
         if roles[h] == "attribute"
     }
-    return {"phone": phone, "name": names, "attributes": attributes}
+    # Checked (and refused with a message) by mapping.validate; bounded here for the page.
+    duplicates = (request.form.get("duplicates") or "first")[:20]
+    return {"phone": phone, "name": names, "attributes": attributes, "duplicates": duplicates}
 
 
 @bp.post("/<int:import_id>/start")
