@@ -25,6 +25,8 @@ def default_country(session: Session) -> str | None:
 def set_default_country(session: Session, actor: User | None, code: str) -> str:
     require_role(actor, Role.ADMIN)
     code = code.strip().upper()
+    if not code:
+        raise ValidationError("Choose a country.", field="default_country")
     if not is_region(code):
         raise ValidationError(
             f"{code!r} is not a country code such as IN or US.", field="default_country"

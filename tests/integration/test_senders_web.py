@@ -279,7 +279,7 @@ def test_an_admin_adds_a_whatsapp_web_sender_and_is_taken_to_its_qr(dual) -> Non
     assert f'data-link-url="/senders/{sender_id}/link.json"' in page
     assert _shown(page, 'data-panel="waiting"') and not _shown(page, 'data-panel="qr"')
     assert "Waiting for the browser to start" in page
-    assert "wabulk worker" in page and 'data-testid="no-worker"' in page  # tests run no worker
+    assert "background work turned off" in page and 'data-testid="no-worker"' in page
     assert 'src="/static/js/senders.js' in page
     for attrs, body in re.findall(r"<script\b([^>]*)>(.*?)</script>", page, flags=re.S):
         assert "src=" in attrs and body.strip() == ""

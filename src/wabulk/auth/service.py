@@ -84,7 +84,7 @@ def create_first_admin(session: Session, email: str, password: str, code: str) -
     if not setup_code.matches(session, code):
         raise ValidationError(
             "That setup code is not right. Use the code printed in the terminal where "
-            "wabulk is running (or run `wabulk setup-code`).",
+            "wabulk is running, or the new one that wabulk setup-code prints there.",
             field="setup_code",
         )
     user = _insert_user(session, email, password, Role.ADMIN)
