@@ -282,6 +282,50 @@ def test_import_upload_start_run_and_status(api: Api) -> None:
     assert status == 422 and "already started" in answer["error"]["message"]
 
 
+def test_import_keeps_the_first_row_of_a_repeated_number_unless_told_and_remembers_the_choices(
+    api: Api,
+) -> None:
+    sheet = "Sr No,Mobile,Name\n1,98123 45601,Deepa Patel\n2,98123 45601,Dup of row 1\n"
+    db = _db(api)
+    settings = api.client.application.extensions["wabulk.settings"]
+
+    def upload() -> dict[str, Any]:
+        status, imp = api(
+            "POST",
+            "/imports",
+            data={"file": (io.BytesIO(sheet.encode()), "customers.csv")},
+            content_type="multipart/form-data",
+        )
+        assert status == 201, imp
+        return imp
+
+    imp = upload()
+    assert imp["suggested_mapping"]["duplicates"] == "first"
+    assert "Sr No" in imp["suggested_mapping"]["attributes"]
+    mapping = {"phone": "Mobile", "name": ["Name"], "duplicates": "newest"}
+    status, answer = api(
+        "POST", f"/imports/{imp['id']}/start", json={"default_country": "IN", "mapping": mapping}
+    )
+    assert status == 422 and error_of(answer)[1] == ["mapping.duplicates"]
+    del mapping["duplicates"]  # "Sr No" left out: skipped
+    status, _ = api(
+        "POST", f"/imports/{imp['id']}/start", json={"default_country": "IN", "mapping": mapping}
+    )
+    assert status == 200
+    importer.run(db, imp["id"], settings.instance_path, "test")
+    with db.session() as session:
+        assert session.scalar(select(Contact.name)) == "Deepa Patel"
+        assert session.scalar(select(Contact.attributes)) == {}
+
+    again = upload()  # the same header: the choices of last time are suggested
+    assert again["suggested_mapping"] == {**mapping, "attributes": {}, "duplicates": "first"}
+    status, _ = api("POST", f"/imports/{again['id']}/start", json={"default_country": "IN"})
+    assert status == 200
+    importer.run(db, again["id"], settings.instance_path, "test")
+    status, done = api("GET", f"/imports/{again['id']}")
+    assert (done["created"], done["updated"], done["unchanged"], done["duplicates"]) == (0, 0, 1, 1)
+
+
 def test_import_refuses_an_unreadable_or_missing_file(api: Api) -> None:
     status, answer = api(
         "POST",

@@ -1,7 +1,9 @@
 """Importing sheets over the API: upload, confirm the columns, follow the status.
 
 The same steps as the import page: an upload is kept as a draft with its columns and a
-guessed mapping; `start` confirms the mapping and queues it; a worker runs it.
+suggested mapping (the one last confirmed for a sheet with the same header, else a guess);
+`start` confirms the mapping (remembered for the next such sheet) and queues it; a worker
+runs it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,12 @@ from ...models import Import, ImportKind, ImportStatus, Role
 from .registry import Call, Id, Input, Output, Query, Text, operation
 
 Column = Annotated[Text, Field(min_length=1, max_length=200)]
+Duplicates = Literal["first", "last"]
+_DUPLICATES = (
+    "A number written twice in the sheet: keep its first row (the later ones are left out) "
+    "or its last (its filled-in cells replace the earlier ones). The report lists every "
+    "repeat with the row it repeats and the values not taken."
+)
 
 
 class Mapping(Input):
@@ -31,12 +39,14 @@ class Mapping(Input):
         description="Other columns to keep, each under a placeholder name "
         '(e.g. {"City": "city"}); columns left out are skipped.',
     )
+    duplicates: Duplicates = Field("first", description=_DUPLICATES)
 
 
 class MappingOut(Output):
     phone: str | None = Field(description="Null when no column looks like phone numbers.")
     name: list[str]
     attributes: dict[str, str]
+    duplicates: Duplicates = Field("first", description=_DUPLICATES)
 
 
 class ImportOut(Output):
@@ -46,7 +56,8 @@ class ImportOut(Output):
     original_name: str
     columns: list[str]
     suggested_mapping: MappingOut | None = Field(
-        description="For a draft: the guessed mapping, to send back to `start` as is or edited."
+        description="For a draft: the mapping last confirmed for a sheet with the same "
+        "columns in the same order, else a guess; to send back to `start` as is or edited."
     )
     list_id: int | None
     rows_total: int | None = Field(description="An estimate, for progress.")
@@ -151,7 +162,7 @@ def upload_import(call: Call, form: UploadForm, file: FileStorage) -> ImportOut:
     role=Role.OPERATOR,
     body=StartIn,
     response=ImportOut,
-    renames={f: f"mapping.{f}" for f in ("phone", "name", "attributes")},
+    renames={f: f"mapping.{f}" for f in ("phone", "name", "attributes", "duplicates")},
 )
 def start_import(call: Call, import_id: int, body: StartIn) -> ImportOut:
     """The import is queued; a worker runs it. Follow it with `GET /imports/{import_id}`."""
