@@ -33,7 +33,7 @@ from ..models import (
     utcnow,
 )
 from ..senders.disclosure import reason_for
-from . import audience, cloud_launch
+from . import audience, cloud_launch, retry_round
 from .counters import COUNTER_ATTRS, shift_counters, shift_loaded
 
 C = CampaignStatus
@@ -295,6 +295,7 @@ def cancel(session: Session, actor: User | None, campaign_id: int) -> Campaign:
     n = _skip_unsent(session, campaign.id, now)
     campaign.finished_at = now
     session.expire(campaign, list(COUNTER_ATTRS))
+    retry_round.record_end(session, campaign, now)
     events.record(
         session,
         "campaign.cancelled",
@@ -376,11 +377,13 @@ def retry_failed(session: Session, actor: User | None, campaign_id: int) -> int:
     shift_loaded(session, campaign, {S.FAILED: -failed, S.UNKNOWN: -unknown, S.QUEUED: n})
     events.record(
         session,
-        "campaign.retried",
+        retry_round.STARTED,
         f"{events.actor_name(actor)} queued {failed:,} failed and {unknown:,} unknown "
         "message(s) again.",
         user=actor,
         campaign_id=campaign.id,
+        # What the counters said, to tell this round's own result when it ends.
+        data=retry_round.started(campaign, failed, unknown, now),
     )
     return n
 
@@ -467,6 +470,7 @@ def complete_finished(session: Session, now: datetime) -> list[int]:
             f"{campaign.n_unknown:,} unknown.",
             campaign_id=campaign.id,
         )
+        retry_round.record_end(session, campaign, now)
     return [c.id for c in done]
 
 

@@ -7,7 +7,8 @@ an O_APPEND descriptor so a killed process never leaves half a line behind, and 
 `reconcile` can prove from the file whether a message went out.
 
 Settings (per sender): `latency_seconds` per message, `failure_rate` (share of numbers
-that fail permanently, the same numbers every time) and `transient_rate` (share of
+that fail permanently, the same numbers every time, reported as not on WhatsApp so the
+contact is flagged as a real sender would flag it) and `transient_rate` (share of
 attempts that fail and are retried).
 """
 
@@ -23,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .base import (
+    NOT_ON_WHATSAPP,
     ChannelConfig,
     OutgoingMessage,
     PermanentError,
@@ -114,9 +116,12 @@ class DryRunChannel:
         # Seeded by the message id, so the same numbers fail on every attempt, as a
         # number that is not on WhatsApp would.
         if self.failure_rate and random.Random(message.message_id).random() < self.failure_rate:
+            # As a real sender reports a number with no WhatsApp account, so a rehearsal
+            # flags the contact and later campaigns skip it, as they would for real.
             raise PermanentError(
                 "Dry run: simulated failure (this number is treated as not on WhatsApp).",
-                code="dry_run_failure",
+                code=NOT_ON_WHATSAPP,
+                effect="not_on_whatsapp",
             )
         if self.transient_rate and random.random() < self.transient_rate:
             raise TransientError("Dry run: simulated temporary failure.", code="dry_run_transient")
