@@ -24,13 +24,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response as WResponse
 
-from ..campaigns import audience, funnel, lifecycle, outlook, report, retry_round
+from ..campaigns import audience, funnel, lifecycle, outlook, report
 from ..campaigns import service as campaigns
 from ..campaigns import templates as message_templates
 from ..campaigns.cloud_template import part
 from ..campaigns.media import find_media
 from ..campaigns.queries import campaigns_newest_first
 from ..campaigns.render_budget import limit_for
+from ..campaigns.samples import campaign_sample
+from ..campaigns.wa_format import to_html
 from ..contacts import lists
 from ..dispatch.hearing import settled_count
 from ..errors import DomainError, NotFound, ValidationError
@@ -54,25 +56,20 @@ from .security import requires
 
 bp = Blueprint("campaigns", __name__, url_prefix="/campaigns")
 
-
-def _retry_failed(session: Session, actor: Any, campaign_id: int) -> str:
-    n = lifecycle.retry_failed(session, actor, campaign_id)
-    return f"{n:,} message(s) queued again. This page shows how they did once they are done."
-
-
 # The user's moves (the engine's own "start" and "complete" are never buttons).
 ACTIONS: dict[str, Callable[[Session, Any, int], object]] = {
     "launch": lifecycle.launch,
     "pause": lifecycle.pause,
     "resume": lifecycle.resume,
     "cancel": lifecycle.cancel,
-    "retry": _retry_failed,
+    "retry": lifecycle.retry_failed,
 }
 DONE = {
     "launch": "Launched.",
     "pause": "Paused. Messages already being sent finish; nothing new starts.",
     "resume": "Resumed.",
     "cancel": "Cancelled. Messages not yet sent were skipped.",
+    "retry": "The failed and unknown messages are queued again.",
 }
 LIVE = frozenset({CampaignStatus.SCHEDULED, CampaignStatus.RUNNING, CampaignStatus.PAUSED})
 TESTABLE = frozenset({CampaignStatus.DRAFT, CampaignStatus.RUNNING})
@@ -254,10 +251,8 @@ def _render_detail(campaign_id: int, test: FormState) -> str:
         settled=settled_count(session, campaign_id),
         progress_labels={key: STATUS_LABELS[key] for key in PROGRESS_KEYS},
         whatsapp=_whatsapp_template(session, campaign),
+        sample=_message_sample(session, campaign, body, media),
         held=_held_json(campaign),
-        retry_round=None
-        if campaign.status == CampaignStatus.DRAFT
-        else retry_round.latest(session, campaign_id),
         finish_by=(
             campaign.ends_at.astimezone(user_zone()).strftime("%Y-%m-%dT%H:%M")
             if campaign.ends_at
@@ -286,6 +281,25 @@ def _whatsapp_template(session: Session, campaign: Campaign) -> dict[str, Any] |
         "language": str(snapshot.get("language") or ""),
         "words": words or str(body.get("text") or ""),
         "filled": words is not None,
+    }
+
+
+def _message_sample(
+    session: Session, campaign: Campaign, body: str, media: Any
+) -> dict[str, Any] | None:
+    """The message as one real customer got it (or will), formatted as WhatsApp shows it,
+    never the template's code; None for a WhatsApp template (shown its own way)."""
+    if campaign.cloud_template:
+        return None
+    limit = limit_for(media.mime_type if media else None)
+    sample = campaign_sample(session, campaign, body, limit)
+    if sample is None:
+        return None
+    who = sample.name or sample.phone
+    return {
+        "caption": f"As {who} got it:" if sample.sent else f"As {who} will get it:",
+        "html": to_html(sample.text),
+        "error": sample.error,
     }
 
 
@@ -399,9 +413,13 @@ def report_xlsx(campaign_id: int) -> Response:
 @requires(Role.VIEWER)
 def summary(campaign_id: int) -> str:
     """The one-page summary, made to print."""
+    session = db_session()
+    s = report.summary(session, campaign_id)
+    media = find_media(session, lifecycle.effective_message(session, s.campaign)[1])
     return render_template(
         "campaigns/summary.html",
-        s=report.summary(db_session(), campaign_id),
+        s=s,
+        sample=_message_sample(session, s.campaign, s.body, media),
         labels=STATUS_LABELS,
         printed_at=utcnow(),
     )
@@ -490,7 +508,7 @@ def act(campaign_id: int, action: str) -> WResponse:
     move = ACTIONS.get(action)
     if move is None:
         raise NotFound(f"There is no campaign action {action!r}.")
-    apply_action(lambda s: move(s, current_user, campaign_id), DONE.get(action))
+    apply_action(lambda s: move(s, current_user, campaign_id), DONE[action])
     return redirect(url_for("campaigns.detail", campaign_id=campaign_id))
 
 
