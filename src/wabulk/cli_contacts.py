@@ -31,6 +31,13 @@ def contacts() -> None:
     help="Override the guessed columns: phone=Mobile, name=Customer, skip=Notes. Repeatable.",
 )
 @click.option(
+    "--duplicates",
+    type=click.Choice(["first", "last"]),
+    default=None,
+    help="A number written twice in the sheet: keep its first row (the default, or as chosen "
+    "last time for a sheet with the same columns) or its last. The report lists every repeat.",
+)
+@click.option(
     "--opt-outs",
     is_flag=True,
     help="The sheet lists people who asked not to be "
@@ -55,12 +62,15 @@ def import_cmd(
     list_name: str | None,
     country: str | None,
     mapping_pairs: tuple[str, ...],
+    duplicates: str | None,
     opt_outs: bool,
     reason: str,
     report_path: Path | None,
 ) -> None:
     """Import FILE (.xlsx, .xls, .ods or .csv) and print what became of every row.
 
+    The columns are mapped as last time for a sheet with the same column names in the same
+    order (else guessed), then as --mapping says; the choices are remembered for next time.
     Exits 0 when the import ran, even with rejected rows; non-zero when the file cannot
     be read at all.
     """
@@ -94,6 +104,8 @@ def import_cmd(
             stored = instance / imp.stored_path
             pv = importer.preview(imp, instance, region)
             chosen = mappings.apply_overrides(mapping_pairs, pv.sheet.header, pv.mapping)
+            if duplicates:
+                chosen["duplicates"] = duplicates
             list_id, new_list = None, None
             if list_name and not opt_outs:
                 existing = lists.find_list(session, list_name)
@@ -134,10 +146,14 @@ def import_cmd(
         click.echo(importer.summary_sentence(session, result))
         if result.error:
             raise click.ClickException(result.error)
-        issues = result.invalid_count + sum(
-            1
-            for _ in session.scalars(
-                importer.issues_of(result.id).where(importer.ImportIssue.rejected.is_(False))
+        issues = (
+            result.invalid_count
+            + result.duplicate_count
+            + sum(
+                1
+                for _ in session.scalars(
+                    importer.issues_of(result.id).where(importer.ImportIssue.rejected.is_(False))
+                )
             )
         )
         if issues:

@@ -129,3 +129,29 @@ def test_opt_out_import_from_the_cli(instance, tmp_path) -> None:
     assert [(r["phone"], r["opted_out"], r["opt_out_reason"]) for r in rows] == [
         ("+919876543210", "yes", "Replied STOP")
     ]
+
+
+def test_a_repeated_number_keeps_its_first_row_unless_told_and_the_report_lists_it(
+    instance, tmp_path
+) -> None:
+    sheet = tmp_path / "dups.csv"
+    sheet.write_text("Sr No,Name,Phone\n1,Deepa Patel,9876543210\n2,Dup of row 1,09876543210\n")
+    base = ("contacts", "import", str(sheet), "--country", "IN", "--mapping", "skip=Sr No")
+    first = run_wabulk(instance, *base)
+    assert first.returncode == 0, first.stderr
+    assert "1 created, 0 updated, 0 unchanged, 1 duplicates in the file" in first.stdout
+    assert "row 3 repeats row 2 (+919876543210); not taken: Name 'Dup of row 1'" in first.stdout
+    report = next(tmp_path.glob("dups-import-*-report.csv"))
+    rows = list(csv.reader(report.read_text(encoding="utf-8-sig").splitlines()))
+    assert rows[1][:2] == ["3", "rejected"]
+
+    # The same sheet again, no --mapping: "Sr No" stays skipped, as chosen last time.
+    again = run_wabulk(instance, "contacts", "import", str(sheet), "--country", "IN")
+    assert "0 created, 0 updated, 1 unchanged" in again.stdout, again.stdout
+
+    last = run_wabulk(instance, *base, "--duplicates", "last")
+    assert "0 created, 1 updated, 0 unchanged" in last.stdout, last.stdout
+    assert "taken, as the last row wins; replaced: Name 'Deepa Patel'" in last.stdout
+    listed = run_wabulk(instance, "contacts", "export", "--output", str(tmp_path / "out.csv"))
+    assert listed.returncode == 0, listed.stderr
+    assert "Dup of row 1" in (tmp_path / "out.csv").read_text(encoding="utf-8-sig")
