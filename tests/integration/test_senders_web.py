@@ -364,7 +364,8 @@ def test_the_link_page_follows_the_row_the_worker_writes(dual) -> None:
     assert response.headers["Cache-Control"] == "no-store"
     view = response.get_json()
     assert set(view) == {
-        "id", "state", "reason", "phone", "linking", "qr", "seconds_left", "by_phone", "code"
+        "id", "state", "reason", "phone", "linking", "qr", "seconds_left", "by_phone", "code",
+        "trouble", "detail",
     }  # fmt: skip
     assert (view["id"], view["state"], view["linking"], view["qr"]) == (
         sender_id,

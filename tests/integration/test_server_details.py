@@ -79,7 +79,8 @@ def test_viewers_and_operators_never_see_the_path(
         assert "/srv/" not in body and "shop data" not in body, url
     # The sentence instead, on each of the four places the issue names.
     assert PROFILE_MISSING in shown["/senders"]
-    assert PROFILE_MISSING in shown["/"]
+    # The dashboard cuts no reason short: it links to the Senders page, which shows it.
+    assert 'data-testid="sender-problem" href="/senders">' in shown["/"]
     assert "The browser for Main failed: The Chrome profile folder" in shown["/activity"]
     assert HIDDEN.replace("(", "") in shown["/activity"]
     listed = json.loads(shown["/api/v1/senders"])["data"]

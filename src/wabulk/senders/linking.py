@@ -38,6 +38,53 @@ IN_USE_REASON = (
 )
 
 
+# Why WhatsApp Web could not be opened, in a shop owner's words. The stored reason stays
+# whole (an administrator installing Chrome needs its details); pages lead with these.
+# Found in our own reasons (whatsapp_web/browser.py and channel.py), first match wins.
+TROUBLES: tuple[tuple[str, tuple[str, ...], str], ...] = (
+    (
+        "unreachable",
+        ("could not be reached", "net::ERR_"),
+        "WhatsApp Web could not be reached from the computer running wabulk: its internet "
+        "connection, a firewall or a proxy is in the way.",
+    ),
+    (
+        "profile_in_use",
+        ("open in another Chrome",),
+        "Another Chrome window is using this sender's WhatsApp, so wabulk cannot open it. "
+        "Close that Chrome window.",
+    ),
+    (
+        "profile_missing",
+        ("profile folder",),
+        "The Chrome profile chosen for this sender cannot be found on the computer running "
+        "wabulk. Check the sender's settings.",
+    ),
+    (
+        "no_desktop",
+        ("no desktop",),
+        "This sender is set to show its browser window, but the computer running wabulk has "
+        "no screen. Untick “Show the browser window” in the sender's settings.",
+    ),
+    (
+        "not_installed",
+        ("No ChromeDriver", "does not exist", "not an executable", "cannot find Chrome binary"),
+        "Google Chrome (or Chromium) was not found on the computer running wabulk. Install it "
+        "there (the README says how).",
+    ),
+)
+BROWSER_TROUBLE = "Chrome could not open WhatsApp Web for this sender."
+
+
+def trouble(reason: str | None) -> tuple[str, str]:
+    """(kind, sentence) for why a sender's browser failed, from its stored reason."""
+    text = reason or ""
+    for kind, marks, sentence in TROUBLES:
+        if any(mark in text for mark in marks):
+            return kind, sentence
+    return "browser", BROWSER_TROUBLE
+
+
 def link_phone(sender: Sender) -> str | None:
     """The number the sender is being linked by (E.164), None when by QR."""
     return ((sender.health or {}).get("link") or {}).get("phone")
@@ -117,10 +164,15 @@ def link_view(sender: Sender, now: datetime | None = None) -> dict[str, object]:
         and now - datetime.fromisoformat(code_at) < timedelta(seconds=90)
         else None
     )
+    failed = sender.state == SenderState.BROWSER_FAILED
+    kind, sentence = trouble(sender.state_reason) if failed else ("", "")
     return {
         "id": sender.id,
         "state": sender.state.value,
-        "reason": sender.state_reason,
+        # A failed browser: what it means for the shop; its own words go in "detail".
+        "reason": sentence if failed else sender.state_reason,
+        "trouble": kind or None,
+        "detail": sender.state_reason if failed else None,
         "phone": sender.phone,
         "linking": active,
         "qr": fresh_qr,
@@ -167,7 +219,7 @@ def link_step(session: Session, sender: Sender, channel: Channel, now: datetime)
         events.record(
             session,
             "sender.browser_failed",
-            f"The browser for {sender.name} failed: {exc}",
+            f"Linking {sender.name} stopped. {trouble(str(exc))[1]} (The browser said: {exc})",
             level=EventLevel.ERROR,
         )
         session.commit()

@@ -74,6 +74,7 @@
     secondsLeft = view.seconds_left;
     showCountdown();
     box.querySelectorAll("[data-field=reason]").forEach((el) => { el.textContent = view.reason || ""; });
+    box.querySelectorAll("[data-field=detail]").forEach((el) => { el.textContent = view.detail || ""; });
     box.querySelector("[data-field=phone]").textContent = view.phone || "an unknown number";
     if (view.linking) wasLinking = true;
     if (panel === "idle") {
