@@ -48,6 +48,7 @@ def test_import_a_sheet_and_see_every_row_accounted_for(browser, artifacts, tmp_
         page.wait_for_selector("[data-testid=preview]")
         assert page.get_by_label("Use of column WhatsApp No").input_value() == "phone"
         assert page.get_by_label("Use of column Customer Name").input_value() == "name"
+        assert page.get_by_label("Keep the first row").is_checked()  # a repeat renames no one
         page.select_option("#default_country", "IN")
         page.screenshot(path=str(artifacts / "import-mapping.png"), full_page=True)
         page.get_by_role("button", name="Start import").click()
@@ -57,11 +58,17 @@ def test_import_a_sheet_and_see_every_row_accounted_for(browser, artifacts, tmp_
         counts = page.get_by_test_id("import-counts").inner_text()
         for expected in ("Rows read\n4", "Created\n2", "Duplicates in the file\n1", "Invalid\n1"):
             assert expected in counts
-        assert "row 5: '12345' is too short for India" in page.content().replace("&#39;", "'")
+        content = page.content().replace("&#39;", "'")
+        assert "row 5: '12345' is too short for India" in content
+        assert (
+            "row 6 repeats row 2 (+919876543210); not taken: Customer Name 'Asha again', "
+            "Due Amount '99'"
+        ) in content
         page.screenshot(path=str(artifacts / "import-done.png"), full_page=True)
 
         page.get_by_role("link", name="Diwali customers").click()
         table = page.get_by_test_id("contacts").inner_text()
         assert "+919876543210" in table and "+919123456789" in table
+        assert "Asha Patel" in table and "Asha again" not in table
         assert errors == []
         page.close()
