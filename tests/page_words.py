@@ -21,7 +21,7 @@ HIDDEN_ELEMENTS = {"script", "style"}
 # (what the owner would not understand, a pattern that finds it)
 TERMS: list[tuple[str, re.Pattern[str]]] = [
     ("the dispatcher", re.compile(r"\bdispatcher\b", re.I)),
-    ("a worker process", re.compile(r"\bwabulk (?:worker|serve)\b|\bworker process", re.I)),
+    ("a worker process", re.compile(r"\bwabulk (?:worker|serve)\b|\bthe worker\b", re.I)),
     ("a command-line flag", re.compile(r"(?<![\w-])--[a-z][a-z-]+")),
     ("a channel's code name", re.compile(r"\b(?:dry_run|whatsapp_web|cloud_api)\b")),
     (

@@ -81,7 +81,7 @@ def test_import_through_the_pages(client, as_role, db, settings) -> None:
     assert _start(client, import_id).status_code == 302
     assert client.get(f"/contacts/imports/{import_id}/status.json").get_json()["status"] == "queued"
     waiting = client.get(f"/contacts/imports/{import_id}").get_data(as_text=True)
-    assert "Waiting for the worker" in waiting and "Contacts join the list" in waiting
+    assert "Waiting to start" in waiting and "Contacts join the list" in waiting
     assert "were added" not in waiting
     _run_worker(db, settings)
     status = client.get(f"/contacts/imports/{import_id}/status.json").get_json()

@@ -9,7 +9,7 @@
   const rows = box.querySelector("[data-field=rows]");
   const hint = box.querySelector("[data-field=hint]"); // what to check while it waits
   const fmt = new Intl.NumberFormat();
-  const labels = { queued: "Waiting for the worker…", running: "Importing…" };
+  const labels = { queued: "Waiting to start…", running: "Importing…" };
 
   async function poll() {
     try {
