@@ -21,15 +21,14 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
-from ..models import Campaign, Channel, Message, Sender, SenderState
+from ..models import Campaign, Channel, Contact, Message, Sender, SenderState, list_members
 from ..senders import warmup
 from ..senders.pace import Pace
 from ..senders.service import WEB_PACING, sent_today
 from ..zones import zone
-from . import audience
 
 SAFE_MIN_DELAY = float(WEB_PACING["min_delay_seconds"])
 SAFE_MAX_DELAY = float(WEB_PACING["max_delay_seconds"])
@@ -392,21 +391,10 @@ class Overlap:
     last_sent: datetime
 
 
-def recent_overlaps(
-    session: Session, list_ids: Sequence[int], now: datetime, exclude: int | None = None
-) -> list[Overlap]:
-    """The campaigns that sent to this audience in the last 7 days, most overlap first.
-
-    - One query. The campaigns are the newest RECENT_CAMPAIGNS launched and not finished a
-      week ago (a few rows of campaigns); their messages are read by the unique
-      (campaign_id, contact_id) index and kept when sent in the week and in the audience (a
-      semi-join on the lists' members by their primary key), so the rows read are at most
-      those campaigns' messages, whatever the number of contacts.
-    """
-    if not list_ids:
-        return []
-    since = now - RECENT
-    recent = (
+def recent_campaigns(since: datetime, exclude: int | None = None) -> Select[tuple[int]]:
+    """The newest RECENT_CAMPAIGNS campaigns launched and not finished before `since` (a
+    read of the campaigns table, a few hundred rows at most)."""
+    query = (
         select(Campaign.id)
         .where(
             Campaign.launched_at.is_not(None),
@@ -415,22 +403,54 @@ def recent_overlaps(
         .order_by(Campaign.id.desc())
         .limit(RECENT_CAMPAIGNS)
     )
-    if exclude is not None:
-        recent = recent.where(Campaign.id != exclude)
-    reach = audience.audience(list_ids).subquery()
+    return query if exclude is None else query.where(Campaign.id != exclude)
+
+
+def overlap_query(
+    list_ids: Sequence[int], campaign_ids: Sequence[int], since: datetime
+) -> Select[tuple[int, str, int, datetime]]:
+    """(campaign id, name, contacts, last sent) for these campaigns' messages sent since
+    `since` to the lists' reachable members, most overlap first.
+
+    - The campaigns' messages come by ix_messages_campaign_id_status_next_attempt_at, the
+      ids given as values so the planner sees how few campaigns they are (as a subquery it
+      scanned every message); each is checked against the lists by the members' primary
+      key (list_id, contact_id). The work follows those campaigns' messages, not the size
+      of the lists or of the history (EXPLAIN on PostgreSQL at a million contacts: a bitmap
+      scan of the 350,000 recent messages and an index-only probe each).
+    - A contact in two lists counts once (a semi-join); one left out of the audience (opted
+      out, not on WhatsApp) not at all.
+    """
+    member = select(list_members.c.contact_id).where(
+        list_members.c.list_id.in_(list_ids), list_members.c.contact_id == Message.contact_id
+    )
     n = func.count()
-    rows = session.execute(
+    return (
         select(Campaign.id, Campaign.name, n, func.max(Message.sent_at))
         .join(Message, Message.campaign_id == Campaign.id)
+        .join(Contact, Contact.id == Message.contact_id)
         .where(
-            Campaign.id.in_(recent.scalar_subquery()),
+            Message.campaign_id.in_(campaign_ids),
             Message.sent_at >= since,
-            Message.contact_id.in_(select(reach.c.id)),
+            Contact.opted_out_at.is_(None),
+            Contact.not_on_whatsapp_at.is_(None),
+            member.exists(),
         )
         .group_by(Campaign.id, Campaign.name)
         .order_by(n.desc(), Campaign.id.desc())
         .limit(OVERLAPS_SHOWN)
     )
+
+
+def recent_overlaps(
+    session: Session, list_ids: Sequence[int], now: datetime, exclude: int | None = None
+) -> list[Overlap]:
+    """The campaigns that sent to this audience in the last 7 days, most overlap first."""
+    since = now - RECENT
+    campaign_ids = list(session.scalars(recent_campaigns(since, exclude))) if list_ids else []
+    if not campaign_ids:
+        return []
+    rows = session.execute(overlap_query(list_ids, campaign_ids, since))
     return [Overlap(cid, name, int(count), last) for cid, name, count, last in rows]
 
 
