@@ -1,9 +1,10 @@
 """Every page of the app, filled: a seeded instance and the list of page URLs to visit.
 
-- `seed` loads the demo data as an admin and adds what the demo lacks: a WhatsApp Web
-  sender waiting to be linked, a connected Cloud API sender with an approved template, a
-  template linked to it, campaigns in every state, an import waiting for its columns and
-  one finished with rejected rows, a second user, an API token and an opted-out contact.
+- `seed` loads the demo data as an admin and adds what the demo lacks: WhatsApp Web
+  senders waiting to be linked, whose browser failed, held back by a limit; a connected
+  Cloud API sender with an approved template, a template linked to it, campaigns in every
+  state, imports waiting for their columns, queued and finished with rejected rows, a
+  second user, an API token and an opted-out contact.
 - `page_urls` walks the app's URL map: every GET rule is a page unless it is listed in
   NOT_PAGES, and its ids come from the seeded rows, so a new page cannot be missed.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from flask import Flask
@@ -128,7 +130,22 @@ def seed(db: Database, instance: Path) -> Seeded:
                 "checked_at": utcnow().isoformat(),
             },
         )
-        session.add_all([web, cloud])
+        troubled = [
+            Sender(
+                name="Back office phone",
+                channel=Channel.WHATSAPP_WEB,
+                state=SenderState.BROWSER_FAILED,
+                state_reason="Google Chrome could not start: is it installed?",
+            ),
+            Sender(
+                name="Counter phone",
+                channel=Channel.WHATSAPP_WEB,
+                state=SenderState.LIMITED,
+                state_reason="WhatsApp showed a limit banner.",
+                limited_until=utcnow() + timedelta(hours=6),
+            ),
+        ]
+        session.add_all([web, cloud, *troubled])
         session.flush()
         session.add(
             CloudTemplate(
