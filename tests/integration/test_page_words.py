@@ -29,9 +29,10 @@ from tests.page_tour import ADMIN_EMAIL, PASSWORD, page_urls, seed
 from tests.page_words import internal_terms, visible_text
 from wabulk import migrate
 from wabulk.app import create_app
+from wabulk.auth import service as users
 from wabulk.config import Settings
 from wabulk.db import Database
-from wabulk.models import Event
+from wabulk.models import Event, Role
 
 from ..conftest import login
 
@@ -149,14 +150,19 @@ def _send(client: FlaskClient, form: Form, button: tuple[str, str] | None) -> st
 # --- the tests --------------------------------------------------------------------------
 
 
-def _walk(app: Flask, client: FlaskClient, seeded) -> tuple[list[str], dict[str, list[Form]]]:  # type: ignore[no-untyped-def]
-    """Read every page; the words found and the forms met, by the endpoint they post to."""
+def _walk(  # type: ignore[no-untyped-def]
+    app: Flask, client: FlaskClient, seeded, refused: tuple[int, ...] = ()
+) -> tuple[list[str], dict[str, list[Form]]]:
+    """Read every page; the words found and the forms met, by the endpoint they post to.
+
+    - `refused`: statuses that are right for this visitor too (a viewer's 403 page).
+    """
     problems: list[str] = []
     forms: dict[str, list[Form]] = {}
     for endpoint, url in page_urls(app, seeded):
         response = client.get(url)
         expected = 404 if endpoint == "errors.not_found" else 200
-        assert response.status_code == expected, (url, response.status_code)
+        assert response.status_code in (expected, *refused), (url, response.status_code)
         kind = response.headers.get("Content-Type", "")
         if not kind.startswith("text/html"):
             problems.append(
@@ -177,6 +183,11 @@ def test_every_page_and_every_form_answer_speaks_plainly(dual, settings) -> None
     seeded = seed(db, Path(settings.instance_path))
     client = _signed_in(app)
     problems, forms = _walk(app, client, seeded)
+    with db.session() as session:
+        users.create_user(session, None, "viewer@shop.example", PASSWORD, Role.VIEWER)
+    viewer = app.test_client()
+    assert login(viewer, "viewer@shop.example", PASSWORD).status_code == 302
+    problems += [f"(as a viewer) {p}" for p in _walk(app, viewer, seeded, (403,))[0]]
     assert not problems, "internal words on pages:\n" + "\n".join(problems)
 
     assert len(forms) >= 25, sorted(forms)  # the walk really met the app's forms
