@@ -493,7 +493,7 @@ def test_send_test_writes_one_line_to_the_dry_run_log(client, as_role, db, setti
     bad = _post(client, url + "/test", phone="12", sender_id=str(sender))
     assert bad.status_code == 400
     page = bad.get_data(as_text=True)
-    assert re.search(r'data-error-for="phone">The number', page) and 'value="12"' in page
+    assert re.search(r'data-error-for="phone">The phone number', page) and 'value="12"' in page
     assert read_log(log_path(settings.instance_path, "Rehearsal")) == []
 
     response = _post(client, url + "/test", phone=phones(2)[1], sender_id=str(sender))

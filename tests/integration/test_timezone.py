@@ -76,6 +76,7 @@ def test_first_run_setup_stores_the_browser_timezone(dual) -> None:
             "password": PASSWORD,
             "confirm": PASSWORD,
             "timezone": "Europe/Berlin",
+            "country": "DE",
             "csrf_token": get_csrf(client, "/setup"),
         },
     )

@@ -27,6 +27,7 @@ def test_first_visit_goes_to_setup_and_needs_the_code(client: FlaskClient, db) -
         "email": "boss@example.com",
         "password": PASSWORD,
         "confirm": PASSWORD,
+        "country": "IN",
         "csrf_token": token,
     }
     wrong = client.post("/setup", data={**form, "setup_code": "ABCD-EFGH-JKLM"})

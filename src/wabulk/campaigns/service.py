@@ -15,7 +15,7 @@ from .. import app_settings, events
 from ..auth.permissions import require_role
 from ..channels.base import ChannelConfig, ChannelError, OutgoingMessage
 from ..channels.registry import EXCLUSIVE, open_channel
-from ..contacts.phones import normalise
+from ..contacts.phones import normalise, phone_problem
 from ..errors import Conflict, ValidationError
 from ..models import (
     Campaign,
@@ -275,7 +275,9 @@ def send_test(
     region = default_region or app_settings.default_country(session) or ""
     result = normalise(phone_text, region)
     if result.e164 is None:
-        raise ValidationError(f"The number {result.error}.", field="phone")
+        raise ValidationError(
+            phone_problem(phone_text.strip(), result.error, region), field="phone"
+        )
     phone = result.e164
     sender = session.get(Sender, sender_id)
     if sender is None or sender not in campaign.senders:

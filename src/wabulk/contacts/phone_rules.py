@@ -24,6 +24,8 @@ from phonenumbers import timezone as pn_timezone
 # character goes to the parser.
 STRIP_RE = re.compile(r"[\s.\-()\[\]\u00a0\u2010-\u2015\u202f]")
 UNKNOWN_TZ = frozenset({"Etc/Unknown", ""})
+# How an import's report notes a landline (and how the report's landline rows are found).
+LANDLINE_NOTE = "landline: may not reach a phone"
 _MIN_NSN, _MAX_NSN = 2, 17  # phonenumbers' _MIN_LENGTH_FOR_NSN and _MAX_LENGTH_FOR_NSN
 # _test_number_length's outcomes that make the parser keep a national prefix.
 _TOO_SHORT, _LOCAL_ONLY, _INVALID_LENGTH, _TOO_LONG, _POSSIBLE = range(5)
@@ -276,12 +278,11 @@ def is_valid(number: PhoneNumber) -> bool:
 
 
 @lru_cache(maxsize=512)
-def _line_rules(country_code: int) -> tuple[tuple[Desc, ...], Desc, Desc | None] | None:
-    """What tells a landline of a single-region country code: (the types phonenumbers tests
-    before fixed line, fixed line, mobile); None when fixed and mobile look alike."""
-    region = single_region(country_code)
-    md = metadata(region) if region else None
-    if md is None or md.country_code != country_code or md.same_mobile_and_fixed_line_pattern:
+def _line_rules(region: str) -> tuple[tuple[Desc, ...], Desc, Desc | None] | None:
+    """What tells a region's landline: (the types phonenumbers tests before fixed line,
+    fixed line, mobile); None when fixed and mobile look alike (FIXED_LINE_OR_MOBILE)."""
+    md = metadata(region)
+    if md is None or md.same_mobile_and_fixed_line_pattern:
         return None
     fixed = compiled(md.fixed_line)
     if fixed is None:
@@ -291,25 +292,47 @@ def _line_rules(country_code: int) -> tuple[tuple[Desc, ...], Desc, Desc | None]
     return tuple(d for d in map(compiled, before) if d is not None), fixed, compiled(md.mobile)
 
 
+@lru_cache(maxsize=512)
+def _region_test(region: str) -> tuple[re.Pattern[str] | None, Desc | None, tuple[Desc, ...]]:
+    """(leading digits, general, every type) of one region of a shared country code."""
+    md = metadata(region)
+    if md is None:
+        return None, None, ()
+    types = (md.mobile, md.fixed_line, md.premium_rate, md.toll_free, md.shared_cost, md.voip)
+    types += (md.personal_number, md.pager, md.uan, md.voicemail)
+    leading = re.compile(md.leading_digits) if md.leading_digits else None
+    found = tuple(d for d in map(compiled, types) if d is not None)
+    return leading, compiled(md.general_desc), found
+
+
+def _region_of(code: int, nsn: str) -> str | None:
+    """phonenumbers' region_code_for_number for a shared code (+1, +44, +7), without a
+    PhoneNumber: the first region whose leading digits, or else whose patterns, fit."""
+    for region in COUNTRY_CODE_TO_REGION_CODE.get(code, ()):
+        leading, general, types = _region_test(region)
+        if leading is not None:
+            if leading.match(nsn):
+                return region
+        elif general is not None and matches(nsn, general) and any(matches(nsn, d) for d in types):
+            return region
+    return None
+
+
 def is_landline(e164: str) -> bool:
     """Whether a valid E.164 number is a fixed line, as `phonenumbers.number_type` says
-    (FIXED_LINE, not FIXED_LINE_OR_MOBILE): a few regex matches for single-region codes,
-    the parser for shared ones (+1, +44, +7)."""
+    (FIXED_LINE, not FIXED_LINE_OR_MOBILE), in a few regex matches: imports ask it of
+    every row."""
     digits = e164[1:] if e164[:1] == "+" else e164
     split = _country_code(digits) if digits.isdigit() else None
     if split is None:
         return False
     code, nsn = split
-    if single_region(code) is None:
-        try:
-            number = phonenumbers.parse(e164, None)
-        except phonenumbers.NumberParseException:
-            return False
-        return phonenumbers.number_type(number) == phonenumbers.PhoneNumberType.FIXED_LINE
-    rules = _line_rules(code)
+    region = single_region(code) or _region_of(code, nsn)
+    rules = _line_rules(region) if region else None
     if rules is None:
         return False
     before, fixed, mobile = rules
-    if any(matches(nsn, d) for d in before) or not matches(nsn, fixed):
+    # Fixed line first: most numbers in a sheet are mobiles, and one pattern rules them out.
+    if not matches(nsn, fixed) or any(matches(nsn, d) for d in before):
         return False
     return mobile is None or not matches(nsn, mobile)

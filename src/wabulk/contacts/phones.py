@@ -84,7 +84,10 @@ def phone_problem(text: str, error: str | None, region: str | None) -> str:
     error = error or "is not a phone number"
     hint = COUNTRY_HINT[0].lower() + COUNTRY_HINT[1:]
     if not region and "country code" in error:
-        return f"'{text}' has no country code: write it with one (such as +91), or {hint}."
+        return (
+            f"The phone number '{text}' has no country code: write it with one (such as +91), "
+            f"or {hint}."
+        )
     if not region:
         return f"The phone number {error}. {COUNTRY_HINT} for numbers without a country code."
     return (

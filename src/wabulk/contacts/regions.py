@@ -4,6 +4,9 @@ Generated once from phonenumbers' own locale data, which takes ~100 MB of memory
 at run time; country names change rarely enough to keep them here.
 """
 
+from functools import lru_cache
+from pathlib import Path
+
 NAMES = {
     "AC": "AC",
     "AD": "Andorra",
@@ -251,3 +254,45 @@ NAMES = {
     "ZM": "Zambia",
     "ZW": "Zimbabwe",
 }
+
+
+@lru_cache(maxsize=1)
+def zone_countries() -> dict[str, str]:
+    """The country of each timezone name a browser may report ("Asia/Kolkata" and its old
+    name "Asia/Calcutta" → "IN"), from the system's or the tzdata package's zone tables;
+    empty when neither is there (the setup page then guesses from the browser's language)."""
+    found: dict[str, str] = {}
+    links: list[tuple[str, str]] = []
+    for folder in _zone_folders():
+        try:
+            table = (folder / "zone.tab").read_text(encoding="utf-8")
+        except OSError:
+            continue
+        for line in table.splitlines():
+            parts = line.split("\t")
+            if len(parts) >= 3 and not line.startswith("#") and parts[0] in NAMES:
+                found.setdefault(parts[2], parts[0])
+        try:
+            source = (folder / "tzdata.zi").read_text(encoding="utf-8")
+        except OSError:
+            source = ""
+        links += [tuple(line.split()[1:3]) for line in source.splitlines() if line[:2] == "L "]  # type: ignore[misc]
+        if found:
+            break
+    for target, alias in links:
+        if target in found:
+            found.setdefault(alias, found[target])
+    return found
+
+
+def _zone_folders() -> list[Path]:
+    import zoneinfo
+
+    folders = [Path(p) for p in zoneinfo.TZPATH]
+    try:
+        from importlib.resources import files
+
+        folders.append(Path(str(files("tzdata").joinpath("zoneinfo"))))
+    except (ImportError, ModuleNotFoundError, TypeError):
+        pass
+    return folders

@@ -23,6 +23,7 @@ from ..models import (
     ContactList,
     Event,
     Import,
+    ImportIssue,
     Inbound,
     Message,
     Role,
@@ -34,6 +35,7 @@ from . import tallies
 from .bulk import add_members as _add_members
 from .bulk import insert_contacts
 from .mapping import attribute_key
+from .phone_rules import LANDLINE_NOTE
 from .phones import PhoneResult, clean_cell, is_region, normalise, phone_problem
 
 OPT_STATUSES = ("all", "subscribed", "opted_out", "not_on_whatsapp")
@@ -525,3 +527,16 @@ def placeholder_keys(session: Session, newest: int = 2000) -> list[str]:
         for key in attrs or {}:
             keys.setdefault(key, None)
     return sorted(keys)
+
+
+def import_landlines(session: Session, import_id: int, limit: int = 20) -> tuple[int, list]:
+    """How many numbers an import took are landlines, and the first `limit` of their rows
+    (notes of the import's report, found by their wording: no column says it)."""
+    noted = select(ImportIssue).where(
+        ImportIssue.import_id == import_id,
+        ImportIssue.rejected.is_(False),
+        ImportIssue.reason.like(f"%; {LANDLINE_NOTE}%"),
+    )
+    n = session.scalar(select(func.count()).select_from(noted.subquery())) or 0
+    rows = session.scalars(noted.order_by(ImportIssue.row_number).limit(limit)).all() if n else []
+    return n, list(rows)

@@ -8,9 +8,11 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_user, logout_user
 from werkzeug.wrappers import Response
 
-from .. import events
+from .. import app_settings, events
 from ..auth import service as users
 from ..auth import sessions as signed_in
+from ..contacts.phones import country_choices, is_region
+from ..contacts.regions import zone_countries
 from ..errors import DomainError, PermissionDenied, ValidationError
 from ..models import Role
 from .forms import LoginForm, SetupForm
@@ -76,14 +78,24 @@ def setup() -> Response | str:
         return redirect(url_for("auth.login"))
     form = SetupForm()
     error = None
+    country = request.form.get("country", "")[:8].strip().upper()
     if form.validate_on_submit():
         try:
+            if not is_region(country):
+                raise ValidationError(
+                    "Choose your country: phone numbers written without a country code are "
+                    "read as numbers there.",
+                    field="country",
+                )
             user = users.create_first_admin(
                 session,
                 form.email.data or "",
                 form.password.data or "",
                 form.setup_code.data or "",
             )
+            session.flush()
+            # Asked once here, so imports, tests and the API read "98765 43210" as it is meant.
+            app_settings.set_default_country(session, user, country)
             users.adopt_browser_timezone(user, request.form.get("timezone"))
             signed_in.start(session, user, request.user_agent.string)
             session.commit()
@@ -96,7 +108,14 @@ def setup() -> Response | str:
             login_user(user)
             flash("Welcome! Your administrator account is ready.", "success")
             return redirect(url_for("pages.dashboard"))
-    return render_template("auth/setup.html", form=form, error=error), 400 if error else 200
+    return render_template(
+        "auth/setup.html",
+        form=form,
+        error=error,
+        country=country,
+        regions=country_choices(),
+        zone_countries=zone_countries(),
+    ), 400 if error else 200
 
 
 @bp.route("/logout", methods=["POST"])

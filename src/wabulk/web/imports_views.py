@@ -10,6 +10,7 @@ from werkzeug.wrappers import Response as WResponse
 
 from .. import app_settings
 from ..contacts import export, importer, lists
+from ..contacts import service as contacts
 from ..contacts.phones import country_choices
 from ..contacts.sheets import SheetError
 from ..errors import DomainError
@@ -69,6 +70,7 @@ def show(import_id: int) -> str | tuple[str, int]:
         imp=imp,
         list_name=_list_name(imp),
         issues=session.scalars(importer.issues_of(imp.id).limit(20)).all(),
+        landlines=contacts.import_landlines(session, imp.id),
     )
 
 
