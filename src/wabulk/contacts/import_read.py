@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import mapping as mappings
+from .phone_rules import LANDLINE_NOTE, is_landline
 from .phones import clean_cell, normalise
 from .sheets import SheetError, open_sheet
 
@@ -318,10 +319,14 @@ class Plan:
         pairs = [k + _json_text(cells[i]) for i, k in self._json_keys if cells[i]]
         attrs = "{" + ", ".join(pairs) + "}"
         row = (e164, name, attrs, result.country, result.timezone)
-        if not result.extras:
+        landline = is_landline(e164)  # accepted (WhatsApp Business runs on one), but noted
+        if not result.extras and not landline:
             return row, None
-        reason = (
-            f"row {number}: imported {e164}; also holds "
-            f"{', '.join(result.extras)}, not imported (one number per contact)"
-        )
+        reason = f"row {number}: imported {e164}"
+        if result.extras:
+            reason += (
+                f"; also holds {', '.join(result.extras)}, not imported (one number per contact)"
+            )
+        if landline:
+            reason += f"; {LANDLINE_NOTE}"
         return row, (number, False, reason[:500], json.dumps(cells))
