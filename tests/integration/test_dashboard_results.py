@@ -44,7 +44,10 @@ def test_the_dashboard_shows_the_last_finished_campaigns_results(dual) -> None:
     # Nothing finished yet: said so, with what will show.
     running = make_campaign(db, [customers], [sender], name="Still going")
     card = _card(client.get("/").get_data(as_text=True))
+    assert re.search(r'data-empty="last"\s*>', card), "the empty state is hidden"
+    assert re.search(r'data-last=""\s*hidden', card), "the results are shown"
     assert "No campaign has finished yet" in _words(card)
+    assert client.get("/live.json").get_json()["last_finished"]["id"] is None
 
     older = make_campaign(db, [customers], [sender], name="Summer sale")
     _finish(db, older, CampaignStatus.COMPLETED, timedelta(days=2))
@@ -66,7 +69,8 @@ def test_the_dashboard_shows_the_last_finished_campaigns_results(dual) -> None:
 
     page = client.get("/").get_data(as_text=True)
     card = _card(page)
-    assert f'href="/campaigns/{diwali}">Diwali offer</a>' in card
+    assert re.search(rf'href="/campaigns/{diwali}"[^>]*>Diwali offer</a>', card)
+    assert re.search(r'data-empty="last"\s*hidden', card), "the empty state still shows"
     assert "Summer sale" not in card and "Still going" not in card
     said = _words(card)
     assert re.search(r"Cancelled \d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC", said), said
@@ -83,6 +87,22 @@ def test_the_dashboard_shows_the_last_finished_campaigns_results(dual) -> None:
     assert result("replied") == "Replied 1 25.0% of sent"
     assert result("failed") == "Failed 1 10.0%"
     assert running  # still running: never the "last finished"
+
+    # The live answer brings the same, so a dashboard left open shows a campaign finishing.
+    live = client.get("/live.json").get_json()["last_finished"]
+    assert (live["id"], live["name"], live["url"]) == (
+        diwali,
+        "Diwali offer",
+        f"/campaigns/{diwali}",
+    )
+    assert live["when"].startswith("Cancelled ")
+    assert [(s["key"], s["n"], s["percent"]) for s in live["steps"]] == [
+        ("sent", 4, "40.0%"),
+        ("delivered", 3, "75.0% of sent"),
+        ("read", 2, "50.0% of sent"),
+        ("replied", 1, "25.0% of sent"),
+        ("failed", 1, "10.0%"),
+    ]
 
 
 def test_recent_activity_names_and_links_the_campaign(dual) -> None:

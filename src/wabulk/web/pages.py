@@ -43,6 +43,42 @@ def sender_label(s: dash.SenderHealth) -> str:
     return state_words(s.state, s.channel)
 
 
+# The last finished campaign's results, in the order its page shows its funnel.
+RESULT_LABELS = (
+    ("sent", "Sent"),
+    ("delivered", "Delivered"),
+    ("read", "Read"),
+    ("replied", "Replied"),
+    ("failed", "Failed"),
+)
+
+
+def last_finished_view(last: dash.FinishedCampaign | None) -> dict[str, Any]:
+    """The Dashboard's last-finished card, for the page and its live answer alike."""
+    if last is None:
+        steps = [{"key": k, "label": label, "n": 0, "percent": ""} for k, label in RESULT_LABELS]
+        return {"id": None, "name": "", "url": "", "when": "", "steps": steps}
+    word = "Cancelled" if last.status == "cancelled" else "Finished"
+    return {
+        "id": last.id,
+        "name": last.name,
+        "url": url_for("campaigns.detail", campaign_id=last.id),
+        "when": f"{word} {format_datetime(last.finished_at)}",
+        "steps": [
+            {
+                "key": step.key,
+                "label": step.label,
+                "n": step.n,
+                # Sent and failed are shares of the recipients; the rest of what was sent.
+                "percent": ""
+                if step.percent is None
+                else f"{step.percent}%" + (" of sent" if step.base == "sent" else ""),
+            }
+            for step in last.funnel.steps()
+        ],
+    }
+
+
 def _campaign_json(c: dash.CampaignProgress) -> dict[str, Any]:
     return {
         "id": c.id,
@@ -65,7 +101,11 @@ def _campaign_json(c: dash.CampaignProgress) -> dict[str, Any]:
 def dashboard() -> str:
     board = dash.dashboard(db_session(), user_zone())
     return render_template(
-        "pages/dashboard.html", d=board, sender_label=sender_label, linked=SenderState.LINKED
+        "pages/dashboard.html",
+        d=board,
+        last=last_finished_view(board.last_finished),
+        sender_label=sender_label,
+        linked=SenderState.LINKED,
     )
 
 
@@ -73,10 +113,13 @@ def dashboard() -> str:
 @requires(Role.VIEWER)
 def live() -> Response:
     """The Dashboard's moving figures, polled every few seconds by every open dashboard."""
-    f = dash.live_figures(db_session(), user_zone())
+    session = db_session()
+    f = dash.live_figures(session, user_zone())
     return jsonify(
         {
             "live": f.live,
+            # The poll that sees a campaign finish brings its results, then stops.
+            "last_finished": last_finished_view(dash.last_finished(session)),
             "today": f.today.as_dict(),
             "running": [_campaign_json(c) for c in f.running],
             "scheduled": [_campaign_json(c) for c in f.scheduled],

@@ -1,5 +1,6 @@
-// The Dashboard follows today's figures, the running and scheduled campaigns and the
-// senders' day through live.js, while anything can still move.
+// The Dashboard follows today's figures, the running and scheduled campaigns, the senders'
+// day and the last finished campaign's results through live.js, while anything can still
+// move.
 "use strict";
 
 (() => {
@@ -104,6 +105,28 @@
     }
   }
 
+  function showLast(last) {
+    const box = root.querySelector("[data-last]");
+    if (!box || !last) return;
+    const empty = root.querySelector('[data-empty="last"]');
+    box.hidden = !last.id;
+    if (empty) empty.hidden = Boolean(last.id);
+    if (!last.id) return;
+    box.dataset.last = String(last.id);
+    const name = field(box, "name");
+    name.href = last.url;
+    setText(name, last.name);
+    setText(field(box, "when"), last.when);
+    for (const step of last.steps) {
+      const cell = box.querySelector(`[data-result="${step.key}"]`);
+      if (!cell) continue;
+      const n = field(cell, "n");
+      setText(n, fmt(step.n));
+      n.classList.toggle("text-danger", step.key === "failed" && step.n > 0);
+      setText(field(cell, "percent"), step.percent);
+    }
+  }
+
   window.WabulkLive.follow({
     url: root.dataset.liveUrl,
     stopped: root.dataset.live !== "1",
@@ -113,6 +136,7 @@
       showList("running", p.running, newCampaign, fillCampaign);
       showList("scheduled", p.scheduled, newScheduled, fillScheduled);
       showSenders(p.senders);
+      showLast(p.last_finished);
       root.dataset.live = p.live ? "1" : "0";
       return p.live;
     },
