@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, time
 from typing import Any
 
@@ -211,7 +211,7 @@ def wizard_context(session: Session, state: FormState) -> dict[str, Any]:
 def plan_values(args: Mapping[str, Any]) -> dict[str, Any]:
     """The boxes the wizard's plan reads, from its query string, each bounded (the plan
     endpoint answers while the user types)."""
-    getlist = getattr(args, "getlist", lambda _name: [])
+    getlist: Callable[[str], list[str]] = getattr(args, "getlist", lambda _name: [])
     return {
         "list_ids": id_values(getlist("list_ids")[:MAX_CHOSEN]),
         "sender_ids": id_values(getlist("sender_ids")[:MAX_CHOSEN]),
