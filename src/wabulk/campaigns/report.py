@@ -159,17 +159,16 @@ def rows(
 ) -> Iterator[list[Cell]]:
     """Every recipient of the campaign as typed report cells, in id order.
 
-    - Text is neutralised; numbers stay numbers; times are naive datetimes in the reader's
-      zone (a spreadsheet has no timezones: the header names it). None is an empty cell.
+    - Text is neutralised ("" when empty); numbers stay numbers; times are naive datetimes
+      in the reader's zone (a spreadsheet has no timezones: the header names it), None when
+      the step never happened.
     """
     tz = zone(tz_name)
     fields = fields or []
+    text = neutralise
 
     def when(value: datetime | None) -> datetime | None:
         return value.astimezone(tz).replace(tzinfo=None) if value else None
-
-    def text(value: Any) -> str | None:
-        return None if value is None else neutralise(value)
 
     span = session.execute(
         select(func.min(Message.id), func.max(Message.id)).where(Message.campaign_id == campaign_id)
@@ -204,14 +203,6 @@ def rows(
             ]
 
 
-def _csv_text(value: Cell) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S")
-    return str(value)
-
-
 def csv_chunks(
     session: Session, campaign_id: int, tz_name: str | None, rows_per_chunk: int = 1000
 ) -> Iterator[str]:
@@ -221,12 +212,19 @@ def csv_chunks(
       emoji in replies) instead of the machine's legacy code page.
     """
     fields = field_names(session, campaign_id)
+    columns = header(tz_name, fields)
+    # Only the times need words; the csv module writes None as "" and numbers as digits.
+    first = len(columns) - 3 - len(TIME_COLUMNS)
+    times = range(first, first + len(TIME_COLUMNS))
     buf = io.StringIO()
     buf.write("\ufeff")
     writer = csv.writer(buf)
-    writer.writerow(header(tz_name, fields))
+    writer.writerow(columns)
     for n, row in enumerate(rows(session, campaign_id, tz_name, fields=fields), start=1):
-        writer.writerow([_csv_text(v) for v in row])
+        for i in times:
+            value = row[i]
+            row[i] = value.strftime("%Y-%m-%d %H:%M:%S") if value else ""  # type: ignore[union-attr]
+        writer.writerow(row)
         if n % rows_per_chunk == 0:
             yield buf.getvalue()
             buf.seek(0)
@@ -281,7 +279,7 @@ def write_xlsx(
             sheet, line = new_sheet(sheets), 0
         line += 1
         for col, value in enumerate(row):
-            if value is None:
+            if value is None or value == "":
                 continue
             if isinstance(value, str):
                 sheet.write_string(line, col, value)
