@@ -206,6 +206,35 @@ def test_cancel_skips_messages_waiting_for_a_retry(migrated_db, tmp_path, monkey
     assert_counters_exact(db, campaign_id)
 
 
+def test_a_send_that_fails_for_a_moment_as_cancel_commits_is_not_left_waiting(
+    migrated_db, tmp_path, monkeypatch
+) -> None:
+    """The message under way when Cancel commits fails temporarily: its retry is not queued
+    for later, it is skipped with the rest, and the campaign ends at 100%."""
+    monkeypatch.setitem(registry.FACTORIES, "dry_run", ScriptedChannel)
+    ScriptedChannel.sent = []
+    db = migrated_db
+    lst = make_contacts(db, phones(5), "Customers")
+    sender = make_sender(db, max_delay_seconds=0)
+    campaign_id = make_campaign(db, [lst], [sender], max_attempts=5, retry_seconds=60)
+
+    def script(channel, message):
+        if len(ScriptedChannel.sent) == 2:
+            with db.session() as session:
+                lifecycle.cancel(session, None, campaign_id)
+            raise TransientError("network hiccup", code="timeout")
+
+    ScriptedChannel.script = script
+    try:
+        clock = FakeClock()
+        drive([make_lane(db, sender, tmp_path, clock)], clock, db)
+    finally:
+        ScriptedChannel.script = None
+    c = counters(db, campaign_id)
+    assert (c["sent"], c["queued"], c["sending"], c["skipped"]) == (2, 0, 0, 3)
+    assert_counters_exact(db, campaign_id)
+
+
 def test_what_comes_back_to_a_cancelled_campaign_is_skipped(migrated_db) -> None:
     """A message a crash's recovery puts back in the queue after the cancel is skipped by
     the dispatcher's sweep, so the campaign still ends at 100%."""
