@@ -569,3 +569,8 @@ def test_fields_come_in_the_order_of_the_sheet_they_were_imported_from(dual) -> 
             "status",  # held by a contact, in no import: after those, by name
         ]
         assert report_fields.field_names(session, 9999) == []
+    assert report_fields.field_columns(["=HYPERLINK(1)", "Status", "city"]) == [
+        "'=HYPERLINK(1)",
+        "Status (field)",
+        "city",
+    ]

@@ -63,7 +63,8 @@ def field_names(session: Session, campaign_id: int, limit: int = MAX_FIELDS) -> 
 
 
 def field_columns(fields: list[str]) -> list[str]:
-    return [f"{key} (field)" if key.lower() in OWN_COLUMNS else key for key in fields]
+    """The fields' column headers: neutralised too (the API may name a field "=x")."""
+    return [neutralise(f"{key} (field)" if key.lower() in OWN_COLUMNS else key) for key in fields]
 
 
 def field_cell(value: Any) -> str | int | float | None:
