@@ -98,6 +98,11 @@ def test_first_campaign_from_sender_to_completed_without_reloading(
         page.get_by_test_id("audience").get_by_text("60", exact=True).wait_for()
         page.get_by_label("Template").select_option(label="Diwali offer")
         preview.get_by_text("Hi Asha, your Diwali gift waits in Pune!IN").wait_for()
+        # The only sender is ticked already, and the wizard says how long sending takes.
+        expect(page.get_by_label("Rehearsal")).to_be_checked()
+        expect(page.get_by_test_id("estimate")).to_contain_text(
+            "the 60 messages go out as fast as they can"
+        )
         page.get_by_label("Rehearsal").check()
         assert page.get_by_label("Shortest delay (s)").get_attribute("placeholder") == "0"
         page.get_by_role("button", name="Save draft").click()
