@@ -24,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response as WResponse
 
-from ..campaigns import audience, funnel, lifecycle, outlook, report
+from ..campaigns import audience, funnel, lifecycle, outlook, report, retry_round
 from ..campaigns import service as campaigns
 from ..campaigns import templates as message_templates
 from ..campaigns.cloud_template import part
@@ -56,20 +56,25 @@ from .security import requires
 
 bp = Blueprint("campaigns", __name__, url_prefix="/campaigns")
 
+
+def _retry_failed(session: Session, actor: Any, campaign_id: int) -> str:
+    n = lifecycle.retry_failed(session, actor, campaign_id)
+    return f"{n:,} message(s) queued again. This page shows how they did once they are done."
+
+
 # The user's moves (the engine's own "start" and "complete" are never buttons).
 ACTIONS: dict[str, Callable[[Session, Any, int], object]] = {
     "launch": lifecycle.launch,
     "pause": lifecycle.pause,
     "resume": lifecycle.resume,
     "cancel": lifecycle.cancel,
-    "retry": lifecycle.retry_failed,
+    "retry": _retry_failed,
 }
 DONE = {
     "launch": "Launched.",
     "pause": "Paused. Messages already being sent finish; nothing new starts.",
     "resume": "Resumed.",
     "cancel": "Cancelled. Messages not yet sent were skipped.",
-    "retry": "The failed and unknown messages are queued again.",
 }
 LIVE = frozenset({CampaignStatus.SCHEDULED, CampaignStatus.RUNNING, CampaignStatus.PAUSED})
 TESTABLE = frozenset({CampaignStatus.DRAFT, CampaignStatus.RUNNING})
@@ -253,6 +258,9 @@ def _render_detail(campaign_id: int, test: FormState) -> str:
         whatsapp=_whatsapp_template(session, campaign),
         sample=_message_sample(session, campaign, body, media),
         held=_held_json(campaign),
+        retry_round=None
+        if campaign.status == CampaignStatus.DRAFT
+        else retry_round.latest(session, campaign_id),
         finish_by=(
             campaign.ends_at.astimezone(user_zone()).strftime("%Y-%m-%dT%H:%M")
             if campaign.ends_at
@@ -508,7 +516,7 @@ def act(campaign_id: int, action: str) -> WResponse:
     move = ACTIONS.get(action)
     if move is None:
         raise NotFound(f"There is no campaign action {action!r}.")
-    apply_action(lambda s: move(s, current_user, campaign_id), DONE[action])
+    apply_action(lambda s: move(s, current_user, campaign_id), DONE.get(action))
     return redirect(url_for("campaigns.detail", campaign_id=campaign_id))
 
 
