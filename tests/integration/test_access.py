@@ -8,7 +8,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.routing import Rule
-from werkzeug.routing.converters import NumberConverter
+from werkzeug.routing.converters import AnyConverter, NumberConverter
 
 from wabulk.app import create_app
 from wabulk.config import Settings
@@ -26,7 +26,10 @@ def _url_for_rule(app: Flask, rule: Rule) -> str:
     values: dict[str, object] = {}
     for arg in rule.arguments:
         converter = rule._converters[arg]
-        values[arg] = 1 if isinstance(converter, NumberConverter) else "x"
+        if isinstance(converter, AnyConverter):
+            values[arg] = sorted(converter.items)[0]  # one of the values the rule allows
+        else:
+            values[arg] = 1 if isinstance(converter, NumberConverter) else "x"
     with app.test_request_context():
         return app.url_map.bind("localhost").build(rule.endpoint, values)
 

@@ -235,7 +235,12 @@ def test_upsert_contact_refuses_bad_input_saying_what_is_wrong(db) -> None:
         lists.create_list(session, None, "VIP")
         viewer = users.create_user(session, None, "v@example.com", PASSWORD, Role.VIEWER)
     cases = [
-        (dict(phone="12345"), "phone", "The phone number '12345' is too short for India."),
+        (
+            dict(phone="12345"),
+            "phone",
+            "The phone number '12345' is too short for India. Numbers without a country code"
+            " are read as numbers in India; set your country under Settings → General.",
+        ),
         (dict(phone="  "), "phone", "Give the contact's phone number."),
         (dict(phone="call me"), "phone", "The phone number 'call me' is not a phone number."),
         (
@@ -246,8 +251,8 @@ def test_upsert_contact_refuses_bad_input_saying_what_is_wrong(db) -> None:
         (
             dict(phone="9876543210", default_country=None),
             "phone",
-            "'9876543210' has no country code: write it with one (such as +91) or give a "
-            "default country.",
+            "The phone number '9876543210' has no country code: write it with one (such as"
+            " +91), or set your country under Settings → General.",
         ),
         (
             dict(phone=A, default_country="XX"),

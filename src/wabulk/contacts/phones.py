@@ -83,6 +83,11 @@ def phone_problem(text: str, error: str | None, region: str | None) -> str:
     country code are read as, and where that is set."""
     error = error or "is not a phone number"
     hint = COUNTRY_HINT[0].lower() + COUNTRY_HINT[1:]
+    written = text.strip()
+    if written.startswith(("+", "00")) or not any(c.isdigit() for c in written):
+        # The country setting cannot be the cause: the number names its own country, or
+        # there is no number at all.
+        return f"The phone number {error}."
     if not region and "country code" in error:
         return (
             f"The phone number '{text}' has no country code: write it with one (such as +91), "
