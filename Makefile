@@ -11,9 +11,10 @@ VENDOR   := src/wabulk/web/static/vendor
 STAMP    := $(VENV)/.stamp
 DEVSTAMP := $(VENV)/.stamp-dev
 APT_PKGS := chromium chromium-driver
-# Test processes: the suite mostly waits on browsers, servers and PostgreSQL, so two workers
-# halve it on a 2-core machine. `make test TEST_WORKERS=0` runs it in one process.
-TEST_WORKERS ?= 2
+# Test processes: the suite mostly waits on browsers, servers and PostgreSQL, so three workers
+# keep a 2-core machine busy (two left it a third idle). `make test TEST_WORKERS=0` runs it in
+# one process.
+TEST_WORKERS ?= 3
 
 .PHONY: help run test test-slow lint bench vendor browsers lock clean
 

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from tests.analytics_support import signed_in
 from tests.campaigns_support import make_contacts, phones
-from wabulk.campaigns import fields, samples, templates
+from wabulk.campaigns import fields, samples, service, templates
 from wabulk.campaigns.rendering import TemplateError
 from wabulk.models import Contact, Role, Template
 
@@ -124,3 +124,17 @@ def test_the_sample_search_needs_a_login_and_returns_a_few_contacts(dual) -> Non
     huge = client.get("/templates/sample-contacts.json?q=" + "Person" * 5000)
     assert huge.status_code == 200 and huge.get_json()["contacts"] == []
     assert client.get("/templates/sample-contacts.json?q=").get_json()["contacts"] == []
+
+
+def test_a_campaigns_own_message_with_a_misspelt_field_is_refused_at_save(dual) -> None:
+    _app, db = dual
+    vip = make_contacts(db, phones(2), "VIP", attributes={"city": "Pune"})
+    with db.session() as session, pytest.raises(TemplateError, match='did you mean "city"'):
+        service.save_draft(
+            session, None, service.DraftInput(name="Typo", list_ids=[vip], body="Hi {{ ctiy }}")
+        )
+    with db.session() as session:
+        saved = service.save_draft(
+            session, None, service.DraftInput(name="Ok", list_ids=[vip], body="Hi {{ city }}")
+        )
+        assert saved.body == "Hi {{ city }}"

@@ -35,6 +35,7 @@ from ..models import (
 from ..senders import lease as sender_lease
 from ..senders.pace import Pace, overrides_for_storage, validate_overrides
 from . import audience
+from .fields import check_fields
 from .lifecycle import check_finish_by, effective_message, get_campaign
 from .media import find_media, media_path
 from .render_budget import limit_for
@@ -88,7 +89,8 @@ def save_draft(
     if data.media_id is not None and session.get(Media, data.media_id) is None:
         raise ValidationError(f"There is no attachment #{data.media_id}.", field="media_id")
     if data.template_id is None and data.body.strip():
-        compile_body(data.body)  # names the line of a mistake now, not at launch
+        # Names the line of a mistake, or a misspelt field, now rather than at launch.
+        check_fields(session, compile_body(data.body).placeholders, data.body)
     if not 1 <= data.max_attempts <= MAX_ATTEMPTS:
         raise ValidationError(
             f"Attempts must be between 1 and {MAX_ATTEMPTS}.", field="max_attempts"
