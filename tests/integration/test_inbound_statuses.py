@@ -345,3 +345,41 @@ def test_a_storm_of_batched_duplicated_statuses_shared_by_two_workers_is_exact(
     counts = by_kind(assert_exact(db, campaign_id))
     assert counts["sent"] == counts["delivered"] == counts["read"] == 300
     assert counts["billed:marketing"] == 300
+
+
+def test_a_failure_heard_after_the_customer_replied_changes_nothing(migrated_db) -> None:
+    """A reply proves the message reached the customer: a later failure must not make it
+    failed (a "send again" would then message them twice)."""
+    from wabulk import inbound
+    from wabulk.channels.heard import Heard, HeardError, Reply, StatusUpdate
+
+    db = migrated_db
+    cloud = make_cloud_sender(db)
+    campaign_id, ids = campaign_for(db, 2, cloud)
+    t0 = utcnow().replace(microsecond=0) + timedelta(seconds=1)
+    settle_sent(db, claim_all(db, campaign_id, cloud, t0, "lane:1"), cloud, t0, "lane:1")
+    answered, other = ids
+    with db.session() as session:
+        phone = session.scalar(select(Contact.phone).join(Message).where(Message.id == answered))
+    later = t0 + timedelta(minutes=2)
+    with db.session() as session:
+        inbound.apply(
+            session, cloud, Heard(replies=[Reply(later, "r-1", phone, text="Price?")]), later
+        )
+        session.commit()
+    failed = [
+        StatusUpdate(
+            status="failed",
+            at=later + timedelta(minutes=1),
+            message_id=m,
+            errors=(HeardError(code="131026"),),
+        )
+        for m in ids
+    ]
+    with db.session() as session:
+        inbound.apply(session, cloud, Heard(statuses=failed), later + timedelta(minutes=2))
+        session.commit()
+    got = rows(db, ids)
+    assert got[answered].status == S.SENT and got[answered].replied_at == later
+    assert got[other].status == S.FAILED  # the rule is about the reply, not the sender
+    assert_exact(db, campaign_id)

@@ -4,8 +4,8 @@
   else by the provider's id among this sender's messages.
 - Forward-only: queued/sending/unknown < sent < delivered < read. Read implies delivered;
   a late `delivered` never downgrades `read`; a duplicate changes nothing. `failed` sits
-  beside them: it wins over `sent`, is ignored after `delivered`/`read`, and nothing moves
-  a failed message forward again.
+  beside them: it wins over `sent`, is ignored after `delivered`/`read` or a reply to the
+  message, and nothing moves a failed message forward again.
 - A status for a message still `sending` (the webhook beat the dispatcher's own settle),
   `unknown` (its worker died) or `queued` after a retry (it did go out before) settles it.
   The dispatcher's later settle is guarded by `status = 'sending' AND lease_owner`, so it
@@ -73,6 +73,7 @@ _COLUMNS = (
     messages.c.delivered_at,
     messages.c.read_at,
     messages.c.failed_at,
+    messages.c.replied_at,
     messages.c.billed_category,
     messages.c.error_code,
     messages.c.error_detail,
@@ -131,15 +132,18 @@ def _may_settle(row: dict[str, Any]) -> bool:
     return not (status == S.QUEUED and row["attempts"] == 0)
 
 
-def _advance(row: dict[str, Any], u: StatusUpdate) -> None:
-    """Apply one status to the row's values in memory."""
+def _advance(row: dict[str, Any], u: StatusUpdate, answered: bool = False) -> None:
+    """Apply one status to the row's values in memory; `answered`: the customer replied to
+    this message, so it reached them."""
     if not _may_settle(row):
         return
     status = row["status"]
     was_open = RANK[status] == 0
     if u.status == "failed":
-        if status in (S.DELIVERED, S.READ):
-            return  # it reached the customer: a late failure is not the truth
+        if status in (S.DELIVERED, S.READ) or answered:
+            # It reached the customer: a late failure is not the truth (and a "send
+            # again" of it would message them twice).
+            return
         error = u.errors[0] if u.errors else HeardError(code="failed")
         row["status"] = S.FAILED
         row["failed_at"] = u.at
@@ -219,8 +223,9 @@ def apply_statuses(
         was = old._mapping
         before = {name: was[name] for name in _WRITTEN}
         new = dict(before)
+        answered = was["replied_at"] is not None
         for u in sorted(said, key=lambda u: (u.at, _ORDER[u.status])):
-            _advance(new, u)
+            _advance(new, u, answered)
         error = new.pop("_error", None)
         if new == before:
             continue
