@@ -256,3 +256,20 @@ def fake_cloud(fake_cloud_server: FakeCloudApi) -> FakeCloudApi:
     """The stand-in, reset: no numbers, templates, messages, media or faults."""
     fake_cloud_server.reset()
     return fake_cloud_server
+
+
+# Long checks whose twin stays in `make test` (the same test on the other database, or a
+# shorter form of the same load): run by `make test-slow`, to keep `make test` near 15 min.
+SLOW_TWINS = {
+    "tests/integration/test_load_browse.py::"
+    "test_fifty_clients_browse_a_20000_message_campaign_without_an_error[quick]",
+    "tests/integration/test_cloud_scenarios.py::test_each_class_of_error_ends_as_meta_means[postgres]",
+    "tests/integration/test_api_schemathesis.py::test_every_operation_answers_as_documented[postgres]",
+}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.nodeid in SLOW_TWINS:
+            item.add_marker(pytest.mark.slow)
