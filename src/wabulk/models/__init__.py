@@ -23,12 +23,15 @@ from .contacts import (
     list_members,
 )
 from .events import Event, EventLevel, Inbound
+from .hooks import DeliveryStatus, OutboxEvent, WebhookEndpoint
+from .inbox import Answer, Conversation, ConversationNote, ConversationState, QuickReply
 from .senders import Channel, Sender, SenderState
 from .stats import SLOT_MINUTES, MessageStat, Tally
 from .users import ApiToken, AppSetting, LoginFailure, Role, User, UserSession
 
 __all__ = [
     "SLOT_MINUTES",
+    "Answer",
     "ApiToken",
     "AppSetting",
     "Base",
@@ -39,6 +42,10 @@ __all__ = [
     "CloudTemplate",
     "Contact",
     "ContactList",
+    "Conversation",
+    "ConversationNote",
+    "ConversationState",
+    "DeliveryStatus",
     "Event",
     "EventLevel",
     "Import",
@@ -51,6 +58,8 @@ __all__ = [
     "Message",
     "MessageStat",
     "MessageStatus",
+    "OutboxEvent",
+    "QuickReply",
     "Role",
     "Sender",
     "SenderState",
@@ -59,6 +68,7 @@ __all__ = [
     "Template",
     "User",
     "UserSession",
+    "WebhookEndpoint",
     "WebhookReceipt",
     "campaign_lists",
     "campaign_senders",

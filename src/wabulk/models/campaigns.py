@@ -149,7 +149,8 @@ class Message(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    # NULL for an answer written in the Inbox (models/inbox.py `Answer`).
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="RESTRICT"))
     phone: Mapped[str] = mapped_column(String(20))  # E.164 at launch
     # Rendered from the campaign's launch snapshot when first claimed (launch stays one
