@@ -6,6 +6,9 @@
 - It answers the campaign message it quotes, else the last campaign message this sender
   sent that contact within 72 hours. The first reply to a message sets `replied_at` and
   counts Replied (campaign counter and `message_stats`) in the same transaction.
+- A reply quoting an answer written in the Inbox (a message with no campaign) is linked to
+  it but counts for no campaign; an answer is never "the last campaign message", so a
+  reply after one is still credited to the campaign that started the conversation.
 - A reply that is an opt-out keyword, a tap on an opt-out button, or the customer telling
   WhatsApp itself to stop marketing, opts the contact out at once through
   `contacts.service.opt_out`, the one opt-out path: running campaigns skip them from then on.
@@ -101,6 +104,7 @@ def _answered(
         .where(
             messages.c.contact_id == contact_id,
             messages.c.sender_id == sender_id,
+            messages.c.campaign_id.is_not(None),
             messages.c.status.in_(WENT_OUT),
             messages.c.sent_at >= at - ATTRIBUTION_WINDOW,
             messages.c.sent_at <= at + timedelta(minutes=5),
@@ -177,7 +181,8 @@ def store_replies(
         effects.stored += 1
         if contact_id is None:
             effects.unmatched += 1
-        if answered is not None and _first_reply(session, answered, at):
+        credited = answered is not None and answered.campaign_id is not None
+        if credited and _first_reply(session, answered, at):
             effects.replied += 1
         if opted and reason is not None and contact_id is not None:
             effects.opted_out += contacts_service.opt_out(
