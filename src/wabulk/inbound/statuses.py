@@ -241,7 +241,9 @@ def apply_statuses(
         return effects
     _write(session, writes, now)
 
-    moves: dict[int, Counter] = defaultdict(Counter)
+    # An answer written in the Inbox (campaign None) moves like any message; no campaign
+    # counts it, and `message_stats` keeps it under campaign 0.
+    moves: dict[int | None, Counter] = defaultdict(Counter)
     counted: list[stats.StatRow] = []
     for old, new in writes:
         if new["status"] != old.status:
@@ -249,7 +251,7 @@ def apply_statuses(
             moves[old.campaign_id][new["status"]] += 1
             effects.changed[new["status"].value] += 1
         counted.extend(_stat_rows(old, new))
-    for campaign_id, deltas in sorted(moves.items()):
+    for campaign_id, deltas in sorted(moves.items(), key=lambda kv: kv[0] or 0):
         shift_counters(session, campaign_id, dict(deltas))
     stats.bump(session, counted)
     if effects.not_on_whatsapp:
