@@ -32,6 +32,7 @@ from ..models import (
     User,
     utcnow,
 )
+from ..outbox import causes as events_out
 from ..senders.disclosure import reason_for
 from . import audience, cloud_launch, retry_round
 from .counters import COUNTER_ATTRS, shift_counters, shift_loaded
@@ -471,6 +472,7 @@ def complete_finished(session: Session, now: datetime) -> list[int]:
             campaign_id=campaign.id,
         )
         retry_round.record_end(session, campaign, now)
+        events_out.campaign_completed(session, campaign, now)
     return [c.id for c in done]
 
 

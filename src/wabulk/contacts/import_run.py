@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from ..db import Database
 from ..models import Contact, Import, ImportKind, ImportStatus, utcnow
+from ..outbox import causes as events_out
 from . import bulk, import_repeats, tallies
 from .import_read import Chunk, Plan, Row
 
@@ -292,6 +293,7 @@ def _apply_chunk(
         imp.status, imp.finished_at = ImportStatus.COMPLETED, now
         imp.lease_owner = imp.lease_until = None
         imp.rows_total = imp.rows_read
+        events_out.import_completed(session, imp, now)
     # The counters move last, in this chunk's transaction: a chunk rolled back or written
     # again after a crash moves them once (see tallies on why last).
     session.flush()

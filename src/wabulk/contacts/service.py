@@ -31,6 +31,7 @@ from ..models import (
     list_members,
     utcnow,
 )
+from ..outbox import causes as events_out
 from . import tallies
 from .bulk import add_members as _add_members
 from .bulk import insert_contacts
@@ -246,6 +247,7 @@ def opt_out(
             data={"contact_id": contact_id},
         )
     tallies.add(session, opted_out=len(changed))
+    events_out.opted_out(session, [row[0] for row in changed], reason[:500], who, now)
     return len(changed)
 
 

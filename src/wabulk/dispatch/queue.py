@@ -44,6 +44,7 @@ from ..channels.base import NOT_ON_WHATSAPP
 from ..contacts import service as contacts_service
 from ..db import driver_marks, driver_time
 from ..models import Campaign, Contact, Inbound, Message, MessageStatus
+from ..outbox import causes as events_out
 from ..senders.pace import Pace
 
 messages = Message.__table__
@@ -463,6 +464,7 @@ def settle(
         groups[(o.kind, o.campaign_id, o.error_code if o.kind == "failed" else None)].append(o)
     changed: Counter = Counter()
     counted: list[stats.StatRow] = []
+    settled: list[int] = []  # sent or failed: a `message.status` event for endpoints
     conn = session.connection()
     for (kind, campaign_id, code), group in groups.items():
         sets = _SETTLE_SQL[kind].format(t=mark, p=mark)
@@ -482,7 +484,9 @@ def settle(
             shift_counters(session, campaign_id, {S.SENDING: -n, _TARGET[kind]: n})
             if kind in ("sent", "failed"):
                 counted.append((kind, campaign_id, sender_id, now, code, n))
+                settled.extend(o.message_id for o in group)
     stats.bump(session, counted)
+    events_out.message_statuses(session, settled, now, settled_at=now)
     return changed
 
 

@@ -29,6 +29,7 @@ from ..analytics import stats
 from ..channels.heard import OptOutSignal, Reply
 from ..contacts import service as contacts_service
 from ..models import Campaign, Contact, EventLevel, Inbound, Message, MessageStatus
+from ..outbox import causes as events_out
 from . import keywords as kw
 from .statuses import flag_not_on_whatsapp
 
@@ -149,6 +150,7 @@ def store_replies(
 ) -> ReplyEffects:
     """Store, attribute and act on these replies heard by one sender; the caller commits."""
     effects = ReplyEffects()
+    stored: list[int] = []
     for reply in replies:
         at = reply.at or now
         contact = find_contact(session, reply.phone, reply.user_id)
@@ -179,6 +181,7 @@ def store_replies(
             effects.duplicates += 1
             continue
         effects.stored += 1
+        stored.append(new_id)
         if contact_id is None:
             effects.unmatched += 1
         credited = answered is not None and answered.campaign_id is not None
@@ -190,6 +193,7 @@ def store_replies(
             )
         if any(e.effect == "not_on_whatsapp" for e in reply.errors) and contact_id is not None:
             flag_not_on_whatsapp(session, [contact_id], now)
+    events_out.replies_stored(session, stored, now)
     return effects
 
 

@@ -32,6 +32,7 @@ from ..campaigns.counters import shift_counters
 from ..channels.heard import HeardError, StatusUpdate
 from ..db import driver_marks, driver_time
 from ..models import Contact, Message, MessageStatus
+from ..outbox import causes as events_out
 
 S = MessageStatus
 messages = Message.__table__
@@ -254,6 +255,9 @@ def apply_statuses(
     for campaign_id, deltas in sorted(moves.items(), key=lambda kv: kv[0] or 0):
         shift_counters(session, campaign_id, dict(deltas))
     stats.bump(session, counted)
+    events_out.message_statuses(
+        session, [old.id for old, new in writes if new["status"] != old.status], now
+    )
     if effects.not_on_whatsapp:
         flag_not_on_whatsapp(session, effects.not_on_whatsapp, now)
     return effects

@@ -1,0 +1,318 @@
+"""Sending the queued events: claimed with a lease, posted with no lock held, recorded.
+
+- Claim: one short transaction takes up to BATCH due rows (PostgreSQL `FOR UPDATE SKIP
+  LOCKED`, so workers share them; SQLite's guarded UPDATE is the claim there) and pushes
+  their `next_attempt_at` to the lease's end: a worker killed mid-post leaves rows that
+  fall due again when the lease ends and are posted again. Receivers drop repeats by the
+  event id, so a crash loses nothing and at worst repeats one delivery.
+- Post: outside any transaction (SQLite's lock is the whole file), several at once over
+  one pooled client. Redirects are never followed and proxies from the environment are
+  ignored: a delivery goes only to the address the admin entered. The answer body is read
+  up to a few kilobytes, for the log.
+- Record: 2xx is delivered; 410 Gone turns the endpoint off (the receiver says it is gone
+  for good); anything else retries with exponential backoff and jitter until 24 hours after
+  the event, then the row is failed and kept in the log. Guarded by the lease owner, so a
+  worker that lost its lease changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from .. import events
+from ..db import Database
+from ..models import DeliveryStatus, EventLevel, OutboxEvent, WebhookEndpoint, utcnow
+from ..senders import secrets as sealed
+from . import signing
+
+log = logging.getLogger(__name__)
+outbox = OutboxEvent.__table__
+endpoints = WebhookEndpoint.__table__
+D = DeliveryStatus
+
+BATCH = 32
+WORKERS = 8
+LEASE = timedelta(seconds=60)
+TIMEOUT = 10.0
+GIVE_UP_AFTER = timedelta(hours=24)
+FIRST_RETRY = timedelta(seconds=10)
+MAX_RETRY = timedelta(hours=1)
+ANSWER_BYTES = 4096
+USER_AGENT = "wabulk-webhooks/1"
+
+_pool: ThreadPoolExecutor | None = None
+_client: httpx.Client | None = None
+_setup = threading.Lock()
+
+
+def _shared() -> tuple[httpx.Client, ThreadPoolExecutor]:
+    global _pool, _client
+    with _setup:
+        if _client is None or _pool is None:
+            _client = httpx.Client(
+                follow_redirects=False,
+                trust_env=False,
+                timeout=httpx.Timeout(TIMEOUT, connect=5.0),
+                limits=httpx.Limits(max_connections=WORKERS * 2, max_keepalive_connections=WORKERS),
+                headers={"User-Agent": USER_AGENT},
+            )
+            _pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="wabulk-webhook")
+        return _client, _pool
+
+
+@dataclass
+class Job:
+    row_id: int
+    endpoint_id: int
+    event: str
+    event_id: str
+    body: bytes
+    url: str
+    secret: str | None  # None: unreadable (the secret key changed)
+    created_at: datetime
+    attempts: int
+
+
+@dataclass
+class Result:
+    code: int | None
+    error: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.code is not None and 200 <= self.code < 300
+
+
+def backoff(attempts: int) -> timedelta:
+    """10 s, 20 s, 40 s … up to an hour, each ±20 % so a recovering receiver is not hit
+    by every retry at once."""
+    base = min(FIRST_RETRY * (2 ** max(attempts - 1, 0)), MAX_RETRY)
+    return base * random.uniform(0.8, 1.2)  # jitter, not security
+
+
+def body_of(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _claim(db: Database, owner: str, now: datetime, size: int, secret_key: str) -> list[Job]:
+    with db.session() as session:
+        due = (
+            select(outbox.c.id)
+            .where(outbox.c.status == D.PENDING, outbox.c.next_attempt_at <= now)
+            .order_by(outbox.c.next_attempt_at, outbox.c.id)
+            .limit(size)
+        )
+        if session.get_bind().dialect.name == "postgresql":
+            due = due.with_for_update(skip_locked=True)
+        ids = list(session.scalars(due))
+        if not ids:
+            return []
+        until = now + LEASE
+        # Guarded: on SQLite another worker may have claimed a row since the SELECT.
+        claimed = list(
+            session.scalars(
+                update(outbox)
+                .where(
+                    outbox.c.id.in_(ids),
+                    outbox.c.status == D.PENDING,
+                    outbox.c.next_attempt_at <= now,
+                )
+                .values(lease_owner=owner, lease_until=until, next_attempt_at=until)
+                .returning(outbox.c.id)
+            )
+        )
+        rows = session.execute(
+            select(
+                outbox.c.id,
+                outbox.c.endpoint_id,
+                outbox.c.event,
+                outbox.c.event_id,
+                outbox.c.payload,
+                outbox.c.created_at,
+                outbox.c.attempts,
+                endpoints.c.url,
+                endpoints.c.secret,
+                endpoints.c.active,
+            )
+            .join(endpoints, endpoints.c.id == outbox.c.endpoint_id)
+            .where(outbox.c.id.in_(claimed))
+            .order_by(outbox.c.id)
+        ).all()
+        session.commit()
+    jobs: list[Job] = []
+    off: list[int] = []
+    for row in rows:
+        if not row.active:
+            off.append(row.id)
+            continue
+        try:
+            secret: str | None = sealed.decrypt(secret_key, row.secret)
+        except sealed.SecretUnreadable:
+            secret = None
+        jobs.append(
+            Job(
+                row.id,
+                row.endpoint_id,
+                row.event,
+                row.event_id,
+                body_of(row.payload),
+                row.url,
+                secret,
+                row.created_at,
+                row.attempts,
+            )
+        )
+    if off:
+        _turned_off(db, owner, off, now)
+    return jobs
+
+
+def _turned_off(db: Database, owner: str, ids: list[int], now: datetime) -> None:
+    with db.session() as session:
+        session.execute(
+            update(outbox)
+            .where(outbox.c.id.in_(ids), outbox.c.lease_owner == owner)
+            .values(
+                status=D.FAILED,
+                last_error="Not sent: the endpoint was turned off.",
+                lease_owner=None,
+                lease_until=None,
+            )
+        )
+
+
+def post(client: httpx.Client, job: Job) -> Result:
+    """One POST; never raises (a failure is a Result with its sentence)."""
+    if job.secret is None:
+        return Result(
+            None,
+            "The signing secret cannot be read (was the installation's secret key changed?). "
+            "Rotate the secret on the endpoint's page.",
+        )
+    stamp = int(time.time())
+    headers = {
+        "Content-Type": "application/json",
+        signing.TIMESTAMP_HEADER: str(stamp),
+        signing.SIGNATURE_HEADER: signing.signature(job.secret, stamp, job.body),
+        signing.EVENT_HEADER: job.event,
+        signing.EVENT_ID_HEADER: job.event_id,
+    }
+    try:
+        with client.stream("POST", job.url, content=job.body, headers=headers) as answer:
+            got = b""
+            for part in answer.iter_bytes():
+                got += part
+                if len(got) >= ANSWER_BYTES:
+                    break
+            code = answer.status_code
+            if answer.is_redirect:
+                where = answer.headers.get("Location", "")[:200]
+                return Result(
+                    code,
+                    f"The endpoint answered with a redirect (to {where or 'another address'}); "
+                    "redirects are never followed. Enter the final address instead.",
+                )
+            if 200 <= code < 300:
+                return Result(code, None)
+            said = " ".join(got[:ANSWER_BYTES].decode("utf-8", "replace").split())[:200]
+            return Result(code, f"The endpoint answered {code}" + (f": {said}" if said else "."))
+    except httpx.TimeoutException:
+        return Result(None, f"No answer within {client.timeout.read or TIMEOUT:g} seconds.")
+    except httpx.ConnectError as exc:
+        return Result(None, f"Could not connect: {_short(exc)}.")
+    except httpx.HTTPError as exc:
+        return Result(None, f"The connection failed: {_short(exc)}.")
+
+
+def _short(exc: Exception) -> str:
+    return (" ".join(str(exc).split()) or type(exc).__name__)[:200]
+
+
+def _record(
+    db: Database, owner: str, done: list[tuple[Job, Result]], now: datetime
+) -> tuple[int, int]:
+    """Write each result (guarded by the lease); returns (delivered, failed for good)."""
+    delivered = gave_up = 0
+    gone: set[int] = set()
+    with db.session() as session:
+        for job, result in done:
+            guard = (
+                outbox.c.id == job.row_id,
+                outbox.c.lease_owner == owner,
+                outbox.c.status == D.PENDING,
+            )
+            values: dict[str, Any] = {
+                "attempts": job.attempts + 1,
+                "last_attempt_at": now,
+                "last_code": result.code,
+                "last_error": result.error[:500] if result.error else None,
+                "lease_owner": None,
+                "lease_until": None,
+            }
+            if result.ok:
+                values |= {"status": D.DELIVERED, "delivered_at": now}
+            elif result.code == 410:
+                values |= {"status": D.FAILED}
+                gone.add(job.endpoint_id)
+            else:
+                retry_at = now + backoff(job.attempts + 1)
+                if retry_at > job.created_at + GIVE_UP_AFTER:
+                    values |= {"status": D.FAILED}
+                else:
+                    values |= {"next_attempt_at": retry_at}
+            changed = session.execute(update(outbox).where(*guard).values(**values)).rowcount
+            if changed and values.get("status") == D.DELIVERED:
+                delivered += 1
+            elif changed and values.get("status") == D.FAILED:
+                gave_up += 1
+        for endpoint_id in sorted(gone):
+            _gone(session, endpoint_id)
+        session.commit()
+    return delivered, gave_up
+
+
+def _gone(session: Session, endpoint_id: int) -> None:
+    endpoint = session.get(WebhookEndpoint, endpoint_id)
+    if endpoint is None or not endpoint.active:
+        return
+    endpoint.active = False
+    events.record(
+        session,
+        "webhook_endpoint.gone",
+        f"The webhook endpoint {endpoint.name} answered 410 Gone, so it was turned off. "
+        "Turn it back on in Settings → Webhooks once the receiver is ready again.",
+        level=EventLevel.WARNING,
+        data={"endpoint_id": endpoint_id},
+    )
+
+
+def deliver_due(
+    db: Database,
+    secret_key: str,
+    owner: str,
+    now: datetime | None = None,
+    size: int = BATCH,
+    client: httpx.Client | None = None,
+) -> int:
+    """Post one batch of due deliveries; returns how many were tried."""
+    at = now or utcnow()
+    jobs = _claim(db, owner, at, size, secret_key)
+    if not jobs:
+        return 0
+    shared, pool = _shared()
+    use = client or shared
+    results = list(pool.map(lambda job: post(use, job), jobs))
+    _record(db, owner, list(zip(jobs, results, strict=True)), now or utcnow())
+    return len(jobs)
