@@ -34,6 +34,7 @@ from ..config import Settings
 from ..contacts import importer
 from ..db import Database
 from ..models import Campaign, CampaignStatus, Sender, SenderState, campaign_senders, utcnow
+from ..outbox import delivery as webhooks_out
 from ..senders import cloud, cooldown
 from . import hearing, receipts
 from .lane import Lane
@@ -73,6 +74,8 @@ class Dispatcher:
             Loop("templates", self.template_step, 60.0),
             # Webhook receipts: woken by the receiver in this process, polled for others'.
             Loop("receipts", self.receipt_step, 1.0, sleep=receipts.wait_for_nudge),
+            # Outgoing webhooks: signed POSTs of the events endpoints subscribed to.
+            Loop("webhooks", self.webhook_step, 1.0),
         ]
         self._threads: list[threading.Thread] = []
         self._lanes: dict[int, threading.Thread] = {}
@@ -178,6 +181,10 @@ class Dispatcher:
     def receipt_step(self) -> bool:
         """Apply stored webhook deliveries (statuses, replies, opt-outs)."""
         return receipts.process_receipts(self.db) > 0
+
+    def webhook_step(self) -> bool:
+        """Post one batch of due outgoing webhooks (outbox/delivery.py)."""
+        return webhooks_out.deliver_due(self.db, self.settings.secret_key, self.identity) > 0
 
     def import_step(self) -> bool:
         """Run one queued (or abandoned) import to its end."""
