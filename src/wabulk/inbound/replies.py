@@ -28,6 +28,7 @@ from .. import events
 from ..analytics import stats
 from ..channels.heard import OptOutSignal, Reply
 from ..contacts import service as contacts_service
+from ..inbox import conversations as inbox
 from ..models import Campaign, Contact, EventLevel, Inbound, Message, MessageStatus
 from ..outbox import causes as events_out
 from . import keywords as kw
@@ -184,6 +185,16 @@ def store_replies(
         stored.append(new_id)
         if contact_id is None:
             effects.unmatched += 1
+        else:
+            # The Inbox's conversation moves in the same transaction as the reply it shows.
+            inbox.touch_on_reply(
+                session,
+                contact_id=contact_id,
+                sender_id=sender_id,
+                campaign_id=answered.campaign_id if answered is not None else None,
+                at=at,
+                preview=_body(reply) or f"[{reply.kind or 'message'}]",
+            )
         credited = answered is not None and answered.campaign_id is not None
         if credited and _first_reply(session, answered, at):
             effects.replied += 1

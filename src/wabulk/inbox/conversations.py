@@ -1,0 +1,737 @@
+"""Conversations: one per contact and sender, kept current by replies and answers.
+
+- A reply upserts its conversation in the transaction that stores it (one statement, on
+  SQLite and PostgreSQL alike), so two replies at once still make one conversation and
+  count two unread.
+- The list is keyset-paged on (last activity, id), newest first; each filter is a scope
+  over state and assignee served by one index of `models/inbox.py`, so a page costs the
+  same at 100,000 conversations as at 100.
+- A conversation's timeline merges three small, bounded reads (messages out, replies in,
+  notes), each newest first from its own index, and returns them in time order.
+- Reading needs no role beyond signing in (every user is at least a viewer); answering,
+  assigning, notes, done and opt-out need an operator. Each change records an Event.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy import and_, case, func, literal, or_, select, true, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, aliased
+
+from .. import events
+from ..auth.permissions import require_role
+from ..contacts import service as contacts_service
+from ..errors import NotFound, ValidationError
+from ..models import (
+    Answer,
+    Campaign,
+    Channel,
+    Contact,
+    ContactList,
+    Conversation,
+    ConversationNote,
+    ConversationState,
+    Inbound,
+    Message,
+    Role,
+    Sender,
+    User,
+    list_members,
+    utcnow,
+)
+
+conversations = Conversation.__table__
+c = conversations.c
+
+ConversationFilter = Literal["all", "unread", "mine", "unassigned", "done"]
+FILTERS: tuple[str, ...] = ("all", "unread", "mine", "unassigned", "done")
+MAX_QUERY = 100  # characters of a search
+MAX_PAGE = 200
+PREVIEW_LENGTH = 200  # the column's size
+WINDOW = timedelta(hours=24)  # the Cloud API's customer service window
+# A Cloud API conversation nobody has written in yet: its window never opened, so it is
+# closed (any moment in the past says so; this one is recognisable).
+NEVER_OPENED = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_TIMELINE = 200
+MAX_NOTE = 4000
+MAX_LISTS_SHOWN = 50
+_RANK = {"out": 0, "in": 1, "note": 2}  # order of items at the very same moment
+
+
+def cut(text: str | None, limit: int = PREVIEW_LENGTH) -> str:
+    """One line of at most `limit` characters: whitespace folded, an ellipsis when cut."""
+    flat = " ".join((text or "").split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "\u2026"
+
+
+def _insert(session: Session) -> Any:
+    dialect = session.get_bind().dialect.name
+    return (postgresql if dialect == "postgresql" else sqlite).insert(conversations)
+
+
+def _later(column: Any, value: Any) -> Any:
+    """The later of a stored time and a new one (a reply heard late must not move it back)."""
+    return case((or_(column.is_(None), value > column), value), else_=column)
+
+
+# --- kept current by replies and answers -----------------------------------------------
+
+
+def touch_on_reply(
+    session: Session,
+    *,
+    contact_id: int,
+    sender_id: int,
+    campaign_id: int | None,
+    at: datetime,
+    preview: str,
+) -> int:
+    """Record a reply on its conversation (created if new); returns the conversation id.
+
+    - One more unread, activity and the customer's last message moved to `at` (never
+      back), the preview follows the newest line, and a done conversation opens again.
+    - "Which campaign started it" is the first reply's campaign: set only while empty.
+    """
+    now = utcnow()
+    insert = _insert(session).values(
+        contact_id=contact_id,
+        sender_id=sender_id,
+        campaign_id=campaign_id,
+        state=ConversationState.OPEN,
+        unread=1,
+        last_activity_at=at,
+        last_inbound_at=at,
+        preview=cut(preview),
+        created_at=now,
+        updated_at=now,
+    )
+    new = insert.excluded
+    statement = insert.on_conflict_do_update(
+        index_elements=[c.contact_id, c.sender_id],
+        set_={
+            "unread": c.unread + 1,
+            "last_activity_at": _later(c.last_activity_at, new.last_activity_at),
+            "last_inbound_at": _later(c.last_inbound_at, new.last_inbound_at),
+            "preview": case(
+                (new.last_activity_at >= c.last_activity_at, new.preview), else_=c.preview
+            ),
+            "state": new.state,
+            "campaign_id": func.coalesce(c.campaign_id, new.campaign_id),
+            "updated_at": new.updated_at,
+        },
+    ).returning(c.id)
+    return int(session.execute(statement).scalar_one())
+
+
+def touch_on_answer(session: Session, conversation_id: int, at: datetime, preview: str) -> None:
+    """An answer was written: activity and preview move; unread stays as it is."""
+    when = literal(at, type_=c.last_activity_at.type)
+    session.execute(
+        update(conversations)
+        .where(c.id == conversation_id)
+        .values(
+            last_activity_at=_later(c.last_activity_at, when),
+            preview=case((when >= c.last_activity_at, cut(preview)), else_=c.preview),
+            updated_at=utcnow(),
+        )
+    )
+
+
+def ensure(session: Session, contact_id: int, sender_id: int, now: datetime) -> int:
+    """The conversation of this contact and sender, created empty when there is none yet
+    (answering someone who has not written, from the contact page)."""
+    if session.get(Contact, contact_id) is None:
+        raise NotFound(f"There is no contact #{contact_id}.")
+    if session.get(Sender, sender_id) is None:
+        raise NotFound(f"There is no sender #{sender_id}.")
+    statement = (
+        _insert(session)
+        .values(
+            contact_id=contact_id,
+            sender_id=sender_id,
+            state=ConversationState.OPEN,
+            unread=0,
+            last_activity_at=now,
+            preview="",
+            created_at=now,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=[c.contact_id, c.sender_id])
+        .returning(c.id)
+    )
+    new_id = session.execute(statement).scalar()
+    if new_id is not None:
+        return int(new_id)
+    return int(
+        session.execute(
+            select(c.id).where(c.contact_id == contact_id, c.sender_id == sender_id)
+        ).scalar_one()
+    )
+
+
+# --- the list ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConversationRow:
+    id: int
+    contact_id: int
+    contact_name: str | None
+    phone: str
+    opted_out: bool
+    sender_id: int
+    sender_name: str
+    channel: str
+    assignee_id: int | None
+    assignee_name: str | None  # the teammate's email
+    state: str
+    unread: int
+    last_activity_at: datetime
+    preview: str
+    campaign_id: int | None
+    campaign_name: str | None
+
+
+@dataclass(frozen=True)
+class ListPage:
+    rows: list[ConversationRow]
+    next_before: tuple[datetime, int] | None  # pass as `before` for the next page
+
+
+def _summary_query() -> Any:
+    assignee = aliased(User)
+    return (
+        select(
+            c.id,
+            c.contact_id,
+            Contact.name.label("contact_name"),
+            Contact.phone,
+            Contact.opted_out_at.is_not(None).label("opted_out"),
+            c.sender_id,
+            Sender.name.label("sender_name"),
+            Sender.channel,
+            c.assignee_id,
+            assignee.email.label("assignee_name"),
+            c.state,
+            c.unread,
+            c.last_activity_at,
+            c.preview,
+            c.campaign_id,
+            Campaign.name.label("campaign_name"),
+        )
+        .select_from(conversations)
+        .join(Contact, Contact.id == c.contact_id)
+        .join(Sender, Sender.id == c.sender_id)
+        .outerjoin(assignee, assignee.id == c.assignee_id)
+        .outerjoin(Campaign, Campaign.id == c.campaign_id)
+    )
+
+
+def _scoped(query: Any, filter: str, user_id: int) -> Any:
+    if filter not in FILTERS:
+        raise ValidationError(f"Choose one of the filters {', '.join(FILTERS)}.", field="filter")
+    if filter == "done":
+        return query.where(c.state == ConversationState.DONE)
+    query = query.where(c.state == ConversationState.OPEN)
+    if filter == "unread":
+        return query.where(c.unread > 0)  # the partial index ix_conversations_unread
+    if filter == "mine":
+        return query.where(c.assignee_id == user_id)
+    if filter == "unassigned":
+        return query.where(c.assignee_id.is_(None))
+    return query
+
+
+def _escaped(term: str) -> str:
+    return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _searched(query: Any, q: str) -> Any:
+    term = " ".join(q.split())[:MAX_QUERY]
+    if not term:
+        return query
+    conditions = [func.lower(Contact.name).like(f"%{_escaped(term.lower())}%", escape="\\")]
+    digits = "".join(ch for ch in term if ch.isdigit())
+    if len(digits) >= 3:
+        conditions.append(Contact.phone.like(f"%{digits}%"))
+    return query.where(or_(*conditions))
+
+
+def list_page(
+    session: Session,
+    *,
+    filter: str,
+    user_id: int,
+    q: str = "",
+    before: tuple[datetime, int] | None = None,
+    limit: int = 50,
+) -> ListPage:
+    """One page of conversations, newest activity first.
+
+    - `filter`: all, unread, mine, unassigned (open ones) or done; `q` searches names and
+      (3 digits or more) numbers; `before` is the `next_before` of the page before.
+    """
+    limit = max(1, min(limit, MAX_PAGE))
+    query = _searched(_scoped(_summary_query(), filter, user_id), q)
+    if before is not None:
+        at, last_id = before
+        # The first bound alone is what an index range can use; the second breaks ties.
+        query = query.where(c.last_activity_at <= at, or_(c.last_activity_at < at, c.id < last_id))
+    query = query.order_by(c.last_activity_at.desc(), c.id.desc()).limit(limit + 1)
+    found = [ConversationRow(**row._mapping) for row in session.execute(query)]
+    more = len(found) > limit
+    rows = found[:limit]
+    return ListPage(rows, (rows[-1].last_activity_at, rows[-1].id) if more else None)
+
+
+def unread_count(session: Session) -> int:
+    """Open conversations with a reply nobody has opened yet (the navigation's badge)."""
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(conversations)
+            .where(c.unread > 0, c.state == ConversationState.OPEN)
+        )
+        or 0
+    )
+
+
+# --- one conversation ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ListRef:
+    id: int
+    name: str
+
+
+@dataclass(frozen=True)
+class ConversationView:
+    id: int
+    contact_id: int
+    contact_name: str | None
+    phone: str
+    attributes: dict[str, Any]
+    lists: list[ListRef]
+    opted_out_at: datetime | None
+    opt_out_reason: str | None
+    sender_id: int
+    sender_name: str
+    channel: str
+    sender_state: str
+    assignee_id: int | None
+    assignee_name: str | None
+    state: str
+    unread: int
+    last_activity_at: datetime
+    last_inbound_at: datetime | None
+    preview: str
+    campaign_id: int | None
+    campaign_name: str | None
+    created_at: datetime
+    # Cloud API: free-form text may be sent until then; None: no window rule (WhatsApp Web).
+    window_closes_at: datetime | None
+
+
+def _get(session: Session, conversation_id: int) -> Conversation:
+    found = session.get(Conversation, conversation_id)
+    if found is None:
+        raise NotFound(f"There is no conversation #{conversation_id}.")
+    return found
+
+
+def get(session: Session, conversation_id: int) -> ConversationView | None:
+    """The conversation with its contact, sender, assignee and campaign; None if absent."""
+    row = session.execute(
+        _summary_query()
+        .add_columns(
+            Contact.attributes,
+            Contact.opted_out_at,
+            Contact.opt_out_reason,
+            Sender.state.label("sender_state"),
+            c.last_inbound_at,
+            c.created_at,
+        )
+        .where(c.id == conversation_id)
+    ).first()
+    if row is None:
+        return None
+    values = dict(row._mapping)
+    values.pop("opted_out")
+    lists = session.execute(
+        select(ContactList.id, ContactList.name)
+        .join(list_members, list_members.c.list_id == ContactList.id)
+        .where(list_members.c.contact_id == row.contact_id)
+        .order_by(ContactList.name)
+        .limit(MAX_LISTS_SHOWN)
+    ).all()
+    values["attributes"] = row.attributes if isinstance(row.attributes, dict) else {}
+    return ConversationView(
+        **values,
+        lists=[ListRef(i, name) for i, name in lists],
+        window_closes_at=_closes(row.channel, row.last_inbound_at),
+    )
+
+
+def _closes(channel: Any, last_inbound_at: datetime | None) -> datetime | None:
+    if channel != Channel.CLOUD_API:
+        return None
+    return last_inbound_at + WINDOW if last_inbound_at is not None else NEVER_OPENED
+
+
+def window_closes_at(session: Session, conversation: Any) -> datetime | None:
+    """When free-form text stops being allowed: the customer's last message + 24 h on a
+    Cloud API sender; `NEVER_OPENED` when they have not written; None on WhatsApp Web.
+
+    - `conversation`: a `Conversation` or a `ConversationView` (anything with `sender_id`
+      and `last_inbound_at`; a `channel` saves a read).
+    """
+    channel = getattr(conversation, "channel", None)
+    if channel is None:
+        channel = session.scalar(select(Sender.channel).where(Sender.id == conversation.sender_id))
+    return _closes(channel, conversation.last_inbound_at)
+
+
+# --- the timeline ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Item:
+    """One line of a conversation: `kind` out (a campaign message or an answer), in (the
+    customer's message) or note (the team's, never sent)."""
+
+    kind: str
+    id: int
+    at: datetime
+    text: str
+    status: str | None = None  # out: queued, sending, sent, delivered, read, failed, …
+    sent_at: datetime | None = None
+    delivered_at: datetime | None = None
+    read_at: datetime | None = None
+    failed_at: datetime | None = None
+    error: str | None = None  # out: what went wrong, for the shop owner
+    campaign_id: int | None = None
+    campaign_name: str | None = None
+    author: str | None = None  # an answer's or a note's author (email)
+    is_answer: bool = False
+    reply_kind: str | None = None  # in: text, button, image, …
+    opted_out: bool = False  # in: this message opted the contact out
+
+    @property
+    def key(self) -> str:
+        """The cursor of this item: pass it as `before_id` for what came before it."""
+        return f"{self.kind}:{self.id}"
+
+
+def _error_sentence(code: str | None, detail: str | None) -> str | None:
+    if detail:
+        return detail
+    return code.replace("_", " ").capitalize() if code else None
+
+
+def _parse_key(key: str) -> tuple[str, int]:
+    kind, _, number = key.partition(":")
+    if kind not in _RANK or not number.isdigit() or len(number) > 18:
+        raise ValidationError(
+            "That is not a place in this conversation; use an item's key.", field="before"
+        )
+    return kind, int(number)
+
+
+def _before(at_expr: Any, id_col: Any, rank: int, cursor: tuple[datetime, int, int] | None) -> Any:
+    """Items strictly before the cursor in (time, kind rank, id) order."""
+    if cursor is None:
+        return true()
+    at, c_rank, c_id = cursor
+    if rank < c_rank:
+        return at_expr <= at
+    if rank > c_rank:
+        return at_expr < at
+    return and_(at_expr <= at, or_(at_expr < at, id_col < c_id))
+
+
+def timeline(
+    session: Session, conversation_id: int, *, before_id: str | None = None, limit: int = 100
+) -> list[Item]:
+    """The newest `limit` items (at most 200) before `before_id`, oldest first."""
+    conversation = _get(session, conversation_id)
+    limit = max(1, min(limit, MAX_TIMELINE))
+    cursor = _cursor(session, conversation, before_id) if before_id else None
+    items = (
+        _outgoing(session, conversation, cursor, limit)
+        + _incoming(session, conversation, cursor, limit)
+        + _notes(session, conversation, cursor, limit)
+    )
+    items.sort(key=lambda i: (i.at, _RANK[i.kind], i.id), reverse=True)
+    return items[:limit][::-1]
+
+
+def _out_at() -> Any:
+    return func.coalesce(Message.sent_at, Message.queued_at)
+
+
+def _cursor(session: Session, conversation: Conversation, key: str) -> tuple[datetime, int, int]:
+    kind, item_id = _parse_key(key)
+    if kind == "out":
+        found = select(_out_at()).where(
+            Message.id == item_id,
+            Message.contact_id == conversation.contact_id,
+            Message.sender_id == conversation.sender_id,
+        )
+    elif kind == "in":
+        found = select(Inbound.received_at).where(
+            Inbound.id == item_id,
+            Inbound.contact_id == conversation.contact_id,
+            Inbound.sender_id == conversation.sender_id,
+        )
+    else:
+        found = select(ConversationNote.at).where(
+            ConversationNote.id == item_id, ConversationNote.conversation_id == conversation.id
+        )
+    at = session.scalar(found)
+    if at is None:
+        raise ValidationError(
+            "That is not a place in this conversation; use an item's key.", field="before"
+        )
+    return at, _RANK[kind], item_id
+
+
+def _outgoing(session: Session, conversation: Conversation, cursor: Any, limit: int) -> list[Item]:
+    # ix_messages_contact_id: a contact's messages are a handful per campaign they were in.
+    at = _out_at()
+    author = aliased(User)
+    rows = session.execute(
+        select(
+            Message.id,
+            at.label("at"),
+            Message.body,
+            Message.status,
+            Message.sent_at,
+            Message.delivered_at,
+            Message.read_at,
+            Message.failed_at,
+            Message.error_code,
+            Message.error_detail,
+            Message.campaign_id,
+            Campaign.name.label("campaign_name"),
+            author.email.label("author"),
+            Answer.message_id.label("answer_id"),
+        )
+        .outerjoin(Campaign, Campaign.id == Message.campaign_id)
+        .outerjoin(Answer, Answer.message_id == Message.id)
+        .outerjoin(author, author.id == Answer.author_id)
+        .where(
+            Message.contact_id == conversation.contact_id,
+            Message.sender_id == conversation.sender_id,
+            _before(at, Message.id, _RANK["out"], cursor),
+        )
+        .order_by(at.desc(), Message.id.desc())
+        .limit(limit)
+    ).all()
+    return [
+        Item(
+            kind="out",
+            id=r.id,
+            at=r.at,
+            text=r.body or "",
+            status=str(r.status),
+            sent_at=r.sent_at,
+            delivered_at=r.delivered_at,
+            read_at=r.read_at,
+            failed_at=r.failed_at,
+            error=_error_sentence(r.error_code, r.error_detail),
+            campaign_id=r.campaign_id,
+            campaign_name=r.campaign_name,
+            author=r.author,
+            is_answer=r.answer_id is not None,
+        )
+        for r in rows
+    ]
+
+
+def _incoming(session: Session, conversation: Conversation, cursor: Any, limit: int) -> list[Item]:
+    # ix_inbound_contact_id_received_at, newest first.
+    rows = session.execute(
+        select(Inbound.id, Inbound.received_at, Inbound.body, Inbound.kind, Inbound.opted_out)
+        .where(
+            Inbound.contact_id == conversation.contact_id,
+            Inbound.sender_id == conversation.sender_id,
+            _before(Inbound.received_at, Inbound.id, _RANK["in"], cursor),
+        )
+        .order_by(Inbound.received_at.desc(), Inbound.id.desc())
+        .limit(limit)
+    ).all()
+    return [
+        Item(
+            kind="in",
+            id=r.id,
+            at=r.received_at,
+            text=r.body or "",
+            reply_kind=r.kind,
+            opted_out=bool(r.opted_out),
+        )
+        for r in rows
+    ]
+
+
+def _notes(session: Session, conversation: Conversation, cursor: Any, limit: int) -> list[Item]:
+    # ix_conversation_notes_conversation_id_at, newest first.
+    rows = session.execute(
+        select(ConversationNote.id, ConversationNote.at, ConversationNote.body, User.email)
+        .outerjoin(User, User.id == ConversationNote.user_id)
+        .where(
+            ConversationNote.conversation_id == conversation.id,
+            _before(ConversationNote.at, ConversationNote.id, _RANK["note"], cursor),
+        )
+        .order_by(ConversationNote.at.desc(), ConversationNote.id.desc())
+        .limit(limit)
+    ).all()
+    return [Item(kind="note", id=r.id, at=r.at, text=r.body, author=r.email) for r in rows]
+
+
+# --- the team's actions -------------------------------------------------------------------
+
+
+def _who(session: Session, conversation: Conversation) -> str:
+    contact = session.get(Contact, conversation.contact_id)
+    if contact is None:
+        return "a customer"
+    return f"{contact.name} ({contact.phone})" if contact.name else contact.phone
+
+
+def _record(session: Session, actor: User | None, kind: str, text: str, conv_id: int) -> None:
+    events.record(
+        session,
+        kind,
+        f"{events.actor_name(actor)} {text}",
+        user=actor,
+        data={"conversation_id": conv_id},
+    )
+
+
+def mark_read(session: Session, conversation_id: int) -> None:
+    """Someone opened the conversation: its replies are seen."""
+    conversation = _get(session, conversation_id)
+    if conversation.unread:
+        session.execute(update(conversations).where(c.id == conversation_id).values(unread=0))
+        session.expire(conversation, ["unread"])
+
+
+def assign(session: Session, actor: User | None, conversation_id: int, user_id: int | None) -> None:
+    """Give the conversation to a teammate who can answer (None: to nobody)."""
+    require_role(actor, Role.OPERATOR)
+    conversation = _get(session, conversation_id)
+    teammate = None
+    if user_id is not None:
+        teammate = session.get(User, user_id)
+        if teammate is None or not teammate.is_active:
+            raise ValidationError("Choose a teammate whose account is active.", field="assignee_id")
+        if not teammate.role.includes(Role.OPERATOR):
+            raise ValidationError(
+                f"{teammate.email} can only read (viewer); choose an operator or an admin.",
+                field="assignee_id",
+            )
+    if conversation.assignee_id == user_id:
+        return
+    conversation.assignee_id = user_id
+    who = _who(session, conversation)
+    if teammate is None:
+        _record(
+            session,
+            actor,
+            "conversation.unassigned",
+            f"unassigned the conversation with {who}.",
+            conversation_id,
+        )
+    else:
+        _record(
+            session,
+            actor,
+            "conversation.assigned",
+            f"assigned the conversation with {who} to {teammate.email}.",
+            conversation_id,
+        )
+
+
+def set_done(session: Session, actor: User | None, conversation_id: int, done: bool) -> None:
+    """Mark it done (it leaves the open lists until the customer writes again) or reopen it."""
+    require_role(actor, Role.OPERATOR)
+    conversation = _get(session, conversation_id)
+    state = ConversationState.DONE if done else ConversationState.OPEN
+    if conversation.state == state:
+        return
+    conversation.state = state
+    if done:
+        conversation.unread = 0  # handled: nothing waits to be seen
+    who = _who(session, conversation)
+    if done:
+        _record(
+            session,
+            actor,
+            "conversation.done",
+            f"marked the conversation with {who} done.",
+            conversation_id,
+        )
+    else:
+        _record(
+            session,
+            actor,
+            "conversation.reopened",
+            f"reopened the conversation with {who}.",
+            conversation_id,
+        )
+
+
+def add_note(session: Session, actor: User | None, conversation_id: int, body: str) -> int:
+    """An internal note for the team; the customer never sees it. Returns its id."""
+    require_role(actor, Role.OPERATOR)
+    conversation = _get(session, conversation_id)
+    text = body.strip()
+    if not text:
+        raise ValidationError("Write the note.", field="body")
+    if len(text) > MAX_NOTE:
+        raise ValidationError(
+            f"The note has {len(text):,} characters; keep it to {MAX_NOTE:,}.", field="body"
+        )
+    note = ConversationNote(
+        conversation_id=conversation.id, user_id=actor.id if actor else None, body=text
+    )
+    session.add(note)
+    session.flush()
+    _record(
+        session,
+        actor,
+        "conversation.note",
+        f"added a note to the conversation with {_who(session, conversation)}.",
+        conversation_id,
+    )
+    return note.id
+
+
+def opt_out(session: Session, actor: User | None, conversation_id: int) -> None:
+    """Opt the contact out, with their last message as the reason (the one opt-out path).
+
+    - A contact already opted out stays as they are, with their first reason.
+    """
+    require_role(actor, Role.OPERATOR)
+    conversation = _get(session, conversation_id)
+    last = session.scalar(
+        select(Inbound.body)
+        .where(
+            Inbound.contact_id == conversation.contact_id,
+            Inbound.sender_id == conversation.sender_id,
+        )
+        .order_by(Inbound.received_at.desc(), Inbound.id.desc())
+        .limit(1)
+    )
+    said = cut(last, 200)
+    reason = (
+        f"Replied \u201c{said}\u201d; opted out from the Inbox."
+        if said
+        else "Opted out from the Inbox."
+    )
+    contacts_service.opt_out(session, actor, [conversation.contact_id], reason)

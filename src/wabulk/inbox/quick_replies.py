@@ -1,0 +1,107 @@
+"""Quick replies: saved answers an operator picks in the Inbox, managed by admins.
+
+The body has the same placeholders as a template ({{ name }}, {{ city | default('there') }})
+and is checked the same way when saved, so a misspelt field is refused here rather than
+when a customer is waiting for the answer.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from .. import events
+from ..auth.permissions import require_role
+from ..campaigns.fields import check_fields
+from ..campaigns.rendering import compile_body
+from ..errors import Conflict, NotFound, ValidationError
+from ..models import QuickReply, Role, User
+
+MAX_NAME = 120
+MAX_BODY = 4096  # WhatsApp's limit for a text message
+MAX_QUICK_REPLIES = 500  # a menu to pick from, not a library
+
+
+def list_all(session: Session) -> list[QuickReply]:
+    """Every quick reply, by name."""
+    return list(
+        session.scalars(
+            select(QuickReply).order_by(func.lower(QuickReply.name)).limit(MAX_QUICK_REPLIES)
+        )
+    )
+
+
+def get(session: Session, quick_reply_id: int) -> QuickReply:
+    found = session.get(QuickReply, quick_reply_id)
+    if found is None:
+        raise NotFound(f"There is no quick reply #{quick_reply_id}.")
+    return found
+
+
+def _checked(session: Session, name: str, body: str, except_id: int | None) -> str:
+    """The tidy name; refuses an empty or long name or body, a name taken, a bad field."""
+    clean = " ".join(name.split())
+    if not clean:
+        raise ValidationError("Give the quick reply a name.", field="name")
+    if len(clean) > MAX_NAME:
+        raise ValidationError(
+            f"A quick reply's name can have at most {MAX_NAME} characters.", field="name"
+        )
+    if not body.strip():
+        raise ValidationError("Write the answer.", field="body")
+    if len(body) > MAX_BODY:
+        raise ValidationError(
+            f"The answer has {len(body):,} characters; WhatsApp allows {MAX_BODY:,}.",
+            field="body",
+        )
+    clash = select(QuickReply.id).where(func.lower(QuickReply.name) == clean.lower())
+    if except_id is not None:
+        clash = clash.where(QuickReply.id != except_id)
+    if session.scalar(clash) is not None:
+        raise Conflict(f"There is already a quick reply called \u201c{clean}\u201d.")
+    check_fields(session, compile_body(body).placeholders, body)
+    return clean
+
+
+def create(session: Session, actor: User | None, name: str, body: str) -> QuickReply:
+    require_role(actor, Role.ADMIN)
+    count = session.scalar(select(func.count()).select_from(QuickReply)) or 0
+    if count >= MAX_QUICK_REPLIES:
+        raise Conflict(
+            f"There are already {MAX_QUICK_REPLIES} quick replies; delete some you no longer "
+            "use first."
+        )
+    clean = _checked(session, name, body, None)
+    reply = QuickReply(name=clean, body=body, created_by_id=actor.id if actor else None)
+    session.add(reply)
+    session.flush()
+    _record(session, actor, "quick_reply.created", f"created the quick reply \u201c{clean}\u201d.")
+    return reply
+
+
+def update(
+    session: Session, actor: User | None, quick_reply_id: int, name: str, body: str
+) -> QuickReply:
+    require_role(actor, Role.ADMIN)
+    reply = get(session, quick_reply_id)
+    reply.name = _checked(session, name, body, quick_reply_id)
+    reply.body = body
+    _record(
+        session, actor, "quick_reply.edited", f"edited the quick reply \u201c{reply.name}\u201d."
+    )
+    return reply
+
+
+def delete(session: Session, actor: User | None, quick_reply_id: int) -> str:
+    """Delete it; answers already sent with it keep their text. Returns its name."""
+    require_role(actor, Role.ADMIN)
+    reply = get(session, quick_reply_id)
+    name = reply.name
+    session.delete(reply)
+    session.flush()
+    _record(session, actor, "quick_reply.deleted", f"deleted the quick reply \u201c{name}\u201d.")
+    return name
+
+
+def _record(session: Session, actor: User | None, kind: str, text: str) -> None:
+    events.record(session, kind, f"{events.actor_name(actor)} {text}", user=actor)
