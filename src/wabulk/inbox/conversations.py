@@ -333,6 +333,10 @@ class ConversationView:
     # Cloud API: free-form text may be sent until then; None: no window rule (WhatsApp Web).
     window_closes_at: datetime | None
 
+    @property
+    def opted_out(self) -> bool:
+        return self.opted_out_at is not None
+
 
 def _get(session: Session, conversation_id: int) -> Conversation:
     found = session.get(Conversation, conversation_id)

@@ -22,10 +22,12 @@ from . import (  # noqa: F401
     analytics,
     campaigns,
     contacts,
+    conversations,
     imports,
     replies,
     senders,
     templates,
+    webhooks,
 )
 from .openapi import TITLE, doc_entries, document
 from .registry import WRITES, install
