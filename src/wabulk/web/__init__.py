@@ -13,6 +13,7 @@ from .campaigns_views import bp as campaigns_bp
 from .contacts_views import bp as contacts_bp
 from .demo_views import bp as demo_bp
 from .imports_views import bp as imports_bp
+from .integrations import bp as integrations_bp
 from .pages import bp as pages_bp
 from .senders_views import bp as senders_bp
 from .settings_views import bp as settings_bp
@@ -34,6 +35,7 @@ def init_app(app: Flask) -> None:
         campaigns_bp,
         senders_bp,
         settings_bp,
+        integrations_bp,
         demo_bp,
         api_bp,
         api_docs_bp,
