@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..models import Message, MessageStat, MessageStatus
+from .stats import NO_CAMPAIGN
 
 LIMITED_BY_META = "131049"
 LIMITED_LABEL = "Limited by Meta"
@@ -46,10 +47,16 @@ def _detail_of(session: Session, code: str, campaign_id: int | None) -> str | No
         )
         if campaign_id is None:
             return None
+    # Campaign 0 in `message_stats` is the Inbox's answers: messages with no campaign.
+    which = (
+        Message.campaign_id.is_(None)
+        if campaign_id == NO_CAMPAIGN
+        else Message.campaign_id == campaign_id
+    )
     return session.scalar(
         select(Message.error_detail)
         .where(
-            Message.campaign_id == campaign_id,
+            which,
             Message.status == MessageStatus.FAILED,
             Message.error_code == code,
             func.length(Message.error_detail) > 0,

@@ -7,7 +7,8 @@ calls `bump` in the same transaction, by the rows it actually changed):
   is `failed`, with its error code; `billed` once per message whose `billed_category` is
   set (what the provider charged), in the slot of its `sent_at`, with the category as code.
 - Rows are keyed by (slot, campaign, sender, kind, code); a message without a sender
-  counts under sender 0.
+  counts under sender 0, and an answer written in the Inbox (no campaign) under campaign 0,
+  so a sender's charts include its answers and no campaign's do.
 - `rebuild` recomputes the rows from the messages table, so the rule can always be
   checked (the tests compare both) and restored (`wabulk analytics rebuild`).
 """
@@ -45,7 +46,8 @@ KINDS = ("sent", "delivered", "read", "replied", "failed", "billed")
 # Kinds whose rows are split by a code: the error code, the billed category.
 CODED = ("failed", "billed")
 # (kind, campaign id, sender id or None, when, error code or None, how many)
-StatRow = tuple[str, int, int | None, datetime, str | None, int]
+StatRow = tuple[str, int | None, int | None, datetime, str | None, int]
+NO_CAMPAIGN = 0
 _KEY = ("slot", "campaign_id", "sender_id", "kind", "code")
 
 
@@ -62,7 +64,8 @@ def bump(session: Session, rows: Iterable[StatRow]) -> None:
         if n:
             oldest = at if oldest is None or at < oldest else oldest
             key_code = (code or "")[:50] if kind in CODED else ""
-            totals[(slot_of(at), campaign_id, sender_id or 0, kind, key_code)] += n
+            key = (slot_of(at), campaign_id or NO_CAMPAIGN, sender_id or 0, kind, key_code)
+            totals[key] += n
     values = [dict(zip(_KEY, key, strict=True), n=n) for key, n in sorted(totals.items()) if n]
     if not values:
         return
@@ -127,9 +130,10 @@ def rebuild(session: Session, campaign_ids: list[int] | None = None) -> int:
             messages.c.billed_category if billed else messages.c.error_code, literal_column("''")
         )
         sender = func.coalesce(messages.c.sender_id, literal_column("0"))
+        campaign = func.coalesce(messages.c.campaign_id, literal_column(str(NO_CAMPAIGN)))
         query = select(
             slot,
-            messages.c.campaign_id,
+            campaign,
             sender,
             literal_column(f"'{kind}'"),
             code if coded else literal_column("''"),
@@ -140,7 +144,10 @@ def rebuild(session: Session, campaign_ids: list[int] | None = None) -> int:
         if billed:
             query = query.where(messages.c.billed_category.is_not(None))
         if campaign_ids is not None:
-            query = query.where(messages.c.campaign_id.in_(campaign_ids))
-        query = query.group_by(slot, messages.c.campaign_id, sender, *([code] if coded else []))
+            which: ColumnElement[bool] = messages.c.campaign_id.in_(campaign_ids)
+            if NO_CAMPAIGN in campaign_ids:
+                which = which | messages.c.campaign_id.is_(None)
+            query = query.where(which)
+        query = query.group_by(slot, campaign, sender, *([code] if coded else []))
         written += session.execute(insert(raw).from_select([*_KEY, "n"], query)).rowcount
     return written

@@ -18,8 +18,15 @@ campaigns = Campaign.__table__
 COUNTER_ATTRS = tuple(f"n_{s.value}" for s in MessageStatus)
 
 
-def shift_counters(session: Session, campaign_id: int, deltas: dict[MessageStatus, int]) -> None:
-    """Move a campaign's status counters by `deltas` (one UPDATE, no read)."""
+def shift_counters(
+    session: Session, campaign_id: int | None, deltas: dict[MessageStatus, int]
+) -> None:
+    """Move a campaign's status counters by `deltas` (one UPDATE, no read).
+
+    `campaign_id` None: an answer written in the Inbox, which no campaign counts.
+    """
+    if campaign_id is None:
+        return
     values: dict[str, Any] = {}
     for status, n in deltas.items():
         if n:

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -282,10 +282,14 @@ def _kept_contacts(
     """Demo contacts a user's campaign messaged, or that sit in a user's (or kept) list."""
     if not contact_ids:
         return set()
+    # An answer written in the Inbox (no campaign) is a user's own message too.
     messaged = session.scalars(
         select(Message.contact_id)
-        .join(Campaign, Campaign.id == Message.campaign_id)
-        .where(Message.contact_id.in_(contact_ids), Campaign.is_demo.is_(False))
+        .outerjoin(Campaign, Campaign.id == Message.campaign_id)
+        .where(
+            Message.contact_id.in_(contact_ids),
+            or_(Campaign.is_demo.is_(False), Message.campaign_id.is_(None)),
+        )
         .distinct()
     )
     doomed_lists = [i for i in demo_lists if i not in kept_lists]

@@ -258,11 +258,12 @@ def _queue_again(session: Session, sender_id: int, ids: list[int], now: datetime
     """Unknown messages whose chat shows they never went: queued again, no attempt used.
 
     A finished campaign runs again to send them; a cancelled one skips them, as it skipped
-    everything else it had not sent.
+    everything else it had not sent. An answer written in the Inbox (no campaign) is queued
+    again for its own sender, the one account holding the conversation.
     """
     query = (
         select(messages.c.id, messages.c.phone, messages.c.campaign_id, campaigns.c.status)
-        .join(campaigns, campaigns.c.id == messages.c.campaign_id)
+        .outerjoin(campaigns, campaigns.c.id == messages.c.campaign_id)
         .where(
             messages.c.id.in_(ids),
             messages.c.status == S.UNKNOWN,
@@ -273,7 +274,7 @@ def _queue_again(session: Session, sender_id: int, ids: list[int], now: datetime
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(of=messages)
     rows = session.execute(query).all()
-    by_campaign: dict[int, list[Any]] = defaultdict(list)
+    by_campaign: dict[int | None, list[Any]] = defaultdict(list)
     for row in rows:
         by_campaign[row.campaign_id].append(row)
     done = 0
@@ -296,10 +297,11 @@ def _queue_again(session: Session, sender_id: int, ids: list[int], now: datetime
             values |= {
                 "status": S.QUEUED,
                 "next_attempt_at": now,
-                "sender_id": None,
                 "error_code": None,
                 "error_detail": None,
             }
+            if campaign_id is not None:
+                values["sender_id"] = None  # any sender of the campaign may take it
         n = session.execute(
             update(messages)
             .where(messages.c.id.in_([r.id for r in group]), messages.c.status == S.UNKNOWN)
@@ -319,7 +321,7 @@ def _queue_again(session: Session, sender_id: int, ids: list[int], now: datetime
                 campaign_id=campaign_id,
                 message_id=row.id,
             )
-        if group[0].status == CampaignStatus.COMPLETED:
+        if campaign_id is not None and group[0].status == CampaignStatus.COMPLETED:
             _run_again(session, campaign_id, n)
     return done
 

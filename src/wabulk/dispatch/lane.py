@@ -15,6 +15,10 @@
   holding the sender reads the QR into the sender row for the Senders page to show.
 - Messages this sender left in flight in a dead worker are reconciled through this lane's
   own channel, since a WhatsApp Web account must not be opened in a second browser.
+- Answers written in the Inbox (messages with no campaign) are claimed ahead of campaign
+  traffic, within the same pace: the pacing wait, the daily cap and active hours hold, so
+  an answer takes the next send slot (a campaign message already prepared for that slot
+  goes back to the queue untouched), never an extra one.
 - A channel that can hear back (WhatsApp Web) looks at its chats in the pacing waits, once
   a wait and more in a long one, and while idle for its hearing period after a
   campaign (lane_hearing.py, hearing.py): reading never delays a send.
@@ -36,7 +40,7 @@ from sqlalchemy.orm import Session
 from ..campaigns import cloud_template
 from ..campaigns.media import media_path
 from ..campaigns.render_budget import limit_for
-from ..campaigns.service import pace_overrides, retry_seconds
+from ..campaigns.service import DEFAULT_RETRY_SECONDS, pace_overrides, retry_seconds
 from ..channels.base import (
     Channel,
     ChannelConfig,
@@ -64,7 +68,7 @@ from ..senders.linking import link_step
 from ..senders.pace import Pace
 from ..senders.secrets import SecretUnreadable
 from ..senders.service import sent_today
-from . import hearing, queue, recovery
+from . import answer_queue, hearing, queue, recovery
 from .clock import Clock, SystemClock
 from .lane_hearing import PREPARE_SAMPLES, LooksInWaits
 from .lane_outcomes import SettlesOutcomes, Unsettled
@@ -73,11 +77,13 @@ from .lane_sending import SendsMessages
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 500
+# An answer's retries: a new campaign's defaults, as it has no campaign to set them.
+ANSWER_ATTEMPTS = 3
 
 
 @dataclass(slots=True)
 class _CampaignInfo:
-    id: int
+    id: int | None  # None: the Inbox's answers, sent at the sender's own pace
     body: str
     pace: Pace
     max_attempts: int
@@ -139,7 +145,10 @@ class Lane(LooksInWaits, SettlesOutcomes, SendsMessages):
         # The Cloud API tier budget: customers reached in the rolling day, as last counted.
         self.budget: budget.Budget | None = None
         self._held_until: datetime | None = None
-        self.fallback_logged: set[int] = set()
+        self.fallback_logged: set[int | None] = set()
+        # The daily cap answers go under (the sender's own), as last read.
+        self.answer_cap: int | None = None
+        self._answers_capped = False
         # Hearing back (WhatsApp Web): the sender's settings, when it last looked, whether
         # it looked since the last send, when it last sent and the pace it kept then, how
         # long the last preparations of a chat took (seconds, real time), and what a look
@@ -226,6 +235,12 @@ class Lane(LooksInWaits, SettlesOutcomes, SendsMessages):
         if now < self.next_send_at:
             return self._wait(now)
         if first.campaign.pace.paced and not self._still_running(first.campaign.id):
+            with self.db.session() as session:
+                self._requeue_pending(session, now)
+            return 0.0
+        if first.campaign.id is not None and first.campaign.pace.paced and self._answer_due(now):
+            # The slot is the answer's: the campaign message prepared for it goes back to
+            # the queue untouched, and the next step claims the answer for this slot.
             with self.db.session() as session:
                 self._requeue_pending(session, now)
             return 0.0
@@ -327,13 +342,68 @@ class Lane(LooksInWaits, SettlesOutcomes, SendsMessages):
             session, sender, media, self.secret_key, self.options, self.instance_path
         )
 
+    def _answer_due(self, now: datetime) -> bool:
+        cap = self.answer_cap
+        if cap and self.sent_today >= cap:
+            return False  # a campaign allowed more today than the sender's own cap
+        with self.db.session() as session:
+            return answer_queue.waiting(session, self.sender_id, now)
+
+    def _answers_info(self, sender: Sender) -> _CampaignInfo:
+        """The sender's own pace for its answers: no campaign overrides it."""
+        return _CampaignInfo(
+            id=None,
+            body="",
+            pace=warmup.capped(
+                Pace.for_sender(sender), warmup.on_day(sender, self.first_day, self.clock.now())
+            ),
+            max_attempts=ANSWER_ATTEMPTS,
+            retry_seconds=DEFAULT_RETRY_SECONDS,
+            media=None,
+        )
+
+    def _claim_answers(self, session: Session, sender: Sender, now: datetime) -> bool:
+        info = self._answers_info(sender)
+        pace = info.pace
+        self.answer_cap = pace.daily_cap
+        self._answers_capped = False
+        if pace.daily_cap and self.sent_today >= pace.daily_cap:
+            # Asked only once capped: a lane with a capped answer waiting sleeps until the
+            # sender's day ends, rather than ending and being started again every second.
+            self._answers_capped = answer_queue.waiting(session, self.sender_id, now)
+            return False
+        size = 1 if pace.paced else self._batch_size()
+        if pace.daily_cap:
+            size = min(size, pace.daily_cap - self.sent_today)
+        if pace.max_per_second:
+            size = min(size, max(1, int(pace.max_per_second)))
+        claimed = answer_queue.claim_answers(
+            session,
+            sender_id=self.sender_id,
+            owner=self.owner,
+            limit=size,
+            now=now,
+            lease_until=now + self.lease,
+            pace=pace,
+        )
+        session.commit()  # the claim (and any skip) is durable before any channel is called
+        if not claimed:
+            return False
+        self.pending = deque(_Pending(c, info) for c in claimed)
+        self._all_capped = False
+        self._look_then_prepare()
+        return True
+
     def _claim(self, session: Session, sender: Sender, now: datetime) -> bool:
-        """Claim the next batch, taking running campaigns in turn."""
+        """Claim the next batch: the Inbox's answers first, then running campaigns in turn."""
+        if self._claim_answers(session, sender, now):
+            return True
         campaigns = self._campaigns(session, sender)
         capped = 0
         self._held_until = None
         for i in range(len(campaigns)):
             info = campaigns[(self.rotation + i) % len(campaigns)]
+            assert info.id is not None  # a running campaign's
             if info.pace.daily_cap and self.sent_today >= info.pace.daily_cap:
                 capped += 1
                 continue
@@ -374,7 +444,9 @@ class Lane(LooksInWaits, SettlesOutcomes, SendsMessages):
                 self._all_capped = False
                 self._look_then_prepare()
                 return True
-        self._all_capped = bool(campaigns) and capped == len(campaigns)
+        self._all_capped = (bool(campaigns) and capped == len(campaigns)) or (
+            self._answers_capped and not campaigns
+        )
         session.commit()  # what the page says about a budget hold
         return False
 
@@ -402,8 +474,9 @@ class Lane(LooksInWaits, SettlesOutcomes, SendsMessages):
     def _outgoing(self, p: _Pending) -> OutgoingMessage:
         media = p.campaign.media
         call: TemplateCall | None = None
-        if self.cloud and p.campaign.template is not None and p.claimed.params is not None:
-            call = cloud_template.call_from(p.campaign.template, p.claimed.params)
+        template = p.campaign.template if p.campaign.id is not None else p.claimed.template
+        if self.cloud and template is not None and p.claimed.params is not None:
+            call = cloud_template.call_from(template, p.claimed.params)
         return OutgoingMessage(
             message_id=p.claimed.id,
             phone=p.claimed.phone,
@@ -429,7 +502,9 @@ class Lane(LooksInWaits, SettlesOutcomes, SendsMessages):
             # What a look leaves free before a send, to prepare again a chat it closed.
             self._prepared(self.stopwatch() - started)
 
-    def _still_running(self, campaign_id: int) -> bool:
+    def _still_running(self, campaign_id: int | None) -> bool:
+        if campaign_id is None:
+            return True  # an answer has no campaign to pause or cancel
         with self.db.session() as session:
             status = session.scalar(select(Campaign.status).where(Campaign.id == campaign_id))
         return status == CampaignStatus.RUNNING

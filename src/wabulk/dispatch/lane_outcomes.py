@@ -75,7 +75,7 @@ class SettlesOutcomes:
     sent_at: datetime | None
     looked_since_send: bool
     unsettled: Unsettled | None
-    fallback_logged: set[int]
+    fallback_logged: set[int | None]
 
     if TYPE_CHECKING:
 
@@ -125,7 +125,11 @@ class SettlesOutcomes:
         now = self.clock.now()
         with self.db.session() as session:
             queue.settle(session, self.owner, outcomes, now, sender_id=self.sender_id)
-            back = {o.campaign_id for o in outcomes if o.kind in ("retry", "requeue")}
+            back = {
+                o.campaign_id
+                for o in outcomes
+                if o.kind in ("retry", "requeue") and o.campaign_id is not None
+            }
             if back:  # a cancelled campaign's messages never wait in the queue
                 lifecycle.skip_cancelled(session, now, back)
             invalid = [o.message_id for o in outcomes if o.error_code == NOT_ON_WHATSAPP]
@@ -231,5 +235,7 @@ class SettlesOutcomes:
                 now,
                 sender_id=self.sender_id,
             )
-            lifecycle.skip_cancelled(session, now, {p.campaign.id for p in self.pending})
+            lifecycle.skip_cancelled(
+                session, now, {p.campaign.id for p in self.pending if p.campaign.id is not None}
+            )
             self.pending.clear()

@@ -50,7 +50,7 @@ class StillRunning:
       waits for its batch: never from two threads at once.
     """
 
-    def __init__(self, db: Any, campaign_id: int) -> None:
+    def __init__(self, db: Any, campaign_id: int | None) -> None:
         self.db = db
         self.campaign_id = campaign_id
         self.stopped = False
@@ -60,6 +60,8 @@ class StillRunning:
     def __call__(self) -> bool:
         if self.stopped:
             return False
+        if self.campaign_id is None:
+            return True  # answers: no campaign to pause or cancel
         try:
             if self._conn is None:
                 self._conn = self.db.engine.connect()

@@ -14,6 +14,10 @@
   overwrite the outcome.
 - Campaign counters and `message_stats` move in the same transaction as the rows, by the
   rows actually changed, so pages read exact numbers without counting.
+- An answer written in the Inbox is a message with no campaign, bound to the sender that
+  messaged the contact (`claim_answers`): it is settled by the same statements, and a
+  requeue keeps its sender (any sender of a campaign may take a campaign message back,
+  but only the one account that holds the conversation can answer in it).
 """
 
 from __future__ import annotations
@@ -65,12 +69,14 @@ WINDOW = timedelta(hours=24)
 @dataclass(slots=True)
 class Claimed:
     id: int
-    campaign_id: int
+    campaign_id: int | None  # None: an answer written in the Inbox
     phone: str
     text: str
     attempts: int
     # A Cloud API template campaign's values for this recipient (see campaigns.cloud_template).
     params: dict[str, Any] | None = None
+    # An answer's own template snapshot (a campaign's is on the campaign).
+    template: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -78,7 +84,7 @@ class Outcome:
     """What became of one claimed message; `kind` picks the settle statement."""
 
     message_id: int
-    campaign_id: int
+    campaign_id: int | None
     kind: str  # sent | failed | retry | requeue | unknown
     provider_message_id: str | None = None
     error_code: str | None = None
@@ -408,6 +414,10 @@ def _claimed(w: _Written, campaign_id: int) -> Claimed:
     return Claimed(w.row.id, campaign_id, w.row.phone, w.text or "", w.row.attempts, w.params)
 
 
+# SQL for a message's sender once it goes back to the queue: a campaign's may be taken by
+# any of its senders, an answer's only by its own.
+KEEP_ANSWER_SENDER = "CASE WHEN campaign_id IS NULL THEN sender_id ELSE NULL END"
+
 _TARGET = {
     "sent": S.SENT,
     "failed": S.FAILED,
@@ -426,8 +436,9 @@ _SETTLE_SQL = {
     "error_code = {p}, error_detail = {p}",
     "retry": "status = 'queued', attempts = attempts + 1, next_attempt_at = {p}, "
     "error_code = {p}, error_detail = {p}",
-    # The message never reached a channel that could send it: no attempt is used.
-    "requeue": "status = 'queued', next_attempt_at = {t}, sender_id = NULL",
+    # The message never reached a channel that could send it: no attempt is used. An
+    # answer keeps its sender (see the module's docstring).
+    "requeue": "status = 'queued', next_attempt_at = {t}, sender_id = " + KEEP_ANSWER_SENDER,
     # The channel cannot tell whether it went: the operator decides ("send again").
     "unknown": "status = 'unknown', attempts = attempts + 1, error_code = {p}, error_detail = {p}",
 }
@@ -457,7 +468,7 @@ def settle(
     to_time = driver_time(session)
     mark = driver_marks(session, 1)[0]
     stamp = to_time(now)
-    groups: dict[tuple[str, int, str | None], list[Outcome]] = defaultdict(list)
+    groups: dict[tuple[str, int | None, str | None], list[Outcome]] = defaultdict(list)
     # Rows in id order, as status webhooks lock them, so a lane's settle and the webhook
     # worker never wait on each other in a circle (PostgreSQL would abort one).
     for o in sorted(outcomes, key=lambda o: o.message_id):

@@ -17,7 +17,7 @@ from collections import Counter, defaultdict
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, case, null, select, update
 from sqlalchemy.orm import Session
 
 from .. import events
@@ -26,6 +26,7 @@ from ..campaigns.counters import shift_counters
 from ..channels.base import Channel, ChannelConfig, OutgoingMessage, Reconciled
 from ..channels.registry import EXCLUSIVE, WEBHOOK_PROVEN, open_channel
 from ..models import EventLevel, Message, MessageStatus, Sender, utcnow
+from ..outbox import causes as events_out
 from ..senders import lease as sender_lease
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,8 @@ S = MessageStatus
 BATCH = 500
 # How long recovery holds an exclusive sender while it reads chats: ample for one batch.
 RECONCILE_HOLD = timedelta(minutes=10)
+
+_KEEP_ANSWER_SENDER = case((messages.c.campaign_id.is_(None), messages.c.sender_id), else_=null())
 
 _UNKNOWN_DETAIL = (
     "The worker stopped while sending and the channel cannot tell whether this message "
@@ -153,9 +156,10 @@ def reconcile_sender(
 
 def _apply(session: Session, rows: list, answers: dict[int, Reconciled], now: datetime) -> int:
     """Settle the rows answered (and those never written); returns how many."""
-    moved: dict[int, Counter] = defaultdict(Counter)
+    moved: dict[int | None, Counter] = defaultdict(Counter)
     considered = 0
     sent: list[stats.StatRow] = []
+    found_sent: list[int] = []  # a `message.status` event for endpoints
     for row in rows:
         if row.body is None:
             # Claimed, then its worker stopped before the text was written: the text is
@@ -178,7 +182,10 @@ def _apply(session: Session, rows: list, answers: dict[int, Reconciled], now: da
             )
             target = S.SENT
         elif answer == "not_sent":
-            stmt = guard.values(status=S.QUEUED, next_attempt_at=now, sender_id=None, **common)
+            # An answer keeps its sender: only the account holding the conversation sends it.
+            stmt = guard.values(
+                status=S.QUEUED, next_attempt_at=now, sender_id=_KEEP_ANSWER_SENDER, **common
+            )
             target = S.QUEUED
         else:
             stmt = guard.values(
@@ -189,8 +196,11 @@ def _apply(session: Session, rows: list, answers: dict[int, Reconciled], now: da
             moved[row.campaign_id][target] += 1
             if target == S.SENT:
                 sent.append(("sent", row.campaign_id, row.sender_id, now, None, 1))
+                found_sent.append(row.id)
     stats.bump(session, sent)
+    events_out.message_statuses(session, found_sent, now)
 
+    # Answers (campaign None) have no counters to move; their Event names no campaign.
     for campaign_id, counts in moved.items():
         n = sum(counts.values())
         shift_counters(session, campaign_id, {S.SENDING: -n} | dict(counts))

@@ -33,7 +33,16 @@ from ..campaigns import lifecycle
 from ..config import Settings
 from ..contacts import importer
 from ..db import Database
-from ..models import Campaign, CampaignStatus, Sender, SenderState, campaign_senders, utcnow
+from ..models import (
+    Campaign,
+    CampaignStatus,
+    Message,
+    MessageStatus,
+    Sender,
+    SenderState,
+    campaign_senders,
+    utcnow,
+)
 from ..outbox import delivery as webhooks_out
 from ..senders import cloud, cooldown
 from . import hearing, receipts
@@ -118,6 +127,21 @@ class Dispatcher:
             )
             # WhatsApp Web senders still hearing back after their campaigns.
             busy.update(hearing.hearing_senders(session, now))
+            # Senders with an answer from the Inbox to send (read through the claim's
+            # index: answers are the rows with no campaign).
+            busy.update(
+                session.scalars(
+                    select(Message.sender_id)
+                    .join(Sender, Sender.id == Message.sender_id)
+                    .where(
+                        Message.campaign_id.is_(None),
+                        Message.status == MessageStatus.QUEUED,
+                        Message.next_attempt_at <= now,
+                        Sender.state == SenderState.LINKED,
+                    )
+                    .distinct()
+                )
+            )
             # Senders being linked by QR: their lane opens the browser and shows the QR.
             busy.update(
                 session.scalars(

@@ -7,7 +7,8 @@ rolling day, shared by the numbers of one business account (cloud-api-spec §5, 
   their overlap, never wrong about one account).
 - Only template messages count, and not those to customers who wrote in the 24 hours
   before (inside an open window Meta does not count them); free-form text only ever
-  reaches open windows.
+  reaches open windows. An Inbox answer sent as a template counts like a campaign's (Meta
+  counts it); it is never held back by the budget, being one message a person chose to send.
 - A campaign held back by the budget says so on its page with the time it resumes.
 """
 

@@ -304,7 +304,11 @@ def set_warmup(session: Session, actor: User | None, sender_id: int, skip: bool)
 
 
 def sent_today(session: Session, sender: Sender, now: datetime | None = None) -> int:
-    """Messages this sender sent since midnight in its timezone (the daily cap's count)."""
+    """Messages this sender sent since midnight in its timezone (the daily cap's count).
+
+    Answers written in the Inbox count too: they are sends of the same WhatsApp account,
+    and a ban looks at how much the account sends, not why.
+    """
     now = now or utcnow()
     start = Pace(timezone=sender.timezone or "UTC").day_start(now)
     return (
