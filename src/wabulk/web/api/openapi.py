@@ -39,7 +39,6 @@ TAGS = [
     ("Senders", "Sending accounts and their state; Cloud API senders added and checked."),
     ("Analytics", "Outcomes over time, from maintained counters."),
     ("Webhooks", "Endpoints that receive signed events (replies, statuses, opt-outs, …)."),
-    ("Webhooks", "Endpoints that receive signed events (replies, statuses, opt-outs, …)."),
     ("Inbox", "Conversations with customers who reply: answers, assignment, notes, quick replies."),
 ]
 PATH_PARAM = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
