@@ -25,6 +25,7 @@ from tests.campaigns_support import (
 )
 from tests.cloud_support import PHONE_NUMBER_ID, WABA_ID, add_sender, cloud_settings
 from tests.inbound_support import make_cloud_sender, status, statuses_body
+from tests.integration.test_whatsapp_web_engine import lane_for, link_in_lane, run, web_sender
 from wabulk.analytics import stats
 from wabulk.auth.service import create_user
 from wabulk.channels.base import ChannelConfig, OutgoingMessage
@@ -416,3 +417,37 @@ def test_cloud_answers_go_once_free_form_in_the_window_and_as_a_template_outside
     row = message(db, free)
     assert row.status == S.READ and row.delivered_at is not None and row.read_at is not None
     _assert_stats_exact(db)
+
+
+# --- WhatsApp Web, in Chromium -----------------------------------------------------------
+
+
+@pytest.mark.browser
+def test_a_web_answer_reaches_the_phone_once_ahead_of_the_campaign(
+    migrated_db, fake, tmp_path
+) -> None:
+    db, instance = migrated_db, tmp_path / "instance"
+    sender = web_sender(db)
+    customers = [f"+91981250{i:04d}" for i in range(1, 5)]
+    asha = person(db, "+919812509999", "Asha Rao")
+    conv = conversation(db, asha, sender, wrote_ago=1)
+    lane = lane_for(db, sender, instance, fake, "worker:1")
+    try:
+        link_in_lane(db, lane, sender, fake)
+        campaign = make_campaign(db, [make_contacts(db, customers, "Diwali")], [sender])
+        run([lane], db, lambda: len(_sent_in_order(db, sender)) >= 1)
+        mid = answer(db, None, conv, text="Yes {{ first_name }}, Saturday at 11 works")
+        run([lane], db, lambda: len(_sent_in_order(db, sender)) == 5)
+        for _ in range(3):  # later steps send nothing more
+            lane.step()
+    finally:
+        lane.close()
+    to_asha = [m["text"] for m in fake.messages() if m["phone"] == "919812509999"]
+    assert to_asha == ["Yes Asha, Saturday at 11 works"]
+    assert Counter(m["phone"] for m in fake.messages()) == Counter(
+        p[1:] for p in [*customers, "+919812509999"]
+    )
+    order = [c for c, _, _ in _sent_in_order(db, sender)]
+    assert order.index(None) < len(order) - 1 - order[::-1].index(campaign)  # before the last
+    assert message(db, mid).status == S.SENT
+    assert_counters_exact(db, campaign)
