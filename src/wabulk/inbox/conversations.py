@@ -18,7 +18,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import case, func, literal, or_, select, update
+from sqlalchemy import (
+    String,
+    case,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
@@ -233,14 +243,26 @@ def _scoped(query: Any, filter: str, user_id: int) -> Any:
         raise ValidationError(f"Choose one of the filters {', '.join(FILTERS)}.", field="filter")
     if filter == "done":
         return query.where(c.state == ConversationState.DONE)
-    query = query.where(c.state == ConversationState.OPEN)
     if filter == "unread":
-        return query.where(c.unread > 0)  # the partial index ix_conversations_unread
+        return query.where(*_open_unread())
+    query = query.where(c.state == ConversationState.OPEN)
     if filter == "mine":
         return query.where(c.assignee_id == user_id)
     if filter == "unassigned":
         return query.where(c.assignee_id.is_(None))
     return query
+
+
+def _open_unread() -> tuple[Any, Any]:
+    """Open and unread, through the partial index ix_conversations_unread.
+
+    - `unread > 0` is written out, not bound: a partial index serves only a query whose
+      condition matches its own.
+    - The state is compared as text (`state || ''`) so that no index serves it: SQLite
+      would otherwise walk every open conversation to find the few unread ones.
+    """
+    as_text = type_coerce(c.state, String()).concat(literal_column("''"))
+    return c.unread > literal_column("0"), as_text == ConversationState.OPEN.value
 
 
 def _escaped(term: str) -> str:
@@ -288,12 +310,7 @@ def list_page(
 def unread_count(session: Session) -> int:
     """Open conversations with a reply nobody has opened yet (the navigation's badge)."""
     return int(
-        session.scalar(
-            select(func.count())
-            .select_from(conversations)
-            .where(c.unread > 0, c.state == ConversationState.OPEN)
-        )
-        or 0
+        session.scalar(select(func.count()).select_from(conversations).where(*_open_unread())) or 0
     )
 
 
