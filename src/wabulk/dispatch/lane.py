@@ -372,6 +372,10 @@ class Lane(LooksInWaits, SettlesOutcomes, SendsMessages):
             # sender's day ends, rather than ending and being started again every second.
             self._answers_capped = answer_queue.waiting(session, self.sender_id, now)
             return False
+        if not answer_queue.waiting(session, self.sender_id, now):
+            # A read through the claim's index: without answers due, the claim's UPDATE
+            # (a write lock on SQLite) is not paid for before every campaign claim.
+            return False
         size = 1 if pace.paced else self._batch_size()
         if pace.daily_cap:
             size = min(size, pace.daily_cap - self.sent_today)
