@@ -25,10 +25,13 @@ from wabulk.auth import tokens
 from wabulk.campaigns import lifecycle
 from wabulk.campaigns.service import DraftInput, save_draft
 from wabulk.campaigns.templates import CloudChoice, create_template
+from wabulk.channels.heard import Reply
 from wabulk.contacts import importer
 from wabulk.contacts import service as contacts
 from wabulk.db import Database
 from wabulk.demo import load_demo
+from wabulk.inbound.replies import store_replies
+from wabulk.inbox import quick_replies
 from wabulk.models import (
     Campaign,
     CampaignStatus,
@@ -36,6 +39,7 @@ from wabulk.models import (
     CloudTemplate,
     Contact,
     ContactList,
+    Conversation,
     Import,
     ImportStatus,
     Role,
@@ -64,6 +68,8 @@ NOT_PAGES = {
     "contacts.sample",
     "imports.report",
     "imports.status",
+    "inbox.live",
+    "inbox.unread",
     "senders.link_json",
     "senders.screenshot",
     "templates.attachment_file",
@@ -208,6 +214,19 @@ def seed(db: Database, instance: Path) -> Seeded:
         contacts.opt_out(session, admin, [quitter.id], "Asked in the shop")
         out.ids["contact_id"] = [quitter.id, quitter.id + 1]
         out.ids["user_id"] = [admin.id]
+        # The Inbox: a customer who asked something on the Cloud API number (window open,
+        # a quick reply to pick) and the opted-out one, whose conversation refuses answers.
+        asker = session.get(Contact, quitter.id + 1)
+        assert asker is not None
+        heard = [
+            Reply(at=utcnow(), provider_message_id=f"tour-{c.id}", phone=c.phone, text=said)
+            for c, said in ((asker, "Do you deliver to Pune?"), (quitter, "Stop"))
+        ]
+        store_replies(session, cloud.id, heard, (), utcnow())
+        quick_replies.create(session, admin, "Delivery", "Hi {{ first_name }}, yes we deliver.")
+        out.ids["conversation_id"] = list(
+            session.scalars(select(Conversation.id).order_by(Conversation.id))
+        )
 
     # One import waiting for its columns, one finished with rejected rows, one queued.
     imports = []
@@ -250,6 +269,7 @@ EXTRA = [
     ("campaigns.new", {"template_id": "template_id"}),
     ("contacts.index", {"q": "Demo"}),
     ("activity.index", {"level": "warning"}),
+    ("inbox.index", {"f": "done"}),
 ]
 
 

@@ -13,6 +13,8 @@ from .campaigns_views import bp as campaigns_bp
 from .contacts_views import bp as contacts_bp
 from .demo_views import bp as demo_bp
 from .imports_views import bp as imports_bp
+from .inbox import bp as inbox_bp
+from .inbox import quick_replies_bp
 from .integrations import bp as integrations_bp
 from .pages import bp as pages_bp
 from .senders_views import bp as senders_bp
@@ -28,6 +30,8 @@ def init_app(app: Flask) -> None:
     blueprints = (
         auth_bp,
         pages_bp,
+        inbox_bp,
+        quick_replies_bp,
         activity_bp,
         contacts_bp,
         imports_bp,
