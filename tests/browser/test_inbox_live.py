@@ -26,9 +26,11 @@ from wabulk.models import CloudTemplate, Conversation, Message, MessageStatus, R
 from .. import hooks_support as hooks
 from ..campaigns_support import make_campaign, make_contacts, make_sender
 from ..fakes.cloud_api import FakeCloudApi
+from ..fakes.whatsapp_web import FakeWhatsAppWeb
 from ..inbound_support import APP_SECRET, PHONE_NUMBER_ID, WABA_ID, make_cloud_sender
 from ..page_tour import COMPONENTS
 from ..support import new_instance, running_server
+from ..web_channel_support import ACCOUNT, wait_for
 from .conftest import sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -214,3 +216,65 @@ def _events_out_for_the_answer(receiver: hooks.Receiver, secret: str) -> int:
         hits = list(receiver.hits)
     assert hits and all(hooks.verify(secret, hit) for hit in hits)
     return int(read[0]["data"]["message_id"])
+
+
+def test_a_whatsapp_web_reply_appears_live_and_is_answered_once(
+    browser, artifacts, tmp_path, fake: FakeWhatsAppWeb
+) -> None:
+    """The reply is read from the phone's chats by the sender's own browser, between sends
+    and while idle after the campaign, and the answer goes through that same browser."""
+    from playwright.sync_api import expect
+
+    instance = tmp_path / "instance"
+    new_instance(instance, EMAIL, PASSWORD, "admin")
+    db = Database(f"sqlite:///{instance / 'wabulk.db'}")
+    try:
+        customers = make_contacts(db, [ASHA], "Customers")
+        env = {"WABULK_WHATSAPP_WEB_URL": fake.url, "WABULK_BROWSER_TIMEOUT": "20"}
+        with running_server(instance, **env) as server:
+            page = browser.new_page()
+            problems: list[str] = []
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            sign_in(page, server.url, EMAIL, PASSWORD)
+            page.goto(server.url + "/senders/new")
+            page.get_by_label("Name", exact=True).fill("Shop phone")
+            page.get_by_role("button", name="Add sender").click()
+            page.wait_for_url(re.compile(r".*/senders/\d+/link$"))
+            assert wait_for(lambda: fake.pending_qr(), what="the QR on the stand-in")
+            assert fake.scan(phone=ACCOUNT)
+            expect(page.get_by_test_id("linked-as")).to_contain_text(ACCOUNT, timeout=30_000)
+            sender = int(page.url.rsplit("/", 2)[-2])
+            make_campaign(db, [customers], [sender], name="Monsoon sale")
+            wait_for(lambda: _web_sent(fake, ASHA), 60, what="the campaign message")
+
+            page.goto(server.url + "/inbox")
+            count = page.locator("[data-inbox-unread]")
+            page.evaluate("window.__same_page = true")
+            fake.reply(ASHA, QUESTION)
+            row = page.locator("[data-conversation]").filter(has_text=QUESTION)
+            expect(row).to_be_visible(timeout=60_000)
+            expect(count).to_have_text(re.compile(r"^1\b"))
+            assert page.evaluate("window.__same_page") is True
+
+            row.get_by_role("link").click()
+            thread = page.get_by_test_id("thread")
+            expect(thread).to_contain_text("Campaign: Monsoon sale")
+            expect(page.get_by_test_id("window-left")).to_have_count(0)  # no window here
+            page.get_by_label(re.compile("Your answer to")).fill("Yes, we deliver on Saturday.")
+            page.get_by_test_id("send-answer").click()
+            answer = thread.locator('[data-kind="out"]').last
+            expect(answer).to_contain_text("Yes, we deliver on Saturday.")
+            expect(answer.get_by_test_id("tick")).to_have_text(
+                re.compile("Sent|Delivered|Read"), timeout=60_000
+            )
+            page.screenshot(path=str(artifacts / "inbox-web-answered.png"), full_page=True)
+            assert problems == []
+            page.close()
+        answers = [m for m in _web_sent(fake, ASHA) if m["text"] == "Yes, we deliver on Saturday."]
+        assert len(answers) == 1
+    finally:
+        db.dispose()
+
+
+def _web_sent(fake: FakeWhatsAppWeb, phone: str) -> list[dict]:
+    return [m for m in fake.messages() if m["phone"].lstrip("+") == phone.lstrip("+")]
