@@ -247,8 +247,7 @@ def _view(call: Call, conversation_id: int) -> inbox.ConversationView:
 
 
 def _summary(call: Call, conversation_id: int) -> ConversationOut:
-    call.session.flush()
-    call.session.expire_all()
+    # Read back in SQL (autoflushed first): some actions change rows with UPDATE statements.
     return ConversationOut.model_validate(_view(call, conversation_id))
 
 
