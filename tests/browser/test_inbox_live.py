@@ -107,6 +107,7 @@ def test_a_cloud_reply_is_answered_live_once_and_the_window_rule_holds(
             page.get_by_test_id("send-answer").click()
             out = page.get_by_test_id("thread").locator('[data-kind="out"]')
             expect(out.first).to_contain_text("Campaign: Diwali sale")
+            expect(out.first).to_contain_text("20% off everything")
             answer = out.last
             expect(answer).to_contain_text("Yes Person, we deliver to Pune tomorrow.")
             expect(answer).to_contain_text(f"Answer by {EMAIL}")
@@ -190,7 +191,10 @@ def _campaign_reached(db: Database, list_id: int, cloud: int) -> None:
             update(Message)
             .where(Message.campaign_id == campaign)
             .values(
-                status=MessageStatus.SENT, sender_id=cloud, sent_at=utcnow() - timedelta(hours=1)
+                status=MessageStatus.SENT,
+                sender_id=cloud,
+                sent_at=utcnow() - timedelta(hours=1),
+                body="Diwali sale: 20% off everything until Sunday.",
             )
         )
 

@@ -30,6 +30,7 @@ from wabulk.models import (
     User,
     utcnow,
 )
+from wabulk.web.inbox import views as inbox_views
 
 from ..conftest import PASSWORD, csrf_from, login
 
@@ -112,8 +113,9 @@ def _unread_in_nav(page: str) -> str:
     return match.group(1)
 
 
-def test_list_filters_search_and_a_conversation(dual) -> None:
+def test_list_filters_search_and_a_conversation(dual, monkeypatch) -> None:
     app, db = dual
+    monkeypatch.setattr(inbox_views, "PAGE_SIZE", 2)
     client = _client(app, db, Role.OPERATOR)
     assert "No replies yet." in _text(_page(client, "/inbox"))
     sender, _ = _shop(db)
@@ -125,8 +127,16 @@ def test_list_filters_search_and_a_conversation(dual) -> None:
     page = _page(client, "/inbox")
     assert _unread_in_nav(page) == "3"
     rows = re.findall(r'data-conversation="(\d+)"', page)
-    assert rows[0] == str(third) and rows[-1] == str(first)  # newest activity first
+    assert rows[0] == str(third)  # newest activity first
     assert "Book me for Saturday" in _text(page)
+
+    assert len(rows) == 2  # a page of two here: the oldest is on the next page
+    older = re.search(r'href="([^"]+)" data-testid="older"', page)
+    assert older is not None
+    assert re.findall(r'data-conversation="(\d+)"', _page(client, html.unescape(older[1]))) == [
+        str(first)
+    ]
+    rows.append(str(first))
 
     found = _page(client, "/inbox?q=500002")
     assert re.findall(r'data-conversation="(\d+)"', found) == [rows[1]]
@@ -147,7 +157,7 @@ def test_list_filters_search_and_a_conversation(dual) -> None:
 
     live = client.get(f"/inbox/live.json?c={third}").get_json()
     assert live["unread"] == 1 and "Book me for Saturday" in live["thread"]
-    assert f'data-conversation="{first}"' in live["list"]
+    assert f'data-conversation="{third}"' in live["list"]
     assert client.get("/inbox/unread.json").get_json() == {"unread": 1}
 
     # A contact's page opens their conversation.
