@@ -18,6 +18,7 @@ from wabulk.auth import service as users
 from wabulk.channels.heard import Reply
 from wabulk.db import Database
 from wabulk.inbound import replies
+from wabulk.inbox import conversations
 from wabulk.models import (
     Answer,
     CloudTemplate,
@@ -259,8 +260,14 @@ def test_the_cloud_window_closes_and_a_template_is_offered(dual) -> None:
     _shop(db, cloud)
     fresh = _reply(db, cloud, PHONES[1], "Hi", utcnow() - timedelta(hours=1))
     stale = _reply(db, cloud, PHONES[0], "Price?", utcnow() - timedelta(hours=25))
+    with db.session() as session:
+        silent = session.scalar(select(Contact.id).where(Contact.phone == PHONES[2]))
+        assert silent is not None
+        never = conversations.ensure(session, silent, cloud, utcnow())
     operator = _client(app, db, Role.OPERATOR)
 
+    page = _page(operator, f"/inbox/{never}")
+    assert "has not written to this number yet" in _text(page) and "spring_sale" in page
     page = _page(operator, f"/inbox/{fresh}")
     assert 'data-testid="window-left"' in page and "22 h" in _text(page)
 

@@ -41,7 +41,7 @@ FILTERS = (
 PAGE_SIZE = 50
 SEARCH_MAX = 100
 ANSWER_MAX = 4096
-NOTE_MAX = 4096
+NOTE_MAX = conversations.MAX_NOTE
 # A template's variables as typed in the answer box: few and short.
 TEMPLATE_VALUES_MAX = 30
 TEMPLATE_VALUE_MAX = 1000
@@ -192,6 +192,8 @@ def _conversation_context(session: Session, view: Any) -> dict[str, Any]:
     return {
         "items": thread.timeline(session, view.id),
         "closes_at": closes_at,
+        "never_opened": closes_at == conversations.NEVER_OPENED,
+        "note_max": NOTE_MAX,
         "window_open": window_open,
         "left": _left(closes_at - now) if closes_at is not None and window_open else None,
         "templates": [] if window_open else answers.templates_for(session, view.sender_id),
