@@ -48,6 +48,7 @@ from wabulk.models import (
     Template,
     utcnow,
 )
+from wabulk.outbox import endpoints as webhook_endpoints
 
 ADMIN_EMAIL = "owner@shop.example"
 PASSWORD = "a long pass phrase"
@@ -115,6 +116,17 @@ def seed(db: Database, instance: Path) -> Seeded:
         admin = users.create_user(session, None, ADMIN_EMAIL, PASSWORD, Role.ADMIN)
         users.create_user(session, admin, "helper@shop.example", PASSWORD, Role.OPERATOR)
         tokens.create_token(session, admin, "Accounts sheet")
+        # Settings → Webhooks: an n8n address, made first so the replies and the opt-out
+        # below fill its delivery log.
+        hook, _ = webhook_endpoints.create(
+            session,
+            admin,
+            "tour-secret-key",
+            name="n8n replies",
+            url="https://n8n.shop.example/webhook/wabulk",
+            events_wanted=["message.replied", "contact.opted_out"],
+        )
+        out.ids["endpoint_id"] = [hook.id]
         load_demo(session, admin, instance)
         web = Sender(
             name="Shop phone",
