@@ -15,7 +15,9 @@ import httpx
 import pytest
 
 from tests.hooks_support import SECRET_KEY, Receiver, add_endpoint, rows, serve, verify, wait_for
+from wabulk.config import Settings
 from wabulk.db import Database
+from wabulk.dispatch.worker import Dispatcher
 from wabulk.models import DeliveryStatus, WebhookEndpoint, utcnow
 from wabulk.outbox import delivery, emit
 
@@ -56,6 +58,18 @@ def test_a_delivery_is_signed_as_documented(migrated_db: Database, receiver: Rec
     assert row.delivered_at is not None and row.lease_owner is None
     # Delivered rows are never posted again.
     assert delivery.deliver_due(db, SECRET_KEY, OWNER, now=utcnow() + timedelta(days=1)) == 0
+
+
+def test_the_worker_loop_delivers(
+    migrated_db: Database, settings: Settings, receiver: Receiver
+) -> None:
+    add_endpoint(migrated_db, receiver.url)
+    [event_id] = _emit(migrated_db)
+    dispatcher = Dispatcher(migrated_db, settings)
+    assert "webhooks" in [loop.name for loop in dispatcher.loops]
+    assert dispatcher.webhook_step() is True
+    assert receiver.taken == {event_id: 1}
+    assert dispatcher.webhook_step() is False
 
 
 def test_500s_are_retried_with_backoff_then_delivered(
@@ -157,7 +171,9 @@ def test_many_deliveries_go_out_at_once(migrated_db: Database, receiver: Receive
 _WORKER = textwrap.dedent(
     """
     import sys
-    from wabulk.db import Database
+    from wabulk.config import Settings
+from wabulk.db import Database
+from wabulk.dispatch.worker import Dispatcher
     from wabulk.outbox import delivery
     db = Database(sys.argv[1])
     while True:

@@ -312,7 +312,8 @@ def _record(
     events.record(
         session,
         kind,
-        f"{events.actor_name(actor)} {did} the webhook endpoint {endpoint.name} ({endpoint.url}).",
+        # Not the address: some tools (Zapier, Make) put their own secret in it.
+        f"{events.actor_name(actor)} {did} the webhook endpoint {endpoint.name}.",
         user=actor,
         data={"endpoint_id": endpoint.id},
     )
