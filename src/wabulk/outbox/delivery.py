@@ -231,9 +231,20 @@ def post(client: httpx.Client, job: Job) -> Result:
     except httpx.TimeoutException:
         return Result(None, f"No answer within {client.timeout.read or TIMEOUT:g} seconds.")
     except httpx.ConnectError as exc:
-        return Result(None, f"Could not connect: {_short(exc)}.")
+        return Result(None, _connect_error(exc))
     except httpx.HTTPError as exc:
         return Result(None, f"The connection failed: {_short(exc)}.")
+
+
+def _connect_error(exc: Exception) -> str:
+    said = str(exc).lower()
+    if "refused" in said:
+        return "The server refused the connection: is the receiving program running?"
+    if "name" in said and ("resolution" in said or "not known" in said or "getaddrinfo" in said):
+        return "No server has this name: check the address."
+    if "certificate" in said or "ssl" in said or "tls" in said:
+        return f"The secure connection failed (the server's certificate?): {_short(exc)}."
+    return f"Could not connect: {_short(exc)}."
 
 
 def _short(exc: Exception) -> str:
