@@ -28,6 +28,7 @@ from ...inbox import timeline as thread
 from ...models import Contact, Conversation, Role, User, utcnow
 from ..helpers import cursor_value, db_session, id_value, optional_id
 from ..security import requires
+from . import once
 
 bp = Blueprint("inbox", __name__)
 
@@ -193,6 +194,7 @@ def _conversation_context(session: Session, view: Any) -> dict[str, Any]:
         "items": thread.timeline(session, view.id),
         "closes_at": closes_at,
         "never_opened": closes_at == conversations.NEVER_OPENED,
+        "once": once.new_token(),
         "note_max": NOTE_MAX,
         "window_open": window_open,
         "left": _left(closes_at - now) if closes_at is not None and window_open else None,
@@ -277,13 +279,15 @@ def _back(conversation_id: int) -> Response:
     return redirect(url_for("inbox.show", conversation_id=conversation_id, **_list_args().kept()))
 
 
-def _act(conversation_id: int, run: Any) -> Response:
+def _act(conversation_id: int, run: Any, refused: Any = None) -> Response:
     """Run one team action; the refusal's own sentence is shown when it is refused."""
     session = db_session()
     try:
         said = run(session)
     except (DomainError, answers.AnswerRefused) as exc:
         session.rollback()
+        if refused is not None:
+            refused()
         flash(str(exc), "danger")
     else:
         session.commit()
@@ -300,6 +304,10 @@ def answer(conversation_id: int) -> Response:
         return _back(conversation_id)
     quick_reply_id = request.form.get("quick_reply_id", type=id_value)
     template = _template_choice()
+    token = request.form.get("once", "")
+    if not once.claim(token):
+        flash("This answer was already sent: the form went twice, so it was kept once.", "info")
+        return _back(conversation_id)
 
     def run(session: Session) -> str:
         answers.write_answer(
@@ -313,7 +321,11 @@ def answer(conversation_id: int) -> Response:
         )
         return "Answer queued: it goes out in a moment, and its ticks show when it arrives."
 
-    return _act(conversation_id, run)
+    try:
+        return _act(conversation_id, run, refused=lambda: once.release(token))
+    except Exception:
+        once.release(token)  # nothing was written (the database failed): it may go again
+        raise
 
 
 def _template_choice() -> dict[str, Any] | None:
