@@ -171,9 +171,7 @@ def test_many_deliveries_go_out_at_once(migrated_db: Database, receiver: Receive
 _WORKER = textwrap.dedent(
     """
     import sys
-    from wabulk.config import Settings
-from wabulk.db import Database
-from wabulk.dispatch.worker import Dispatcher
+    from wabulk.db import Database
     from wabulk.outbox import delivery
     db = Database(sys.argv[1])
     while True:
