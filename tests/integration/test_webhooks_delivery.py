@@ -3,13 +3,16 @@ and not lost when the worker dies mid-delivery (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+import ast
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -19,7 +22,7 @@ from wabulk.config import Settings
 from wabulk.db import Database
 from wabulk.dispatch.worker import Dispatcher
 from wabulk.models import DeliveryStatus, WebhookEndpoint, utcnow
-from wabulk.outbox import delivery, emit
+from wabulk.outbox import delivery, emit, endpoints
 
 D = DeliveryStatus
 OWNER = "test:1"
@@ -217,3 +220,51 @@ def test_no_loss_when_the_worker_is_killed_mid_delivery(
     assert {r.status for r in rows(db)} == {D.DELIVERED}
     assert sorted(receiver.taken) == ids
     assert set(receiver.taken.values()) == {2}
+
+
+def _docs_receiver(secret: str, port: int) -> str:
+    """The Python receiver of docs/webhooks.md, as a shop would copy it."""
+    text = (Path(__file__).parents[2] / "docs" / "webhooks.md").read_text()
+    code = text.split("### Python (standard library only)", 1)[1].split("```python\n", 1)[1]
+    code = code.split("```", 1)[0]
+    assert 'SECRET = b"whsec_…"' in code and '("0.0.0.0", 8080)' in code
+    return code.replace('b"whsec_…"', repr(secret.encode())).replace(
+        '("0.0.0.0", 8080)', f'("127.0.0.1", {port})'
+    )
+
+
+def test_the_documented_python_receiver_takes_a_delivery(migrated_db: Database) -> None:
+    db = migrated_db
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/"
+    endpoint_id, secret = add_endpoint(db, url)
+    proc = subprocess.Popen(
+        [sys.executable, "-u", "-c", _docs_receiver(secret, port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        _emit(db)
+
+        def delivered() -> bool:
+            delivery.deliver_due(db, SECRET_KEY, OWNER, now=utcnow() + timedelta(hours=1))
+            return rows(db)[0].status == D.DELIVERED
+
+        wait_for(delivered, "the documented receiver to take the event")
+        assert rows(db)[0].last_code == 204
+        # A wrong secret is refused by it (401), so the delivery is tried again later.
+        with db.session() as session:
+            endpoints.rotate_secret(session, None, SECRET_KEY, endpoint_id, "another-secret-12345")
+        _emit(db)
+        delivery.deliver_due(db, SECRET_KEY, OWNER)
+        assert rows(db)[1].last_code == 401 and rows(db)[1].status == D.PENDING
+    finally:
+        proc.kill()
+        out, _ = proc.communicate(timeout=30)
+    [line] = out.splitlines()
+    name, data = line.split(" ", 1)
+    assert name == "message.status"
+    assert ast.literal_eval(data) == {"message_id": 1, "status": "sent"}
