@@ -20,7 +20,8 @@ from wabulk.campaigns import lifecycle
 from wabulk.channels.heard import Heard, Reply, StatusUpdate
 from wabulk.contacts import service as contacts_service
 from wabulk.db import Database
-from wabulk.models import Contact, Message, OutboxEvent, utcnow
+from wabulk.dispatch import queue
+from wabulk.models import Contact, Message, MessageStatus, OutboxEvent, utcnow
 from wabulk.outbox import delivery, endpoints
 
 ALL = ["message.status", "message.replied", "contact.opted_out", "campaign.completed"]
@@ -171,3 +172,53 @@ def test_nothing_is_written_when_no_endpoint_subscribes(migrated_db: Database) -
         lifecycle.complete_finished(session, utcnow())
     with db.session() as session:
         assert session.scalars(select(OutboxEvent.id)).all() == []
+
+
+def test_an_inbox_answer_sends_its_statuses(migrated_db: Database, receiver: Receiver) -> None:
+    """An answer is a message with no campaign: the lane's settle and the statuses heard
+    back send `message.status` for it, with no campaign named."""
+    db = migrated_db
+    add_endpoint(db, receiver.url, ["message.status"])
+    make_contacts(db, ["+919876500042"], "Askers")
+    sender_id = make_sender(db, "Shop phone")
+    now = utcnow()
+    with db.session() as session:
+        contact = session.scalar(select(Contact).where(Contact.phone == "+919876500042"))
+        assert contact is not None
+        answer = Message(
+            campaign_id=None,
+            contact_id=contact.id,
+            phone=contact.phone,
+            body="Yes, we deliver to Pune.",
+            status=MessageStatus.SENDING,
+            sender_id=sender_id,
+            lease_owner="lane:1",
+            lease_until=now + timedelta(minutes=5),
+            next_attempt_at=now,
+        )
+        session.add(answer)
+        session.flush()
+        answer_id = answer.id
+    with db.session() as session:
+        queue.settle(
+            session,
+            "lane:1",
+            [queue.Outcome(answer_id, None, "sent", "wamid.answer")],
+            now,
+            sender_id=sender_id,
+        )
+    with db.session() as session:
+        inbound.apply(
+            session,
+            sender_id,
+            Heard(
+                statuses=[StatusUpdate("read", now + timedelta(seconds=30), message_id=answer_id)]
+            ),
+            now,
+        )
+    said = [p["data"] for p in _payloads(db, "message.status")]
+    assert [(d["message_id"], d["status"], d["campaign_id"]) for d in said] == [
+        (answer_id, "sent", None),
+        (answer_id, "read", None),
+    ]
+    assert said[0]["phone"] == "+919876500042" and said[0]["campaign_name"] is None
