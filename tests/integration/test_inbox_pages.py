@@ -164,6 +164,7 @@ def test_list_filters_search_and_a_conversation(dual, monkeypatch) -> None:
     # A contact's page opens their conversation.
     with db.session() as session:
         contact_id = session.scalar(select(Contact.id).where(Contact.phone == PHONES[0]))
+    assert f'href="/inbox?contact={contact_id}"' in _page(client, f"/contacts/{contact_id}")
     response = client.get(f"/inbox?contact={contact_id}")
     assert response.status_code == 302 and response.location.endswith(f"/inbox/{first}")
 
