@@ -268,3 +268,20 @@ def test_the_documented_python_receiver_takes_a_delivery(migrated_db: Database) 
     name, data = line.split(" ", 1)
     assert name == "message.status"
     assert ast.literal_eval(data) == {"message_id": 1, "status": "sent"}
+
+
+def test_an_address_the_client_refuses_fails_alone(
+    migrated_db: Database, receiver: Receiver
+) -> None:
+    """A row that cannot even be posted is recorded as a failed try; the batch goes on."""
+    db = migrated_db
+    add_endpoint(db, receiver.url)
+    bad, _ = add_endpoint(db, "https://good.example/hook", name="Bad")
+    with db.session() as session:
+        session.get(WebhookEndpoint, bad).url = "http://[::1/hook"  # type: ignore[union-attr]
+    _emit(db)
+    assert delivery.deliver_due(db, SECRET_KEY, OWNER) == 2
+    by_endpoint = {r.endpoint_id: r for r in rows(db)}
+    assert by_endpoint[bad].status == D.PENDING and by_endpoint[bad].attempts == 1
+    assert "could not be made" in (by_endpoint[bad].last_error or "")
+    assert len(receiver.hits) == 1

@@ -98,6 +98,7 @@ def test_the_page_adds_an_endpoint_and_shows_its_secret_once(
         ("https://" + "a" * 2000 + ".com", "longer than"),
         ("not a url", "spaces"),
         ("https:///nohost", "https://"),
+        ("https://a..b/hook", "server name"),
     ],
 )
 def test_bad_addresses_are_refused_with_a_reason(

@@ -234,6 +234,9 @@ def post(client: httpx.Client, job: Job) -> Result:
         return Result(None, _connect_error(exc))
     except httpx.HTTPError as exc:
         return Result(None, f"The connection failed: {_short(exc)}.")
+    except Exception as exc:  # e.g. an address httpx refuses: one row must not stop the batch
+        log.warning("webhook %s to endpoint %s failed: %r", job.event_id, job.endpoint_id, exc)
+        return Result(None, f"The delivery could not be made: {_short(exc)}.")
 
 
 def _connect_error(exc: Exception) -> str:

@@ -84,6 +84,16 @@ def check_url(url: str) -> str:
             "instead (see the signing secret).",
             field="url",
         )
+    host = parts.hostname.strip("[]")
+    if ":" not in host:  # an IPv6 literal has no labels to check
+        try:
+            host.encode("idna")
+        except UnicodeError:
+            raise ValidationError(
+                "The server name in the address is not valid (an empty or too long part "
+                "between dots?).",
+                field="url",
+            ) from None
     if port == 0:
         raise ValidationError("The address names port 0, which cannot be reached.", field="url")
     if parts.fragment:
