@@ -161,7 +161,7 @@ def test_team_work_through_the_api(seeded) -> None:
     status, row = op("POST", url + "/opt-out")
     assert status == 200 and row["opted_out"] is True
     status, one = op("GET", url)
-    assert one["opt_out_reason"].startswith("Replied \u201c")
+    assert one["opt_out_reason"].startswith("Opted out from the Inbox by " + op.email)
     assert sorted(i["kind"] for i in one["timeline"]) == ["in", "note", "out"]
     [written] = [i for i in one["timeline"] if i["kind"] == "note"]
     assert written["author"] == op.email and written["text"] == "Wants size 8"

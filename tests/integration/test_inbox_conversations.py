@@ -117,7 +117,7 @@ def test_done_reopens_on_the_next_reply_and_each_action_is_recorded(migrated_db)
     back = conversation(db, conv_id)
     assert (back.state, back.unread, back.assignee_id) == ("open", 1, mate.id)
     with db.session() as session:
-        inbox.mark_read(session, conv_id)
+        inbox.mark_read(session, op, conv_id)
         inbox.assign(session, op, conv_id, None)
         kinds = session.scalars(
             select(Event.kind).where(Event.kind.like("conversation.%")).order_by(Event.id)
@@ -149,7 +149,7 @@ def test_scopes_search_and_keyset_pages(migrated_db) -> None:
             )
     with db.session() as session:
         for i in (0, 1):
-            inbox.mark_read(session, conv[i])
+            inbox.mark_read(session, me, conv[i])
         inbox.assign(session, me, conv[2], me.id)
         inbox.set_done(session, me, conv[3], True)
 
@@ -173,6 +173,11 @@ def test_scopes_search_and_keyset_pages(migrated_db) -> None:
     assert walk("mine") == [conv[2]]
     assert walk("unassigned") == [conv[i] for i in (8, 7, 6, 5, 4, 1, 0)]
     assert walk("done") == [conv[3]]
+    # A search looks in every conversation, open and done, whatever the filter.
+    with db.session() as session:
+        session.execute(update(Contact).where(Contact.phone == phones[3]).values(name="Ravi Done"))
+    assert walk("all", q="ravi") == [conv[3]] == walk("unread", q="ravi") == walk("done", q="ravi")
+    assert walk("mine", q="0000", limit=2) == [conv[i] for i in (8, 7, 6, 5, 4, 3, 2, 1, 0)]
     assert walk("all", q="asha_") == [conv[4]] == walk("all", q="  ASHA ")
     assert walk("all", q="%") == []  # a wildcard typed is a character searched
     assert walk("all", q="00007") == [conv[7]]
@@ -256,13 +261,15 @@ def test_roles_are_checked_inside(migrated_db) -> None:
             lambda: inbox.set_done(session, viewer, conv_id, True),
             lambda: inbox.add_note(session, viewer, conv_id, "note"),
             lambda: inbox.opt_out(session, viewer, conv_id),
+            # A viewer's reading must not clear the team's unread count.
+            lambda: inbox.mark_read(session, viewer, conv_id),
             lambda: quick_replies.create(session, op, "Hours", "We open at 10."),
             lambda: quick_replies.delete(session, op, 1),
         ):
             with pytest.raises(PermissionDenied):
                 action()
-        inbox.mark_read(session, conv_id)  # reading is everyone's
     assert conversation(db, conv_id).state == "open"
+    assert conversation(db, conv_id).unread == 1
     assert conversation(db, conv_id).assignee_id is None
 
 
@@ -279,8 +286,10 @@ def test_opt_out_from_the_conversation_gives_the_reply_as_the_reason(migrated_db
         view = inbox.get(session, conv_id)
         logged = session.scalars(select(Event.text).where(Event.kind == "contact.opted_out")).all()
     assert view.opted_out_at is not None
+    # What happened is the team's action; the last message is context, not a stop request.
     assert view.opt_out_reason == (
-        "Replied \u201cPlease don't send me these offers\u201d; opted out from the Inbox."
+        "Opted out from the Inbox by op@example.com; "
+        "their last message: \u201cPlease don't send me these offers\u201d"
     )
     assert logged == [f"{FIRST} was opted out by op@example.com: {view.opt_out_reason}"]
 

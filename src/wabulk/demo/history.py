@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from ..campaigns.rendering import compile_body, context_for
 from ..channels.base import NOT_ON_WHATSAPP
+from ..inbox import conversations
 from ..models import (
     Campaign,
     CampaignStatus,
@@ -215,6 +216,15 @@ def _inbound(session: Session, campaign: Campaign, sender: Sender, replies: list
                 body=reply.text,
                 received_at=message.replied_at,
             )
+        )
+        # The Inbox's own hook, as a heard reply takes: one conversation per contact.
+        conversations.touch_on_reply(
+            session,
+            contact_id=contact.id,
+            sender_id=sender.id,
+            campaign_id=campaign.id,
+            at=message.replied_at,
+            preview=reply.text,
         )
         if reply.text == samples.STOP_REPLY:
             contact.opted_out_at = message.replied_at

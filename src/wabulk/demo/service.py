@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -46,7 +46,7 @@ from ..models import (
     utcnow,
 )
 from ..senders.service import SenderInput, create_sender
-from . import history, samples
+from . import history, inbox, samples
 from .people import RANGE_FIRST, RANGE_LAST, make_cast
 
 FLAG = "demo_loaded"
@@ -212,7 +212,9 @@ def load_demo(
     )
     ids += [live.id, scheduled.id]
     session.flush()
-    stats.rebuild(session, ids)
+    inbox.build(session, actor, sender, now)
+    # The Inbox's answer has no campaign: its statistics are those of "no campaign".
+    stats.rebuild(session, [*ids, stats.NO_CAMPAIGN])
     tallies.recount(session)
     result = LoadResult(
         contacts=len(cast.people),
@@ -282,14 +284,12 @@ def _kept_contacts(
     """Demo contacts a user's campaign messaged, or that sit in a user's (or kept) list."""
     if not contact_ids:
         return set()
-    # An answer written in the Inbox (no campaign) is a user's own message too.
+    # An answer written in the Inbox to a demo contact answers a demo reply: demo data
+    # too, removed with the contact (only a user's own campaign keeps a contact).
     messaged = session.scalars(
         select(Message.contact_id)
-        .outerjoin(Campaign, Campaign.id == Message.campaign_id)
-        .where(
-            Message.contact_id.in_(contact_ids),
-            or_(Campaign.is_demo.is_(False), Message.campaign_id.is_(None)),
-        )
+        .join(Campaign, Campaign.id == Message.campaign_id)
+        .where(Message.contact_id.in_(contact_ids), Campaign.is_demo.is_(False))
         .distinct()
     )
     doomed_lists = [i for i in demo_lists if i not in kept_lists]
@@ -352,6 +352,8 @@ def remove_demo(session: Session, actor: User | None, instance_path: Path) -> Re
         session.execute(delete(Campaign).where(Campaign.id.in_(campaign_ids)))
     if doomed_contacts:
         session.execute(delete(Inbound).where(Inbound.contact_id.in_(doomed_contacts)))
+
+    _delete_answers(session, contact_ids, doomed_contacts, sender_ids, kept_senders)
     result.campaigns = len(campaign_ids)
     result.templates = _delete(session, Template, template_ids, kept_templates)
     result.lists = _delete(session, ContactList, list_ids, kept_lists)
@@ -363,7 +365,7 @@ def remove_demo(session: Session, actor: User | None, instance_path: Path) -> Re
         log_path(instance_path, sender.name).unlink(missing_ok=True)
     result.senders = _delete(session, Sender, sender_ids, kept_senders)
     session.expire_all()  # rows deleted in SQL must not linger in the identity map
-    stats.rebuild(session, campaign_ids)
+    stats.rebuild(session, [*campaign_ids, stats.NO_CAMPAIGN])  # answers went too
     tallies.recount(session)
     if flag is not None:
         session.delete(flag)
@@ -376,6 +378,29 @@ def remove_demo(session: Session, actor: User | None, instance_path: Path) -> Re
         user=actor,
     )
     return result
+
+
+def _delete_answers(
+    session: Session,
+    contact_ids: list[int],
+    doomed_contacts: list[int],
+    sender_ids: list[int],
+    kept_senders: set[int],
+) -> None:
+    """Answers written in the Inbox (messages with no campaign) in demo conversations:
+    to a demo contact that goes, or through the demo sender that goes (a kept contact's
+    demo conversation goes with that sender). Their conversations, notes and answer rows
+    go with the contact, the sender and the message (ON DELETE CASCADE)."""
+    doomed_senders = [i for i in sender_ids if i not in kept_senders]
+    whose = []
+    if doomed_contacts:
+        whose.append(Message.contact_id.in_(doomed_contacts))
+    if doomed_senders and contact_ids:
+        whose.append(
+            and_(Message.contact_id.in_(contact_ids), Message.sender_id.in_(doomed_senders))
+        )
+    if whose:
+        session.execute(delete(Message).where(Message.campaign_id.is_(None), or_(*whose)))
 
 
 def _delete(session: Session, model: Any, ids: list[int], kept: set[int]) -> int:

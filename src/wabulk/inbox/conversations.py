@@ -51,6 +51,7 @@ from ..models import (
     list_members,
     utcnow,
 )
+from .search import found_ids, keyset, matches
 from .timeline import MAX_TIMELINE, Item, timeline  # noqa: F401  (the contract names them here)
 
 conversations = Conversation.__table__
@@ -67,6 +68,9 @@ WINDOW = timedelta(hours=24)  # the Cloud API's customer service window
 NEVER_OPENED = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_NOTE = 4000
 MAX_LISTS_SHOWN = 50
+MAX_TEAMMATES = 200  # offered in the Assign choice
+# The navigation's badge says "99+" past this: counting further reads every unread one.
+UNREAD_CAP = 99
 
 
 def cut(text: str | None, limit: int = PREVIEW_LENGTH) -> str:
@@ -265,21 +269,6 @@ def _open_unread() -> tuple[Any, Any]:
     return c.unread > literal_column("0"), as_text == ConversationState.OPEN.value
 
 
-def _escaped(term: str) -> str:
-    return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def _searched(query: Any, q: str) -> Any:
-    term = " ".join(q.split())[:MAX_QUERY]
-    if not term:
-        return query
-    conditions = [func.lower(Contact.name).like(f"%{_escaped(term.lower())}%", escape="\\")]
-    digits = "".join(ch for ch in term if ch.isdigit())
-    if len(digits) >= 3:
-        conditions.append(Contact.phone.like(f"%{digits}%"))
-    return query.where(or_(*conditions))
-
-
 def list_page(
     session: Session,
     *,
@@ -291,27 +280,41 @@ def list_page(
 ) -> ListPage:
     """One page of conversations, newest activity first.
 
-    - `filter`: all, unread, mine, unassigned (open ones) or done; `q` searches names and
-      (3 digits or more) numbers; `before` is the `next_before` of the page before.
+    - `filter`: all, unread, mine, unassigned (open ones) or done; `before` is the
+      `next_before` of the page before.
+    - `q` searches names and (3 digits or more) numbers in every conversation, open and
+      done, whatever the filter: someone looking for a customer wants them wherever they
+      are (a done one says so on its row).
     """
     limit = max(1, min(limit, MAX_PAGE))
-    query = _searched(_scoped(_summary_query(), filter, user_id), q)
-    if before is not None:
-        at, last_id = before
-        # The first bound alone is what an index range can use; the second breaks ties.
-        query = query.where(c.last_activity_at <= at, or_(c.last_activity_at < at, c.id < last_id))
+    searched = matches(q, MAX_QUERY)
+    if searched is None:
+        query = _scoped(_summary_query(), filter, user_id).where(keyset(before))
+    else:
+        if filter not in FILTERS:
+            _scoped(_summary_query(), filter, user_id)  # the same refusal as without a search
+        found = found_ids(searched, before, limit + 1)
+        query = _summary_query().where(c.id.in_(select(found.c.id)))
     query = query.order_by(c.last_activity_at.desc(), c.id.desc()).limit(limit + 1)
-    found = [ConversationRow(**row._mapping) for row in session.execute(query)]
-    more = len(found) > limit
-    rows = found[:limit]
+    found_rows = [ConversationRow(**row._mapping) for row in session.execute(query)]
+    more = len(found_rows) > limit
+    rows = found_rows[:limit]
     return ListPage(rows, (rows[-1].last_activity_at, rows[-1].id) if more else None)
 
 
 def unread_count(session: Session) -> int:
-    """Open conversations with a reply nobody has opened yet (the navigation's badge)."""
-    return int(
-        session.scalar(select(func.count()).select_from(conversations).where(*_open_unread())) or 0
-    )
+    """Open conversations with a reply nobody has opened yet (the navigation's badge).
+
+    - Counted up to UNREAD_CAP + 1 and no further: a badge says "99+" past 99, and the
+      count then costs the same at 100 unread as at 100,000.
+    """
+    capped = select(c.id).where(*_open_unread()).limit(UNREAD_CAP + 1).subquery()
+    return int(session.scalar(select(func.count()).select_from(capped)) or 0)
+
+
+def unread_badge(n: int | None) -> str:
+    """The badge's text for `unread_count`: the number, or "99+" past the cap."""
+    return f"{UNREAD_CAP}+" if (n or 0) > UNREAD_CAP else str(n or 0)
 
 
 # --- one conversation ----------------------------------------------------------------------
@@ -424,22 +427,43 @@ def _who(session: Session, conversation: Conversation) -> str:
     return f"{contact.name} ({contact.phone})" if contact.name else contact.phone
 
 
-def _record(session: Session, actor: User | None, kind: str, text: str, conv_id: int) -> None:
+def _record(
+    session: Session, actor: User | None, kind: str, text: str, conv_id: int, **data: Any
+) -> None:
     events.record(
         session,
         kind,
         f"{events.actor_name(actor)} {text}",
         user=actor,
-        data={"conversation_id": conv_id},
+        data={"conversation_id": conv_id, **data},
     )
 
 
-def mark_read(session: Session, conversation_id: int) -> None:
-    """Someone opened the conversation: its replies are seen."""
+def mark_read(session: Session, actor: User | None, conversation_id: int) -> None:
+    """An operator opened the conversation: its replies are seen.
+
+    - A viewer changes nothing, this included: their reading must not clear the unread
+      count the team works from (callers skip the call for a viewer).
+    """
+    require_role(actor, Role.OPERATOR)
     conversation = _get(session, conversation_id)
     if conversation.unread:
         session.execute(update(conversations).where(c.id == conversation_id).values(unread=0))
         session.expire(conversation, ["unread"])
+
+
+def assignable(session: Session) -> list[User]:
+    """Who a conversation can be given to: active operators and admins (a viewer cannot
+    answer), by email."""
+    roles = [role for role in Role if role.includes(Role.OPERATOR)]
+    return list(
+        session.scalars(
+            select(User)
+            .where(User.is_active.is_(True), User.role.in_(roles))
+            .order_by(User.email)
+            .limit(MAX_TEAMMATES)
+        )
+    )
 
 
 def assign(session: Session, actor: User | None, conversation_id: int, user_id: int | None) -> None:
@@ -475,6 +499,7 @@ def assign(session: Session, actor: User | None, conversation_id: int, user_id: 
             "conversation.assigned",
             f"assigned the conversation with {who} to {teammate.email}.",
             conversation_id,
+            assignee=teammate.email,  # the timeline's line says to whom
         )
 
 
@@ -550,9 +575,8 @@ def opt_out(session: Session, actor: User | None, conversation_id: int) -> None:
         .limit(1)
     )
     said = cut(last, 200)
-    reason = (
-        f"Replied \u201c{said}\u201d; opted out from the Inbox."
-        if said
-        else "Opted out from the Inbox."
-    )
+    # What happened is the team's action; their last message is only context (it is
+    # rarely a stop request: that would have opted them out by itself).
+    reason = f"Opted out from the Inbox by {events.actor_name(actor)}"
+    reason = f"{reason}; their last message: \u201c{said}\u201d" if said else f"{reason}."
     contacts_service.opt_out(session, actor, [conversation.contact_id], reason)

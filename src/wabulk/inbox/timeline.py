@@ -18,16 +18,34 @@ from sqlalchemy import and_, func, or_, select, true
 from sqlalchemy.orm import Session, aliased
 
 from ..errors import NotFound, ValidationError
-from ..models import Answer, Campaign, Conversation, ConversationNote, Inbound, Message, User
+from ..models import (
+    Answer,
+    Campaign,
+    Contact,
+    Conversation,
+    ConversationNote,
+    Event,
+    Inbound,
+    Message,
+    User,
+)
 
 MAX_TIMELINE = 200
 _RANK = {"out": 0, "in": 1, "note": 2}  # order of items at the very same moment
+# The team's actions shown as lines of the conversation (the Events they record).
+ACTION_KINDS = (
+    "conversation.assigned",
+    "conversation.unassigned",
+    "conversation.done",
+    "conversation.reopened",
+)
 
 
 @dataclass(frozen=True)
 class Item:
     """One line of a conversation: `kind` out (a campaign message or an answer), in (the
-    customer's message) or note (the team's, never sent)."""
+    customer's message), note (the team's, never sent) or action (what the team did:
+    assigned, done, reopened, opted out; drawn as a small line, never paged by)."""
 
     kind: str
     id: int
@@ -95,6 +113,94 @@ def timeline(
     )
     items.sort(key=lambda i: (i.at, _RANK[i.kind], i.id), reverse=True)
     return items[:limit][::-1]
+
+
+def with_actions(
+    session: Session, conversation_id: int, items: list[Item], *, limit: int = 100
+) -> list[Item]:
+    """The newest page of `timeline` (`items`, asked with `limit`) with the team's actions
+    in between.
+
+    - Assigned (to whom, by whom), marked done and reopened come from the Events those
+      actions record; "reopened by their reply" is a reply after a done; the opt-out is
+      the contact's. Only actions within the page's span are added, at most as many as
+      the page holds, so the page stays bounded.
+    """
+    conversation = session.get(Conversation, conversation_id)
+    if conversation is None:
+        raise NotFound(f"There is no conversation #{conversation_id}.")
+    full = len(items) >= min(limit, MAX_TIMELINE)
+    lo = items[0].at if full and items else None
+    actions = _actions(session, conversation, lo, max(len(items), 20))
+    actions += _reopened_by_reply(actions, items)
+    contact = session.get(Contact, conversation.contact_id)
+    opted = contact.opted_out_at if contact is not None else None
+    if contact is not None and opted is not None and (lo is None or opted >= lo):
+        reason = (contact.opt_out_reason or "").rstrip(".")
+        text = f"Opted out ({reason})" if reason else "Opted out"
+        actions.append(Item(kind="action", id=0, at=opted, text=text))
+    merged = items + actions
+    merged.sort(key=lambda i: (i.at, _RANK.get(i.kind, 3), i.id))
+    return merged
+
+
+def _actions(
+    session: Session, conversation: Conversation, lo: datetime | None, limit: int
+) -> list[Item]:
+    # ix_events_at from the conversation's start (or the page's); the kind and the
+    # conversation id are checked on that range, like a contact's history.
+    start = conversation.created_at if lo is None else lo
+    rows = session.execute(
+        select(Event.id, Event.at, Event.kind, Event.text, Event.data, User.email)
+        .outerjoin(User, User.id == Event.user_id)
+        .where(
+            Event.at >= start,
+            Event.kind.in_(ACTION_KINDS),
+            Event.data["conversation_id"].as_integer() == conversation.id,
+        )
+        .order_by(Event.at.desc(), Event.id.desc())
+        .limit(limit)
+    ).all()
+    return [
+        Item(kind="action", id=r.id, at=r.at, text=_action_text(r), author=r.email) for r in rows
+    ]
+
+
+def _action_text(row: Any) -> str:
+    by = f" by {row.email}" if row.email else ""
+    data = row.data if isinstance(row.data, dict) else {}
+    if row.kind == "conversation.assigned":
+        to = data.get("assignee")
+        return f"Assigned to {to}{by}" if to else row.text
+    if row.kind == "conversation.unassigned":
+        return f"Unassigned{by}"
+    if row.kind == "conversation.done":
+        return f"Marked done{by}"
+    return f"Reopened{by}"
+
+
+def _reopened_by_reply(actions: list[Item], items: list[Item]) -> list[Item]:
+    """A customer's reply after a "done" reopened the conversation (it records no Event)."""
+    changes = sorted(
+        (a for a in actions if a.text.startswith(("Marked done", "Reopened"))),
+        key=lambda a: (a.at, a.id),
+    )
+    out = []
+    for n, done in enumerate(changes):
+        if not done.text.startswith("Marked done"):
+            continue
+        until = changes[n + 1].at if n + 1 < len(changes) else None
+        reply = next(
+            (
+                i
+                for i in items
+                if i.kind == "in" and i.at >= done.at and (until is None or i.at < until)
+            ),
+            None,
+        )
+        if reply is not None:
+            out.append(Item(kind="action", id=0, at=reply.at, text="Reopened by their reply"))
+    return out
 
 
 def _out_at() -> Any:

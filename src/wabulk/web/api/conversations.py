@@ -170,7 +170,10 @@ class Timeline(Output):
 
 
 class Unread(Output):
-    unread: int = Field(description="Open conversations with a reply nobody has read yet.")
+    unread: int = Field(
+        description="Open conversations with a reply nobody has read yet, counted up to 100 "
+        "(100 means 100 or more; the Inbox's badge shows 99+)."
+    )
 
 
 class NewConversation(Input):
@@ -366,7 +369,7 @@ def conversation_timeline(call: Call, conversation_id: int, query: TimelineQuery
     response=ConversationOut,
 )
 def mark_conversation_read(call: Call, conversation_id: int) -> ConversationOut:
-    inbox.mark_read(call.session, conversation_id)
+    inbox.mark_read(call.session, call.user, conversation_id)
     return _summary(call, conversation_id)
 
 

@@ -163,9 +163,10 @@ def show(conversation_id: int) -> str:
 
 
 def _mark_read(session: Session, view: Any) -> None:
-    # Opening a conversation is reading it; only a change is written.
-    if view.unread:
-        conversations.mark_read(session, view.id)
+    # Opening a conversation is reading it; only a change is written. A viewer changes
+    # nothing: their reading leaves the team's unread count as it is.
+    if view.unread and current_user.role.includes(Role.OPERATOR):
+        conversations.mark_read(session, current_user, view.id)
         session.commit()
 
 
@@ -191,7 +192,7 @@ def _conversation_context(session: Session, view: Any) -> dict[str, Any]:
     now = utcnow()
     window_open = closes_at is None or closes_at > now
     return {
-        "items": thread.timeline(session, view.id),
+        "items": thread.with_actions(session, view.id, thread.timeline(session, view.id)),
         "closes_at": closes_at,
         "never_opened": closes_at == conversations.NEVER_OPENED,
         "once": once.new_token(),
@@ -200,9 +201,7 @@ def _conversation_context(session: Session, view: Any) -> dict[str, Any]:
         "left": _left(closes_at - now) if closes_at is not None and window_open else None,
         "templates": [] if window_open else answers.templates_for(session, view.sender_id),
         "quick": _quick_replies(session, view),
-        "teammates": session.scalars(
-            select(User).where(User.is_active.is_(True)).order_by(User.email).limit(200)
-        ).all(),
+        "teammates": conversations.assignable(session),
     }
 
 
@@ -256,7 +255,7 @@ def live() -> Response:
         out["thread"] = render_template(
             "inbox/_thread.html",
             view=view,
-            items=thread.timeline(session, view.id),
+            items=thread.with_actions(session, view.id, thread.timeline(session, view.id)),
         )
         out["state"] = view.state
     out["unread"] = conversations.unread_count(session)

@@ -14,7 +14,8 @@
   function showCount(n) {
     if (!badge || typeof n !== "number") return;
     badge.hidden = n === 0;
-    badge.querySelector("[data-count]").textContent = new Intl.NumberFormat().format(n);
+    // The server counts to 100 and no further (a badge needs no more): "99+" past 99.
+    badge.querySelector("[data-count]").textContent = n > 99 ? "99+" : String(n);
   }
 
   const listBox = page && page.querySelector("[data-inbox-list]");
