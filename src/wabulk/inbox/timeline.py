@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, true
+from sqlalchemy import and_, func, literal_column, or_, select, true
 from sqlalchemy.orm import Session, aliased
 
 from ..errors import NotFound, ValidationError
@@ -235,6 +235,8 @@ def _cursor(session: Session, conversation: Conversation, key: str) -> tuple[dat
 
 def _outgoing(session: Session, conversation: Conversation, cursor: Any, limit: int) -> list[Item]:
     # ix_messages_contact_id: a contact's messages are a handful per campaign they were in.
+    # The sender is compared as `sender_id + 0` so that no index serves it: SQLite would
+    # otherwise walk the sender's every message (ix_messages_sender_id_sent_at) and sort.
     at = _out_at()
     author = aliased(User)
     rows = session.execute(
@@ -259,7 +261,7 @@ def _outgoing(session: Session, conversation: Conversation, cursor: Any, limit: 
         .outerjoin(author, author.id == Answer.author_id)
         .where(
             Message.contact_id == conversation.contact_id,
-            Message.sender_id == conversation.sender_id,
+            Message.sender_id + literal_column("0") == conversation.sender_id,
             _before(at, Message.id, _RANK["out"], cursor),
         )
         .order_by(at.desc(), Message.id.desc())
