@@ -236,8 +236,13 @@ def seed(db: Database, instance: Path) -> Seeded:
         ]
         store_replies(session, cloud.id, heard, (), utcnow())
         quick_replies.create(session, admin, "Delivery", "Hi {{ first_name }}, yes we deliver.")
+        # The Cloud API ones (the demo's replies have conversations of their own).
         out.ids["conversation_id"] = list(
-            session.scalars(select(Conversation.id).order_by(Conversation.id))
+            session.scalars(
+                select(Conversation.id)
+                .where(Conversation.sender_id == cloud.id)
+                .order_by(Conversation.id)
+            )
         )
 
     # One import waiting for its columns, one finished with rejected rows, one queued.
