@@ -91,11 +91,6 @@ def _emit_one(db: Database) -> None:
         emit(session, "message.status", {"message_id": 1, "status": "sent"}, utcnow())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="outbox/delivery.py post(): the timeout is per read, with no deadline on the whole "
-    "delivery, so a receiver sending a byte now and then holds the webhooks loop for hours",
-)
 def test_a_receiver_trickling_its_answer_cannot_hold_the_delivery(migrated_db: Database) -> None:
     db = migrated_db
     with trickler() as (url, stop):
@@ -117,11 +112,6 @@ def test_a_receiver_trickling_its_answer_cannot_hold_the_delivery(migrated_db: D
     assert not held, "the trickling receiver still held the delivery after 15 s"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="outbox/delivery.py deliver_due(): pool.map waits for the whole batch before "
-    "recording, so one slow receiver holds back every other endpoint's deliveries",
-)
 def test_a_slow_receiver_does_not_hold_back_another_endpoint(
     migrated_db: Database, receiver: Receiver
 ) -> None:
@@ -295,11 +285,6 @@ def test_only_admin_tokens_manage_endpoints(dual: tuple[Flask, Database]) -> Non
         assert session.scalar(select(OutboxEvent.id)) is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="outbox/delivery.py post(): iter_bytes() decompresses a gzip answer a whole network "
-    "read at a time before the 4 KB cut, so a small compressed answer costs tens of megabytes",
-)
 def test_a_compressed_answer_is_not_unpacked_beyond_what_is_kept() -> None:
     import gzip
     import tracemalloc

@@ -44,6 +44,7 @@ from ..models import (
     utcnow,
 )
 from ..outbox import delivery as webhooks_out
+from ..outbox import retention
 from ..senders import cloud, cooldown
 from . import hearing, receipts
 from .lane import Lane
@@ -207,7 +208,9 @@ class Dispatcher:
         return receipts.process_receipts(self.db) > 0
 
     def webhook_step(self) -> bool:
-        """Post one batch of due outgoing webhooks (outbox/delivery.py)."""
+        """Post one batch of due outgoing webhooks (outbox/delivery.py); once an hour,
+        drop the delivery log's rows past keeping (outbox/retention.py)."""
+        retention.prune_now_and_then(self.db)
         return webhooks_out.deliver_due(self.db, self.settings.secret_key, self.identity) > 0
 
     def import_step(self) -> bool:

@@ -22,10 +22,12 @@ import logging
 import random
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+import zlib
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import select, update
@@ -46,6 +48,7 @@ BATCH = 32
 WORKERS = 8
 LEASE = timedelta(seconds=60)
 TIMEOUT = 10.0
+DEADLINE = 15.0  # seconds for a whole delivery, however its answer trickles
 GIVE_UP_AFTER = timedelta(hours=24)
 FIRST_RETRY = timedelta(seconds=10)
 MAX_RETRY = timedelta(hours=1)
@@ -53,6 +56,17 @@ ANSWER_BYTES = 4096
 USER_AGENT = "wabulk-webhooks/1"
 
 _pool: ThreadPoolExecutor | None = None
+# Set while a delivery is posted, so httpx's own line per request (which carries the whole
+# address: for Zapier, Make or n8n the address is the key) stays out of the log.
+_quiet = threading.local()
+
+
+class _NoWebhookAddresses(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(_quiet, "on", False)
+
+
+logging.getLogger("httpx").addFilter(_NoWebhookAddresses())
 _client: httpx.Client | None = None
 _setup = threading.Lock()
 
@@ -83,6 +97,7 @@ class Job:
     secret: str | None  # None: unreadable (the secret key changed)
     created_at: datetime
     attempts: int
+    name: str = ""  # the endpoint's, for the log
 
 
 @dataclass
@@ -143,6 +158,7 @@ def _claim(db: Database, owner: str, now: datetime, size: int, secret_key: str) 
                 outbox.c.created_at,
                 outbox.c.attempts,
                 endpoints.c.url,
+                endpoints.c.name,
                 endpoints.c.secret,
                 endpoints.c.active,
             )
@@ -172,6 +188,7 @@ def _claim(db: Database, owner: str, now: datetime, size: int, secret_key: str) 
                 secret,
                 row.created_at,
                 row.attempts,
+                row.name,
             )
         )
     if off:
@@ -209,13 +226,12 @@ def post(client: httpx.Client, job: Job) -> Result:
         signing.EVENT_HEADER: job.event,
         signing.EVENT_ID_HEADER: job.event_id,
     }
+    # httpx's timeouts are per read: a receiver sending a byte now and then never trips
+    # them, so the whole delivery has its own deadline.
+    deadline = time.monotonic() + DEADLINE
+    _quiet.on = True
     try:
         with client.stream("POST", job.url, content=job.body, headers=headers) as answer:
-            got = b""
-            for part in answer.iter_bytes():
-                got += part
-                if len(got) >= ANSWER_BYTES:
-                    break
             code = answer.status_code
             if answer.is_redirect:
                 where = answer.headers.get("Location", "")[:200]
@@ -225,8 +241,8 @@ def post(client: httpx.Client, job: Job) -> Result:
                     "redirects are never followed. Enter the final address instead.",
                 )
             if 200 <= code < 300:
-                return Result(code, None)
-            said = " ".join(got[:ANSWER_BYTES].decode("utf-8", "replace").split())[:200]
+                return Result(code, None)  # its body is not needed
+            said = _said(answer, deadline)
             return Result(code, f"The endpoint answered {code}" + (f": {said}" if said else "."))
     except httpx.TimeoutException:
         return Result(None, f"No answer within {client.timeout.read or TIMEOUT:g} seconds.")
@@ -237,6 +253,42 @@ def post(client: httpx.Client, job: Job) -> Result:
     except Exception as exc:  # e.g. an address httpx refuses: one row must not stop the batch
         log.warning("webhook %s to endpoint %s failed: %r", job.event_id, job.endpoint_id, exc)
         return Result(None, f"The delivery could not be made: {_short(exc)}.")
+    finally:
+        _quiet.on = False
+
+
+def _said(answer: httpx.Response, deadline: float) -> str:
+    """The first words of an error answer, for the log. Read raw (still compressed) and
+    bounded: httpx's decoding unpacks a whole network read at once, so a small gzip answer
+    could cost a hundred megabytes before any cut."""
+    raw = b""
+    for part in answer.iter_raw(1024):
+        raw += part
+        if len(raw) >= ANSWER_BYTES or time.monotonic() > deadline:
+            break
+    encoding = answer.headers.get("Content-Encoding", "").strip().lower()
+    if encoding in ("gzip", "x-gzip", "deflate"):
+        try:
+            # wbits 47: gzip or zlib, told apart by the header; max_length bounds the output.
+            raw = zlib.decompressobj(47).decompress(raw, ANSWER_BYTES)
+        except zlib.error:
+            return "(a compressed answer that could not be read)"
+    elif encoding and encoding != "identity":
+        return f"(an answer compressed as {encoding[:20]})"
+    return " ".join(raw[:ANSWER_BYTES].decode("utf-8", "replace").split())[:200]
+
+
+def where(url: str) -> str:
+    """The scheme and server of an address, for logs and the Activity page: never its
+    path or query, which some tools (Zapier, Make, n8n) make the key to post to it."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or "?"
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "(an address that cannot be read)"
+    host = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme}://{host}{port}"
 
 
 def _connect_error(exc: Exception) -> str:
@@ -327,6 +379,17 @@ def deliver_due(
         return 0
     shared, pool = _shared()
     use = client or shared
-    results = list(pool.map(lambda job: post(use, job), jobs))
-    _record(db, owner, list(zip(jobs, results, strict=True)), now or utcnow())
+    tried = {pool.submit(post, use, job): job for job in jobs}
+    # Each result is recorded as it comes: a slow receiver must not hold back the others'.
+    for future in as_completed(tried):
+        job, result = tried[future], future.result()
+        log.info(
+            "webhook %s %s to %s (%s): %s",
+            job.event,
+            job.event_id,
+            job.name,
+            where(job.url),
+            result.code if result.code is not None else "no answer",
+        )
+        _record(db, owner, [(job, result)], now or utcnow())
     return len(jobs)
