@@ -1,7 +1,11 @@
 """Shared fixtures: settings on a fresh instance folder, the app, personas, databases.
 
-- Every test gets its own SQLite file; PostgreSQL tests get their own database, created
-  and dropped around the test.
+- Every test gets its own SQLite file; PostgreSQL tests get their own schema.
+- A test that asks for a migrated database (`migrated_db`, `dual`, `app`) gets one in the
+  state Alembic leaves it, without running Alembic again: a copy of a SQLite file migrated
+  once per test process, or a PostgreSQL schema migrated once and put back after each test
+  (see MigratedSchemas). Tests of the migrations themselves use `database_url`, which is
+  empty unless the test also asks for `migrated_db` or `dual`.
 - PostgreSQL is used when reachable (WABULK_TEST_POSTGRES_URL, default the local server);
   under CI=true an unreachable server fails the run instead of skipping.
 """
@@ -11,11 +15,13 @@ from __future__ import annotations
 import gc
 import os
 import re
+import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
@@ -24,6 +30,7 @@ from sqlalchemy.engine import make_url
 
 from wabulk import migrate
 from wabulk.app import create_app
+from wabulk.auth import passwords
 from wabulk.auth import service as users
 from wabulk.config import Settings
 from wabulk.db import Database
@@ -31,6 +38,7 @@ from wabulk.models import Base, Role, User
 
 from .fakes.cloud_api import FakeCloudApi
 from .fakes.whatsapp_web import FakeWhatsAppWeb
+from .migrated_schemas import MigratedSchemas
 
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 PASSWORD = "correct horse battery"
@@ -94,6 +102,42 @@ def postgres_database(postgres_server: str) -> Iterator[str]:
         admin.dispose()
 
 
+@pytest.fixture(scope="session")
+def migrated_schemas(postgres_server: str) -> Iterator[MigratedSchemas]:
+    schemas = MigratedSchemas(postgres_server)
+    yield schemas
+    schemas.close()
+
+
+@pytest.fixture
+def migrated_postgres_schema(migrated_schemas: MigratedSchemas) -> Iterator[str]:
+    """Like postgres_database, but migrated to head (and put back afterwards)."""
+    name = migrated_schemas.take()
+    url = migrated_schemas.url(name)
+    _MIGRATED_URLS.add(url)
+    try:
+        yield url
+    finally:
+        migrated_schemas.give_back(name)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cheap_password_hashing() -> Iterator[None]:
+    """Argon2id with the smallest cost it allows, in this process, for every test.
+
+    The real cost (64 MiB, three passes, four lanes) took a tenth of a second a hash on an
+    idle machine and over a second on a busy one, and most tests make a user and sign in.
+    Hashes still go through Argon2id and are checked the same way; servers a test starts
+    in a process of their own keep the real cost (and rehash a cheap hash at sign-in).
+    """
+    cheap = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(passwords, "_hasher", cheap)
+        # Unknown accounts are checked against this, to take as long as known ones.
+        patch.setattr(passwords, "_DUMMY_HASH", cheap.hash("not-a-real-password"))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _forget_old_engines() -> Iterator[None]:
     """After each test, empty SQLAlchemy's caches keyed by an engine's dialect.
@@ -119,18 +163,68 @@ def _collect_leftovers() -> None:
     gc.collect()
 
 
+# URLs of databases this process handed out already migrated, so fixtures skip Alembic.
+_MIGRATED_URLS: set[str] = set()
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated to head once per test process; tests get copies.
+
+    Alembic took a fifth of a second a test (more on a busy machine), for over a
+    thousand tests; copying the file takes a millisecond.
+    """
+    path = tmp_path_factory.mktemp("migrated") / "wabulk.db"
+    db = Database(f"sqlite:///{path}")
+    migrate.upgrade(db.engine)
+    db.dispose()
+    assert not path.with_name(path.name + "-wal").exists(), "the template kept a WAL"
+    return path
+
+
+def _copy_migrated_sqlite(url: str, template: Path) -> bool:
+    """Put a migrated copy where a SQLite URL points, if it points at a file not made yet."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return False
+    path = Path(parsed.database)
+    if parsed.database == ":memory:" or path.exists():
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(template, path)
+    _MIGRATED_URLS.add(url)
+    return True
+
+
+def _wants_migrated(request: pytest.FixtureRequest) -> bool:
+    return "migrated_db" in request.fixturenames or "dual" in request.fixturenames
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Run the test once on SQLite and once on PostgreSQL."""
+    """Run the test once on SQLite and once on PostgreSQL.
+
+    Empty, unless the test also asks for `migrated_db` or `dual`: then already migrated.
+    """
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'wabulk.db'}"
-    return request.getfixturevalue("postgres_database")
+        url = f"sqlite:///{tmp_path / 'wabulk.db'}"
+        if _wants_migrated(request):
+            _copy_migrated_sqlite(url, request.getfixturevalue("migrated_sqlite_template"))
+        return url
+    if _wants_migrated(request):
+        return request.getfixturevalue("migrated_postgres_schema")  # type: ignore[no-any-return]
+    return request.getfixturevalue("postgres_database")  # type: ignore[no-any-return]
+
+
+def _upgrade_unless_migrated(db: Database, url: str) -> None:
+    if url not in _MIGRATED_URLS:
+        migrate.upgrade(db.engine)
 
 
 @pytest.fixture
 def migrated_db(database_url: str) -> Iterator[Database]:
     db = Database(database_url)
-    migrate.upgrade(db.engine)
+    _upgrade_unless_migrated(db, database_url)
     yield db
     db.dispose()
 
@@ -146,12 +240,13 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def app(settings: Settings) -> Iterator[Flask]:
+def app(settings: Settings, migrated_sqlite_template: Path) -> Iterator[Flask]:
     _collect_leftovers()
+    _copy_migrated_sqlite(settings.database_url, migrated_sqlite_template)
     app = create_app(settings)
     app.config["TESTING"] = True
     db: Database = app.extensions["wabulk.db"]
-    migrate.upgrade(db.engine)
+    _upgrade_unless_migrated(db, settings.database_url)
     yield app
     db.dispose()
 
@@ -217,7 +312,7 @@ def dual(database_url: str, settings: Settings) -> Iterator[tuple[Flask, Databas
     app = create_app(settings, database_url=database_url)
     app.config["TESTING"] = True
     db: Database = app.extensions["wabulk.db"]
-    migrate.upgrade(db.engine)
+    _upgrade_unless_migrated(db, database_url)
     yield app, db
     db.dispose()
 
