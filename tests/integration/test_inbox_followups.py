@@ -210,8 +210,6 @@ def test_the_unread_count_stops_at_a_hundred_and_the_badge_says_99_plus(dual) ->
             )
     with db.session() as session:
         assert inbox.unread_count(session) == inbox.UNREAD_CAP + 1
-        assert inbox.unread_badge(inbox.unread_count(session)) == "99+"
-        assert inbox.unread_badge(7) == "7"
     client, _ = _signed_in(app, db, Role.VIEWER, "viewer@shop.example")
     page = client.get("/inbox").get_data(as_text=True)
     assert re.search(r"data-inbox-unread[^>]*>\s*<span data-count>99\+<", page)

@@ -312,11 +312,6 @@ def unread_count(session: Session) -> int:
     return int(session.scalar(select(func.count()).select_from(capped)) or 0)
 
 
-def unread_badge(n: int | None) -> str:
-    """The badge's text for `unread_count`: the number, or "99+" past the cap."""
-    return f"{UNREAD_CAP}+" if (n or 0) > UNREAD_CAP else str(n or 0)
-
-
 # --- one conversation ----------------------------------------------------------------------
 
 
