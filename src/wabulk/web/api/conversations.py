@@ -74,7 +74,9 @@ class ConversationQuery(Query):
         "done: the ones marked done.",
     )
     q: Annotated[Text, Field(max_length=inbox.MAX_QUERY)] = Field(
-        "", description="Search in contact names and (3 digits or more) phone numbers."
+        "",
+        description="Search in contact names and (3 digits or more) phone numbers, in every "
+        "conversation, open and done, whatever the filter.",
     )
     limit: int = Field(
         DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description=f"Rows per page, 1 to {MAX_LIMIT}."
