@@ -10,8 +10,10 @@ from datetime import UTC, datetime, timedelta
 
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from tests.campaigns_support import make_sender
+from tests.integration.test_inbox_answers import answer, conversation, user
 from wabulk.auth import service as users
 from wabulk.db import Database
 from wabulk.models import (
@@ -221,3 +223,28 @@ def test_the_not_on_whatsapp_filter_lists_only_flagged_numbers(dual) -> None:
     assert sorted(names) == ["Flagged", "Opted out too"]
     everyone = client.get("/contacts/").get_data(as_text=True)
     assert len(re.findall(r'href="/contacts/(\d+)">', everyone)) == 3
+
+
+def test_answers_from_the_inbox_are_on_the_contact_page_with_their_author(dual) -> None:
+    app, db = dual
+    asha = _contact(db)
+    campaign_message = _message(db, asha, "Diwali offer", status=MessageStatus.SENT, sent_at=T0)
+    operator = user(db, Role.OPERATOR)
+    conv = conversation(db, asha, make_sender(db), wrote_ago=1)
+    answered = answer(db, operator, conv, text="Yes, we deliver to Pune")
+    with db.session() as session:  # the page reads rows, however they were sent
+        session.execute(
+            update(Message)
+            .where(Message.id == answered)
+            .values(status=MessageStatus.SENT, sent_at=T0 + timedelta(hours=1))
+        )
+    page = _sign_in(app, db).get(f"/contacts/{asha}").get_data(as_text=True)
+    rows = _rows(page)
+    assert re.findall(r'<tr data-message-id="(\d+)">', page) == [
+        str(answered),
+        str(campaign_message),
+    ]
+    newest, oldest = (_text(r) for r in rows)
+    assert newest.startswith("Answer from the Inbox by operator@shop.example")
+    assert "Yes, we deliver to Pune" in newest and "sent" in newest.split()
+    assert oldest.startswith("Diwali offer")

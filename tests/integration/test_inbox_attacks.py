@@ -13,7 +13,6 @@ import html
 import re
 from datetime import datetime, timedelta
 
-import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, insert, select, update
@@ -220,12 +219,6 @@ def test_a_double_submitted_answer_goes_once(dual: tuple[Flask, Database]) -> No
     assert _counts(db)[0] == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="dispatch/lane.py: an answer claimed for the next send slot is not checked again "
-    "when the slot comes, so an opt-out pressed meanwhile (Inbox, contact page, Cloud API "
-    "STOP) does not stop it",
-)
 def test_an_opt_out_while_the_answer_waits_for_its_slot_skips_it(
     migrated_db: Database, tmp_path
 ) -> None:

@@ -18,6 +18,7 @@ from .. import events
 from ..auth.permissions import require_role
 from ..errors import Conflict, NotFound, ValidationError
 from ..models import (
+    Answer,
     Campaign,
     Contact,
     ContactList,
@@ -153,14 +154,17 @@ def contact_history(contact_id: int, limit: int = 50) -> Select[tuple[Event, str
 
 def contact_messages(
     contact_id: int, limit: int = 50, before_id: int | None = None
-) -> Select[tuple[Message, str]]:
-    """Every campaign message the contact received with its campaign's name, newest first.
+) -> Select[tuple[Message, str | None, str | None]]:
+    """Every message the contact received, newest first: a campaign's with its name, an
+    answer written in the Inbox (no campaign) with its author's email.
 
     - Served by ix_messages_contact_id; `before_id` pages by id instead of OFFSET.
     """
     query = (
-        select(Message, Campaign.name)
-        .join(Campaign, Campaign.id == Message.campaign_id)
+        select(Message, Campaign.name, User.email)
+        .outerjoin(Campaign, Campaign.id == Message.campaign_id)
+        .outerjoin(Answer, Answer.message_id == Message.id)
+        .outerjoin(User, User.id == Answer.author_id)
         .where(Message.contact_id == contact_id)
         .order_by(Message.id.desc())
         .limit(limit)
@@ -191,18 +195,19 @@ def other_replies(contact_id: int, limit: int = 20) -> Select[tuple[Inbound]]:
 
 def message_history(
     session: Session, contact_id: int, before_id: int | None = None, size: int = 50
-) -> tuple[list[tuple[Message, str, list[Inbound]]], int | None]:
-    """One page of the contact's messages, each with its campaign's name and the replies to
-    it, and the cursor of the next older page."""
+) -> tuple[list[tuple[Message, str | None, str | None, list[Inbound]]], int | None]:
+    """One page of the contact's messages, each with its campaign's name (None for an
+    Inbox answer), an answer's author and the replies to it, and the cursor of the next
+    older page."""
     rows = session.execute(contact_messages(contact_id, size + 1, before_id)).all()
     more = len(rows) > size
     rows = rows[:size]
     replies: dict[int, list[Inbound]] = {}
     if rows:
-        ids = [m.id for m, _ in rows]
+        ids = [m.id for m, _, _ in rows]
         for reply in session.scalars(contact_replies(contact_id, ids)):
             replies.setdefault(reply.message_id or 0, []).append(reply)
-    page = [(m, name, replies.get(m.id, [])) for m, name in rows]
+    page = [(m, name, author, replies.get(m.id, [])) for m, name, author in rows]
     return page, (rows[-1][0].id if more else None)
 
 

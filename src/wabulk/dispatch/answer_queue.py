@@ -10,7 +10,8 @@
 - The same rules hold as for any send: a contact who opted out since is skipped, active
   hours defer to the recipient's morning, the Cloud API's pair rule defers a customer
   messaged a moment ago, and free-form text whose 24-hour window closed meanwhile is
-  skipped (a template answer is not).
+  skipped (a template answer is not). The opt-out and the window are read once more just
+  before the send (`lane_sending.StillRunning`): an answer waits for its slot after this.
 - No campaign: no counters move, and a skip counts nowhere in `message_stats`.
 """
 

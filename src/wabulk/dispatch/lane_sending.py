@@ -3,6 +3,11 @@
 - Pause and Cancel stop within one message: the campaign's state is read again before
   every send starts (`StillRunning`), also inside a channel's batch, which asks before each
   request. What was not started goes back to the queue untouched: no attempt is used.
+- Opt-outs are absolute (DESIGN §3): a message claimed a while before its send slot (an
+  answer, a paced campaign message) is read again with its contact just before it goes, in
+  the same query as the campaign's state, and skipped as the claim would skip it when the
+  contact opted out meanwhile, or, for free-form text on the Cloud API, when the customer's
+  24-hour window closed. A batch (Cloud API) reads its contacts once before it starts.
 - The counts on the campaign page follow the sends: outcomes are written about every
   second (`SETTLE_SECONDS`) while a claimed batch goes out, not only at its end. The claim
   stays one per batch, and each write is the same lease-guarded settle as before, so a crash
@@ -21,11 +26,11 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, exists, select
 from sqlalchemy.engine import Connection
 
 from ..channels.base import OutgoingMessage, SenderUnavailable, SendResult
-from ..models import Campaign, CampaignStatus
+from ..models import Campaign, CampaignStatus, Contact, Inbound, Message
 from . import queue
 from .lane_outcomes import Unsettled
 
@@ -36,6 +41,12 @@ log = logging.getLogger("wabulk.dispatch.lane")
 
 # About how often outcomes are written while a batch goes out (seconds of sending).
 SETTLE_SECONDS = 1.0
+# `StillRunning.refusal`: the campaign stopped, so this message and the rest go back.
+STOPPED = "stopped"
+
+_messages = Message.__table__
+_contacts = Contact.__table__
+_inbound = Inbound.__table__
 
 
 class StillRunning:
@@ -50,12 +61,28 @@ class StillRunning:
       waits for its batch: never from two threads at once.
     """
 
-    def __init__(self, db: Any, campaign_id: int | None) -> None:
+    def __init__(self, db: Any, campaign_id: int | None, sender_id: int | None = None) -> None:
         self.db = db
         self.campaign_id = campaign_id
+        self.sender_id = sender_id
         self.stopped = False
         self._conn: Connection | None = None
         self._query = select(Campaign.status).where(Campaign.id == campaign_id)
+        # One message and its contact by their keys, with the campaign's state beside them:
+        # one statement per send, built once (a window's EXISTS walks the replies' index).
+        state = [self._query.scalar_subquery().label("status")] if campaign_id else []
+        by_key = (
+            select(_contacts.c.opted_out_at, *state)
+            .select_from(_messages.join(_contacts, _contacts.c.id == _messages.c.contact_id))
+            .where(_messages.c.id == bindparam("mid"))
+        )
+        wrote = exists().where(
+            _inbound.c.contact_id == _messages.c.contact_id,
+            _inbound.c.sender_id == sender_id,
+            _inbound.c.received_at >= bindparam("since", type_=_inbound.c.received_at.type),
+        )
+        self._one = by_key
+        self._one_in_window = by_key.add_columns(wrote.label("window_open"))
 
     def __call__(self) -> bool:
         if self.stopped:
@@ -63,10 +90,8 @@ class StillRunning:
         if self.campaign_id is None:
             return True  # answers: no campaign to pause or cancel
         try:
-            if self._conn is None:
-                self._conn = self.db.engine.connect()
-            status = self._conn.execute(self._query).scalar()
-            self._conn.rollback()
+            status = self._connection().execute(self._query).scalar()
+            self._end_read()
         except Exception:
             log.warning("could not read campaign %s's state", self.campaign_id, exc_info=True)
             self.stopped = True
@@ -74,6 +99,81 @@ class StillRunning:
         if status != CampaignStatus.RUNNING:
             self.stopped = True
         return not self.stopped
+
+    def refusal(self, message_id: int, window_since: datetime | None) -> str | None:
+        """Why this message must not go now, asked just before it is sent: None to send it,
+        `STOPPED` when its campaign stopped (or the read failed), or the code to skip it
+        with. `window_since`: for free-form Cloud API text, when the customer must have
+        written since."""
+        if self.stopped:
+            return STOPPED
+        query = self._one if window_since is None else self._one_in_window
+        params: dict[str, Any] = {"mid": message_id}
+        if window_since is not None:
+            params["since"] = window_since
+        try:
+            row = self._connection().execute(query, params).first()
+            self._end_read()
+        except Exception:
+            log.warning("could not read message %s before sending", message_id, exc_info=True)
+            row = None
+        if row is None or (self.campaign_id and row.status != CampaignStatus.RUNNING):
+            self.stopped = True
+            return STOPPED
+        if row.opted_out_at is not None:
+            return "opted_out"
+        if window_since is not None and not row.window_open:
+            return queue.OUTSIDE_WINDOW
+        return None
+
+    def refusals(self, asked: list[tuple[int, datetime | None]]) -> dict[int, str]:
+        """`refusal` for a batch's messages at once, before it starts: the skip code of
+        each that must not go. A read that fails stops the batch (nothing is started)."""
+        try:
+            conn = self._connection()
+            rows = conn.execute(
+                select(_messages.c.id, _messages.c.contact_id, _contacts.c.opted_out_at)
+                .join(_contacts, _contacts.c.id == _messages.c.contact_id)
+                .where(_messages.c.id.in_([mid for mid, _ in asked]))
+            ).all()
+            since = {mid: at for mid, at in asked if at is not None}
+            people = {r.contact_id for r in rows if r.id in since and r.opted_out_at is None}
+            wrote: set[int] = set()
+            if people:
+                # One window for the batch: every item is asked at the same moment.
+                wrote = set(
+                    conn.scalars(
+                        select(_inbound.c.contact_id)
+                        .where(
+                            _inbound.c.contact_id.in_(people),
+                            _inbound.c.sender_id == self.sender_id,
+                            _inbound.c.received_at >= min(since.values()),
+                        )
+                        .distinct()
+                    )
+                )
+            self._end_read()
+        except Exception:
+            log.warning("could not read the batch's contacts before sending", exc_info=True)
+            self.stopped = True
+            return {}
+        out: dict[int, str] = {}
+        for r in rows:
+            if r.opted_out_at is not None:
+                out[r.id] = "opted_out"
+            elif r.id in since and r.contact_id not in wrote:
+                out[r.id] = queue.OUTSIDE_WINDOW
+        return out
+
+    def _connection(self) -> Connection:
+        if self._conn is None:
+            self._conn = self.db.engine.connect()
+        return self._conn
+
+    def _end_read(self) -> None:
+        # The read transaction ends each time: what was committed a moment ago is seen next.
+        assert self._conn is not None
+        self._conn.rollback()
 
     def close(self) -> None:
         if self._conn is not None:
@@ -87,6 +187,7 @@ class SendsMessages:
     """Mixed into `Lane`: the attributes below are the lane's."""
 
     db: Any
+    sender_id: int
     channel: Any
     rng: random.Random
     clock: Any
@@ -115,7 +216,7 @@ class SendsMessages:
         if send_batch is not None and not pace.paced and not pace.break_every:
             return self._send_batch(send_batch)
         unsettled = Unsettled([], [], None)
-        still_running = StillRunning(self.db, self.pending[0].campaign.id)
+        still_running = StillRunning(self.db, self.pending[0].campaign.id, self.sender_id)
         began = time.perf_counter()
         try:
             while self.pending:
@@ -123,8 +224,14 @@ class SendsMessages:
                 pace = p.campaign.pace
                 if pace.daily_cap and self.sent_today >= pace.daily_cap:
                     break
-                if not still_running():
+                refused = still_running.refusal(p.claimed.id, self._window_since(p))
+                if refused == STOPPED:
                     break
+                if refused is not None:
+                    # Skipped as the claim would have: no attempt used, no send slot taken.
+                    self.pending.popleft()
+                    unsettled.outcomes.append(_skipped(p, refused))
+                    continue
                 started = time.perf_counter()
                 # The pace is the gap between one send starting and the next: a browser's own
                 # seconds clicking and confirming count towards the wait, not on top of it.
@@ -169,14 +276,22 @@ class SendsMessages:
         if pace.daily_cap:
             n = min(n, max(0, pace.daily_cap - self.sent_today))
         items = [self.pending[i] for i in range(n)]
-        still_running = StillRunning(self.db, items[0].campaign.id)
+        still_running = StillRunning(self.db, items[0].campaign.id, self.sender_id)
+        unsettled = Unsettled([], [], None)
         sent_from = self.clock.now()
         started = time.perf_counter()
         try:
-            results = send_batch([self._outgoing(p) for p in items], still_running)
+            refused = still_running.refusals([(p.claimed.id, self._window_since(p)) for p in items])
+            if refused:
+                unsettled.outcomes.extend(
+                    _skipped(p, refused[p.claimed.id]) for p in items if p.claimed.id in refused
+                )
+                items = [p for p in items if p.claimed.id not in refused]
+            results: list[Any] = []
+            if items:
+                results = send_batch([self._outgoing(p) for p in items], still_running)
         finally:
             still_running.close()
-        unsettled = Unsettled([], [], None)
         left: deque[_Pending] = deque()
         handed = 0
         for p, result in zip(items, results, strict=True):
@@ -201,6 +316,15 @@ class SendsMessages:
         self.unsettled = unsettled
         return self._write_unsettled()
 
+    def _window_since(self, p: _Pending) -> datetime | None:
+        """When the customer must have written since for this message to go: free-form
+        text on the Cloud API (a template reaches them outside the window)."""
+        if not p.campaign.pace.window_only:
+            return None
+        if p.campaign.id is None and p.claimed.template is not None:
+            return None  # an answer by template
+        return self.clock.now() - queue.WINDOW
+
     def _hand_back(self, unsettled: Unsettled) -> None:
         """The campaign stopped: what was not started goes back to the queue in the same
         write, attempts unchanged (a cancelled campaign's are then skipped)."""
@@ -214,3 +338,13 @@ class SendsMessages:
         self.seconds_per_send = (
             per if self.seconds_per_send == 0 else 0.9 * self.seconds_per_send + 0.1 * per
         )
+
+
+def _skipped(p: _Pending, code: str) -> queue.Outcome:
+    return queue.Outcome(
+        p.claimed.id,
+        p.campaign.id,
+        "skipped",
+        error_code=code,
+        error_detail=queue.SKIP_REASONS[code],
+    )

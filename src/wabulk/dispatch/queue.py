@@ -85,7 +85,7 @@ class Outcome:
 
     message_id: int
     campaign_id: int | None
-    kind: str  # sent | failed | retry | requeue | unknown
+    kind: str  # sent | failed | retry | requeue | unknown | skipped
     provider_message_id: str | None = None
     error_code: str | None = None
     error_detail: str | None = None
@@ -424,6 +424,7 @@ _TARGET = {
     "retry": S.QUEUED,
     "requeue": S.QUEUED,
     "unknown": S.UNKNOWN,
+    "skipped": S.SKIPPED,
 }
 
 # One statement per outcome kind, sent straight to the driver's executemany: values shared
@@ -441,6 +442,9 @@ _SETTLE_SQL = {
     "requeue": "status = 'queued', next_attempt_at = {t}, sender_id = " + KEEP_ANSWER_SENDER,
     # The channel cannot tell whether it went: the operator decides ("send again").
     "unknown": "status = 'unknown', attempts = attempts + 1, error_code = {p}, error_detail = {p}",
+    # Read again just before its send: the contact opted out, or the window closed,
+    # since the claim. Never handed to the channel: no attempt is used.
+    "skipped": "status = 'skipped', error_code = {p}, error_detail = {p}",
 }
 
 
@@ -448,7 +452,7 @@ def _settle_row(kind: str, o: Outcome, to_time: Any) -> tuple[Any, ...]:
     detail = (o.error_detail or "")[:1000] or None
     if kind == "sent":
         return (o.provider_message_id,)
-    if kind in ("failed", "unknown"):
+    if kind in ("failed", "unknown", "skipped"):
         return (o.error_code, detail)
     if kind == "retry":
         return (to_time(o.next_attempt_at), o.error_code, detail)
