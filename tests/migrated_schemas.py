@@ -68,7 +68,10 @@ class MigratedSchemas:
 
     def __init__(self, server_url: str) -> None:
         self.server_url = server_url
-        self.admin: Engine = create_engine(server_url, isolation_level="AUTOCOMMIT")
+        # Pre-ping: a test that drops every connection to the server drops this one too.
+        self.admin: Engine = create_engine(
+            server_url, isolation_level="AUTOCOMMIT", pool_pre_ping=True
+        )
         self.pristine = self._new_migrated()
         with self.admin.connect() as conn:
             self.shape = self._shape(conn, self.pristine)
