@@ -171,6 +171,7 @@ def _create(client: FlaskClient, url: str, name: str = "Orders flow") -> tuple[i
     page = client.post(
         "/settings/webhooks",
         data={"csrf_token": csrf, "name": name, "url": url, "events": ["message.status"]},
+        follow_redirects=True,
     ).get_data(as_text=True)
     secret = re.search(r'id="new-secret-value"[^>]*value="([^"]+)"', page)
     endpoint = re.search(r"/settings/webhooks/(\d+)/rotate", page)

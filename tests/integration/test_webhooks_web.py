@@ -33,7 +33,7 @@ def _token(db: Database, user: User) -> dict[str, str]:
 def _add(client: FlaskClient, url: str, **extra: object) -> tuple[int, str]:
     page = client.get("/settings/webhooks").get_data(as_text=True)
     data = {"csrf_token": csrf_from(page), "name": "n8n replies", "url": url, "events": EVENTS}
-    answer = client.post("/settings/webhooks", data={**data, **extra})
+    answer = client.post("/settings/webhooks", data={**data, **extra}, follow_redirects=True)
     return answer.status_code, answer.get_data(as_text=True)
 
 
@@ -77,7 +77,11 @@ def test_the_page_adds_an_endpoint_and_shows_its_secret_once(
     log = client.get(f"/settings/webhooks/{endpoint.id}").get_data(as_text=True)
     assert "delivered" in log and "Test event" in log
     # Rotating shows the new one once; the old one no longer signs.
-    rotated = client.post(f"/settings/webhooks/{endpoint.id}/rotate", data={"csrf_token": csrf})
+    rotated = client.post(
+        f"/settings/webhooks/{endpoint.id}/rotate",
+        data={"csrf_token": csrf},
+        follow_redirects=True,
+    )
     new = _secret_in(rotated.get_data(as_text=True))
     assert new != secret
     assert new not in client.get(f"/settings/webhooks/{endpoint.id}").get_data(as_text=True)

@@ -7,8 +7,10 @@
   event id, so a crash loses nothing and at worst repeats one delivery.
 - Post: outside any transaction (SQLite's lock is the whole file), several at once over
   one pooled client. Redirects are never followed and proxies from the environment are
-  ignored: a delivery goes only to the address the admin entered. The answer body is read
-  up to a few kilobytes, for the log.
+  ignored: a delivery goes only to the address the admin entered. A 2xx answer's body is
+  not read; an error answer's is read raw (still compressed) up to a few kilobytes, for
+  the log; the whole delivery has DEADLINE seconds. Each result is recorded as it comes,
+  so a slow receiver holds back no other endpoint's.
 - Record: 2xx is delivered; 410 Gone turns the endpoint off (the receiver says it is gone
   for good); anything else retries with exponential backoff and jitter until 24 hours after
   the event, then the row is failed and kept in the log. Guarded by the lease owner, so a
@@ -203,7 +205,7 @@ def _turned_off(db: Database, owner: str, ids: list[int], now: datetime) -> None
             .where(outbox.c.id.in_(ids), outbox.c.lease_owner == owner)
             .values(
                 status=D.FAILED,
-                last_error="Not sent: the endpoint was turned off.",
+                last_error="Not sent: the webhook was turned off.",
                 lease_owner=None,
                 lease_until=None,
             )
@@ -216,7 +218,7 @@ def post(client: httpx.Client, job: Job) -> Result:
         return Result(
             None,
             "The signing secret cannot be read (was the installation's secret key changed?). "
-            "Rotate the secret on the endpoint's page.",
+            "Make a new secret on the webhook's page.",
         )
     stamp = int(time.time())
     headers = {
@@ -237,13 +239,13 @@ def post(client: httpx.Client, job: Job) -> Result:
                 where = answer.headers.get("Location", "")[:200]
                 return Result(
                     code,
-                    f"The endpoint answered with a redirect (to {where or 'another address'}); "
+                    f"Your server answered with a redirect (to {where or 'another address'}); "
                     "redirects are never followed. Enter the final address instead.",
                 )
             if 200 <= code < 300:
                 return Result(code, None)  # its body is not needed
             said = _said(answer, deadline)
-            return Result(code, f"The endpoint answered {code}" + (f": {said}" if said else "."))
+            return Result(code, answered(code, said))
     except httpx.TimeoutException:
         return Result(None, f"No answer within {client.timeout.read or TIMEOUT:g} seconds.")
     except httpx.ConnectError as exc:
@@ -255,6 +257,18 @@ def post(client: httpx.Client, job: Job) -> Result:
         return Result(None, f"The delivery could not be made: {_short(exc)}.")
     finally:
         _quiet.on = False
+
+
+def answered(code: int, said: str) -> str:
+    """What a non-2xx answer means, in words; the log adds when it is tried again."""
+    if code == 408 or code == 429 or code >= 500:
+        meaning = "an error on its side" if code >= 500 else "busy, try later"
+    elif code >= 400:
+        meaning = "it refused the delivery"
+    else:
+        meaning = "not a success"
+    quoted = f' and said "{said}"' if said else ""
+    return f"Your server answered {code} ({meaning}){quoted}."
 
 
 def _said(answer: httpx.Response, deadline: float) -> str:
@@ -357,7 +371,7 @@ def _gone(session: Session, endpoint_id: int) -> None:
     events.record(
         session,
         "webhook_endpoint.gone",
-        f"The webhook endpoint {endpoint.name} answered 410 Gone, so it was turned off. "
+        f"The webhook {endpoint.name} answered 410 (gone for good), so it was turned off. "
         "Turn it back on in Settings → Webhooks once the receiver is ready again.",
         level=EventLevel.WARNING,
         data={"endpoint_id": endpoint_id},

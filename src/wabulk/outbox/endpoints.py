@@ -25,6 +25,7 @@ from ..errors import NotFound, ValidationError
 from ..models import DeliveryStatus, OutboxEvent, Role, User, WebhookEndpoint
 from ..senders import secrets as sealed
 from . import signing
+from .delivery import where
 from .emit import EVENTS, TEST_EVENT, envelope, new_event_id
 
 MAX_NAME = 120
@@ -104,7 +105,7 @@ def check_url(url: str) -> str:
 def check_name(name: str) -> str:
     name = " ".join((name or "").split())
     if not name:
-        raise ValidationError("Give the endpoint a name (e.g. n8n orders flow).", field="name")
+        raise ValidationError("Give the webhook a name (e.g. n8n orders flow).", field="name")
     if len(name) > MAX_NAME:
         raise ValidationError(f"The name is longer than {MAX_NAME} characters.", field="name")
     return name
@@ -140,7 +141,7 @@ def get(session: Session, actor: User | None, endpoint_id: int) -> WebhookEndpoi
     require_role(actor, Role.ADMIN)
     endpoint = session.get(WebhookEndpoint, endpoint_id)
     if endpoint is None:
-        raise NotFound("No such webhook endpoint; it may have been deleted.")
+        raise NotFound("No such webhook; it may have been deleted.")
     return endpoint
 
 
@@ -168,7 +169,7 @@ def create(
     plain = check_secret(secret) if secret.strip() else signing.new_secret()
     count = session.scalar(select(func.count()).select_from(WebhookEndpoint)) or 0
     if count >= MAX_ENDPOINTS:
-        raise ValidationError(f"At most {MAX_ENDPOINTS} endpoints; delete one you no longer use.")
+        raise ValidationError(f"At most {MAX_ENDPOINTS} webhooks; delete one you no longer use.")
     endpoint = WebhookEndpoint(
         name=name,
         url=url,
@@ -180,7 +181,7 @@ def create(
     )
     session.add(endpoint)
     session.flush()
-    _record(session, actor, endpoint, "webhook_endpoint.created", "added")
+    _record(session, actor, endpoint, "webhook_endpoint.created", "{who} added the webhook {it}.")
     return endpoint, plain
 
 
@@ -198,7 +199,7 @@ def update(
     endpoint.name, endpoint.url = check_name(name), check_url(url)
     endpoint.events, endpoint.active = check_events(events_wanted), bool(active)
     session.flush()
-    _record(session, actor, endpoint, "webhook_endpoint.changed", "changed")
+    _record(session, actor, endpoint, "webhook_endpoint.changed", "{who} changed the webhook {it}.")
     return endpoint
 
 
@@ -207,8 +208,9 @@ def set_active(
 ) -> WebhookEndpoint:
     endpoint = get(session, actor, endpoint_id)
     endpoint.active = active
+    did = "turned on" if active else "turned off"
     _record(
-        session, actor, endpoint, "webhook_endpoint.changed", "turned on" if active else "paused"
+        session, actor, endpoint, "webhook_endpoint.changed", f"{{who}} {did} the webhook {{it}}."
     )
     return endpoint
 
@@ -220,14 +222,20 @@ def rotate_secret(
     endpoint = get(session, actor, endpoint_id)
     plain = check_secret(secret) if secret.strip() else signing.new_secret()
     endpoint.secret, endpoint.secret_hint = sealed.encrypt(secret_key, plain), sealed.hint(plain)
-    _record(session, actor, endpoint, "webhook_endpoint.secret_rotated", "given a new secret")
+    _record(
+        session,
+        actor,
+        endpoint,
+        "webhook_endpoint.secret_rotated",
+        "{who} made a new signing secret for the webhook {it}.",
+    )
     return plain
 
 
 def delete(session: Session, actor: User | None, endpoint_id: int) -> str:
     endpoint = get(session, actor, endpoint_id)
     name = endpoint.name
-    _record(session, actor, endpoint, "webhook_endpoint.deleted", "deleted")
+    _record(session, actor, endpoint, "webhook_endpoint.deleted", "{who} deleted the webhook {it}.")
     # Its deliveries go with it (ON DELETE CASCADE): the log is of this endpoint.
     session.execute(outbox.delete().where(outbox.c.endpoint_id == endpoint.id))
     session.delete(endpoint)
@@ -238,7 +246,7 @@ def send_test(session: Session, actor: User | None, endpoint_id: int, now: datet
     """Queue a `webhook.test` event for this endpoint alone; returns its event id."""
     endpoint = get(session, actor, endpoint_id)
     event_id = new_event_id()
-    data = {"endpoint_id": endpoint.id, "message": "A test from wabulk: your endpoint works."}
+    data = {"endpoint_id": endpoint.id, "message": "A test from wabulk: your webhook works."}
     session.execute(
         outbox.insert().values(
             endpoint_id=endpoint.id,
@@ -317,13 +325,17 @@ def deliveries(
 
 
 def _record(
-    session: Session, actor: User | None, endpoint: WebhookEndpoint, kind: str, did: str
+    session: Session, actor: User | None, endpoint: WebhookEndpoint, kind: str, sentence: str
 ) -> None:
+    """`sentence` names the actor as {who} and the webhook as {it}."""
     events.record(
         session,
         kind,
-        # Not the address: some tools (Zapier, Make) put their own secret in it.
-        f"{events.actor_name(actor)} {did} the webhook endpoint {endpoint.name}.",
+        # Only the server of the address: its path and query are, for Zapier, Make or n8n,
+        # the key to post to it.
+        sentence.format(
+            who=events.actor_name(actor), it=f"{endpoint.name} ({where(endpoint.url)})"
+        ),
         user=actor,
         data={"endpoint_id": endpoint.id},
     )

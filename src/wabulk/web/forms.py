@@ -12,7 +12,9 @@ from ..models import Role
 
 ROLE_CHOICES = [
     SelectChoice(Role.VIEWER.value, "Viewer: sees everything, changes nothing"),
-    SelectChoice(Role.OPERATOR.value, "Operator: contacts, templates and campaigns"),
+    SelectChoice(
+        Role.OPERATOR.value, "Operator: contacts, templates, campaigns and answering in the Inbox"
+    ),
     SelectChoice(Role.ADMIN.value, "Admin: everything, including users and senders"),
 ]
 

@@ -1,21 +1,31 @@
 """Settings → Webhooks: endpoints, their health and delivery log, "send a test event".
 
-- Admins only. A new or rotated signing secret is rendered in the answer to the POST that
-  made it (never flashed or redirected through the session), once; after that only its
-  last four characters.
+- Admins only. "Add" and "Make a new secret" answer with a redirect, so a reload makes no
+  second endpoint or secret; the new secret waits in shown_once.py (never the session) for
+  the one page that shows it; after that only its last four characters are shown.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from ...errors import DomainError, NotFound, ValidationError
-from ...models import DeliveryStatus, Role, utcnow
+from ...models import DeliveryStatus, Role, WebhookEndpoint, utcnow
 from ...outbox import EVENTS, endpoints
 from ...outbox.signing import (
     EVENT_HEADER,
@@ -25,6 +35,7 @@ from ...outbox.signing import (
 )
 from ..helpers import MAX_ID, apply_action, db_session, get_settings
 from ..security import requires
+from . import shown_once
 
 bp = Blueprint("integrations", __name__, url_prefix="/settings/webhooks")
 
@@ -87,7 +98,7 @@ def _render_index(
 
 @bp.post("")
 @requires(Role.ADMIN)
-def create() -> str:
+def create() -> Response | str:
     session = db_session()
     values = _form_values()
     try:
@@ -106,9 +117,24 @@ def create() -> str:
     except DomainError as exc:
         session.rollback()
         return _render_index(values, ValidationError(str(exc)), 400)
+    same = session.scalars(
+        select(WebhookEndpoint.name)
+        .where(WebhookEndpoint.url == endpoint.url, WebhookEndpoint.id != endpoint.id)
+        .limit(3)
+    ).all()
     session.commit()
-    # Rendered here, not after a redirect: the secret must not travel through the session.
-    return _render_endpoint(endpoint.id, new_secret=secret, created=True)
+    if same:
+        flash(
+            f"The webhook {same[0]} already sends to this address, so each event now goes "
+            "there twice. Delete one of them unless that is what you want.",
+            "warning",
+        )
+    return _shown_once(endpoint.id, secret, created=True)
+
+
+def _shown_once(endpoint_id: int, secret: str, *, created: bool) -> Response:
+    token = shown_once.keep(current_user.id, endpoint_id, secret, created)
+    return redirect(url_for("integrations.show", endpoint_id=endpoint_id, secret=token))
 
 
 def _before() -> int | None:
@@ -125,6 +151,7 @@ def _render_endpoint(
     *,
     new_secret: str | None = None,
     created: bool = False,
+    secret_gone: bool = False,
     values: dict[str, Any] | None = None,
     error: ValidationError | None = None,
     status: int = 200,
@@ -144,6 +171,7 @@ def _render_endpoint(
         paged=request.args.get("before") is not None,
         new_secret=new_secret,
         created=created,
+        secret_gone=secret_gone,
         values=values
         or {
             "name": endpoint.name,
@@ -159,8 +187,15 @@ def _render_endpoint(
 
 @bp.get("/<int(max=2147483647):endpoint_id>")
 @requires(Role.ADMIN)
-def show(endpoint_id: int) -> str:
-    return _render_endpoint(endpoint_id)
+def show(endpoint_id: int) -> Response | str:
+    held = shown_once.take(request.args.get("secret", ""), current_user.id, endpoint_id)
+    if held is None:
+        return _render_endpoint(endpoint_id, secret_gone="secret" in request.args)
+    answer = make_response(
+        _render_endpoint(endpoint_id, new_secret=held.secret, created=held.created)
+    )
+    answer.headers["Cache-Control"] = "no-store"  # Back must not show the secret again
+    return answer
 
 
 @bp.post("/<int(max=2147483647):endpoint_id>")
@@ -182,7 +217,7 @@ def save(endpoint_id: int) -> Response | str:
 
 @bp.post("/<int(max=2147483647):endpoint_id>/rotate")
 @requires(Role.ADMIN)
-def rotate(endpoint_id: int) -> str:
+def rotate(endpoint_id: int) -> Response:
     session = db_session()
     try:
         secret = endpoints.rotate_secret(
@@ -191,7 +226,7 @@ def rotate(endpoint_id: int) -> str:
     except NotFound:
         abort(404)
     session.commit()
-    return _render_endpoint(endpoint_id, new_secret=secret)
+    return _shown_once(endpoint_id, secret, created=False)
 
 
 @bp.post("/<int(max=2147483647):endpoint_id>/test")
@@ -200,8 +235,8 @@ def send_test(endpoint_id: int) -> Response:
     def run(session: Session) -> str:
         endpoints.send_test(session, current_user, endpoint_id, utcnow())
         return (
-            "A test event is on its way; it appears in the log below within a few seconds "
-            "(reload the page)."
+            "A test event is on its way: press Refresh above the log in a few seconds to "
+            "see how it went."
         )
 
     apply_action(run)
@@ -213,7 +248,7 @@ def send_test(endpoint_id: int) -> Response:
 def delete(endpoint_id: int) -> Response:
     def run(session: Session) -> str:
         name = endpoints.delete(session, current_user, endpoint_id)
-        return f"The endpoint {name} is deleted; it receives nothing more."
+        return f"The webhook {name} is deleted; nothing more is sent to it."
 
     apply_action(run)
     return redirect(url_for("integrations.index"))
