@@ -43,7 +43,7 @@ def receiver() -> Iterator[Receiver]:
 
 
 @contextmanager
-def trickler(step: float = 0.2) -> Iterator[tuple[str, threading.Event]]:
+def trickler(step: float = 0.2, status: bytes = b"200 OK") -> Iterator[tuple[str, threading.Event]]:
     """A receiver that answers 200 and then sends its body one byte every `step` seconds,
     for as long as the caller keeps it going: each byte arrives well within a read timeout,
     so only a deadline on the whole delivery can end it."""
@@ -64,7 +64,7 @@ def trickler(step: float = 0.2) -> Iterator[tuple[str, threading.Event]]:
             while len(body) < size:
                 body += conn.recv(65536)
             try:
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n")
+                conn.sendall(b"HTTP/1.1 " + status + b"\r\nContent-Length: 1000000\r\n\r\n")
                 while not stop.wait(step):
                     conn.sendall(b" ")
             except OSError:
@@ -148,6 +148,29 @@ def test_a_slow_receiver_does_not_hold_back_another_endpoint(
         slow.close()
     assert slow_id != fast_id
     assert recorded, "the fast endpoint waited for the slow one"
+
+
+def test_an_error_answer_trickled_ends_at_the_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An error answer's words are read for the log, but not past the delivery's deadline
+    (without it, 4 KB at a byte every 0.2 s would take over 13 minutes)."""
+    monkeypatch.setattr(delivery, "DEADLINE", 1.0)
+    got: list[delivery.Result] = []
+    with trickler(status=b"500 Oops") as (url, stop):
+        job = delivery.Job(
+            1, 1, "message.status", "evt_t", b"{}", url, "whsec_" + "a" * 32, utcnow(), 0
+        )
+        client = _client(5.0)
+        worker = threading.Thread(target=lambda: got.append(delivery.post(client, job)))
+        worker.start()
+        try:
+            worker.join(60)
+            held = worker.is_alive()
+        finally:
+            stop.set()
+            worker.join(30)
+            client.close()
+    assert not held, "the trickled error answer held the delivery past its deadline"
+    assert got[0].code == 500 and "Your server answered 500" in (got[0].error or "")
 
 
 def _admin(app: Flask, db: Database) -> FlaskClient:

@@ -276,7 +276,7 @@ def _said(answer: httpx.Response, deadline: float) -> str:
     bounded: httpx's decoding unpacks a whole network read at once, so a small gzip answer
     could cost a hundred megabytes before any cut."""
     raw = b""
-    for part in answer.iter_raw(1024):
+    for part in answer.iter_raw():  # as it arrives: a chunk size would wait to fill it
         raw += part
         if len(raw) >= ANSWER_BYTES or time.monotonic() > deadline:
             break
