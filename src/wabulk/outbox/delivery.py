@@ -7,10 +7,10 @@
   event id, so a crash loses nothing and at worst repeats one delivery.
 - Post: outside any transaction (SQLite's lock is the whole file), several at once over
   one pooled client. Redirects are never followed and proxies from the environment are
-  ignored: a delivery goes only to the address the admin entered. A 2xx answer's body is
-  not read; an error answer's is read raw (still compressed) up to a few kilobytes, for
-  the log; the whole delivery has DEADLINE seconds. Each result is recorded as it comes,
-  so a slow receiver holds back no other endpoint's.
+  ignored: a delivery goes only to the address the admin entered. An answer's body is
+  read raw (still compressed) up to a few kilobytes: a 2xx's only to keep the connection,
+  an error's for the log; the whole delivery has DEADLINE seconds. Results are recorded as
+  they come, so a slow receiver holds back no other endpoint's.
 - Record: 2xx is delivered; 410 Gone turns the endpoint off (the receiver says it is gone
   for good); anything else retries with exponential backoff and jitter until 24 hours after
   the event, then the row is failed and kept in the log. Guarded by the lease owner, so a
@@ -25,7 +25,7 @@ import random
 import threading
 import time
 import zlib
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -243,7 +243,11 @@ def post(client: httpx.Client, job: Job) -> Result:
                     "redirects are never followed. Enter the final address instead.",
                 )
             if 200 <= code < 300:
-                return Result(code, None)  # its body is not needed
+                # Its words are not needed, but a short body read to its end keeps the
+                # connection for the next delivery; one still coming after a second is
+                # dropped with its connection.
+                _read_raw(answer, min(deadline, time.monotonic() + 1.0))
+                return Result(code, None)
             said = _said(answer, deadline)
             return Result(code, answered(code, said))
     except httpx.TimeoutException:
@@ -271,15 +275,20 @@ def answered(code: int, said: str) -> str:
     return f"Your server answered {code} ({meaning}){quoted}."
 
 
-def _said(answer: httpx.Response, deadline: float) -> str:
-    """The first words of an error answer, for the log. Read raw (still compressed) and
-    bounded: httpx's decoding unpacks a whole network read at once, so a small gzip answer
-    could cost a hundred megabytes before any cut."""
+def _read_raw(answer: httpx.Response, deadline: float) -> bytes:
     raw = b""
     for part in answer.iter_raw():  # as it arrives: a chunk size would wait to fill it
         raw += part
         if len(raw) >= ANSWER_BYTES or time.monotonic() > deadline:
             break
+    return raw
+
+
+def _said(answer: httpx.Response, deadline: float) -> str:
+    """The first words of an error answer, for the log. Read raw (still compressed) and
+    bounded: httpx's decoding unpacks a whole network read at once, so a small gzip answer
+    could cost a hundred megabytes before any cut."""
+    raw = _read_raw(answer, deadline)
     encoding = answer.headers.get("Content-Encoding", "").strip().lower()
     if encoding in ("gzip", "x-gzip", "deflate"):
         try:
@@ -394,16 +403,20 @@ def deliver_due(
     shared, pool = _shared()
     use = client or shared
     tried = {pool.submit(post, use, job): job for job in jobs}
-    # Each result is recorded as it comes: a slow receiver must not hold back the others'.
-    for future in as_completed(tried):
-        job, result = tried[future], future.result()
-        log.info(
-            "webhook %s %s to %s (%s): %s",
-            job.event,
-            job.event_id,
-            job.name,
-            where(job.url),
-            result.code if result.code is not None else "no answer",
-        )
-        _record(db, owner, [(job, result)], now or utcnow())
+    waiting = set(tried)
+    # Results are recorded as they come (all those in at once, in one transaction): a slow
+    # receiver must not hold back the others'.
+    while waiting:
+        done, waiting = wait(waiting, return_when=FIRST_COMPLETED)
+        results = [(tried[future], future.result()) for future in done]
+        for job, result in results:
+            log.info(
+                "webhook %s %s to %s (%s): %s",
+                job.event,
+                job.event_id,
+                job.name,
+                where(job.url),
+                result.code if result.code is not None else "no answer",
+            )
+        _record(db, owner, results, now or utcnow())
     return len(jobs)
