@@ -80,6 +80,29 @@ def test_unsigned_or_wrongly_signed_posts_are_refused_and_counted(dual) -> None:
     assert APP_SECRET not in logged[0]
 
 
+def test_a_forged_post_is_refused_even_when_its_count_cannot_be_written(dual, monkeypatch) -> None:
+    """The worker may hold SQLite's write lock past the busy timeout on a loaded machine:
+    the forged post still gets its 403 (not "busy, try again"), and nothing is stored."""
+    from sqlalchemy.exc import OperationalError
+
+    app, db = dual
+    sender_id = make_cloud_sender(db)
+
+    def busy(*_args: object) -> None:
+        raise OperationalError("UPDATE senders", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(receipts, "note_refusal", busy)
+    body = statuses_body([status(1, "read", utcnow())])
+    answer = app.test_client().post(
+        f"/webhooks/whatsapp/{sender_id}",
+        data=body,
+        headers={"X-Hub-Signature-256": sign(body, APP_SECRET + "x")},
+        content_type="application/json",
+    )
+    assert answer.status_code == 403
+    assert stored(db) == 0
+
+
 def test_a_signed_post_is_stored_once_and_applied_by_the_worker(dual) -> None:
     app, db = dual
     sender_id = make_cloud_sender(db)

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
 
 from flask import Blueprint, Response, request
+from sqlalchemy.exc import OperationalError
 
 from ..channels.cloud_api.webhook import MAX_BODY, verify_signature
 from ..db import driver_marks
@@ -21,6 +23,7 @@ from ..senders.secrets import SecretUnreadable, decrypt, reveal
 from .helpers import db_session, get_settings
 from .security import csrf, public
 
+log = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 csrf.exempt(bp)
 
@@ -123,8 +126,16 @@ def receive(sender_id: int) -> Response:
             else "its signature does not match the app secret"
         )
         session.rollback()
-        receipts.note_refusal(session, sender_id, why, now)
-        session.commit()
+        try:
+            receipts.note_refusal(session, sender_id, why, now)
+            session.commit()
+        except OperationalError:
+            # Counting the refusal is for the Senders page; the refusal itself must not
+            # turn into "try again later" because the worker holds SQLite's write lock.
+            session.rollback()
+            log.warning(
+                "a refused webhook for sender %s was not counted (database busy)", sender_id
+            )
         return _plain("Signature refused.", 403)
     receipts.store_receipt(session, sender_id, body, now)
     session.commit()
