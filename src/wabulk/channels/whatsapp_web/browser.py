@@ -26,10 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from selenium import webdriver
-from selenium.common.exceptions import WebDriverException
+from selenium.common.exceptions import TimeoutException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 
 log = logging.getLogger(__name__)
+PROBE_TRIES = 3
 
 INSTALL_HINT = (
     "Install Google Chrome or Chromium and its ChromeDriver (Debian/Ubuntu: "
@@ -194,7 +195,20 @@ def start(opts: BrowserOptions) -> webdriver.Chrome:
         raise BrowserFailed(f"Chrome did not start: {exc}. " + INSTALL_HINT) from None
     driver.set_page_load_timeout(opts.page_timeout)
     driver.set_script_timeout(min(30.0, opts.page_timeout))
-    _normal_user_agent(driver)
+    # A browser started right after another crashed, on a busy machine, may take longer
+    # than the script timeout to answer its first script: ask again before giving up on it.
+    for attempt in range(PROBE_TRIES):
+        try:
+            _normal_user_agent(driver)
+            break
+        except TimeoutException:
+            if attempt == PROBE_TRIES - 1:
+                stop(driver)
+                raise BrowserFailed(
+                    "Chrome started but its page did not answer. Close other programs or "
+                    "restart the computer, then try again."
+                ) from None
+            log.warning("Chrome's first page did not answer yet; asking again")
     return driver
 
 
