@@ -20,8 +20,9 @@ import hashlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
@@ -35,6 +36,7 @@ from ..inbound import keywords as kw
 from ..models import Channel, EventLevel, Sender, WebhookReceipt, utcnow
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 receipts = WebhookReceipt.__table__
 
 MAX_ATTEMPTS = 10
@@ -91,13 +93,22 @@ def _store_polling(session: Session, sql: str, params: tuple[Any, ...]) -> bool:
     between them: answers took up to a second under a storm. Asking every millisecond
     finds the gap the worker leaves after each delivery (see `process_receipts`).
     """
+    return write_polling(
+        session, lambda: bool(session.connection().exec_driver_sql(sql, params).rowcount)
+    )
+
+
+def write_polling(session: Session, write: Callable[[], T]) -> T:
+    """Run `write` (which must take the write lock first, and may commit) on SQLite, asking
+    for the lock every millisecond until the busy timeout, as `_store_polling` explains.
+    On a starved machine the busy handler's 100 ms steps missed every gap for 10 s."""
     raw = session.connection().connection.driver_connection
     deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
     raw.execute("PRAGMA busy_timeout = 0")
     try:
         while True:
             try:
-                return bool(session.connection().exec_driver_sql(sql, params).rowcount)
+                return write()
             except OperationalError as exc:
                 if "locked" not in str(exc).lower() or time.monotonic() > deadline:
                     raise
