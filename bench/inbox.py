@@ -36,7 +36,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from pages import Client, _p95, serve
+from pages import Client, _p95, measure, serve
 from sqlite_setup import CITIES, FIRST, LAST
 from sqlite_setup import connect as _connect
 from sqlite_setup import stamp as _stamp
@@ -240,22 +240,6 @@ def pages(info: dict[str, Any]) -> dict[str, str]:
         "live (inbox)": f"/inbox/live.json?c={conv}",
         "unread count": "/inbox/unread.json",
     }
-
-
-def measure(clients: dict[str, Client], paths: dict[str, dict[str, str]], n: int) -> dict:
-    """Each page `n` times on each database, alternating, after two warm-up requests."""
-    results: dict[str, dict[str, list[float]]] = {}
-    for page in paths["small"]:
-        times: dict[str, list[float]] = {"small": [], "big": []}
-        for i in range(n + 2):
-            for size in ("small", "big") if i % 2 == 0 else ("big", "small"):
-                seconds, status, _ = clients[size].get(paths[size][page])
-                if status != 200:
-                    raise SystemExit(f"{page} on {size}: HTTP {status}")
-                if i >= 2:
-                    times[size].append(seconds)
-        results[page] = times
-    return results
 
 
 # ---- deliveries ---------------------------------------------------------------------------------
