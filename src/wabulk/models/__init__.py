@@ -1,5 +1,13 @@
 """All tables, on one declarative base (one metadata for Alembic)."""
 
+from .audiences import (
+    CampaignStep,
+    Recurrence,
+    RecurrenceFrequency,
+    RecurrenceState,
+    Segment,
+    StepCondition,
+)
 from .base import Base, utcnow
 from .campaigns import (
     Campaign,
@@ -37,6 +45,7 @@ __all__ = [
     "Base",
     "Campaign",
     "CampaignStatus",
+    "CampaignStep",
     "Channel",
     "CloudMedia",
     "CloudTemplate",
@@ -60,10 +69,15 @@ __all__ = [
     "MessageStatus",
     "OutboxEvent",
     "QuickReply",
+    "Recurrence",
+    "RecurrenceFrequency",
+    "RecurrenceState",
     "Role",
+    "Segment",
     "Sender",
     "SenderState",
     "SheetMapping",
+    "StepCondition",
     "Tally",
     "Template",
     "User",

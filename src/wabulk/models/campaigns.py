@@ -110,6 +110,20 @@ class Campaign(Base):
     n_skipped: Mapped[int] = mapped_column(default=0)
     n_unknown: Mapped[int] = mapped_column(default=0)
     n_replied: Mapped[int] = mapped_column(default=0)
+    # The audience as a saved segment instead of lists (evaluated at launch), and the
+    # segment's terms as they were at launch, so the report says who was chosen and how.
+    segment_id: Mapped[int | None] = mapped_column(ForeignKey("segments.id", ondelete="SET NULL"))
+    audience_terms: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    # A follow-up step's campaign: the first campaign of its sequence (models/audiences.py).
+    parent_campaign_id: Mapped[int | None] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), index=True
+    )
+    # A run of a recurring series.
+    recurrence_id: Mapped[int | None] = mapped_column(
+        # use_alter: recurrences also refer to campaigns (their model draft).
+        ForeignKey("recurrences.id", ondelete="SET NULL", use_alter=True),
+        index=True,
+    )
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     launched_at: Mapped[datetime | None]
