@@ -51,6 +51,7 @@ class DraftInput:
 
     name: str
     list_ids: list[int] = field(default_factory=list)
+    segment_id: int | None = None  # a saved segment instead of lists
     sender_ids: list[int] = field(default_factory=list)
     template_id: int | None = None
     body: str = ""
