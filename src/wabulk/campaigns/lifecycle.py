@@ -83,6 +83,8 @@ def actions_for(campaign: Campaign) -> list[str]:
     actions = allowed_actions(campaign.status)
     if campaign.n_failed + campaign.n_unknown == 0:
         actions = [a for a in actions if a != "retry"]
+    if "launch" in actions and recurrence.is_model(campaign):
+        actions = [a for a in actions if a != "launch"]  # a series' model: the series sends it
     return actions
 
 
@@ -144,12 +146,21 @@ def check_ready(campaign: Campaign, body: str) -> None:
 
 
 def launch(
-    session: Session, actor: User | None, campaign_id: int, now: datetime | None = None
+    session: Session,
+    actor: User | None,
+    campaign_id: int,
+    now: datetime | None = None,
+    due_by_zone: dict[str, datetime] | None = None,
 ) -> Campaign:
-    """Freeze the message, insert every recipient in one statement, and start (or schedule)."""
+    """Freeze the message, insert every recipient in one statement, and start (or schedule).
+
+    - `due_by_zone`: per recipient timezone, when their message is due (a recurring run in
+      customers' local time, campaigns/recurrence.py); others get the start time.
+    """
     require_role(actor, Role.OPERATOR)
     now = now or utcnow()
     campaign = get_campaign(session, campaign_id, lock=True)
+    recurrence.refuse_model(session, campaign, "launch")  # the series launches its copies
     message = effective_message(session, campaign)  # read while it is still a draft
     transition(campaign, "launch")
     template = session.get(Template, campaign.template_id) if campaign.template_id else None
@@ -421,6 +432,7 @@ def delete_draft(session: Session, actor: User | None, campaign_id: int) -> str:
     campaign = get_campaign(session, campaign_id)
     if campaign.status != C.DRAFT:
         raise Conflict("Only drafts can be deleted; cancel a launched campaign instead.")
+    recurrence.refuse_model(session, campaign, "delete")
     name = campaign.name
     session.delete(campaign)
     events.record(
@@ -529,3 +541,6 @@ def pause_orphaned(session: Session) -> list[int]:
         )
         paused.append(campaign.id)
     return paused
+
+
+from . import recurrence  # noqa: E402  (recurrence builds on this module)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from ..campaigns import lifecycle
+from ..campaigns import lifecycle, recurrence
 from ..config import Settings
 from ..contacts import importer
 from ..db import Database
@@ -104,6 +104,8 @@ class Dispatcher:
     def campaign_step(self) -> bool:
         """Start due campaigns, complete finished ones, and run a lane per busy sender."""
         now = utcnow()
+        with self.db.session() as session:
+            recurrence.run_due(session, now)  # recurring campaigns' runs whose time came
         with self.db.session() as session:
             started = lifecycle.start_due(session, now)
         with self.db.session() as session:

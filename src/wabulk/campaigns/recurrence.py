@@ -1,0 +1,583 @@
+"""Recurring campaigns: a draft repeated on a calendar rule, each run a campaign of its own.
+
+- A person turns a draft into a series (`create`); the draft becomes the series' model:
+  it is never launched itself (`refuse_model`), and editing it changes the runs to come.
+- The worker's `run_due` copies the model into a new campaign (linked by `recurrence_id`,
+  named "<series> · 1 Dec 2026") and launches it, so each run has its own recipients,
+  counters and report.
+- The claim is a conditional UPDATE of `next_run_at` (after FOR UPDATE SKIP LOCKED on
+  PostgreSQL) in the transaction that creates the run: two workers never both run an
+  occurrence, and a worker killed before its commit leaves the occurrence due for the next.
+- A run never starts while the previous run still has messages waiting or being sent (to
+  the same people): the occurrence waits, saying so once; when the following occurrence
+  comes first, the waiting one is skipped with an Event. An occurrence missed while no
+  worker ran is skipped the same way once the following one has also passed, rather than
+  sending two runs back to back.
+- In customers' local time, each recipient's message is due at HH:MM in their own zone
+  (`due_by_zone`), never in the past; contacts whose zone is unknown get the series
+  creator's zone (else UTC).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from functools import lru_cache
+from typing import Any, cast
+from zoneinfo import available_timezones
+
+from sqlalchemy import Select, Table, select, update
+from sqlalchemy.orm import Session, object_session
+
+from .. import events
+from ..auth.permissions import require_role
+from ..errors import Conflict, DomainError, NotFound, ValidationError
+from ..models import (
+    Campaign,
+    CampaignStatus,
+    Contact,
+    EventLevel,
+    Message,
+    Recurrence,
+    RecurrenceFrequency,
+    RecurrenceState,
+    Role,
+    User,
+    list_members,
+    utcnow,
+)
+from . import lifecycle
+from .recurrence_rules import (
+    Rule,
+    day_words,
+    describe,
+    due_in_zone,
+    end_of,
+    last_day,
+    next_occurrence,
+    run_day,
+    start_of,
+)
+
+R = RecurrenceState
+C = CampaignStatus
+TIME_RE = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+MAX_NAME = 200
+LAST_YEAR = 2100
+DUE_BATCH = 50  # series handled per worker step; the rest wait for the next step
+# A run counts as still sending while it has messages waiting or in flight.
+UNFINISHED = (C.SCHEDULED, C.RUNNING, C.PAUSED)
+WAITING = "recurrence.waiting"
+recurrences = cast(Table, Recurrence.__table__)
+messages = cast(Table, Message.__table__)
+
+
+@lru_cache(maxsize=1)
+def zone_names() -> frozenset[str]:
+    """IANA zones a series may be fixed to (read once: the list comes from files)."""
+    return frozenset(available_timezones())
+
+
+@dataclass
+class RuleInput:
+    """A series as a person chose it (the page's form or the API's body)."""
+
+    frequency: str
+    time_of_day: str = "10:00"
+    weekdays: list[int] = field(default_factory=list)
+    day_of_month: int | None = None
+    timezone: str | None = None  # None: each customer's local time
+    starts_on: date | None = None  # None: today
+    ends_on: date | None = None  # None: no end
+    name: str | None = None  # None: the draft's name
+
+
+def check_rule(data: RuleInput, now: datetime) -> Rule:
+    """A Rule, or a ValidationError naming the field at fault."""
+    if data.frequency not in {f.value for f in RecurrenceFrequency}:
+        raise ValidationError("Choose how often: every day, week or month.", field="frequency")
+    if not isinstance(data.time_of_day, str) or not TIME_RE.match(data.time_of_day):
+        raise ValidationError("Give the time as HH:MM, e.g. 10:00.", field="time_of_day")
+    weekdays: tuple[int, ...] = ()
+    day_of_month = None
+    if data.frequency == "weekly":
+        if len(data.weekdays) > 7 or any(not 0 <= d <= 6 for d in data.weekdays):
+            raise ValidationError("Weekdays go from Monday (0) to Sunday (6).", field="weekdays")
+        weekdays = tuple(sorted(set(data.weekdays)))
+        if not weekdays:
+            raise ValidationError("Tick at least one day of the week.", field="weekdays")
+    if data.frequency == "monthly":
+        if data.day_of_month is None or not 1 <= data.day_of_month <= 31:
+            raise ValidationError(
+                "Choose the day of the month, from 1 to 31.", field="day_of_month"
+            )
+        day_of_month = data.day_of_month
+    zone_name = data.timezone or None
+    if zone_name is not None and (len(zone_name) > 64 or zone_name not in zone_names()):
+        raise ValidationError(
+            "Choose a timezone from the list, or each customer's local time.", field="timezone"
+        )
+    rule = Rule(data.frequency, data.time_of_day, weekdays, day_of_month, zone_name)
+    today = run_day(rule, now)
+    starts_on = data.starts_on or today
+    if starts_on < today:
+        raise ValidationError(
+            "The first run date has passed; choose today or a later day.", field="starts_on"
+        )
+    if starts_on.year > LAST_YEAR:
+        raise ValidationError(f"Choose a first run date before {LAST_YEAR}.", field="starts_on")
+    ends_at = None
+    if data.ends_on is not None:
+        if data.ends_on < starts_on:
+            raise ValidationError(
+                "The end date must be on or after the first run date.", field="ends_on"
+            )
+        if data.ends_on.year > LAST_YEAR:
+            raise ValidationError(f"Choose an end date before {LAST_YEAR}.", field="ends_on")
+        ends_at = end_of(data.ends_on, rule)
+    return Rule(
+        data.frequency,
+        data.time_of_day,
+        weekdays,
+        day_of_month,
+        zone_name,
+        start_of(starts_on, rule),
+        ends_at,
+    )
+
+
+def rule_of(series: Recurrence) -> Rule:
+    return Rule(
+        series.frequency.value,
+        series.time_of_day,
+        tuple(series.weekdays or ()),
+        series.day_of_month,
+        series.timezone,
+        series.starts_at,
+        series.ends_at,
+    )
+
+
+def words(series: Recurrence) -> str:
+    """The rule in words, for pages and the API."""
+    return describe(rule_of(series))
+
+
+# --- reading -------------------------------------------------------------------------
+
+
+def get(session: Session, recurrence_id: int, lock: bool = False) -> Recurrence:
+    query = select(Recurrence).where(Recurrence.id == recurrence_id)
+    if lock:
+        query = query.with_for_update()
+    found = session.scalar(query)
+    if found is None:
+        raise NotFound(f"There is no recurring campaign #{recurrence_id}.")
+    return found
+
+
+def series_newest_first() -> Select[Any]:
+    return select(Recurrence).order_by(Recurrence.id.desc())
+
+
+def runs(series_id: int) -> Select[Any]:
+    """A series' runs, newest first (served by the index on campaigns.recurrence_id)."""
+    return select(Campaign).where(Campaign.recurrence_id == series_id).order_by(Campaign.id.desc())
+
+
+def series_of_model(session: Session, campaign_id: int) -> Recurrence | None:
+    """The series whose model is this draft, if any."""
+    return session.scalar(select(Recurrence).where(Recurrence.model_campaign_id == campaign_id))
+
+
+def is_model(campaign: Campaign) -> bool:
+    """Whether a draft is a series' model (its own Launch is the series')."""
+    session = object_session(campaign)
+    if session is None or campaign.status != C.DRAFT:
+        return False
+    return series_of_model(session, campaign.id) is not None
+
+
+def refuse_model(session: Session, campaign: Campaign, verb: str) -> None:
+    """Called by lifecycle before launching or deleting a draft: a model is the series'."""
+    series = series_of_model(session, campaign.id)
+    if series is not None:
+        raise Conflict(
+            f"{campaign.name!r} is the model of the recurring campaign {series.name!r}, "
+            f"which keeps it for its runs, so you cannot {verb} it. To send it once, "
+            "duplicate it and launch the copy."
+        )
+
+
+# --- a person's moves ------------------------------------------------------------------
+
+
+def create(
+    session: Session,
+    actor: User | None,
+    campaign_id: int,
+    data: RuleInput,
+    now: datetime | None = None,
+) -> Recurrence:
+    """Turn a draft into a series' model; the first run is the rule's first occurrence."""
+    require_role(actor, Role.OPERATOR)
+    now = now or utcnow()
+    model = lifecycle.get_campaign(session, campaign_id, lock=True)
+    if model.status != C.DRAFT:
+        raise Conflict("Only a draft can be repeated; duplicate this campaign first.")
+    if series_of_model(session, model.id) is not None:
+        raise Conflict(f"{model.name!r} already repeats; open its series to change it.")
+    name = " ".join((data.name or model.name).split())
+    if not name or len(name) > MAX_NAME:
+        raise ValidationError(
+            f"Give the series a name of at most {MAX_NAME} characters.", field="name"
+        )
+    rule = check_rule(data, now)
+    # Whatever a launch would refuse (no list, no sender, no message) is said now.
+    lifecycle.check_ready(model, lifecycle.effective_message(session, model)[0])
+    first = next_occurrence(rule, now)
+    if first is None:
+        raise ValidationError(
+            "No run falls between the first run date and the end date.", field="ends_on"
+        )
+    series = Recurrence(
+        name=name,
+        model_campaign_id=model.id,
+        frequency=RecurrenceFrequency(rule.frequency),
+        weekdays=list(rule.weekdays),
+        day_of_month=rule.day_of_month,
+        time_of_day=rule.time_of_day,
+        timezone=rule.timezone,
+        starts_at=rule.starts_at,
+        ends_at=rule.ends_at,
+        next_run_at=first,
+        state=R.ACTIVE,
+        created_by_id=actor.id if actor else None,
+    )
+    session.add(series)
+    session.flush()
+    events.record(
+        session,
+        "recurrence.created",
+        f"{events.actor_name(actor)} made {name!r} repeat: {describe(rule)}. "
+        f"First run: {day_words(run_day(rule, first))}.",
+        user=actor,
+        campaign_id=model.id,
+    )
+    return series
+
+
+def pause(session: Session, actor: User | None, recurrence_id: int) -> Recurrence:
+    """No new run starts until resumed; a run already sending carries on."""
+    require_role(actor, Role.OPERATOR)
+    series = get(session, recurrence_id, lock=True)
+    if series.state != R.ACTIVE:
+        raise Conflict(f"{series.name!r} is {series.state.value}; only an active one can pause.")
+    series.state = R.PAUSED
+    series.state_reason = f"Paused by {events.actor_name(actor)}."
+    _record(session, series, "recurrence.paused", f"{events.actor_name(actor)} paused the series.")
+    return series
+
+
+def resume(
+    session: Session, actor: User | None, recurrence_id: int, now: datetime | None = None
+) -> Recurrence:
+    """Runs start again from the next occurrence after now (those missed while paused are
+    not sent late)."""
+    require_role(actor, Role.OPERATOR)
+    now = now or utcnow()
+    series = get(session, recurrence_id, lock=True)
+    if series.state != R.PAUSED:
+        raise Conflict(f"{series.name!r} is {series.state.value}; only a paused one resumes.")
+    following = next_occurrence(rule_of(series), now)
+    if following is None:
+        _end(session, series, now)
+        return series
+    series.state, series.state_reason, series.next_run_at = R.ACTIVE, None, following
+    _record(
+        session,
+        series,
+        "recurrence.resumed",
+        f"{events.actor_name(actor)} resumed the series; next run "
+        f"{day_words(run_day(rule_of(series), following))}.",
+    )
+    return series
+
+
+def stop(session: Session, actor: User | None, recurrence_id: int) -> Recurrence:
+    """For good: no new run starts; past runs and their reports stay, and a run already
+    sending carries on (cancel it on its own page)."""
+    require_role(actor, Role.OPERATOR)
+    series = get(session, recurrence_id, lock=True)
+    if series.state == R.STOPPED:
+        raise Conflict(f"{series.name!r} is already stopped.")
+    series.state = R.STOPPED
+    series.state_reason = f"Stopped by {events.actor_name(actor)}."
+    series.next_run_at = None
+    _record(
+        session, series, "recurrence.stopped", f"{events.actor_name(actor)} stopped the series."
+    )
+    return series
+
+
+# --- the worker's move -----------------------------------------------------------------
+
+
+def run_due(session: Session, now: datetime) -> list[int]:
+    """Start the runs whose time has come; returns the ids of the run campaigns created."""
+    due = session.scalars(
+        select(Recurrence.id)
+        .where(Recurrence.state == R.ACTIVE, Recurrence.next_run_at <= now)
+        .order_by(Recurrence.next_run_at)
+        .limit(DUE_BATCH)
+    ).all()
+    created = []
+    for series_id in due:
+        run_id = _run_one(session, series_id, now)
+        if run_id is not None:
+            created.append(run_id)
+    return created
+
+
+def _run_one(session: Session, series_id: int, now: datetime) -> int | None:
+    series = session.scalar(
+        select(Recurrence)
+        .where(
+            Recurrence.id == series_id,
+            Recurrence.state == R.ACTIVE,
+            Recurrence.next_run_at <= now,
+        )
+        .with_for_update(skip_locked=True)  # PostgreSQL: another worker has it, skip
+    )
+    if series is None or series.next_run_at is None:
+        return None
+    rule = rule_of(series)
+    occurrence = series.next_run_at
+    day = day_words(run_day(rule, occurrence))
+    following = next_occurrence(rule, occurrence)
+    overtaken = following is not None and following <= now
+    previous = _unfinished_run(session, series.id)
+    if previous is not None or overtaken:
+        if overtaken:
+            why = (
+                f"the previous run ({previous.name}) was still sending"
+                if previous is not None
+                else "wabulk was not running at its time"
+            )
+            if _claim(session, series, occurrence, following):
+                _record(
+                    session,
+                    series,
+                    "recurrence.skipped",
+                    f"The {day} run was skipped: {why} when the next one came.",
+                    EventLevel.WARNING,
+                )
+            return None
+        waiting = f"The {day} run waits: the previous run is still sending."
+        if series.state_reason != waiting:
+            series.state_reason = waiting
+            _record(session, series, WAITING, waiting, EventLevel.WARNING)
+        return None
+    if not _claim(session, series, occurrence, following):
+        return None  # another worker ran it meanwhile (SQLite: no row lock to skip on)
+    run_id = None
+    try:
+        with session.begin_nested():
+            run_id = _launch_run(session, series, rule, occurrence, day, now)
+    except DomainError as exc:
+        series.state_reason = f"The {day} run could not start: {exc}"
+        _record(session, series, "recurrence.failed", series.state_reason, EventLevel.ERROR)
+    else:
+        series.runs += 1
+    if following is None:
+        _end(session, series, now)
+    return run_id
+
+
+def _claim(
+    session: Session, series: Recurrence, occurrence: datetime, following: datetime | None
+) -> bool:
+    """Move the series past `occurrence` if nobody did; the caller's transaction holds it."""
+    table = recurrences
+    moved = session.execute(
+        update(table)
+        .where(
+            table.c.id == series.id,
+            table.c.state == R.ACTIVE,
+            table.c.next_run_at == occurrence,
+        )
+        .values(next_run_at=following, state_reason=None, updated_at=utcnow())
+    ).rowcount  # type: ignore[attr-defined]  # a DML statement's result has one
+    session.refresh(series)
+    return moved == 1
+
+
+def _unfinished_run(session: Session, series_id: int) -> Campaign | None:
+    return session.scalar(
+        select(Campaign)
+        .where(
+            Campaign.recurrence_id == series_id,
+            Campaign.status.in_(UNFINISHED),
+            (Campaign.n_queued + Campaign.n_sending) > 0,
+        )
+        .order_by(Campaign.id.desc())
+        .limit(1)
+    )
+
+
+def _launch_run(
+    session: Session,
+    series: Recurrence,
+    rule: Rule,
+    occurrence: datetime,
+    day: str,
+    now: datetime,
+) -> int:
+    model = lifecycle.get_campaign(session, series.model_campaign_id)
+    run = copy_model(session, series, model, occurrence)
+    fallback_zone = _creator_zone(session, series)
+    dues: dict[str, datetime] = {}
+    if rule.timezone is None:
+        for name in _audience_zones(session, model):
+            dues[name] = max(now, due_in_zone(rule, occurrence, name))
+        unzoned = max(now, due_in_zone(rule, occurrence, fallback_zone))
+        start = min([unzoned, *dues.values()])
+        # Scheduled until the first customer's time: the run's page says when it starts.
+        run.scheduled_at = start if start > now else None
+    session.flush()
+    lifecycle.launch(session, None, run.id, now=now, due_by_zone=dues or None)
+    if rule.timezone is None:
+        _place_unzoned(session, run.id, unzoned)
+    _rename_launcher(session, run.id, series.name)
+    _record(
+        session,
+        series,
+        "recurrence.run",
+        f"The {day} run started: {run.name!r}, {run.total:,} recipient(s).",
+    )
+    return run.id
+
+
+def copy_model(
+    session: Session, series: Recurrence, model: Campaign, occurrence: datetime
+) -> Campaign:
+    """A new draft like the model (as `lifecycle.duplicate` copies), linked to the series."""
+    day = run_day(rule_of(series), occurrence)
+    run = Campaign(
+        name=f"{series.name} · {day.day} {day:%b %Y}"[:MAX_NAME],
+        template_id=model.template_id,
+        body=model.body,
+        media_id=model.media_id,
+        pacing=dict(model.pacing or {}),
+        max_attempts=model.max_attempts,
+        text_before_document=model.text_before_document,
+        segment_id=model.segment_id,
+        recurrence_id=series.id,
+        created_by_id=series.created_by_id,
+    )
+    run.lists = list(model.lists)
+    run.senders = list(model.senders)
+    session.add(run)
+    return run
+
+
+def _audience_zones(session: Session, model: Campaign) -> list[str]:
+    """The distinct zones of the run's audience (all contacts' for a segment: a superset,
+    whose extra zones cost nothing)."""
+    contacts = Contact.__table__
+    query = select(contacts.c.timezone).where(contacts.c.timezone.is_not(None)).distinct()
+    if model.segment_id is None:
+        ids = [lst.id for lst in model.lists]
+        query = query.join(list_members, list_members.c.contact_id == contacts.c.id).where(
+            list_members.c.list_id.in_(ids)
+        )
+    return [z for z in session.scalars(query) if z]
+
+
+def _creator_zone(session: Session, series: Recurrence) -> str | None:
+    if series.created_by_id is None:
+        return None
+    return session.scalar(select(User.timezone).where(User.id == series.created_by_id))
+
+
+def _place_unzoned(session: Session, run_id: int, due: datetime) -> None:
+    """Recipients with no known zone wait for the series creator's HH:MM."""
+    contacts = Contact.__table__
+    session.execute(
+        update(messages)
+        .where(
+            messages.c.campaign_id == run_id,
+            messages.c.contact_id.in_(select(contacts.c.id).where(contacts.c.timezone.is_(None))),
+        )
+        .values(next_attempt_at=due, queued_at=due)
+    )
+
+
+def _rename_launcher(session: Session, run_id: int, series_name: str) -> None:
+    """The launch's own log line names its actor, none here: the series launched it."""
+    for obj in session.new:
+        if getattr(obj, "campaign_id", None) == run_id and getattr(obj, "kind", "") == (
+            "campaign.launched"
+        ):
+            obj.text = obj.text.replace(
+                events.actor_name(None), f"The recurring campaign {series_name!r}", 1
+            )
+
+
+def _end(session: Session, series: Recurrence, now: datetime) -> None:
+    rule = rule_of(series)
+    series.state = R.STOPPED
+    series.next_run_at = None
+    last = last_day(rule)
+    end = day_words(last) if last else None
+    series.state_reason = (
+        f"Ended: its end date ({end}) has passed." if end else "Ended: no run is left."
+    )
+    _record(session, series, "recurrence.ended", series.state_reason)
+
+
+def _record(
+    session: Session,
+    series: Recurrence,
+    kind: str,
+    text: str,
+    level: EventLevel = EventLevel.INFO,
+) -> None:
+    """The series' log lives on its model draft (the series page reads it from there)."""
+    events.record(session, kind, text, level=level, campaign_id=series.model_campaign_id)
+
+
+def series_events(series: Recurrence, limit: int = 20) -> Select[Any]:
+    from ..models import Event
+
+    return (
+        select(Event)
+        .where(Event.campaign_id == series.model_campaign_id, Event.kind.like("recurrence.%"))
+        .order_by(Event.id.desc())
+        .limit(limit)
+    )
+
+
+def run_figures(run: Campaign) -> dict[str, int]:
+    """Sent, delivered, read and replied of one run, from its maintained counters (each
+    figure counts the messages that got at least that far)."""
+    return {
+        "sent": run.n_sent + run.n_delivered + run.n_read,
+        "delivered": run.n_delivered + run.n_read,
+        "read": run.n_read,
+        "replied": run.n_replied,
+    }
+
+
+def recent_runs(session: Session, series_ids: Sequence[int], per_series: int = 1) -> dict:
+    """The latest run of each series (the campaigns list shows it beside the series)."""
+    out: dict[int, list[Campaign]] = {i: [] for i in series_ids}
+    for sid in series_ids:
+        out[sid] = list(session.scalars(runs(sid).limit(per_series)))
+    return out
+
+
+def next_day(series: Recurrence) -> date | None:
+    return run_day(rule_of(series), series.next_run_at) if series.next_run_at else None
