@@ -34,7 +34,7 @@ from ..models import (
 )
 from ..outbox import causes as events_out
 from ..senders.disclosure import reason_for
-from . import audience, cloud_launch, retry_round
+from . import audience, cloud_launch, followups, retry_round
 from .counters import COUNTER_ATTRS, shift_counters, shift_loaded
 
 C = CampaignStatus
@@ -187,6 +187,7 @@ def launch(
     campaign.total = n
     campaign.n_queued = n
     campaign.launched_at = now
+    followups.on_launch(session, campaign, now)  # each follow-up's own campaign
     who = events.actor_name(actor)
     when = "now" if campaign.status == C.RUNNING else f"at {due:%Y-%m-%d %H:%M} UTC"
     events.record(
@@ -206,6 +207,7 @@ def pause(
     require_role(actor, Role.OPERATOR)
     campaign = get_campaign(session, campaign_id, lock=True)
     transition(campaign, "pause", reason)
+    followups.follow_first(session, actor, campaign, "pause", utcnow())
     text = reason or f"{events.actor_name(actor)} paused the campaign."
     level = EventLevel.WARNING if reason else EventLevel.INFO
     events.record(
@@ -227,6 +229,7 @@ def resume(session: Session, actor: User | None, campaign_id: int) -> Campaign:
             for s in campaign.senders
         )
         raise Conflict(f"No sender of this campaign can send now: {names}. Fix one, then resume.")
+    followups.follow_first(session, actor, campaign, "resume", utcnow())
     events.record(
         session,
         "campaign.resumed",
@@ -308,6 +311,7 @@ def cancel(session: Session, actor: User | None, campaign_id: int) -> Campaign:
     campaign.finished_at = now
     session.expire(campaign, list(COUNTER_ATTRS))
     retry_round.record_end(session, campaign, now)
+    followups.follow_first(session, actor, campaign, "cancel", now)
     events.record(
         session,
         "campaign.cancelled",
@@ -472,6 +476,8 @@ def complete_finished(session: Session, now: datetime) -> list[int]:
         .where(Campaign.status == C.RUNNING, Campaign.n_queued == 0, Campaign.n_sending == 0)
         .with_for_update(skip_locked=True)
     ).all()
+    # A follow-up whose recipients can still become due is not finished.
+    done = [c for c in done if not followups.waiting(session, c, now)]
     for campaign in done:
         transition(campaign, "complete")
         campaign.finished_at = now

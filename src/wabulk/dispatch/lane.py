@@ -37,7 +37,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from ..campaigns import cloud_template
+from ..campaigns import cloud_template, followups
 from ..campaigns.media import media_path
 from ..campaigns.render_budget import limit_for
 from ..campaigns.service import DEFAULT_RETRY_SECONDS, pace_overrides, retry_seconds
@@ -94,6 +94,8 @@ class _CampaignInfo:
     # this sender's account.
     template: dict[str, Any] | None = None
     media_ref: str | None = None
+    # A follow-up's whole sequence: whoever replied to any of it is not sent this one.
+    sequence: tuple[int, ...] = ()
 
 
 @dataclass(slots=True)
@@ -328,6 +330,7 @@ class Lane(LooksInWaits, SettlesOutcomes, SendsMessages):
                     if media
                     else None,
                     media_ref=self._media_ref(session, sender, c, media),
+                    sequence=followups.sequence_of(session, c),
                 )
             )
         return out
@@ -437,6 +440,7 @@ class Lane(LooksInWaits, SettlesOutcomes, SendsMessages):
                 pace=info.pace,
                 text_limit=limit_for(info.media[2] if info.media else None),
                 template=info.template,
+                sequence=info.sequence,
             )
             if claimed:
                 if self.budget is not None and info.template is not None:

@@ -61,8 +61,15 @@ class StillRunning:
       waits for its batch: never from two threads at once.
     """
 
-    def __init__(self, db: Any, campaign_id: int | None, sender_id: int | None = None) -> None:
+    def __init__(
+        self,
+        db: Any,
+        campaign_id: int | None,
+        sender_id: int | None = None,
+        sequence: tuple[int, ...] = (),
+    ) -> None:
         self.db = db
+        self.sequence = sequence
         self.campaign_id = campaign_id
         self.sender_id = sender_id
         self.stopped = False
@@ -81,6 +88,15 @@ class StillRunning:
             _inbound.c.sender_id == sender_id,
             _inbound.c.received_at >= bindparam("since", type_=_inbound.c.received_at.type),
         )
+        if sequence:
+            # A follow-up: a reply to any message of its sequence stops it (contact index).
+            seq = _messages.alias("seq")
+            answered = exists().where(
+                seq.c.contact_id == _messages.c.contact_id,
+                seq.c.campaign_id.in_(sequence),
+                seq.c.replied_at.is_not(None),
+            )
+            by_key = by_key.add_columns(answered.label("replied"))
         self._one = by_key
         self._one_in_window = by_key.add_columns(wrote.label("window_open"))
 
@@ -122,6 +138,8 @@ class StillRunning:
             return STOPPED
         if row.opted_out_at is not None:
             return "opted_out"
+        if self.sequence and row.replied:
+            return queue.REPLIED
         if window_since is not None and not row.window_open:
             return queue.OUTSIDE_WINDOW
         return None
@@ -152,6 +170,19 @@ class StillRunning:
                         .distinct()
                     )
                 )
+            answered: set[int] = set()
+            if self.sequence:
+                answered = set(
+                    conn.scalars(
+                        select(_messages.c.contact_id)
+                        .where(
+                            _messages.c.contact_id.in_({r.contact_id for r in rows}),
+                            _messages.c.campaign_id.in_(self.sequence),
+                            _messages.c.replied_at.is_not(None),
+                        )
+                        .distinct()
+                    )
+                )
             self._end_read()
         except Exception:
             log.warning("could not read the batch's contacts before sending", exc_info=True)
@@ -161,6 +192,8 @@ class StillRunning:
         for r in rows:
             if r.opted_out_at is not None:
                 out[r.id] = "opted_out"
+            elif r.contact_id in answered:
+                out[r.id] = queue.REPLIED
             elif r.id in since and r.contact_id not in wrote:
                 out[r.id] = queue.OUTSIDE_WINDOW
         return out
@@ -216,7 +249,9 @@ class SendsMessages:
         if send_batch is not None and not pace.paced and not pace.break_every:
             return self._send_batch(send_batch)
         unsettled = Unsettled([], [], None)
-        still_running = StillRunning(self.db, self.pending[0].campaign.id, self.sender_id)
+        still_running = StillRunning(
+            self.db, self.pending[0].campaign.id, self.sender_id, self.pending[0].campaign.sequence
+        )
         began = time.perf_counter()
         try:
             while self.pending:
@@ -276,7 +311,9 @@ class SendsMessages:
         if pace.daily_cap:
             n = min(n, max(0, pace.daily_cap - self.sent_today))
         items = [self.pending[i] for i in range(n)]
-        still_running = StillRunning(self.db, items[0].campaign.id, self.sender_id)
+        still_running = StillRunning(
+            self.db, items[0].campaign.id, self.sender_id, items[0].campaign.sequence
+        )
         unsettled = Unsettled([], [], None)
         sent_from = self.clock.now()
         started = time.perf_counter()

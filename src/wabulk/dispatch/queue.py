@@ -57,8 +57,10 @@ campaigns = Campaign.__table__
 
 S = MessageStatus
 OUTSIDE_WINDOW = "outside_window"
+REPLIED = "replied"  # a follow-up's recipient who answered an earlier message of it
 SKIP_REASONS = {
     "opted_out": "Opted out",
+    REPLIED: "Stopped: they replied to an earlier message of this campaign",
     NOT_ON_WHATSAPP: "Not on WhatsApp",
     OUTSIDE_WINDOW: "Outside the 24-hour window: only an approved template can reach this "
     "customer, as they have not written to this number in the last 24 hours.",
@@ -105,6 +107,7 @@ def claim(
     pace: Pace,
     text_limit: int = TEXT_LIMIT,
     template: dict[str, Any] | None = None,
+    sequence: tuple[int, ...] = (),
 ) -> list[Claimed]:
     """Claim up to `limit` due messages of one campaign for one sender.
 
@@ -118,6 +121,8 @@ def claim(
     - The pace's Cloud API rules apply here: free-form text skips customers whose 24-hour
       window is closed, and the pair rule holds back a customer this sender messaged a
       moment ago (another campaign) until the rule allows another.
+    - `sequence`: a follow-up's campaigns (campaigns/followups.py); whoever replied to any
+      of them is skipped, as are those who opted out.
     """
     due = (
         select(messages.c.id)
@@ -182,15 +187,24 @@ def claim(
 
     ready: list[Claimed] = []
     unwritten: list[Any] = []
-    skipped: dict[str, list[int]] = {"opted_out": [], NOT_ON_WHATSAPP: [], OUTSIDE_WINDOW: []}
+    skipped: dict[str, list[int]] = {
+        "opted_out": [],
+        NOT_ON_WHATSAPP: [],
+        OUTSIDE_WINDOW: [],
+        REPLIED: [],
+    }
     deferred: list[dict[str, Any]] = []
     windowed = pace.has_active_hours
     people = [row.contact_id for row in rows]
     open_window = _open_windows(session, sender_id, people, now) if pace.window_only else None
     recent = _recently_messaged(session, sender_id, people, now, pace) if pace.pair_seconds else ()
+    replied = _replied(session, people, sequence) if sequence else ()
     for row in rows:
         if row.opted_out_at is not None:
             skipped["opted_out"].append(row.id)
+            continue
+        if row.contact_id in replied:
+            skipped[REPLIED].append(row.id)
             continue
         if row.not_on_whatsapp_at is not None:
             skipped[NOT_ON_WHATSAPP].append(row.id)
@@ -271,6 +285,21 @@ def _open_windows(
                 inbound.c.contact_id.in_(contact_ids),
                 inbound.c.sender_id == sender_id,
                 inbound.c.received_at >= now - WINDOW,
+            )
+            .distinct()
+        )
+    )
+
+
+def _replied(session: Session, contact_ids: list[int], sequence: tuple[int, ...]) -> set[int]:
+    """Those of these contacts who replied to a message of these campaigns."""
+    return set(
+        session.scalars(
+            select(messages.c.contact_id)
+            .where(
+                messages.c.contact_id.in_(contact_ids),
+                messages.c.campaign_id.in_(sequence),
+                messages.c.replied_at.is_not(None),
             )
             .distinct()
         )

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from ..campaigns import lifecycle, recurrence
+from ..campaigns import followups, lifecycle, recurrence
 from ..config import Settings
 from ..contacts import importer
 from ..db import Database
@@ -90,6 +90,7 @@ class Dispatcher:
         self._threads: list[threading.Thread] = []
         self._lanes: dict[int, threading.Thread] = {}
         self._lanes_lock = threading.Lock()
+        self._mature_after = 0.0  # monotonic time of the next look for due follow-ups
 
     def message_step(self) -> bool:
         with self.db.session() as session:
@@ -108,6 +109,10 @@ class Dispatcher:
             recurrence.run_due(session, now)  # recurring campaigns' runs whose time came
         with self.db.session() as session:
             started = lifecycle.start_due(session, now)
+        if time.monotonic() >= self._mature_after:  # follow-ups whose wait is over
+            with self.db.session() as session:
+                followups.mature(session, now)
+            self._mature_after = time.monotonic() + followups.MATURE_SECONDS
         with self.db.session() as session:
             completed = lifecycle.complete_finished(session, now)
             lifecycle.pause_expired(session, now)
