@@ -1,4 +1,5 @@
-"""Who a campaign reaches: members of its lists, once each, minus opted-out contacts."""
+"""Who a campaign reaches: members of its lists, once each, or its segment's contacts;
+never opted-out contacts (segments: see segments/compile.py)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, insert, literal, select
+from sqlalchemy import Select, case, func, insert, literal, select
 from sqlalchemy.orm import Session
 
-from ..models import Contact, Message, MessageStatus, list_members
+from ..models import Campaign, Contact, Message, MessageStatus, list_members, utcnow
+from ..segments import compile as segment_sql
+from ..segments.service import get as get_segment
 
 contacts = Contact.__table__
 messages = Message.__table__
@@ -62,15 +65,46 @@ def opted_out_count(session: Session, list_ids: Sequence[int]) -> int:
     )
 
 
+def source(
+    session: Session, campaign: Campaign, now: datetime | None = None
+) -> Select[tuple[int, str]]:
+    """(contact id, phone) of a campaign's recipients: its segment's reachable contacts
+    when it has one (evaluated now), else its lists' (`audience`)."""
+    if campaign.segment_id is not None:
+        segment = get_segment(session, campaign.segment_id)
+        return segment_sql.reachable(segment.terms or {}, now or utcnow())
+    return audience([lst.id for lst in campaign.lists])
+
+
 def insert_messages(
-    session: Session, campaign_id: int, list_ids: Sequence[int], due: datetime
+    session: Session,
+    campaign: Campaign,
+    due: datetime,
+    due_by_zone: dict[str, datetime] | None = None,
+    now: datetime | None = None,
 ) -> int:
     """Every recipient's Message row in one INSERT … SELECT; returns how many.
 
+    - The audience is the campaign's segment (its terms are copied to
+      `campaign.audience_terms`, so the report says who was chosen and how) or its lists.
+    - `due_by_zone` ({"Asia/Kolkata": when, …}): a recipient whose timezone is named there
+      is due then, others at `due`; one CASE in the same statement (recurring runs in
+      each recipient's local time).
     - The text is rendered from the campaign's launch snapshot when first claimed (see
       dispatch/queue.py), which keeps launching a million recipients one statement.
     """
-    source = audience(list_ids).subquery()
+    if campaign.segment_id is not None:
+        campaign.audience_terms = dict(get_segment(session, campaign.segment_id).terms or {})
+    chosen = source(session, campaign, now).add_columns(contacts.c.timezone).subquery()
+    due_at: Any = literal(due, messages.c.next_attempt_at.type)
+    if due_by_zone:
+        due_at = case(
+            *(
+                (chosen.c.timezone == zone, literal(when, messages.c.next_attempt_at.type))
+                for zone, when in due_by_zone.items()
+            ),
+            else_=due_at,
+        )
     stmt = insert(messages).from_select(
         [
             "campaign_id",
@@ -83,11 +117,11 @@ def insert_messages(
             "attempts",
         ],
         select(
-            literal(campaign_id),
-            source.c.id,
-            source.c.phone,
+            literal(campaign.id),
+            chosen.c.id,
+            chosen.c.phone,
             literal(MessageStatus.QUEUED.value),
-            literal(due, messages.c.next_attempt_at.type),
+            due_at,
             literal(due, messages.c.queued_at.type),
             literal(due, messages.c.updated_at.type),
             literal(0),

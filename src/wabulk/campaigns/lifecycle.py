@@ -130,7 +130,7 @@ def effective_message(session: Session, campaign: Campaign) -> tuple[str, int | 
 
 def check_ready(campaign: Campaign, body: str) -> None:
     """Everything a launch needs, each missing piece named."""
-    if not campaign.lists:
+    if not campaign.lists and campaign.segment_id is None:
         raise ValidationError("Choose at least one list to send to.", field="lists")
     if not campaign.senders:
         raise ValidationError("Choose at least one sender.", field="senders")
@@ -178,7 +178,12 @@ def launch(
     if due > now:
         campaign.status = C.SCHEDULED
     session.flush()
-    n = audience.insert_messages(session, campaign.id, [lst.id for lst in campaign.lists], due)
+    n = audience.insert_messages(session, campaign, due, now=now)
+    if n == 0 and campaign.segment_id is not None:
+        raise ValidationError(
+            "Nobody to send to: no one who can be messaged matches the segment now.",
+            field="segment_id",
+        )
     if n == 0:
         raise ValidationError(
             "Nobody to send to: the chosen lists are empty or everyone in them opted out.",

@@ -154,7 +154,12 @@ def _by_ids(session: Session, model: Any, ids: list[int], noun: str, field_name:
 
 
 def recipient_count(session: Session, campaign: Campaign) -> tuple[int, int]:
-    """(recipients, opted out and left out) for a draft's lists."""
+    """(recipients, opted out and left out) for a draft's lists or segment."""
+    if campaign.segment_id is not None:
+        from ..segments import service as segments
+
+        terms = segments.get(session, campaign.segment_id).terms
+        return segments.count(session, terms)[0], segments.opted_out_count(session, terms)
     ids = [lst.id for lst in campaign.lists]
     return audience.count(session, ids), audience.opted_out_count(session, ids)
 

@@ -1,0 +1,246 @@
+"""Saved segments: create, change, delete, count and sample; retarget segments by outcome.
+
+A segment is evaluated when used (a count, a launch, a follow-up step), never stored as a
+list of contacts, so it stays current.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from .. import events
+from ..auth.permissions import require_role
+from ..errors import Conflict, NotFound, ValidationError
+from ..models import (
+    Campaign,
+    CampaignStatus,
+    Contact,
+    Recurrence,
+    RecurrenceState,
+    Role,
+    Segment,
+    User,
+    utcnow,
+)
+from . import compile, indexes
+from . import terms as terms_mod
+
+MAX_NAME = 120
+MAX_DESCRIPTION = 500
+# Campaigns that will still read their segment (a launch or a follow-up step to come).
+LIVE = (
+    CampaignStatus.DRAFT,
+    CampaignStatus.SCHEDULED,
+    CampaignStatus.RUNNING,
+    CampaignStatus.PAUSED,
+)
+
+
+def _name(session: Session, name: str, segment_id: int | None = None) -> str:
+    name = " ".join((name or "").split())
+    if not name:
+        raise ValidationError("Give the segment a name.", field="name")
+    if len(name) > MAX_NAME:
+        raise ValidationError(f"The name is longer than {MAX_NAME} characters.", field="name")
+    clash = session.scalar(select(Segment.id).where(func.lower(Segment.name) == name.lower()))
+    if clash is not None and clash != segment_id:
+        raise ValidationError(f"A segment named {name!r} exists already.", field="name")
+    return name
+
+
+def _description(description: str | None) -> str | None:
+    text = (description or "").strip()
+    if len(text) > MAX_DESCRIPTION:
+        raise ValidationError(
+            f"The description is longer than {MAX_DESCRIPTION} characters.", field="description"
+        )
+    return text or None
+
+
+def create(
+    session: Session, actor: User | None, name: str, description: str | None, terms: object
+) -> Segment:
+    require_role(actor, Role.OPERATOR)
+    checked = terms_mod.validate(terms)
+    segment = Segment(
+        name=_name(session, name),
+        description=_description(description),
+        terms=checked,
+        created_by_id=actor.id if actor else None,
+    )
+    session.add(segment)
+    session.flush()
+    events.record(
+        session,
+        "segment.created",
+        f"{events.actor_name(actor)} saved the segment {segment.name!r}: "
+        f"{terms_mod.describe(checked, session)}.",
+        user=actor,
+        data={"segment_id": segment.id},
+    )
+    indexes.ensure_after_commit(session, checked)
+    return segment
+
+
+def update(
+    session: Session,
+    actor: User | None,
+    segment_id: int,
+    name: str,
+    description: str | None,
+    terms: object,
+) -> Segment:
+    require_role(actor, Role.OPERATOR)
+    segment = get(session, segment_id)
+    checked = terms_mod.validate(terms)
+    segment.name = _name(session, name, segment.id)
+    segment.description = _description(description)
+    segment.terms = checked
+    segment.updated_at = utcnow()
+    session.flush()
+    events.record(
+        session,
+        "segment.edited",
+        f"{events.actor_name(actor)} changed the segment {segment.name!r}: "
+        f"{terms_mod.describe(checked, session)}.",
+        user=actor,
+        data={"segment_id": segment.id},
+    )
+    indexes.ensure_after_commit(session, checked)
+    return segment
+
+
+def delete(session: Session, actor: User | None, segment_id: int) -> str:
+    """Delete a segment no campaign or series still needs; returns its name."""
+    require_role(actor, Role.OPERATOR)
+    segment = get(session, segment_id)
+    using = session.scalar(
+        select(Campaign.name)
+        .where(Campaign.segment_id == segment.id, Campaign.status.in_(LIVE))
+        .order_by(Campaign.id)
+        .limit(1)
+    )
+    if using is not None:
+        raise Conflict(
+            f"The campaign {using!r} still sends to the segment {segment.name!r}; "
+            "finish or delete it first."
+        )
+    series = session.scalar(
+        select(Recurrence.name)
+        .join(Campaign, Campaign.id == Recurrence.model_campaign_id)
+        .where(Campaign.segment_id == segment.id, Recurrence.state != RecurrenceState.STOPPED)
+        .limit(1)
+    )
+    if series is not None:
+        raise Conflict(
+            f"The repeating campaign {series!r} sends to the segment {segment.name!r}; "
+            "stop it first."
+        )
+    name = segment.name
+    session.delete(segment)
+    events.record(
+        session,
+        "segment.deleted",
+        f"{events.actor_name(actor)} deleted the segment {name!r}.",
+        user=actor,
+        data={"segment_id": segment_id},
+    )
+    return name
+
+
+def get(session: Session, segment_id: int) -> Segment:
+    segment = session.get(Segment, segment_id)
+    if segment is None:
+        raise NotFound(f"There is no segment #{segment_id}.")
+    return segment
+
+
+def list_all(session: Session) -> list[Segment]:
+    return list(session.scalars(select(Segment).order_by(func.lower(Segment.name))))
+
+
+def count(
+    session: Session, terms: object, now: datetime | None = None, cap: int = 100_000
+) -> tuple[int, bool]:
+    """(reachable contacts, whether the count stopped at `cap`).
+
+    - Counts over `LIMIT cap + 1`, so a segment of a million stops reading at the cap.
+    """
+    checked = terms_mod.validate(terms)
+    source = compile.reachable(checked, now or utcnow()).limit(cap + 1).subquery()
+    n = session.scalar(select(func.count()).select_from(source)) or 0
+    return (cap, True) if n > cap else (n, False)
+
+
+def opted_out_count(
+    session: Session, terms: object, now: datetime | None = None, cap: int = 100_000
+) -> int:
+    """Contacts that match but opted out (left out; shown beside the count), up to `cap`."""
+    checked = terms_mod.validate(terms)
+    source = compile.opted_out(checked, now or utcnow()).limit(cap).subquery()
+    return session.scalar(select(func.count()).select_from(source)) or 0
+
+
+def sample(
+    session: Session, terms: object, now: datetime | None = None, n: int = 10
+) -> list[Contact]:
+    """The first `n` reachable contacts (by id): what the builder shows under the count."""
+    checked = terms_mod.validate(terms)
+    ids = (
+        compile.reachable(checked, now or utcnow()).order_by(Contact.id).limit(max(0, min(n, 100)))
+    )
+    found: list[int] = list(session.scalars(ids))
+    if not found:
+        return []
+    by_id = {c.id: c for c in session.scalars(select(Contact).where(Contact.id.in_(found)))}
+    return [by_id[i] for i in found if i in by_id]
+
+
+# --- retargeting by outcome ----------------------------------------------------------
+
+OUTCOME_NAMES = {
+    "received": "Received",
+    "not_delivered": "Not delivered",
+    "delivered_not_read": "Did not read",
+    "read_not_replied": "Read, no reply",
+    "replied": "Replied",
+    "failed": "Failed",
+    "failed_retryable": "Failed (worth retrying)",
+}
+
+
+def outcome_terms(campaign_id: int, outcome: str) -> dict[str, Any]:
+    return terms_mod.validate(
+        {
+            "match": "all",
+            "conditions": [{"field": "outcome", "campaign_id": campaign_id, "op": outcome}],
+        }
+    )
+
+
+def outcome_segment(
+    session: Session, actor: User | None, campaign_id: int, outcome: str
+) -> Segment:
+    """The segment "Did not read: <campaign>" (etc.): found again if made before."""
+    require_role(actor, Role.OPERATOR)
+    if outcome not in OUTCOME_NAMES:
+        raise ValidationError("Choose who to send to.", field="outcome")
+    campaign = session.get(Campaign, campaign_id)
+    if campaign is None:
+        raise NotFound(f"There is no campaign #{campaign_id}.")
+    terms = outcome_terms(campaign.id, outcome)
+    head = f"{OUTCOME_NAMES[outcome]}: "
+    base = head + campaign.name[: MAX_NAME - len(head)]
+    candidates = session.scalars(select(Segment).where(Segment.name.like(f"{base[:60]}%")))
+    for segment in candidates:
+        if segment.terms == terms:
+            return segment
+    name, n = base, 2
+    while session.scalar(select(Segment.id).where(func.lower(Segment.name) == name.lower())):
+        suffix = f" ({n})"
+        name, n = base[: MAX_NAME - len(suffix)] + suffix, n + 1
+    return create(session, actor, name, f"Made from the results of campaign #{campaign.id}.", terms)

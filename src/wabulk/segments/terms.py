@@ -1,0 +1,455 @@
+"""A segment's conditions as data (STYLE 29): checked, normalised and described here.
+
+Terms are `{"match": "all" | "any", "conditions": [condition, ...]}`; `compile.py` turns
+them into one query. Nothing here reads contacts; `describe` and `field_choices` read only
+small tables (lists, campaigns, import mappings).
+
+- Bounds come first (number of conditions, length of texts, size of id lists), before any
+  condition is looked at, so a huge body costs nothing.
+- Messages name the condition by its number (1 = the first) and its field, for a person;
+  `ValidationError.field` is `conditions.<i>.<part>` with `i` counted from 0 (the index in
+  the list a form or API client sent).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import date
+from functools import lru_cache
+from typing import Any
+from zoneinfo import available_timezones
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..contacts.regions import NAMES as COUNTRY_NAMES
+from ..errors import ValidationError
+from ..models import Campaign, CampaignStatus, ContactList
+
+MAX_CONDITIONS = 20
+MAX_VALUE_CHARS = 200
+MAX_IDS = 200
+MAX_KEY_CHARS = 100
+MAX_DAYS = 36_500
+
+MATCHES = ("all", "any")
+
+TEXT_OPS = ("eq", "neq", "contains", "not_contains")
+NUMBER_OPS = ("gt", "gte", "lt", "lte")
+DATE_OPS = ("before", "after")
+DAYS_OPS = ("within_days", "not_within_days")
+PRESENCE_OPS = ("empty", "not_empty")
+ATTRIBUTE_OPS = TEXT_OPS + PRESENCE_OPS + NUMBER_OPS + DATE_OPS + DAYS_OPS
+OUTCOMES = (
+    "received",
+    "not_delivered",
+    "delivered_not_read",
+    "read_not_replied",
+    "replied",
+    "failed",
+    "failed_retryable",
+)
+OPT_IN_VALUES = ("never_opted_out", "opted_back_in")
+
+# What a person reads, for messages and `describe`.
+FIELD_LABELS = {
+    "list": "List",
+    "attribute": "Attribute",
+    "country": "Country",
+    "timezone": "Timezone",
+    "name": "Name",
+    "opt_in": "Opt-in",
+    "not_on_whatsapp": "Not on WhatsApp",
+    "outcome": "Earlier campaign",
+}
+OP_WORDS = {
+    "eq": "is",
+    "neq": "is not",
+    "contains": "contains",
+    "not_contains": "does not contain",
+    "empty": "is empty",
+    "not_empty": "is not empty",
+    "gt": ">",
+    "gte": "≥",
+    "lt": "<",
+    "lte": "≤",
+    "before": "is before",
+    "after": "is after",
+    "within_days": "is within the last",
+    "not_within_days": "is more than",
+    "in": "is",
+    "not_in": "is not",
+}
+OUTCOME_WORDS = {
+    "received": "received",
+    "not_delivered": "was sent but did not receive",
+    "delivered_not_read": "received but did not read",
+    "read_not_replied": "read but did not reply to",
+    "replied": "replied to",
+    "failed": "failed to get",
+    "failed_retryable": "failed for a reason worth retrying to get",
+}
+
+# Safe to write inside a JSON path and an SQL string literal (compile.py relies on it):
+# letters, digits, underscore, space, dot, hyphen; what imports make ("due_amount") fits.
+_KEY = re.compile(r"^[\w][\w .\-]*$")
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
+
+
+def label(key: str) -> str:
+    """'due_amount' → 'Due Amount': attribute names as a shop owner wrote them."""
+    return key.replace("_", " ").title() if key == key.lower() else key
+
+
+class _Bad(Exception):
+    def __init__(self, part: str, text: str) -> None:
+        self.part, self.text = part, text
+
+
+def validate(raw: object) -> dict[str, Any]:
+    """Normalised terms, or ValidationError naming the condition and its field."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ValidationError("The conditions are not in the expected form.", field="conditions")
+    conditions = raw.get("conditions", [])
+    if conditions is None:
+        conditions = []
+    if not isinstance(conditions, list):
+        raise ValidationError("The conditions are not in the expected form.", field="conditions")
+    if len(conditions) > MAX_CONDITIONS:
+        raise ValidationError(
+            f"A segment may have at most {MAX_CONDITIONS} conditions; this one has "
+            f"{len(conditions)}.",
+            field="conditions",
+        )
+    match = raw.get("match", "all")
+    if match not in MATCHES:
+        raise ValidationError("Choose whether all or any of the conditions must match.", "match")
+    for i, condition in enumerate(conditions):
+        _check_bounds(i, condition)
+    return {"match": match, "conditions": [_condition(i, c) for i, c in enumerate(conditions)]}
+
+
+def _check_bounds(i: int, condition: object) -> None:
+    """Sizes only, for every condition, before any is interpreted."""
+    where = f"conditions.{i}"
+    if not isinstance(condition, dict) or len(condition) > 8:
+        raise ValidationError(f"Condition {i + 1} is not in the expected form.", field=where)
+    for part, value in condition.items():
+        if isinstance(value, str) and len(value) > MAX_VALUE_CHARS:
+            raise ValidationError(
+                f"Condition {i + 1}: the {part} is longer than {MAX_VALUE_CHARS} characters.",
+                field=f"{where}.{part}",
+            )
+        if isinstance(value, list) and len(value) > MAX_IDS:
+            raise ValidationError(
+                f"Condition {i + 1}: choose at most {MAX_IDS} values.", field=f"{where}.{part}"
+            )
+
+
+def _condition(i: int, raw: dict[str, Any]) -> dict[str, Any]:
+    field = raw.get("field")
+    field = field if isinstance(field, str) else ""
+    name = FIELD_LABELS.get(field, "")
+    try:
+        check = _CHECKS.get(field)
+        if check is None:
+            raise _Bad("field", "needs what to look at chosen (list, attribute, country…).")
+        if field == "attribute":
+            name = f"“{label(str(raw.get('key') or ''))}”"
+        return check(raw)
+    except _Bad as bad:
+        head = f"Condition {i + 1}" + (f": {name}" if name else "")
+        raise ValidationError(f"{head} {bad.text}", field=f"conditions.{i}.{bad.part}") from None
+
+
+def _op(raw: dict[str, Any], allowed: tuple[str, ...]) -> str:
+    op = raw.get("op")
+    if op not in allowed:
+        raise _Bad("op", "needs one of the offered comparisons.")
+    return str(op)
+
+
+def _text(value: object, what: str = "needs a value.") -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise _Bad("value", what)
+    text = " ".join(str(value).split())
+    if not text:
+        raise _Bad("value", what)
+    return text
+
+
+def _ids(value: object, what: str) -> list[int]:
+    if not isinstance(value, list) or not value:
+        raise _Bad("value", f"needs at least one {what}.")
+    ids: dict[int, None] = {}
+    for v in value:
+        if isinstance(v, bool):
+            raise _Bad("value", f"needs {what}s chosen from the offered ones.")
+        try:
+            n = int(v)
+        except (TypeError, ValueError):
+            raise _Bad("value", f"needs {what}s chosen from the offered ones.") from None
+        if not 0 < n < 2**63:
+            raise _Bad("value", f"needs {what}s chosen from the offered ones.")
+        ids[n] = None
+    return list(ids)
+
+
+def _number(value: object) -> int | float:
+    if isinstance(value, bool):
+        raise _Bad("value", "needs a number.")
+    if isinstance(value, str):
+        value = value.strip().replace(",", "")
+    try:
+        n = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise _Bad("value", "needs a number.") from None
+    if not math.isfinite(n) or abs(n) >= 1e15:
+        raise _Bad("value", "needs a number.")
+    return int(n) if n.is_integer() else n
+
+
+def _list(raw: dict[str, Any]) -> dict[str, Any]:
+    op = _op(raw, ("in", "not_in"))
+    return {"field": "list", "op": op, "value": _ids(raw.get("value"), "list")}
+
+
+def _attribute(raw: dict[str, Any]) -> dict[str, Any]:
+    key = raw.get("key")
+    if not isinstance(key, str) or not key.strip():
+        raise _Bad("key", "needs an attribute chosen.")
+    key = key.strip()
+    if len(key) > MAX_KEY_CHARS or not _KEY.match(key):
+        raise _Bad("key", "needs an attribute name of letters, digits, spaces or _ . -")
+    op = _op(raw, ATTRIBUTE_OPS)
+    out: dict[str, Any] = {"field": "attribute", "key": key, "op": op}
+    value = raw.get("value")
+    if op in PRESENCE_OPS:
+        out["value"] = None
+    elif op in TEXT_OPS:
+        out["value"] = _text(value)
+    elif op in NUMBER_OPS:
+        out["value"] = _number(value)
+    elif op in DATE_OPS:
+        text = _text(value, "needs a date (YYYY-MM-DD).")
+        if not _ISO_DATE.match(text):
+            raise _Bad("value", "needs a date (YYYY-MM-DD).")
+        try:
+            out["value"] = date.fromisoformat(text[:10]).isoformat()
+        except ValueError:
+            raise _Bad("value", "needs a date (YYYY-MM-DD).") from None
+    else:
+        days = _number(value)
+        if days != int(days) or not 0 < days <= MAX_DAYS:
+            raise _Bad("value", f"needs a whole number of days from 1 to {MAX_DAYS:,}.")
+        out["value"] = int(days)
+    return out
+
+
+def _country(raw: dict[str, Any]) -> dict[str, Any]:
+    op = _op(raw, ("in", "not_in"))
+    value = raw.get("value")
+    if not isinstance(value, list) or not value:
+        raise _Bad("value", "needs at least one country.")
+    codes = [str(v).strip().upper() for v in value]
+    for code in codes:
+        if not _COUNTRY.match(code) or code not in COUNTRY_NAMES:
+            raise _Bad("value", f"needs countries from the offered ones ({code[:10]!r} is not).")
+    return {"field": "country", "op": op, "value": list(dict.fromkeys(codes))}
+
+
+@lru_cache(maxsize=1)
+def _zones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+def _timezone(raw: dict[str, Any]) -> dict[str, Any]:
+    op = _op(raw, ("in", "not_in"))
+    value = raw.get("value")
+    if not isinstance(value, list) or not value:
+        raise _Bad("value", "needs at least one timezone.")
+    zones = [str(v).strip() for v in value]
+    for name in zones:
+        if name not in _zones():
+            raise _Bad("value", f"needs timezones from the offered ones ({name[:40]!r} is not).")
+    return {"field": "timezone", "op": op, "value": list(dict.fromkeys(zones))}
+
+
+def _name(raw: dict[str, Any]) -> dict[str, Any]:
+    op = _op(raw, ("contains", "empty", "not_empty"))
+    value = _text(raw.get("value")) if op == "contains" else None
+    return {"field": "name", "op": op, "value": value}
+
+
+def _opt_in(raw: dict[str, Any]) -> dict[str, Any]:
+    _op(raw, ("eq",))
+    if raw.get("value") not in OPT_IN_VALUES:
+        raise _Bad("value", "needs “never opted out” or “opted back in”.")
+    return {"field": "opt_in", "op": "eq", "value": raw["value"]}
+
+
+def _not_on_whatsapp(raw: dict[str, Any]) -> dict[str, Any]:
+    _op(raw, ("eq",))
+    value = raw.get("value")
+    if value not in (True, False, "true", "false"):
+        raise _Bad("value", "needs yes or no.")
+    return {"field": "not_on_whatsapp", "op": "eq", "value": value in (True, "true")}
+
+
+def _outcome(raw: dict[str, Any]) -> dict[str, Any]:
+    try:
+        campaign_id = int(raw.get("campaign_id"))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise _Bad("campaign_id", "needs a campaign chosen.") from None
+    if not 0 < campaign_id < 2**63:
+        raise _Bad("campaign_id", "needs a campaign chosen.")
+    op = _op(raw, OUTCOMES)
+    value = raw.get("value")
+    value = _text(value) if op == "failed" and value not in (None, "") else None
+    return {"field": "outcome", "campaign_id": campaign_id, "op": op, "value": value}
+
+
+_CHECKS = {
+    "list": _list,
+    "attribute": _attribute,
+    "country": _country,
+    "timezone": _timezone,
+    "name": _name,
+    "opt_in": _opt_in,
+    "not_on_whatsapp": _not_on_whatsapp,
+    "outcome": _outcome,
+}
+
+
+# --- words for pages --------------------------------------------------------------
+
+
+def describe(terms: dict[str, Any], session: Session) -> str:
+    """One plain sentence: "In list Pune and Due Amount > 500"."""
+    conditions = terms.get("conditions") or []
+    if not conditions:
+        return "Everyone who can be messaged"
+    list_ids = {i for c in conditions if c["field"] == "list" for i in c["value"]}
+    campaign_ids = {c["campaign_id"] for c in conditions if c["field"] == "outcome"}
+    lists: dict[int, str] = {
+        i: n
+        for i, n in session.execute(
+            select(ContactList.id, ContactList.name).where(ContactList.id.in_(list_ids))
+        )
+    }
+    campaigns: dict[int, str] = {
+        i: n
+        for i, n in session.execute(
+            select(Campaign.id, Campaign.name).where(Campaign.id.in_(campaign_ids))
+        )
+    }
+    parts = [_phrase(c, lists, campaigns) for c in conditions]
+    joiner = " and " if terms.get("match", "all") == "all" else " or "
+    sentence = joiner.join(parts)
+    return sentence[0].upper() + sentence[1:]
+
+
+def _phrase(c: dict[str, Any], lists: dict[int, str], campaigns: dict[int, str]) -> str:
+    field, op, value = c["field"], c["op"], c.get("value")
+    values: list[Any] = value if isinstance(value, list) else []
+    if field == "list":
+        names = " or ".join(lists.get(i, f"#{i}") for i in values)
+        return f"{'in' if op == 'in' else 'not in'} list {names}"
+    if field in ("country", "timezone"):
+        shown = [str(COUNTRY_NAMES.get(v, v)) for v in values]
+        return f"{field} {OP_WORDS[op]} {' or '.join(shown)}"
+    if field == "name":
+        return f"name {OP_WORDS[op]}" + (f" “{value}”" if op == "contains" else "")
+    if field == "opt_in":
+        return "never opted out" if value == "never_opted_out" else "opted back in"
+    if field == "not_on_whatsapp":
+        return "not on WhatsApp" if value else "on WhatsApp"
+    if field == "outcome":
+        name = campaigns.get(c["campaign_id"], f"campaign #{c['campaign_id']}")
+        reason = f" (reason “{value}”)" if value else ""
+        return f"{OUTCOME_WORDS[op]} “{name}”{reason}"
+    key = label(c["key"])
+    if op in PRESENCE_OPS:
+        return f"{key} {OP_WORDS[op]}"
+    if op == "within_days":
+        return f"{key} is within the last {value} days"
+    if op == "not_within_days":
+        return f"{key} is more than {value} days ago"
+    said = f"“{value}”" if op in TEXT_OPS else str(value)
+    return f"{key} {OP_WORDS[op]} {said}"
+
+
+def field_choices(session: Session, campaigns_shown: int = 50) -> list[dict[str, Any]]:
+    """What the builder offers: each field with its comparisons and choices."""
+    from ..contacts.service import placeholder_keys
+
+    lists = session.execute(select(ContactList.id, ContactList.name).order_by(ContactList.name))
+    recent = session.execute(
+        select(Campaign.id, Campaign.name)
+        .where(Campaign.status.not_in([CampaignStatus.DRAFT]))
+        .order_by(Campaign.id.desc())
+        .limit(campaigns_shown)
+    )
+    return [
+        {
+            "field": "list",
+            "label": "List",
+            "ops": _ops(("in", "not_in")),
+            "options": [{"value": i, "label": n} for i, n in lists],
+        },
+        {
+            "field": "attribute",
+            "label": "Attribute",
+            "ops": _ops(ATTRIBUTE_OPS),
+            "keys": [{"value": k, "label": label(k)} for k in placeholder_keys(session)],
+        },
+        {
+            "field": "country",
+            "label": "Country",
+            "ops": _ops(("in", "not_in")),
+            "options": [
+                {"value": code, "label": name}
+                for code, name in sorted(COUNTRY_NAMES.items(), key=lambda kv: kv[1])
+                if _COUNTRY.match(code)
+            ],
+        },
+        {
+            "field": "timezone",
+            "label": "Timezone",
+            "ops": _ops(("in", "not_in")),
+            "options": [{"value": z, "label": z} for z in sorted(_zones())],
+        },
+        {"field": "name", "label": "Name", "ops": _ops(("contains", "empty", "not_empty"))},
+        {
+            "field": "opt_in",
+            "label": "Opt-in",
+            "ops": _ops(("eq",)),
+            "options": [
+                {"value": "never_opted_out", "label": "Never opted out"},
+                {"value": "opted_back_in", "label": "Opted back in"},
+            ],
+        },
+        {
+            "field": "not_on_whatsapp",
+            "label": "Not on WhatsApp",
+            "ops": _ops(("eq",)),
+            "options": [{"value": True, "label": "Yes"}, {"value": False, "label": "No"}],
+        },
+        {
+            "field": "outcome",
+            "label": "Earlier campaign",
+            "ops": [{"value": o, "label": OUTCOME_WORDS[o].capitalize()} for o in OUTCOMES],
+            "campaigns": [{"value": i, "label": n} for i, n in recent],
+        },
+    ]
+
+
+FIELD_CHOICES = field_choices  # the contract's name
+
+
+def _ops(ops: tuple[str, ...]) -> list[dict[str, str]]:
+    return [{"value": op, "label": OP_WORDS[op]} for op in ops]
