@@ -9,6 +9,7 @@ from .activity_views import bp as activity_bp
 from .api import bp as api_bp
 from .api import docs_bp as api_docs_bp
 from .auth_views import bp as auth_bp
+from .campaign_sheet_views import bp as campaign_sheet_bp
 from .campaigns_views import bp as campaigns_bp
 from .contacts_views import bp as contacts_bp
 from .demo_views import bp as demo_bp
@@ -37,6 +38,7 @@ def init_app(app: Flask) -> None:
         imports_bp,
         templates_bp,
         campaigns_bp,
+        campaign_sheet_bp,
         senders_bp,
         settings_bp,
         integrations_bp,

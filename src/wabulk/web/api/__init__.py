@@ -26,6 +26,7 @@ from . import (  # noqa: F401
     imports,
     replies,
     senders,
+    sheet,
     templates,
     webhooks,
 )

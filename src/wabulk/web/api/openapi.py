@@ -114,7 +114,13 @@ def _operation(op: Operation, refs: dict[tuple[type[BaseModel], str], Any]) -> d
             "content": {"multipart/form-data": {"schema": _form_schema(op.form)}},
         }
     responses: dict[str, Any] = {}
-    if op.response is None:
+    if op.produces:
+        binary = {"schema": {"type": "string", "format": "binary"}}
+        responses[str(op.status)] = {
+            "description": "The file, as an attachment.",
+            "content": {media: binary for media in op.produces},
+        }
+    elif op.response is None:
         responses[str(op.status)] = {"description": "Done; nothing to return."}
     else:
         for status in (op.status, *op.also):
@@ -254,7 +260,7 @@ def _returns(
     doc: dict[str, Any], status: int, components: dict[str, Any]
 ) -> tuple[list[Field], bool]:
     content = doc["responses"][str(status)].get("content")
-    if not content:
+    if not content or "application/json" not in content:  # nothing, or a file
         return [], False
     schema = _resolve(content["application/json"]["schema"], components)
     props = schema.get("properties", {})
@@ -292,6 +298,8 @@ def _curl(op: Operation, doc: dict[str, Any], components: dict[str, Any], base: 
     for name in op.path_params:
         path = path.replace("{" + name + "}", "1")
     lines = [f'curl -X {op.method} "{base}/api/v1{path}"', '-H "Authorization: Bearer $TOKEN"']
+    if op.produces:
+        lines.append("-OJ")  # saved under the name the answer gives
     if op.form is not None:
         lines.append('-F "file=@customers.xlsx"')
     elif op.body is not None:

@@ -192,6 +192,8 @@ class Operation:
     extra_errors: tuple[int, ...]
     # The service's field names (the pages' form fields) → this operation's input names.
     renames: dict[str, str]
+    # Media types of a file it answers with (its handler returns a Flask Response).
+    produces: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -245,12 +247,14 @@ def operation(
     also: tuple[int, ...] = (),
     errors: tuple[int, ...] = (),
     renames: dict[str, str] | None = None,
+    produces: tuple[str, ...] = (),
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare an API operation; the handler's docstring becomes its description.
 
     - The handler is called as `handler(call, <path params>, query=…, body=…, form=…,
       file=…)` with only the inputs it declared, and returns the response (ORM objects
-      are read through the response model) or a `Paged`.
+      are read through the response model) or a `Paged`; one that `produces` a file
+      returns the Flask Response sending it.
     """
 
     def register(handler: Callable[..., Any]) -> Callable[..., Any]:
@@ -270,6 +274,7 @@ def operation(
                 also,
                 errors,
                 renames or {},
+                produces,
             )
         )
         return handler
@@ -413,6 +418,8 @@ def _view(op: Operation) -> Callable[..., Any]:
 
 
 def _respond(op: Operation, result: Any) -> Any:
+    if op.produces and isinstance(result, Response):
+        return result
     status = op.status
     if isinstance(result, Answer):
         result, status = result.value, result.status
