@@ -25,6 +25,7 @@ from . import (  # noqa: F401
     conversations,
     imports,
     replies,
+    segments,
     senders,
     sheet,
     templates,

@@ -80,6 +80,9 @@ class CampaignIn(Input):
 
     name: Annotated[Text, Field(min_length=1, max_length=200)]
     list_ids: list[Id] = Field(default_factory=list, max_length=100)
+    segment_id: Id | None = Field(
+        None, description="Send to this saved segment instead of lists (leave list_ids empty)."
+    )
     sender_ids: list[Id] = Field(default_factory=list, max_length=100)
     template_id: Id | None = Field(None, description="Send this template's text (and file).")
     body: Annotated[Text, Field(max_length=4096)] = Field(
@@ -157,6 +160,10 @@ class CampaignOut(CampaignSummary):
     scheduled_at: datetime | None
     ends_at: datetime | None = Field(description="Finish by; null: no end.")
     list_ids: list[int]
+    segment_id: int | None = Field(description="The saved segment it sends to, if any.")
+    audience_terms: dict[str, Any] | None = Field(
+        description="The segment's conditions as they were at launch (null for lists)."
+    )
     sender_ids: list[int]
     pacing: dict[str, Any]
     max_attempts: int
@@ -168,7 +175,7 @@ class CampaignOut(CampaignSummary):
 
 
 # The wizard's field names, as the service reports them, → this API's.
-FIELDS = {"lists": "list_ids", "senders": "sender_ids"}
+FIELDS = {"lists": "list_ids", "senders": "sender_ids", "segment": "segment_id"}
 
 
 def _counts(campaign: Campaign) -> dict[str, int]:
@@ -207,6 +214,8 @@ def _detail(session: Session, campaign: Campaign) -> CampaignOut:
             "scheduled_at": campaign.scheduled_at,
             "ends_at": campaign.ends_at,
             "list_ids": [lst.id for lst in campaign.lists],
+            "segment_id": campaign.segment_id,
+            "audience_terms": campaign.audience_terms,
             "sender_ids": [s.id for s in campaign.senders],
             "pacing": campaign.pacing or {},
             "max_attempts": campaign.max_attempts,
@@ -223,6 +232,7 @@ def _draft(body: CampaignIn) -> campaigns.DraftInput:
     return campaigns.DraftInput(
         name=body.name,
         list_ids=body.list_ids,
+        segment_id=body.segment_id,
         sender_ids=body.sender_ids,
         template_id=body.template_id,
         body=body.body,
