@@ -13,6 +13,7 @@ from . import __version__, migrate
 from .cli_campaigns import campaign, send
 from .cli_common import Context, pass_ctx, require_migrated
 from .cli_contacts import contacts
+from .cli_segments import segment
 from .config import redact_url
 from .lan import how_to_reach
 
@@ -203,6 +204,7 @@ def setup_code_cmd(ctx: Context) -> None:
 main.add_command(contacts)
 main.add_command(campaign)
 main.add_command(send)
+main.add_command(segment)
 
 
 @main.group("analytics")

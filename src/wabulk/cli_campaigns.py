@@ -96,9 +96,8 @@ def campaign() -> None:
 
 @campaign.command("create")
 @click.option("--name", required=True)
-@click.option(
-    "--list", "lists", multiple=True, required=True, help="A list to send to (repeatable)."
-)
+@click.option("--list", "lists", multiple=True, help="A list to send to (repeatable).")
+@click.option("--segment", "segment_name", help="Send to this saved segment instead of lists.")
 @click.option("--message", help="The message, with {{ placeholders }} and {spin|tax}.")
 @click.option("--template", "template_name", help="Use a saved template instead of --message.")
 @click.option("--attach", type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -113,6 +112,7 @@ def create_cmd(
     ctx: Context,
     name: str,
     lists: tuple[str, ...],
+    segment_name: str | None,
     message: str | None,
     template_name: str | None,
     attach: Path | None,
@@ -125,11 +125,14 @@ def create_cmd(
 ) -> None:
     """Save a draft campaign and print its id (launch it with `wabulk campaign launch`)."""
     from .campaigns.service import DraftInput, save_draft
+    from .cli_segments import find_segment
     from .models import Template
 
     require_migrated(ctx)
     if bool(message) == bool(template_name):
         raise click.UsageError("Give either --message or --template.")
+    if bool(lists) == bool(segment_name):
+        raise click.UsageError("Give either --list (one or more) or --segment.")
     pacing: dict[str, object] = dict(parse_delay(delay))
     if daily_cap is not None:
         pacing["daily_cap"] = daily_cap
@@ -141,12 +144,14 @@ def create_cmd(
                 if template is None:
                     raise click.ClickException(f"There is no template called {template_name!r}.")
                 template_id = template.id
+            segment_id = find_segment(session, segment_name).id if segment_name else None
             draft = save_draft(
                 session,
                 None,
                 DraftInput(
                     name=name,
                     list_ids=_ids(session, lists, "list"),
+                    segment_id=segment_id,
                     sender_ids=_ids(session, senders, "sender"),
                     template_id=template_id,
                     body=message or "",
