@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import exists, func, literal, or_, select, update
+from sqlalchemy import Select, exists, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -500,6 +500,12 @@ def follow_first(
             session, f"campaign.{action}d_with_first", text, user=actor, campaign_id=run.id
         )
     return [r.id for r in runs]
+
+
+def without_steps(query: Select[Any]) -> Select[Any]:
+    """A campaigns query without the follow-ups' own campaigns: the list shows them under
+    their first campaign's page, not beside it."""
+    return query.where(Campaign.parent_campaign_id.is_(None))
 
 
 def sequence_of(session: Session, campaign: Campaign) -> tuple[int, ...]:
