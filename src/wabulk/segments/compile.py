@@ -134,6 +134,31 @@ def _compile_attr(element: Attr, compiler: Any, **kw: Any) -> str:
     return attribute_sql(compiler.dialect.name, column, element.attr_key, element.kind)
 
 
+class NotDriving(ColumnElement[Any]):
+    """A column SQLite must not use to drive the query: `+contacts.id`.
+
+    SQLite guesses that `id IN (SELECT …)` yields a couple of dozen rows, whatever the
+    list's size, so it starts from a list of 300,000 members and reads each one's
+    attributes, rather than from an attribute's index. Written `+id` where an indexed
+    attribute condition is AND-ed beside it, the membership is checked per row instead (a
+    lookup in the list materialised once). PostgreSQL plans from statistics: plain column.
+    """
+
+    __visit_name__ = "wabulk_segment_not_driving"
+    _traverse_internals = [("column", InternalTraversal.dp_clauseelement)]
+    inherit_cache = True
+
+    def __init__(self, column: ColumnElement[Any]) -> None:
+        self.column = column
+        self.type = column.type
+
+
+@compiles(NotDriving)
+def _compile_not_driving(element: NotDriving, compiler: Any, **kw: Any) -> str:
+    inner = compiler.process(element.column, **kw)
+    return f"+{inner}" if compiler.dialect.name == "sqlite" else str(inner)
+
+
 def _number(value: int | float) -> Any:
     # Decimal: PostgreSQL then compares numeric with numeric (a float would turn the
     # indexed expression into double precision and miss its index).
@@ -146,8 +171,13 @@ Term = dict[str, Any]
 Compiler = Callable[[Term, datetime], ColumnElement[bool]]
 
 
+def _id(term: Term) -> Any:
+    """contacts.id, or `+contacts.id` when `condition` marked the term not to drive."""
+    return NotDriving(contacts.c.id) if term.get("_not_driving") else contacts.c.id
+
+
 def _list(term: Term, now: datetime) -> ColumnElement[bool]:
-    in_lists = contacts.c.id.in_(
+    in_lists = _id(term).in_(
         select(list_members.c.contact_id).where(list_members.c.list_id.in_(term["value"]))
     )
     return in_lists if term["op"] == "in" else not_(in_lists)
@@ -210,7 +240,7 @@ def opted_back_in_ids() -> Select[Any]:
 
 
 def _opt_in(term: Term, now: datetime) -> ColumnElement[bool]:
-    back_in = contacts.c.id.in_(opted_back_in_ids())
+    back_in = _id(term).in_(opted_back_in_ids())
     # Opted-out contacts are never members, so "never opted out" is "not opted back in".
     return back_in if term["value"] == "opted_back_in" else not_(back_in)
 
@@ -250,7 +280,7 @@ OUTCOME_WHERE: dict[str, Callable[[Any], ColumnElement[bool]]] = {
 
 def _outcome(term: Term, now: datetime) -> ColumnElement[bool]:
     # WHERE campaign_id = ? AND status …: ix_messages_campaign_id_status_next_attempt_at.
-    return contacts.c.id.in_(
+    return _id(term).in_(
         select(messages.c.contact_id).where(
             messages.c.campaign_id == term["campaign_id"],
             OUTCOME_WHERE[term["op"]](term.get("value")),
@@ -275,12 +305,22 @@ TERMS: dict[str, Compiler] = {
 
 def condition(terms: dict[str, Any], now: datetime) -> ColumnElement[bool] | None:
     """The terms as one WHERE condition on `contacts` (None: no conditions, everyone)."""
-    parts = [TERMS[c["field"]](c, now) for c in terms.get("conditions") or []]
+    conditions = terms.get("conditions") or []
+    match_all = terms.get("match", "all") != "any"
+    if match_all and index_needs(terms):
+        # An indexed attribute condition drives; memberships are checked per row.
+        conditions = [
+            {**c, "_not_driving": True} if c["field"] in _MEMBERSHIPS else c for c in conditions
+        ]
+    parts = [TERMS[c["field"]](c, now) for c in conditions]
     if not parts:
         return None
-    if terms.get("match", "all") == "any":
+    if not match_all:
         return or_(false(), *parts)
     return and_(true(), *parts)
+
+
+_MEMBERSHIPS = frozenset({"list", "outcome", "opt_in"})
 
 
 class SegmentQuery:
