@@ -119,8 +119,7 @@ def index() -> str:
 @requires(Role.OPERATOR)
 def new() -> str:
     template_id = request.args.get("template_id", type=id_value)
-    segment_id = request.args.get("segment_id", type=id_value)
-    return _render_wizard(None, FormState(campaign_form.new_values(template_id, segment_id)))
+    return _render_wizard(None, FormState(campaign_form.new_values(template_id)))
 
 
 @bp.post("/new")
@@ -176,16 +175,9 @@ def _render_wizard(campaign: Campaign | None, state: FormState) -> str:
 @bp.get("/audience.json")
 @requires(Role.VIEWER)
 def audience_json() -> Response:
-    """Recipients of the chosen lists, and the opted-out members left out; or of the chosen
-    segment (`segment_id`), as a launch now would reach them, counted up to a cap."""
+    """Recipients of the chosen lists, and the opted-out members left out."""
     session = db_session()
-    segment_id = request.args.get("segment_id", type=id_value)
-    if segment_id is not None:
-        n, capped = campaign_form.segment_recipients(session, segment_id)
-        return jsonify(
-            {"recipients": n, "capped": capped, "opted_out": 0, "segment": True, "lists": 0}
-        )
-    chosen = id_values(request.args.getlist("list_ids")[: campaign_form.MAX_CHOSEN])
+    chosen = id_values(request.args.getlist("list_ids"))
     return jsonify(
         {
             "recipients": audience.count(session, chosen),
