@@ -298,7 +298,16 @@ def _open_steps(session: Session, first_ids: list[int] | None = None) -> list[_D
         .join(first, first.c.id == steps_table.c.campaign_id)
         .order_by(steps_table.c.campaign_id, steps_table.c.position)
     )
-    if first_ids is not None:
+    if first_ids is None:
+        # Only sequences with a step still open: finished ones are never read again.
+        open_run = campaigns.alias("open_run")
+        live = (
+            select(steps_table.c.campaign_id)
+            .join(open_run, open_run.c.id == steps_table.c.run_campaign_id)
+            .where(open_run.c.status.in_(OPEN))
+        )
+        query = query.where(steps_table.c.campaign_id.in_(live))
+    else:
         query = query.where(steps_table.c.campaign_id.in_(first_ids))
     rows = session.execute(query).all()
     by_first: dict[int, list[Any]] = {}
