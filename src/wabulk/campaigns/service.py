@@ -26,6 +26,7 @@ from ..models import (
     Message,
     MessageStatus,
     Role,
+    Segment,
     Sender,
     SenderState,
     Template,
@@ -84,6 +85,11 @@ def save_draft(
     if len(name) > 200:
         raise ValidationError("A campaign name can have at most 200 characters.", field="name")
     lists = _by_ids(session, ContactList, data.list_ids, "list", "lists")
+    if data.segment_id is not None:
+        if lists:
+            raise ValidationError("Send to lists or to a segment, not both.", field="segment_id")
+        if session.get(Segment, data.segment_id) is None:
+            raise ValidationError(f"There is no segment #{data.segment_id}.", field="segment_id")
     senders = _by_ids(session, Sender, data.sender_ids, "sender", "senders")
     if data.template_id is not None and session.get(Template, data.template_id) is None:
         raise ValidationError(f"There is no template #{data.template_id}.", field="template_id")
@@ -122,6 +128,7 @@ def save_draft(
         verb = "edited"
     campaign.name = name
     campaign.lists = lists
+    campaign.segment_id = data.segment_id
     campaign.senders = senders
     campaign.template_id = data.template_id
     campaign.body = "" if data.template_id is not None else data.body

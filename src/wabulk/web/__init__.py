@@ -18,6 +18,7 @@ from .inbox import bp as inbox_bp
 from .inbox import quick_replies_bp
 from .integrations import bp as integrations_bp
 from .pages import bp as pages_bp
+from .segments import bp as segments_bp
 from .senders_views import bp as senders_bp
 from .settings_views import bp as settings_bp
 from .templates_views import bp as templates_bp
@@ -35,6 +36,7 @@ def init_app(app: Flask) -> None:
         quick_replies_bp,
         activity_bp,
         contacts_bp,
+        segments_bp,
         imports_bp,
         templates_bp,
         campaigns_bp,

@@ -20,7 +20,9 @@ from ..campaigns.service import DEFAULT_RETRY_SECONDS, DraftInput, pace_override
 from ..contacts import lists
 from ..contacts.service import placeholder_keys
 from ..errors import ValidationError
-from ..models import Campaign, Channel, Media, Sender, SenderState, Template, utcnow
+from ..models import Campaign, Channel, Media, Segment, Sender, SenderState, Template, utcnow
+from ..segments import service as segments
+from ..segments.terms import describe
 from ..senders.pace import validate_overrides
 from ..senders.queries import senders_by_name
 from .form_state import FormState, ids, optional_int
@@ -41,6 +43,7 @@ KNOWN = frozenset(
     {
         "name",
         "list_ids",
+        "segment_id",
         "sender_ids",
         "template_id",
         "body",
@@ -59,9 +62,11 @@ MAX_CHOSEN = 200
 RENAME = {"lists": "list_ids", "senders": "sender_ids", "media_id": "media"}
 
 
-def new_values(template_id: int | None = None) -> dict[str, Any]:
+def new_values(template_id: int | None = None, segment_id: int | None = None) -> dict[str, Any]:
     return {
         "name": "",
+        "audience": "segment" if segment_id else "lists",
+        "segment_id": str(segment_id or ""),
         "list_ids": [],
         "sender_ids": [],
         "template_id": str(template_id or ""),
@@ -84,6 +89,8 @@ def values_of(campaign: Campaign) -> dict[str, Any]:
     ends = campaign.ends_at.astimezone(user_zone()) if campaign.ends_at else None
     return {
         "name": campaign.name,
+        "audience": "segment" if campaign.segment_id else "lists",
+        "segment_id": str(campaign.segment_id or ""),
         "list_ids": [lst.id for lst in campaign.lists],
         "sender_ids": [s.id for s in campaign.senders],
         "template_id": str(campaign.template_id or ""),
@@ -104,6 +111,8 @@ def values_from_request() -> dict[str, Any]:
     form = request.form
     return {
         "name": form.get("name", ""),
+        "audience": "segment" if form.get("audience") == "segment" else "lists",
+        "segment_id": form.get("segment_id", "").strip()[:20],
         "list_ids": ids("list_ids"),
         "sender_ids": ids("sender_ids"),
         "template_id": form.get("template_id", ""),
@@ -133,9 +142,13 @@ def draft_input(values: dict[str, Any], media_id: int | None) -> DraftInput:
         ends_at = local_time(values["ends_at"], "ends_at", "The finish-by time")
     template = values["template_id"]
     form = {k: str(values[k]) for k in ("max_attempts", "retry_seconds")}
+    segment_id = chosen_segment(values)
+    if values.get("audience") == "segment" and segment_id is None:
+        raise ValidationError("Choose the segment to send to.", field="segment_id")
     return DraftInput(
         name=values["name"],
-        list_ids=values["list_ids"],
+        list_ids=[] if segment_id else values["list_ids"],
+        segment_id=segment_id,
         sender_ids=values["sender_ids"],
         template_id=optional_id(template),
         body=values["body"],
@@ -147,6 +160,37 @@ def draft_input(values: dict[str, Any], media_id: int | None) -> DraftInput:
         retry_seconds=_required_int(form, "retry_seconds", "The first retry wait"),
         text_before_document=bool(values["text_before_document"]),
     )
+
+
+def sentence(session: Session, terms: dict[str, Any] | None) -> str:
+    """A segment's conditions in one sentence for pages."""
+    if not (terms or {}).get("conditions"):
+        return "Everyone you can message"
+    return describe(terms or {}, session)
+
+
+def chosen_segment(values: Mapping[str, Any]) -> int | None:
+    """The segment the campaign goes to when "A segment" is chosen (None: its lists)."""
+    if values.get("audience") != "segment":
+        return None
+    return optional_id(values.get("segment_id"))
+
+
+def segment_recipients(session: Session, segment_id: int | None) -> tuple[int, bool]:
+    """(recipients, capped) of a segment as a launch now would reach them; (0, False) for
+    none or one that is gone."""
+    seg = session.get(Segment, segment_id) if segment_id is not None else None
+    if seg is None:
+        return 0, False
+    return segments.count(session, seg.terms)
+
+
+def segment_choices(session: Session) -> list[dict[str, Any]]:
+    """The saved segments the wizard offers, each with its conditions in a sentence."""
+    return [
+        {"id": seg.id, "name": seg.name, "sentence": sentence(session, seg.terms)}
+        for seg in segments.list_all(session)
+    ]
 
 
 def local_time(text: str, name: str, label: str) -> datetime:
@@ -179,10 +223,13 @@ def wizard_context(session: Session, state: FormState) -> dict[str, Any]:
         state.values["sender_ids"] = [usable[0].id]
     chosen = [s for s in senders if s.id in state.get("sender_ids", [])]
     plan = wizard_plan(session, state.values, chosen)
-    list_ids = state.get("list_ids", [])
+    segment_id = chosen_segment(state.values)
+    list_ids = [] if segment_id else state.get("list_ids", [])
     return {
         "state": state,
         "audience": (plan["recipients"], audience.opted_out_count(session, list_ids)),
+        "segments": segment_choices(session),
+        "segment_capped": plan.get("capped", False),
         "contact_fields": CONTACT_FIELDS,
         "attribute_keys": placeholder_keys(session),
         "lists": session.execute(lists.lists_with_counts()).all(),
@@ -214,6 +261,8 @@ def plan_values(args: Mapping[str, Any]) -> dict[str, Any]:
     getlist: Callable[[str], list[str]] = getattr(args, "getlist", lambda _name: [])
     return {
         "list_ids": id_values(getlist("list_ids")[:MAX_CHOSEN]),
+        "audience": "segment" if args.get("audience") == "segment" else "lists",
+        "segment_id": str(args.get("segment_id", "")).strip()[:20],
         "sender_ids": id_values(getlist("sender_ids")[:MAX_CHOSEN]),
         "schedule": "later" if args.get("schedule") == "later" else "now",
         "scheduled_at": str(args.get("scheduled_at", "")).strip()[:40],
@@ -232,14 +281,20 @@ def wizard_plan(
     - `overlap`: who of the audience got another campaign's message in the last 7 days.
     Nothing is estimated while a date or pacing box is wrong (its error shows on saving).
     """
-    list_ids = values.get("list_ids", [])
+    segment_id = chosen_segment(values)
+    list_ids = [] if segment_id else values.get("list_ids", [])
     if chosen is None:
         wanted = values.get("sender_ids", [])[:MAX_CHOSEN]
         chosen = list(session.scalars(senders_by_name().where(Sender.id.in_(wanted))))
     now, tz = utcnow(), user_zone()
-    recipients = audience.count(session, list_ids) if list_ids else 0
+    recipients, capped = (
+        segment_recipients(session, segment_id)
+        if segment_id
+        else (audience.count(session, list_ids) if list_ids else 0, False)
+    )
     plan: dict[str, Any] = {
         "recipients": recipients,
+        "capped": capped,
         "estimate": None,
         "warnings": [],
         "overlap": outlook.overlap_texts(

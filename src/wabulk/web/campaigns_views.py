@@ -119,7 +119,8 @@ def index() -> str:
 @requires(Role.OPERATOR)
 def new() -> str:
     template_id = request.args.get("template_id", type=id_value)
-    return _render_wizard(None, FormState(campaign_form.new_values(template_id)))
+    segment_id = request.args.get("segment_id", type=id_value)
+    return _render_wizard(None, FormState(campaign_form.new_values(template_id, segment_id)))
 
 
 @bp.post("/new")
@@ -175,9 +176,16 @@ def _render_wizard(campaign: Campaign | None, state: FormState) -> str:
 @bp.get("/audience.json")
 @requires(Role.VIEWER)
 def audience_json() -> Response:
-    """Recipients of the chosen lists, and the opted-out members left out."""
+    """Recipients of the chosen lists, and the opted-out members left out; or of the chosen
+    segment (`segment_id`), as a launch now would reach them, counted up to a cap."""
     session = db_session()
-    chosen = id_values(request.args.getlist("list_ids"))
+    segment_id = request.args.get("segment_id", type=id_value)
+    if segment_id is not None:
+        n, capped = campaign_form.segment_recipients(session, segment_id)
+        return jsonify(
+            {"recipients": n, "capped": capped, "opted_out": 0, "segment": True, "lists": 0}
+        )
+    chosen = id_values(request.args.getlist("list_ids")[: campaign_form.MAX_CHOSEN])
     return jsonify(
         {
             "recipients": audience.count(session, chosen),

@@ -9,19 +9,43 @@
   if (!form) return;
   const fmt = new Intl.NumberFormat();
 
-  // Audience: recipients of the chosen lists and the opted-out members left out.
+  // Audience: lists or one segment; recipients of the chosen lists and the opted-out
+  // members left out, or the segment's recipients as a launch now would reach them.
   const audience = form.querySelector("[data-audience]");
   const listBoxes = Array.from(form.querySelectorAll("input[name=list_ids]"));
+  const kinds = Array.from(form.querySelectorAll("input[name=audience]"));
+  const segment = document.getElementById("segment_id");
+  const segmentSentence = form.querySelector("[data-segment-sentence]");
+  const toSegment = () => kinds.some((r) => r.checked && r.value === "segment");
+  function showAudienceKind() {
+    const lists = form.querySelector("[data-audience-lists]");
+    const seg = form.querySelector("[data-audience-segment]");
+    if (lists) lists.hidden = toSegment();
+    if (seg) seg.hidden = !toSegment();
+    if (segment && segmentSentence) {
+      const option = segment.selectedOptions[0];
+      const who = option && option.dataset.sentence ? `Who: ${option.dataset.sentence}. ` : "";
+      segmentSentence.textContent = `${who}Worked out again when you launch, so it is up to date then; people who opted out are never in it.`;
+    }
+  }
   let audienceSeq = 0;
   async function countAudience() {
     if (!audience) return;
     const chosen = listBoxes.filter((b) => b.checked).map((b) => b.value);
-    if (!chosen.length) {
+    let query;
+    if (toSegment()) {
+      if (!segment || !segment.value) {
+        audience.textContent = "Choose a segment.";
+        return;
+      }
+      query = new URLSearchParams({ segment_id: segment.value });
+    } else if (!chosen.length) {
       audience.textContent = "Choose one or more lists.";
       return;
+    } else {
+      query = new URLSearchParams(chosen.map((id) => ["list_ids", id]));
     }
     const mine = ++audienceSeq;
-    const query = new URLSearchParams(chosen.map((id) => ["list_ids", id]));
     try {
       const response = await fetch(`${audience.dataset.audienceUrl}?${query}`, {
         headers: { Accept: "application/json" }, credentials: "same-origin",
@@ -30,14 +54,23 @@
       const a = await response.json();
       if (mine !== audienceSeq) return;
       const strong = document.createElement("strong");
-      strong.textContent = fmt.format(a.recipients);
-      const rest = ` recipient(s)${a.opted_out ? ` · ${fmt.format(a.opted_out)} opted out, left out` : ""}`;
+      strong.textContent = fmt.format(a.recipients) + (a.capped ? "+" : "");
+      const rest = a.segment
+        ? " recipient(s) now"
+        : ` recipient(s)${a.opted_out ? ` · ${fmt.format(a.opted_out)} opted out, left out` : ""}`;
       audience.replaceChildren(strong, document.createTextNode(rest));
     } catch (err) {
       audience.textContent = "Could not count the recipients; they are counted again before launch.";
     }
   }
   listBoxes.forEach((b) => b.addEventListener("change", countAudience));
+  [...kinds, segment].forEach((el) => {
+    if (!el) return;
+    el.addEventListener("change", () => {
+      showAudienceKind();
+      countAudience();
+    });
+  });
 
   // A template or a one-off message.
   const template = document.getElementById("template_id");
@@ -154,6 +187,11 @@
     for (const name of ["list_ids", "sender_ids"]) {
       form.querySelectorAll(`input[name=${name}]:checked`).forEach((b) => query.append(name, b.value));
     }
+    if (toSegment()) {
+      query.delete("list_ids");
+      query.set("audience", "segment");
+      if (segment && segment.value) query.set("segment_id", segment.value);
+    }
     const schedule = radios.find((r) => r.checked);
     if (schedule) query.set("schedule", schedule.value);
     for (const el of form.querySelectorAll("#scheduled_at, #ends_at, [data-pace-key]")) {
@@ -177,15 +215,17 @@
     clearTimeout(planTimer);
     planTimer = setTimeout(askPlan, 400);
   }
-  [...listBoxes, ...senderBoxes, ...radios].forEach((b) => b.addEventListener("change", planSoon));
+  [...listBoxes, ...senderBoxes, ...radios, ...kinds].forEach((b) => b.addEventListener("change", planSoon));
+  if (segment) segment.addEventListener("change", planSoon);
   form.querySelectorAll("#scheduled_at, #ends_at, [data-pace-key]").forEach((el) => {
     el.addEventListener("input", planSoon);
     el.addEventListener("change", planSoon);
   });
 
+  showAudienceKind();
   showMessageSource();
   showTextPosition();
   showSchedule();
   showPacingDefaults();
-  if (listBoxes.some((b) => b.checked)) countAudience();
+  if (listBoxes.some((b) => b.checked) || (toSegment() && segment && segment.value)) countAudience();
 })();
