@@ -18,6 +18,7 @@ from .inbox import bp as inbox_bp
 from .inbox import quick_replies_bp
 from .integrations import bp as integrations_bp
 from .pages import bp as pages_bp
+from .recurrences import bp as recurrences_bp
 from .segments import bp as segments_bp
 from .senders_views import bp as senders_bp
 from .settings_views import bp as settings_bp
@@ -40,6 +41,7 @@ def init_app(app: Flask) -> None:
         imports_bp,
         templates_bp,
         campaigns_bp,
+        recurrences_bp,
         campaign_sheet_bp,
         senders_bp,
         settings_bp,
