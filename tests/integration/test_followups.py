@@ -333,3 +333,36 @@ def test_steps_are_validated_and_only_a_draft_changes(migrated_db: Database) -> 
         runs = session.scalars(select(Campaign).where(Campaign.parent_campaign_id == draft)).all()
         assert [r.name for r in runs] == ["Spring sale · follow-up 1"]
         assert runs[0].body == "c" and runs[0].status == CampaignStatus.RUNNING
+
+
+def test_a_segments_follow_up_goes_only_to_those_who_still_match_it(
+    migrated_db: Database, tmp_path
+) -> None:
+    from wabulk.segments import service as segments
+
+    db = migrated_db
+    clock = FakeClock(START)
+    lst = make_contacts(db, phones(3), "Customers", attributes={"city": "Pune"})
+    sender = make_sender(db, max_delay_seconds=0)
+    first = make_campaign(db, [lst], [sender], launch=False)
+    with db.session() as session:
+        terms = {
+            "match": "all",
+            "conditions": [{"field": "attribute", "key": "city", "op": "eq", "value": "Pune"}],
+        }
+        segment = segments.create(session, None, "Pune", None, terms)
+        session.execute(update(Campaign).where(Campaign.id == first).values(segment_id=segment.id))
+        followups.set_steps(session, None, first, [StepInput(HOUR, body="Still in Pune?")])
+    with db.session() as session:
+        lifecycle.launch(session, None, first, now=clock.now())
+        run = followups.steps_of(session, first)[0].run_campaign_id
+    lane = make_lane(db, sender, tmp_path, clock)
+    drive([lane], clock, db)
+    moved = _rows(db, first)[0].contact_id
+    with db.session() as session:
+        contact = session.get(Contact, moved)
+        assert contact is not None
+        contact.attributes = {"city": "Mumbai"}
+    assert _mature(db, clock.now() + timedelta(hours=2)) == 2
+    assert moved not in {m.contact_id for m in _rows(db, run)}
+    lane.close()

@@ -291,7 +291,6 @@ def _open_steps(session: Session, first_ids: list[int] | None = None) -> list[_D
             steps_table.c.condition,
             steps_table.c.run_campaign_id,
             run.c.status,
-            first.c.segment_id,
             first.c.audience_terms,
         )
         .join(run, run.c.id == steps_table.c.run_campaign_id)
@@ -328,7 +327,8 @@ def _open_steps(session: Session, first_ids: list[int] | None = None) -> list[_D
                         r.delay_minutes,
                         StepCondition(r.condition),
                         sequence,
-                        r.audience_terms if r.segment_id is not None else None,
+                        # Kept at launch: a segment deleted since still applies.
+                        r.audience_terms,
                     )
                 )
             previous = r.run_campaign_id
