@@ -13,6 +13,7 @@ from .campaign_sheet_views import bp as campaign_sheet_bp
 from .campaigns_views import bp as campaigns_bp
 from .contacts_views import bp as contacts_bp
 from .demo_views import bp as demo_bp
+from .followups import bp as followups_bp
 from .imports_views import bp as imports_bp
 from .inbox import bp as inbox_bp
 from .inbox import quick_replies_bp
@@ -41,6 +42,7 @@ def init_app(app: Flask) -> None:
         imports_bp,
         templates_bp,
         campaigns_bp,
+        followups_bp,
         recurrences_bp,
         campaign_sheet_bp,
         senders_bp,

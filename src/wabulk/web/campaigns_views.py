@@ -24,7 +24,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response as WResponse
 
-from ..campaigns import audience, funnel, lifecycle, outlook, recurrence, report, retry_round
+from ..campaigns import (
+    audience,
+    followups,
+    funnel,
+    lifecycle,
+    outlook,
+    recurrence,
+    report,
+    retry_round,
+)
 from ..campaigns import service as campaigns
 from ..campaigns import templates as message_templates
 from ..campaigns.cloud_template import part
@@ -102,7 +111,9 @@ PROGRESS_KEYS = ("queued", "sending", "failed", "skipped", "unknown")
 def index() -> str:
     session = db_session()
     # Series show once each (their Recurring section), their runs on their own page.
-    rows = session.scalars(recurrence.without_series(campaigns_newest_first()).limit(200)).all()
+    # Follow-ups show under their first campaign (its page's Follow-ups section).
+    listed = followups.without_steps(recurrence.without_series(campaigns_newest_first()))
+    rows = session.scalars(listed.limit(200)).all()
     # What to do first is only asked while there is no campaign at all.
     empty = not rows
     return render_template(

@@ -27,6 +27,7 @@ from . import (  # noqa: F401
     replies,
     segments,
     senders,
+    steps,
     sheet,
     templates,
     webhooks,
