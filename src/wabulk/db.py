@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -58,11 +59,159 @@ def _private_sqlite(url: URL) -> None:
         tighten(path.with_name(path.name + suffix))
 
 
+class WriteGate:
+    """This process's turn at one SQLite file's write lock, first come first served.
+
+    - SQLite's busy handler sleeps 1, 2, 5 … then 100 ms between tries, so a writer waiting
+      in it loses the lock to writers that take it back-to-back: during a webhook storm the
+      receiver's inserts and the receipts worker starved a campaign's lane (6 to 19 of its 80
+      messages a second, and settles that waited past the busy timeout). Threads of one
+      process instead queue here, and a commit hands the turn to the longest waiter.
+    - Only the writers of this process queue; another process's writers still meet SQLite's
+      busy handler. A turn not given within the busy timeout is taken without the gate, so
+      SQLite's own timeout and error still apply.
+    - Reentrant per thread: a thread holding a turn may open another write on a second
+      connection (SQLite then decides, as without the gate).
+    """
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._owner: int | None = None
+        self._count = 0
+        self._waiters: deque[tuple[int, threading.Lock]] = deque()
+
+    def acquire(self, timeout: float) -> bool:
+        me = threading.get_ident()
+        with self._mutex:
+            if self._owner is None or self._owner == me:
+                self._owner = me
+                self._count += 1
+                return True
+            turn = threading.Lock()
+            turn.acquire()
+            self._waiters.append((me, turn))
+        given = turn.acquire(timeout=timeout)
+        with self._mutex:
+            if given or self._owner == me:
+                return True  # handed over by `release` (maybe just after the timeout)
+            self._waiters.remove((me, turn))
+            return False
+
+    def release(self) -> None:
+        with self._mutex:
+            self._count -= 1
+            if self._count > 0:
+                return
+            if self._waiters:
+                self._owner, turn = self._waiters.popleft()
+                self._count = 1
+                turn.release()
+            else:
+                self._owner = None
+
+
+_gates: dict[str, WriteGate] = {}
+_gates_lock = threading.Lock()
+# The statements before which Python's sqlite3 opens a transaction (its `is_dml` rule).
+_DML = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+
+
+def _gate_for(path: str) -> WriteGate:
+    with _gates_lock:
+        return _gates.setdefault(path, WriteGate())
+
+
+class _GatedCursor(sqlite3.Cursor):
+    def execute(self, sql: str, parameters: Any = (), /) -> Any:  # type: ignore[override]
+        connection: _GatedConnection = self.connection  # type: ignore[assignment]
+        connection.take_turn(sql)
+        try:
+            return super().execute(sql, parameters)
+        finally:
+            connection.turn_ended()
+
+    def executemany(self, sql: str, seq_of_parameters: Any, /) -> Any:  # type: ignore[override]
+        connection: _GatedConnection = self.connection  # type: ignore[assignment]
+        connection.take_turn(sql)
+        try:
+            return super().executemany(sql, seq_of_parameters)
+        finally:
+            connection.turn_ended()
+
+
+class _GatedConnection(sqlite3.Connection):
+    """A sqlite3 connection whose write transactions take their turn at the file's
+    `WriteGate` (when their first statement opens them) and give it back when they end."""
+
+    gate: WriteGate | None = None
+    holds = False
+
+    def cursor(self, factory: Any = _GatedCursor) -> Any:  # type: ignore[override]
+        return super().cursor(factory)
+
+    # The C shortcuts would make a plain cursor and skip the gate.
+    def execute(self, sql: str, parameters: Any = (), /) -> Any:  # type: ignore[override]
+        return self.cursor().execute(sql, parameters)
+
+    def executemany(self, sql: str, seq_of_parameters: Any, /) -> Any:  # type: ignore[override]
+        return self.cursor().executemany(sql, seq_of_parameters)
+
+    def take_turn(self, sql: str) -> None:
+        if (
+            self.gate is None
+            or self.holds
+            or self.in_transaction
+            or self.isolation_level is None
+            or not sql.lstrip()[:7].upper().startswith(_DML)
+        ):
+            return
+        self.holds = self.gate.acquire(SQLITE_BUSY_TIMEOUT_MS / 1000)
+
+    def turn_ended(self) -> None:
+        if self.holds and not self.in_transaction:
+            self.holds = False
+            self.gate.release()  # type: ignore[union-attr]
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            self.turn_ended()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self.turn_ended()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            if self.holds:
+                self.holds = False
+                self.gate.release()  # type: ignore[union-attr]
+
+
 def make_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         _private_sqlite(parsed)
-        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        name = parsed.database or ""
+        gate = None if name in ("", ":memory:") else _gate_for(str(Path(name).resolve()))
+
+        def gated(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+            if isinstance(dbapi_connection, _GatedConnection):
+                dbapi_connection.gate = gate
+
+        engine = create_engine(
+            url,
+            connect_args={
+                "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
+                "factory": _GatedConnection,
+            },
+        )
+        event.listen(engine, "connect", gated)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(url, pool_pre_ping=True)
