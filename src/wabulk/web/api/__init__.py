@@ -24,6 +24,7 @@ from . import (  # noqa: F401
     contacts,
     conversations,
     imports,
+    recurrences,
     replies,
     segments,
     senders,

@@ -36,6 +36,7 @@ TAGS = [
     ("Imports", "Sheets of contacts or opt-outs: upload, confirm, follow."),
     ("Templates", "Reusable messages."),
     ("Campaigns", "Drafts, launch, pause, resume, cancel, progress and recipients."),
+    ("Recurring campaigns", "A draft repeated daily, weekly or monthly; each run a campaign."),
     ("Segments", "Saved audiences by conditions: lists, attributes, earlier outcomes; count."),
     ("Senders", "Sending accounts and their state; Cloud API senders added and checked."),
     ("Analytics", "Outcomes over time, from maintained counters."),
