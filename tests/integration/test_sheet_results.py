@@ -18,7 +18,7 @@ from sqlalchemy import select, update
 
 from tests.campaigns_support import make_campaign, make_sender
 from tests.importing import import_file
-from tests.sheet_files import write_csv, write_xlsx
+from tests.sheet_files import write_csv, write_xls, write_xlsx
 from wabulk.campaigns import sheet_results
 from wabulk.db import Database
 from wabulk.errors import Conflict, ValidationError
@@ -261,3 +261,36 @@ def test_opted_out_and_removed_contacts_say_so(migrated_db, tmp_path, instance):
     got = list(csv.reader(io.StringIO(written.path.read_text("utf-8-sig"), newline="")))
     assert got[8][5:] == ["Not sent: opted out"] + [""] * 6
     assert got[1][6] == "Sent at (UTC)"
+
+
+def test_an_xls_comes_back_as_xlsx_with_its_sheet_name(migrated_db, tmp_path, instance):
+    rows = [[c.isoformat() if isinstance(c, date) else c for c in r] for r in XLSX_ROWS]
+    source = write_xls(tmp_path / "old.xls", rows)
+    campaign_id, _ = _campaign_from(migrated_db, instance, source, "Old")
+    with migrated_db.session() as session:
+        written = sheet_results.write(session, campaign_id, None, IST, instance, tmp_path / "out")
+    assert written.download_name == "old-with-results.xlsx"
+    before = CalamineWorkbook.from_path(str(source)).get_sheet_by_name("Customers").to_python()
+    after = CalamineWorkbook.from_path(str(written.path)).get_sheet_by_name("Customers").to_python()
+    assert [r[:5] for r in after] == before
+    assert after[4][5:] == [*RESULTS[RAVI][:5], "'=1+1 thanks", ""]
+
+
+def test_a_segment_of_one_list_finds_its_sheet_and_a_wider_one_says_why(
+    migrated_db, tmp_path, instance
+):
+    source = write_csv(tmp_path / "seg.csv", CSV_ROWS)
+    campaign_id, import_id = _campaign_from(migrated_db, instance, source, "Seg")
+    with migrated_db.session() as session:
+        campaign = _campaign(session, campaign_id)
+        list_id = campaign.lists[0].id
+        in_list = {"field": "list", "op": "in", "value": [list_id]}
+        country = {"field": "country", "op": "in", "value": ["IN"]}
+        campaign.lists = []
+        campaign.audience_terms = {"match": "all", "conditions": [in_list, country]}
+        choice = sheet_results.sheets_for(session, campaign, instance)
+        assert [s.import_id for s in choice.sheets] == [import_id]
+        campaign.audience_terms = {"match": "any", "conditions": [in_list, country]}
+        choice = sheet_results.sheets_for(session, campaign, instance)
+        assert choice.sheets == [] and "segment that is not one list" in (choice.reason or "")
+        session.rollback()

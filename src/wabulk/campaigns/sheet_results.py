@@ -286,7 +286,7 @@ def _outcomes(session: Session, campaign_id: int, phones: set[str]) -> dict[str,
             )
             .where(Contact.phone.in_(ordered[start : start + LOOKUP_BATCH]))
         )
-        for r in session.execute(query):
+        for r in session.connection().execute(query):
             found[r[0]] = _Outcome(r[1] is not None, r[2] is not None, *r[3:])
     return found
 
