@@ -178,7 +178,7 @@ def launch(
     if due > now:
         campaign.status = C.SCHEDULED
     session.flush()
-    n = audience.insert_messages(session, campaign, due, now=now)
+    n = audience.insert_messages(session, campaign, due, due_by_zone, now=now)
     if n == 0 and campaign.segment_id is not None:
         raise ValidationError(
             "Nobody to send to: no one who can be messaged matches the segment now.",
