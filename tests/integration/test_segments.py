@@ -338,3 +338,24 @@ def test_an_indexed_attribute_drives_beside_a_list_and_an_outcome(migrated_db) -
             session, compile.reachable(checked, NOW)
         )
         assert _ids(session, compile.reachable(checked, NOW)) == expected(world, checked)
+
+
+def test_launch_gives_each_timezone_its_own_due_time(migrated_db) -> None:
+    world = build(migrated_db, n=40)
+    raw = {"conditions": [{"field": "timezone", "op": "in", "value": ["Asia/Kolkata", "UTC"]}]}
+    raw["match"] = "any"
+    raw["conditions"].append({"field": "timezone", "op": "not_in", "value": ["Asia/Kolkata"]})
+    _, campaign_id = _segment_campaign(migrated_db, raw)
+    later = NOW + timedelta(hours=5)
+    with migrated_db.session() as session:
+        lifecycle.launch(session, None, campaign_id, now=NOW, due_by_zone={"Asia/Kolkata": later})
+    with migrated_db.session() as session:
+        rows = session.execute(
+            select(Message.contact_id, Message.next_attempt_at).where(
+                Message.campaign_id == campaign_id
+            )
+        ).all()
+    zone = {p.id: p.timezone for p in world.people}
+    assert {zone[c] for c, _ in rows} >= {"Asia/Kolkata", "Asia/Dubai"}
+    for contact_id, due in rows:
+        assert due == (later if zone[contact_id] == "Asia/Kolkata" else NOW)
