@@ -13,6 +13,7 @@ from wabulk.auth import service as users
 from wabulk.campaigns import lifecycle, recurrence
 from wabulk.campaigns.recurrence import RuleInput
 from wabulk.db import Database
+from wabulk.dispatch.worker import Dispatcher
 from wabulk.errors import Conflict, ValidationError
 from wabulk.models import (
     Campaign,
@@ -24,6 +25,8 @@ from wabulk.models import (
     Recurrence,
     RecurrenceState,
     Role,
+    SenderState,
+    utcnow,
 )
 
 from ..conftest import PASSWORD
@@ -323,3 +326,45 @@ def test_a_bad_rule_is_refused_naming_its_field(migrated_db, rule, field) -> Non
     with db.session() as session, pytest.raises(ValidationError) as refused:
         recurrence.create(session, None, model_id, RuleInput(**rule), now=NOW)
     assert refused.value.field == field
+
+
+def test_a_run_that_cannot_start_is_skipped_saying_why(migrated_db) -> None:
+    db = migrated_db
+    model_id = _draft(db)
+    series_id = _series(db, model_id, frequency="daily")
+    with db.session() as session:
+        model = session.get(Campaign, model_id)
+        assert model is not None
+        for sender in model.senders:
+            sender.state = SenderState.DISABLED
+    assert _run_due(db, datetime(2026, 12, 6, 10, tzinfo=UTC)) == []
+    series = _series_row(db, series_id)
+    assert series.state_reason is not None
+    assert series.state_reason.startswith("The 6 December 2026 run could not start: None of")
+    assert series.next_run_at == datetime(2026, 12, 7, 10, tzinfo=UTC)
+    assert series.runs == 0
+    with db.session() as session:
+        n = session.scalar(
+            select(func.count()).select_from(Campaign).where(Campaign.recurrence_id == series_id)
+        )
+    assert n == 0
+
+
+def test_the_worker_step_starts_a_due_run(migrated_db, settings) -> None:
+    db = migrated_db
+    model_id = _draft(db)
+    series_id = _series(db, model_id, now=utcnow(), frequency="daily")
+    with db.session() as session:
+        session.execute(
+            update(Recurrence)
+            .where(Recurrence.id == series_id)
+            .values(next_run_at=utcnow() - timedelta(minutes=1))
+        )
+    dispatcher = Dispatcher(db, settings)
+    try:
+        dispatcher.campaign_step()
+    finally:
+        dispatcher.stop()
+    with db.session() as session:
+        runs = session.scalars(select(Campaign).where(Campaign.recurrence_id == series_id)).all()
+        assert len(runs) == 1 and runs[0].total == 3
