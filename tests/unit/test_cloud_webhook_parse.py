@@ -81,6 +81,16 @@ def test_too_big_or_too_deep_bodies_are_refused_before_decoding() -> None:
         webhook.parse(b"{nope")
 
 
+@pytest.mark.parametrize("text", ['\\"[', "\\", '\\\\"{[', "a\\\\", '"]]]', "}{"])
+def test_escaped_quotes_and_backslashes_in_strings_do_not_move_the_depth(text: str) -> None:
+    nested: object = {"note": text}  # one level
+    for level in range(2, webhook.MAX_DEPTH + 1):
+        nested = [nested, text] if level % 2 else {text: nested}
+    webhook.check_bounds(json.dumps(nested).encode())  # exactly MAX_DEPTH levels
+    with pytest.raises(webhook.PayloadRefused, match="nested deeper"):
+        webhook.check_bounds(json.dumps([nested]).encode())
+
+
 @pytest.mark.parametrize(
     "payload",
     [

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,8 +41,8 @@ RESTRICTING = frozenset({"131048", "131064", "368", "131031"})
 LOW_QUALITY_EVENTS = frozenset({"FLAGGED", "DOWNGRADE"})
 MEDIA_KINDS = ("image", "video", "audio", "document", "sticker", "voice")
 
-_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_BRACKET = re.compile(rb"[\[\]{}]")
+_NOT_BRACKET = bytes(c for c in range(256) if c not in b"[]{}")
+_OPEN = frozenset(b"[{")
 
 
 class PayloadRefused(ValueError):
@@ -70,12 +69,18 @@ def check_bounds(body: bytes) -> None:
     """Refuse what must not be decoded: too large, or nested past MAX_DEPTH."""
     if len(body) > MAX_BODY:
         raise PayloadRefused(f"The body has {len(body):,} bytes; at most {MAX_BODY:,} are read.")
-    depth = deepest = 0
-    for match in _BRACKET.finditer(_STRING.sub(b'""', body)):
-        if match.group() in (b"[", b"{"):
+    # Brackets inside strings do not count. Escapes go first (each `\\` pair, then each
+    # `\"`, scanned left to right as a decoder reads them), so every quote left opens or
+    # closes a string: what lies outside strings is every other piece between quotes.
+    # Bytes methods only: this runs for every delivery of a storm, where a regex walking
+    # the strings byte by byte cost more than decoding the JSON (11 times this).
+    unescaped = body.replace(b"\\\\", b"").replace(b'\\"', b"")
+    brackets = b"".join(unescaped.split(b'"')[::2]).translate(None, _NOT_BRACKET)
+    depth = 0
+    for byte in brackets:
+        if byte in _OPEN:
             depth += 1
-            deepest = max(deepest, depth)
-            if deepest > MAX_DEPTH:
+            if depth > MAX_DEPTH:
                 raise PayloadRefused(f"The body is nested deeper than {MAX_DEPTH} levels.")
         else:
             depth -= 1
