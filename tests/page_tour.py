@@ -65,6 +65,7 @@ NOT_PAGES = {
     "campaigns.audience_json",
     "campaigns.report_csv",
     "campaigns.report_xlsx",
+    "campaign_sheet.download",
     "contacts.export_file",
     "contacts.sample",
     "imports.report",
