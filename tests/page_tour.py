@@ -22,7 +22,8 @@ from werkzeug.routing import Rule
 
 from wabulk.auth import service as users
 from wabulk.auth import tokens
-from wabulk.campaigns import lifecycle
+from wabulk.campaigns import followups, lifecycle
+from wabulk.campaigns.followups import StepInput
 from wabulk.campaigns.service import DraftInput, save_draft
 from wabulk.campaigns.templates import CloudChoice, create_template
 from wabulk.channels.heard import Reply
@@ -199,6 +200,11 @@ def seed(db: Database, instance: Path) -> Seeded:
 
         draft = campaign("Spring newsletter")
         paused = campaign("Summer sale")
+        # Follow-ups: a draft's to edit, and a launched campaign's funnel.
+        again = [StepInput(2880, body="Still interested, {{ name }}?")]
+        followups.set_steps(session, admin, draft, again)
+        followups.set_steps(session, admin, paused, again)
+        out.ids["position"] = [1]
         lifecycle.launch(session, admin, paused)
         lifecycle.pause(session, admin, paused)
         cancelled = campaign("Old offer")
@@ -277,6 +283,8 @@ def seed(db: Database, instance: Path) -> Seeded:
 _KIND = {
     "campaigns.edit": {"campaign_id": "draft_id"},
     "campaigns.summary": {"campaign_id": "completed_id"},
+    "followups.new": {"campaign_id": "draft_id"},
+    "followups.edit": {"campaign_id": "draft_id"},
     "senders.show": {"sender_id": "cloud_sender_id"},
     "senders.link": {"sender_id": "web_sender_id"},
 }
