@@ -143,9 +143,9 @@ def test_retarget_buttons_make_the_segment_once_and_open_the_wizard_with_it(dual
     box = _flat(re.search(r'data-testid="retarget"(.*?)</div></div>', page, re.S).group(1))
     # One delivered and not read, one replied (the other replied STOP: opted out), one failed
     # for a reason worth retrying (131049; not 131026, not on WhatsApp).
-    assert "to those who did not read 1" in box
-    assert "to those who replied 1" in box
-    assert "(reasons worth retrying) 1" in box
+    assert "to those who got it but did not read it 1 person" in box
+    assert "to those who replied 1 person" in box
+    assert "(reasons worth retrying) 1 person" in box
 
     url = f"/segments/retarget/{campaign_id}/delivered_not_read"
     response = _post(client, url, f"/campaigns/{campaign_id}")
@@ -157,6 +157,7 @@ def test_retarget_buttons_make_the_segment_once_and_open_the_wizard_with_it(dual
     assert response.headers["Location"].endswith(f"/campaigns/new?segment_id={seg_id}")
     wizard = client.get(response.headers["Location"]).get_data(as_text=True)
     assert re.search(rf'<option value="{seg_id}"[^>]*selected>Did not read', wizard)
+    assert 'name="name" type="text"\n         value="Did not read: Diwali offer"' in wizard
     assert re.search(r'data-testid="audience">\s*<strong>1</strong> recipient', wizard)
 
     again = _post(client, url, f"/campaigns/{campaign_id}")  # the same segment, not another

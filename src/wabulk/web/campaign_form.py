@@ -62,9 +62,11 @@ MAX_CHOSEN = 200
 RENAME = {"lists": "list_ids", "senders": "sender_ids", "media_id": "media"}
 
 
-def new_values(template_id: int | None = None, segment_id: int | None = None) -> dict[str, Any]:
+def new_values(
+    template_id: int | None = None, segment_id: int | None = None, name: str = ""
+) -> dict[str, Any]:
     return {
-        "name": "",
+        "name": name,
         "audience": "segment" if segment_id else "lists",
         "segment_id": str(segment_id or ""),
         "list_ids": [],

@@ -46,7 +46,16 @@ from ..contacts import lists
 from ..dispatch.hearing import settled_count
 from ..errors import DomainError, NotFound, ValidationError
 from ..events import campaign_events
-from ..models import Campaign, CampaignStatus, Event, Message, Role, SenderState, utcnow
+from ..models import (
+    Campaign,
+    CampaignStatus,
+    Event,
+    Message,
+    Role,
+    Segment,
+    SenderState,
+    utcnow,
+)
 from ..senders.queries import senders_by_name
 from . import campaign_form
 from .form_state import FormState, attachment, ids
@@ -132,7 +141,10 @@ def index() -> str:
 def new() -> str:
     template_id = request.args.get("template_id", type=id_value)
     segment_id = request.args.get("segment_id", type=id_value)
-    return _render_wizard(None, FormState(campaign_form.new_values(template_id, segment_id)))
+    # Opened for a segment (its page, a retarget button): the campaign is named after it.
+    segment = db_session().get(Segment, segment_id) if segment_id is not None else None
+    values = campaign_form.new_values(template_id, segment_id, segment.name if segment else "")
+    return _render_wizard(None, FormState(values))
 
 
 @bp.post("/new")

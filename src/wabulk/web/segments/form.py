@@ -22,7 +22,7 @@ from ..helpers import id_values
 # (field, what the builder calls it)
 FIELDS: tuple[tuple[str, str], ...] = (
     ("list", "In a list"),
-    ("attribute", "A column from your sheet"),
+    ("attribute", "Sheet column"),
     ("name", "Name"),
     ("country", "Country"),
     ("timezone", "Timezone"),

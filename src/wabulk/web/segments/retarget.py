@@ -22,7 +22,7 @@ from .views import bp, count_text, describe
 
 # (outcome, button words, its icon)
 OUTCOMES: tuple[tuple[str, str, str], ...] = (
-    ("delivered_not_read", "New campaign to those who did not read", "eye-slash"),
+    ("delivered_not_read", "New campaign to those who got it but did not read it", "eye-slash"),
     ("replied", "New campaign to those who replied", "reply"),
     (
         "failed_retryable",
@@ -60,8 +60,14 @@ def retarget_buttons(campaign: Campaign) -> list[dict[str, Any]]:
     for outcome, words, icon in OUTCOMES:
         n, capped = segments.count(session, segments.outcome_terms(campaign.id, outcome))
         if n:
+            people = "person" if n == 1 and not capped else "people"
             out.append(
-                {"outcome": outcome, "words": words, "icon": icon, "count": count_text(n, capped)}
+                {
+                    "outcome": outcome,
+                    "words": words,
+                    "icon": icon,
+                    "count": f"{count_text(n, capped)} {people}",
+                }
             )
     return out
 

@@ -201,6 +201,7 @@ def _render_form(seg: Segment | None, state: FormState, rows: list[dict[str, Any
             live = {
                 "text": count_text(n, capped),
                 "count": n,
+                "sentence": describe(session, terms),
                 "sample": [sample_row(c) for c in segments.sample(session, terms, n=SAMPLE_SIZE)],
             }
     return render_template(

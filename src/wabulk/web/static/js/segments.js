@@ -171,6 +171,7 @@
     live.querySelector("[data-live-error]").hidden = true;
     live.querySelector("[data-count]").textContent = answer.text;
     live.querySelector("[data-count-noun]").textContent = answer.count === 1 ? "contact" : "contacts";
+    live.querySelector("[data-sentence]").textContent = answer.sentence;
     const body = live.querySelector("[data-sample]");
     const lines = answer.sample.map((c) => {
       const tr = document.createElement("tr");
