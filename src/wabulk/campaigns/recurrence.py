@@ -579,10 +579,6 @@ def recent_runs(session: Session, series_ids: Sequence[int], per_series: int = 1
     return out
 
 
-def next_day(series: Recurrence) -> date | None:
-    return run_day(rule_of(series), series.next_run_at) if series.next_run_at else None
-
-
 def without_series(query: Select[Any]) -> Select[Any]:
     """A campaigns query minus the series' runs and models (the campaigns list shows each
     series once, in its Recurring section, and its runs on the series' page)."""
