@@ -333,6 +333,12 @@ def test_steps_are_validated_and_only_a_draft_changes(migrated_db: Database) -> 
         runs = session.scalars(select(Campaign).where(Campaign.parent_campaign_id == draft)).all()
         assert [r.name for r in runs] == ["Spring sale · follow-up 1"]
         assert runs[0].body == "c" and runs[0].status == CampaignStatus.RUNNING
+    with db.session() as session:
+        copy = lifecycle.duplicate(session, None, draft)
+        copied = followups.steps_of(session, copy.id)
+        assert [(s.position, s.delay_minutes, s.body, s.run_campaign_id) for s in copied] == [
+            (1, 180, "c", None)
+        ]
 
 
 def test_a_segments_follow_up_goes_only_to_those_who_still_match_it(

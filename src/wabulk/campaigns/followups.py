@@ -200,6 +200,25 @@ def set_steps(
     return made
 
 
+def copy_steps(session: Session, source_id: int, target_id: int) -> int:
+    """Give a duplicated campaign (a new draft) the follow-ups of the one it copies."""
+    n = 0
+    for step in steps_of(session, source_id):
+        session.add(
+            CampaignStep(
+                campaign_id=target_id,
+                position=step.position,
+                delay_minutes=step.delay_minutes,
+                condition=step.condition,
+                template_id=step.template_id,
+                body=step.body,
+                media_id=step.media_id,
+            )
+        )
+        n += 1
+    return n
+
+
 # --- launch ---------------------------------------------------------------------------
 
 

@@ -426,6 +426,7 @@ def duplicate(session: Session, actor: User | None, campaign_id: int) -> Campaig
     copy.senders = list(source.senders)
     session.add(copy)
     session.flush()
+    followups.copy_steps(session, source.id, copy.id)
     events.record(
         session,
         "campaign.duplicated",
