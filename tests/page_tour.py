@@ -50,6 +50,7 @@ from wabulk.models import (
     utcnow,
 )
 from wabulk.outbox import endpoints as webhook_endpoints
+from wabulk.segments import service as segments
 
 ADMIN_EMAIL = "owner@shop.example"
 PASSWORD = "a long pass phrase"
@@ -228,6 +229,22 @@ def seed(db: Database, instance: Path) -> Seeded:
             *session.scalars(select(Template.id).where(Template.id != linked.id)),
         ][:3]
         out.ids["list_id"] = [demo_list]
+        # A segment: the demo list's customers whose name is known.
+        out.ids["segment_id"] = [
+            segments.create(
+                session,
+                admin,
+                "Known demo customers",
+                "For the reminders",
+                {
+                    "match": "all",
+                    "conditions": [
+                        {"field": "list", "op": "in", "value": [demo_list]},
+                        {"field": "name", "op": "not_empty", "value": None},
+                    ],
+                },
+            ).id
+        ]
         quitter = session.scalar(select(Contact).order_by(Contact.id))
         assert quitter is not None
         contacts.opt_out(session, admin, [quitter.id], "Asked in the shop")
