@@ -15,6 +15,7 @@ from wabulk.db import Database
 from wabulk.models import Recurrence, RecurrenceState, Role, utcnow
 
 from ..conftest import get_csrf
+from ..page_words import internal_terms, visible_text
 
 
 def _words(page: str) -> str:
@@ -100,6 +101,10 @@ def test_an_operator_repeats_a_draft_and_the_series_sends_it(client, as_role, db
     assert listing.count(f'href="/campaigns/{model_id}"') == 0
     run_page = client.get(f"/campaigns/{run_id}").get_data(as_text=True)
     assert 'data-testid="series-run"' in run_page
+    # Words for shop owners only, on every page of the series.
+    for url in (f"/recurrences/{series_id}", f"/recurrences/new/{model_id}", "/campaigns"):
+        shown = visible_text(client.get(url).get_data(as_text=True))
+        assert internal_terms(shown) == [], url
 
 
 def test_the_form_names_each_mistake_and_keeps_what_was_typed(client, as_role, db) -> None:
