@@ -28,6 +28,7 @@ from wabulk.models import (
     SenderState,
     utcnow,
 )
+from wabulk.segments import service as segments
 
 from ..conftest import PASSWORD
 
@@ -368,3 +369,39 @@ def test_the_worker_step_starts_a_due_run(migrated_db, settings) -> None:
     with db.session() as session:
         runs = session.scalars(select(Campaign).where(Campaign.recurrence_id == series_id)).all()
         assert len(runs) == 1 and runs[0].total == 3
+
+
+def test_a_run_to_a_segment_reaches_who_matches_on_its_day(migrated_db) -> None:
+    db = migrated_db
+    make_contacts(db, phones(2, "+9198222"), "Everyone", timezone="Asia/Kolkata")
+    make_contacts(db, phones(1, "+1212777"), "Everyone", timezone="America/New_York")
+    sender_id = make_sender(db)
+    with db.session() as session:
+        segment = segments.create(
+            session,
+            None,
+            "In India",
+            None,
+            {
+                "match": "all",
+                "conditions": [{"field": "timezone", "op": "in", "value": ["Asia/Kolkata"]}],
+            },
+        )
+        segment_id = segment.id
+    model_id = make_campaign(
+        db, [], [sender_id], launch=False, name="Weekly", segment_id=segment_id
+    )
+    series_id = _series(db, model_id, frequency="weekly", weekdays=[0], timezone=None)
+    occurrence = _series_row(db, series_id).next_run_at
+    assert occurrence is not None
+    [first] = _run_due(db, occurrence)
+    make_contacts(db, phones(1, "+9198333"), "Everyone", timezone="Asia/Kolkata")
+    _finish(db, first, occurrence + timedelta(days=1))
+    [second] = _run_due(db, occurrence + timedelta(days=7))
+    with db.session() as session:
+        totals = [session.get(Campaign, i).total for i in (first, second)]  # type: ignore[union-attr]
+        dues = set(
+            session.scalars(select(Message.next_attempt_at).where(Message.campaign_id == second))
+        )
+    assert totals == [2, 3]  # the segment as it is on each run's day
+    assert dues == {datetime(2026, 12, 14, 4, 30, tzinfo=UTC)}  # Monday 10:00 in Kolkata
