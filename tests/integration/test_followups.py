@@ -372,3 +372,38 @@ def test_a_segments_follow_up_goes_only_to_those_who_still_match_it(
     assert _mature(db, clock.now() + timedelta(hours=2)) == 2
     assert moved not in {m.contact_id for m in _rows(db, run)}
     lane.close()
+
+
+def test_a_reply_while_a_claimed_follow_up_waits_for_its_slot_stops_it(
+    migrated_db: Database, tmp_path
+) -> None:
+    from tests.integration.test_inbox_answers import _step_until
+
+    db = migrated_db
+    clock = FakeClock(START)
+    _, run, sender = _first(db, clock, n=2)
+    lane = make_lane(db, sender, tmp_path, clock)
+    drive([lane], clock, db)
+    clock.advance(25 * 3600)
+    assert _mature(db, clock.now()) == 2
+
+    def in_hand() -> list[Message]:
+        return [m for m in _rows(db, run) if m.status == S.SENDING]
+
+    try:
+        # The first follow-up goes; the second is claimed for the slot a minute later…
+        _step_until(lane, clock, lambda: any(m.status == S.SENT for m in _rows(db, run)))
+        _step_until(lane, clock, lambda: bool(in_hand()))
+        waiting = in_hand()[0]
+        _reply(db, sender, waiting.contact_id, clock.now())  # …when they reply.
+        _step_until(lane, clock, lambda: not in_hand())
+    finally:
+        lane.close()
+    row = next(m for m in _rows(db, run) if m.id == waiting.id)
+    assert (row.status, row.error_code, row.attempts, row.sent_at) == (
+        S.SKIPPED,
+        "replied",
+        0,
+        None,
+    )
+    assert_counters_exact(db, run)
