@@ -7,7 +7,9 @@
   answer, a paced campaign message) is read again with its contact just before it goes, in
   the same query as the campaign's state, and skipped as the claim would skip it when the
   contact opted out meanwhile, or, for free-form text on the Cloud API, when the customer's
-  24-hour window closed. A batch (Cloud API) reads its contacts once before it starts.
+  24-hour window closed; a follow-up also when the customer replied to any message of its
+  campaign (campaigns/followups.py). A batch (Cloud API) reads its contacts once before it
+  starts.
 - The counts on the campaign page follow the sends: outcomes are written about every
   second (`SETTLE_SECONDS`) while a claimed batch goes out, not only at its end. The claim
   stays one per batch, and each write is the same lease-guarded settle as before, so a crash
