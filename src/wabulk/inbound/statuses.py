@@ -312,6 +312,17 @@ def _write(session: Session, writes: list[tuple[Any, dict[str, Any]]], now: date
             columns = [list(column) for column in zip(*table, strict=True)]
             done += conn.exec_driver_sql(sql, (stamp, *columns)).rowcount
     else:
+        # A storm's statuses share their whole-second times: each is formatted once.
+        formatted: dict[datetime, Any] = {}
+
+        def cached(value: datetime | None) -> Any:
+            if value is None:
+                return None
+            text = formatted.get(value)
+            if text is None:
+                text = formatted[value] = to_time(value)
+            return text
+
         mark = driver_marks(session, 1)[0]
         sets = ", ".join(f"{name} = {mark}" for name in _WRITTEN)
         sql = (
@@ -319,7 +330,7 @@ def _write(session: Session, writes: list[tuple[Any, dict[str, Any]]], now: date
             f"WHERE id = {mark} AND status = {mark}"
         )
         rows: list[Any] = [
-            (*_row_values(new, to_time), stamp, old.id, old.status.value) for old, new in writes
+            (*_row_values(new, cached), stamp, old.id, old.status.value) for old, new in writes
         ]
         done = conn.exec_driver_sql(sql, rows).rowcount
     if done != len(writes):
