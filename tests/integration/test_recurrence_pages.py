@@ -178,6 +178,7 @@ def test_a_viewer_reads_the_series_but_changes_nothing(client, as_role, db) -> N
     as_role(Role.VIEWER)
     page = client.get(f"/recurrences/{series_id}").get_data(as_text=True)
     assert "Every Monday and Thursday at 10:00, Asia/Kolkata time" in _words(page)
+    assert re.search(r"\d+ \w+ \d{4}, 10:00 Asia/Kolkata time", _words(page))
     assert 'data-testid="series-actions"' not in page
     assert client.get(f"/recurrences/new/{model_id}").status_code == 403
     token = get_csrf(client, "/campaigns")

@@ -22,8 +22,9 @@ from ...campaigns.recurrence import RuleInput
 from ...campaigns.recurrence_rules import WEEKDAY_NAMES, day_words, run_day
 from ...errors import DomainError, NotFound, ValidationError
 from ...models import Campaign, CampaignStatus, Recurrence, RecurrenceState, Role
+from ...zones import zone
 from ..form_state import FormState
-from ..helpers import apply_action, db_session, format_datetime
+from ..helpers import apply_action, db_session
 from ..security import requires
 
 bp = Blueprint("recurrences", __name__, url_prefix="/recurrences")
@@ -184,7 +185,8 @@ def _next_text(series: Recurrence) -> str:
     if series.timezone is None:
         day = run_day(series_service.rule_of(series), series.next_run_at)
         return f"{day_words(day)}, {series.time_of_day} in each customer's local time"
-    return format_datetime(series.next_run_at)
+    local = series.next_run_at.astimezone(zone(series.timezone))
+    return f"{day_words(local.date())}, {local:%H:%M} {series.timezone} time"
 
 
 MOVES: dict[str, tuple[Callable[[Session, Any, int], object], str]] = {
