@@ -34,6 +34,7 @@ from sqlalchemy import (
     String,
     and_,
     bindparam,
+    exists,
     false,
     func,
     not_,
@@ -138,10 +139,10 @@ class NotDriving(ColumnElement[Any]):
     """A column SQLite must not use to drive the query: `+contacts.id`.
 
     SQLite guesses that `id IN (SELECT …)` yields a couple of dozen rows, whatever the
-    list's size, so it starts from a list of 300,000 members and reads each one's
-    attributes, rather than from an attribute's index. Written `+id` where an indexed
-    attribute condition is AND-ed beside it, the membership is checked per row instead (a
-    lookup in the list materialised once). PostgreSQL plans from statistics: plain column.
+    list's size, so it would start from 300,000 members and read each one's attributes
+    rather than use an attribute's index. Written `+id` where an indexed attribute
+    condition is AND-ed beside it, the membership is checked per row instead (a lookup in
+    the set read once). PostgreSQL plans from statistics: plain column.
     """
 
     __visit_name__ = "wabulk_segment_not_driving"
@@ -172,13 +173,28 @@ Compiler = Callable[[Term, datetime], ColumnElement[bool]]
 
 
 def _id(term: Term) -> Any:
-    """contacts.id, or `+contacts.id` when `condition` marked the term not to drive."""
+    """contacts.id, or `+contacts.id` when `condition` marked the term not to drive (the
+    opt-in events have no index by contact to probe, so they stay a list read once)."""
     return NotDriving(contacts.c.id) if term.get("_not_driving") else contacts.c.id
 
 
+def _membership(term: Term, contact_id: Any, *where: ColumnElement[bool]) -> ColumnElement[bool]:
+    """contacts.id among the `contact_id`s of rows matching `where`.
+
+    - Usually `id IN (SELECT …)`: the rows are read once, and may drive the query.
+    - Beside an indexed attribute condition (which then drives), a probe per contact,
+      `EXISTS (… AND contact_id = contacts.id)`, through the (list, contact) primary key or
+      the unique (campaign, contact) of messages: no list of 300,000 members materialised
+      to check the 40,000 Pune customers against.
+    """
+    if term.get("_not_driving"):
+        return exists().where(*where, contact_id == contacts.c.id)
+    return contacts.c.id.in_(select(contact_id).where(*where))
+
+
 def _list(term: Term, now: datetime) -> ColumnElement[bool]:
-    in_lists = _id(term).in_(
-        select(list_members.c.contact_id).where(list_members.c.list_id.in_(term["value"]))
+    in_lists = _membership(
+        term, list_members.c.contact_id, list_members.c.list_id.in_(term["value"])
     )
     return in_lists if term["op"] == "in" else not_(in_lists)
 
@@ -280,11 +296,11 @@ OUTCOME_WHERE: dict[str, Callable[[Any], ColumnElement[bool]]] = {
 
 def _outcome(term: Term, now: datetime) -> ColumnElement[bool]:
     # WHERE campaign_id = ? AND status …: ix_messages_campaign_id_status_next_attempt_at.
-    return _id(term).in_(
-        select(messages.c.contact_id).where(
-            messages.c.campaign_id == term["campaign_id"],
-            OUTCOME_WHERE[term["op"]](term.get("value")),
-        )
+    return _membership(
+        term,
+        messages.c.contact_id,
+        messages.c.campaign_id == term["campaign_id"],
+        OUTCOME_WHERE[term["op"]](term.get("value")),
     )
 
 
@@ -349,8 +365,14 @@ def members(terms: dict[str, Any], now: datetime) -> Select[tuple[int, str]]:
 
 def reachable(terms: dict[str, Any], now: datetime) -> Select[tuple[int, str]]:
     """Members minus numbers WhatsApp said have no account: what a launch inserts."""
+    return reachable_columns(terms, now, contacts.c.id, contacts.c.phone)
+
+
+def reachable_columns(terms: dict[str, Any], now: datetime, *columns: Any) -> Select[Any]:
+    """`reachable` selecting other columns: a count selects only the id, which SQLite then
+    reads from an attribute's index alone (indexes.py adds the two flags to it)."""
     return (
-        SegmentQuery(contacts.c.id, contacts.c.phone)
+        SegmentQuery(*columns)
         .narrow(condition(terms, now))
         .narrow(contacts.c.not_on_whatsapp_at.is_(None))
         .query()

@@ -63,7 +63,12 @@ def ddl(dialect: str, key: str, kind: str) -> str:
     name = index_name(key, kind)
     if dialect == "postgresql":
         return f"CREATE INDEX IF NOT EXISTS {name} ON contacts (({expression}))"
-    return f"CREATE INDEX IF NOT EXISTS {name} ON contacts ({expression})"
+    # The flags every segment query checks ride along, so a count is read from the index
+    # alone (the id is SQLite's rowid, in every index).
+    return (
+        f"CREATE INDEX IF NOT EXISTS {name} ON contacts "
+        f"({expression}, opted_out_at, not_on_whatsapp_at)"
+    )
 
 
 def ensure(engine: Engine, terms: dict[str, Any]) -> list[str]:

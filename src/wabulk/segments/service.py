@@ -171,7 +171,8 @@ def count(
     - Counts over `LIMIT cap + 1`, so a segment of a million stops reading at the cap.
     """
     checked = terms_mod.validate(terms)
-    source = compile.reachable(checked, now or utcnow()).limit(cap + 1).subquery()
+    query = compile.reachable_columns(checked, now or utcnow(), Contact.__table__.c.id)
+    source = query.limit(cap + 1).subquery()
     n = session.scalar(select(func.count()).select_from(source)) or 0
     return (cap, True) if n > cap else (n, False)
 
