@@ -294,3 +294,17 @@ def test_a_segment_of_one_list_finds_its_sheet_and_a_wider_one_says_why(
         choice = sheet_results.sheets_for(session, campaign, instance)
         assert choice.sheets == [] and "segment that is not one list" in (choice.reason or "")
         session.rollback()
+
+
+def test_a_sheet_without_a_header_row_gets_one_for_the_results(migrated_db, tmp_path, instance):
+    rows = [r for r in CSV_ROWS[2:] if any(r)]
+    source = write_csv(tmp_path / "bare.csv", rows)
+    imp = import_file(migrated_db, instance, source, new_list_name="Bare")
+    campaign_id = make_campaign(migrated_db, [imp.list_id], [make_sender(migrated_db)])
+    _outcomes(migrated_db, campaign_id)
+    with migrated_db.session() as session:
+        written = sheet_results.write(session, campaign_id, None, IST, instance, tmp_path / "o")
+    got = list(csv.reader(io.StringIO(written.path.read_text("utf-8-sig"), newline="")))
+    assert got[0] == [""] * 5 + NAMES  # added above the data
+    assert [r[:5] for r in got[1:]] == rows
+    assert got[1][5] == "Delivered" and got[3][5] == "Replied"
