@@ -359,3 +359,31 @@ def test_launch_gives_each_timezone_its_own_due_time(migrated_db) -> None:
     assert {zone[c] for c, _ in rows} >= {"Asia/Kolkata", "Asia/Dubai"}
     for contact_id, due in rows:
         assert due == (later if zone[contact_id] == "Asia/Kolkata" else NOW)
+
+
+def test_terms_read_as_one_sentence_and_the_builder_offers_each_field(migrated_db) -> None:
+    world = build(migrated_db, n=10)
+    raw = {
+        "conditions": [
+            {"field": "list", "op": "in", "value": world.list_ids[:1]},
+            {"field": "attribute", "key": "due_amount", "op": "gt", "value": "500"},
+            {"field": "attribute", "key": "last", "op": "within_days", "value": 90},
+            {"field": "country", "op": "not_in", "value": ["IN"]},
+            {"field": "outcome", "campaign_id": world.campaign_ids[1], "op": "read_not_replied"},
+        ]
+    }
+    with migrated_db.session() as session:
+        assert terms.describe(terms.validate(raw), session) == (
+            "In list Segment list 0 and Due Amount > 500 and Last is within the last 90 days "
+            "and country is not India and read but did not reply to “Offer 1”"
+        )
+        assert terms.describe(terms.validate({}), session) == "Everyone who can be messaged"
+        choices = {c["field"]: c for c in terms.field_choices(session)}
+        assert set(choices) == set(terms.FIELD_LABELS)
+        assert {o["label"] for o in choices["list"]["options"]} >= {"Segment list 0"}
+        assert {o["value"] for o in choices["outcome"]["campaigns"]} == set(world.campaign_ids)
+        assert {"IN", "AE"} <= {o["value"] for o in choices["country"]["options"]}
+        assert "Asia/Kolkata" in {o["value"] for o in choices["timezone"]["options"]}
+        assert [op["value"] for op in choices["attribute"]["ops"]] == list(terms.ATTRIBUTE_OPS)
+        keys = {k["value"]: k["label"] for k in choices["attribute"]["keys"]}
+        assert keys.get("due_amount") == "Due Amount"
