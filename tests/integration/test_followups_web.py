@@ -92,7 +92,7 @@ def test_mistakes_are_shown_next_to_their_box_and_the_input_is_kept(client, as_r
         ({"days": "0", "hours": "0", "body": "Keep me"}, "hours", "at least an hour"),
         ({"days": "soon", "hours": "0", "body": "Keep me"}, "days", "whole number"),
         ({"days": "1", "hours": "30", "body": "Keep me"}, "hours", "between 0 and 23"),
-        ({"days": "1", "hours": "0", "body": "  "}, "body", "write the message"),
+        ({"days": "1", "hours": "0", "body": "  "}, "body", "Write the message"),
         ({"days": "1", "hours": "0", "body": "Hi {{ nmae }}"}, "body", "nmae"),
         ({"days": "1", "hours": "0", "condition": "maybe", "body": "Keep me"}, "condition", ""),
     ]

@@ -205,7 +205,8 @@ def _save(campaign_id: int, position: int | None, change: str) -> Any:
                 flash(str(exc), "danger")
                 return _render(campaign, position, state, 400)
             field = "hours" if name == "delay" else name
-            exc = ValidationError(str(exc).split(": ", 1)[-1], field=field)
+            said = str(exc).split(": ", 1)[-1]  # the box names the step already
+            exc = ValidationError(said[:1].upper() + said[1:], field=field)
         state.fail(exc, FIELDS)
         return _render(campaign, position, state, 400)
     session.commit()
