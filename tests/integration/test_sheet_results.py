@@ -308,3 +308,17 @@ def test_a_sheet_without_a_header_row_gets_one_for_the_results(migrated_db, tmp_
     assert got[0] == [""] * 5 + NAMES  # added above the data
     assert [r[:5] for r in got[1:]] == rows
     assert got[1][5] == "Delivered" and got[3][5] == "Replied"
+
+
+def test_a_row_wider_than_the_import_reads_is_refused_plainly(migrated_db, tmp_path, instance):
+    from wabulk.contacts.sheets import MAX_COLUMNS
+
+    # Past the first 50 rows, which the import checks for width before it starts.
+    rows = [CSV_ROWS[1], *([str(i), f"98765 1{i:04d}", "", "", ""] for i in range(60))]
+    source = write_csv(tmp_path / "wide.csv", [*rows, [*CSV_ROWS[2], *(["x"] * MAX_COLUMNS)]])
+    imp = import_file(migrated_db, instance, source, new_list_name="Wide")
+    campaign_id = make_campaign(migrated_db, [imp.list_id], [make_sender(migrated_db)])
+    refused = pytest.raises(Conflict, match=f"Row 62 has {MAX_COLUMNS + 5:,} cells")
+    with migrated_db.session() as session, refused:
+        sheet_results.write(session, campaign_id, None, IST, instance, tmp_path / "o")
+    assert not list((tmp_path / "o").glob("*"))

@@ -40,7 +40,7 @@ from ..contacts import mapping as mappings
 from ..contacts import sheets
 from ..contacts.export import neutralise
 from ..contacts.phones import clean_cell, normalise
-from ..contacts.sheets import MAX_ROWS, Sheet, SheetError, open_sheet
+from ..contacts.sheets import MAX_COLUMNS, MAX_ROWS, Sheet, SheetError, open_sheet
 from ..errors import Conflict, NotFound, ValidationError
 from ..models import (
     Campaign,
@@ -234,6 +234,12 @@ def _csv_width(sheet: Sheet) -> int:
         n = len(cells)
         while n and not cells[n - 1].strip():
             n -= 1
+        if n > MAX_COLUMNS:
+            # Every row is padded to the widest: one very long row would widen them all.
+            raise SheetError(
+                f"Row {number} has {n:,} cells; wabulk gives back sheets of up to "
+                f"{MAX_COLUMNS} columns."
+            )
         widest = max(widest, n)
     return widest
 
