@@ -172,8 +172,17 @@ def test_live_count_sample_and_unfinished_rows(dual) -> None:
     }
     answer = _preview(client, either, [0, 1]).get_json()
     assert answer["ok"] and answer["count"] == 6 and answer["text"] == "6"
-    assert not answer["capped"]
+    assert not answer["capped"] and answer["not_on_whatsapp"] == ""
     assert sorted(c["phone"] for c in answer["sample"]) == sorted(MUMBAI + PUNE[4:])
+    assert answer["sentence"].startswith("In list Mumbai or")
+
+    # Not on WhatsApp: out of the count a launch reaches, said apart, still in the sample.
+    with db.session() as session:
+        gone = session.scalar(select(Contact).where(Contact.phone == MUMBAI[0]))
+        gone.not_on_whatsapp_at = gone.created_at
+    answer = _preview(client, either, [0, 1]).get_json()
+    assert (answer["count"], answer["not_on_whatsapp"]) == (5, "1")
+    assert MUMBAI[0] in {c["phone"] for c in answer["sample"]}
 
     unfinished = {"match": "all", "conditions": [{"field": "attribute", "op": "gt", "value": 5}]}
     answer = _preview(client, unfinished, [2]).get_json()

@@ -81,11 +81,13 @@ def test_a_campaign_to_a_segment_launches_to_exactly_its_contacts(dual) -> None:
     page = client.get(f"/campaigns/new?segment_id={seg_id}").get_data(as_text=True)
     assert re.search(r'id="audience-segment" value="segment"\s+checked', page)
     assert re.search(rf'<option value="{seg_id}"[^>]*selected>Pune dues</option>', page)
-    assert re.search(r'data-testid="audience">\s*<strong>3</strong> recipient\(s\) now', page)
+    assert re.search(
+        r'data-testid="audience">\s*<strong>3</strong> recipient\(s\) now · 1 opted out', page
+    )
     assert client.get(f"/campaigns/audience.json?segment_id={seg_id}").get_json() == {
         "recipients": 3,
         "capped": False,
-        "opted_out": 0,
+        "opted_out": 1,
         "segment": True,
         "lists": 0,
     }

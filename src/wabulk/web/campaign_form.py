@@ -187,6 +187,12 @@ def segment_recipients(session: Session, segment_id: int | None) -> tuple[int, b
     return segments.count(session, seg.terms)
 
 
+def segment_opted_out(session: Session, segment_id: int | None) -> int:
+    """Contacts matching the segment who opted out (left out; said beside the count)."""
+    seg = session.get(Segment, segment_id) if segment_id is not None else None
+    return segments.opted_out_count(session, seg.terms) if seg is not None else 0
+
+
 def segment_choices(session: Session) -> list[dict[str, Any]]:
     """The saved segments the wizard offers, each with its conditions in a sentence."""
     return [
@@ -229,7 +235,12 @@ def wizard_context(session: Session, state: FormState) -> dict[str, Any]:
     list_ids = [] if segment_id else state.get("list_ids", [])
     return {
         "state": state,
-        "audience": (plan["recipients"], audience.opted_out_count(session, list_ids)),
+        "audience": (
+            plan["recipients"],
+            segment_opted_out(session, segment_id)
+            if segment_id
+            else audience.opted_out_count(session, list_ids),
+        ),
         "segments": segment_choices(session),
         "segment_capped": plan.get("capped", False),
         "contact_fields": CONTACT_FIELDS,

@@ -206,8 +206,15 @@ def audience_json() -> Response:
     segment_id = request.args.get("segment_id", type=id_value)
     if segment_id is not None:
         n, capped = campaign_form.segment_recipients(session, segment_id)
+        opted_out = campaign_form.segment_opted_out(session, segment_id)
         return jsonify(
-            {"recipients": n, "capped": capped, "opted_out": 0, "segment": True, "lists": 0}
+            {
+                "recipients": n,
+                "capped": capped,
+                "opted_out": opted_out,
+                "segment": True,
+                "lists": 0,
+            }
         )
     chosen = id_values(request.args.getlist("list_ids")[: campaign_form.MAX_CHOSEN])
     return jsonify(

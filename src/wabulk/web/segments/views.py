@@ -7,12 +7,13 @@ from typing import Any
 
 from flask import Blueprint, Response, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response as WResponse
 
 from ...errors import DomainError, ValidationError
-from ...models import Campaign, Contact, Role, Segment
+from ...models import Campaign, Contact, Role, Segment, utcnow
+from ...segments import compile as compile_terms
 from ...segments import service as segments
 from ...segments import terms as segment_terms
 from ..campaign_form import sentence as describe
@@ -26,6 +27,8 @@ bp = Blueprint("segments", __name__, url_prefix="/segments")
 # The live count's request body: a few kilobytes of terms at most (20 conditions).
 MAX_PREVIEW_BYTES = 64 * 1024
 SAMPLE_SIZE = 10
+# Counts stop here ("100,000+"), as the service's do.
+COUNT_CAP = 100_000
 # Countries and timezones offered are those of this many newest contacts.
 RECENT = 2000
 KNOWN = frozenset({"name", "description", "match"})
@@ -120,17 +123,7 @@ def preview() -> tuple[Response, int] | Response:
                 "part": spot[1] if spot else None,
             }
         )
-    n, capped = segments.count(session, terms)
-    return jsonify(
-        {
-            "ok": True,
-            "count": n,
-            "capped": capped,
-            "text": count_text(n, capped),
-            "sentence": describe(session, terms),
-            "sample": [sample_row(c) for c in segments.sample(session, terms, n=SAMPLE_SIZE)],
-        }
-    )
+    return jsonify({"ok": True, **who_matches(session, terms)})
 
 
 def _save(segment_id: int | None) -> WResponse | tuple[str, int] | str:
@@ -197,13 +190,7 @@ def _render_form(seg: Segment | None, state: FormState, rows: list[dict[str, Any
         except ValidationError as exc:
             live = {"error": str(exc)}
         else:
-            n, capped = segments.count(session, terms)
-            live = {
-                "text": count_text(n, capped),
-                "count": n,
-                "sentence": describe(session, terms),
-                "sample": [sample_row(c) for c in segments.sample(session, terms, n=SAMPLE_SIZE)],
-            }
+            live = who_matches(session, terms)
     return render_template(
         "segments/form.html",
         segment=seg,
@@ -261,6 +248,37 @@ def _with_chosen(
         older = session.execute(select(Campaign.id, Campaign.name).where(Campaign.id.in_(wanted)))
         offered = offered + [(i, n) for i, n in older]
     return offered
+
+
+def who_matches(session: Session, terms: dict[str, Any]) -> dict[str, Any]:
+    """The builder's panel: how many a campaign would reach (capped), the conditions in a
+    sentence, and ten who match.
+
+    - Those who match but are not on WhatsApp are counted apart ("not_on_whatsapp"): a
+      launch leaves them out, yet "Not on WhatsApp: yes" is how a shop finds them to tidy
+      up, so they are in the sample, not hidden behind a count of zero.
+    """
+    now = utcnow()
+    n, capped = segments.count(session, terms, now)
+    unreachable = (
+        compile_terms.members(terms, now)
+        .where(Contact.not_on_whatsapp_at.is_not(None))
+        .limit(COUNT_CAP + 1)
+        .subquery()
+    )
+    away = session.scalar(select(func.count()).select_from(unreachable)) or 0
+    first = compile_terms.members(terms, now).order_by(Contact.id).limit(SAMPLE_SIZE)
+    found: Any = session.execute(first)  # rows of (id, phone)
+    ids: list[int] = [row[0] for row in found]
+    people = {c.id: c for c in session.scalars(select(Contact).where(Contact.id.in_(ids)))}
+    return {
+        "count": n,
+        "capped": capped,
+        "text": count_text(n, capped),
+        "not_on_whatsapp": count_text(min(away, COUNT_CAP), away > COUNT_CAP) if away else "",
+        "sentence": describe(session, terms),
+        "sample": [sample_row(people[i]) for i in ids if i in people],
+    }
 
 
 def count_text(n: int, capped: bool) -> str:

@@ -172,6 +172,8 @@
     live.querySelector("[data-count]").textContent = answer.text;
     live.querySelector("[data-count-noun]").textContent = answer.count === 1 ? "contact" : "contacts";
     live.querySelector("[data-sentence]").textContent = answer.sentence;
+    live.querySelector("[data-away]").hidden = !answer.not_on_whatsapp;
+    live.querySelector("[data-away-n]").textContent = answer.not_on_whatsapp;
     const body = live.querySelector("[data-sample]");
     const lines = answer.sample.map((c) => {
       const tr = document.createElement("tr");

@@ -55,9 +55,8 @@
       if (mine !== audienceSeq) return;
       const strong = document.createElement("strong");
       strong.textContent = fmt.format(a.recipients) + (a.capped ? "+" : "");
-      const rest = a.segment
-        ? " recipient(s) now"
-        : ` recipient(s)${a.opted_out ? ` · ${fmt.format(a.opted_out)} opted out, left out` : ""}`;
+      const left = a.opted_out ? ` · ${fmt.format(a.opted_out)} opted out, left out` : "";
+      const rest = `${a.segment ? " recipient(s) now" : " recipient(s)"}${left}`;
       audience.replaceChildren(strong, document.createTextNode(rest));
     } catch (err) {
       audience.textContent = "Could not count the recipients; they are counted again before launch.";
