@@ -1,0 +1,1 @@
+"""Segments: saved audiences defined by conditions (docs/segments.md)."""

@@ -120,8 +120,11 @@ def _after_commit(session: Session) -> None:
     if not pending:
         return
     engine = session.get_bind()
-    for terms in pending:
-        ensure(engine, terms)  # type: ignore[arg-type]
+    try:
+        for terms in pending:
+            ensure(engine, terms)  # type: ignore[arg-type]
+    except Exception:  # the segment is saved; an index is only an optimisation
+        log.warning("could not make segment indexes", exc_info=True)
 
 
 def _after_rollback(session: Session) -> None:
