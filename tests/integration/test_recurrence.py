@@ -10,7 +10,7 @@ from sqlalchemy import func, select, update
 
 from tests.campaigns_support import make_campaign, make_contacts, make_sender, phones
 from wabulk.auth import service as users
-from wabulk.campaigns import lifecycle, recurrence
+from wabulk.campaigns import followups, lifecycle, recurrence
 from wabulk.campaigns.recurrence import RuleInput
 from wabulk.db import Database
 from wabulk.dispatch.worker import Dispatcher
@@ -405,3 +405,25 @@ def test_a_run_to_a_segment_reaches_who_matches_on_its_day(migrated_db) -> None:
         )
     assert totals == [2, 3]  # the segment as it is on each run's day
     assert dues == {datetime(2026, 12, 14, 4, 30, tzinfo=UTC)}  # Monday 10:00 in Kolkata
+
+
+def test_each_run_has_the_model_s_follow_ups_and_the_next_waits_for_them(migrated_db) -> None:
+    db = migrated_db
+    model_id = _draft(db)
+    with db.session() as session:
+        followups.set_steps(
+            session, None, model_id, [followups.StepInput(2 * 24 * 60, body="Still interested?")]
+        )
+    series_id = _series(db, model_id, frequency="daily")
+    day1 = datetime(2026, 12, 6, 10, tzinfo=UTC)
+    [first] = _run_due(db, day1)
+    with db.session() as session:
+        step_run = session.scalar(select(Campaign).where(Campaign.parent_campaign_id == first))
+        assert step_run is not None and step_run.name == "Offers · 6 Dec 2026 · follow-up 1"
+        assert len(followups.steps_of(session, model_id)) == 1  # the model keeps its own
+        step_id = step_run.id
+    _finish(db, first, day1 + timedelta(hours=1))
+    with db.session() as session:  # the follow-up has customers on their way
+        session.execute(update(Campaign).where(Campaign.id == step_id).values(n_queued=2))
+    assert _run_due(db, day1 + timedelta(days=1)) == []
+    assert "waits" in (_series_row(db, series_id).state_reason or "")

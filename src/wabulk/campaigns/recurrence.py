@@ -28,7 +28,7 @@ from functools import lru_cache
 from typing import Any, cast
 from zoneinfo import available_timezones
 
-from sqlalchemy import Select, Table, select, update
+from sqlalchemy import Select, Table, or_, select, update
 from sqlalchemy.orm import Session, object_session
 
 from .. import events
@@ -48,7 +48,7 @@ from ..models import (
     list_members,
     utcnow,
 )
-from . import lifecycle
+from . import followups, lifecycle
 from .recurrence_rules import (
     Rule,
     day_words,
@@ -415,10 +415,12 @@ def _claim(
 
 
 def _unfinished_run(session: Session, series_id: int) -> Campaign | None:
+    """A run, or a follow-up of a run, with messages waiting or on their way."""
+    runs_of = select(Campaign.id).where(Campaign.recurrence_id == series_id)
     return session.scalar(
         select(Campaign)
         .where(
-            Campaign.recurrence_id == series_id,
+            or_(Campaign.recurrence_id == series_id, Campaign.parent_campaign_id.in_(runs_of)),
             Campaign.status.in_(UNFINISHED),
             (Campaign.n_queued + Campaign.n_sending) > 0,
         )
@@ -447,6 +449,7 @@ def _launch_run(
         # Scheduled until the first customer's time: the run's page says when it starts.
         run.scheduled_at = start if start > now else None
     session.flush()
+    followups.copy_steps(session, model.id, run.id)  # each run follows up as its model says
     lifecycle.launch(session, None, run.id, now=now, due_by_zone=dues or None)
     if rule.timezone is None:
         _place_unzoned(session, run.id, unzoned)
