@@ -17,6 +17,7 @@ from wabulk.campaigns import lifecycle
 from wabulk.campaigns.service import DraftInput, save_draft
 from wabulk.models import Contact, Event, Role, Segment
 from wabulk.segments import service as segments
+from wabulk.web.segments import views as segment_views
 
 PUNE = phones(6, "+9198711")
 MUMBAI = phones(4, "+9198722")
@@ -195,6 +196,23 @@ def test_live_count_sample_and_unfinished_rows(dual) -> None:
     assert _preview(client, big).status_code == 413
     # Without the page's token the post is refused.
     assert client.post("/segments/preview.json", json={"terms": either}).status_code == 400
+
+
+def test_counts_stop_at_their_cap_and_say_so(dual, monkeypatch) -> None:
+    app, db = dual
+    lists = _shop(db)
+    monkeypatch.setattr(segment_views, "COUNT_CAP", 3)
+    monkeypatch.setattr(segment_views, "LIST_CAP", 2)
+    client = signed_in(app, db, Role.OPERATOR)
+    mumbai = {
+        "match": "all",
+        "conditions": [{"field": "list", "op": "in", "value": [lists["mumbai"]]}],
+    }
+    answer = _preview(client, mumbai).get_json()
+    assert (answer["count"], answer["capped"], answer["text"]) == (3, True, "3+")
+    with db.session() as session:
+        segments.create(session, None, "Mumbai", None, mumbai)
+    assert re.search(r'data-field="count">2\+<', client.get("/segments").get_data(as_text=True))
 
 
 def test_delete_asks_first_and_is_refused_while_a_draft_uses_it(dual) -> None:

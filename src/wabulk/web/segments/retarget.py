@@ -18,7 +18,7 @@ from ...models import Campaign, CampaignStatus, Role, Segment
 from ...segments import service as segments
 from ..helpers import db_session
 from ..security import requires
-from .views import bp, count_text, describe
+from .views import LIST_CAP, bp, count_text, describe
 
 # (outcome, button words, its icon)
 OUTCOMES: tuple[tuple[str, str, str], ...] = (
@@ -58,7 +58,8 @@ def retarget_buttons(campaign: Campaign) -> list[dict[str, Any]]:
     session = db_session()
     out = []
     for outcome, words, icon in OUTCOMES:
-        n, capped = segments.count(session, segments.outcome_terms(campaign.id, outcome))
+        terms = segments.outcome_terms(campaign.id, outcome)
+        n, capped = segments.count(session, terms, cap=LIST_CAP)
         if n:
             people = "person" if n == 1 and not capped else "people"
             out.append(

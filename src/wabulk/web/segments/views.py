@@ -27,8 +27,10 @@ bp = Blueprint("segments", __name__, url_prefix="/segments")
 # The live count's request body: a few kilobytes of terms at most (20 conditions).
 MAX_PREVIEW_BYTES = 64 * 1024
 SAMPLE_SIZE = 10
-# Counts stop here ("100,000+"), as the service's do.
+# Counts stop here ("100,000+"), as the service's do; the list of segments, which counts
+# each of them, and the retarget buttons stop sooner ("10,000+").
 COUNT_CAP = 100_000
+LIST_CAP = 10_000
 # Countries and timezones offered are those of this many newest contacts.
 RECENT = 2000
 KNOWN = frozenset({"name", "description", "match"})
@@ -44,7 +46,7 @@ def index() -> str:
             {
                 "segment": seg,
                 "sentence": describe(session, seg.terms),
-                "count": count_text(*segments.count(session, seg.terms)),
+                "count": count_text(*segments.count(session, seg.terms, cap=LIST_CAP)),
                 "campaigns": used_by(session, seg.id),
             }
         )
@@ -259,7 +261,7 @@ def who_matches(session: Session, terms: dict[str, Any]) -> dict[str, Any]:
       up, so they are in the sample, not hidden behind a count of zero.
     """
     now = utcnow()
-    n, capped = segments.count(session, terms, now)
+    n, capped = segments.count(session, terms, now, cap=COUNT_CAP)
     unreachable = (
         compile_terms.members(terms, now)
         .where(Contact.not_on_whatsapp_at.is_not(None))
