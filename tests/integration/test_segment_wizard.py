@@ -105,6 +105,9 @@ def test_a_campaign_to_a_segment_launches_to_exactly_its_contacts(dual) -> None:
     draft = _flat(client.get(url).get_data(as_text=True))
     assert "To the segment “Pune dues”" in draft
     assert "Segment “Pune dues” (In list Pune and" in draft
+    # The message as the segment's first recipient (Pune 2, dues 300) will get it.
+    assert re.search(r"As Person 2 will get it:\s*Hello Person", draft)
+    assert re.findall(r"To (Person \d)", draft) == ["Person 2", "Person 3", "Person 4"]
 
     edit = client.get(url + "/edit").get_data(as_text=True)  # the draft keeps its segment
     assert re.search(r'id="audience-segment" value="segment"\s+checked', edit)

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..contacts.service import ContactFilter, filtered
-from ..models import Campaign, CampaignStatus, Contact, Message, list_members
+from ..models import Campaign, CampaignStatus, Contact, Message, Segment, list_members, utcnow
+from ..segments import compile as segment_sql
 from .rendering import TemplateError, compile_body, context_for
 
 MAX_QUERY = 60  # characters of a search: a name or a number
@@ -149,6 +151,11 @@ def campaign_sample(session: Session, campaign: Campaign, body: str, limit: int)
         if text is not None:
             return Sample(contact.name, contact.phone, text, sent=True)
         return _rendered(body, contact, message_id, limit)
+    if campaign.segment_id is not None:
+        # A draft to a segment: its first member a launch now would reach.
+        first = segment_first_ids(session, campaign.segment_id, 1)
+        member = session.get(Contact, first[0]) if first else None
+        return _rendered(body, member, member.id, limit) if member is not None else None
     list_ids = [lst.id for lst in campaign.lists][:MAX_LISTS]
     query = select(Contact).where(Contact.opted_out_at.is_(None)).order_by(Contact.id)
     if list_ids:
@@ -156,6 +163,16 @@ def campaign_sample(session: Session, campaign: Campaign, body: str, limit: int)
         query = query.where(Contact.id.in_(members))
     contact = session.scalars(query.limit(1)).first()
     return _rendered(body, contact, contact.id, limit) if contact is not None else None
+
+
+def segment_first_ids(session: Session, segment_id: int, n: int) -> list[int]:
+    """The first `n` contacts (by id) a launch to the segment would reach now."""
+    segment = session.get(Segment, segment_id)
+    if segment is None:
+        return []
+    first = segment_sql.reachable(segment.terms, utcnow()).order_by(Contact.id).limit(n)
+    found: Any = session.execute(first)  # rows of (id, phone)
+    return [row[0] for row in found]
 
 
 def _rendered(body: str, contact: Contact, seed: int, limit: int) -> Sample:

@@ -40,7 +40,7 @@ from ..campaigns.cloud_template import part
 from ..campaigns.media import find_media
 from ..campaigns.queries import campaigns_newest_first
 from ..campaigns.render_budget import limit_for
-from ..campaigns.samples import campaign_sample
+from ..campaigns.samples import campaign_sample, segment_first_ids
 from ..campaigns.wa_format import to_html
 from ..contacts import lists
 from ..dispatch.hearing import settled_count
@@ -266,7 +266,14 @@ def _render_detail(campaign_id: int, test: FormState) -> str:
             "recipients": recipients,
             "opted_out": opted_out,
             "preview": message_templates.preview(
-                session, body, list_ids, limit=limit_for(media.mime_type if media else None)
+                session,
+                body,
+                list_ids,
+                limit=limit_for(media.mime_type if media else None),
+                # A segment's first recipients, not the first contacts of all.
+                chosen=segment_first_ids(session, campaign.segment_id, 3)
+                if campaign.segment_id is not None
+                else None,
             )
             if body.strip()
             else None,
