@@ -85,6 +85,11 @@ def test_build_a_segment_with_a_live_count_then_retarget(browser, artifacts, tmp
             second.get_by_label("Value").fill("lots")
             expect(second.get_by_test_id("condition-error")).to_contain_text("number")
             expect(count).to_be_hidden()
+            expect(sample).to_be_hidden()  # no stale names beside an unfinished condition
+            expect(page.get_by_test_id("segment-count-error")).to_have_text(
+                re.compile(r"^\s*Condition 2: “Due Amount” needs a number\.\s*$")
+            )
+            page.screenshot(path=str(artifacts / "segment-builder-unfinished.png"))
             second.get_by_label("Value").fill("650")
             expect(count.locator("[data-count]")).to_have_text("2")
 

@@ -168,6 +168,7 @@
 
   function showCount(answer) {
     live.querySelector('[data-testid="segment-count"]').hidden = false;
+    live.querySelector("[data-sample-box]").hidden = false;
     live.querySelector("[data-live-error]").hidden = true;
     live.querySelector("[data-count]").textContent = answer.text;
     live.querySelector("[data-count-noun]").textContent = answer.count === 1 ? "contact" : "contacts";
@@ -199,6 +200,7 @@
 
   function showProblem(text) {
     live.querySelector('[data-testid="segment-count"]').hidden = true;
+    live.querySelector("[data-sample-box]").hidden = true;
     const box = live.querySelector("[data-live-error]");
     box.querySelector("[data-live-error-text]").textContent = text;
     box.hidden = false;
@@ -227,7 +229,7 @@
       const row = answer.row === null || answer.row === undefined ? null : rows()[answer.row];
       if (row) {
         showError(row, answer.error, answer.part);
-        showProblem(`Condition ${answer.row + 1}: ${answer.error}`);
+        showProblem(answer.error);
       } else {
         showProblem(answer.error);
       }
