@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import subprocess
 import time
@@ -18,25 +17,14 @@ from ..support import WABULK, run_wabulk, wabulk_env
 SHEET = "Mobile,Name,City\n9876543210,Asha,Pune\n9876543211,Ravi,Delhi\n+1 415 555 2671,Maria,SF\n"
 
 
-@pytest.fixture(scope="module")
-def imported(tmp_path_factory):
-    """An instance migrated and given the VIP list through the command line, once a module:
-    two `wabulk` processes for each of nine tests were a third of the file's time."""
-    folder = tmp_path_factory.mktemp("cli-campaigns")
-    path = folder / "instance"
+@pytest.fixture
+def instance(tmp_path):
+    path = tmp_path / "instance"
     assert run_wabulk(path, "db", "upgrade").returncode == 0
-    sheet = folder / "customers.csv"
+    sheet = tmp_path / "customers.csv"
     sheet.write_text(SHEET)
     result = run_wabulk(path, "contacts", "import", str(sheet), "--list", "VIP", "--country", "IN")
     assert result.returncode == 0, result.stderr
-    return path
-
-
-@pytest.fixture
-def instance(imported, tmp_path):
-    """A copy of the imported instance (no process has it open), for this test alone."""
-    path = tmp_path / "instance"
-    shutil.copytree(imported, path)
     return path
 
 
