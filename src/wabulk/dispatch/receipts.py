@@ -88,10 +88,11 @@ def store_receipt(session: Session, sender_id: int, body: bytes, now: datetime) 
 def _store_polling(session: Session, sql: str, params: tuple[Any, ...]) -> bool:
     """Insert on SQLite, asking for its one write lock every millisecond.
 
-    SQLite's own busy handler waits 1, 2, 5 … then 100 ms between tries, so a POST that
-    waits behind the worker's transactions sleeps in 100 ms steps and can miss every gap
-    between them: answers took up to a second under a storm. Asking every millisecond
-    finds the gap the worker leaves after each delivery (see `process_receipts`).
+    Writers of this process queue for the lock in turn (`db.WriteGate`); this is for the
+    lock held by another process (a `wabulk worker` beside `wabulk serve`). SQLite's own
+    busy handler waits 1, 2, 5 … then 100 ms between tries, so a POST waiting behind that
+    process's transactions would sleep in 100 ms steps and could miss every gap between
+    them. Asking every millisecond finds the gap.
     """
     return write_polling(
         session, lambda: bool(session.connection().exec_driver_sql(sql, params).rowcount)
@@ -246,8 +247,8 @@ def process_receipts(db: Database, now: datetime | None = None, limit: int = 50)
             break
         done += applied
         if sqlite_file and _waiting.is_set():
-            # A POST of this process is waiting to store its delivery (it asks every
-            # millisecond, see store_receipt): leave the write lock free a moment.
+            # A POST found the lock held by another process's writer (this process's own
+            # take turns, db.WriteGate) and asks every millisecond: leave it free a moment.
             _waiting.clear()
             time.sleep(PAUSE)
     return done
