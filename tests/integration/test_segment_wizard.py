@@ -92,6 +92,11 @@ def test_a_campaign_to_a_segment_launches_to_exactly_its_contacts(dual) -> None:
         "lists": 0,
     }
 
+    plan = client.get(
+        f"/campaigns/plan.json?audience=segment&segment_id={seg_id}&sender_ids={sender}"
+    ).get_json()
+    assert plan["recipients"] == 3 and "3 message" in plan["estimate"]
+
     response = _post(
         client,
         "/campaigns/new",
