@@ -158,6 +158,7 @@ def test_in_customers_local_time_each_zone_gets_its_own_ten_oclock(migrated_db) 
         "America/New_York": datetime(2027, 1, 1, 15, 0, tzinfo=UTC),
         None: datetime(2027, 1, 1, 9, 0, tzinfo=UTC),  # the owner's 10:00 in Berlin
     }
+    assert "The recurring campaign 'Monthly' launched" in " ".join(_texts(db, run_id))
 
 
 def test_a_late_run_never_gives_a_zone_a_time_already_past(migrated_db) -> None:

@@ -28,7 +28,7 @@ from functools import lru_cache
 from typing import Any, cast
 from zoneinfo import available_timezones
 
-from sqlalchemy import Select, Table, or_, select, update
+from sqlalchemy import Select, Table, func, or_, select, update
 from sqlalchemy.orm import Session, object_session
 
 from .. import events
@@ -38,6 +38,7 @@ from ..models import (
     Campaign,
     CampaignStatus,
     Contact,
+    Event,
     EventLevel,
     Message,
     Recurrence,
@@ -520,13 +521,16 @@ def _place_unzoned(session: Session, run_id: int, due: datetime) -> None:
 
 def _rename_launcher(session: Session, run_id: int, series_name: str) -> None:
     """The launch's own log line names its actor, none here: the series launched it."""
-    for obj in session.new:
-        if getattr(obj, "campaign_id", None) == run_id and getattr(obj, "kind", "") == (
-            "campaign.launched"
-        ):
-            obj.text = obj.text.replace(
-                events.actor_name(None), f"The recurring campaign {series_name!r}", 1
+    session.execute(
+        update(Event)
+        .where(Event.campaign_id == run_id, Event.kind == "campaign.launched")
+        .values(
+            text=func.replace(
+                Event.text, events.actor_name(None), f"The recurring campaign {series_name!r}"
             )
+        )
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _end(session: Session, series: Recurrence, now: datetime) -> None:
@@ -553,8 +557,6 @@ def _record(
 
 
 def series_events(series: Recurrence, limit: int = 20) -> Select[Any]:
-    from ..models import Event
-
     return (
         select(Event)
         .where(Event.campaign_id == series.model_campaign_id, Event.kind.like("recurrence.%"))
