@@ -110,6 +110,11 @@ def test_build_a_segment_with_a_live_count_then_retarget(browser, artifacts, tmp
             expect(page.get_by_test_id("segment-choice")).to_contain_text("Did not read")
             expect(page.get_by_test_id("audience")).to_contain_text("1 recipient(s) now")
             expect(page.locator("[data-audience-lists]")).to_be_hidden()
+            # The live preview is for the segment's own people: the one who did not read.
+            page.locator("#body").fill("Hello {{ name }}, still thinking about Diwali?")
+            preview = page.locator(".preview-panel")
+            expect(preview).to_contain_text("Hello Person 1, still thinking about Diwali?")
+            expect(preview).not_to_contain_text("Person 0")
             page.evaluate("window.scrollTo(0, 0)")
             page.screenshot(path=str(artifacts / "wizard-segment.png"), full_page=True)
             assert problems == []

@@ -92,6 +92,16 @@ def test_a_campaign_to_a_segment_launches_to_exactly_its_contacts(dual) -> None:
         "lists": 0,
     }
 
+    token = csrf_from(page)
+    preview = client.post(
+        "/templates/preview.json",
+        data={"body": "Due: {{ due_amount }}", "segment_id": str(seg_id)},
+        headers={"X-CSRFToken": token},
+    ).get_json()
+    # The segment's own first recipients (dues 300, 400, 500), checked among its own.
+    assert [s["text"] for s in preview["samples"]] == ["Due: 300", "Due: 400", "Due: 500"]
+    assert preview["checked"] == 3
+
     plan = client.get(
         f"/campaigns/plan.json?audience=segment&segment_id={seg_id}&sender_ids={sender}"
     ).get_json()

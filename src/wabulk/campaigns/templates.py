@@ -235,12 +235,14 @@ def preview(
     check: int = 500,
     limit: int = TEXT_LIMIT,
     chosen: list[int] | None = None,
+    among: list[int] | None = None,
 ) -> Preview:
     """The message as real recipients of the chosen lists would get it.
 
     - Renders the first `samples` recipients (or the contacts `chosen`, at most `samples`
       of them: a search or a random pick), and counts over the first `check` which
       placeholders would be empty, so a sheet with a missing column is noticed before launch.
+    - `among`: the recipients as ids instead of the lists' members (a segment's first ones).
     - A placeholder no contact has is an error, with the closest field as a suggestion.
     - Each sample has the budget a sent message has, and `limit` is WhatsApp's length for
       it (`CAPTION_LIMIT` with a photo or video): a body the dispatcher would refuse is
@@ -254,7 +256,9 @@ def preview(
     except TemplateError as exc:
         return Preview([], [], str(exc), 0, [])
     query = select(Contact).where(Contact.opted_out_at.is_(None)).order_by(Contact.id)
-    if list_ids:
+    if among is not None:
+        query = query.where(Contact.id.in_(among[:check]))
+    elif list_ids:
         members = select(list_members.c.contact_id).where(list_members.c.list_id.in_(list_ids))
         query = query.where(Contact.id.in_(members))
     people = list(session.scalars(query.limit(check)))

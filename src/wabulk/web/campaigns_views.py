@@ -271,7 +271,7 @@ def _render_detail(campaign_id: int, test: FormState) -> str:
                 list_ids,
                 limit=limit_for(media.mime_type if media else None),
                 # A segment's first recipients, not the first contacts of all.
-                chosen=segment_first_ids(session, campaign.segment_id, 3)
+                among=segment_first_ids(session, campaign.segment_id, 500)
                 if campaign.segment_id is not None
                 else None,
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 from flask import (
@@ -152,7 +153,7 @@ def preview() -> Response:
     - `media_id` (else the saved template's attachment): a photo or video carries the text
       as a caption, so the preview holds it to WhatsApp's caption length.
     - `contact_ids` (a search's choice) or `random=1` show those customers instead of the
-      first ones of the lists.
+      first ones of the lists; `segment_id` (the wizard's audience) its first recipients.
     """
     session = db_session()
     body = request.form.get("body", "")
@@ -167,13 +168,20 @@ def preview() -> Response:
     limit = limit_for(media.mime_type if media else None)
     list_ids = ids("list_ids")
     chosen = id_values(request.form.getlist("contact_ids"))[:SAMPLES] or None
-    if chosen is None and request.form.get("random"):
+    segment_id = request.form.get("segment_id", type=id_value)
+    among = samples.segment_first_ids(session, segment_id, CHECKED) if segment_id else None
+    if chosen is None and request.form.get("random") and among is not None:
+        chosen = random.sample(among, min(SAMPLES, len(among))) or None  # of the segment's
+    elif chosen is None and request.form.get("random"):
         chosen = samples.random_contacts(session, list_ids[:100], SAMPLES) or None
-    pv = service.preview(session, body, list_ids, samples=SAMPLES, limit=limit, chosen=chosen)
+    pv = service.preview(
+        session, body, list_ids, samples=SAMPLES, limit=limit, chosen=chosen, among=among
+    )
     return jsonify(_preview_json(pv) | {"attachment": _attachment_json(media)})
 
 
 SAMPLES = 3  # customers a preview shows
+CHECKED = 500  # a segment's first recipients whose fields a preview checks (as for lists)
 
 
 @bp.get("/sample-contacts.json")

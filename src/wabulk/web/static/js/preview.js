@@ -163,6 +163,12 @@
   let chosen = { mode: "first", ids: [] };  // which customers the preview is for
   let uploadedImage = null;  // a photo chosen but not saved yet, as a data: URL
 
+  // The campaign wizard's audience may be a segment instead of lists: the preview is then
+  // for the segment's first recipients.
+  const segment = document.getElementById("segment_id");
+  const audienceKinds = Array.from(document.querySelectorAll("input[name=audience]"));
+  const toSegment = () => audienceKinds.some((r) => r.checked && r.value === "segment");
+
   function chosenLists() {
     return Array.from(document.querySelectorAll(panel.dataset.listsSource))
       .filter((el) => (el.type === "checkbox" ? el.checked : true))
@@ -312,7 +318,11 @@
       data.append("body", body ? body.value : "");
     }
     if (mediaId && mediaId.value && !(removeMedia && removeMedia.checked)) data.append("media_id", mediaId.value);
-    chosenLists().forEach((id) => data.append("list_ids", id));
+    if (segment && toSegment()) {
+      if (segment.value) data.append("segment_id", segment.value);
+    } else {
+      chosenLists().forEach((id) => data.append("list_ids", id));
+    }
     if (chosen.mode === "random") data.append("random", "1");
     chosen.ids.forEach((id) => data.append("contact_ids", id));
     statusLine.textContent = "Updating…";
@@ -339,6 +349,9 @@
   if (body) body.addEventListener("input", () => later());
   if (template) template.addEventListener("change", () => later(0));
   if (whatsapp) whatsapp.addEventListener("change", () => later(0));
+  [segment, ...audienceKinds].forEach((el) => {
+    if (el) el.addEventListener("change", () => later(0));
+  });
   document.querySelectorAll(panel.dataset.listsSource).forEach((el) => {
     el.addEventListener("change", () => later(0));
   });
