@@ -28,8 +28,8 @@ from . import (  # noqa: F401
     replies,
     segments,
     senders,
-    steps,
     sheet,
+    steps,
     templates,
     webhooks,
 )
