@@ -398,7 +398,10 @@ def explain(db: Any, info: dict[str, Any], now: datetime) -> None:
     with db.sessionmaker() as session:
         for key in SEGMENTS:
             terms = session.get(Segment, info["segments"][key]).terms
-            stmt = select(func.count()).select_from(compiled.reachable(terms, now).subquery())
+            # The very query segments.service.count runs.
+            ids = compiled.reachable_columns(terms, now, compiled.contacts.c.id)
+            counted = ids.limit(CAP + 1).subquery()
+            stmt = select(func.count()).select_from(counted)
             sql = str(stmt.compile(db.engine, compile_kwargs={"literal_binds": True}))
             print(f"\n-- {key}: {sql}")
             for row in session.connection().exec_driver_sql(prefix + sql):
