@@ -22,7 +22,7 @@ from werkzeug.routing import Rule
 
 from wabulk.auth import service as users
 from wabulk.auth import tokens
-from wabulk.campaigns import followups, lifecycle
+from wabulk.campaigns import followups, lifecycle, recurrence
 from wabulk.campaigns.followups import StepInput
 from wabulk.campaigns.service import DraftInput, save_draft
 from wabulk.campaigns.templates import CloudChoice, create_template
@@ -208,6 +208,11 @@ def seed(db: Database, instance: Path) -> Seeded:
         out.ids["position"] = [1]
         lifecycle.launch(session, admin, paused)
         lifecycle.pause(session, admin, paused)
+        # A recurring series: its model draft and its page.
+        monthly = recurrence.RuleInput("monthly", day_of_month=1, name="Dues reminder")
+        out.ids["recurrence_id"] = [
+            recurrence.create(session, admin, campaign("Dues reminder"), monthly).id
+        ]
         cancelled = campaign("Old offer")
         lifecycle.launch(session, admin, cancelled)
         lifecycle.cancel(session, admin, cancelled)
