@@ -387,3 +387,22 @@ def test_terms_read_as_one_sentence_and_the_builder_offers_each_field(migrated_d
         assert [op["value"] for op in choices["attribute"]["ops"]] == list(terms.ATTRIBUTE_OPS)
         keys = {k["value"]: k["label"] for k in choices["attribute"]["keys"]}
         assert keys.get("due_amount") == "Due Amount"
+
+
+def test_a_copy_of_a_segment_campaign_keeps_its_segment(migrated_db) -> None:
+    # A copy used to lose the segment: its page said nobody, and repeating it was refused
+    # with "Choose at least one list to send to."
+    world = build(migrated_db)
+    raw = {
+        "match": "all",
+        "conditions": [{"field": "attribute", "key": "city", "op": "eq", "value": "pune"}],
+    }
+    want = expected(world, terms.validate(raw))
+    segment_id, campaign_id = _segment_campaign(migrated_db, raw)
+    with migrated_db.session() as session:
+        lifecycle.launch(session, None, campaign_id, now=NOW)
+    with migrated_db.session() as session:
+        copy = lifecycle.duplicate(session, None, campaign_id)
+        assert copy.segment_id == segment_id
+        assert copy.audience_terms is None  # worked out again at its own launch
+        assert recipient_count(session, copy)[0] == len(want)

@@ -420,6 +420,9 @@ def duplicate(session: Session, actor: User | None, campaign_id: int) -> Campaig
         pacing=dict(source.pacing or {}),
         max_attempts=source.max_attempts,
         text_before_document=source.text_before_document,
+        # The segment itself, worked out again at the copy's launch (not the terms
+        # frozen at the source's launch): without it a copy had no audience at all.
+        segment_id=source.segment_id,
         created_by_id=actor.id if actor else None,
     )
     copy.lists = list(source.lists)
