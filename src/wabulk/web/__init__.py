@@ -10,7 +10,7 @@ from .api import bp as api_bp
 from .api import docs_bp as api_docs_bp
 from .auth_views import bp as auth_bp
 from .campaign_sheet_views import bp as campaign_sheet_bp
-from .campaigns_views import bp as campaigns_bp
+from .campaigns import bp as campaigns_bp
 from .contacts_views import bp as contacts_bp
 from .demo_views import bp as demo_bp
 from .followups import bp as followups_bp

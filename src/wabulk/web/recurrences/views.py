@@ -2,7 +2,7 @@
 pause / resume / stop. The rules are in `campaigns/recurrence.py`; this is only the HTTP.
 
 The campaign pages show where a campaign stands in a series through template globals
-(`series_of`, `recurring_series`), so campaigns_views stays as it is.
+(`series_of`, `recurring_series`), so the campaign pages (web/campaigns/) stay as they are.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """Retargeting from a campaign's page: "new campaign to those who did not read", and the
-segment words the campaign pages show (template globals, so campaigns_views stays as is).
+segment words the campaign pages show (template globals, so the campaign pages in
+web/campaigns/ stay as they are).
 
 - A button makes (or reuses) the outcome's segment and opens the wizard with it chosen.
 - Buttons show only after launch, with their count, and only where the count is not zero.
