@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from python_calamine import CalamineWorkbook
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from tests.campaigns_support import make_campaign, make_sender
 from tests.importing import import_file
@@ -22,7 +22,7 @@ from tests.sheet_files import write_csv, write_xls, write_xlsx
 from wabulk.campaigns import sheet_results
 from wabulk.db import Database
 from wabulk.errors import Conflict, ValidationError
-from wabulk.models import Contact, Import, Inbound, Message, MessageStatus
+from wabulk.models import Contact, Import, Inbound, Message, MessageStatus, list_members
 
 T0 = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
 IST = "Asia/Kolkata"
@@ -290,9 +290,21 @@ def test_a_segment_of_one_list_finds_its_sheet_and_a_wider_one_says_why(
         campaign.audience_terms = {"match": "all", "conditions": [in_list, country]}
         choice = sheet_results.sheets_for(session, campaign, instance)
         assert [s.import_id for s in choice.sheets] == [import_id]
-        campaign.audience_terms = {"match": "any", "conditions": [in_list, country]}
+        # Wider than one list, or on columns only ("City is Pune"): the imported lists that
+        # hold any of its recipients are offered (this one's recipients all came from it).
+        for wider in (
+            {"match": "any", "conditions": [in_list, country]},
+            {"match": "all", "conditions": [country]},
+        ):
+            campaign.audience_terms = wider
+            choice = sheet_results.sheets_for(session, campaign, instance)
+            assert [s.import_id for s in choice.sheets] == [import_id]
+        # Recipients in no imported list: said plainly.
+        session.execute(delete(list_members).where(list_members.c.list_id == list_id))
         choice = sheet_results.sheets_for(session, campaign, instance)
-        assert choice.sheets == [] and "segment that is not one list" in (choice.reason or "")
+        assert choice.sheets == [] and "in a list filled from an imported sheet" in (
+            choice.reason or ""
+        )
         session.rollback()
 
 

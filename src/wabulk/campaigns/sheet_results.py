@@ -2,7 +2,8 @@
 
 - The sheet is the stored upload of the contacts import that filled the campaign's list
   (`sheets_for`): several such imports are each offered by name and date; a segment counts
-  when its terms are one list and nothing that widens it.
+  when its terms are one list and nothing that widens it, and otherwise offers the
+  imported lists that hold any of its recipients.
 - It is re-read with the import's own readers (`open_sheet`: the same tab, the same header
   row, the same bounds) and written back in its format: CSV as CSV with its delimiter
   (UTF-8 with a byte-order mark, for Excel), every workbook as XLSX. Every original row and
@@ -31,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
 from ..analytics.failures import is_provider_code, provider_label
@@ -54,6 +55,7 @@ from ..models import (
     Message,
     MessageStatus,
     Segment,
+    list_members,
 )
 from ..zones import zone
 from .report import XLSX_MIME
@@ -136,13 +138,52 @@ def _audience_lists(session: Session, campaign: Campaign) -> tuple[list[int], st
             segment = session.get(Segment, campaign.segment_id)
             terms = segment.terms if segment else None
         list_id = _one_list_of(terms)
-        if list_id is None:
+        if list_id is not None:
+            return [list_id], None
+        # A segment on columns ("City is Pune"), not on a list: the imported lists that
+        # hold any of its recipients, each offered by name (the issue's "done when").
+        found = _recipients_lists(session, campaign.id)
+        if not found:
             return [], (
-                "This campaign's audience is a segment that is not one list, so there is no "
-                "single sheet to fill in. The report has every recipient."
+                "None of this campaign's recipients is in a list filled from an imported "
+                "sheet, so there is no sheet to fill in. The report has every recipient."
             )
-        return [list_id], None
+        return found, None
     return [lst.id for lst in campaign.lists], None
+
+
+MAX_SHEET_LISTS = 10  # imported lists probed for a segment's recipients, newest first
+
+
+def _recipients_lists(session: Session, campaign_id: int) -> list[int]:
+    """The newest imported lists holding at least one of the campaign's recipients: one
+    EXISTS per list (contact_list_members' key, then messages' unique (campaign, contact)),
+    never a walk over every message."""
+    candidates = session.scalars(
+        select(Import.list_id)
+        .where(
+            Import.list_id.is_not(None),
+            Import.kind == ImportKind.CONTACTS,
+            Import.status == ImportStatus.COMPLETED,
+        )
+        .group_by(Import.list_id)
+        .order_by(func.max(Import.id).desc())
+        .limit(MAX_SHEET_LISTS)
+    ).all()
+    return [
+        list_id
+        for list_id in candidates
+        if list_id is not None
+        and session.scalar(
+            select(
+                exists().where(
+                    list_members.c.list_id == list_id,
+                    Message.campaign_id == campaign_id,
+                    Message.contact_id == list_members.c.contact_id,
+                )
+            )
+        )
+    ]
 
 
 def sheets_for(session: Session, campaign: Campaign, instance_path: Path) -> Choice:
