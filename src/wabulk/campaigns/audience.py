@@ -7,8 +7,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, case, func, insert, literal, select
+from sqlalchemy import Select, case, exists, func, insert, literal, select, true
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from ..models import Campaign, Contact, Message, MessageStatus, list_members, utcnow
 from ..segments import compile as segment_sql
@@ -62,6 +63,36 @@ def opted_out_count(session: Session, list_ids: Sequence[int]) -> int:
             .where(contacts.c.opted_out_at.is_not(None))
         )
         or 0
+    )
+
+
+def of(
+    list_ids: Sequence[int], terms: dict[str, Any] | None, now: datetime
+) -> Select[tuple[int, str]] | None:
+    """(contact id, phone) of an audience chosen as lists or as a segment's terms (the
+    segment wins), evaluated at `now`; None when nothing is chosen. What the wizard and the
+    launch both mean by "the audience"."""
+    if terms is not None:
+        return segment_sql.reachable(terms, now)
+    return audience(list_ids) if list_ids else None
+
+
+def condition(
+    list_ids: Sequence[int], terms: dict[str, Any] | None, now: datetime
+) -> ColumnElement[bool] | None:
+    """The same audience as a WHERE on a `contacts` row already in the query (for queries
+    that start elsewhere, e.g. from recent messages): a list membership probed by its
+    primary key (list_id, contact_id), or the segment's conditions. None when nothing is
+    chosen. Leaving out opted-out contacts and numbers not on WhatsApp is the caller's."""
+    if terms is not None:
+        clause = segment_sql.condition(terms, now)
+        return clause if clause is not None else true()
+    if not list_ids:
+        return None
+    return exists(
+        select(list_members.c.contact_id).where(
+            list_members.c.list_id.in_(list_ids), list_members.c.contact_id == contacts.c.id
+        )
     )
 
 

@@ -9,12 +9,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import Select, exists, func, select
 from sqlalchemy.orm import Session
 
 from ..errors import ValidationError
 from ..models import CloudTemplate, Inbound, Media, Sender, Template
-from . import audience
 from .cloud_template import (
     APPROVED,
     WINDOW,
@@ -23,6 +22,9 @@ from .cloud_template import (
     snapshot,
     validate_mapping,
 )
+
+# The wizard's 24-hour window note counts an audience up to this many.
+AUDIENCE_CAP = 100_000
 
 
 def synced(session: Session, sender_id: int, name: str, language: str) -> CloudTemplate | None:
@@ -111,18 +113,31 @@ def _words_only(session: Session, template: Template, media_id: int | None) -> d
 
 
 def window_open_count(
-    session: Session, list_ids: Sequence[int], sender_ids: Sequence[int], now: datetime
+    session: Session,
+    people: Select[tuple[int, str]] | None,
+    sender_ids: Sequence[int],
+    now: datetime,
 ) -> int:
-    """Recipients of the lists who wrote to one of the senders within the last 24 hours."""
-    if not list_ids or not sender_ids:
+    """Of an audience (`people`: (contact id, phone), audience.of: lists or a segment),
+    those who wrote to one of the senders within the last 24 hours."""
+    if people is None or not sender_ids:
         return 0
-    people = audience.audience(list_ids).subquery()
+    chosen = people.subquery()
     recent = exists().where(
-        Inbound.contact_id == people.c.id,
+        Inbound.contact_id == chosen.c.id,
         Inbound.sender_id.in_(list(sender_ids)),
         Inbound.received_at >= now - WINDOW,
     )
-    return session.scalar(select(func.count()).select_from(people).where(recent)) or 0
+    return session.scalar(select(func.count()).select_from(chosen).where(recent)) or 0
+
+
+def audience_size(session: Session, people: Select[tuple[int, str]] | None) -> tuple[int, bool]:
+    """(how many, whether the count stopped at AUDIENCE_CAP): a segment of a million is
+    not counted to its end for a sentence in the wizard."""
+    if people is None:
+        return 0, False
+    n = session.scalar(select(func.count()).select_from(people.limit(AUDIENCE_CAP + 1).subquery()))
+    return (AUDIENCE_CAP, True) if (n or 0) > AUDIENCE_CAP else (n or 0, False)
 
 
 @dataclass(frozen=True)
@@ -137,24 +152,26 @@ def wizard_notes(
     session: Session,
     template: Template | None,
     senders: Sequence[Sender],
-    list_ids: Sequence[int],
+    people: Select[tuple[int, str]] | None,
     now: datetime,
     media_id: int | None = None,
 ) -> list[Note]:
     """What the wizard says about Cloud API senders for this template and audience.
 
+    `people`: the audience chosen (audience.of: its lists or its segment; None: none yet).
     `media_id`: the campaign's own attachment, which replaces the template's.
     """
     cloud = cloud_senders(senders)
     if not cloud:
         return []
     if template is None:
-        total = audience.count(session, list_ids)
-        n = window_open_count(session, list_ids, [s.id for s in cloud], now)
+        total, capped = audience_size(session, people)
+        n = window_open_count(session, people, [s.id for s in cloud], now)
+        whole = f"more than {total:,}" if capped else f"{total:,}"
         return [
             Note(
                 "Only customers who wrote to you in the last 24 hours can get a free-form "
-                f"message; {n:,} of {total:,} in this audience. The others are skipped; "
+                f"message; {n:,} of {whole} in this audience. The others are skipped; "
                 "choose a template linked to an approved WhatsApp template to reach everyone."
             )
         ]

@@ -23,8 +23,9 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
-from ..models import Campaign, Channel, Contact, Message, Sender, SenderState, list_members
+from ..models import Campaign, Channel, Contact, Message, Sender, SenderState
 from ..senders import warmup
 from ..senders.pace import Pace
 from ..senders.service import WEB_PACING, sent_today
@@ -407,23 +408,24 @@ def recent_campaigns(since: datetime, exclude: int | None = None) -> Select[tupl
 
 
 def overlap_query(
-    list_ids: Sequence[int], campaign_ids: Sequence[int], since: datetime
+    who: ColumnElement[bool], campaign_ids: Sequence[int], since: datetime
 ) -> Select[tuple[int, str, int, datetime]]:
     """(campaign id, name, contacts, last sent) for these campaigns' messages sent since
-    `since` to the lists' reachable members, most overlap first.
+    `since` to the audience's reachable contacts, most overlap first.
 
+    - `who`: the audience as a condition on the message's contact (audience.condition):
+      its lists' membership or its segment's conditions.
     - The campaigns' messages come by ix_messages_campaign_id_status_next_attempt_at, the
       ids given as values so the planner sees how few campaigns they are (as a subquery it
       scanned every message); each is checked against the lists by the members' primary
-      key (list_id, contact_id). The work follows those campaigns' messages, not the size
-      of the lists or of the history (EXPLAIN on PostgreSQL at a million contacts: a bitmap
-      scan of the 350,000 recent messages and an index-only probe each).
+      key (list_id, contact_id); a segment's conditions are checked on the contact row
+      the same way (its memberships by their keys). The work follows those campaigns'
+      messages, not the size of the lists or of the history (EXPLAIN on PostgreSQL at a
+      million contacts, lists: a bitmap scan of the 350,000 recent messages and an
+      index-only probe each).
     - A contact in two lists counts once (a semi-join); one left out of the audience (opted
       out, not on WhatsApp) not at all.
     """
-    member = select(list_members.c.contact_id).where(
-        list_members.c.list_id.in_(list_ids), list_members.c.contact_id == Message.contact_id
-    )
     n = func.count()
     return (
         select(Campaign.id, Campaign.name, n, func.max(Message.sent_at))
@@ -434,7 +436,7 @@ def overlap_query(
             Message.sent_at >= since,
             Contact.opted_out_at.is_(None),
             Contact.not_on_whatsapp_at.is_(None),
-            member.exists(),
+            who,
         )
         .group_by(Campaign.id, Campaign.name)
         .order_by(n.desc(), Campaign.id.desc())
@@ -443,14 +445,17 @@ def overlap_query(
 
 
 def recent_overlaps(
-    session: Session, list_ids: Sequence[int], now: datetime, exclude: int | None = None
+    session: Session, who: ColumnElement[bool] | None, now: datetime, exclude: int | None = None
 ) -> list[Overlap]:
-    """The campaigns that sent to this audience in the last 7 days, most overlap first."""
+    """The campaigns that sent to this audience (`who`: audience.condition; None: none
+    chosen) in the last 7 days, most overlap first."""
     since = now - RECENT
-    campaign_ids = list(session.scalars(recent_campaigns(since, exclude))) if list_ids else []
-    if not campaign_ids:
+    campaign_ids = (
+        list(session.scalars(recent_campaigns(since, exclude))) if who is not None else []
+    )
+    if who is None or not campaign_ids:
         return []
-    rows = session.execute(overlap_query(list_ids, campaign_ids, since))
+    rows = session.execute(overlap_query(who, campaign_ids, since))
     return [Overlap(cid, name, int(count), last) for cid, name, count, last in rows]
 
 

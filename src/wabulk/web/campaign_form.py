@@ -187,6 +187,12 @@ def segment_recipients(session: Session, segment_id: int | None) -> tuple[int, b
     return segments.count(session, seg.terms)
 
 
+def segment_terms(session: Session, segment_id: int | None) -> dict[str, Any] | None:
+    """The chosen segment's conditions (None: no segment, or one that is gone)."""
+    seg = session.get(Segment, segment_id) if segment_id is not None else None
+    return dict(seg.terms or {}) if seg is not None else None
+
+
 def segment_opted_out(session: Session, segment_id: int | None) -> int:
     """Contacts matching the segment who opted out (left out; said beside the count)."""
     seg = session.get(Segment, segment_id) if segment_id is not None else None
@@ -264,6 +270,7 @@ def wizard_context(session: Session, state: FormState) -> dict[str, Any]:
             [s.id for s in chosen],
             list_ids,
             state.get("media_id", None),
+            segment_id,
         ),
     }
 
@@ -311,7 +318,14 @@ def wizard_plan(
         "estimate": None,
         "warnings": [],
         "overlap": outlook.overlap_texts(
-            outlook.recent_overlaps(session, list_ids, now), recipients, now, tz
+            outlook.recent_overlaps(
+                session,
+                audience.condition(list_ids, segment_terms(session, segment_id), now),
+                now,
+            ),
+            recipients,
+            now,
+            tz,
         )
         if recipients
         else [],
@@ -348,12 +362,17 @@ def cloud_notes(
     sender_ids: list[int],
     list_ids: list[int],
     media_id: int | None = None,
+    segment_id: int | None = None,
 ) -> list[cloud_launch.Note]:
     """What the wizard says when a chosen sender is a Cloud API sender: the template it
-    needs, or how many of the audience a one-off message can reach (24-hour window)."""
+    needs, or how many of the audience (its lists, or its segment when one is chosen) a
+    one-off message can reach (24-hour window)."""
     senders = [s for s in (session.get(Sender, i) for i in sender_ids) if s is not None]
     template = session.get(Template, template_id) if template_id is not None else None
-    return cloud_launch.wizard_notes(session, template, senders, list_ids, utcnow(), media_id)
+    now = utcnow()
+    terms = segment_terms(session, segment_id)
+    people = audience.of([] if segment_id is not None else list_ids, terms, now)
+    return cloud_launch.wizard_notes(session, template, senders, people, now, media_id)
 
 
 def is_document(media: Media | None) -> bool:

@@ -235,6 +235,13 @@ def cloud_notes() -> Response:
         id_values(request.args.getlist("sender_ids"))[:100],
         id_values(request.args.getlist("list_ids"))[:1000],
         request.args.get("media_id", type=id_value),
+        # A segment audience (the wizard's "A segment"): counted instead of the lists.
+        campaign_form.chosen_segment(
+            {
+                "audience": request.args.get("audience", "")[:20],
+                "segment_id": request.args.get("segment_id", "")[:20],
+            }
+        ),
     )
     return jsonify({"notes": [{"text": n.text, "blocking": n.blocking} for n in notes]})
 

@@ -1,6 +1,6 @@
 // Campaign wizard, Cloud API senders: what they need (an approved WhatsApp template) or how
 // many of the audience a one-off message reaches (24-hour window), said again as the
-// template, the senders, the lists or the attachment change.
+// template, the senders, the audience (lists or a segment) or the attachment change.
 "use strict";
 
 (() => {
@@ -33,7 +33,13 @@
     const query = new URLSearchParams();
     if (template && template.value) query.append("template_id", template.value);
     checked("sender_ids").forEach((id) => query.append("sender_ids", id));
-    checked("list_ids").forEach((id) => query.append("list_ids", id));
+    const segment = document.getElementById("segment_id");
+    if (checked("audience").includes("segment")) {
+      query.append("audience", "segment");
+      if (segment && segment.value) query.append("segment_id", segment.value);
+    } else {
+      checked("list_ids").forEach((id) => query.append("list_ids", id));
+    }
     if (kept && kept.value) query.append("media_id", kept.value);
     try {
       const response = await fetch(`${box.dataset.url}?${query}`, {
@@ -54,6 +60,6 @@
 
   form.addEventListener("change", (event) => {
     const name = event.target && event.target.name;
-    if (["template_id", "sender_ids", "list_ids", "remove_media"].includes(name)) later();
+    if (["template_id", "sender_ids", "list_ids", "audience", "segment_id", "remove_media"].includes(name)) later();
   });
 })();
