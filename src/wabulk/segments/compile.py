@@ -11,7 +11,8 @@ rendered the same way in a query and in the expression index that serves it (ind
 - `lower`: the text in lower case, for "is" (an index serves it) and "contains" (a scan).
 - `number`: the text as a number when it is one (commas and outer spaces ignored: "1,250"
   is 1250); NULL otherwise, so "abc" never errors and never compares. PostgreSQL casts only
-  after a regular expression said the text is a number; SQLite checks it with GLOB.
+  after a regular expression said the text is a number of at most 100 digits each side of
+  the point (a longer one would overflow NUMERIC); SQLite checks it with GLOB.
 - `date`: the first ten characters when the text starts like an ISO date ("2026-10-01" or
   "2026-10-01T00:00:00", what imports of XLSX dates store); NULL otherwise. ISO dates
   compare as text, so no date parsing happens in SQL.
@@ -87,7 +88,12 @@ def attribute_sql(dialect: str, column: str, key: str, kind: str) -> str:
             return f"lower({t})"
         if kind == "number":
             r = f"replace(btrim({t}), ',', '')"
-            return f"CASE WHEN {r} ~ '^-?[0-9]+([.][0-9]*)?$' THEN CAST({r} AS NUMERIC) END"
+            # Bounded digits: NUMERIC overflows past 16,383 after the point, and an
+            # index evaluates this on every write, so one long cell would fail imports.
+            return (
+                f"CASE WHEN {r} ~ '^-?[0-9]{{1,100}}([.][0-9]{{0,100}})?$' "
+                f"THEN CAST({r} AS NUMERIC) END"
+            )
         if kind == "date":
             return (
                 f"CASE WHEN btrim({t}) ~ '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}' "

@@ -35,9 +35,21 @@ PREFIX = "ix_seg_"
 LOCK_TIMEOUT = "5s"
 
 
-def index_name(key: str, kind: str) -> str:
-    digest = hashlib.sha256(f"{kind}:{key}".encode()).hexdigest()[:12]
+# A kind whose expression changed gets a new name, so IF NOT EXISTS builds the new one;
+# `ensure` drops the old name's index (PostgreSQL's old "number" one overflowed on a long
+# number cell and so failed that contact's write).
+VERSIONS = {"number": 2}
+
+
+def index_name(key: str, kind: str, version: int | None = None) -> str:
+    version = VERSIONS.get(kind, 1) if version is None else version
+    tag = kind if version == 1 else f"{kind}/{version}"
+    digest = hashlib.sha256(f"{tag}:{key}".encode()).hexdigest()[:12]
     return f"{PREFIX}{kind}_{digest}"
+
+
+def _older(key: str, kind: str) -> list[str]:
+    return [index_name(key, kind, v) for v in range(1, VERSIONS.get(kind, 1))]
 
 
 def existing(conn: Any) -> set[str]:
@@ -84,6 +96,13 @@ def ensure(engine: Engine, terms: dict[str, Any]) -> list[str]:
         have = existing(conn)
         for key, kind in wanted:
             name = index_name(key, kind)
+            for old in _older(key, kind):
+                if old in have:
+                    try:
+                        conn.execute(text(f"DROP INDEX IF EXISTS {old}"))
+                        have.discard(old)
+                    except Exception:
+                        log.warning("could not drop old segment index %s", old, exc_info=True)
             if name in have:
                 continue
             if len(have) >= MAX_INDEXES:

@@ -179,7 +179,21 @@ def _text(value: object, what: str = "needs a value.") -> str:
     text = " ".join(str(value).split())
     if not text:
         raise _Bad("value", what)
+    if not storable(text):
+        raise _Bad("value", "has a character that cannot be stored; type it again.")
     return text
+
+
+def storable(text: str) -> bool:
+    """False for a NUL (PostgreSQL text refuses it) or a lone surrogate (no UTF-8 for it),
+    both of which JSON can carry; either would fail the query, not the check."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _ids(value: object, what: str) -> list[int]:
@@ -191,7 +205,7 @@ def _ids(value: object, what: str) -> list[int]:
             raise _Bad("value", f"needs {what}s chosen from the offered ones.")
         try:
             n = int(v)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: JSON's Infinity
             raise _Bad("value", f"needs {what}s chosen from the offered ones.") from None
         if not 0 < n < 2**63:
             raise _Bad("value", f"needs {what}s chosen from the offered ones.")
@@ -206,7 +220,7 @@ def _number(value: object) -> int | float:
         value = value.strip().replace(",", "")
     try:
         n = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int of 400 digits
         raise _Bad("value", "needs a number.") from None
     if not math.isfinite(n) or abs(n) >= 1e15:
         raise _Bad("value", "needs a number.")
@@ -303,7 +317,7 @@ def _not_on_whatsapp(raw: dict[str, Any]) -> dict[str, Any]:
 def _outcome(raw: dict[str, Any]) -> dict[str, Any]:
     try:
         campaign_id = int(raw.get("campaign_id"))  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise _Bad("campaign_id", "needs a campaign chosen.") from None
     if not 0 < campaign_id < 2**63:
         raise _Bad("campaign_id", "needs a campaign chosen.")

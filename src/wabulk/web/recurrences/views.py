@@ -123,7 +123,7 @@ def _rule_input(values: dict[str, Any]) -> RuleInput:
     day_of_month = None
     if values["frequency"] == "monthly":
         raw = values["day_of_month"]
-        if not raw.isdigit():
+        if not (raw.isascii() and raw.isdigit()):  # "³" is a digit to isdigit, not to int
             raise ValidationError(
                 "Choose the day of the month, from 1 to 31.", field="day_of_month"
             )

@@ -111,7 +111,9 @@ def preview() -> tuple[Response, int] | Response:
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         return jsonify({"ok": False, "error": "Send the conditions as JSON."}), 400
-    where = [int(n) for n in (body.get("rows") or []) if isinstance(n, int)][:100]
+    numbers = body.get("rows")
+    numbers = numbers if isinstance(numbers, list) else []
+    where = [int(n) for n in numbers if isinstance(n, int)][:100]
     session = db_session()
     try:
         terms = segment_terms.validate(body.get("terms"))
