@@ -132,6 +132,10 @@ def campaign_sample(session: Session, campaign: Campaign, body: str, limit: int)
 
     - Launched: the first message already written for its recipient, word for word; else
       the first recipient's, rendered with that message's id (the text they will get).
+      "First" is by contact id, as for a draft: the launch's INSERT … SELECT gives message
+      ids in whatever order the database joined the audience (PostgreSQL's hash of list
+      members is not contact order), so the lowest message id names no particular customer.
+      The unique (campaign_id, contact_id) index serves this order as it would the id's.
     - A draft: the first subscribed contact of its lists, as the preview renders it.
     """
     if not body.strip():
@@ -142,7 +146,8 @@ def campaign_sample(session: Session, campaign: Campaign, body: str, limit: int)
         mine = select(Message.id, Message.body, Contact).join(
             Contact, Contact.id == Message.contact_id
         )
-        mine = mine.where(Message.campaign_id == campaign.id).order_by(Message.id).limit(1)
+        mine = mine.where(Message.campaign_id == campaign.id)
+        mine = mine.order_by(Message.contact_id).limit(1)
         row = session.execute(mine.where(Message.body.is_not(None))).first()
         row = row or session.execute(mine).first()
         if row is None:

@@ -177,14 +177,15 @@ def render_detail(campaign_id: int, test: FormState) -> str:
 
 def _whatsapp_template(session: Session, campaign: Campaign) -> dict[str, Any] | None:
     """The WhatsApp template a Cloud API campaign sends, with its words as one recipient got
-    them (the first message rendered), else the template's own body with its blanks."""
+    them (the first message rendered, by contact id as the message sample picks it), else
+    the template's own body with its blanks."""
     snapshot = campaign.cloud_template
     if not snapshot:
         return None
     words = session.scalar(
         select(Message.body)
         .where(Message.campaign_id == campaign.id, Message.body.is_not(None))
-        .order_by(Message.id)
+        .order_by(Message.contact_id)
         .limit(1)
     )
     body = part(snapshot.get("components") or [], "BODY") or {}
