@@ -202,3 +202,17 @@ def test_retarget_is_for_operators_after_launch(dual) -> None:
     assert 'data-testid="retarget"' not in operator.get(f"/campaigns/{draft}").get_data(
         as_text=True
     )
+
+
+def test_a_launched_campaign_with_nobody_to_retarget_says_so(dual) -> None:
+    # A rehearsal: sent, but no delivery, read, reply or failure yet: no button has anyone.
+    app, db = dual
+    campaign_id = make_campaign(db, [make_contacts(db, phones(2), "Few")], [make_sender(db)])
+    operator = signed_in(app, db, Role.OPERATOR)
+    page = operator.get(f"/campaigns/{campaign_id}").get_data(as_text=True)
+    assert 'data-testid="retarget"' not in page
+    assert 'data-testid="retarget-none"' in page
+    assert "Nobody to follow up with yet." in _flat(page)
+    viewer = signed_in(app, db, Role.VIEWER)
+    page = viewer.get(f"/campaigns/{campaign_id}").get_data(as_text=True)
+    assert 'data-testid="retarget-none"' not in page  # viewers get no retarget card at all
