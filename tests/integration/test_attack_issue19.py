@@ -284,3 +284,74 @@ def test_recurrence_form_refuses_bad_fields_with_a_message(dual, fields) -> None
         from wabulk.models import Recurrence
 
         assert session.scalar(select(func.count()).select_from(Recurrence)) == 0
+
+
+# --- follow-ups ----------------------------------------------------------------------
+
+
+def _followup_draft(db) -> int:  # type: ignore[no-untyped-def]
+    from tests.campaigns_support import make_campaign, make_sender
+
+    lst = make_contacts(db, phones(3), "Customers")
+    return make_campaign(db, [lst], [make_sender(db)], launch=False)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"days": "0", "hours": "0", "body": "hi"},
+        {"days": "-1", "hours": "0", "body": "hi"},
+        {"days": "999999", "hours": "0", "body": "hi"},
+        {"days": "1", "hours": "-30", "body": "hi"},
+        {"days": "²", "hours": "0", "body": "hi"},
+        {"days": "1", "hours": "0", "body": "a\x00b"},
+        {"days": "1", "hours": "0", "body": "hi", "condition": "frobnicate"},
+    ],
+    ids=["zero", "negative", "huge", "neg-hours", "superscript", "nul", "cond"],
+)
+def test_follow_up_form_refuses_bad_fields_with_a_message(dual, fields) -> None:
+    from wabulk.campaigns import followups
+
+    app, db = dual
+    draft = _followup_draft(db)
+    client = signed_in(app, db, Role.OPERATOR)
+    token = csrf_from(client.get(f"/campaigns/{draft}/followups/new").get_data(as_text=True))
+    data = {"csrf_token": token, "condition": "not_replied", "template_id": "", **fields}
+    answer = client.post(f"/campaigns/{draft}/followups/new", data=data)
+    assert answer.status_code in (200, 400), answer.status_code
+    with db.session() as session:
+        assert followups.steps_of(session, draft) == []
+
+
+def test_follow_up_api_refuses_nul_and_huge_delays(dual) -> None:
+    app, db = dual
+    draft = _followup_draft(db)
+    api = _api(app, db, Role.OPERATOR)
+    for step in (
+        {"delay_minutes": 60, "body": "a\x00b"},
+        {"delay_minutes": 2**70, "body": "hi"},
+        {"delay_minutes": 0, "body": "hi"},
+        {"delay_minutes": 60.5, "body": "hi"},
+    ):
+        status, _ = api("PUT", f"/campaigns/{draft}/steps", json={"steps": [step]})
+        assert 400 <= status < 500, (step, status)
+
+
+def test_text_is_matches_non_ascii_capitals_on_both_databases(dual, request) -> None:
+    """ "City is München" finds a contact imported as "MÜNCHEN": the value is lowered in
+    Python (Unicode) and the column by the database's lower()."""
+    _app, db = dual
+    if db.is_sqlite:
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=True,
+                reason="SQLite's built-in lower() folds only ASCII, so 'MÜNCHEN' lowers to "
+                "'mÜnchen' and never equals Python's 'münchen' (is / contains / name contains). "
+                "A fix needs a Unicode lower() registered on every connection, which the "
+                "expression indexes would then depend on (sqlite3 CLI could not write them).",
+            )
+        )
+    make_contacts(db, phones(1, "+9198711"), "Upper", attributes={"city": "MÜNCHEN"})
+    terms = {"conditions": [{"field": "attribute", "key": "city", "op": "eq", "value": "München"}]}
+    with db.session() as session:
+        assert segments.count(session, terms) == (1, False)

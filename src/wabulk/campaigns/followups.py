@@ -124,6 +124,11 @@ def _check_step(session: Session, i: int, raw: StepInput) -> StepInput:
             field=f"steps.{i}.condition",
         ) from None
     body = raw.body or ""
+    if "\x00" in body:  # a form can post one; PostgreSQL's text refuses it (a 500)
+        raise ValidationError(
+            f"{where}: the message has a character that cannot be sent; type it again.",
+            field=f"steps.{i}.body",
+        )
     if len(body) > BODY_MAX:
         raise ValidationError(
             f"{where}: a message can have at most {BODY_MAX:,} characters.",
