@@ -8,7 +8,7 @@ from __future__ import annotations
 import html
 import re
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from tests.analytics_support import signed_in
 from tests.campaigns_support import make_campaign, make_contacts, make_sender, phones
@@ -216,3 +216,8 @@ def test_a_launched_campaign_with_nobody_to_retarget_says_so(dual) -> None:
     viewer = signed_in(app, db, Role.VIEWER)
     page = viewer.get(f"/campaigns/{campaign_id}").get_data(as_text=True)
     assert 'data-testid="retarget-none"' not in page  # viewers get no retarget card at all
+    # A follow-up step nobody has reached yet has no recipients: no card to say so either.
+    with db.session() as session:
+        session.execute(update(Campaign).where(Campaign.id == campaign_id).values(total=0))
+    page = operator.get(f"/campaigns/{campaign_id}").get_data(as_text=True)
+    assert 'data-testid="retarget-none"' not in page and "Nobody to follow up" not in page
