@@ -106,6 +106,35 @@ def test_the_estimate_in_words_in_the_users_timezone(migrated_db) -> None:
             "No pace holds these senders back: the 30 messages go out as fast as they can "
             "send them."
         )
+        # One message: "goes" and "takes", not "go" and "take".
+        assert outlook.estimate_text(session, [rehearsal], {}, 1, NOW, NOW, kolkata) == (
+            "No pace holds these senders back: the 1 message goes out as fast as they can "
+            "send them."
+        )
+        text = outlook.estimate_text(session, [shop], {}, 1, NOW, NOW, kolkata)
+        assert text is not None and text.startswith("The 1 message takes ")
         # No audience or no sender: nothing to estimate.
         assert outlook.estimate_text(session, [shop], {}, 0, NOW, NOW, kolkata) is None
         assert outlook.estimate_text(session, [], {}, 30, NOW, NOW, kolkata) is None
+
+
+def test_overlap_words_fit_one_contact_and_all_of_them() -> None:
+    sent = NOW - timedelta(hours=1)
+    utc = zone("UTC")
+    texts = outlook.overlap_texts(
+        [
+            outlook.Overlap(1, "Diwali offer", 1, sent),
+            outlook.Overlap(2, "Dues", 3, sent),
+            outlook.Overlap(3, "Sale", 2, sent),
+        ],
+        3,
+        NOW,
+        utc,
+    )
+    assert texts == [
+        "1 of these 3 contacts got 'Diwali offer' today.",
+        "All 3 of these contacts got 'Dues' today.",
+        "2 of these 3 contacts got 'Sale' today.",
+    ]
+    alone = outlook.overlap_texts([outlook.Overlap(1, "Dues", 1, sent)], 1, NOW, utc)
+    assert alone == ["This contact got 'Dues' today."]

@@ -349,11 +349,12 @@ def estimate_text(
     found = finish(session, senders, overrides, recipients, start, now)
     if found is None:
         return None
-    messages = f"{recipients:,} message" + ("" if recipients == 1 else "s")
+    one = recipients == 1  # "the 1 message goes", not "go"
+    messages = f"{recipients:,} message" + ("" if one else "s")
     if found.unlimited:
         return (
-            f"No pace holds these senders back: the {messages} go out as fast as they "
-            "can send them."
+            f"No pace holds these senders back: the {messages} {'goes' if one else 'go'} "
+            "out as fast as they can send them."
         )
     begins = (
         f"Starting {_day_text(start, now, tz)}, the"
@@ -372,7 +373,8 @@ def estimate_text(
         limits = _limits(session, planned, overrides, start, pace=False)
         spread = f", spread over {days} days" + (f" by the senders' {limits}" if limits else "")
     return (
-        f"{begins} {messages} take {_duration(found.takes)} at this pace{spread}: "
+        f"{begins} {messages} {'takes' if one else 'take'} {_duration(found.takes)} at this "
+        f"pace{spread}: "
         f"the last should go out {_day_text(found.at, now, tz)} ({tz.key} time)."
     )
 
@@ -474,5 +476,10 @@ def overlap_texts(
         else:
             when = f"on {o.last_sent.astimezone(tz):%A}"
         whole = max(recipients, o.contacts)
-        out.append(f"{o.contacts:,} of these {whole:,} contacts got '{o.name}' {when}.")
+        if whole == 1:  # not "1 of these 1 contacts"
+            out.append(f"This contact got '{o.name}' {when}.")
+        elif o.contacts == whole:
+            out.append(f"All {whole:,} of these contacts got '{o.name}' {when}.")
+        else:
+            out.append(f"{o.contacts:,} of these {whole:,} contacts got '{o.name}' {when}.")
     return out
