@@ -119,7 +119,14 @@ def test_values_are_normalised() -> None:
     assert checked["conditions"][8]["campaign_id"] == 7
 
 
-@pytest.mark.parametrize("days", [0, -1, 2.5, 36_501, "many"])
+@pytest.mark.parametrize("days", ["90", " 90 days", "90 Days", "90day"])
+def test_within_days_reads_the_word_days_too(days: str) -> None:
+    # The builder says "is a date in the last … days"; a shop owner types "90 days".
+    checked = terms.validate(_one(field="attribute", key="last", op="within_days", value=days))
+    assert checked["conditions"][0]["value"] == 90
+
+
+@pytest.mark.parametrize("days", [0, -1, 2.5, 36_501, "many", "days", "90 weeks"])
 def test_within_days_needs_a_sensible_whole_number(days: object) -> None:
     error = _refused(_one(field="attribute", key="last", op="within_days", value=days))
     assert error.field == "conditions.0.value"

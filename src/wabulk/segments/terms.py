@@ -213,6 +213,9 @@ def _ids(value: object, what: str) -> list[int]:
     return list(ids)
 
 
+_DAYS_WORD = re.compile(r"\s*days?\s*$", re.IGNORECASE)
+
+
 def _number(value: object) -> int | float:
     if isinstance(value, bool):
         raise _Bad("value", "needs a number.")
@@ -257,6 +260,8 @@ def _attribute(raw: dict[str, Any]) -> dict[str, Any]:
         except ValueError:
             raise _Bad("value", "needs a date (YYYY-MM-DD).") from None
     else:
+        if isinstance(value, str):  # the condition reads "in the last … days": "90 days" too
+            value = _DAYS_WORD.sub("", value)
         days = _number(value)
         if days != int(days) or not 0 < days <= MAX_DAYS:
             raise _Bad("value", f"needs a whole number of days from 1 to {MAX_DAYS:,}.")
