@@ -38,6 +38,7 @@ from wabulk.models import (
     MessageStat,
     MessageStatus,
     Role,
+    Segment,
     Sender,
     SenderState,
     Template,
@@ -48,7 +49,7 @@ from wabulk.models import (
 from ..conftest import get_csrf, login
 from ..support import run_wabulk
 
-DEMO_MODELS = (Contact, ContactList, Template, Sender, Campaign)
+DEMO_MODELS = (Contact, ContactList, Template, Sender, Campaign, Segment)
 S = MessageStatus
 
 

@@ -19,6 +19,17 @@ RETAIL_LIST = f"Demo {DASH} Retail customers"
 DUE_LIST = f"Demo {DASH} Payment due"
 RETAIL_DESCRIPTION = "Sample customers from the demo data set (wabulk demo)."
 DUE_DESCRIPTION = "Sample customers with an amount due, from the demo data set."
+# A saved segment, so the Segments page shows an example: conditions on the sheet's
+# columns (people.py gives every contact a city, those of the due list an amount due).
+SEGMENT_NAME = f"Demo {DASH} Mumbai customers who owe over 1,000"
+SEGMENT_DESCRIPTION = "An example segment from the demo data set: change it or make your own."
+SEGMENT_TERMS = {
+    "match": "all",
+    "conditions": [
+        {"field": "attribute", "key": "city", "op": "eq", "value": "Mumbai"},
+        {"field": "attribute", "key": "due_amount", "op": "gt", "value": 1000},
+    ],
+}
 
 FIRST_NAMES = (
     "Aarav", "Aditi", "Ananya", "Arjun", "Deepa", "Farhan", "Gauri", "Harish", "Ishaan",

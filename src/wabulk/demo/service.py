@@ -37,6 +37,7 @@ from ..models import (
     Inbound,
     Message,
     Role,
+    Segment,
     Sender,
     Template,
     User,
@@ -45,6 +46,7 @@ from ..models import (
     list_members,
     utcnow,
 )
+from ..segments import terms as segment_terms
 from ..senders.service import SenderInput, create_sender
 from . import history, inbox, samples
 from .people import RANGE_FIRST, RANGE_LAST, make_cast
@@ -65,6 +67,7 @@ class LoadResult:
     sender: str = ""
     campaigns: list[str] = field(default_factory=list)
     live_campaign_id: int | None = None
+    segment: str = ""
 
     def lines(self) -> list[str]:
         if self.already:
@@ -74,6 +77,7 @@ class LoadResult:
             f"  {self.contacts} contacts in the lists {', '.join(self.lists)}",
             f"  templates: {', '.join(self.templates)}",
             f"  sender: {self.sender}",
+            f"  segment: {self.segment}",
             *(f"  campaign: {name}" for name in self.campaigns),
         ]
         if self.phones_skipped:
@@ -180,7 +184,14 @@ def load_demo(
         Template(name=_unused_name(session, Template, name), body=body, is_demo=True)
         for name, body in samples.TEMPLATES
     ]
-    session.add_all([*lists.values(), *templates])
+    segment = Segment(
+        name=_unused_name(session, Segment, samples.SEGMENT_NAME),
+        description=samples.SEGMENT_DESCRIPTION,
+        terms=segment_terms.validate(samples.SEGMENT_TERMS),
+        created_by_id=actor.id if actor else None,
+        is_demo=True,
+    )
+    session.add_all([*lists.values(), *templates, segment])
     session.flush()
     cast = make_cast(session, rng, lists, now)
     actor_id = actor.id if actor else None
@@ -226,6 +237,7 @@ def load_demo(
             session.scalars(select(Campaign.name).where(Campaign.id.in_(ids)).order_by(Campaign.id))
         ),
         live_campaign_id=live.id,
+        segment=segment.name,
     )
     events.record(
         session,
@@ -311,9 +323,12 @@ def remove_demo(session: Session, actor: User | None, instance_path: Path) -> Re
     list_ids = _demo_ids(session, ContactList)
     template_ids = _demo_ids(session, Template)
     sender_ids = _demo_ids(session, Sender)
+    segment_ids = _demo_ids(session, Segment)
     contact_ids = _demo_contact_ids(session)
     flag = session.get(AppSetting, FLAG)
-    if not (flag or campaign_ids or list_ids or template_ids or sender_ids or contact_ids):
+    if not (
+        flag or campaign_ids or list_ids or template_ids or sender_ids or segment_ids or contact_ids
+    ):
         return RemoveResult(nothing=True)
 
     kept_lists = _used_by_users(session, campaign_lists, campaign_lists.c.list_id, list_ids)
@@ -331,14 +346,27 @@ def remove_demo(session: Session, actor: User | None, instance_path: Path) -> Re
             )
             if i is not None
         }
+    # A segment one of the user's campaigns (a draft, a series' model) goes to stays theirs.
+    kept_segments = {
+        i
+        for i in session.scalars(
+            select(Campaign.segment_id).where(
+                Campaign.segment_id.in_(segment_ids), Campaign.is_demo.is_(False)
+            )
+        )
+        if i is not None
+    }
     kept_contacts = _kept_contacts(session, contact_ids, kept_lists, list_ids)
     result = RemoveResult(
-        kept=_kept_sentences(session, kept_contacts, kept_lists, kept_senders, kept_templates)
+        kept=_kept_sentences(
+            session, kept_contacts, kept_lists, kept_senders, kept_templates, kept_segments
+        )
     )
     for model, kept in (
         (ContactList, kept_lists),
         (Sender, kept_senders),
         (Template, kept_templates),
+        (Segment, kept_segments),
         (Contact, kept_contacts),
     ):
         if kept:
@@ -356,6 +384,7 @@ def remove_demo(session: Session, actor: User | None, instance_path: Path) -> Re
     _delete_answers(session, contact_ids, doomed_contacts, sender_ids, kept_senders)
     result.campaigns = len(campaign_ids)
     result.templates = _delete(session, Template, template_ids, kept_templates)
+    _delete(session, Segment, segment_ids, kept_segments)
     result.lists = _delete(session, ContactList, list_ids, kept_lists)
     result.contacts = _delete(session, Contact, contact_ids, kept_contacts)
     doomed_senders = session.scalars(
@@ -416,6 +445,7 @@ def _kept_sentences(
     lists: set[int],
     senders: set[int],
     templates: set[int],
+    segments: set[int],
 ) -> list[str]:
     out = []
     if contacts:
@@ -427,6 +457,7 @@ def _kept_sentences(
         (ContactList, lists, "list"),
         (Sender, senders, "sender"),
         (Template, templates, "template"),
+        (Segment, segments, "segment"),
     ):
         for name in session.scalars(select(model.name).where(model.id.in_(ids))):
             out.append(f"Kept the {noun} {name!r}: one of your campaigns uses it.")
