@@ -8,7 +8,6 @@ such as NUL characters or integers past 32 bits).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -78,7 +77,6 @@ def test_every_operation_answers_as_documented(served: tuple[str, str]) -> None:
     auth = {"Authorization": f"Bearer {secret}"}
     schema = schemathesis.openapi.from_url(f"{base}/api/v1/openapi.json", headers=auth)
     schema.validate()
-    started = time.monotonic()
     tested = 0
     for result in schema.get_all_operations():
         operation = result.ok()
@@ -113,4 +111,3 @@ def test_every_operation_answers_as_documented(served: tuple[str, str]) -> None:
             check()
         tested += 1
     assert tested >= 30, "every documented operation is exercised"
-    assert time.monotonic() - started < 150
