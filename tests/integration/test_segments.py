@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.campaigns_support import make_sender
-from tests.segments_support import NOW, World, build, expected
+from tests.segments_support import NOW, World, build, expected, matches
 from wabulk.campaigns import audience, lifecycle
 from wabulk.campaigns.service import recipient_count
 from wabulk.errors import Conflict, ValidationError
@@ -406,3 +406,56 @@ def test_a_copy_of_a_segment_campaign_keeps_its_segment(migrated_db) -> None:
         assert copy.segment_id == segment_id
         assert copy.audience_terms is None  # worked out again at its own launch
         assert recipient_count(session, copy)[0] == len(want)
+
+
+def test_an_outcome_or_one_list_drives_a_join_and_the_sets_stay_exact(migrated_db) -> None:
+    """A campaign outcome (else one list) is joined, not read as a whole set first; the
+    other memberships beside it (another outcome of the same messages table, lists,
+    opt-ins) are still checked, and the opted-out count reads the same join."""
+    world = build(migrated_db)
+    first, second = world.campaign_ids
+    lists = world.list_ids
+    combos = [
+        [{"field": "outcome", "campaign_id": first, "op": "delivered_not_read"}],
+        [
+            {"field": "list", "op": "in", "value": [lists[0]]},
+            {"field": "outcome", "campaign_id": first, "op": "received"},
+            {"field": "outcome", "campaign_id": second, "op": "not_delivered"},
+        ],
+        [
+            {"field": "outcome", "campaign_id": first, "op": "received"},
+            {"field": "outcome", "campaign_id": first, "op": "read_not_replied"},
+        ],
+        [
+            {"field": "list", "op": "in", "value": [lists[1]]},
+            {"field": "list", "op": "in", "value": [lists[0], lists[2]]},
+            {"field": "opt_in", "op": "eq", "value": "never_opted_out"},
+        ],
+        [
+            {"field": "list", "op": "not_in", "value": [lists[2]]},
+            {"field": "list", "op": "in", "value": [lists[0]]},
+        ],
+    ]
+    with migrated_db.session() as session:
+        for conditions in combos:
+            checked = terms.validate({"match": "all", "conditions": conditions})
+            want = expected(world, checked)
+            query = compile.reachable(checked, NOW)
+            assert " JOIN " in str(query), conditions
+            assert _ids(session, query) == want, conditions
+            assert _ids(session, compile.members(checked, NOW)) == expected(
+                world, checked, reachable=False
+            )
+            assert service.count(session, checked, now=NOW) == (len(want), False)
+            assert [c.id for c in service.sample(session, checked, now=NOW, n=5)] == sorted(want)[
+                :5
+            ]
+            left_out = {
+                p.id
+                for p in world.people
+                if p.opted_out and all(matches(p, c) for c in checked["conditions"])
+            }
+            assert _ids(session, compile.opted_out(checked, NOW)) == left_out, conditions
+            # A WHERE for a query that has its contacts row from elsewhere: no join.
+            where = compile.condition(checked, NOW)
+            assert where is not None and " JOIN " not in str(where)

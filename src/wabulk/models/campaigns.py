@@ -152,6 +152,16 @@ class Message(Base):
             "status",
             "next_attempt_at",
         ),
+        # Serves segments by an earlier campaign's outcome (segments/compile.py): WHERE
+        # campaign_id = ? AND status … AND replied_at …, its contacts read from the index
+        # alone, in contact order (a count of a million-message campaign stops at its cap).
+        Index(
+            "ix_messages_campaign_id_status_replied_at_contact_id",
+            "campaign_id",
+            "status",
+            "replied_at",
+            "contact_id",
+        ),
         # Serves a sender's daily cap: WHERE sender_id = ? AND sent_at >= start of its day.
         Index("ix_messages_sender_id_sent_at", "sender_id", "sent_at"),
         # Serves lease recovery: WHERE status = 'sending' AND lease_until < now.

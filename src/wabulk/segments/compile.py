@@ -45,6 +45,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.util import ClauseAdapter
 from sqlalchemy.sql.visitors import InternalTraversal
 
 from ..models import Contact, Event, Message, MessageStatus, list_members
@@ -301,13 +302,51 @@ OUTCOME_WHERE: dict[str, Callable[[Any], ColumnElement[bool]]] = {
 
 
 def _outcome(term: Term, now: datetime) -> ColumnElement[bool]:
-    # WHERE campaign_id = ? AND status …: ix_messages_campaign_id_status_next_attempt_at.
+    # WHERE campaign_id = ? AND status …: ix_messages_campaign_id_status_replied_at_contact_id.
     return _membership(
         term,
         messages.c.contact_id,
         messages.c.campaign_id == term["campaign_id"],
         OUTCOME_WHERE[term["op"]](term.get("value")),
     )
+
+
+def _drives(term: Term) -> bool:
+    """Whether a membership term can be the driving join (one row per contact at most)."""
+    if term["field"] == "outcome":
+        return True
+    return term["field"] == "list" and term["op"] == "in" and len(term["value"]) == 1
+
+
+def _driving_join(term: Term) -> Any:
+    """`contacts JOIN messages` (or the list's members) of the term that drives the query.
+
+    `id IN (SELECT contact_id FROM messages …)` made SQLite build the whole set first (the
+    300,000 "delivered" of a million-message campaign) before a count's cap could stop it.
+    Joined, the messages are read in the order of the (campaign, status, replied_at,
+    contact) index, from the index alone, and each contact row is looked up as it comes,
+    so a count stops at its cap. No duplicates: one message per (campaign, contact), one
+    membership per (list, contact). Aliases, so another term's EXISTS over the same table
+    is not correlated to the join.
+    """
+    if term["field"] == "list":
+        member = list_members.alias("driver")
+        return contacts.join(
+            member,
+            and_(member.c.contact_id == contacts.c.id, member.c.list_id == term["value"][0]),
+        )
+    driver = messages.alias("driver")
+    outcome = OUTCOME_WHERE[term["op"]](term.get("value"))
+    on = and_(
+        driver.c.contact_id == contacts.c.id,
+        driver.c.campaign_id == term["campaign_id"],
+        _on_alias(outcome, driver),
+    )
+    return contacts.join(driver, on)
+
+
+def _on_alias(clause: ColumnElement[bool], alias: Any) -> ColumnElement[bool]:
+    return ClauseAdapter(alias).traverse(clause)  # type: ignore[no-any-return]
 
 
 TERMS: dict[str, Compiler] = {
@@ -326,20 +365,39 @@ TERMS: dict[str, Compiler] = {
 
 
 def condition(terms: dict[str, Any], now: datetime) -> ColumnElement[bool] | None:
-    """The terms as one WHERE condition on `contacts` (None: no conditions, everyone)."""
+    """The terms as one WHERE condition on `contacts` (None: no conditions, everyone), for
+    a query that has its `contacts` row from elsewhere (no driving join)."""
+    return _plan(terms, now, join=False)[0]
+
+
+def _plan(
+    terms: dict[str, Any], now: datetime, join: bool = True
+) -> tuple[ColumnElement[bool] | None, Any]:
+    """(WHERE condition on `contacts`, FROM to select from or None for plain `contacts`).
+
+    What drives, with "match all": an indexed attribute condition; else the first campaign
+    outcome or else the first "in list" of one list, joined (`_driving_join`); else a set
+    read once (several lists, opt-ins). Beside a driver, other memberships are checked per
+    row (EXISTS through their keys).
+    """
     conditions = terms.get("conditions") or []
     match_all = terms.get("match", "all") != "any"
-    if match_all and index_needs(terms):
-        # An indexed attribute condition drives; memberships are checked per row.
+    driver = None
+    if join and match_all and not index_needs(terms):
+        # A campaign's outcome first: its index holds the conditions (a list does not).
+        ranked = sorted(range(len(conditions)), key=lambda i: conditions[i]["field"] != "outcome")
+        driver = next((i for i in ranked if _drives(conditions[i])), None)
+    if match_all and (driver is not None or index_needs(terms)):
         conditions = [
             {**c, "_not_driving": True} if c["field"] in _MEMBERSHIPS else c for c in conditions
         ]
-    parts = [TERMS[c["field"]](c, now) for c in conditions]
+    source = _driving_join(conditions[driver]) if driver is not None else None
+    parts = [TERMS[c["field"]](c, now) for i, c in enumerate(conditions) if i != driver]
     if not parts:
-        return None
+        return None, source
     if not match_all:
-        return or_(false(), *parts)
-    return and_(true(), *parts)
+        return or_(false(), *parts), source
+    return and_(true(), *parts), source
 
 
 _MEMBERSHIPS = frozenset({"list", "outcome", "opt_in"})
@@ -360,13 +418,20 @@ class SegmentQuery:
             self._query = self._query.where(clause)
         return self
 
+    def terms(self, terms: dict[str, Any], now: datetime) -> SegmentQuery:
+        """Narrow by the terms (and read from their driving join, if any)."""
+        clause, source = _plan(terms, now)
+        if source is not None:
+            self._query = self._query.select_from(source)
+        return self.narrow(clause)
+
     def query(self) -> Select[Any]:
         return self._query
 
 
 def members(terms: dict[str, Any], now: datetime) -> Select[tuple[int, str]]:
     """(contact id, phone) of every member; never an opted-out contact."""
-    return SegmentQuery(contacts.c.id, contacts.c.phone).narrow(condition(terms, now)).query()
+    return SegmentQuery(contacts.c.id, contacts.c.phone).terms(terms, now).query()
 
 
 def reachable(terms: dict[str, Any], now: datetime) -> Select[tuple[int, str]]:
@@ -379,7 +444,7 @@ def reachable_columns(terms: dict[str, Any], now: datetime, *columns: Any) -> Se
     reads from an attribute's index alone (indexes.py adds the two flags to it)."""
     return (
         SegmentQuery(*columns)
-        .narrow(condition(terms, now))
+        .terms(terms, now)
         .narrow(contacts.c.not_on_whatsapp_at.is_(None))
         .query()
     )
@@ -389,7 +454,9 @@ def opted_out(terms: dict[str, Any], now: datetime) -> Select[tuple[int]]:
     """Contacts matching the terms but left out because they opted out (the wizard shows
     how many beside the count). Never used to send."""
     query = select(contacts.c.id).where(contacts.c.opted_out_at.is_not(None))
-    clause = condition(terms, now)
+    clause, source = _plan(terms, now)
+    if source is not None:
+        query = query.select_from(source)
     return query.where(clause) if clause is not None else query
 
 

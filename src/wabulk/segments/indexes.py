@@ -115,6 +115,15 @@ def ensure(engine: Engine, terms: dict[str, Any]) -> list[str]:
                 continue
             have.add(name)
             made.append(name)
+        if made and conn.dialect.name == "postgresql":
+            # PostgreSQL keeps statistics of an indexed expression only from the next
+            # ANALYZE; until then it guesses how many match and may pick a bad plan.
+            # A sample of 30,000 rows: about a second at a million contacts, after an
+            # index build of several (SQLite is left unanalysed, as everywhere).
+            try:
+                conn.execute(text("ANALYZE contacts"))
+            except Exception:
+                log.warning("could not analyse contacts after new segment indexes", exc_info=True)
     return made
 
 

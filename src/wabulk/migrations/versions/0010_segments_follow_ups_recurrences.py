@@ -203,8 +203,16 @@ def upgrade() -> None:
             ondelete="SET NULL",
         )
 
+    # Segments by an earlier campaign's outcome read this index alone (segments/compile.py).
+    op.create_index(
+        "ix_messages_campaign_id_status_replied_at_contact_id",
+        "messages",
+        ["campaign_id", "status", "replied_at", "contact_id"],
+    )
+
 
 def downgrade() -> None:
+    op.drop_index("ix_messages_campaign_id_status_replied_at_contact_id", table_name="messages")
     with op.batch_alter_table("campaigns", schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f("fk_campaigns_segment_id_segments"), type_="foreignkey")
         batch_op.drop_constraint(
