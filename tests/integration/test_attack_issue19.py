@@ -355,3 +355,29 @@ def test_text_is_matches_non_ascii_capitals_on_both_databases(dual, request) -> 
     terms = {"conditions": [{"field": "attribute", "key": "city", "op": "eq", "value": "München"}]}
     with db.session() as session:
         assert segments.count(session, terms) == (1, False)
+
+
+def test_api_refuses_infinite_and_huge_numbers_in_terms(dual) -> None:
+    app, db = dual
+    api = _api(app, db, Role.OPERATOR)
+    for condition in (
+        {"field": "list", "op": "in", "value": [float("inf")]},
+        {"field": "outcome", "op": "replied", "campaign_id": float("-inf")},
+        {"field": "attribute", "key": "due", "op": "gt", "value": 10**400},
+        {"field": "attribute", "key": "due", "op": "gt", "value": float("nan")},
+    ):
+        terms = {"match": "all", "conditions": [condition]}
+        status, _ = api("POST", "/segments/preview", json={"terms": terms})
+        assert 400 <= status < 500, (condition, status)
+        status, _ = api("POST", "/segments", json={"name": "Inf", "terms": terms})
+        assert 400 <= status < 500, (condition, status)
+
+
+def test_deeply_nested_json_is_refused_not_a_crash(dual) -> None:
+    app, db = dual
+    client = signed_in(app, db, Role.OPERATOR)
+    deep = '{"terms": ' + "[" * 30_000 + "]" * 30_000 + "}"
+    assert _preview(client, deep).status_code == 400
+    api = _api(app, db, Role.OPERATOR)
+    status, _ = api("POST", "/segments/preview", data=deep, content_type="application/json")
+    assert 400 <= status < 500

@@ -325,7 +325,7 @@ def _json_body() -> Any:
         raise Problem(400, "bad_request", "Send a JSON body with Content-Type: application/json.")
     try:
         return json.loads(request.get_data(cache=True), parse_constant=_no_constants)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: "[[[[…" thousands deep
         raise Problem(400, "bad_request", f"The body is not valid JSON: {exc}.") from None
 
 

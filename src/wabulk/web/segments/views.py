@@ -108,7 +108,10 @@ def preview() -> tuple[Response, int] | Response:
     """
     if (request.content_length or 0) > MAX_PREVIEW_BYTES:
         return jsonify({"ok": False, "error": "Too many conditions to count."}), 413
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # "[[[[…" thousands deep: not ValueError, so not silenced
+        body = None
     if not isinstance(body, dict):
         return jsonify({"ok": False, "error": "Send the conditions as JSON."}), 400
     numbers = body.get("rows")
