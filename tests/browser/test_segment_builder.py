@@ -92,6 +92,17 @@ def test_build_a_segment_with_a_live_count_then_retarget(browser, artifacts, tmp
             page.screenshot(path=str(artifacts / "segment-builder-unfinished.png"))
             second.get_by_label("Value").fill("650")
             expect(count.locator("[data-count]")).to_have_text("2")
+            # On a phone the live card is below the Save button: the count is beside it too.
+            mirror = page.get_by_test_id("segment-count-mirror")
+            expect(mirror).to_be_hidden()  # wide: the card is in view beside the form
+            page.set_viewport_size({"width": 390, "height": 844})
+            expect(mirror).to_have_text("2 contacts match now: see who")
+            expect(mirror).to_be_visible()
+            second.get_by_label("Value").fill("lots")
+            expect(mirror).to_be_hidden()  # no count while a condition is unfinished
+            second.get_by_label("Value").fill("650")
+            expect(mirror).to_be_visible()
+            page.set_viewport_size({"width": 1280, "height": 900})
 
             page.get_by_test_id("save-segment").click()
             page.wait_for_url(f"{server.url}/segments")

@@ -165,6 +165,7 @@
 
   let seq = 0;
   let timer = null;
+  const mirror = form.querySelector("[data-count-mirror]");  // the count beside Save, on phones
 
   function showCount(answer) {
     live.querySelector('[data-testid="segment-count"]').hidden = false;
@@ -173,6 +174,10 @@
     live.querySelector("[data-count]").textContent = answer.text;
     live.querySelector("[data-count-noun]").textContent = answer.count === 1 ? "contact" : "contacts";
     live.querySelector("[data-sentence]").textContent = answer.sentence;
+    if (mirror) {
+      mirror.hidden = false;
+      mirror.textContent = `${answer.text} ${answer.count === 1 ? "contact matches" : "contacts match"} now: see who`;
+    }
     live.querySelector("[data-away]").hidden = !answer.not_on_whatsapp;
     live.querySelector("[data-away-n]").textContent = answer.not_on_whatsapp;
     const body = live.querySelector("[data-sample]");
@@ -199,6 +204,7 @@
   }
 
   function showProblem(text) {
+    if (mirror) mirror.hidden = true;
     live.querySelector('[data-testid="segment-count"]').hidden = true;
     live.querySelector("[data-sample-box]").hidden = true;
     const box = live.querySelector("[data-live-error]");
