@@ -8,11 +8,13 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
+from sqlalchemy import select
 
 from tests.analytics_support import signed_in
 from tests.campaigns_support import make_contacts, phones
 from tests.conftest import csrf_from
-from wabulk.models import Role
+from wabulk.errors import Conflict
+from wabulk.models import Role, Segment
 from wabulk.segments import service as segments
 from wabulk.segments import terms as segment_terms
 
@@ -411,3 +413,23 @@ def test_invalid_calendar_dates_in_data_do_not_count_as_after(dual, request) -> 
     }
     with db.session() as session:
         assert segments.count(session, terms) == (0, False)
+
+
+def test_a_deleted_list_s_id_never_makes_a_segment_match_a_new_list(dual) -> None:
+    """Segment "in list Pune"; Pune is deleted; a new list "Mumbai" is imported. The segment
+    must not now send to Mumbai (SQLite numbers a new row from the largest id, so without
+    AUTOINCREMENT the new list takes the deleted one's id)."""
+    from wabulk.contacts.lists import delete_list
+
+    _app, db = dual
+    pune = make_contacts(db, phones(2, "+9198711"), "Pune")
+    terms = {"conditions": [{"field": "list", "op": "in", "value": [pune]}]}
+    with db.session() as session:
+        segments.create(session, None, "Pune people", None, terms)
+    with pytest.raises(Conflict, match="Pune people"), db.session() as session:
+        delete_list(session, None, pune)  # refused: the segment would be left pointing at it
+    mumbai = make_contacts(db, phones(3, "+9198722"), "Mumbai")
+    with db.session() as session:
+        saved = session.scalars(select(Segment)).one()
+        n, _ = segments.count(session, saved.terms)
+    assert (mumbai == pune and n == 3) is False, "the segment now sends to the new list"

@@ -70,6 +70,12 @@ def delete_list(session: Session, actor: User | None, list_id: int) -> str:
             f"The list {name!r} is the audience of {used} campaign(s); "
             "it is kept so their reports stay complete."
         )
+    segment = _segment_using(session, list_id)
+    if segment is not None:
+        raise Conflict(
+            f"The segment {segment!r} is made from the list {name!r}; "
+            "change or delete the segment first."
+        )
     session.delete(target)
     who = events.actor_name(actor)
     events.record(
@@ -79,6 +85,19 @@ def delete_list(session: Session, actor: User | None, list_id: int) -> str:
         user=actor,
     )
     return name
+
+
+def _segment_using(session: Session, list_id: int) -> str | None:
+    """The name of a segment with a condition on this list, if any. Refused rather than
+    left dangling: SQLite numbers a new list from the largest id, so a later list could
+    take this one's id and the segment would quietly send to it. Segments are few."""
+    from ..models import Segment
+
+    for name, terms in session.execute(select(Segment.name, Segment.terms)):
+        for condition in (terms or {}).get("conditions") or []:
+            if condition.get("field") == "list" and list_id in (condition.get("value") or []):
+                return str(name)
+    return None
 
 
 def create_list(
