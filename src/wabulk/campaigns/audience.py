@@ -123,6 +123,7 @@ def insert_messages(
       each recipient's local time).
     - The text is rendered from the campaign's launch snapshot when first claimed (see
       dispatch/queue.py), which keeps launching a million recipients one statement.
+    - Recipients are inserted in contact order, so they are sent to in that order.
     """
     if campaign.segment_id is not None:
         campaign.audience_terms = dict(get_segment(session, campaign.segment_id).terms or {})
@@ -156,7 +157,11 @@ def insert_messages(
             literal(due, messages.c.queued_at.type),
             literal(due, messages.c.updated_at.type),
             literal(0),
-        ),
+        )
+        # Ids, and so the sending order (claims go by due time, then id), follow the
+        # contacts' order: without it they followed the plan's (a hash join or DISTINCT
+        # shuffles them once the tables have statistics), a different order each launch.
+        .order_by(chosen.c.id),
     )
     # rowcount of an INSERT is only kept when asked for (SQLAlchemy 2.x).
     return session.execute(stmt.execution_options(preserve_rowcount=True)).rowcount

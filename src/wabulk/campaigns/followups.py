@@ -434,7 +434,8 @@ def _mature_step(session: Session, due: _Due, now: datetime) -> int:
             "updated_at",
             "attempts",
         ],
-        source,
+        # In contact order, so ids and the sending order do not follow the plan's.
+        source.order_by(contacts.c.id),
     )
     # Belt and braces beside the NOT EXISTS: two workers maturing at once never fail.
     stmt = stmt.on_conflict_do_nothing()
