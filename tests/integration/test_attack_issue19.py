@@ -99,8 +99,9 @@ def test_unstorable_text_in_the_live_count_and_api_is_not_a_500(dual, text: str)
     answer = _preview(client, _one(condition))
     assert answer.status_code < 500
     api = _api(app, db, Role.OPERATOR)
-    body = {"name": "Bad", "terms": {"match": "all", "conditions": [condition]}}
-    status, _ = api("POST", "/segments", json=json.loads(json.dumps(body)))
+    body = {"name": "Bad", "match": "all", "conditions": [condition]}
+    status, answer = api("POST", "/segments", json=json.loads(json.dumps(body)))
+    assert "Extra inputs" not in str(answer)
     assert status == 422 or 400 <= status < 500
 
 
@@ -188,9 +189,9 @@ def test_new_forms_refuse_a_post_without_csrf(dual) -> None:
 def test_segment_name_with_nul_is_refused_not_a_500(dual) -> None:
     app, db = dual
     api = _api(app, db, Role.OPERATOR)
-    status, _ = api("POST", "/segments", json={"name": "a\x00b", "terms": {"conditions": []}})
+    status, _ = api("POST", "/segments", json={"name": "a\x00b", "conditions": []})
     assert 400 <= status < 500
-    status, _ = api("POST", "/segments", json={"name": "ok", "description": "\x00", "terms": {}})
+    status, _ = api("POST", "/segments", json={"name": "ok", "description": "\x00"})
     assert 400 <= status < 500
 
 
@@ -369,10 +370,10 @@ def test_api_refuses_infinite_and_huge_numbers_in_terms(dual) -> None:
         {"field": "attribute", "key": "due", "op": "gt", "value": float("nan")},
     ):
         terms = {"match": "all", "conditions": [condition]}
-        status, _ = api("POST", "/segments/preview", json={"terms": terms})
-        assert 400 <= status < 500, (condition, status)
-        status, _ = api("POST", "/segments", json={"name": "Inf", "terms": terms})
-        assert 400 <= status < 500, (condition, status)
+        status, answer = api("POST", "/segments/preview", json=terms)
+        assert 400 <= status < 500 and "Extra inputs" not in str(answer), (condition, status)
+        status, answer = api("POST", "/segments", json={"name": "Inf", **terms})
+        assert 400 <= status < 500 and "Extra inputs" not in str(answer), (condition, status)
 
 
 def test_deeply_nested_json_is_refused_not_a_crash(dual) -> None:
@@ -433,3 +434,21 @@ def test_a_deleted_list_s_id_never_makes_a_segment_match_a_new_list(dual) -> Non
         saved = session.scalars(select(Segment)).one()
         n, _ = segments.count(session, saved.terms)
     assert (mumbai == pune and n == 3) is False, "the segment now sends to the new list"
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        {"field": "list", "op": "in", "value": [424242]},
+        {"field": "outcome", "op": "replied", "campaign_id": 424242},
+    ],
+    ids=["list", "campaign"],
+)
+def test_a_segment_cannot_be_saved_on_ids_that_do_not_exist(dual, condition) -> None:
+    """A list or campaign that does not exist yet would be matched by whichever one later
+    takes that id."""
+    app, db = dual
+    api = _api(app, db, Role.OPERATOR)
+    terms = {"match": "all", "conditions": [condition]}
+    status, answer = api("POST", "/segments", json={"name": "Ghost", **terms})
+    assert 400 <= status < 500 and "Extra inputs" not in str(answer), (status, answer)

@@ -19,6 +19,7 @@ from ..models import (
     Campaign,
     CampaignStatus,
     Contact,
+    ContactList,
     Recurrence,
     RecurrenceState,
     Role,
@@ -61,11 +62,35 @@ def _description(description: str | None) -> str | None:
     return text or None
 
 
+def _known_ids(session: Session, checked: dict[str, Any]) -> None:
+    """Every list and campaign a condition names exists. One that does not (a typo in an
+    API call, a list deleted meanwhile) would match whichever row later takes that id."""
+    conditions = checked["conditions"]
+    lists = {i for c in conditions if c["field"] == "list" for i in c["value"]}
+    campaigns = {c["campaign_id"] for c in conditions if c["field"] == "outcome"}
+    have_lists = set(session.scalars(select(ContactList.id).where(ContactList.id.in_(lists))))
+    have_campaigns = set(session.scalars(select(Campaign.id).where(Campaign.id.in_(campaigns))))
+    for i, c in enumerate(conditions):
+        if c["field"] == "list":
+            missing = [n for n in c["value"] if n not in have_lists]
+            if missing:
+                raise ValidationError(
+                    f"Condition {i + 1}: List: there is no list #{missing[0]}.",
+                    field=f"conditions.{i}.value",
+                )
+        if c["field"] == "outcome" and c["campaign_id"] not in have_campaigns:
+            raise ValidationError(
+                f"Condition {i + 1}: Earlier campaign: there is no campaign #{c['campaign_id']}.",
+                field=f"conditions.{i}.campaign_id",
+            )
+
+
 def create(
     session: Session, actor: User | None, name: str, description: str | None, terms: object
 ) -> Segment:
     require_role(actor, Role.OPERATOR)
     checked = terms_mod.validate(terms)
+    _known_ids(session, checked)
     segment = Segment(
         name=_name(session, name),
         description=_description(description),
@@ -97,6 +122,7 @@ def update(
     require_role(actor, Role.OPERATOR)
     segment = get(session, segment_id)
     checked = terms_mod.validate(terms)
+    _known_ids(session, checked)
     segment.name = _name(session, name, segment.id)
     segment.description = _description(description)
     segment.terms = checked
