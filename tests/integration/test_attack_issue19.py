@@ -452,3 +452,23 @@ def test_a_segment_cannot_be_saved_on_ids_that_do_not_exist(dual, condition) -> 
     terms = {"match": "all", "conditions": [condition]}
     status, answer = api("POST", "/segments", json={"name": "Ghost", **terms})
     assert 400 <= status < 500 and "Extra inputs" not in str(answer), (status, answer)
+
+
+def test_a_stored_segment_that_no_longer_validates_does_not_break_the_pages(dual) -> None:
+    """Terms saved under older rules (a timezone tzdata since dropped, a value now refused)
+    are re-checked when counted: the list page and the API still answer."""
+    app, db = dual
+    stale = {
+        "match": "all",
+        "conditions": [{"field": "timezone", "op": "in", "value": ["Mars/Olympus"]}],
+    }
+    with db.session() as session:
+        session.add(Segment(name="Old", terms=stale))
+    client = signed_in(app, db, Role.OPERATOR)
+    assert client.get("/segments").status_code == 200
+    with db.session() as session:
+        seg_id = session.scalars(select(Segment.id)).one()
+    assert client.get(f"/segments/{seg_id}").status_code == 200
+    api = _api(app, db, Role.OPERATOR)
+    status, _ = api("GET", "/segments")
+    assert status == 200

@@ -42,11 +42,15 @@ def index() -> str:
     session = db_session()
     rows = []
     for seg in segments.list_all(session):
+        try:
+            counted = count_text(*segments.count(session, seg.terms, cap=LIST_CAP))
+        except ValidationError as exc:  # saved under older rules (a zone tzdata dropped)
+            counted = f"Needs fixing: {exc}"
         rows.append(
             {
                 "segment": seg,
                 "sentence": describe(session, seg.terms),
-                "count": count_text(*segments.count(session, seg.terms, cap=LIST_CAP)),
+                "count": counted,
                 "campaigns": used_by(session, seg.id),
             }
         )
