@@ -472,3 +472,26 @@ def test_a_stored_segment_that_no_longer_validates_does_not_break_the_pages(dual
     api = _api(app, db, Role.OPERATOR)
     status, _ = api("GET", "/segments")
     assert status == 200
+
+
+def test_making_an_index_leaves_no_lock_timeout_on_pooled_connections(dual) -> None:
+    """indexes.ensure sets PostgreSQL's lock_timeout on an autocommit connection; the
+    connection goes back to the pool, and whatever borrows it next must not inherit a
+    5-second limit on its own lock waits."""
+    from sqlalchemy import text
+
+    from wabulk.segments import indexes
+
+    _app, db = dual
+    if db.is_sqlite:
+        pytest.skip("PostgreSQL setting")
+    with db.engine.connect() as conn:
+        default = conn.execute(text("SHOW lock_timeout")).scalar()
+    terms = {"conditions": [{"field": "attribute", "key": "due", "op": "gt", "value": 5}]}
+    assert indexes.ensure(db.engine, segment_terms.validate(terms))
+    pooled = [db.engine.connect() for _ in range(max(1, db.engine.pool.checkedin()))]
+    try:
+        assert {c.execute(text("SHOW lock_timeout")).scalar() for c in pooled} == {default}
+    finally:
+        for c in pooled:
+            c.close()

@@ -88,42 +88,53 @@ def ensure(engine: Engine, terms: dict[str, Any]) -> list[str]:
     wanted = index_needs(terms)
     if not wanted:
         return []
-    made: list[str] = []
     with engine.connect() as conn:
         conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-        if conn.dialect.name == "postgresql":
+        postgres = conn.dialect.name == "postgresql"
+        if postgres:
             conn.execute(text(f"SET lock_timeout = '{LOCK_TIMEOUT}'"))
-        have = existing(conn)
-        for key, kind in wanted:
-            name = index_name(key, kind)
-            for old in _older(key, kind):
-                if old in have:
-                    try:
-                        conn.execute(text(f"DROP INDEX IF EXISTS {old}"))
-                        have.discard(old)
-                    except Exception:
-                        log.warning("could not drop old segment index %s", old, exc_info=True)
-            if name in have:
-                continue
-            if len(have) >= MAX_INDEXES:
-                log.info("segment index %s not made: %d exist already", name, len(have))
-                break
-            try:
-                conn.execute(text(ddl(conn.dialect.name, key, kind)))
-            except Exception:  # an index is an optimisation: never fail the caller for it
-                log.warning("could not create segment index %s", name, exc_info=True)
-                continue
-            have.add(name)
-            made.append(name)
-        if made and conn.dialect.name == "postgresql":
-            # PostgreSQL keeps statistics of an indexed expression only from the next
-            # ANALYZE; until then it guesses how many match and may pick a bad plan.
-            # A sample of 30,000 rows: about a second at a million contacts, after an
-            # index build of several (SQLite is left unanalysed, as everywhere).
-            try:
-                conn.execute(text("ANALYZE contacts"))
-            except Exception:
-                log.warning("could not analyse contacts after new segment indexes", exc_info=True)
+        try:
+            return _make(conn, wanted)
+        finally:
+            if postgres:
+                # A session setting outlives this checkout: without the reset the pool's
+                # next borrower would give up on any lock after LOCK_TIMEOUT too.
+                conn.execute(text("RESET lock_timeout"))
+
+
+def _make(conn: Any, wanted: list[tuple[str, str]]) -> list[str]:
+    made: list[str] = []
+    have = existing(conn)
+    for key, kind in wanted:
+        name = index_name(key, kind)
+        for old in _older(key, kind):
+            if old in have:
+                try:
+                    conn.execute(text(f"DROP INDEX IF EXISTS {old}"))
+                    have.discard(old)
+                except Exception:
+                    log.warning("could not drop old segment index %s", old, exc_info=True)
+        if name in have:
+            continue
+        if len(have) >= MAX_INDEXES:
+            log.info("segment index %s not made: %d exist already", name, len(have))
+            break
+        try:
+            conn.execute(text(ddl(conn.dialect.name, key, kind)))
+        except Exception:  # an index is an optimisation: never fail the caller for it
+            log.warning("could not create segment index %s", name, exc_info=True)
+            continue
+        have.add(name)
+        made.append(name)
+    if made and conn.dialect.name == "postgresql":
+        # PostgreSQL keeps statistics of an indexed expression only from the next
+        # ANALYZE; until then it guesses how many match and may pick a bad plan.
+        # A sample of 30,000 rows: about a second at a million contacts, after an
+        # index build of several (SQLite is left unanalysed, as everywhere).
+        try:
+            conn.execute(text("ANALYZE contacts"))
+        except Exception:
+            log.warning("could not analyse contacts after new segment indexes", exc_info=True)
     return made
 
 
