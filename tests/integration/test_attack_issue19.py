@@ -114,8 +114,7 @@ def test_huge_numeric_attribute_value_does_not_break_the_count(dual) -> None:
     make_contacts(db, phones(1, "+9198722"), "Small", attributes={"due": "10"})
     terms = {"conditions": [{"field": "attribute", "key": "due", "op": "gt", "value": 5}]}
     with db.session() as session:
-        n, capped = segments.count(session, terms)
-    assert n >= 1 and not capped
+        assert segments.count(session, terms) == (1, False)  # the same on both databases
 
 
 def test_dotted_and_spaced_keys_match_only_their_attribute(dual) -> None:

@@ -11,8 +11,8 @@ rendered the same way in a query and in the expression index that serves it (ind
 - `lower`: the text in lower case, for "is" (an index serves it) and "contains" (a scan).
 - `number`: the text as a number when it is one (commas and outer spaces ignored: "1,250"
   is 1250); NULL otherwise, so "abc" never errors and never compares. PostgreSQL casts only
-  after a regular expression said the text is a number of at most 100 digits each side of
-  the point (a longer one would overflow NUMERIC); SQLite checks it with GLOB.
+  after a regular expression said the text is a number; SQLite checks it with GLOB. Both
+  take at most `MAX_NUMBER_CHARS` characters (a longer one would overflow NUMERIC).
 - `date`: the first ten characters when the text starts like an ISO date ("2026-10-01" or
   "2026-10-01T00:00:00", what imports of XLSX dates store); NULL otherwise. ISO dates
   compare as text, so no date parsing happens in SQL.
@@ -77,6 +77,11 @@ NOT_RETRYABLE = frozenset(
 KINDS = ("raw", "lower", "number", "date")
 
 
+# A longer "number" is no number on either database (PostgreSQL's NUMERIC overflows past
+# 16,383 digits after the point, and an index evaluates the expression on every write).
+MAX_NUMBER_CHARS = 100
+
+
 def _quoted(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
@@ -89,11 +94,9 @@ def attribute_sql(dialect: str, column: str, key: str, kind: str) -> str:
             return f"lower({t})"
         if kind == "number":
             r = f"replace(btrim({t}), ',', '')"
-            # Bounded digits: NUMERIC overflows past 16,383 after the point, and an
-            # index evaluates this on every write, so one long cell would fail imports.
             return (
-                f"CASE WHEN {r} ~ '^-?[0-9]{{1,100}}([.][0-9]{{0,100}})?$' "
-                f"THEN CAST({r} AS NUMERIC) END"
+                f"CASE WHEN length({r}) <= {MAX_NUMBER_CHARS} "
+                f"AND {r} ~ '^-?[0-9]+([.][0-9]*)?$' THEN CAST({r} AS NUMERIC) END"
             )
         if kind == "date":
             return (
@@ -108,7 +111,8 @@ def attribute_sql(dialect: str, column: str, key: str, kind: str) -> str:
     if kind == "number":
         r = f"replace(trim({t}), ',', '')"
         return (
-            f"CASE WHEN ({r} GLOB '[0-9]*' OR {r} GLOB '-[0-9]*') "
+            f"CASE WHEN length({r}) <= {MAX_NUMBER_CHARS} "
+            f"AND ({r} GLOB '[0-9]*' OR {r} GLOB '-[0-9]*') "
             f"AND substr({r}, 2) NOT GLOB '*[^0-9.]*' AND {r} NOT GLOB '*.*.*' "
             f"THEN CAST({r} AS REAL) END"
         )
