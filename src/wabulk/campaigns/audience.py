@@ -19,6 +19,20 @@ contacts = Contact.__table__
 messages = Message.__table__
 
 
+# The columns a queued recipient's row is inserted with, by launch and by follow-ups, in
+# the order their SELECTs give them.
+QUEUED_COLUMNS = [
+    "campaign_id",
+    "contact_id",
+    "phone",
+    "status",
+    "next_attempt_at",
+    "queued_at",
+    "updated_at",
+    "attempts",
+]
+
+
 def _members(list_ids: Sequence[int]) -> Any:
     return (
         select(list_members.c.contact_id)
@@ -138,16 +152,7 @@ def insert_messages(
             else_=due_at,
         )
     stmt = insert(messages).from_select(
-        [
-            "campaign_id",
-            "contact_id",
-            "phone",
-            "status",
-            "next_attempt_at",
-            "queued_at",
-            "updated_at",
-            "attempts",
-        ],
+        QUEUED_COLUMNS,
         select(
             literal(campaign.id),
             chosen.c.id,

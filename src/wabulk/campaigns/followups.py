@@ -46,6 +46,7 @@ from ..models import (
     Template,
     User,
 )
+from .audience import QUEUED_COLUMNS
 
 C = CampaignStatus
 S = MessageStatus
@@ -424,16 +425,7 @@ def _mature_step(session: Session, due: _Due, now: datetime) -> int:
     dialect = session.get_bind().dialect.name
     make = postgresql.insert if dialect == "postgresql" else sqlite.insert
     stmt = make(messages).from_select(
-        [
-            "campaign_id",
-            "contact_id",
-            "phone",
-            "status",
-            "next_attempt_at",
-            "queued_at",
-            "updated_at",
-            "attempts",
-        ],
+        QUEUED_COLUMNS,
         # In contact order, so ids and the sending order do not follow the plan's.
         source.order_by(contacts.c.id),
     )

@@ -11,7 +11,6 @@ from typing import Any
 
 from flask import (
     Blueprint,
-    Response,
     after_this_request,
     flash,
     redirect,
@@ -60,8 +59,14 @@ def download(campaign_id: int) -> WResponse:
         flash(str(exc), "warning")
         return redirect(url_for("campaigns.detail", campaign_id=campaign_id) + "#your-sheet")
 
+    return send_written(written)
+
+
+def send_written(written: sheet_results.Written) -> Any:
+    """The filled-in sheet as a download; its file is removed once the answer is under way."""
+
     @after_this_request
-    def _remove(response: Response) -> Response:
+    def _remove(response: Any) -> Any:
         written.path.unlink(missing_ok=True)  # send_file holds the open file; the name can go
         return response
 

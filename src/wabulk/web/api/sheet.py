@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Response, after_this_request, send_file
+from flask import Response
 from pydantic import Field
 
 from ...campaigns import lifecycle, sheet_results
 from ...campaigns.report import XLSX_MIME
+from ..campaign_sheet_views import send_written
 from .registry import Call, Id, Query, operation
 
 
@@ -38,14 +39,4 @@ def campaign_sheet(call: Call, campaign_id: int, query: SheetQuery) -> Response:
         call.session, campaign_id, query.import_id, call.user.timezone, instance, instance / "tmp"
     )
 
-    @after_this_request
-    def _remove(response: Response) -> Response:
-        written.path.unlink(missing_ok=True)  # send_file holds the open file; the name can go
-        return response
-
-    return send_file(
-        written.path,
-        as_attachment=True,
-        download_name=written.download_name,
-        mimetype=written.mimetype,
-    )
+    return send_written(written)
