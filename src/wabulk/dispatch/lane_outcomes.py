@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -35,7 +35,7 @@ from ..channels.base import (
 )
 from ..models import EventLevel, Sender, SenderState
 from ..senders import cooldown
-from . import queue
+from . import queue, tally
 
 if TYPE_CHECKING:
     from .lane import _Pending
@@ -164,6 +164,7 @@ class SettlesOutcomes:
             if unavailable is not None:
                 self._sender_lost(session, unavailable, now)
         self.unsettled = None
+        tally.outcomes(self.sender_id, Counter(o.kind for o in outcomes))
         if unavailable is not None:
             return 0.0  # the next step finds the sender unlinked and goes idle
         if not self.pending:

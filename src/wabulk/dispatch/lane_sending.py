@@ -33,7 +33,7 @@ from sqlalchemy.engine import Connection
 
 from ..channels.base import OutgoingMessage, SenderUnavailable, SendResult
 from ..models import Campaign, CampaignStatus, Contact, Inbound, Message
-from . import queue
+from . import queue, tally
 from .lane_outcomes import Unsettled
 
 if TYPE_CHECKING:
@@ -373,6 +373,7 @@ class SendsMessages:
         self.pending.clear()
 
     def _timed(self, elapsed: float, n: int) -> None:
+        tally.latency(self.sender_id, elapsed, n)
         per = elapsed / max(1, n)
         self.seconds_per_send = (
             per if self.seconds_per_send == 0 else 0.9 * self.seconds_per_send + 0.1 * per

@@ -36,6 +36,7 @@ from .inbox import Answer, Conversation, ConversationNote, ConversationState, Qu
 from .senders import Channel, Sender, SenderState
 from .stats import SLOT_MINUTES, MessageStat, Tally
 from .users import ApiToken, AppSetting, LoginFailure, Role, User, UserSession
+from .workers import Worker
 
 __all__ = [
     "SLOT_MINUTES",
@@ -84,6 +85,7 @@ __all__ = [
     "UserSession",
     "WebhookEndpoint",
     "WebhookReceipt",
+    "Worker",
     "campaign_lists",
     "campaign_senders",
     "list_members",

@@ -65,6 +65,12 @@ class Sender(Base):
     health: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     lease_owner: Mapped[str | None] = mapped_column(String(100))
     lease_until: Mapped[datetime | None]
+    # Only workers carrying this label send for it (`wabulk worker --label`): a WhatsApp
+    # Web sender's browser profile lives on one machine. None: any worker.
+    worker_label: Mapped[str | None] = mapped_column(String(60))
+    # The account's next free send slot under its messages-per-second ceiling, shared by
+    # every worker sending for it (dispatch reserves slots here; see senders/pace.py).
+    pace_next_at: Mapped[datetime | None]
     # Linking by QR (WhatsApp Web): the page asks until this time; the worker holding the
     # sender shows the QR it reads from the browser here (a PNG data URL), so the dashboard
     # and the browser may live in different processes or machines.
