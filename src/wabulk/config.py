@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import re
@@ -93,6 +94,19 @@ class Settings:
     # Web origins (scheme://host[:port]) whose pages may call the REST API with a token;
     # empty: no cross-origin calls.
     cors_origins: tuple[str, ...] = ()
+    # Scale-out (docs/deployment.md). Web processes of `wabulk serve` (more than one: a
+    # gunicorn pre-fork server, the dispatcher then runs only in `wabulk worker`); how many
+    # reverse proxies stand in front (their X-Forwarded-* headers are then believed).
+    web_processes: int = 1
+    proxy_hops: int = 0
+    # This worker's name (default: the host name) and labels; a sender with a worker label
+    # is sent for only by workers carrying it.
+    worker_name: str = ""
+    worker_labels: tuple[str, ...] = ()
+    # /metrics (Prometheus): answered to a request bearing this token, or to one from these
+    # addresses (CIDR blocks); with neither set it is off.
+    metrics_token: str = field(default="", repr=False)
+    metrics_from: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -128,6 +142,12 @@ class Settings:
             ),
             cloud_api_version=_version(_env_str(env, "WABULK_CLOUD_API_VERSION", "v26.0")),
             cloud_api_timeout=_env_int(env, "WABULK_CLOUD_API_TIMEOUT", 20, 1, 300),
+            web_processes=_env_int(env, "WABULK_WEB_PROCESSES", 1, 1, 64),
+            proxy_hops=_env_int(env, "WABULK_PROXY_HOPS", 0, 0, 5),
+            worker_name=_env_str(env, "WABULK_WORKER_NAME", "")[:100],
+            worker_labels=_labels(env.get("WABULK_WORKER_LABELS", "")),
+            metrics_token=_env_str(env, "WABULK_METRICS_TOKEN", ""),
+            metrics_from=_networks(env.get("WABULK_METRICS_FROM", "")),
             public_url=(
                 _url(env["WABULK_PUBLIC_URL"], "WABULK_PUBLIC_URL")
                 if env.get("WABULK_PUBLIC_URL")
@@ -165,7 +185,7 @@ class Settings:
         """Settings safe to show or log: secrets and credentials removed."""
         out: dict[str, object] = {}
         for f in fields(self):
-            if f.name == "secret_key":
+            if f.name in ("secret_key", "metrics_token"):
                 continue
             value = getattr(self, f.name)
             out[f.name] = redact_url(value) if f.name == "database_url" else value
@@ -183,6 +203,35 @@ def _version(value: str) -> str:
     if not re.fullmatch(r"v\d{1,3}\.\d{1,2}", value):
         raise ConfigError(f"WABULK_CLOUD_API_VERSION must look like v26.0; got {value!r}")
     return value
+
+
+LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,59}$")
+
+
+def _labels(raw: str) -> tuple[str, ...]:
+    labels = tuple(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))
+    for label in labels:
+        if not LABEL.match(label):
+            raise ConfigError(
+                "WABULK_WORKER_LABELS must be a comma-separated list of labels made of "
+                f"letters, digits, '.', '_' and '-' (up to 60 each); got {label!r}"
+            )
+    return labels
+
+
+def _networks(raw: str) -> tuple[str, ...]:
+    out = []
+    for part in (p.strip() for p in raw.split(",")):
+        if not part:
+            continue
+        try:
+            out.append(str(ipaddress.ip_network(part, strict=False)))
+        except ValueError:
+            raise ConfigError(
+                "WABULK_METRICS_FROM must list addresses or CIDR blocks such as "
+                f"127.0.0.1,10.0.0.0/8; got {part!r}"
+            ) from None
+    return tuple(out)
 
 
 def _origins(raw: str) -> tuple[str, ...]:
