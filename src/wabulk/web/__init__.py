@@ -14,6 +14,7 @@ from .campaigns import bp as campaigns_bp
 from .contacts_views import bp as contacts_bp
 from .demo_views import bp as demo_bp
 from .followups import bp as followups_bp
+from .health import bp as health_bp
 from .imports_views import bp as imports_bp
 from .inbox import bp as inbox_bp
 from .inbox import quick_replies_bp
@@ -52,6 +53,7 @@ def init_app(app: Flask) -> None:
         api_bp,
         api_docs_bp,
         webhooks_bp,
+        health_bp,
     )
     for bp in blueprints:
         app.register_blueprint(bp)
