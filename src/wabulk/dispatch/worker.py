@@ -14,6 +14,12 @@
   hour (senders/cloud.py `sync_due`); it wakes every minute to see whose hour is up.
 - The "receipts" loop applies stored webhook deliveries (receipts.py); the receiver in
   this process wakes it at once, and it polls every second for those stored by others.
+- The "heartbeat" loop keeps this process's `workers` row fresh (registry.py): what it
+  holds, its sends a minute and counters. A database that drops the connection only costs
+  a logged beat; the next one reconnects (or registers again if the row went).
+- A worker drives only the senders it may (`may_drive`): those its `--senders` list names
+  (all when empty) and whose worker label, if any, is one of its labels; a WhatsApp Web
+  account's browser profile lives on one machine.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 
@@ -46,7 +53,7 @@ from ..models import (
 from ..outbox import delivery as webhooks_out
 from ..outbox import retention
 from ..senders import cloud, cooldown
-from . import hearing, receipts
+from . import hearing, receipts, registry, tally
 from .lane import Lane
 from .recovery import expire_stale_leases
 
@@ -71,12 +78,34 @@ class Loop:
     sleep: Callable[[float], object] | None = None
 
 
+def _sender_key(name: str) -> str:
+    """Sender names compare as find_sender matches them: spaces collapsed, any case."""
+    return " ".join(name.split()).casefold()
+
+
 class Dispatcher:
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        *,
+        name: str | None = None,
+        labels: tuple[str, ...] | list[str] = (),
+        only_senders: tuple[str, ...] | list[str] | None = None,
+        embedded: bool = False,
+    ) -> None:
         self.db = db
         self.settings = settings
         self.identity = worker_identity()
+        self.name = (name or settings.worker_name or registry.this_host())[:100]
+        self.labels = tuple(dict.fromkeys([*settings.worker_labels, *labels]))
+        self.only_senders = tuple(only_senders or ())
+        self._only_keys = frozenset(_sender_key(n) for n in self.only_senders)
+        self.embedded = embedded
         self.stop_event = threading.Event()
+        self._registered = False
+        self._pruned_at = 0.0  # monotonic time of the last pruning of old worker rows
+        self._importing: set[int] = set()
         self.loops = [
             Loop("messages", self.message_step, settings.worker_poll_seconds),
             Loop("campaigns", self.campaign_step, min(settings.worker_poll_seconds, 1.0)),
@@ -86,11 +115,75 @@ class Dispatcher:
             Loop("receipts", self.receipt_step, 1.0, sleep=receipts.wait_for_nudge),
             # Outgoing webhooks: signed POSTs of the events endpoints subscribed to.
             Loop("webhooks", self.webhook_step, 1.0),
+            Loop(
+                "heartbeat",
+                self.heartbeat_step,
+                registry.heartbeat_seconds(settings.lease_seconds),
+            ),
         ]
         self._threads: list[threading.Thread] = []
         self._lanes: dict[int, threading.Thread] = {}
         self._lanes_lock = threading.Lock()
         self._mature_after = 0.0  # monotonic time of the next look for due follow-ups
+
+    def may_drive(self, sender: Any) -> bool:
+        """Whether this worker may run a lane for `sender` (anything with `name` and
+        `worker_label`)."""
+        if self._only_keys and _sender_key(sender.name) not in self._only_keys:
+            return False
+        return sender.worker_label is None or sender.worker_label in self.labels
+
+    def register(self) -> None:
+        registry.register(
+            self.db,
+            identity=self.identity,
+            name=self.name,
+            labels=self.labels,
+            only_senders=self.only_senders or None,
+            embedded=self.embedded,
+            lease_seconds=self.settings.lease_seconds,
+        )
+        self._registered = True
+
+    def holds(self) -> dict[str, list[int]]:
+        """Senders with a live lane, the running campaigns they serve, imports being run."""
+        with self._lanes_lock:
+            senders = sorted(sid for sid, t in self._lanes.items() if t.is_alive())
+            imports = sorted(self._importing)
+        campaigns: list[int] = []
+        if senders:
+            with self.db.session() as session:
+                campaigns = sorted(
+                    session.scalars(
+                        select(campaign_senders.c.campaign_id)
+                        .join(Campaign, Campaign.id == campaign_senders.c.campaign_id)
+                        .where(
+                            campaign_senders.c.sender_id.in_(senders),
+                            Campaign.status == CampaignStatus.RUNNING,
+                        )
+                        .distinct()
+                    )
+                )
+        return {"senders": senders, "campaigns": campaigns, "imports": imports}
+
+    def heartbeat_step(self) -> bool:
+        """Keep this worker's row fresh; never reports work, so the loop sleeps its beat."""
+        if not self._registered:
+            self.register()
+        elif not registry.beat(
+            self.db,
+            self.identity,
+            holds=self.holds(),
+            per_minute=tally.per_minute(),
+            stats=tally.snapshot(),
+        ):
+            log.warning("worker %s: its registry row was gone; registering again", self.name)
+            self.register()
+        if time.monotonic() - self._pruned_at > 3600:
+            with self.db.session() as session:
+                registry.prune(session)
+            self._pruned_at = time.monotonic()
+        return False
 
     def message_step(self) -> bool:
         with self.db.session() as session:
@@ -159,6 +252,13 @@ class Dispatcher:
                     )
                 )
             )
+            if busy:
+                allowed = session.execute(
+                    select(Sender.id, Sender.name, Sender.worker_label).where(
+                        Sender.id.in_(sorted(busy))
+                    )
+                ).all()
+                busy = {row.id for row in allowed if self.may_drive(row)}
         with self._lanes_lock:
             for sender_id in busy:
                 thread = self._lanes.get(sender_id)
@@ -227,6 +327,8 @@ class Dispatcher:
         if import_id is None:
             return False
         log.info("running import %s", import_id)
+        with self._lanes_lock:
+            self._importing.add(import_id)
 
         def stop_between_chunks(_imp: object) -> None:
             if self.stop_event.is_set():
@@ -244,6 +346,9 @@ class Dispatcher:
             with self.db.session() as session:
                 importer.release(session, import_id, self.identity)
             log.info("import %s paused for shutdown; it resumes at the next start", import_id)
+        finally:
+            with self._lanes_lock:
+                self._importing.discard(import_id)
         return True
 
     def template_step(self) -> bool:
@@ -275,6 +380,10 @@ class Dispatcher:
 
     def start_thread(self) -> None:
         """Run in the background of the web process (the embedded default)."""
+        try:
+            self.register()
+        except Exception:  # the heartbeat loop registers once the database answers
+            log.exception("worker %s: could not register; retrying with the heartbeat", self.name)
         log.info("dispatcher %s started", self.identity)
         for loop in self.loops:
             thread = threading.Thread(
@@ -291,6 +400,12 @@ class Dispatcher:
         for thread in [*self._threads, *lanes]:
             thread.join(timeout)
         self._threads = []
+        if self._registered:
+            try:
+                registry.stopped(self.db, self.identity)
+            except Exception:  # the row then shows lost once its lease passes
+                log.exception("worker %s: could not record its stop", self.name)
+            self._registered = False
         log.info("dispatcher %s stopped", self.identity)
 
     @property
