@@ -14,6 +14,7 @@ from .cli_campaigns import campaign, send
 from .cli_common import Context, pass_ctx, require_migrated
 from .cli_contacts import contacts
 from .cli_segments import segment
+from .cli_worker import worker
 from .config import redact_url
 from .lan import how_to_reach
 
@@ -77,7 +78,7 @@ def serve(ctx: Context, host: str | None, port: int | None, no_worker: bool, thr
 
     dispatcher = None
     if settings.worker:
-        dispatcher = Dispatcher(app.extensions["wabulk.db"], settings)
+        dispatcher = Dispatcher(app.extensions["wabulk.db"], settings, embedded=True)
         dispatcher.start_thread()
     click.echo(
         f"wabulk {__version__} serving on {base_url}  "
@@ -99,27 +100,6 @@ def serve(ctx: Context, host: str | None, port: int | None, no_worker: bool, thr
         if dispatcher:
             dispatcher.stop()
         click.echo("wabulk stopped.")
-
-
-@main.command()
-@pass_ctx
-def worker(ctx: Context) -> None:
-    """Run the dispatcher alone (for more workers beside the web app, e.g. on PostgreSQL)."""
-    from . import logs
-    from .dispatch.worker import Dispatcher
-
-    settings = ctx.settings
-    logs.configure(settings.instance_path, settings.log_level)
-    require_migrated(ctx)
-    dispatcher = Dispatcher(ctx.db, settings)
-
-    def _stop(_signum: int, _frame: Any) -> None:
-        dispatcher.stop_event.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    click.echo(f"wabulk worker {dispatcher.identity} running; Ctrl+C to stop.")
-    dispatcher.run()
 
 
 @main.group()
@@ -201,6 +181,7 @@ def setup_code_cmd(ctx: Context) -> None:
     click.echo(code)
 
 
+main.add_command(worker)
 main.add_command(contacts)
 main.add_command(campaign)
 main.add_command(send)
