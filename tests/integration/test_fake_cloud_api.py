@@ -295,6 +295,25 @@ def test_injected_failures_rejections_and_hangs(cloud: FakeCloudApi, graph: http
     cloud.wait_for(lambda: any(s["to"] == "+919876543219" for s in cloud.sent))
 
 
+def test_a_latency_delays_every_answer_until_reset(
+    cloud: FakeCloudApi, graph: httpx.Client
+) -> None:
+    url = f"/{PNID}/messages"
+    cloud.set_latency(1.0)
+    for to in ("+919876543221", "+919876543222"):
+        with pytest.raises(httpx.ReadTimeout):
+            graph.post(url, json=text_send(to), timeout=0.3)
+    with pytest.raises(ValueError, match="between 0 and 60"):
+        cloud.set_latency(-1)
+    # Let the two answers we gave up on be written, so no request is still open on the
+    # server when the module's tests end and it stops.
+    time.sleep(1.0)
+    cloud.reset()
+    add_shop(cloud, "http://127.0.0.1:9/unused")
+    assert cloud.send_latency == 0.0
+    assert graph.post(url, json=text_send(), timeout=30).status_code == 200
+
+
 # --- limits -------------------------------------------------------------------------------
 
 

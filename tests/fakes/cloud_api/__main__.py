@@ -21,6 +21,7 @@ def main() -> None:
     parser.add_argument("--throttle-status", type=int, default=400, choices=(400, 429))
     parser.add_argument("--webhook-lanes", type=int, default=8, help="webhook POSTs in flight")
     parser.add_argument("--batch-window", type=float, default=0.25)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
     args = parser.parse_args()
     fake = FakeCloudApi(
         rate_limit=not args.no_rate_limit,
@@ -32,6 +33,7 @@ def main() -> None:
     )
     fake.batch_window = args.batch_window
     fake.throttle_http_status = args.throttle_status
+    fake.send_latency = max(0.0, args.latency)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(fake.serve(lambda url: print(url, flush=True)))
 

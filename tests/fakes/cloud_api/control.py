@@ -25,6 +25,7 @@ SETTERS = (
     "reject_recipient",
     "fail_next",
     "hang_next",
+    "set_latency",
     "revoke_token",
     "reset",
 )

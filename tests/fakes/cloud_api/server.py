@@ -13,7 +13,9 @@
   back to `/messages`. Non-template sends there get 131055, non-marketing templates 134100.
 - Order of checks on a send: auth, injected `fail_next`, the 80/s bucket (130429), the body
   (§2, see state.py), the pair rule (131056), `reject_recipient`; then it is accepted.
-  `hang_next` delays the answer *after* the send was accepted, as a slow Meta would.
+  `hang_next` delays the answer *after* the send was accepted, as a slow Meta would;
+  `send_latency` (seconds, `set_latency`) delays every send's answer, as a far-away
+  Graph API would (benchmarks measure what parallel workers hide of it).
 - Statuses of a send addressed by BSUID carry `recipient_user_id` instead of `recipient_id`;
   `out_of_order` posts a message's statuses in reverse; `phone_number_quality_update` carries
   Meta's fields (event, current_limit), the new rating shows on `GET /{pnid}`.
@@ -61,7 +63,13 @@ from tests.fakes.cloud_api.webhooks import (
 
 VERSION = r"{ver:v\d+\.\d+}"
 # Knobs a test may turn; reset() puts back the values they had when the server started.
-TUNABLES = ("rate_limit", "throttle_http_status", "webhook_attempts", "batch_window")
+TUNABLES = (
+    "rate_limit",
+    "throttle_http_status",
+    "webhook_attempts",
+    "batch_window",
+    "send_latency",
+)
 CALL_TIMEOUT = 120.0
 
 
@@ -85,6 +93,7 @@ class FakeCloudApi(UserEvents, GraphReads):
         self.webhook_attempts = 5
         # With auto_statuses(batch=k): how long a POST waits for more statuses to fill it.
         self.batch_window = 0.25
+        self.send_latency = 0.0  # seconds added to every send's answer
         self._lock = threading.RLock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -227,6 +236,12 @@ class FakeCloudApi(UserEvents, GraphReads):
         """code=None answers with a bare HTTP error page, no JSON (a proxy in the way)."""
         with self._lock:
             self._fail_next.extend([(code, int(http_status))] * int(n))
+
+    def set_latency(self, seconds: float) -> None:
+        """Answer every send `seconds` later (after it was accepted), until reset."""
+        if not 0 <= float(seconds) <= 60:
+            raise ValueError("latency must be between 0 and 60 seconds")
+        self.send_latency = float(seconds)
 
     def hang_next(self, n: int, seconds: float) -> None:
         with self._lock:
@@ -408,6 +423,7 @@ class FakeCloudApi(UserEvents, GraphReads):
         raw = await request.read()
         with self._lock:
             hang = self._hang_next.pop(0) if self._hang_next else 0.0
+        hang += self.send_latency
         try:
             response = self._accept(request, raw, endpoint)
         except GraphError as error:
