@@ -48,4 +48,13 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     from .web import init_app as init_web
 
     init_web(app)
+    if settings.proxy_hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        # Only as many X-Forwarded-* values as there are proxies of ours are believed: a
+        # client's own header to the first proxy must not choose its address or scheme.
+        hops = settings.proxy_hops
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_prefix=hops
+        )
     return app

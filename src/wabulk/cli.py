@@ -47,33 +47,55 @@ def _print_setup_code_if_needed(ctx: Context, base_url: str) -> None:
     sys.stdout.flush()
 
 
-@main.command()
-@click.option("--host", help="Address to listen on (default WABULK_HOST or 127.0.0.1).")
-@click.option("--port", type=int, help="Port (default WABULK_PORT or 5000).")
-@click.option("--no-worker", is_flag=True, help="Do not run the dispatcher inside the web process.")
-@click.option("--threads", default=8, show_default=True, help="Web request threads.")
-@pass_ctx
-def serve(ctx: Context, host: str | None, port: int | None, no_worker: bool, threads: int) -> None:
-    """Run the web app (production WSGI server) and, unless told not to, the dispatcher."""
-    from waitress import create_server
-
-    from .app import create_app
-    from .dispatch.worker import Dispatcher
-
-    settings = ctx.settings
-    if no_worker:  # pages that need a worker (QR linking, imports) then say one must run
-        settings = dataclasses.replace(settings, worker=False)
-    require_migrated(ctx)
-    app = create_app(settings)
-    host = host or settings.host
-    port = settings.port if port is None else port  # 0 asks the OS for a free port
-    server: Any = create_server(app, host=host, port=port, threads=threads)
+def _shown_url(host: str, port: int) -> str:
     # Port 0 asks the OS for a free one; show the port actually bound. Bound to every
     # interface, this computer still opens it on its own loopback address.
     shown = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "[::1]"}.get(host, host)  # noqa: S104
     if ":" in shown and not shown.startswith("["):
         shown = f"[{shown}]"
-    base_url = f"http://{shown}:{server.effective_port}"
+    return f"http://{shown}:{port}"
+
+
+@main.command()
+@click.option("--host", help="Address to listen on (default WABULK_HOST or 127.0.0.1).")
+@click.option("--port", type=int, help="Port (default WABULK_PORT or 5000).")
+@click.option("--no-worker", is_flag=True, help="Do not run the dispatcher inside the web process.")
+@click.option("--threads", default=8, show_default=True, help="Web request threads.")
+@click.option(
+    "--processes",
+    type=click.IntRange(1, 64),
+    help="Web processes (default WABULK_WEB_PROCESSES or 1). More than one runs gunicorn "
+    "(Linux, macOS) without the dispatcher: run `wabulk worker` beside it.",
+)
+@pass_ctx
+def serve(
+    ctx: Context,
+    host: str | None,
+    port: int | None,
+    no_worker: bool,
+    threads: int,
+    processes: int | None,
+) -> None:
+    """Run the web app (production WSGI server) and, unless told not to, the dispatcher."""
+    settings = ctx.settings
+    processes = settings.web_processes if processes is None else processes
+    host = host or settings.host
+    port = settings.port if port is None else port  # 0 asks the OS for a free port
+    if processes > 1:
+        _serve_processes(ctx, host, port, processes)
+        return
+
+    from waitress import create_server
+
+    from .app import create_app
+    from .dispatch.worker import Dispatcher
+
+    if no_worker:  # pages that need a worker (QR linking, imports) then say one must run
+        settings = dataclasses.replace(settings, worker=False)
+    require_migrated(ctx)
+    app = create_app(settings)
+    server: Any = create_server(app, host=host, port=port, threads=threads)
+    base_url = _shown_url(host, server.effective_port)
     _print_setup_code_if_needed(ctx, base_url)
 
     dispatcher = None
@@ -100,6 +122,47 @@ def serve(ctx: Context, host: str | None, port: int | None, no_worker: bool, thr
         if dispatcher:
             dispatcher.stop()
         click.echo("wabulk stopped.")
+
+
+def _serve_processes(ctx: Context, host: str, port: int, processes: int) -> None:
+    """gunicorn with `processes` web processes; campaigns are sent by `wabulk worker`."""
+    try:
+        from . import web_server
+    except ImportError:  # gunicorn forks: there is none on Windows
+        raise click.ClickException(
+            f"Several web processes (--processes {processes} or WABULK_WEB_PROCESSES) need "
+            "gunicorn, which runs on Linux and macOS only. On this computer run one process: "
+            "`wabulk serve --processes 1`."
+        ) from None
+    settings = ctx.settings
+    require_migrated(ctx)
+    # The master only forks: each process opens its own connections after the fork.
+    ctx.db.dispose()
+
+    def ready(bound: int) -> None:
+        base_url = _shown_url(host, bound)
+        _print_setup_code_if_needed(ctx, base_url)
+        ctx.db.dispose()
+        click.echo(
+            f"wabulk {__version__} serving on {base_url} with {processes} web processes "
+            "(Ctrl+C to stop)"
+        )
+        click.echo(
+            "Campaigns, imports and linking phones are done by `wabulk worker`: "
+            "run at least one beside this server (the web processes do not send)."
+        )
+        if ctx.db.engine.dialect.name == "sqlite":
+            click.echo(
+                "On SQLite, every process must run on this one computer; to spread over "
+                "several machines use PostgreSQL (WABULK_DATABASE_URL)."
+            )
+        click.echo("\n".join(how_to_reach(host, bound)))
+        sys.stdout.flush()
+
+    status = web_server.serve(settings, host=host, port=port, processes=processes, ready=ready)
+    click.echo("wabulk stopped.")
+    if status:
+        raise SystemExit(status)
 
 
 @main.group()
