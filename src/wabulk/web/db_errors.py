@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, g, make_response, render_template
-from sqlalchemy.exc import OperationalError
+from flask import Flask, current_app, g, make_response, render_template
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from .security import api_error, is_api_request
 
@@ -37,12 +37,33 @@ def _on_operational_error(error: OperationalError) -> Any:
     if is_api_request():
         response, status = api_error(503, "busy" if locked else "unavailable", message)
     else:
-        page = render_template(
-            "errors/error.html", code=503, title="Please try again", message=message
-        )
-        response, status = make_response(page), 503
+        response, status = make_response(_page(message)), 503
     response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response, status
+
+
+def _page(message: str) -> str:
+    """The sentence in the page's frame, even while the database is still away.
+
+    The error may have come from reading the signed-in user (every page does first), and
+    the frame reads that user again, as does the rollback above (it expires the user's
+    row): either would raise inside this handler and answer a 500. Then the sentence goes
+    in the signed-out frame, which reads nothing from the database.
+    """
+    if "_login_user" not in g:  # reading the user is what failed
+        g._login_user = current_app.login_manager.anonymous_user()  # type: ignore[attr-defined]
+    try:
+        return render_template(
+            "errors/error.html", code=503, title="Please try again", message=message
+        )
+    except SQLAlchemyError:
+        session = g.get("db_session")
+        if session is not None:
+            session.rollback()
+        g._login_user = current_app.login_manager.anonymous_user()  # type: ignore[attr-defined]
+        return render_template(
+            "errors/error.html", code=503, title="Please try again", message=message
+        )
 
 
 def init_app(app: Flask) -> None:
