@@ -20,6 +20,9 @@ PUBLIC_ENDPOINTS = {"static", "auth.login", "auth.setup"}
 # Meta calls these without a session: they answer only a correct verify token (GET) or a
 # body signed with the sender's app secret (POST), see test_webhook_receiver.py.
 SIGNED_ENDPOINTS = {"webhooks.verify", "webhooks.receive"}
+# Load balancers and Prometheus: no sign-in; /metrics needs its own token or address and is
+# off (404) here, see test_health_metrics.py.
+HEALTH_ENDPOINTS = {"health.healthz", "health.readyz", "health.metrics_page"}
 
 
 def _url_for_rule(app: Flask, rule: Rule) -> str:
@@ -65,6 +68,9 @@ def test_every_route_refuses_anonymous_visitors(client: FlaskClient, make_user, 
     if endpoint in SIGNED_ENDPOINTS:
         assert response.status_code in (403, 404)  # no sender 1 here: 404
         return
+    if endpoint in HEALTH_ENDPOINTS:
+        assert response.status_code == (404 if endpoint == "health.metrics_page" else 200)
+        return
     if url.startswith("/api/"):
         assert response.status_code == 401
         assert response.is_json
@@ -93,7 +99,11 @@ def test_role_matrix_over_every_get_route(
     as_role(persona)
     checked = 0
     for rule in app.url_map.iter_rules():
-        if "GET" not in (rule.methods or ()) or rule.endpoint in PUBLIC_ENDPOINTS or rule.arguments:
+        if (
+            "GET" not in (rule.methods or ())
+            or rule.endpoint in PUBLIC_ENDPOINTS | HEALTH_ENDPOINTS
+            or rule.arguments
+        ):
             continue
         needed = getattr(app.view_functions[rule.endpoint], "required_role", Role.ADMIN)
         response = client.get(_url_for_rule(app, rule))

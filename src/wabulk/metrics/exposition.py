@@ -41,7 +41,8 @@ class Family:
         running = 0.0
         for bound, n in zip(bounds, buckets, strict=False):
             running += n
-            self.samples.append(("_bucket", {**base, "le": number(bound)}, running))
+            # As client libraries write it ("1.0", not "1"): a query naming le="1.0" matches.
+            self.samples.append(("_bucket", {**base, "le": repr(float(bound))}, running))
         self.samples.append(("_bucket", {**base, "le": "+Inf"}, count))
         self.samples.append(("_sum", base, total))
         self.samples.append(("_count", base, count))

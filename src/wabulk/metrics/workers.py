@@ -12,6 +12,7 @@ writes with its heartbeat (dispatch/tally.py `snapshot()`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,6 +25,7 @@ from .exposition import Family
 STOPPED_SHOWN = timedelta(days=1)
 STATES = ("running", "lost", "stopped")
 
+_registry_state: Callable[[Any, datetime], str] | None
 try:  # the registry's rule, when it is there; the same rule otherwise
     from ..dispatch.registry import state as _registry_state
 except ImportError:  # pragma: no cover - until the registry lands
