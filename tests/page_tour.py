@@ -31,6 +31,7 @@ from wabulk.contacts import importer
 from wabulk.contacts import service as contacts
 from wabulk.db import Database
 from wabulk.demo import load_demo
+from wabulk.dispatch import registry
 from wabulk.inbound.replies import store_replies
 from wabulk.inbox import quick_replies
 from wabulk.models import (
@@ -86,7 +87,7 @@ NOT_PAGES = {
 }
 # Pieces of a page that its script fetches and puts in place: checked for words, not as a
 # whole document (the page they belong to is).
-FRAGMENTS = {"campaigns.outcomes", "campaigns.recipients"}
+FRAGMENTS = {"campaigns.outcomes", "campaigns.recipients", "workers.table"}
 # Pages only their signed-out visitor sees (a signed-in visit redirects).
 SIGNED_OUT = {"auth.login", "auth.setup"}
 
@@ -301,7 +302,36 @@ def seed(db: Database, instance: Path) -> Seeded:
         guessed = importer.preview(waiting, instance, "IN").mapping
         importer.configure(session, None, waiting, instance, guessed, "IN")
     out.ids["import_id"] = imports
+    _workers(db, out)
     return out
+
+
+def _workers(db: Database, out: Seeded) -> None:
+    """Settings → Workers: one running, holding a sender, a campaign and an import; one
+    lost a few minutes ago; one stopped."""
+    now = utcnow()
+    for identity, age in (("shop:1:a", 0), ("back:2:b", 600), ("old:3:c", 3600)):
+        registry.register(
+            db,
+            identity=identity,
+            name=identity.split(":")[0],
+            labels=("shop-pc",),
+            lease_seconds=120,
+            now=now - timedelta(seconds=age),
+        )
+    registry.beat(
+        db,
+        "shop:1:a",
+        holds={
+            "senders": out.ids["sender_id"][:1],
+            "campaigns": out.ids["campaign_id"][:1],
+            "imports": out.ids["import_id"][:1],
+        },
+        per_minute=42,
+        stats={},
+        now=now,
+    )
+    registry.stopped(db, "old:3:c", now - timedelta(seconds=3000))
 
 
 # Pages whose ids must be of one kind (a draft to edit, a WhatsApp Web sender to link…).

@@ -20,6 +20,7 @@ from ..auth.permissions import require_role
 from ..channels import dry_run
 from ..channels.dry_run import SettingError
 from ..channels.whatsapp_web import settings as web_settings
+from ..config import LABEL
 from ..errors import Conflict, NotFound, ValidationError
 from ..models import Channel, EventLevel, Message, Role, Sender, SenderState, User, utcnow
 from ..zones import zone
@@ -61,6 +62,9 @@ class SenderInput:
     settings: dict[str, Any] = field(default_factory=dict)
     # Cloud API: messages per second at most (blank: Meta's default of 80).
     max_per_second: float | str | None = None
+    # Only workers carrying this label send for it (blank: any worker); for a WhatsApp Web
+    # account whose browser profile lives on one machine.
+    worker_label: str | None = None
 
 
 @dataclass(frozen=True)
@@ -130,6 +134,20 @@ def _cloud_settings(
     return clean
 
 
+def clean_worker_label(raw: str | None) -> str | None:
+    """One label as `--label` and WABULK_WORKER_LABELS take them; blank: any worker."""
+    label = (raw or "").strip()
+    if not label:
+        return None
+    if not LABEL.match(label):
+        raise ValidationError(
+            "A worker label is one word of letters, digits, '.', '_' and '-' (up to 60 "
+            f"characters), for example shop-pc; got {label[:80]!r}.",
+            field="worker_label",
+        )
+    return label
+
+
 def _apply(session: Session, sender: Sender, data: SenderInput, keys: Keys | None) -> None:
     name = " ".join(data.name.split())
     if not name:
@@ -154,7 +172,9 @@ def _apply(session: Session, sender: Sender, data: SenderInput, keys: Keys | Non
         raise ValidationError(
             "Messages per second applies to Cloud API senders only.", field="max_per_second"
         )
+    worker_label = clean_worker_label(data.worker_label)
     sender.name = name
+    sender.worker_label = worker_label
     sender.timezone = data.timezone or "UTC"
     sender.min_delay_seconds = pace.min_delay_seconds
     sender.max_delay_seconds = pace.max_delay_seconds

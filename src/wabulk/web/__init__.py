@@ -26,6 +26,7 @@ from .senders_views import bp as senders_bp
 from .settings_views import bp as settings_bp
 from .templates_views import bp as templates_bp
 from .webhooks_views import bp as webhooks_bp
+from .workers_views import bp as workers_bp
 
 
 def init_app(app: Flask) -> None:
@@ -48,6 +49,7 @@ def init_app(app: Flask) -> None:
         campaign_sheet_bp,
         senders_bp,
         settings_bp,
+        workers_bp,
         integrations_bp,
         demo_bp,
         api_bp,

@@ -70,7 +70,16 @@ DRY_RUN_KEYS = tuple(key for key, _, _ in DRY_RUN_FIELDS)
 WEB_KEYS = ("visible", "user_data_dir", "profile_directory", "read_replies", "hear_days")
 CLOUD_KEYS = (*cloud_input.FIELDS, "max_per_second")
 KNOWN = frozenset(
-    {"name", "timezone", "channel", *PACING_KEYS, *DRY_RUN_KEYS, *WEB_KEYS, *CLOUD_KEYS}
+    {
+        "name",
+        "timezone",
+        "channel",
+        "worker_label",
+        *PACING_KEYS,
+        *DRY_RUN_KEYS,
+        *WEB_KEYS,
+        *CLOUD_KEYS,
+    }
 )
 # The kinds that can be added, first the one a real campaign needs.
 KINDS = (Channel.WHATSAPP_WEB, Channel.CLOUD_API, Channel.DRY_RUN)
@@ -148,6 +157,7 @@ def edit(sender_id: int) -> str:
         "name": sender.name,
         "timezone": sender.timezone,
         "channel": sender.channel.value,
+        "worker_label": sender.worker_label or "",
         **sender_pace(sender),
     }
     if sender.channel == Channel.WHATSAPP_WEB:
@@ -203,6 +213,7 @@ def _save(sender_id: int | None) -> WResponse | tuple[str, int]:
         pacing={key: state.values[key] for key in PACING_KEYS},
         settings=settings,
         max_per_second=max_per_second,
+        worker_label=state.values["worker_label"],
     )
     config = get_settings()
     keys = senders.Keys(config.secret_key, config.cloud_api_version)

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field
 
+from ...config import LABEL
 from ...errors import ValidationError
 from ...models import Channel, CloudTemplate, Role, Sender
 from ...senders import cloud, cloud_input
@@ -25,6 +26,8 @@ State = Literal["linked", "needs_link", "in_use", "browser_failed", "limited", "
 Digits = Annotated[str, Field(pattern=r"^[0-9]{1,30}$", examples=["106540352242922"])]
 Clock = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", examples=["09:00"])]
 TTL_LO, TTL_HI = cloud_input.TTL_RANGE
+# One label, as `wabulk worker --label` takes them.
+WorkerLabel = Annotated[str, Field(pattern=LABEL.pattern, examples=["shop-pc"])]
 
 
 class CloudOut(Output):
@@ -72,6 +75,9 @@ class SenderOut(Output):
     break_seconds: int | None
     limited_until: datetime | None = Field(
         description="A `limited` sender goes back into rotation by itself at this time."
+    )
+    worker_label: str | None = Field(
+        description="Only workers carrying this label send for it; null: any worker."
     )
     cloud_api: CloudOut | None = Field(description="Cloud API senders only.")
     created_at: datetime
@@ -143,6 +149,11 @@ class _CloudFields(Input):
     )
     active_from: Clock | None = Field(None, description="Recipient's local time; both or none.")
     active_until: Clock | None = None
+    worker_label: WorkerLabel | None = Field(
+        None,
+        description="Only workers started with this label (`wabulk worker --label`) send for "
+        "this sender; null: any worker.",
+    )
 
 
 Secret = Annotated[Text, Field(min_length=1, max_length=4096)]
@@ -228,6 +239,7 @@ def _input(body: _CloudFields) -> senders.SenderInput:
         pacing={k: v for k, v in pacing.items() if v is not None},
         settings=settings,
         max_per_second=body.max_per_second,
+        worker_label=body.worker_label,
     )
 
 

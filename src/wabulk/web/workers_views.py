@@ -1,0 +1,72 @@
+"""Settings → Workers: every computer process that sends for this installation, as of its
+last heartbeat (dispatch/registry.py).
+
+- Admins and operators read it; viewers do not (it names machines and processes).
+- The table refreshes itself every 10 seconds (workers.js swaps in `table`); without
+  JavaScript the page shows the server's table and a link to look again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, render_template
+from sqlalchemy import select
+
+from ..dispatch import registry
+from ..models import Channel, Role, Sender, utcnow
+from .helpers import db_session
+from .security import requires
+
+bp = Blueprint("workers", __name__, url_prefix="/settings/workers")
+REFRESH_SECONDS = 10
+
+
+@bp.get("")
+@requires(Role.OPERATOR)
+def index() -> str:
+    return render_template("settings/workers.html", refresh_seconds=REFRESH_SECONDS, **_table())
+
+
+@bp.get("/table")
+@requires(Role.OPERATOR)
+def table() -> str:
+    """The table alone, for workers.js."""
+    return render_template("settings/_workers_table.html", **_table())
+
+
+def _table() -> dict[str, Any]:
+    session = db_session()
+    now = utcnow()
+    views = registry.overview(session, now)
+    sender_ids = [h.id for v in views for h in v.holds if h.kind == "senders"]
+    cloud: set[int] = set()
+    if sender_ids:  # a Cloud API sender has a page of its own to link to
+        cloud = set(
+            session.scalars(
+                select(Sender.id).where(
+                    Sender.id.in_(sorted(set(sender_ids))), Sender.channel == Channel.CLOUD_API
+                )
+            )
+        )
+    return {"workers": views, "now": now, "cloud_senders": cloud}
+
+
+@bp.app_template_filter("ago")
+def ago(seconds: float) -> str:
+    """ "12 seconds ago", "3 minutes ago", "2 hours ago", "5 days ago"."""
+    seconds = max(0, int(seconds))
+    for size, unit in ((86400, "day"), (3600, "hour"), (60, "minute"), (1, "second")):
+        if seconds >= size or unit == "second":
+            n = seconds // size
+            if unit == "second" and n < 2:
+                return "just now"
+            return f"{n} {unit}{'' if n == 1 else 's'} ago"
+    return "just now"  # pragma: no cover
+
+
+@bp.app_template_filter("for_minutes")
+def for_minutes(seconds: float) -> str:
+    """How long a lost worker has been silent, in whole minutes (at least one)."""
+    minutes = max(1, round(seconds / 60))
+    return f"{minutes} minute{'' if minutes == 1 else 's'}"
