@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import event, func, select, update
+from sqlalchemy import event, func, select, text, update
 
 from tests.campaigns_support import (
     FakeClock,
@@ -103,6 +103,22 @@ def test_readyz_refuses_a_database_one_migration_behind(database_url, settings) 
     migrate.upgrade(app.extensions["wabulk.db"].engine)
     assert client.get("/readyz").status_code == 200
     app.extensions["wabulk.db"].dispose()
+
+
+def test_readyz_refuses_a_database_migrated_past_this_version(dual) -> None:
+    """An upgrade in progress: the schema moved on, this process is the old version."""
+    app, db = dual
+    head = migrate.head_revision(db.engine)
+    with db.engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0099'"))
+    try:
+        response = app.test_client().get("/readyz")
+        body = response.get_data(as_text=True)
+        assert response.status_code == 503
+        assert body == f"not ready: database: at migration 0099, newer than this version's {head}\n"
+    finally:
+        with db.engine.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": head})
 
 
 @pytest.mark.parametrize(

@@ -48,9 +48,11 @@ def healthz() -> Response:
 
 
 @functools.cache
-def _head() -> str | None:
-    # Read from the package's own files, so fixed for the life of the process.
-    return ScriptDirectory(str(migrate.MIGRATIONS_DIR)).get_current_head()
+def _revisions() -> tuple[str | None, frozenset[str]]:
+    """(head, every revision) of this version's migrations: read from the package's own
+    files, so fixed for the life of the process."""
+    script = ScriptDirectory(str(migrate.MIGRATIONS_DIR))
+    return script.get_current_head(), frozenset(r.revision for r in script.walk_revisions())
 
 
 def _check_database(engine: Engine) -> str | None:
@@ -65,11 +67,14 @@ def _check_database(engine: Engine) -> str | None:
     except SQLAlchemyError as exc:
         log.warning("readyz: the database did not answer: %s", str(exc).splitlines()[0])
         return f"database: not reachable ({type(exc).__name__}; the log has the details)"
-    head = _head()
-    if current != head:
-        at = f"at migration {current}" if current else "not migrated"
-        return f"database: {at}, this version needs {head}; run `wabulk db upgrade`"
-    return None
+    head, known = _revisions()
+    if current == head:
+        return None
+    if current is not None and current not in known:
+        # An upgrade in progress: the schema moved on and this process is the old version.
+        return f"database: at migration {current}, newer than this version's {head}"
+    at = f"at migration {current}" if current else "not migrated"
+    return f"database: {at}, this version needs {head}; run `wabulk db upgrade`"
 
 
 class Readiness:
