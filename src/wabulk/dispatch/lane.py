@@ -1,7 +1,11 @@
 """A lane sends for one sender: claim, prepare, wait out the pace, send, settle.
 
-- One lane per sender per worker, holding the sender's lease, because pacing and daily
-  caps belong to the WhatsApp account, whatever campaigns it serves.
+- One lane per sender per worker. A WhatsApp Web sender is pinned: its lane holds the
+  sender's lease, so one worker (one browser) drives the account. A Cloud API or dry-run
+  sender is shared: every worker runs a lane for it at once, without the lease, and the
+  account's pace holds for all of them together through the database: send slots under
+  the messages-per-second ceiling (senders/slots.py), the daily cap and the tier budget
+  counted at claim time under the sender row's lock (lane_shared.py).
 - `step()` does what is due now and says how long until more is due, so the same lane
   runs in a thread (real clock) or under a test's fake clock, hours in microseconds.
 - Paced sends are settled one by one as they happen. Unpaced sends (dry runs, the
@@ -14,7 +18,9 @@
 - Linking by QR (WhatsApp Web) happens here too, in the browser that will send: the lane
   holding the sender reads the QR into the sender row for the Senders page to show.
 - Messages this sender left in flight in a dead worker are reconciled through this lane's
-  own channel, since a WhatsApp Web account must not be opened in a second browser.
+  own channel, since a WhatsApp Web account must not be opened in a second browser. Lanes
+  of a shared sender in several workers may try the same message at once: each settle of
+  it is a guarded UPDATE, so one of them changes it and the others change nothing.
 - Answers written in the Inbox (messages with no campaign) are claimed ahead of campaign
   traffic, within the same pace: the pacing wait, the daily cap and active hours hold, so
   an answer takes the next send slot (a campaign message already prepared for that slot
@@ -73,6 +79,7 @@ from .clock import Clock, SystemClock
 from .lane_hearing import PREPARE_SAMPLES, LooksInWaits
 from .lane_outcomes import SettlesOutcomes, Unsettled
 from .lane_sending import SendsMessages
+from .lane_shared import SharesCaps
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +111,7 @@ class _Pending:
     campaign: _CampaignInfo
 
 
-class Lane(LooksInWaits, SettlesOutcomes, SendsMessages):
+class Lane(LooksInWaits, SettlesOutcomes, SendsMessages, SharesCaps):
     def __init__(
         self,
         db: Database,
@@ -144,6 +151,11 @@ class Lane(LooksInWaits, SettlesOutcomes, SendsMessages):
         self.unsettled: Unsettled | None = None
         self.cut_short = False
         self.cloud = False
+        # Shared by every worker (Cloud API, dry run) rather than pinned to this one by the
+        # sender's lease (WhatsApp Web); known once the sender is read.
+        self.shared = False
+        self._counts = None
+        self._locked = False
         # The Cloud API tier budget: customers reached in the rolling day, as last counted.
         self.budget: budget.Budget | None = None
         self._held_until: datetime | None = None
@@ -187,7 +199,7 @@ class Lane(LooksInWaits, SettlesOutcomes, SendsMessages):
         idle, idle_wait = False, None
         with self.db.session() as session:
             sender = session.get(Sender, self.sender_id)
-            if sender is None or not self._hold(session, now):
+            if sender is None or not self._hold(session, sender, now):
                 self._requeue_pending(session, now)
                 return None
             session.commit()  # the lease is kept; never hold SQLite's write lock longer
@@ -286,8 +298,12 @@ class Lane(LooksInWaits, SettlesOutcomes, SendsMessages):
         )
         session.commit()
 
-    def _hold(self, session: Session, now: datetime) -> bool:
-        """Take or renew the sender's lease; False when another worker holds it."""
+    def _hold(self, session: Session, sender: Sender, now: datetime) -> bool:
+        """Take or renew the sender's lease; False when another worker holds it. A shared
+        sender has no lease to take: every worker's lane drives it."""
+        self.shared = not sender_lease.exclusive(sender.channel)
+        if self.shared:
+            return True
         if self.lease_renew_at is not None and now < self.lease_renew_at:
             return True
         taken = sender_lease.take(session, self.sender_id, self.owner, now, self.lease)
@@ -381,7 +397,15 @@ class Lane(LooksInWaits, SettlesOutcomes, SendsMessages):
             return False
         size = 1 if pace.paced else self._batch_size()
         if pace.daily_cap:
-            size = min(size, pace.daily_cap - self.sent_today)
+            room = (
+                self._day_room(session, sender, pace.daily_cap, now)
+                if self.shared
+                else pace.daily_cap - self.sent_today
+            )
+            if room <= 0:
+                self._answers_capped = True
+                return False
+            size = min(size, room)
         if pace.max_per_second:
             size = min(size, max(1, int(pace.max_per_second)))
         claimed = answer_queue.claim_answers(
@@ -403,11 +427,12 @@ class Lane(LooksInWaits, SettlesOutcomes, SendsMessages):
 
     def _claim(self, session: Session, sender: Sender, now: datetime) -> bool:
         """Claim the next batch: the Inbox's answers first, then running campaigns in turn."""
+        self._claim_began()
+        self._held_until = None
         if self._claim_answers(session, sender, now):
             return True
         campaigns = self._campaigns(session, sender)
         capped = 0
-        self._held_until = None
         for i in range(len(campaigns)):
             info = campaigns[(self.rotation + i) % len(campaigns)]
             assert info.id is not None  # a running campaign's
@@ -416,13 +441,25 @@ class Lane(LooksInWaits, SettlesOutcomes, SendsMessages):
                 continue
             size = 1 if info.pace.paced else self._batch_size()
             if info.pace.daily_cap:
-                size = min(size, info.pace.daily_cap - self.sent_today)
+                room = (
+                    self._day_room(session, sender, info.pace.daily_cap, now)
+                    if self.shared
+                    else info.pace.daily_cap - self.sent_today
+                )
+                if room <= 0:
+                    capped += 1
+                    continue
+                size = min(size, room)
             if info.pace.max_per_second:
                 # One second's worth at a time: a bigger burst would trip the provider's
                 # own per-second limit before the wait after it could help.
                 size = min(size, max(1, int(info.pace.max_per_second)))
             if info.pace.tier_limit is not None and info.template is not None:
-                left = self._budget(session, sender, now).left(info.pace.tier_limit)
+                left = (
+                    self._budget_room(session, sender, info.pace.tier_limit, now)
+                    if self.shared
+                    else self._budget(session, sender, now).left(info.pace.tier_limit)
+                )
                 if left <= 0:
                     self._budget_hold(session, info.id, info.pace.tier_limit, now)
                     capped += 1
@@ -444,7 +481,8 @@ class Lane(LooksInWaits, SettlesOutcomes, SendsMessages):
             )
             if claimed:
                 if self.budget is not None and info.template is not None:
-                    self.budget.spend(len(claimed))
+                    if not self.shared:  # a shared sender's next claim counts them in flight
+                        self.budget.spend(len(claimed))
                     budget.release(session, info.id)
                 self.rotation = (self.rotation + i + 1) % len(campaigns)
                 self.pending = deque(_Pending(c, info) for c in claimed)
@@ -534,7 +572,8 @@ class Lane(LooksInWaits, SettlesOutcomes, SendsMessages):
                 self._apply_heard()
             with self.db.session() as session:
                 self._requeue_pending(session, now)
-                sender_lease.release(session, self.sender_id, self.owner)
+                if not self.shared:
+                    sender_lease.release(session, self.sender_id, self.owner)
         finally:
             if self.channel is not None:
                 self.channel.close()

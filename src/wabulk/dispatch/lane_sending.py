@@ -16,6 +16,14 @@
   between two writes leaves the rest `sending` for recovery, as it always did.
 - A channel's `send_batch(messages, may_send)` answers in order; an item it never started
   because `may_send()` said no is `None`.
+- Under a messages-per-second ceiling the lane reserves the account's send slots for what
+  it is about to send (senders/slots.py: about a second's worth, shared with every worker
+  sending for the account) and sends its i-th message not before the i-th slot: inside a
+  batch, `may_send` waits for the slot before it answers, so requests go out evenly
+  spaced, never in bursts. Without a ceiling nothing is reserved.
+- A message is sent only while this lane still holds it: the read before each send also
+  checks its lease, and a batch that waits for slots renews its messages' leases first,
+  so another worker's recovery never queues again a message that is about to go.
 """
 
 from __future__ import annotations
@@ -28,11 +36,12 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, exists, select
+from sqlalchemy import bindparam, exists, select, update
 from sqlalchemy.engine import Connection
 
 from ..channels.base import OutgoingMessage, SenderUnavailable, SendResult
-from ..models import Campaign, CampaignStatus, Contact, Inbound, Message
+from ..models import Campaign, CampaignStatus, Contact, Inbound, Message, MessageStatus
+from ..senders import slots
 from . import queue, tally
 from .lane_outcomes import Unsettled
 
@@ -45,6 +54,9 @@ log = logging.getLogger("wabulk.dispatch.lane")
 SETTLE_SECONDS = 1.0
 # `StillRunning.refusal`: the campaign stopped, so this message and the rest go back.
 STOPPED = "stopped"
+# `StillRunning.refusal`: the message is no longer this lane's (its lease ran out and
+# recovery took it): it is dropped from the lane untouched.
+LOST = "lost"
 
 _messages = Message.__table__
 _contacts = Contact.__table__
@@ -69,8 +81,10 @@ class StillRunning:
         campaign_id: int | None,
         sender_id: int | None = None,
         sequence: tuple[int, ...] = (),
+        owner: str | None = None,
     ) -> None:
         self.db = db
+        self.owner = owner
         self.sequence = sequence
         self.campaign_id = campaign_id
         self.sender_id = sender_id
@@ -79,9 +93,9 @@ class StillRunning:
         self._query = select(Campaign.status).where(Campaign.id == campaign_id)
         # One message and its contact by their keys, with the campaign's state beside them:
         # one statement per send, built once (a window's EXISTS walks the replies' index).
-        state = [self._query.scalar_subquery().label("status")] if campaign_id else []
+        state = [self._query.scalar_subquery().label("campaign_status")] if campaign_id else []
         by_key = (
-            select(_contacts.c.opted_out_at, *state)
+            select(_contacts.c.opted_out_at, _messages.c.status, _messages.c.lease_owner, *state)
             .select_from(_messages.join(_contacts, _contacts.c.id == _messages.c.contact_id))
             .where(_messages.c.id == bindparam("mid"))
         )
@@ -135,9 +149,11 @@ class StillRunning:
         except Exception:
             log.warning("could not read message %s before sending", message_id, exc_info=True)
             row = None
-        if row is None or (self.campaign_id and row.status != CampaignStatus.RUNNING):
+        if row is None or (self.campaign_id and row.campaign_status != CampaignStatus.RUNNING):
             self.stopped = True
             return STOPPED
+        if not self._holds(row):
+            return LOST
         if row.opted_out_at is not None:
             return "opted_out"
         if self.sequence and row.replied:
@@ -152,7 +168,13 @@ class StillRunning:
         try:
             conn = self._connection()
             rows = conn.execute(
-                select(_messages.c.id, _messages.c.contact_id, _contacts.c.opted_out_at)
+                select(
+                    _messages.c.id,
+                    _messages.c.contact_id,
+                    _messages.c.status,
+                    _messages.c.lease_owner,
+                    _contacts.c.opted_out_at,
+                )
                 .join(_contacts, _contacts.c.id == _messages.c.contact_id)
                 .where(_messages.c.id.in_([mid for mid, _ in asked]))
             ).all()
@@ -192,13 +214,21 @@ class StillRunning:
             return {}
         out: dict[int, str] = {}
         for r in rows:
-            if r.opted_out_at is not None:
+            if not self._holds(r):
+                out[r.id] = LOST
+            elif r.opted_out_at is not None:
                 out[r.id] = "opted_out"
             elif r.contact_id in answered:
                 out[r.id] = queue.REPLIED
             elif r.id in since and r.contact_id not in wrote:
                 out[r.id] = queue.OUTSIDE_WINDOW
         return out
+
+    def _holds(self, row: Any) -> bool:
+        """Whether the lane still holds this message (its lease was not taken back)."""
+        if self.owner is None:
+            return True
+        return bool(row.status == MessageStatus.SENDING and row.lease_owner == self.owner)
 
     def _connection(self) -> Connection:
         if self._conn is None:
@@ -223,6 +253,8 @@ class SendsMessages:
 
     db: Any
     sender_id: int
+    owner: str
+    lease: timedelta
     channel: Any
     rng: random.Random
     clock: Any
@@ -252,8 +284,16 @@ class SendsMessages:
             return self._send_batch(send_batch)
         unsettled = Unsettled([], [], None)
         still_running = StillRunning(
-            self.db, self.pending[0].campaign.id, self.sender_id, self.pending[0].campaign.sequence
+            self.db,
+            self.pending[0].campaign.id,
+            self.sender_id,
+            self.pending[0].campaign.sequence,
+            self.owner,
         )
+        slot: _Slots | None = None
+        if pace.max_per_second and not pace.paced:
+            # One by one under a ceiling (a dry run given a rate): the same shared slots.
+            slot = self._reserve(list(self.pending), pace.max_per_second)
         began = time.perf_counter()
         try:
             while self.pending:
@@ -261,9 +301,17 @@ class SendsMessages:
                 pace = p.campaign.pace
                 if pace.daily_cap and self.sent_today >= pace.daily_cap:
                     break
+                if slot is not None and p.claimed.id in slot.lost:
+                    self.pending.popleft()  # recovery took it back: not this lane's to send
+                    continue
+                if slot is not None:
+                    slot.wait()
                 refused = still_running.refusal(p.claimed.id, self._window_since(p))
                 if refused == STOPPED:
                     break
+                if refused == LOST:
+                    self.pending.popleft()
+                    continue
                 if refused is not None:
                     # Skipped as the claim would have: no attempt used, no send slot taken.
                     self.pending.popleft()
@@ -296,6 +344,9 @@ class SendsMessages:
                     break  # written now; the next step carries on with the rest
         finally:
             still_running.close()
+        if slot is not None:
+            # Not before the end of what was reserved: the account's next free slot.
+            self.next_send_at = max(self.next_send_at, slot.end)
         if still_running.stopped:
             self._hand_back(unsettled)
         # Kept on the lane until written: a dropped database connection or a locked SQLite
@@ -314,21 +365,29 @@ class SendsMessages:
             n = min(n, max(0, pace.daily_cap - self.sent_today))
         items = [self.pending[i] for i in range(n)]
         still_running = StillRunning(
-            self.db, items[0].campaign.id, self.sender_id, items[0].campaign.sequence
+            self.db, items[0].campaign.id, self.sender_id, items[0].campaign.sequence, self.owner
         )
         unsettled = Unsettled([], [], None)
         sent_from = self.clock.now()
         started = time.perf_counter()
+        slot: _Slots | None = None
         try:
             refused = still_running.refusals([(p.claimed.id, self._window_since(p)) for p in items])
             if refused:
                 unsettled.outcomes.extend(
-                    _skipped(p, refused[p.claimed.id]) for p in items if p.claimed.id in refused
+                    _skipped(p, refused[p.claimed.id])
+                    for p in items
+                    if refused.get(p.claimed.id, LOST) != LOST
                 )
+                # A message recovery took back is dropped untouched: it is not this lane's.
                 items = [p for p in items if p.claimed.id not in refused]
+            if items and pace.max_per_second and not still_running.stopped:
+                slot = self._reserve(items, pace.max_per_second)
+                items = [p for p in items if p.claimed.id not in slot.lost]
             results: list[Any] = []
             if items:
-                results = send_batch([self._outgoing(p) for p in items], still_running)
+                may_send = still_running if slot is None else slot.gate(still_running)
+                results = send_batch([self._outgoing(p) for p in items], may_send)
         finally:
             still_running.close()
         left: deque[_Pending] = deque()
@@ -348,12 +407,43 @@ class SendsMessages:
             self._timed(time.perf_counter() - started, handed)
         # Those not handed over (the next second's, or over the daily cap) stay pending.
         self.pending = deque([*left, *list(self.pending)[n:]])
-        if pace.max_per_second:
-            self.next_send_at = sent_from + timedelta(seconds=handed / pace.max_per_second)
+        if slot is not None:
+            # Not before the end of what was reserved: the account's next free slot.
+            self.next_send_at = max(sent_from, slot.end)
         if still_running.stopped and unsettled.unavailable is None:
             self._hand_back(unsettled)
         self.unsettled = unsettled
         return self._write_unsettled()
+
+    def _reserve(self, items: list[_Pending], per_second: float) -> _Slots:
+        """Reserve the account's next slots for these messages (senders/slots.py).
+
+        When the slots lie further ahead than a quarter of the lease (other workers
+        reserved before), the messages' leases are renewed to outlast them, and any no
+        longer held by this lane (recovery took it back) is reported lost, not to be sent.
+        """
+        now = self.clock.now()
+        ids = [p.claimed.id for p in items]
+        lost: set[int] = set()
+        with self.db.session() as session:
+            start = slots.reserve(session, self.sender_id, len(items), per_second, now)
+            end = start + timedelta(seconds=len(items) / per_second)
+            if end - now > self.lease / 4:
+                kept = set(
+                    session.execute(
+                        update(_messages)
+                        .where(
+                            _messages.c.id.in_(ids),
+                            _messages.c.status == MessageStatus.SENDING,
+                            _messages.c.lease_owner == self.owner,
+                            _messages.c.sender_id == self.sender_id,
+                        )
+                        .values(lease_until=end + self.lease)
+                        .returning(_messages.c.id)
+                    ).scalars()
+                )
+                lost = set(ids) - kept
+        return _Slots(start, end, per_second, self.clock, lost)
 
     def _window_since(self, p: _Pending) -> datetime | None:
         """When the customer must have written since for this message to go: free-form
@@ -378,6 +468,40 @@ class SendsMessages:
         self.seconds_per_send = (
             per if self.seconds_per_send == 0 else 0.9 * self.seconds_per_send + 0.1 * per
         )
+
+
+class _Slots:
+    """Send slots reserved for the lane: the i-th send waits for start + i/rate."""
+
+    def __init__(
+        self, start: datetime, end: datetime, per_second: float, clock: Any, lost: set[int]
+    ) -> None:
+        self.start = start
+        self.end = end
+        self.step = 1.0 / per_second
+        self.clock = clock
+        self.lost = lost
+        self.used = 0
+
+    def wait(self) -> None:
+        """Until the next slot is due (at once when it is); it is then used."""
+        due = self.start + timedelta(seconds=self.used * self.step)
+        self.used += 1
+        seconds = (due - self.clock.now()).total_seconds()
+        if seconds > 0:
+            time.sleep(seconds)
+
+    def gate(self, still_running: StillRunning) -> Callable[[], bool]:
+        """A batch's `may_send`: waits for the request's slot, then asks whether the
+        campaign still runs, so a Pause still stops the batch within one message."""
+
+        def may_send() -> bool:
+            if still_running.stopped:
+                return False
+            self.wait()
+            return still_running()
+
+        return may_send
 
 
 def _skipped(p: _Pending, code: str) -> queue.Outcome:

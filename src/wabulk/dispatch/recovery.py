@@ -24,7 +24,7 @@ from .. import events
 from ..analytics import stats
 from ..campaigns.counters import shift_counters
 from ..channels.base import Channel, ChannelConfig, OutgoingMessage, Reconciled
-from ..channels.registry import EXCLUSIVE, WEBHOOK_PROVEN, open_channel
+from ..channels.registry import WEBHOOK_PROVEN, open_channel
 from ..models import EventLevel, Message, MessageStatus, Sender, utcnow
 from ..outbox import causes as events_out
 from ..senders import lease as sender_lease
@@ -90,7 +90,7 @@ def _ask(
         # Only the provider's status webhook (carrying our id) can prove such a send; when
         # it comes, it settles the `unknown` message as sent (see wabulk.inbound).
         return {row.id: "unknown" for row in rows if row.body is not None}
-    exclusive = sender.channel.value in EXCLUSIVE
+    exclusive = sender_lease.exclusive(sender.channel)
     if exclusive:
         if not sender_lease.take(session, sender.id, owner, now, RECONCILE_HOLD):
             return {}  # its lane reconciles them, or a later round once the sender is free

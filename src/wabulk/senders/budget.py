@@ -10,6 +10,10 @@ rolling day, shared by the numbers of one business account (cloud-api-spec §5, 
   reaches open windows. An Inbox answer sent as a template counts like a campaign's (Meta
   counts it); it is never held back by the budget, being one message a person chose to send.
 - A campaign held back by the budget says so on its page with the time it resumes.
+- A sender shared by several workers (senders/lease.py) cannot count on its lane's own
+  tally: `upper_bound` counts what every worker sent since the lane's count, and what they
+  hold in flight, each as a new customer, under the sender rows' lock at claim time, so
+  all workers together never pass the limit (a close call counts exactly, `count`).
 """
 
 from __future__ import annotations
@@ -18,11 +22,11 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from .. import events
-from ..models import Campaign, Channel, EventLevel, Inbound, Message, Sender
+from ..models import Campaign, Channel, EventLevel, Inbound, Message, MessageStatus, Sender
 
 DAY = timedelta(hours=24)
 # How long a count stays good before the lane counts again (it also counts its own sends).
@@ -95,6 +99,22 @@ def count(session: Session, sender: Sender, now: datetime) -> Budget:
         counted.add(contact_id)
         oldest = at if oldest is None or at < oldest else oldest
     return Budget(len(counted), oldest + DAY if oldest else None, now)
+
+
+def upper_bound(
+    session: Session, group: list[int], counted: Budget, now: datetime
+) -> tuple[int, bool]:
+    """Customers the group may have reached by now, at most, from a count made earlier:
+    that count, plus template messages sent since and those in flight (`sending`), each as
+    a customer of its own. Also whether any are in flight (a count may then free up soon).
+    """
+    m = Message.__table__
+    templates = (m.c.sender_id.in_(group), m.c.template_params.is_not(None))
+    since = session.scalar(select(func.count()).where(*templates, m.c.sent_at > counted.counted_at))
+    flying = session.scalar(
+        select(func.count()).where(*templates, m.c.status == MessageStatus.SENDING)
+    )
+    return counted.used + (since or 0) + (flying or 0), bool(flying)
 
 
 def hold(session: Session, campaign_id: int, limit: int, until: datetime | None) -> bool:
