@@ -16,7 +16,7 @@ APT_PKGS := chromium chromium-driver
 # one process.
 TEST_WORKERS ?= 3
 
-.PHONY: help run test test-slow lint bench vendor browsers lock clean
+.PHONY: help install run test test-slow lint bench vendor browsers lock clean
 
 help: ## Show this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -47,6 +47,8 @@ $(VENDOR)/.stamp: package.json package-lock.json
 	touch $@
 
 vendor: $(VENDOR)/.stamp ## Install front-end libraries into the app's static folder
+
+install: $(STAMP) vendor ## Install into .venv with the front-end libraries, without starting anything (servers)
 
 run: $(STAMP) vendor ## Install, migrate the SQLite database in instance/ and serve on :5000
 	$(WABULK) db upgrade
