@@ -12,9 +12,12 @@ from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
-from sqlalchemy import select, update
+import pytest
+from sqlalchemy import create_engine, delete, select, text, update
+from sqlalchemy.engine import make_url
 
 from tests.campaigns_support import make_campaign, make_contacts, make_sender, phones
+from tests.conftest import postgres_url
 from tests.support import WABULK, run_wabulk, wabulk_env
 from wabulk.db import Database
 from wabulk.dispatch import registry
@@ -210,6 +213,44 @@ def test_a_worker_starts_lanes_only_for_senders_it_may_drive(dual, settings) -> 
             dispatcher.stop()
     assert _row(db, only_free.identity).only_senders == ["free"]
     assert registry.state(_row(db, shop.identity)) == "stopped"
+
+
+@pytest.mark.postgres
+def test_heartbeats_go_on_after_the_database_drops_the_connection(
+    migrated_postgres_schema, settings
+) -> None:
+    db = Database(migrated_postgres_schema)
+    name = make_url(migrated_postgres_schema).query["application_name"]
+    dispatcher = Dispatcher(db, replace(settings, lease_seconds=4))  # a beat a second
+    dispatcher.start_thread()
+    try:
+        first = _row(db, dispatcher.identity).heartbeat_at
+        _wait_for("a heartbeat", lambda: _row(db, dispatcher.identity).heartbeat_at > first)
+        admin = create_engine(postgres_url(), isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            cut = conn.execute(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE application_name = :name AND pid <> pg_backend_pid()"
+                ),
+                {"name": name},
+            ).scalar()
+        admin.dispose()
+        assert cut, "the worker's connections were cut"
+        after_cut = utcnow()
+        _wait_for(
+            "a heartbeat after the cut",
+            lambda: _row(db, dispatcher.identity).heartbeat_at > after_cut,
+        )
+        # A row that went (pruned by hand, a restored backup) is registered again.
+        with db.session() as session:
+            session.execute(delete(Worker).where(Worker.identity == dispatcher.identity))
+        _wait_for("the row again", lambda: _worker_named(db, dispatcher.name) is not None)
+        assert dispatcher.alive
+    finally:
+        dispatcher.stop()
+        assert registry.state(_row(db, dispatcher.identity)) == "stopped"
+        db.dispose()
 
 
 # --- a real `wabulk worker` process ------------------------------------------------------
