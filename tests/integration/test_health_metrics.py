@@ -3,6 +3,7 @@ address list, values read from the database, and a fixed number of statements a 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -119,6 +120,30 @@ def test_readyz_refuses_a_database_migrated_past_this_version(dual) -> None:
     finally:
         with db.engine.begin() as conn:
             conn.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": head})
+
+
+@pytest.mark.postgres
+def test_readyz_gives_up_on_a_database_that_does_not_answer(
+    migrated_postgres_schema, settings
+) -> None:
+    """A lock held elsewhere makes the check's query wait: /readyz answers 503 in its own
+    time instead of hanging with it, and ready again once the lock is gone."""
+    app = _app(settings, migrated_postgres_schema)
+    engine = app.extensions["wabulk.db"].engine
+    holder = engine.connect()
+    try:
+        holder.execute(text("LOCK TABLE alembic_version IN ACCESS EXCLUSIVE MODE"))
+        response = app.test_client().get("/readyz")
+        assert response.status_code == 503
+        assert response.get_data(as_text=True).startswith("not ready: database: ")
+    finally:
+        holder.rollback()
+        holder.close()
+    deadline = time.monotonic() + 60
+    while app.test_client().get("/readyz").status_code != 200:
+        assert time.monotonic() < deadline, "still not ready a minute after the lock went"
+        time.sleep(0.2)
+    app.extensions["wabulk.db"].dispose()
 
 
 @pytest.mark.parametrize(

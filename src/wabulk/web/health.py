@@ -19,6 +19,7 @@ import threading
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 
+from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask import Blueprint, Response, current_app, request
 from sqlalchemy import Engine, text
@@ -63,7 +64,7 @@ def _check_database(engine: Engine) -> str | None:
                 # A query stuck behind a lock gives up instead of holding the connection.
                 conn.execute(text(f"SET LOCAL statement_timeout = {int(READY_TIMEOUT * 1000)}"))
             conn.execute(text("SELECT 1"))
-        current = migrate.current_revision(engine)
+            current = MigrationContext.configure(conn).get_current_revision()
     except SQLAlchemyError as exc:
         log.warning("readyz: the database did not answer: %s", str(exc).splitlines()[0])
         return f"database: not reachable ({type(exc).__name__}; the log has the details)"
