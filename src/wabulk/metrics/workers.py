@@ -12,49 +12,22 @@ writes with its heartbeat (dispatch/tally.py `snapshot()`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from ..dispatch.registry import state as state_of
 from ..models.workers import Worker
 from .exposition import Family
 
 STOPPED_SHOWN = timedelta(days=1)
 STATES = ("running", "lost", "stopped")
 
-_registry_state: Callable[[Any, datetime], str] | None
-try:  # the registry's rule, when it is there; the same rule otherwise
-    from ..dispatch.registry import state as _registry_state
-except ImportError:  # pragma: no cover - until the registry lands
-    _registry_state = None
 
-
-def state_of(worker: Any, now: datetime) -> str:
-    if _registry_state is not None:
-        return str(_registry_state(worker, now))
-    if worker.stopped_at is not None:
-        return "stopped"
-    if now - worker.heartbeat_at > timedelta(seconds=worker.lease_seconds):
-        return "lost"
-    return "running"
-
-
-def _shown(session: Session, now: datetime) -> list[tuple[Any, str]]:
-    rows = session.execute(
-        select(
-            Worker.id,
-            Worker.identity,
-            Worker.name,
-            Worker.lease_seconds,
-            Worker.started_at,
-            Worker.heartbeat_at,
-            Worker.stopped_at,
-            Worker.per_minute,
-            Worker.stats,
-        )
+def _shown(session: Session, now: datetime) -> list[tuple[Worker, str]]:
+    rows = session.scalars(
+        select(Worker)
         .where(or_(Worker.stopped_at.is_(None), Worker.stopped_at >= now - STOPPED_SHOWN))
         .order_by(Worker.id)
     ).all()
@@ -62,7 +35,7 @@ def _shown(session: Session, now: datetime) -> list[tuple[Any, str]]:
     for row in rows:
         if row.name not in started_last or row.started_at > started_last[row.name]:
             started_last[row.name] = row.started_at
-    shown = []
+    shown: list[tuple[Worker, str]] = []
     for row in rows:
         state = state_of(row, now)
         if state == "lost" and started_last[row.name] > row.heartbeat_at:
