@@ -12,9 +12,9 @@ For each, the clients sign in (each with its own session) and read every page on
 (untimed: templates compile and connection pools fill in every process); then one campaign
 is launched and for the browsing time every client goes round the Dashboard, Contacts, the
 campaign's page and Analytics and polls the live answers those pages poll, 0.1 s apart,
-each request on a new connection. Every answer must be a 200; anything else (another status, a refused or reset
-connection, a timeout) is an error. The first campaign is cancelled before the second run
-so only one sends at a time.
+each request on a new connection. Every answer must be a 200; anything else (another
+status, a refused or reset connection, a timeout) is an error. The first campaign is
+cancelled before the second run so only one sends at a time.
 
 Prints p50/p95 per run; never fails on a slow machine. The last line is the JSON summary
 (DESIGN §7) with top-level `errors` (both runs) and `p95_ms_four_processes`.

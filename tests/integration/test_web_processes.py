@@ -43,6 +43,7 @@ DEADLINE = 120  # seconds: a safety net for a starved machine, not a speed requi
 ACCESS_FORMAT = "served %(p)s %(q)s %(s)s"
 SERVED_RE = re.compile(r"served <(\d+)> \S*probe=([0-9a-f]{32})\S* (\d{3})")
 SESSION_COOKIE = "session"
+NEW_SECRET = re.compile(r'id="new-secret-value"[^>]*value="([^"]+)"')
 
 
 @dataclass
@@ -209,6 +210,28 @@ def test_four_processes_share_sign_in_csrf_live_numbers_and_sign_out(
             agreed[path] = _numbers(answers[0].body)
         assert agreed[progress_path]["total"] == RECIPIENTS  # type: ignore[index]
         assert agreed[progress_path]["counts"]["queued"] == RECIPIENTS  # type: ignore[index]
+
+        # A new webhook's signing secret, made in one process, is shown by any other once.
+        page = web.send("/settings/webhooks", cookie)
+        made_hook = web.send(
+            "/settings/webhooks",
+            cookie,
+            {
+                "csrf_token": _csrf(page),
+                "name": "Orders flow",
+                "url": "https://hooks.example.com/catch/1234567/a1b2c3d4e5",
+                "events": "message.status",
+            },
+        )
+        assert made_hook.status == 302, made_hook.body[:500]
+        where = made_hook.location.replace(server.url, "")
+        shown = web.burst(
+            lambda: web.send(where, cookie), lambda a: bool(_pids(a) - {made_hook.pid})
+        )
+        assert all(NEW_SECRET.search(a.body) for a in shown), [a.pid for a in shown]
+        spent = {**cookie, SESSION_COOKIE: shown[0].cookies[SESSION_COOKIE]}
+        again = web.burst(lambda: web.send(where, spent), lambda a: _pids(a) >= everyone)
+        assert not any(NEW_SECRET.search(a.body) for a in again)
 
         # Signing out in one process (with the token another one put in its page) ends the
         # session in all of them.

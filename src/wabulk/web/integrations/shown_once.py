@@ -1,61 +1,91 @@
-"""A new signing secret, held for the one page that shows it.
+"""A new signing secret, shown on the one page its redirect opens.
 
 "Add" and "Make a new secret" answer with a redirect (so reloading the page makes no second
-endpoint and no second secret); the secret waits here, in this process's memory (`wabulk
-serve` is one process with many threads), keyed by a random token carried in the redirect's
-address. The first read takes it away; it is never in the session cookie, the database or
-a log. Bounded in number and age: an unread secret is gone after KEEP_SECONDS (make a new
-one then).
+endpoint and no second secret). The redirect's address carries a token signed with the
+installation's secret key naming the admin, the endpoint and a fingerprint of the new
+secret; the page reads the secret itself from the database, where it is sealed. So any web
+process can show it (`wabulk serve --processes N`), and the token holds nothing secret: it
+may sit in a proxy's access log.
+
+Shown once: the page marks the token spent in the admin's session (the browser's signed
+cookie), so a reload or Back finds it gone. A token is good for KEEP_SECONDS, for its own
+admin, and only while the endpoint keeps that secret (a newer one makes it void).
 """
 
 from __future__ import annotations
 
+import hashlib
 import secrets
-import threading
-import time
-from collections import OrderedDict
+from collections.abc import MutableMapping
 from dataclasses import dataclass
+from typing import Any
 
-TOKEN_MAX = 64
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+from ...senders.secrets import SecretUnreadable, decrypt
+
+TOKEN_MAX = 300
 KEEP_SECONDS = 600
-MAX_KEPT = 1000
+SPENT_KEY = "secrets_shown"
+SPENT_KEPT = 20  # a session remembers this many spent tokens; older ones have expired
+_SALT = "wabulk webhook secret shown once"
 
 
 @dataclass(frozen=True)
 class Held:
-    user_id: int
-    endpoint_id: int
     secret: str
     created: bool
-    at: float
 
 
-_lock = threading.Lock()
-_held: OrderedDict[str, Held] = OrderedDict()
+def _fingerprint(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()[:16]
 
 
-def keep(user_id: int, endpoint_id: int, secret: str, created: bool) -> str:
-    """The token to read `secret` back with, once."""
-    token = secrets.token_urlsafe(24)
-    now = time.monotonic()
-    with _lock:
-        while _held and (
-            len(_held) >= MAX_KEPT or next(iter(_held.values())).at < now - KEEP_SECONDS
-        ):
-            _held.popitem(last=False)
-        _held[token] = Held(user_id, endpoint_id, secret, created, now)
-    return token
+def _signer(secret_key: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(secret_key, salt=_SALT)
 
 
-def take(token: str, user_id: int, endpoint_id: int) -> Held | None:
-    """The held secret, removed; None if already read, too old, or another's."""
+def keep(secret_key: str, user_id: int, endpoint_id: int, secret: str, created: bool) -> str:
+    """The token the redirect carries to show `secret` once."""
+    return str(
+        _signer(secret_key).dumps(
+            {
+                "u": user_id,
+                "e": endpoint_id,
+                "f": _fingerprint(secret),
+                "c": created,
+                "n": secrets.token_urlsafe(8),
+            }
+        )
+    )
+
+
+def take(
+    secret_key: str,
+    token: str,
+    user_id: int,
+    endpoint_id: int,
+    sealed: str,
+    spent: MutableMapping[str, Any],
+) -> Held | None:
+    """The secret to show, marked spent in `spent` (the session); None if already shown,
+    too old, another admin's, or replaced by a newer secret since."""
     if not token or len(token) > TOKEN_MAX:
         return None
-    with _lock:
-        held = _held.get(token)
-        if held is None or held.user_id != user_id or held.endpoint_id != endpoint_id:
-            return None
-        del _held[token]
-    if held.at < time.monotonic() - KEEP_SECONDS:
+    try:
+        data = _signer(secret_key).loads(token, max_age=KEEP_SECONDS)
+    except BadSignature:  # also an expired one
         return None
-    return held
+    if not isinstance(data, dict) or data.get("u") != user_id or data.get("e") != endpoint_id:
+        return None
+    done = list(spent.get(SPENT_KEY) or [])
+    if data.get("n") in done:
+        return None
+    try:
+        secret = decrypt(secret_key, sealed)
+    except SecretUnreadable:
+        return None
+    if _fingerprint(secret) != data.get("f"):
+        return None
+    spent[SPENT_KEY] = [*done, data.get("n")][-SPENT_KEPT:]
+    return Held(secret=secret, created=bool(data.get("c")))

@@ -1,8 +1,8 @@
 """Settings → Webhooks: endpoints, their health and delivery log, "send a test event".
 
 - Admins only. "Add" and "Make a new secret" answer with a redirect, so a reload makes no
-  second endpoint or secret; the new secret waits in shown_once.py (never the session) for
-  the one page that shows it; after that only its last four characters are shown.
+  second endpoint or secret; the redirect carries a signed token (shown_once.py) for the
+  one page that shows the new secret; after that only its last four characters are shown.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from flask import (
     request,
     url_for,
 )
+from flask import session as browser_session
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -133,7 +134,9 @@ def create() -> Response | str:
 
 
 def _shown_once(endpoint_id: int, secret: str, *, created: bool) -> Response:
-    token = shown_once.keep(current_user.id, endpoint_id, secret, created)
+    token = shown_once.keep(
+        get_settings().secret_key, current_user.id, endpoint_id, secret, created
+    )
     return redirect(url_for("integrations.show", endpoint_id=endpoint_id, secret=token))
 
 
@@ -188,7 +191,17 @@ def _render_endpoint(
 @bp.get("/<int(max=2147483647):endpoint_id>")
 @requires(Role.ADMIN)
 def show(endpoint_id: int) -> Response | str:
-    held = shown_once.take(request.args.get("secret", ""), current_user.id, endpoint_id)
+    endpoint = db_session().get(WebhookEndpoint, endpoint_id)
+    held = None
+    if endpoint is not None and "secret" in request.args:
+        held = shown_once.take(
+            get_settings().secret_key,
+            request.args["secret"],
+            current_user.id,
+            endpoint_id,
+            endpoint.secret,
+            browser_session,
+        )
     if held is None:
         return _render_endpoint(endpoint_id, secret_gone="secret" in request.args)
     answer = make_response(
