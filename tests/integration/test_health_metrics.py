@@ -221,6 +221,23 @@ def test_metrics_open_to_listed_addresses_only(app) -> None:
     assert outside.status_code == 200
 
 
+def test_behind_a_proxy_the_forwarded_client_address_decides(app, settings) -> None:
+    """With WABULK_PROXY_HOPS the client is the address our proxy saw, not the proxy, and
+    not an address the client wrote into X-Forwarded-For itself."""
+    proxied = _app(settings, settings.database_url, proxy_hops=1, metrics_from=("10.0.0.0/8",))
+    proxy = {"REMOTE_ADDR": "127.0.0.1"}
+    for forwarded, status in [
+        ("10.1.2.3", 200),
+        ("203.0.113.9", 403),
+        ("10.1.2.3, 203.0.113.9", 403),  # the client's own claim, then what our proxy saw
+    ]:
+        response = proxied.test_client().get(
+            "/metrics", headers={"X-Forwarded-For": forwarded}, environ_base=proxy
+        )
+        assert response.status_code == status, (forwarded, response.get_data(as_text=True))
+    proxied.extensions["wabulk.db"].dispose()
+
+
 # --- what /metrics says -------------------------------------------------------------------
 
 
