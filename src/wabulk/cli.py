@@ -60,7 +60,11 @@ def _shown_url(host: str, port: int) -> str:
 @click.option("--host", help="Address to listen on (default WABULK_HOST or 127.0.0.1).")
 @click.option("--port", type=int, help="Port (default WABULK_PORT or 5000).")
 @click.option("--no-worker", is_flag=True, help="Do not run the dispatcher inside the web process.")
-@click.option("--threads", default=8, show_default=True, help="Web request threads.")
+@click.option(
+    "--threads",
+    type=click.IntRange(1, 256),
+    help="Web request threads (default 8; with several processes, 4 in each).",
+)
 @click.option(
     "--processes",
     type=click.IntRange(1, 64),
@@ -73,7 +77,7 @@ def serve(
     host: str | None,
     port: int | None,
     no_worker: bool,
-    threads: int,
+    threads: int | None,
     processes: int | None,
 ) -> None:
     """Run the web app (production WSGI server) and, unless told not to, the dispatcher."""
@@ -82,7 +86,7 @@ def serve(
     host = host or settings.host
     port = settings.port if port is None else port  # 0 asks the OS for a free port
     if processes > 1:
-        _serve_processes(ctx, host, port, processes)
+        _serve_processes(ctx, host, port, processes, threads)
         return
 
     from waitress import create_server
@@ -94,7 +98,7 @@ def serve(
         settings = dataclasses.replace(settings, worker=False)
     require_migrated(ctx)
     app = create_app(settings)
-    server: Any = create_server(app, host=host, port=port, threads=threads)
+    server: Any = create_server(app, host=host, port=port, threads=threads or 8)
     base_url = _shown_url(host, server.effective_port)
     _print_setup_code_if_needed(ctx, base_url)
 
@@ -124,7 +128,9 @@ def serve(
         click.echo("wabulk stopped.")
 
 
-def _serve_processes(ctx: Context, host: str, port: int, processes: int) -> None:
+def _serve_processes(
+    ctx: Context, host: str, port: int, processes: int, threads: int | None
+) -> None:
     """gunicorn with `processes` web processes; campaigns are sent by `wabulk worker`."""
     try:
         from . import web_server
@@ -159,7 +165,14 @@ def _serve_processes(ctx: Context, host: str, port: int, processes: int) -> None
         click.echo("\n".join(how_to_reach(host, bound)))
         sys.stdout.flush()
 
-    status = web_server.serve(settings, host=host, port=port, processes=processes, ready=ready)
+    status = web_server.serve(
+        settings,
+        host=host,
+        port=port,
+        processes=processes,
+        threads=threads or web_server.THREADS,
+        ready=ready,
+    )
     click.echo("wabulk stopped.")
     if status:
         raise SystemExit(status)

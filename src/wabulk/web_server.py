@@ -86,12 +86,15 @@ def serve(
     host: str,
     port: int,
     processes: int,
+    threads: int = THREADS,
     ready: Callable[[int], None] | None = None,
 ) -> int:
     """Run until SIGTERM or Ctrl+C; the exit status gunicorn's master ended with."""
     master = os.getpid()
     try:
-        WebServer(settings, host=host, port=port, processes=processes, ready=ready).run()
+        WebServer(
+            settings, host=host, port=port, processes=processes, threads=threads, ready=ready
+        ).run()
     except SystemExit as stop:  # the arbiter exits the interpreter when it halts
         if os.getpid() != master:
             raise  # a web process ending: it returns through the master's frames, not to them
