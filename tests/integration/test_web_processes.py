@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import threading
 import time
 import uuid
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from tests.campaigns_support import make_campaign, make_contacts, make_sender, phones
@@ -30,6 +32,7 @@ from tests.load_support import CSRF_RE
 from tests.support import Server, running_server
 from wabulk.app import create_app
 from wabulk.auth import service as users
+from wabulk.cli import main
 from wabulk.config import Settings
 from wabulk.db import Database
 from wabulk.models import Message, MessageStatus, Role, Worker
@@ -308,3 +311,17 @@ def test_forwarded_headers_are_believed_only_behind_a_proxy(
         assert wrong_password("d@shop.example", "198.51.100.9") == (400 if hops else 429)
     finally:
         app.extensions["wabulk.db"].dispose()
+
+
+def test_several_processes_without_gunicorn_say_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On Windows gunicorn is not installed: the command says so instead of a traceback."""
+    monkeypatch.setitem(sys.modules, "gunicorn", None)  # what an absent package looks like
+    monkeypatch.setitem(sys.modules, "gunicorn.app.base", None)
+    monkeypatch.delitem(sys.modules, "wabulk.web_server", raising=False)
+    monkeypatch.setenv("WABULK_INSTANCE_PATH", str(tmp_path / "instance"))
+    result = CliRunner().invoke(main, ["serve", "--processes", "4", "--port", "0"])
+    assert result.exit_code == 1, result.output
+    assert "gunicorn, which runs on Linux and macOS only" in result.output
+    assert "wabulk serve --processes 1" in result.output
