@@ -37,6 +37,9 @@ class User(Base):
     role: Mapped[Role] = mapped_column(str_enum(Role, "role"))
     is_active: Mapped[bool] = mapped_column(default=True)
     timezone: Mapped[str | None] = mapped_column(String(64))
+    # The pages' language (a locale such as "hi" or "pt_BR"); None: the browser's, when it
+    # is one of ours, else English.
+    language: Mapped[str | None] = mapped_column(String(10))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[datetime | None]
 
