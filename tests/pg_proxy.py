@@ -4,7 +4,8 @@ The test server is shared by every test run on the machine, so it cannot be rest
 what a worker or a web process sees of a restart or a failover can be: every open
 connection ends at once, and for a while new ones are refused (nothing listens on the
 port), then connections are accepted again on the same address. `PgProxy.outage(seconds)`
-does exactly that; in between it forwards bytes both ways untouched.
+does exactly that; in between it forwards bytes both ways untouched. `PgProxy.silent()`
+plays a server that takes connections and never answers (a host hung in a failover).
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ class PgProxy:
         self._listener: socket.socket | None = None
         self._acceptor: threading.Thread | None = None
         self._closed = False
+        self._silent = False
+        self._held: list[socket.socket] = []  # connections taken in silence, never answered
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -43,6 +46,10 @@ class PgProxy:
         self._closed = True
         self._stop_listening()
         self._cut_all()
+        with self._lock:
+            held, self._held = self._held, []
+        for sock in held:
+            sock.close()
 
     def __enter__(self) -> PgProxy:
         return self.start()
@@ -82,6 +89,20 @@ class PgProxy:
     def outage(self, seconds: float) -> None:
         with self.down():
             time.sleep(seconds)
+
+    @contextmanager
+    def silent(self) -> Iterator[None]:
+        """Every open connection ends; new ones are taken and never answered."""
+        self._silent = True
+        self._cut_all()
+        try:
+            yield
+        finally:
+            self._silent = False
+            with self._lock:
+                held, self._held = self._held, []
+            for sock in held:
+                sock.close()
 
     # --- internals -------------------------------------------------------------------
 
@@ -131,6 +152,9 @@ class PgProxy:
                 if self._listener is not listener:
                     client.close()
                     return
+                if self._silent:
+                    self._held.append(client)
+                    continue
             try:
                 upstream = socket.create_connection(self.target, timeout=10)
                 upstream.settimeout(None)

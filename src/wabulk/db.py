@@ -23,6 +23,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from .disk import private_file, tighten
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+# Seconds a new PostgreSQL connection may take (unless the URL sets connect_timeout). Without
+# it, a server that takes the connection and never answers (a host hung in a failover) held
+# the request or the worker's loop that asked for it 130 s (psycopg's own limit), each of the
+# web's threads in turn; with it they fail soon, answer 503 or retry, and come back soon
+# after the server does.
+PG_CONNECT_TIMEOUT_SECONDS = 10
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -214,7 +220,12 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "connect", gated)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    connect_args = {}
+    if "connect_timeout" not in parsed.query:
+        connect_args["connect_timeout"] = PG_CONNECT_TIMEOUT_SECONDS
+    # pool_pre_ping: a connection ended by a server restart is found dead on checkout and
+    # replaced, instead of failing the first statement of each pooled connection.
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
 
 
 class Database:
