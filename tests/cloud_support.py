@@ -12,12 +12,11 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from tests.campaigns_support import make_contacts
 from tests.fakes.cloud_api import FakeCloudApi
@@ -29,9 +28,8 @@ from wabulk.campaigns.service import DraftInput, save_draft
 from wabulk.campaigns.templates import CloudChoice, create_template
 from wabulk.config import Settings
 from wabulk.db import Database
-from wabulk.models import Campaign, Contact, Event, Inbound, Sender, utcnow
+from wabulk.models import Campaign, Contact, Event, Inbound, Sender
 from wabulk.senders import cloud
-from wabulk.senders import lease as sender_lease
 from wabulk.senders.service import Keys, SenderInput, create_sender
 
 PHONE_NUMBER_ID = "109876543210987"
@@ -484,13 +482,14 @@ def revoke_after(fake: FakeCloudApi, monkeypatch: pytest.MonkeyPatch, pnid: str,
 
 
 def hold_sender(db: Database, sender_id: int) -> None:
-    """Keep a sender's lane from starting (its lease held elsewhere) until `let_go`."""
+    """Keep a sender's lane from starting until `let_go`: a worker label no worker has (a
+    Cloud API or dry-run sender is driven by every worker, so holding its lease would not)."""
     with db.session() as session:
-        assert sender_lease.take(session, sender_id, "test-holder", utcnow(), timedelta(hours=1))
-        session.commit()
+        session.execute(
+            update(Sender).where(Sender.id == sender_id).values(worker_label="held-by-test")
+        )
 
 
 def let_go(db: Database, sender_id: int) -> None:
     with db.session() as session:
-        sender_lease.release(session, sender_id, "test-holder")
-        session.commit()
+        session.execute(update(Sender).where(Sender.id == sender_id).values(worker_label=None))

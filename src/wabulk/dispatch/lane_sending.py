@@ -54,6 +54,8 @@ log = logging.getLogger("wabulk.dispatch.lane")
 SETTLE_SECONDS = 1.0
 # `StillRunning.refusal`: the campaign stopped, so this message and the rest go back.
 STOPPED = "stopped"
+# Slots this long or longer (ceilings up to 200 a second) are kept strictly (`_Slots`).
+STRICT_STEP = 0.005
 # `StillRunning.refusal`: the message is no longer this lane's (its lease ran out and
 # recovery took it): it is dropped from the lane untouched.
 LOST = "lost"
@@ -304,8 +306,8 @@ class SendsMessages:
                 if slot is not None and p.claimed.id in slot.lost:
                     self.pending.popleft()  # recovery took it back: not this lane's to send
                     continue
-                if slot is not None:
-                    slot.wait()
+                if slot is not None and not slot.wait():
+                    break  # no slot left in time: the rest goes with the next reservation
                 refused = still_running.refusal(p.claimed.id, self._window_since(p))
                 if refused == STOPPED:
                     break
@@ -344,7 +346,7 @@ class SendsMessages:
                     break  # written now; the next step carries on with the rest
         finally:
             still_running.close()
-        if slot is not None:
+        if slot is not None and slot.end is not None:
             # Not before the end of what was reserved: the account's next free slot.
             self.next_send_at = max(self.next_send_at, slot.end)
         if still_running.stopped:
@@ -386,14 +388,16 @@ class SendsMessages:
                 items = [p for p in items if p.claimed.id not in slot.lost]
             results: list[Any] = []
             if items:
-                may_send = still_running if slot is None else slot.gate(still_running)
+                may_send: Callable[[], bool] = (
+                    still_running if slot is None else slot.gate(still_running)
+                )
                 results = send_batch([self._outgoing(p) for p in items], may_send)
         finally:
             still_running.close()
         left: deque[_Pending] = deque()
         handed = 0
         for p, result in zip(items, results, strict=True):
-            if result is None:  # never started: the campaign stopped
+            if result is None:  # never started: the campaign stopped, or its slot passed
                 left.append(p)
                 continue
             handed += 1
@@ -407,7 +411,7 @@ class SendsMessages:
             self._timed(time.perf_counter() - started, handed)
         # Those not handed over (the next second's, or over the daily cap) stay pending.
         self.pending = deque([*left, *list(self.pending)[n:]])
-        if slot is not None:
+        if slot is not None and slot.end is not None:
             # Not before the end of what was reserved: the account's next free slot.
             self.next_send_at = max(sent_from, slot.end)
         if still_running.stopped and unsettled.unavailable is None:
@@ -416,34 +420,42 @@ class SendsMessages:
         return self._write_unsettled()
 
     def _reserve(self, items: list[_Pending], per_second: float) -> _Slots:
-        """Reserve the account's next slots for these messages (senders/slots.py).
+        """The account's next slots for these messages (senders/slots.py), reserved when the
+        first of them is about to go, not now: a channel that starts up first (the Cloud
+        API's opens its connections) would otherwise find its first slots gone by and send
+        them all at once.
 
-        When the slots lie further ahead than a quarter of the lease (other workers
-        reserved before), the messages' leases are renewed to outlast them, and any no
-        longer held by this lane (recovery took it back) is reported lost, not to be sent.
+        The messages' leases are renewed now, so a wait for slots others reserved first
+        never lets them expire; any no longer held by this lane (recovery took it back) is
+        reported lost, not to be sent.
         """
         now = self.clock.now()
         ids = [p.claimed.id for p in items]
-        lost: set[int] = set()
         with self.db.session() as session:
-            start = slots.reserve(session, self.sender_id, len(items), per_second, now)
-            end = start + timedelta(seconds=len(items) / per_second)
-            if end - now > self.lease / 4:
-                kept = set(
-                    session.execute(
-                        update(_messages)
-                        .where(
-                            _messages.c.id.in_(ids),
-                            _messages.c.status == MessageStatus.SENDING,
-                            _messages.c.lease_owner == self.owner,
-                            _messages.c.sender_id == self.sender_id,
-                        )
-                        .values(lease_until=end + self.lease)
-                        .returning(_messages.c.id)
-                    ).scalars()
+            kept = set(
+                session.execute(
+                    update(_messages)
+                    .where(
+                        _messages.c.id.in_(ids),
+                        _messages.c.status == MessageStatus.SENDING,
+                        _messages.c.lease_owner == self.owner,
+                        _messages.c.sender_id == self.sender_id,
+                    )
+                    .values(lease_until=now + self.lease)
+                    .returning(_messages.c.id)
+                ).scalars()
+            )
+        n = len(kept)
+        per_second *= slots.USABLE
+
+        def reserve() -> datetime:
+            with self.db.session() as session:
+                now = self.clock.now()
+                return slots.reserve(
+                    session, self.sender_id, n, per_second, now, clock=self.clock.now
                 )
-                lost = set(ids) - kept
-        return _Slots(start, end, per_second, self.clock, lost)
+
+        return _Slots(reserve, n, per_second, self.clock, set(ids) - kept)
 
     def _window_since(self, p: _Pending) -> datetime | None:
         """When the customer must have written since for this message to go: free-form
@@ -471,37 +483,103 @@ class SendsMessages:
 
 
 class _Slots:
-    """Send slots reserved for the lane: the i-th send waits for start + i/rate."""
+    """Send slots for the lane, reserved at their first use: the i-th send goes at
+    start + i/rate.
+
+    - Under a ceiling a lane can keep up with (slots of `STRICT_STEP` or longer: up to 200
+      a second), a send that cannot start within half a slot of its own (the machine was
+      busy) does not go late, into slots another worker holds: it stays with the lane for
+      its next reservation. So stalls never turn into bursts at the provider.
+    - Above that, a request's own time on a busy machine is of the order of a slot: late
+      slots are used late rather than lost.
+    """
 
     def __init__(
-        self, start: datetime, end: datetime, per_second: float, clock: Any, lost: set[int]
+        self,
+        reserve: Callable[[], datetime],
+        n: int,
+        per_second: float,
+        clock: Any,
+        lost: set[int],
     ) -> None:
-        self.start = start
-        self.end = end
+        self._reserve = reserve
+        self.n = n
         self.step = 1.0 / per_second
+        self.strict = self.step >= STRICT_STEP
         self.clock = clock
         self.lost = lost
+        self.start: datetime | None = None
         self.used = 0
 
-    def wait(self) -> None:
-        """Until the next slot is due (at once when it is); it is then used."""
+    @property
+    def end(self) -> datetime | None:
+        """When the reserved slots end (None: none were reserved)."""
+        if self.start is None:
+            return None
+        return self.start + timedelta(seconds=self.n * self.step)
+
+    def take(self) -> datetime | None:
+        """The next slot's time (it is then used); None when none is left."""
+        if self.used >= self.n:
+            return None
+        if self.start is None:
+            self.start = self._reserve()
         due = self.start + timedelta(seconds=self.used * self.step)
         self.used += 1
-        seconds = (due - self.clock.now()).total_seconds()
-        if seconds > 0:
-            time.sleep(seconds)
+        return due
 
-    def gate(self, still_running: StillRunning) -> Callable[[], bool]:
-        """A batch's `may_send`: waits for the request's slot, then asks whether the
-        campaign still runs, so a Pause still stops the batch within one message."""
+    def on_time(self, due: datetime) -> bool:
+        """Whether a send starting now still keeps to its slot `due`."""
+        late = (self.clock.now() - due).total_seconds()
+        return not self.strict or late <= self.step / 2
 
-        def may_send() -> bool:
-            if still_running.stopped:
+    def wait(self) -> bool:
+        """Wait for the next slot this lane can still keep; False when none is left."""
+        while (due := self.take()) is not None:
+            seconds = (due - self.clock.now()).total_seconds()
+            if seconds > 0:
+                time.sleep(seconds)
+            if self.on_time(due):
+                return True
+        return False
+
+    def gate(self, still_running: StillRunning) -> _Gate:
+        return _Gate(self, still_running)
+
+
+class _Gate:
+    """A batch's `may_send` under a rate: each request waits for its slot, then asks whether
+    the campaign still runs, so a Pause still stops the batch within one message.
+
+    - A channel that asks `delay()` first (the Cloud API's, which waits on its event loop)
+      takes the request's slot there, and the call that follows finds it: requests wake in
+      the order of their slots, so the calls come in that order too.
+    - A request that missed its slot, or found none left, is answered no without stopping
+      the batch: it is never started and stays with the lane for the next reservation.
+    """
+
+    def __init__(self, slots_: _Slots, still_running: StillRunning) -> None:
+        self.slots = slots_
+        self.still_running = still_running
+        self.taken: deque[datetime | None] = deque()  # slots from `delay()`, in order
+
+    def delay(self) -> float:
+        if self.still_running.stopped:
+            return 0.0
+        due = self.slots.take()
+        self.taken.append(due)
+        return 0.0 if due is None else (due - self.slots.clock.now()).total_seconds()
+
+    def __call__(self) -> bool:
+        if self.still_running.stopped:
+            return False
+        if self.taken:
+            due = self.taken.popleft()
+            if due is None or not self.slots.on_time(due):
                 return False
-            self.wait()
-            return still_running()
-
-        return may_send
+        elif not self.slots.wait():
+            return False
+        return self.still_running()
 
 
 def _skipped(p: _Pending, code: str) -> queue.Outcome:

@@ -5,6 +5,11 @@
   `senders.pace_next_at`, the account's next free slot. n slots of 1/rate seconds start at
   the later of that and now; the lane sends its i-th message not before start + i/rate, so
   all workers together send evenly spaced, never more than the rate in any one second.
+- The slots fill nine tenths of the ceiling (`USABLE`): requests leave on their slots
+  here but reach the provider with the network's and the machines' jitter, and the
+  provider counts them per second at its end. A lane that cannot start a send within
+  half a slot of its own keeps it for a later reservation (dispatch/lane_sending.py), so a
+  busy moment never turns into a burst.
 - A reservation is written under the sender row's lock (PostgreSQL: the row lock its UPDATE
   takes; SQLite: the file's write lock), so two lanes never get the same slots. The lock
   lasts until the caller commits, which it does at once.
@@ -15,7 +20,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, select, text
@@ -23,6 +28,9 @@ from sqlalchemy.orm import Session
 
 from ..models import Sender
 from ..models.base import UTCDateTime
+
+# The share of a messages-per-second ceiling the slots fill (see above).
+USABLE = 0.9
 
 # A write that changes nothing but takes the lock (and, here, reads the slot under it).
 # Plain SQL: SQLAlchemy's update() would also stamp `updated_at`, a change nobody made.
@@ -37,14 +45,26 @@ _LOCK_SQLITE = text("UPDATE senders SET pace_next_at = pace_next_at WHERE id IN 
 )
 
 
-def reserve(session: Session, sender_id: int, n: int, per_second: float, now: datetime) -> datetime:
+def reserve(
+    session: Session,
+    sender_id: int,
+    n: int,
+    per_second: float,
+    now: datetime,
+    *,
+    clock: Callable[[], datetime] | None = None,
+) -> datetime:
     """Reserve n consecutive slots of 1/`per_second` seconds; returns when the first starts.
 
-    The slots are the caller's even when it sends fewer: keep n to what is about to go.
+    - The slots are the caller's even when it sends fewer: keep n to what is about to go.
+    - `clock`: read once the lock is held, so that a wait for the lock (another worker
+      reserving) does not leave the first slots already gone by when they are handed out.
     """
     if n <= 0 or per_second <= 0:
         raise ValueError("a reservation needs at least one slot and a positive rate")
     free = session.execute(_TAKE, {"sid": sender_id}).scalar()
+    if clock is not None:
+        now = max(now, clock())
     start = now if free is None or free < now else free
     session.execute(_MOVE, {"sid": sender_id, "until": start + timedelta(seconds=n / per_second)})
     return start

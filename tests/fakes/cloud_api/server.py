@@ -111,6 +111,9 @@ class FakeCloudApi(UserEvents, GraphReads):
             self.templates: dict[str, dict[tuple[str, str], Template]] = {}
             self.revoked: set[str] = set()
             self.sent: list[dict[str, Any]] = []
+            # (phone-number id, time.monotonic()) of every send request as it arrives,
+            # answered or refused: what a rate is measured on at Meta's end.
+            self.arrivals: list[tuple[str, float]] = []
             self.webhook_log.clear()
             self.media: dict[str, dict[str, Any]] = {}
             self._media_bytes: dict[str, bytes] = {}
@@ -420,6 +423,7 @@ class FakeCloudApi(UserEvents, GraphReads):
         return await self._send(request, "marketing_messages")
 
     async def _send(self, request: web.Request, endpoint: str) -> web.StreamResponse:
+        self.arrivals.append((request.match_info["pnid"], time.monotonic()))
         raw = await request.read()
         with self._lock:
             hang = self._hang_next.pop(0) if self._hang_next else 0.0

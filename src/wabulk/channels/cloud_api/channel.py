@@ -5,7 +5,10 @@
   answers in the same order, each item the result or the error `send` would have raised.
   `send` is a batch of one. `may_send`, when given, is asked before each request starts;
   once it says no, nothing more goes out and the items not started answer `None` (the
-  dispatcher puts them back in the queue: a Pause or Cancel stops a batch at once).
+  dispatcher puts them back in the queue: a Pause or Cancel stops a batch at once). A
+  `may_send` with a `delay()` (the dispatcher's send slots under a rate) is asked that
+  first: the request waits its seconds on the event loop, so the other requests in flight
+  are answered meanwhile and each goes out at its own slot, not in a burst.
 - The requests run on an event loop in a daemon thread owned by the channel, started at the
   first send and stopped by `close`, which first lets the requests in flight be answered.
   Bodies are encoded once in the caller's thread; the loop only posts and reads answers.
@@ -239,6 +242,12 @@ class CloudApiChannel:
                 if loop.stopping:  # `close` came from another thread: nothing more goes out
                     done.append((index, TransientError(STOPPED, code="closed")))
                     continue
+                wait = _delay(may_send)
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                    if loop.stopping:
+                        done.append((index, TransientError(STOPPED, code="closed")))
+                        continue
                 if may_send is not None and not _asked(may_send):
                     continue  # the campaign stopped: left unanswered, so never started
                 try:
@@ -309,6 +318,18 @@ def _asked(may_send: Callable[[], bool]) -> bool:
     except Exception:
         log.exception("could not ask whether to send")
         return False
+
+
+def _delay(may_send: Callable[[], bool] | None) -> float:
+    """Seconds this request waits for its send slot (0 when `may_send` keeps none)."""
+    delay = getattr(may_send, "delay", None)
+    if delay is None:
+        return 0.0
+    try:
+        return max(0.0, float(delay()))
+    except Exception:
+        log.exception("could not ask when to send")
+        return 0.0
 
 
 def _second_part(error: ChannelError) -> ChannelError:
