@@ -5,8 +5,9 @@ bench/scale_out.py.
   (`<instance>/dry_run/<sender>.jsonl`, one `write` per line on an O_APPEND descriptor, so
   lines from several processes never interleave) and every worker reads the same secret key.
 - Each worker's output goes to a file of its own beside the instance folder, to read when a
-  test fails; a worker's identity (host:pid:random, the value its leases carry) names its
-  pid, which is how a message's `lease_owner` is traced back to a process.
+  test fails. Who sent how much is read from the workers' rows, by pid: each heartbeat
+  writes the process's send counters (dispatch/tally.py), since a settled message keeps no
+  trace of the worker that sent it.
 - A campaign's contacts are inserted in one statement, not one by one: 20,000 round trips
   to PostgreSQL took longer than the sending.
 """
@@ -17,7 +18,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -33,13 +33,16 @@ from wabulk.campaigns.service import DraftInput, save_draft
 from wabulk.channels.dry_run import log_path, read_log
 from wabulk.contacts.bulk import add_members
 from wabulk.db import Database
-from wabulk.models import Campaign, CampaignStatus, Contact, ContactList, Message, utcnow
+from wabulk.models import Campaign, CampaignStatus, Contact, ContactList, utcnow
+from wabulk.models.workers import Worker
 from wabulk.senders.service import SenderInput, create_sender
 
 WABULK = str(Path(sys.executable).parent / "wabulk")
 
 
-def worker_env(instance: Path, database_url: str, name: str, lease_seconds: int) -> dict[str, str]:
+def worker_env(
+    instance: Path, database_url: str, name: str, lease_seconds: int, **extra: str
+) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WABULK_")}
     env.update(
         WABULK_INSTANCE_PATH=str(instance),
@@ -50,6 +53,7 @@ def worker_env(instance: Path, database_url: str, name: str, lease_seconds: int)
         WABULK_LOG_LEVEL="WARNING",
         PYTHONUNBUFFERED="1",
     )
+    env.update(extra)
     return env
 
 
@@ -79,6 +83,8 @@ class Workers:
     instance: Path
     database_url: str
     lease_seconds: int = 5
+    # More WABULK_* variables for every worker (the bench's Cloud API address, secret key).
+    env: dict[str, str] = field(default_factory=dict)
     started: list[WorkerProcess] = field(default_factory=list)
 
     def start(self, name: str | None = None) -> WorkerProcess:
@@ -87,7 +93,7 @@ class Workers:
         handle = output.open("ab")
         process = subprocess.Popen(
             [WABULK, "worker"],
-            env=worker_env(self.instance, self.database_url, name, self.lease_seconds),
+            env=worker_env(self.instance, self.database_url, name, self.lease_seconds, **self.env),
             stdout=handle,
             stderr=subprocess.STDOUT,
         )
@@ -129,8 +135,10 @@ class Workers:
 
 
 @contextmanager
-def workers(instance: Path, database_url: str, lease_seconds: int = 5) -> Iterator[Workers]:
-    group = Workers(instance, database_url, lease_seconds)
+def workers(
+    instance: Path, database_url: str, lease_seconds: int = 5, **env: str
+) -> Iterator[Workers]:
+    group = Workers(instance, database_url, lease_seconds, env)
     try:
         yield group
     finally:
@@ -239,6 +247,30 @@ def wait_for(
         time.sleep(every)
 
 
+def wait_until_done(
+    db: Database,
+    campaign_id: int,
+    group: Workers,
+    killed: set[int] = frozenset(),  # type: ignore[assignment]
+    stall_seconds: float = 180.0,
+) -> Progress:
+    """Wait while the campaign runs; fail when nothing settled for `stall_seconds` (a stuck
+    run, with the workers' output), not after a total time: a busy machine is only slower."""
+    last = progress(db, campaign_id)
+    moved = time.monotonic()
+    while last.status == CampaignStatus.RUNNING:
+        group.check_alive(killed)
+        time.sleep(0.25)
+        now = progress(db, campaign_id)
+        if (now.settled, now.sending) != (last.settled, last.sending):
+            moved = time.monotonic()
+        elif time.monotonic() - moved > stall_seconds:
+            tails = "\n".join(f"--- {w.name}:\n{w.tail(800)}" for w in group.started)
+            raise AssertionError(f"nothing moved for {stall_seconds:.0f} s: {now}\n{tails}")
+        last = now
+    return last
+
+
 # --- what happened --------------------------------------------------------------------------
 
 
@@ -257,40 +289,19 @@ def doubled(values: list[object]) -> dict[object, int]:
     return {v: n for v, n in Counter(values).items() if n > 1}
 
 
-class OwnerSampler:
-    """Which workers hold messages in flight, sampled from `messages.lease_owner` while a
-    campaign runs (a settled message's owner is cleared, so afterwards nothing says who sent
-    it): the pids seen, from identities host:pid:random."""
+def registered(db: Database) -> set[int]:
+    """Pids of the workers whose row says they run (registered, not stopped)."""
+    with db.session() as session:
+        return set(session.scalars(select(Worker.pid).where(Worker.stopped_at.is_(None))))
 
-    def __init__(self, db: Database, campaign_id: int, every: float = 0.1) -> None:
-        self.db = db
-        self.campaign_id = campaign_id
-        self.every = every
-        self.pids: Counter[int] = Counter()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="owner-sampler", daemon=True)
 
-    def __enter__(self) -> OwnerSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(10)
-
-    def _run(self) -> None:
-        query = (
-            select(Message.lease_owner)
-            .where(Message.campaign_id == self.campaign_id, Message.lease_owner.is_not(None))
-            .distinct()
-        )
-        while not self._stop.wait(self.every):
-            try:
-                with self.db.session() as session:
-                    owners = list(session.scalars(query))
-            except Exception:  # noqa: S112 (a sample lost to a busy moment is just skipped)
-                continue
-            for owner in owners:
-                parts = str(owner).rsplit(":", 2)
-                if len(parts) == 3 and parts[1].isdigit():
-                    self.pids[int(parts[1])] += 1
+def sent_by_worker(db: Database, sender_id: int) -> dict[int, int]:
+    """Messages each worker process (by pid) sent for a sender, from the counters its
+    heartbeat last wrote to its row (dispatch/tally.py)."""
+    with db.session() as session:
+        rows = session.execute(select(Worker.pid, Worker.stats)).all()
+    out: dict[int, int] = {}
+    for pid, stats in rows:
+        kinds = ((stats or {}).get("outcomes") or {}).get(str(sender_id)) or {}
+        out[pid] = out.get(pid, 0) + int(kinds.get("sent", 0))
+    return out
