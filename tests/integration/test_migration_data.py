@@ -243,10 +243,10 @@ FIRST_TABLES = list(AT_HEAD)[:18]
 def _check_derived(conn: Connection) -> None:
     """What 0004 computed from the rows: member counts, contact tallies, outcome slots."""
     members: dict[str, int] = dict(
-        conn.execute(text("SELECT name, member_count FROM contact_lists")).tuples().all()
+        conn.execute(text("SELECT name, member_count FROM contact_lists")).all()
     )
     assert members == {"Regulars": 8, "Walk-ins": 3}
-    tallies: dict[str, int] = dict(conn.execute(text("SELECT key, n FROM tallies")).tuples().all())
+    tallies: dict[str, int] = dict(conn.execute(text("SELECT key, n FROM tallies")).all())
     assert tallies["contacts"] >= 8 and tallies["contacts_opted_out"] == 1, tallies
     outcomes: dict[str, int] = dict(
         conn.execute(text("SELECT kind, sum(n) FROM message_stats GROUP BY kind")).all()
