@@ -17,6 +17,7 @@ import json
 from collections import Counter
 from typing import Any
 
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect, select, text
 
 from wabulk import migrate
@@ -30,12 +31,21 @@ from wabulk.models import (
     Message,
     MessageStatus,
     Sender,
+    User,
     Worker,
 )
 
 # The data of each stage, by the revision it is written at.
 FIRST, SECOND, THIRD = "0001", "0005", "0009"
-REVISIONS = [f"{n:04d}" for n in range(1, 12)]
+
+
+def _revisions() -> list[str]:
+    """Every revision, first to head (later migrations join the walk as they land)."""
+    script = ScriptDirectory.from_config(migrate.alembic_config(None))  # type: ignore[arg-type]
+    return [r.revision for r in reversed(list(script.walk_revisions()))]
+
+
+REVISIONS = _revisions()
 
 # Campaign 1's messages, one per status (contact id → status), with the times each had.
 STATUSES = {
@@ -295,6 +305,8 @@ def _check_meaning_at_head(db: Database) -> None:
         regulars = session.scalar(select(ContactList).where(ContactList.name == "Regulars"))
         assert regulars is not None and regulars.member_count == 8
         assert session.scalars(select(Worker)).all() == []
+        owner = session.scalar(select(User).where(User.email == "owner@shop.example"))
+        assert owner is not None and owner.role.value == "admin" and owner.language is None
 
 
 def test_upgrade_step_by_step_with_data_then_down_to_the_first_and_up_again(
@@ -351,7 +363,10 @@ def _check_after_downgrade(db: Database, revision: str) -> None:
     say they drop: answers (0009: a message with no campaign cannot exist before it) and
     replies known only by a WhatsApp id (0006: a reply had a phone before it)."""
     tables = set(inspect(db.engine).get_table_names())
-    assert "workers" not in tables
+    if revision < "0012":
+        assert "language" not in {c["name"] for c in inspect(db.engine).get_columns("users")}
+    if revision < "0011":
+        assert "workers" not in tables
     if revision < "0009":
         assert not {"answers", "conversations", "outbox_events", "quick_replies"} & tables
     if revision < "0005":
