@@ -110,7 +110,10 @@ def upper_bound(
     """
     m = Message.__table__
     templates = (m.c.sender_id.in_(group), m.c.template_params.is_not(None))
-    since = session.scalar(select(func.count()).where(*templates, m.c.sent_at > counted.counted_at))
+    # At or after: one sent at the very instant of the count may or may not be in it.
+    since = session.scalar(
+        select(func.count()).where(*templates, m.c.sent_at >= counted.counted_at)
+    )
     flying = session.scalar(
         select(func.count()).where(*templates, m.c.status == MessageStatus.SENDING)
     )
