@@ -4,7 +4,8 @@
   through one number with a ceiling of 20 messages a second: every recipient gets exactly
   one message, and the fake Cloud API never sees more than 20 requests in any one-second
   window (a window starting at each request's arrival).
-- Two workers share a dry-run sender with a daily cap: together they send exactly the cap.
+- Two workers share a dry-run sender with a daily cap: together they send exactly the cap
+  (slow; tests/integration/test_shared_senders.py has the same with two lanes in-process).
 - `slots.reserve` from many threads at once hands out slots that never overlap and leave
   no gap, on SQLite and PostgreSQL.
 """
@@ -196,6 +197,9 @@ def _holders(db: Database, campaign_id: int) -> set[str]:
 # --- two workers, one dry-run sender with a daily cap -------------------------------------
 
 
+# About 40 s (two workers starting, then a look that the count stays put); its in-process
+# twin, two lanes of one sender, is in test_shared_senders.py.
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_two_workers_together_send_exactly_the_daily_cap(
     migrated_postgres_schema: str, tmp_path: Path
