@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import DisconnectionError, OperationalError
 
 from ..campaigns import followups, lifecycle, recurrence
 from ..config import Settings
@@ -63,6 +64,17 @@ log = logging.getLogger(__name__)
 def worker_identity() -> str:
     """Unique per process, readable in the lease columns: host:pid:random."""
     return f"{socket.gethostname()[:60]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _log_failure(exc: Exception, message: str, *args: object) -> None:
+    """A database that went away (a restart, a failover) or stayed locked is one line per
+    failed step, not a traceback a second; anything else keeps its traceback, being a bug."""
+    if isinstance(exc, OperationalError | DisconnectionError):
+        cause = getattr(exc, "orig", None) or exc
+        first = (str(cause).strip().splitlines() or [""])[0][:200]
+        log.warning(message + ": the database did not answer (%s)", *args, first)
+    else:
+        log.exception(message, *args)
 
 
 class _Stopping(Exception):
@@ -289,9 +301,9 @@ class Dispatcher:
             while not self.stop_event.is_set():
                 try:
                     wait = lane.step()
-                except Exception:
-                    log.exception(
-                        "sender %s: lane step failed; retrying after a pause", lane.sender_id
+                except Exception as exc:
+                    _log_failure(
+                        exc, "sender %s: lane step failed; retrying after a pause", lane.sender_id
                     )
                     wait = self.settings.worker_poll_seconds
                 if wait is None:
@@ -366,8 +378,8 @@ class Dispatcher:
         while not self.stop_event.is_set():
             try:
                 found = loop.step()
-            except Exception:
-                log.exception("dispatcher %s step failed; retrying after a pause", loop.name)
+            except Exception as exc:
+                _log_failure(exc, "dispatcher %s step failed; retrying after a pause", loop.name)
                 found = False
             if not found and not self.stop_event.is_set():
                 (loop.sleep or self.stop_event.wait)(loop.poll_seconds)
