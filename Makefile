@@ -11,12 +11,15 @@ VENDOR   := src/wabulk/web/static/vendor
 STAMP    := $(VENV)/.stamp
 DEVSTAMP := $(VENV)/.stamp-dev
 APT_PKGS := chromium chromium-driver
+# Page translations: each language's .po is compiled to the .mo Flask-Babel reads (not in git).
+I18N     := src/wabulk/translations
+MO_FILES := $(patsubst %.po,%.mo,$(wildcard $(I18N)/*/LC_MESSAGES/messages.po))
 # Test processes: the suite mostly waits on browsers, servers and PostgreSQL, so three workers
 # keep a 2-core machine busy (two left it a third idle). `make test TEST_WORKERS=0` runs it in
 # one process.
 TEST_WORKERS ?= 3
 
-.PHONY: help install run test test-slow lint bench vendor browsers lock clean
+.PHONY: help install run test test-slow lint bench vendor browsers lock clean translations
 
 help: ## Show this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -33,6 +36,16 @@ $(DEVSTAMP): $(STAMP)
 	$(PIP) install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
 
+# Only a changed .po is compiled again.
+$(I18N)/%/LC_MESSAGES/messages.mo: $(I18N)/%/LC_MESSAGES/messages.po | $(STAMP)
+	$(VENV)/bin/pybabel compile -l $* -i $< -o $@
+
+translations: $(STAMP) ## For developers: gather marked strings into messages.pot, update every language's .po
+	cd src/wabulk && ../../$(VENV)/bin/pybabel extract -F translations/babel.cfg \
+	  -k lazy_gettext -k _l -k wabulkText --add-location=file --sort-by-file \
+	  --project=wabulk --copyright-holder="wabulk contributors" -o translations/messages.pot .
+	$(VENV)/bin/pybabel update -i $(I18N)/messages.pot -d $(I18N) --no-fuzzy-matching --ignore-obsolete
+
 $(VENDOR)/.stamp: package.json package-lock.json
 	@command -v npm >/dev/null || { echo "npm is needed once to fetch Bootstrap, Chart.js and the emoji picker (apt-get install npm)."; exit 1; }
 	npm ci --no-audit --no-fund --loglevel=error
@@ -48,9 +61,9 @@ $(VENDOR)/.stamp: package.json package-lock.json
 
 vendor: $(VENDOR)/.stamp ## Install front-end libraries into the app's static folder
 
-install: $(STAMP) vendor ## Install into .venv with the front-end libraries, without starting anything (servers)
+install: $(STAMP) $(MO_FILES) vendor ## Install into .venv with the front-end libraries, without starting anything (servers)
 
-run: $(STAMP) vendor ## Install, migrate the SQLite database in instance/ and serve on :5000
+run: $(STAMP) $(MO_FILES) vendor ## Install, migrate the SQLite database in instance/ and serve on :5000
 	$(WABULK) db upgrade
 	$(WABULK) serve
 
@@ -67,10 +80,10 @@ lint: $(DEVSTAMP) ## Check style and common bugs with ruff
 	$(VENV)/bin/ruff check src tests $(wildcard bench/*.py)
 	$(VENV)/bin/ruff format --check src tests $(wildcard bench/*.py)
 
-test: $(DEVSTAMP) vendor browsers lint ## Install what tests need, then lint and run every test
+test: $(DEVSTAMP) $(MO_FILES) vendor browsers lint ## Install what tests need, then lint and run every test
 	$(VENV)/bin/pytest -n $(TEST_WORKERS) -m "not slow"
 
-test-slow: $(DEVSTAMP) vendor browsers ## The long suites (fuzzing, soak)
+test-slow: $(DEVSTAMP) $(MO_FILES) vendor browsers ## The long suites (fuzzing, soak)
 	$(VENV)/bin/pytest -n $(TEST_WORKERS) -m slow
 
 bench: $(DEVSTAMP) ## Run every benchmark in bench/ (each prints product vs baseline)
@@ -86,4 +99,4 @@ lock: ## Re-pin every Python dependency into constraints.txt (after changing pyp
 	rm -rf .venv-lock
 
 clean: ## Remove the virtual environment, node_modules and vendored files (keeps instance/)
-	rm -rf $(VENV) node_modules $(VENDOR) .pytest_cache .ruff_cache
+	rm -rf $(VENV) node_modules $(VENDOR) .pytest_cache .ruff_cache $(MO_FILES)

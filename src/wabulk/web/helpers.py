@@ -18,6 +18,7 @@ from ..errors import DomainError
 from ..models import Role
 from ..senders import disclosure
 from ..zones import zone
+from . import i18n
 
 # Ids are 32-bit on PostgreSQL and SQLite's integers stop at 2**63 - 1: a bigger number in
 # an address, a query string or a form names nothing, and must never reach the database
@@ -138,8 +139,7 @@ def format_datetime(value: datetime | None) -> str:
     """Shown in the user's timezone when set, else UTC with the zone named."""
     if value is None:
         return "—"
-    local = value.astimezone(user_zone())
-    return local.strftime("%Y-%m-%d %H:%M ") + (local.tzname() or "")
+    return i18n.format_local_datetime(value.astimezone(user_zone()), i18n.current_language())
 
 
 def _role() -> Role | None:
@@ -160,6 +160,7 @@ def init_app(app: Flask) -> None:
     # Before any blueprint: a rule binds its converters when it is added.
     app.url_map.converters["int"] = IdConverter
     app.teardown_appcontext(_close_session)
+    i18n.init_app(app)
     app.jinja_env.filters["datetime"] = format_datetime
     app.jinja_env.filters["shown_reason"] = shown_reason
     app.jinja_env.filters["shown_text"] = shown_text

@@ -1,0 +1,176 @@
+"""The pages' language (Flask-Babel) and numbers and dates in the reader's locale (Babel).
+
+The language is, in order: the signed-in user's own choice (users.language); the choice made
+with `?lang=` on the sign-in or first-run page (a cookie, for people not signed in yet or who
+never chose); the best match of the browser's Accept-Language among ours; English.
+
+English pages keep the formats they had before translations (ISO dates, "100,000"): only the
+digit grouping follows India when the shop's default country is India.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import cache
+from pathlib import Path
+
+from babel import Locale
+from babel.dates import format_skeleton, format_time
+from babel.messages.pofile import read_po
+from babel.numbers import format_decimal
+from flask import Flask, Response, g, has_request_context, request
+from flask_babel import Babel, get_locale, gettext
+from flask_login import current_user
+from jinja2 import pass_context
+
+from .. import app_settings
+
+# The locales we ship, with each one's name written in its own language (for the choosers).
+LANGUAGES: dict[str, str] = {
+    "en": "English",
+    "hi": "हिन्दी",
+    "pt_BR": "Português (Brasil)",
+    "es": "Español",
+    "id": "Bahasa Indonesia",
+}
+DEFAULT = "en"
+COOKIE = "wabulk_lang"
+COOKIE_MAX_AGE = 400 * 24 * 3600  # the longest browsers keep a cookie
+# Pages where someone not signed in yet may choose a language with ?lang=.
+CHOOSER_ENDPOINTS = frozenset({"auth.login", "auth.setup"})
+TRANSLATIONS = Path(__file__).resolve().parent.parent / "translations"
+
+
+def is_language(code: str | None) -> bool:
+    return code in LANGUAGES
+
+
+def browser_language() -> str | None:
+    """The browser's preferred language among ours, or None."""
+    return request.accept_languages.best_match(list(LANGUAGES))
+
+
+def select_locale() -> str:
+    if not has_request_context():  # a CLI command or a worker rendering nothing for a reader
+        return DEFAULT
+    if getattr(current_user, "is_authenticated", False) and is_language(current_user.language):
+        return str(current_user.language)
+    chosen = g.get("lang_choice")
+    if chosen is not None:
+        return chosen or browser_language() or DEFAULT
+    cookie = request.cookies.get(COOKIE)
+    if is_language(cookie):
+        return str(cookie)
+    return browser_language() or DEFAULT
+
+
+def _take_lang_choice() -> None:
+    """`?lang=hi` on the sign-in or first-run page; `?lang=` (empty) goes back to the browser's."""
+    if request.endpoint in CHOOSER_ENDPOINTS and "lang" in request.args:
+        value = request.args.get("lang", "")
+        if value == "" or is_language(value):
+            g.lang_choice = value
+
+
+def _remember_lang_choice(response: Response) -> Response:
+    chosen = g.get("lang_choice")
+    if chosen is not None:
+        if chosen:
+            response.set_cookie(
+                COOKIE, chosen, max_age=COOKIE_MAX_AGE, samesite="Lax", httponly=True
+            )
+        else:
+            response.delete_cookie(COOKIE)
+    return response
+
+
+def current_language() -> str:
+    return str(get_locale() or DEFAULT)
+
+
+def _business_country() -> str | None:
+    if "business_country" not in g:
+        from .helpers import db_session  # helpers imports this module's filters
+
+        g.business_country = app_settings.default_country(db_session())
+    return g.business_country  # type: ignore[no-any-return]
+
+
+def format_locale() -> Locale:
+    """The locale numbers and dates are written in: English in India groups digits as India
+    does (1,00,000)."""
+    language = current_language()
+    if language == DEFAULT and _business_country() == "IN":
+        return Locale.parse("en_IN")
+    return Locale.parse(language)
+
+
+def format_number(value: int | float | None, locale: Locale | str | None = None) -> str:
+    """A count or amount with the locale's digit grouping and decimal mark."""
+    if value is None:
+        return "—"
+    return format_decimal(value, locale=locale or format_locale())
+
+
+def format_local_datetime(local: datetime, locale: Locale | str) -> str:
+    """`local` (already in the reader's timezone) with the zone's abbreviation after it.
+
+    English keeps its ISO form (2026-03-05 14:07 IST); other languages write the date in their
+    own order (5/3/2026) and the time with their own clock (14:07, or 2:07 pm in Hindi)."""
+    locale = Locale.parse(locale)
+    zone_name = local.tzname() or ""
+    if locale.language == "en":
+        return local.strftime("%Y-%m-%d %H:%M ") + zone_name
+    date = format_skeleton("yMd", local, locale=locale)
+    time = format_time(local, "short", locale=locale)
+    pattern = str(locale.datetime_formats["short"])
+    return pattern.replace("{1}", date).replace("{0}", time) + " " + zone_name
+
+
+@pass_context
+def _number_filter(_context: object, value: int | float | None) -> str:
+    # pass_context: Jinja would otherwise work out `{{ 100000|number }}` once, when the
+    # template is compiled, in whichever language the first reader had.
+    return format_number(value)
+
+
+@cache
+def _javascript_msgids() -> tuple[str, ...]:
+    """The catalogue's strings that the app's JavaScript uses (their source is a .js file)."""
+    pot = TRANSLATIONS / "messages.pot"
+    if not pot.exists():
+        return ()
+    with pot.open("rb") as fh:
+        catalog = read_po(fh)
+    return tuple(
+        str(m.id)
+        for m in catalog
+        if m.id and isinstance(m.id, str) and any(loc.endswith(".js") for loc, _ in m.locations)
+    )
+
+
+def javascript_catalogue() -> dict[str, str]:
+    """English text -> this page's language, for the strings our JavaScript shows; the page
+    carries it as JSON and `wabulkText()` in app.js looks sentences up in it."""
+    if current_language() == DEFAULT:
+        return {}
+    out = {}
+    for msgid in _javascript_msgids():
+        text = gettext(msgid)
+        if text != msgid:
+            out[msgid] = text
+    return out
+
+
+def init_app(app: Flask) -> None:
+    app.config.setdefault("BABEL_DEFAULT_LOCALE", DEFAULT)
+    app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(TRANSLATIONS))
+    Babel(app, locale_selector=select_locale)
+    app.before_request(_take_lang_choice)
+    app.after_request(_remember_lang_choice)
+    app.jinja_env.filters["number"] = _number_filter
+    app.jinja_env.globals.update(
+        languages=LANGUAGES,
+        current_language=current_language,
+        javascript_catalogue=javascript_catalogue,
+    )
