@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 from werkzeug.wrappers import Response
 
@@ -83,8 +84,10 @@ def setup() -> Response | str:
         try:
             if not is_region(country):
                 raise ValidationError(
-                    "Choose your country: phone numbers written without a country code are "
-                    "read as numbers there.",
+                    _(
+                        "Choose your country: phone numbers written without a country code "
+                        "are read as numbers there."
+                    ),
                     field="country",
                 )
             user = users.create_first_admin(
@@ -106,7 +109,7 @@ def setup() -> Response | str:
             error = str(exc)
         else:
             login_user(user)
-            flash("Welcome! Your administrator account is ready.", "success")
+            flash(_("Welcome! Your administrator account is ready."), "success")
             return redirect(url_for("pages.dashboard"))
     return render_template(
         "auth/setup.html",
@@ -126,5 +129,5 @@ def logout() -> Response:
     signed_in.end(session, current_user.session_key)
     session.commit()
     logout_user()
-    flash("You are signed out.", "info")
+    flash(_("You are signed out."), "info")
     return redirect(url_for("auth.login"))

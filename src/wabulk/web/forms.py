@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
@@ -9,6 +10,7 @@ from wtforms.validators import DataRequired, EqualTo, Length
 
 from ..auth.passwords import MAX_LENGTH, MIN_LENGTH
 from ..models import Role
+from .i18n import LANGUAGES
 
 ROLE_CHOICES = [
     SelectChoice(Role.VIEWER.value, "Viewer: sees everything, changes nothing"),
@@ -20,30 +22,30 @@ ROLE_CHOICES = [
 
 
 class LoginForm(FlaskForm):
-    email = EmailField("Email", validators=[DataRequired()])
-    password = PasswordField("Password", validators=[DataRequired()])
-    remember = BooleanField("Keep me signed in on this device")
+    email = EmailField(_l("Email"), validators=[DataRequired()])
+    password = PasswordField(_l("Password"), validators=[DataRequired()])
+    remember = BooleanField(_l("Keep me signed in on this device"))
 
 
 class _NewPassword(FlaskForm):
     password = PasswordField(
-        "Password",
+        _l("Password"),
         validators=[DataRequired(), Length(min=MIN_LENGTH, max=MAX_LENGTH)],
-        description=f"At least {MIN_LENGTH} characters.",
+        description=_l("At least %(count)s characters.", count=MIN_LENGTH),
     )
     confirm = PasswordField(
-        "Repeat the password",
-        validators=[DataRequired(), EqualTo("password", message="The two passwords differ.")],
+        _l("Repeat the password"),
+        validators=[DataRequired(), EqualTo("password", message=_l("The two passwords differ."))],
     )
 
 
 class SetupForm(_NewPassword):
     setup_code = StringField(
-        "Setup code",
+        _l("Setup code"),
         validators=[DataRequired()],
-        description="Printed in the terminal where wabulk is running.",
+        description=_l("Printed in the terminal where wabulk is running."),
     )
-    email = EmailField("Your email", validators=[DataRequired()])
+    email = EmailField(_l("Your email"), validators=[DataRequired()])
 
 
 class InviteForm(_NewPassword):
@@ -60,14 +62,24 @@ class ResetPasswordForm(_NewPassword):
 
 
 class ChangePasswordForm(_NewPassword):
-    current_password = PasswordField("Current password", validators=[DataRequired()])
+    current_password = PasswordField(_l("Current password"), validators=[DataRequired()])
 
 
 class ProfileForm(FlaskForm):
     timezone = StringField(
-        "Timezone",
+        _l("Timezone"),
         validators=[Length(max=64)],
-        description="For example Asia/Kolkata or Europe/London. Dates are shown in it.",
+        description=_l("For example Asia/Kolkata or Europe/London. Dates are shown in it."),
+    )
+
+
+class LanguageForm(FlaskForm):
+    # Each language is named in its own words, so whoever reads any of them finds theirs.
+    language = SelectField(
+        _l("Language"),
+        choices=[SelectChoice("", _l("Same as my browser"))]
+        + [SelectChoice(code, name) for code, name in LANGUAGES.items()],
+        default="",
     )
 
 

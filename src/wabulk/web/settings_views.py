@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import ngettext, refresh
 from flask_login import current_user
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
@@ -18,6 +20,7 @@ from .forms import (
     ChangePasswordForm,
     EmptyForm,
     InviteForm,
+    LanguageForm,
     ProfileForm,
     ResetPasswordForm,
     RoleForm,
@@ -38,13 +41,16 @@ def _render_account(
     password_form: ChangePasswordForm | None = None,
     profile_form: ProfileForm | None = None,
     status: int = 200,
+    language_form: LanguageForm | None = None,
 ) -> str:
     profile_form = profile_form or ProfileForm(timezone=current_user.timezone or "")
+    language_form = language_form or LanguageForm(language=current_user.language or "")
     mine = db_session().scalars(signed_in.of_user(current_user.id).limit(50)).all()
     return render_template(
         "settings/account.html",
         password_form=password_form or ChangePasswordForm(),
         profile_form=profile_form,
+        language_form=language_form,
         timezone_names=users.timezone_names(),
         sessions=[(row, signed_in.is_current(row, current_user.session_key)) for row in mine],
         button_form=EmptyForm(),
@@ -63,9 +69,12 @@ def end_other_sessions() -> Response:
 
 def _others_ended(n: int) -> str:
     if not n:
-        return "You had no other sessions; this browser stays signed in."
-    others = "1 other session" if n == 1 else f"{n} other sessions"
-    return f"Signed out {others} elsewhere; this browser stays signed in."
+        return _("You had no other sessions; this browser stays signed in.")
+    return ngettext(
+        "Signed out 1 other session elsewhere; this browser stays signed in.",
+        "Signed out %(num)d other sessions elsewhere; this browser stays signed in.",
+        n,
+    )
 
 
 @bp.post("/password")
@@ -82,7 +91,7 @@ def change_password() -> Response | str:
             form.current_password.errors = [str(exc)]
         else:
             session.commit()
-            flash("Your password is changed. Other devices are signed out.", "success")
+            flash(_("Your password is changed. Other devices are signed out."), "success")
             return redirect(url_for("settings.index"))
     return _render_account(password_form=form, status=400)
 
@@ -99,9 +108,24 @@ def profile() -> Response | str:
             form.timezone.errors = [str(exc)]
         else:
             session.commit()
-            flash("Saved.", "success")
+            flash(_("Saved."), "success")
             return redirect(url_for("settings.index"))
     return _render_account(profile_form=form, status=400)
+
+
+@bp.post("/language")
+@requires(Role.VIEWER)
+def language() -> Response | str:
+    form = LanguageForm()
+    if form.validate_on_submit():
+        session = db_session()
+        session.merge(current_user._get_current_object()).language = form.language.data or None
+        session.commit()
+        current_user.language = form.language.data or None
+        refresh()  # the sentence below is in the language just chosen
+        flash(_("Saved."), "success")
+        return redirect(url_for("settings.index"))
+    return _render_account(language_form=form, status=400)
 
 
 @bp.get("/users")

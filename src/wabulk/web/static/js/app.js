@@ -29,7 +29,7 @@ document.querySelectorAll("input[type=file][data-max-bytes]").forEach((input) =>
     const file = input.files && input.files[0];
     const tooLarge = Boolean(file && file.size > Number(input.dataset.maxBytes));
     input.classList.toggle("is-invalid", tooLarge);
-    input.setCustomValidity(tooLarge ? "This file is over the upload limit." : "");
+    input.setCustomValidity(tooLarge ? wabulkText("This file is over the upload limit.") : "");
   });
 });
 
