@@ -29,6 +29,12 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 # web's threads in turn; with it they fail soon, answer 503 or retry, and come back soon
 # after the server does.
 PG_CONNECT_TIMEOUT_SECONDS = 10
+PG_KEEPALIVES = {
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+}
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -220,9 +226,15 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "connect", gated)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    connect_args = {}
+    connect_args: dict[str, int] = {}
     if "connect_timeout" not in parsed.query:
         connect_args["connect_timeout"] = PG_CONNECT_TIMEOUT_SECONDS
+    # TCP keepalives: a connection whose server vanished without a word (a network cut, a
+    # failed-over host) is found dead in about a minute instead of the system's two hours,
+    # so the worker's loop fails, logs and reconnects. The URL's own values win.
+    for key, value in PG_KEEPALIVES.items():
+        if key not in parsed.query:
+            connect_args[key] = value
     # pool_pre_ping: a connection ended by a server restart is found dead on checkout and
     # replaced, instead of failing the first statement of each pooled connection.
     return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
