@@ -63,7 +63,7 @@ def _shown_url(host: str, port: int) -> str:
 @click.option(
     "--threads",
     type=click.IntRange(1, 256),
-    help="Web request threads (default 8; with several processes, 4 in each).",
+    help="Web request threads (default 8; with several processes, per process: default 1).",
 )
 @click.option(
     "--processes",

@@ -2,8 +2,12 @@
 
 - Pre-fork: the master binds the address and forks the processes; each builds its own app
   (database engine, pools, threads) after the fork, so no connection or thread crosses it.
-- gthread workers: a few threads per process, so a page waiting on the database does not
-  hold up the live answers polled beside it (bench/load.py measured it against sync ones).
+- Sync workers, one request at a time per process: bench/load.py measured gthread workers
+  (2 and 4 threads) at two to three times the p95 of sync ones on a two-core machine, and
+  more CPU per request (a process's threads contend for its one interpreter lock). More
+  requests at once means more processes. A streamed export to a slow client holds its
+  process until done, which a buffering reverse proxy in front avoids (docs/deployment.md).
+  `--threads N` (N > 1) chooses gthread workers with N threads each.
 - The dispatcher never runs here: campaigns are sent by `wabulk worker` processes.
 - `GUNICORN_CMD_ARGS` tunes the rest (access log, timeouts) as with any gunicorn server.
 """
@@ -18,10 +22,11 @@ from gunicorn.app.base import BaseApplication
 
 from .config import Settings
 
-THREADS = 4
-# A page may wait on a busy database (an export, a report) longer than gunicorn's 30 s
-# default; past this the process is stuck, and gunicorn replaces it.
-TIMEOUT = 120
+THREADS = 1
+# A sync process cannot tell the master it is alive while it answers, and a streamed export
+# of a big list may take minutes; past this gunicorn takes the process for stuck and
+# replaces it.
+TIMEOUT = 600
 GRACEFUL = 20
 
 
