@@ -150,8 +150,8 @@ def _javascript_msgids() -> tuple[str, ...]:
 
 
 def javascript_catalogue() -> dict[str, str]:
-    """English text -> this page's language, for the strings our JavaScript shows; the page
-    carries it as JSON and `wabulkText()` in app.js looks sentences up in it."""
+    """English text -> this page's language, for the strings our JavaScript shows; every page
+    carries it as JSON in a meta tag and `wabulkText()` (static/js/i18n.js) looks them up."""
     if current_language() == DEFAULT:
         return {}
     out = {}

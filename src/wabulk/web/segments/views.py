@@ -19,6 +19,7 @@ from ...segments import terms as segment_terms
 from ..campaign_form import sentence as describe
 from ..form_state import FormState
 from ..helpers import db_session
+from ..i18n import format_number
 from ..security import requires
 from . import form as builder
 
@@ -293,7 +294,7 @@ def who_matches(session: Session, terms: dict[str, Any]) -> dict[str, Any]:
 
 
 def count_text(n: int, capped: bool) -> str:
-    return f"{n:,}+" if capped else f"{n:,}"
+    return format_number(n) + ("+" if capped else "")
 
 
 def sample_row(contact: Any) -> dict[str, str]:
