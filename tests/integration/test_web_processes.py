@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -203,10 +204,7 @@ def test_four_processes_share_sign_in_csrf_live_numbers_and_sign_out(
             progress_path,
             "/analytics.json",
         ):
-            answers = web.burst(
-                lambda path=path: web.send(path, cookie),
-                lambda a: _pids(a) >= everyone,
-            )
+            answers = web.burst(partial(web.send, path, cookie), lambda a: _pids(a) >= everyone)
             assert {a.status for a in answers} == {200}, path
             figures = {json.dumps(_numbers(a.body), sort_keys=True) for a in answers}
             assert len(figures) == 1, (path, figures)
@@ -246,10 +244,10 @@ def test_four_processes_share_sign_in_csrf_live_numbers_and_sign_out(
             if out.pid != page.pid:
                 break
             # Same process both times: sign in again and have another go.
-            again = web.send("/login", cookie, {"email": EMAIL, "password": PASSWORD,
-                                                "csrf_token": _csrf(form_page)})  # fmt: skip
-            assert again.status == 302
-            cookie = {SESSION_COOKIE: again.cookies[SESSION_COOKIE]}
+            relogin = web.send("/login", cookie, {"email": EMAIL, "password": PASSWORD,
+                                                  "csrf_token": _csrf(form_page)})  # fmt: skip
+            assert relogin.status == 302
+            cookie = {SESSION_COOKIE: relogin.cookies[SESSION_COOKIE]}
         assert out.pid != page.pid, "every sign-out landed on the process that made its page"
         after = web.burst(lambda: web.send("/live.json", cookie), lambda a: _pids(a) >= everyone)
         assert all(a.status in (302, 401) for a in after), [(a.pid, a.status) for a in after]
