@@ -328,10 +328,22 @@ def cancel(session: Session, actor: User | None, campaign_id: int) -> Campaign:
 
 
 def _skip_unsent(session: Session, campaign_id: int, now: datetime) -> int:
-    """Skip a campaign's queued messages, due now or waiting for a retry; how many."""
+    """Skip a campaign's queued messages, due now or waiting for a retry; how many.
+
+    On PostgreSQL the rows a worker's claim holds at this moment are left alone (SKIP
+    LOCKED): the claim takes its messages' rows and then the campaign's (its counters),
+    while a cancel holds the campaign's row, so waiting here for those rows would deadlock
+    with it. They leave the queue as `sending` anyway, or, should the claim roll back, are
+    skipped by the dispatcher's next sweep (`skip_cancelled`).
+    """
+    unsent = (messages.c.campaign_id == campaign_id) & (messages.c.status == S.QUEUED)
+    if session.get_bind().dialect.name == "postgresql":
+        unsent = messages.c.id.in_(
+            select(messages.c.id).where(unsent).with_for_update(skip_locked=True)
+        )
     n = session.execute(
         update(messages)
-        .where(messages.c.campaign_id == campaign_id, messages.c.status == S.QUEUED)
+        .where(unsent)
         .values(
             status=S.SKIPPED,
             error_code=CANCELLED,
