@@ -20,11 +20,11 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, TypeVar
 
 from sqlalchemy import insert, select
 
@@ -38,6 +38,7 @@ from wabulk.models.workers import Worker
 from wabulk.senders.service import SenderInput, create_sender
 
 WABULK = str(Path(sys.executable).parent / "wabulk")
+T = TypeVar("T")
 
 
 def worker_env(
@@ -228,6 +229,11 @@ def progress(db: Database, campaign_id: int) -> Progress:
         return Progress(c.status, c.n_queued, c.n_sending, c.n_sent, c.n_unknown, c.n_failed)
 
 
+def settled_past(db: Database, campaign_id: int, at: int) -> Callable[[], bool]:
+    """A condition for `wait_for`: more than `at` messages of the campaign are settled."""
+    return lambda: progress(db, campaign_id).settled > at
+
+
 def wait_for(
     what: str,
     condition: Callable[[], bool],
@@ -285,7 +291,7 @@ def log_lines(instance: Path, sender_name: str) -> int:
     return path.read_bytes().count(b"\n") if path.exists() else 0
 
 
-def doubled(values: list[object]) -> dict[object, int]:
+def doubled(values: Iterable[T]) -> dict[T, int]:
     return {v: n for v, n in Counter(values).items() if n > 1}
 
 
