@@ -32,7 +32,14 @@ from .contacts import (
 )
 from .events import Event, EventLevel, Inbound
 from .hooks import DeliveryStatus, OutboxEvent, WebhookEndpoint
-from .inbox import Answer, Conversation, ConversationNote, ConversationState, QuickReply
+from .inbox import (
+    Answer,
+    Conversation,
+    ConversationNote,
+    ConversationState,
+    FormClaim,
+    QuickReply,
+)
 from .senders import Channel, Sender, SenderState
 from .stats import SLOT_MINUTES, MessageStat, Tally
 from .users import ApiToken, AppSetting, LoginFailure, Role, User, UserSession
@@ -58,6 +65,7 @@ __all__ = [
     "DeliveryStatus",
     "Event",
     "EventLevel",
+    "FormClaim",
     "Import",
     "ImportIssue",
     "ImportKind",

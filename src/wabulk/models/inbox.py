@@ -115,3 +115,16 @@ class QuickReply(Base):
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class FormClaim(Base):
+    """A form's one-time token, claimed by the request that acted on it (web/inbox/once.py):
+    in the database, so a form sent twice is acted on once whichever web process (or
+    machine) each copy reaches. Claimed in the action's own transaction: a refused action
+    leaves no claim behind."""
+
+    __tablename__ = "form_claims"
+    __table_args__ = (Index("ix_form_claims_claimed_at", "claimed_at"),)
+
+    token: Mapped[str] = mapped_column(String(64), primary_key=True)
+    claimed_at: Mapped[datetime] = mapped_column(default=utcnow)

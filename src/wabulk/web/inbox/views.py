@@ -278,15 +278,13 @@ def _back(conversation_id: int) -> Response:
     return redirect(url_for("inbox.show", conversation_id=conversation_id, **_list_args().kept()))
 
 
-def _act(conversation_id: int, run: Any, refused: Any = None) -> Response:
+def _act(conversation_id: int, run: Any) -> Response:
     """Run one team action; the refusal's own sentence is shown when it is refused."""
     session = db_session()
     try:
         said = run(session)
     except (DomainError, answers.AnswerRefused) as exc:
         session.rollback()
-        if refused is not None:
-            refused()
         flash(str(exc), "danger")
     else:
         session.commit()
@@ -304,11 +302,10 @@ def answer(conversation_id: int) -> Response:
     quick_reply_id = request.form.get("quick_reply_id", type=id_value)
     template = _template_choice()
     token = request.form.get("once", "")
-    if not once.claim(token):
-        flash("This answer was already sent: the form went twice, so it was kept once.", "info")
-        return _back(conversation_id)
 
     def run(session: Session) -> str:
+        now = utcnow()
+        once.claim(session, token, now)
         answers.write_answer(
             session,
             current_user,
@@ -316,15 +313,16 @@ def answer(conversation_id: int) -> Response:
             text=text.strip() or None,
             quick_reply_id=quick_reply_id,
             template=template,
-            now=utcnow(),
+            now=now,
         )
         return "Answer queued: it goes out in a moment, and its ticks show when it arrives."
 
     try:
-        return _act(conversation_id, run, refused=lambda: once.release(token))
-    except Exception:
-        once.release(token)  # nothing was written (the database failed): it may go again
-        raise
+        return _act(conversation_id, run)
+    except once.AlreadyUsed:
+        db_session().rollback()
+        flash("This answer was already sent: the form went twice, so it was kept once.", "info")
+        return _back(conversation_id)
 
 
 def _template_choice() -> dict[str, Any] | None:
