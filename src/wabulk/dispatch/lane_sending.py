@@ -28,6 +28,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
@@ -56,6 +57,9 @@ SETTLE_SECONDS = 1.0
 STOPPED = "stopped"
 # Slots this long or longer (ceilings up to 200 a second) are kept strictly (`_Slots`).
 STRICT_STEP = 0.005
+# How late a strictly kept slot may still be used (or half a slot, when longer): the
+# tenth of the ceiling left unused (senders/slots.py `USABLE`) absorbs it at the provider.
+LATE_SECONDS = 0.03
 # `StillRunning.refusal`: the message is no longer this lane's (its lease ran out and
 # recovery took it): it is dropped from the lane untouched.
 LOST = "lost"
@@ -306,8 +310,8 @@ class SendsMessages:
                 if slot is not None and p.claimed.id in slot.lost:
                     self.pending.popleft()  # recovery took it back: not this lane's to send
                     continue
-                if slot is not None and not slot.wait():
-                    break  # no slot left in time: the rest goes with the next reservation
+                if slot is not None:
+                    slot.wait()
                 refused = still_running.refusal(p.claimed.id, self._window_since(p))
                 if refused == STOPPED:
                     break
@@ -397,7 +401,7 @@ class SendsMessages:
         left: deque[_Pending] = deque()
         handed = 0
         for p, result in zip(items, results, strict=True):
-            if result is None:  # never started: the campaign stopped, or its slot passed
+            if result is None:  # never started: the campaign stopped
                 left.append(p)
                 continue
             handed += 1
@@ -448,11 +452,11 @@ class SendsMessages:
         n = len(kept)
         per_second *= slots.USABLE
 
-        def reserve() -> datetime:
+        def reserve(count: int) -> datetime:
             with self.db.session() as session:
                 now = self.clock.now()
                 return slots.reserve(
-                    session, self.sender_id, n, per_second, now, clock=self.clock.now
+                    session, self.sender_id, count, per_second, now, clock=self.clock.now
                 )
 
         return _Slots(reserve, n, per_second, self.clock, set(ids) - kept)
@@ -487,16 +491,17 @@ class _Slots:
     start + i/rate.
 
     - Under a ceiling a lane can keep up with (slots of `STRICT_STEP` or longer: up to 200
-      a second), a send that cannot start within half a slot of its own (the machine was
-      busy) does not go late, into slots another worker holds: it stays with the lane for
-      its next reservation. So stalls never turn into bursts at the provider.
+      a second), a send that cannot start within half a slot of its own, or
+      `LATE_SECONDS` (the machine was busy), does not go late, into slots another worker
+      may hold: it reserves a slot of its own again, at the end of the account's queue,
+      and waits for that one. So stalls never turn into bursts at the provider.
     - Above that, a request's own time on a busy machine is of the order of a slot: late
-      slots are used late rather than lost.
+      slots are used late.
     """
 
     def __init__(
         self,
-        reserve: Callable[[], datetime],
+        reserve: Callable[[int], datetime],
         n: int,
         per_second: float,
         clock: Any,
@@ -509,39 +514,41 @@ class _Slots:
         self.clock = clock
         self.lost = lost
         self.start: datetime | None = None
+        self.end: datetime | None = None  # the end of the last slot reserved
         self.used = 0
 
-    @property
-    def end(self) -> datetime | None:
-        """When the reserved slots end (None: none were reserved)."""
+    def take(self) -> datetime:
+        """The next slot's time (it is then used): of the reservation, or a new one."""
         if self.start is None:
-            return None
-        return self.start + timedelta(seconds=self.n * self.step)
+            self.start = self._reserve(self.n)
+            self.end = self.start + timedelta(seconds=self.n * self.step)
+        if self.used < self.n:
+            self.used += 1
+            return self.start + timedelta(seconds=(self.used - 1) * self.step)
+        return self.again()
 
-    def take(self) -> datetime | None:
-        """The next slot's time (it is then used); None when none is left."""
-        if self.used >= self.n:
-            return None
-        if self.start is None:
-            self.start = self._reserve()
-        due = self.start + timedelta(seconds=self.used * self.step)
-        self.used += 1
+    def again(self) -> datetime:
+        """A slot of its own again, for a send that missed (or ran out of) its own."""
+        due = self._reserve(1)
+        ends = due + timedelta(seconds=self.step)
+        self.end = ends if self.end is None else max(self.end, ends)
         return due
 
     def on_time(self, due: datetime) -> bool:
         """Whether a send starting now still keeps to its slot `due`."""
         late = (self.clock.now() - due).total_seconds()
-        return not self.strict or late <= self.step / 2
+        return not self.strict or late <= max(self.step / 2, LATE_SECONDS)
 
-    def wait(self) -> bool:
-        """Wait for the next slot this lane can still keep; False when none is left."""
-        while (due := self.take()) is not None:
+    def wait(self) -> None:
+        """Until the next slot this lane can keep."""
+        due = self.take()
+        while True:
             seconds = (due - self.clock.now()).total_seconds()
             if seconds > 0:
                 time.sleep(seconds)
             if self.on_time(due):
-                return True
-        return False
+                return
+            due = self.again()
 
     def gate(self, still_running: StillRunning) -> _Gate:
         return _Gate(self, still_running)
@@ -551,35 +558,55 @@ class _Gate:
     """A batch's `may_send` under a rate: each request waits for its slot, then asks whether
     the campaign still runs, so a Pause still stops the batch within one message.
 
-    - A channel that asks `delay()` first (the Cloud API's, which waits on its event loop)
-      takes the request's slot there, and the call that follows finds it: requests wake in
-      the order of their slots, so the calls come in that order too.
-    - A request that missed its slot, or found none left, is answered no without stopping
-      the batch: it is never started and stays with the lane for the next reservation.
+    - A channel that asks `delay()` (the Cloud API's, on its event loop) asks it again
+      after each wait until it answers 0: each request, known by its asyncio task, gets
+      its slot at the first ask, and a new one when it woke too late for it.
+    - One that only calls the gate waits in the call (`_Slots.wait`).
     """
 
     def __init__(self, slots_: _Slots, still_running: StillRunning) -> None:
         self.slots = slots_
         self.still_running = still_running
-        self.taken: deque[datetime | None] = deque()  # slots from `delay()`, in order
+        self.due: dict[object, datetime] = {}
+        self.ready: set[object] = set()
 
     def delay(self) -> float:
         if self.still_running.stopped:
-            return 0.0
-        due = self.slots.take()
-        self.taken.append(due)
-        return 0.0 if due is None else (due - self.slots.clock.now()).total_seconds()
+            return 0.0  # the call that follows says no
+        me = _request()
+        due = self.due.get(me)
+        if due is None:  # the first ask: the request's slot
+            due = self.due[me] = self.slots.take()
+            wait = (due - self.slots.clock.now()).total_seconds()
+            if wait > 0:
+                return wait
+        if not self.slots.on_time(due):  # it woke, or came, too late for its slot
+            due = self.due[me] = self.slots.again()
+            wait = (due - self.slots.clock.now()).total_seconds()
+            if wait > 0:
+                return wait
+        # Asked again after its wait (a test's clock may not have moved): it goes now.
+        del self.due[me]
+        self.ready.add(me)
+        return 0.0
 
     def __call__(self) -> bool:
         if self.still_running.stopped:
             return False
-        if self.taken:
-            due = self.taken.popleft()
-            if due is None or not self.slots.on_time(due):
-                return False
-        elif not self.slots.wait():
-            return False
+        me = _request()
+        if me in self.ready:
+            self.ready.discard(me)
+        else:
+            self.slots.wait()
         return self.still_running()
+
+
+def _request() -> object:
+    """Which request asks: its asyncio task on a channel's event loop, else none."""
+    try:
+        return asyncio.current_task()
+    except RuntimeError:
+        return None
 
 
 def _skipped(p: _Pending, code: str) -> queue.Outcome:

@@ -7,9 +7,9 @@
   all workers together send evenly spaced, never more than the rate in any one second.
 - The slots fill nine tenths of the ceiling (`USABLE`): requests leave on their slots
   here but reach the provider with the network's and the machines' jitter, and the
-  provider counts them per second at its end. A lane that cannot start a send within
-  half a slot of its own keeps it for a later reservation (dispatch/lane_sending.py), so a
-  busy moment never turns into a burst.
+  provider counts them per second at its end. A send that cannot start within half a
+  slot (or 30 ms) of its own reserves a new one at the end of the queue and waits for it
+  (dispatch/lane_sending.py), so a busy moment never turns into a burst.
 - A reservation is written under the sender row's lock (PostgreSQL: the row lock its UPDATE
   takes; SQLite: the file's write lock), so two lanes never get the same slots. The lock
   lasts until the caller commits, which it does at once.

@@ -7,8 +7,9 @@
   once it says no, nothing more goes out and the items not started answer `None` (the
   dispatcher puts them back in the queue: a Pause or Cancel stops a batch at once). A
   `may_send` with a `delay()` (the dispatcher's send slots under a rate) is asked that
-  first: the request waits its seconds on the event loop, so the other requests in flight
-  are answered meanwhile and each goes out at its own slot, not in a burst.
+  first, again after each wait until it answers 0: the request waits on the event loop,
+  so the other requests in flight are answered meanwhile and each goes out at its own
+  slot, not in a burst.
 - The requests run on an event loop in a daemon thread owned by the channel, started at the
   first send and stopped by `close`, which first lets the requests in flight be answered.
   Bodies are encoded once in the caller's thread; the loop only posts and reads answers.
@@ -242,12 +243,13 @@ class CloudApiChannel:
                 if loop.stopping:  # `close` came from another thread: nothing more goes out
                     done.append((index, TransientError(STOPPED, code="closed")))
                     continue
-                wait = _delay(may_send)
-                if wait > 0:
+                waited = False
+                while (wait := _delay(may_send)) > 0:
                     await asyncio.sleep(wait)
-                    if loop.stopping:
-                        done.append((index, TransientError(STOPPED, code="closed")))
-                        continue
+                    waited = True
+                if waited and loop.stopping:
+                    done.append((index, TransientError(STOPPED, code="closed")))
+                    continue
                 if may_send is not None and not _asked(may_send):
                     continue  # the campaign stopped: left unanswered, so never started
                 try:
