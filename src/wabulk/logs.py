@@ -6,11 +6,13 @@ show them, so `grep campaign=12` follows one campaign through the log.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import logging.handlers
 import os
 import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from .disk import tighten
@@ -46,12 +48,63 @@ def redact(text: str) -> str:
 class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
     """The log names customers' numbers and campaigns: owner-only, like the database.
 
-    Each file is opened with mode 0600, the first and every one after a rollover (the
-    backups are renames of it, so they keep it)."""
+    - Each file is opened with mode 0600, the first and every one after a rollover (the
+      backups are renames of it, so they keep it).
+    - Several processes write the one file (web processes under gunicorn, workers beside
+      them on one machine). A process that finds the file renamed under it (another one
+      rolled it over) reopens the new one instead of writing on into a backup, and a
+      rollover is taken under a lock file and only when the file is still full: without
+      this each process rolled over on its own count, renaming away lines another had just
+      written.
+    """
 
     def _open(self):  # type: ignore[no-untyped-def]
         fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         return open(fd, self.mode, encoding=self.encoding, errors=self.errors)
+
+    def _follow(self) -> None:
+        """Reopen when the file at our path is no longer the one we hold."""
+        if self.stream is None:
+            return
+        try:
+            at_path = os.stat(self.baseFilename)
+        except FileNotFoundError:
+            at_path = None
+        held = os.fstat(self.stream.fileno())
+        if at_path is None or (at_path.st_dev, at_path.st_ino) != (held.st_dev, held.st_ino):
+            self.stream.close()
+            self.stream = self._open()
+
+    def shouldRollover(self, record: logging.LogRecord) -> int:
+        self._follow()
+        return super().shouldRollover(record)
+
+    def doRollover(self) -> None:
+        with _rollover_lock(self.baseFilename + ".lock"):
+            self._follow()
+            try:
+                size = os.stat(self.baseFilename).st_size
+            except FileNotFoundError:
+                size = 0
+            if size < self.maxBytes:
+                return  # another process rolled it over a moment ago
+            super().doRollover()
+
+
+@contextlib.contextmanager
+def _rollover_lock(path: str) -> Iterator[None]:
+    """An exclusive lock between processes (POSIX); elsewhere one process writes anyway."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: `wabulk serve` is one process there
+        yield
+        return
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s%(context)s %(message)s"
