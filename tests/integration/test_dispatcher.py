@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from datetime import timedelta
@@ -53,8 +54,14 @@ def test_expired_leases_without_a_channel_become_unknown(migrated_db, tmp_path) 
         migrated_db,
         [now - timedelta(seconds=5), now - timedelta(minutes=3), now + timedelta(minutes=1)],
     )
+    hold = timedelta(seconds=1)
     with migrated_db.session() as session:
-        assert expire_stale_leases(session, tmp_path, now) == 2
+        assert expire_stale_leases(session, tmp_path, now, hold=hold) == 2  # taken
+    with migrated_db.session() as session:
+        assert set(session.scalars(select(Message.status)).all()) == {MessageStatus.SENDING}
+    now += 2 * hold  # asked a hold later
+    with migrated_db.session() as session:
+        assert expire_stale_leases(session, tmp_path, now, hold=hold) == 2
     with migrated_db.session() as session:
         statuses = sorted(session.scalars(select(Message.status)).all())
         campaign = session.get(Campaign, campaign_id)
@@ -77,9 +84,10 @@ def test_a_step_reports_whether_it_found_work(db, settings) -> None:
 
 def test_the_loop_runs_in_a_thread_and_stops_on_request(db, settings) -> None:
     _sending_messages(db, [utcnow() - timedelta(seconds=1)])
-    dispatcher = Dispatcher(db, settings)
+    # Recovery takes the message, then asks a lease later: a short one here.
+    dispatcher = Dispatcher(db, dataclasses.replace(settings, lease_seconds=2))
     dispatcher.start_thread()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         with db.session() as session:
             if session.scalar(select(Message.status)) is MessageStatus.UNKNOWN:
@@ -114,8 +122,10 @@ def test_expired_leases_are_reconciled_through_the_channel(migrated_db, tmp_path
     log = log_path(tmp_path, "Rehearsal")
     first_line = log.read_text().splitlines()[0]
     log.write_text(first_line + "\n")
-    with db.session() as session:
-        assert expire_stale_leases(session, tmp_path) == 3
+    now, hold = utcnow(), timedelta(seconds=1)
+    for moment in (now, now + 2 * hold):  # taken, then asked a hold later
+        with db.session() as session:
+            assert expire_stale_leases(session, tmp_path, moment, hold=hold) == 3
     with db.session() as session:
         statuses = dict(session.execute(select(Message.id, Message.status)).all())
     sent_id = json.loads(first_line)["message_id"]

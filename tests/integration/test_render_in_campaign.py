@@ -192,13 +192,15 @@ def test_a_worker_stopping_while_it_renders_leaves_nothing_lost_nor_unknown(
     assert {(m.status, m.body) for m in held.values()} == {(MessageStatus.SENDING, None)}
 
     later = now + timedelta(minutes=3)
-    with db.session() as session:
-        assert recovery.expire_stale_leases(session, tmp_path, later) == 3
+    hold = timedelta(seconds=1)
+    for moment in (later, later + 2 * hold):  # taken, then asked a hold later
+        with db.session() as session:
+            assert recovery.expire_stale_leases(session, tmp_path, moment, hold=hold) == 3
     after = messages_of(db, campaign_id)
     assert {m.status for m in after.values()} == {MessageStatus.QUEUED}  # not `unknown`
     assert {m.attempts for m in after.values()} == {0}
 
-    claimed = claim("live:1", later)
+    claimed = claim("live:1", later + 2 * hold)
     compiled = rendering.compile_body("{Hi|Hello|Hey} {{ name }}")
     for c in claimed:
         person = f"Person {numbers.index(c.phone)}"

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -364,11 +365,18 @@ def test_recovery_after_a_killed_worker_stops_its_orphaned_chrome_and_reads_the_
     profile = browser.profile_folder(instance, "Shop phone")
     orphan = wait_for(lambda: browser._lock_owner(profile), what="the orphaned Chrome")
     time.sleep(0.2)
-    with db.session() as session:
-        settled = recovery.expire_stale_leases(
-            session, instance, alive_owner="worker:new", options=options(fake, 6)
-        )
-    assert settled == 2
+    now, hold = utcnow(), timedelta(seconds=1)
+    for moment in (now, now + 2 * hold):  # taken, then asked a hold later
+        with db.session() as session:
+            settled = recovery.expire_stale_leases(
+                session,
+                instance,
+                moment,
+                alive_owner="worker:new",
+                options=options(fake, 6),
+                hold=hold,
+            )
+        assert settled == 2
     assert (
         not Path(f"/proc/{orphan}").exists()
         or "Z" in Path(f"/proc/{orphan}/stat").read_text().split()[2]

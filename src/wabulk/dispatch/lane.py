@@ -226,7 +226,9 @@ class Lane(LooksInWaits, SettlesOutcomes, SendsMessages, SharesCaps):
                 self.reconcile_at = None
             if self.reconcile_at is None or now >= self.reconcile_at:
                 self.reconcile_at = now + self.lease
-                recovery.reconcile_sender(session, self.sender_id, channel, self.owner, now)
+                recovery.reconcile_sender(
+                    session, self.sender_id, channel, self.owner, now, hold=self.lease
+                )
                 session.commit()
             if not self.pending:
                 idle = True

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Select, case, null, select, update
+from sqlalchemy import Select, case, null, or_, select, update
 from sqlalchemy.orm import Session
 
 from .. import events
@@ -35,6 +37,12 @@ S = MessageStatus
 BATCH = 500
 # How long recovery holds an exclusive sender while it reads chats: ample for one batch.
 RECONCILE_HOLD = timedelta(minutes=10)
+# How long taken messages wait before their channel is asked (`_take`); callers pass their
+# lease, which bounds how long a lane's one send may take.
+DEFAULT_HOLD = timedelta(seconds=120)
+# lease_owner of messages recovery took, and of those a lane handed over unsent.
+TAKEN = "recovery:"
+CUT_SHORT = ":cut-short"
 
 _KEEP_ANSWER_SENDER = case((messages.c.campaign_id.is_(None), messages.c.sender_id), else_=null())
 
@@ -52,6 +60,7 @@ def _expired(now: datetime, not_owner: str) -> Select:
         messages.c.sender_id,
         messages.c.phone,
         messages.c.body,
+        messages.c.lease_owner,
     ).where(
         messages.c.status == S.SENDING,
         messages.c.lease_until < now,
@@ -111,47 +120,109 @@ def _ask(
             sender_lease.release(session, sender.id, owner)
 
 
+def _ready(row: Any) -> bool:
+    """Taken by recovery a hold ago, or handed over by a lane that never gave it to its
+    channel: the channel may be asked now."""
+    owner = row.lease_owner or ""
+    return owner.startswith(TAKEN) or owner.endswith(CUT_SHORT)
+
+
+def _take(session: Session, rows: list, owner: str, now: datetime, hold: timedelta) -> int:
+    """Recovery's first half: take expired messages from the lane that held them, and ask
+    their channel only a hold later (the next round that finds them `_ready`).
+
+    A lane reads that it still holds a message just before handing it to its channel
+    (lane_sending.py), so once this commits no lane starts it; but one that read a moment
+    before may be inside its send. Asking the channel at once could miss that send (its
+    proof is not written yet) and queue the message for a second one. The hold covers the
+    send under way.
+    """
+    if not rows:
+        return 0
+    return session.execute(
+        update(messages)
+        .where(
+            messages.c.id.in_([row.id for row in rows]),
+            messages.c.status == S.SENDING,
+            messages.c.lease_until < now,
+        )
+        .values(lease_owner=f"{TAKEN}{owner}"[:100], lease_until=now + hold)
+    ).rowcount
+
+
+def _pinned_elsewhere(session: Session, may_drive: Callable[[Sender], bool] | None) -> list[int]:
+    """WhatsApp Web senders this worker may not open (another computer holds their browser
+    profile: worker labels, `--senders`); their messages are left to that computer."""
+    if may_drive is None:
+        return []
+    return [
+        sender.id
+        for sender in session.scalars(select(Sender)).all()
+        if sender_lease.exclusive(sender.channel) and not may_drive(sender)
+    ]
+
+
 def expire_stale_leases(
     session: Session,
     instance_path: Path,
     now: datetime | None = None,
     alive_owner: str | None = None,
     options: dict[str, object] | None = None,
+    hold: timedelta = DEFAULT_HOLD,
+    may_drive: Callable[[Sender], bool] | None = None,
 ) -> int:
-    """Reconcile one batch of expired `sending` messages; returns how many were settled.
+    """Reconcile one batch of expired `sending` messages; returns how many were taken or
+    settled.
 
     - `alive_owner` is the calling process: its own lanes are alive and finish their
       messages, so recovery must not reconcile them behind their back (that would queue a
       message its lane is about to send).
+    - In two rounds a `hold` apart (`_take`): the first takes the messages, the second asks
+      their channel and settles them.
+    - `may_drive`: the calling worker's rule for which senders it may open.
     """
     now = now or utcnow()
-    rows = session.execute(
-        _expired(now, alive_owner or "").order_by(messages.c.lease_until).limit(BATCH)
-    ).all()
+    query = _expired(now, alive_owner or "")
+    pinned = _pinned_elsewhere(session, may_drive)
+    if pinned:
+        query = query.where(
+            or_(messages.c.sender_id.is_(None), messages.c.sender_id.not_in(pinned))
+        )
+    rows = session.execute(query.order_by(messages.c.lease_until).limit(BATCH)).all()
     if not rows:
         return 0
+    owner = alive_owner or f"recovery:{id(session)}"
+    taken = _take(session, [r for r in rows if not _ready(r)], owner, now, hold)
+    rows = [r for r in rows if _ready(r)]
     by_sender: dict[int | None, list] = defaultdict(list)
     for row in rows:
         by_sender[row.sender_id].append(row)
     answers: dict[int, Reconciled] = {}
-    owner = alive_owner or f"recovery:{id(session)}"
     for sender_id, group in by_sender.items():
         sender = session.get(Sender, sender_id) if sender_id is not None else None
         answers.update(_ask(session, sender, group, instance_path, options or {}, owner, now))
-    return _apply(session, rows, answers, now)
+    return taken + _apply(session, sorted(rows, key=lambda r: r.id), answers, now)
 
 
 def reconcile_sender(
-    session: Session, sender_id: int, channel: Channel, owner: str, now: datetime
+    session: Session,
+    sender_id: int,
+    channel: Channel,
+    owner: str,
+    now: datetime,
+    hold: timedelta = DEFAULT_HOLD,
 ) -> int:
-    """Reconcile this sender's expired messages through the caller's own channel."""
+    """Reconcile this sender's expired messages through the caller's own channel, in the
+    same two rounds as `expire_stale_leases`."""
     rows = session.execute(
         _expired(now, owner).where(messages.c.sender_id == sender_id).limit(BATCH)
     ).all()
     if not rows:
         return 0
+    taken = _take(session, [r for r in rows if not _ready(r)], owner, now, hold)
+    rows = sorted((r for r in rows if _ready(r)), key=lambda r: r.id)
     _apply(session, rows, _ask_channel(channel, rows), now)
-    return len(rows)
+    return taken + len(rows)
 
 
 def _apply(session: Session, rows: list, answers: dict[int, Reconciled], now: datetime) -> int:

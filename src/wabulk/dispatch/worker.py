@@ -32,6 +32,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -204,6 +205,8 @@ class Dispatcher:
                 self.settings.instance_path,
                 alive_owner=self.identity,
                 options=self.settings.channel_options(),
+                hold=timedelta(seconds=self.settings.lease_seconds),
+                may_drive=self.may_drive,
             )
         return recovered > 0
 
