@@ -268,13 +268,18 @@ def _apply(session: Session, rows: list, answers: dict[int, Reconciled], now: da
             if target == S.SENT:
                 sent.append(("sent", row.campaign_id, row.sender_id, now, None, 1))
                 found_sent.append(row.id)
+    # Counters before statistics, campaigns in id order: the order a lane's settle and the
+    # receipts worker take these rows in, so none of them waits on another in a circle
+    # (PostgreSQL would end one with "deadlock detected").
+    for campaign_id in sorted(moved, key=lambda cid: cid or 0):
+        counts = moved[campaign_id]
+        shift_counters(session, campaign_id, {S.SENDING: -sum(counts.values())} | dict(counts))
     stats.bump(session, sent)
     events_out.message_statuses(session, found_sent, now)
 
     # Answers (campaign None) have no counters to move; their Event names no campaign.
     for campaign_id, counts in moved.items():
         n = sum(counts.values())
-        shift_counters(session, campaign_id, {S.SENDING: -n} | dict(counts))
         text = (
             f"Recovered {n} message(s) left in flight by a stopped worker: "
             f"{counts[S.SENT]} had been sent, {counts[S.QUEUED]} had not and were queued "
