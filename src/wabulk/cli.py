@@ -165,14 +165,14 @@ def _serve_processes(
         click.echo("\n".join(how_to_reach(host, bound)))
         sys.stdout.flush()
 
-    status = web_server.serve(
+    status = web_server.WebServer(
         settings,
         host=host,
         port=port,
         processes=processes,
         threads=threads or web_server.THREADS,
         ready=ready,
-    )
+    ).serve()
     click.echo("wabulk stopped.")
     if status:
         raise SystemExit(status)

@@ -31,7 +31,8 @@ GRACEFUL = 20
 
 
 class WebServer(BaseApplication):  # type: ignore[misc]
-    """gunicorn's arbiter around `create_app(settings)`, built once in every process."""
+    """gunicorn's arbiter around `create_app(settings)`, built once in every process;
+    `serve()` runs it."""
 
     def __init__(
         self,
@@ -84,24 +85,13 @@ class WebServer(BaseApplication):  # type: ignore[misc]
 
         return create_app(self.settings)
 
-
-def serve(
-    settings: Settings,
-    *,
-    host: str,
-    port: int,
-    processes: int,
-    threads: int = THREADS,
-    ready: Callable[[int], None] | None = None,
-) -> int:
-    """Run until SIGTERM or Ctrl+C; the exit status gunicorn's master ended with."""
-    master = os.getpid()
-    try:
-        WebServer(
-            settings, host=host, port=port, processes=processes, threads=threads, ready=ready
-        ).run()
-    except SystemExit as stop:  # the arbiter exits the interpreter when it halts
-        if os.getpid() != master:
-            raise  # a web process ending: it returns through the master's frames, not to them
-        return stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
-    return 0
+    def serve(self) -> int:
+        """Run until SIGTERM or Ctrl+C; the exit status gunicorn's master ended with."""
+        master = os.getpid()
+        try:
+            self.run()
+        except SystemExit as stop:  # the arbiter exits the interpreter when it halts
+            if os.getpid() != master:
+                raise  # a web process ending: it returns through the master's frames, not to them
+            return stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+        return 0
