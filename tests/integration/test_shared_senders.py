@@ -54,6 +54,20 @@ def run_until_idle(lanes: list[Lane], clock: FakeClock, rounds: int = 400) -> No
     raise AssertionError("the lanes never went idle")
 
 
+def run_two_lanes(db: Database, sender_id: int, settings) -> None:  # type: ignore[no-untyped-def]
+    """Two workers' lanes of one shared sender until idle, on a fake clock. Both claim before
+    either sends: the second must count the first's claim."""
+    clock = FakeClock()
+    lanes = two_lanes(db, sender_id, settings, clock)
+    try:
+        for lane in lanes:
+            lane.step()
+        run_until_idle(lanes, clock)
+    finally:
+        for lane in lanes:
+            lane.close()
+
+
 def sent_by(db: Database, campaign_id: int) -> int:
     with db.session() as session:
         return session.scalar(
@@ -92,16 +106,7 @@ def test_two_lanes_of_a_dry_run_sender_keep_its_daily_cap_together(
         )
         lifecycle.launch(session, None, draft.id)
         campaign_id = draft.id
-    clock = FakeClock()
-    lanes = two_lanes(db, sender_id, settings, clock)
-    try:
-        # Both lanes claim before either sends: the second must count the first's claim.
-        for lane in lanes:
-            lane.step()
-        run_until_idle(lanes, clock)
-    finally:
-        for lane in lanes:
-            lane.close()
+    run_two_lanes(db, sender_id, settings)
     assert sent_by(db, campaign_id) == cap
     assert len(read_log(log_path(Path(settings.instance_path), "Rehearsal"))) == cap
     with db.session() as session:
@@ -120,15 +125,7 @@ def test_two_lanes_of_a_cloud_api_number_keep_its_tier_budget_together(
     template_id = spring_template(db, settings)
     list_id = customers(db, 80, "Spring customers", prefix="+9198331")
     campaign_id = launch(db, "Spring sale", list_id, sender_id, template_id)
-    clock = FakeClock()
-    lanes = two_lanes(db, sender_id, settings, clock)
-    try:
-        for lane in lanes:
-            lane.step()
-        run_until_idle(lanes, clock)
-    finally:
-        for lane in lanes:
-            lane.close()
+    run_two_lanes(db, sender_id, settings)
     assert sent_by(db, campaign_id) == 50
     reached = {s["to"] for s in fake.sent if s["endpoint"] == "messages"}
     assert len(reached) == 50
