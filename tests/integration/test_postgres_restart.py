@@ -23,6 +23,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
+from flask.testing import FlaskClient
 from sqlalchemy import func, insert, select
 
 from tests.campaigns_support import assert_counters_exact, make_campaign, make_sender, phones
@@ -236,33 +237,40 @@ def test_workers_and_web_come_back_after_postgres_restarts_twice(
         db.dispose()
 
 
+@contextmanager
+def _signed_in(proxy: PgProxy, postgres_database: str, settings: Settings) -> Iterator[FlaskClient]:
+    """A test client of an app reaching the schema through the proxy, signed in as a new
+    viewer; the app's engine disposed afterwards."""
+    app = create_app(settings, database_url=proxy.url(postgres_database))
+    app.config["TESTING"] = True
+    db: Database = app.extensions["wabulk.db"]
+    migrate.upgrade(db.engine)
+    try:
+        with db.session() as session:
+            users.create_user(session, None, EMAIL, PASSWORD, Role.VIEWER)
+        client = app.test_client()
+        assert login(client, EMAIL).status_code == 302
+        yield client
+    finally:
+        db.dispose()
+
+
 def test_a_page_while_the_database_is_away_is_a_503_sentence_for_a_signed_in_user(
     postgres_database: str, settings: Settings
 ) -> None:
     """Every page first reads the signed-in user's session row. With the server away that
     read fails, and so would the error page's frame reading the user again: the answer is
     still the 503 sentence (it was a 500). Once the server is back the same session works."""
-    with PgProxy() as proxy:
-        app = create_app(settings, database_url=proxy.url(postgres_database))
-        app.config["TESTING"] = True
-        db: Database = app.extensions["wabulk.db"]
-        migrate.upgrade(db.engine)
-        try:
-            with db.session() as session:
-                users.create_user(session, None, EMAIL, PASSWORD, Role.VIEWER)
-            client = app.test_client()
-            assert login(client, EMAIL).status_code == 302
-            assert client.get("/").status_code == 200
-            with proxy.down():
-                away = client.get("/")
-                api = client.get("/api/v1/lists")
-            assert away.status_code == 503 and away.headers["Retry-After"]
-            assert "could not be reached" in away.get_data(as_text=True)
-            assert "Connection refused" not in away.get_data(as_text=True)
-            assert api.status_code == 503 and api.get_json()["error"]["code"] == "unavailable"
-            assert client.get("/").status_code == 200
-        finally:
-            db.dispose()
+    with PgProxy() as proxy, _signed_in(proxy, postgres_database, settings) as client:
+        assert client.get("/").status_code == 200
+        with proxy.down():
+            away = client.get("/")
+            api = client.get("/api/v1/lists")
+        assert away.status_code == 503 and away.headers["Retry-After"]
+        assert "could not be reached" in away.get_data(as_text=True)
+        assert "Connection refused" not in away.get_data(as_text=True)
+        assert api.status_code == 503 and api.get_json()["error"]["code"] == "unavailable"
+        assert client.get("/").status_code == 200
 
 
 def test_a_server_that_takes_connections_and_never_answers_is_given_up_on(
@@ -272,26 +280,15 @@ def test_a_server_that_takes_connections_and_never_answers_is_given_up_on(
     for the connection's timeout (db.py), not psycopg's two minutes, and answers the 503
     sentence; once the server answers again, the same session reads pages."""
     monkeypatch.setattr(wabulk_db, "PG_CONNECT_TIMEOUT_SECONDS", 2)  # libpq's least
-    with PgProxy() as proxy:
-        app = create_app(settings, database_url=proxy.url(postgres_database))
-        app.config["TESTING"] = True
-        db: Database = app.extensions["wabulk.db"]
-        migrate.upgrade(db.engine)
-        try:
-            with db.session() as session:
-                users.create_user(session, None, EMAIL, PASSWORD, Role.VIEWER)
-            client = app.test_client()
-            assert login(client, EMAIL).status_code == 302
-            answers: list[int] = []
-            with proxy.silent():
-                asking = threading.Thread(
-                    target=lambda: answers.append(client.get("/").status_code), daemon=True
-                )
-                asking.start()
-                # Generous next to the 2 s set here; without it, psycopg's own 130 s applied.
-                asking.join(60)
-                assert not asking.is_alive(), "the page still waits for a server that is silent"
-            assert answers == [503]
-            assert client.get("/").status_code == 200
-        finally:
-            db.dispose()
+    with PgProxy() as proxy, _signed_in(proxy, postgres_database, settings) as client:
+        answers: list[int] = []
+        with proxy.silent():
+            asking = threading.Thread(
+                target=lambda: answers.append(client.get("/").status_code), daemon=True
+            )
+            asking.start()
+            # Generous next to the 2 s set here; without it, psycopg's own 130 s applied.
+            asking.join(60)
+            assert not asking.is_alive(), "the page still waits for a server that is silent"
+        assert answers == [503]
+        assert client.get("/").status_code == 200
