@@ -122,6 +122,70 @@ class Instance:
         return f"sqlite:///{self.path}"
 
 
+def linked_sender(
+    db: Any, fake_url: str, *, name: str, timezone: str, settings: dict[str, Any] | None = None
+) -> int:
+    """A Cloud API sender made, checked and synced against the fake as the Senders page does,
+    then its messages per second raised to RATE and `settings` added to its settings."""
+    from wabulk.models import Sender, SenderState
+    from wabulk.senders import cloud
+    from wabulk.senders.service import Keys, SenderInput, create_sender
+
+    options = {"cloud_api_url": fake_url}
+    with db.session() as session:
+        sender = create_sender(
+            session,
+            None,
+            SenderInput(
+                name=name,
+                channel="cloud_api",
+                timezone=timezone,
+                settings={
+                    "phone_number_id": PNID,
+                    "waba_id": WABA,
+                    "access_token": TOKEN,
+                    "app_secret": APP_SECRET,
+                    "verify_token": VERIFY,
+                },
+                max_per_second=1000,
+            ),
+            Keys(SECRET_KEY),
+        )
+        checked = cloud.check_connection(session, sender, SECRET_KEY, options)
+        if checked.problem:
+            raise SystemExit(f"the sender's connection check failed: {checked.problem}")
+        synced = cloud.sync_templates(session, sender, SECRET_KEY, options)
+        if synced.problem:
+            raise SystemExit(f"the template sync failed: {synced.problem}")
+        sender_id = sender.id
+    with db.session() as session:
+        sender = session.get(Sender, sender_id)
+        assert sender is not None and sender.state == SenderState.LINKED, sender
+        if (sender.health or {}).get("messaging_tier") != "TIER_UNLIMITED":
+            raise SystemExit(f"the sender's tier is not unlimited: {sender.health}")
+        sender.max_per_second = RATE  # past the form's ceiling: the fake has no limit here
+        if settings:
+            sender.settings = {**(sender.settings or {}), **settings}
+    return sender_id
+
+
+def order_template(session: Any) -> Any:
+    """The approved template the campaigns send (synced from the fake by `linked_sender`),
+    its body variable filled with the contact's name."""
+    from wabulk.models import Template
+
+    template = Template(
+        name="Order ready",
+        body="",
+        cloud_template_name=TEMPLATE,
+        cloud_language=LANGUAGE,
+        cloud_parameters={"body.1": "{{ name }}"},
+    )
+    session.add(template)
+    session.flush()
+    return template
+
+
 def build(folder: Path, n: int, fake_url: str) -> Instance:
     """A migrated SQLite instance with n contacts in a list, the Cloud API sender checked and
     its templates synced against the fake, and the template campaign launched (all queued)."""
@@ -129,9 +193,6 @@ def build(folder: Path, n: int, fake_url: str) -> Instance:
     from wabulk.campaigns import lifecycle
     from wabulk.campaigns.service import DraftInput, save_draft
     from wabulk.db import Database
-    from wabulk.models import Sender, SenderState, Template
-    from wabulk.senders import cloud
-    from wabulk.senders.service import Keys, SenderInput, create_sender
 
     instance = folder / "instance"
     instance.mkdir(parents=True, exist_ok=True)
@@ -160,49 +221,10 @@ def build(folder: Path, n: int, fake_url: str) -> Instance:
     con.execute("COMMIT")
     con.close()
 
-    options = {"cloud_api_url": fake_url}
     db = Database(f"sqlite:///{path}")
+    sender_id = linked_sender(db, fake_url, name=SENDER, timezone="Asia/Kolkata")
     with db.session() as session:
-        sender = create_sender(
-            session,
-            None,
-            SenderInput(
-                name=SENDER,
-                channel="cloud_api",
-                timezone="Asia/Kolkata",
-                settings={
-                    "phone_number_id": PNID,
-                    "waba_id": WABA,
-                    "access_token": TOKEN,
-                    "app_secret": APP_SECRET,
-                    "verify_token": VERIFY,
-                },
-                max_per_second=1000,
-            ),
-            Keys(SECRET_KEY),
-        )
-        checked = cloud.check_connection(session, sender, SECRET_KEY, options)
-        if checked.problem:
-            raise SystemExit(f"the sender's connection check failed: {checked.problem}")
-        synced = cloud.sync_templates(session, sender, SECRET_KEY, options)
-        if synced.problem:
-            raise SystemExit(f"the template sync failed: {synced.problem}")
-        sender_id = sender.id
-    with db.session() as session:
-        sender = session.get(Sender, sender_id)
-        assert sender is not None and sender.state == SenderState.LINKED, sender
-        if (sender.health or {}).get("messaging_tier") != "TIER_UNLIMITED":
-            raise SystemExit(f"the sender's tier is not unlimited: {sender.health}")
-        sender.max_per_second = RATE  # past the form's ceiling: the fake has no limit here
-        template = Template(
-            name="Order ready",
-            body="",
-            cloud_template_name=TEMPLATE,
-            cloud_language=LANGUAGE,
-            cloud_parameters={"body.1": "{{ name }}"},
-        )
-        session.add(template)
-        session.flush()
+        template = order_template(session)
         campaign = save_draft(
             session,
             None,

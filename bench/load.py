@@ -41,12 +41,13 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from pg_schema import schema
 
 BENCH = "load"
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -64,35 +65,6 @@ WABULK = str(Path(sys.executable).with_name("wabulk"))
 
 
 # ---- setup (not timed) -----------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def schema(postgres: str) -> Iterator[str]:
-    """A fresh schema, as a URL whose connections see only it; dropped afterwards."""
-    from sqlalchemy import create_engine, make_url, text
-
-    name = f"wabulk_bench_load_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(postgres, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{name}"'))
-    try:
-        yield (
-            make_url(postgres)
-            .update_query_dict({"options": f"-csearch_path={name}", "application_name": name})
-            .render_as_string(hide_password=False)
-        )
-    finally:
-        with admin.connect() as conn:
-            # A server stopped mid-request may leave a backend holding locks on the schema.
-            conn.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE application_name = :name AND pid <> pg_backend_pid()"
-                ),
-                {"name": name},
-            )
-            conn.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
-        admin.dispose()
 
 
 def build(url: str) -> dict[str, int]:
@@ -390,7 +362,10 @@ def main(argv: list[str] | None = None) -> int:
         "one": "one process (waitress, dispatcher inside)",
         "four": f"{PROCESSES} processes (gunicorn) + 1 wabulk worker",
     }
-    with tempfile.TemporaryDirectory(prefix="wabulk-bench-") as tmp, schema(args.postgres) as url:
+    with (
+        tempfile.TemporaryDirectory(prefix="wabulk-bench-") as tmp,
+        schema(args.postgres, "wabulk_bench_load_") as url,
+    ):
         started = time.perf_counter()
         campaigns = build(url)
         print(

@@ -35,10 +35,7 @@ import os
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -48,26 +45,20 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
 from cloud_setup import (  # noqa: E402
-    APP_SECRET,
-    LANGUAGE,
-    PNID,
     SECRET_KEY,
-    TEMPLATE,
-    TOKEN,
-    VERIFY,
-    WABA,
     Fake,
+    linked_sender,
+    order_template,
     prepare_fake,
 )
-from sqlalchemy import create_engine, select, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from pg_schema import reachable, schema  # noqa: E402
+from sqlalchemy import select  # noqa: E402
 
 BENCH = "scale_out"
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 PER_WORKER = {"full": 1_500, "quick": 150}
 LATENCY_SECONDS = 0.020
 IN_FLIGHT = 1  # the Cloud API sender's requests in flight per worker
-CLOUD_RATE = 100_000.0  # messages per second: out of the way of what is measured
 TARGET_FOUR_OVER_ONE = 3.5
 # A lane claims what it sends in a quarter of its lease (62 messages at 20 ms): short, so
 # the last claims do not leave one worker sending alone at the end of a run.
@@ -78,104 +69,14 @@ START_SECONDS = 120
 RUN_SECONDS = 900
 
 
-@contextmanager
-def schema(server: str) -> Iterator[str]:
-    """A new schema on the server, as a URL whose connections see only it; dropped after."""
-    name = f"bench_scale_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{name}"'))
-    url = make_url(server).update_query_dict(
-        {"options": f"-csearch_path={name}", "application_name": name}
-    )
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE application_name = :name AND pid <> pg_backend_pid()"
-                ),
-                {"name": name},
-            )
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
-        admin.dispose()
-
-
-def reachable(server: str) -> str | None:
-    """None when the server answers, else why not."""
-    try:
-        engine = create_engine(server)
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        engine.dispose()
-    except Exception as exc:
-        return str(exc).splitlines()[0]
-    return None
-
-
 # ---- setup (not timed) -----------------------------------------------------------------------
-
-
-def cloud_sender(db: Any, fake_url: str) -> int:
-    """A Cloud API sender made, checked and synced as the Senders page does, then its rate
-    raised and its requests in flight fixed; and the template the campaign uses."""
-    from wabulk.models import Sender, SenderState
-    from wabulk.senders import cloud
-    from wabulk.senders.service import Keys, SenderInput, create_sender
-
-    options = {"cloud_api_url": fake_url}
-    with db.session() as session:
-        sender = create_sender(
-            session,
-            None,
-            SenderInput(
-                name=SENDER,
-                channel="cloud_api",
-                timezone="UTC",
-                settings={
-                    "phone_number_id": PNID,
-                    "waba_id": WABA,
-                    "access_token": TOKEN,
-                    "app_secret": APP_SECRET,
-                    "verify_token": VERIFY,
-                },
-                max_per_second=1000,
-            ),
-            Keys(SECRET_KEY),
-        )
-        checked = cloud.check_connection(session, sender, SECRET_KEY, options)
-        if checked.problem:
-            raise SystemExit(f"the sender's connection check failed: {checked.problem}")
-        synced = cloud.sync_templates(session, sender, SECRET_KEY, options)
-        if synced.problem:
-            raise SystemExit(f"the template sync failed: {synced.problem}")
-        sender_id = sender.id
-    with db.session() as session:
-        sender = session.get(Sender, sender_id)
-        assert sender is not None and sender.state == SenderState.LINKED, sender
-        if (sender.health or {}).get("messaging_tier") != "TIER_UNLIMITED":
-            raise SystemExit(f"the sender's tier is not unlimited: {sender.health}")
-        sender.max_per_second = CLOUD_RATE  # past the form's ceiling: the fake has no limit
-        sender.settings = {**(sender.settings or {}), "max_in_flight": IN_FLIGHT}
-    return sender_id
 
 
 def cloud_campaign(db: Any, list_id: int, sender_id: int) -> int:
     from wabulk.campaigns.service import DraftInput, save_draft
-    from wabulk.models import Template
 
     with db.session() as session:
-        template = Template(
-            name="Order ready",
-            body="",
-            cloud_template_name=TEMPLATE,
-            cloud_language=LANGUAGE,
-            cloud_parameters={"body.1": "{{ name }}"},
-        )
-        session.add(template)
-        session.flush()
+        template = order_template(session)
         campaign = save_draft(
             session,
             None,
@@ -235,7 +136,10 @@ def run(server: str, channel: str, workers: int, n: int, fake: Fake | None) -> d
         prepare_fake(fake)
         fake.control("set_latency", seconds=LATENCY_SECONDS)
         env["WABULK_CLOUD_API_URL"] = fake.url
-    with schema(server) as url, tempfile.TemporaryDirectory(prefix="wabulk-scale-") as tmp:
+    with (
+        schema(server, "bench_scale_") as url,
+        tempfile.TemporaryDirectory(prefix="wabulk-scale-") as tmp,
+    ):
         instance = Path(tmp) / "instance"
         instance.mkdir()
         db = Database(url)
@@ -247,7 +151,10 @@ def run(server: str, channel: str, workers: int, n: int, fake: Fake | None) -> d
                 campaign_id = draft_campaign(db, list_id, [sender_id], "Bench scale-out")
             else:
                 assert fake is not None
-                sender_id = cloud_sender(db, fake.url)
+                sender_id = linked_sender(
+                    db, fake.url, name=SENDER, timezone="UTC",
+                    settings={"max_in_flight": IN_FLIGHT},
+                )  # fmt: skip
                 campaign_id = cloud_campaign(db, list_id, sender_id)
             with worker_group(instance, url, LEASE_SECONDS, **env) as group:
                 for _ in range(workers):
