@@ -16,7 +16,8 @@ Deadlines are bounds for a stuck run, never speed checks.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -102,6 +103,18 @@ def _check_once(db: Database, instance: Path, campaign_id: int) -> dict[int, Mes
     return statuses
 
 
+@contextmanager
+def _launched(db: Database, instance: Path, url: str) -> Iterator[tuple[int, int, Workers]]:
+    """The campaign and its sender made, WORKERS workers started, then the campaign launched:
+    (campaign id, sender id, the workers), stopped on leaving."""
+    campaign_id, sender_id = _setup(db)
+    with workers(instance, url, LEASE_SECONDS) as group:
+        for _ in range(WORKERS):
+            group.start()
+        assert launch(db, campaign_id) == RECIPIENTS
+        yield campaign_id, sender_id, group
+
+
 @pytest.mark.slow
 def test_four_workers_send_a_20000_message_campaign_once_each(
     migrated_postgres_schema: str, tmp_path: Path
@@ -110,11 +123,7 @@ def test_four_workers_send_a_20000_message_campaign_once_each(
     instance.mkdir()
     db = Database(migrated_postgres_schema)
     try:
-        campaign_id, sender_id = _setup(db)
-        with workers(instance, migrated_postgres_schema, LEASE_SECONDS) as group:
-            for _ in range(WORKERS):
-                group.start()
-            assert launch(db, campaign_id) == RECIPIENTS
+        with _launched(db, instance, migrated_postgres_schema) as (campaign_id, sender_id, group):
             _finish(db, campaign_id, group, set())
             # Each worker's heartbeat writes what it sent; wait for the last beats.
             wait_for(
@@ -146,11 +155,7 @@ def test_workers_killed_at_random_lose_nothing_and_double_nothing(
     db = Database(migrated_postgres_schema)
     rng = random.Random(SEED)
     try:
-        campaign_id, _sender = _setup(db)
-        with workers(instance, migrated_postgres_schema, LEASE_SECONDS) as group:
-            for _ in range(WORKERS):
-                group.start()
-            assert launch(db, campaign_id) == RECIPIENTS
+        with _launched(db, instance, migrated_postgres_schema) as (campaign_id, _sender, group):
             killed: set[int] = set()
             marks = [0]
             # Spread over the campaign, so kills meet its start, middle and end.
