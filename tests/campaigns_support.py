@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -123,6 +124,18 @@ def assert_counters_exact(db: Database, campaign_id: int) -> None:
     assert counters(db, campaign_id) == rows
 
 
+def status_counts(db: Database, campaign_id: int) -> Counter[MessageStatus]:
+    """How many of the campaign's rows are in each status, read from the rows (statuses no
+    row has are left out)."""
+    with db.session() as session:
+        rows = session.execute(
+            select(Message.status, func.count())
+            .where(Message.campaign_id == campaign_id)
+            .group_by(Message.status)
+        ).all()
+    return Counter({status: n for status, n in rows})
+
+
 def make_lane(
     db: Database,
     sender_id: int,
@@ -200,8 +213,6 @@ def step_through_failures(
 
 def assert_each_sent_once(db: Database, campaign_id: int, instance: Path, sender: str) -> None:
     """Every message of the campaign is sent, and the dry-run channel took each exactly once."""
-    from collections import Counter
-
     from wabulk.channels.dry_run import log_path, read_log
 
     with db.session() as session:

@@ -24,9 +24,15 @@ from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import func, insert, select
+from sqlalchemy import insert, select
 
-from tests.campaigns_support import assert_counters_exact, make_campaign, make_sender, phones
+from tests.campaigns_support import (
+    assert_counters_exact,
+    make_campaign,
+    make_sender,
+    phones,
+    status_counts,
+)
 from tests.conftest import PASSWORD, login
 from tests.load_support import Client, sign_in
 from tests.pg_proxy import PgProxy
@@ -211,16 +217,8 @@ def test_workers_and_web_come_back_after_postgres_restarts_twice(
             assert readyz_during == [503, 503], readyz_during
         assert reconnections > 0  # the campaign's end went over new connections
 
+        statuses = status_counts(db, campaign_id)
         with db.session() as session:
-            statuses = Counter(
-                dict(
-                    session.execute(
-                        select(Message.status, func.count())
-                        .where(Message.campaign_id == campaign_id)
-                        .group_by(Message.status)
-                    ).all()
-                )
-            )
             ids = set(session.scalars(select(Message.id).where(Message.campaign_id == campaign_id)))
         unknown = statuses.get(MessageStatus.UNKNOWN, 0)
         assert MessageStatus.SENDING not in statuses, statuses

@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import IO
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
+from tests.campaigns_support import status_counts
 from tests.cloud_support import (
     PHONE_NUMBER_ID,
     add_sender,
@@ -117,19 +118,6 @@ def busiest_second(arrivals: list[float]) -> int:
     return most
 
 
-def statuses(db: Database, campaign_id: int) -> Counter:
-    with db.session() as session:
-        return Counter(
-            dict(
-                session.execute(
-                    select(Message.status, func.count())
-                    .where(Message.campaign_id == campaign_id)
-                    .group_by(Message.status)
-                ).all()
-            )
-        )
-
-
 # --- four workers, one Cloud API number ---------------------------------------------------
 
 
@@ -163,14 +151,14 @@ def test_four_workers_share_one_cloud_api_number_within_its_rate(
 
             def all_sent() -> bool:
                 holders.update(_holders(db, campaign_id))
-                return statuses(db, campaign_id)[MessageStatus.SENT] == n
+                return status_counts(db, campaign_id)[MessageStatus.SENT] == n
 
             wait_for(f"{n} messages sent", all_sent, procs, timeout=180)
         arrivals = [t for pnid, t in fake.arrivals if pnid == PHONE_NUMBER_ID]
         to = Counter("+" + s["to"].lstrip("+") for s in fake.sent if s["endpoint"] == "messages")
         assert set(to) == phones and set(to.values()) == {1}, "every recipient exactly once"
         assert len(arrivals) == n, "no request was refused and sent again"
-        assert statuses(db, campaign_id) == {MessageStatus.SENT: n}
+        assert status_counts(db, campaign_id) == {MessageStatus.SENT: n}
         # The point of sharing: the campaign spread over the workers.
         workers = {h.split(":")[1] for h in holders if h}
         assert len(workers) >= 2, f"only these workers held messages: {holders}"
@@ -218,7 +206,7 @@ def test_two_workers_together_send_exactly_the_daily_cap(
             launch_drafted(db, campaign_id)
 
             def settled_at_cap() -> bool:
-                now = statuses(db, campaign_id)
+                now = status_counts(db, campaign_id)
                 return now[MessageStatus.SENT] >= cap and not now[MessageStatus.SENDING]
 
             wait_for(f"{cap} messages sent", settled_at_cap, procs)
@@ -226,7 +214,7 @@ def test_two_workers_together_send_exactly_the_daily_cap(
             # seconds): the count must stay at the cap meanwhile.
             deadline = time.monotonic() + 8
             while time.monotonic() < deadline:
-                assert statuses(db, campaign_id)[MessageStatus.SENT] == cap
+                assert status_counts(db, campaign_id)[MessageStatus.SENT] == cap
                 time.sleep(0.5)
         delivered = read_log(log_path(instance, "Rehearsal"))
         assert len(delivered) == cap, f"{len(delivered)} delivered; the daily cap is {cap}"

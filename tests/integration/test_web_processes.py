@@ -27,7 +27,13 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from tests.campaigns_support import make_campaign, make_contacts, make_sender, phones
+from tests.campaigns_support import (
+    make_campaign,
+    make_contacts,
+    make_sender,
+    phones,
+    status_counts,
+)
 from tests.conftest import csrf_from
 from tests.load_support import CSRF_RE
 from tests.support import Server, running_server
@@ -36,7 +42,7 @@ from wabulk.auth import service as users
 from wabulk.cli import main
 from wabulk.config import Settings
 from wabulk.db import Database
-from wabulk.models import Message, MessageStatus, Role, Worker
+from wabulk.models import MessageStatus, Role, Worker
 
 PROCESSES = 4
 EMAIL, PASSWORD = "owner@shop.example", "a long pass phrase"
@@ -253,15 +259,8 @@ def test_four_processes_share_sign_in_csrf_live_numbers_and_sign_out(
         assert all(a.status in (302, 401) for a in after), [(a.pid, a.status) for a in after]
 
     # No dispatcher ran inside: nothing left the queue, and no worker was registered.
+    assert status_counts(migrated_db, campaign_id) == {MessageStatus.QUEUED: RECIPIENTS}
     with migrated_db.session() as s:
-        statuses = dict(
-            s.execute(
-                select(Message.status, func.count())
-                .where(Message.campaign_id == campaign_id)
-                .group_by(Message.status)
-            ).all()
-        )
-        assert statuses == {MessageStatus.QUEUED: RECIPIENTS}
         assert s.scalar(select(func.count()).select_from(Worker)) == 0
 
 
