@@ -316,3 +316,33 @@ def test_worker_options_are_checked_before_anything_starts(
     unknown = run_wabulk(instance, "worker", "--senders", "Shop phone", "--senders", "Nope", **env)
     assert unknown.returncode != 0
     assert "'Nope'" in unknown.stderr and "Cloud, Shop phone" in unknown.stderr
+
+
+def test_check_is_not_fooled_by_a_fresh_heartbeat_of_a_killed_worker(migrated_db) -> None:
+    """Killed a moment ago, a worker's last heartbeat is still within its lease: its
+    process being gone is what says it is not healthy."""
+    now = utcnow()
+    _register(migrated_db, f"{HOST}:1:a", now=now)
+    gone = subprocess.Popen(["sleep", "0"])
+    gone.wait()  # a pid that ran and ended: nobody holds it now
+    with migrated_db.session() as session:
+        session.execute(update(Worker).values(pid=gone.pid))
+    ok, message = registry.check(migrated_db, "w1", HOST, now)
+    assert not ok and "its process is gone" in message and f"pid {gone.pid}" in message
+
+
+def test_a_worker_started_again_replaces_its_older_rows_on_the_page(migrated_db) -> None:
+    now = utcnow()
+    _register(migrated_db, f"{HOST}:1:a", now=now - timedelta(minutes=10))  # then lost
+    _register(migrated_db, f"{HOST}:2:b", name="w2", now=now - timedelta(minutes=10))
+    registry.stopped(migrated_db, f"{HOST}:2:b", now - timedelta(minutes=9))
+    _register(migrated_db, f"{HOST}:3:c", now=now)  # w1 again
+    _register(migrated_db, f"{HOST}:4:d", name="w2", now=now)  # w2 again
+    _register(migrated_db, f"{HOST}:5:e", name="w3", now=now - timedelta(minutes=10))
+    with migrated_db.session() as session:
+        shown = [(v.worker.identity, v.state) for v in registry.overview(session, now)]
+    assert sorted(shown) == [
+        (f"{HOST}:3:c", "running"),
+        (f"{HOST}:4:d", "running"),
+        (f"{HOST}:5:e", "lost"),  # nothing replaced it: still shown, in red
+    ]

@@ -181,8 +181,16 @@ def check(db: Database, name: str, host: str, now: datetime | None = None) -> tu
         ).all()
     if not rows:
         return False, f"No worker named {name!r} has run on {host} (in the last week)."
-    if any(state(row, now) == "running" for row in rows):
+    running = [row for row in rows if state(row, now) == "running"]
+    if any(_process_alive(row.pid) for row in running):
         return True, "healthy"
+    if running:
+        # Beat less than a lease ago, but its process is gone (killed): not healthy now,
+        # whatever its last heartbeat says.
+        return False, (
+            f"The worker {name!r} on {host} (pid {running[0].pid}) is not running: its "
+            "process is gone. Its messages return to the queue when their leases expire."
+        )
     latest = rows[0]
     if state(latest, now) == "stopped":
         assert latest.stopped_at is not None
@@ -195,6 +203,18 @@ def check(db: Database, name: str, host: str, now: datetime | None = None) -> tu
         f"The worker {name!r} on {host} (pid {latest.pid}) has sent no heartbeat for "
         f"{silent:.0f} s (its lease is {latest.lease_seconds} s): it died or lost the database."
     )
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether a process of this pid runs on this machine (`check` is only asked about
+    workers of its own host)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # another user's process, or no way to tell here: trust the heartbeat
+    return True
 
 
 # --- what the Workers page shows -------------------------------------------------------
@@ -218,7 +238,8 @@ class WorkerView:
 
 
 def overview(session: Session, now: datetime | None = None) -> list[WorkerView]:
-    """Every worker of the last week, running ones first, then lost, then stopped, each by
+    """Every worker of the last week (a lost or stopped one only until a worker of its name
+    starts again), running ones first, then lost, then stopped, each by
     name; what each holds by name (a sender, campaign or import deleted since is left out)."""
     now = now or utcnow()
     workers = session.scalars(select(Worker).order_by(Worker.name, Worker.id)).all()
@@ -238,9 +259,16 @@ def overview(session: Session, now: datetime | None = None) -> list[WorkerView]:
             ).all()
             names[kind] = {row[0]: row[1] for row in rows}
     order = {"running": 0, "lost": 1, "stopped": 2}
+    # A worker started again under its name replaces its older rows (as /metrics has it).
+    newest: dict[str, datetime] = {}
+    for worker in workers:
+        if worker.name not in newest or worker.started_at > newest[worker.name]:
+            newest[worker.name] = worker.started_at
     views = []
     for worker in workers:
         shown = state(worker, now)
+        if shown != "running" and worker.started_at < newest[worker.name]:
+            continue
         # A lost worker's last holds stay shown: what waits for its leases to expire.
         held = [
             Held(kind, item, names[kind][item])

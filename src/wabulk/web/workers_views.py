@@ -67,6 +67,7 @@ def ago(seconds: float) -> str:
 
 @bp.app_template_filter("for_minutes")
 def for_minutes(seconds: float) -> str:
-    """How long a lost worker has been silent, in whole minutes (at least one)."""
-    minutes = max(1, round(seconds / 60))
+    """How long a lost worker has been silent, in whole minutes (at least one), counted as
+    "… minutes ago" beside it counts them."""
+    minutes = max(1, int(seconds // 60))
     return f"{minutes} minute{'' if minutes == 1 else 's'}"
