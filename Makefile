@@ -61,7 +61,8 @@ $(VENDOR)/.stamp: package.json package-lock.json
 
 vendor: $(VENDOR)/.stamp ## Install front-end libraries into the app's static folder
 
-install: $(STAMP) $(MO_FILES) vendor ## Install into .venv with the front-end libraries, without starting anything (servers)
+install: $(STAMP) $(MO_FILES) vendor ## Install into .venv with the front-end libraries and the PostgreSQL driver, without starting anything (servers)
+	$(PIP) install --quiet -c constraints.txt -e '.[postgres]'
 
 run: $(STAMP) $(MO_FILES) vendor ## Install, migrate the SQLite database in instance/ and serve on :5000
 	$(WABULK) db upgrade

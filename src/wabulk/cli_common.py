@@ -28,7 +28,10 @@ class Context:
     @property
     def db(self) -> Database:
         if self._db is None:
-            self._db = Database(self.settings.database_url)
+            try:
+                self._db = Database(self.settings.database_url)
+            except ConfigError as exc:
+                raise click.ClickException(str(exc)) from None
         return self._db
 
 

@@ -20,6 +20,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from .config import ConfigError
 from .disk import private_file, tighten
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -226,6 +227,14 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "connect", gated)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
+    if parsed.get_driver_name() == "psycopg":
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            raise ConfigError(
+                "WABULK_DATABASE_URL points at PostgreSQL, but its driver is not installed: "
+                "run `make install` (or `pip install 'wabulk[postgres]'`)."
+            ) from None
     connect_args: dict[str, int] = {}
     if "connect_timeout" not in parsed.query:
         connect_args["connect_timeout"] = PG_CONNECT_TIMEOUT_SECONDS

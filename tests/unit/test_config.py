@@ -142,3 +142,14 @@ def test_cors_origins_are_exact_origins_and_bad_ones_are_named() -> None:
     for bad in ("*", "https://shop.example.com/", "shop.example.com", "https://a.com/path"):
         with pytest.raises(ConfigError, match="WABULK_CORS_ORIGINS must list origins"):
             Settings.from_env({"WABULK_CORS_ORIGINS": bad})
+
+
+def test_a_postgresql_url_without_its_driver_says_how_to_install_it(monkeypatch) -> None:
+    import sys
+
+    from wabulk.config import ConfigError
+    from wabulk.db import make_engine
+
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as if not installed
+    with pytest.raises(ConfigError, match=r"make install.*wabulk\[postgres\]"):
+        make_engine("postgresql+psycopg://wabulk:secret@db.internal/wabulk")
