@@ -62,10 +62,10 @@ class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
         fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         return open(fd, self.mode, encoding=self.encoding, errors=self.errors)
 
-    def _follow(self) -> None:
-        """Reopen when the file at our path is no longer the one we hold."""
+    def _follow(self) -> bool:
+        """Reopen when the file at our path is no longer the one we hold; True if so."""
         if self.stream is None:
-            return
+            return False
         try:
             at_path = os.stat(self.baseFilename)
         except FileNotFoundError:
@@ -74,20 +74,18 @@ class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
         if at_path is None or (at_path.st_dev, at_path.st_ino) != (held.st_dev, held.st_ino):
             self.stream.close()
             self.stream = self._open()
+            return True
+        return False
 
     def shouldRollover(self, record: logging.LogRecord) -> int:
         self._follow()
         return super().shouldRollover(record)
 
     def doRollover(self) -> None:
-        with _rollover_lock(self.baseFilename + ".lock"):
-            self._follow()
-            try:
-                size = os.stat(self.baseFilename).st_size
-            except FileNotFoundError:
-                size = 0
-            if size < self.maxBytes:
-                return  # another process rolled it over a moment ago
+        folder, name = os.path.split(self.baseFilename)
+        with _rollover_lock(os.path.join(folder, f".{name}.lock")):
+            if self._follow():
+                return  # another process rolled it over a moment ago: write on in the new one
             super().doRollover()
 
 

@@ -121,6 +121,12 @@ def busiest_second(arrivals: list[float]) -> int:
 # --- four workers, one Cloud API number ---------------------------------------------------
 
 
+# Slow (make test-slow), and not only for its time: it measures the rate where the issue asks,
+# at the fake's arrival times, and a starved machine can stall the fake's own event loop
+# until requests the workers spaced out are taken in together (21 in one second was seen once
+# with the suite and several other runs on two cores). test_shared_senders.py and the slot
+# reservation tests below hold the same rules in `make test`.
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_four_workers_share_one_cloud_api_number_within_its_rate(
     migrated_postgres_schema: str, settings, fake_cloud
