@@ -53,7 +53,9 @@ def _page(client: FlaskClient, url: str = "/settings/workers") -> str:
 
 def _row(html: str, name: str) -> str:
     found = re.search(
-        r'<tr data-worker="\d+"[^>]*>\s*<td class="fw-semibold[^"]*">' + name + r".*?</tr>", html, re.S
+        r'<tr data-worker="\d+"[^>]*>\s*<td class="fw-semibold[^"]*">' + name + r".*?</tr>",
+        html,
+        re.S,
     )
     assert found, f"no row for {name}"
     return found.group(0)
