@@ -15,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 # One test on the server's own fixture, and one run once per database (its SQLite twin
 # must still pass).
@@ -44,6 +46,10 @@ def _run_pytest(ci: str | None) -> subprocess.CompletedProcess[str]:
          "-q", *TESTS],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
+
+
+# Each runs a child pytest (about 10 s): in make test-slow, to keep make test under 15 minutes.
+pytestmark = pytest.mark.slow
 
 
 def test_without_a_server_the_postgres_tests_skip_saying_why() -> None:
