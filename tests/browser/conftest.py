@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 CHROMIUM_FLAGS = [
@@ -19,6 +20,11 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+
+# An `expect` waits for its condition; Playwright gives up after 5 s by default, which a page
+# fetching its numbers on a starved machine (the suite beside other runs on two cores) has
+# missed. Waiting longer costs nothing when the condition holds sooner.
+expect.set_options(timeout=30_000)
 
 
 def chromium_path() -> str:
