@@ -399,11 +399,7 @@ class Lane(LooksInWaits, SettlesOutcomes, SendsMessages, SharesCaps):
             return False
         size = 1 if pace.paced else self._batch_size()
         if pace.daily_cap:
-            room = (
-                self._day_room(session, sender, pace.daily_cap, now)
-                if self.shared
-                else pace.daily_cap - self.sent_today
-            )
+            room = self._room_today(session, sender, pace.daily_cap, now)
             if room <= 0:
                 self._answers_capped = True
                 return False
@@ -443,11 +439,7 @@ class Lane(LooksInWaits, SettlesOutcomes, SendsMessages, SharesCaps):
                 continue
             size = 1 if info.pace.paced else self._batch_size()
             if info.pace.daily_cap:
-                room = (
-                    self._day_room(session, sender, info.pace.daily_cap, now)
-                    if self.shared
-                    else info.pace.daily_cap - self.sent_today
-                )
+                room = self._room_today(session, sender, info.pace.daily_cap, now)
                 if room <= 0:
                     capped += 1
                     continue

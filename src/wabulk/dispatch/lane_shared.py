@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from ..models import Channel, Message, MessageStatus, Sender
 from ..senders import budget, slots
-from ..senders.pace import Pace
+from ..senders.service import sent_today
 
 IN_FLIGHT_RECHECK = timedelta(seconds=3)
 
@@ -58,21 +58,21 @@ class SharesCaps:
         slots.lock(session, [sender.id, *group])
         self._locked = True
 
-    def _day_room(self, session: Session, sender: Sender, cap: int, now: datetime) -> int:
-        """How many more this sender may claim today under `cap`, all workers counted."""
+    def _room_today(self, session: Session, sender: Sender, cap: int, now: datetime) -> int:
+        """How many more this sender may claim today under `cap`: all workers counted for a
+        shared sender, the lane's own tally for a pinned one (it is the only lane)."""
+        if not self.shared:
+            return cap - self.sent_today
         if self._counts is None:
             self._lock_shared(session, sender)
-            start = Pace(timezone=sender.timezone or "UTC").day_start(now)
+            sent = sent_today(session, sender, now)
             m = Message.__table__
-            sent = session.scalar(
-                select(func.count()).where(m.c.sender_id == sender.id, m.c.sent_at >= start)
-            )
             flying = session.scalar(
                 select(func.count()).where(
                     m.c.sender_id == sender.id, m.c.status == MessageStatus.SENDING
                 )
             )
-            self._counts = _Counts(sent or 0, flying or 0)
+            self._counts = _Counts(sent, flying or 0)
             # What the rest of the lane compares with its caps (answers, the step's check).
             self.sent_today = self._counts.sent
         room = cap - self._counts.sent - self._counts.in_flight

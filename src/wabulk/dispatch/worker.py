@@ -55,6 +55,7 @@ from ..models import (
 from ..outbox import delivery as webhooks_out
 from ..outbox import retention
 from ..senders import cloud, cooldown
+from ..senders.service import name_key
 from . import hearing, receipts, registry, tally
 from .lane import Lane
 from .recovery import expire_stale_leases
@@ -91,11 +92,6 @@ class Loop:
     sleep: Callable[[float], object] | None = None
 
 
-def _sender_key(name: str) -> str:
-    """Sender names compare as find_sender matches them: spaces collapsed, any case."""
-    return " ".join(name.split()).casefold()
-
-
 class Dispatcher:
     def __init__(
         self,
@@ -113,7 +109,7 @@ class Dispatcher:
         self.name = (name or settings.worker_name or registry.this_host())[:100]
         self.labels = tuple(dict.fromkeys([*settings.worker_labels, *labels]))
         self.only_senders = tuple(only_senders or ())
-        self._only_keys = frozenset(_sender_key(n) for n in self.only_senders)
+        self._only_keys = frozenset(name_key(n) for n in self.only_senders)
         self.embedded = embedded
         self.stop_event = threading.Event()
         self._registered = False
@@ -142,7 +138,7 @@ class Dispatcher:
     def may_drive(self, sender: Any) -> bool:
         """Whether this worker may run a lane for `sender` (anything with `name` and
         `worker_label`)."""
-        if self._only_keys and _sender_key(sender.name) not in self._only_keys:
+        if self._only_keys and name_key(sender.name) not in self._only_keys:
             return False
         return sender.worker_label is None or sender.worker_label in self.labels
 

@@ -83,10 +83,13 @@ def get_sender(session: Session, sender_id: int) -> Sender:
     return found
 
 
+def name_key(name: str) -> str:
+    """A sender's name as names are matched: spaces collapsed, any case."""
+    return " ".join(name.split()).lower()
+
+
 def find_sender(session: Session, name: str) -> Sender | None:
-    return session.scalar(
-        select(Sender).where(func.lower(Sender.name) == " ".join(name.split()).lower())
-    )
+    return session.scalar(select(Sender).where(func.lower(Sender.name) == name_key(name)))
 
 
 def _channel_settings(
