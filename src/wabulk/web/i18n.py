@@ -10,6 +10,7 @@ digit grouping follows India when the shop's default country is India.
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from functools import cache
 from pathlib import Path
@@ -101,8 +102,14 @@ def format_locale() -> Locale:
     does (1,00,000)."""
     language = current_language()
     if language == DEFAULT and _business_country() == "IN":
-        return Locale.parse("en_IN")
-    return Locale.parse(language)
+        return _locale("en_IN")
+    return _locale(language)
+
+
+@functools.lru_cache(maxsize=16)
+def _locale(code: str) -> Locale:
+    """Parsed once per process: a page formats many numbers in the same few locales."""
+    return Locale.parse(code)
 
 
 def format_number(value: int | float | None, locale: Locale | str | None = None) -> str:
