@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -237,6 +238,22 @@ class WorkerView:
     holds: list[Held] = field(default_factory=list)
 
 
+def current(workers: Sequence[Worker], now: datetime) -> list[tuple[Worker, State]]:
+    """The rows worth showing, with their state: a lost or stopped row is left out once a
+    worker of its name started after it (the same worker came back). The Workers page and
+    /metrics both go by this."""
+    newest: dict[str, datetime] = {}
+    for worker in workers:
+        if worker.name not in newest or worker.started_at > newest[worker.name]:
+            newest[worker.name] = worker.started_at
+    shown = []
+    for worker in workers:
+        now_state = state(worker, now)
+        if now_state == "running" or worker.started_at >= newest[worker.name]:
+            shown.append((worker, now_state))
+    return shown
+
+
 def overview(session: Session, now: datetime | None = None) -> list[WorkerView]:
     """Every worker of the last week (a lost or stopped one only until a worker of its name
     starts again), running ones first, then lost, then stopped, each by
@@ -259,16 +276,8 @@ def overview(session: Session, now: datetime | None = None) -> list[WorkerView]:
             ).all()
             names[kind] = {row[0]: row[1] for row in rows}
     order = {"running": 0, "lost": 1, "stopped": 2}
-    # A worker started again under its name replaces its older rows (as /metrics has it).
-    newest: dict[str, datetime] = {}
-    for worker in workers:
-        if worker.name not in newest or worker.started_at > newest[worker.name]:
-            newest[worker.name] = worker.started_at
     views = []
-    for worker in workers:
-        shown = state(worker, now)
-        if shown != "running" and worker.started_at < newest[worker.name]:
-            continue
+    for worker, shown in current(workers, now):
         # A lost worker's last holds stay shown: what waits for its leases to expire.
         held = [
             Held(kind, item, names[kind][item])

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from ..dispatch.registry import state as state_of
+from ..dispatch.registry import current
 from ..models.workers import Worker
 from .exposition import Family
 
@@ -31,17 +31,7 @@ def _shown(session: Session, now: datetime) -> list[tuple[Worker, str]]:
         .where(or_(Worker.stopped_at.is_(None), Worker.stopped_at >= now - STOPPED_SHOWN))
         .order_by(Worker.id)
     ).all()
-    started_last: dict[str, datetime] = {}
-    for row in rows:
-        if row.name not in started_last or row.started_at > started_last[row.name]:
-            started_last[row.name] = row.started_at
-    shown: list[tuple[Worker, str]] = []
-    for row in rows:
-        state = state_of(row, now)
-        if state == "lost" and started_last[row.name] > row.heartbeat_at:
-            continue  # replaced: the same worker came back after going silent
-        shown.append((row, state))
-    return shown
+    return list(current(rows, now))
 
 
 def worker_families(session: Session, now: datetime) -> list[Family]:
