@@ -51,19 +51,23 @@ def _page(message: str) -> str:
     in the signed-out frame, which reads nothing from the database.
     """
     if "_login_user" not in g:  # reading the user is what failed
-        g._login_user = current_app.login_manager.anonymous_user()  # type: ignore[attr-defined]
+        _signed_out_frame()
     try:
-        return render_template(
-            "errors/error.html", code=503, title="Please try again", message=message
-        )
+        return _error_page(message)
     except SQLAlchemyError:
         session = g.get("db_session")
         if session is not None:
             session.rollback()
-        g._login_user = current_app.login_manager.anonymous_user()  # type: ignore[attr-defined]
-        return render_template(
-            "errors/error.html", code=503, title="Please try again", message=message
-        )
+        _signed_out_frame()
+        return _error_page(message)
+
+
+def _signed_out_frame() -> None:
+    g._login_user = current_app.login_manager.anonymous_user()  # type: ignore[attr-defined]
+
+
+def _error_page(message: str) -> str:
+    return render_template("errors/error.html", code=503, title="Please try again", message=message)
 
 
 def init_app(app: Flask) -> None:
