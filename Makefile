@@ -10,7 +10,8 @@ PYTHON   ?= python3
 VENDOR   := src/wabulk/web/static/vendor
 STAMP    := $(VENV)/.stamp
 DEVSTAMP := $(VENV)/.stamp-dev
-APT_PKGS := chromium chromium-driver
+# fonts-noto-core: Devanagari (Hindi pages) and other scripts for the browsers' screenshots.
+APT_PKGS := chromium chromium-driver fonts-noto-core
 # Page translations: each language's .po is compiled to the .mo Flask-Babel reads (not in git).
 I18N     := src/wabulk/translations
 MO_FILES := $(patsubst %.po,%.mo,$(wildcard $(I18N)/*/LC_MESSAGES/messages.po))
@@ -42,7 +43,7 @@ $(I18N)/%/LC_MESSAGES/messages.mo: $(I18N)/%/LC_MESSAGES/messages.po | $(STAMP)
 
 translations: $(STAMP) ## For developers: gather marked strings into messages.pot, update every language's .po
 	cd src/wabulk && ../../$(VENV)/bin/pybabel extract -F translations/babel.cfg \
-	  -k lazy_gettext -k _l -k wabulkText --add-location=file --sort-by-file \
+	  -k lazy_gettext -k _l -k wabulkText -k N_ -k said -k said_n:1,2 --add-location=file --sort-by-file \
 	  --project=wabulk --copyright-holder="wabulk contributors" -o translations/messages.pot .
 	$(VENV)/bin/pybabel update -i $(I18N)/messages.pot -d $(I18N) --no-fuzzy-matching --ignore-obsolete
 
@@ -68,8 +69,9 @@ run: $(STAMP) $(MO_FILES) vendor ## Install, migrate the SQLite database in inst
 	$(WABULK) db upgrade
 	$(WABULK) serve
 
-browsers: ## Install Chromium and ChromeDriver from Debian when missing
-	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+browsers: ## Install Chromium, ChromeDriver and the fonts pages need from Debian when missing
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null && \
+	  { ! command -v fc-list >/dev/null || fc-list | grep -qi devanagari; }; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  echo "Installing $(APT_PKGS) from Debian..."; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PKGS) >/dev/null; \

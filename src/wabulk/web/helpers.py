@@ -152,8 +152,9 @@ def shown_reason(reason: str | None) -> str | None:
 
 
 def shown_text(text: str | None) -> str | None:
-    """An Event's or a campaign's text with server paths hidden from all but admins."""
-    return None if text is None else disclosure.text_for(text, _role())
+    """An Event's or a campaign's text with server paths hidden from all but admins, in the
+    reader's language when it is one of our sentences."""
+    return None if text is None else i18n.translated(disclosure.text_for(text, _role()))
 
 
 def init_app(app: Flask) -> None:

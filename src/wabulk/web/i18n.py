@@ -11,6 +11,8 @@ digit grouping follows India when the shop's default country is India.
 from __future__ import annotations
 
 import functools
+import re
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from pathlib import Path
@@ -20,11 +22,12 @@ from babel.dates import format_skeleton, format_time
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
 from flask import Flask, Response, g, has_request_context, request
-from flask_babel import Babel, get_locale, gettext
+from flask_babel import Babel, get_locale, gettext, ngettext
 from flask_login import current_user
 from jinja2 import pass_context
 
 from .. import app_settings
+from ..words import NESTED
 
 # The locales we ship, with each one's name written in its own language (for the choosers).
 LANGUAGES: dict[str, str] = {
@@ -54,6 +57,8 @@ def browser_language() -> str | None:
 def select_locale() -> str:
     if not has_request_context():  # a CLI command or a worker rendering nothing for a reader
         return DEFAULT
+    if request.blueprint == "api":
+        return _api_language()
     if getattr(current_user, "is_authenticated", False) and is_language(current_user.language):
         return str(current_user.language)
     chosen = g.get("lang_choice")
@@ -63,6 +68,19 @@ def select_locale() -> str:
     if is_language(cookie):
         return str(cookie)
     return browser_language() or DEFAULT
+
+
+def _api_language() -> str:
+    """The API speaks English (stable codes, English messages) unless the client asks with
+    Accept-Language: then the best of ours for the header, else the token owner's own."""
+    if "Accept-Language" not in request.headers:
+        return DEFAULT
+    best = browser_language()
+    if best:
+        return best
+    if getattr(current_user, "is_authenticated", False) and is_language(current_user.language):
+        return str(current_user.language)
+    return DEFAULT
 
 
 def _take_lang_choice() -> None:
@@ -169,6 +187,101 @@ def javascript_catalogue() -> dict[str, str]:
     return out
 
 
+# --- stored English sentences, read back in the reader's language (wabulk.words) ---
+
+_PLACEHOLDER = re.compile(r"%\((\w+)\)([sd])")
+
+
+@dataclass(frozen=True)
+class _Pattern:
+    regex: re.Pattern[str]
+    msgid: str | tuple[str, str]
+    numbers: frozenset[str]  # the %(name)d placeholders (their values go back as ints)
+    weight: int  # literal characters: the most specific pattern wins
+
+
+def _english_regex(msgid: str) -> tuple[re.Pattern[str], frozenset[str], int]:
+    parts = _PLACEHOLDER.split(msgid)
+    out, numbers, seen, weight = [], set(), set(), 0
+    for i in range(0, len(parts), 3):
+        literal = parts[i].replace("%%", "%")
+        weight += len(literal)
+        out.append(re.escape(literal))
+        if i + 1 < len(parts):
+            name, kind = parts[i + 1], parts[i + 2]
+            if kind == "d":
+                numbers.add(name)
+            if name in seen:
+                out.append(f"(?P={name})")
+            else:
+                out.append(rf"(?P<{name}>-?\d+)" if kind == "d" else f"(?P<{name}>.+?)")
+            seen.add(name)
+    return re.compile("".join(out), re.S), frozenset(numbers), weight
+
+
+_Fixed = dict[str, str | tuple[str, str]]
+
+
+@cache
+def _sentences() -> tuple[_Fixed, dict[str, list[_Pattern]], list[_Pattern]]:
+    """From messages.pot: fixed sentences, and patterns for those with values, filed under
+    their first word (or loose, when they start with a value)."""
+    pot = TRANSLATIONS / "messages.pot"
+    fixed: _Fixed = {}
+    by_word: dict[str, list[_Pattern]] = {}
+    loose: list[_Pattern] = []
+    if not pot.exists():
+        return fixed, by_word, loose
+    with pot.open("rb") as fh:
+        catalog = read_po(fh)
+    for message in catalog:
+        if not message.id:
+            continue
+        forms = message.id if isinstance(message.id, tuple) else (message.id,)
+        for form in forms:
+            if not _PLACEHOLDER.search(form):
+                english = form.replace("%%", "%") if message.python_format else form
+                fixed.setdefault(english, message.id if isinstance(message.id, tuple) else form)
+                continue
+            regex, numbers, weight = _english_regex(form)
+            pattern = _Pattern(regex, message.id, numbers, weight)
+            head = _PLACEHOLDER.split(form)[0].split()
+            (by_word.setdefault(head[0], []) if head else loose).append(pattern)
+    for patterns in [*by_word.values(), loose]:
+        patterns.sort(key=lambda p: -p.weight)
+    return fixed, by_word, loose
+
+
+def translated(text: str | None, _depth: int = 0) -> str | None:
+    """`text`, made in English from a catalogue sentence (wabulk.words), in the reader's
+    language; text that is not one of ours (what a user typed, older wording) is kept as is."""
+    if not text or current_language() == DEFAULT or _depth > 3:
+        return text
+    fixed, by_word, loose = _sentences()
+    if text in fixed:
+        msgid = fixed[text]
+        return ngettext(msgid[0], msgid[1], 1) if isinstance(msgid, tuple) else gettext(msgid)
+    words = text.split(None, 1)
+    candidates = by_word.get(words[0], []) if words else []
+    for pattern in [*candidates, *loose]:
+        match = pattern.regex.fullmatch(text)
+        if match is None:
+            continue
+        values: dict[str, object] = {}
+        for name, value in match.groupdict().items():
+            if name in pattern.numbers:
+                values[name] = int(value)
+            elif name in NESTED:
+                values[name] = translated(value, _depth + 1)
+            else:
+                values[name] = value
+        if isinstance(pattern.msgid, tuple):
+            num = int(values.pop("num", 1))  # type: ignore[call-overload]
+            return ngettext(pattern.msgid[0], pattern.msgid[1], num, **values)
+        return gettext(pattern.msgid, **values)
+    return text
+
+
 def init_app(app: Flask) -> None:
     app.config.setdefault("BABEL_DEFAULT_LOCALE", DEFAULT)
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(TRANSLATIONS))
@@ -180,4 +293,6 @@ def init_app(app: Flask) -> None:
         languages=LANGUAGES,
         current_language=current_language,
         javascript_catalogue=javascript_catalogue,
+        number_locale=lambda: str(format_locale()).replace("_", "-"),
     )
+    app.jinja_env.filters["translated"] = translated

@@ -7,12 +7,22 @@
 
 (() => {
   let catalogue = {};
+  const element = document.querySelector('meta[name="wabulk-i18n"]');
+  const numberLocale = (element && element.dataset.numberLocale) || document.documentElement.lang || "en";
+  let numbers;
   try {
-    const element = document.querySelector('meta[name="wabulk-i18n"]');
+    numbers = new Intl.NumberFormat(numberLocale);
+  } catch (_error) {
+    numbers = new Intl.NumberFormat("en");
+  }
+  try {
     catalogue = element ? JSON.parse(element.content || "{}") : {};
   } catch (_error) {
     catalogue = {};
   }
+  // A count or amount as the server's |number filter writes it (1,00,000 in Hindi and in
+  // English for a shop in India; 100.000 in Portuguese, Spanish and Indonesian).
+  window.wabulkNumber = (value) => (value === null || value === undefined || value === "" ? "—" : numbers.format(Number(value)));
   window.wabulkText = (text, values) => {
     const translated = Object.prototype.hasOwnProperty.call(catalogue, text) ? catalogue[text] : text;
     if (!values) return translated;
