@@ -245,8 +245,12 @@ def _sentences() -> tuple[_Fixed, dict[str, list[_Pattern]], list[_Pattern]]:
                 continue
             regex, numbers, weight = _english_regex(form)
             pattern = _Pattern(regex, message.id, numbers, weight)
-            head = _PLACEHOLDER.split(form)[0].split()
-            (by_word.setdefault(head[0], []) if head else loose).append(pattern)
+            # Filed under the first word only when the sentence's own text completes it
+            # ("row %(n)s" under "row"; "%(name)s was…" and "row%(n)s" loose).
+            prefix = _PLACEHOLDER.split(form)[0].replace("%%", "%")
+            head = prefix.split(None, 1)
+            whole = len(head) == 2 or bool(head and prefix[-1:].isspace())
+            (by_word.setdefault(head[0], []) if whole else loose).append(pattern)
     for patterns in [*by_word.values(), loose]:
         patterns.sort(key=lambda p: -p.weight)
     return fixed, by_word, loose
