@@ -9,6 +9,7 @@ from .auth.permissions import require_role
 from .contacts.phones import is_region
 from .errors import ValidationError
 from .models import AppSetting, Role, User
+from .words import N_, said
 
 DEFAULT_COUNTRY = "default_country"
 
@@ -26,10 +27,11 @@ def set_default_country(session: Session, actor: User | None, code: str) -> str:
     require_role(actor, Role.ADMIN)
     code = code.strip().upper()
     if not code:
-        raise ValidationError("Choose a country.", field="default_country")
+        raise ValidationError(N_("Choose a country."), field="default_country")
     if not is_region(code):
         raise ValidationError(
-            f"{code!r} is not a country code such as IN or US.", field="default_country"
+            said("%(code)s is not a country code such as IN or US.", code=repr(code)),
+            field="default_country",
         )
     row = session.get(AppSetting, DEFAULT_COUNTRY)
     if row is None:
@@ -40,7 +42,7 @@ def set_default_country(session: Session, actor: User | None, code: str) -> str:
     events.record(
         session,
         "settings.changed",
-        f"{who} set the default country for phone numbers to {code}.",
+        said("%(who)s set the default country for phone numbers to %(code)s.", who=who, code=code),
         user=actor,
     )
     return code

@@ -6,6 +6,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from ..errors import ValidationError
+from ..words import N_, said
 
 MIN_LENGTH = 8
 MAX_LENGTH = 256  # hashing megabyte "passwords" is a cheap denial of service
@@ -18,11 +19,15 @@ _DUMMY_HASH = _hasher.hash("not-a-real-password")
 
 def check_strength(password: str) -> None:
     if len(password) < MIN_LENGTH:
-        raise ValidationError(f"Use at least {MIN_LENGTH} characters.", field="password")
+        raise ValidationError(
+            said("Use at least %(count)s characters.", count=MIN_LENGTH), field="password"
+        )
     if len(password) > MAX_LENGTH:
-        raise ValidationError(f"Use at most {MAX_LENGTH} characters.", field="password")
+        raise ValidationError(
+            said("Use at most %(count)s characters.", count=MAX_LENGTH), field="password"
+        )
     if password.strip() == "":
-        raise ValidationError("A password cannot be only spaces.", field="password")
+        raise ValidationError(N_("A password cannot be only spaces."), field="password")
 
 
 def hash_password(password: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..errors import PermissionDenied
 from ..models import Role, User
+from ..words import said
 
 
 def require_role(actor: User | None, role: Role) -> None:
@@ -15,4 +16,10 @@ def require_role(actor: User | None, role: Role) -> None:
     if actor is None:
         return
     if not actor.is_active or not actor.role.includes(role):
-        raise PermissionDenied(f"This needs the {role.value} role; you are {actor.role.value}.")
+        raise PermissionDenied(
+            said(
+                "This needs the %(role)s role; you are %(current)s.",
+                role=role.value,
+                current=actor.role.value,
+            )
+        )

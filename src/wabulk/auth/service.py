@@ -20,18 +20,24 @@ from sqlalchemy.orm import Session
 from .. import events
 from ..errors import Conflict, NotFound, PermissionDenied, ValidationError
 from ..models import Role, User, utcnow
+from ..words import N_, said
 from . import passwords, sessions, setup_code, throttle, tokens
 from .permissions import require_role
 
 
 class InvalidCredentials(ValidationError):
     def __init__(self) -> None:
-        super().__init__("That email and password do not match an active account.")
+        super().__init__(N_("That email and password do not match an active account."))
 
 
 class LoginThrottled(ValidationError):
     def __init__(self, wait_seconds: int) -> None:
-        super().__init__(f"Too many failed sign-in attempts. Try again in {wait_seconds} seconds.")
+        super().__init__(
+            said(
+                "Too many failed sign-in attempts. Try again in %(seconds)s seconds.",
+                seconds=wait_seconds,
+            )
+        )
         self.wait_seconds = wait_seconds
 
 
@@ -50,7 +56,7 @@ def has_users(session: Session) -> bool:
 def get_user(session: Session, user_id: int) -> User:
     user = session.get(User, user_id)
     if user is None:
-        raise NotFound(f"There is no user #{user_id}.")
+        raise NotFound(said("There is no user #%(id)s.", id=user_id))
     return user
 
 
@@ -63,14 +69,17 @@ def _parse_role(role: str | Role) -> Role:
         return Role(role)
     except ValueError:
         names = ", ".join(r.value for r in Role)
-        raise ValidationError(f"Unknown role {role!r}; use one of {names}.", field="role") from None
+        raise ValidationError(
+            said("Unknown role %(role)s; use one of %(names)s.", role=repr(role), names=names),
+            field="role",
+        ) from None
 
 
 def _insert_user(session: Session, email: str, password: str, role: Role) -> User:
     email = normalise_email(email)
     passwords.check_strength(password)
     if session.scalar(select(User.id).where(User.email == email)) is not None:
-        raise Conflict(f"A user with the email {email} already exists.")
+        raise Conflict(said("A user with the email %(email)s already exists.", email=email))
     user = User(email=email, password_hash=passwords.hash_password(password), role=role)
     session.add(user)
     session.flush()
@@ -80,18 +89,23 @@ def _insert_user(session: Session, email: str, password: str, role: Role) -> Use
 def create_first_admin(session: Session, email: str, password: str, code: str) -> User:
     """The first administrator, allowed only while no user exists and with the setup code."""
     if has_users(session):
-        raise PermissionDenied("Setup is already done; sign in instead.")
+        raise PermissionDenied(N_("Setup is already done; sign in instead."))
     if not setup_code.matches(session, code):
         raise ValidationError(
-            "That setup code is not right. Use the code printed in the terminal where "
-            "wabulk is running, or the new one that wabulk setup-code prints there.",
+            N_(
+                "That setup code is not right. Use the code printed in the terminal where "
+                "wabulk is running, or the new one that wabulk setup-code prints there."
+            ),
             field="setup_code",
         )
     user = _insert_user(session, email, password, Role.ADMIN)
     user.last_login_at = utcnow()  # setup signs them in
     setup_code.clear(session)
     events.record(
-        session, "user.setup", f"{user.email} created the first administrator account.", user=user
+        session,
+        "user.setup",
+        said("%(email)s created the first administrator account.", email=user.email),
+        user=user,
     )
     return user
 
@@ -105,7 +119,15 @@ def create_user(
     setup_code.clear(session)  # once anyone exists, first-run setup is over
     who = events.actor_name(actor)
     events.record(
-        session, "user.created", f"{who} added {user.email} as {user.role.value}.", user=actor
+        session,
+        "user.created",
+        said(
+            "%(who)s added %(email)s as %(role)s.",
+            who=who,
+            email=user.email,
+            role=user.role.value,
+        ),
+        user=actor,
     )
     return user
 
@@ -121,7 +143,12 @@ def _active_admins(session: Session) -> int:
 
 def _guard_last_admin(session: Session, user: User) -> None:
     if user.role == Role.ADMIN and user.is_active and _active_admins(session) <= 1:
-        raise Conflict(f"{user.email} is the only active administrator; add another first.")
+        raise Conflict(
+            said(
+                "%(email)s is the only active administrator; add another first.",
+                email=user.email,
+            )
+        )
 
 
 def change_role(session: Session, actor: User | None, user_id: int, role: str | Role) -> User:
@@ -138,7 +165,13 @@ def change_role(session: Session, actor: User | None, user_id: int, role: str | 
     events.record(
         session,
         "user.role_changed",
-        f"{who} changed {user.email} from {old.value} to {new_role.value}.",
+        said(
+            "%(who)s changed %(email)s from %(old)s to %(new)s.",
+            who=who,
+            email=user.email,
+            old=old.value,
+            new=new_role.value,
+        ),
         user=actor,
     )
     return user
@@ -151,23 +184,34 @@ def set_active(session: Session, actor: User | None, user_id: int, active: bool)
         return user
     if not active:
         if actor is not None and actor.id == user.id:
-            raise Conflict("You cannot disable your own account.")
+            raise Conflict(N_("You cannot disable your own account."))
         _guard_last_admin(session, user)
     user.is_active = active
     who = events.actor_name(actor)
     verb = "enabled" if active else "disabled"
-    text = f"{who} {verb} {user.email}."
-    if not active:
+    if active:
+        text = said("%(who)s enabled %(email)s.", who=who, email=user.email)
+    else:
+        text = said("%(who)s disabled %(email)s.", who=who, email=user.email)
         sessions.end_all(session, user.id)
         revoked = tokens.revoke_all(session, user.id)
         if revoked:
-            text = f"{who} disabled {user.email} and revoked their {_tokens(revoked)}."
+            text = (
+                said(
+                    "%(who)s disabled %(email)s and revoked their API token.",
+                    who=who,
+                    email=user.email,
+                )
+                if revoked == 1
+                else said(
+                    "%(who)s disabled %(email)s and revoked their %(count)s API tokens.",
+                    who=who,
+                    email=user.email,
+                    count=revoked,
+                )
+            )
     events.record(session, f"user.{verb}", text, user=actor)
     return user
-
-
-def _tokens(n: int) -> str:
-    return "API token" if n == 1 else f"{n} API tokens"
 
 
 def sign_out_everywhere(session: Session, actor: User, user_id: int) -> int:
@@ -182,8 +226,12 @@ def sign_out_everywhere(session: Session, actor: User, user_id: int) -> int:
     keep = actor.session_key if actor.id == user.id else None
     ended = sessions.end_all(session, user.id, keep=keep)
     who = events.actor_name(actor)
-    whose = "their other sessions" if keep else f"every session of {user.email}"
-    events.record(session, "user.signed_out", f"{who} signed out {whose}.", user=actor)
+    text = (
+        said("%(who)s signed out their other sessions.", who=who)
+        if keep
+        else said("%(who)s signed out every session of %(email)s.", who=who, email=user.email)
+    )
+    events.record(session, "user.signed_out", text, user=actor)
     return ended
 
 
@@ -199,19 +247,25 @@ def reset_password(session: Session, actor: User | None, user_id: int, password:
     sessions.end_all(session, user.id, keep=keep)
     who = events.actor_name(actor)
     events.record(
-        session, "user.password_reset", f"{who} set a new password for {user.email}.", user=actor
+        session,
+        "user.password_reset",
+        said("%(who)s set a new password for %(email)s.", who=who, email=user.email),
+        user=actor,
     )
     return user
 
 
 def change_own_password(session: Session, user: User, current: str, new: str) -> None:
     if not passwords.verify_password(user.password_hash, current):
-        raise ValidationError("Your current password is not right.", field="current_password")
+        raise ValidationError(N_("Your current password is not right."), field="current_password")
     passwords.check_strength(new)
     user.password_hash = passwords.hash_password(new)
     sessions.end_all(session, user.id, keep=user.session_key)  # this browser stays signed in
     events.record(
-        session, "user.password_changed", f"{user.email} changed their password.", user=user
+        session,
+        "user.password_changed",
+        said("%(email)s changed their password.", email=user.email),
+        user=user,
     )
 
 
@@ -279,8 +333,11 @@ def set_timezone(session: Session, user: User, timezone: str) -> None:
     clean = clean_timezone(tz) if tz else None
     if tz and clean is None:
         raise ValidationError(
-            f"{tz[:64]!r} is not a timezone name such as Asia/Kolkata or Europe/London; "
-            "pick one from the list.",
+            said(
+                "%(name)s is not a timezone name such as Asia/Kolkata or Europe/London; "
+                "pick one from the list.",
+                name=repr(tz[:64]),
+            ),
             field="timezone",
         )
     merged = session.merge(user)

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from .. import events
 from ..errors import Conflict, NotFound, ValidationError
 from ..models import ApiToken, Role, User, utcnow
+from ..words import N_, said
 
 # Recognisable in a leaked paste or a log (secret scanners and logs.py look for it).
 TOKEN_PREFIX = "wab_"  # noqa: S105 (a marker, not a secret)
@@ -51,9 +52,11 @@ def create_token(session: Session, actor: User, name: str) -> IssuedToken:
     """Issue a token for `actor`; it acts as them, with their role at the time of each call."""
     name = " ".join(name.split())
     if not name:
-        raise ValidationError("Name the token after what will use it (e.g. shop site).", "name")
+        raise ValidationError(N_("Name the token after what will use it (e.g. shop site)."), "name")
     if len(name) > MAX_NAME:
-        raise ValidationError(f"A token name can have at most {MAX_NAME} characters.", "name")
+        raise ValidationError(
+            said("A token name can have at most %(limit)s characters.", limit=MAX_NAME), "name"
+        )
     active = session.scalar(
         select(ApiToken.id)
         .where(ApiToken.user_id == actor.id, ApiToken.revoked_at.is_(None))
@@ -62,7 +65,10 @@ def create_token(session: Session, actor: User, name: str) -> IssuedToken:
     )
     if active is not None:
         raise Conflict(
-            f"You already have {MAX_ACTIVE_PER_USER} active tokens; revoke unused ones first."
+            said(
+                "You already have %(limit)s active tokens; revoke unused ones first.",
+                limit=MAX_ACTIVE_PER_USER,
+            )
         )
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken(
@@ -73,7 +79,12 @@ def create_token(session: Session, actor: User, name: str) -> IssuedToken:
     events.record(
         session,
         "token.created",
-        f"{events.actor_name(actor)} created the API token {name!r} ({token.prefix}…).",
+        said(
+            "%(who)s created the API token %(name)s (%(prefix)s…).",
+            who=events.actor_name(actor),
+            name=repr(name),
+            prefix=token.prefix,
+        ),
         user=actor,
         data={"token_id": token.id},
     )
@@ -98,16 +109,28 @@ def revoke_token(session: Session, actor: User, token_id: int) -> ApiToken:
     token = session.get(ApiToken, token_id)
     mine = token is not None and token.user_id == actor.id
     if token is None or not (mine or (actor.is_active and actor.role.includes(Role.ADMIN))):
-        raise NotFound(f"There is no token #{token_id}.")
+        raise NotFound(said("There is no token #%(id)s.", id=token_id))
     if token.revoked_at is not None:
-        raise Conflict(f"The token {token.name!r} is already revoked.")
+        raise Conflict(said("The token %(name)s is already revoked.", name=repr(token.name)))
     token.revoked_at = utcnow()
-    owner = "" if mine else f" of {token.user.email}"
+    who, name = events.actor_name(actor), repr(token.name)
     events.record(
         session,
         "token.revoked",
-        f"{events.actor_name(actor)} revoked the API token {token.name!r}{owner} "
-        f"({token.prefix}…).",
+        said(
+            "%(who)s revoked the API token %(name)s (%(prefix)s…).",
+            who=who,
+            name=name,
+            prefix=token.prefix,
+        )
+        if mine
+        else said(
+            "%(who)s revoked the API token %(name)s of %(email)s (%(prefix)s…).",
+            who=who,
+            name=name,
+            email=token.user.email,
+            prefix=token.prefix,
+        ),
         user=actor,
         data={"token_id": token.id},
     )

@@ -39,6 +39,7 @@ from .. import events
 from ..db import Database
 from ..models import DeliveryStatus, EventLevel, OutboxEvent, WebhookEndpoint, utcnow
 from ..senders import secrets as sealed
+from ..words import N_, said
 from . import signing
 
 log = logging.getLogger(__name__)
@@ -206,7 +207,7 @@ def _turned_off(db: Database, owner: str, ids: list[int], now: datetime) -> None
             .where(outbox.c.id.in_(ids), outbox.c.lease_owner == owner)
             .values(
                 status=D.FAILED,
-                last_error="Not sent: the webhook was turned off.",
+                last_error=N_("Not sent: the webhook was turned off."),
                 lease_owner=None,
                 lease_until=None,
             )
@@ -218,8 +219,10 @@ def post(client: httpx.Client, job: Job) -> Result:
     if job.secret is None:
         return Result(
             None,
-            "The signing secret cannot be read (was the installation's secret key changed?). "
-            "Make a new secret on the webhook's page.",
+            N_(
+                "The signing secret cannot be read (was the installation's secret key "
+                "changed?). Make a new secret on the webhook's page."
+            ),
         )
     stamp = int(time.time())
     headers = {
@@ -238,10 +241,21 @@ def post(client: httpx.Client, job: Job) -> Result:
             code = answer.status_code
             if answer.is_redirect:
                 where = answer.headers.get("Location", "")[:200]
+                if not where:
+                    return Result(
+                        code,
+                        N_(
+                            "Your server answered with a redirect (to another address); "
+                            "redirects are never followed. Enter the final address instead."
+                        ),
+                    )
                 return Result(
                     code,
-                    f"Your server answered with a redirect (to {where or 'another address'}); "
-                    "redirects are never followed. Enter the final address instead.",
+                    said(
+                        "Your server answered with a redirect (to %(address)s); "
+                        "redirects are never followed. Enter the final address instead.",
+                        address=where,
+                    ),
                 )
             if 200 <= code < 300:
                 # Its words are not needed, but a short body read to its end keeps the
@@ -249,31 +263,39 @@ def post(client: httpx.Client, job: Job) -> Result:
                 # dropped with its connection.
                 _read_raw(answer, min(deadline, time.monotonic() + 1.0))
                 return Result(code, None)
-            said = _said(answer, deadline)
-            return Result(code, answered(code, said))
+            words = _said(answer, deadline)
+            return Result(code, answered(code, words))
     except httpx.TimeoutException:
-        return Result(None, f"No answer within {client.timeout.read or TIMEOUT:g} seconds.")
+        seconds = f"{client.timeout.read or TIMEOUT:g}"
+        return Result(None, said("No answer within %(seconds)s seconds.", seconds=seconds))
     except httpx.ConnectError as exc:
         return Result(None, _connect_error(exc))
     except httpx.HTTPError as exc:
-        return Result(None, f"The connection failed: {_short(exc)}.")
+        return Result(None, said("The connection failed: %(error)s.", error=_short(exc)))
     except Exception as exc:  # e.g. an address httpx refuses: one row must not stop the batch
         log.warning("webhook %s to endpoint %s failed: %r", job.event_id, job.endpoint_id, exc)
-        return Result(None, f"The delivery could not be made: {_short(exc)}.")
+        return Result(None, said("The delivery could not be made: %(error)s.", error=_short(exc)))
     finally:
         _quiet.on = False
 
 
-def answered(code: int, said: str) -> str:
-    """What a non-2xx answer means, in words; the log adds when it is tried again."""
+def answered(code: int, words: str) -> str:
+    """What a non-2xx answer means, in words; the log adds when it is tried again.
+    `words`: the first words of the answer's body (the receiver's, never translated)."""
     if code == 408 or code == 429 or code >= 500:
-        meaning = "an error on its side" if code >= 500 else "busy, try later"
+        meaning = N_("an error on its side") if code >= 500 else N_("busy, try later")
     elif code >= 400:
-        meaning = "it refused the delivery"
+        meaning = N_("it refused the delivery")
     else:
-        meaning = "not a success"
-    quoted = f' and said "{said}"' if said else ""
-    return f"Your server answered {code} ({meaning}){quoted}."
+        meaning = N_("not a success")
+    if words:
+        return said(
+            'Your server answered %(code)s (%(what)s) and said "%(words)s".',
+            code=code,
+            what=meaning,
+            words=words,
+        )
+    return said("Your server answered %(code)s (%(what)s).", code=code, what=meaning)
 
 
 def _read_raw(answer: httpx.Response, deadline: float) -> bytes:
@@ -316,14 +338,17 @@ def where(url: str) -> str:
 
 
 def _connect_error(exc: Exception) -> str:
-    said = str(exc).lower()
-    if "refused" in said:
-        return "The server refused the connection: is the receiving program running?"
-    if "name" in said and ("resolution" in said or "not known" in said or "getaddrinfo" in said):
-        return "No server has this name: check the address."
-    if "certificate" in said or "ssl" in said or "tls" in said:
-        return f"The secure connection failed (the server's certificate?): {_short(exc)}."
-    return f"Could not connect: {_short(exc)}."
+    text = str(exc).lower()
+    if "refused" in text:
+        return N_("The server refused the connection: is the receiving program running?")
+    if "name" in text and ("resolution" in text or "not known" in text or "getaddrinfo" in text):
+        return N_("No server has this name: check the address.")
+    if "certificate" in text or "ssl" in text or "tls" in text:
+        return said(
+            "The secure connection failed (the server's certificate?): %(error)s.",
+            error=_short(exc),
+        )
+    return said("Could not connect: %(error)s.", error=_short(exc))
 
 
 def _short(exc: Exception) -> str:
@@ -392,8 +417,11 @@ def _gone(session: Session, endpoint_id: int) -> None:
     events.record(
         session,
         "webhook_endpoint.gone",
-        f"The webhook {endpoint.name} answered 410 (gone for good), so it was turned off. "
-        "Turn it back on in Settings → Webhooks once the receiver is ready again.",
+        said(
+            "The webhook %(name)s answered 410 (gone for good), so it was turned off. "
+            "Turn it back on in Settings → Webhooks once the receiver is ready again.",
+            name=endpoint.name,
+        ),
         level=EventLevel.WARNING,
         data={"endpoint_id": endpoint_id},
     )

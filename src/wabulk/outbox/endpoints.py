@@ -24,6 +24,7 @@ from ..auth.permissions import require_role
 from ..errors import NotFound, ValidationError
 from ..models import DeliveryStatus, OutboxEvent, Role, User, WebhookEndpoint
 from ..senders import secrets as sealed
+from ..words import N_, said
 from . import signing
 from .delivery import where
 from .emit import EVENTS, TEST_EVENT, envelope, new_event_id
@@ -36,15 +37,20 @@ LOG_PAGE = 50
 D = DeliveryStatus
 outbox = OutboxEvent.__table__
 
+# English here; the page translates them where shown.
 EVENT_WORDS = {
-    "message.status": "A message was sent, delivered, read or failed (campaign messages and "
-    "answers from the Inbox).",
-    "message.replied": "A customer replied (with their number, name, what they wrote and the "
-    "campaign it answers).",
-    "contact.opted_out": "A customer was opted out (they replied STOP, asked WhatsApp, or a "
-    "teammate did it).",
-    "campaign.completed": "A campaign finished sending, with its counts.",
-    "import.completed": "A contact sheet finished importing, with its counts.",
+    "message.status": N_(
+        "A message was sent, delivered, read or failed (campaign messages and "
+        "answers from the Inbox)."
+    ),
+    "message.replied": N_(
+        "A customer replied (with their number, name, what they wrote and the campaign it answers)."
+    ),
+    "contact.opted_out": N_(
+        "A customer was opted out (they replied STOP, asked WhatsApp, or a teammate did it)."
+    ),
+    "campaign.completed": N_("A campaign finished sending, with its counts."),
+    "import.completed": N_("A contact sheet finished importing, with its counts."),
 }
 
 
@@ -61,28 +67,34 @@ class Health:
 def check_url(url: str) -> str:
     url = (url or "").strip()
     if not url:
-        raise ValidationError("Enter the address that should receive the events.", field="url")
+        raise ValidationError(N_("Enter the address that should receive the events."), field="url")
     if len(url) > MAX_URL:
-        raise ValidationError(f"The address is longer than {MAX_URL} characters.", field="url")
+        raise ValidationError(
+            said("The address is longer than %(limit)s characters.", limit=MAX_URL), field="url"
+        )
     if any(ch.isspace() or not ch.isprintable() for ch in url):
-        raise ValidationError("The address must not contain spaces.", field="url")
+        raise ValidationError(N_("The address must not contain spaces."), field="url")
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError:
         raise ValidationError(
-            "This is not a web address; it looks like https://example.com/hook.", field="url"
+            N_("This is not a web address; it looks like https://example.com/hook."), field="url"
         ) from None
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise ValidationError(
-            "The address must start with https:// (or http://) and name a server, "
-            "e.g. https://example.com/hook.",
+            N_(
+                "The address must start with https:// (or http://) and name a server, "
+                "e.g. https://example.com/hook."
+            ),
             field="url",
         )
     if parts.username is not None or parts.password is not None:
         raise ValidationError(
-            "Remove the user name and password from the address: every delivery is signed "
-            "instead (see the signing secret).",
+            N_(
+                "Remove the user name and password from the address: every delivery is signed "
+                "instead (see the signing secret)."
+            ),
             field="url",
         )
     host = parts.hostname.strip("[]")
@@ -91,37 +103,45 @@ def check_url(url: str) -> str:
             host.encode("idna")
         except UnicodeError:
             raise ValidationError(
-                "The server name in the address is not valid (an empty or too long part "
-                "between dots?).",
+                N_(
+                    "The server name in the address is not valid (an empty or too long part "
+                    "between dots?)."
+                ),
                 field="url",
             ) from None
     if port == 0:
-        raise ValidationError("The address names port 0, which cannot be reached.", field="url")
+        raise ValidationError(N_("The address names port 0, which cannot be reached."), field="url")
     if parts.fragment:
-        raise ValidationError("Remove the part after # from the address.", field="url")
+        raise ValidationError(N_("Remove the part after # from the address."), field="url")
     return url
 
 
 def check_name(name: str) -> str:
     name = " ".join((name or "").split())
     if not name:
-        raise ValidationError("Give the webhook a name (e.g. n8n orders flow).", field="name")
+        raise ValidationError(N_("Give the webhook a name (e.g. n8n orders flow)."), field="name")
     if len(name) > MAX_NAME:
-        raise ValidationError(f"The name is longer than {MAX_NAME} characters.", field="name")
+        raise ValidationError(
+            said("The name is longer than %(limit)s characters.", limit=MAX_NAME), field="name"
+        )
     return name
 
 
 def check_events(chosen: list[str] | tuple[str, ...]) -> list[str]:
     if len(chosen) > len(EVENTS) * 2:
-        raise ValidationError("Pick events from the list.", field="events")
+        raise ValidationError(N_("Pick events from the list."), field="events")
     unknown = [e for e in chosen if e not in EVENTS]
     if unknown:
         raise ValidationError(
-            f"Unknown event {str(unknown[0])[:40]}; pick from: {', '.join(EVENTS)}.",
+            said(
+                "Unknown event %(event)s; pick from: %(events)s.",
+                event=str(unknown[0])[:40],
+                events=", ".join(EVENTS),
+            ),
             field="events",
         )
     if not chosen:
-        raise ValidationError("Pick at least one event to send.", field="events")
+        raise ValidationError(N_("Pick at least one event to send."), field="events")
     return [e for e in EVENTS if e in chosen]
 
 
@@ -130,8 +150,12 @@ def check_secret(secret: str) -> str:
     allowed = set(string.ascii_letters + string.digits + "-_.~+/=")
     if not signing.MIN_SECRET <= len(secret) <= signing.MAX_SECRET or set(secret) - allowed:
         raise ValidationError(
-            f"A pasted secret must be {signing.MIN_SECRET} to {signing.MAX_SECRET} letters, "
-            "digits or - _ . ~ + / =; or leave it empty and one is made for you.",
+            said(
+                "A pasted secret must be %(least)s to %(most)s letters, "
+                "digits or - _ . ~ + / =; or leave it empty and one is made for you.",
+                least=signing.MIN_SECRET,
+                most=signing.MAX_SECRET,
+            ),
             field="secret",
         )
     return secret
@@ -141,7 +165,7 @@ def get(session: Session, actor: User | None, endpoint_id: int) -> WebhookEndpoi
     require_role(actor, Role.ADMIN)
     endpoint = session.get(WebhookEndpoint, endpoint_id)
     if endpoint is None:
-        raise NotFound("No such webhook; it may have been deleted.")
+        raise NotFound(N_("No such webhook; it may have been deleted."))
     return endpoint
 
 
@@ -169,7 +193,9 @@ def create(
     plain = check_secret(secret) if secret.strip() else signing.new_secret()
     count = session.scalar(select(func.count()).select_from(WebhookEndpoint)) or 0
     if count >= MAX_ENDPOINTS:
-        raise ValidationError(f"At most {MAX_ENDPOINTS} webhooks; delete one you no longer use.")
+        raise ValidationError(
+            said("At most %(limit)s webhooks; delete one you no longer use.", limit=MAX_ENDPOINTS)
+        )
     endpoint = WebhookEndpoint(
         name=name,
         url=url,
@@ -181,7 +207,13 @@ def create(
     )
     session.add(endpoint)
     session.flush()
-    _record(session, actor, endpoint, "webhook_endpoint.created", "{who} added the webhook {it}.")
+    _record(
+        session,
+        actor,
+        endpoint,
+        "webhook_endpoint.created",
+        N_("%(who)s added the webhook %(it)s."),
+    )
     return endpoint, plain
 
 
@@ -199,7 +231,13 @@ def update(
     endpoint.name, endpoint.url = check_name(name), check_url(url)
     endpoint.events, endpoint.active = check_events(events_wanted), bool(active)
     session.flush()
-    _record(session, actor, endpoint, "webhook_endpoint.changed", "{who} changed the webhook {it}.")
+    _record(
+        session,
+        actor,
+        endpoint,
+        "webhook_endpoint.changed",
+        N_("%(who)s changed the webhook %(it)s."),
+    )
     return endpoint
 
 
@@ -208,10 +246,12 @@ def set_active(
 ) -> WebhookEndpoint:
     endpoint = get(session, actor, endpoint_id)
     endpoint.active = active
-    did = "turned on" if active else "turned off"
-    _record(
-        session, actor, endpoint, "webhook_endpoint.changed", f"{{who}} {did} the webhook {{it}}."
+    sentence = (
+        N_("%(who)s turned on the webhook %(it)s.")
+        if active
+        else N_("%(who)s turned off the webhook %(it)s.")
     )
+    _record(session, actor, endpoint, "webhook_endpoint.changed", sentence)
     return endpoint
 
 
@@ -227,7 +267,7 @@ def rotate_secret(
         actor,
         endpoint,
         "webhook_endpoint.secret_rotated",
-        "{who} made a new signing secret for the webhook {it}.",
+        N_("%(who)s made a new signing secret for the webhook %(it)s."),
     )
     return plain
 
@@ -235,7 +275,13 @@ def rotate_secret(
 def delete(session: Session, actor: User | None, endpoint_id: int) -> str:
     endpoint = get(session, actor, endpoint_id)
     name = endpoint.name
-    _record(session, actor, endpoint, "webhook_endpoint.deleted", "{who} deleted the webhook {it}.")
+    _record(
+        session,
+        actor,
+        endpoint,
+        "webhook_endpoint.deleted",
+        N_("%(who)s deleted the webhook %(it)s."),
+    )
     # Its deliveries go with it (ON DELETE CASCADE): the log is of this endpoint.
     session.execute(outbox.delete().where(outbox.c.endpoint_id == endpoint.id))
     session.delete(endpoint)
@@ -327,15 +373,13 @@ def deliveries(
 def _record(
     session: Session, actor: User | None, endpoint: WebhookEndpoint, kind: str, sentence: str
 ) -> None:
-    """`sentence` names the actor as {who} and the webhook as {it}."""
+    """`sentence` (a marked msgid) names the actor as %(who)s and the webhook as %(it)s."""
     events.record(
         session,
         kind,
         # Only the server of the address: its path and query are, for Zapier, Make or n8n,
         # the key to post to it.
-        sentence.format(
-            who=events.actor_name(actor), it=f"{endpoint.name} ({where(endpoint.url)})"
-        ),
+        said(sentence, who=events.actor_name(actor), it=f"{endpoint.name} ({where(endpoint.url)})"),
         user=actor,
         data={"endpoint_id": endpoint.id},
     )

@@ -16,6 +16,8 @@ from ..contacts.phones import country_choices, is_region
 from ..contacts.regions import zone_countries
 from ..errors import DomainError, PermissionDenied, ValidationError
 from ..models import Role
+from ..words import said
+from . import i18n
 from .forms import LoginForm, SetupForm
 from .helpers import db_session, get_settings
 from .security import public, requires
@@ -57,13 +59,15 @@ def login() -> Response | str:
                 get_settings().login_attempts_per_minute,
             )
         except users.LoginThrottled as exc:
-            error, status = str(exc), 429
+            error, status = i18n.translated(str(exc)), 429
         except ValidationError as exc:
             session.commit()  # keep the recorded failure
-            error, status = str(exc), 400
+            error, status = i18n.translated(str(exc)), 400
         else:
             users.adopt_browser_timezone(user, request.form.get("timezone"))
-            events.record(session, "user.login", f"{user.email} signed in.", user=user)
+            events.record(
+                session, "user.login", said("%(email)s signed in.", email=user.email), user=user
+            )
             signed_in.start(session, user, request.user_agent.string)
             session.commit()
             login_user(user, remember=bool(form.remember.data))
@@ -106,7 +110,7 @@ def setup() -> Response | str:
             return redirect(url_for("auth.login"))
         except DomainError as exc:
             session.rollback()
-            error = str(exc)
+            error = i18n.translated(str(exc))
         else:
             login_user(user)
             flash(_("Welcome! Your administrator account is ready."), "success")

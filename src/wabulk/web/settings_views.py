@@ -16,6 +16,7 @@ from ..auth import tokens as api_tokens
 from ..errors import DomainError
 from ..inbound import keywords as opt_out_keywords
 from ..models import Role
+from . import i18n
 from .forms import (
     ChangePasswordForm,
     EmptyForm,
@@ -88,7 +89,7 @@ def change_password() -> Response | str:
                 session, current_user, form.current_password.data or "", form.password.data or ""
             )
         except DomainError as exc:
-            form.current_password.errors = [str(exc)]
+            form.current_password.errors = [i18n.translated(str(exc))]
         else:
             session.commit()
             flash(_("Your password is changed. Other devices are signed out."), "success")
@@ -105,7 +106,7 @@ def profile() -> Response | str:
         try:
             users.set_timezone(session, current_user, form.timezone.data or "")
         except DomainError as exc:
-            form.timezone.errors = [str(exc)]
+            form.timezone.errors = [i18n.translated(str(exc))]
         else:
             session.commit()
             flash(_("Saved."), "success")
@@ -139,6 +140,11 @@ def _render_users(invite: InviteForm, status: int = 200) -> str:
     return render_template(
         "settings/users.html",
         users=rows,
+        role_names={
+            Role.VIEWER.value: _("Viewer"),
+            Role.OPERATOR.value: _("Operator"),
+            Role.ADMIN.value: _("Admin"),
+        },
         invite=invite,
         role_form=RoleForm(),
         button_form=EmptyForm(),
@@ -162,12 +168,15 @@ def invite_user() -> Response | str:
             )
         except DomainError as exc:
             session.rollback()
-            form.email.errors = [str(exc)]
+            form.email.errors = [i18n.translated(str(exc))]
         else:
             session.commit()
             flash(
-                f"{user.email} can now sign in with the password you set. "
-                "Hand it over privately; they can change it under Settings.",
+                _(
+                    "%(email)s can now sign in with the password you set. "
+                    "Hand it over privately; they can change it under Settings.",
+                    email=user.email,
+                ),
                 "success",
             )
             return redirect(url_for("settings.user_list"))
@@ -179,18 +188,24 @@ def _apply(action: str, user_id: int) -> Response:
         if action == "role":
             form = RoleForm()
             if not form.validate_on_submit():
-                raise DomainError("Pick a role from the list.")
+                raise DomainError(_("Pick a role from the list."))
             user = users.change_role(session, current_user, user_id, form.role.data or "")
-            return f"{user.email} is now {user.role.value}."
+            return _(
+                "%(email)s is now %(role)s.",
+                email=user.email,
+                role=i18n.translated(user.role.value),
+            )
         if action == "reset":
             reset = ResetPasswordForm()
             if not reset.validate_on_submit():
-                errors = [e for errs in reset.errors.values() for e in errs]
-                raise DomainError(" ".join(errors) or "Type the new password twice.")
+                errors = [str(e) for errs in reset.errors.values() for e in errs]
+                raise DomainError(" ".join(errors) or _("Type the new password twice."))
             user = users.reset_password(session, current_user, user_id, reset.password.data or "")
-            return f"New password set for {user.email}."
+            return _("New password set for %(email)s.", email=user.email)
         user = users.set_active(session, current_user, user_id, action == "enable")
-        return f"{user.email} is {'enabled' if user.is_active else 'disabled'}."
+        if user.is_active:
+            return _("%(email)s is enabled.", email=user.email)
+        return _("%(email)s is disabled.", email=user.email)
 
     apply_action(run)
     return redirect(url_for("settings.user_list"))
@@ -228,10 +243,13 @@ def sign_out_user(user_id: int) -> Response:
         ended = users.sign_out_everywhere(session, current_user, user_id)
         if user.id == current_user.id:
             return _others_ended(ended)
-        count = "1 session" if ended == 1 else f"{ended} sessions"
-        return (
-            f"Signed out {user.email} everywhere ({count} ended). "
-            "Their API tokens still work; revoke them under API tokens if needed."
+        return ngettext(
+            "Signed out %(email)s everywhere (%(num)d session ended). "
+            "Their API tokens still work; revoke them under API tokens if needed.",
+            "Signed out %(email)s everywhere (%(num)d sessions ended). "
+            "Their API tokens still work; revoke them under API tokens if needed.",
+            ended,
+            email=user.email,
         )
 
     apply_action(run)
@@ -252,7 +270,7 @@ def _render_general(
     session = db_session()
     return render_template(
         "settings/general.html",
-        regions=country_choices(),
+        regions=_in_readers_language(country_choices()),
         country=app_settings.default_country(session) or "",
         keywords_text=keywords_text
         if keywords_text is not None
@@ -262,6 +280,20 @@ def _render_general(
     ), status  # type: ignore[return-value]
 
 
+def _in_readers_language(choices: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """("IN", "India (+91)") with the country named in the reader's language (Babel's names),
+    sorted again; English keeps the list as it is."""
+    language = i18n.current_language()
+    if language == i18n.DEFAULT:
+        return choices
+    names = i18n.format_locale().territories
+    out = []
+    for code, label in choices:
+        english, _sep, dial = label.rpartition(" (")
+        out.append((code, f"{names.get(code, english)} ({dial}" if _sep else label))
+    return sorted(out, key=lambda item: item[1].casefold())
+
+
 @bp.post("/general")
 @requires(Role.ADMIN)
 def save_general() -> Response:
@@ -269,7 +301,7 @@ def save_general() -> Response:
         code = app_settings.set_default_country(
             session, current_user, request.form.get("default_country", "")
         )
-        return f"Numbers without a country code are now read as {code} by default."
+        return _("Numbers without a country code are now read as %(code)s by default.", code=code)
 
     apply_action(run)
     return redirect(url_for("settings.general"))
@@ -287,11 +319,16 @@ def save_opt_out_keywords() -> Response | str:
             words = opt_out_keywords.set_keywords(session, current_user, text)
     except DomainError as exc:
         session.rollback()
-        return _render_general(keywords_text=text, keywords_error=str(exc), status=400)
+        return _render_general(
+            keywords_text=text, keywords_error=i18n.translated(str(exc)), status=400
+        )
     session.commit()
     flash(
-        f"Saved {len(words)} opt-out keyword(s): a reply that is exactly one of them opts "
-        "the customer out.",
+        _(
+            "Saved %(n)s opt-out keyword(s): a reply that is exactly one of them opts "
+            "the customer out.",
+            n=len(words),
+        ),
         "success",
     )
     return redirect(url_for("settings.general"))
@@ -324,7 +361,7 @@ def create_token() -> str:
         issued = api_tokens.create_token(session, current_user, name)
     except DomainError as exc:
         session.rollback()
-        return _render_tokens(name=name, error=str(exc), status=400)
+        return _render_tokens(name=name, error=i18n.translated(str(exc)), status=400)
     session.commit()
     # Rendered here, not after a redirect: the secret must not travel through the session.
     return _render_tokens(secret=issued.secret)
@@ -335,7 +372,10 @@ def create_token() -> str:
 def revoke_token(token_id: int) -> Response:
     def run(session: Session) -> str:
         token = api_tokens.revoke_token(session, current_user, token_id)
-        return f"The token {token.name!r} is revoked; programs using it are refused from now on."
+        return _(
+            "The token %(name)s is revoked; programs using it are refused from now on.",
+            name=repr(token.name),
+        )
 
     apply_action(run)
     return redirect(url_for("settings.tokens"))

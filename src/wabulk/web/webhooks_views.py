@@ -20,6 +20,7 @@ from ..db import driver_marks
 from ..dispatch import receipts
 from ..models import Channel, Sender, utcnow
 from ..senders.secrets import SecretUnreadable, decrypt, reveal
+from ..words import N_
 from .helpers import db_session, get_settings
 from .security import csrf, public
 
@@ -119,11 +120,11 @@ def receive(sender_id: int) -> Response:
     header = request.headers.get("X-Hub-Signature-256")
     if secret is None or not verify_signature(secret, body, header):
         why = (
-            "the sender's app secret is missing or unreadable"
+            N_("the sender's app secret is missing or unreadable")
             if secret is None
-            else "it carried no signature"
+            else N_("it carried no signature")
             if not header
-            else "its signature does not match the app secret"
+            else N_("its signature does not match the app secret")
         )
         session.rollback()
 

@@ -20,6 +20,8 @@ from flask import (
     url_for,
 )
 from flask import session as browser_session
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -41,12 +43,12 @@ from . import shown_once
 bp = Blueprint("integrations", __name__, url_prefix="/settings/webhooks")
 
 LABELS = {
-    "message.status": "Message status",
-    "message.replied": "Customer replied",
-    "contact.opted_out": "Customer opted out",
-    "campaign.completed": "Campaign finished",
-    "import.completed": "Import finished",
-    "webhook.test": "Test event",
+    "message.status": _l("Message status"),
+    "message.replied": _l("Customer replied"),
+    "contact.opted_out": _l("Customer opted out"),
+    "campaign.completed": _l("Campaign finished"),
+    "import.completed": _l("Import finished"),
+    "webhook.test": _l("Test event"),
 }
 HEADERS = {
     "signature": SIGNATURE_HEADER,
@@ -126,8 +128,11 @@ def create() -> Response | str:
     session.commit()
     if same:
         flash(
-            f"The webhook {same[0]} already sends to this address, so each event now goes "
-            "there twice. Delete one of them unless that is what you want.",
+            _(
+                "The webhook %(name)s already sends to this address, so each event now goes "
+                "there twice. Delete one of them unless that is what you want.",
+                name=same[0],
+            ),
             "warning",
         )
     return _shown_once(endpoint.id, secret, created=True)
@@ -224,7 +229,7 @@ def save(endpoint_id: int) -> Response | str:
         session.rollback()
         return _render_endpoint(endpoint_id, values=values, error=exc, status=400)
     session.commit()
-    flash("Saved.", "success")
+    flash(_("Saved."), "success")
     return redirect(url_for("integrations.show", endpoint_id=endpoint_id))
 
 
@@ -247,7 +252,7 @@ def rotate(endpoint_id: int) -> Response:
 def send_test(endpoint_id: int) -> Response:
     def run(session: Session) -> str:
         endpoints.send_test(session, current_user, endpoint_id, utcnow())
-        return (
+        return _(
             "A test event is on its way: press Refresh above the log in a few seconds to "
             "see how it went."
         )
@@ -261,7 +266,7 @@ def send_test(endpoint_id: int) -> Response:
 def delete(endpoint_id: int) -> Response:
     def run(session: Session) -> str:
         name = endpoints.delete(session, current_user, endpoint_id)
-        return f"The webhook {name} is deleted; nothing more is sent to it."
+        return _("The webhook %(name)s is deleted; nothing more is sent to it.", name=name)
 
     apply_action(run)
     return redirect(url_for("integrations.index"))

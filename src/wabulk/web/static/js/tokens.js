@@ -11,9 +11,9 @@ document.querySelectorAll("[data-copy]").forEach((button) => {
       // The Clipboard API needs a secure context (HTTPS or localhost); elsewhere the token
       // stays selected so Ctrl+C copies it.
       await navigator.clipboard.writeText(field.value);
-      if (label) label.textContent = "Copied";
+      if (label) label.textContent = wabulkText("Copied");
     } catch (error) {
-      if (label) label.textContent = "Press Ctrl+C";
+      if (label) label.textContent = wabulkText("Press Ctrl+C");
     }
   });
 });
