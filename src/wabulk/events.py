@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from .errors import ValidationError
 from .models import Campaign, Event, EventLevel, User
+from .words import N_, said
 from .zones import zone
 
 log = logging.getLogger("wabulk.events")
@@ -26,7 +27,7 @@ _LOG_LEVEL = {
 
 def actor_name(actor: User | None) -> str:
     """How an Event names who acted: their email, or the command line (no signed-in user)."""
-    return actor.email if actor else "The command line"
+    return actor.email if actor else N_("The command line")
 
 
 def record(
@@ -103,13 +104,20 @@ class EventFilter:
         until_day = _day(args.get("to", ""), "to", "end")
         if since_day and until_day and since_day > until_day:
             raise ValidationError(
-                f"The start date {since_day:%Y-%m-%d} is after the end date {until_day:%Y-%m-%d}.",
+                said(
+                    "The start date %(first)s is after the end date %(last)s.",
+                    first=f"{since_day:%Y-%m-%d}",
+                    last=f"{until_day:%Y-%m-%d}",
+                ),
                 field="from",
             )
         level = args.get("level", "").strip()
         if level and level not in {lv.value for lv in EventLevel}:
             raise ValidationError(
-                f"There is no level {level!r}; choose info, warning or error.", field="level"
+                said(
+                    "There is no level %(value)s; choose info, warning or error.", value=repr(level)
+                ),
+                field="level",
             )
         return cls(
             campaign_id=_id(args.get("campaign", ""), "campaign"),
@@ -122,14 +130,27 @@ class EventFilter:
         )
 
 
+# What a filter's bad id says, per list.
+_NOT_A_NUMBER = {
+    "campaign": N_("%(value)s is not a campaign number."),
+    "user": N_("%(value)s is not a user number."),
+}
+
+
 def _id(value: str, what: str) -> int | None:
     value = value.strip()
     if not value:
         return None
     # Ids are 32-bit on every backend: a longer number cannot name anything.
     if not (value.isascii() and value.isdigit()) or len(value) > 9:  # "²" is a digit too
-        raise ValidationError(f"{value[:40]!r} is not a {what} number.", field=what)
+        raise ValidationError(said(_NOT_A_NUMBER[what], value=repr(value[:40])), field=what)
     return int(value)
+
+
+_NOT_A_DAY = {
+    "start": N_("%(value)s is not a date; give the start day as YYYY-MM-DD."),
+    "end": N_("%(value)s is not a date; give the end day as YYYY-MM-DD."),
+}
 
 
 def _day(value: str, field: str, end: str) -> date | None:
@@ -139,9 +160,7 @@ def _day(value: str, field: str, end: str) -> date | None:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise ValidationError(
-            f"{value[:40]!r} is not a date; give the {end} day as YYYY-MM-DD.", field=field
-        ) from None
+        raise ValidationError(said(_NOT_A_DAY[end], value=repr(value[:40])), field=field) from None
 
 
 def activity_events(
@@ -246,8 +265,10 @@ def activity_choices(
     ]
     if f.campaign_id is not None and f.campaign_id not in {i for i, _ in campaigns}:
         name = session.scalar(select(Campaign.name).where(Campaign.id == f.campaign_id))
-        campaigns.append((f.campaign_id, name or f"Campaign #{f.campaign_id} (deleted)"))
+        campaigns.append(
+            (f.campaign_id, name or said("Campaign #%(id)s (deleted)", id=f.campaign_id))
+        )
     if f.user_id is not None and f.user_id not in {i for i, _ in users}:
         email = session.scalar(select(User.email).where(User.id == f.user_id))
-        users.append((f.user_id, email or f"User #{f.user_id} (deleted)"))
+        users.append((f.user_id, email or said("User #%(id)s (deleted)", id=f.user_id)))
     return campaigns, users

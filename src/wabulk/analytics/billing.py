@@ -17,19 +17,20 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from ..models import MessageStat
+from ..words import N_
 from . import settled
 
 BILLED = "billed"
 # Meta's categories in the words of a shop owner; an unknown one is shown tidied.
 CATEGORY_LABELS = {
-    "marketing": "Marketing",
-    "marketing_lite": "Marketing (Marketing Messages API)",
-    "utility": "Utility",
-    "authentication": "Authentication",
-    "authentication-international": "Authentication (international)",
-    "authentication_international": "Authentication (international)",
-    "service": "Service",
-    "referral_conversion": "Free entry point (ad or page)",
+    "marketing": N_("Marketing"),
+    "marketing_lite": N_("Marketing (Marketing Messages API)"),
+    "utility": N_("Utility"),
+    "authentication": N_("Authentication"),
+    "authentication-international": N_("Authentication (international)"),
+    "authentication_international": N_("Authentication (international)"),
+    "service": N_("Service"),
+    "referral_conversion": N_("Free entry point (ad or page)"),
 }
 
 
@@ -37,7 +38,7 @@ def category_label(category: str) -> str:
     if category in CATEGORY_LABELS:
         return CATEGORY_LABELS[category]
     tidy = category.replace("_", " ").replace("-", " ").strip()
-    return tidy.capitalize() if tidy else "Not named by Meta"
+    return tidy.capitalize() if tidy else N_("Not named by Meta")
 
 
 @dataclass(frozen=True)

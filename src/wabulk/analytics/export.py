@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
 from ..contacts.export import neutralise
+from ..words import N_
 from .overview import FUNNEL_STEPS, KIND_LABELS, Overview
 
 XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -40,63 +42,94 @@ def _share(value: float | None) -> Share | None:
     return None if value is None else Share(value)
 
 
-def tables(o: Overview, campaign_name: str | None, sender_name: str | None) -> list[Table]:
-    """Every table of the page, in its order, starting with what was chosen."""
+# "Delivered of sent", … (one whole sentence each, for the translations).
+_OF_SENT = {
+    "delivered": N_("Delivered of sent"),
+    "read": N_("Read of sent"),
+    "replied": N_("Replied of sent"),
+}
+
+
+def tables(
+    o: Overview,
+    campaign_name: str | None,
+    sender_name: str | None,
+    words: Callable[[str], str] = str,
+) -> list[Table]:
+    """Every table of the page, in its order, starting with what was chosen.
+
+    - Titles, headers and labels are made in English; `words` puts each in the downloader's
+      language (the web passes `i18n.translated`). Names and codes are kept as they are.
+    """
+    w = words
     p = o.filters.period
     kinds = list(KIND_LABELS)
-    chosen = Table("Chosen", ["", ""], widths={0: 22, 1: 40})
+    chosen = Table(w(N_("Chosen")), ["", ""], widths={0: 22, 1: 40})
     chosen.rows = [
-        ["From", p.first_day],
-        ["To", p.last_day],
-        ["Days and hours in", p.tz.key],
-        ["Campaign", neutralise(campaign_name) if campaign_name else "All campaigns"],
-        ["Sender", neutralise(sender_name) if sender_name else "All senders"],
+        [w(N_("From")), p.first_day],
+        [w(N_("To")), p.last_day],
+        [w(N_("Days and hours in")), p.tz.key],
+        [w(N_("Campaign")), neutralise(campaign_name) if campaign_name else w(N_("All campaigns"))],
+        [w(N_("Sender")), neutralise(sender_name) if sender_name else w(N_("All senders"))],
     ]
-    totals = Table("Totals", ["", "Messages"], widths={0: 22})
-    totals.rows = [[KIND_LABELS[k], getattr(o.totals, k)] for k in kinds]
-    totals.rows.append(["Opted out", o.opt_out_total])
+    totals = Table(w(N_("Totals")), ["", w(N_("Messages"))], widths={0: 22})
+    totals.rows = [[w(KIND_LABELS[k]), getattr(o.totals, k)] for k in kinds]
+    totals.rows.append([w(N_("Opted out")), o.opt_out_total])
 
-    labels = [KIND_LABELS[k] for k in kinds]
-    days = Table("Messages per day", ["Day", *labels], widths={0: 12})
+    labels = [w(KIND_LABELS[k]) for k in kinds]
+    days = Table(w(N_("Messages per day")), [w(N_("Day")), *labels], widths={0: 12})
     days.rows = [[d.day, *[getattr(d.outcomes, k) for k in kinds]] for d in o.days]
-    hours = Table("By hour of the day", ["Hour", *labels])
+    hours = Table(w(N_("By hour of the day")), [w(N_("Hour")), *labels])
     hours.rows = [[f"{h.hour:02d}:00", *[getattr(h.outcomes, k) for k in kinds]] for h in o.hours]
 
-    funnel = Table("Funnel", ["Step", "Messages", "Of sent"])
+    funnel = Table(w(N_("Funnel")), [w(N_("Step")), w(N_("Messages")), w(N_("Of sent"))])
     funnel.rows = [
-        [KIND_LABELS[s], getattr(o.funnel, s), _share(o.funnel.rate(s))] for s in FUNNEL_STEPS
+        [w(KIND_LABELS[s]), getattr(o.funnel, s), _share(o.funnel.rate(s))] for s in FUNNEL_STEPS
     ]
-    steps = [KIND_LABELS[s] for s in FUNNEL_STEPS]
+    steps = [w(KIND_LABELS[s]) for s in FUNNEL_STEPS]
     campaigns = Table(
-        "Funnel per campaign",
-        ["Campaign", "Status", "Launched", "Recipients", *steps, "Failed"]
-        + [f"{KIND_LABELS[s]} of sent" for s in FUNNEL_STEPS[1:]],
+        w(N_("Funnel per campaign")),
+        [w(N_("Campaign")), w(N_("Status")), w(N_("Launched")), w(N_("Recipients"))]
+        + [*steps, w(N_("Failed"))]
+        + [w(_OF_SENT[s]) for s in FUNNEL_STEPS[1:]],
         widths={0: 30, 2: 18},
     )
     for c in o.campaigns:
         launched = c.launched_at.astimezone(p.tz).replace(tzinfo=None) if c.launched_at else None
         campaigns.rows.append(
-            [neutralise(c.name), c.status, launched, c.total]
+            [neutralise(c.name), w(str(c.status)), launched, c.total]
             + [getattr(c.funnel, s) for s in FUNNEL_STEPS]
             + [c.failed]
             + [_share(c.funnel.rate(s)) for s in FUNNEL_STEPS[1:]]
         )
     failures = Table(
-        "Failure reasons", ["Reason", "Code", "Messages", "What it said"], widths={0: 30, 3: 60}
+        w(N_("Failure reasons")),
+        [w(N_("Reason")), w(N_("Code")), w(N_("Messages")), w(N_("What it said"))],
+        widths={0: 30, 3: 60},
     )
     failures.rows = [
-        [f.label, neutralise(f.code), f.count, neutralise(f.sentence) if f.sentence else None]
+        [w(f.label), neutralise(f.code), f.count, neutralise(w(f.sentence)) if f.sentence else None]
         for f in o.failures
     ]
-    billed = Table("Billed by Meta", ["Category", "Messages"], widths={0: 36})
-    billed.rows = [[b.label, b.count] for b in o.billed]
-    senders = Table("Senders", ["Sender", "Sent", "Failed", "Failure rate"], widths={0: 24})
+    billed = Table(w(N_("Billed by Meta")), [w(N_("Category")), w(N_("Messages"))], widths={0: 36})
+    billed.rows = [[w(b.label), b.count] for b in o.billed]
+    senders = Table(
+        w(N_("Senders")),
+        [w(N_("Sender")), w(N_("Sent")), w(N_("Failed")), w(N_("Failure rate"))],
+        widths={0: 24},
+    )
     senders.rows = [
-        [neutralise(s.name), s.sent, s.failed, _share(s.failure_rate)] for s in o.senders
+        [neutralise(_sender_name(s, w)), s.sent, s.failed, _share(s.failure_rate)]
+        for s in o.senders
     ]
-    opt_outs = Table("Opt-outs per day", ["Day", "Opted out"], widths={0: 12})
+    opt_outs = Table(w(N_("Opt-outs per day")), [w(N_("Day")), w(N_("Opted out"))], widths={0: 12})
     opt_outs.rows = [[d.day, d.count] for d in o.opt_outs]
     return [chosen, totals, days, hours, funnel, campaigns, failures, billed, senders, opt_outs]
+
+
+def _sender_name(s: Any, words: Callable[[str], str]) -> str:
+    """A sender's name as typed; "No sender" (messages without one) in the reader's words."""
+    return str(s.name) if s.sender_id else words(s.name)
 
 
 def filename(o: Overview, extension: str) -> str:
@@ -149,7 +182,9 @@ def xlsx_bytes(all_tables: list[Table]) -> bytes:
     stamp = workbook.add_format({"num_format": "yyyy-mm-dd hh:mm"})
     percent = workbook.add_format({"num_format": "0.0%"})
     for table in all_tables:
-        sheet = workbook.add_worksheet(table.title)  # every title is within Excel's 31
+        # Excel's sheet names: at most 31 characters, none of []:*?/ or a backslash.
+        name = "".join(" " if ch in "[]:*?/\\" else ch for ch in table.title)[:31]
+        sheet = workbook.add_worksheet(name)
         for col, width in table.widths.items():
             sheet.set_column(col, col, width)
         first = 0

@@ -19,15 +19,22 @@ from sqlalchemy.orm import Session
 
 from ..errors import ValidationError
 from ..models import Campaign, MessageStat, Sender
+from ..words import N_, said
 from . import billing
 from . import queries as q
 
+# English (the JSON export and the API); the pages translate them where shown.
 KIND_LABELS = {
-    "sent": "Sent",
-    "delivered": "Delivered",
-    "read": "Read",
-    "replied": "Replied",
-    "failed": "Failed",
+    "sent": N_("Sent"),
+    "delivered": N_("Delivered"),
+    "read": N_("Read"),
+    "replied": N_("Replied"),
+    "failed": N_("Failed"),
+}
+# What a filter's bad id says, per list.
+_NO_SUCH = {
+    "campaign": N_("There is no campaign %(value)s; choose one from the list."),
+    "sender": N_("There is no sender %(value)s; choose one from the list."),
 }
 FUNNEL_STEPS = ("sent", "delivered", "read", "replied")
 
@@ -49,7 +56,7 @@ class Filters:
         return args
 
 
-def _id(session: Session, text: str, model: type, field: str, noun: str) -> int | None:
+def _id(session: Session, text: str, model: type, field: str) -> int | None:
     text = text.strip()
     if not text:
         return None
@@ -57,7 +64,7 @@ def _id(session: Session, text: str, model: type, field: str, noun: str) -> int 
     # "²" passes isdigit() but not int().
     number = int(text) if text.isascii() and text.isdigit() and len(text) <= 9 else None
     if number is None or session.get(model, number) is None:
-        raise ValidationError(f"There is no {noun} {text[:20]!r}; choose one from the list.", field)
+        raise ValidationError(said(_NO_SUCH[field], value=repr(text[:20])), field)
     return number
 
 
@@ -66,8 +73,8 @@ def parse_filters(
 ) -> Filters:
     return Filters(
         period=q.parse_period(args.get("from"), args.get("to"), tz, now),
-        campaign_id=_id(session, args.get("campaign", ""), Campaign, "campaign", "campaign"),
-        sender_id=_id(session, args.get("sender", ""), Sender, "sender", "sender"),
+        campaign_id=_id(session, args.get("campaign", ""), Campaign, "campaign"),
+        sender_id=_id(session, args.get("sender", ""), Sender, "sender"),
     )
 
 

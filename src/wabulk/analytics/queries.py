@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session
 
 from ..errors import ValidationError
 from ..models import SLOT_MINUTES, Campaign, Contact, MessageStat, Sender
+from ..words import N_, said
 from . import failures as meaning
 from . import settled
 from .stats import slot_sql
@@ -49,20 +50,20 @@ CAMPAIGN_FUNNELS_SHOWN = 20
 
 # What each failure code means to a person; unknown codes are shown tidied.
 FAILURE_LABELS = {
-    "": "No reason recorded",
-    "not_on_whatsapp": "Number not on WhatsApp",
-    "template_error": "The message could not be written (template error)",
-    "text_changed": "WhatsApp Web changed the text, so it was not sent",
-    "send_failed": "WhatsApp Web did not send it",
-    "chat_not_opened": "The chat did not open",
-    "unreachable": "WhatsApp Web unreachable",
-    "browser_error": "The browser failed",
-    "browser_failed": "The browser could not start",
-    "channel_error": "Unexpected error in the channel",
-    "permanent": "Refused by WhatsApp",
-    "transient": "Temporary errors, gave up after the retries",
-    "dry_run_failure": "Dry run: simulated failure",
-    "dry_run_transient": "Dry run: temporary failures, gave up",
+    "": N_("No reason recorded"),
+    "not_on_whatsapp": N_("Number not on WhatsApp"),
+    "template_error": N_("The message could not be written (template error)"),
+    "text_changed": N_("WhatsApp Web changed the text, so it was not sent"),
+    "send_failed": N_("WhatsApp Web did not send it"),
+    "chat_not_opened": N_("The chat did not open"),
+    "unreachable": N_("WhatsApp Web unreachable"),
+    "browser_error": N_("The browser failed"),
+    "browser_failed": N_("The browser could not start"),
+    "channel_error": N_("Unexpected error in the channel"),
+    "permanent": N_("Refused by WhatsApp"),
+    "transient": N_("Temporary errors, gave up after the retries"),
+    "dry_run_failure": N_("Dry run: simulated failure"),
+    "dry_run_transient": N_("Dry run: temporary failures, gave up"),
 }
 
 
@@ -70,7 +71,7 @@ def failure_label(code: str) -> str:
     if code in FAILURE_LABELS:
         return FAILURE_LABELS[code]
     if code.startswith("no_"):
-        return f"WhatsApp Web showed no {code[3:].replace('_', ' ')}"
+        return said("WhatsApp Web showed no %(thing)s", thing=code[3:].replace("_", " "))
     return code.replace("_", " ").capitalize()
 
 
@@ -122,20 +123,38 @@ def parse_period(
         try:
             return date.fromisoformat(text)
         except ValueError:
-            raise ValidationError(
-                f"{label} must be a date like 2026-03-31; {text[:20]!r} is not one.", field=name
-            ) from None
+            raise ValidationError(said(label, value=repr(text[:20])), field=name) from None
 
-    last_day = day(last, "to", "“To”", default.last_day)
-    first_day = day(first, "from", "“From”", last_day - timedelta(days=DEFAULT_DAYS - 1))
+    last_day = day(
+        last,
+        "to",
+        N_("“To” must be a date like 2026-03-31; %(value)s is not one."),
+        default.last_day,
+    )
+    first_day = day(
+        first,
+        "from",
+        N_("“From” must be a date like 2026-03-31; %(value)s is not one."),
+        last_day - timedelta(days=DEFAULT_DAYS - 1),
+    )
     if first_day > last_day:
         raise ValidationError(
-            f"“From” ({first_day}) is after “To” ({last_day}); swap them.", field="from"
+            said(
+                "“From” (%(first)s) is after “To” (%(last)s); swap them.",
+                first=first_day,
+                last=last_day,
+            ),
+            field="from",
         )
     if (last_day - first_day).days + 1 > MAX_DAYS:
         raise ValidationError(
-            f"Choose at most {MAX_DAYS} days at a time; {first_day} to {last_day} is "
-            f"{(last_day - first_day).days + 1} days.",
+            said(
+                "Choose at most %(most)s days at a time; %(first)s to %(last)s is %(days)s days.",
+                most=MAX_DAYS,
+                first=first_day,
+                last=last_day,
+                days=(last_day - first_day).days + 1,
+            ),
             field="from",
         )
     return Period(first_day, last_day, tz)
@@ -459,11 +478,11 @@ def failure_reasons(
     for code, n in _stat_rows(session, "failures", query, start, end, campaign_id, sender_id):
         counts[code] += int(n or 0)
     ranked = sorted((item for item in counts.items() if item[1] > 0), key=lambda c: (-c[1], c[0]))
-    said = meaning.sentences(session, [code for code, _ in ranked], campaign_id)
+    stored = meaning.sentences(session, [code for code, _ in ranked], campaign_id)
     out = []
     for code, n in ranked:
         if meaning.is_provider_code(code):
-            sentence = said.get(code)
+            sentence = stored.get(code)
             label = meaning.provider_label(code, sentence)
             out.append(FailureReason(code, label, n, sentence if sentence != label else None))
         else:
@@ -506,7 +525,11 @@ def sender_volume(
         session.execute(select(Sender.id, Sender.name).where(Sender.id.in_(list(counts)))).all()
     )
     out = [
-        SenderVolume(sid, names.get(sid, "No sender" if sid == 0 else f"Sender #{sid}"), **c)
+        SenderVolume(
+            sid,
+            names.get(sid, N_("No sender") if sid == 0 else said("Sender #%(id)s", id=sid)),
+            **c,
+        )
         for sid, c in counts.items()
         if c["sent"] or c["failed"]
     ]

@@ -15,13 +15,17 @@ from typing import Any
 from flask import Flask, current_app, g, make_response, render_template
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
+from ..words import N_
 from .security import api_error, is_api_request
 
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = 5
-BUSY = "The database is busy with other work just now; nothing was changed. Try again in a moment."
-AWAY = (
+# English for the API; the error page shows them in the reader's language (|translated).
+BUSY = N_(
+    "The database is busy with other work just now; nothing was changed. Try again in a moment."
+)
+AWAY = N_(
     "The database could not be reached just now. Try again in a moment; if you were saving "
     "something, check afterwards that it was saved."
 )
@@ -67,7 +71,9 @@ def _signed_out_frame() -> None:
 
 
 def _error_page(message: str) -> str:
-    return render_template("errors/error.html", code=503, title="Please try again", message=message)
+    return render_template(
+        "errors/error.html", code=503, title=N_("Please try again"), message=message
+    )
 
 
 def init_app(app: Flask) -> None:

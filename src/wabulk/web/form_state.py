@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from ..campaigns.media import MB, save_media
 from ..errors import Conflict, DomainError, ValidationError
+from ..words import said
 from .helpers import get_settings, id_value, id_values
 
 
@@ -62,7 +63,9 @@ def optional_int(name: str, label: str, *, form: Mapping[str, str] | None = None
     try:
         return int(raw)
     except ValueError:
-        raise ValidationError(f"{label} must be a whole number.", field=name) from None
+        raise ValidationError(
+            said("%(what)s must be a whole number.", what=label), field=name
+        ) from None
 
 
 def ids(name: str) -> list[int]:

@@ -13,12 +13,17 @@ from ..models import Role
 from .i18n import LANGUAGES
 
 ROLE_CHOICES = [
-    SelectChoice(Role.VIEWER.value, "Viewer: sees everything, changes nothing"),
+    SelectChoice(Role.VIEWER.value, _l("Viewer: sees everything, changes nothing")),
     SelectChoice(
-        Role.OPERATOR.value, "Operator: contacts, templates, campaigns and answering in the Inbox"
+        Role.OPERATOR.value,
+        _l("Operator: contacts, templates, campaigns and answering in the Inbox"),
     ),
-    SelectChoice(Role.ADMIN.value, "Admin: everything, including users and senders"),
+    SelectChoice(Role.ADMIN.value, _l("Admin: everything, including users and senders")),
 ]
+
+
+# The role names in the Role list (their English is the value, capitalised).
+ROLE_NAMES = {Role.VIEWER: _l("Viewer"), Role.OPERATOR: _l("Operator"), Role.ADMIN: _l("Admin")}
 
 
 class LoginForm(FlaskForm):
@@ -49,12 +54,12 @@ class SetupForm(_NewPassword):
 
 
 class InviteForm(_NewPassword):
-    email = EmailField("Email", validators=[DataRequired()])
-    role = SelectField("Role", choices=ROLE_CHOICES, default=Role.OPERATOR.value)
+    email = EmailField(_l("Email"), validators=[DataRequired()])
+    role = SelectField(_l("Role"), choices=ROLE_CHOICES, default=Role.OPERATOR.value)
 
 
 class RoleForm(FlaskForm):
-    role = SelectField("Role", choices=[SelectChoice(r.value, r.value.title()) for r in Role])
+    role = SelectField(_l("Role"), choices=[SelectChoice(r.value, ROLE_NAMES[r]) for r in Role])
 
 
 class ResetPasswordForm(_NewPassword):
@@ -84,8 +89,8 @@ class LanguageForm(FlaskForm):
 
 
 class ListForm(FlaskForm):
-    name = StringField("List name", validators=[DataRequired(), Length(max=120)])
-    description = StringField("Description (optional)", validators=[Length(max=500)])
+    name = StringField(_l("List name"), validators=[DataRequired(), Length(max=120)])
+    description = StringField(_l("Description (optional)"), validators=[Length(max=500)])
 
 
 class EmptyForm(FlaskForm):

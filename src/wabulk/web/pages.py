@@ -11,13 +11,15 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, render_template, request, url_for
+from flask_babel import gettext as _
 
 from ..analytics import dashboard as dash
 from ..analytics import export as analytics_export
 from ..analytics import overview as analytics_overview
 from ..errors import ValidationError
 from ..models import Campaign, Role, Sender, SenderState
-from . import campaign_form
+from ..words import N_
+from . import campaign_form, i18n
 from .helpers import db_session, format_datetime, id_values, shown_text, user_zone
 from .security import requires
 from .sender_words import channel_words, event_words, state_words
@@ -36,43 +38,64 @@ def event_text(text: str | None) -> str | None:
 
 bp.add_app_template_global(channel_words, "channel_words")
 
+# Words stored as codes and shown as they are in English (a campaign's status, an Event's
+# level, a user's role): the pages show them with `|translated`.
+CODE_WORDS = (
+    N_("draft"),
+    N_("scheduled"),
+    N_("running"),
+    N_("paused"),
+    N_("completed"),
+    N_("cancelled"),
+    N_("info"),
+    N_("warning"),
+    N_("error"),
+    N_("viewer"),
+    N_("operator"),
+    N_("admin"),
+)
+
 
 def sender_label(s: dash.SenderHealth) -> str:
     if s.state == SenderState.LINKED and s.capped:
-        return "capped today"
+        return _("capped today")
     return state_words(s.state, s.channel)
 
 
 # The last finished campaign's results, in the order its page shows its funnel.
 RESULT_LABELS = (
-    ("sent", "Sent"),
-    ("delivered", "Delivered"),
-    ("read", "Read"),
-    ("replied", "Replied"),
-    ("failed", "Failed"),
+    ("sent", N_("Sent")),
+    ("delivered", N_("Delivered")),
+    ("read", N_("Read")),
+    ("replied", N_("Replied")),
+    ("failed", N_("Failed")),
 )
 
 
 def last_finished_view(last: dash.FinishedCampaign | None) -> dict[str, Any]:
     """The Dashboard's last-finished card, for the page and its live answer alike."""
     if last is None:
-        steps = [{"key": k, "label": label, "n": 0, "percent": ""} for k, label in RESULT_LABELS]
+        steps = [{"key": k, "label": _(label), "n": 0, "percent": ""} for k, label in RESULT_LABELS]
         return {"id": None, "name": "", "url": "", "when": "", "steps": steps}
-    word = "Cancelled" if last.status == "cancelled" else "Finished"
+    when = format_datetime(last.finished_at)
     return {
         "id": last.id,
         "name": last.name,
         "url": url_for("campaigns.detail", campaign_id=last.id),
-        "when": f"{word} {format_datetime(last.finished_at)}",
+        "when": _("Cancelled %(when)s", when=when)
+        if last.status == "cancelled"
+        else _("Finished %(when)s", when=when),
         "steps": [
             {
                 "key": step.key,
-                "label": step.label,
+                "label": i18n.translated(step.label),
                 "n": step.n,
                 # Sent and failed are shares of the recipients; the rest of what was sent.
                 "percent": ""
                 if step.percent is None
-                else f"{step.percent}%" + (" of sent" if step.base == "sent" else ""),
+                else _("%(percent)s%% of sent", percent=step.percent)
+                if step.base == "sent"
+                else f"{step.percent}%",
             }
             for step in last.funnel.steps()
         ],
@@ -85,6 +108,7 @@ def _campaign_json(c: dash.CampaignProgress) -> dict[str, Any]:
         "name": c.name,
         "url": url_for("campaigns.detail", campaign_id=c.id),
         "status": c.status,
+        "status_label": i18n.translated(str(c.status)),
         "reason": shown_text(c.reason),
         "total": c.total,
         "done": c.done,
@@ -157,6 +181,18 @@ def wizard_plan() -> Response:
     return jsonify(plan)
 
 
+def _translated_chart_data(data: dict[str, Any]) -> dict[str, Any]:
+    """The charts' labels in the reader's language (the JSON export keeps them English)."""
+    data["labels"] = {k: _(label) for k, label in data["labels"].items()}
+    for block in ("funnel", "failures", "billed"):
+        data[block]["labels"] = [i18n.translated(label) for label in data[block]["labels"]]
+    data["senders"]["labels"] = [
+        i18n.translated(name) if not sid else name
+        for sid, name in zip(data["senders"]["ids"], data["senders"]["labels"], strict=True)
+    ]
+    return data
+
+
 def _filtered() -> tuple[dict[str, str], Any, ValidationError | None]:
     session = db_session()
     kept = {k: v for k in FILTER_KEYS if (v := request.args.get(k, "").strip()[:40])}
@@ -177,13 +213,13 @@ def analytics() -> tuple[str, int]:
     return render_template(
         "pages/analytics.html",
         o=o,
-        data=analytics_overview.chart_data(o) if o else None,
+        data=_translated_chart_data(analytics_overview.chart_data(o)) if o else None,
         error=error,
         kept=kept,
         shown=shown,
         campaigns=campaigns,
         senders=senders,
-        labels=analytics_overview.KIND_LABELS,
+        labels={k: _(label) for k, label in analytics_overview.KIND_LABELS.items()},
         timezone=shown.period.tz.key,
     ), 400 if error else 200
 
@@ -205,13 +241,16 @@ def analytics_download(extension: str) -> Response:
     """The Analytics page's tables for the same filter, as Excel or CSV."""
     _, filters, error = _filtered()
     if error is not None:
-        return Response(f"{error}\n", 400, mimetype="text/plain")
+        return Response(f"{i18n.translated(str(error))}\n", 400, mimetype="text/plain")
     session = db_session()
     o = analytics_overview.overview(session, filters)
     campaign = session.get(Campaign, filters.campaign_id) if filters.campaign_id else None
     sender = session.get(Sender, filters.sender_id) if filters.sender_id else None
     tables = analytics_export.tables(
-        o, campaign.name if campaign else None, sender.name if sender else None
+        o,
+        campaign.name if campaign else None,
+        sender.name if sender else None,
+        words=lambda text: i18n.translated(text) or text,
     )
     if extension == "xlsx":
         body, mimetype = analytics_export.xlsx_bytes(tables), analytics_export.XLSX_MIME

@@ -23,6 +23,7 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import gettext as _
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
@@ -31,6 +32,7 @@ from ..auth.sessions import resume as resume_session
 from ..auth.tokens import authenticate_token
 from ..errors import Conflict, NotFound, PermissionDenied
 from ..models import Role, User
+from ..words import N_
 from .helpers import db_session, get_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -101,7 +103,9 @@ def _authenticate_bearer() -> Any:
     user = authenticate_token(db_session(), secret)
     if user is None:
         return api_error(
-            401, "invalid_token", "This API token is unknown or revoked, or its user is disabled."
+            401,
+            "invalid_token",
+            _("This API token is unknown or revoked, or its user is disabled."),
         )
     g.api_token_user = True  # the API blueprint skips CSRF for these: no cookie, no forgery
     # Flask-Login has no public way to set a user for one request without a session cookie.
@@ -128,20 +132,28 @@ def _gate() -> Any:
         # A page under /api/ (the API docs) sends a browser to sign in; everything else is JSON.
         browsing = getattr(view, "is_page", False) and request.accept_mimetypes.best == "text/html"
         if is_api_request() and not browsing:
-            return api_error(401, "unauthorized", "Sign in or send an API token.")
+            return api_error(401, "unauthorized", _("Sign in or send an API token."))
         if not has_users(db_session()):
             return redirect(url_for("auth.setup"))  # nobody to sign in as yet
         return login_manager.unauthorized()
     needed: Role = getattr(view, "required_role", Role.ADMIN)
     if not current_user.role.includes(needed):
-        return _forbidden(f"This needs the {needed.value} role; you are {current_user.role.value}.")
+        return _forbidden(
+            _(
+                "This needs the %(needed)s role; you are %(role)s.",
+                needed=_(needed.value),
+                role=_(current_user.role.value),
+            )
+        )
     return None
 
 
 def _forbidden(message: str) -> Any:
     if is_api_request():
         return api_error(403, "forbidden", message)
-    return render_template("errors/error.html", code=403, title="Not allowed", message=message), 403
+    return render_template(
+        "errors/error.html", code=403, title=_("Not allowed"), message=message
+    ), 403
 
 
 def _security_headers(response: Response) -> Response:
@@ -173,9 +185,11 @@ def _on_csrf_error(error: CSRFError) -> Any:
     return render_template(
         "errors/error.html",
         code=400,
-        title="This form has expired",
-        message="The page was open too long or was sent from elsewhere. "
-        "Go back, reload the page and try again.",
+        title=_("This form has expired"),
+        message=_(
+            "The page was open too long or was sent from elsewhere. "
+            "Go back, reload the page and try again."
+        ),
     ), 400
 
 
@@ -184,10 +198,12 @@ def _on_permission_denied(error: PermissionDenied) -> Any:
 
 
 def _on_not_found(error: Exception) -> Any:
-    message = str(error) if isinstance(error, NotFound) else "There is nothing at this address."
+    message = str(error) if isinstance(error, NotFound) else _("There is nothing at this address.")
     if is_api_request():
         return api_error(404, "not_found", message)
-    return render_template("errors/error.html", code=404, title="Not found", message=message), 404
+    return render_template(
+        "errors/error.html", code=404, title=_("Not found"), message=message
+    ), 404
 
 
 def _on_conflict(error: Conflict) -> Any:
@@ -198,22 +214,22 @@ def _on_conflict(error: Conflict) -> Any:
 
 
 def _on_too_large(_error: Exception) -> Any:
-    message = f"The file is larger than the {get_settings().max_upload_mb} MB limit."
+    message = _("The file is larger than the %(mb)s MB limit.", mb=get_settings().max_upload_mb)
     if is_api_request():
         return api_error(413, "too_large", message)
     return render_template(
-        "errors/error.html", code=413, title="File too large", message=message
+        "errors/error.html", code=413, title=_("File too large"), message=message
     ), 413
 
 
 def _on_server_error(_error: Exception) -> Any:
     if is_api_request():
-        return api_error(500, "server_error", "Something went wrong on our side; it is logged.")
+        return api_error(500, "server_error", _("Something went wrong on our side; it is logged."))
     return render_template(
         "errors/error.html",
         code=500,
-        title="Something went wrong",
-        message="The error is logged. Try again, or tell your administrator.",
+        title=_("Something went wrong"),
+        message=_("The error is logged. Try again, or tell your administrator."),
     ), 500
 
 
@@ -223,7 +239,8 @@ def init_app(app: Flask) -> None:
     app.before_request(_gate)
     csrf.init_app(app)
     login_manager.login_view = "auth.login"
-    login_manager.login_message = "Please sign in to continue."
+    # Flashed in English; the page shows it in the reader's language (_flashes.html).
+    login_manager.login_message = N_("Please sign in to continue.")
     login_manager.login_message_category = "info"
     login_manager.session_protection = "basic"
     login_manager.user_loader(_load_user)

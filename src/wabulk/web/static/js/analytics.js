@@ -16,7 +16,7 @@
   }
 
   if (typeof window.Chart !== "function") {
-    boxes.forEach((box) => say(box, "error", "The chart could not be drawn here; its numbers are in the table below."));
+    boxes.forEach((box) => say(box, "error", wabulkText("The chart could not be drawn here; its numbers are in the table below.")));
     return;
   }
 
@@ -31,7 +31,11 @@
     opt_outs: "#667781",
     billed: "#075e54",
   };
-  const fmt = new Intl.NumberFormat();
+  // Numbers as the page writes them (the reader's locale), in tooltips and on the axes.
+  const fmt = { format: window.wabulkNumber };
+  const i18n = document.querySelector('meta[name="wabulk-i18n"]');
+  const locale = (i18n && i18n.dataset.numberLocale) || document.documentElement.lang;
+  if (locale) Chart.defaults.locale = locale;
   Chart.defaults.font.family = getComputedStyle(document.body).fontFamily;
   Chart.defaults.color = "#54656f";
   // Drawn at once: a chart that moves adds nothing here and unsettles some readers.
@@ -69,7 +73,7 @@
       data: {
         labels: data.funnel.labels,
         datasets: [{
-          label: "Messages",
+          label: wabulkText("Messages"),
           data: data.funnel.values,
           backgroundColor: ["sent", "delivered", "read", "replied"].map((k) => COLORS[k]),
         }],
@@ -85,7 +89,7 @@
       type: "bar",
       data: {
         labels: data.failures.labels,
-        datasets: [{ label: "Messages", data: data.failures.values, backgroundColor: COLORS.failed }],
+        datasets: [{ label: wabulkText("Messages"), data: data.failures.values, backgroundColor: COLORS.failed }],
       },
       options: { indexAxis: "y", scales: { x: wholeNumbers }, plugins: { legend: { display: false } } },
     }),
@@ -93,7 +97,7 @@
       type: "bar",
       data: {
         labels: data.billed.labels,
-        datasets: [{ label: "Messages", data: data.billed.values, backgroundColor: COLORS.billed }],
+        datasets: [{ label: wabulkText("Messages"), data: data.billed.values, backgroundColor: COLORS.billed }],
       },
       options: { indexAxis: "y", scales: { x: wholeNumbers }, plugins: { legend: { display: false } } },
     }),
@@ -112,7 +116,7 @@
       type: "bar",
       data: {
         labels: data.opt_outs.labels,
-        datasets: [{ label: "Opted out", data: data.opt_outs.values, backgroundColor: COLORS.opt_outs }],
+        datasets: [{ label: wabulkText("Opted out"), data: data.opt_outs.values, backgroundColor: COLORS.opt_outs }],
       },
       options: { scales: { y: wholeNumbers }, plugins: { legend: { display: false } } },
     }),
@@ -124,7 +128,7 @@
       new Chart(box.querySelector("canvas"), charts[key]());
       say(box, "ready");
     } catch (err) {
-      say(box, "error", "The chart could not be drawn here; its numbers are in the table below.");
+      say(box, "error", wabulkText("The chart could not be drawn here; its numbers are in the table below."));
     }
   });
 })();

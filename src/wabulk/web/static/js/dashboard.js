@@ -6,7 +6,7 @@
 (() => {
   const root = document.getElementById("dashboard");
   if (!root || !window.WabulkLive) return;
-  const fmt = window.WabulkLive.format;
+  const fmt = window.wabulkNumber;
   const setText = (el, text) => {
     if (el && el.textContent !== text) el.textContent = text;
   };
@@ -30,7 +30,7 @@
     bar.classList.toggle("progress-bar-striped", c.status === "running");
     bar.classList.toggle("progress-bar-animated", c.status === "running");
     field(item, "progress").setAttribute("aria-valuenow", String(Math.round(c.percent)));
-    field(item, "progress").setAttribute("aria-label", `Progress of ${c.name}`);
+    field(item, "progress").setAttribute("aria-label", wabulkText("Progress of %(name)s", { name: c.name }));
   }
 
   function fillCampaign(item, c) {
@@ -41,7 +41,7 @@
     setText(name, c.name);
     const status = field(item, "status");
     status.className = `badge status-${c.status}`;
-    setText(status, c.status);
+    setText(status, c.status_label || c.status);
     setBar(item, c);
     setText(field(item, "percent"), `${c.percent}%`);
     setText(field(item, "done"), fmt(c.done));
@@ -91,7 +91,10 @@
     const [link, when] = li.children;
     link.href = c.url;
     setText(link, c.name);
-    setText(when, `starts ${c.scheduled_at || "soon"} · ${fmt(c.total)} recipient(s)`);
+    setText(when, wabulkText("starts %(when)s · %(count)s recipient(s)", {
+      when: c.scheduled_at || wabulkText("soon"),
+      count: fmt(c.total),
+    }));
   }
 
   function showSenders(senders) {

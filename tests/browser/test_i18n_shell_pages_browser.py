@@ -1,0 +1,84 @@
+"""The Dashboard's and Analytics' scripts in a translated page, in real Chromium: the charts'
+own words and the live figures keep the reader's language and number format."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import update
+
+from wabulk.db import Database
+from wabulk.models import User, utcnow
+
+from ..analytics_support import failed, seed_outcomes, sent
+from ..campaigns_support import make_campaign, make_contacts, make_sender, phones
+from ..support import running_server
+from .conftest import sign_in
+from .test_analytics_charts import EMAIL, PAINTED, PASSWORD, _instance, _watch
+
+pytestmark = pytest.mark.browser
+
+
+def test_charts_and_live_figures_in_the_readers_language(browser, tmp_path) -> None:
+    from playwright.sync_api import expect
+
+    instance = _instance(tmp_path)
+    db = Database(f"sqlite:///{instance / 'wabulk.db'}")
+    try:
+        with db.session() as session:
+            session.execute(update(User).values(language="hi"))
+            session.commit()
+        list_id = make_contacts(db, phones(1200), "Customers")
+        sender = make_sender(db, "Shop phone")
+        campaign = make_campaign(db, [list_id], [sender], name="Diwali")
+        now = utcnow()
+        seed_outcomes(
+            db,
+            campaign,
+            sender,
+            [sent(now - timedelta(days=1)) for _ in range(3)] + [failed(now, "not_on_whatsapp")],
+        )
+    finally:
+        db.dispose()
+
+    with running_server(instance, "--no-worker") as server:
+        page = browser.new_page()
+        problems = _watch(page)
+        sign_in(page, server.url, EMAIL, PASSWORD)
+        # The Dashboard's poll rewrites the running campaign: its words stay Hindi and its
+        # numbers keep the Indian grouping.
+        item = page.locator(".live-campaign", has_text="Diwali")
+        page.wait_for_function("document.querySelector('[data-live-indicator]').hidden === false")
+        # Wiped here, so that what follows is what the next poll wrote.
+        item.evaluate(
+            """(el) => {
+              for (const f of ["status", "total"]) {
+                el.querySelector(`[data-field="${f}"]`).textContent = "?";
+              }
+              el.querySelector('[data-field="progress"]').setAttribute("aria-label", "?");
+            }"""
+        )
+        expect(item.locator('[data-field="status"]')).to_have_text("चल रहा है")
+        expect(item.locator('[data-field="total"]')).to_have_text("1,200")
+        progress = item.locator('[data-field="progress"]')
+        expect(progress).to_have_attribute("aria-label", "Diwali की प्रगति")
+
+        page.goto(server.url + "/analytics")
+        box = page.locator('[data-chart-box="failures"]')
+        box.and_(page.locator('[data-state="ready"]')).wait_for()
+        assert page.get_by_test_id("chart-failures").evaluate(PAINTED) > 500
+        words = page.evaluate(
+            """() => {
+              const chart = (key) => Chart.getChart(document.getElementById(`chart-${key}`)).data;
+              return {
+                days: chart("days").datasets[0].label,
+                failures: chart("failures").labels[0],
+                funnel: chart("funnel").datasets[0].label,
+              };
+            }"""
+        )
+        assert words["failures"] == "नंबर WhatsApp पर नहीं है"
+        assert words["days"] != "Sent" and words["funnel"] != "Messages", words
+        assert problems == [], problems
+        page.close()
