@@ -232,3 +232,18 @@ def test_the_error_pages_speak_the_readers_language(app, db, make_user, monkeypa
     assert response.status_code == 503
     assert "डेटाबेस अभी दूसरे काम में लगा है" in page and "कृपया फिर से कोशिश करें" in page
     assert "त्रुटि 503" in page
+
+
+def test_the_empty_dashboard_and_analytics_in_every_language(app, db, make_user) -> None:
+    admin = make_user(Role.ADMIN)
+    client = app.test_client()
+    assert login(client, admin.email).status_code == 302
+    for locale in LOCALES:
+        with db.session() as session:
+            session.get(User, admin.id).language = locale
+            session.commit()
+        for url in ("/", "/analytics", "/activity?campaign=x"):
+            page = client.get(url).get_data(as_text=True)
+            assert untranslated(page, locale) == [], (locale, url)
+    page = client.get("/").get_data(as_text=True)  # Indonesian, the last
+    assert "Belum ada kampanye" in page and "Muat data demo" in page
