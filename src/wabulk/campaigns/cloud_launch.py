@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from ..errors import ValidationError
 from ..models import CloudTemplate, Inbound, Media, Sender, Template
+from ..words import N_, said
 from .cloud_template import (
     APPROVED,
     WINDOW,
@@ -59,9 +60,13 @@ def launch_snapshot(
         return _words_only(session, template, media_id)
     if not template.cloud_template_name or not template.cloud_language:
         raise ValidationError(
-            f"{cloud[0].name} sends through the WhatsApp Cloud API, which starts conversations "
-            f"only with a template approved by Meta; the template {template.name!r} is not "
-            "linked to one. Choose one in the template editor.",
+            said(
+                "%(sender)s sends through the WhatsApp Cloud API, which starts conversations "
+                "only with a template approved by Meta; the template %(template)s is not "
+                "linked to one. Choose one in the template editor.",
+                sender=cloud[0].name,
+                template=repr(template.name),
+            ),
             field="template_id",
         )
     rows = []
@@ -69,16 +74,25 @@ def launch_snapshot(
         row = synced(session, sender.id, template.cloud_template_name, template.cloud_language)
         if row is None:
             raise ValidationError(
-                f"The WhatsApp template {template.cloud_template_name} "
-                f"({template.cloud_language}) is not among {sender.name}'s templates; sync "
-                "the sender's templates, or choose another.",
+                said(
+                    "The WhatsApp template %(name)s (%(language)s) is not among %(sender)s's "
+                    "templates; sync the sender's templates, or choose another.",
+                    name=template.cloud_template_name,
+                    language=template.cloud_language,
+                    sender=sender.name,
+                ),
                 field="template_id",
             )
         if row.status.upper() != APPROVED:
             raise ValidationError(
-                f"The WhatsApp template {row.name} ({row.language}) is "
-                f"{row.status.lower().replace('_', ' ')} for {sender.name}, not approved; "
-                "Meta sends only approved templates.",
+                said(
+                    "The WhatsApp template %(name)s (%(language)s) is %(status)s for "
+                    "%(sender)s, not approved; Meta sends only approved templates.",
+                    name=row.name,
+                    language=row.language,
+                    status=row.status.lower().replace("_", " "),
+                    sender=sender.name,
+                ),
                 field="template_id",
             )
         rows.append(row)
@@ -102,9 +116,13 @@ def _words_only(session: Session, template: Template, media_id: int | None) -> d
     )
     if row is None:
         raise ValidationError(
-            f"The template {template.name!r} has no message of its own, and its WhatsApp "
-            f"template {template.cloud_template_name} is no longer among the approved ones; "
-            "write its message in the template editor.",
+            said(
+                "The template %(template)s has no message of its own, and its WhatsApp "
+                "template %(name)s is no longer among the approved ones; write its message "
+                "in the template editor.",
+                template=repr(template.name),
+                name=template.cloud_template_name,
+            ),
             field="template_id",
         )
     mapping = template.cloud_parameters if isinstance(template.cloud_parameters, dict) else {}
@@ -167,21 +185,32 @@ def wizard_notes(
     if template is None:
         total, capped = audience_size(session, people)
         n = window_open_count(session, people, [s.id for s in cloud], now)
-        whole = f"more than {total:,}" if capped else f"{total:,}"
-        return [
-            Note(
+        sentence = (
+            N_(
                 "Only customers who wrote to you in the last 24 hours can get a free-form "
-                f"message; {n:,} of {whole} in this audience. The others are skipped; "
-                "choose a template linked to an approved WhatsApp template to reach everyone."
+                "message; %(n)s of more than %(total)s in this audience. The others are "
+                "skipped; choose a template linked to an approved WhatsApp template to reach "
+                "everyone."
             )
-        ]
+            if capped
+            else N_(
+                "Only customers who wrote to you in the last 24 hours can get a free-form "
+                "message; %(n)s of %(total)s in this audience. The others are skipped; choose "
+                "a template linked to an approved WhatsApp template to reach everyone."
+            )
+        )
+        return [Note(said(sentence, n=f"{n:,}", total=f"{total:,}"))]
     try:
         launch_snapshot(session, template, senders, media_id or template.media_id)
     except ValidationError as exc:
         return [Note(str(exc), blocking=True)]
     return [
         Note(
-            f"{', '.join(s.name for s in cloud)} will send the approved WhatsApp template "
-            f"{template.cloud_template_name} ({template.cloud_language})."
+            said(
+                "%(senders)s will send the approved WhatsApp template %(name)s (%(language)s).",
+                senders=", ".join(s.name for s in cloud),
+                name=template.cloud_template_name,
+                language=template.cloud_language,
+            )
         )
     ]

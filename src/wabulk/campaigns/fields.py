@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from ..contacts.service import placeholder_keys
 from ..models import Contact
+from ..words import said
 from .rendering import TemplateError
 
 # The contact's own fields, in the order the editor offers them.
@@ -52,13 +53,23 @@ def unknown_sentence(name: str, known: list[str]) -> str:
     by_lower = {k.lower(): k for k in known}
     close = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=0.6)
     if close:
-        return f'"{name}" is not a field; did you mean "{by_lower[close[0]]}"?'
-    if len(known) == len(CONTACT_FIELDS):
-        return (
-            f'"{name}" is not a field yet: import contacts with a "{name}" column first. '
-            f"The fields now are {_listed(known)}."
+        return said(
+            '"%(name)s" is not a field; did you mean "%(close)s"?',
+            name=name,
+            close=by_lower[close[0]],
         )
-    return f'"{name}" is not a field of your contacts. The fields are {_listed(known)}.'
+    if len(known) == len(CONTACT_FIELDS):
+        return said(
+            '"%(name)s" is not a field yet: import contacts with a "%(name)s" column first. '
+            "The fields now are %(fields)s.",
+            name=name,
+            fields=_listed(known),
+        )
+    return said(
+        '"%(name)s" is not a field of your contacts. The fields are %(fields)s.',
+        name=name,
+        fields=_listed(known),
+    )
 
 
 def _listed(known: list[str]) -> str:

@@ -28,11 +28,11 @@ from sqlalchemy.orm import Session
 from wabulk.disk import disk_full_sentence, is_disk_full
 from wabulk.errors import NotFound, ValidationError
 from wabulk.models import Media
+from wabulk.words import said
 
 CHUNK = 1 << 16
 MB = 1024 * 1024
 MAX_NAME = 255
-ACCEPTED = "an image (JPEG, PNG, WEBP, GIF), video (MP4, 3GPP), PDF, office document or text file"
 
 _IMAGES = {
     "image/jpeg": "JPEG",
@@ -183,7 +183,12 @@ def _copy(stream: BinaryIO, temp: Path, name: str, max_bytes: int) -> tuple[str,
             size += len(chunk)
             if size > max_bytes:
                 raise ValidationError(
-                    f"{name} is larger than the {max_bytes / MB:.3g} MB limit", field="media"
+                    said(
+                        "%(name)s is larger than the %(mb)s MB limit",
+                        name=name,
+                        mb=f"{max_bytes / MB:.3g}",
+                    ),
+                    field="media",
                 )
             if len(head) < 4096:
                 head += chunk[: 4096 - len(head)]
@@ -192,7 +197,7 @@ def _copy(stream: BinaryIO, temp: Path, name: str, max_bytes: int) -> tuple[str,
             if is_text:
                 is_text = b"\x00" not in chunk and _decodes(decoder, chunk)
     if size == 0:
-        raise ValidationError(f"{name} is empty", field="media")
+        raise ValidationError(said("%(name)s is empty", name=name), field="media")
     return sha.hexdigest(), size, head, is_text and _decodes(decoder, b"", final=True)
 
 
@@ -232,8 +237,13 @@ def _sniff(path: Path, head: bytes, is_text: bool, name: str) -> str:
 
 def _refused(name: str, looks_like: str) -> ValidationError:
     return ValidationError(
-        f"{name} is not an image, video, PDF or office document (it looks like {looks_like}); "
-        f"upload {ACCEPTED}",
+        said(
+            "%(name)s is not an image, video, PDF or office document (it looks like %(looks)s); "
+            "upload an image (JPEG, PNG, WEBP, GIF), video (MP4, 3GPP), PDF, office document "
+            "or text file",
+            name=name,
+            looks=looks_like,
+        ),
         field="media",
     )
 
@@ -268,14 +278,24 @@ def _check_image(path: Path, mime: str, name: str) -> None:
             image.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ValidationError(
-            f"{name} is too large in pixels to be a safe {kind} image "
-            f"(more than {(Image.MAX_IMAGE_PIXELS or 0) // 1_000_000} megapixels)",
+            said(
+                "%(name)s is too large in pixels to be a safe %(kind)s image "
+                "(more than %(most)s megapixels)",
+                name=name,
+                kind=kind,
+                most=(Image.MAX_IMAGE_PIXELS or 0) // 1_000_000,
+            ),
             field="media",
         ) from None
     except Exception:
         # Pillow reports damage as OSError, SyntaxError, ValueError, struct.error, …
         raise ValidationError(
-            f"{name} looks like a {kind} image but is damaged or incomplete", field="media"
+            said(
+                "%(name)s looks like a %(kind)s image but is damaged or incomplete",
+                name=name,
+                kind=kind,
+            ),
+            field="media",
         ) from None
 
 
@@ -313,7 +333,7 @@ def _zip_type(path: Path, name: str) -> str:
 def get_media(session: Session, media_id: int) -> Media:
     found = session.get(Media, media_id)
     if found is None:
-        raise NotFound(f"There is no attachment #{media_id}.")
+        raise NotFound(said("There is no attachment #%(id)s.", id=media_id))
     return found
 
 

@@ -21,6 +21,11 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from babel.dates import format_datetime
+from babel.lists import format_list
+from babel.numbers import format_decimal
+from flask_babel import get_locale, ngettext
+from flask_babel import gettext as _
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
@@ -29,6 +34,7 @@ from ..models import Campaign, Channel, Contact, Message, Sender, SenderState
 from ..senders import warmup
 from ..senders.pace import Pace
 from ..senders.service import WEB_PACING, sent_today
+from ..words import N_
 from ..zones import zone
 
 SAFE_MIN_DELAY = float(WEB_PACING["min_delay_seconds"])
@@ -37,8 +43,29 @@ SAFE_DAILY_CAP = int(WEB_PACING["daily_cap"])
 # "A pause of several minutes every 20-50 messages" (the WhatsApp Web notes).
 SAFE_BREAK_EVERY = 50
 SAFE_BREAK_SECONDS = 120
+# "got 'Diwali offer' on Tuesday": by date.weekday().
+ON_WEEKDAY = (
+    N_("on Monday"),
+    N_("on Tuesday"),
+    N_("on Wednesday"),
+    N_("on Thursday"),
+    N_("on Friday"),
+    N_("on Saturday"),
+    N_("on Sunday"),
+)
 # An estimate looks this far ahead at most (a finish-by time a year away promises enough).
 HORIZON_DAYS = 400
+
+
+def _number(value: int) -> str:
+    """A count in the reader's language (1,200 in English)."""
+    return format_decimal(value, locale=get_locale() or "en")
+
+
+def _local(at: datetime, pattern: str, tz: ZoneInfo) -> str:
+    """A time in `tz` with a CLDR `pattern`, in the reader's language (English day names
+    outside a request)."""
+    return format_datetime(at, pattern, tzinfo=tz, locale=get_locale() or "en")
 
 
 def pace_faults(pace: Pace) -> list[str]:
@@ -46,21 +73,34 @@ def pace_faults(pace: Pace) -> list[str]:
     faults = []
     if pace.min_delay_seconds < SAFE_MIN_DELAY:
         faults.append(
-            f"it waits as little as {pace.min_delay_seconds:g} s between messages "
-            f"(safe: {SAFE_MIN_DELAY:g} to {SAFE_MAX_DELAY:g} s, at random)"
+            _(
+                "it waits as little as %(least)s s between messages "
+                "(safe: %(low)s to %(high)s s, at random)",
+                least=f"{pace.min_delay_seconds:g}",
+                low=f"{SAFE_MIN_DELAY:g}",
+                high=f"{SAFE_MAX_DELAY:g}",
+            )
         )
     if pace.daily_cap is None:
-        faults.append(f"it has no daily cap (safe: {SAFE_DAILY_CAP} a day at most)")
+        faults.append(_("it has no daily cap (safe: %(cap)s a day at most)", cap=SAFE_DAILY_CAP))
     elif pace.daily_cap > SAFE_DAILY_CAP:
         faults.append(
-            f"it may send {pace.daily_cap:,} a day (safe: {SAFE_DAILY_CAP} a day at most)"
+            _(
+                "it may send %(n)s a day (safe: %(cap)s a day at most)",
+                n=_number(pace.daily_cap),
+                cap=SAFE_DAILY_CAP,
+            )
         )
     if not pace.break_every or not pace.break_seconds:
-        faults.append("it takes no breaks (safe: a pause of several minutes every 20 to 50)")
+        faults.append(_("it takes no breaks (safe: a pause of several minutes every 20 to 50)"))
     elif pace.break_every > SAFE_BREAK_EVERY or pace.break_seconds < SAFE_BREAK_SECONDS:
         faults.append(
-            f"it pauses {pace.break_seconds:g} s every {pace.break_every} messages "
-            "(safe: a pause of several minutes every 20 to 50)"
+            _(
+                "it pauses %(seconds)s s every %(every)s messages "
+                "(safe: a pause of several minutes every 20 to 50)",
+                seconds=f"{pace.break_seconds:g}",
+                every=pace.break_every,
+            )
         )
     return faults
 
@@ -243,8 +283,8 @@ def when_text(at: datetime, now: datetime, tz: ZoneInfo) -> str:
     """A finish-by time as people say it: "Friday 18:00" this week, else with the date."""
     local = at.astimezone(tz)
     if timedelta(0) <= at - now < timedelta(days=6):
-        return local.strftime("%A %H:%M")
-    return local.strftime("%a %d %b %Y %H:%M")
+        return _local(local, "EEEE HH:mm", tz)
+    return _local(local, "EEE dd MMM yyyy HH:mm", tz)
 
 
 def warnings(
@@ -266,8 +306,12 @@ def warnings(
         faults = pace_faults(Pace.for_sender(sender, overrides))
         if faults:
             out.append(
-                f"{sender.name} would send faster than is safe for a WhatsApp Web number: "
-                f"{'; '.join(faults)}. Numbers that send this fast get banned more often."
+                _(
+                    "%(sender)s would send faster than is safe for a WhatsApp Web number: "
+                    "%(faults)s. Numbers that send this fast get banned more often.",
+                    sender=sender.name,
+                    faults="; ".join(faults),
+                )
             )
     planned = [s for s in senders if s.state != SenderState.DISABLED]
     if ends_at is None or not recipients or not planned or ends_at <= start:
@@ -281,10 +325,15 @@ def warnings(
     if can < recipients:
         limits = _limits(session, planned, overrides, start)
         out.append(
-            f"About {can:,} of {recipients:,} messages can go out by "
-            f"{when_text(ends_at, now, tz)} at the senders' {limits}. "
-            "The rest would wait: the campaign pauses at that time, and you can set a later "
-            "finish-by time and resume it."
+            _(
+                "About %(can)s of %(total)s messages can go out by %(when)s at the senders' "
+                "%(limits)s. The rest would wait: the campaign pauses at that time, and you can "
+                "set a later finish-by time and resume it.",
+                can=_number(can),
+                total=_number(recipients),
+                when=when_text(ends_at, now, tz),
+                limits=limits,
+            )
         )
     return out
 
@@ -299,39 +348,52 @@ def _limits(
     """What holds the senders back, in words: "pace, active hours and daily caps" ("" for
     nothing but their pace when `pace` is False)."""
     paces = [Pace.for_sender(s, overrides) for s in planned]
-    named = ["pace"] if pace else []
+    named = [_("pace")] if pace else []
     if any(p.has_active_hours for p in paces):
-        named.append("active hours")
+        named.append(_("active hours"))
     if any(p.daily_cap or p.tier_limit for p in paces):
-        named.append("daily caps")
+        named.append(_("daily caps"))
     if any(warmup.ramps(s) and warmup.status(session, s, start) for s in planned):
-        named.append("warm-up")
-    return ", ".join(named[:-1]) + " and " + named[-1] if len(named) > 1 else "".join(named)
+        named.append(_("warm-up"))
+    locale = get_locale()
+    if len(named) > 1 and (locale is None or locale.language == "en"):
+        return ", ".join(named[:-1]) + " and " + named[-1]
+    return format_list(named, locale=locale) if named else ""
 
 
 def _duration(elapsed: timedelta) -> str:
     """A sending time as people say it: "about 40 minutes", "about 2 days and 5 hours"."""
     minutes = max(1, math.ceil(elapsed.total_seconds() / 60))
 
-    def n(count: int, unit: str) -> str:
-        return f"{count} {unit}" + ("" if count == 1 else "s")
-
     if minutes < 60:
-        return "about a minute" if minutes == 1 else f"about {minutes} minutes"
+        return ngettext("about a minute", "about %(num)d minutes", minutes)
     hours, rest = divmod(minutes, 60)
     if hours < 24:
-        return f"about {n(hours, 'hour')}" + (f" {rest} min" if rest else "")
+        if rest:
+            return ngettext(
+                "about %(num)d hour %(rest)s min",
+                "about %(num)d hours %(rest)s min",
+                hours,
+                rest=rest,
+            )
+        return ngettext("about %(num)d hour", "about %(num)d hours", hours)
     days, hours = divmod(round(minutes / 60), 24)
-    return f"about {n(days, 'day')}" + (f" and {n(hours, 'hour')}" if hours else "")
+    if hours:
+        return _(
+            "about %(days)s and %(hours)s",
+            days=ngettext("%(num)d day", "%(num)d days", days),
+            hours=ngettext("%(num)d hour", "%(num)d hours", hours),
+        )
+    return ngettext("about %(num)d day", "about %(num)d days", days)
 
 
 def _day_text(at: datetime, now: datetime, tz: ZoneInfo) -> str:
     """ "today at 14:30", "tomorrow at 09:10", else as `when_text` says it."""
     local, today = at.astimezone(tz), now.astimezone(tz).date()
     if local.date() == today:
-        return f"today at {local:%H:%M}"
+        return _("today at %(time)s", time=f"{local:%H:%M}")
     if local.date() == today + timedelta(days=1):
-        return f"tomorrow at {local:%H:%M}"
+        return _("tomorrow at %(time)s", time=f"{local:%H:%M}")
     return when_text(at, now, tz)
 
 
@@ -349,33 +411,70 @@ def estimate_text(
     found = finish(session, senders, overrides, recipients, start, now)
     if found is None:
         return None
-    one = recipients == 1  # "the 1 message goes", not "go"
-    messages = f"{recipients:,} message" + ("" if one else "s")
+    n = _number(recipients)
     if found.unlimited:
-        return (
-            f"No pace holds these senders back: the {messages} {'goes' if one else 'go'} "
-            "out as fast as they can send them."
+        return ngettext(
+            "No pace holds these senders back: the %(n)s message goes out as fast as they can "
+            "send them.",
+            "No pace holds these senders back: the %(n)s messages go out as fast as they can "
+            "send them.",
+            recipients,
+            n=n,
         )
-    begins = (
-        f"Starting {_day_text(start, now, tz)}, the"
-        if start - now > timedelta(minutes=1)
-        else "The"
-    )
+    day = _day_text(start, now, tz) if start - now > timedelta(minutes=1) else None
     if found.at is None:
-        return (
-            f"{begins} {messages} would take more than a year at this pace. Choose more "
-            "senders or a faster pace."
+        if day:
+            return ngettext(
+                "Starting %(day)s, the %(n)s message would take more than a year at this pace. "
+                "Choose more senders or a faster pace.",
+                "Starting %(day)s, the %(n)s messages would take more than a year at this pace. "
+                "Choose more senders or a faster pace.",
+                recipients,
+                n=n,
+                day=day,
+            )
+        return ngettext(
+            "The %(n)s message would take more than a year at this pace. Choose more senders "
+            "or a faster pace.",
+            "The %(n)s messages would take more than a year at this pace. Choose more senders "
+            "or a faster pace.",
+            recipients,
+            n=n,
         )
     planned = [s for s in senders if s.state != SenderState.DISABLED]
     days = (found.at.astimezone(tz).date() - start.astimezone(tz).date()).days + 1
     spread = ""
     if days > 1:
         limits = _limits(session, planned, overrides, start, pace=False)
-        spread = f", spread over {days} days" + (f" by the senders' {limits}" if limits else "")
-    return (
-        f"{begins} {messages} {'takes' if one else 'take'} {_duration(found.takes)} at this "
-        f"pace{spread}: "
-        f"the last should go out {_day_text(found.at, now, tz)} ({tz.key} time)."
+        spread = (
+            _(", spread over %(days)s days by the senders' %(limits)s", days=days, limits=limits)
+            if limits
+            else _(", spread over %(days)s days", days=days)
+        )
+    values = {
+        "n": n,
+        "duration": _duration(found.takes),
+        "spread": spread,
+        "last": _day_text(found.at, now, tz),
+        "zone": tz.key,
+    }
+    if day:
+        return ngettext(
+            "Starting %(day)s, the %(n)s message takes %(duration)s at this pace%(spread)s: "
+            "the last should go out %(last)s (%(zone)s time).",
+            "Starting %(day)s, the %(n)s messages take %(duration)s at this pace%(spread)s: "
+            "the last should go out %(last)s (%(zone)s time).",
+            recipients,
+            day=day,
+            **values,
+        )
+    return ngettext(
+        "The %(n)s message takes %(duration)s at this pace%(spread)s: the last should go out "
+        "%(last)s (%(zone)s time).",
+        "The %(n)s messages take %(duration)s at this pace%(spread)s: the last should go out "
+        "%(last)s (%(zone)s time).",
+        recipients,
+        **values,
     )
 
 
@@ -470,16 +569,31 @@ def overlap_texts(
         day = o.last_sent.astimezone(tz).date()
         today = now.astimezone(tz).date()
         if day == today:
-            when = "today"
+            when = _("today")
         elif day == today - timedelta(days=1):
-            when = "yesterday"
+            when = _("yesterday")
         else:
-            when = f"on {o.last_sent.astimezone(tz):%A}"
+            when = _(ON_WEEKDAY[o.last_sent.astimezone(tz).weekday()])
         whole = max(recipients, o.contacts)
         if whole == 1:  # not "1 of these 1 contacts"
-            out.append(f"This contact got '{o.name}' {when}.")
+            out.append(_("This contact got '%(name)s' %(when)s.", name=o.name, when=when))
         elif o.contacts == whole:
-            out.append(f"All {whole:,} of these contacts got '{o.name}' {when}.")
+            out.append(
+                _(
+                    "All %(n)s of these contacts got '%(name)s' %(when)s.",
+                    n=_number(whole),
+                    name=o.name,
+                    when=when,
+                )
+            )
         else:
-            out.append(f"{o.contacts:,} of these {whole:,} contacts got '{o.name}' {when}.")
+            out.append(
+                _(
+                    "%(n)s of these %(total)s contacts got '%(name)s' %(when)s.",
+                    n=_number(o.contacts),
+                    total=_number(whole),
+                    name=o.name,
+                    when=when,
+                )
+            )
     return out

@@ -35,6 +35,7 @@ from jinja2 import meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from wabulk.errors import ValidationError
+from wabulk.words import N_, said
 
 from . import render_budget as budget
 from . import render_weave
@@ -70,7 +71,10 @@ class TemplateError(ValidationError):
     def __init__(
         self, message: str, line: int | None = None, placeholder: str | None = None
     ) -> None:
-        super().__init__(f"Line {line}: {message}" if line else message, field="body")
+        super().__init__(
+            said("Line %(line)s: %(problem)s", line=line, problem=message) if line else message,
+            field="body",
+        )
         self.line = line
         self.placeholder = placeholder
 
@@ -186,7 +190,7 @@ class CompiledBody:
                 written += len(piece)
                 if written > MAX_SIZE:
                     # Stop building: the text is far past any limit already.
-                    raise TemplateError(_too_long(f"more than {MAX_SIZE:,}", limit))
+                    raise TemplateError(_too_long(f"{MAX_SIZE:,}", limit, more=True))
         except TemplateError:
             raise
         except Exception as exc:
@@ -200,11 +204,28 @@ class CompiledBody:
         return text
 
 
-def _too_long(length: str, limit: int) -> str:
-    where = " in the caption of a photo or video" if limit == CAPTION_LIMIT else ""
-    return (
-        f"the message comes to {length} characters once filled in; WhatsApp allows {limit:,}{where}"
-    )
+def _too_long(length: str, limit: int, more: bool = False) -> str:
+    caption = limit == CAPTION_LIMIT
+    if more and caption:
+        msgid = N_(
+            "the message comes to more than %(length)s characters once filled in; WhatsApp "
+            "allows %(limit)s in the caption of a photo or video"
+        )
+    elif more:
+        msgid = N_(
+            "the message comes to more than %(length)s characters once filled in; WhatsApp "
+            "allows %(limit)s"
+        )
+    elif caption:
+        msgid = N_(
+            "the message comes to %(length)s characters once filled in; WhatsApp allows "
+            "%(limit)s in the caption of a photo or video"
+        )
+    else:
+        msgid = N_(
+            "the message comes to %(length)s characters once filled in; WhatsApp allows %(limit)s"
+        )
+    return said(msgid, length=length, limit=f"{limit:,}")
 
 
 def _pick(seed: int, group: int, size: int) -> int:
@@ -223,11 +244,14 @@ def _pick(seed: int, group: int, size: int) -> int:
 # a real message has, and each option is a branch Jinja and Python then compile (at ~0.3 ms
 # each, 4,000 options would take a second or more per body).
 MAX_SPIN_OPTIONS = 200
-_TOO_MANY_OPTIONS = (
-    f"this message has more than {MAX_SPIN_OPTIONS} spintax options in all "
-    "({Hi|Hello} has 2); use fewer groups or fewer options in each"
+_TOO_MANY_OPTIONS = said(
+    "this message has more than %(most)s spintax options in all "
+    "({Hi|Hello} has 2); use fewer groups or fewer options in each",
+    most=MAX_SPIN_OPTIONS,
 )
-_TOO_COMPLEX = "this message is too complicated to prepare (too many nested brackets or conditions)"
+_TOO_COMPLEX = N_(
+    "this message is too complicated to prepare (too many nested brackets or conditions)"
+)
 
 
 @lru_cache(maxsize=128)
@@ -240,7 +264,11 @@ def compile_body(body: str) -> CompiledBody:
     if len(body) > TEXT_LIMIT:
         # Longer than any message, so never sent whole; compiling it would only cost.
         raise TemplateError(
-            f"The message has {len(body):,} characters; WhatsApp allows {TEXT_LIMIT:,}."
+            said(
+                "The message has %(n)s characters; WhatsApp allows %(limit)s.",
+                n=f"{len(body):,}",
+                limit=f"{TEXT_LIMIT:,}",
+            )
         )
     try:
         return _compile(body)

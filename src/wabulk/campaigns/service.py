@@ -35,6 +35,7 @@ from ..models import (
 )
 from ..senders import lease as sender_lease
 from ..senders.pace import Pace, overrides_for_storage, validate_overrides
+from ..words import N_, said
 from . import audience
 from .fields import check_fields
 from .lifecycle import check_finish_by, effective_message, get_campaign
@@ -81,36 +82,47 @@ def save_draft(
     require_role(actor, Role.OPERATOR)
     name = " ".join(data.name.split())
     if not name:
-        raise ValidationError("Give the campaign a name.", field="name")
+        raise ValidationError(N_("Give the campaign a name."), field="name")
     if len(name) > 200:
-        raise ValidationError("A campaign name can have at most 200 characters.", field="name")
-    lists = _by_ids(session, ContactList, data.list_ids, "list", "lists")
+        raise ValidationError(N_("A campaign name can have at most 200 characters."), field="name")
+    lists = _by_ids(session, ContactList, data.list_ids, N_("There is no list #%(id)s."), "lists")
     if data.segment_id is not None:
         if lists:
-            raise ValidationError("Send to lists or to a segment, not both.", field="segment_id")
+            raise ValidationError(
+                N_("Send to lists or to a segment, not both."), field="segment_id"
+            )
         if session.get(Segment, data.segment_id) is None:
-            raise ValidationError(f"There is no segment #{data.segment_id}.", field="segment_id")
-    senders = _by_ids(session, Sender, data.sender_ids, "sender", "senders")
+            raise ValidationError(
+                said("There is no segment #%(id)s.", id=data.segment_id), field="segment_id"
+            )
+    senders = _by_ids(
+        session, Sender, data.sender_ids, N_("There is no sender #%(id)s."), "senders"
+    )
     if data.template_id is not None and session.get(Template, data.template_id) is None:
-        raise ValidationError(f"There is no template #{data.template_id}.", field="template_id")
+        raise ValidationError(
+            said("There is no template #%(id)s.", id=data.template_id), field="template_id"
+        )
     if data.media_id is not None and session.get(Media, data.media_id) is None:
-        raise ValidationError(f"There is no attachment #{data.media_id}.", field="media_id")
+        raise ValidationError(
+            said("There is no attachment #%(id)s.", id=data.media_id), field="media_id"
+        )
     if data.template_id is None and data.body.strip():
         # Names the line of a mistake, or a misspelt field, now rather than at launch.
         check_fields(session, compile_body(data.body).placeholders, data.body)
     if not 1 <= data.max_attempts <= MAX_ATTEMPTS:
         raise ValidationError(
-            f"Attempts must be between 1 and {MAX_ATTEMPTS}.", field="max_attempts"
+            said("Attempts must be between 1 and %(most)s.", most=MAX_ATTEMPTS),
+            field="max_attempts",
         )
     if not 1 <= data.retry_seconds <= 86_400:
         raise ValidationError(
-            "The first retry wait must be between 1 second and a day.", field="retry_seconds"
+            N_("The first retry wait must be between 1 second and a day."), field="retry_seconds"
         )
     if data.scheduled_at is not None and data.scheduled_at.tzinfo is None:
-        raise ValidationError("The start time needs a timezone.", field="scheduled_at")
+        raise ValidationError(N_("The start time needs a timezone."), field="scheduled_at")
     if data.scheduled_at is not None and data.scheduled_at < utcnow() - timedelta(minutes=1):
         raise ValidationError(
-            "That start time has already passed; leave it empty to start at launch.",
+            N_("That start time has already passed; leave it empty to start at launch."),
             field="scheduled_at",
         )
     check_finish_by(data.ends_at, data.scheduled_at, utcnow())
@@ -121,11 +133,13 @@ def save_draft(
         campaign = Campaign(created_by_id=actor.id if actor else None)
         session.add(campaign)
         verb = "created"
+        said_event = N_("%(actor)s created the draft %(name)s.")
     else:
         campaign = get_campaign(session, campaign_id)
         if campaign.status != CampaignStatus.DRAFT:
-            raise Conflict("Only a draft can be edited; duplicate the campaign to change it.")
+            raise Conflict(N_("Only a draft can be edited; duplicate the campaign to change it."))
         verb = "edited"
+        said_event = N_("%(actor)s edited the draft %(name)s.")
     campaign.name = name
     campaign.lists = lists
     campaign.segment_id = data.segment_id
@@ -142,21 +156,23 @@ def save_draft(
     events.record(
         session,
         f"campaign.{verb}",
-        f"{events.actor_name(actor)} {verb} the draft {name!r}.",
+        said(said_event, actor=events.actor_name(actor), name=repr(name)),
         user=actor,
         campaign_id=campaign.id,
     )
     return campaign
 
 
-def _by_ids(session: Session, model: Any, ids: list[int], noun: str, field_name: str) -> list:
+def _by_ids(
+    session: Session, model: Any, ids: list[int], missing_sentence: str, field_name: str
+) -> list:
     wanted = list(dict.fromkeys(ids))
     if not wanted:
         return []
     found = {row.id: row for row in session.scalars(select(model).where(model.id.in_(wanted)))}
     missing = [i for i in wanted if i not in found]
     if missing:
-        raise ValidationError(f"There is no {noun} #{missing[0]}.", field=field_name)
+        raise ValidationError(said(missing_sentence, id=missing[0]), field=field_name)
     return [found[i] for i in wanted]
 
 
@@ -233,7 +249,9 @@ RECIPIENT_FILTERS = ("all", *(s.value for s in MessageStatus))
 def recipients(campaign_id: int, status: str = "all") -> Select[tuple[Message, str | None]]:
     """The recipients table: messages with the contact's name, by id (keyset pages)."""
     if status not in RECIPIENT_FILTERS:
-        raise ValidationError(f"Unknown status filter {status!r}.", field="status")
+        raise ValidationError(
+            said("Unknown status filter %(status)s.", status=repr(status)), field="status"
+        )
     query = (
         select(Message, Contact.name)
         .join(Contact, Contact.id == Message.contact_id)
@@ -296,12 +314,18 @@ def send_test(
     phone = result.e164
     sender = session.get(Sender, sender_id)
     if sender is None or sender not in campaign.senders:
-        raise ValidationError("Choose one of this campaign's senders.", field="sender_id")
+        raise ValidationError(N_("Choose one of this campaign's senders."), field="sender_id")
     if sender.state != SenderState.LINKED:
-        raise ValidationError(f"{sender.name} cannot send now ({sender.state.value}).")
+        raise ValidationError(
+            said(
+                "%(sender)s cannot send now (%(state)s).",
+                sender=sender.name,
+                state=sender.state.value,
+            )
+        )
     body, media_id = effective_message(session, campaign)
     if not body.strip():
-        raise ValidationError("Write the message first.", field="body")
+        raise ValidationError(N_("Write the message first."), field="body")
     contact = session.scalar(select(Contact).where(Contact.phone == phone))
     ctx = context_for(
         phone,
@@ -329,8 +353,11 @@ def send_test(
     if exclusive:
         if not sender_lease.take(session, sender.id, owner, utcnow(), timedelta(minutes=5)):
             raise ValidationError(
-                f"{sender.name} is busy: a worker is using its browser for a campaign. "
-                "Send the test when its campaigns are paused or finished."
+                said(
+                    "%(sender)s is busy: a worker is using its browser for a campaign. "
+                    "Send the test when its campaigns are paused or finished.",
+                    sender=sender.name,
+                )
             )
         session.commit()
     channel = open_channel(
@@ -340,7 +367,9 @@ def send_test(
     try:
         channel.send(message)
     except ChannelError as exc:
-        raise ValidationError(f"The test message was not sent: {exc}") from None
+        raise ValidationError(
+            said("The test message was not sent: %(reason)s", reason=str(exc))
+        ) from None
     finally:
         channel.close()
         if exclusive:
@@ -349,8 +378,13 @@ def send_test(
     events.record(
         session,
         "campaign.test_sent",
-        f"{events.actor_name(actor)} sent a test of {campaign.name!r} to {phone} "
-        f"through {sender.name}.",
+        said(
+            "%(actor)s sent a test of %(name)s to %(phone)s through %(sender)s.",
+            actor=events.actor_name(actor),
+            name=repr(campaign.name),
+            phone=phone,
+            sender=sender.name,
+        ),
         user=actor,
         campaign_id=campaign.id,
     )

@@ -28,6 +28,7 @@ from ..models import (
     Segment,
     list_members,
 )
+from ..words import N_, said
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ def _audience_lists(session: Session, campaign: Campaign) -> tuple[list[int], st
         # hold any of its recipients, each offered by name (the issue's "done when").
         found = _recipients_lists(session, campaign.id)
         if not found:
-            return [], (
+            return [], N_(
                 "None of this campaign's recipients is in a list filled from an imported "
                 "sheet, so there is no sheet to fill in. The report has every recipient."
             )
@@ -129,13 +130,13 @@ def sheets_for(session: Session, campaign: Campaign, instance_path: Path) -> Cho
     """The imported sheets that filled the campaign's lists (newest first), or why none."""
     if campaign.status == CampaignStatus.DRAFT:
         return Choice(
-            [], "Once the campaign is launched, its sheet can be downloaded with results."
+            [], N_("Once the campaign is launched, its sheet can be downloaded with results.")
         )
     list_ids, why = _audience_lists(session, campaign)
     if why:
         return Choice([], why)
     if not list_ids:
-        return Choice([], "This campaign has no list, so there is no sheet to fill in.")
+        return Choice([], N_("This campaign has no list, so there is no sheet to fill in."))
 
     found = session.execute(
         select(Import.id, Import.original_name, Import.created_at, Import.stored_path)
@@ -151,9 +152,11 @@ def sheets_for(session: Session, campaign: Campaign, instance_path: Path) -> Cho
     if not found:
         return Choice(
             [],
-            "This campaign's list was not filled from an imported sheet (its contacts were "
-            "added by hand or another way), so there is no sheet to fill in. The report has "
-            "every recipient.",
+            N_(
+                "This campaign's list was not filled from an imported sheet (its contacts were "
+                "added by hand or another way), so there is no sheet to fill in. The report has "
+                "every recipient."
+            ),
         )
     return Choice(
         [
@@ -170,11 +173,14 @@ def chosen(choice: Choice, import_id: int | None) -> int:
         if len(choice.sheets) > 1:
             names = ", ".join(f"{s.name} (import {s.import_id})" for s in choice.sheets[:10])
             raise ValidationError(
-                f"This campaign's lists were filled from {len(choice.sheets)} sheets: "
-                f"choose one of {names}.",
+                said(
+                    "This campaign's lists were filled from %(n)s sheets: choose one of %(names)s.",
+                    n=len(choice.sheets),
+                    names=names,
+                ),
                 field="import_id",
             )
         return choice.sheets[0].import_id
     if all(s.import_id != import_id for s in choice.sheets):
-        raise NotFound("That sheet did not fill this campaign's lists.")
+        raise NotFound(N_("That sheet did not fill this campaign's lists."))
     return import_id

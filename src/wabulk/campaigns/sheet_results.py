@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -50,6 +51,7 @@ from ..models import (
     Message,
     MessageStatus,
 )
+from ..words import N_, said
 from ..zones import zone
 from .report import XLSX_MIME
 from .sheet_choice import Choice, SheetSource, chosen, sheets_for
@@ -62,15 +64,16 @@ LOOKUP_BATCH = 500
 DATE_FORMAT = "yyyy-mm-dd hh:mm:ss"
 _normalise = normalise.__wrapped__  # a sheet's phones are mostly distinct: no cache churn
 
+# The sheet is written in the downloader's language (English outside a request).
 STATUS_WORDS = {
-    MessageStatus.QUEUED: "Waiting to be sent",
-    MessageStatus.SENDING: "Being sent",
-    MessageStatus.SENT: "Sent",
-    MessageStatus.DELIVERED: "Delivered",
-    MessageStatus.READ: "Read",
-    MessageStatus.FAILED: "Failed",
-    MessageStatus.SKIPPED: "Skipped",
-    MessageStatus.UNKNOWN: "Sent, but WhatsApp never confirmed it",
+    MessageStatus.QUEUED: N_("Waiting to be sent"),
+    MessageStatus.SENDING: N_("Being sent"),
+    MessageStatus.SENT: N_("Sent"),
+    MessageStatus.DELIVERED: N_("Delivered"),
+    MessageStatus.READ: N_("Read"),
+    MessageStatus.FAILED: N_("Failed"),
+    MessageStatus.SKIPPED: N_("Skipped"),
+    MessageStatus.UNKNOWN: N_("Sent, but WhatsApp never confirmed it"),
 }
 
 
@@ -108,20 +111,35 @@ def _texts(sheet: Sheet, cells: list[Any], width: int) -> list[str]:
     return texts
 
 
+def _too_many_rows() -> str:
+    return said(
+        "The sheet has more than %(most)s rows; wabulk reads up to that.", most=f"{MAX_ROWS:,}"
+    )
+
+
+def _unreadable(name: str, exc: Exception) -> str:
+    return said("The sheet %(name)s cannot be read again: %(reason)s", name=name, reason=str(exc))
+
+
 def _csv_width(sheet: Sheet) -> int:
     """The widest row of a CSV, trailing empty cells aside: where the result columns go."""
     widest = 0
     for number, cells in _raw_rows(sheet):
         if number > MAX_ROWS + 50:  # the import's bound; the title rows above the header aside
-            raise SheetError(f"The sheet has more than {MAX_ROWS:,} rows; wabulk reads up to that.")
+            raise SheetError(_too_many_rows())
         n = len(cells)
         while n and not cells[n - 1].strip():
             n -= 1
         if n > MAX_COLUMNS:
             # Every row is padded to the widest: one very long row would widen them all.
             raise SheetError(
-                f"Row {number} has {n:,} cells; wabulk gives back sheets of up to "
-                f"{MAX_COLUMNS} columns."
+                said(
+                    "Row %(row)s has %(n)s cells; wabulk gives back sheets of up to %(most)s "
+                    "columns.",
+                    row=number,
+                    n=f"{n:,}",
+                    most=MAX_COLUMNS,
+                )
             )
         widest = max(widest, n)
     return widest
@@ -239,20 +257,20 @@ def _result(
     if row.phone is None:
         # Only an unreadable number is "not imported": a repeated phone's row was refused
         # too, but its contact came from the other row, and it shows that contact's results.
-        why = rejected.get(row.number) or row.why or "its phone number could not be read"
-        return [f"Not imported: {why}", *empty[1:]]
+        why = rejected.get(row.number) or row.why or _("its phone number could not be read")
+        return [_("Not imported: %(why)s", why=why), *empty[1:]]
     outcome = outcomes.get(row.phone)
     if outcome is None:
-        return ["Not sent: no longer in your contacts", *empty[1:]]
+        return [_("Not sent: no longer in your contacts"), *empty[1:]]
     if outcome.status is None:
         if outcome.opted_out:
-            status = "Not sent: opted out"
+            status = _("Not sent: opted out")
         elif outcome.not_on_whatsapp:
-            status = "Not sent: not on WhatsApp"
+            status = _("Not sent: not on WhatsApp")
         else:
-            status = "Not in this campaign"
+            status = _("Not in this campaign")
         return [status, *empty[1:]]
-    status = "Replied" if outcome.replied_at else STATUS_WORDS[outcome.status]
+    status = _("Replied") if outcome.replied_at else _(STATUS_WORDS[outcome.status])
     reply = replies.get(outcome.message_id or 0)
     return [
         status,
@@ -269,8 +287,9 @@ def result_columns(tz_name: str | None, taken: list[str]) -> list[str]:
     """The new columns' names; times name the zone they are in; a name the sheet already
     has gets a number (a sheet downloaded here and imported again keeps both)."""
     tz = zone(tz_name).key
-    names = ["Status", f"Sent at ({tz})", f"Delivered at ({tz})", f"Read at ({tz})"]
-    names += [f"Replied at ({tz})", "Reply", "Failure reason"]
+    names = [_("Status"), _("Sent at (%(zone)s)", zone=tz), _("Delivered at (%(zone)s)", zone=tz)]
+    names += [_("Read at (%(zone)s)", zone=tz), _("Replied at (%(zone)s)", zone=tz)]
+    names += [_("Reply"), _("Failure reason")]
     used = {t.strip().lower() for t in taken}
     out = []
     for name in names:
@@ -306,7 +325,7 @@ def _results(
 
     for number, cells in _raw_rows(sheet):
         if number > MAX_ROWS + 50:
-            raise SheetError(f"The sheet has more than {MAX_ROWS:,} rows; wabulk reads up to that.")
+            raise SheetError(_too_many_rows())
         row = _Row(number, cells, None, None, False)
         if number > sheet.header_row:
             texts = _texts(sheet, cells, width)
@@ -446,7 +465,7 @@ def write(
     """
     campaign = session.get(Campaign, campaign_id)
     if campaign is None:
-        raise NotFound("No such campaign.")
+        raise NotFound(N_("No such campaign."))
     import_id = chosen(sheets_for(session, campaign, instance_path), import_id)
     imp = session.get(Import, import_id)
     assert imp is not None
@@ -454,15 +473,19 @@ def write(
     when = imp.created_at.strftime("%d %b %Y")
     if not path.is_file():
         raise Conflict(
-            f"The sheet {imp.original_name} (imported {when}) is no longer stored on this "
-            "server, so it cannot be filled in. The report has every recipient."
+            said(
+                "The sheet %(name)s (imported %(when)s) is no longer stored on this server, so "
+                "it cannot be filled in. The report has every recipient.",
+                name=imp.original_name,
+                when=when,
+            )
         )
     try:
         # head_limit 0: the whole workbook at once, as the import read it.
         sheet = open_sheet(path, checked=True, head_limit=0)
         mappings.validate(imp.mapping, sheet.header)
     except (SheetError, ValidationError) as exc:
-        raise Conflict(f"The sheet {imp.original_name} cannot be read again: {exc}") from None
+        raise Conflict(_unreadable(imp.original_name, exc)) from None
     names = result_columns(tz_name, sheet.header)
     extension = "csv" if sheet.kind == "csv" else "xlsx"
     folder.mkdir(parents=True, exist_ok=True)
@@ -477,7 +500,7 @@ def write(
             count = _write_xlsx(rows, sheet, names, out)
     except SheetError as exc:
         out.unlink(missing_ok=True)
-        raise Conflict(f"The sheet {imp.original_name} cannot be read again: {exc}") from None
+        raise Conflict(_unreadable(imp.original_name, exc)) from None
     except BaseException:
         out.unlink(missing_ok=True)
         raise

@@ -7,10 +7,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime, time
 from typing import Any
 
 from flask import request
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Session
 
 from ..campaigns import audience, cloud_launch, outlook
@@ -25,18 +28,20 @@ from ..segments import service as segments
 from ..segments.terms import describe
 from ..senders.pace import validate_overrides
 from ..senders.queries import senders_by_name
-from .form_state import FormState, ids, optional_int
+from ..words import N_
+from . import i18n
+from .form_state import FormState, ids
 from .helpers import get_settings, id_values, optional_id, user_zone
 
 # (form box, label) in the order the page shows them.
 PACING_FIELDS = (
-    ("min_delay_seconds", "Shortest delay (s)"),
-    ("max_delay_seconds", "Longest delay (s)"),
-    ("daily_cap", "Daily cap"),
-    ("active_from", "Active from"),
-    ("active_until", "Active until"),
-    ("break_every", "Break every (msgs)"),
-    ("break_seconds", "Break length (s)"),
+    ("min_delay_seconds", _l("Shortest delay (s)")),
+    ("max_delay_seconds", _l("Longest delay (s)")),
+    ("daily_cap", _l("Daily cap")),
+    ("active_from", _l("Active from")),
+    ("active_until", _l("Active until")),
+    ("break_every", _l("Break every (msgs)")),
+    ("break_seconds", _l("Break length (s)")),
 )
 PACING_KEYS = tuple(key for key, _ in PACING_FIELDS)
 KNOWN = frozenset(
@@ -58,6 +63,9 @@ KNOWN = frozenset(
 CONTACT_FIELDS = ("name", "first_name", "phone", "country")
 # At most this many lists or senders are read from the plan's query string.
 MAX_CHOSEN = 200
+# What a start or finish-by time that is not a date and time is told.
+START_WRONG = N_("The start time must be a date and time like 2025-05-01 09:30.")
+FINISH_WRONG = N_("The finish-by time must be a date and time like 2025-05-01 09:30.")
 # The service's field names → the boxes on this form.
 RENAME = {"lists": "list_ids", "senders": "sender_ids", "media_id": "media"}
 
@@ -135,18 +143,18 @@ def draft_input(values: dict[str, Any], media_id: int | None) -> DraftInput:
     if values["schedule"] == "later":
         if not values["scheduled_at"]:
             raise ValidationError(
-                "Choose the date and time to start, or “As soon as I launch”.",
+                N_("Choose the date and time to start, or “As soon as I launch”."),
                 field="scheduled_at",
             )
-        scheduled_at = local_time(values["scheduled_at"], "scheduled_at", "The start time")
+        scheduled_at = local_time(values["scheduled_at"], "scheduled_at", START_WRONG)
     ends_at = None
     if values.get("ends_at"):
-        ends_at = local_time(values["ends_at"], "ends_at", "The finish-by time")
+        ends_at = local_time(values["ends_at"], "ends_at", FINISH_WRONG)
     template = values["template_id"]
     form = {k: str(values[k]) for k in ("max_attempts", "retry_seconds")}
     segment_id = chosen_segment(values)
     if values.get("audience") == "segment" and segment_id is None:
-        raise ValidationError("Choose the segment to send to.", field="segment_id")
+        raise ValidationError(N_("Choose the segment to send to."), field="segment_id")
     return DraftInput(
         name=values["name"],
         list_ids=[] if segment_id else values["list_ids"],
@@ -158,8 +166,18 @@ def draft_input(values: dict[str, Any], media_id: int | None) -> DraftInput:
         scheduled_at=scheduled_at,
         ends_at=ends_at,
         pacing={key: values[key] for key in PACING_KEYS},
-        max_attempts=_required_int(form, "max_attempts", "Attempts"),
-        retry_seconds=_required_int(form, "retry_seconds", "The first retry wait"),
+        max_attempts=_required_int(
+            form,
+            "max_attempts",
+            N_("Attempts is needed."),
+            N_("Attempts must be a whole number."),
+        ),
+        retry_seconds=_required_int(
+            form,
+            "retry_seconds",
+            N_("The first retry wait is needed."),
+            N_("The first retry wait must be a whole number."),
+        ),
         text_before_document=bool(values["text_before_document"]),
     )
 
@@ -167,7 +185,7 @@ def draft_input(values: dict[str, Any], media_id: int | None) -> DraftInput:
 def sentence(session: Session, terms: dict[str, Any] | None) -> str:
     """A segment's conditions in one sentence for pages."""
     if not (terms or {}).get("conditions"):
-        return "Everyone you can message"
+        return _("Everyone you can message")
     return describe(terms or {}, session)
 
 
@@ -207,22 +225,24 @@ def segment_choices(session: Session) -> list[dict[str, Any]]:
     ]
 
 
-def local_time(text: str, name: str, label: str) -> datetime:
-    """A date and time typed in the user's timezone, as an aware datetime."""
+def local_time(text: str, name: str, wrong: str) -> datetime:
+    """A date and time typed in the user's timezone, as an aware datetime; a ValidationError
+    saying `wrong` (START_WRONG, FINISH_WRONG) if it is not one."""
     try:
         local = datetime.fromisoformat(text)
     except ValueError:
-        raise ValidationError(
-            f"{label} must be a date and time like 2025-05-01 09:30.", field=name
-        ) from None
+        raise ValidationError(wrong, field=name) from None
     return local.replace(tzinfo=user_zone()) if local.tzinfo is None else local
 
 
-def _required_int(form: dict[str, str], name: str, label: str) -> int:
-    value = optional_int(name, label, form=form)
-    if value is None:
-        raise ValidationError(f"{label} is needed.", field=name)
-    return value
+def _required_int(form: dict[str, str], name: str, needed: str, not_whole: str) -> int:
+    raw = form.get(name, "").strip()
+    if not raw:
+        raise ValidationError(needed, field=name)
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValidationError(not_whole, field=name) from None
 
 
 def wizard_context(session: Session, state: FormState) -> dict[str, Any]:
@@ -349,10 +369,10 @@ def _times(values: dict[str, Any]) -> tuple[datetime | None, datetime | None]:
     """The start (None: at launch) and finish-by time typed in the wizard."""
     start = None
     if values.get("schedule") == "later" and values.get("scheduled_at"):
-        start = local_time(values["scheduled_at"], "scheduled_at", "The start time")
+        start = local_time(values["scheduled_at"], "scheduled_at", START_WRONG)
     ends_at = None
     if values.get("ends_at"):
-        ends_at = local_time(values["ends_at"], "ends_at", "The finish-by time")
+        ends_at = local_time(values["ends_at"], "ends_at", FINISH_WRONG)
     return start, ends_at
 
 
@@ -372,7 +392,9 @@ def cloud_notes(
     now = utcnow()
     terms = segment_terms(session, segment_id)
     people = audience.of([] if segment_id is not None else list_ids, terms, now)
-    return cloud_launch.wizard_notes(session, template, senders, people, now, media_id)
+    notes = cloud_launch.wizard_notes(session, template, senders, people, now, media_id)
+    # Said in English by the campaigns' service; read here in the reader's language.
+    return [replace(note, text=i18n.translated(note.text) or "") for note in notes]
 
 
 def is_document(media: Media | None) -> bool:
@@ -393,11 +415,11 @@ def pacing_placeholders(chosen: list[Sender]) -> dict[str, str]:
     for key in PACING_KEYS:
         seen = {sender_pace(s)[key] for s in chosen}
         if not chosen:
-            out[key] = "sender's default"
+            out[key] = _("sender's default")
         elif len(seen) > 1:
-            out[key] = "varies by sender"
+            out[key] = _("varies by sender")
         else:
-            out[key] = seen.pop() or "none"
+            out[key] = seen.pop() or _("none")
     return out
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Response, flash, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.wrappers import Response as WResponse
 
@@ -10,7 +11,7 @@ from ...campaigns import audience, lifecycle
 from ...campaigns import service as campaigns
 from ...errors import DomainError
 from ...models import Campaign, CampaignStatus, Role, Segment
-from .. import campaign_form
+from .. import campaign_form, i18n
 from ..form_state import FormState, attachment
 from ..helpers import db_session, id_value, id_values
 from ..security import requires
@@ -39,7 +40,7 @@ def create() -> WResponse | tuple[str, int]:
 def edit(campaign_id: int) -> WResponse | str:
     campaign = lifecycle.get_campaign(db_session(), campaign_id)
     if campaign.status != CampaignStatus.DRAFT:
-        flash("Only a draft can be edited; duplicate the campaign to change it.", "warning")
+        flash(_("Only a draft can be edited; duplicate the campaign to change it."), "warning")
         return redirect(url_for("campaigns.detail", campaign_id=campaign_id))
     return _render_wizard(campaign, FormState(campaign_form.values_of(campaign)))
 
@@ -64,13 +65,18 @@ def _save(campaign_id: int | None) -> WResponse | tuple[str, int]:
             state.fail(exc, campaign_form.KNOWN, campaign_form.RENAME)
         else:
             session.commit()
-            flash(f"Draft {saved.name!r} saved. Check it below, then launch.", "success")
+            flash(
+                _("Draft %(name)s saved. Check it below, then launch.", name=repr(saved.name)),
+                "success",
+            )
             return redirect(url_for("campaigns.detail", campaign_id=saved.id))
     campaign = lifecycle.get_campaign(session, campaign_id) if campaign_id else None
     return _render_wizard(campaign, state), 400
 
 
 def _render_wizard(campaign: Campaign | None, state: FormState) -> str:
+    # The service says its reasons in English; the boxes show them in the reader's language.
+    state.errors = {name: i18n.translated(text) or "" for name, text in state.errors.items()}
     return render_template(
         "campaigns/wizard.html",
         campaign=campaign,

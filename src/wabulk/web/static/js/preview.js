@@ -54,7 +54,7 @@
           return;
         }
         asking = button;
-        title.textContent = `Insert each customer's ${button.dataset.words}.`;
+        title.textContent = wabulkText("Insert each customer's %(words)s.", { words: button.dataset.words });
         fallback.value = button.dataset.fallback || "";
         panel.hidden = false;
         fallback.focus();
@@ -132,10 +132,9 @@
   document.querySelectorAll("[data-char-count]").forEach((counter) => {
     const box = document.getElementById(counter.dataset.charCount);
     if (!box) return;
-    const fmt = new Intl.NumberFormat();
     const max = Number(counter.dataset.max);
     const update = () => {
-      counter.textContent = `${fmt.format(box.value.length)} / ${fmt.format(max)}`;
+      counter.textContent = `${wabulkNumber(box.value.length)} / ${wabulkNumber(max)}`;
       counter.classList.toggle("text-danger", box.value.length > max * 0.95);
     };
     box.addEventListener("input", update);
@@ -157,7 +156,6 @@
   const warningsBox = panel.querySelector("[data-preview-warnings]");
   const errorBox = panel.querySelector("[data-preview-error]");
   const statusLine = panel.querySelector("[data-preview-status]");
-  const fmt = new Intl.NumberFormat();
   let timer = null;
   let sequence = 0;
   let chosen = { mode: "first", ids: [] };  // which customers the preview is for
@@ -181,13 +179,13 @@
     if (whatsapp && whatsapp.value) {
       const block = document.querySelector(`[data-cloud-block="${whatsapp.value}"]`);
       const name = block ? block.dataset.whatsappTemplate : whatsapp.selectedOptions[0].textContent;
-      return `No message of its own: the WhatsApp template ${name} is sent, as its preview below shows.`;
+      return wabulkText("No message of its own: the WhatsApp template %(whatsapp)s is sent, as its preview below shows.", { whatsapp: name });
     }
     const option = template && template.value ? template.selectedOptions[0] : null;
     if (option && option.dataset.whatsappTemplate) {
-      return `No message of its own: this template sends the WhatsApp template ${option.dataset.whatsappTemplate}, filled in for each customer. Its preview is on the template's page.`;
+      return wabulkText("No message of its own: this template sends the WhatsApp template %(whatsapp)s, filled in for each customer. Its preview is on the template's page.", { whatsapp: option.dataset.whatsappTemplate });
     }
-    return "Write the message to see it as your customers will.";
+    return wabulkText("Write the message to see it as your customers will.");
   }
 
   function hint(text) {
@@ -268,7 +266,7 @@
     div.className = "wa-bubble";
     const to = document.createElement("div");
     to.className = "wa-bubble-to";
-    to.textContent = `To ${sample.name || sample.phone} · ${sample.phone}`;
+    to.textContent = wabulkText("To %(name)s · %(phone)s", { name: sample.name || sample.phone, phone: sample.phone });
     div.append(to);
     if (media) div.append(attachmentBox(media));
     const text = document.createElement("div");
@@ -301,12 +299,12 @@
       const media = currentAttachment(result.attachment);
       samplesBox.replaceChildren(...result.samples.map((s) => bubble(s, media)));
     } else if (!result.error) {
-      hint("No contacts to preview with: the chosen lists are empty, or everyone in them opted out.");
+      hint(wabulkText("No contacts to preview with: the chosen lists are empty, or everyone in them opted out."));
     } else {
-      hint("Correct the mistake above to see the message again.");
+      hint(wabulkText("Correct the mistake above to see the message again."));
     }
     statusLine.textContent = result.checked
-      ? `Fields checked for ${fmt.format(result.checked)} recipient(s).` : "";
+      ? wabulkText("Fields checked for %(n)s recipient(s).", { n: wabulkNumber(result.checked) }) : "";
   }
 
   async function refresh() {
@@ -325,7 +323,7 @@
     }
     if (chosen.mode === "random") data.append("random", "1");
     chosen.ids.forEach((id) => data.append("contact_ids", id));
-    statusLine.textContent = "Updating…";
+    statusLine.textContent = wabulkText("Updating…");
     try {
       const response = await fetch(panel.dataset.previewUrl, {
         method: "POST",
@@ -337,7 +335,7 @@
       const result = await response.json();
       if (mine === sequence) render(result);  // an older answer arriving late is dropped
     } catch (err) {
-      if (mine === sequence) statusLine.textContent = "The preview is unavailable right now; it retries when you type.";
+      if (mine === sequence) statusLine.textContent = wabulkText("The preview is unavailable right now; it retries when you type.");
     }
   }
 
@@ -415,8 +413,8 @@
         const { contacts } = await response.json();
         if (mine !== searchSequence) return;
         status.textContent = contacts.length
-          ? `${contacts.length} found: choose one to see the message as they will.`
-          : "No customer found with that name or number.";
+          ? wabulkText("%(n)s found: choose one to see the message as they will.", { n: wabulkNumber(contacts.length) })
+          : wabulkText("No customer found with that name or number.");
         results.replaceChildren(...contacts.map((c) => {
           const b = document.createElement("button");
           b.type = "button";
@@ -432,7 +430,7 @@
           return b;
         }));
       } catch (err) {
-        if (mine === searchSequence) status.textContent = "The search is unavailable right now; try again.";
+        if (mine === searchSequence) status.textContent = wabulkText("The search is unavailable right now; try again.");
       }
     }
     search.addEventListener("input", () => {

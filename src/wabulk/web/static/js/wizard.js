@@ -7,7 +7,6 @@
 (() => {
   const form = document.getElementById("wizard");
   if (!form) return;
-  const fmt = new Intl.NumberFormat();
 
   // Audience: lists or one segment; recipients of the chosen lists and the opted-out
   // members left out, or the segment's recipients as a launch now would reach them.
@@ -24,8 +23,9 @@
     if (seg) seg.hidden = !toSegment();
     if (segment && segmentSentence) {
       const option = segment.selectedOptions[0];
-      const who = option && option.dataset.sentence ? `Who: ${option.dataset.sentence}. ` : "";
-      segmentSentence.textContent = `${who}Worked out again when you launch, so it is up to date then; people who opted out are never in it.`;
+      const who = option && option.dataset.sentence
+        ? `${wabulkText("Who: %(who)s.", { who: option.dataset.sentence })} ` : "";
+      segmentSentence.textContent = who + wabulkText("Worked out again when you launch, so it is up to date then; people who opted out are never in it.");
     }
   }
   let audienceSeq = 0;
@@ -35,12 +35,12 @@
     let query;
     if (toSegment()) {
       if (!segment || !segment.value) {
-        audience.textContent = "Choose a segment.";
+        audience.textContent = wabulkText("Choose a segment.");
         return;
       }
       query = new URLSearchParams({ segment_id: segment.value });
     } else if (!chosen.length) {
-      audience.textContent = "Choose one or more lists.";
+      audience.textContent = wabulkText("Choose one or more lists.");
       return;
     } else {
       query = new URLSearchParams(chosen.map((id) => ["list_ids", id]));
@@ -53,13 +53,17 @@
       if (!response.ok) throw new Error(String(response.status));
       const a = await response.json();
       if (mine !== audienceSeq) return;
-      const strong = document.createElement("strong");
-      strong.textContent = fmt.format(a.recipients) + (a.capped ? "+" : "");
-      const left = a.opted_out ? ` · ${fmt.format(a.opted_out)} opted out, left out` : "";
-      const rest = `${a.segment ? " recipient(s) now" : " recipient(s)"}${left}`;
-      audience.replaceChildren(strong, document.createTextNode(rest));
+      // The sentences are ours and the values numbers: markup from the catalogue is safe.
+      const n = wabulkNumber(a.recipients) + (a.capped ? "+" : "");
+      audience.innerHTML = a.segment
+        ? wabulkText("<strong>%(n)s</strong> recipient(s) now", { n })
+        : wabulkText("<strong>%(n)s</strong> recipient(s)", { n });
+      if (a.opted_out) {
+        audience.append(document.createTextNode(
+          ` · ${wabulkText("%(n)s opted out, left out", { n: wabulkNumber(a.opted_out) })}`));
+      }
     } catch (err) {
-      audience.textContent = "Could not count the recipients; they are counted again before launch.";
+      audience.textContent = wabulkText("Could not count the recipients; they are counted again before launch.");
     }
   }
   listBoxes.forEach((b) => b.addEventListener("change", countAudience));
@@ -119,12 +123,12 @@
     form.querySelectorAll("[data-pace-key]").forEach((input) => {
       const key = input.dataset.paceKey;
       const values = new Set(chosen.map((p) => p[key]));
-      let text = "sender's default";
-      if (values.size > 1) text = "varies by sender";
-      else if (values.size === 1) text = [...values][0] || "none";
+      let text = wabulkText("sender's default");
+      if (values.size > 1) text = wabulkText("varies by sender");
+      else if (values.size === 1) text = [...values][0] || wabulkText("none");
       if (input.type === "time") {
         const help = document.getElementById(`${key}-help`);
-        if (help) help.textContent = `Sender's: ${text}`;
+        if (help) help.textContent = wabulkText("Sender's: %(value)s", { value: text });
       } else {
         input.placeholder = text;
       }
@@ -165,7 +169,7 @@
     const outlook = plan.querySelector("[data-outlook]");
     outlook.replaceChildren(
       ...(p.warnings.length
-        ? [alertList("alert alert-warning", "outlook", "exclamation-triangle", "Before you launch:", p.warnings)]
+        ? [alertList("alert alert-warning", "outlook", "exclamation-triangle", wabulkText("Before you launch:"), p.warnings)]
         : []),
     );
     if (overlap) {
@@ -173,8 +177,8 @@
         ...(p.overlap.length
           ? [alertList(
             "alert alert-warning small py-2 mb-0", "overlap", "people",
-            "Some of them heard from you this week:", p.overlap,
-            "Messaging people again so soon makes them more likely to block or report your number.",
+            wabulkText("Some of them heard from you this week:"), p.overlap,
+            wabulkText("Messaging people again so soon makes them more likely to block or report your number."),
           )]
           : []),
       );
