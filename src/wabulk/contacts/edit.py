@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from ..auth.permissions import require_role
 from ..errors import Conflict, ValidationError
 from ..models import Contact, Role, User, list_members, utcnow
+from ..words import said
 from . import tallies
 from .bulk import add_members, insert_contacts
 from .mapping import attribute_key
@@ -42,10 +43,19 @@ class PhoneTaken(Conflict):
     """The phone is another contact's; `contact_id` names it so a page can link to it."""
 
     def __init__(self, phone: str, other: Contact) -> None:
-        who = f"{other.name} ({phone})" if other.name else phone
-        super().__init__(
-            f"{who} is already a contact: open it to change it, or give another number."
-        )
+        if other.name:
+            text = said(
+                "%(name)s (%(phone)s) is already a contact: open it to change it, or give "
+                "another number.",
+                name=other.name,
+                phone=phone,
+            )
+        else:
+            text = said(
+                "%(phone)s is already a contact: open it to change it, or give another number.",
+                phone=phone,
+            )
+        super().__init__(text)
         self.field = "phone"
         self.contact_id = other.id
 
@@ -134,7 +144,9 @@ def clean_fields(fields: Mapping[str, str], old: Mapping[str, object]) -> dict[s
     """A form's fields as a contact's attributes: names as placeholders ('Due Amount' →
     'due_amount', an existing name kept as is), empty values dropped, sizes bounded."""
     if len(fields) > MAX_FIELDS:
-        raise ValidationError(f"A contact can have at most {MAX_FIELDS} fields.", field="fields")
+        raise ValidationError(
+            said("A contact can have at most %(n)s fields.", n=MAX_FIELDS), field="fields"
+        )
     taken: set[str] = set()
     clean: dict[str, str] = {}
     for raw_key, raw_value in fields.items():
@@ -143,14 +155,23 @@ def clean_fields(fields: Mapping[str, str], old: Mapping[str, object]) -> dict[s
         if not value:
             continue
         if not label:
-            raise ValidationError(f"Give the field holding {value[:40]!r} a name.", field="fields")
+            raise ValidationError(
+                said("Give the field holding %(value)s a name.", value=repr(value[:40])),
+                field="fields",
+            )
         if len(label) > MAX_FIELD_NAME:
             raise ValidationError(
-                f"A field name has at most {MAX_FIELD_NAME} characters.", field="fields"
+                said("A field name has at most %(n)s characters.", n=MAX_FIELD_NAME),
+                field="fields",
             )
         if len(value) > MAX_VALUE and value != str(old.get(label, "")):
             raise ValidationError(
-                f"The field {label!r} has more than {MAX_VALUE} characters.", field="fields"
+                said(
+                    "The field %(field)s has more than %(n)s characters.",
+                    field=repr(label),
+                    n=MAX_VALUE,
+                ),
+                field="fields",
             )
         key = label if label in old else attribute_key(label, taken)
         taken.add(key)

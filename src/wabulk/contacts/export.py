@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..models import Contact, ContactList, list_members
+from ..words import N_
 from .service import ContactFilter, attribute_keys, filtered
+
+# Translates a marked English word for the reader (the web passes flask_babel's gettext); the
+# CLI and the API keep the English.
+Words = Callable[[str], str]
+
+
+def _english(text: str) -> str:
+    return text
+
 
 _DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
 _PLAIN_NUMBER = re.compile(r"^[+-]?\d+(?:[.,]\d+)*$")
@@ -35,6 +45,17 @@ FIXED_COLUMNS = [
     "timezone",
     "lists",
 ]
+# The headers a person reads, marked for translation (the file's keys stay FIXED_COLUMNS).
+COLUMN_TITLES = {
+    "phone": N_("phone"),
+    "name": N_("name"),
+    "opted_out": N_("opted_out"),
+    "opted_out_at": N_("opted_out_at"),
+    "opt_out_reason": N_("opt_out_reason"),
+    "country": N_("country"),
+    "timezone": N_("timezone"),
+    "lists": N_("lists"),
+}
 
 
 def neutralise(value: Any) -> str:
@@ -44,9 +65,12 @@ def neutralise(value: Any) -> str:
     return text
 
 
-def _rows(session: Session, f: ContactFilter) -> tuple[list[str], Iterator[list[str]]]:
+def _rows(
+    session: Session, f: ContactFilter, words: Words = _english
+) -> tuple[list[str], Iterator[list[str]]]:
     keys = attribute_keys(session, f)
-    header = FIXED_COLUMNS + [k for k in keys if k not in FIXED_COLUMNS]
+    header = [words(COLUMN_TITLES[c]) for c in FIXED_COLUMNS]
+    header += [k for k in keys if k not in FIXED_COLUMNS]
 
     def generate() -> Iterator[list[str]]:
         query = filtered(f).order_by(None).order_by(Contact.id)
@@ -90,9 +114,11 @@ def _format(session: Session, batch: list[Contact], keys: list[str]) -> Iterator
         ]
 
 
-def csv_chunks(session: Session, f: ContactFilter, rows_per_chunk: int = 1000) -> Iterator[str]:
+def csv_chunks(
+    session: Session, f: ContactFilter, rows_per_chunk: int = 1000, words: Words = _english
+) -> Iterator[str]:
     """The CSV as text pieces, for streaming a large export without holding it in memory."""
-    header, rows = _rows(session, f)
+    header, rows = _rows(session, f, words)
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(header)
@@ -105,8 +131,10 @@ def csv_chunks(session: Session, f: ContactFilter, rows_per_chunk: int = 1000) -
     yield buf.getvalue()
 
 
-def write_csv(session: Session, f: ContactFilter, out: io.TextIOBase) -> int:
-    header, rows = _rows(session, f)
+def write_csv(
+    session: Session, f: ContactFilter, out: io.TextIOBase, words: Words = _english
+) -> int:
+    header, rows = _rows(session, f, words)
     writer = csv.writer(out)
     writer.writerow(header)
     n = 0
@@ -116,10 +144,10 @@ def write_csv(session: Session, f: ContactFilter, out: io.TextIOBase) -> int:
     return n
 
 
-def write_xlsx(session: Session, f: ContactFilter, path: Path) -> int:
+def write_xlsx(session: Session, f: ContactFilter, path: Path, words: Words = _english) -> int:
     import xlsxwriter
 
-    header, rows = _rows(session, f)
+    header, rows = _rows(session, f, words)
     # constant_memory writes row by row: memory stays flat however many contacts there are.
     workbook = xlsxwriter.Workbook(
         str(path),
@@ -130,7 +158,7 @@ def write_xlsx(session: Session, f: ContactFilter, path: Path) -> int:
             "strings_to_urls": False,
         },
     )
-    sheet = workbook.add_worksheet("Contacts")
+    sheet = workbook.add_worksheet(words(N_("Contacts")))
     bold = workbook.add_format({"bold": True})
     for col, name in enumerate(header):
         sheet.write_string(0, col, name, bold)
@@ -190,18 +218,29 @@ def sample_csv() -> str:
     return out.getvalue()
 
 
-def write_import_report(session: Session, imp: Any, out: io.TextIOBase) -> int:
-    """Every rejected row (and imported row with a note), with the reason and its cells."""
+def write_import_report(
+    session: Session,
+    imp: Any,
+    out: io.TextIOBase,
+    words: Words = _english,
+    reasons: Callable[[str], str | None] = _english,
+) -> int:
+    """Every rejected row (and imported row with a note), with the reason and its cells;
+    `words` and `reasons` put the headers and the stored English reasons in the reader's
+    language."""
     from .importer import issues_of
 
     columns = list((imp.mapping or {}).get("columns") or [])
     writer = csv.writer(out)
     # The headers are the sheet's own: as untrusted as its cells, and neutralised alike.
-    writer.writerow(["Row", "Status", "Reason", *[neutralise(c) for c in columns]])
+    titles = [words(N_("Row")), words(N_("Status")), words(N_("Reason"))]
+    writer.writerow([*titles, *[neutralise(c) for c in columns]])
+    rejected, noted = words(N_("rejected")), words(N_("imported, see note"))
     n = 0
     for issue in session.scalars(issues_of(imp.id).execution_options(yield_per=2000)):
-        status = "rejected" if issue.rejected else "imported, see note"
+        status = rejected if issue.rejected else noted
         cells = [neutralise(c) for c in issue.cells]
-        writer.writerow([issue.row_number, status, neutralise(issue.reason), *cells])
+        reason = reasons(issue.reason) or issue.reason
+        writer.writerow([issue.row_number, status, neutralise(reason), *cells])
         n += 1
     return n

@@ -18,8 +18,9 @@ from json.encoder import encode_basestring_ascii
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..words import N_, said
 from . import mapping as mappings
-from .phone_rules import LANDLINE_NOTE, is_landline
+from .phone_rules import is_landline
 from .phones import clean_cell, normalise
 from .sheets import SheetError, open_sheet
 
@@ -190,8 +191,10 @@ def _received_chunk(kind: str, payload: Any) -> Chunk | None:
     # (raising anything else would leave the import to be retried, and fail, forever).
     log.error("the import reader failed: %s", payload)
     raise SheetError(
-        "Reading this sheet failed unexpectedly. Save it again as .xlsx or .csv and upload it; "
-        "if that fails too, the server's log has the details."
+        N_(
+            "Reading this sheet failed unexpectedly. Save it again as .xlsx or .csv and upload "
+            "it; if that fails too, the server's log has the details."
+        )
     )
 
 
@@ -245,9 +248,11 @@ def read_chunks_in_child(
             except queue_errors.Empty:
                 if not child.is_alive():
                     raise SheetError(
-                        "Reading this sheet stopped: it needed far more memory than a sheet of "
-                        "its size should. Open it in your spreadsheet program, save a fresh "
-                        "copy (or save it as .csv), and upload that."
+                        N_(
+                            "Reading this sheet stopped: it needed far more memory than a sheet "
+                            "of its size should. Open it in your spreadsheet program, save a "
+                            "fresh copy (or save it as .csv), and upload that."
+                        )
                     ) from None
 
     try:
@@ -309,9 +314,14 @@ class Plan:
         result = _normalise(clean_cell(cells[self.phone]), self.region)
         e164 = result.e164
         if e164 is None:
-            reason = f"row {number}: {result.error}"
             if result.error == "has no phone number":
-                reason = f'row {number}: the "{self.phone_column}" cell is empty'
+                reason = said(
+                    'row %(row)s: the "%(column)s" cell is empty',
+                    row=number,
+                    column=self.phone_column,
+                )
+            else:
+                reason = said("row %(row)s: %(problem)s", row=number, problem=result.error)
             return None, (number, True, reason[:500], json.dumps(cells))
         name = " ".join([cells[i] for i in self.names if cells[i]]) or None
         # json.dumps of {key: cell} for the non-empty cells, byte for byte (the same string
@@ -322,11 +332,28 @@ class Plan:
         landline = is_landline(e164)  # accepted (WhatsApp Business runs on one), but noted
         if not result.extras and not landline:
             return row, None
-        reason = f"row {number}: imported {e164}"
-        if result.extras:
-            reason += (
-                f"; also holds {', '.join(result.extras)}, not imported (one number per contact)"
+        # One whole sentence for each case, so pages can show it in the reader's language;
+        # service.import_landlines finds the landline ones by LANDLINE_NOTE's words.
+        if not result.extras:
+            reason = said(
+                "row %(row)s: imported %(phone)s; landline: may not reach a phone",
+                row=number,
+                phone=e164,
             )
-        if landline:
-            reason += f"; {LANDLINE_NOTE}"
+        elif not landline:
+            reason = said(
+                "row %(row)s: imported %(phone)s; also holds %(others)s, not imported "
+                "(one number per contact)",
+                row=number,
+                phone=e164,
+                others=", ".join(result.extras),
+            )
+        else:
+            reason = said(
+                "row %(row)s: imported %(phone)s; also holds %(others)s, not imported "
+                "(one number per contact); landline: may not reach a phone",
+                row=number,
+                phone=e164,
+                others=", ".join(result.extras),
+            )
         return row, (number, False, reason[:500], json.dumps(cells))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ..words import N_, said
 from .import_read import Issue, Row
 
 # (row number, the row as read, for a repeat within the chunk: the row as it stood before
@@ -60,6 +61,27 @@ def _quoted(label: str, value: Any) -> str:
     return f"{label} '{text}'"
 
 
+def _repeat_sentence(
+    number: int, first: int | str, phone: str, taken: bool, lost: list[str]
+) -> str:
+    """One whole sentence per case (the pages show it in the reader's language)."""
+    values = {"row": number, "first": first, "phone": phone, "values": ", ".join(lost)}
+    if taken and lost:
+        msgid = N_(
+            "row %(row)s repeats row %(first)s (%(phone)s); taken, as the last row wins; "
+            "replaced: %(values)s"
+        )
+    elif taken:
+        msgid = N_("row %(row)s repeats row %(first)s (%(phone)s); taken, as the last row wins")
+    elif lost:
+        msgid = N_("row %(row)s repeats row %(first)s (%(phone)s); not taken: %(values)s")
+    else:
+        msgid = N_(
+            "row %(row)s repeats row %(first)s (%(phone)s); not taken (nothing in it differs)"
+        )
+    return said(msgid, **values)
+
+
 def issues(
     repeats: list[Repeat],
     first_rows: dict[str, int],
@@ -90,8 +112,7 @@ def issues(
                 for k, v in values
                 if k in base and base[k] != v
             ]
-            tail = "; taken, as the last row wins"
-            tail += f"; replaced: {', '.join(lost)}" if lost else ""
+            taken = True
         else:
             # What the contact keeps: its first row over what it held before the import.
             if earlier is None:
@@ -100,9 +121,7 @@ def issues(
                 kept_name, kept = earlier[1] or old_name, {**old_attrs, **json.loads(earlier[2])}
             lost = [_quoted(labels.name, row[1])] if row[1] and row[1] != kept_name else []
             lost += [_quoted(labels.by_key.get(k, k), v) for k, v in values if kept.get(k) != v]
-            tail = (
-                f"; not taken: {', '.join(lost)}" if lost else "; not taken (nothing in it differs)"
-            )
-        reason = f"row {number} repeats row {first_rows.get(phone, '?')} ({phone}){tail}"
+            taken = False
+        reason = _repeat_sentence(number, first_rows.get(phone, "?"), phone, taken, lost)
         out.append((number, not keep_last, reason[:500], labels.cells(row)))
     return out

@@ -47,6 +47,7 @@ from ..models import (
     User,
     utcnow,
 )
+from ..words import N_, said
 from . import mapping as mappings
 from .import_read import (
     BIG_CHUNK_ROWS,
@@ -155,7 +156,7 @@ def columns_of(imp: Import) -> list[str]:
 def get_import(session: Session, import_id: int) -> Import:
     imp = session.get(Import, import_id)
     if imp is None:
-        raise NotFound(f"There is no import #{import_id}.")
+        raise NotFound(said("There is no import #%(id)s.", id=import_id))
     return imp
 
 
@@ -249,13 +250,14 @@ def configure(
     """Confirm the mapping, target list and country; the import is then queued to run."""
     require_role(actor, Role.OPERATOR)
     if imp.status != ImportStatus.DRAFT:
-        raise ValidationError("This import has already started.")
+        raise ValidationError(N_("This import has already started."))
     country = (default_country or "").strip().upper()
     if not country:
-        raise ValidationError("Choose a country.", field="default_country")
+        raise ValidationError(N_("Choose a country."), field="default_country")
     if not is_region(country):
         raise ValidationError(
-            f"{default_country!r} is not a country code such as IN or US.", field="default_country"
+            said("%(code)s is not a country code such as IN or US.", code=repr(default_country)),
+            field="default_country",
         )
     header = columns_of(imp)
     checked = mappings.validate(mapping, header)
@@ -266,7 +268,7 @@ def configure(
 
         list_id = create_list(session, actor, new_list_name).id
     elif list_id is not None and session.get(ContactList, list_id) is None:
-        raise ValidationError("That list no longer exists.", field="list_id")
+        raise ValidationError(N_("That list no longer exists."), field="list_id")
     _remember(session, imp.kind, header, checked)
     imp.mapping = {**checked, "columns": header}
     imp.default_country = country
@@ -355,7 +357,10 @@ def run(
         user = session.get(User, imp.created_by_id) if imp.created_by_id else None
         if start_after == 0:
             events.record(
-                session, "import.started", f"Import of {imp.original_name!r} started.", user=user
+                session,
+                "import.started",
+                said("Import of %(file)s started.", file=repr(imp.original_name)),
+                user=user,
             )
     try:
         # The header recorded at upload: opening the sheet here (seconds for a big workbook)
@@ -395,7 +400,11 @@ def run(
             events.record(
                 session,
                 "import.failed",
-                f"Import of {imp.original_name!r} stopped: {exc}",
+                said(
+                    "Import of %(file)s stopped: %(reason)s",
+                    file=repr(imp.original_name),
+                    reason=exc,
+                ),
                 level=EventLevel.ERROR,
                 user=user,
             )
@@ -407,21 +416,42 @@ def run(
 
 
 def summary_sentence(session: Session, imp: Import) -> str:
-    target = ""
+    name = None
     if imp.list_id:
         name = session.scalar(select(ContactList.name).where(ContactList.id == imp.list_id))
-        target = f" into {name!r}" if name else ""
     if imp.kind == ImportKind.OPT_OUTS:
-        return (
-            f"Opt-out list {imp.original_name!r}: {imp.rows_read:,} rows read, "
-            f"{imp.created_count + imp.updated_count:,} newly opted out, "
-            f"{imp.unchanged_count:,} already opted out, {imp.invalid_count:,} invalid."
+        return said(
+            "Opt-out list %(file)s: %(read)s rows read, %(new)s newly opted out, "
+            "%(already)s already opted out, %(invalid)s invalid.",
+            file=repr(imp.original_name),
+            read=f"{imp.rows_read:,}",
+            new=f"{imp.created_count + imp.updated_count:,}",
+            already=f"{imp.unchanged_count:,}",
+            invalid=f"{imp.invalid_count:,}",
         )
-    return (
-        f"Imported {imp.original_name!r}{target}: {imp.rows_read:,} rows read, "
-        f"{imp.created_count:,} created, {imp.updated_count:,} updated, "
-        f"{imp.unchanged_count:,} unchanged, {imp.duplicate_count:,} duplicates in the file, "
-        f"{imp.invalid_count:,} invalid, {imp.opted_out_count:,} opted out."
+    counts = {
+        "file": repr(imp.original_name),
+        "read": f"{imp.rows_read:,}",
+        "created": f"{imp.created_count:,}",
+        "updated": f"{imp.updated_count:,}",
+        "unchanged": f"{imp.unchanged_count:,}",
+        "duplicates": f"{imp.duplicate_count:,}",
+        "invalid": f"{imp.invalid_count:,}",
+        "opted_out": f"{imp.opted_out_count:,}",
+    }
+    if name:
+        return said(
+            "Imported %(file)s into %(list)s: %(read)s rows read, %(created)s created, "
+            "%(updated)s updated, %(unchanged)s unchanged, %(duplicates)s duplicates in the "
+            "file, %(invalid)s invalid, %(opted_out)s opted out.",
+            list=repr(name),
+            **counts,
+        )
+    return said(
+        "Imported %(file)s: %(read)s rows read, %(created)s created, %(updated)s updated, "
+        "%(unchanged)s unchanged, %(duplicates)s duplicates in the file, %(invalid)s invalid, "
+        "%(opted_out)s opted out.",
+        **counts,
     )
 
 
@@ -446,6 +476,6 @@ def discard(session: Session, actor: User | None, imp: Import, instance_path: Pa
     """Drop an upload whose mapping was never confirmed (nothing was imported from it)."""
     require_role(actor, Role.OPERATOR)
     if imp.status != ImportStatus.DRAFT:
-        raise ValidationError("Only an import that has not started can be discarded.")
+        raise ValidationError(N_("Only an import that has not started can be discarded."))
     _file_of(imp, instance_path).unlink(missing_ok=True)
     session.delete(imp)

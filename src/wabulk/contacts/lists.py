@@ -13,27 +13,28 @@ from .. import events
 from ..auth.permissions import require_role
 from ..errors import Conflict, NotFound, ValidationError
 from ..models import ContactList, Role, User
+from ..words import N_, said
 from . import tallies
 
 
 def _clean_name(session: Session, name: str, except_id: int | None = None) -> str:
     name = " ".join(name.split())
     if not name:
-        raise ValidationError("Give the list a name.", field="name")
+        raise ValidationError(N_("Give the list a name."), field="name")
     if len(name) > 120:
-        raise ValidationError("A list name can have at most 120 characters.", field="name")
+        raise ValidationError(N_("A list name can have at most 120 characters."), field="name")
     query = select(ContactList.id).where(func.lower(ContactList.name) == name.lower())
     if except_id is not None:
         query = query.where(ContactList.id != except_id)
     if session.scalar(query) is not None:
-        raise Conflict(f"There is already a list called {name!r}.")
+        raise Conflict(said("There is already a list called %(list)s.", list=repr(name)))
     return name
 
 
 def get_list(session: Session, list_id: int) -> ContactList:
     found = session.get(ContactList, list_id)
     if found is None:
-        raise NotFound(f"There is no list #{list_id}.")
+        raise NotFound(said("There is no list #%(id)s.", id=list_id))
     return found
 
 
@@ -50,7 +51,15 @@ def rename_list(session: Session, actor: User | None, list_id: int, name: str) -
     target.name = _clean_name(session, name, except_id=list_id)
     who = events.actor_name(actor)
     events.record(
-        session, "list.renamed", f"{who} renamed the list {old!r} to {target.name!r}.", user=actor
+        session,
+        "list.renamed",
+        said(
+            "%(who)s renamed the list %(old)s to %(list)s.",
+            who=who,
+            old=repr(old),
+            list=repr(target.name),
+        ),
+        user=actor,
     )
     return target
 
@@ -67,21 +76,31 @@ def delete_list(session: Session, actor: User | None, list_id: int) -> str:
     )
     if used:
         raise Conflict(
-            f"The list {name!r} is the audience of {used} campaign(s); "
-            "it is kept so their reports stay complete."
+            said(
+                "The list %(list)s is the audience of %(n)s campaign(s); it is kept so their "
+                "reports stay complete.",
+                list=repr(name),
+                n=used,
+            )
         )
     segment = _segment_using(session, list_id)
     if segment is not None:
         raise Conflict(
-            f"The segment {segment!r} is made from the list {name!r}; "
-            "change or delete the segment first."
+            said(
+                "The segment %(segment)s is made from the list %(list)s; change or delete the "
+                "segment first.",
+                segment=repr(segment),
+                list=repr(name),
+            )
         )
     session.delete(target)
     who = events.actor_name(actor)
     events.record(
         session,
         "list.deleted",
-        f"{who} deleted the list {name!r} (its contacts were kept).",
+        said(
+            "%(who)s deleted the list %(list)s (its contacts were kept).", who=who, list=repr(name)
+        ),
         user=actor,
     )
     return name
@@ -109,7 +128,12 @@ def create_list(
     session.add(contact_list)
     session.flush()
     who = events.actor_name(actor)
-    events.record(session, "list.created", f"{who} created the list {name!r}.", user=actor)
+    events.record(
+        session,
+        "list.created",
+        said("%(who)s created the list %(list)s.", who=who, list=repr(name)),
+        user=actor,
+    )
     return contact_list
 
 

@@ -13,6 +13,7 @@ import unicodedata
 from typing import Any
 
 from ..errors import ValidationError
+from ..words import said
 from .phones import clean_cell, normalise
 
 _PHONE_EXACT = {
@@ -160,37 +161,46 @@ def guess(header: list[str], sample: list[list[str]], region: str) -> dict[str, 
     }
 
 
+def _no_column(column: str) -> str:
+    return said('There is no column "%(column)s" in this sheet.', column=column)
+
+
 def validate(mapping: dict[str, Any], header: list[str]) -> dict[str, Any]:
     """Check a mapping against the sheet's header; a ValidationError says what is wrong."""
     phone = mapping.get("phone")
     if not phone:
         raise ValidationError(
-            "No column looks like phone numbers. Columns found: "
-            + ", ".join(f'"{h}"' for h in header)
-            + ". Choose the phone column.",
+            said(
+                "No column looks like phone numbers. Columns found: %(columns)s. Choose the "
+                "phone column.",
+                columns=", ".join(f'"{h}"' for h in header),
+            ),
             field="phone",
         )
     if phone not in header:
-        raise ValidationError(f'There is no column "{phone}" in this sheet.', field="phone")
+        raise ValidationError(_no_column(phone), field="phone")
     name = mapping.get("name") or []
     if isinstance(name, str):
         name = [name]
     for col in name:
         if col not in header:
-            raise ValidationError(f'There is no column "{col}" in this sheet.', field="name")
+            raise ValidationError(_no_column(col), field="name")
     attributes = {}
     taken: set[str] = set()
     for col, key in (mapping.get("attributes") or {}).items():
         if col not in header:
-            raise ValidationError(f'There is no column "{col}" in this sheet.', field="attributes")
+            raise ValidationError(_no_column(col), field="attributes")
         if col == phone or col in name:
             continue
         attributes[col] = attribute_key(key or col, taken)
     duplicates = mapping.get("duplicates") or KEEP_FIRST
     if duplicates not in DUPLICATES:
         raise ValidationError(
-            f"{str(duplicates)[:20]!r} is not a choice for a number written twice in the sheet: "
-            "keep the first row or the last row.",
+            said(
+                "%(choice)s is not a choice for a number written twice in the sheet: keep the "
+                "first row or the last row.",
+                choice=repr(str(duplicates)[:20]),
+            ),
             field="duplicates",
         )
     return {

@@ -22,6 +22,7 @@ import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumber
 from phonenumbers import timezone as pn_timezone
 
+from ..words import N_, said
 from .phone_rules import (
     STRIP_RE,
     UNKNOWN_TZ,
@@ -43,11 +44,15 @@ _SEPARATOR_RE = re.compile(r"[,;/|\n]|\s(?:\s|or\s)", re.IGNORECASE)
 # "+" and at most 15 digits: E.164's own limit (and WhatsApp's). phonenumbers calls some
 # longer numbers valid (German fixed lines of 14 national digits), which no one can message.
 _MAX_E164 = 16
-_TOO_LONG = "is too long for a phone number (more than 15 digits)"
+# Why a cell is not a number, as (the whole sentence's msgid, the country it names): the
+# sentence is written once the cell's text is known ("'12345' is too short for India").
+Why = tuple[str, str | None]
+_TOO_LONG: Why = (N_("'%(number)s' is too long for a phone number (more than 15 digits)"), None)
+_NOT_A_NUMBER: Why = (N_("'%(number)s' is not a phone number"), None)
 # Where the business's country is set: every phone error that depends on it says so, and
 # pages add a link next to it.
 COUNTRY_HINT = "Set your country under Settings → General"
-LANDLINE = "Landline: may not reach a phone"
+LANDLINE = N_("Landline: may not reach a phone")
 
 
 class PhoneResult(NamedTuple):
@@ -82,22 +87,28 @@ def phone_problem(text: str, error: str | None, region: str | None) -> str:
     """A sentence for a number `normalise` refused, saying which country numbers without a
     country code are read as, and where that is set."""
     error = error or "is not a phone number"
-    hint = COUNTRY_HINT[0].lower() + COUNTRY_HINT[1:]
     written = text.strip()
     if written.startswith(("+", "00")) or not any(c.isdigit() for c in written):
         # The country setting cannot be the cause: the number names its own country, or
         # there is no number at all.
-        return f"The phone number {error}."
+        return said("The phone number %(problem)s.", problem=error)
     if not region and "country code" in error:
-        return (
-            f"The phone number '{text}' has no country code: write it with one (such as +91), "
-            f"or {hint}."
+        return said(
+            "The phone number '%(number)s' has no country code: write it with one (such as "
+            "+91), or set your country under Settings → General.",
+            number=text,
         )
     if not region:
-        return f"The phone number {error}. {COUNTRY_HINT} for numbers without a country code."
-    return (
-        f"The phone number {error}. Numbers without a country code are read as numbers in "
-        f"{region_name(region)}; {hint}."
+        return said(
+            "The phone number %(problem)s. Set your country under Settings → General for "
+            "numbers without a country code.",
+            problem=error,
+        )
+    return said(
+        "The phone number %(problem)s. Numbers without a country code are read as numbers in "
+        "%(country)s; set your country under Settings → General.",
+        problem=error,
+        country=region_name(region),
     )
 
 
@@ -128,34 +139,42 @@ def clean_cell(value: object) -> str:
     return text
 
 
-def _parse_one(text: str, region: str) -> tuple[PhoneNumber | None, str | None]:
+def _parse_one(text: str, region: str) -> tuple[PhoneNumber | None, Why | None]:
     try:
         return phonenumbers.parse(text, region), None
     except NumberParseException as exc:
-        return None, _PARSE_ERRORS.get(exc.error_type, str(exc))
+        return None, _PARSE_ERRORS.get(exc.error_type, (_UNWORDED, str(exc)))
 
 
-_PARSE_ERRORS = {
-    NumberParseException.INVALID_COUNTRY_CODE: "has no valid country code",
-    NumberParseException.NOT_A_NUMBER: "is not a phone number",
-    NumberParseException.TOO_SHORT_AFTER_IDD: "is too short",
-    NumberParseException.TOO_SHORT_NSN: "is too short",
-    NumberParseException.TOO_LONG: "is too long",
+_NO_COUNTRY_CODE: Why = (N_("'%(number)s' has no valid country code"), None)
+_TOO_SHORT: Why = (N_("'%(number)s' is too short"), None)
+_PARSE_ERRORS: dict[int, Why] = {
+    NumberParseException.INVALID_COUNTRY_CODE: _NO_COUNTRY_CODE,
+    NumberParseException.NOT_A_NUMBER: _NOT_A_NUMBER,
+    NumberParseException.TOO_SHORT_AFTER_IDD: _TOO_SHORT,
+    NumberParseException.TOO_SHORT_NSN: _TOO_SHORT,
+    NumberParseException.TOO_LONG: (N_("'%(number)s' is too long"), None),
 }
+# The parser's own words for a failure it has no type for (kept as it says them).
+_UNWORDED = "'%(number)s' %(country)s"
 
 
-def _why_invalid(number: PhoneNumber, region: str) -> str:
-    target = phonenumbers.region_code_for_number(number) or region
+def _why_invalid(number: PhoneNumber, region: str) -> Why:
+    target = region_name(phonenumbers.region_code_for_number(number) or region)
     reason = phonenumbers.is_possible_number_with_reason(number)
-    where = f"for {region_name(target)}"
     r = phonenumbers.ValidationResult
     if reason == r.TOO_SHORT:
-        return f"is too short {where}"
+        return N_("'%(number)s' is too short for %(country)s"), target
     if reason == r.TOO_LONG:
-        return f"is too long {where}"
+        return N_("'%(number)s' is too long for %(country)s"), target
     if reason == r.INVALID_COUNTRY_CODE:
-        return "has no valid country code"
-    return f"is not a valid number {where}"
+        return _NO_COUNTRY_CODE
+    return N_("'%(number)s' is not a valid number for %(country)s"), target
+
+
+def _cell_error(text: str, why: Why) -> str:
+    """The sentence for a cell that holds no number: "'12345' is too short for India"."""
+    return said(why[0], number=text, country=why[1])
 
 
 def _try_lost_plus(text: str, number: PhoneNumber) -> PhoneNumber | None:
@@ -169,19 +188,19 @@ def _try_lost_plus(text: str, number: PhoneNumber) -> PhoneNumber | None:
     return None
 
 
-def _normalise_single(text: str, region: str) -> tuple[PhoneResult | None, str]:
-    """A PhoneResult when valid, else (None, reason)."""
+def _normalise_single(text: str, region: str) -> tuple[PhoneResult | None, Why | None]:
+    """A PhoneResult when valid, else (None, why)."""
     fast = quick(text, region)
     if fast is not None and len(fast[0]) <= _MAX_E164:
-        return PhoneResult(*fast), ""
+        return PhoneResult(*fast), None
     return _parsed(text, region)
 
 
-def _parsed(text: str, region: str) -> tuple[PhoneResult | None, str]:
+def _parsed(text: str, region: str) -> tuple[PhoneResult | None, Why | None]:
     """_normalise_single through the parser (quick had no answer)."""
     number, error = _parse_one(text, region)
     if number is None:
-        return None, error or "is not a phone number"
+        return None, error or _NOT_A_NUMBER
     if not is_valid(number):
         rescued = _try_lost_plus(text, number)
         if rescued is None:
@@ -190,7 +209,7 @@ def _parsed(text: str, region: str) -> tuple[PhoneResult | None, str]:
     result = _result(number)
     if result.e164 is not None and len(result.e164) > _MAX_E164:
         return None, _TOO_LONG
-    return result, ""
+    return result, None
 
 
 def _result(number: PhoneNumber) -> PhoneResult:
@@ -233,10 +252,12 @@ def normalise(value: str, default_region: str) -> PhoneResult:
         if fast is not None and len(fast[0]) <= _MAX_E164:
             return PhoneResult(*fast)
         result, error = _parsed(text, region)
-        return result if result is not None else PhoneResult(None, error=f"'{text}' {error}")
+        if result is not None:
+            return result
+        return PhoneResult(None, error=_cell_error(text, error or _NOT_A_NUMBER))
     parts = [p for p in _SPLIT_RE.split(text) if p.strip()]
     first: PhoneResult | None = None
-    first_error = ""
+    first_error: Why | None = None
     extras: list[str] = []
     for part in parts:
         result, error = _normalise_single(part.strip(), region)
@@ -249,7 +270,7 @@ def normalise(value: str, default_region: str) -> PhoneResult:
         elif result.e164 != first.e164:
             extras.append(result.e164 or part)
     if first is None:
-        return PhoneResult(None, error=f"'{text}' {first_error}")
+        return PhoneResult(None, error=_cell_error(text, first_error or _NOT_A_NUMBER))
     if extras:
         return PhoneResult(first.e164, first.country, first.timezone, extras=tuple(extras))
     return first

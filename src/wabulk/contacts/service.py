@@ -33,6 +33,7 @@ from ..models import (
     utcnow,
 )
 from ..outbox import causes as events_out
+from ..words import N_, said
 from . import tallies
 from .bulk import add_members as _add_members
 from .bulk import insert_contacts
@@ -126,7 +127,7 @@ def count(session: Session, f: ContactFilter) -> Matching:
 def get_contact(session: Session, contact_id: int) -> Contact:
     contact = session.get(Contact, contact_id)
     if contact is None:
-        raise NotFound(f"There is no contact #{contact_id}.")
+        raise NotFound(said("There is no contact #%(id)s.", id=contact_id))
     return contact
 
 
@@ -214,7 +215,7 @@ def message_history(
 def _ids(contact_ids: list[int]) -> list[int]:
     ids = sorted({int(i) for i in contact_ids})
     if not ids:
-        raise ValidationError("Select at least one contact.", field="contact_ids")
+        raise ValidationError(N_("Select at least one contact."), field="contact_ids")
     return ids
 
 
@@ -233,7 +234,7 @@ def opt_out(
     require_role(actor, Role.OPERATOR)
     reason = " ".join(reason.split())
     if not reason:
-        raise ValidationError("Say why (for example: asked by phone to stop).", field="reason")
+        raise ValidationError(N_("Say why (for example: asked by phone to stop)."), field="reason")
     now = utcnow()
     # Conditional, so a contact opted out at the same moment by someone else counts once.
     changed = session.execute(
@@ -247,7 +248,12 @@ def opt_out(
         events.record(
             session,
             "contact.opted_out",
-            f"{phone} was opted out by {who}: {reason}",
+            said(
+                "%(phone)s was opted out by %(who)s: %(reason)s",
+                phone=phone,
+                who=who,
+                reason=reason,
+            ),
             user=actor,
             data={"contact_id": contact_id},
         )
@@ -262,7 +268,10 @@ def opt_in(session: Session, actor: User | None, contact_id: int, reason: str) -
     reason = " ".join(reason.split())
     if not reason:
         raise ValidationError(
-            "Say why this contact may be messaged again (for example: asked to rejoin on 3 May).",
+            N_(
+                "Say why this contact may be messaged again "
+                "(for example: asked to rejoin on 3 May)."
+            ),
             field="reason",
         )
     contact = get_contact(session, contact_id)
@@ -273,7 +282,7 @@ def opt_in(session: Session, actor: User | None, contact_id: int, reason: str) -
         .values(opted_out_at=None, opt_out_reason=None, updated_at=utcnow())
     ).rowcount
     if not back_in:
-        raise Conflict(f"{contact.phone} is not opted out.")
+        raise Conflict(said("%(phone)s is not opted out.", phone=contact.phone))
     tallies.add(session, opted_out=-1)
     _record_contact(
         session, actor, contact, "contact.opted_in", f"opted {contact.phone} back in: {reason}"
@@ -289,7 +298,7 @@ def clear_not_on_whatsapp(session: Session, actor: User | None, contact_id: int)
     require_role(actor, Role.OPERATOR)
     contact = get_contact(session, contact_id)
     if contact.not_on_whatsapp_at is None:
-        raise Conflict(f"{contact.phone} is not marked as not on WhatsApp.")
+        raise Conflict(said("%(phone)s is not marked as not on WhatsApp.", phone=contact.phone))
     contact.not_on_whatsapp_at, contact.updated_at = None, utcnow()
     _record_contact(
         session,
@@ -376,7 +385,9 @@ def _region(session: Session, default_country: str | None) -> str:
         code = default_country.strip().upper()
         if not is_region(code):
             raise ValidationError(
-                f"{default_country!r} is not a country code such as IN or US.",
+                said(
+                    "%(code)s is not a country code such as IN or US.", code=repr(default_country)
+                ),
                 field="default_country",
             )
         return code
@@ -388,15 +399,19 @@ def _region(session: Session, default_country: str | None) -> str:
 def _one_phone(phone: object, region: str) -> PhoneResult:
     text = clean_cell(phone)
     if not text.strip():
-        raise ValidationError("Give the contact's phone number.", field="phone")
+        raise ValidationError(N_("Give the contact's phone number."), field="phone")
     if len(text) > 60:
-        raise ValidationError("A phone number has at most 60 characters.", field="phone")
+        raise ValidationError(N_("A phone number has at most 60 characters."), field="phone")
     result = normalise(text, region or "ZZ")
     if result.e164 is None:
         raise ValidationError(phone_problem(text, result.error, region), field="phone")
     if result.extras:
         raise ValidationError(
-            f"{text!r} holds more than one phone number; give one per contact.", field="phone"
+            said(
+                "%(phone)s holds more than one phone number; give one per contact.",
+                phone=repr(text),
+            ),
+            field="phone",
         )
     return result
 
@@ -405,10 +420,10 @@ def _contact_name(name: object) -> str | None:
     if name is None:
         return None
     if not isinstance(name, str):
-        raise ValidationError("The name must be text.", field="name")
+        raise ValidationError(N_("The name must be text."), field="name")
     clean = " ".join(name.split())
     if len(clean) > 200:
-        raise ValidationError("A name can have at most 200 characters.", field="name")
+        raise ValidationError(N_("A name can have at most 200 characters."), field="name")
     return clean or None
 
 
@@ -417,7 +432,7 @@ def _attributes(attributes: object) -> dict[str, str]:
         return {}
     if not isinstance(attributes, dict):
         raise ValidationError(
-            'Attributes are names with values, such as {"city": "Pune"}.', field="attributes"
+            N_('Attributes are names with values, such as {"city": "Pune"}.'), field="attributes"
         )
     taken: set[str] = set()
     clean: dict[str, str] = {}
@@ -426,7 +441,8 @@ def _attributes(attributes: object) -> dict[str, str]:
             continue  # as an empty cell: never erases
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise ValidationError(
-                f"The attribute {key!r} must be text or a number.", field="attributes"
+                said("The attribute %(key)s must be text or a number.", key=repr(key)),
+                field="attributes",
             )
         text = value.strip() if isinstance(value, str) else str(value)
         if text:
@@ -438,7 +454,7 @@ def _lists_by_id(session: Session, list_ids: list[int] | None) -> list[ContactLi
     try:
         ids = sorted({int(i) for i in list_ids or []})
     except (TypeError, ValueError):
-        raise ValidationError("List ids are whole numbers.", field="list_ids") from None
+        raise ValidationError(N_("List ids are whole numbers."), field="list_ids") from None
     found = list(session.scalars(select(ContactList).where(ContactList.id.in_(ids))))
     missing = sorted(set(ids) - {c.id for c in found})
     if missing:
@@ -466,7 +482,9 @@ def add_to_list(session: Session, actor: User | None, list_id: int, contact_ids:
     events.record(
         session,
         "list.members_added",
-        f"{who} added {added} contact(s) to {target.name!r}.",
+        said(
+            "%(who)s added %(n)s contact(s) to %(list)s.", who=who, n=added, list=repr(target.name)
+        ),
         user=actor,
     )
     return added
@@ -489,7 +507,12 @@ def remove_from_list(
     events.record(
         session,
         "list.members_removed",
-        f"{who} removed {removed} contact(s) from {target.name!r}.",
+        said(
+            "%(who)s removed %(n)s contact(s) from %(list)s.",
+            who=who,
+            n=removed,
+            list=repr(target.name),
+        ),
         user=actor,
     )
     return removed
@@ -498,7 +521,7 @@ def remove_from_list(
 def _list(session: Session, list_id: int) -> ContactList:
     found = session.get(ContactList, list_id)
     if found is None:
-        raise NotFound(f"There is no list #{list_id}.")
+        raise NotFound(said("There is no list #%(id)s.", id=list_id))
     return found
 
 

@@ -14,6 +14,7 @@ import re
 import zipfile
 from pathlib import Path
 
+from ..words import N_
 from . import xlsx_head
 from .sheet_checks import SheetError
 
@@ -37,7 +38,7 @@ def detect_kind(path: Path) -> str:
     with path.open("rb") as fh:
         head = fh.read(SAMPLE_BYTES)
     if not head:
-        raise SheetError("The file is empty.")
+        raise SheetError(N_("The file is empty."))
     if head.startswith(b"PK\x03\x04"):
         return _zip_kind(path)
     if head.startswith(_OLE_MAGIC):
@@ -45,34 +46,37 @@ def detect_kind(path: Path) -> str:
             start = fh.read(4_000_000)  # the OLE directory naming the streams sits near the top
         if _ENCRYPTED_MARK in start:
             raise SheetError(
-                "This workbook is password-protected. Open it in Excel, remove the password "
-                "(File → Info → Protect Workbook → Encrypt with Password, clear it), save, "
-                "and upload it again."
+                N_(
+                    "This workbook is password-protected. Open it in Excel, remove the password "
+                    "(File → Info → Protect Workbook → Encrypt with Password, clear it), save, "
+                    "and upload it again."
+                )
             )
         return "xls"
     if head.startswith(b"%PDF"):
-        raise SheetError("This is a PDF, not a spreadsheet. Upload the .xlsx or .csv file.")
+        raise SheetError(N_("This is a PDF, not a spreadsheet. Upload the .xlsx or .csv file."))
     for magic, what in (
-        (b"\x89PNG", "an image"),
-        (b"\xff\xd8\xff", "an image"),
-        (b"GIF8", "an image"),
-        (b"Rar!", "a RAR archive"),
-        (b"\x1f\x8b", "a gzip archive"),
+        (b"\x89PNG", _AN_IMAGE),
+        (b"\xff\xd8\xff", _AN_IMAGE),
+        (b"GIF8", _AN_IMAGE),
+        (
+            b"Rar!",
+            N_("This is a RAR archive, not a spreadsheet. Upload .xlsx, .xls, .ods or .csv."),
+        ),
+        (
+            b"\x1f\x8b",
+            N_("This is a gzip archive, not a spreadsheet. Upload .xlsx, .xls, .ods or .csv."),
+        ),
     ):
         if head.startswith(magic):
-            raise SheetError(
-                f"This is {what}, not a spreadsheet. Upload .xlsx, .xls, .ods or .csv."
-            )
+            raise SheetError(what)
     if not _looks_like_text(head):
-        raise SheetError("This file is not a spreadsheet or a CSV (it looks like binary data).")
+        raise SheetError(N_("This file is not a spreadsheet or a CSV (it looks like binary data)."))
     _refuse_markup(head)
     return "csv"
 
 
-_SAVE_AS_XLSX = (
-    "Open it in Excel (or LibreOffice) and use Save As → Excel Workbook (.xlsx), or "
-    "CSV, then upload that file."
-)
+_AN_IMAGE = N_("This is an image, not a spreadsheet. Upload .xlsx, .xls, .ods or .csv.")
 
 
 def _refuse_markup(head: bytes) -> None:
@@ -83,14 +87,25 @@ def _refuse_markup(head: bytes) -> None:
     if start.startswith("<?xml") or start.startswith("<workbook"):
         if "urn:schemas-microsoft-com:office:spreadsheet" in start or "<workbook" in start:
             raise SheetError(
-                "This file is an Excel 2003 XML spreadsheet, an old format wabulk does not "
-                f"read. {_SAVE_AS_XLSX}"
+                N_(
+                    "This file is an Excel 2003 XML spreadsheet, an old format wabulk does not "
+                    "read. Open it in Excel (or LibreOffice) and use Save As → Excel Workbook "
+                    "(.xlsx), or CSV, then upload that file."
+                )
             )
-        raise SheetError(f"This file is XML, not a spreadsheet or a CSV. {_SAVE_AS_XLSX}")
+        raise SheetError(
+            N_(
+                "This file is XML, not a spreadsheet or a CSV. Open it in Excel (or LibreOffice) "
+                "and use Save As → Excel Workbook (.xlsx), or CSV, then upload that file."
+            )
+        )
     if start.startswith(("<!doctype html", "<html", "<table", "<meta", "<head", "<body")):
         raise SheetError(
-            "This file is a web page (an HTML table) saved with a spreadsheet name, not a "
-            f"real workbook. {_SAVE_AS_XLSX}"
+            N_(
+                "This file is a web page (an HTML table) saved with a spreadsheet name, not a "
+                "real workbook. Open it in Excel (or LibreOffice) and use Save As → Excel "
+                "Workbook (.xlsx), or CSV, then upload that file."
+            )
         )
 
 
@@ -104,8 +119,11 @@ def _zip_kind(path: Path) -> str:
             main = _main_part_type(zf, names)
             if main == "xlsb":
                 raise SheetError(
-                    "This is an Excel binary workbook (.xlsb), which wabulk does not read. "
-                    f"{_SAVE_AS_XLSX}"
+                    N_(
+                        "This is an Excel binary workbook (.xlsb), which wabulk does not read. "
+                        "Open it in Excel (or LibreOffice) and use Save As → Excel Workbook "
+                        "(.xlsx), or CSV, then upload that file."
+                    )
                 )
             if main == "xlsx":
                 return "xlsx"

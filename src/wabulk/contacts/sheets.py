@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..words import N_, said
 from . import sheet_checks, xlsx_head
 from .sheet_checks import MAX_COLUMNS, MAX_ROWS, SheetError
 from .sheet_kinds import SAMPLE_BYTES, detect_kind, sniff_encoding
@@ -217,17 +218,21 @@ def _csv_rows(sheet: Sheet) -> Iterator[tuple[int, list[Any]]]:
 def _malformed_csv(line: int, exc: Exception) -> SheetError:
     text = str(exc)
     if "field larger than field limit" in text:
-        why = "a cell holds more than 10 MB of text"
+        why = N_("a cell holds more than 10 MB of text")
     elif "NUL" in text:
-        why = "it holds binary data (NUL characters), not text"
+        why = N_("it holds binary data (NUL characters), not text")
     elif "new-line character" in text:
-        why = "a line break sits inside a cell without quotes around the cell"
+        why = N_("a line break sits inside a cell without quotes around the cell")
     else:
-        why = "a quote is not closed or a cell is not separated properly"
+        why = N_("a quote is not closed or a cell is not separated properly")
     log.info("CSV parse error near line %s: %s", line, text)
     return SheetError(
-        f"The CSV file cannot be read near line {line}: {why}. Open it in your spreadsheet "
-        "program, save it again as CSV (or .xlsx), and upload that."
+        said(
+            "The CSV file cannot be read near line %(line)s: %(why)s. Open it in your "
+            "spreadsheet program, save it again as CSV (or .xlsx), and upload that.",
+            line=line,
+            why=why,
+        )
     )
 
 
@@ -246,8 +251,10 @@ def _check_workbook(path: Path, kind: str) -> dict[str, int]:
     except (zipfile.BadZipFile, zlib.error, EOFError):
         # A member that does not decompress (garbled bytes, bad CRC): the same as a broken zip.
         raise SheetError(
-            "The workbook is damaged and cannot be opened (a part of it does not "
-            "decompress). Open it in Excel, save a fresh copy, and try again."
+            N_(
+                "The workbook is damaged and cannot be opened (a part of it does not "
+                "decompress). Open it in Excel, save a fresh copy, and try again."
+            )
         ) from None
     return {}
 
@@ -268,8 +275,10 @@ def _calamine(kind: str) -> Iterator[None]:
         raise
     except PasswordError:
         raise SheetError(
-            "This workbook is password-protected. Remove the password in Excel, "
-            "save, and upload it again."
+            N_(
+                "This workbook is password-protected. Remove the password in Excel, "
+                "save, and upload it again."
+            )
         ) from None
     except Exception as exc:
         raise _damaged(kind, exc) from None
@@ -293,8 +302,11 @@ def _damaged(kind: str, exc: BaseException) -> SheetError:
     # calamine's own words name XML tags and byte offsets: they go to the log, not the page.
     log.info("calamine could not read a %s workbook: %s", kind, exc)
     return SheetError(
-        f"The {kind.upper()} workbook is damaged and cannot be read. Open it in your "
-        "spreadsheet program, save a fresh copy, and try again."
+        said(
+            "The %(kind)s workbook is damaged and cannot be read. Open it in your "
+            "spreadsheet program, save a fresh copy, and try again.",
+            kind=kind.upper(),
+        )
     )
 
 
@@ -313,7 +325,7 @@ def _pick_sheet(workbook) -> tuple[Any, list[str]]:  # type: ignore[no-untyped-d
             any(_cell_text(c) for c in row) for row in _first(sheet.iter_rows(), 50)
         ):
             return sheet, [n for n in candidates if n != name]
-    raise SheetError("The file is empty: no sheet has any data.")
+    raise SheetError(N_("The file is empty: no sheet has any data."))
 
 
 def _first(it: Iterator[Any], n: int) -> Iterator[Any]:
@@ -421,9 +433,15 @@ def _open_workbook(
             data, others = _pick_sheet(workbook)
         if data.width > MAX_COLUMNS or data.height > MAX_ROWS + 1:
             raise SheetError(
-                f"The sheet {data.name!r} has {data.height:,} rows and "
-                f"{data.width:,} columns; wabulk reads up to {MAX_ROWS:,} rows "
-                f"and {MAX_COLUMNS} columns."
+                said(
+                    "The sheet %(sheet)s has %(rows)s rows and %(columns)s columns; wabulk "
+                    "reads up to %(max_rows)s rows and %(max_columns)s columns.",
+                    sheet=repr(data.name),
+                    rows=f"{data.height:,}",
+                    columns=f"{data.width:,}",
+                    max_rows=f"{MAX_ROWS:,}",
+                    max_columns=MAX_COLUMNS,
+                )
             )
         # iter_rows starts at row 1 (leading empty rows padded): row numbers match Excel's
         with _calamine(kind):
@@ -441,7 +459,7 @@ def _find_header(first_rows: list[list[str]]) -> tuple[list[str], int]:
     numbered = [(i + 1, r) for i, r in enumerate(rows) if any(r)]
     non_blank = [r for _, r in numbered]
     if not non_blank:
-        raise SheetError("The file is empty: it has no rows with data.")
+        raise SheetError(N_("The file is empty: it has no rows with data."))
     width = max(len(r) for r in non_blank)
     while width and not any(len(r) >= width and r[width - 1] for r in non_blank):
         width -= 1
@@ -449,8 +467,12 @@ def _find_header(first_rows: list[list[str]]) -> tuple[list[str], int]:
         # Said before anything about the rows: a CSV header longer than the sample read to
         # sniff it comes as the only row, and "no data rows" would be untrue.
         raise SheetError(
-            f"The sheet has more than {MAX_COLUMNS} columns ({width:,} in its first rows); "
-            f"wabulk reads up to {MAX_COLUMNS}."
+            said(
+                "The sheet has more than %(max)s columns (%(width)s in its first rows); "
+                "wabulk reads up to %(max)s.",
+                max=MAX_COLUMNS,
+                width=f"{width:,}",
+            )
         )
     # A title above the table ("Customer list, March", often merged across the columns) fills
     # one cell; the header below it fills several. Skip such lone-cell rows at the top.
@@ -474,7 +496,7 @@ def _find_header(first_rows: list[list[str]]) -> tuple[list[str], int]:
         name = first[i] if i < len(first) else ""
         header.append(name or f"Column {_letters(i)}")
     if len(non_blank) == start + 1:
-        raise SheetError("The sheet has a header row but no data rows below it.")
+        raise SheetError(N_("The sheet has a header row but no data rows below it."))
     return _dedupe(header), header_number
 
 

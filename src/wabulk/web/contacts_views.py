@@ -20,6 +20,7 @@ from flask import (
     stream_with_context,
     url_for,
 )
+from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response as WResponse
@@ -32,6 +33,7 @@ from ..contacts.phone_rules import is_landline
 from ..contacts.phones import LANDLINE
 from ..errors import DomainError, ValidationError
 from ..models import Contact, Role
+from ..words import N_, said
 from .form_state import FormState
 from .forms import ListForm
 from .helpers import apply_action, cursor_value, db_session, id_value, id_values
@@ -95,7 +97,7 @@ def create_list() -> WResponse | str:
             form.name.errors = [str(exc)]
         else:
             session.commit()
-            flash(f"List {created.name!r} created.", "success")
+            flash(_("List %(name)s created.", name=repr(created.name)), "success")
             return redirect(url_for("contacts.index"))
     return _render(form, 400)
 
@@ -105,7 +107,7 @@ def create_list() -> WResponse | str:
 def rename_list(list_id: int) -> WResponse:
     return _list_action(
         lambda s: lists.rename_list(s, current_user, list_id, request.form.get("name", "")),
-        "List renamed.",
+        _("List renamed."),
     )
 
 
@@ -114,7 +116,7 @@ def rename_list(list_id: int) -> WResponse:
 def delete_list(list_id: int) -> WResponse:
     return _list_action(
         lambda s: lists.delete_list(s, current_user, list_id),
-        "List deleted; its contacts were kept.",
+        _("List deleted; its contacts were kept."),
     )
 
 
@@ -135,16 +137,16 @@ def bulk() -> WResponse:
     def run(session: Session) -> str:
         if action == "add":
             n = contacts.add_to_list(session, current_user, _list_id(), ids)
-            return f"Added {n} contact(s) to the list."
+            return _("Added %(n)s contact(s) to the list.", n=n)
         if action == "remove":
             n = contacts.remove_from_list(session, current_user, _list_id(), ids)
-            return f"Removed {n} contact(s) from the list."
+            return _("Removed %(n)s contact(s) from the list.", n=n)
         if action == "opt_out":
             n = contacts.opt_out(session, current_user, ids, request.form.get("reason", ""))
             if n == 0:
-                return "The selected contacts were already opted out; nothing changed."
-            return f"{n} contact(s) opted out; no campaign will message them."
-        raise DomainError("Choose what to do with the selected contacts.")
+                return _("The selected contacts were already opted out; nothing changed.")
+            return _("%(n)s contact(s) opted out; no campaign will message them.", n=n)
+        raise DomainError(N_("Choose what to do with the selected contacts."))
 
     apply_action(run)
     return redirect(back)
@@ -153,7 +155,7 @@ def bulk() -> WResponse:
 def _list_id() -> int:
     value = request.form.get("list_id", type=id_value)
     if value is None:
-        raise DomainError("Choose a list.")
+        raise DomainError(N_("Choose a list."))
     return value
 
 
@@ -205,7 +207,17 @@ def new() -> WResponse | tuple[str, int]:
         session.rollback()
         return _failed(None, state, exc)
     session.commit()
-    flash(f"{contact.name or contact.phone} added.{_landline_note(contact)}", "success")
+    if is_landline(contact.phone):
+        flash(
+            _(
+                "%(name)s added. %(phone)s is a landline: it may not reach a phone.",
+                name=contact.name or contact.phone,
+                phone=contact.phone,
+            ),
+            "success",
+        )
+    else:
+        flash(_("%(name)s added.", name=contact.name or contact.phone), "success")
     return redirect(url_for("contacts.detail", contact_id=contact.id))
 
 
@@ -238,9 +250,18 @@ def edit_form(contact_id: int) -> WResponse | tuple[str, int]:
         return _failed(contact_id, state, exc)
     session.commit()
     if changes:
-        flash(f"Saved.{_landline_note(contact)}", "success")
+        if is_landline(contact.phone):
+            flash(
+                _(
+                    "Saved. %(phone)s is a landline: it may not reach a phone.",
+                    phone=contact.phone,
+                ),
+                "success",
+            )
+        else:
+            flash(_("Saved."), "success")
     else:
-        flash("Nothing changed.", "info")
+        flash(_("Nothing changed."), "info")
     return redirect(url_for("contacts.detail", contact_id=contact_id))
 
 
@@ -263,7 +284,7 @@ def _fields_of(state: FormState) -> dict[str, str]:
     pairs = state.get("fields", [])
     if len(pairs) > edit.MAX_FIELDS:
         raise ValidationError(
-            f"A contact can have at most {edit.MAX_FIELDS} fields.", field="fields"
+            said("A contact can have at most %(n)s fields.", n=edit.MAX_FIELDS), field="fields"
         )
     fields: dict[str, str] = {}
     for name, value in pairs:
@@ -315,14 +336,6 @@ def _preset_lists() -> list[int]:
     return [value] if value else []
 
 
-def _landline_note(contact: Contact) -> str:
-    return (
-        f" {contact.phone} is a landline: it may not reach a phone."
-        if is_landline(contact.phone)
-        else ""
-    )
-
-
 def _messages_context(session: Session, contact_id: int) -> dict[str, object]:
     """The contact's campaign messages, a keyset page at a time (?messages_before=)."""
     before = request.args.get("messages_before", type=cursor_value)
@@ -342,7 +355,7 @@ def opt_out(contact_id: int) -> WResponse:
     return _contact_action(
         contact_id,
         lambda s: contacts.opt_out(s, current_user, [contact_id], request.form.get("reason", "")),
-        "Opted out: no campaign will message this contact.",
+        _("Opted out: no campaign will message this contact."),
     )
 
 
@@ -352,7 +365,7 @@ def opt_in(contact_id: int) -> WResponse:
     return _contact_action(
         contact_id,
         lambda s: contacts.opt_in(s, current_user, contact_id, request.form.get("reason", "")),
-        "Opted back in.",
+        _("Opted back in."),
     )
 
 
@@ -362,7 +375,7 @@ def check_whatsapp_again(contact_id: int) -> WResponse:
     return _contact_action(
         contact_id,
         lambda s: contacts.clear_not_on_whatsapp(s, current_user, contact_id),
-        "The next campaign that includes this contact tries its number on WhatsApp again.",
+        _("The next campaign that includes this contact tries its number on WhatsApp again."),
     )
 
 
@@ -377,7 +390,7 @@ def change_lists(contact_id: int) -> WResponse:
             if remove
             else contacts.add_to_list(s, current_user, _list_id(), [contact_id])
         ),
-        "Lists updated.",
+        _("Lists updated."),
     )
 
 
@@ -398,14 +411,14 @@ def export_file(fmt: str) -> Response:
     name = f"contacts.{fmt}"
     if fmt == "csv":
         # Streamed: a million contacts never sit in memory. The BOM makes Excel read UTF-8.
-        body = stream_with_context(chain(["\ufeff"], export.csv_chunks(session, f)))
+        body = stream_with_context(chain(["\ufeff"], export.csv_chunks(session, f, words=_)))
         return Response(
             body,
             mimetype="text/csv",
             headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )
     tmp = Path(tempfile.mkstemp(suffix=".xlsx")[1])
-    export.write_xlsx(session, f, tmp)
+    export.write_xlsx(session, f, tmp, words=_)
 
     @after_this_request
     def _cleanup(response: Response) -> Response:

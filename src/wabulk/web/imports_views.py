@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 
+from babel import Locale
 from flask import Blueprint, Response, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.wrappers import Response as WResponse
 
@@ -15,7 +17,9 @@ from ..contacts.phones import country_choices
 from ..contacts.sheets import SheetError
 from ..errors import DomainError
 from ..models import ImportKind, ImportStatus, Role
+from . import i18n
 from .helpers import apply_action, db_session, get_settings, optional_id
+from .i18n import translated
 from .security import requires
 
 bp = Blueprint("imports", __name__, url_prefix="/contacts/imports")
@@ -36,7 +40,7 @@ def upload() -> WResponse | tuple[str, int]:
     kind = ImportKind.OPT_OUTS if request.form.get("kind") == "opt_outs" else ImportKind.CONTACTS
     file = request.files.get("file")
     if file is None or not file.filename:
-        return _upload_error(kind, "Choose a file to upload.")
+        return _upload_error(kind, _("Choose a file to upload."))
     session = db_session()
     try:
         imp = importer.save_upload(
@@ -99,11 +103,25 @@ def _render_mapping(imp, error: str | None = None, status: int = 200):  # type: 
         duplicates=mapping.get("duplicates") or "first",
         error=error,
         country=country,
-        regions=country_choices(),
+        regions=_country_choices(),
         list_choice=chosen,
         new_list=request.form.get("new_list") or suggested,
         lists=[row[0] for row in session.execute(lists.lists_with_counts())],
     ), status
+
+
+def _country_choices() -> list[tuple[str, str]]:
+    """(code, "India (+91)") for every region, named in the reader's language (Babel's names;
+    English keeps ours)."""
+    english = country_choices()
+    if i18n.current_language() == i18n.DEFAULT:
+        return english
+    names = Locale.parse(i18n.current_language()).territories
+    out = []
+    for code, label in english:
+        dialling = label[label.rindex(" (") :]
+        out.append((code, names[code] + dialling if code in names else label))
+    return sorted(out, key=lambda item: item[1])
 
 
 def _mapping_from_form(header: list[str]) -> dict:  # type: ignore[type-arg]
@@ -132,7 +150,7 @@ def start(import_id: int) -> WResponse | tuple[str, int]:
     mapping = _mapping_from_form(header)
     roles = [request.form.get(f"role_{i}") for i in range(len(header))]
     if roles.count("phone") > 1:
-        return _render_mapping(imp, "Mark only one column as the phone number.", 400)
+        return _render_mapping(imp, _("Mark only one column as the phone number."), 400)
     target = request.form.get("list_choice", "")
     try:
         importer.configure(
@@ -173,7 +191,7 @@ def status(import_id: int) -> Response:
             "duplicates": imp.duplicate_count,
             "invalid": imp.invalid_count,
             "opted_out": imp.opted_out_count,
-            "error": imp.error,
+            "error": translated(imp.error),
         }
     )
 
@@ -185,7 +203,7 @@ def report(import_id: int) -> Response:
     imp = importer.get_import(session, import_id)
     out = io.StringIO()
     out.write("\ufeff")
-    export.write_import_report(session, imp, out)
+    export.write_import_report(session, imp, out, words=_, reasons=translated)
     return Response(
         out.getvalue(),
         mimetype="text/csv",
@@ -203,7 +221,7 @@ def discard(import_id: int) -> WResponse:
             importer.get_import(session, import_id),
             get_settings().instance_path,
         ),
-        "Upload discarded; nothing was imported.",
+        _("Upload discarded; nothing was imported."),
         category="info",
     )
     return redirect(url_for("contacts.index"))

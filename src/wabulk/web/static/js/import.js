@@ -8,8 +8,7 @@
   const label = box.querySelector("[data-field=label]");
   const rows = box.querySelector("[data-field=rows]");
   const hint = box.querySelector("[data-field=hint]"); // what to check while it waits
-  const fmt = new Intl.NumberFormat();
-  const labels = { queued: "Waiting to start…", running: "Importing…" };
+  const labels = { queued: wabulkText("Waiting to start…"), running: wabulkText("Importing…") };
 
   async function poll() {
     try {
@@ -18,21 +17,21 @@
       const s = await response.json();
       bar.style.width = `${s.percent}%`;
       bar.parentElement.setAttribute("aria-valuenow", String(s.percent));
-      rows.textContent = `${fmt.format(s.rows_read)} rows read`;
-      label.textContent = labels[s.status] || "Finishing…";
+      rows.textContent = wabulkText("%(n)s rows read", { n: wabulkNumber(s.rows_read) });
+      label.textContent = labels[s.status] || wabulkText("Finishing…");
       if (hint) hint.hidden = s.status !== "queued";
       const counts = { rows_read: s.rows_read, created: s.created, updated: s.updated,
         unchanged: s.unchanged, duplicates: s.duplicates, invalid: s.invalid, opted_out: s.opted_out };
       for (const [key, value] of Object.entries(counts)) {
         const el = document.querySelector(`[data-count=${key}]`);
-        if (el) el.textContent = fmt.format(value);
+        if (el) el.textContent = wabulkNumber(value);
       }
       if (s.status === "completed" || s.status === "failed") {
         window.location.reload();
         return;
       }
     } catch (err) {
-      label.textContent = "Connection lost; retrying…";
+      label.textContent = wabulkText("Connection lost; retrying…");
     }
     window.setTimeout(poll, 1000);
   }
