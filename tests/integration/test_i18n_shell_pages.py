@@ -194,6 +194,7 @@ def test_the_analytics_download_speaks_the_downloaders_language(seeded, db) -> N
     header = [spanish.gettext(w) for w in ("Day", "Sent", "Delivered", "Read", "Replied", "Failed")]
     assert header[0] == "Día" and header in rows
     assert seeded.get("/analytics.xlsx").status_code == 200  # sheet names within Excel's rules
+    assert re.search(r"\d,\d%</", _page(seeded, "/analytics"))  # shares: Spanish decimal comma
     _speak(db, None)
     rows = list(csv.reader(io.StringIO(seeded.get("/analytics.csv").get_data(as_text=True))))
     assert ["Day", "Sent", "Delivered", "Read", "Replied", "Failed"] in rows
