@@ -19,7 +19,11 @@ from __future__ import annotations
 # Placeholders whose value is itself one of our sentences (a reason inside a sentence): the
 # reader's page translates that value too. Other values (names, numbers, phones, what the user
 # typed) are shown as they are.
-NESTED = frozenset({"reason", "problem", "detail", "sentence", "why", "what", "next", "more"})
+NESTED = frozenset(
+    {"reason", "problem", "detail", "sentence", "why", "what", "next", "more"}
+    # Our own words put inside a sentence: who acted ("The command line"), a role, a status.
+    | {"who", "actor", "role", "status", "state", "level", "kind", "label", "channel"}
+)
 
 
 def N_(msgid: str) -> str:

@@ -4,6 +4,7 @@ strings marked so far, and numbers and dates in each locale."""
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import re
@@ -40,6 +41,41 @@ def _catalogue(locale: str) -> Catalog:
         return read_po(fh, locale=locale)
 
 
+@functools.cache
+def _english_patterns(locale: str, _mtime: float) -> tuple[tuple[str, str, re.Pattern[str]], ...]:
+    """(msgid, its longest fixed piece, its pattern) for each sentence `locale` translates
+    differently from the English (a product name kept as is is not counted)."""
+    out = []
+    for message in _catalogue(locale):
+        if not message.id or not message.string:
+            continue
+        ids = message.id if isinstance(message.id, tuple) else (message.id,)
+        strings = message.string if isinstance(message.string, tuple) else (message.string,)
+        for msgid in ids:
+            english = _english_form(msgid)
+            if any(_english_form(s) == english for s in strings):
+                continue
+            parts = re.split(r"%\(\w+\)[sd]", english)
+            if len(" ".join(parts).split()) < 2:
+                # One word ("Save", "admin") is looked for as the whole text of an element
+                # or attribute; a word inside what a user wrote is theirs. Values joined by
+                # one word ("%(a)s and %(b)s") say too little to be found.
+                if len(parts) == 1:
+                    out.append((msgid, "", re.compile(re.escape(english))))
+                continue
+            pattern = r"(?<!\w)" + r"\S+".join(re.escape(part) for part in parts) + r"(?!\w)"
+            out.append((msgid, max(parts, key=len), re.compile(pattern)))
+    return tuple(out)
+
+
+def _whole_texts(markup: str) -> set[str]:
+    """Each element's own text and each read attribute, whole."""
+    said = re.findall(r'(?:aria-label|title|placeholder|data-confirm|alt)="([^"]*)"', markup)
+    markup = re.sub(r"<(script|style)\b.*?</\1>", " ", markup, flags=re.S)
+    pieces = re.findall(r">([^<]+)<", markup)
+    return {" ".join(html.unescape(p).split()) for p in [*pieces, *said]} - {""}
+
+
 def _plain(markup: str) -> str:
     """What a reader sees (and hears: labels, titles, placeholders, confirmations)."""
     said = re.findall(r'(?:aria-label|title|placeholder|data-confirm)="([^"]*)"', markup)
@@ -57,23 +93,14 @@ def untranslated(page: str, locale: str) -> list[str]:
     """The catalogue's English sentences that `page` still shows, among those `locale` has a
     translation for (a translation identical to the English, such as a product name, is not
     counted)."""
-    text = _plain(page)
-    left = []
-    for message in _catalogue(locale):
-        if not message.id or not message.string:
-            continue
-        ids = message.id if isinstance(message.id, tuple) else (message.id,)
-        strings = message.string if isinstance(message.string, tuple) else (message.string,)
-        for msgid in ids:
-            english = _english_form(msgid)
-            if any(_english_form(s) == english for s in strings):
-                continue
-            pattern = r"(?<!\w)" + r"\S+".join(
-                re.escape(part) for part in re.split(r"%\(\w+\)[sd]", english)
-            )
-            if re.search(pattern + r"(?!\w)", text):
-                left.append(msgid)
-    return left
+    text, whole = _plain(page), _whole_texts(page)
+    po = TRANSLATIONS / locale / "LC_MESSAGES" / "messages.po"
+    # The fixed piece is looked for first: most sentences are on no given page.
+    return [
+        msgid
+        for msgid, piece, pattern in _english_patterns(locale, po.stat().st_mtime)
+        if (pattern.pattern in whole if not piece else piece in text and pattern.search(text))
+    ]
 
 
 _ENGLISH_WORD = re.compile(r"^[A-Za-z][a-z']*[.,;:!?]?$")
