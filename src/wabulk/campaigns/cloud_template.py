@@ -28,6 +28,7 @@ from typing import Any
 from ..channels.base import TemplateCall
 from ..errors import ValidationError
 from ..models import Channel, CloudTemplate, Media, Sender
+from ..words import N_, said
 from .media import media_kind
 from .render_budget import TEXT_LIMIT
 from .rendering import TemplateError, compile_body
@@ -51,7 +52,7 @@ _LITERALS = frozenset({"true", "false", "none", "self"})  # words Jinja reads as
 _MEDIA_FORMATS = {"IMAGE": "image", "VIDEO": "video", "DOCUMENT": "document"}
 # WhatsApp writes this on a copy-code button, whose template gives it no text.
 _DEFAULT_LABELS = {"copy_code": "Copy offer code"}
-_MEDIA_WORDS = {"image": "a photo", "video": "a video", "document": "a document"}
+_MEDIA_WORDS = {"image": N_("a photo"), "video": N_("a video"), "document": N_("a document")}
 
 
 @dataclass(frozen=True)
@@ -181,12 +182,18 @@ def unsupported(components: Sequence[Any]) -> str | None:
     header = part(components, "HEADER")
     fmt = str(header.get("format", "TEXT")).upper() if header else "TEXT"
     if fmt not in ("TEXT", *_MEDIA_FORMATS):
-        return f"Its heading is a {fmt.lower()}, which wabulk cannot fill in yet."
+        return said(
+            "Its heading is a %(format)s, which wabulk cannot fill in yet.", format=fmt.lower()
+        )
     for button in buttons(components):
         kind = str(button.get("type", "")).upper()
         if kind not in ("QUICK_REPLY", "URL", "PHONE_NUMBER", "COPY_CODE"):
             label = button.get("text", "")
-            return f"Its button “{label}” is a {kind.lower()} button, which wabulk cannot send yet."
+            return said(
+                "Its button “%(label)s” is a %(kind)s button, which wabulk cannot send yet.",
+                label=label,
+                kind=kind.lower(),
+            )
     return None
 
 
@@ -208,9 +215,12 @@ def validate_mapping(components: Sequence[Any], mapping: Any) -> dict[str, str]:
     """
     problem = unsupported(components)
     if problem:
-        raise ValidationError(f"This WhatsApp template cannot be used. {problem}", field="cloud")
+        raise ValidationError(
+            said("This WhatsApp template cannot be used. %(problem)s", problem=problem),
+            field="cloud",
+        )
     if not isinstance(mapping, Mapping):
-        raise ValidationError("The template's values must be given by variable.", field="cloud")
+        raise ValidationError(N_("The template's values must be given by variable."), field="cloud")
     clean: dict[str, str] = {}
     for variable in variables(components):
         raw = mapping.get(variable.slot)
@@ -238,12 +248,18 @@ def check_media(components: Sequence[Any], media: Media | None) -> None:
         return
     if media is None:
         raise ValidationError(
-            f"This WhatsApp template starts with {_MEDIA_WORDS[kind]}: attach one.", field="media"
+            said(
+                "This WhatsApp template starts with %(what)s: attach one.", what=_MEDIA_WORDS[kind]
+            ),
+            field="media",
         )
     if media_kind(media.mime_type) != kind:
         raise ValidationError(
-            f"This WhatsApp template starts with {_MEDIA_WORDS[kind]}, and "
-            f"{media.original_name} is not one.",
+            said(
+                "This WhatsApp template starts with %(what)s, and %(name)s is not one.",
+                what=_MEDIA_WORDS[kind],
+                name=media.original_name,
+            ),
             field="media",
         )
 
@@ -260,7 +276,11 @@ def snapshot(
     kind = header_media_kind(row.components)
     if kind is not None and media_id is None:
         raise ValidationError(
-            f"The WhatsApp template {row.name} starts with {_MEDIA_WORDS[kind]}: attach one.",
+            said(
+                "The WhatsApp template %(name)s starts with %(what)s: attach one.",
+                name=row.name,
+                what=_MEDIA_WORDS[kind],
+            ),
             field="media",
         )
     return {
