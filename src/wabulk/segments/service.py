@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from flask_babel import force_locale
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -27,6 +28,7 @@ from ..models import (
     User,
     utcnow,
 )
+from ..words import N_, said
 from . import compile, indexes
 from . import terms as terms_mod
 
@@ -44,12 +46,16 @@ LIVE = (
 def _name(session: Session, name: str, segment_id: int | None = None) -> str:
     name = " ".join((name or "").split())
     if not name:
-        raise ValidationError("Give the segment a name.", field="name")
+        raise ValidationError(N_("Give the segment a name."), field="name")
     if len(name) > MAX_NAME:
-        raise ValidationError(f"The name is longer than {MAX_NAME} characters.", field="name")
+        raise ValidationError(
+            said("The name is longer than %(most)d characters.", most=MAX_NAME), field="name"
+        )
     clash = session.scalar(select(Segment.id).where(func.lower(Segment.name) == name.lower()))
     if clash is not None and clash != segment_id:
-        raise ValidationError(f"A segment named {name!r} exists already.", field="name")
+        raise ValidationError(
+            said("A segment named %(name)s exists already.", name=repr(name)), field="name"
+        )
     return name
 
 
@@ -57,7 +63,8 @@ def _description(description: str | None) -> str | None:
     text = (description or "").strip()
     if len(text) > MAX_DESCRIPTION:
         raise ValidationError(
-            f"The description is longer than {MAX_DESCRIPTION} characters.", field="description"
+            said("The description is longer than %(most)d characters.", most=MAX_DESCRIPTION),
+            field="description",
         )
     return text or None
 
@@ -75,14 +82,26 @@ def _known_ids(session: Session, checked: dict[str, Any]) -> None:
             missing = [n for n in c["value"] if n not in have_lists]
             if missing:
                 raise ValidationError(
-                    f"Condition {i + 1}: List: there is no list #{missing[0]}.",
+                    said(
+                        "Condition %(n)d: List: there is no list #%(id)s.", n=i + 1, id=missing[0]
+                    ),
                     field=f"conditions.{i}.value",
                 )
         if c["field"] == "outcome" and c["campaign_id"] not in have_campaigns:
             raise ValidationError(
-                f"Condition {i + 1}: Earlier campaign: there is no campaign #{c['campaign_id']}.",
+                said(
+                    "Condition %(n)d: Earlier campaign: there is no campaign #%(id)s.",
+                    n=i + 1,
+                    id=c["campaign_id"],
+                ),
                 field=f"conditions.{i}.campaign_id",
             )
+
+
+def _described(session: Session, checked: dict[str, Any]) -> str:
+    """The conditions in English, as an Event stores them, whoever's request this is."""
+    with force_locale("en"):
+        return terms_mod.describe(checked, session)
 
 
 def create(
@@ -102,8 +121,12 @@ def create(
     events.record(
         session,
         "segment.created",
-        f"{events.actor_name(actor)} saved the segment {segment.name!r}: "
-        f"{terms_mod.describe(checked, session)}.",
+        said(
+            "%(actor)s saved the segment %(name)s: %(conditions)s.",
+            actor=events.actor_name(actor),
+            name=repr(segment.name),
+            conditions=_described(session, checked),
+        ),
         user=actor,
         data={"segment_id": segment.id},
     )
@@ -131,8 +154,12 @@ def update(
     events.record(
         session,
         "segment.edited",
-        f"{events.actor_name(actor)} changed the segment {segment.name!r}: "
-        f"{terms_mod.describe(checked, session)}.",
+        said(
+            "%(actor)s changed the segment %(name)s: %(conditions)s.",
+            actor=events.actor_name(actor),
+            name=repr(segment.name),
+            conditions=_described(session, checked),
+        ),
         user=actor,
         data={"segment_id": segment.id},
     )
@@ -152,8 +179,12 @@ def delete(session: Session, actor: User | None, segment_id: int) -> str:
     )
     if using is not None:
         raise Conflict(
-            f"The campaign {using!r} still sends to the segment {segment.name!r}; "
-            "finish or delete it first."
+            said(
+                "The campaign %(campaign)s still sends to the segment %(segment)s; "
+                "finish or delete it first.",
+                campaign=repr(using),
+                segment=repr(segment.name),
+            )
         )
     series = session.scalar(
         select(Recurrence.name)
@@ -163,15 +194,23 @@ def delete(session: Session, actor: User | None, segment_id: int) -> str:
     )
     if series is not None:
         raise Conflict(
-            f"The repeating campaign {series!r} sends to the segment {segment.name!r}; "
-            "stop it first."
+            said(
+                "The repeating campaign %(series)s sends to the segment %(segment)s; "
+                "stop it first.",
+                series=repr(series),
+                segment=repr(segment.name),
+            )
         )
     name = segment.name
     session.delete(segment)
     events.record(
         session,
         "segment.deleted",
-        f"{events.actor_name(actor)} deleted the segment {name!r}.",
+        said(
+            "%(actor)s deleted the segment %(name)s.",
+            actor=events.actor_name(actor),
+            name=repr(name),
+        ),
         user=actor,
         data={"segment_id": segment_id},
     )
@@ -181,7 +220,7 @@ def delete(session: Session, actor: User | None, segment_id: int) -> str:
 def get(session: Session, segment_id: int) -> Segment:
     segment = session.get(Segment, segment_id)
     if segment is None:
-        raise NotFound(f"There is no segment #{segment_id}.")
+        raise NotFound(said("There is no segment #%(id)s.", id=segment_id))
     return segment
 
 
@@ -255,10 +294,10 @@ def outcome_segment(
     """The segment "Did not read: <campaign>" (etc.): found again if made before."""
     require_role(actor, Role.OPERATOR)
     if outcome not in OUTCOME_NAMES:
-        raise ValidationError("Choose who to send to.", field="outcome")
+        raise ValidationError(N_("Choose who to send to."), field="outcome")
     campaign = session.get(Campaign, campaign_id)
     if campaign is None:
-        raise NotFound(f"There is no campaign #{campaign_id}.")
+        raise NotFound(said("There is no campaign #%(id)s.", id=campaign_id))
     terms = outcome_terms(campaign.id, outcome)
     head = f"{OUTCOME_NAMES[outcome]}: "
     base = head + campaign.name[: MAX_NAME - len(head)]
@@ -270,4 +309,5 @@ def outcome_segment(
     while session.scalar(select(Segment.id).where(func.lower(Segment.name) == name.lower())):
         suffix = f" ({n})"
         name, n = base[: MAX_NAME - len(suffix)] + suffix, n + 1
-    return create(session, actor, name, f"Made from the results of campaign #{campaign.id}.", terms)
+    note = said("Made from the results of campaign #%(id)s.", id=campaign.id)
+    return create(session, actor, name, note, terms)

@@ -20,12 +20,16 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import available_timezones
 
+from babel import Locale
+from babel.lists import format_list
+from flask_babel import get_locale, pgettext
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..contacts.regions import NAMES as COUNTRY_NAMES
 from ..errors import ValidationError
 from ..models import Campaign, CampaignStatus, ContactList
+from ..words import N_, said
 
 MAX_CONDITIONS = 20
 MAX_VALUE_CHARS = 200
@@ -113,21 +117,30 @@ def validate(raw: object) -> dict[str, Any]:
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise ValidationError("The conditions are not in the expected form.", field="conditions")
+        raise ValidationError(
+            N_("The conditions are not in the expected form."), field="conditions"
+        )
     conditions = raw.get("conditions", [])
     if conditions is None:
         conditions = []
     if not isinstance(conditions, list):
-        raise ValidationError("The conditions are not in the expected form.", field="conditions")
+        raise ValidationError(
+            N_("The conditions are not in the expected form."), field="conditions"
+        )
     if len(conditions) > MAX_CONDITIONS:
         raise ValidationError(
-            f"A segment may have at most {MAX_CONDITIONS} conditions; this one has "
-            f"{len(conditions)}.",
+            said(
+                "A segment may have at most %(most)d conditions; this one has %(count)d.",
+                most=MAX_CONDITIONS,
+                count=len(conditions),
+            ),
             field="conditions",
         )
     match = raw.get("match", "all")
     if match not in MATCHES:
-        raise ValidationError("Choose whether all or any of the conditions must match.", "match")
+        raise ValidationError(
+            N_("Choose whether all or any of the conditions must match."), "match"
+        )
     for i, condition in enumerate(conditions):
         _check_bounds(i, condition)
     return {"match": match, "conditions": [_condition(i, c) for i, c in enumerate(conditions)]}
@@ -137,50 +150,79 @@ def _check_bounds(i: int, condition: object) -> None:
     """Sizes only, for every condition, before any is interpreted."""
     where = f"conditions.{i}"
     if not isinstance(condition, dict) or len(condition) > 8:
-        raise ValidationError(f"Condition {i + 1} is not in the expected form.", field=where)
+        raise ValidationError(
+            said("Condition %(n)d is not in the expected form.", n=i + 1), field=where
+        )
     for part, value in condition.items():
         if isinstance(value, str) and len(value) > MAX_VALUE_CHARS:
             raise ValidationError(
-                f"Condition {i + 1}: the {part} is longer than {MAX_VALUE_CHARS} characters.",
+                said(
+                    "Condition %(n)d: the %(part)s is longer than %(most)d characters.",
+                    n=i + 1,
+                    part=part,
+                    most=MAX_VALUE_CHARS,
+                ),
                 field=f"{where}.{part}",
             )
         if isinstance(value, list) and len(value) > MAX_IDS:
             raise ValidationError(
-                f"Condition {i + 1}: choose at most {MAX_IDS} values.", field=f"{where}.{part}"
+                said("Condition %(n)d: choose at most %(most)d values.", n=i + 1, most=MAX_IDS),
+                field=f"{where}.{part}",
             )
 
 
 def _condition(i: int, raw: dict[str, Any]) -> dict[str, Any]:
     field = raw.get("field")
     field = field if isinstance(field, str) else ""
-    name = FIELD_LABELS.get(field, "")
     try:
         check = _CHECKS.get(field)
         if check is None:
-            raise _Bad("field", "needs what to look at chosen (list, attribute, country…).")
-        if field == "attribute":
-            name = f"“{label(str(raw.get('key') or ''))}”"
+            raise _Bad("field", N_("needs what to look at chosen (list, attribute, country…)."))
         return check(raw)
     except _Bad as bad:
-        head = f"Condition {i + 1}" + (f": {name}" if name else "")
-        raise ValidationError(f"{head} {bad.text}", field=f"conditions.{i}.{bad.part}") from None
+        raise ValidationError(
+            _condition_problem(i + 1, field, raw, bad.text), field=f"conditions.{i}.{bad.part}"
+        ) from None
+
+
+def _condition_problem(n: int, field: str, raw: dict[str, Any], problem: str) -> str:
+    """ "Condition 2: Country needs …": one whole sentence per field, so the pages can read
+    it back in their language (the problem is itself one of ours, translated too)."""
+    if field == "attribute":
+        key = label(str(raw.get("key") or ""))
+        return said("Condition %(n)d: “%(key)s” %(problem)s", n=n, key=key, problem=problem)
+    if field == "list":
+        return said("Condition %(n)d: List %(problem)s", n=n, problem=problem)
+    if field == "country":
+        return said("Condition %(n)d: Country %(problem)s", n=n, problem=problem)
+    if field == "timezone":
+        return said("Condition %(n)d: Timezone %(problem)s", n=n, problem=problem)
+    if field == "name":
+        return said("Condition %(n)d: Name %(problem)s", n=n, problem=problem)
+    if field == "opt_in":
+        return said("Condition %(n)d: Opt-in %(problem)s", n=n, problem=problem)
+    if field == "not_on_whatsapp":
+        return said("Condition %(n)d: Not on WhatsApp %(problem)s", n=n, problem=problem)
+    if field == "outcome":
+        return said("Condition %(n)d: Earlier campaign %(problem)s", n=n, problem=problem)
+    return said("Condition %(n)d %(problem)s", n=n, problem=problem)
 
 
 def _op(raw: dict[str, Any], allowed: tuple[str, ...]) -> str:
     op = raw.get("op")
     if op not in allowed:
-        raise _Bad("op", "needs one of the offered comparisons.")
+        raise _Bad("op", N_("needs one of the offered comparisons."))
     return str(op)
 
 
-def _text(value: object, what: str = "needs a value.") -> str:
+def _text(value: object, what: str = N_("needs a value.")) -> str:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise _Bad("value", what)
     text = " ".join(str(value).split())
     if not text:
         raise _Bad("value", what)
     if not storable(text):
-        raise _Bad("value", "has a character that cannot be stored; type it again.")
+        raise _Bad("value", N_("has a character that cannot be stored; type it again."))
     return text
 
 
@@ -196,19 +238,21 @@ def storable(text: str) -> bool:
     return True
 
 
-def _ids(value: object, what: str) -> list[int]:
+def _ids(value: object) -> list[int]:
+    """List ids (the only ids a condition's value holds)."""
     if not isinstance(value, list) or not value:
-        raise _Bad("value", f"needs at least one {what}.")
+        raise _Bad("value", N_("needs at least one list."))
+    offered = N_("needs lists chosen from the offered ones.")
     ids: dict[int, None] = {}
     for v in value:
         if isinstance(v, bool):
-            raise _Bad("value", f"needs {what}s chosen from the offered ones.")
+            raise _Bad("value", offered)
         try:
             n = int(v)
         except (TypeError, ValueError, OverflowError):  # OverflowError: JSON's Infinity
-            raise _Bad("value", f"needs {what}s chosen from the offered ones.") from None
+            raise _Bad("value", offered) from None
         if not 0 < n < 2**63:
-            raise _Bad("value", f"needs {what}s chosen from the offered ones.")
+            raise _Bad("value", offered)
         ids[n] = None
     return list(ids)
 
@@ -218,30 +262,30 @@ _DAYS_WORD = re.compile(r"\s*days?\s*$", re.IGNORECASE)
 
 def _number(value: object) -> int | float:
     if isinstance(value, bool):
-        raise _Bad("value", "needs a number.")
+        raise _Bad("value", N_("needs a number."))
     if isinstance(value, str):
         value = value.strip().replace(",", "")
     try:
         n = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError, OverflowError):  # OverflowError: an int of 400 digits
-        raise _Bad("value", "needs a number.") from None
+        raise _Bad("value", N_("needs a number.")) from None
     if not math.isfinite(n) or abs(n) >= 1e15:
-        raise _Bad("value", "needs a number.")
+        raise _Bad("value", N_("needs a number."))
     return int(n) if n.is_integer() else n
 
 
 def _list(raw: dict[str, Any]) -> dict[str, Any]:
     op = _op(raw, ("in", "not_in"))
-    return {"field": "list", "op": op, "value": _ids(raw.get("value"), "list")}
+    return {"field": "list", "op": op, "value": _ids(raw.get("value"))}
 
 
 def _attribute(raw: dict[str, Any]) -> dict[str, Any]:
     key = raw.get("key")
     if not isinstance(key, str) or not key.strip():
-        raise _Bad("key", "needs an attribute chosen.")
+        raise _Bad("key", N_("needs an attribute chosen."))
     key = key.strip()
     if len(key) > MAX_KEY_CHARS or not _KEY.match(key):
-        raise _Bad("key", "needs an attribute name of letters, digits, spaces or _ . -")
+        raise _Bad("key", N_("needs an attribute name of letters, digits, spaces or _ . -"))
     op = _op(raw, ATTRIBUTE_OPS)
     out: dict[str, Any] = {"field": "attribute", "key": key, "op": op}
     value = raw.get("value")
@@ -252,19 +296,23 @@ def _attribute(raw: dict[str, Any]) -> dict[str, Any]:
     elif op in NUMBER_OPS:
         out["value"] = _number(value)
     elif op in DATE_OPS:
-        text = _text(value, "needs a date (YYYY-MM-DD).")
+        needs_date = N_("needs a date (YYYY-MM-DD).")
+        text = _text(value, needs_date)
         if not _ISO_DATE.match(text):
-            raise _Bad("value", "needs a date (YYYY-MM-DD).")
+            raise _Bad("value", needs_date)
         try:
             out["value"] = date.fromisoformat(text[:10]).isoformat()
         except ValueError:
-            raise _Bad("value", "needs a date (YYYY-MM-DD).") from None
+            raise _Bad("value", needs_date) from None
     else:
         if isinstance(value, str):  # the condition reads "in the last … days": "90 days" too
             value = _DAYS_WORD.sub("", value)
         days = _number(value)
         if days != int(days) or not 0 < days <= MAX_DAYS:
-            raise _Bad("value", f"needs a whole number of days from 1 to {MAX_DAYS:,}.")
+            raise _Bad(
+                "value",
+                said("needs a whole number of days from 1 to %(most)s.", most=f"{MAX_DAYS:,}"),
+            )
         out["value"] = int(days)
     return out
 
@@ -273,11 +321,16 @@ def _country(raw: dict[str, Any]) -> dict[str, Any]:
     op = _op(raw, ("in", "not_in"))
     value = raw.get("value")
     if not isinstance(value, list) or not value:
-        raise _Bad("value", "needs at least one country.")
+        raise _Bad("value", N_("needs at least one country."))
     codes = [str(v).strip().upper() for v in value]
     for code in codes:
         if not _COUNTRY.match(code) or code not in COUNTRY_NAMES:
-            raise _Bad("value", f"needs countries from the offered ones ({code[:10]!r} is not).")
+            raise _Bad(
+                "value",
+                said(
+                    "needs countries from the offered ones (%(code)s is not).", code=repr(code[:10])
+                ),
+            )
     return {"field": "country", "op": op, "value": list(dict.fromkeys(codes))}
 
 
@@ -290,11 +343,16 @@ def _timezone(raw: dict[str, Any]) -> dict[str, Any]:
     op = _op(raw, ("in", "not_in"))
     value = raw.get("value")
     if not isinstance(value, list) or not value:
-        raise _Bad("value", "needs at least one timezone.")
+        raise _Bad("value", N_("needs at least one timezone."))
     zones = [str(v).strip() for v in value]
     for name in zones:
         if name not in _zones():
-            raise _Bad("value", f"needs timezones from the offered ones ({name[:40]!r} is not).")
+            raise _Bad(
+                "value",
+                said(
+                    "needs timezones from the offered ones (%(zone)s is not).", zone=repr(name[:40])
+                ),
+            )
     return {"field": "timezone", "op": op, "value": list(dict.fromkeys(zones))}
 
 
@@ -307,7 +365,7 @@ def _name(raw: dict[str, Any]) -> dict[str, Any]:
 def _opt_in(raw: dict[str, Any]) -> dict[str, Any]:
     _op(raw, ("eq",))
     if raw.get("value") not in OPT_IN_VALUES:
-        raise _Bad("value", "needs “never opted out” or “opted back in”.")
+        raise _Bad("value", N_("needs “never opted out” or “opted back in”."))
     return {"field": "opt_in", "op": "eq", "value": raw["value"]}
 
 
@@ -315,7 +373,7 @@ def _not_on_whatsapp(raw: dict[str, Any]) -> dict[str, Any]:
     _op(raw, ("eq",))
     value = raw.get("value")
     if value not in (True, False, "true", "false"):
-        raise _Bad("value", "needs yes or no.")
+        raise _Bad("value", N_("needs yes or no."))
     return {"field": "not_on_whatsapp", "op": "eq", "value": value in (True, "true")}
 
 
@@ -323,9 +381,9 @@ def _outcome(raw: dict[str, Any]) -> dict[str, Any]:
     try:
         campaign_id = int(raw.get("campaign_id"))  # type: ignore[arg-type]
     except (TypeError, ValueError, OverflowError):
-        raise _Bad("campaign_id", "needs a campaign chosen.") from None
+        raise _Bad("campaign_id", N_("needs a campaign chosen.")) from None
     if not 0 < campaign_id < 2**63:
-        raise _Bad("campaign_id", "needs a campaign chosen.")
+        raise _Bad("campaign_id", N_("needs a campaign chosen."))
     op = _op(raw, OUTCOMES)
     value = raw.get("value")
     value = _text(value) if op == "failed" and value not in (None, "") else None
@@ -348,10 +406,17 @@ _CHECKS = {
 
 
 def describe(terms: dict[str, Any], session: Session) -> str:
-    """One plain sentence: "In list Pune and Due Amount > 500"."""
+    """One plain sentence: "In list Pune and Due Amount > 500", in the reader's language.
+
+    - Its pieces are in the catalogue under the context "segment condition" (short words
+      such as "on WhatsApp" that mean this only here).
+
+    - English outside a request and over the API (unless it asks with Accept-Language);
+      what is stored (an Event) is described under `force_locale("en")`.
+    """
     conditions = terms.get("conditions") or []
     if not conditions:
-        return "Everyone who can be messaged"
+        return pgettext("segment condition", "Everyone who can be messaged")
     list_ids = {i for c in conditions if c["field"] == "list" for i in c["value"]}
     campaign_ids = {c["campaign_id"] for c in conditions if c["field"] == "outcome"}
     lists: dict[int, str] = {
@@ -367,39 +432,137 @@ def describe(terms: dict[str, Any], session: Session) -> str:
         )
     }
     parts = [_phrase(c, lists, campaigns) for c in conditions]
-    joiner = " and " if terms.get("match", "all") == "all" else " or "
-    sentence = joiner.join(parts)
+    sentence = _joined(parts, "and" if terms.get("match", "all") == "all" else "or")
     return sentence[0].upper() + sentence[1:]
+
+
+def _reader() -> Locale | None:
+    """The reader's locale, None for English (and outside a request)."""
+    locale = get_locale()
+    return None if locale is None or locale.language == "en" else locale
+
+
+def _joined(parts: list[str], kind: str) -> str:
+    """ "a and b and c" in English; in other languages as their own lists go ("a, b और c")."""
+    locale = _reader()
+    if locale is None:
+        return f" {kind} ".join(parts)
+    return format_list(parts, style="standard" if kind == "and" else "or", locale=locale)
+
+
+def _either(names: list[str]) -> str:
+    return _joined(names, "or")
+
+
+def country_name(code: str) -> str:
+    """A country's name in the reader's language (Babel's), in English outside a request."""
+    locale = _reader()
+    english = str(COUNTRY_NAMES.get(code, code))
+    return locale.territories.get(code, english) if locale is not None else english
 
 
 def _phrase(c: dict[str, Any], lists: dict[int, str], campaigns: dict[int, str]) -> str:
     field, op, value = c["field"], c["op"], c.get("value")
     values: list[Any] = value if isinstance(value, list) else []
     if field == "list":
-        names = " or ".join(lists.get(i, f"#{i}") for i in values)
-        return f"{'in' if op == 'in' else 'not in'} list {names}"
+        names = _either([lists.get(i, f"#{i}") for i in values])
+        if op == "in":
+            return pgettext("segment condition", "in list %(names)s", names=names)
+        return pgettext("segment condition", "not in list %(names)s", names=names)
     if field in ("country", "timezone"):
-        shown = [str(COUNTRY_NAMES.get(v, v)) for v in values]
-        return f"{field} {OP_WORDS[op]} {' or '.join(shown)}"
+        shown = _either([country_name(v) if field == "country" else str(v) for v in values])
+        if field == "country":
+            if op == "in":
+                return pgettext("segment condition", "country is %(names)s", names=shown)
+            return pgettext("segment condition", "country is not %(names)s", names=shown)
+        if op == "in":
+            return pgettext("segment condition", "timezone is %(names)s", names=shown)
+        return pgettext("segment condition", "timezone is not %(names)s", names=shown)
     if field == "name":
-        return f"name {OP_WORDS[op]}" + (f" “{value}”" if op == "contains" else "")
+        if op == "contains":
+            return pgettext("segment condition", "name contains “%(value)s”", value=value)
+        if op == "empty":
+            return pgettext("segment condition", "name is empty")
+        return pgettext("segment condition", "name is not empty")
     if field == "opt_in":
-        return "never opted out" if value == "never_opted_out" else "opted back in"
+        return (
+            pgettext("segment condition", "never opted out")
+            if value == "never_opted_out"
+            else pgettext("segment condition", "opted back in")
+        )
     if field == "not_on_whatsapp":
-        return "not on WhatsApp" if value else "on WhatsApp"
+        return (
+            pgettext("segment condition", "not on WhatsApp")
+            if value
+            else pgettext("segment condition", "on WhatsApp")
+        )
     if field == "outcome":
-        name = campaigns.get(c["campaign_id"], f"campaign #{c['campaign_id']}")
-        reason = f" (reason “{value}”)" if value else ""
-        return f"{OUTCOME_WORDS[op]} “{name}”{reason}"
+        name = campaigns.get(c["campaign_id"])
+        if name is None:
+            name = pgettext("segment condition", "campaign #%(id)s", id=c["campaign_id"])
+        return _outcome_phrase(op, name, value)
     key = label(c["key"])
-    if op in PRESENCE_OPS:
-        return f"{key} {OP_WORDS[op]}"
+    if op == "empty":
+        return pgettext("segment condition", "%(key)s is empty", key=key)
+    if op == "not_empty":
+        return pgettext("segment condition", "%(key)s is not empty", key=key)
     if op == "within_days":
-        return f"{key} is within the last {value} days"
+        return pgettext(
+            "segment condition", "%(key)s is within the last %(days)s days", key=key, days=value
+        )
     if op == "not_within_days":
-        return f"{key} is more than {value} days ago"
-    said = f"“{value}”" if op in TEXT_OPS else str(value)
-    return f"{key} {OP_WORDS[op]} {said}"
+        return pgettext(
+            "segment condition", "%(key)s is more than %(days)s days ago", key=key, days=value
+        )
+    if op == "eq":
+        return pgettext("segment condition", "%(key)s is “%(value)s”", key=key, value=value)
+    if op == "neq":
+        return pgettext("segment condition", "%(key)s is not “%(value)s”", key=key, value=value)
+    if op == "contains":
+        return pgettext("segment condition", "%(key)s contains “%(value)s”", key=key, value=value)
+    if op == "not_contains":
+        return pgettext(
+            "segment condition", "%(key)s does not contain “%(value)s”", key=key, value=value
+        )
+    if op == "before":
+        return pgettext("segment condition", "%(key)s is before %(date)s", key=key, date=value)
+    if op == "after":
+        return pgettext("segment condition", "%(key)s is after %(date)s", key=key, date=value)
+    return f"{key} {OP_WORDS[op]} {value}"  # > ≥ < ≤: the same in every language
+
+
+def _outcome_phrase(op: str, name: str, value: object) -> str:
+    """ "received “Diwali offer”", one whole phrase per outcome."""
+    if op == "received":
+        return pgettext("segment condition", "received “%(campaign)s”", campaign=name)
+    if op == "not_delivered":
+        return pgettext(
+            "segment condition", "was sent but did not receive “%(campaign)s”", campaign=name
+        )
+    if op == "delivered_not_read":
+        return pgettext(
+            "segment condition", "received but did not read “%(campaign)s”", campaign=name
+        )
+    if op == "read_not_replied":
+        return pgettext(
+            "segment condition", "read but did not reply to “%(campaign)s”", campaign=name
+        )
+    if op == "replied":
+        return pgettext("segment condition", "replied to “%(campaign)s”", campaign=name)
+    if op == "failed" and value:
+        return pgettext(
+            "segment condition",
+            "failed to get “%(campaign)s” (reason “%(text)s”)",
+            campaign=name,
+            text=value,
+        )
+    if op == "failed":
+        return pgettext("segment condition", "failed to get “%(campaign)s”", campaign=name)
+    return pgettext(
+        "segment condition",
+        "failed for a reason worth retrying to get “%(campaign)s”",
+        campaign=name,
+    )
 
 
 def field_choices(session: Session, campaigns_shown: int = 50) -> list[dict[str, Any]]:

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from ...analytics import overview as analytics
+from ...words import N_
 from ...zones import zone
 from .registry import Call, Id, Output, Query, operation
 
@@ -29,7 +30,7 @@ class AnalyticsQuery(Query):
     def _plausible(cls, value: date | None) -> date | None:
         # Far-off dates overflow once turned into instants; nobody sent anything then.
         if value is not None and not 2000 <= value.year <= 2999:
-            raise ValueError("must be a date between the years 2000 and 2999")
+            raise ValueError(N_("must be a date between the years 2000 and 2999"))
         return value
 
 

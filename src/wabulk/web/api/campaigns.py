@@ -17,6 +17,7 @@ from ...campaigns import lifecycle
 from ...campaigns import service as campaigns
 from ...campaigns.queries import campaigns_newest_first
 from ...models import Campaign, Role, User
+from ...words import N_
 from ..helpers import shown_text
 from .registry import (
     Call,
@@ -46,7 +47,7 @@ def _in_range(value: datetime) -> datetime:
     except OverflowError:
         utc = None
     if utc is None or not 2000 <= utc.year <= 2100:
-        raise ValueError("must be a time between the years 2000 and 2100")
+        raise ValueError(N_("must be a time between the years 2000 and 2100"))
     return utc
 
 

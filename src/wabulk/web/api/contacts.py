@@ -11,6 +11,7 @@ from pydantic import AfterValidator, ConfigDict, Field, WithJsonSchema
 from ...contacts import lists
 from ...contacts import service as contacts
 from ...models import Role
+from ...words import N_, said
 from .registry import (
     NO_NUL,
     Answer,
@@ -58,15 +59,17 @@ MAX_ATTRIBUTE_INT = 10**15
 def _attribute_value(value: Any) -> str | int | float:
     # One check with one message: a union of types would report each member's complaint.
     if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise ValueError("must be text or a number")
+        raise ValueError(N_("must be text or a number"))
     if isinstance(value, str):
         if len(value) > 1000 or "\x00" in value:
-            raise ValueError("must be text of at most 1000 characters, without NUL")
+            raise ValueError(N_("must be text of at most 1000 characters, without NUL"))
         storable(value)
     elif isinstance(value, int) and abs(value) > MAX_ATTRIBUTE_INT:
-        raise ValueError(f"must be a number between -{MAX_ATTRIBUTE_INT} and {MAX_ATTRIBUTE_INT}")
+        raise ValueError(
+            said("must be a number between -%(most)s and %(most)s", most=MAX_ATTRIBUTE_INT)
+        )
     elif isinstance(value, float) and not math.isfinite(value):
-        raise ValueError("must be a finite number")
+        raise ValueError(N_("must be a finite number"))
     return value
 
 

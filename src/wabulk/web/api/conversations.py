@@ -19,6 +19,7 @@ from ...errors import NotFound
 from ...inbox import answers, quick_replies
 from ...inbox import conversations as inbox
 from ...models import ConversationNote, Message, QuickReply, Role, utcnow
+from ...words import N_, said
 from ..helpers import MAX_ID
 from .registry import (
     DEFAULT_LIMIT,
@@ -39,7 +40,7 @@ from .registry import (
 TAG = "Inbox"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
-NOT_A_CURSOR = "is not a cursor this API gave out; use the next_cursor of a page"
+NOT_A_CURSOR = N_("is not a cursor this API gave out; use the next_cursor of a page")
 
 
 # --- conversations -----------------------------------------------------------------------
@@ -247,7 +248,7 @@ class AnswerOut(Output):
 def _view(call: Call, conversation_id: int) -> inbox.ConversationView:
     view = inbox.get(call.session, conversation_id)
     if view is None:
-        raise NotFound(f"There is no conversation #{conversation_id}.")
+        raise NotFound(said("There is no conversation #%(id)s.", id=conversation_id))
     return view
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
+from ...words import N_
 from .registry import ERRORS, NO_NUL, OPERATIONS, ErrorResponse, Operation
 
 COMPONENTS = "#/components/schemas/"
@@ -28,20 +29,26 @@ for your own programs and your shop's site.
   each invalid field.
 - **Pages**: list operations take `limit` (1 to 200) and `cursor`, and answer
   `{"data": [...], "next_cursor"}`; pass `next_cursor` back until it is null.
+- **Language**: `message` is in English unless the request sends `Accept-Language` (`hi`,
+  `pt-BR`, `es`, `id`); `code` is the same in every language.
 """
+# Tag names are marked: the docs page shows them in the reader's language (`|translated`).
 TAGS = [
-    ("Account", "Who is calling."),
-    ("Contacts", "Customers: search, opt-outs."),
-    ("Lists", "Named audiences."),
-    ("Imports", "Sheets of contacts or opt-outs: upload, confirm, follow."),
-    ("Templates", "Reusable messages."),
-    ("Campaigns", "Drafts, launch, pause, resume, cancel, progress and recipients."),
-    ("Recurring campaigns", "A draft repeated daily, weekly or monthly; each run a campaign."),
-    ("Segments", "Saved audiences by conditions: lists, attributes, earlier outcomes; count."),
-    ("Senders", "Sending accounts and their state; Cloud API senders added and checked."),
-    ("Analytics", "Outcomes over time, from maintained counters."),
-    ("Webhooks", "Endpoints that receive signed events (replies, statuses, opt-outs, …)."),
-    ("Inbox", "Conversations with customers who reply: answers, assignment, notes, quick replies."),
+    (N_("Account"), "Who is calling."),
+    (N_("Contacts"), "Customers: search, opt-outs."),
+    (N_("Lists"), "Named audiences."),
+    (N_("Imports"), "Sheets of contacts or opt-outs: upload, confirm, follow."),
+    (N_("Templates"), "Reusable messages."),
+    (N_("Campaigns"), "Drafts, launch, pause, resume, cancel, progress and recipients."),
+    (N_("Recurring campaigns"), "A draft repeated daily, weekly or monthly; each run a campaign."),
+    (N_("Segments"), "Saved audiences by conditions: lists, attributes, earlier outcomes; count."),
+    (N_("Senders"), "Sending accounts and their state; Cloud API senders added and checked."),
+    (N_("Analytics"), "Outcomes over time, from maintained counters."),
+    (N_("Webhooks"), "Endpoints that receive signed events (replies, statuses, opt-outs, …)."),
+    (
+        N_("Inbox"),
+        "Conversations with customers who reply: answers, assignment, notes, quick replies.",
+    ),
 ]
 PATH_PARAM = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
 

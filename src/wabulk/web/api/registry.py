@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Generic, TypeVar
 
 from flask import Blueprint, Response, jsonify, request
+from flask_babel import gettext as _
 from flask_login import current_user
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from pydantic import ValidationError as InputError
@@ -33,7 +34,9 @@ from werkzeug.datastructures import FileStorage
 from ...config import Settings
 from ...errors import Conflict, DomainError, NotFound, PermissionDenied, ValidationError
 from ...models import Role, User
+from ...words import N_
 from ..helpers import MAX_ID, db_session, get_settings
+from ..i18n import translated
 from ..security import api_error
 
 DEFAULT_LIMIT = 50
@@ -47,7 +50,7 @@ def storable(value: str) -> str:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        raise ValueError("must be valid Unicode text") from None
+        raise ValueError(N_("must be valid Unicode text")) from None
     return value
 
 
@@ -84,7 +87,7 @@ def decode_cursor(cursor: str) -> int:
     except (binascii.Error, UnicodeDecodeError, ValueError):
         text = ""
     if not text.isdigit() or not 1 <= int(text) <= MAX_ID:
-        raise ValueError("is not a cursor this API gave out; use the next_cursor of a page")
+        raise ValueError(N_("is not a cursor this API gave out; use the next_cursor of a page"))
     return int(text)
 
 
@@ -306,6 +309,35 @@ def keyset(
     return Paged(rows, getattr(rows[-1], key.key) if more else None)
 
 
+# Pydantic's own words for the commonest bad inputs, read back in the client's language when
+# it asks with Accept-Language (the rest stay as pydantic writes them).
+PYDANTIC_WORDS = (
+    N_("Field required"),
+    N_("Extra inputs are not permitted"),
+    N_("Input should be a valid integer, unable to parse string as an integer"),
+    N_("Input should be a valid integer"),
+    N_("Input should be a valid string"),
+    N_("Input should be a valid boolean, unable to interpret input"),
+    N_("Input should be greater than or equal to %(limit)s"),
+    N_("Input should be less than or equal to %(limit)s"),
+    N_("String should have at most %(limit)s characters"),
+    N_("String should match pattern '%(pattern)s'"),
+)
+
+
+def error_answer(
+    status: int, code: str, message: str, details: list[dict[str, Any]] | None = None
+) -> tuple[Response, int]:
+    """`api_error` with the people's words in the request's language: English (they are
+    made in English) unless the client asks with Accept-Language; codes never change."""
+    return api_error(
+        status,
+        code,
+        translated(message) or message,
+        [{**d, "message": translated(d.get("message")) or d.get("message")} for d in details or []],
+    )
+
+
 class Problem(Exception):
     """An error answer decided while reading the request."""
 
@@ -322,18 +354,22 @@ def _no_constants(name: str) -> Any:
 
 def _json_body() -> Any:
     if not request.is_json:
-        raise Problem(400, "bad_request", "Send a JSON body with Content-Type: application/json.")
+        raise Problem(
+            400, "bad_request", _("Send a JSON body with Content-Type: application/json.")
+        )
     try:
         return json.loads(request.get_data(cache=True), parse_constant=_no_constants)
     except (ValueError, RecursionError) as exc:  # RecursionError: "[[[[…" thousands deep
-        raise Problem(400, "bad_request", f"The body is not valid JSON: {exc}.") from None
+        raise Problem(
+            400, "bad_request", _("The body is not valid JSON: %(error)s.", error=exc)
+        ) from None
 
 
 def _message(err: Any) -> str:
     if err["type"] == "string_pattern_mismatch" and err.get("ctx", {}).get("pattern") == NO_NUL:
-        return "Must not contain the NUL character (\\u0000)"
+        return _("Must not contain the NUL character (\\u0000)")
     if err["type"] == "value_error":
-        text = str(err["ctx"]["error"])
+        text = translated(str(err["ctx"]["error"])) or ""
         return text[:1].upper() + text[1:]
     return str(err["msg"])
 
@@ -354,15 +390,15 @@ def _inputs(op: Operation) -> dict[str, Any]:
             kwargs["body"] = op.body.model_validate(_json_body())
         if op.form is not None:
             if not request.mimetype.startswith("multipart/form-data"):
-                raise Problem(400, "bad_request", "Send the file as multipart/form-data.")
+                raise Problem(400, "bad_request", _("Send the file as multipart/form-data."))
             kwargs["form"] = op.form.model_validate(request.form.to_dict())
             file = request.files.get("file")
             if not isinstance(file, FileStorage) or not file.filename:
                 raise Problem(
                     422,
                     "invalid",
-                    "Attach the file as the form field `file`, with a file name.",
-                    [{"field": "file", "message": "Field required"}],
+                    _("Attach the file as the form field `file`, with a file name."),
+                    [{"field": "file", "message": _("Field required")}],
                 )
             kwargs["file"] = file
     except InputError as exc:
@@ -372,23 +408,27 @@ def _inputs(op: Operation) -> dict[str, Any]:
 
 
 def _summary(details: list[dict[str, Any]]) -> str:
-    first = details[0] if details else {"field": None, "message": "Invalid input"}
+    """ "limit: Input should be … (and 2 more)." in the request's language."""
+    first = details[0] if details else {"field": None, "message": _("Invalid input")}
     where = f"{first['field']}: " if first["field"] else ""
-    more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
-    return f"{where}{first['message']}{more}."
+    message = translated(first["message"]) or ""
+    more = " " + _("(and %(n)s more)", n=len(details) - 1) if len(details) > 1 else ""
+    return f"{where}{message}{more}."
 
 
 def _domain_error(op: Operation, exc: DomainError) -> tuple[Response, int]:
+    """A service's refusal: its English sentence, read back in the client's language only
+    when it asks with Accept-Language (`error_answer`)."""
     message = str(exc)
     if isinstance(exc, NotFound):
-        return api_error(404, "not_found", message)
+        return error_answer(404, "not_found", message)
     if isinstance(exc, Conflict):
-        return api_error(409, "conflict", message)
+        return error_answer(409, "conflict", message)
     if isinstance(exc, PermissionDenied):
-        return api_error(403, "forbidden", message)
+        return error_answer(403, "forbidden", message)
     field = exc.field if isinstance(exc, ValidationError) else None
     field = op.renames.get(field, field) if field else None
-    return api_error(422, "invalid", message, [{"field": field, "message": message}])
+    return error_answer(422, "invalid", message, [{"field": field, "message": message}])
 
 
 def _view(op: Operation) -> Callable[..., Any]:
@@ -396,7 +436,7 @@ def _view(op: Operation) -> Callable[..., Any]:
         try:
             kwargs = _inputs(op)
         except Problem as exc:
-            return api_error(exc.status, exc.code, str(exc), exc.details)
+            return error_answer(exc.status, exc.code, str(exc), exc.details)
         session = db_session()
         call = Call(session, current_user._get_current_object(), get_settings())
         try:
@@ -409,7 +449,9 @@ def _view(op: Operation) -> Callable[..., Any]:
         except IntegrityError:
             # Two requests racing to create the same name: the loser learns it plainly.
             session.rollback()
-            return api_error(409, "conflict", "This clashes with a change made at the same time.")
+            return error_answer(
+                409, "conflict", _("This clashes with a change made at the same time.")
+            )
         return _respond(op, result)
 
     view.__name__ = op.name

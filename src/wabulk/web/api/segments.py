@@ -16,6 +16,7 @@ from sqlalchemy import select
 from ...models import Role, Segment
 from ...segments import service as segments
 from ...segments import terms as segment_terms
+from ...words import N_, said
 from .contacts import ContactOut
 from .registry import (
     Call,
@@ -96,14 +97,14 @@ def _storable_value(value: Any) -> Any:
     """Texts PostgreSQL can store, one level of list at most (the service checks the rest)."""
     items = value if isinstance(value, list) else [value]
     if isinstance(value, list) and len(value) > segment_terms.MAX_IDS:
-        raise ValueError(f"choose at most {segment_terms.MAX_IDS} values")
+        raise ValueError(said("choose at most %(most)s values", most=segment_terms.MAX_IDS))
     for item in items:
         if isinstance(item, list | dict):
-            raise ValueError("must be a text, a number, true/false or a list of them")
+            raise ValueError(N_("must be a text, a number, true/false or a list of them"))
         if isinstance(item, str):
             storable(item)
             if "\x00" in item:  # PostgreSQL's JSONB refuses it
-                raise ValueError("must not contain the NUL character (\\u0000)")
+                raise ValueError(N_("must not contain the NUL character (\\u0000)"))
     return value
 
 

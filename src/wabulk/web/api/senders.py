@@ -19,6 +19,7 @@ from ...models import Channel, CloudTemplate, Role, Sender
 from ...senders import cloud, cloud_input
 from ...senders import service as senders
 from ...senders.queries import senders_by_name
+from ...words import said
 from ..helpers import shown_reason
 from .registry import Call, Input, Output, Page, Paged, PageQuery, Text, keyset, operation
 
@@ -251,7 +252,10 @@ def _cloud_sender(call: Call, sender_id: int) -> Sender:
     sender = senders.get_sender(call.session, sender_id)
     if sender.channel != Channel.CLOUD_API:
         raise ValidationError(
-            f"{sender.name} is not a Cloud API sender: change it on the Senders page."
+            said(
+                "%(sender)s is not a Cloud API sender: change it on the Senders page.",
+                sender=sender.name,
+            )
         )
     return sender
 

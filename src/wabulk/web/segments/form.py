@@ -15,58 +15,80 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from flask_babel import pgettext
 from werkzeug.datastructures import MultiDict
 
 from ..helpers import id_values
 
-# (field, what the builder calls it)
+# (field, what the builder calls it). The words are marked with pgettext and its context
+# (outside a request it returns them as they are); the page and `spec` translate them with
+# the same context, as `describe` does.
 FIELDS: tuple[tuple[str, str], ...] = (
-    ("list", "In a list"),
-    ("attribute", "Sheet column"),
-    ("name", "Name"),
-    ("country", "Country"),
-    ("timezone", "Timezone"),
-    ("outcome", "An earlier campaign"),
-    ("opt_in", "Opt-out history"),
-    ("not_on_whatsapp", "WhatsApp account"),
+    ("list", pgettext("segment condition", "In a list")),
+    ("attribute", pgettext("segment condition", "Sheet column")),
+    ("name", pgettext("segment condition", "Name")),
+    ("country", pgettext("segment condition", "Country")),
+    ("timezone", pgettext("segment condition", "Timezone")),
+    ("outcome", pgettext("segment condition", "An earlier campaign")),
+    ("opt_in", pgettext("segment condition", "Opt-out history")),
+    ("not_on_whatsapp", pgettext("segment condition", "WhatsApp account")),
 )
 FIELD_NAMES = frozenset(f for f, _ in FIELDS)
-IN_OUT = (("in", "is one of"), ("not_in", "is none of"))
+IN_OUT = (
+    ("in", pgettext("segment condition", "is one of")),
+    ("not_in", pgettext("segment condition", "is none of")),
+)
 OPS: dict[str, tuple[tuple[str, str], ...]] = {
-    "list": (("in", "is in any of"), ("not_in", "is in none of")),
-    "attribute": (
-        ("eq", "is"),
-        ("neq", "is not"),
-        ("contains", "contains"),
-        ("not_contains", "does not contain"),
-        ("empty", "is empty"),
-        ("not_empty", "is filled in"),
-        ("gt", "is more than"),
-        ("gte", "is at least"),
-        ("lt", "is less than"),
-        ("lte", "is at most"),
-        ("before", "is a date before"),
-        ("after", "is a date after"),
-        ("within_days", "is a date in the last … days"),
-        ("not_within_days", "is not a date in the last … days"),
+    "list": (
+        ("in", pgettext("segment condition", "is in any of")),
+        ("not_in", pgettext("segment condition", "is in none of")),
     ),
-    "name": (("contains", "contains"), ("empty", "is missing"), ("not_empty", "is known")),
+    "attribute": (
+        ("eq", pgettext("segment condition", "is")),
+        ("neq", pgettext("segment condition", "is not")),
+        ("contains", pgettext("segment condition", "contains")),
+        ("not_contains", pgettext("segment condition", "does not contain")),
+        ("empty", pgettext("segment condition", "is empty")),
+        ("not_empty", pgettext("segment condition", "is filled in")),
+        ("gt", pgettext("segment condition", "is more than")),
+        ("gte", pgettext("segment condition", "is at least")),
+        ("lt", pgettext("segment condition", "is less than")),
+        ("lte", pgettext("segment condition", "is at most")),
+        ("before", pgettext("segment condition", "is a date before")),
+        ("after", pgettext("segment condition", "is a date after")),
+        ("within_days", pgettext("segment condition", "is a date in the last … days")),
+        ("not_within_days", pgettext("segment condition", "is not a date in the last … days")),
+    ),
+    "name": (
+        ("contains", pgettext("segment condition", "contains")),
+        ("empty", pgettext("segment condition", "is missing")),
+        ("not_empty", pgettext("segment condition", "is known")),
+    ),
     "country": IN_OUT,
     "timezone": IN_OUT,
     "outcome": (
-        ("received", "got the message"),
-        ("not_delivered", "message was not delivered"),
-        ("delivered_not_read", "did not read"),
-        ("read_not_replied", "read but did not reply"),
-        ("replied", "replied"),
-        ("failed", "message failed"),
-        ("failed_retryable", "message failed (reasons worth retrying)"),
+        ("received", pgettext("segment condition", "got the message")),
+        ("not_delivered", pgettext("segment condition", "message was not delivered")),
+        ("delivered_not_read", pgettext("segment condition", "did not read")),
+        ("read_not_replied", pgettext("segment condition", "read but did not reply")),
+        ("replied", pgettext("segment condition", "replied")),
+        ("failed", pgettext("segment condition", "message failed")),
+        (
+            "failed_retryable",
+            pgettext("segment condition", "message failed (reasons worth retrying)"),
+        ),
     ),
-    "opt_in": (("eq", "is"),),
-    "not_on_whatsapp": (("eq", "is"),),
+    "opt_in": (("eq", pgettext("segment condition", "is")),),
+    "not_on_whatsapp": (("eq", pgettext("segment condition", "is")),),
 }
-OPT_IN = (("never_opted_out", "never opted out"), ("opted_back_in", "opted out, then back in"))
-WHATSAPP = (("1", "not on WhatsApp"), ("0", "on WhatsApp, or not known yet"))
+OPT_IN = (
+    ("never_opted_out", pgettext("segment condition", "never opted out")),
+    ("opted_back_in", pgettext("segment condition", "opted out, then back in")),
+)
+WHATSAPP = (
+    ("1", pgettext("segment condition", "not on WhatsApp")),
+    ("0", pgettext("segment condition", "on WhatsApp, or not known yet")),
+)
 # Which value boxes each field shows (the template and segments.js read the same table).
 WIDGETS: dict[str, tuple[str, ...]] = {
     "list": ("lists",),
@@ -229,9 +251,13 @@ def row_error(field: str | None, where: list[int]) -> tuple[int, str] | None:
 
 
 def spec() -> dict[str, Any]:
-    """What segments.js needs to rebuild a row's choices when its field changes."""
+    """What segments.js needs to rebuild a row's choices when its field changes (the
+    comparisons in the reader's language)."""
     return {
-        "ops": {f: [list(o) for o in ops] for f, ops in OPS.items()},
+        "ops": {
+            f: [[op, pgettext("segment condition", words)] for op, words in ops]
+            for f, ops in OPS.items()
+        },
         "widgets": {f: list(w) for f, w in WIDGETS.items()},
         "noValue": sorted(NO_VALUE),
         "numberOps": sorted(NUMBER_OPS),

@@ -11,23 +11,27 @@ from __future__ import annotations
 from typing import Any
 
 from flask import flash, redirect, url_for
+from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user
 from werkzeug.wrappers import Response as WResponse
 
 from ...errors import DomainError
 from ...models import Campaign, CampaignStatus, Role, Segment
 from ...segments import service as segments
+from ...words import N_
 from ..helpers import db_session
+from ..i18n import translated
 from ..security import requires
 from .views import LIST_CAP, bp, count_text, describe
 
 # (outcome, button words, its icon)
 OUTCOMES: tuple[tuple[str, str, str], ...] = (
-    ("delivered_not_read", "New campaign to those who got it but did not read it", "eye-slash"),
-    ("replied", "New campaign to those who replied", "reply"),
+    ("delivered_not_read", N_("New campaign to those who got it but did not read it"), "eye-slash"),
+    ("replied", N_("New campaign to those who replied"), "reply"),
     (
         "failed_retryable",
-        "New campaign to those whose message failed (reasons worth retrying)",
+        N_("New campaign to those whose message failed (reasons worth retrying)"),
         "arrow-repeat",
     ),
 )
@@ -39,13 +43,13 @@ OUTCOME_NAMES = frozenset(o for o, _, _ in OUTCOMES)
 def retarget(campaign_id: int, outcome: str) -> WResponse:
     session = db_session()
     if outcome not in OUTCOME_NAMES:
-        flash("There is no such choice.", "danger")
+        flash(_("There is no such choice."), "danger")
         return redirect(url_for("campaigns.detail", campaign_id=campaign_id))
     try:
         seg = segments.outcome_segment(session, current_user, campaign_id, outcome)
     except DomainError as exc:
         session.rollback()
-        flash(str(exc), "danger")
+        flash(translated(str(exc)) or "", "danger")
         return redirect(url_for("campaigns.detail", campaign_id=campaign_id))
     session.commit()
     return redirect(url_for("campaigns.new", segment_id=seg.id))
@@ -62,13 +66,14 @@ def retarget_buttons(campaign: Campaign) -> list[dict[str, Any]]:
         terms = segments.outcome_terms(campaign.id, outcome)
         n, capped = segments.count(session, terms, cap=LIST_CAP)
         if n:
-            people = "person" if n == 1 and not capped else "people"
             out.append(
                 {
                     "outcome": outcome,
-                    "words": words,
+                    "words": _(words),
                     "icon": icon,
-                    "count": f"{count_text(n, capped)} {people}",
+                    "count": ngettext(
+                        "%(count)s person", "%(count)s people", n, count=count_text(n, capped)
+                    ),
                 }
             )
     return out
@@ -85,7 +90,7 @@ def campaign_audience(campaign: Campaign) -> dict[str, Any] | None:
     terms = campaign.audience_terms if campaign.audience_terms else (seg.terms if seg else None)
     return {
         "segment": seg,
-        "name": seg.name if seg else "a segment since deleted",
+        "name": seg.name if seg else _("a segment since deleted"),
         "sentence": describe(session, terms),
         "at_launch": bool(campaign.audience_terms),
     }

@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Response, flash, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -16,10 +18,9 @@ from ...models import Campaign, Contact, Role, Segment, utcnow
 from ...segments import compile as compile_terms
 from ...segments import service as segments
 from ...segments import terms as segment_terms
-from ..campaign_form import sentence as describe
 from ..form_state import FormState
 from ..helpers import db_session
-from ..i18n import format_number
+from ..i18n import format_number, translated
 from ..security import requires
 from . import form as builder
 
@@ -46,7 +47,7 @@ def index() -> str:
         try:
             counted = count_text(*segments.count(session, seg.terms, cap=LIST_CAP))
         except ValidationError as exc:  # saved under older rules (a zone tzdata dropped)
-            counted = f"Needs fixing: {exc}"
+            counted = _("Needs fixing: %(problem)s", problem=translated(str(exc)))
         rows.append(
             {
                 "segment": seg,
@@ -96,10 +97,10 @@ def delete(segment_id: int) -> WResponse:
         done = segments.delete(session, current_user, segment_id)
     except DomainError as exc:
         session.rollback()
-        flash(str(exc), "danger")
+        flash(translated(str(exc)) or "", "danger")
         return redirect(url_for("segments.edit", segment_id=segment_id))
     session.commit()
-    flash(done or "Segment deleted.", "success")
+    flash(done or _("Segment deleted."), "success")
     return redirect(url_for("segments.index"))
 
 
@@ -112,13 +113,13 @@ def preview() -> tuple[Response, int] | Response:
     - `row` is the builder's row number (the page sends its rows' numbers as `rows`).
     """
     if (request.content_length or 0) > MAX_PREVIEW_BYTES:
-        return jsonify({"ok": False, "error": "Too many conditions to count."}), 413
+        return jsonify({"ok": False, "error": _("Too many conditions to count.")}), 413
     try:
         body = request.get_json(silent=True)
     except RecursionError:  # "[[[[…" thousands deep: not ValueError, so not silenced
         body = None
     if not isinstance(body, dict):
-        return jsonify({"ok": False, "error": "Send the conditions as JSON."}), 400
+        return jsonify({"ok": False, "error": _("Send the conditions as JSON.")}), 400
     numbers = body.get("rows")
     numbers = numbers if isinstance(numbers, list) else []
     where = [int(n) for n in numbers if isinstance(n, int)][:100]
@@ -130,7 +131,7 @@ def preview() -> tuple[Response, int] | Response:
         return jsonify(
             {
                 "ok": False,
-                "error": str(exc),
+                "error": translated(str(exc)),
                 "row": spot[0] if spot else None,
                 "part": spot[1] if spot else None,
             }
@@ -180,15 +181,17 @@ def _save(segment_id: int | None) -> WResponse | tuple[str, int] | str:
         session.rollback()
         spot = builder.row_error(getattr(exc, "field", None), where)
         if spot is not None:
-            rows[spot[0]]["error"] = str(exc)
+            rows[spot[0]]["error"] = translated(str(exc))
             rows[spot[0]]["error_part"] = spot[1]
-            state.errors["conditions"] = str(exc)
+            state.errors["conditions"] = translated(str(exc))
         else:
             state.fail(exc, KNOWN | {"conditions"}, conflict="name")
+            for box, problem in state.errors.items():  # the service's English, for this reader
+                state.errors[box] = translated(problem) or problem
         seg = segments.get(session, segment_id) if segment_id else None
         return _render_form(seg, state, rows or [builder.blank_row()]), 400
     session.commit()
-    flash(f"Segment {saved.name!r} saved.", "success")
+    flash(_("Segment %(name)s saved.", name=repr(saved.name)), "success")
     return redirect(url_for("segments.index"))
 
 
@@ -200,7 +203,7 @@ def _render_form(seg: Segment | None, state: FormState, rows: list[dict[str, Any
         try:
             terms = segment_terms.validate(raw)
         except ValidationError as exc:
-            live = {"error": str(exc)}
+            live = {"error": translated(str(exc))}
         else:
             live = who_matches(session, terms)
     return render_template(
@@ -228,7 +231,6 @@ def choices(session: Session, rows: list[dict[str, Any]]) -> dict[str, Any]:
     names are found, plus any already chosen): a checkbox for each of the world's ~400
     timezones in every row would drown the page."""
     by_field = {f["field"]: f for f in segment_terms.FIELD_CHOICES(session)}
-    country_names = {o["value"]: o["label"] for o in by_field["country"].get("options", [])}
     recent = (
         select(Contact.country, Contact.timezone).order_by(Contact.id.desc()).limit(RECENT)
     ).subquery()
@@ -239,7 +241,7 @@ def choices(session: Session, rows: list[dict[str, Any]]) -> dict[str, Any]:
         "lists": [(o["value"], o["label"]) for o in by_field["list"].get("options", [])],
         "keys": [(o["value"], o["label"]) for o in by_field["attribute"].get("keys", [])],
         "countries": sorted(
-            ((c, country_names.get(c, c)) for c in countries), key=lambda pair: pair[1]
+            ((c, segment_terms.country_name(c)) for c in countries), key=lambda pair: pair[1]
         ),
         "zones": sorted(zones),
         "campaigns": _with_chosen(
@@ -283,14 +285,30 @@ def who_matches(session: Session, terms: dict[str, Any]) -> dict[str, Any]:
     found: Any = session.execute(first)  # rows of (id, phone)
     ids: list[int] = [row[0] for row in found]
     people = {c.id: c for c in session.scalars(select(Contact).where(Contact.id.in_(ids)))}
+    text = count_text(n, capped)
     return {
         "count": n,
         "capped": capped,
-        "text": count_text(n, capped),
+        "text": text,
+        # The words beside the number, and the line that jumps to it on a phone.
+        "noun": ngettext("contact", "contacts", n),
+        "matches": ngettext(
+            "%(count)s contact matches now: see who",
+            "%(count)s contacts match now: see who",
+            n,
+            count=text,
+        ),
         "not_on_whatsapp": count_text(min(away, COUNT_CAP), away > COUNT_CAP) if away else "",
         "sentence": describe(session, terms),
         "sample": [sample_row(people[i]) for i in ids if i in people],
     }
+
+
+def describe(session: Session, terms: dict[str, Any] | None) -> str:
+    """A segment's conditions in one sentence, in the reader's language."""
+    if not (terms or {}).get("conditions"):
+        return _("Everyone you can message")
+    return segment_terms.describe(terms or {}, session)
 
 
 def count_text(n: int, capped: bool) -> str:

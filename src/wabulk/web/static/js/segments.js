@@ -12,7 +12,6 @@
   const template = form.querySelector("template[data-row-template]");
   const addButton = form.querySelector("[data-add-row]");
   const live = document.querySelector("[data-live]");
-  const fmt = new Intl.NumberFormat();
   const FAILED = ["failed", "failed_retryable"];
   const PLACEHOLDERS = {
     gt: "500", gte: "500", lt: "500", lte: "500",
@@ -172,11 +171,11 @@
     live.querySelector("[data-sample-box]").hidden = false;
     live.querySelector("[data-live-error]").hidden = true;
     live.querySelector("[data-count]").textContent = answer.text;
-    live.querySelector("[data-count-noun]").textContent = answer.count === 1 ? "contact" : "contacts";
+    live.querySelector("[data-count-noun]").textContent = answer.noun;  // in the page's language
     live.querySelector("[data-sentence]").textContent = answer.sentence;
     if (mirror) {
       mirror.hidden = false;
-      mirror.textContent = `${answer.text} ${answer.count === 1 ? "contact matches" : "contacts match"} now: see who`;
+      mirror.textContent = answer.matches;
     }
     live.querySelector("[data-away]").hidden = !answer.not_on_whatsapp;
     live.querySelector("[data-away-n]").textContent = answer.not_on_whatsapp;
@@ -196,7 +195,7 @@
       const td = document.createElement("td");
       td.colSpan = 3;
       td.className = "text-body-secondary";
-      td.textContent = "Nobody matches yet.";
+      td.textContent = wabulkText("Nobody matches yet.");
       tr.append(td);
       lines.push(tr);
     }
@@ -240,7 +239,7 @@
         showProblem(answer.error);
       }
     } catch (err) {
-      if (mine === seq) showProblem("Could not count just now; saving still works.");
+      if (mine === seq) showProblem(wabulkText("Could not count just now; saving still works."));
     }
   }
 
