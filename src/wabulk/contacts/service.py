@@ -284,8 +284,17 @@ def opt_in(session: Session, actor: User | None, contact_id: int, reason: str) -
     if not back_in:
         raise Conflict(said("%(phone)s is not opted out.", phone=contact.phone))
     tallies.add(session, opted_out=-1)
-    _record_contact(
-        session, actor, contact, "contact.opted_in", f"opted {contact.phone} back in: {reason}"
+    _record_said(
+        session,
+        actor,
+        contact,
+        "contact.opted_in",
+        said(
+            "%(who)s opted %(phone)s back in: %(reason)s",
+            who=events.actor_name(actor),
+            phone=contact.phone,
+            reason=reason,
+        ),
     )
     return contact
 
@@ -300,12 +309,16 @@ def clear_not_on_whatsapp(session: Session, actor: User | None, contact_id: int)
     if contact.not_on_whatsapp_at is None:
         raise Conflict(said("%(phone)s is not marked as not on WhatsApp.", phone=contact.phone))
     contact.not_on_whatsapp_at, contact.updated_at = None, utcnow()
-    _record_contact(
+    _record_said(
         session,
         actor,
         contact,
         "contact.whatsapp_cleared",
-        f"asked the next campaign to try {contact.phone} on WhatsApp again",
+        said(
+            "%(who)s asked the next campaign to try %(phone)s on WhatsApp again",
+            who=events.actor_name(actor),
+            phone=contact.phone,
+        ),
     )
     return contact
 
@@ -468,7 +481,14 @@ def _record_contact(
     session: Session, actor: User | None, contact: Contact, kind: str, what: str
 ) -> None:
     who = events.actor_name(actor)
-    events.record(session, kind, f"{who} {what}", user=actor, data={"contact_id": contact.id})
+    _record_said(session, actor, contact, kind, f"{who} {what}")
+
+
+def _record_said(
+    session: Session, actor: User | None, contact: Contact, kind: str, text: str
+) -> None:
+    """An Event about one contact, its text whole (a sentence of wabulk.words)."""
+    events.record(session, kind, text, user=actor, data={"contact_id": contact.id})
 
 
 def add_to_list(session: Session, actor: User | None, list_id: int, contact_ids: list[int]) -> int:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ValidationError
+from ..words import N_, said
 
 MAX_COLUMNS = 500
 MAX_ROWS = 2_000_000
@@ -38,9 +39,15 @@ class SheetError(ValidationError):
 
 def too_big(what: str) -> SheetError:
     return SheetError(
-        f"{what}; wabulk reads up to {MAX_ROWS:,} rows, {MAX_COLUMNS} columns and "
-        f"{MAX_CELLS:,} cells (rows times columns) in a sheet. Remove the far-away or repeated "
-        "cells (or split the sheet) and upload again."
+        said(
+            "%(what)s; wabulk reads up to %(rows)s rows, %(columns)s columns and %(cells)s "
+            "cells (rows times columns) in a sheet. Remove the far-away or repeated cells (or "
+            "split the sheet) and upload again.",
+            what=what,
+            rows=f"{MAX_ROWS:,}",
+            columns=MAX_COLUMNS,
+            cells=f"{MAX_CELLS:,}",
+        )
     )
 
 
@@ -130,14 +137,20 @@ def _check_shared_strings(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> None:
 
 
 def _damaged_strings(claimed: int | None = None) -> SheetError:
-    what = (
-        f"says it holds {claimed:,} entries, far more than the file contains"
-        if claimed
-        else "cannot be read"
-    )
+    if claimed:
+        return SheetError(
+            said(
+                "This workbook is damaged: its list of texts says it holds %(n)s entries, far "
+                "more than the file contains. Open it in your spreadsheet program, save a fresh "
+                "copy, and upload that.",
+                n=f"{claimed:,}",
+            )
+        )
     return SheetError(
-        f"This workbook is damaged: its list of texts {what}. Open it in your spreadsheet "
-        "program, save a fresh copy, and upload that."
+        N_(
+            "This workbook is damaged: its list of texts cannot be read. Open it in your "
+            "spreadsheet program, save a fresh copy, and upload that."
+        )
     )
 
 
@@ -203,11 +216,22 @@ def _max_ref_row(zf: zipfile.ZipFile, name: str) -> int:
 
 def _check_extent(rows: int, cols: int) -> None:
     if rows > MAX_ROWS + 1 or cols > MAX_COLUMNS:
-        raise too_big(f"A sheet in this workbook reaches row {rows:,} and column {cols:,}")
+        raise too_big(
+            said(
+                "A sheet in this workbook reaches row %(row)s and column %(column)s",
+                row=f"{rows:,}",
+                column=f"{cols:,}",
+            )
+        )
     if rows * cols > MAX_CELLS:
         raise too_big(
-            f"A sheet in this workbook spans {rows:,} rows by {cols:,} columns "
-            f"({rows * cols:,} cells)"
+            said(
+                "A sheet in this workbook spans %(rows)s rows by %(columns)s columns "
+                "(%(cells)s cells)",
+                rows=f"{rows:,}",
+                columns=f"{cols:,}",
+                cells=f"{rows * cols:,}",
+            )
         )
 
 
@@ -333,7 +357,11 @@ def check_ods(path: Path) -> None:
                             row.last = row.col
                             if row.col > MAX_COLUMNS:
                                 raise too_big(
-                                    f"A row of this sheet repeats cells out to column {row.col:,}"
+                                    said(
+                                        "A row of this sheet repeats cells out to column "
+                                        "%(column)s",
+                                        column=f"{row.col:,}",
+                                    )
                                 )
                 tail = data[end:]
 
@@ -356,13 +384,20 @@ def _end_row(table: _OdsTable, row: _OdsRow) -> None:
     table.width = max(table.width, row.last)
     if table.rows > MAX_ODS_ROWS:
         raise SheetError(
-            f"This sheet goes on to row {table.rows:,} (a row is repeated many times); "
-            f"wabulk reads .ods sheets up to row {MAX_ODS_ROWS:,}. Remove the repeated rows, "
-            "or save the sheet as .csv, and upload again."
+            said(
+                "This sheet goes on to row %(row)s (a row is repeated many times); wabulk "
+                "reads .ods sheets up to row %(max)s. Remove the repeated rows, or save the "
+                "sheet as .csv, and upload again.",
+                row=f"{table.rows:,}",
+                max=f"{MAX_ODS_ROWS:,}",
+            )
         )
     if table.rows * table.width > MAX_CELLS:
         raise too_big(
-            f"This sheet's repeated rows and cells make {table.rows * table.width:,} cells"
+            said(
+                "This sheet's repeated rows and cells make %(cells)s cells",
+                cells=f"{table.rows * table.width:,}",
+            )
         )
 
 
@@ -443,11 +478,19 @@ def _check_dimensions(body: bytes) -> None:
     rows = (end_row - first_row) % (1 << 32)
     cols = (end_col - first_col) % (1 << 32)
     if rows > MAX_ROWS + 1 or cols > MAX_COLUMNS + 1 or rows * cols > MAX_CELLS:
-        raise too_big(f"A sheet in this workbook declares {rows:,} rows by {cols:,} columns")
+        raise too_big(
+            said(
+                "A sheet in this workbook declares %(rows)s rows by %(columns)s columns",
+                rows=f"{rows:,}",
+                columns=f"{cols:,}",
+            )
+        )
 
 
 def _damaged_xls() -> SheetError:
     return SheetError(
-        "The XLS workbook is damaged and cannot be read. Open it in your spreadsheet program, "
-        "save a fresh copy (as .xlsx if you can), and upload that."
+        N_(
+            "The XLS workbook is damaged and cannot be read. Open it in your spreadsheet "
+            "program, save a fresh copy (as .xlsx if you can), and upload that."
+        )
     )

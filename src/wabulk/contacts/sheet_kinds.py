@@ -14,7 +14,7 @@ import re
 import zipfile
 from pathlib import Path
 
-from ..words import N_
+from ..words import N_, said
 from . import xlsx_head
 from .sheet_checks import SheetError
 
@@ -132,16 +132,21 @@ def _zip_kind(path: Path) -> str:
                 if mime == "application/vnd.oasis.opendocument.spreadsheet":
                     return "ods"
                 raise SheetError(
-                    f"This is an OpenDocument file of type {mime!r}, not a spreadsheet."
+                    said(
+                        "This is an OpenDocument file of type %(type)s, not a spreadsheet.",
+                        type=repr(mime),
+                    )
                 )
             if any(n.startswith("word/") for n in names):
-                raise SheetError("This is a Word document, not a spreadsheet.")
+                raise SheetError(N_("This is a Word document, not a spreadsheet."))
     except zipfile.BadZipFile:
         raise SheetError(
-            "The workbook is damaged and cannot be opened (broken zip "
-            "structure). Open it in Excel, save a fresh copy, and try again."
+            N_(
+                "The workbook is damaged and cannot be opened (broken zip structure). Open it "
+                "in Excel, save a fresh copy, and try again."
+            )
         ) from None
-    raise SheetError("This is a zip archive, not a spreadsheet. Upload the .xlsx inside it.")
+    raise SheetError(N_("This is a zip archive, not a spreadsheet. Upload the .xlsx inside it."))
 
 
 def _main_part_type(zf: zipfile.ZipFile, names: set[str]) -> str | None:
@@ -176,14 +181,20 @@ def _check_zip_bomb(zf: zipfile.ZipFile) -> None:
         ratio = info.file_size / max(info.compress_size, 1)
         if info.file_size > 10 * 1024 * 1024 and ratio > MAX_ZIP_RATIO:
             raise SheetError(
-                "This workbook expands to an implausible size for its file size "
-                f"({info.filename}: {ratio:.0f} times compressed); it was refused "
-                "as unsafe."
+                said(
+                    "This workbook expands to an implausible size for its file size "
+                    "(%(part)s: %(ratio)s times compressed); it was refused as unsafe.",
+                    part=info.filename,
+                    ratio=f"{ratio:.0f}",
+                )
             )
     if total > MAX_UNZIPPED_BYTES:
         raise SheetError(
-            f"This workbook expands to {total // (1024 * 1024)} MB, more than a "
-            "customer sheet should; it was refused as unsafe."
+            said(
+                "This workbook expands to %(mb)s MB, more than a customer sheet should; it "
+                "was refused as unsafe.",
+                mb=total // (1024 * 1024),
+            )
         )
 
 
