@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from ..dispatch.queue import REPLIED
 from ..models import Campaign, CampaignStep, Message, MessageStatus, StepCondition, Template
+from ..words import said
 from . import followups
 
 S = MessageStatus
@@ -48,11 +49,14 @@ class StepFunnel:
 
     @property
     def when(self) -> str:
-        return f"{followups.describe_delay(self.delay_minutes)} after the previous message"
+        return said(
+            "%(detail)s after the previous message",
+            detail=followups.describe_delay(self.delay_minutes),
+        )
 
     @property
     def who(self) -> str:
-        return "To those " + followups.CONDITION_WORDS[self.condition]
+        return said("To those %(what)s", what=followups.CONDITION_WORDS[self.condition])
 
 
 def _skips(session: Session, campaign_id: int) -> dict[str | None, int]:

@@ -46,6 +46,7 @@ from ..models import (
     Template,
     User,
 )
+from ..words import N_, said, said_n
 from .audience import QUEUED_COLUMNS
 
 C = CampaignStatus
@@ -65,9 +66,9 @@ WENT_OUT = (S.SENT, S.DELIVERED, S.READ)
 # Step campaigns recipients may still be added to.
 OPEN = (C.RUNNING, C.PAUSED)
 CONDITION_WORDS = {
-    StepCondition.NOT_REPLIED: "who have not replied",
-    StepCondition.NOT_READ: "who have not read it (nor replied)",
-    StepCondition.EVERYONE: "everyone (except those who opted out)",
+    StepCondition.NOT_REPLIED: N_("who have not replied"),
+    StepCondition.NOT_READ: N_("who have not read it (nor replied)"),
+    StepCondition.EVERYONE: N_("everyone (except those who opted out)"),
 }
 
 
@@ -96,59 +97,86 @@ def describe_delay(minutes: int) -> str:
     """ "2 days", "1 day 6 hours", "3 hours", "45 minutes"."""
     days, rest = divmod(minutes, 24 * 60)
     hours, mins = divmod(rest, 60)
-    parts = []
-    for n, word in ((days, "day"), (hours, "hour"), (mins, "minute")):
-        if n:
-            parts.append(f"{n} {word}{'s' if n != 1 else ''}")
-    return " ".join(parts) or "0 minutes"
+    text = said_n("%(num)d minute", "%(num)d minutes", mins) if mins else ""
+    if hours:
+        text = (
+            said_n("%(num)d hour %(more)s", "%(num)d hours %(more)s", hours, more=text)
+            if text
+            else said_n("%(num)d hour", "%(num)d hours", hours)
+        )
+    if days:
+        text = (
+            said_n("%(num)d day %(more)s", "%(num)d days %(more)s", days, more=text)
+            if text
+            else said_n("%(num)d day", "%(num)d days", days)
+        )
+    return text or said_n("%(num)d minute", "%(num)d minutes", 0)
+
+
+def _step_problem(i: int, problem: object) -> str:
+    """A follow-up's mistake, naming the follow-up ("Follow-up 2: …")."""
+    return said("Follow-up %(n)s: %(problem)s", n=i, problem=problem)
 
 
 def _check_step(session: Session, i: int, raw: StepInput) -> StepInput:
     """One step's input, normalised, or ValidationError naming its field (`steps.2.body`)."""
-    where = f"Follow-up {i + 1}"
+    where = i + 1
     delay = raw.delay_minutes
     if isinstance(delay, bool) or not isinstance(delay, int):
         raise ValidationError(
-            f"{where}: the wait must be a whole number.", field=f"steps.{i}.delay"
+            _step_problem(where, N_("the wait must be a whole number.")),
+            field=f"steps.{i}.delay",
         )
     if not 1 <= delay <= MAX_DELAY_MINUTES:
         raise ValidationError(
-            f"{where}: the wait must be at least a minute and at most "
-            f"{MAX_DELAY_MINUTES // 1440} days.",
+            _step_problem(
+                where,
+                said(
+                    "the wait must be at least a minute and at most %(days)s days.",
+                    days=MAX_DELAY_MINUTES // 1440,
+                ),
+            ),
             field=f"steps.{i}.delay",
         )
     try:
         condition = StepCondition(raw.condition)
     except ValueError:
         raise ValidationError(
-            f"{where}: choose who gets it (not replied, not read, or everyone).",
+            _step_problem(where, N_("choose who gets it (not replied, not read, or everyone).")),
             field=f"steps.{i}.condition",
         ) from None
     body = raw.body or ""
     if "\x00" in body:  # a form can post one; PostgreSQL's text refuses it (a 500)
         raise ValidationError(
-            f"{where}: the message has a character that cannot be sent; type it again.",
+            _step_problem(
+                where, N_("the message has a character that cannot be sent; type it again.")
+            ),
             field=f"steps.{i}.body",
         )
     if len(body) > BODY_MAX:
         raise ValidationError(
-            f"{where}: a message can have at most {BODY_MAX:,} characters.",
+            _step_problem(
+                where,
+                said("a message can have at most %(n)s characters.", n=f"{BODY_MAX:,}"),
+            ),
             field=f"steps.{i}.body",
         )
     if raw.template_id is not None:
         if session.get(Template, raw.template_id) is None:
             raise ValidationError(
-                f"{where}: there is no template #{raw.template_id}.",
+                _step_problem(where, said("there is no template #%(id)s.", id=raw.template_id)),
                 field=f"steps.{i}.template_id",
             )
         body = ""
     elif not body.strip():
         raise ValidationError(
-            f"{where}: write the message, or choose a template.", field=f"steps.{i}.body"
+            _step_problem(where, N_("write the message, or choose a template.")),
+            field=f"steps.{i}.body",
         )
     if raw.media_id is not None and session.get(Media, raw.media_id) is None:
         raise ValidationError(
-            f"{where}: there is no attachment #{raw.media_id}.", field=f"steps.{i}.media_id"
+            _step_problem(where, said("there is no attachment #%(id)s.", id=raw.media_id)),
+            field=f"steps.{i}.media_id",
         )
     if body.strip():
         from .fields import check_fields
@@ -157,7 +185,7 @@ def _check_step(session: Session, i: int, raw: StepInput) -> StepInput:
         try:
             check_fields(session, compile_body(body).placeholders, body)
         except TemplateError as exc:
-            raise ValidationError(f"{where}: {exc}", field=f"steps.{i}.body") from None
+            raise ValidationError(_step_problem(where, exc), field=f"steps.{i}.body") from None
     return StepInput(delay, condition, raw.template_id, body, raw.media_id)
 
 
@@ -169,14 +197,21 @@ def set_steps(
 
     require_role(actor, Role.OPERATOR)
     if len(steps) > MAX_STEPS:
-        raise ValidationError(f"A campaign can have at most {MAX_STEPS} follow-ups.", field="steps")
+        raise ValidationError(
+            said("A campaign can have at most %(n)s follow-ups.", n=MAX_STEPS), field="steps"
+        )
     campaign = get_campaign(session, campaign_id, lock=True)
     if campaign.parent_campaign_id is not None:
-        raise Conflict("A follow-up cannot have follow-ups of its own; add them to the first one.")
+        raise Conflict(
+            N_("A follow-up cannot have follow-ups of its own; add them to the first one.")
+        )
     if campaign.status != C.DRAFT:
         raise Conflict(
-            f"Campaign {campaign.name!r} is {campaign.status.value}; follow-ups can only be "
-            "changed before launch."
+            said(
+                "Campaign %(name)s is %(what)s; follow-ups can only be changed before launch.",
+                name=repr(campaign.name),
+                what=campaign.status.value,
+            )
         )
     checked = [_check_step(session, i, s) for i, s in enumerate(steps)]
     for old in steps_of(session, campaign_id):
@@ -198,9 +233,18 @@ def set_steps(
     session.flush()
     who = events.actor_name(actor)
     text = (
-        f"{who} set {len(made)} follow-up(s) on the draft {campaign.name!r}."
+        said(
+            "%(who)s set %(n)s follow-up(s) on the draft %(name)s.",
+            who=who,
+            n=len(made),
+            name=repr(campaign.name),
+        )
         if made
-        else f"{who} removed the follow-ups of the draft {campaign.name!r}."
+        else said(
+            "%(who)s removed the follow-ups of the draft %(name)s.",
+            who=who,
+            name=repr(campaign.name),
+        )
     )
     events.record(session, "campaign.followups", text, user=actor, campaign_id=campaign_id)
     return made
@@ -241,7 +285,7 @@ def on_launch(session: Session, campaign: Campaign, now: datetime) -> list[Campa
 
     made = []
     for i, step in enumerate(steps_of(session, campaign.id)):
-        where = f"Follow-up {step.position}"
+        where = step.position
         template = session.get(Template, step.template_id) if step.template_id else None
         if template is not None:
             body, media_id = template.body, step.media_id or template.media_id
@@ -250,13 +294,13 @@ def on_launch(session: Session, campaign: Campaign, now: datetime) -> list[Campa
         try:
             snapshot = cloud_launch.launch_snapshot(session, template, campaign.senders, media_id)
             if not body.strip() and snapshot is None:
-                raise ValidationError("write the message, or choose a template.", field="body")
+                raise ValidationError(N_("write the message, or choose a template."), field="body")
             compile_body(body)
         except TemplateError as exc:
-            raise ValidationError(f"{where}: {exc}", field=f"steps.{i}.body") from None
+            raise ValidationError(_step_problem(where, exc), field=f"steps.{i}.body") from None
         except ValidationError as exc:
             raise ValidationError(
-                f"{where}: {exc}", field=f"steps.{i}.{exc.field or 'body'}"
+                _step_problem(where, exc), field=f"steps.{i}.{exc.field or 'body'}"
             ) from None
         run = Campaign(
             name=f"{campaign.name} · follow-up {step.position}"[:200],
@@ -280,8 +324,12 @@ def on_launch(session: Session, campaign: Campaign, now: datetime) -> list[Campa
         events.record(
             session,
             "campaign.followup_ready",
-            f"Follow-up {step.position} waits: {describe_delay(step.delay_minutes)} after the "
-            f"previous message, to those {CONDITION_WORDS[step.condition]}.",
+            said(
+                "Follow-up %(n)s waits: %(detail)s after the previous message, to those %(what)s.",
+                n=step.position,
+                detail=describe_delay(step.delay_minutes),
+                what=CONDITION_WORDS[step.condition],
+            ),
             campaign_id=run.id,
         )
         made.append(run)
@@ -509,7 +557,7 @@ def follow_first(
         .order_by(Campaign.id)
         .with_for_update()
     ).all()
-    reason = f"Paused with {campaign.name!r}." if action == "pause" else None
+    reason = said("Paused with %(name)s.", name=repr(campaign.name)) if action == "pause" else None
     for run in runs:
         lifecycle.transition(run, action, reason)
         if action == "cancel":
@@ -517,11 +565,15 @@ def follow_first(
             n = lifecycle._skip_unsent(session, run.id, now)
             run.finished_at = now
             session.expire(run, ["n_queued", "n_skipped"])
-            text = f"Cancelled with {campaign.name!r}; {n:,} unsent message(s) skipped."
+            text = said(
+                "Cancelled with %(name)s; %(n)s unsent message(s) skipped.",
+                name=repr(campaign.name),
+                n=f"{n:,}",
+            )
         elif action == "pause":
-            text = f"Paused with {campaign.name!r}."
+            text = said("Paused with %(name)s.", name=repr(campaign.name))
         else:
-            text = f"Resumed with {campaign.name!r}."
+            text = said("Resumed with %(name)s.", name=repr(campaign.name))
         events.record(
             session, f"campaign.{action}d_with_first", text, user=actor, campaign_id=run.id
         )

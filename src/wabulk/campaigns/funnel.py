@@ -23,6 +23,7 @@ from ..analytics import failures as meaning
 from ..analytics.billing import BILLED, BilledCategory, category_label
 from ..analytics.queries import failure_label
 from ..models import Campaign, CampaignStatus, Contact, Inbound, MessageStat, utcnow
+from ..words import N_
 
 # Receipts and replies keep arriving after the last message is sent (a customer reads it the
 # next morning); the page keeps following a finished campaign this long, the window in which
@@ -57,11 +58,13 @@ class Funnel:
             return round(100.0 * n / whole, 1) if whole else None
 
         return [
-            Step("sent", "Sent", self.sent, pct(self.sent, self.total), "recipients"),
-            Step("delivered", "Delivered", self.delivered, pct(self.delivered, self.sent), "sent"),
-            Step("read", "Read", self.read, pct(self.read, self.sent), "sent"),
-            Step("replied", "Replied", self.replied, pct(self.replied, self.sent), "sent"),
-            Step("failed", "Failed", self.failed, pct(self.failed, self.total), "recipients"),
+            Step("sent", N_("Sent"), self.sent, pct(self.sent, self.total), "recipients"),
+            Step(
+                "delivered", N_("Delivered"), self.delivered, pct(self.delivered, self.sent), "sent"
+            ),
+            Step("read", N_("Read"), self.read, pct(self.read, self.sent), "sent"),
+            Step("replied", N_("Replied"), self.replied, pct(self.replied, self.sent), "sent"),
+            Step("failed", N_("Failed"), self.failed, pct(self.failed, self.total), "recipients"),
         ]
 
     @property

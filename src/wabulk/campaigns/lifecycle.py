@@ -34,6 +34,7 @@ from ..models import (
 )
 from ..outbox import causes as events_out
 from ..senders.disclosure import reason_for
+from ..words import N_, said
 from . import audience, cloud_launch, followups, retry_round
 from .counters import COUNTER_ATTRS, shift_counters, shift_loaded
 
@@ -54,14 +55,15 @@ TRANSITIONS: dict[str, tuple[frozenset[CampaignStatus], CampaignStatus]] = {
     "retry": (frozenset({C.COMPLETED, C.CANCELLED}), C.RUNNING),
 }
 
-VERBS = {
-    "launch": "launch",
-    "start": "start",
-    "pause": "pause",
-    "resume": "resume",
-    "complete": "complete",
-    "cancel": "cancel",
-    "retry": "retry the failed messages of",
+# What a campaign in the wrong status refuses (its status a nested word: the reader's own).
+CANNOT = {
+    "launch": N_("Campaign %(name)s is %(what)s; you cannot launch it now."),
+    "start": N_("Campaign %(name)s is %(what)s; you cannot start it now."),
+    "pause": N_("Campaign %(name)s is %(what)s; you cannot pause it now."),
+    "resume": N_("Campaign %(name)s is %(what)s; you cannot resume it now."),
+    "complete": N_("Campaign %(name)s is %(what)s; you cannot complete it now."),
+    "cancel": N_("Campaign %(name)s is %(what)s; you cannot cancel it now."),
+    "retry": N_("Campaign %(name)s is %(what)s; you cannot retry the failed messages of it now."),
 }
 
 
@@ -94,17 +96,14 @@ def get_campaign(session: Session, campaign_id: int, lock: bool = False) -> Camp
         query = query.with_for_update()
     found = session.scalar(query)
     if found is None:
-        raise NotFound(f"There is no campaign #{campaign_id}.")
+        raise NotFound(said("There is no campaign #%(id)s.", id=campaign_id))
     return found
 
 
 def transition(campaign: Campaign, action: str, reason: str | None = None) -> CampaignStatus:
     sources, target = TRANSITIONS[action]
     if campaign.status not in sources:
-        raise Conflict(
-            f"Campaign {campaign.name!r} is {campaign.status.value}; "
-            f"you cannot {VERBS[action]} it now."
-        )
+        raise Conflict(said(CANNOT[action], name=repr(campaign.name), what=campaign.status.value))
     campaign.status = target
     campaign.status_reason = reason
     return target
@@ -131,15 +130,18 @@ def effective_message(session: Session, campaign: Campaign) -> tuple[str, int | 
 def check_ready(campaign: Campaign, body: str) -> None:
     """Everything a launch needs, each missing piece named."""
     if not campaign.lists and campaign.segment_id is None:
-        raise ValidationError("Choose at least one list to send to.", field="lists")
+        raise ValidationError(N_("Choose at least one list to send to."), field="lists")
     if not campaign.senders:
-        raise ValidationError("Choose at least one sender.", field="senders")
+        raise ValidationError(N_("Choose at least one sender."), field="senders")
     if not usable_senders(campaign):
         names = ", ".join(f"{s.name} ({s.state.value})" for s in campaign.senders)
-        raise ValidationError(f"None of the chosen senders can send now: {names}.", field="senders")
+        raise ValidationError(
+            said("None of the chosen senders can send now: %(names)s.", names=names),
+            field="senders",
+        )
     if not body.strip() and campaign.cloud_template is None:
         # A WhatsApp template carries its own words; everything else needs a body.
-        raise ValidationError("Write the message, or choose a template.", field="body")
+        raise ValidationError(N_("Write the message, or choose a template."), field="body")
     from .rendering import compile_body
 
     compile_body(body)  # a template error stops the launch, naming the line
@@ -181,12 +183,12 @@ def launch(
     n = audience.insert_messages(session, campaign, due, due_by_zone, now=now)
     if n == 0 and campaign.segment_id is not None:
         raise ValidationError(
-            "Nobody to send to: no one who can be messaged matches the segment now.",
+            N_("Nobody to send to: no one who can be messaged matches the segment now."),
             field="segment_id",
         )
     if n == 0:
         raise ValidationError(
-            "Nobody to send to: the chosen lists are empty or everyone in them opted out.",
+            N_("Nobody to send to: the chosen lists are empty or everyone in them opted out."),
             field="lists",
         )
     campaign.total = n
@@ -194,11 +196,26 @@ def launch(
     campaign.launched_at = now
     followups.on_launch(session, campaign, now)  # each follow-up's own campaign
     who = events.actor_name(actor)
-    when = "now" if campaign.status == C.RUNNING else f"at {due:%Y-%m-%d %H:%M} UTC"
+    launched = (
+        said(
+            "%(who)s launched %(name)s to %(n)s recipient(s), starting now.",
+            who=who,
+            name=repr(campaign.name),
+            n=f"{n:,}",
+        )
+        if campaign.status == C.RUNNING
+        else said(
+            "%(who)s launched %(name)s to %(n)s recipient(s), starting at %(when)s.",
+            who=who,
+            name=repr(campaign.name),
+            n=f"{n:,}",
+            when=_when(due),
+        )
+    )
     events.record(
         session,
         "campaign.launched",
-        f"{who} launched {campaign.name!r} to {n:,} recipient(s), starting {when}.",
+        launched,
         user=actor,
         campaign_id=campaign.id,
     )
@@ -213,7 +230,7 @@ def pause(
     campaign = get_campaign(session, campaign_id, lock=True)
     transition(campaign, "pause", reason)
     followups.follow_first(session, actor, campaign, "pause", utcnow())
-    text = reason or f"{events.actor_name(actor)} paused the campaign."
+    text = reason or said("%(who)s paused the campaign.", who=events.actor_name(actor))
     level = EventLevel.WARNING if reason else EventLevel.INFO
     events.record(
         session, "campaign.paused", text, user=actor, campaign_id=campaign.id, level=level
@@ -233,12 +250,17 @@ def resume(session: Session, actor: User | None, campaign_id: int) -> Campaign:
             f"{s.name} ({reason_for(s.state_reason, role) or s.state.value})"
             for s in campaign.senders
         )
-        raise Conflict(f"No sender of this campaign can send now: {names}. Fix one, then resume.")
+        raise Conflict(
+            said(
+                "No sender of this campaign can send now: %(names)s. Fix one, then resume.",
+                names=names,
+            )
+        )
     followups.follow_first(session, actor, campaign, "resume", utcnow())
     events.record(
         session,
         "campaign.resumed",
-        f"{events.actor_name(actor)} resumed the campaign.",
+        said("%(who)s resumed the campaign.", who=events.actor_name(actor)),
         user=actor,
         campaign_id=campaign.id,
     )
@@ -248,8 +270,12 @@ def resume(session: Session, actor: User | None, campaign_id: int) -> Campaign:
 def _check_not_ended(campaign: Campaign, now: datetime) -> None:
     if campaign.ends_at is not None and campaign.ends_at <= now:
         raise Conflict(
-            f"The finish-by time of {campaign.name!r} ({_when(campaign.ends_at)}) has passed: "
-            "set a later one, or none, first."
+            said(
+                "The finish-by time of %(name)s (%(when)s) has passed: "
+                "set a later one, or none, first.",
+                name=repr(campaign.name),
+                when=_when(campaign.ends_at),
+            )
         )
 
 
@@ -270,16 +296,19 @@ def set_finish_by(
     campaign = get_campaign(session, campaign_id, lock=True)
     if campaign.status not in (C.SCHEDULED, C.RUNNING, C.PAUSED):
         raise Conflict(
-            f"Campaign {campaign.name!r} is {campaign.status.value}; its finish-by time "
-            "cannot change now."
+            said(
+                "Campaign %(name)s is %(what)s; its finish-by time cannot change now.",
+                name=repr(campaign.name),
+                what=campaign.status.value,
+            )
         )
     check_finish_by(ends_at, campaign.scheduled_at, now)
     campaign.ends_at = ends_at
     who = events.actor_name(actor)
     text = (
-        f"{who} set the finish-by time to {_when(ends_at)}."
+        said("%(who)s set the finish-by time to %(when)s.", who=who, when=_when(ends_at))
         if ends_at
-        else f"{who} removed the finish-by time."
+        else said("%(who)s removed the finish-by time.", who=who)
     )
     events.record(session, "campaign.finish_by", text, user=actor, campaign_id=campaign.id)
     return campaign
@@ -290,14 +319,14 @@ def check_finish_by(ends_at: datetime | None, scheduled_at: datetime | None, now
     if ends_at is None:
         return
     if ends_at.tzinfo is None:
-        raise ValidationError("The finish-by time needs a timezone.", field="ends_at")
+        raise ValidationError(N_("The finish-by time needs a timezone."), field="ends_at")
     if ends_at <= now:
         raise ValidationError(
-            "That finish-by time has already passed; choose a later one or leave it empty.",
+            N_("That finish-by time has already passed; choose a later one or leave it empty."),
             field="ends_at",
         )
     if scheduled_at is not None and ends_at <= scheduled_at:
-        raise ValidationError("Finish by must be after the start time.", field="ends_at")
+        raise ValidationError(N_("Finish by must be after the start time."), field="ends_at")
 
 
 def cancel(session: Session, actor: User | None, campaign_id: int) -> Campaign:
@@ -320,7 +349,11 @@ def cancel(session: Session, actor: User | None, campaign_id: int) -> Campaign:
     events.record(
         session,
         "campaign.cancelled",
-        f"{events.actor_name(actor)} cancelled the campaign; {n:,} unsent message(s) skipped.",
+        said(
+            "%(who)s cancelled the campaign; %(n)s unsent message(s) skipped.",
+            who=events.actor_name(actor),
+            n=f"{n:,}",
+        ),
         user=actor,
         campaign_id=campaign.id,
     )
@@ -347,7 +380,7 @@ def _skip_unsent(session: Session, campaign_id: int, now: datetime) -> int:
         .values(
             status=S.SKIPPED,
             error_code=CANCELLED,
-            error_detail="Campaign cancelled",
+            error_detail=N_("Campaign cancelled"),
             updated_at=now,
         )
     ).rowcount
@@ -383,11 +416,11 @@ def retry_failed(session: Session, actor: User | None, campaign_id: int) -> int:
     now = utcnow()
     campaign = get_campaign(session, campaign_id, lock=True)
     if campaign.n_failed + campaign.n_unknown == 0:
-        raise Conflict("There are no failed or unknown messages to send again.")
+        raise Conflict(N_("There are no failed or unknown messages to send again."))
     transition(campaign, "retry")
     _check_not_ended(campaign, now)
     if not usable_senders(campaign):
-        raise Conflict("No sender of this campaign can send now; fix one first.")
+        raise Conflict(N_("No sender of this campaign can send now; fix one first."))
     again = {}
     for status in (S.FAILED, S.UNKNOWN):
         again[status] = session.execute(
@@ -411,8 +444,12 @@ def retry_failed(session: Session, actor: User | None, campaign_id: int) -> int:
     events.record(
         session,
         retry_round.STARTED,
-        f"{events.actor_name(actor)} queued {failed:,} failed and {unknown:,} unknown "
-        "message(s) again.",
+        said(
+            "%(who)s queued %(failed)s failed and %(unknown)s unknown message(s) again.",
+            who=events.actor_name(actor),
+            failed=f"{failed:,}",
+            unknown=f"{unknown:,}",
+        ),
         user=actor,
         campaign_id=campaign.id,
         # What the counters said, to tell this round's own result when it ends.
@@ -445,7 +482,11 @@ def duplicate(session: Session, actor: User | None, campaign_id: int) -> Campaig
     events.record(
         session,
         "campaign.duplicated",
-        f"{events.actor_name(actor)} copied {source.name!r} as a new draft.",
+        said(
+            "%(who)s copied %(name)s as a new draft.",
+            who=events.actor_name(actor),
+            name=repr(source.name),
+        ),
         user=actor,
         campaign_id=copy.id,
     )
@@ -456,14 +497,14 @@ def delete_draft(session: Session, actor: User | None, campaign_id: int) -> str:
     require_role(actor, Role.OPERATOR)
     campaign = get_campaign(session, campaign_id)
     if campaign.status != C.DRAFT:
-        raise Conflict("Only drafts can be deleted; cancel a launched campaign instead.")
+        raise Conflict(N_("Only drafts can be deleted; cancel a launched campaign instead."))
     recurrence.refuse_model(session, campaign, "delete")
     name = campaign.name
     session.delete(campaign)
     events.record(
         session,
         "campaign.deleted",
-        f"{events.actor_name(actor)} deleted the draft {name!r}.",
+        said("%(who)s deleted the draft %(name)s.", who=events.actor_name(actor), name=repr(name)),
         user=actor,
     )
     return name
@@ -484,7 +525,7 @@ def start_due(session: Session, now: datetime) -> list[int]:
         events.record(
             session,
             "campaign.started",
-            "The scheduled start time came; sending.",
+            N_("The scheduled start time came; sending."),
             campaign_id=campaign.id,
         )
     return [c.id for c in due]
@@ -505,9 +546,14 @@ def complete_finished(session: Session, now: datetime) -> list[int]:
         events.record(
             session,
             "campaign.completed",
-            f"Finished: {campaign.n_sent + campaign.n_delivered + campaign.n_read:,} sent, "
-            f"{campaign.n_failed:,} failed, {campaign.n_skipped:,} skipped, "
-            f"{campaign.n_unknown:,} unknown.",
+            said(
+                "Finished: %(sent)s sent, %(failed)s failed, %(skipped)s skipped, "
+                "%(unknown)s unknown.",
+                sent=f"{campaign.n_sent + campaign.n_delivered + campaign.n_read:,}",
+                failed=f"{campaign.n_failed:,}",
+                skipped=f"{campaign.n_skipped:,}",
+                unknown=f"{campaign.n_unknown:,}",
+            ),
             campaign_id=campaign.id,
         )
         retry_round.record_end(session, campaign, now)
@@ -531,10 +577,11 @@ def pause_expired(session: Session, now: datetime) -> list[int]:
     ).all()
     for campaign in due:
         left = campaign.n_queued + campaign.n_sending
-        reason = (
-            f"Paused: its finish-by time ({_when(campaign.ends_at or now)}) came with {left:,} "
-            "message(s) not sent yet. Nothing was skipped: set a later finish-by time, "
-            "or none, then resume."
+        reason = said(
+            "Paused: its finish-by time (%(when)s) came with %(n)s message(s) not sent yet. "
+            "Nothing was skipped: set a later finish-by time, or none, then resume.",
+            when=_when(campaign.ends_at or now),
+            n=f"{left:,}",
         )
         transition(campaign, "pause", reason)
         events.record(
@@ -561,7 +608,7 @@ def pause_orphaned(session: Session) -> list[int]:
         states = ", ".join(
             f"{s.name}: {(s.state_reason or s.state.value).rstrip('.')}" for s in campaign.senders
         )
-        reason = f"Paused: none of its senders can send ({states})."
+        reason = said("Paused: none of its senders can send (%(states)s).", states=states)
         transition(campaign, "pause", reason)
         events.record(
             session, "campaign.paused", reason, level=EventLevel.ERROR, campaign_id=campaign.id

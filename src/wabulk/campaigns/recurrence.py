@@ -49,6 +49,7 @@ from ..models import (
     list_members,
     utcnow,
 )
+from ..words import N_, said
 from . import followups, lifecycle
 from .recurrence_rules import (
     Rule,
@@ -98,45 +99,52 @@ class RuleInput:
 def check_rule(data: RuleInput, now: datetime) -> Rule:
     """A Rule, or a ValidationError naming the field at fault."""
     if data.frequency not in {f.value for f in RecurrenceFrequency}:
-        raise ValidationError("Choose how often: every day, week or month.", field="frequency")
+        raise ValidationError(N_("Choose how often: every day, week or month."), field="frequency")
     if not isinstance(data.time_of_day, str) or not TIME_RE.match(data.time_of_day):
-        raise ValidationError("Give the time as HH:MM, e.g. 10:00.", field="time_of_day")
+        raise ValidationError(N_("Give the time as HH:MM, e.g. 10:00."), field="time_of_day")
     weekdays: tuple[int, ...] = ()
     day_of_month = None
     if data.frequency == "weekly":
         if len(data.weekdays) > 7 or any(not 0 <= d <= 6 for d in data.weekdays):
-            raise ValidationError("Weekdays go from Monday (0) to Sunday (6).", field="weekdays")
+            raise ValidationError(
+                N_("Weekdays go from Monday (0) to Sunday (6)."), field="weekdays"
+            )
         weekdays = tuple(sorted(set(data.weekdays)))
         if not weekdays:
-            raise ValidationError("Tick at least one day of the week.", field="weekdays")
+            raise ValidationError(N_("Tick at least one day of the week."), field="weekdays")
     if data.frequency == "monthly":
         if data.day_of_month is None or not 1 <= data.day_of_month <= 31:
             raise ValidationError(
-                "Choose the day of the month, from 1 to 31.", field="day_of_month"
+                N_("Choose the day of the month, from 1 to 31."), field="day_of_month"
             )
         day_of_month = data.day_of_month
     zone_name = data.timezone or None
     if zone_name is not None and (len(zone_name) > 64 or zone_name not in zone_names()):
         raise ValidationError(
-            "Choose a timezone from the list, or each customer's local time.", field="timezone"
+            N_("Choose a timezone from the list, or each customer's local time."),
+            field="timezone",
         )
     rule = Rule(data.frequency, data.time_of_day, weekdays, day_of_month, zone_name)
     today = run_day(rule, now)
     starts_on = data.starts_on or today
     if starts_on < today:
         raise ValidationError(
-            "The first run date has passed; choose today or a later day.", field="starts_on"
+            N_("The first run date has passed; choose today or a later day."), field="starts_on"
         )
     if starts_on.year > LAST_YEAR:
-        raise ValidationError(f"Choose a first run date before {LAST_YEAR}.", field="starts_on")
+        raise ValidationError(
+            said("Choose a first run date before %(year)s.", year=LAST_YEAR), field="starts_on"
+        )
     ends_at = None
     if data.ends_on is not None:
         if data.ends_on < starts_on:
             raise ValidationError(
-                "The end date must be on or after the first run date.", field="ends_on"
+                N_("The end date must be on or after the first run date."), field="ends_on"
             )
         if data.ends_on.year > LAST_YEAR:
-            raise ValidationError(f"Choose an end date before {LAST_YEAR}.", field="ends_on")
+            raise ValidationError(
+                said("Choose an end date before %(year)s.", year=LAST_YEAR), field="ends_on"
+            )
         ends_at = end_of(data.ends_on, rule)
     return Rule(
         data.frequency,
@@ -175,7 +183,7 @@ def get(session: Session, recurrence_id: int, lock: bool = False) -> Recurrence:
         query = query.with_for_update()
     found = session.scalar(query)
     if found is None:
-        raise NotFound(f"There is no recurring campaign #{recurrence_id}.")
+        raise NotFound(said("There is no recurring campaign #%(id)s.", id=recurrence_id))
     return found
 
 
@@ -206,9 +214,14 @@ def refuse_model(session: Session, campaign: Campaign, verb: str) -> None:
     series = series_of_model(session, campaign.id)
     if series is not None:
         raise Conflict(
-            f"{campaign.name!r} is the model of the recurring campaign {series.name!r}, "
-            f"which keeps it for its runs, so you cannot {verb} it. To send it once, "
-            "duplicate it and launch the copy."
+            said(
+                "%(name)s is the model of the recurring campaign %(series)s, which keeps it for "
+                "its runs, so you cannot %(verb)s it. To send it once, duplicate it and launch "
+                "the copy.",
+                name=repr(campaign.name),
+                series=repr(series.name),
+                verb=verb,
+            )
         )
 
 
@@ -227,13 +240,15 @@ def create(
     now = now or utcnow()
     model = lifecycle.get_campaign(session, campaign_id, lock=True)
     if model.status != C.DRAFT:
-        raise Conflict("Only a draft can be repeated; duplicate this campaign first.")
+        raise Conflict(N_("Only a draft can be repeated; duplicate this campaign first."))
     if series_of_model(session, model.id) is not None:
-        raise Conflict(f"{model.name!r} already repeats; open its series to change it.")
+        raise Conflict(
+            said("%(name)s already repeats; open its series to change it.", name=repr(model.name))
+        )
     name = " ".join((data.name or model.name).split())
     if not name or len(name) > MAX_NAME:
         raise ValidationError(
-            f"Give the series a name of at most {MAX_NAME} characters.", field="name"
+            said("Give the series a name of at most %(n)s characters.", n=MAX_NAME), field="name"
         )
     rule = check_rule(data, now)
     # Whatever a launch would refuse (no list, no sender, no message) is said now.
@@ -241,7 +256,7 @@ def create(
     first = next_occurrence(rule, now)
     if first is None:
         raise ValidationError(
-            "No run falls between the first run date and the end date.", field="ends_on"
+            N_("No run falls between the first run date and the end date."), field="ends_on"
         )
     series = Recurrence(
         name=name,
@@ -262,8 +277,13 @@ def create(
     events.record(
         session,
         "recurrence.created",
-        f"{events.actor_name(actor)} made {name!r} repeat: {describe(rule)}. "
-        f"First run: {day_words(run_day(rule, first))}.",
+        said(
+            "%(who)s made %(name)s repeat: %(detail)s. First run: %(day)s.",
+            who=events.actor_name(actor),
+            name=repr(name),
+            detail=describe(rule),
+            day=day_words(run_day(rule, first)),
+        ),
         user=actor,
         campaign_id=model.id,
     )
@@ -275,10 +295,21 @@ def pause(session: Session, actor: User | None, recurrence_id: int) -> Recurrenc
     require_role(actor, Role.OPERATOR)
     series = get(session, recurrence_id, lock=True)
     if series.state != R.ACTIVE:
-        raise Conflict(f"{series.name!r} is {series.state.value}; only an active one can pause.")
+        raise Conflict(
+            said(
+                "%(name)s is %(what)s; only an active one can pause.",
+                name=repr(series.name),
+                what=series.state.value,
+            )
+        )
     series.state = R.PAUSED
-    series.state_reason = f"Paused by {events.actor_name(actor)}."
-    _record(session, series, "recurrence.paused", f"{events.actor_name(actor)} paused the series.")
+    series.state_reason = said("Paused by %(who)s.", who=events.actor_name(actor))
+    _record(
+        session,
+        series,
+        "recurrence.paused",
+        said("%(who)s paused the series.", who=events.actor_name(actor)),
+    )
     return series
 
 
@@ -291,7 +322,13 @@ def resume(
     now = now or utcnow()
     series = get(session, recurrence_id, lock=True)
     if series.state != R.PAUSED:
-        raise Conflict(f"{series.name!r} is {series.state.value}; only a paused one resumes.")
+        raise Conflict(
+            said(
+                "%(name)s is %(what)s; only a paused one resumes.",
+                name=repr(series.name),
+                what=series.state.value,
+            )
+        )
     following = next_occurrence(rule_of(series), now)
     if following is None:
         _end(session, series, now)
@@ -301,8 +338,11 @@ def resume(
         session,
         series,
         "recurrence.resumed",
-        f"{events.actor_name(actor)} resumed the series; next run "
-        f"{day_words(run_day(rule_of(series), following))}.",
+        said(
+            "%(who)s resumed the series; next run %(day)s.",
+            who=events.actor_name(actor),
+            day=day_words(run_day(rule_of(series), following)),
+        ),
     )
     return series
 
@@ -313,12 +353,15 @@ def stop(session: Session, actor: User | None, recurrence_id: int) -> Recurrence
     require_role(actor, Role.OPERATOR)
     series = get(session, recurrence_id, lock=True)
     if series.state == R.STOPPED:
-        raise Conflict(f"{series.name!r} is already stopped.")
+        raise Conflict(said("%(name)s is already stopped.", name=repr(series.name)))
     series.state = R.STOPPED
-    series.state_reason = f"Stopped by {events.actor_name(actor)}."
+    series.state_reason = said("Stopped by %(who)s.", who=events.actor_name(actor))
     series.next_run_at = None
     _record(
-        session, series, "recurrence.stopped", f"{events.actor_name(actor)} stopped the series."
+        session,
+        series,
+        "recurrence.stopped",
+        said("%(who)s stopped the series.", who=events.actor_name(actor)),
     )
     return series
 
@@ -363,20 +406,24 @@ def _run_one(session: Session, series_id: int, now: datetime) -> int | None:
     if previous is not None or overtaken:
         if overtaken:
             why = (
-                f"the previous run ({previous.name}) was still sending"
+                said("the previous run (%(name)s) was still sending", name=previous.name)
                 if previous is not None
-                else "wabulk was not running at its time"
+                else N_("wabulk was not running at its time")
             )
             if _claim(session, series, occurrence, following):
                 _record(
                     session,
                     series,
                     "recurrence.skipped",
-                    f"The {day} run was skipped: {why} when the next one came.",
+                    said(
+                        "The %(day)s run was skipped: %(why)s when the next one came.",
+                        day=day,
+                        why=why,
+                    ),
                     EventLevel.WARNING,
                 )
             return None
-        waiting = f"The {day} run waits: the previous run is still sending."
+        waiting = said("The %(day)s run waits: the previous run is still sending.", day=day)
         if series.state_reason != waiting:
             series.state_reason = waiting
             _record(session, series, WAITING, waiting, EventLevel.WARNING)
@@ -388,7 +435,9 @@ def _run_one(session: Session, series_id: int, now: datetime) -> int | None:
         with session.begin_nested():
             run_id = _launch_run(session, series, rule, occurrence, day, now)
     except DomainError as exc:
-        series.state_reason = f"The {day} run could not start: {exc}"
+        series.state_reason = said(
+            "The %(day)s run could not start: %(problem)s", day=day, problem=exc
+        )
         _record(session, series, "recurrence.failed", series.state_reason, EventLevel.ERROR)
     else:
         series.runs += 1
@@ -459,7 +508,12 @@ def _launch_run(
         session,
         series,
         "recurrence.run",
-        f"The {day} run started: {run.name!r}, {run.total:,} recipient(s).",
+        said(
+            "The %(day)s run started: %(name)s, %(n)s recipient(s).",
+            day=day,
+            name=repr(run.name),
+            n=f"{run.total:,}",
+        ),
     )
     return run.id
 
@@ -526,7 +580,9 @@ def _rename_launcher(session: Session, run_id: int, series_name: str) -> None:
         .where(Event.campaign_id == run_id, Event.kind == "campaign.launched")
         .values(
             text=func.replace(
-                Event.text, events.actor_name(None), f"The recurring campaign {series_name!r}"
+                Event.text,
+                events.actor_name(None),
+                said("The recurring campaign %(name)s", name=repr(series_name)),
             )
         )
         .execution_options(synchronize_session=False)
@@ -540,7 +596,9 @@ def _end(session: Session, series: Recurrence, now: datetime) -> None:
     last = last_day(rule)
     end = day_words(last) if last else None
     series.state_reason = (
-        f"Ended: its end date ({end}) has passed." if end else "Ended: no run is left."
+        said("Ended: its end date (%(day)s) has passed.", day=end)
+        if end
+        else N_("Ended: no run is left.")
     )
     _record(session, series, "recurrence.ended", series.state_reason)
 

@@ -14,14 +14,24 @@ Pure functions of a `Rule`, no database:
 from __future__ import annotations
 
 import calendar
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from ..words import N_, said
 from ..zones import zone
 
 FREQUENCIES = ("daily", "weekly", "monthly")
-WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+WEEKDAY_NAMES = (
+    N_("Monday"),
+    N_("Tuesday"),
+    N_("Wednesday"),
+    N_("Thursday"),
+    N_("Friday"),
+    N_("Saturday"),
+    N_("Sunday"),
+)
 # Where each calendar day begins first (the POSIX sign is reversed: this is UTC+14).
 FIRST_ZONE = ZoneInfo("Etc/GMT-14")
 # A monthly rule finds its day within two months; this bounds the search regardless.
@@ -117,29 +127,94 @@ def day_words(day: date) -> str:
     return f"{day.day} {day:%B %Y}"
 
 
-def _joined(names: list[str]) -> str:
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+Words = Callable[..., str]  # said (stored English) or a request's gettext
+
+# The rule in words, one sentence each (with and without an end date), so a stored sentence
+# reads back in the reader's language (`what` and `detail` are nested sentences; `num` the day).
+_EVERY_DAY = (
+    N_("Every day at %(time)s, %(what)s"),
+    N_("Every day at %(time)s, %(what)s, until %(day)s"),
+)
+_WEEKDAYS = (
+    N_("Every weekday (Monday to Friday) at %(time)s, %(what)s"),
+    N_("Every weekday (Monday to Friday) at %(time)s, %(what)s, until %(day)s"),
+)
+_DAYS = (
+    N_("Every %(detail)s at %(time)s, %(what)s"),
+    N_("Every %(detail)s at %(time)s, %(what)s, until %(day)s"),
+)
+_MONTHLY = {
+    "st": (
+        N_("Every month on the %(num)dst at %(time)s, %(what)s"),
+        N_("Every month on the %(num)dst at %(time)s, %(what)s, until %(day)s"),
+    ),
+    "nd": (
+        N_("Every month on the %(num)dnd at %(time)s, %(what)s"),
+        N_("Every month on the %(num)dnd at %(time)s, %(what)s, until %(day)s"),
+    ),
+    "rd": (
+        N_("Every month on the %(num)drd at %(time)s, %(what)s"),
+        N_("Every month on the %(num)drd at %(time)s, %(what)s, until %(day)s"),
+    ),
+    "th": (
+        N_("Every month on the %(num)dth at %(time)s, %(what)s"),
+        N_("Every month on the %(num)dth at %(time)s, %(what)s, until %(day)s"),
+    ),
+}
+# Days 29 to 31 (29th, 30th, 31st), which some months lack.
+_MONTHLY_LONG = {
+    "st": (
+        N_(
+            "Every month on the %(num)dst (or the month's last day, when it is shorter) at "
+            "%(time)s, %(what)s"
+        ),
+        N_(
+            "Every month on the %(num)dst (or the month's last day, when it is shorter) at "
+            "%(time)s, %(what)s, until %(day)s"
+        ),
+    ),
+    "th": (
+        N_(
+            "Every month on the %(num)dth (or the month's last day, when it is shorter) at "
+            "%(time)s, %(what)s"
+        ),
+        N_(
+            "Every month on the %(num)dth (or the month's last day, when it is shorter) at "
+            "%(time)s, %(what)s, until %(day)s"
+        ),
+    ),
+}
 
 
-def describe(rule: Rule) -> str:
+def _joined(names: list[str], tr: Words) -> str:
+    if len(names) == 1:
+        return names[0]
+    return tr(N_("%(more)s and %(next)s"), more=", ".join(names[:-1]), next=names[-1])
+
+
+def describe(rule: Rule, tr: Words = said, day_text: Callable[[date], str] = day_words) -> str:
     """The rule as a shop owner says it: "Every month on the 1st at 10:00, each customer's
-    local time, until 31 March 2027"."""
-    if rule.frequency == "daily":
-        when = "Every day"
-    elif rule.frequency == "weekly":
-        days = sorted(set(rule.weekdays))
-        if days == [0, 1, 2, 3, 4]:
-            when = "Every weekday (Monday to Friday)"
-        elif len(days) == 7:
-            when = "Every day"
-        else:
-            when = "Every " + _joined([WEEKDAY_NAMES[d] for d in days])
-    else:
-        n = rule.day_of_month or 1
-        when = f"Every month on the {ordinal(n)}"
-        if n > 28:
-            when += " (or the month's last day, when it is shorter)"
-    where = rule.timezone + " time" if rule.timezone else "each customer's local time"
-    text = f"{when} at {rule.time_of_day}, {where}"
+    local time, until 31 March 2027". In English by default; a page passes its reader's
+    gettext and date words."""
     end = last_day(rule)
-    return text + (f", until {day_words(end)}" if end else "")
+    values: dict[str, object] = {
+        "time": rule.time_of_day,
+        "what": tr(N_("%(zone)s time"), zone=rule.timezone)
+        if rule.timezone
+        else tr(N_("each customer's local time")),
+    }
+    if end:
+        values["day"] = day_text(end)
+    which = 1 if end else 0
+    days = sorted(set(rule.weekdays))
+    if rule.frequency == "daily" or (rule.frequency == "weekly" and len(days) == 7):
+        return tr(_EVERY_DAY[which], **values)
+    if rule.frequency == "weekly":
+        if days == [0, 1, 2, 3, 4]:
+            return tr(_WEEKDAYS[which], **values)
+        names = _joined([tr(WEEKDAY_NAMES[d]) for d in days], tr)
+        return tr(_DAYS[which], detail=names, **values)
+    n = rule.day_of_month or 1
+    suffix = ordinal(n)[len(str(n)) :]
+    table = _MONTHLY_LONG if n > 28 else _MONTHLY
+    return tr(table[suffix][which], num=n, **values)

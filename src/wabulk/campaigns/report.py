@@ -28,6 +28,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from flask import has_request_context
+from flask_babel import gettext as _
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
@@ -68,19 +70,27 @@ def header(tz_name: str | None, fields: list[str] | None = None) -> list[str]:
     - The contact's fields follow its name; the message goes before the reply to it.
     """
     tz = zone(tz_name).key
+    times = {
+        "queued": _("queued (%(zone)s)", zone=tz),
+        "sent": _("sent (%(zone)s)", zone=tz),
+        "delivered": _("delivered (%(zone)s)", zone=tz),
+        "read": _("read (%(zone)s)", zone=tz),
+        "failed": _("failed (%(zone)s)", zone=tz),
+        "replied": _("replied (%(zone)s)", zone=tz),
+    }
     return [
-        "phone",
-        "name",
+        _("phone"),
+        _("name"),
         *field_columns(fields or []),
-        "status",
-        "error code",
-        "error",
-        "attempts",
-        "sender",
-        *[f"{col} ({tz})" for col in TIME_COLUMNS],
-        "message",
-        "reply",
-        "billed as",
+        _("status"),
+        _("error code"),
+        _("error"),
+        _("attempts"),
+        _("sender"),
+        *[times[col] for col in TIME_COLUMNS],
+        _("message"),
+        _("reply"),
+        _("billed as"),
     ]
 
 
@@ -257,10 +267,12 @@ def write_xlsx(
     stamp = workbook.add_format({"num_format": DATE_FORMAT})
     fields = field_names(session, campaign.id)
     columns = header(tz_name, fields)
-    widths = {"phone": 16, "error": 40, "message": 50, "reply": 40, "billed as": 16}
+    widths = {_("phone"): 16, _("error"): 40, _("message"): 50, _("reply"): 40, _("billed as"): 16}
 
     def new_sheet(number: int) -> Any:
-        sheet = workbook.add_worksheet("Recipients" if number == 1 else f"Recipients {number}")
+        sheet = workbook.add_worksheet(
+            _("Recipients") if number == 1 else _("Recipients %(n)s", n=number)
+        )
         for col, name in enumerate(columns):
             sheet.write_string(0, col, name, bold)
             times = col >= len(columns) - 3 - len(TIME_COLUMNS) and col < len(columns) - 3
@@ -287,9 +299,19 @@ def write_xlsx(
                 sheet.write_datetime(line, col, value, stamp)
             else:
                 sheet.write_number(line, col, value)
-    _write_totals(workbook.add_worksheet("Totals"), summary(session, campaign.id), bold)
+    _write_totals(workbook.add_worksheet(_("Totals")), summary(session, campaign.id), bold)
     workbook.close()
     return n
+
+
+def _shown(text: str | None) -> str | None:
+    """A stored English sentence (a failure's, a billing category's) in the reader's language
+    when there is a reader."""
+    if not text or not has_request_context():
+        return text
+    from ..web.i18n import translated
+
+    return translated(text)
 
 
 def _write_totals(sheet: Any, s: Summary, bold: Any) -> None:
@@ -297,17 +319,26 @@ def _write_totals(sheet: Any, s: Summary, bold: Any) -> None:
     and what Meta billed per category (the printable summary's numbers)."""
     sheet.set_column(0, 0, 34)
     sheet.set_column(3, 3, 60)
-    lines: list[tuple[Any, ...]] = [("Recipients", s.total)]
-    lines += [(step.label.capitalize(), step.n) for step in s.funnel]
+    steps = {
+        "sent": _("Sent"),
+        "delivered": _("Delivered"),
+        "read": _("Read"),
+        "replied": _("Replied"),
+    }
+    lines: list[tuple[Any, ...]] = [(_("Recipients"), s.total)]
+    lines += [(steps[step.label], step.n) for step in s.funnel]
     failed = next((row.n for row in s.statuses if row.label == "failed"), 0)
-    lines += [("Failed", failed), ("Of the failed, limited by Meta", s.limited), ()]
-    lines += [("Billed by Meta", "messages")]
-    lines += [(b.label, b.count) for b in s.billed] or [("Nothing billed",)]
+    lines += [(_("Failed"), failed), (_("Of the failed, limited by Meta"), s.limited), ()]
+    billed_heading, failed_heading = _("Billed by Meta"), _("Why messages failed")
+    lines += [(billed_heading, _("messages"))]
+    lines += [(_shown(b.label), b.count) for b in s.billed] or [(_("Nothing billed"),)]
     if s.billed:
-        lines.append(("Total billed", s.billed_total))
-    lines += [(), ("Why messages failed", "messages", "code", "what it said")]
-    lines += [(f.label, f.n, f.code, f.example or "") for f in s.failures] or [("None failed",)]
-    headings = {"Billed by Meta", "Why messages failed"}
+        lines.append((_("Total billed"), s.billed_total))
+    lines += [(), (failed_heading, _("messages"), _("code"), _("what it said"))]
+    lines += [(_shown(f.label), f.n, f.code, _shown(f.example) or "") for f in s.failures] or [
+        (_("None failed"),)
+    ]
+    headings = {billed_heading, failed_heading}
     for row, cells in enumerate(lines):
         for col, value in enumerate(cells):
             if isinstance(value, int):

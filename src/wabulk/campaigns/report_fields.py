@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from flask_babel import gettext as _
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
@@ -64,7 +65,10 @@ def field_names(session: Session, campaign_id: int, limit: int = MAX_FIELDS) -> 
 
 def field_columns(fields: list[str]) -> list[str]:
     """The fields' column headers: neutralised too (the API may name a field "=x")."""
-    return [neutralise(f"{key} (field)" if key.lower() in OWN_COLUMNS else key) for key in fields]
+    return [
+        neutralise(_("%(name)s (field)", name=key) if key.lower() in OWN_COLUMNS else key)
+        for key in fields
+    ]
 
 
 def field_cell(value: Any) -> str | int | float | None:

@@ -21,6 +21,7 @@ from .. import events
 from ..analytics import failures
 from ..analytics.queries import failure_label
 from ..models import Campaign, Event, Message, MessageStatus
+from ..words import N_, said
 
 STARTED = "campaign.retried"
 ENDED = "campaign.retry_result"
@@ -101,25 +102,43 @@ def sentence(
 ) -> str:
     """ "6 retried: 0 sent, 6 failed again: Number not on WhatsApp." """
     failed = sum(reasons.values())
-    parts = [f"{sent:,} sent", f"{failed:,} failed again"]
-    text = f"{queued:,} retried: " + ", ".join(parts)
-    if failed:
-        said = failures.sentences(session, reasons, campaign_id)
-        labels = [
-            (_label(code, said), n) for code, n in sorted(reasons.items(), key=lambda kv: -kv[1])
-        ]
-        if len(labels) == 1:
-            text += f": {labels[0][0]}"
-        else:
-            text += ": " + "; ".join(f"{label} ({n:,})" for label, n in labels)
+    values: dict[str, object] = {
+        "queued": f"{queued:,}",
+        "sent": f"{sent:,}",
+        "failed": f"{failed:,}",
+        "unknown": f"{unknown:,}",
+    }
+    if not failed:
+        if unknown:
+            return said(
+                "%(queued)s retried: %(sent)s sent, %(failed)s failed again, "
+                "%(unknown)s not known whether sent.",
+                **values,
+            )
+        return said("%(queued)s retried: %(sent)s sent, %(failed)s failed again.", **values)
+    found = failures.sentences(session, reasons, campaign_id)
+    labels = [
+        (_label(code, found), n) for code, n in sorted(reasons.items(), key=lambda kv: -kv[1])
+    ]
+    # One reason reads in the reader's words; several are listed as they are.
+    reason = labels[0][0] if len(labels) == 1 else "; ".join(f"{x} ({n:,})" for x, n in labels)
     if unknown:
-        text += f", {unknown:,} not known whether sent"
-    return text + "."
+        return said(
+            "%(queued)s retried: %(sent)s sent, %(failed)s failed again: %(reason)s, "
+            "%(unknown)s not known whether sent.",
+            reason=reason,
+            **values,
+        )
+    return said(
+        "%(queued)s retried: %(sent)s sent, %(failed)s failed again: %(reason)s.",
+        reason=reason,
+        **values,
+    )
 
 
 def _label(code: str, said: dict[str, str]) -> str:
     if code == "cancelled":
-        return "Campaign cancelled"
+        return N_("Campaign cancelled")
     if code and failures.is_provider_code(code):
         return failures.provider_label(code, said.get(code))
     return failure_label(code)

@@ -42,6 +42,7 @@ from ..models import (
     Sender,
     SenderState,
 )
+from ..words import N_, said
 
 S = MessageStatus
 messages = Message.__table__
@@ -231,7 +232,10 @@ def apply_heard(
             events.record(
                 session,
                 SETTLED,
-                f"{row.phone}: the chat shows this message was sent; it counts as sent now.",
+                said(
+                    "%(phone)s: the chat shows this message was sent; it counts as sent now.",
+                    phone=row.phone,
+                ),
                 campaign_id=row.campaign_id,
                 message_id=mid,
             )
@@ -290,7 +294,7 @@ def _queue_again(session: Session, sender_id: int, ids: list[int], now: datetime
             values |= {
                 "status": S.SKIPPED,
                 "error_code": "cancelled",
-                "error_detail": "Campaign cancelled",
+                "error_detail": N_("Campaign cancelled"),
             }
         else:
             target = S.QUEUED
@@ -311,12 +315,17 @@ def _queue_again(session: Session, sender_id: int, ids: list[int], now: datetime
             continue
         done += n
         shift_counters(session, campaign_id, {S.UNKNOWN: -n, target: n})
-        then = "the campaign was cancelled, so it is skipped." if cancelled else "it is queued."
+        then = (
+            "%(phone)s: the chat shows this message never went; the campaign was cancelled, "
+            "so it is skipped."
+            if cancelled
+            else "%(phone)s: the chat shows this message never went; it is queued."
+        )
         for row in group:
             events.record(
                 session,
                 SETTLED,
-                f"{row.phone}: the chat shows this message never went; {then}",
+                said(then, phone=row.phone),
                 level=EventLevel.WARNING,
                 campaign_id=campaign_id,
                 message_id=row.id,
@@ -335,7 +344,10 @@ def _run_again(session: Session, campaign_id: int, n: int) -> None:
     events.record(
         session,
         "campaign.running_again",
-        f"Running again to send {n:,} message(s) whose chat shows they never went.",
+        said(
+            "Running again to send %(n)s message(s) whose chat shows they never went.",
+            n=f"{n:,}",
+        ),
         campaign_id=campaign_id,
     )
 

@@ -35,6 +35,7 @@ from ..channels.base import (
 )
 from ..models import EventLevel, Sender, SenderState
 from ..senders import cooldown
+from ..words import said
 from . import queue, tally
 
 if TYPE_CHECKING:
@@ -108,12 +109,17 @@ class SettlesOutcomes:
                 p.campaign.id,
                 "unknown",
                 error_code=(result.code or "unconfirmed")[:50],
-                error_detail=f"{result} Check the chat, then use “send again” if needed.",
+                error_detail=said(
+                    "%(problem)s Check the chat, then use “send again” if needed.",
+                    problem=result,
+                ),
             )
             shot = result.screenshot
         else:  # a bug or a broken channel must not kill the lane
             log.error("channel error sending message %s", p.claimed.id, exc_info=result)
-            outcome = self._retry(p, "channel_error", f"Unexpected error: {result}", None)
+            outcome = self._retry(
+                p, "channel_error", said("Unexpected error: %(error)s", error=result), None
+            )
         unsettled.outcomes.append(outcome)
         if outcome.kind in ("failed", "unknown") or shot is not None:
             unsettled.logged.append((p, outcome, shot))
@@ -146,8 +152,11 @@ class SettlesOutcomes:
                 events.record(
                     session,
                     "campaign.marketing_fallback",
-                    "Marketing templates went through the usual Cloud API route, not the "
-                    f"Marketing Messages API: {why}",
+                    said(
+                        "Marketing templates went through the usual Cloud API route, not the "
+                        "Marketing Messages API: %(why)s",
+                        why=why,
+                    ),
                     level=EventLevel.WARNING,
                     campaign_id=p.campaign.id,
                 )
@@ -155,7 +164,7 @@ class SettlesOutcomes:
                 events.record(
                     session,
                     f"message.{o.kind}",
-                    f"{p.claimed.phone}: {o.error_detail}",
+                    said("%(phone)s: %(detail)s", phone=p.claimed.phone, detail=o.error_detail),
                     level=EventLevel.WARNING,
                     campaign_id=p.campaign.id,
                     message_id=p.claimed.id,
@@ -186,7 +195,11 @@ class SettlesOutcomes:
     ) -> queue.Outcome:
         attempt = p.claimed.attempts + 1
         if attempt >= p.campaign.max_attempts:
-            return self._failed(p, code, f"Gave up after {attempt} attempt(s): {detail}")
+            return self._failed(
+                p,
+                code,
+                said("Gave up after %(n)s attempt(s): %(detail)s", n=attempt, detail=detail),
+            )
         backoff = p.campaign.retry_seconds * 2 ** (attempt - 1) * self.rng.uniform(0.8, 1.2)
         wait = min(MAX_BACKOFF_SECONDS, max(backoff, retry_after or 0))
         return queue.Outcome(
@@ -194,7 +207,9 @@ class SettlesOutcomes:
             p.campaign.id,
             "retry",
             error_code=code[:50],
-            error_detail=f"Attempt {attempt} failed, retrying: {detail}",
+            error_detail=said(
+                "Attempt %(n)s failed, retrying: %(detail)s", n=attempt, detail=detail
+            ),
             next_attempt_at=self.clock.now() + timedelta(seconds=wait),
         )
 
@@ -218,8 +233,11 @@ class SettlesOutcomes:
         events.record(
             session,
             "sender.unavailable",
-            f"Sender {sender.name} stopped: {str(exc).rstrip('.')}. "
-            "Its messages went back to the queue.",
+            said(
+                "Sender %(name)s stopped: %(reason)s. Its messages went back to the queue.",
+                name=sender.name,
+                reason=str(exc).rstrip("."),
+            ),
             level=EventLevel.ERROR,
             data={"screenshot": exc.screenshot.name} if exc.screenshot else None,
         )

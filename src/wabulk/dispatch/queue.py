@@ -50,6 +50,7 @@ from ..db import driver_marks, driver_time
 from ..models import Campaign, Contact, Inbound, Message, MessageStatus
 from ..outbox import causes as events_out
 from ..senders.pace import Pace
+from ..words import N_, said
 
 messages = Message.__table__
 contacts = Contact.__table__
@@ -59,11 +60,13 @@ S = MessageStatus
 OUTSIDE_WINDOW = "outside_window"
 REPLIED = "replied"  # a follow-up's recipient who answered an earlier message of it
 SKIP_REASONS = {
-    "opted_out": "Opted out",
-    REPLIED: "Stopped: they replied to an earlier message of this campaign",
-    NOT_ON_WHATSAPP: "Not on WhatsApp",
-    OUTSIDE_WINDOW: "Outside the 24-hour window: only an approved template can reach this "
-    "customer, as they have not written to this number in the last 24 hours.",
+    "opted_out": N_("Opted out"),
+    REPLIED: N_("Stopped: they replied to an earlier message of this campaign"),
+    NOT_ON_WHATSAPP: N_("Not on WhatsApp"),
+    OUTSIDE_WINDOW: N_(
+        "Outside the 24-hour window: only an approved template can reach this "
+        "customer, as they have not written to this number in the last 24 hours."
+    ),
 }
 WINDOW = timedelta(hours=24)
 
@@ -360,7 +363,11 @@ def _render(
                 raise compiled
             out.append(_Written(row, text=compiled.render(ctx, seed=row.id, limit=text_limit)))
         except TemplateError as exc:
-            out.append(_Written(row, error=f"The message could not be written: {exc}"))
+            out.append(
+                _Written(
+                    row, error=said("The message could not be written: %(problem)s", problem=exc)
+                )
+            )
     return out
 
 
@@ -556,6 +563,6 @@ def opt_out_recipients(session: Session, message_ids: list[int], now: datetime) 
         session,
         None,
         people,
-        "WhatsApp says this customer stopped marketing messages from your business.",
+        N_("WhatsApp says this customer stopped marketing messages from your business."),
         by="WhatsApp",
     )

@@ -34,6 +34,7 @@ from ..channels.heard import Heard
 from ..db import SQLITE_BUSY_TIMEOUT_MS, Database, driver_marks, driver_time
 from ..inbound import keywords as kw
 from ..models import Channel, EventLevel, Sender, WebhookReceipt, utcnow
+from ..words import said
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -143,9 +144,14 @@ def note_refusal(session: Session, sender_id: int, why: str, now: datetime) -> N
         events.record(
             session,
             "webhook.refused",
-            f"A webhook for {sender.name!r} was refused: {why} "
-            f"({health['webhooks_refused']:,} refused so far). If this is not a test, check "
-            "the app secret in the sender's settings against Meta's app settings.",
+            said(
+                "A webhook for %(name)s was refused: %(why)s (%(n)s refused so far). If this "
+                "is not a test, check the app secret in the sender's settings against Meta's "
+                "app settings.",
+                name=repr(sender.name),
+                why=why,
+                n=f"{health['webhooks_refused']:,}",
+            ),
             level=EventLevel.WARNING,
             data={"sender_id": sender.id},
         )
@@ -202,12 +208,24 @@ def _failed(db: Database, row: Any, error: str, now: datetime, final: bool = Fal
         if attempts >= MAX_ATTEMPTS:
             # The technical error stays on the receipt and in the log; the Event says what
             # it means for the shop owner.
-            happened = "could not be read" if final else f"failed {attempts} times"
+            happened = (
+                said(
+                    "A delivery from Meta (receipt %(id)s) could not be read; it is kept with "
+                    "its error for review, and what it said (ticks, replies) is not shown yet.",
+                    id=row.id,
+                )
+                if final
+                else said(
+                    "A delivery from Meta (receipt %(id)s) failed %(n)s times; it is kept with "
+                    "its error for review, and what it said (ticks, replies) is not shown yet.",
+                    id=row.id,
+                    n=attempts,
+                )
+            )
             events.record(
                 session,
                 "webhook.failed",
-                f"A delivery from Meta (receipt {row.id}) {happened}; it is kept with its "
-                "error for review, and what it said (ticks, replies) is not shown yet.",
+                happened,
                 level=EventLevel.ERROR,
                 data={"receipt_id": row.id, "sender_id": row.sender_id},
             )

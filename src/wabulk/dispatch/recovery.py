@@ -30,6 +30,7 @@ from ..channels.registry import WEBHOOK_PROVEN, open_channel
 from ..models import EventLevel, Message, MessageStatus, Sender, utcnow
 from ..outbox import causes as events_out
 from ..senders import lease as sender_lease
+from ..words import N_, said
 
 log = logging.getLogger(__name__)
 messages = Message.__table__
@@ -46,7 +47,7 @@ CUT_SHORT = ":cut-short"
 
 _KEEP_ANSWER_SENDER = case((messages.c.campaign_id.is_(None), messages.c.sender_id), else_=null())
 
-_UNKNOWN_DETAIL = (
+_UNKNOWN_DETAIL = N_(
     "The worker stopped while sending and the channel cannot tell whether this message "
     "reached the recipient."
 )
@@ -280,17 +281,31 @@ def _apply(session: Session, rows: list, answers: dict[int, Reconciled], now: da
     # Answers (campaign None) have no counters to move; their Event names no campaign.
     for campaign_id, counts in moved.items():
         n = sum(counts.values())
+        values = {
+            "n": n,
+            "sent": counts[S.SENT],
+            "queued": counts[S.QUEUED],
+            "unknown": counts[S.UNKNOWN],
+        }
         text = (
-            f"Recovered {n} message(s) left in flight by a stopped worker: "
-            f"{counts[S.SENT]} had been sent, {counts[S.QUEUED]} had not and were queued "
-            f"again, {counts[S.UNKNOWN]} cannot be known"
+            said(
+                "Recovered %(n)s message(s) left in flight by a stopped worker: %(sent)s had "
+                "been sent, %(queued)s had not and were queued again, %(unknown)s cannot be "
+                'known (review them and use "send again" if needed).',
+                **values,
+            )
+            if counts[S.UNKNOWN]
+            else said(
+                "Recovered %(n)s message(s) left in flight by a stopped worker: %(sent)s had "
+                "been sent, %(queued)s had not and were queued again, %(unknown)s cannot be "
+                "known.",
+                **values,
+            )
         )
-        if counts[S.UNKNOWN]:
-            text += ' (review them and use "send again" if needed)'
         events.record(
             session,
             "messages.recovered",
-            text + ".",
+            text,
             level=EventLevel.WARNING if counts[S.UNKNOWN] else EventLevel.INFO,
             campaign_id=campaign_id,
         )

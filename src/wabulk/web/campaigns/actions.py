@@ -4,6 +4,7 @@ finish-by time, duplicate, delete) and test sends."""
 from __future__ import annotations
 
 from flask import flash, redirect, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response as WResponse
@@ -12,6 +13,7 @@ from ...campaigns import lifecycle
 from ...campaigns import service as campaigns
 from ...errors import DomainError, NotFound, ValidationError
 from ...models import Role
+from ...words import N_
 from .. import campaign_form
 from ..form_state import FormState, ids
 from ..helpers import apply_action, db_session, format_datetime, get_settings
@@ -19,10 +21,10 @@ from ..security import requires
 from .page import ACTIONS, bp, render_detail
 
 DONE = {
-    "launch": "Launched.",
-    "pause": "Paused. Messages already being sent finish; nothing new starts.",
-    "resume": "Resumed.",
-    "cancel": "Cancelled. Messages not yet sent were skipped.",
+    "launch": N_("Launched."),
+    "pause": N_("Paused. Messages already being sent finish; nothing new starts."),
+    "resume": N_("Resumed."),
+    "cancel": N_("Cancelled. Messages not yet sent were skipped."),
 }
 TEST_FIELDS = frozenset({"phone", "sender_id"})
 
@@ -33,7 +35,9 @@ def act(campaign_id: int, action: str) -> WResponse:
     move = ACTIONS.get(action)
     if move is None:
         raise NotFound(f"There is no campaign action {action!r}.")
-    apply_action(lambda s: move(s, current_user, campaign_id), DONE.get(action))
+    apply_action(
+        lambda s: move(s, current_user, campaign_id), _(DONE[action]) if action in DONE else None
+    )
     return redirect(url_for("campaigns.detail", campaign_id=campaign_id))
 
 
@@ -44,11 +48,13 @@ def finish_by(campaign_id: int) -> WResponse:
     typed = request.form.get("ends_at", "").strip()
 
     def run(session: Session) -> str:
-        ends = campaign_form.local_time(typed, "ends_at", "The finish-by time") if typed else None
+        ends = (
+            campaign_form.local_time(typed, "ends_at", N_("The finish-by time")) if typed else None
+        )
         lifecycle.set_finish_by(session, current_user, campaign_id, ends)
         if ends is None:
-            return "The campaign has no finish-by time now."
-        return f"The campaign now finishes by {format_datetime(ends)}."
+            return _("The campaign has no finish-by time now.")
+        return _("The campaign now finishes by %(when)s.", when=format_datetime(ends))
 
     apply_action(run)
     return redirect(url_for("campaigns.detail", campaign_id=campaign_id))
@@ -62,7 +68,9 @@ def duplicate(campaign_id: int) -> WResponse:
     def run(session: Session) -> str:
         copy = lifecycle.duplicate(session, current_user, campaign_id)
         copies.append(copy.id)
-        return f"Copied as the draft {copy.name!r}: change what you need, then launch."
+        return _(
+            "Copied as the draft %(name)s: change what you need, then launch.", name=repr(copy.name)
+        )
 
     if apply_action(run):
         return redirect(url_for("campaigns.detail", campaign_id=copies[0]))
@@ -73,7 +81,10 @@ def duplicate(campaign_id: int) -> WResponse:
 @requires(Role.OPERATOR)
 def delete(campaign_id: int) -> WResponse:
     if apply_action(
-        lambda s: f"Draft {lifecycle.delete_draft(s, current_user, campaign_id)!r} deleted."
+        lambda s: _(
+            "Draft %(name)s deleted.",
+            name=repr(lifecycle.delete_draft(s, current_user, campaign_id)),
+        )
     ):
         return redirect(url_for("campaigns.index"))
     return redirect(url_for("campaigns.detail", campaign_id=campaign_id))
@@ -88,7 +99,7 @@ def send_test(campaign_id: int) -> WResponse | tuple[str, int]:
     test = FormState({"phone": phone, "sender_id": chosen[0] if chosen else None})
     try:
         if not chosen:
-            raise ValidationError("Choose the sender to send the test from.", field="sender_id")
+            raise ValidationError(N_("Choose the sender to send the test from."), field="sender_id")
         settings = get_settings()
         text = campaigns.send_test(
             session,
@@ -104,5 +115,5 @@ def send_test(campaign_id: int) -> WResponse | tuple[str, int]:
         test.fail(exc, TEST_FIELDS)
         return render_detail(campaign_id, test), 400
     session.commit()
-    flash(f"Test sent to {phone.strip()}: “{text}”", "success")
+    flash(_("Test sent to %(phone)s: “%(text)s”", phone=phone.strip(), text=text), "success")
     return redirect(url_for("campaigns.detail", campaign_id=campaign_id))

@@ -7,7 +7,10 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from babel.numbers import format_decimal
 from flask import Blueprint, render_template, request
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -25,7 +28,7 @@ from ...dispatch.hearing import settled_count
 from ...events import campaign_events
 from ...models import Campaign, CampaignStatus, Message, Role, SenderState, utcnow
 from ...senders.queries import senders_by_name
-from .. import campaign_form
+from .. import campaign_form, i18n
 from ..form_state import FormState
 from ..helpers import cursor_value, db_session, format_datetime, shown_text, user_zone
 from ..security import requires
@@ -35,7 +38,10 @@ bp = Blueprint("campaigns", __name__, url_prefix="/campaigns")
 
 def _retry_failed(session: Session, actor: Any, campaign_id: int) -> str:
     n = lifecycle.retry_failed(session, actor, campaign_id)
-    return f"{n:,} message(s) queued again. This page shows how they did once they are done."
+    return _(
+        "%(n)s message(s) queued again. This page shows how they did once they are done.",
+        n=i18n.format_number(n),
+    )
 
 
 # The user's moves (the engine's own "start" and "complete" are never buttons).
@@ -51,19 +57,40 @@ TESTABLE = frozenset({CampaignStatus.DRAFT, CampaignStatus.RUNNING})
 LOG_SIZE = 20
 PAGE_SIZE = 50
 STATUS_LABELS = {
-    "queued": "Waiting",
-    "sending": "Sending",
-    "sent": "Sent",
-    "delivered": "Delivered",
-    "read": "Read",
-    "failed": "Failed",
-    "skipped": "Skipped",
-    "unknown": "Unknown",
+    "queued": _l("Waiting"),
+    "sending": _l("Sending"),
+    "sent": _l("Sent"),
+    "delivered": _l("Delivered"),
+    "read": _l("Read"),
+    "failed": _l("Failed"),
+    "skipped": _l("Skipped"),
+    "unknown": _l("Unknown"),
+}
+# The badges' words: a campaign's status, a series' state, a log line's level (stored and
+# sent to scripts in English; shown in the reader's language).
+STATUS_WORDS = {
+    "draft": _l("draft"),
+    "scheduled": _l("scheduled"),
+    "running": _l("running"),
+    "paused": _l("paused"),
+    "completed": _l("completed"),
+    "cancelled": _l("cancelled"),
+    "active": _l("active"),
+    "stopped": _l("stopped"),
+    "info": _l("info"),
+    "warning": _l("warning"),
+    "error": _l("error"),
 }
 # The top card counts what is still moving or stopped short, by current status. Sent,
 # delivered and read are left to the funnel: a message's status moves on from "sent" as
 # receipts arrive, so a current-status "Sent 0" would contradict the funnel's "Sent 3".
 PROGRESS_KEYS = ("queued", "sending", "failed", "skipped", "unknown")
+
+
+@bp.app_template_filter("status_word")
+def status_word(value: str) -> str:
+    """A status, state or level as its badge reads in the reader's language."""
+    return str(STATUS_WORDS.get(value, value))
 
 
 @bp.get("")
@@ -210,7 +237,9 @@ def message_sample(
         return None
     who = sample.name or sample.phone
     return {
-        "caption": f"As {who} got it:" if sample.sent else f"As {who} will get it:",
+        "caption": _("As %(name)s got it:", name=who)
+        if sample.sent
+        else _("As %(name)s will get it:", name=who),
         "html": to_html(sample.text),
         "error": sample.error,
     }
@@ -267,12 +296,12 @@ def eta_text_of(eta: datetime | None) -> str | None:
     if eta is None:
         return None
     seconds = max(0, int((eta - utcnow()).total_seconds()))
+    when = format_datetime(eta)
     if seconds < 60:
-        about = "less than a minute"
-    elif seconds < 3600:
-        about = f"about {round(seconds / 60)} min"
-    elif seconds < 48 * 3600:
-        about = f"about {seconds / 3600:.1f} h"
-    else:
-        about = f"about {round(seconds / 86400)} days"
-    return f"{format_datetime(eta)} (in {about})"
+        return _("%(when)s (in less than a minute)", when=when)
+    if seconds < 3600:
+        return _("%(when)s (in about %(n)s min)", when=when, n=round(seconds / 60))
+    if seconds < 48 * 3600:
+        hours = format_decimal(seconds / 3600, format="#,##0.0", locale=i18n.format_locale())
+        return _("%(when)s (in about %(n)s h)", when=when, n=hours)
+    return _("%(when)s (in about %(n)s days)", when=when, n=round(seconds / 86400))

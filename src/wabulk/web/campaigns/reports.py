@@ -23,6 +23,7 @@ from ...campaigns.media import find_media
 from ...events import campaign_events
 from ...models import Event, Role, utcnow
 from ..helpers import cursor_value, db_session, format_datetime, get_settings, shown_text
+from ..i18n import translated
 from ..security import requires
 from .page import (
     LIVE,
@@ -156,7 +157,8 @@ def _funnel_json(figures: funnel.Funnel) -> dict[str, Any]:
             {"key": s.key, "n": s.n, "percent": s.percent, "base": s.base} for s in figures.steps()
         ],
         "billed_list": [
-            {"category": b.category, "label": b.label, "count": b.count} for b in figures.billed
+            {"category": b.category, "label": translated(b.label), "count": b.count}
+            for b in figures.billed
         ],
     }
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
@@ -21,6 +23,8 @@ from ...campaigns.followups import BODY_MAX, MAX_STEPS, StepInput
 from ...campaigns.queries import templates_by_name
 from ...errors import Conflict, DomainError, ValidationError
 from ...models import Campaign, CampaignStatus, Role, StepCondition, utcnow
+from ...words import N_, said
+from .. import i18n
 from ..form_state import FormState, optional_int
 from ..helpers import db_session, id_value
 from ..security import requires
@@ -30,9 +34,9 @@ bp = Blueprint("followups", __name__)
 FIELDS = frozenset({"delay", "days", "hours", "condition", "template_id", "body"})
 MAX_DAYS = followups.MAX_DELAY_MINUTES // 1440
 CONDITIONS = [
-    (StepCondition.NOT_REPLIED.value, "Those who have not replied"),
-    (StepCondition.NOT_READ.value, "Those who have not read it (and not replied)"),
-    (StepCondition.EVERYONE.value, "Everyone who got the previous message"),
+    (StepCondition.NOT_REPLIED.value, _l("Those who have not replied")),
+    (StepCondition.NOT_READ.value, _l("Those who have not read it (and not replied)")),
+    (StepCondition.EVERYONE.value, _l("Everyone who got the previous message")),
 ]
 
 
@@ -72,7 +76,7 @@ def _input(step: Any) -> StepInput:
 def _draft(campaign_id: int) -> Campaign:
     campaign = lifecycle.get_campaign(db_session(), campaign_id)
     if campaign.status != CampaignStatus.DRAFT or campaign.parent_campaign_id is not None:
-        raise Conflict("Follow-ups can only be changed on a draft, before it is launched.")
+        raise Conflict(N_("Follow-ups can only be changed on a draft, before it is launched."))
     return campaign
 
 
@@ -133,7 +137,7 @@ def edit(campaign_id: int, position: int) -> Any:
         return _back(campaign_id)
     step = _step_at(campaign_id, position)
     if step is None:
-        flash(f"There is no follow-up {position} any more.", "warning")
+        flash(_("There is no follow-up %(n)s any more.", n=position), "warning")
         return _back(campaign_id)
     return _render(campaign, position, FormState(_values_of(step)))
 
@@ -150,14 +154,14 @@ def _posted(state: FormState) -> StepInput:
         "template_id": form.get("template_id", type=id_value),
         "body": body,
     }
-    days = optional_int("days", "Days", form={"days": state.values["days"]}) or 0
-    hours = optional_int("hours", "Hours", form={"hours": state.values["hours"]}) or 0
+    days = optional_int("days", N_("Days"), form={"days": state.values["days"]}) or 0
+    hours = optional_int("hours", N_("Hours"), form={"hours": state.values["hours"]}) or 0
     if not 0 <= days <= MAX_DAYS:
-        raise ValidationError(f"Days must be between 0 and {MAX_DAYS}.", field="days")
+        raise ValidationError(said("Days must be between 0 and %(n)s.", n=MAX_DAYS), field="days")
     if not 0 <= hours <= 23:
-        raise ValidationError("Hours must be between 0 and 23.", field="hours")
+        raise ValidationError(N_("Hours must be between 0 and 23."), field="hours")
     if days == 0 and hours == 0:
-        raise ValidationError("Wait at least an hour before a follow-up.", field="hours")
+        raise ValidationError(N_("Wait at least an hour before a follow-up."), field="hours")
     return StepInput(
         delay_minutes=days * 1440 + hours * 60,
         condition=state.values["condition"],
@@ -187,7 +191,7 @@ def _save(campaign_id: int, position: int | None, change: str) -> Any:
                 index = len(steps) - 1
             else:
                 if not 1 <= position <= len(steps):
-                    raise Conflict(f"There is no follow-up {position} any more.")
+                    raise Conflict(said("There is no follow-up %(n)s any more.", n=position))
                 steps[position - 1] = step
                 index = position - 1
         followups.set_steps(session, current_user, campaign_id, steps)
@@ -205,12 +209,17 @@ def _save(campaign_id: int, position: int | None, change: str) -> Any:
                 flash(str(exc), "danger")
                 return _render(campaign, position, state, 400)
             field = "hours" if name == "delay" else name
-            said = str(exc).split(": ", 1)[-1]  # the box names the step already
-            exc = ValidationError(said[:1].upper() + said[1:], field=field)
+            # The box names the step already; the reader's words, first letter capital.
+            words = i18n.translated(str(exc).split(": ", 1)[-1]) or ""
+            exc = ValidationError(words[:1].upper() + words[1:], field=field)
         state.fail(exc, FIELDS)
         return _render(campaign, position, state, 400)
     session.commit()
-    done = {"add": "Follow-up added.", "edit": "Follow-up saved.", "delete": "Follow-up removed."}
+    done = {
+        "add": _("Follow-up added."),
+        "edit": _("Follow-up saved."),
+        "delete": _("Follow-up removed."),
+    }
     flash(done[change], "success")
     return _back(campaign_id)
 

@@ -11,7 +11,9 @@ from collections.abc import Callable
 from datetime import date
 from typing import Any
 
+from babel.dates import format_date
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response as WResponse
@@ -19,10 +21,12 @@ from werkzeug.wrappers import Response as WResponse
 from ...campaigns import lifecycle
 from ...campaigns import recurrence as series_service
 from ...campaigns.recurrence import RuleInput
-from ...campaigns.recurrence_rules import WEEKDAY_NAMES, day_words, run_day
+from ...campaigns.recurrence_rules import WEEKDAY_NAMES, describe, run_day
 from ...errors import DomainError, NotFound, ValidationError
 from ...models import Campaign, CampaignStatus, Recurrence, RecurrenceState, Role
+from ...words import N_, said
 from ...zones import zone
+from .. import i18n
 from ..form_state import FormState
 from ..helpers import apply_action, db_session
 from ..security import requires
@@ -85,8 +89,12 @@ def create(campaign_id: int) -> WResponse | tuple[str, int]:
         return _render_form(model, state), 400
     session.commit()
     flash(
-        f"{series.name!r} now repeats: {series_service.words(series)}. "
-        f"First run: {_next_text(series)}.",
+        _(
+            "%(name)s now repeats: %(rule)s. First run: %(next)s.",
+            name=repr(series.name),
+            rule=_words(series),
+            next=_next_text(series),
+        ),
         "success",
     )
     return redirect(url_for("recurrences.detail", recurrence_id=series.id))
@@ -110,7 +118,9 @@ def _form_values() -> dict[str, Any]:
 def _day(raw: str, field: str, label: str) -> date | None:
     if not raw:
         return None
-    wrong = ValidationError(f"{label} must be a date, such as 2027-03-31.", field=field)
+    wrong = ValidationError(
+        said("%(what)s must be a date, such as 2027-03-31.", what=label), field=field
+    )
     if len(raw) != 10:  # YYYY-MM-DD, as the date box sends it
         raise wrong
     try:
@@ -125,20 +135,20 @@ def _rule_input(values: dict[str, Any]) -> RuleInput:
         raw = values["day_of_month"]
         if not (raw.isascii() and raw.isdigit()):  # "³" is a digit to isdigit, not to int
             raise ValidationError(
-                "Choose the day of the month, from 1 to 31.", field="day_of_month"
+                N_("Choose the day of the month, from 1 to 31."), field="day_of_month"
             )
         day_of_month = int(raw[:3])
     fixed = values["zone_mode"] == "fixed"
     if fixed and not values["timezone"]:
-        raise ValidationError("Choose the timezone the time is in.", field="timezone")
+        raise ValidationError(N_("Choose the timezone the time is in."), field="timezone")
     return RuleInput(
         frequency=values["frequency"],
         time_of_day=values["time_of_day"],
         weekdays=values["weekdays"],
         day_of_month=day_of_month,
         timezone=values["timezone"] if fixed else None,
-        starts_on=_day(values["starts_on"], "starts_on", "The first run date"),
-        ends_on=_day(values["ends_on"], "ends_on", "The end date"),
+        starts_on=_day(values["starts_on"], "starts_on", N_("The first run date")),
+        ends_on=_day(values["ends_on"], "ends_on", N_("The end date")),
         name=values["name"],
     )
 
@@ -148,7 +158,7 @@ def _render_form(model: Campaign, state: FormState) -> str:
         "recurrences/new.html",
         model=model,
         state=state,
-        weekday_names=list(enumerate(WEEKDAY_NAMES)),
+        weekday_names=[(n, _(name)) for n, name in enumerate(WEEKDAY_NAMES)],
         zones=sorted(series_service.zone_names()),
         is_draft=model.status == CampaignStatus.DRAFT,
     )
@@ -166,7 +176,7 @@ def detail(recurrence_id: int) -> str:
     return render_template(
         "recurrences/detail.html",
         series=series,
-        words=series_service.words(series),
+        words=_words(series),
         next_text=_next_text(series),
         model=session.get(Campaign, series.model_campaign_id),
         runs=[(run, series_service.run_figures(run)) for run in runs],
@@ -178,21 +188,43 @@ def detail(recurrence_id: int) -> str:
     )
 
 
+def _day_words(day: date) -> str:
+    """A day as the reader writes it ("31 March 2027" in English)."""
+    return format_date(day, "d MMMM y", locale=i18n.current_language())
+
+
+def _words(series: Recurrence) -> str:
+    """The series' rule in the reader's words."""
+    return describe(series_service.rule_of(series), _, _day_words)
+
+
 def _next_text(series: Recurrence) -> str:
     """When the next run comes, as the shop owner reads it."""
     if series.next_run_at is None or series.state == RecurrenceState.STOPPED:
-        return "none"
+        return _("none")
     if series.timezone is None:
         day = run_day(series_service.rule_of(series), series.next_run_at)
-        return f"{day_words(day)}, {series.time_of_day} in each customer's local time"
+        return _(
+            "%(day)s, %(time)s in each customer's local time",
+            day=_day_words(day),
+            time=series.time_of_day,
+        )
     local = series.next_run_at.astimezone(zone(series.timezone))
-    return f"{day_words(local.date())}, {local:%H:%M} {series.timezone} time"
+    return _(
+        "%(day)s, %(time)s %(zone)s time",
+        day=_day_words(local.date()),
+        time=f"{local:%H:%M}",
+        zone=series.timezone,
+    )
 
 
 MOVES: dict[str, tuple[Callable[[Session, Any, int], object], str]] = {
-    "pause": (series_service.pause, "Paused: no new run starts until you resume."),
-    "resume": (series_service.resume, "Resumed."),
-    "stop": (series_service.stop, "Stopped: no new run starts. Past runs keep their reports."),
+    "pause": (series_service.pause, N_("Paused: no new run starts until you resume.")),
+    "resume": (series_service.resume, N_("Resumed.")),
+    "stop": (
+        series_service.stop,
+        N_("Stopped: no new run starts. Past runs keep their reports."),
+    ),
 }
 
 
@@ -203,7 +235,7 @@ def act(recurrence_id: int, action: str) -> WResponse:
     if move is None:
         raise NotFound(f"There is no recurring campaign action {action!r}.")
     verb, done = move
-    apply_action(lambda s: verb(s, current_user, recurrence_id), done)
+    apply_action(lambda s: verb(s, current_user, recurrence_id), _(done))
     return redirect(url_for("recurrences.detail", recurrence_id=recurrence_id))
 
 
@@ -234,7 +266,7 @@ def recurring_series() -> list[dict[str, Any]]:
     return [
         {
             "series": s,
-            "words": series_service.words(s),
+            "words": _words(s),
             "next": _next_text(s),
             "latest": (latest.get(s.id) or [None])[0],
         }

@@ -3,12 +3,29 @@
 // delivered, read, replied and billed keep rising from receipts for a while after the end.
 "use strict";
 
+// A campaign's status or a log line's level as its badge reads (the server sends them in
+// English, as stored).
+function statusWord(value) {
+  const words = {
+    draft: wabulkText("draft"),
+    scheduled: wabulkText("scheduled"),
+    running: wabulkText("running"),
+    paused: wabulkText("paused"),
+    completed: wabulkText("completed"),
+    cancelled: wabulkText("cancelled"),
+    info: wabulkText("info"),
+    warning: wabulkText("warning"),
+    error: wabulkText("error"),
+  };
+  return Object.prototype.hasOwnProperty.call(words, value) ? words[value] : value;
+}
+
 (() => {
   const page = document.getElementById("campaign");
   if (!page || !window.WabulkLive) return;
   const live = page.dataset.live === "1";
   if (!live && page.dataset.hearing !== "1") return;
-  const fmt = { format: window.WabulkLive.format };
+  const fmt = { format: window.wabulkNumber };
   const field = (name) => document.querySelector(`[data-field="${name}"]`);
   const bar = field("bar");
   let lastEvent = page.dataset.lastEvent || "";
@@ -23,7 +40,7 @@
 
   function showStatus(p) {
     const badge = field("status");
-    badge.textContent = p.status;
+    badge.textContent = statusWord(p.status);
     badge.className = badge.className.replace(/\bstatus-\w+\b/, `status-${p.status}`);
     page.dataset.status = p.status;
     page.dataset.live = p.live ? "1" : "0";
@@ -72,7 +89,7 @@
       const li = document.createElement("li");
       const badge = document.createElement("span");
       badge.className = `badge level-${e.level}`;
-      badge.textContent = e.level;
+      badge.textContent = statusWord(e.level);
       const at = document.createElement("span");
       at.className = "text-body-secondary";
       at.textContent = e.at;
@@ -84,7 +101,7 @@
         link.target = "_blank";
         link.rel = "noopener";
         link.dataset.testid = "screenshot";
-        link.textContent = "screenshot";
+        link.textContent = wabulkText("screenshot");
         li.append(" ", link);
       }
       li.classList.add("log-new");
@@ -135,7 +152,12 @@
       if (value) value.textContent = fmt.format(step.n);
       const share = document.querySelector(`[data-funnel-percent="${step.key}"]`);
       // One decimal, as the server writes it (100.0%, not 100%).
-      if (share) share.textContent = `${step.percent === null ? "—" : `${step.percent.toFixed(1)}%`} of ${step.base}`;
+      if (share) {
+        const percent = step.percent === null ? "—" : `${step.percent.toFixed(1)}%`;
+        share.textContent = step.base === "sent"
+          ? wabulkText("%(percent)s of sent", { percent })
+          : wabulkText("%(percent)s of recipients", { percent });
+      }
     }
     const limited = field("limited");
     if (limited) {
@@ -230,7 +252,7 @@
 (() => {
   const table = document.getElementById("campaigns-list");
   if (!table || !table.dataset.liveUrl || !window.WabulkLive) return;
-  const fmt = window.WabulkLive.format;
+  const fmt = window.wabulkNumber;
   window.WabulkLive.follow({
     url: table.dataset.liveUrl,
     onData(answer) {
@@ -239,7 +261,7 @@
         if (!row) continue;
         const status = row.querySelector('[data-field="status"]');
         status.className = `badge status-${c.status}`;
-        status.textContent = c.status;
+        status.textContent = statusWord(c.status);
         const bar = row.querySelector('[data-field="bar"]');
         if (bar) {
           bar.className = bar.className.replace(/\bpct-\d+\b/g, "").trim();
@@ -248,11 +270,15 @@
         }
         const summary = row.querySelector('[data-field="summary"]');
         if (summary) {
-          summary.textContent = `${fmt(c.done)} of ${fmt(c.total)} · ${fmt(c.sent)} sent`;
+          summary.textContent = wabulkText("%(done)s of %(total)s · %(sent)s sent", {
+            done: fmt(c.done),
+            total: fmt(c.total),
+            sent: fmt(c.sent),
+          });
           if (c.failed) {
             const failed = document.createElement("span");
             failed.className = "text-danger";
-            failed.textContent = `${fmt(c.failed)} failed`;
+            failed.textContent = wabulkText("%(n)s failed", { n: fmt(c.failed) });
             summary.append(" · ", failed);
           }
         }

@@ -39,17 +39,17 @@ window.WabulkLive = (() => {
     const el = noteElement();
     el.hidden = !(state === "reconnecting" || state === "signed-out");
     el.textContent = state === "signed-out"
-      ? "You were signed out: reload the page to sign in again."
-      : "Reconnecting…";
+      ? wabulkText("You were signed out: reload the page to sign in again.")
+      : wabulkText("Reconnecting…");
     document.querySelectorAll("[data-live-indicator]").forEach((ind) => {
       ind.hidden = false;
       ind.dataset.state = state;
       ind.textContent = {
-        live: "Live",
-        paused: "Paused while this tab is hidden",
-        reconnecting: "Reconnecting…",
-        "signed-out": "Signed out",
-        stopped: "Up to date",
+        live: wabulkText("Live"),
+        paused: wabulkText("Paused while this tab is hidden"),
+        reconnecting: wabulkText("Reconnecting…"),
+        "signed-out": wabulkText("Signed out"),
+        stopped: wabulkText("Up to date"),
       }[state];
     });
   }
@@ -165,6 +165,6 @@ window.WabulkLive = (() => {
     };
   }
 
-  const numbers = new Intl.NumberFormat();
-  return { follow, format: (n) => numbers.format(n) };
+  // Numbers in the page's locale, as the server's |number filter writes them (i18n.js).
+  return { follow, format: (n) => window.wabulkNumber(n) };
 })();
