@@ -1,0 +1,61 @@
+"""A campaign's page and the campaigns list in Hindi, in real Chromium: what campaign.js writes
+from each poll (the status badge, the counters, the funnel's shares, the list's summary) stays
+in the reader's language and number format."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import update
+
+from wabulk.db import Database
+from wabulk.models import User
+
+from ..campaigns_support import make_campaign, make_contacts, make_sender, phones
+from ..support import running_server
+from .conftest import sign_in
+from .test_analytics_charts import EMAIL, PASSWORD, _instance, _watch
+
+pytestmark = pytest.mark.browser
+
+
+def test_the_campaign_pages_live_figures_stay_in_hindi(browser, tmp_path) -> None:
+    from playwright.sync_api import expect
+
+    instance = _instance(tmp_path)
+    db = Database(f"sqlite:///{instance / 'wabulk.db'}")
+    try:
+        with db.session() as session:
+            session.execute(update(User).values(language="hi"))
+            session.commit()
+        list_id = make_contacts(db, phones(1200), "Customers")
+        sender = make_sender(db, "Shop phone")
+        campaign = make_campaign(db, [list_id], [sender], name="Diwali")
+    finally:
+        db.dispose()
+
+    with running_server(instance, "--no-worker") as server:
+        page = browser.new_page()
+        problems = _watch(page)
+        sign_in(page, server.url, EMAIL, PASSWORD)
+        page.goto(f"{server.url}/campaigns/{campaign}")
+        expect(page.get_by_test_id("status")).to_have_text("चल रहा है")
+        # Wiped here, so that what follows is what the next poll wrote.
+        page.evaluate(
+            """() => {
+              document.querySelector('[data-field="status"]').textContent = "?";
+              document.querySelector('[data-field="total"]').textContent = "?";
+              document.querySelector('[data-count="queued"]').textContent = "?";
+              document.querySelector('[data-funnel-percent="delivered"]').textContent = "?";
+            }"""
+        )
+        expect(page.get_by_test_id("status")).to_have_text("चल रहा है")
+        expect(page.locator('[data-field="total"]')).to_have_text("1,200")
+        expect(page.locator('[data-count="queued"]')).to_have_text("1,200")
+        expect(page.locator('[data-funnel-percent="delivered"]')).to_have_text("भेजे गए का —")
+
+        page.goto(f"{server.url}/campaigns")
+        row = page.locator(f'tr[data-campaign="{campaign}"]')
+        row.locator('[data-field="summary"]').evaluate('(el) => { el.textContent = "?"; }')
+        expect(row.locator('[data-field="summary"]')).to_have_text("1,200 में से 0 · 0 भेजे गए")
+        expect(row.locator('[data-field="status"]')).to_have_text("चल रहा है")
+        assert problems == []
