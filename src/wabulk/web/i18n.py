@@ -243,6 +243,8 @@ def _sentences() -> tuple[_Fixed, dict[str, list[_Pattern]], list[_Pattern]]:
                 english = form.replace("%%", "%") if message.python_format else form
                 fixed.setdefault(english, message.id if isinstance(message.id, tuple) else form)
                 continue
+            if len(_PLACEHOLDER.sub(" ", form).split()) < 2:
+                continue  # "%(a)s and %(b)s" would claim any text with an "and" in it
             regex, numbers, weight = _english_regex(form)
             pattern = _Pattern(regex, message.id, numbers, weight)
             # Filed under the first word only when the sentence's own text completes it
