@@ -296,3 +296,15 @@ def test_a_token_owner_who_reads_portuguese_still_gets_english_without_the_heade
     error = _error(client, "GET", "/segments/999999", {**headers, "Accept-Language": "fr"})
     assert error["message"] == "Não existe o segmento #999999."
     assert json.dumps(error["code"]) == '"not_found"'
+
+
+def test_a_refused_delete_is_flashed_in_the_readers_language(
+    client: FlaskClient, db: Database, shop: dict[str, Any]
+) -> None:
+    _speak(db, shop["user"], "hi")
+    url = f"/segments/{shop['dues']}"
+    response = client.post(
+        f"{url}/delete", data={"csrf_token": get_csrf(client, url)}, follow_redirects=True
+    )
+    page = html.unescape(response.get_data(as_text=True))
+    assert "अभियान 'Dues May' अभी भी सेगमेंट 'Pune dues' को भेजता है; पहले उसे पूरा करें या हटाएँ।" in page
