@@ -23,6 +23,7 @@ from ..models import (
     User,
     list_members,
 )
+from ..words import N_, said
 from . import cloud_template
 from .fields import check_fields
 from .render_budget import TEXT_LIMIT
@@ -34,7 +35,7 @@ MAX_BODY = TEXT_LIMIT  # WhatsApp's own limit for a text message
 def get_template(session: Session, template_id: int) -> Template:
     found = session.get(Template, template_id)
     if found is None:
-        raise NotFound(f"There is no template #{template_id}.")
+        raise NotFound(said("There is no template #%(id)s.", id=template_id))
     return found
 
 
@@ -61,23 +62,23 @@ def _check(
     is chosen (`cloud`) or stays linked (`linked`): it carries its own words."""
     name = " ".join(name.split())
     if not name:
-        raise ValidationError("Give the template a name.", field="name")
+        raise ValidationError(N_("Give the template a name."), field="name")
     if len(name) > 120:
-        raise ValidationError("A template name can have at most 120 characters.", field="name")
+        raise ValidationError(N_("A template name can have at most 120 characters."), field="name")
     clash = select(Template.id).where(func.lower(Template.name) == name.lower())
     if except_id is not None:
         clash = clash.where(Template.id != except_id)
     if session.scalar(clash) is not None:
-        raise Conflict(f"There is already a template called {name!r}.")
+        raise Conflict(said("There is already a template called %(name)s.", name=repr(name)))
     if not body.strip() and cloud is None and not linked:
-        raise ValidationError("Write the message.", field="body")
+        raise ValidationError(N_("Write the message."), field="body")
     if len(body) > MAX_BODY:
         raise ValidationError(_too_long(body), field="body")
     if body.strip():
         check_fields(session, compile_body(body).placeholders, body)
     media = session.get(Media, media_id) if media_id is not None else None
     if media_id is not None and media is None:
-        raise ValidationError(f"There is no attachment #{media_id}.", field="media")
+        raise ValidationError(said("There is no attachment #%(id)s.", id=media_id), field="media")
     return name, (_cloud_mapping(session, cloud, media) if cloud else None)
 
 
@@ -107,14 +108,23 @@ def _cloud_mapping(session: Session, cloud: CloudChoice, media: Media | None) ->
     row = approved_row(session, cloud.name, cloud.language)
     if row is None:
         raise ValidationError(
-            f"There is no WhatsApp template {cloud.name} ({cloud.language}); sync the "
-            "sender's templates on its page, then choose one.",
+            said(
+                "There is no WhatsApp template %(name)s (%(language)s); sync the sender's "
+                "templates on its page, then choose one.",
+                name=cloud.name,
+                language=cloud.language,
+            ),
             field="cloud",
         )
     if row.status.upper() != cloud_template.APPROVED:
         raise ValidationError(
-            f"The WhatsApp template {row.name} ({row.language}) is "
-            f"{row.status.lower().replace('_', ' ')}; only templates Meta approved can be used.",
+            said(
+                "The WhatsApp template %(name)s (%(language)s) is %(status)s; only templates "
+                "Meta approved can be used.",
+                name=row.name,
+                language=row.language,
+                status=row.status.lower().replace("_", " "),
+            ),
             field="cloud",
         )
     mapping = cloud_template.validate_mapping(row.components, cloud.mapping)
@@ -129,7 +139,11 @@ def _apply_cloud(template: Template, cloud: CloudChoice | None, mapping: dict[st
 
 
 def _too_long(body: str) -> str:
-    return f"The message has {len(body):,} characters; WhatsApp allows {MAX_BODY:,}."
+    return said(
+        "The message has %(count)s characters; WhatsApp allows %(max)s.",
+        count=f"{len(body):,}",
+        max=f"{MAX_BODY:,}",
+    )
 
 
 def create_template(
@@ -151,7 +165,11 @@ def create_template(
     events.record(
         session,
         "template.created",
-        f"{events.actor_name(actor)} created the template {clean!r}.",
+        said(
+            "%(actor)s created the template %(name)s.",
+            actor=events.actor_name(actor),
+            name=repr(clean),
+        ),
         user=actor,
     )
     return template
@@ -182,7 +200,11 @@ def update_template(
     events.record(
         session,
         "template.edited",
-        f"{events.actor_name(actor)} edited the template {template.name!r}.",
+        said(
+            "%(actor)s edited the template %(name)s.",
+            actor=events.actor_name(actor),
+            name=repr(template.name),
+        ),
         user=actor,
     )
     return template
@@ -198,14 +220,22 @@ def delete_template(session: Session, actor: User | None, template_id: int) -> s
     )
     if drafts:
         raise Conflict(
-            f"{drafts} draft campaign(s) use {template.name!r}; change or delete them first."
+            said(
+                "%(count)s draft campaign(s) use %(name)s; change or delete them first.",
+                count=drafts,
+                name=repr(template.name),
+            )
         )
     name = template.name
     session.delete(template)
     events.record(
         session,
         "template.deleted",
-        f"{events.actor_name(actor)} deleted the template {name!r}.",
+        said(
+            "%(actor)s deleted the template %(name)s.",
+            actor=events.actor_name(actor),
+            name=repr(name),
+        ),
         user=actor,
     )
     return name
@@ -274,10 +304,13 @@ def preview(
             shown.append(PreviewSample(contact.phone, contact.name, text))
     except TemplateError as exc:
         return Preview(shown, [], str(exc), len(people), sorted(compiled.placeholders))
+    warning = (
+        N_("{{ %(name)s }} is empty for %(count)s of %(total)s recipient(s) checked.")
+        if len(people) == check
+        else N_("{{ %(name)s }} is empty for %(count)s of %(total)s recipient(s).")
+    )
     warnings = [
-        f"{{{{ {name} }}}} is empty for {n:,} of {len(people):,} recipient(s)"
-        + (" checked" if len(people) == check else "")
-        + "."
+        said(warning, name=name, count=f"{n:,}", total=f"{len(people):,}")
         for name, n in sorted(empty_placeholders(compiled, contexts).items())
     ]
     return Preview(shown, warnings, None, len(people), sorted(compiled.placeholders))
@@ -322,7 +355,14 @@ def cloud_preview(
         try:
             filled = cloud_template.render(components, clean, ctx, contact.id)
         except TemplateError as exc:
-            return CloudPreview(shown, f"For {contact.name or contact.phone}: {exc}")
+            return CloudPreview(
+                shown,
+                said(
+                    "For %(name)s: %(problem)s",
+                    name=contact.name or contact.phone,
+                    problem=str(exc),
+                ),
+            )
         shown.append(
             {
                 "phone": contact.phone,

@@ -19,37 +19,64 @@ from .. import events
 from ..campaigns import lifecycle
 from ..channels.heard import AccountUpdate, HeardError
 from ..models import EventLevel, Sender, SenderState
+from ..words import N_, said
 
-QUALITY_WORDS = {"GREEN": "high (green)", "YELLOW": "medium (yellow)", "RED": "low (red)"}
-RED_REASON = (
+QUALITY_WORDS = {
+    "GREEN": N_("high (green)"),
+    "YELLOW": N_("medium (yellow)"),
+    "RED": N_("low (red)"),
+}
+RED_REASON = N_(
     "Meta rated this number's quality low (red): sending stopped to protect it. "
     "Resume it once customers' blocks and reports have calmed down."
 )
 
 
 def _health(sender: Sender, update: AccountUpdate) -> tuple[dict[str, Any], str | None]:
-    """The sender's new health and a sentence for the log (None: nothing worth saying)."""
+    """The sender's new health and a sentence for the log (None: nothing worth saying).
+
+    The news are joined with "; " as one sentence whose parts are each a marked sentence
+    (the page translates the parts: "quality is now %(what)s; %(more)s" and so on)."""
     health = dict(sender.health or {})
-    said: list[str] = []
+    news: list[tuple[str, dict[str, str]]] = []
     if update.quality_rating:
         rating = update.quality_rating.upper()[:20]
         if health.get("quality_rating") != rating:
-            said.append(f"quality is now {QUALITY_WORDS.get(rating, rating)}")
+            news.append(("quality", {"what": QUALITY_WORDS.get(rating, rating)}))
         health["quality_rating"] = rating
     if update.messaging_tier:
         tier = update.messaging_tier.upper()[:30]
         if health.get("messaging_tier") != tier:
-            said.append(f"messaging limit is now {tier.removeprefix('TIER_')} customers a day")
+            news.append(("tier", {"tier": tier.removeprefix("TIER_")}))
         health["messaging_tier"] = tier
     if update.kind == "throughput" and update.event:
         level = "HIGH" if "UPGRADE" in update.event.upper() else health.get("throughput_level")
         if level and health.get("throughput_level") != level:
-            said.append("Meta raised its messages-per-second limit")
+            news.append(("throughput", {}))
         health["throughput_level"] = level
     if update.event:
         health["last_event"] = update.event[:60]
     health["updated_from_provider_at"] = update.at.isoformat()
-    return health, ("; ".join(said) if said else None)
+    return health, _news_sentence(news)
+
+
+def _news_sentence(news: list[tuple[str, dict[str, str]]]) -> str | None:
+    """The account's news as one sentence (English; each part a marked sentence)."""
+    if not news:
+        return None
+    (kind, values), rest = news[0], news[1:]
+    more = _news_sentence(rest)
+    if kind == "quality":
+        if more:
+            return said("quality is now %(what)s; %(more)s", more=more, **values)
+        return said("quality is now %(what)s", **values)
+    if kind == "tier":
+        if more:
+            return said(
+                "messaging limit is now %(tier)s customers a day; %(more)s", more=more, **values
+            )
+        return said("messaging limit is now %(tier)s customers a day", **values)
+    return N_("Meta raised its messages-per-second limit")
 
 
 def _stop(sender: Sender, state: SenderState, reason: str) -> bool:
@@ -87,7 +114,9 @@ def apply_account(
             events.record(
                 session,
                 "sender.health",
-                f"Meta says {sender.name!r}: {sentence}.",
+                said(
+                    "Meta says %(name)s: %(sentence)s.", name=repr(sender.name), sentence=sentence
+                ),
                 level=EventLevel.WARNING if red else EventLevel.INFO,
                 data={"sender_id": sender.id},
             )
@@ -98,7 +127,11 @@ def apply_account(
             events.record(
                 session,
                 "sender.stopped",
-                f"{sender.name!r} stopped sending: {RED_REASON}",
+                said(
+                    "%(name)s stopped sending: %(reason)s",
+                    name=repr(sender.name),
+                    reason=RED_REASON,
+                ),
                 level=EventLevel.ERROR,
                 data={"sender_id": sender.id},
             )
@@ -108,20 +141,26 @@ def apply_account(
                 events.record(
                     session,
                     "sender.provider_error",
-                    f"Meta reported a problem for {sender.name!r}: "
-                    f"{error.sentence or error.title} (error {error.code}).",
+                    said(
+                        "Meta reported a problem for %(name)s: %(reason)s (error %(code)s).",
+                        name=repr(sender.name),
+                        reason=error.sentence or error.title,
+                        code=error.code,
+                    ),
                     level=EventLevel.WARNING,
                     data={"sender_id": sender.id, "code": error.code},
                 )
     for error in sender_errors:
         state = SenderState.LIMITED if error.effect == "limited" else SenderState.NEEDS_LINK
-        reason = error.sentence or error.title or f"Meta reported error {error.code}."
+        reason = (
+            error.sentence or error.title or said("Meta reported error %(code)s.", code=error.code)
+        )
         if _stop(sender, state, reason):
             stopped = True
             events.record(
                 session,
                 "sender.stopped",
-                f"{sender.name!r} stopped sending: {reason}",
+                said("%(name)s stopped sending: %(reason)s", name=repr(sender.name), reason=reason),
                 level=EventLevel.ERROR,
                 data={"sender_id": sender.id, "code": error.code},
             )

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from ..channels.heard import Heard
 from ..contacts import service as contacts_service
 from ..models import Sender
+from ..words import said
 from . import keywords as kw
 from .account import apply_account
 from .replies import apply_opt_outs, store_replies
@@ -73,7 +74,9 @@ def apply(
     done.statuses = effects.changed
     done.unmatched_statuses = effects.unmatched
     for contact_id, error in effects.opt_out:
-        reason = f"WhatsApp reported it: {error.sentence or error.title or error.code}"
+        reason = said(
+            "WhatsApp reported it: %(reason)s", reason=error.sentence or error.title or error.code
+        )
         done.opted_out += contacts_service.opt_out(
             session, None, [contact_id], reason, by="WhatsApp"
         )

@@ -22,6 +22,7 @@ from .. import events
 from ..auth.permissions import require_role
 from ..errors import ValidationError
 from ..models import AppSetting, Role, User
+from ..words import N_, said
 
 SETTING_KEY = "opt_out_keywords"
 MAX_KEYWORDS = 60
@@ -128,14 +129,20 @@ def parse_keywords(text: str) -> tuple[str, ...]:
             continue
         if len(word) > MAX_KEYWORD_CHARS:
             raise ValidationError(
-                f"{word[:40]!r} is too long for a keyword: keep each one under "
-                f"{MAX_KEYWORD_CHARS} characters.",
+                said(
+                    "%(word)s is too long for a keyword: keep each one under %(max)s characters.",
+                    word=repr(word[:40]),
+                    max=MAX_KEYWORD_CHARS,
+                ),
                 field="opt_out_keywords",
             )
         key = normalise(word)
         if not key:
             raise ValidationError(
-                f"{word!r} has no letters or digits; a keyword must be a word a customer types.",
+                said(
+                    "%(word)s has no letters or digits; a keyword must be a word a customer types.",
+                    word=repr(word),
+                ),
                 field="opt_out_keywords",
             )
         if key in seen:
@@ -144,17 +151,24 @@ def parse_keywords(text: str) -> tuple[str, ...]:
         words.append(word)
     if not words:
         raise ValidationError(
-            "Keep at least one keyword (for example STOP): customers need a way to opt out.",
+            N_("Keep at least one keyword (for example STOP): customers need a way to opt out."),
             field="opt_out_keywords",
         )
     if len(words) > MAX_KEYWORDS:
         raise ValidationError(
-            f"That is {len(words)} keywords; keep the list to {MAX_KEYWORDS} at most.",
+            said(
+                "That is %(count)s keywords; keep the list to %(max)s at most.",
+                count=len(words),
+                max=MAX_KEYWORDS,
+            ),
             field="opt_out_keywords",
         )
     if len("\n".join(words)) > MAX_STORED_CHARS:
         raise ValidationError(
-            f"The list is longer than {MAX_STORED_CHARS:,} characters; shorten it.",
+            said(
+                "The list is longer than %(max)s characters; shorten it.",
+                max=f"{MAX_STORED_CHARS:,}",
+            ),
             field="opt_out_keywords",
         )
     return tuple(words)
@@ -173,8 +187,12 @@ def set_keywords(session: Session, actor: User | None, text: str) -> tuple[str, 
     events.record(
         session,
         "settings.changed",
-        f"{events.actor_name(actor)} set the opt-out keywords ({len(words)}): "
-        + ", ".join(words)[:300],
+        said(
+            "%(actor)s set the opt-out keywords (%(count)s): %(keywords)s",
+            actor=events.actor_name(actor),
+            count=len(words),
+            keywords=", ".join(words)[:300],
+        ),
         user=actor,
     )
     return words

@@ -31,6 +31,7 @@ from ..contacts import service as contacts_service
 from ..inbox import conversations as inbox
 from ..models import Campaign, Contact, EventLevel, Inbound, Message, MessageStatus
 from ..outbox import causes as events_out
+from ..words import N_, said
 from . import keywords as kw
 from .statuses import flag_not_on_whatsapp
 
@@ -128,17 +129,19 @@ def _insert(session: Session, values: dict[str, Any]) -> int | None:
 
 def _opt_out_reason(reply: Any, keyword_list: tuple[str, ...]) -> str | None:
     """Why this reply opts its sender out, in the words the contact page shows; None if not."""
-    said = " ".join((reply.text or "").split())[:100]
+    typed = " ".join((reply.text or "").split())[:100]
     if reply.kind in ("button", "interactive"):
         if kw.is_opt_out_payload(reply.payload):
-            if said:
-                return f"Tapped the opt-out button \u201c{said}\u201d on WhatsApp."
-            return "Tapped the opt-out button on WhatsApp."
-        if kw.matches(said, keyword_list):
-            return f"Tapped \u201c{said}\u201d on WhatsApp."
+            if typed:
+                return said(
+                    "Tapped the opt-out button \u201c%(said)s\u201d on WhatsApp.", said=typed
+                )
+            return N_("Tapped the opt-out button on WhatsApp.")
+        if kw.matches(typed, keyword_list):
+            return said("Tapped \u201c%(said)s\u201d on WhatsApp.", said=typed)
         return None
     if reply.kind == "text" and kw.matches(reply.text, keyword_list):
-        return f"Replied \u201c{said}\u201d on WhatsApp."
+        return said("Replied \u201c%(said)s\u201d on WhatsApp.", said=typed)
     return None
 
 
@@ -241,20 +244,37 @@ def apply_opt_outs(
     done = 0
     for signal in signals:
         contact = find_contact(session, signal.phone, signal.user_id)
-        who = signal.phone or "A customer"
         if contact is None:
             continue  # nobody we could message: nothing to stop
         if signal.stop:
-            reason = f"Stopped marketing messages from {sender_name} in WhatsApp itself."
             if signal.detail:
-                reason += f" ({signal.detail[:200]})"
+                reason = said(
+                    "Stopped marketing messages from %(sender)s in WhatsApp itself. (%(info)s)",
+                    sender=sender_name,
+                    info=signal.detail[:200],
+                )
+            else:
+                reason = said(
+                    "Stopped marketing messages from %(sender)s in WhatsApp itself.",
+                    sender=sender_name,
+                )
             done += contacts_service.opt_out(session, None, [contact.id], reason, by=CUSTOMER)
         else:
             events.record(
                 session,
                 "contact.resumed_in_whatsapp",
-                f"{who} turned marketing messages from {sender_name} back on in WhatsApp. "
-                "They stay opted out here until someone opts them back in.",
+                said(
+                    "%(phone)s turned marketing messages from %(sender)s back on in WhatsApp. "
+                    "They stay opted out here until someone opts them back in.",
+                    phone=signal.phone,
+                    sender=sender_name,
+                )
+                if signal.phone
+                else said(
+                    "A customer turned marketing messages from %(sender)s back on in WhatsApp. "
+                    "They stay opted out here until someone opts them back in.",
+                    sender=sender_name,
+                ),
                 level=EventLevel.INFO,
                 data={"contact_id": contact.id},
             )

@@ -52,6 +52,7 @@ from ..models import (
     SenderState,
     User,
 )
+from ..words import N_, said
 from . import conversations
 
 # Bounds checked before anything is compiled or rendered.
@@ -88,18 +89,20 @@ def _template_snapshot(
 ) -> tuple[dict[str, Any], CloudTemplate]:
     """The answer's template frozen as a campaign freezes one (`cloud_template.snapshot`)."""
     if not isinstance(template, dict):
-        raise AnswerRefused("Choose an approved template.", field="template")
+        raise AnswerRefused(N_("Choose an approved template."), field="template")
     if sender.channel != Channel.CLOUD_API:
         raise AnswerRefused(
-            f"{sender.name} is a WhatsApp Web number: write the answer as text.",
+            said(
+                "%(sender)s is a WhatsApp Web number: write the answer as text.", sender=sender.name
+            ),
             field="template",
         )
     template_id = template.get("template_id")
     values = template.get("values") or {}
     if not isinstance(template_id, int) or isinstance(template_id, bool):
-        raise AnswerRefused("Choose an approved template.", field="template")
+        raise AnswerRefused(N_("Choose an approved template."), field="template")
     if not isinstance(values, dict) or len(values) > MAX_VALUES:
-        raise AnswerRefused("The template's values could not be read.", field="template")
+        raise AnswerRefused(N_("The template's values could not be read."), field="template")
     if any(
         not isinstance(k, str)
         or not isinstance(v, str)
@@ -108,30 +111,47 @@ def _template_snapshot(
         for k, v in values.items()
     ):
         raise AnswerRefused(
-            f"Each of the template's values must be text of at most {MAX_VALUE_LENGTH} characters.",
+            said(
+                "Each of the template's values must be text of at most %(max)s characters.",
+                max=MAX_VALUE_LENGTH,
+            ),
             field="template",
         )
     row = session.get(CloudTemplate, template_id)
     if row is None or row.sender_id != sender.id:
         raise AnswerRefused(
-            f"That template is not one of {sender.name}'s; choose one from the list.",
+            said(
+                "That template is not one of %(sender)s's; choose one from the list.",
+                sender=sender.name,
+            ),
             field="template",
         )
     if str(row.status).upper() != cloud_template.APPROVED:
         raise AnswerRefused(
-            f"The template {row.name} is not approved by WhatsApp; choose an approved one.",
+            said(
+                "The template %(name)s is not approved by WhatsApp; choose an approved one.",
+                name=row.name,
+            ),
             field="template",
         )
     if cloud_template.header_media_kind(row.components) is not None:
         raise AnswerRefused(
-            f"The template {row.name} starts with a photo, video or document, which an answer "
-            "cannot carry; choose one without.",
+            said(
+                "The template %(name)s starts with a photo, video or document, which an answer "
+                "cannot carry; choose one without.",
+                name=row.name,
+            ),
             field="template",
         )
     why = cloud_template.unsupported(row.components)
     if why:
         raise AnswerRefused(
-            f"The template {row.name} cannot be sent: {why[:1].lower()}{why[1:]}", field="template"
+            said(
+                "The template %(name)s cannot be sent: %(reason)s",
+                name=row.name,
+                reason=f"{why[:1].lower()}{why[1:]}",
+            ),
+            field="template",
         )
     try:
         return cloud_template.snapshot(row, values, None), row
@@ -144,15 +164,19 @@ def _words(session: Session, text: str | None, quick_reply_id: int | None) -> st
         saved = session.get(QuickReply, quick_reply_id)
         if saved is None:
             raise AnswerRefused(
-                "That saved answer was deleted; choose another or write one.", field="text"
+                N_("That saved answer was deleted; choose another or write one."), field="text"
             )
         if text is None:  # picked and sent as it is (the page may send it edited)
             text = saved.body
     if text is None or not text.strip():
-        raise AnswerRefused("Write an answer first.", field="text")
+        raise AnswerRefused(N_("Write an answer first."), field="text")
     if len(text) > TEXT_LIMIT:
         raise AnswerRefused(
-            f"The answer has {len(text):,} characters; WhatsApp allows {TEXT_LIMIT:,}.",
+            said(
+                "The answer has %(count)s characters; WhatsApp allows %(max)s.",
+                count=f"{len(text):,}",
+                max=f"{TEXT_LIMIT:,}",
+            ),
             field="text",
         )
     return text
@@ -172,19 +196,25 @@ def write_answer(
     require_role(actor, Role.OPERATOR)
     conversation = session.get(Conversation, conversation_id)
     if conversation is None:
-        raise AnswerRefused("This conversation no longer exists.")
+        raise AnswerRefused(N_("This conversation no longer exists."))
     contact = session.get(Contact, conversation.contact_id)
     sender = session.get(Sender, conversation.sender_id)
     if contact is None or sender is None:
-        raise AnswerRefused("This conversation no longer exists.")
+        raise AnswerRefused(N_("This conversation no longer exists."))
     if sender.state == SenderState.DISABLED:
         raise AnswerRefused(
-            f"The number {sender.name} is turned off; turn it on in Senders to answer."
+            said(
+                "The number %(sender)s is turned off; turn it on in Senders to answer.",
+                sender=sender.name,
+            )
         )
     if contact.opted_out_at is not None:
         raise AnswerRefused(
-            f"{contact.name or contact.phone} opted out on {_when(contact.opted_out_at)}: "
-            "wabulk sends them nothing."
+            said(
+                "%(name)s opted out on %(date)s: wabulk sends them nothing.",
+                name=contact.name or contact.phone,
+                date=_when(contact.opted_out_at),
+            )
         )
     snapshot: dict[str, Any] | None = None
     chosen: CloudTemplate | None = None
@@ -196,14 +226,19 @@ def write_answer(
         closes = conversations.window_closes_at(session, conversation)
         if closes is not None and closes <= now:
             if closes == conversations.NEVER_OPENED:
-                why = "This customer has not written to this number yet"
+                refusal = N_(
+                    "This customer has not written to this number yet: WhatsApp lets a "
+                    "business send free text only within 24 hours of the customer's last "
+                    "message. Choose an approved template."
+                )
             else:
-                why = f"The 24-hour window closed on {_when(closes)}"
-            raise AnswerRefused(
-                f"{why}: WhatsApp lets a business send free text only within 24 hours of "
-                "the customer's last message. Choose an approved template.",
-                field="template",
-            )
+                refusal = said(
+                    "The 24-hour window closed on %(date)s: WhatsApp lets a business send "
+                    "free text only within 24 hours of the customer's last message. Choose "
+                    "an approved template.",
+                    date=_when(closes),
+                )
+            raise AnswerRefused(refusal, field="template")
     ctx = context_for(contact.phone, contact.name, contact.country, contact.attributes or {})
     # The seed fixes spintax choices; the conversation's id keeps a re-render the same.
     params: dict[str, Any] | None = None
@@ -214,11 +249,11 @@ def write_answer(
             body = compile_body(words).render(ctx, seed=conversation.id, limit=TEXT_LIMIT)
     except TemplateError as exc:
         raise AnswerRefused(
-            f"The answer could not be written: {exc}",
+            said("The answer could not be written: %(reason)s", reason=str(exc)),
             field="template" if snapshot is not None else "text",
         ) from None
     if not body.strip():
-        raise AnswerRefused("The answer comes out empty once filled in.", field="text")
+        raise AnswerRefused(N_("The answer comes out empty once filled in."), field="text")
     message = Message(
         campaign_id=None,
         contact_id=contact.id,
@@ -244,11 +279,20 @@ def write_answer(
         )
     )
     conversations.touch_on_answer(session, conversation.id, now, body)
-    how = f" with the template {chosen.name}" if chosen is not None else ""
+    who = contact.name or contact.phone
+    if chosen is not None:
+        text = said(
+            "Answer to %(name)s queued with the template %(template)s on %(sender)s.",
+            name=who,
+            template=chosen.name,
+            sender=sender.name,
+        )
+    else:
+        text = said("Answer to %(name)s queued on %(sender)s.", name=who, sender=sender.name)
     events.record(
         session,
         "inbox.answered",
-        f"Answer to {contact.name or contact.phone} queued{how} on {sender.name}.",
+        text,
         user=actor,
         message_id=message.id,
     )

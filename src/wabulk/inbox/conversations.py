@@ -51,6 +51,7 @@ from ..models import (
     list_members,
     utcnow,
 )
+from ..words import N_, said
 from .search import found_ids, keyset, matches
 from .timeline import MAX_TIMELINE, Item, timeline  # noqa: F401  (the contract names them here)
 
@@ -156,9 +157,9 @@ def ensure(session: Session, contact_id: int, sender_id: int, now: datetime) -> 
     """The conversation of this contact and sender, created empty when there is none yet
     (answering someone who has not written, from the contact page)."""
     if session.get(Contact, contact_id) is None:
-        raise NotFound(f"There is no contact #{contact_id}.")
+        raise NotFound(said("There is no contact #%(id)s.", id=contact_id))
     if session.get(Sender, sender_id) is None:
-        raise NotFound(f"There is no sender #{sender_id}.")
+        raise NotFound(said("There is no sender #%(id)s.", id=sender_id))
     statement = (
         _insert(session)
         .values(
@@ -244,7 +245,10 @@ def _summary_query() -> Any:
 
 def _scoped(query: Any, filter: str, user_id: int) -> Any:
     if filter not in FILTERS:
-        raise ValidationError(f"Choose one of the filters {', '.join(FILTERS)}.", field="filter")
+        raise ValidationError(
+            said("Choose one of the filters %(filters)s.", filters=", ".join(FILTERS)),
+            field="filter",
+        )
     if filter == "done":
         return query.where(c.state == ConversationState.DONE)
     if filter == "unread":
@@ -356,7 +360,7 @@ class ConversationView:
 def _get(session: Session, conversation_id: int) -> Conversation:
     found = session.get(Conversation, conversation_id)
     if found is None:
-        raise NotFound(f"There is no conversation #{conversation_id}.")
+        raise NotFound(said("There is no conversation #%(id)s.", id=conversation_id))
     return found
 
 
@@ -423,12 +427,19 @@ def _who(session: Session, conversation: Conversation) -> str:
 
 
 def _record(
-    session: Session, actor: User | None, kind: str, text: str, conv_id: int, **data: Any
+    session: Session,
+    actor: User | None,
+    kind: str,
+    text: str,
+    conv_id: int,
+    values: dict[str, str],
+    **data: Any,
 ) -> None:
+    """`text`: a marked sentence starting with %(actor)s, filled with `values`."""
     events.record(
         session,
         kind,
-        f"{events.actor_name(actor)} {text}",
+        said(text, actor=events.actor_name(actor), **values),
         user=actor,
         data={"conversation_id": conv_id, **data},
     )
@@ -469,10 +480,15 @@ def assign(session: Session, actor: User | None, conversation_id: int, user_id: 
     if user_id is not None:
         teammate = session.get(User, user_id)
         if teammate is None or not teammate.is_active:
-            raise ValidationError("Choose a teammate whose account is active.", field="assignee_id")
+            raise ValidationError(
+                N_("Choose a teammate whose account is active."), field="assignee_id"
+            )
         if not teammate.role.includes(Role.OPERATOR):
             raise ValidationError(
-                f"{teammate.email} can only read (viewer); choose an operator or an admin.",
+                said(
+                    "%(email)s can only read (viewer); choose an operator or an admin.",
+                    email=teammate.email,
+                ),
                 field="assignee_id",
             )
     if conversation.assignee_id == user_id:
@@ -484,16 +500,18 @@ def assign(session: Session, actor: User | None, conversation_id: int, user_id: 
             session,
             actor,
             "conversation.unassigned",
-            f"unassigned the conversation with {who}.",
+            N_("%(actor)s unassigned the conversation with %(who)s."),
             conversation_id,
+            {"who": who},
         )
     else:
         _record(
             session,
             actor,
             "conversation.assigned",
-            f"assigned the conversation with {who} to {teammate.email}.",
+            N_("%(actor)s assigned the conversation with %(who)s to %(email)s."),
             conversation_id,
+            {"who": who, "email": teammate.email},
             assignee=teammate.email,  # the timeline's line says to whom
         )
 
@@ -514,16 +532,18 @@ def set_done(session: Session, actor: User | None, conversation_id: int, done: b
             session,
             actor,
             "conversation.done",
-            f"marked the conversation with {who} done.",
+            N_("%(actor)s marked the conversation with %(who)s done."),
             conversation_id,
+            {"who": who},
         )
     else:
         _record(
             session,
             actor,
             "conversation.reopened",
-            f"reopened the conversation with {who}.",
+            N_("%(actor)s reopened the conversation with %(who)s."),
             conversation_id,
+            {"who": who},
         )
 
 
@@ -533,10 +553,15 @@ def add_note(session: Session, actor: User | None, conversation_id: int, body: s
     conversation = _get(session, conversation_id)
     text = body.strip()
     if not text:
-        raise ValidationError("Write the note.", field="body")
+        raise ValidationError(N_("Write the note."), field="body")
     if len(text) > MAX_NOTE:
         raise ValidationError(
-            f"The note has {len(text):,} characters; keep it to {MAX_NOTE:,}.", field="body"
+            said(
+                "The note has %(count)s characters; keep it to %(max)s.",
+                count=f"{len(text):,}",
+                max=f"{MAX_NOTE:,}",
+            ),
+            field="body",
         )
     note = ConversationNote(
         conversation_id=conversation.id, user_id=actor.id if actor else None, body=text
@@ -547,8 +572,9 @@ def add_note(session: Session, actor: User | None, conversation_id: int, body: s
         session,
         actor,
         "conversation.note",
-        f"added a note to the conversation with {_who(session, conversation)}.",
+        N_("%(actor)s added a note to the conversation with %(who)s."),
         conversation_id,
+        {"who": _who(session, conversation)},
     )
     return note.id
 
@@ -569,9 +595,16 @@ def opt_out(session: Session, actor: User | None, conversation_id: int) -> None:
         .order_by(Inbound.received_at.desc(), Inbound.id.desc())
         .limit(1)
     )
-    said = cut(last, 200)
+    last_words = cut(last, 200)
     # What happened is the team's action; their last message is only context (it is
     # rarely a stop request: that would have opted them out by itself).
-    reason = f"Opted out from the Inbox by {events.actor_name(actor)}"
-    reason = f"{reason}; their last message: \u201c{said}\u201d" if said else f"{reason}."
+    by = events.actor_name(actor)
+    if last_words:
+        reason = said(
+            "Opted out from the Inbox by %(actor)s; their last message: \u201c%(said)s\u201d",
+            actor=by,
+            said=last_words,
+        )
+    else:
+        reason = said("Opted out from the Inbox by %(actor)s.", actor=by)
     contacts_service.opt_out(session, actor, [conversation.contact_id], reason)

@@ -16,6 +16,7 @@ from ..campaigns.fields import check_fields
 from ..campaigns.rendering import compile_body
 from ..errors import Conflict, NotFound, ValidationError
 from ..models import QuickReply, Role, User
+from ..words import N_, said
 
 MAX_NAME = 120
 MAX_BODY = 4096  # WhatsApp's limit for a text message
@@ -34,7 +35,7 @@ def list_all(session: Session) -> list[QuickReply]:
 def get(session: Session, quick_reply_id: int) -> QuickReply:
     found = session.get(QuickReply, quick_reply_id)
     if found is None:
-        raise NotFound(f"There is no quick reply #{quick_reply_id}.")
+        raise NotFound(said("There is no quick reply #%(id)s.", id=quick_reply_id))
     return found
 
 
@@ -42,23 +43,30 @@ def _checked(session: Session, name: str, body: str, except_id: int | None) -> s
     """The tidy name; refuses an empty or long name or body, a name taken, a bad field."""
     clean = " ".join(name.split())
     if not clean:
-        raise ValidationError("Give the quick reply a name.", field="name")
+        raise ValidationError(N_("Give the quick reply a name."), field="name")
     if len(clean) > MAX_NAME:
         raise ValidationError(
-            f"A quick reply's name can have at most {MAX_NAME} characters.", field="name"
+            said("A quick reply's name can have at most %(max)s characters.", max=MAX_NAME),
+            field="name",
         )
     if not body.strip():
-        raise ValidationError("Write the answer.", field="body")
+        raise ValidationError(N_("Write the answer."), field="body")
     if len(body) > MAX_BODY:
         raise ValidationError(
-            f"The answer has {len(body):,} characters; WhatsApp allows {MAX_BODY:,}.",
+            said(
+                "The answer has %(count)s characters; WhatsApp allows %(max)s.",
+                count=f"{len(body):,}",
+                max=f"{MAX_BODY:,}",
+            ),
             field="body",
         )
     clash = select(QuickReply.id).where(func.lower(QuickReply.name) == clean.lower())
     if except_id is not None:
         clash = clash.where(QuickReply.id != except_id)
     if session.scalar(clash) is not None:
-        raise Conflict(f"There is already a quick reply called \u201c{clean}\u201d.")
+        raise Conflict(
+            said("There is already a quick reply called \u201c%(name)s\u201d.", name=clean)
+        )
     check_fields(session, compile_body(body).placeholders, body)
     return clean
 
@@ -68,14 +76,22 @@ def create(session: Session, actor: User | None, name: str, body: str) -> QuickR
     count = session.scalar(select(func.count()).select_from(QuickReply)) or 0
     if count >= MAX_QUICK_REPLIES:
         raise Conflict(
-            f"There are already {MAX_QUICK_REPLIES} quick replies; delete some you no longer "
-            "use first."
+            said(
+                "There are already %(max)s quick replies; delete some you no longer use first.",
+                max=MAX_QUICK_REPLIES,
+            )
         )
     clean = _checked(session, name, body, None)
     reply = QuickReply(name=clean, body=body, created_by_id=actor.id if actor else None)
     session.add(reply)
     session.flush()
-    _record(session, actor, "quick_reply.created", f"created the quick reply \u201c{clean}\u201d.")
+    _record(
+        session,
+        actor,
+        "quick_reply.created",
+        N_("%(actor)s created the quick reply \u201c%(name)s\u201d."),
+        clean,
+    )
     return reply
 
 
@@ -87,7 +103,11 @@ def update(
     reply.name = _checked(session, name, body, quick_reply_id)
     reply.body = body
     _record(
-        session, actor, "quick_reply.edited", f"edited the quick reply \u201c{reply.name}\u201d."
+        session,
+        actor,
+        "quick_reply.edited",
+        N_("%(actor)s edited the quick reply \u201c%(name)s\u201d."),
+        reply.name,
     )
     return reply
 
@@ -99,9 +119,16 @@ def delete(session: Session, actor: User | None, quick_reply_id: int) -> str:
     name = reply.name
     session.delete(reply)
     session.flush()
-    _record(session, actor, "quick_reply.deleted", f"deleted the quick reply \u201c{name}\u201d.")
+    _record(
+        session,
+        actor,
+        "quick_reply.deleted",
+        N_("%(actor)s deleted the quick reply \u201c%(name)s\u201d."),
+        name,
+    )
     return name
 
 
-def _record(session: Session, actor: User | None, kind: str, text: str) -> None:
-    events.record(session, kind, f"{events.actor_name(actor)} {text}", user=actor)
+def _record(session: Session, actor: User | None, kind: str, msgid: str, name: str) -> None:
+    text = said(msgid, actor=events.actor_name(actor), name=name)
+    events.record(session, kind, text, user=actor)

@@ -29,6 +29,7 @@ from ..models import (
     Message,
     User,
 )
+from ..words import N_, said
 
 MAX_TIMELINE = 200
 _RANK = {"out": 0, "in": 1, "note": 2}  # order of items at the very same moment
@@ -80,7 +81,7 @@ def _parse_key(key: str) -> tuple[str, int]:
     kind, _, number = key.partition(":")
     if kind not in _RANK or not number.isdigit() or len(number) > 18:
         raise ValidationError(
-            "That is not a place in this conversation; use an item's key.", field="before"
+            N_("That is not a place in this conversation; use an item's key."), field="before"
         )
     return kind, int(number)
 
@@ -103,7 +104,7 @@ def timeline(
     """The newest `limit` items (at most 200) before `before_id`, oldest first."""
     conversation = session.get(Conversation, conversation_id)
     if conversation is None:
-        raise NotFound(f"There is no conversation #{conversation_id}.")
+        raise NotFound(said("There is no conversation #%(id)s.", id=conversation_id))
     limit = max(1, min(limit, MAX_TIMELINE))
     cursor = _cursor(session, conversation, before_id) if before_id else None
     items = (
@@ -128,7 +129,7 @@ def with_actions(
     """
     conversation = session.get(Conversation, conversation_id)
     if conversation is None:
-        raise NotFound(f"There is no conversation #{conversation_id}.")
+        raise NotFound(said("There is no conversation #%(id)s.", id=conversation_id))
     full = len(items) >= min(limit, MAX_TIMELINE)
     lo = items[0].at if full and items else None
     actions = _actions(session, conversation, lo, max(len(items), 20))
@@ -137,7 +138,7 @@ def with_actions(
     opted = contact.opted_out_at if contact is not None else None
     if contact is not None and opted is not None and (lo is None or opted >= lo):
         reason = (contact.opt_out_reason or "").rstrip(".")
-        text = f"Opted out ({reason})" if reason else "Opted out"
+        text = said("Opted out (%(reason)s)", reason=reason) if reason else N_("Opted out")
         actions.append(Item(kind="action", id=0, at=opted, text=text))
     merged = items + actions
     merged.sort(key=lambda i: (i.at, _RANK.get(i.kind, 3), i.id))
@@ -167,16 +168,20 @@ def _actions(
 
 
 def _action_text(row: Any) -> str:
-    by = f" by {row.email}" if row.email else ""
+    by = row.email
     data = row.data if isinstance(row.data, dict) else {}
     if row.kind == "conversation.assigned":
         to = data.get("assignee")
-        return f"Assigned to {to}{by}" if to else row.text
+        if not to:
+            return str(row.text)
+        if by:
+            return said("Assigned to %(to)s by %(email)s", to=to, email=by)
+        return said("Assigned to %(to)s", to=to)
     if row.kind == "conversation.unassigned":
-        return f"Unassigned{by}"
+        return said("Unassigned by %(email)s", email=by) if by else N_("Unassigned")
     if row.kind == "conversation.done":
-        return f"Marked done{by}"
-    return f"Reopened{by}"
+        return said("Marked done by %(email)s", email=by) if by else N_("Marked done")
+    return said("Reopened by %(email)s", email=by) if by else N_("Reopened")
 
 
 def _reopened_by_reply(actions: list[Item], items: list[Item]) -> list[Item]:
@@ -199,7 +204,7 @@ def _reopened_by_reply(actions: list[Item], items: list[Item]) -> list[Item]:
             None,
         )
         if reply is not None:
-            out.append(Item(kind="action", id=0, at=reply.at, text="Reopened by their reply"))
+            out.append(Item(kind="action", id=0, at=reply.at, text=N_("Reopened by their reply")))
     return out
 
 
@@ -228,7 +233,7 @@ def _cursor(session: Session, conversation: Conversation, key: str) -> tuple[dat
     at = session.scalar(found)
     if at is None:
         raise ValidationError(
-            "That is not a place in this conversation; use an item's key.", field="before"
+            N_("That is not a place in this conversation; use an item's key."), field="before"
         )
     return at, _RANK[kind], item_id
 

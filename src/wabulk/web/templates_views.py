@@ -18,6 +18,7 @@ from flask import (
     send_file,
     url_for,
 )
+from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.wrappers import Response as WResponse
 
@@ -33,7 +34,8 @@ from ..contacts import lists
 from ..contacts.service import placeholder_keys
 from ..errors import DomainError, NotFound
 from ..models import Media, Role, Template
-from . import campaign_form, cloud_form
+from ..words import said
+from . import campaign_form, cloud_form, i18n
 from .form_state import FormState, attachment, ids
 from .helpers import apply_action, db_session, get_settings, id_value, id_values
 from .security import requires
@@ -110,7 +112,7 @@ def _save(template_id: int | None) -> WResponse | tuple[str, int]:
             )
         else:
             session.commit()
-            flash(f"Template {saved.name!r} saved.", "success")
+            flash(_("Template %(name)s saved.", name=repr(saved.name)), "success")
             return redirect(url_for("templates.index"))
     template = service.get_template(session, template_id) if template_id else None
     return _render(template, state), 400
@@ -137,7 +139,10 @@ def _render(template: Template | None, state: FormState) -> str:
 @requires(Role.OPERATOR)
 def delete(template_id: int) -> WResponse:
     deleted = apply_action(
-        lambda s: f"Template {service.delete_template(s, current_user, template_id)!r} deleted."
+        lambda s: _(
+            "Template %(name)s deleted.",
+            name=repr(service.delete_template(s, current_user, template_id)),
+        )
     )
     if deleted:
         return redirect(url_for("templates.index"))
@@ -219,7 +224,11 @@ def cloud_preview() -> Response:
     result = service.cloud_preview(
         session, row.components, cloud_form.mapping_of(row, values), ids("list_ids"), phone
     )
-    answer: dict[str, Any] = {"samples": result.samples, "error": result.error, "empty": False}
+    answer: dict[str, Any] = {
+        "samples": result.samples,
+        "error": i18n.translated(result.error),
+        "empty": False,
+    }
     if result.error and not result.samples:
         answer["skeleton"] = cloud_form.skeleton(row)
     return jsonify(answer)
@@ -243,7 +252,9 @@ def cloud_notes() -> Response:
             }
         ),
     )
-    return jsonify({"notes": [{"text": n.text, "blocking": n.blocking} for n in notes]})
+    return jsonify(
+        {"notes": [{"text": i18n.translated(n.text), "blocking": n.blocking} for n in notes]}
+    )
 
 
 # The body (at most MAX_BODY characters: 4 bytes each in UTF-8 and 3 per byte once
@@ -268,7 +279,10 @@ def _preview_size(endpoint: str | None, _values: dict[str, Any] | None) -> None:
     # visitor 413 instead of sending them to sign in.
     length = request.content_length
     if length is not None and length > PREVIEW_MAX_BYTES:
-        sentence = f"The message is too long to preview; WhatsApp allows {MAX_BODY:,} characters."
+        sentence = _(
+            "The message is too long to preview; WhatsApp allows %(max)s characters.",
+            max=i18n.format_number(MAX_BODY),
+        )
         empty = _preview_json(None) | {"error": sentence, "empty": False}
         abort(make_response(jsonify(empty), 413))
     request.max_content_length = PREVIEW_MAX_BYTES
@@ -283,7 +297,7 @@ def _cloud_preview_size() -> None:
     """The WhatsApp template preview's bound, the same way as the body's."""
     length = request.content_length
     if length is not None and length > CLOUD_PREVIEW_MAX_BYTES:
-        sentence = "The values are too long to preview; shorten the fixed texts."
+        sentence = _("The values are too long to preview; shorten the fixed texts.")
         abort(make_response(jsonify({"samples": [], "error": sentence, "empty": False}), 413))
     request.max_content_length = CLOUD_PREVIEW_MAX_BYTES
 
@@ -296,8 +310,8 @@ def _preview_json(pv: service.Preview | None) -> dict[str, Any]:
             {"phone": s.phone, "name": s.name, "text": s.text, "parts": to_json(s.text)}
             for s in pv.samples
         ],
-        "warnings": pv.warnings,
-        "error": pv.error,
+        "warnings": [i18n.translated(w) for w in pv.warnings],
+        "error": i18n.translated(pv.error),
         "checked": pv.checked,
         "placeholders": pv.placeholders,
         "empty": False,
@@ -311,7 +325,12 @@ def attachment_file(media_id: int) -> Response:
     media = get_media(db_session(), media_id)
     path = media_path(get_settings().instance_path, media)
     if not path.is_file():
-        raise NotFound(f"The file of {media.original_name} is missing from the instance folder.")
+        raise NotFound(
+            said(
+                "The file of %(name)s is missing from the instance folder.",
+                name=media.original_name,
+            )
+        )
     inline = media_kind(media.mime_type) == "image"
     return send_file(
         path,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
@@ -68,7 +69,7 @@ def add() -> Response | str:
     def run(session: Session) -> None:
         saved.create(session, current_user, name=name, body=body)
 
-    return _save(run, None, f"Quick reply \u201c{name}\u201d saved.")
+    return _save(run, None, _("Quick reply \u201c%(name)s\u201d saved.", name=name))
 
 
 @bp.post("/settings/quick-replies/<int:reply_id>")
@@ -79,7 +80,7 @@ def edit(reply_id: int) -> Response | str:
     def run(session: Session) -> None:
         saved.update(session, current_user, reply_id, name=name, body=body)
 
-    return _save(run, reply_id, f"Quick reply \u201c{name}\u201d saved.")
+    return _save(run, reply_id, _("Quick reply \u201c%(name)s\u201d saved.", name=name))
 
 
 @bp.post("/settings/quick-replies/<int:reply_id>/delete")
@@ -88,4 +89,4 @@ def delete(reply_id: int) -> Response | str:
     def run(session: Session) -> None:
         saved.delete(session, current_user, reply_id)
 
-    return _save(run, None, "Quick reply deleted.")
+    return _save(run, None, _("Quick reply deleted."))

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
@@ -26,6 +27,8 @@ from ...inbox import answers, conversations
 from ...inbox import quick_replies as saved
 from ...inbox import timeline as thread
 from ...models import Contact, Conversation, Role, User, utcnow
+from ...words import N_
+from .. import i18n
 from ..helpers import cursor_value, db_session, id_value, optional_id
 from ..security import requires
 from . import once
@@ -33,11 +36,11 @@ from . import once
 bp = Blueprint("inbox", __name__)
 
 FILTERS = (
-    ("all", "Open"),
-    ("unread", "Unread"),
-    ("mine", "Mine"),
-    ("unassigned", "Unassigned"),
-    ("done", "Done"),
+    ("all", N_("Open")),
+    ("unread", N_("Unread")),
+    ("mine", N_("Mine")),
+    ("unassigned", N_("Unassigned")),
+    ("done", N_("Done")),
 )
 PAGE_SIZE = 50
 SEARCH_MAX = 100
@@ -147,7 +150,7 @@ def _open_for_contact(contact_id: int) -> Response:
     phone = session.scalar(select(Contact.phone).where(Contact.id == contact_id))
     if phone is None:
         abort(404)
-    flash("No conversation with this contact yet: it starts when they reply.", "info")
+    flash(_("No conversation with this contact yet: it starts when they reply."), "info")
     return redirect(url_for("inbox.index", q=phone))
 
 
@@ -208,7 +211,9 @@ def _conversation_context(session: Session, view: Any) -> dict[str, Any]:
 def _left(delta: Any) -> str:
     minutes = max(0, int(delta.total_seconds() // 60))
     hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min" if hours else f"{minutes} min"
+    if hours:
+        return _("%(hours)s h %(minutes)s min", hours=hours, minutes=minutes)
+    return _("%(minutes)s min", minutes=minutes)
 
 
 @dataclass(frozen=True)
@@ -285,7 +290,7 @@ def _act(conversation_id: int, run: Any) -> Response:
         said = run(session)
     except (DomainError, answers.AnswerRefused) as exc:
         session.rollback()
-        flash(str(exc), "danger")
+        flash(i18n.translated(str(exc)), "danger")
     else:
         session.commit()
         flash(said, "success")
@@ -297,7 +302,13 @@ def _act(conversation_id: int, run: Any) -> Response:
 def answer(conversation_id: int) -> Response:
     text = request.form.get("text", "")
     if len(text) > ANSWER_MAX:
-        flash(f"An answer can be at most {ANSWER_MAX:,} characters; shorten it.", "danger")
+        flash(
+            _(
+                "An answer can be at most %(max)s characters; shorten it.",
+                max=i18n.format_number(ANSWER_MAX),
+            ),
+            "danger",
+        )
         return _back(conversation_id)
     quick_reply_id = request.form.get("quick_reply_id", type=id_value)
     template = _template_choice()
@@ -315,13 +326,13 @@ def answer(conversation_id: int) -> Response:
             template=template,
             now=now,
         )
-        return "Answer queued: it goes out in a moment, and its ticks show when it arrives."
+        return _("Answer queued: it goes out in a moment, and its ticks show when it arrives.")
 
     try:
         return _act(conversation_id, run)
     except once.AlreadyUsed:
         db_session().rollback()
-        flash("This answer was already sent: the form went twice, so it was kept once.", "info")
+        flash(_("This answer was already sent: the form went twice, so it was kept once."), "info")
         return _back(conversation_id)
 
 
@@ -346,11 +357,13 @@ def assign(conversation_id: int) -> Response:
     def run(session: Session) -> str:
         conversations.assign(session, current_user, conversation_id, assignee)
         if assignee is None:
-            return "Nobody is assigned to this conversation now."
+            return _("Nobody is assigned to this conversation now.")
         if assignee == current_user.id:
-            return "This conversation is yours now."
+            return _("This conversation is yours now.")
         user = session.get(User, assignee)
-        return f"Assigned to {user.email if user else 'the teammate'}."
+        if user is None:
+            return _("Assigned to the teammate.")
+        return _("Assigned to %(email)s.", email=user.email)
 
     return _act(conversation_id, run)
 
@@ -363,8 +376,8 @@ def done(conversation_id: int) -> Response:
     def run(session: Session) -> str:
         conversations.set_done(session, current_user, conversation_id, finished)
         if finished:
-            return "Marked done. It opens again when the customer writes."
-        return "Opened again."
+            return _("Marked done. It opens again when the customer writes.")
+        return _("Opened again.")
 
     return _act(conversation_id, run)
 
@@ -374,12 +387,15 @@ def done(conversation_id: int) -> Response:
 def note(conversation_id: int) -> Response:
     body = request.form.get("body", "").strip()
     if not body or len(body) > NOTE_MAX:
-        flash(f"Write a note of 1 to {NOTE_MAX:,} characters.", "danger")
+        flash(
+            _("Write a note of 1 to %(max)s characters.", max=i18n.format_number(NOTE_MAX)),
+            "danger",
+        )
         return _back(conversation_id)
 
     def run(session: Session) -> str:
         conversations.add_note(session, current_user, conversation_id, body)
-        return "Note added. Only your team sees it."
+        return _("Note added. Only your team sees it.")
 
     return _act(conversation_id, run)
 
@@ -389,6 +405,6 @@ def note(conversation_id: int) -> Response:
 def opt_out(conversation_id: int) -> Response:
     def run(session: Session) -> str:
         conversations.opt_out(session, current_user, conversation_id)
-        return "Opted out: no campaign or answer will message this contact again."
+        return _("Opted out: no campaign or answer will message this contact again.")
 
     return _act(conversation_id, run)

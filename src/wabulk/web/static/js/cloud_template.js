@@ -42,7 +42,7 @@
   const phone = panel.querySelector("#preview_phone");
   const list = document.getElementById("preview_list");
   const mediaWords = {
-    image: ["image", "Photo"], video: ["camera-video", "Video"], document: ["file-earmark", "Document"],
+    image: ["image", wabulkText("Photo")], video: ["camera-video", wabulkText("Video")], document: ["file-earmark", wabulkText("Document")],
   };
   const buttonIcons = {
     quick_reply: "reply", url: "box-arrow-up-right", phone_number: "telephone", copy_code: "copy",
@@ -74,15 +74,15 @@
     const div = document.createElement("div");
     div.className = "wa-bubble";
     div.dataset.testid = "cloud-bubble";
-    if (sample.phone) div.append(line("wa-bubble-to", `To ${sample.name || sample.phone} · ${sample.phone}`));
+    if (sample.phone) div.append(line("wa-bubble-to", wabulkText("To %(name)s · %(phone)s", {name: sample.name || sample.phone, phone: sample.phone})));
     if (sample.media) {
-      const [icon, word] = mediaWords[sample.media] || ["file-earmark", "File"];
+      const [icon, word] = mediaWords[sample.media] || ["file-earmark", wabulkText("File")];
       const name = attachmentName();
       const file = line("wa-bubble-attachment", "");
       const i = document.createElement("i");
       i.className = `bi bi-${icon}`;
       i.setAttribute("aria-hidden", "true");
-      file.append(i, document.createTextNode(` ${word}${name ? ` · ${name}` : " · attach it below"}`));
+      file.append(i, document.createTextNode(` ${word} · ${name || wabulkText("attach it below")}`));
       div.append(file);
     }
     if (sample.heading) div.append(line("fw-bold", sample.heading));
@@ -98,7 +98,7 @@
       row.append(icon, document.createTextNode(text));
       if (button.url) row.title = button.url;
       if (button.phone) row.title = button.phone;
-      if (button.opt_out) row.append(line("text-body-secondary", "opts the contact out"));
+      if (button.opt_out) row.append(line("text-body-secondary", wabulkText("opts the contact out")));
       div.append(row);
     });
     return div;
@@ -109,16 +109,16 @@
     errorBox.textContent = result.error || "";
     statusLine.textContent = "";
     if (result.empty) {
-      hint("Choose a WhatsApp template to see it as your customers will.");
+      hint(wabulkText("Choose a WhatsApp template to see it as your customers will."));
       return;
     }
     const shown = result.samples.length ? result.samples : (result.skeleton ? [result.skeleton] : []);
     if (shown.length) {
       samplesBox.replaceChildren(...shown.map(bubble));
     } else {
-      hint("No contacts to preview with: the list is empty, or no contact has that number.");
+      hint(wabulkText("No contacts to preview with: the list is empty, or no contact has that number."));
     }
-    if (!result.samples.length && result.skeleton) statusLine.textContent = "Shown with its blanks until each is filled.";
+    if (!result.samples.length && result.skeleton) statusLine.textContent = wabulkText("Shown with its blanks until each is filled.");
   }
 
   async function refresh() {
@@ -131,7 +131,7 @@
     }
     if (list && list.value) data.append("list_ids", list.value);
     if (phone && phone.value.trim()) data.append("preview_phone", phone.value.trim());
-    statusLine.textContent = "Updating…";
+    statusLine.textContent = wabulkText("Updating…");
     try {
       const response = await fetch(panel.dataset.url, {
         method: "POST",
@@ -143,7 +143,7 @@
       const result = await response.json();
       if (mine === sequence) render(result);  // an older answer arriving late is dropped
     } catch (err) {
-      if (mine === sequence) statusLine.textContent = "The preview is unavailable right now; it retries when you type.";
+      if (mine === sequence) statusLine.textContent = wabulkText("The preview is unavailable right now; it retries when you type.");
     }
   }
 

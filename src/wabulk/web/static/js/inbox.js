@@ -116,7 +116,9 @@
     const show = () => {
       const minutes = Math.max(0, Math.floor((closes - Date.now()) / 60000));
       const h = Math.floor(minutes / 60);
-      left.textContent = h ? `${h} h ${minutes % 60} min` : `${minutes} min`;
+      left.textContent = h
+        ? wabulkText("%(hours)s h %(minutes)s min", {hours: h, minutes: minutes % 60})
+        : wabulkText("%(minutes)s min", {minutes});
     };
     window.setInterval(show, 30000);
   }
