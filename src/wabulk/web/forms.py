@@ -12,6 +12,24 @@ from ..auth.passwords import MAX_LENGTH, MIN_LENGTH
 from ..models import Role
 from .i18n import LANGUAGES
 
+
+# WTForms' own messages, in our catalogue: WTForms ships no Hindi or Indonesian.
+def _required() -> DataRequired:
+    return DataRequired(message=_l("This field is required."))
+
+
+def _between(least: int, most: int) -> Length:
+    return Length(
+        min=least,
+        max=most,
+        message=_l("Field must be between %(min)d and %(max)d characters long."),
+    )
+
+
+def _at_most(most: int) -> Length:
+    return Length(max=most, message=_l("Field cannot be longer than %(max)d characters."))
+
+
 ROLE_CHOICES = [
     SelectChoice(Role.VIEWER.value, _l("Viewer: sees everything, changes nothing")),
     SelectChoice(
@@ -27,34 +45,34 @@ ROLE_NAMES = {Role.VIEWER: _l("Viewer"), Role.OPERATOR: _l("Operator"), Role.ADM
 
 
 class LoginForm(FlaskForm):
-    email = EmailField(_l("Email"), validators=[DataRequired()])
-    password = PasswordField(_l("Password"), validators=[DataRequired()])
+    email = EmailField(_l("Email"), validators=[_required()])
+    password = PasswordField(_l("Password"), validators=[_required()])
     remember = BooleanField(_l("Keep me signed in on this device"))
 
 
 class _NewPassword(FlaskForm):
     password = PasswordField(
         _l("Password"),
-        validators=[DataRequired(), Length(min=MIN_LENGTH, max=MAX_LENGTH)],
+        validators=[_required(), _between(MIN_LENGTH, MAX_LENGTH)],
         description=_l("At least %(count)s characters.", count=MIN_LENGTH),
     )
     confirm = PasswordField(
         _l("Repeat the password"),
-        validators=[DataRequired(), EqualTo("password", message=_l("The two passwords differ."))],
+        validators=[_required(), EqualTo("password", message=_l("The two passwords differ."))],
     )
 
 
 class SetupForm(_NewPassword):
     setup_code = StringField(
         _l("Setup code"),
-        validators=[DataRequired()],
+        validators=[_required()],
         description=_l("Printed in the terminal where wabulk is running."),
     )
-    email = EmailField(_l("Your email"), validators=[DataRequired()])
+    email = EmailField(_l("Your email"), validators=[_required()])
 
 
 class InviteForm(_NewPassword):
-    email = EmailField(_l("Email"), validators=[DataRequired()])
+    email = EmailField(_l("Email"), validators=[_required()])
     role = SelectField(_l("Role"), choices=ROLE_CHOICES, default=Role.OPERATOR.value)
 
 
@@ -67,13 +85,13 @@ class ResetPasswordForm(_NewPassword):
 
 
 class ChangePasswordForm(_NewPassword):
-    current_password = PasswordField(_l("Current password"), validators=[DataRequired()])
+    current_password = PasswordField(_l("Current password"), validators=[_required()])
 
 
 class ProfileForm(FlaskForm):
     timezone = StringField(
         _l("Timezone"),
-        validators=[Length(max=64)],
+        validators=[_at_most(64)],
         description=_l("For example Asia/Kolkata or Europe/London. Dates are shown in it."),
     )
 
@@ -89,8 +107,8 @@ class LanguageForm(FlaskForm):
 
 
 class ListForm(FlaskForm):
-    name = StringField(_l("List name"), validators=[DataRequired(), Length(max=120)])
-    description = StringField(_l("Description (optional)"), validators=[Length(max=500)])
+    name = StringField(_l("List name"), validators=[_required(), _at_most(120)])
+    description = StringField(_l("Description (optional)"), validators=[_at_most(500)])
 
 
 class EmptyForm(FlaskForm):

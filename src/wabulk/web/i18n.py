@@ -235,7 +235,7 @@ def _sentences() -> tuple[_Fixed, dict[str, list[_Pattern]], list[_Pattern]]:
     with pot.open("rb") as fh:
         catalog = read_po(fh)
     for message in catalog:
-        if not message.id:
+        if not message.id or message.context:  # a word in context is found with pgettext only
             continue
         forms = message.id if isinstance(message.id, tuple) else (message.id,)
         for form in forms:

@@ -33,6 +33,7 @@ from ..auth.tokens import authenticate_token
 from ..errors import Conflict, NotFound, PermissionDenied
 from ..models import Role, User
 from ..words import N_
+from . import i18n
 from .helpers import db_session, get_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -85,8 +86,10 @@ def is_api_request() -> bool:
 def api_error(
     status: int, code: str, message: str, details: list[dict[str, Any]] | None = None
 ) -> tuple[Response, int]:
-    """The one JSON error shape of the API; `details` name each bad field."""
-    return jsonify({"error": {"code": code, "message": message, "details": details or []}}), status
+    """The one JSON error shape of the API; `details` name each bad field. A message made in
+    English by a service reads in the asked language (English unless Accept-Language asks)."""
+    said = i18n.translated(message)
+    return jsonify({"error": {"code": code, "message": said, "details": details or []}}), status
 
 
 def _bearer_token() -> str | None:
