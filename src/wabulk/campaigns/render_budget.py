@@ -36,6 +36,8 @@ from jinja2.filters import make_attrgetter
 from jinja2.sandbox import SandboxedEscapeFormatter, SandboxedFormatter
 from markupsafe import Markup
 
+from ..words import N_, said
+
 TEXT_LIMIT = 4096  # WhatsApp's limit for a text message
 CAPTION_LIMIT = 1024  # and for the caption of a photo or video
 # Far above any real message, far below what would exhaust memory.
@@ -47,13 +49,15 @@ DEADLINE_SECONDS = 2.0
 CLOCK_STEPS = 256  # ~0.5 ms of work between two looks at the clock
 MACRO_STEPS = 4
 
-TOO_MUCH_WORK = (
+TOO_MUCH_WORK = N_(
     "this message does too much work to prepare (a loop, repeat or macro runs too many "
     "times); make it simpler"
 )
-TOO_BIG = f"that would make a text or list grow past {MAX_SIZE:,} characters or items"
-TOO_LARGE_NUMBER = "a number in this message would grow past 300 digits"
-TOO_DEEP = "a macro or loop calls itself too deeply; make sure it stops"
+TOO_BIG = said(
+    "that would make a text or list grow past %(most)s characters or items", most=f"{MAX_SIZE:,}"
+)
+TOO_LARGE_NUMBER = N_("a number in this message would grow past 300 digits")
+TOO_DEEP = N_("a macro or loop calls itself too deeply; make sure it stops")
 
 
 def limit_for(mime_type: str | None) -> int:
@@ -211,14 +215,14 @@ def text_only(value: Any) -> Any:
     if value is None or isinstance(value, (*TEXT_TYPES, jinja2.Undefined)):
         return value
     if callable(value):
-        kind = 'a method (add "()" to call it)'
+        kind = N_('a method (add "()" to call it)')
     elif isinstance(value, Mapping):
-        kind = "a group of named values (write one of them, as in order.city)"
+        kind = N_("a group of named values (write one of them, as in order.city)")
     elif isinstance(value, Iterable):
-        kind = 'a list (write its items out with | join(", "))'
+        kind = N_('a list (write its items out with | join(", "))')
     else:
-        kind = "something other than text"
-    raise RenderLimit(f"a placeholder gives {kind}, not text")
+        kind = N_("something other than text")
+    raise RenderLimit(said("a placeholder gives %(what)s, not text", what=kind))
 
 
 # --- operations that multiply a size: estimated before they run ---------------------------

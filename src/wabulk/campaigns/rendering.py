@@ -583,7 +583,7 @@ def _runtime_error(exc: Exception, body: str, template: jinja2.Template) -> Temp
     elif isinstance(exc, MemoryError | OverflowError):
         message = budget.TOO_LARGE_NUMBER if isinstance(exc, OverflowError) else budget.TOO_BIG
     elif isinstance(exc, SecurityError):
-        message = "this is not allowed in a message"
+        message = N_("this is not allowed in a message")
     else:
         what = f'placeholder "{placeholder}"' if placeholder else "a placeholder"
         message = f"{what} could not be filled: " + _reason(exc)
