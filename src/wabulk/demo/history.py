@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from .. import events
 from ..campaigns.rendering import compile_body, context_for
 from ..channels.base import NOT_ON_WHATSAPP
 from ..inbox import conversations
@@ -33,6 +34,7 @@ from ..models import (
     Sender,
     Template,
 )
+from ..words import said
 from . import samples
 from .people import Person
 
@@ -247,18 +249,25 @@ def _log(session: Session, campaign: Campaign, failures: list[Message], total: i
     def add(at: datetime, kind: str, text: str, **extra: object) -> None:
         session.add(Event(at=at, kind=kind, text=text, campaign_id=campaign.id, **extra))
 
-    add(campaign.created_at, "campaign.created", f"The draft {campaign.name!r} was created.")
+    # The engine's own sentences (wabulk.words), so a reader sees them in their language.
+    name = repr(campaign.name)
+    add(campaign.created_at, "campaign.created", said("The draft %(name)s was created.", name=name))
     add(
         launched,
         "campaign.launched",
-        f"{campaign.name!r} was launched to {total:,} recipient(s), starting now.",
+        said(
+            "%(who)s launched %(name)s to %(n)s recipient(s), starting now.",
+            who=events.actor_name(None),
+            name=name,
+            n=f"{total:,}",
+        ),
     )
     for message in failures:
         assert message.failed_at is not None
         add(
             message.failed_at,
             "message.failed",
-            f"{message.phone}: {message.error_detail}",
+            said("%(phone)s: %(detail)s", phone=message.phone, detail=message.error_detail),
             level=EventLevel.WARNING,
             message_id=message.id,
         )
@@ -266,6 +275,11 @@ def _log(session: Session, campaign: Campaign, failures: list[Message], total: i
     add(
         finished,
         "campaign.completed",
-        f"Finished: {sent:,} sent, {campaign.n_failed:,} failed, "
-        f"{campaign.n_skipped:,} skipped, {campaign.n_unknown:,} unknown.",
+        said(
+            "Finished: %(sent)s sent, %(failed)s failed, %(skipped)s skipped, %(unknown)s unknown.",
+            sent=f"{sent:,}",
+            failed=f"{campaign.n_failed:,}",
+            skipped=f"{campaign.n_skipped:,}",
+            unknown=f"{campaign.n_unknown:,}",
+        ),
     )

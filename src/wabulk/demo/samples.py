@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+from ..words import N_, said
+
 PHONE_PREFIX = "+4420794"
 PHONE_RANGE = range(60000, 61000)  # +44 20 7946 0000 … 0999
 SEED = 20240601
@@ -111,6 +113,13 @@ STOP_REPLY = "STOP"
 
 # Permanent failures as the channels report them: (code, what the operator reads).
 FAILURES = (
-    ("not_on_whatsapp", "This number is not on WhatsApp."),
-    ("send_failed", "Gave up after 3 attempt(s): WhatsApp did not confirm the message."),
+    ("not_on_whatsapp", N_("This number is not on WhatsApp.")),
+    (
+        "send_failed",
+        said(
+            "Gave up after %(n)s attempt(s): %(detail)s",
+            n=3,
+            detail=N_("WhatsApp did not confirm the message."),
+        ),
+    ),
 )

@@ -243,7 +243,8 @@ def _sentences() -> tuple[_Fixed, dict[str, list[_Pattern]], list[_Pattern]]:
                 english = form.replace("%%", "%") if message.python_format else form
                 fixed.setdefault(english, message.id if isinstance(message.id, tuple) else form)
                 continue
-            if len(_PLACEHOLDER.sub(" ", form).split()) < 2:
+            literal = _PLACEHOLDER.sub(" ", form).split()
+            if len(literal) < 2 and (not literal or literal[0].isalpha()):
                 continue  # "%(a)s and %(b)s" would claim any text with an "and" in it
             regex, numbers, weight = _english_regex(form)
             pattern = _Pattern(regex, message.id, numbers, weight)
