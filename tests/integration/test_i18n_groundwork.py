@@ -12,6 +12,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -359,6 +360,12 @@ def _source_catalogue(tmp_path: Path) -> Catalog:
             "_l",
             "-k",
             "wabulkText",
+            "-k",
+            "N_",
+            "-k",
+            "said",
+            "-k",
+            "said_n:1,2",
             "-o",
             str(pot),
             ".",
@@ -375,12 +382,19 @@ def _placeholders(text: str) -> list[str]:
     return sorted(re.findall(r"%\(\w+\)[sd]|<[^>]+>", text))
 
 
+class Marked(NamedTuple):
+    id: str | tuple[str, ...]
+    context: str | None
+
+
 def catalogue_problems(ids: set, catalogue: Catalog) -> list[str]:
     """Each marked string the catalogue lacks, leaves fuzzy or empty, or translates with other
     placeholders or tags than the English (a plural's forms may drop the number of the one)."""
     problems = []
-    for msgid in sorted(ids, key=str):
-        message = catalogue.get(msgid)
+    for key in sorted(ids, key=str):
+        # A word in context (pgettext) is its own entry.
+        msgid, context = (key.id, key.context) if isinstance(key, Marked) else (key, None)
+        message = catalogue.get(msgid, context=context)
         if message is None:
             problems.append(f"missing: {msgid!r}")
             continue
@@ -398,10 +412,11 @@ def catalogue_problems(ids: set, catalogue: Catalog) -> list[str]:
 
 def test_every_catalogue_translates_every_marked_string(tmp_path: Path) -> None:
     marked = _source_catalogue(tmp_path)
-    ids = {m.id for m in marked if m.id}
-    assert "Sign in to wabulk" in ids and "This file is over the upload limit." in ids
+    ids = {Marked(m.id, m.context) for m in marked if m.id}
+    assert Marked("Sign in to wabulk", None) in ids
+    assert Marked("This file is over the upload limit.", None) in ids
     with (TRANSLATIONS / "messages.pot").open("rb") as fh:
-        committed = {m.id for m in read_po(fh) if m.id}
+        committed = {Marked(m.id, m.context) for m in read_po(fh) if m.id}
     assert ids == committed, "messages.pot is out of date: run `make translations`"
     for locale in LOCALES:
         problems = catalogue_problems(ids, _catalogue(locale))
