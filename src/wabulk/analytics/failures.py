@@ -15,10 +15,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..models import Message, MessageStat, MessageStatus
+from ..words import N_, said
 from .stats import NO_CAMPAIGN
 
 LIMITED_BY_META = "131049"
-LIMITED_LABEL = "Limited by Meta"
+LIMITED_LABEL = N_("Limited by Meta")
 
 
 def is_limited(code: str | None) -> bool:
@@ -82,4 +83,4 @@ def provider_label(code: str, sentence: str | None) -> str:
     """The short name of a provider's failure code, in a table of reasons."""
     if is_limited(code):
         return LIMITED_LABEL
-    return sentence or f"Refused by WhatsApp (error {code})"
+    return sentence or said("Refused by WhatsApp (error %(code)s)", code=code)

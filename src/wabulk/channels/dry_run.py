@@ -23,6 +23,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ..words import N_, said
 from .base import (
     NOT_ON_WHATSAPP,
     ChannelConfig,
@@ -57,9 +58,9 @@ def read_log(path: Path) -> list[dict[str, object]]:
 
 # setting → (what a person calls it, largest value); every one is a number from 0.
 SETTINGS = {
-    "latency_seconds": ("Latency", 600.0),
-    "failure_rate": ("Failure rate", 1.0),
-    "transient_rate": ("Temporary failure rate", 1.0),
+    "latency_seconds": (N_("Latency"), 600.0),
+    "failure_rate": (N_("Failure rate"), 1.0),
+    "transient_rate": (N_("Temporary failure rate"), 1.0),
 }
 
 
@@ -74,16 +75,18 @@ def clean_settings(raw: dict[str, object]) -> dict[str, float]:
     clean: dict[str, float] = {}
     for key, value in raw.items():
         if key not in SETTINGS:
-            raise SettingError(key, f"Unknown dry-run setting {key!r}.")
+            raise SettingError(key, said("Unknown dry-run setting %(key)s.", key=repr(key)))
         if value in (None, ""):
             continue
         label, top = SETTINGS[key]
         try:
             number = float(value)  # type: ignore[arg-type]
         except (TypeError, ValueError):
-            raise SettingError(key, f"{label} must be a number.") from None
+            raise SettingError(key, said("%(what)s must be a number.", what=label)) from None
         if not 0 <= number <= top:
-            raise SettingError(key, f"{label} must be between 0 and {top:g}.")
+            raise SettingError(
+                key, said("%(what)s must be between 0 and %(top)s.", what=label, top=f"{top:g}")
+            )
         clean[key] = number
     return clean
 
@@ -119,12 +122,14 @@ class DryRunChannel:
             # As a real sender reports a number with no WhatsApp account, so a rehearsal
             # flags the contact and later campaigns skip it, as they would for real.
             raise PermanentError(
-                "Dry run: simulated failure (this number is treated as not on WhatsApp).",
+                N_("Dry run: simulated failure (this number is treated as not on WhatsApp)."),
                 code=NOT_ON_WHATSAPP,
                 effect="not_on_whatsapp",
             )
         if self.transient_rate and random.random() < self.transient_rate:
-            raise TransientError("Dry run: simulated temporary failure.", code="dry_run_transient")
+            raise TransientError(
+                N_("Dry run: simulated temporary failure."), code="dry_run_transient"
+            )
         now = datetime.now(UTC)
         line = json.dumps(
             {

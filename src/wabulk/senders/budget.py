@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from .. import events
 from ..models import Campaign, Channel, EventLevel, Inbound, Message, MessageStatus, Sender
+from ..words import said
 
 DAY = timedelta(hours=24)
 # How long a count stays good before the lane counts again (it also counts its own sends).
@@ -126,17 +127,22 @@ def hold(session: Session, campaign_id: int, limit: int, until: datetime | None)
     if campaign is None:
         return False
     newly = campaign.held_reason is None
-    campaign.held_reason = (
-        f"Meta's daily limit for this WhatsApp account is reached ({limit:,} customers in "
-        "24 hours). Sending resumes by itself when the oldest of those 24 hours pass."
+    campaign.held_reason = said(
+        "Meta's daily limit for this WhatsApp account is reached (%(limit)s customers in "
+        "24 hours). Sending resumes by itself when the oldest of those 24 hours pass.",
+        limit=f"{limit:,}",
     )
     campaign.held_until = until
     if newly:
         events.record(
             session,
             "campaign.held",
-            f"Campaign {campaign.name} waits: Meta's daily limit of {limit:,} customers "
-            "for this WhatsApp account is reached.",
+            said(
+                "Campaign %(name)s waits: Meta's daily limit of %(limit)s customers for this "
+                "WhatsApp account is reached.",
+                name=campaign.name,
+                limit=f"{limit:,}",
+            ),
             level=EventLevel.WARNING,
             campaign_id=campaign.id,
         )
@@ -153,6 +159,9 @@ def release(session: Session, campaign_id: int) -> None:
     events.record(
         session,
         "campaign.resumed",
-        f"Campaign {campaign.name} is sending again: Meta's daily limit allows more customers.",
+        said(
+            "Campaign %(name)s is sending again: Meta's daily limit allows more customers.",
+            name=campaign.name,
+        ),
         campaign_id=campaign.id,
     )

@@ -39,6 +39,7 @@ from ..models import (
     User,
     utcnow,
 )
+from ..words import N_, said
 from . import pace, secrets
 from .secrets import SecretUnreadable
 
@@ -56,8 +57,8 @@ DEFAULT_IN_FLIGHT = 32
 # says so with Meta's own status for deleted templates.
 REMOVED = "DELETED"
 
-QUALITY_WORDS = {"GREEN": "High", "YELLOW": "Medium", "RED": "Low"}
-NOT_CHECKED = "Not checked yet: press Check connection."
+QUALITY_WORDS = {"GREEN": N_("High"), "YELLOW": N_("Medium"), "RED": N_("Low")}
+NOT_CHECKED = N_("Not checked yet: press Check connection.")
 
 
 @dataclass(frozen=True)
@@ -86,8 +87,12 @@ class SyncResult:
     def sentence(self) -> str:
         if self.problem:
             return self.problem
-        parts = [f"{self.added} new", f"{self.updated} updated", f"{self.removed} removed"]
-        return "Templates synced: " + ", ".join(parts) + "."
+        return said(
+            "Templates synced: %(added)s new, %(updated)s updated, %(removed)s removed.",
+            added=self.added,
+            updated=self.updated,
+            removed=self.removed,
+        )
 
 
 def is_cloud(sender: Sender) -> bool:
@@ -104,7 +109,10 @@ def channel_settings(sender: Sender, secret_key: str) -> dict[str, Any]:
     token = secrets.reveal(stored, secret_key, "access_token")
     if not token:
         raise SecretUnreadable(
-            f"{sender.name} has no access token saved. Paste one in the sender's settings."
+            said(
+                "%(name)s has no access token saved. Paste one in the sender's settings.",
+                name=sender.name,
+            )
         )
     return {
         "phone_number_id": str(stored.get("phone_number_id") or ""),
@@ -143,14 +151,16 @@ def tier_words(health: dict[str, Any] | None) -> str:
     """The messaging-limit tier for a shop owner: "up to 2,000 customers a day"."""
     tier = str((health or {}).get("messaging_tier") or "").upper()
     if tier not in pace.TIERS:
-        return "not known yet (counted as up to 250 customers a day)"
+        return N_("not known yet (counted as up to 250 customers a day)")
     limit = pace.TIERS[tier]
-    return "no daily limit" if limit is None else f"up to {limit:,} customers a day"
+    if limit is None:
+        return N_("no daily limit")
+    return said("up to %(limit)s customers a day", limit=f"{limit:,}")
 
 
 def quality_words(health: dict[str, Any] | None) -> str:
     rating = str((health or {}).get("quality_rating") or "").upper()
-    return QUALITY_WORDS.get(rating, "not rated yet")
+    return QUALITY_WORDS.get(rating, N_("not rated yet"))
 
 
 def _options(options: dict[str, Any] | None) -> dict[str, Any]:
@@ -188,7 +198,12 @@ def check_connection(
         events.record(
             session,
             "sender.check_failed",
-            f"{events.actor_name(actor)} checked the connection of {sender.name!r}: {problem}",
+            said(
+                "%(who)s checked the connection of %(name)s: %(problem)s",
+                who=events.actor_name(actor),
+                name=repr(sender.name),
+                problem=problem,
+            ),
             user=actor,
             level=EventLevel.WARNING,
             data={"sender_id": sender.id},
@@ -217,9 +232,16 @@ def check_connection(
     events.record(
         session,
         "sender.checked",
-        f"{events.actor_name(actor)} checked the connection of {sender.name!r}: "
-        f"{info.display_name or 'the number'} ({info.display_phone or 'number not shown'}), "
-        f"quality {quality_words(health).lower()}, messaging limit {tier_words(health)}.",
+        said(
+            "%(who)s checked the connection of %(name)s: %(shown)s (%(phone)s), quality "
+            "%(what)s, messaging limit %(more)s.",
+            who=events.actor_name(actor),
+            name=repr(sender.name),
+            shown=info.display_name or "the number",
+            phone=info.display_phone or "number not shown",
+            what=quality_words(health).lower(),
+            more=tier_words(health),
+        ),
         user=actor,
         data={"sender_id": sender.id},
     )
@@ -246,11 +268,16 @@ def sync_templates(
         found = account.list_templates(channel_settings(sender, secret_key), _options(options))
     except (AccountError, SecretUnreadable) as exc:
         _merge_health(session, sender, {"templates_tried_at": now.isoformat()})
-        problem = f"The templates could not be read: {exc}"
+        problem = said("The templates could not be read: %(problem)s", problem=str(exc))
         events.record(
             session,
             "sender.sync_failed",
-            f"{who} could not sync the templates of {sender.name!r}: {exc}",
+            said(
+                "%(who)s could not sync the templates of %(name)s: %(problem)s",
+                who=who,
+                name=repr(sender.name),
+                problem=str(exc),
+            ),
             user=actor,
             level=EventLevel.WARNING,
             data={"sender_id": sender.id},
@@ -314,8 +341,16 @@ def sync_templates(
     events.record(
         session,
         "sender.templates_synced",
-        f"{who} synced the templates of {sender.name!r}: {len(seen)} in the account; "
-        f"{added} new, {updated} updated, {removed} removed.",
+        said(
+            "%(who)s synced the templates of %(name)s: %(count)s in the account; %(added)s "
+            "new, %(updated)s updated, %(removed)s removed.",
+            who=who,
+            name=repr(sender.name),
+            count=len(seen),
+            added=added,
+            updated=updated,
+            removed=removed,
+        ),
         user=actor,
         data={"sender_id": sender.id},
     )
@@ -365,7 +400,7 @@ def sync_due(db: Database, settings: Settings, now: datetime | None = None) -> i
                     sender,
                     settings.secret_key,
                     settings.channel_options(),
-                    by="The hourly sync",
+                    by=N_("The hourly sync"),
                 )
                 session.commit()
         except IntegrityError:
@@ -415,8 +450,11 @@ def _record_crash(db: Database, sender_id: int, now: datetime) -> None:
             events.record(
                 session,
                 "sender.sync_failed",
-                f"The hourly template sync of {sender.name!r} failed unexpectedly; "
-                "it is tried again in an hour (details in the log).",
+                said(
+                    "The hourly template sync of %(name)s failed unexpectedly; it is tried "
+                    "again in an hour (details in the log).",
+                    name=repr(sender.name),
+                ),
                 level=EventLevel.ERROR,
                 data={"sender_id": sender_id},
             )

@@ -16,6 +16,7 @@ import secrets as random_secrets
 from typing import Any
 
 from ..errors import ValidationError
+from ..words import N_, said
 from . import secrets
 
 # Settings a Cloud API sender keeps besides its secrets; anything else is refused so a typo
@@ -33,21 +34,67 @@ MAX_RATE = 1000.0  # Meta's highest standard throughput per number
 DEFAULT_RATE = 80.0
 DEFAULT_VERSION = "v26.0"  # what a sender gets when the installation names none
 _VERSION = re.compile(r"v\d{1,3}\.\d{1,2}")
-_ID_LABELS = {
+# Each id's sentences (missing, not digits), whole so that they can be translated.
+_ID_SENTENCES = {
     "phone_number_id": (
-        "The phone-number id",
-        "It is the long number Meta shows under WhatsApp → API Setup as “Phone number ID”, "
-        "not the phone number itself.",
+        N_(
+            "The phone-number id is missing. It is the long number Meta shows under WhatsApp → "
+            "API Setup as “Phone number ID”, not the phone number itself."
+        ),
+        N_(
+            "The phone-number id is digits only (at most 30). It is the long number Meta shows "
+            "under WhatsApp → API Setup as “Phone number ID”, not the phone number itself."
+        ),
     ),
     "waba_id": (
-        "The WhatsApp Business Account id",
-        "Meta shows it under WhatsApp → API Setup as “WhatsApp Business Account ID”.",
+        N_(
+            "The WhatsApp Business Account id is missing. Meta shows it under WhatsApp → API "
+            "Setup as “WhatsApp Business Account ID”."
+        ),
+        N_(
+            "The WhatsApp Business Account id is digits only (at most 30). Meta shows it under "
+            "WhatsApp → API Setup as “WhatsApp Business Account ID”."
+        ),
     ),
 }
+# Each secret's longest length and its sentences: missing, too long, not printable.
 _SECRET_LABELS = {
-    "access_token": ("the access token", 4096),
-    "app_secret": ("the app secret", 256),
-    "verify_token": ("the webhook verify token", 200),
+    "access_token": (
+        4096,
+        N_("Paste the access token."),
+        N_(
+            "That is too long for the access token (at most %(longest)s characters): check that "
+            "only it was pasted."
+        ),
+        N_(
+            "The access token has spaces or characters it cannot hold: paste it again, exactly "
+            "as Meta shows it."
+        ),
+    ),
+    "app_secret": (
+        256,
+        N_("Paste the app secret."),
+        N_(
+            "That is too long for the app secret (at most %(longest)s characters): check that "
+            "only it was pasted."
+        ),
+        N_(
+            "The app secret has spaces or characters it cannot hold: paste it again, exactly as "
+            "Meta shows it."
+        ),
+    ),
+    "verify_token": (
+        200,
+        N_("Paste the webhook verify token."),
+        N_(
+            "That is too long for the webhook verify token (at most %(longest)s characters): "
+            "check that only it was pasted."
+        ),
+        N_(
+            "The webhook verify token has spaces or characters it cannot hold: paste it again, "
+            "exactly as Meta shows it."
+        ),
+    ),
 }
 _TRUE = {"1", "true", "on", "yes"}
 _FALSE = {"", "0", "false", "off", "no"}
@@ -74,7 +121,8 @@ def clean_settings(
     unknown = sorted(set(raw) - set(FIELDS))
     if unknown:
         raise ValidationError(
-            f"Unknown Cloud API setting(s): {', '.join(unknown)}.", field=unknown[0]
+            said("Unknown Cloud API setting(s): %(names)s.", names=", ".join(unknown)),
+            field=unknown[0],
         )
     out: dict[str, Any] = {}
     for key in ("phone_number_id", "waba_id"):
@@ -82,7 +130,7 @@ def clean_settings(
     version = str(raw.get("api_version") or "").strip() or default_version
     if not _VERSION.fullmatch(version):
         raise ValidationError(
-            "The API version looks like v26.0 (a “v”, then the version number).",
+            N_("The API version looks like v26.0 (a “v”, then the version number)."),
             field="api_version",
         )
     out["api_version"] = version
@@ -95,8 +143,7 @@ def clean_settings(
     for key in secrets.SECRET_FIELDS:
         value = _secret(key, raw.get(key))
         if not value and not stored.get(key):
-            label = _SECRET_LABELS[key][0]
-            raise ValidationError(f"Paste {label}.", field=key)
+            raise ValidationError(_SECRET_LABELS[key][1], field=key)
         typed[key] = value
     kept = {k: v for k, v in previous.items() if k in ("secrets", "hints")}
     return secrets.store({**kept, **out}, secret_key, typed)
@@ -112,19 +159,22 @@ def clean_rate(value: Any) -> float:
         rate = float("nan")
     if not 0 < rate <= MAX_RATE:  # NaN fails both comparisons
         raise ValidationError(
-            f"Messages per second must be a number above 0 and at most {MAX_RATE:g}.",
+            said(
+                "Messages per second must be a number above 0 and at most %(most)s.",
+                most=f"{MAX_RATE:g}",
+            ),
             field="max_per_second",
         )
     return rate
 
 
 def _digits(key: str, value: Any) -> str:
-    label, where = _ID_LABELS[key]
+    missing, not_digits = _ID_SENTENCES[key]
     text = "" if value is None else str(value).strip()
     if not text:
-        raise ValidationError(f"{label} is missing. {where}", field=key)
+        raise ValidationError(missing, field=key)
     if not (text.isascii() and text.isdigit()) or len(text) > 30:
-        raise ValidationError(f"{label} is digits only (at most 30). {where}", field=key)
+        raise ValidationError(not_digits, field=key)
     return text
 
 
@@ -137,7 +187,7 @@ def _flag(value: Any) -> bool:
     if text in _FALSE:
         return False
     raise ValidationError(
-        "“Send marketing templates through the Marketing Messages API” is on or off.",
+        N_("“Send marketing templates through the Marketing Messages API” is on or off."),
         field="use_marketing_messages",
     )
 
@@ -146,9 +196,11 @@ def _ttl(value: Any) -> int | None:
     if value in (None, ""):
         return None
     lo, hi = TTL_RANGE
-    sentence = (
-        f"The time to live is a whole number of seconds from {lo:,} (12 hours) "
-        f"to {hi:,} (30 days), or blank for Meta's default."
+    sentence = said(
+        "The time to live is a whole number of seconds from %(low)s (12 hours) to %(high)s "
+        "(30 days), or blank for Meta's default.",
+        low=f"{lo:,}",
+        high=f"{hi:,}",
     )
     try:
         number = float(value)
@@ -160,25 +212,23 @@ def _ttl(value: Any) -> int | None:
 
 
 def _secret(key: str, value: Any) -> str:
-    label, longest = _SECRET_LABELS[key]
+    longest, _, too_long, unprintable = _SECRET_LABELS[key]
     text = "" if value is None else str(value).strip()
     if not text:
         return ""
     if len(text) > longest:
         raise ValidationError(
-            f"That is too long for {label} (at most {longest} characters): "
-            "check that only it was pasted.",
+            said(too_long, longest=longest),
             field=key,
         )
     if not text.isascii() or not text.isprintable() or any(c.isspace() for c in text):
         raise ValidationError(
-            f"{label[0].upper()}{label[1:]} has spaces or characters it cannot hold: "
-            "paste it again, exactly as Meta shows it.",
+            unprintable,
             field=key,
         )
     if key == "verify_token" and len(text) < 8:
         raise ValidationError(
-            "Choose a webhook verify token of at least 8 characters, or use the one offered.",
+            N_("Choose a webhook verify token of at least 8 characters, or use the one offered."),
             field=key,
         )
     return text

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from .. import events
 from ..models import EventLevel, Sender, SenderState
+from ..words import said
 
 COOL_DOWN = timedelta(hours=24)
 
@@ -26,8 +27,13 @@ def limit(
     events.record(
         session,
         "sender.limited",
-        f"Sender {sender.name} rests for {int(COOL_DOWN.total_seconds() // 3600)} hours: "
-        f"{reason.rstrip('.')}. Its messages went back to the queue.",
+        said(
+            "Sender %(name)s rests for %(hours)s hours: %(reason)s Its messages went back to "
+            "the queue.",
+            name=sender.name,
+            hours=int(COOL_DOWN.total_seconds() // 3600),
+            reason=reason.rstrip(".") + ".",
+        ),
         level=EventLevel.ERROR,
         data={"screenshot": screenshot} if screenshot else None,
     )
@@ -49,7 +55,7 @@ def resume_due(session: Session, now: datetime) -> int:
         events.record(
             session,
             "sender.resumed",
-            f"Sender {sender.name} is back in rotation after its rest.",
+            said("Sender %(name)s is back in rotation after its rest.", name=sender.name),
             level=EventLevel.INFO,
         )
     return len(due)

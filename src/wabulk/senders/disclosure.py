@@ -13,20 +13,21 @@ from __future__ import annotations
 import re
 
 from ..models import Role
+from ..words import N_
 
-PROFILE_MISSING = (
+PROFILE_MISSING = N_(
     "The browser profile for this sender cannot be found; "
     "an administrator can see the details on the Senders page."
 )
-PROFILE_IN_USE = (
+PROFILE_IN_USE = N_(
     "The browser profile for this sender is open in another Chrome window; "
     "an administrator can see the details on the Senders page."
 )
-BROWSER_TROUBLE = (
+BROWSER_TROUBLE = N_(
     "The browser for this sender cannot start; "
     "an administrator can see the details on the Senders page."
 )
-HIDDEN = "(hidden: an administrator can see it)"
+HIDDEN = N_("(hidden: an administrator can see it)")
 
 # Where our own messages quote a path whole, spaces and all (macOS's "Application Support").
 _QUOTED = re.compile(

@@ -27,12 +27,13 @@ from ..contacts.phones import normalise
 from ..errors import Conflict, ValidationError
 from ..models import Channel as ChannelKind
 from ..models import EventLevel, Role, Sender, SenderState, User, utcnow
+from ..words import N_, said
 
 log = logging.getLogger(__name__)
 
 LINK_WINDOW = timedelta(minutes=5)
 POLL_SECONDS = 1.0
-IN_USE_REASON = (
+IN_USE_REASON = N_(
     "WhatsApp is open for this account in another browser or window. Take it back here "
     "(“Use here”), or close the other one."
 )
@@ -45,35 +46,45 @@ TROUBLES: tuple[tuple[str, tuple[str, ...], str], ...] = (
     (
         "unreachable",
         ("could not be reached", "net::ERR_"),
-        "WhatsApp Web could not be reached from the computer running wabulk: its internet "
-        "connection, a firewall or a proxy is in the way.",
+        N_(
+            "WhatsApp Web could not be reached from the computer running wabulk: its internet "
+            "connection, a firewall or a proxy is in the way."
+        ),
     ),
     (
         "profile_in_use",
         ("open in another Chrome",),
-        "Another Chrome window is using this sender's WhatsApp, so wabulk cannot open it. "
-        "Close that Chrome window.",
+        N_(
+            "Another Chrome window is using this sender's WhatsApp, so wabulk cannot open it. "
+            "Close that Chrome window."
+        ),
     ),
     (
         "profile_missing",
         ("profile folder",),
-        "The Chrome profile chosen for this sender cannot be found on the computer running "
-        "wabulk. Check the sender's settings.",
+        N_(
+            "The Chrome profile chosen for this sender cannot be found on the computer running "
+            "wabulk. Check the sender's settings."
+        ),
     ),
     (
         "no_desktop",
         ("no desktop",),
-        "This sender is set to show its browser window, but the computer running wabulk has "
-        "no screen. Untick “Show the browser window” in the sender's settings.",
+        N_(
+            "This sender is set to show its browser window, but the computer running wabulk "
+            "has no screen. Untick “Show the browser window” in the sender's settings."
+        ),
     ),
     (
         "not_installed",
         ("No ChromeDriver", "does not exist", "not an executable", "cannot find Chrome binary"),
-        "Google Chrome (or Chromium) was not found on the computer running wabulk. Install it "
-        "there (the README says how).",
+        N_(
+            "Google Chrome (or Chromium) was not found on the computer running wabulk. Install "
+            "it there (the README says how)."
+        ),
     ),
 )
-BROWSER_TROUBLE = "Chrome could not open WhatsApp Web for this sender."
+BROWSER_TROUBLE = N_("Chrome could not open WhatsApp Web for this sender.")
 
 
 def trouble(reason: str | None) -> tuple[str, str]:
@@ -107,20 +118,30 @@ def request_link(
     with `phone` (the account's own number, as typed), the code to type on the phone."""
     require_role(actor, Role.ADMIN)
     if sender.channel != ChannelKind.WHATSAPP_WEB:
-        raise ValidationError(f"{sender.name} is not a WhatsApp Web sender: it has no QR to scan.")
+        raise ValidationError(
+            said("%(name)s is not a WhatsApp Web sender: it has no QR to scan.", name=sender.name)
+        )
     if sender.state == SenderState.DISABLED:
-        raise Conflict(f"{sender.name} is disabled; enable it first.")
+        raise Conflict(said("%(name)s is disabled; enable it first.", name=sender.name))
     if sender.state == SenderState.LINKED:
-        raise Conflict(f"{sender.name} is already linked.")
+        raise Conflict(said("%(name)s is already linked.", name=sender.name))
     e164 = None
     if phone is not None:
-        example = "with its country code, e.g. +91 98765 43210"
         if not phone.strip():
-            raise ValidationError(f"Type the phone's WhatsApp number, {example}.", field="phone")
+            raise ValidationError(
+                N_(
+                    "Type the phone's WhatsApp number, with its country code, e.g. +91 98765 43210."
+                ),
+                field="phone",
+            )
         number = normalise(phone, app_settings.default_country(session) or "")
         if number.e164 is None:
             raise ValidationError(
-                f"The number {number.error}. Type the phone's WhatsApp number, {example}.",
+                said(
+                    "The number %(problem)s. Type the phone's WhatsApp number, with its country "
+                    "code, e.g. +91 98765 43210.",
+                    problem=number.error,
+                ),
                 field="phone",
             )
         e164 = number.e164
@@ -135,13 +156,35 @@ def request_link(
     events.record(
         session,
         "sender.link_requested",
-        f"{events.actor_name(actor)} asked to "
-        + ("take back" if takeover else "link")
-        + f" the WhatsApp Web sender {sender.name!r}"
-        + (f" by its phone number {e164}." if e164 else "."),
+        _asked(events.actor_name(actor), sender, takeover, e164),
         user=actor,
     )
     return sender
+
+
+def _asked(who: str, sender: Sender, takeover: bool, e164: str | None) -> str:
+    """The Event's sentence for a link request."""
+    name = repr(sender.name)
+    if takeover and e164:
+        return said(
+            "%(who)s asked to take back the WhatsApp Web sender %(name)s by its phone number "
+            "%(phone)s.",
+            who=who,
+            name=name,
+            phone=e164,
+        )
+    if takeover:
+        return said(
+            "%(who)s asked to take back the WhatsApp Web sender %(name)s.", who=who, name=name
+        )
+    if e164:
+        return said(
+            "%(who)s asked to link the WhatsApp Web sender %(name)s by its phone number %(phone)s.",
+            who=who,
+            name=name,
+            phone=e164,
+        )
+    return said("%(who)s asked to link the WhatsApp Web sender %(name)s.", who=who, name=name)
 
 
 def link_view(sender: Sender, now: datetime | None = None) -> dict[str, object]:
@@ -206,7 +249,11 @@ def link_step(session: Session, sender: Sender, channel: Channel, now: datetime)
             events.record(
                 session,
                 "sender.link_refused",
-                f"Linking {sender.name} by phone number failed: {exc}",
+                said(
+                    "Linking %(name)s by phone number failed: %(problem)s",
+                    name=sender.name,
+                    problem=str(exc),
+                ),
                 level=EventLevel.WARNING,
                 data={"screenshot": exc.screenshot.name} if exc.screenshot else None,
             )
@@ -219,7 +266,12 @@ def link_step(session: Session, sender: Sender, channel: Channel, now: datetime)
         events.record(
             session,
             "sender.browser_failed",
-            f"Linking {sender.name} stopped. {trouble(str(exc))[1]} (The browser said: {exc})",
+            said(
+                "Linking %(name)s stopped. %(problem)s (The browser said: %(said)s)",
+                name=sender.name,
+                problem=trouble(str(exc))[1],
+                said=str(exc),
+            ),
             level=EventLevel.ERROR,
         )
         session.commit()
@@ -244,8 +296,13 @@ def link_step(session: Session, sender: Sender, channel: Channel, now: datetime)
         events.record(
             session,
             "sender.linked",
-            f"WhatsApp Web sender {sender.name} is linked"
-            + (f" as {status.phone}." if status.phone else "."),
+            said(
+                "WhatsApp Web sender %(name)s is linked as %(phone)s.",
+                name=sender.name,
+                phone=status.phone,
+            )
+            if status.phone
+            else said("WhatsApp Web sender %(name)s is linked.", name=sender.name),
         )
         session.commit()
         # Chrome writes the new login to the profile folder lazily; quitting cleanly now

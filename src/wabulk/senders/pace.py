@@ -15,6 +15,7 @@ from datetime import time as dtime
 from typing import Any
 
 from ..errors import ValidationError
+from ..words import N_, said
 from ..zones import zone
 
 
@@ -158,7 +159,9 @@ def _as_time(key: str, value: Any) -> dtime | None:
     try:
         return dtime.fromisoformat(str(value))
     except ValueError:
-        raise ValidationError(f"{_LABELS[key]} must be a time like 09:00.", field=key) from None
+        raise ValidationError(
+            said("%(what)s must be a time like 09:00.", what=_LABELS[key]), field=key
+        ) from None
 
 
 def _as_number(key: str, value: Any, whole: bool) -> float | int | None:
@@ -167,24 +170,29 @@ def _as_number(key: str, value: Any, whole: bool) -> float | int | None:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise ValidationError(f"{_LABELS[key]} must be a number.", field=key) from None
+        raise ValidationError(
+            said("%(what)s must be a number.", what=_LABELS[key]), field=key
+        ) from None
     if number < 0:
-        raise ValidationError(f"{_LABELS[key]} cannot be negative.", field=key)
+        raise ValidationError(said("%(what)s cannot be negative.", what=_LABELS[key]), field=key)
     if whole:
         if number != int(number) or number < 1:
-            raise ValidationError(f"{_LABELS[key]} must be a whole number of 1 or more.", field=key)
+            raise ValidationError(
+                said("%(what)s must be a whole number of 1 or more.", what=_LABELS[key]),
+                field=key,
+            )
         return int(number)
     return number
 
 
 _LABELS = {
-    "min_delay_seconds": "The shortest delay",
-    "max_delay_seconds": "The longest delay",
-    "daily_cap": "The daily cap",
-    "active_from": "Active hours (from)",
-    "active_until": "Active hours (until)",
-    "break_every": "Break every",
-    "break_seconds": "Break length",
+    "min_delay_seconds": N_("The shortest delay"),
+    "max_delay_seconds": N_("The longest delay"),
+    "daily_cap": N_("The daily cap"),
+    "active_from": N_("Active hours (from)"),
+    "active_until": N_("Active hours (until)"),
+    "break_every": N_("Break every"),
+    "break_seconds": N_("Break length"),
 }
 
 
@@ -192,7 +200,9 @@ def validate_overrides(raw: dict[str, Any]) -> dict[str, Any]:
     """Campaign pacing overrides, cleaned; blank values mean "the sender's own"."""
     unknown = set(raw) - set(Pace.OVERRIDABLE)
     if unknown:
-        raise ValidationError(f"Unknown pacing setting(s): {', '.join(sorted(unknown))}.")
+        raise ValidationError(
+            said("Unknown pacing setting(s): %(names)s.", names=", ".join(sorted(unknown)))
+        )
     clean: dict[str, Any] = {}
     for key, value in raw.items():
         if key in ("active_from", "active_until"):
@@ -205,11 +215,12 @@ def validate_overrides(raw: dict[str, Any]) -> dict[str, Any]:
     hi = clean.get("max_delay_seconds")
     if lo is not None and hi is not None and lo > hi:
         raise ValidationError(
-            "The shortest delay cannot be longer than the longest.", field="min_delay_seconds"
+            N_("The shortest delay cannot be longer than the longest."),
+            field="min_delay_seconds",
         )
     if ("active_from" in clean) != ("active_until" in clean):
         raise ValidationError(
-            "Give both ends of the active hours, or neither.", field="active_from"
+            N_("Give both ends of the active hours, or neither."), field="active_from"
         )
     return clean
 

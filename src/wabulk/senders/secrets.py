@@ -19,6 +19,8 @@ from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from ..words import N_
+
 SECRET_FIELDS = ("access_token", "app_secret", "verify_token")
 _LABEL = b"wabulk sender secrets v1"
 
@@ -44,8 +46,10 @@ def decrypt(secret_key: str, token: str) -> str:
         return _fernet(secret_key).decrypt(token.encode()).decode()
     except (InvalidToken, ValueError):
         raise SecretUnreadable(
-            "A saved secret of this sender cannot be read (was the secret key changed?). "
-            "Enter it again in the sender's settings."
+            N_(
+                "A saved secret of this sender cannot be read (was the secret key changed?). "
+                "Enter it again in the sender's settings."
+            )
         ) from None
 
 

@@ -23,6 +23,7 @@ from ..channels.whatsapp_web import settings as web_settings
 from ..config import LABEL
 from ..errors import Conflict, NotFound, ValidationError
 from ..models import Channel, EventLevel, Message, Role, Sender, SenderState, User, utcnow
+from ..words import N_, said
 from ..zones import zone
 from . import cloud_input, cooldown, warmup
 from .cloud import find_by_phone_number_id
@@ -30,13 +31,13 @@ from .linking import LINK_WINDOW
 from .pace import Pace, validate_overrides
 
 ADDABLE = (Channel.DRY_RUN, Channel.WHATSAPP_WEB, Channel.CLOUD_API)
-CHECK_FIRST = "Check the connection to start sending."
+CHECK_FIRST = N_("Check the connection to start sending.")
 # How the activity log and every page name each kind (shop owners read them); the pages
 # ask web/sender_words.py, which reads this.
 KIND_WORDS = {
     Channel.WHATSAPP_WEB: "WhatsApp Web",
     Channel.CLOUD_API: "WhatsApp Cloud API",
-    Channel.DRY_RUN: "dry-run",
+    Channel.DRY_RUN: N_("dry-run"),
 }
 
 # Safe defaults for a real account (see the WhatsApp Web notes in docs/senders.md): a
@@ -79,7 +80,7 @@ class Keys:
 def get_sender(session: Session, sender_id: int) -> Sender:
     found = session.get(Sender, sender_id)
     if found is None:
-        raise NotFound(f"There is no sender #{sender_id}.")
+        raise NotFound(said("There is no sender #%(id)s.", id=sender_id))
     return found
 
 
@@ -113,7 +114,7 @@ def _cloud_settings(
     session: Session, sender: Sender, raw: dict[str, Any], keys: Keys | None
 ) -> dict[str, Any]:
     if keys is None or not keys.secret_key:
-        raise ValidationError("Cloud API senders need the installation's secret key.")
+        raise ValidationError(N_("Cloud API senders need the installation's secret key."))
     previous = dict(sender.settings or {})
     clean = cloud_input.clean_settings(
         raw, previous, keys.secret_key, default_version=keys.api_version
@@ -121,8 +122,12 @@ def _cloud_settings(
     clash = find_by_phone_number_id(session, clean["phone_number_id"])
     if clash is not None and clash is not sender:
         raise ValidationError(
-            f"The sender {clash.name!r} already sends from the phone-number id "
-            f"{clean['phone_number_id']}: one number, one sender.",
+            said(
+                "The sender %(name)s already sends from the phone-number id %(id)s: one "
+                "number, one sender.",
+                name=repr(clash.name),
+                id=clean["phone_number_id"],
+            ),
             field="phone_number_id",
         )
     if sender.id is not None and sender.state in (SenderState.LINKED, SenderState.NEEDS_LINK):
@@ -133,7 +138,7 @@ def _cloud_settings(
         ).get("access_token")
         if moved or new_token:
             sender.state = SenderState.NEEDS_LINK
-            sender.state_reason = "The account details changed. " + CHECK_FIRST
+            sender.state_reason = said("The account details changed. %(next)s", next=CHECK_FIRST)
     return clean
 
 
@@ -144,8 +149,11 @@ def clean_worker_label(raw: str | None) -> str | None:
         return None
     if not LABEL.match(label):
         raise ValidationError(
-            "A worker label is one word of letters, digits, '.', '_' and '-' (up to 60 "
-            f"characters), for example shop-pc; got {label[:80]!r}.",
+            said(
+                "A worker label is one word of letters, digits, '.', '_' and '-' (up to 60 "
+                "characters), for example shop-pc; got %(label)s.",
+                label=repr(label[:80]),
+            ),
             field="worker_label",
         )
     return label
@@ -154,14 +162,16 @@ def clean_worker_label(raw: str | None) -> str | None:
 def _apply(session: Session, sender: Sender, data: SenderInput, keys: Keys | None) -> None:
     name = " ".join(data.name.split())
     if not name:
-        raise ValidationError("Give the sender a name.", field="name")
+        raise ValidationError(N_("Give the sender a name."), field="name")
     if len(name) > 100:
-        raise ValidationError("A sender name can have at most 100 characters.", field="name")
+        raise ValidationError(N_("A sender name can have at most 100 characters."), field="name")
     clash = find_sender(session, name)
     if clash is not None and clash is not sender:
-        raise Conflict(f"There is already a sender called {name!r}.")
+        raise Conflict(said("There is already a sender called %(name)s.", name=repr(name)))
     if zone(data.timezone).key != (data.timezone or "UTC"):
-        raise ValidationError(f"Unknown timezone {data.timezone!r}.", field="timezone")
+        raise ValidationError(
+            said("Unknown timezone %(zone)s.", zone=repr(data.timezone)), field="timezone"
+        )
     raw_pacing = dict(data.pacing)
     if sender.channel == Channel.WHATSAPP_WEB and sender.id is None:
         for key, value in WEB_PACING.items():
@@ -173,7 +183,7 @@ def _apply(session: Session, sender: Sender, data: SenderInput, keys: Keys | Non
         sender.max_per_second = cloud_input.clean_rate(data.max_per_second)
     elif data.max_per_second not in (None, ""):
         raise ValidationError(
-            "Messages per second applies to Cloud API senders only.", field="max_per_second"
+            N_("Messages per second applies to Cloud API senders only."), field="max_per_second"
         )
     worker_label = clean_worker_label(data.worker_label)
     sender.name = name
@@ -197,10 +207,13 @@ def create_sender(
     try:
         channel = Channel(data.channel)
     except ValueError:
-        raise ValidationError(f"Unknown sender kind {data.channel!r}.", field="channel") from None
+        raise ValidationError(
+            said("Unknown sender kind %(kind)s.", kind=repr(data.channel)), field="channel"
+        ) from None
     if channel not in ADDABLE:
         raise ValidationError(
-            f"{channel.value} senders are not available in this version yet.", field="channel"
+            said("%(kind)s senders are not available in this version yet.", kind=channel.value),
+            field="channel",
         )
     # A dry-run sender has nothing to link: it can send as soon as it exists. A WhatsApp
     # Web one shows its QR on the Senders page as soon as the worker opens its browser.
@@ -211,7 +224,7 @@ def create_sender(
     )
     _apply(session, sender, data, keys)
     if web:
-        sender.state_reason = "Scan the QR code with the phone to link it."
+        sender.state_reason = N_("Scan the QR code with the phone to link it.")
         sender.link_requested_until = utcnow() + LINK_WINDOW
     elif channel == Channel.CLOUD_API:
         sender.state_reason = CHECK_FIRST
@@ -220,7 +233,12 @@ def create_sender(
     events.record(
         session,
         "sender.created",
-        f"{events.actor_name(actor)} added the {KIND_WORDS[channel]} sender {sender.name!r}.",
+        said(
+            "%(who)s added the %(what)s sender %(name)s.",
+            who=events.actor_name(actor),
+            what=KIND_WORDS[channel],
+            name=repr(sender.name),
+        ),
         user=actor,
     )
     return sender
@@ -240,7 +258,11 @@ def update_sender(
     events.record(
         session,
         "sender.edited",
-        f"{events.actor_name(actor)} edited the sender {sender.name!r}.",
+        said(
+            "%(who)s edited the sender %(name)s.",
+            who=events.actor_name(actor),
+            name=repr(sender.name),
+        ),
         user=actor,
     )
     return sender
@@ -252,7 +274,7 @@ def set_enabled(session: Session, actor: User | None, sender_id: int, enabled: b
     sender = get_sender(session, sender_id)
     if enabled:
         if sender.state != SenderState.DISABLED:
-            raise Conflict(f"{sender.name} is not disabled.")
+            raise Conflict(said("%(name)s is not disabled.", name=sender.name))
         sender.state = (
             SenderState.LINKED if sender.channel == Channel.DRY_RUN else SenderState.NEEDS_LINK
         )
@@ -260,14 +282,20 @@ def set_enabled(session: Session, actor: User | None, sender_id: int, enabled: b
         verb = "enabled"
     else:
         if sender.state == SenderState.DISABLED:
-            raise Conflict(f"{sender.name} is already disabled.")
+            raise Conflict(said("%(name)s is already disabled.", name=sender.name))
         sender.state = SenderState.DISABLED
-        sender.state_reason = "Disabled by an admin"
+        sender.state_reason = N_("Disabled by an admin")
         verb = "disabled"
     events.record(
         session,
         f"sender.{verb}",
-        f"{events.actor_name(actor)} {verb} the sender {sender.name!r}.",
+        said(
+            N_("%(who)s enabled the sender %(name)s.")
+            if enabled
+            else N_("%(who)s disabled the sender %(name)s."),
+            who=events.actor_name(actor),
+            name=repr(sender.name),
+        ),
         user=actor,
     )
     return sender
@@ -278,15 +306,26 @@ def resume(session: Session, actor: User | None, sender_id: int) -> Sender:
     require_role(actor, Role.ADMIN)
     sender = get_sender(session, sender_id)
     if sender.state != SenderState.LIMITED:
-        raise Conflict(f"{sender.name} is not limited: there is nothing to resume.")
+        raise Conflict(
+            said("%(name)s is not limited: there is nothing to resume.", name=sender.name)
+        )
     reason = sender.state_reason
     cooldown.back_in_rotation(sender)
     events.record(
         session,
         "sender.resumed",
-        f"{events.actor_name(actor)} resumed the limited sender {sender.name!r}"
-        + (f" (it was limited: {reason})" if reason else "")
-        + ".",
+        said(
+            "%(who)s resumed the limited sender %(name)s (it was limited: %(reason)s).",
+            who=events.actor_name(actor),
+            name=repr(sender.name),
+            reason=reason,
+        )
+        if reason
+        else said(
+            "%(who)s resumed the limited sender %(name)s.",
+            who=events.actor_name(actor),
+            name=repr(sender.name),
+        ),
         user=actor,
         data={"sender_id": sender.id},
     )
@@ -299,9 +338,13 @@ def set_warmup(session: Session, actor: User | None, sender_id: int, skip: bool)
     require_role(actor, Role.ADMIN)
     sender = get_sender(session, sender_id)
     if sender.channel != Channel.WHATSAPP_WEB:
-        raise Conflict("Only WhatsApp Web senders have a warm-up.")
+        raise Conflict(N_("Only WhatsApp Web senders have a warm-up."))
     if warmup.skipped(sender) == skip:
-        raise Conflict(f"The warm-up of {sender.name} is already {'skipped' if skip else 'on'}.")
+        raise Conflict(
+            said("The warm-up of %(name)s is already skipped.", name=sender.name)
+            if skip
+            else said("The warm-up of %(name)s is already on.", name=sender.name)
+        )
     settings = dict(sender.settings or {})
     if skip:
         settings[warmup.SKIPPED] = True
@@ -310,10 +353,16 @@ def set_warmup(session: Session, actor: User | None, sender_id: int, skip: bool)
     sender.settings = settings
     who = events.actor_name(actor)
     text = (
-        f"{who} skipped the warm-up of {sender.name!r}: it may send up to its full daily "
-        "cap from now on."
+        said(
+            "%(who)s skipped the warm-up of %(name)s: it may send up to its full daily "
+            "cap from now on.",
+            who=who,
+            name=repr(sender.name),
+        )
         if skip
-        else f"{who} turned the warm-up of {sender.name!r} back on."
+        else said(
+            "%(who)s turned the warm-up of %(name)s back on.", who=who, name=repr(sender.name)
+        )
     )
     events.record(
         session,

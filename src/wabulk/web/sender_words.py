@@ -10,22 +10,31 @@ from __future__ import annotations
 
 import re
 
+from flask import has_request_context
+from flask_babel import gettext
+
 from ..models import Channel, SenderState
 from ..senders.service import KIND_WORDS
+from ..words import N_
 
 STATE_LABELS = {
-    SenderState.LINKED: "linked",
-    SenderState.NEEDS_LINK: "needs linking",
-    SenderState.LIMITED: "limited",
-    SenderState.IN_USE: "in use elsewhere",
-    SenderState.BROWSER_FAILED: "browser failed",
-    SenderState.DISABLED: "disabled",
+    SenderState.LINKED: N_("linked"),
+    SenderState.NEEDS_LINK: N_("needs linking"),
+    SenderState.LIMITED: N_("limited"),
+    SenderState.IN_USE: N_("in use elsewhere"),
+    SenderState.BROWSER_FAILED: N_("browser failed"),
+    SenderState.DISABLED: N_("disabled"),
 }
 CLOUD_STATE_LABELS = {
     **STATE_LABELS,
-    SenderState.LINKED: "connected",
-    SenderState.NEEDS_LINK: "check the connection",
+    SenderState.LINKED: N_("connected"),
+    SenderState.NEEDS_LINK: N_("check the connection"),
 }
+
+
+def _reader(words: str) -> str:
+    """`words` in the reader's language on a page; English elsewhere."""
+    return gettext(words) if has_request_context() else words
 
 
 def state_words(state: SenderState | str, channel: Channel | str | None) -> str:
@@ -35,15 +44,19 @@ def state_words(state: SenderState | str, channel: Channel | str | None) -> str:
     except ValueError:
         return str(state).replace("_", " ")
     labels = CLOUD_STATE_LABELS if channel == Channel.CLOUD_API else STATE_LABELS
-    return labels[known]
+    return _reader(labels[known])
 
 
 def channel_words(channel: Channel | str) -> str:
     """A sender's kind as people say it: "WhatsApp Web", "WhatsApp Cloud API", "dry-run"."""
     try:
-        return KIND_WORDS[Channel(channel)]
+        return _reader(KIND_WORDS[Channel(channel)])
     except ValueError:
         return str(channel).replace("_", " ")
+
+
+def _english_kind(channel: str) -> str:
+    return KIND_WORDS[Channel(channel)]
 
 
 # Events recorded before the kinds had words ("added the whatsapp_web sender 'Shop'").
@@ -53,4 +66,4 @@ _CODE_NAMES = re.compile(r"\bthe (whatsapp_web|cloud_api|dry_run) sender\b")
 
 def event_words(text: str) -> str:
     """A stored Event's text with a sender kind's code name put in words."""
-    return _CODE_NAMES.sub(lambda m: f"the {channel_words(m.group(1))} sender", text)
+    return _CODE_NAMES.sub(lambda m: f"the {_english_kind(m.group(1))} sender", text)

@@ -31,6 +31,7 @@ from flask import (
     send_from_directory,
     url_for,
 )
+from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.wrappers import Response as WResponse
 
@@ -38,10 +39,12 @@ from ..channels.whatsapp_web import settings as web_settings
 from ..channels.whatsapp_web.channel import screenshots_folder
 from ..errors import DomainError, NotFound
 from ..models import Channel, Role, Sender, SenderState, utcnow
-from ..senders import cloud, cloud_input, linking, warmup
+from ..senders import cloud, cloud_input, linking, pace, warmup
 from ..senders import service as senders
 from ..senders.queries import senders_by_name
 from ..senders.secrets import SECRET_FIELDS
+from ..words import N_, said
+from . import i18n
 from .campaign_form import PACING_FIELDS, PACING_KEYS, sender_pace
 from .form_state import FormState
 from .helpers import apply_action, db_session, format_datetime, get_settings
@@ -57,14 +60,42 @@ def sender_state(sender: Sender) -> str:
     return state_words(sender.state, sender.channel)
 
 
+# English here, translated where the form shows them.
 DRY_RUN_FIELDS = (
-    ("latency_seconds", "Latency (s)", "How long each simulated send takes."),
+    ("latency_seconds", N_("Latency (s)"), N_("How long each simulated send takes.")),
     (
         "failure_rate",
-        "Failure rate",
-        "0 to 1: 0.1 makes one number in ten fail, as if not on WhatsApp.",
+        N_("Failure rate"),
+        N_("0 to 1: 0.1 makes one number in ten fail, as if not on WhatsApp."),
     ),
-    ("transient_rate", "Temporary failures", "0 to 1: the share of attempts that fail and retry."),
+    (
+        "transient_rate",
+        N_("Temporary failures"),
+        N_("0 to 1: the share of attempts that fail and retry."),
+    ),
+)
+# Meta's own words for a template's category and status and a number's throughput, as the
+# sender page shows them (lower case, first letter capital): translated there.
+META_WORDS = (
+    N_("Marketing"),
+    N_("Utility"),
+    N_("Authentication"),
+    N_("Pending"),
+    N_("Rejected"),
+    N_("Paused"),
+    N_("Disabled"),
+    N_("In appeal"),
+    N_("Pending deletion"),
+    N_("Deleted"),
+    N_("Flagged"),
+    N_("Limit exceeded"),
+    N_("Standard"),
+    N_("High"),
+    N_("Not known"),
+    # A quality rating inside an Event ("quality high").
+    N_("high"),
+    N_("medium"),
+    N_("low"),
 )
 DRY_RUN_KEYS = tuple(key for key, _, _ in DRY_RUN_FIELDS)
 WEB_KEYS = ("visible", "user_data_dir", "profile_directory", "read_replies", "hear_days")
@@ -125,7 +156,7 @@ def index() -> str:
         dry_run=Channel.DRY_RUN,
         web=Channel.WHATSAPP_WEB,
         cloud_api=Channel.CLOUD_API,
-        tier_words=cloud.tier_words,
+        tier_words=tier_shown,
     )
 
 
@@ -225,6 +256,8 @@ def _save(sender_id: int | None) -> WResponse | tuple[str, int]:
     except DomainError as exc:
         session.rollback()
         state.fail(exc, KNOWN, conflict="name")
+        # The service's sentences are English: each box says its own in the reader's language.
+        state.errors = {key: i18n.translated(text) or text for key, text in state.errors.items()}
         for key in SECRET_FIELDS:  # typed secrets are never sent back to a browser
             state.values[key] = ""
         if sender_id is None:
@@ -233,15 +266,33 @@ def _save(sender_id: int | None) -> WResponse | tuple[str, int]:
         return _render(sender, state), 400
     session.commit()
     if sender_id is None and saved.channel == Channel.WHATSAPP_WEB:
-        flash(f"Sender {saved.name!r} added. Link it to its phone now.", "success")
+        flash(
+            _("Sender %(name)s added. Link it to its phone now.", name=repr(saved.name)), "success"
+        )
         return redirect(url_for("senders.link", sender_id=saved.id))
     if saved.channel == Channel.CLOUD_API:
-        done = f"Sender {saved.name!r} {'added' if sender_id is None else 'saved'}."
-        if saved.state == SenderState.NEEDS_LINK:
-            done += " Check the connection to start sending."
+        check = saved.state == SenderState.NEEDS_LINK
+        if sender_id is None:
+            done = (
+                _(
+                    "Sender %(name)s added. Check the connection to start sending.",
+                    name=repr(saved.name),
+                )
+                if check
+                else _("Sender %(name)s added.", name=repr(saved.name))
+            )
+        else:
+            done = (
+                _(
+                    "Sender %(name)s saved. Check the connection to start sending.",
+                    name=repr(saved.name),
+                )
+                if check
+                else _("Sender %(name)s saved.", name=repr(saved.name))
+            )
         flash(done, "success")
         return redirect(url_for("senders.show", sender_id=saved.id))
-    flash(f"Sender {saved.name!r} saved.", "success")
+    flash(_("Sender %(name)s saved.", name=repr(saved.name)), "success")
     return redirect(url_for("senders.index"))
 
 
@@ -276,8 +327,10 @@ def _render(sender: Sender | None, state: FormState) -> str:
 def disable(sender_id: int) -> WResponse:
     apply_action(
         lambda s: senders.set_enabled(s, current_user, sender_id, False),
-        "Sender disabled: no campaign sends through it until it is enabled again. A running "
-        "campaign with no other sender pauses, saying why.",
+        _(
+            "Sender disabled: no campaign sends through it until it is enabled again. A running "
+            "campaign with no other sender pauses, saying why."
+        ),
         category="info",
     )
     return redirect(url_for("senders.index"))
@@ -286,7 +339,7 @@ def disable(sender_id: int) -> WResponse:
 @bp.post("/<int:sender_id>/enable")
 @requires(Role.ADMIN)
 def enable(sender_id: int) -> WResponse:
-    apply_action(lambda s: senders.set_enabled(s, current_user, sender_id, True), "Enabled.")
+    apply_action(lambda s: senders.set_enabled(s, current_user, sender_id, True), _("Enabled."))
     return redirect(url_for("senders.index"))
 
 
@@ -304,9 +357,9 @@ def set_warmup(sender_id: int) -> WResponse:
     skip = request.form.get("skip") == "1"
     apply_action(
         lambda s: senders.set_warmup(s, current_user, sender_id, skip),
-        "Warm-up skipped: this number may now send up to its full daily cap."
+        _("Warm-up skipped: this number may now send up to its full daily cap.")
         if skip
-        else "Warm-up on again: today's cap follows the day this number has reached.",
+        else _("Warm-up on again: today's cap follows the day this number has reached."),
         category="warning" if skip else "success",
     )
     return redirect(url_for("senders.index"))
@@ -317,7 +370,7 @@ def set_warmup(sender_id: int) -> WResponse:
 def resume(sender_id: int) -> WResponse:
     apply_action(
         lambda s: senders.resume(s, current_user, sender_id),
-        "Resumed: campaigns send through this sender again.",
+        _("Resumed: campaigns send through this sender again."),
     )
     sender = senders.get_sender(db_session(), sender_id)
     if sender.channel == Channel.CLOUD_API:
@@ -331,8 +384,18 @@ def resume(sender_id: int) -> WResponse:
 def _cloud_sender(sender_id: int) -> Sender:
     sender = senders.get_sender(db_session(), sender_id)
     if sender.channel != Channel.CLOUD_API:
-        raise NotFound(f"{sender.name} is not a Cloud API sender.")
+        raise NotFound(said("%(name)s is not a Cloud API sender.", name=sender.name))
     return sender
+
+
+def tier_shown(health: dict[str, Any] | None) -> str:
+    """The messaging-limit tier in the reader's words and numbers ("up to 2,000 customers a
+    day" in English, as `cloud.tier_words` says it for the Activity log)."""
+    tier = str((health or {}).get("messaging_tier") or "").upper()
+    limit = pace.TIERS.get(tier)
+    if limit is None:
+        return i18n.translated(cloud.tier_words(health)) or ""
+    return _("up to %(limit)s customers a day", limit=i18n.format_number(limit))
 
 
 def webhook_url(sender: Sender) -> str:
@@ -354,7 +417,7 @@ def show(sender_id: int) -> str:
         hints=(sender.settings or {}).get("hints", {}),
         webhook_url=webhook_url(sender),
         quality=cloud.quality_words(health),
-        tier=cloud.tier_words(health),
+        tier=tier_shown(health),
         templates=session.scalars(cloud.templates_of(sender.id)).all(),
         removed=cloud.REMOVED,
         stamp=_stamp,
@@ -372,9 +435,10 @@ def check(sender_id: int) -> WResponse:
     )
     db_session().commit()
     if result.ok:
-        flash("Connected: Meta answered for this number. The details are below.", "success")
+        flash(_("Connected: Meta answered for this number. The details are below."), "success")
     else:
-        flash(f"The connection check failed: {result.problem}", "danger")
+        problem = i18n.translated(result.problem)
+        flash(_("The connection check failed: %(problem)s", problem=problem), "danger")
     return redirect(url_for("senders.show", sender_id=sender_id))
 
 
@@ -387,7 +451,7 @@ def sync_templates(sender_id: int) -> WResponse:
         db_session(), sender, config.secret_key, config.channel_options(), current_user
     )
     db_session().commit()
-    flash(result.sentence(), "success" if result.ok else "danger")
+    flash(i18n.translated(result.sentence()) or "", "success" if result.ok else "danger")
     return redirect(url_for("senders.show", sender_id=sender_id) + "#templates")
 
 
@@ -408,7 +472,9 @@ def _stamp(value: object) -> str:
 def _web_sender(sender_id: int) -> Sender:
     sender = senders.get_sender(db_session(), sender_id)
     if sender.channel != Channel.WHATSAPP_WEB:
-        raise NotFound(f"{sender.name} is not a WhatsApp Web sender: it has nothing to link.")
+        raise NotFound(
+            said("%(name)s is not a WhatsApp Web sender: it has nothing to link.", name=sender.name)
+        )
     return sender
 
 
@@ -419,7 +485,7 @@ def link(sender_id: int) -> str:
     return render_template(
         "senders/link.html",
         sender=sender,
-        view=linking.link_view(sender),
+        view=_link_view(sender),
         # Seen before: the page was opened after a request ran out, not before any.
         expired=sender.link_requested_until is not None,
         worker=get_settings().worker,
@@ -434,7 +500,17 @@ def link_json(sender_id: int) -> Response:
     - Never cached (a QR is one-time and short-lived): security.py sends no-store on every
       page and JSON answer.
     """
-    return jsonify(linking.link_view(_web_sender(sender_id)))
+    return jsonify(_link_view(_web_sender(sender_id)))
+
+
+def _link_view(sender: Sender) -> dict[str, object]:
+    """The link page's view, its sentences in the reader's language (the browser's own
+    error inside "detail" stays as it was)."""
+    view = linking.link_view(sender)
+    for key in ("reason", "detail"):
+        text = view.get(key)
+        view[key] = i18n.translated(text) if isinstance(text, str) else text
+    return view
 
 
 @bp.post("/<int:sender_id>/link")
@@ -445,14 +521,14 @@ def request_link(sender_id: int) -> WResponse:
     # Present (even empty) only in the "link with phone number" form.
     phone = request.form.get("phone")
     if takeover:
-        said = "Taking WhatsApp back from the other browser…"
+        done = _("Taking WhatsApp back from the other browser…")
     elif phone is not None:
-        said = "Asking WhatsApp for a code: type it on the phone when it appears below."
+        done = _("Asking WhatsApp for a code: type it on the phone when it appears below.")
     else:
-        said = "Opening the browser: scan the QR code below when it appears."
+        done = _("Opening the browser: scan the QR code below when it appears.")
     apply_action(
         lambda s: linking.request_link(s, current_user, sender, takeover=takeover, phone=phone),
-        said,
+        done,
         category="info",
     )
     return redirect(url_for("senders.link", sender_id=sender_id))
@@ -463,7 +539,7 @@ def request_link(sender_id: int) -> WResponse:
 def screenshot(name: str) -> Response:
     """What WhatsApp Web showed when a send went wrong (linked from the campaign log)."""
     if not SCREENSHOT_NAME.fullmatch(name):
-        raise NotFound("There is no such screenshot.")
+        raise NotFound(N_("There is no such screenshot."))
     folder = screenshots_folder(get_settings().instance_path)
     return send_from_directory(folder, name, mimetype="image/png")
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, render_template
+from flask_babel import gettext as _
+from flask_babel import ngettext
 from sqlalchemy import select
 
 from ..dispatch import registry
@@ -56,18 +58,25 @@ def _table() -> dict[str, Any]:
 def ago(seconds: float) -> str:
     """ "12 seconds ago", "3 minutes ago", "2 hours ago", "5 days ago"."""
     seconds = max(0, int(seconds))
-    for size, unit in ((86400, "day"), (3600, "hour"), (60, "minute"), (1, "second")):
-        if seconds >= size or unit == "second":
-            n = seconds // size
-            if unit == "second" and n < 2:
-                return "just now"
-            return f"{n} {unit}{'' if n == 1 else 's'} ago"
-    return "just now"  # pragma: no cover
+    if seconds >= 86400:
+        return ngettext("%(num)d day ago", "%(num)d days ago", seconds // 86400)
+    if seconds >= 3600:
+        return ngettext("%(num)d hour ago", "%(num)d hours ago", seconds // 3600)
+    if seconds >= 60:
+        return ngettext("%(num)d minute ago", "%(num)d minutes ago", seconds // 60)
+    if seconds < 2:
+        return _("just now")
+    return ngettext("%(num)d second ago", "%(num)d seconds ago", seconds)
+
+
+@bp.app_template_filter("whole_minutes")
+def whole_minutes(seconds: float) -> int:
+    """How long a lost worker has been silent, in whole minutes (at least one), counted as
+    "… minutes ago" beside it counts them."""
+    return max(1, int(seconds // 60))
 
 
 @bp.app_template_filter("for_minutes")
 def for_minutes(seconds: float) -> str:
-    """How long a lost worker has been silent, in whole minutes (at least one), counted as
-    "… minutes ago" beside it counts them."""
-    minutes = max(1, int(seconds // 60))
-    return f"{minutes} minute{'' if minutes == 1 else 's'}"
+    """`whole_minutes` said: "3 minutes"."""
+    return ngettext("%(num)d minute", "%(num)d minutes", whole_minutes(seconds))

@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from ...words import N_, said
 from .client import Failure, api_base, auth_headers, explain, read_failure, text, timeout_seconds
 from .errors import describe
 
@@ -63,6 +64,13 @@ MEDIA_TYPES: dict[str, tuple[str, int]] = {
     ),
 }
 KIND_WORDS = {"image": "photo", "video": "video", "audio": "audio file", "document": "document"}
+# A file over WhatsApp's size for its kind, one whole sentence each.
+TOO_BIG = {
+    "image": N_("This photo is %(size)s MB; WhatsApp takes photos up to %(cap)s MB."),
+    "video": N_("This video is %(size)s MB; WhatsApp takes videos up to %(cap)s MB."),
+    "audio": N_("This audio file is %(size)s MB; WhatsApp takes audio files up to %(cap)s MB."),
+    "document": N_("This document is %(size)s MB; WhatsApp takes documents up to %(cap)s MB."),
+}
 ACCEPTED = (
     "JPEG or PNG photos, MP4 or 3GP videos, AAC, AMR, MP3, M4A or OGG audio, "
     "and PDF, text, Word, Excel or PowerPoint documents"
@@ -119,14 +127,14 @@ class _Account:
 
 
 def _account(settings: Mapping[str, object], options: Mapping[str, object], *need: str) -> _Account:
-    labels = {
-        "access_token": "access token",
-        "phone_number_id": "phone-number id",
-        "waba_id": "WhatsApp Business Account id",
+    sentences = {
+        "access_token": N_("The sender has no access token: fill it in."),
+        "phone_number_id": N_("The sender has no phone-number id: fill it in."),
+        "waba_id": N_("The sender has no WhatsApp Business Account id: fill it in."),
     }
     for key in need:
         if not text(settings.get(key)):
-            raise AccountError(f"The sender has no {labels[key]}: fill it in.", kind="missing")
+            raise AccountError(sentences[key], kind="missing")
     return _Account(
         api_base(settings, options),
         text(settings.get("phone_number_id")),
@@ -139,13 +147,19 @@ def _account(settings: Mapping[str, object], options: Mapping[str, object], *nee
 def _unreachable(exc: httpx.TransportError, account: _Account) -> AccountError:
     if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.ConnectTimeout):
         return AccountError(
-            f"Meta did not answer within {account.timeout:g} seconds: try again in a minute.",
+            said(
+                "Meta did not answer within %(seconds)s seconds: try again in a minute.",
+                seconds=f"{account.timeout:g}",
+            ),
             code="timeout",
             kind="unreachable",
         )
     host = httpx.URL(account.base).host
     return AccountError(
-        f"Meta could not be reached at {host}: check this server's internet connection.",
+        said(
+            "Meta could not be reached at %(host)s: check this server's internet connection.",
+            host=host,
+        ),
         code="connect_failed",
         kind="unreachable",
     )
@@ -163,8 +177,10 @@ def _failure_error(failure: Failure, account: _Account, subject: str) -> Account
     code = str(failure.code) if failure.code is not None else f"http_{failure.http_status}"
     if failure.code in TOKEN_CODES or (failure.code is None and failure.http_status == 401):
         return AccountError(
-            "The access token is not valid or has expired: create a new one in Meta's "
-            "Business settings and paste it here.",
+            N_(
+                "The access token is not valid or has expired: create a new one in Meta's "
+                "Business settings and paste it here."
+            ),
             code,
             "token",
         )
@@ -174,22 +190,30 @@ def _failure_error(failure: Failure, account: _Account, subject: str) -> Account
         or (failure.code is None and failure.http_status == 403)
     ):
         return AccountError(
-            "The access token lacks a permission: give its system user "
-            "whatsapp_business_messaging and whatsapp_business_management on this account.",
+            N_(
+                "The access token lacks a permission: give its system user "
+                "whatsapp_business_messaging and whatsapp_business_management on this account."
+            ),
             code,
             "permission",
         )
     if _missing_object(failure):
         if subject == "number":
             return AccountError(
-                f"Meta knows no phone number with id {account.phone_number_id} that this token "
-                "may use: check the phone-number id (WhatsApp Manager, Phone numbers).",
+                said(
+                    "Meta knows no phone number with id %(id)s that this token may use: check "
+                    "the phone-number id (WhatsApp Manager, Phone numbers).",
+                    id=account.phone_number_id,
+                ),
                 code,
                 "number",
             )
         return AccountError(
-            f"Meta knows no WhatsApp Business Account with id {account.waba_id} that this "
-            "token may use: check the WhatsApp Business Account id.",
+            said(
+                "Meta knows no WhatsApp Business Account with id %(id)s that this token may "
+                "use: check the WhatsApp Business Account id.",
+                id=account.waba_id,
+            ),
             code,
             "account",
         )
@@ -216,7 +240,7 @@ def _get(
     except ValueError:
         body = None
     if not isinstance(body, dict):
-        raise AccountError("Meta's answer could not be read: try again.", kind="retry")
+        raise AccountError(N_("Meta's answer could not be read: try again."), kind="retry")
     return body
 
 
@@ -306,22 +330,32 @@ def check_media(mime: str, size: int) -> str:
     mime = mime.split(";", 1)[0].strip().lower()
     if mime == "image/webp":
         raise AccountError(
-            "WhatsApp takes WebP pictures only as stickers: use a JPEG or PNG photo.",
+            N_("WhatsApp takes WebP pictures only as stickers: use a JPEG or PNG photo."),
             code="media_type",
         )
     entry = MEDIA_TYPES.get(mime)
     if entry is None:
         raise AccountError(
-            f"WhatsApp does not accept {mime or 'this kind of'} files: it takes {ACCEPTED}.",
+            said(
+                "WhatsApp does not accept %(mime)s files: it takes JPEG or PNG photos, MP4 or "
+                "3GP videos, AAC, AMR, MP3, M4A or OGG audio, and PDF, text, Word, Excel or "
+                "PowerPoint documents.",
+                mime=mime,
+            )
+            if mime
+            else N_(
+                "WhatsApp does not accept this kind of files: it takes JPEG or PNG photos, MP4 "
+                "or 3GP videos, AAC, AMR, MP3, M4A or OGG audio, and PDF, text, Word, Excel or "
+                "PowerPoint documents."
+            ),
             code="media_type",
         )
     kind, cap = entry
     if size <= 0:
-        raise AccountError("The file is empty.", code="media_size")
+        raise AccountError(N_("The file is empty."), code="media_size")
     if size > cap:
         raise AccountError(
-            f"This {KIND_WORDS[kind]} is {size / MB:.1f} MB; WhatsApp takes "
-            f"{KIND_WORDS[kind]}s up to {cap // MB} MB.",
+            said(TOO_BIG[kind], size=f"{size / MB:.1f}", cap=cap // MB),
             code="media_size",
         )
     return kind
@@ -339,7 +373,9 @@ def upload_media(
     try:
         size = Path(path).stat().st_size
     except OSError:
-        raise AccountError(f"The file {filename} is missing.", code="media_missing") from None
+        raise AccountError(
+            said("The file %(file)s is missing.", file=filename), code="media_missing"
+        ) from None
     check_media(mime, size)
     mime = mime.split(";", 1)[0].strip().lower()
     # A large file may take a while for Meta to take in once the last byte is written.
@@ -364,6 +400,6 @@ def upload_media(
         media_id = ""
     if not media_id:
         raise AccountError(
-            "Meta took the file but its answer had no media id: try again.", kind="retry"
+            N_("Meta took the file but its answer had no media id: try again."), kind="retry"
         )
     return media_id

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from ...words import N_, said
 from ..base import (
     ChannelConfig,
     ChannelError,
@@ -63,7 +64,7 @@ log = logging.getLogger(__name__)
 DEFAULT_IN_FLIGHT = 64
 MAX_IN_FLIGHT = 1024
 MARKETING_PAUSE = 600.0  # seconds before `/marketing_messages` is tried again
-STOPPED = "The sender was stopped before this message was sent."
+STOPPED = N_("The sender was stopped before this message was sent.")
 NOT_ONBOARDED = (
     "The business is not onboarded to Meta's Marketing Messages API; "
     "sent through the regular Cloud API instead."
@@ -116,19 +117,19 @@ class CloudApiChannel:
         in_flight = _count(settings.get("max_in_flight"), DEFAULT_IN_FLIGHT) or DEFAULT_IN_FLIGHT
         self.max_in_flight = min(MAX_IN_FLIGHT, in_flight)
         self.timeout = timeout_seconds(options)
-        missing = [
-            label
-            for label, value in (
-                ("phone-number id", self.phone_number_id),
-                ("access token", self._token),
+        if not self.phone_number_id and not self._token:
+            self._missing: str | None = N_(
+                "This sender has no phone-number id or access token: fill it in on the "
+                "Senders page."
             )
-            if not value
-        ]
-        self._missing = (
-            f"This sender has no {' or '.join(missing)}: fill it in on the Senders page."
-            if missing
-            else None
-        )
+        elif not self.phone_number_id:
+            self._missing = N_(
+                "This sender has no phone-number id: fill it in on the Senders page."
+            )
+        elif not self._token:
+            self._missing = N_("This sender has no access token: fill it in on the Senders page.")
+        else:
+            self._missing = None
         self._loop: Loop | None = None
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
@@ -257,8 +258,11 @@ class CloudApiChannel:
                 except Exception as exc:  # a bug must not lose the other results
                     log.exception("Cloud API send of message %s failed", job.message.message_id)
                     outcome = Unconfirmed(
-                        f"Unexpected error while sending ({type(exc).__name__}); "
-                        "the message may have gone."
+                        said(
+                            "Unexpected error while sending (%(error)s); the message may have "
+                            "gone.",
+                            error=type(exc).__name__,
+                        )
                     )
                 done.append((index, outcome))
 
@@ -278,7 +282,7 @@ class CloudApiChannel:
                 wamid = str(sent["id"])
             except (ValueError, KeyError, IndexError, TypeError):
                 return Unconfirmed(
-                    "Meta accepted the message but its answer could not be read.",
+                    N_("Meta accepted the message but its answer could not be read."),
                     code="unreadable_answer",
                 )
             status = sent.get("message_status")
@@ -337,7 +341,10 @@ def _delay(may_send: Callable[[], bool] | None) -> float:
 def _second_part(error: ChannelError) -> ChannelError:
     """The first of two parts went out: sending the message again would repeat it, so only a
     failure that can never succeed stays a failure; the rest is left to the operator."""
-    sentence = f"The first part of this message was sent, the second was not: {error}"
+    sentence = said(
+        "The first part of this message was sent, the second was not: %(problem)s",
+        problem=str(error),
+    )
     if isinstance(error, PermanentError):
         return PermanentError(sentence, code=error.code, effect=error.effect)
     return Unconfirmed(sentence, code=error.code)

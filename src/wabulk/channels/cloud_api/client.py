@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from ...words import N_
 from ..base import ChannelError, PermanentError, SenderUnavailable, TransientError
 from .errors import describe
 
@@ -183,12 +184,13 @@ def transport_error(exc: httpx.TransportError) -> TransientError:
     go out before its retry is due."""
     if isinstance(exc, httpx.ConnectTimeout | httpx.ConnectError | httpx.PoolTimeout):
         return TransientError(
-            "Meta could not be reached (no connection); trying again.", code="connect_failed"
+            N_("Meta could not be reached (no connection); trying again."), code="connect_failed"
         )
     if isinstance(exc, httpx.TimeoutException):
-        return TransientError("Meta did not answer in time; trying again.", code="timeout")
+        return TransientError(N_("Meta did not answer in time; trying again."), code="timeout")
     return TransientError(
-        "The connection to Meta broke before it answered; trying again.", code="connection_lost"
+        N_("The connection to Meta broke before it answered; trying again."),
+        code="connection_lost",
     )
 
 

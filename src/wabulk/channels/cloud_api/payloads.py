@@ -15,6 +15,7 @@ import json
 import re
 from typing import Any
 
+from ...words import N_, said
 from ..base import OutgoingMessage, PermanentError, TemplateCall
 
 TEXT_MAX = 4096
@@ -24,7 +25,6 @@ TTL_RANGE = (43_200, 2_592_000)
 MEDIA_KINDS = ("image", "video", "audio", "document")
 HEADER_MEDIA = ("image", "video", "document")
 _URL = re.compile(r"https?://\S", re.IGNORECASE)
-_KIND_WORDS = {"image": "photo", "video": "video", "audio": "audio file", "document": "document"}
 
 Body = dict[str, Any]
 
@@ -66,16 +66,37 @@ def _envelope(message: OutgoingMessage, kind: str) -> Body:
     }
 
 
+# Text too long for WhatsApp, one whole sentence for each kind of text.
+_TOO_LONG = {
+    "text": N_("The text is %(length)s characters long; WhatsApp allows at most %(limit)s."),
+    "image": N_(
+        "The caption of a photo is %(length)s characters long; WhatsApp allows at most %(limit)s."
+    ),
+    "video": N_(
+        "The caption of a video is %(length)s characters long; WhatsApp allows at most %(limit)s."
+    ),
+    "audio": N_(
+        "The caption of a audio file is %(length)s characters long; WhatsApp allows at most "
+        "%(limit)s."
+    ),
+    "document": N_(
+        "The caption of a document is %(length)s characters long; WhatsApp allows at most "
+        "%(limit)s."
+    ),
+}
+
+
 def _too_long(what: str, limit: int, length: int, code: str) -> PermanentError:
+    """`what`: "text", or the kind of file whose caption is too long."""
     return PermanentError(
-        f"The {what} is {length:,} characters long; WhatsApp allows at most {limit:,}.",
+        said(_TOO_LONG[what], length=f"{length:,}", limit=f"{limit:,}"),
         code=code,
     )
 
 
 def text_body(message: OutgoingMessage, text: str) -> Body:
     if not text.strip():
-        raise PermanentError("The message has no text to send.", code="empty_text")
+        raise PermanentError(N_("The message has no text to send."), code="empty_text")
     if len(text) > TEXT_MAX:
         raise _too_long("text", TEXT_MAX, len(text), "text_too_long")
     body = _envelope(message, "text")
@@ -86,8 +107,10 @@ def text_body(message: OutgoingMessage, text: str) -> Body:
 def _media_id(message: OutgoingMessage) -> str:
     if not message.media_ref:
         raise PermanentError(
-            "The file was never uploaded to this sender's WhatsApp account, and wabulk does "
-            "not send links to files on this server. Upload it again from the campaign.",
+            N_(
+                "The file was never uploaded to this sender's WhatsApp account, and wabulk does "
+                "not send links to files on this server. Upload it again from the campaign."
+            ),
             code="media_not_uploaded",
         )
     return message.media_ref
@@ -97,11 +120,9 @@ def media_body(message: OutgoingMessage, kind: str, caption: str | None) -> Body
     media: dict[str, Any] = {"id": _media_id(message)}
     if caption:
         if kind == "audio":
-            raise PermanentError("WhatsApp audio messages take no caption.", code="caption")
+            raise PermanentError(N_("WhatsApp audio messages take no caption."), code="caption")
         if len(caption) > CAPTION_MAX:
-            raise _too_long(
-                f"caption of a {_KIND_WORDS[kind]}", CAPTION_MAX, len(caption), "caption_too_long"
-            )
+            raise _too_long(kind, CAPTION_MAX, len(caption), "caption_too_long")
         media["caption"] = caption
     if kind == "document" and message.media_name:
         media["filename"] = message.media_name
@@ -127,8 +148,14 @@ def _button(index: int, sub_type: str, value: str, call: TemplateCall) -> dict[s
         parameter = {"type": "coupon_code", "coupon_code": value}
     else:
         raise PermanentError(
-            f"Template {call.name} ({call.language}): its button {index + 1} is of a kind "
-            f"wabulk cannot fill ({sub_type}).",
+            said(
+                "Template %(name)s (%(language)s): its button %(number)s is of a kind wabulk "
+                "cannot fill (%(kind)s).",
+                name=call.name,
+                language=call.language,
+                number=index + 1,
+                kind=sub_type,
+            ),
             code="template_button",
         )
     return {"type": "button", "sub_type": kind, "index": str(index), "parameters": [parameter]}
@@ -140,7 +167,12 @@ def template_body(message: OutgoingMessage, call: TemplateCall) -> Body:
         kind = call.header_media_kind.strip().lower()
         if kind not in HEADER_MEDIA:
             raise PermanentError(
-                f"Template {call.name} ({call.language}): a header of kind {kind} cannot be sent.",
+                said(
+                    "Template %(name)s (%(language)s): a header of kind %(kind)s cannot be sent.",
+                    name=call.name,
+                    language=call.language,
+                    kind=kind,
+                ),
                 code="template_header",
             )
         media: dict[str, str] = {"id": _media_id(message)}

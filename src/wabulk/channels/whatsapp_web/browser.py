@@ -29,6 +29,8 @@ from selenium import webdriver
 from selenium.common.exceptions import TimeoutException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 
+from ...words import N_, said
+
 log = logging.getLogger(__name__)
 PROBE_TRIES = 3
 
@@ -69,8 +71,13 @@ def find_chromedriver(configured: str | None) -> str | None:
         path = Path(configured).expanduser()
         if not (path.is_file() and os.access(path, os.X_OK)):
             raise BrowserFailed(
-                f"WABULK_CHROMEDRIVER is {configured!r}, which is not an executable file. "
-                + INSTALL_HINT
+                said(
+                    "WABULK_CHROMEDRIVER is %(path)s, which is not an executable file. "
+                    "Install Google Chrome or Chromium and its ChromeDriver (Debian/Ubuntu: "
+                    "sudo apt-get install chromium chromium-driver), or set WABULK_CHROMEDRIVER to "
+                    "the chromedriver program and WABULK_CHROME_BINARY to the browser.",
+                    path=repr(configured),
+                )
             )
         return str(path)
     return shutil.which("chromedriver")
@@ -81,7 +88,13 @@ def find_chrome(configured: str | None) -> str | None:
         path = Path(configured).expanduser()
         if not path.is_file():
             raise BrowserFailed(
-                f"WABULK_CHROME_BINARY is {configured!r}, which does not exist. " + INSTALL_HINT
+                said(
+                    "WABULK_CHROME_BINARY is %(path)s, which does not exist. "
+                    "Install Google Chrome or Chromium and its ChromeDriver (Debian/Ubuntu: "
+                    "sudo apt-get install chromium chromium-driver), or set WABULK_CHROMEDRIVER to "
+                    "the chromedriver program and WABULK_CHROME_BINARY to the browser.",
+                    path=repr(configured),
+                )
             )
         return str(path)
     for name in BROWSER_NAMES:
@@ -154,8 +167,11 @@ def free_profile(opts: BrowserOptions) -> None:
         return
     if not opts.own_profile:
         raise BrowserFailed(
-            f"The Chrome profile {opts.user_data_dir} is open in another Chrome window. Close "
-            "that Chrome (one browser at a time can drive a WhatsApp account), then link again."
+            said(
+                "The Chrome profile %(path)s is open in another Chrome window. Close that Chrome "
+                "(one browser at a time can drive a WhatsApp account), then link again.",
+                path=opts.user_data_dir,
+            )
         )
     driver_pid = _parent(pid)
     log.warning("stopping an orphaned Chrome (pid %s) left on %s", pid, opts.user_data_dir)
@@ -168,18 +184,32 @@ def free_profile(opts: BrowserOptions) -> None:
             (opts.user_data_dir / name).unlink()
 
 
+def _did_not_start(error: str) -> str:
+    return said(
+        "Chrome did not start: %(error)s. "
+        "Install Google Chrome or Chromium and its ChromeDriver (Debian/Ubuntu: "
+        "sudo apt-get install chromium chromium-driver), or set WABULK_CHROMEDRIVER to "
+        "the chromedriver program and WABULK_CHROME_BINARY to the browser.",
+        error=error,
+    )
+
+
 def start(opts: BrowserOptions) -> webdriver.Chrome:
     """A Chrome for one sender, ready to load WhatsApp Web."""
     no_desktop = not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
     if opts.visible and sys.platform.startswith("linux") and no_desktop:
         raise BrowserFailed(
-            "This sender is set to show its browser, but this machine has no desktop "
-            "(no DISPLAY). Untick “show the browser” or run wabulk on a desktop."
+            N_(
+                "This sender is set to show its browser, but this machine has no desktop "
+                "(no DISPLAY). Untick “show the browser” or run wabulk on a desktop."
+            )
         )
     if opts.own_profile:
         opts.user_data_dir.mkdir(parents=True, exist_ok=True)
     elif not opts.user_data_dir.is_dir():
-        raise BrowserFailed(f"The Chrome profile folder {opts.user_data_dir} does not exist.")
+        raise BrowserFailed(
+            said("The Chrome profile folder %(path)s does not exist.", path=opts.user_data_dir)
+        )
     free_profile(opts)
     driver_path = find_chromedriver(opts.chromedriver)
     binary = find_chrome(opts.chrome_binary)
@@ -189,10 +219,17 @@ def start(opts: BrowserOptions) -> webdriver.Chrome:
     except WebDriverException as exc:
         first = (exc.msg or str(exc)).strip().splitlines()[0] if (exc.msg or str(exc)) else ""
         if driver_path is None:
-            raise BrowserFailed("No ChromeDriver was found. " + INSTALL_HINT) from None
-        raise BrowserFailed(f"Chrome did not start: {first}. " + INSTALL_HINT) from None
+            raise BrowserFailed(
+                N_(
+                    "No ChromeDriver was found. "
+                    "Install Google Chrome or Chromium and its ChromeDriver (Debian/Ubuntu: "
+                    "sudo apt-get install chromium chromium-driver), or set WABULK_CHROMEDRIVER to "
+                    "the chromedriver program and WABULK_CHROME_BINARY to the browser."
+                )
+            ) from None
+        raise BrowserFailed(_did_not_start(first)) from None
     except OSError as exc:
-        raise BrowserFailed(f"Chrome did not start: {exc}. " + INSTALL_HINT) from None
+        raise BrowserFailed(_did_not_start(str(exc))) from None
     driver.set_page_load_timeout(opts.page_timeout)
     driver.set_script_timeout(min(30.0, opts.page_timeout))
     # A browser started right after another crashed, on a busy machine, may take longer

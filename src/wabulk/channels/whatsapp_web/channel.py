@@ -33,6 +33,7 @@ from selenium.common.exceptions import (
 from selenium.webdriver import Chrome
 from selenium.webdriver.remote.webelement import WebElement
 
+from ...words import N_, said
 from ..base import (
     NOT_ON_WHATSAPP,
     ChannelConfig,
@@ -54,10 +55,10 @@ from .settings import web_settings
 
 log = logging.getLogger(__name__)
 
-LOGGED_OUT = (
+LOGGED_OUT = N_(
     "WhatsApp logged this phone out (the QR code is showing). Link it again from the Senders page."
 )
-IN_USE = (
+IN_USE = N_(
     "WhatsApp is open in another browser or window for this account (“Use here”). "
     "Close it, or take the session back from the Senders page."
 )
@@ -73,13 +74,16 @@ for (const s of arguments[0]) {
 return null;
 """
 # What a person calls each element the channel cannot do without, for its error message.
+# What the page lacked, one whole sentence each.
 MISSING = {
-    "send_button": "send button",
-    "attach_button": "attach button",
-    "media_input": "photo and video input after opening the attach menu",
-    "document_input": "document input after opening the attach menu",
-    "caption_box": "attachment preview (its caption box)",
-    "preview_send": "send button in the attachment preview",
+    "send_button": N_("WhatsApp Web showed no send button."),
+    "attach_button": N_("WhatsApp Web showed no attach button."),
+    "media_input": N_(
+        "WhatsApp Web showed no photo and video input after opening the attach menu."
+    ),
+    "document_input": N_("WhatsApp Web showed no document input after opening the attach menu."),
+    "caption_box": N_("WhatsApp Web showed no attachment preview (its caption box)."),
+    "preview_send": N_("WhatsApp Web showed no send button in the attachment preview."),
 }
 _UNSAFE_NAME = re.compile(r'[\\/:*?"<>|\x00-\x1f]+')
 
@@ -161,16 +165,20 @@ class WhatsAppWebChannel:
                 raise TransientError(self._unreachable_text(exc), code="unreachable") from None
             if isinstance(exc, TimeoutException):
                 raise _BrowserLost(
-                    f"WhatsApp Web did not finish loading in {self.timeout:.0f} s"
+                    said(
+                        "WhatsApp Web did not finish loading in %(seconds)s s",
+                        seconds=f"{self.timeout:.0f}",
+                    )
                 ) from None
             raise _BrowserLost(_first_line(exc)) from None
         return page
 
     def _unreachable_text(self, exc: WebDriverException) -> str:
-        return (
-            f"WhatsApp Web ({self.base_url}) could not be reached from this machine "
-            f"({_first_line(exc).removeprefix('unknown error: ')}). "
-            "Check its internet connection, then try again."
+        return said(
+            "WhatsApp Web (%(url)s) could not be reached from this machine (%(error)s). Check "
+            "its internet connection, then try again.",
+            url=self.base_url,
+            error=_first_line(exc).removeprefix("unknown error: "),
         )
 
     def _chat(self, message: OutgoingMessage, text: str | None, use_prepared: bool) -> Page:
@@ -193,12 +201,17 @@ class WhatsAppWebChannel:
             raise SenderUnavailable(IN_USE, code="in_use", state="in_use")
         if state == "invalid":
             shown = page.modal_text().strip().splitlines()
-            detail = shown[0] if shown else "The number is invalid."
+            detail = shown[0] if shown else N_("The number is invalid.")
             raise PermanentError(
-                f"This number is not on WhatsApp (WhatsApp said: {detail})", code=NOT_ON_WHATSAPP
+                said("This number is not on WhatsApp (WhatsApp said: %(detail)s)", detail=detail),
+                code=NOT_ON_WHATSAPP,
             )
         raise TransientError(
-            f"The chat did not open within {self.timeout:.0f} s (the page stayed {state}).",
+            said(
+                "The chat did not open within %(seconds)s s (the page stayed %(state)s).",
+                seconds=f"{self.timeout:.0f}",
+                state=state,
+            ),
             code="chat_not_opened",
             screenshot=self._screenshot(message, "chat-not-opened"),
         )
@@ -235,7 +248,8 @@ class WhatsAppWebChannel:
             except _BrowserLost as exc:
                 if restarted:
                     raise TransientError(
-                        f"The browser failed twice in a row: {exc}", code="browser_error"
+                        said("The browser failed twice in a row: %(error)s", error=str(exc)),
+                        code="browser_error",
                     ) from None
                 restarted = True
                 log.warning("%s: %s; restarting the browser", self.config.sender_name, exc)
@@ -247,8 +261,11 @@ class WhatsAppWebChannel:
                         return SendResult(detail="confirmed after a browser restart")
                     if answer == "unknown":
                         raise Unconfirmed(
-                            f"The browser failed after send was clicked ({exc}) and the chat "
-                            "could not be read afterwards.",
+                            said(
+                                "The browser failed after send was clicked (%(error)s) and the "
+                                "chat could not be read afterwards.",
+                                error=str(exc),
+                            ),
                             code="unconfirmed",
                         ) from None
 
@@ -267,7 +284,8 @@ class WhatsAppWebChannel:
             self.close()  # the next send or look starts a fresh browser
             reason = exc if isinstance(exc, _BrowserLost) else _first_line(exc)
             raise TransientError(
-                f"The browser failed while reading the chats: {reason}", code="browser_error"
+                said("The browser failed while reading the chats: %(error)s", error=str(reason)),
+                code="browser_error",
             ) from None
 
     def link_status(self, takeover: bool = False, phone: str | None = None) -> LinkStatus:
@@ -306,7 +324,7 @@ class WhatsAppWebChannel:
             reason = (
                 self._unreachable_text(exc)
                 if _unreachable(exc)
-                else f"The browser stopped while linking: {_first_line(exc)}"
+                else said("The browser stopped while linking: %(error)s", error=_first_line(exc))
             )
             raise SenderUnavailable(
                 reason,
@@ -322,14 +340,20 @@ class WhatsAppWebChannel:
                 code = pairing.ask_code(page, phone, min(self.timeout, _SETTLE_SECONDS))
             except pairing.NoPhoneLink:
                 raise SenderUnavailable(
-                    "WhatsApp Web shows no “Link with phone number” here; scan the QR code "
-                    "instead.",
+                    N_(
+                        "WhatsApp Web shows no “Link with phone number” here; scan the QR code "
+                        "instead."
+                    ),
                     code="no_phone_link",
                     screenshot=self._screenshot(None, "no-phone-link"),
                 ) from None
             except pairing.Refused as exc:
                 raise SenderUnavailable(
-                    f"WhatsApp did not take the number {phone}: {exc}",
+                    said(
+                        "WhatsApp did not take the number %(phone)s: %(said)s",
+                        phone=phone,
+                        said=str(exc),
+                    ),
                     code="phone_refused",
                     screenshot=self._screenshot(None, "phone-refused"),
                 ) from None
@@ -366,8 +390,11 @@ class WhatsAppWebChannel:
         shown = page.compose_text()
         if not same_text(shown, message.text):
             raise PermanentError(
-                "WhatsApp Web changed the text while opening the chat, so it was not sent "
-                f"(it showed {shown[:80]!r}).",
+                said(
+                    "WhatsApp Web changed the text while opening the chat, so it was not sent "
+                    "(it showed %(shown)s).",
+                    shown=repr(shown[:80]),
+                ),
                 code="text_changed",
                 screenshot=self._screenshot(message, "text-changed"),
             )
@@ -412,15 +439,17 @@ class WhatsAppWebChannel:
                 last = bubble
                 if last.state == "failed":
                     raise TransientError(
-                        "WhatsApp could not send the message (red exclamation mark).",
+                        N_("WhatsApp could not send the message (red exclamation mark)."),
                         code="send_failed",
                     )
                 if last.state in ("done", "none") and (text is None or same_text(last.text, text)):
                     return last
             if logged_out:
                 raise Unconfirmed(
-                    "WhatsApp logged out right after send was clicked; whether the message "
-                    "left cannot be known.",
+                    N_(
+                        "WhatsApp logged out right after send was clicked; whether the message "
+                        "left cannot be known."
+                    ),
                     code="logged_out",
                 )
             # Looked at after the bubble, then the bubble once more: a tick shown just
@@ -431,8 +460,17 @@ class WhatsAppWebChannel:
                     break
                 time.sleep(0.1)
         raise Unconfirmed(
-            f"WhatsApp did not confirm the message within {self.timeout:.0f} s "
-            f"({'still waiting for the clock to go' if last else 'no new message appeared'}).",
+            said(
+                "WhatsApp did not confirm the message within %(seconds)s s (still waiting for "
+                "the clock to go).",
+                seconds=f"{self.timeout:.0f}",
+            )
+            if last
+            else said(
+                "WhatsApp did not confirm the message within %(seconds)s s (no new message "
+                "appeared).",
+                seconds=f"{self.timeout:.0f}",
+            ),
             code="unconfirmed",
             screenshot=self._screenshot(message, "unconfirmed"),
         )
@@ -448,9 +486,8 @@ class WhatsAppWebChannel:
         """The element, or a transient error with a picture of the page that lacked it."""
         found = page.wait_find(name, timeout, clickable)
         if found is None:
-            what = MISSING[name]
             raise TransientError(
-                f"WhatsApp Web showed no {what}.",
+                MISSING[name],
                 code=f"no_{name}"[:50],
                 screenshot=self._screenshot(message, "no-" + name.replace("_", "-")),
             )

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from ...words import said
 from ..base import OutgoingMessage, SenderUnavailable, TransientError
 from ..heard import Heard, Reply, StatusUpdate, Watch, Watched
 from . import selectors
@@ -316,7 +317,7 @@ class Hearing:
         for text in texts:
             kind = banner_kind(text)
             if kind == "limit":
-                self._limited(f"WhatsApp shows: “{_words(text)}”")
+                self._limited(said("WhatsApp shows: “%(shown)s”", shown=_words(text)))
             if kind == "connecting":
                 connecting = text
         if connecting is None:
@@ -327,7 +328,11 @@ class Hearing:
             self.connecting_since = now
         if now - self.connecting_since >= self.connect_seconds:
             self._limited(
-                f"WhatsApp shows: “{_words(connecting)}” for more than {self.connect_seconds:.0f} s"
+                said(
+                    "WhatsApp shows: “%(shown)s” for more than %(seconds)s s",
+                    shown=_words(connecting),
+                    seconds=f"{self.connect_seconds:.0f}",
+                )
             )
 
     def _limited(self, words: str) -> None:
@@ -380,7 +385,10 @@ class Hearing:
         _unavailable(state)
         if state == "loading":
             raise TransientError(
-                f"WhatsApp Web did not show the chat list within {budget:.0f} s.",
+                said(
+                    "WhatsApp Web did not show the chat list within %(seconds)s s.",
+                    seconds=f"{budget:.0f}",
+                ),
                 code="chat_list_not_shown",
             )
         return page, state

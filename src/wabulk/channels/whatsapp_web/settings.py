@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ...words import N_, said
 from ..dry_run import SettingError
 
 SETTINGS = {
@@ -50,7 +51,7 @@ def clean_settings(raw: dict[str, object]) -> dict[str, object]:
     clean: dict[str, object] = {}
     for key, _value in raw.items():
         if key not in SETTINGS:
-            raise SettingError(key, f"Unknown WhatsApp Web setting {key!r}.")
+            raise SettingError(key, said("Unknown WhatsApp Web setting %(key)s.", key=repr(key)))
     clean["visible"] = _flag(raw.get("visible", False))
     clean["read_replies"] = _flag(raw.get("read_replies", True))
     clean["hear_days"] = _days(raw.get("hear_days"))
@@ -61,21 +62,26 @@ def clean_settings(raw: dict[str, object]) -> dict[str, object]:
         if not path.is_absolute():
             raise SettingError(
                 "user_data_dir",
-                "Give the Chrome user-data folder as a full path, "
-                "e.g. /home/asha/.config/google-chrome.",
+                N_(
+                    "Give the Chrome user-data folder as a full path, "
+                    "e.g. /home/asha/.config/google-chrome."
+                ),
             )
         if not path.is_dir():
-            raise SettingError("user_data_dir", f"There is no folder {folder} on this machine.")
+            raise SettingError(
+                "user_data_dir",
+                said("There is no folder %(folder)s on this machine.", folder=folder),
+            )
         clean["user_data_dir"] = str(path)
     if profile:
         if not folder:
             raise SettingError(
-                "profile_directory", "A profile name needs the Chrome user-data folder too."
+                "profile_directory", N_("A profile name needs the Chrome user-data folder too.")
             )
         if "/" in profile or "\\" in profile or profile in {".", ".."}:
             raise SettingError(
                 "profile_directory",
-                'A profile name is a folder name such as "Default" or "Profile 1", not a path.',
+                N_('A profile name is a folder name such as "Default" or "Profile 1", not a path.'),
             )
         clean["profile_directory"] = profile
     if _flag(raw.get("warmup_skipped", False)):
@@ -89,11 +95,14 @@ def _days(value: object) -> int:
     try:
         days = float(str(value).strip())
     except ValueError:
-        raise SettingError("hear_days", "Give the days to keep reading as a number.") from None
+        raise SettingError("hear_days", N_("Give the days to keep reading as a number.")) from None
     if days != int(days) or not 0 <= days <= MAX_HEAR_DAYS:
         raise SettingError(
             "hear_days",
-            f"Give the days to keep reading as a whole number from 0 to {MAX_HEAR_DAYS}.",
+            said(
+                "Give the days to keep reading as a whole number from 0 to %(most)s.",
+                most=MAX_HEAR_DAYS,
+            ),
         )
     return int(days)
 

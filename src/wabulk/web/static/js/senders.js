@@ -75,7 +75,7 @@
     showCountdown();
     box.querySelectorAll("[data-field=reason]").forEach((el) => { el.textContent = view.reason || ""; });
     box.querySelectorAll("[data-field=detail]").forEach((el) => { el.textContent = view.detail || ""; });
-    box.querySelector("[data-field=phone]").textContent = view.phone || "an unknown number";
+    box.querySelector("[data-field=phone]").textContent = view.phone || wabulkText("an unknown number");
     if (view.linking) wasLinking = true;
     if (panel === "idle") {
       box.querySelector("[data-idle=expired]").hidden = !wasLinking;
