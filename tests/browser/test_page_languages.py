@@ -11,6 +11,7 @@ the phone, and no catalogue sentence left in English in what the page's scripts 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,9 @@ from wabulk.config import Settings
 from wabulk.db import Database
 from wabulk.models import User
 
+from ..integration.test_i18n_every_page import shop_words
 from ..integration.test_i18n_groundwork import untranslated
+from ..integration.test_page_words import TECHNICAL_PAGES
 from ..page_tour import ADMIN_EMAIL, FRAGMENTS, PASSWORD, page_urls, seed
 from ..support import serving_database
 from .conftest import sign_in
@@ -51,11 +54,14 @@ def _name(url: str) -> str:
     return (url.strip("/").translate(SAFE) or "dashboard")[:90]
 
 
-def _look(page, folder: Path, name: str, language: str, problems: list[str]) -> None:  # type: ignore[no-untyped-def]
+def _look(page, folder: Path, name: str, language: str, problems: list[str], shop=None) -> None:  # type: ignore[no-untyped-def]
+    """Screenshots at both widths; what is left in English (the shop's own words aside) and
+    what sticks out of a phone's screen go into `problems`."""
     page.wait_for_load_state("load")
     where = f"[{language}] {name}"
-    if language != "en":
-        problems += [f"{where}: {s!r}" for s in untranslated(page.content(), language)]
+    if language != "en" and shop is not None:
+        html = shop.sub(" | ", page.content())
+        problems += [f"{where}: {s!r}" for s in untranslated(html, language)]
     page.screenshot(path=str(folder / f"{name}-1280.png"), full_page=True)
     page.set_viewport_size(PHONE)
     try:  # charts redraw for the new width a frame or two later
@@ -78,28 +84,31 @@ def test_every_page_in_every_language_fits_and_is_translated(browser, artifacts,
                 folder = artifacts / "languages" / language
                 folder.mkdir(parents=True, exist_ok=True)
                 page.goto(f"{server.url}/setup?lang={language}")
-                _look(page, folder, "setup", language, problems)
+                _look(page, folder, "setup", language, problems, re.compile("(?!)"))
             seeded = seed(db, Path(settings.instance_path))
             urls = [(e, u) for e, u in page_urls(app, seeded) if e not in FRAGMENTS]
             assert len(urls) > 40
+            shop = shop_words(db)
             for language in LANGUAGES:
                 folder = artifacts / "languages" / language
                 page.context.clear_cookies()
                 page.goto(f"{server.url}/login?lang={language}")
-                _look(page, folder, "login", language, problems)
+                _look(page, folder, "login", language, problems, shop)
                 with db.session() as session:
                     session.query(User).filter_by(email=ADMIN_EMAIL).one().language = language
                     session.commit()
                 page.goto(f"{server.url}/login?lang=")
                 sign_in(page, server.url, ADMIN_EMAIL, PASSWORD)
                 seen: set[str] = set()
-                for _endpoint, url in urls:
+                for endpoint, url in urls:
                     name = _name(url)
                     if name in seen:
                         continue
                     seen.add(name)
                     page.goto(server.url + url)
-                    _look(page, folder, name, language, problems)
+                    # The API reference stays English below its own words (for programmers).
+                    said = None if endpoint in TECHNICAL_PAGES else shop
+                    _look(page, folder, name, language, problems, said)
         finally:
             page.close()
             app.extensions["wabulk.db"].dispose()

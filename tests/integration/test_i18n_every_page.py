@@ -67,7 +67,7 @@ def settings(settings: Settings) -> Settings:
     return dataclasses.replace(settings, cloud_api_url="http://127.0.0.1:9")
 
 
-def _shop_words(db: Database) -> re.Pattern[str]:
+def shop_words(db: Database) -> re.Pattern[str]:
     """Every text the seeded shop typed or received, as it appears in a page's markup."""
     found: set[str] = set()
     with db.engine.connect() as connection:
@@ -102,7 +102,7 @@ def test_every_page_and_form_answer_is_in_the_readers_language(app, db, settings
     assert login(client, ADMIN_EMAIL, PASSWORD).status_code == 302
     urls = [(e, u) for e, u in page_urls(app, seeded) if e not in TECHNICAL_PAGES]
     assert len(urls) > 40
-    shop = _shop_words(db)
+    shop = shop_words(db)
     problems: list[str] = []
     ARTIFACTS.mkdir(exist_ok=True)
     for locale in LOCALES:

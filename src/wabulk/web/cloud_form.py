@@ -21,6 +21,7 @@ from ..campaigns import templates as service
 from ..campaigns.templates import CloudChoice
 from ..errors import ValidationError
 from ..models import Channel, CloudTemplate, Sender, Template
+from ..words import N_
 from .form_state import FormState
 from .helpers import optional_id
 
@@ -108,7 +109,7 @@ def choice(session: Session, values: dict[str, Any]) -> CloudChoice | None:
     row = chosen_row(session, values)
     if row is None:
         raise ValidationError(
-            "That WhatsApp template is no longer among the synced ones; choose another.",
+            N_("That WhatsApp template is no longer among the synced ones; choose another."),
             field="cloud",
         )
     return CloudChoice(row.name, row.language, mapping_of(row, values))

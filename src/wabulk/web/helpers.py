@@ -147,8 +147,9 @@ def _role() -> Role | None:
 
 
 def shown_reason(reason: str | None) -> str | None:
-    """A sender's state reason as the signed-in user may read it (server details to admins)."""
-    return disclosure.reason_for(reason, _role())
+    """A sender's state reason as the signed-in user may read it (server details to admins),
+    in the reader's language when it is one of our sentences."""
+    return i18n.translated(disclosure.reason_for(reason, _role()))
 
 
 def shown_text(text: str | None) -> str | None:
