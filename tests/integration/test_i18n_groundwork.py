@@ -74,7 +74,7 @@ def _english_patterns(locale: str, _mtime: float) -> tuple[tuple[str, str, re.Pa
 def _whole_texts(markup: str) -> set[str]:
     """Each element's own text and each read attribute, whole."""
     said = re.findall(r'(?:aria-label|title|placeholder|data-confirm|alt)="([^"]*)"', markup)
-    markup = re.sub(r"<(script|style)\b.*?</\1>", " ", markup, flags=re.S)
+    markup = re.sub(r"<(script|style|code)\b.*?</\1>", " ", markup, flags=re.S)
     # A choice that shows its own code (a contact field's key, as typed in a template) is a
     # code, the same in every language.
     markup = re.sub(r'<option\b[^>]*\bvalue="([^"]*)"[^>]*>\s*\1\s*</option>', " ", markup)
