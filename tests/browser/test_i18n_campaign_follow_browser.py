@@ -15,7 +15,8 @@ from ..support import running_server
 from .conftest import sign_in
 from .test_analytics_charts import EMAIL, PASSWORD, _instance, _watch
 
-pytestmark = pytest.mark.browser
+# About 45 s each: the live pages are watched through several polls (make test-slow).
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 def test_the_campaign_pages_live_figures_stay_in_hindi(browser, tmp_path) -> None:

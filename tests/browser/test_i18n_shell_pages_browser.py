@@ -17,7 +17,8 @@ from ..support import running_server
 from .conftest import sign_in
 from .test_analytics_charts import EMAIL, PAINTED, PASSWORD, _instance, _watch
 
-pytestmark = pytest.mark.browser
+# About 45 s each: the live pages are watched through several polls (make test-slow).
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 def test_charts_and_live_figures_in_the_readers_language(browser, tmp_path) -> None:
