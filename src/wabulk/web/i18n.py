@@ -137,6 +137,39 @@ def format_number(value: int | float | None, locale: Locale | str | None = None)
     return format_decimal(value, locale=locale or format_locale())
 
 
+def format_fixed(
+    value: int | float | None,
+    digits: int | None = None,
+    locale: Locale | str | None = None,
+    group: bool = True,
+) -> str:
+    """A decimal number with the locale's decimal mark: `digits` decimals (rounded as Python's
+    round() does), or as many as Python writes the number with when None (1.0, 0.25, 80), so
+    English reads as it did before translations: 18.5, 100.0, 0.2. `group=False` leaves out
+    the thousands separator (1000, as "%g" writes it)."""
+    if value is None:
+        return "—"
+    if digits is None:
+        written = str(value)
+        if not isinstance(value, int | float) or "e" in written or "n" in written:
+            return format_number(value, locale)  # 1e-05, inf, nan: no fixed form
+        digits = len(written.partition(".")[2])
+    else:
+        value = round(value, digits)
+    pattern = "#,##0" + ("." + "0" * digits if digits else "")
+    return format_decimal(
+        value, format=pattern, locale=locale or format_locale(), group_separator=group
+    )
+
+
+def format_percent(value: int | float | None, digits: int | None = 1) -> str:
+    """A percentage already out of 100 (18.5), with its sign: 18.5% in English, 18,5% in
+    Portuguese (as Analytics writes shares); a dash when there is none."""
+    if value is None:
+        return "—"
+    return format_fixed(value, digits) + "%"
+
+
 def format_local_datetime(local: datetime, locale: Locale | str) -> str:
     """`local` (already in the reader's timezone) with the zone's abbreviation after it.
 
@@ -157,6 +190,20 @@ def _number_filter(_context: object, value: int | float | None) -> str:
     # pass_context: Jinja would otherwise work out `{{ 100000|number }}` once, when the
     # template is compiled, in whichever language the first reader had.
     return format_number(value)
+
+
+@pass_context
+def _decimal_filter(
+    _context: object, value: int | float | None, digits: int | None = None, group: bool = True
+) -> str:
+    """`{{ seconds|decimal }}`, `{{ share|decimal(1) }}`: see format_fixed."""
+    return format_fixed(value, digits, group=group)
+
+
+@pass_context
+def _percent_filter(_context: object, value: int | float | None, digits: int | None = 1) -> str:
+    """`{{ campaign_percent|percent }}`: 18.5% (18,5% in Portuguese); see format_percent."""
+    return format_percent(value, digits)
 
 
 @cache
@@ -296,6 +343,8 @@ def init_app(app: Flask) -> None:
     app.before_request(_take_lang_choice)
     app.after_request(_remember_lang_choice)
     app.jinja_env.filters["number"] = _number_filter
+    app.jinja_env.filters["decimal"] = _decimal_filter
+    app.jinja_env.filters["percent"] = _percent_filter
     app.jinja_env.globals.update(
         languages=LANGUAGES,
         current_language=current_language,
