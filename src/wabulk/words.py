@@ -26,6 +26,10 @@ NESTED = frozenset(
 )
 
 
+# Placeholders whose value is a country's English name: shown in the reader's language.
+COUNTRY = frozenset({"country", "region"})
+
+
 def N_(msgid: str) -> str:
     return msgid
 

@@ -160,11 +160,11 @@ def test_the_import_reasons_read_in_the_readers_language(
     assert "row 5 repeats row 2 (+919876543210); taken, as the last row wins" in english
     _speak(db, shop["user"], "hi")
     hindi = html.unescape(client.get(url).get_data(as_text=True))
-    assert "पंक्ति 3: '12345' India के नंबर के लिए बहुत छोटा है" in hindi
+    assert "पंक्ति 3: '12345' भारत के नंबर के लिए बहुत छोटा है" in hindi
     assert "पंक्ति 4: +912026123456 इम्पोर्ट हुआ; लैंडलाइन" in hindi
     _speak(db, shop["user"], "pt_BR")
     portuguese = html.unescape(client.get(url).get_data(as_text=True))
-    assert "linha 3: '12345' é curto demais para India" in portuguese
+    assert "linha 3: '12345' é curto demais para Índia" in portuguese
     assert "a linha 5 repete a linha 2 (+919876543210); usada, pois vale a última linha" in (
         portuguese
     )
@@ -172,7 +172,7 @@ def test_the_import_reasons_read_in_the_readers_language(
     report = client.get(f"{url}/report.csv").get_data(as_text=True)
     rows = list(csv.reader(io.StringIO(report.lstrip("\ufeff"))))
     assert (rows[0][0], rows[0][2]) == ("Linha", "Motivo")
-    assert rows[1][:3] == ["3", "rejeitado", "linha 3: '12345' é curto demais para India"]
+    assert rows[1][:3] == ["3", "rejeitado", "linha 3: '12345' é curto demais para Índia"]
 
 
 def test_the_report_and_the_export_keep_english_for_english_readers(
@@ -216,7 +216,7 @@ def test_a_refused_phone_number_reads_in_the_readers_language(
         "/contacts/new", data={"csrf_token": token, "phone": "12345", "name": "X"}
     )
     page = html.unescape(response.get_data(as_text=True))
-    assert "Número de telefone: '12345' é curto demais para India." in page, page
+    assert "Número de telefone: '12345' é curto demais para Índia." in page, page
 
 
 def test_an_event_line_reads_in_the_readers_language(

@@ -72,10 +72,11 @@ def test_words_make_the_same_english_as_before() -> None:
 
 def test_stored_english_reads_in_the_readers_language(app: Flask, catalogue: None) -> None:
     assert _in(app, "hi", "Give the contact's phone number.") == "संपर्क का फ़ोन नंबर दें।"
-    # Values are kept; a value that is itself one of our sentences is translated too.
+    # Values are kept; a value that is itself one of our sentences is translated too, and a
+    # country named in English by our sentence is named in the reader's language (Babel).
     reason = said("is too short for %(country)s", country="India")
     stored = said("row %(row)s: %(problem)s", row=17, problem=reason)
-    assert _in(app, "hi", stored) == "पंक्ति 17: India के लिए बहुत छोटा है"
+    assert _in(app, "hi", stored) == "पंक्ति 17: भारत के लिए बहुत छोटा है"
     # A name is never translated, even when it reads like one of our words.
     stored = said(
         "Campaign %(name)s paused: %(reason)s",

@@ -120,7 +120,7 @@ def setup() -> Response | str:
         form=form,
         error=error,
         country=country,
-        regions=country_choices(),
+        regions=i18n.country_choices(country_choices()),
         zone_countries=zone_countries(),
     ), 400 if error else 200
 

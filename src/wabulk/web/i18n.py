@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -27,7 +28,7 @@ from flask_login import current_user
 from jinja2 import pass_context
 
 from .. import app_settings
-from ..words import NESTED
+from ..words import COUNTRY, NESTED
 
 # The locales we ship, with each one's name written in its own language (for the choosers).
 LANGUAGES: dict[str, str] = {
@@ -234,6 +235,49 @@ def javascript_catalogue() -> dict[str, str]:
     return out
 
 
+# --- countries, named in the reader's language ---
+
+
+def _sort_key(name: str) -> str:
+    """Accents aside, as a reader looks a name up ("África do Sul" among the A's)."""
+    plain = unicodedata.normalize("NFKD", name)
+    return "".join(c for c in plain if not unicodedata.combining(c)).casefold()
+
+
+def country_choices(choices: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """("IN", "India (+91)") with the country named in the reader's language (Babel's names)
+    and sorted again for it; English keeps the list as it is."""
+    if current_language() == DEFAULT:
+        return choices
+    names = _locale(current_language()).territories
+    out = []
+    for code, label in choices:
+        english, sep, dial = label.rpartition(" (")
+        out.append((code, f"{names.get(code, english)} ({dial}" if sep else label))
+    return sorted(out, key=lambda item: _sort_key(item[1]))
+
+
+@cache
+def _english_countries() -> dict[str, str]:
+    """Babel's English country name -> its code, and ours (phonenumbers' regions) too."""
+    from ..contacts.phones import region_name  # phones imports nothing of the web
+
+    out = {str(name): code for code, name in _locale("en").territories.items() if len(code) == 2}
+    for code in _locale("en").territories:
+        if len(code) == 2:
+            out.setdefault(region_name(code), code)
+    return out
+
+
+def country_name(english: str) -> str:
+    """A country named in English by our sentences ("too short for Brazil"), in the reader's
+    language; anything else as it is."""
+    code = _english_countries().get(english)
+    if code is None:
+        return english
+    return str(_locale(current_language()).territories.get(code, english))
+
+
 # --- stored English sentences, read back in the reader's language (wabulk.words) ---
 
 _PLACEHOLDER = re.compile(r"%\((\w+)\)([sd])")
@@ -327,6 +371,8 @@ def translated(text: str | None, _depth: int = 0) -> str | None:
                 values[name] = int(value)
             elif name in NESTED:
                 values[name] = translated(value, _depth + 1)
+            elif name in COUNTRY:
+                values[name] = country_name(value)
             else:
                 values[name] = value
         if isinstance(pattern.msgid, tuple):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 
-from babel import Locale
 from flask import Blueprint, Response, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -111,17 +110,7 @@ def _render_mapping(imp, error: str | None = None, status: int = 200):  # type: 
 
 
 def _country_choices() -> list[tuple[str, str]]:
-    """(code, "India (+91)") for every region, named in the reader's language (Babel's names;
-    English keeps ours)."""
-    english = country_choices()
-    if i18n.current_language() == i18n.DEFAULT:
-        return english
-    names = Locale.parse(i18n.current_language()).territories
-    out = []
-    for code, label in english:
-        dialling = label[label.rindex(" (") :]
-        out.append((code, names[code] + dialling if code in names else label))
-    return sorted(out, key=lambda item: item[1])
+    return i18n.country_choices(country_choices())
 
 
 def _mapping_from_form(header: list[str]) -> dict:  # type: ignore[type-arg]

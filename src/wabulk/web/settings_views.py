@@ -270,7 +270,7 @@ def _render_general(
     session = db_session()
     return render_template(
         "settings/general.html",
-        regions=_in_readers_language(country_choices()),
+        regions=i18n.country_choices(country_choices()),
         country=app_settings.default_country(session) or "",
         keywords_text=keywords_text
         if keywords_text is not None
@@ -278,20 +278,6 @@ def _render_general(
         keywords_error=keywords_error,
         keyword_limits=(opt_out_keywords.MAX_KEYWORDS, opt_out_keywords.MAX_KEYWORD_CHARS),
     ), status  # type: ignore[return-value]
-
-
-def _in_readers_language(choices: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """("IN", "India (+91)") with the country named in the reader's language (Babel's names),
-    sorted again; English keeps the list as it is."""
-    language = i18n.current_language()
-    if language == i18n.DEFAULT:
-        return choices
-    names = i18n.format_locale().territories
-    out = []
-    for code, label in choices:
-        english, _sep, dial = label.rpartition(" (")
-        out.append((code, f"{names.get(code, english)} ({dial}" if _sep else label))
-    return sorted(out, key=lambda item: item[1].casefold())
 
 
 @bp.post("/general")
