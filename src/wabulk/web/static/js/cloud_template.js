@@ -82,7 +82,7 @@
       const i = document.createElement("i");
       i.className = `bi bi-${icon}`;
       i.setAttribute("aria-hidden", "true");
-      file.append(i, document.createTextNode(` ${word} · ${name || wabulkText("attach it below")}`));
+      file.append(i, document.createTextNode(" " + word + " · " + (name || wabulkText("attach it below"))));
       div.append(file);
     }
     if (sample.heading) div.append(line("fw-bold", sample.heading));

@@ -24,7 +24,7 @@
     if (segment && segmentSentence) {
       const option = segment.selectedOptions[0];
       const who = option && option.dataset.sentence
-        ? `${wabulkText("Who: %(who)s.", { who: option.dataset.sentence })} ` : "";
+        ? wabulkText("Who: %(who)s.", { who: option.dataset.sentence }) + " " : "";
       segmentSentence.textContent = who + wabulkText("Worked out again when you launch, so it is up to date then; people who opted out are never in it.");
     }
   }
@@ -60,7 +60,7 @@
         : wabulkText("<strong>%(n)s</strong> recipient(s)", { n });
       if (a.opted_out) {
         audience.append(document.createTextNode(
-          ` · ${wabulkText("%(n)s opted out, left out", { n: wabulkNumber(a.opted_out) })}`));
+          " · " + wabulkText("%(n)s opted out, left out", { n: wabulkNumber(a.opted_out) })));
       }
     } catch (err) {
       audience.textContent = wabulkText("Could not count the recipients; they are counted again before launch.");
