@@ -94,6 +94,21 @@ def header(tz_name: str | None, fields: list[str] | None = None) -> list[str]:
     ]
 
 
+def status_words() -> dict[str, str]:
+    """The recipients' statuses in the report's language, as its headers are (English for the
+    API and without a reader); the recipients table's words for them."""
+    return {
+        "queued": _("queued"),
+        "sending": _("sending"),
+        "sent": _("sent"),
+        "delivered": _("delivered"),
+        "read": _("read"),
+        "failed": _("failed"),
+        "skipped": _("skipped"),
+        "unknown": _("unknown"),
+    }
+
+
 def _window(campaign_id: int, first_id: int, size: int) -> Select:  # type: ignore[type-arg]
     """The campaign's messages with ids in [first_id, first_id + size), by id.
 
@@ -176,6 +191,7 @@ def rows(
     tz = zone(tz_name)
     fields = fields or []
     text = neutralise
+    statuses = status_words()
 
     def when(value: datetime | None) -> datetime | None:
         return value.astimezone(tz).replace(tzinfo=None) if value else None
@@ -196,7 +212,7 @@ def rows(
                 text(r.phone),
                 text(r.contact_name),
                 *[field_cell(attrs.get(key)) for key in fields],
-                r.status.value,
+                statuses.get(r.status.value, r.status.value),
                 text(r.error_code),
                 text(r.error_detail),
                 r.attempts,

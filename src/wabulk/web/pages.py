@@ -104,9 +104,9 @@ def last_finished_view(last: dash.FinishedCampaign | None) -> dict[str, Any]:
                 # Sent and failed are shares of the recipients; the rest of what was sent.
                 "percent": ""
                 if step.percent is None
-                else _("%(percent)s%% of sent", percent=step.percent)
+                else _("%(percent)s%% of sent", percent=i18n.format_fixed(step.percent, 1))
                 if step.base == "sent"
-                else f"{step.percent}%",
+                else i18n.format_percent(step.percent),
             }
             for step in last.funnel.steps()
         ],

@@ -113,7 +113,8 @@ function statusWord(value) {
 
   function show(p) {
     setBar(p.percent);
-    field("percent").textContent = `${p.percent}%`;
+    // Up to one decimal, as this line always wrote it live (100%, 18.5%).
+    field("percent").textContent = wabulkPercent(p.percent, 1, 0);
     field("done").textContent = fmt.format(p.done);
     field("total").textContent = fmt.format(p.total);
     for (const [status, n] of Object.entries(p.counts)) {
@@ -151,9 +152,9 @@ function statusWord(value) {
       const value = document.querySelector(`[data-funnel="${step.key}"]`);
       if (value) value.textContent = fmt.format(step.n);
       const share = document.querySelector(`[data-funnel-percent="${step.key}"]`);
-      // One decimal, as the server writes it (100.0%, not 100%).
+      // One decimal in the reader's numbers, as the server writes it (100.0%, not 100%).
       if (share) {
-        const percent = step.percent === null ? "—" : `${step.percent.toFixed(1)}%`;
+        const percent = wabulkPercent(step.percent);
         share.textContent = step.base === "sent"
           ? wabulkText("%(percent)s of sent", { percent })
           : wabulkText("%(percent)s of recipients", { percent });

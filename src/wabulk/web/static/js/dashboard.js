@@ -43,7 +43,7 @@
     status.className = `badge status-${c.status}`;
     setText(status, c.status_label || c.status);
     setBar(item, c);
-    setText(field(item, "percent"), `${c.percent}%`);
+    setText(field(item, "percent"), wabulkPercent(c.percent, 1, 0)); // 100%, 18.5% as before
     setText(field(item, "done"), fmt(c.done));
     setText(field(item, "total"), fmt(c.total));
     setText(field(item, "sent"), fmt(c.sent));

@@ -23,25 +23,28 @@
   // A count or amount as the server's |number filter writes it (1,00,000 in Hindi and in
   // English for a shop in India; 100.000 in Portuguese, Spanish and Indonesian).
   window.wabulkNumber = (value) => (value === null || value === undefined || value === "" ? "—" : numbers.format(Number(value)));
-  // A decimal with a fixed number of decimals, as the server's |decimal(digits) filter writes
-  // it (18.5 in English, 18,5 in Portuguese), and a percentage already out of 100 with its
-  // sign, as |percent does (18.5%, 18,5%). The server's values come rounded already.
+  // A decimal with `digits` decimals, as the server's |decimal(digits) filter writes it (18.5
+  // in English, 18,5 in Portuguese), and a percentage already out of 100 with its sign, as
+  // |percent does (18.5%, 18,5%). `least` below `digits` drops trailing zeros: 100 for 100.0,
+  // as `${value}` wrote it. The server's values come rounded already.
   const fixed = {};
-  const fixedFormat = (digits) => {
-    if (!fixed[digits]) {
-      const options = { minimumFractionDigits: digits, maximumFractionDigits: digits };
+  const fixedFormat = (digits, least) => {
+    const key = `${least}-${digits}`;
+    if (!fixed[key]) {
+      const options = { minimumFractionDigits: least, maximumFractionDigits: digits };
       try {
-        fixed[digits] = new Intl.NumberFormat(numberLocale, options);
+        fixed[key] = new Intl.NumberFormat(numberLocale, options);
       } catch (_error) {
-        fixed[digits] = new Intl.NumberFormat("en", options);
+        fixed[key] = new Intl.NumberFormat("en", options);
       }
     }
-    return fixed[digits];
+    return fixed[key];
   };
-  window.wabulkDecimal = (value, digits = 1) =>
-    (value === null || value === undefined || value === "" ? "—" : fixedFormat(digits).format(Number(value)));
-  window.wabulkPercent = (value, digits = 1) =>
-    (value === null || value === undefined || value === "" ? "—" : `${window.wabulkDecimal(value, digits)}%`);
+  const blank = (value) => value === null || value === undefined || value === "";
+  window.wabulkDecimal = (value, digits = 1, least = digits) =>
+    (blank(value) ? "—" : fixedFormat(digits, least).format(Number(value)));
+  window.wabulkPercent = (value, digits = 1, least = digits) =>
+    (blank(value) ? "—" : `${window.wabulkDecimal(value, digits, least)}%`);
   window.wabulkText = (text, values) => {
     const translated = Object.prototype.hasOwnProperty.call(catalogue, text) ? catalogue[text] : text;
     if (!values) return translated;

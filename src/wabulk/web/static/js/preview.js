@@ -212,9 +212,10 @@
   }
 
   function sizeText(bytes) {
-    if (bytes >= 1048576) return `${(bytes / 1048576).toFixed(1)} MB`;
+    // As the server's file_size macro writes it, in the reader's numbers (1.5 MB, 1,5 MB).
+    if (bytes >= 1048576) return `${wabulkDecimal(bytes / 1048576, 1)} MB`;
     if (bytes >= 1024) return `${Math.round(bytes / 1024)} KB`;
-    return `${bytes} bytes`;
+    return wabulkText("%(n)s bytes", { n: bytes });
   }
 
   // What goes above the text: a chosen file not saved yet, else the saved attachment.
