@@ -25,7 +25,23 @@ from wabulk.segments.compile import NOT_RETRYABLE
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
 CITIES = ["Pune", "pune", "PUNE ", "Mumbai", "Pune East", "", None, 42]
-AMOUNTS = ["500", "1,250", "abc", "", "-3", "12.5", "499.99", "5.", "1.2.3", 700, None, " 800 "]
+AMOUNTS = [
+    "500",
+    "1,250",
+    "23,70",
+    "1.234,56",
+    "1,2,5",
+    "abc",
+    "",
+    "-3",
+    "12.5",
+    "499.99",
+    "5.",
+    "1.2.3",
+    700,
+    None,
+    " 800 ",
+]
 DATES = [
     "2026-10-01",
     "2026-10-01T00:00:00",
@@ -156,7 +172,11 @@ def _number(v: Any) -> float | None:
     t = _text(v)
     if t is None:
         return None
-    r = t.strip(" ").replace(",", "")
+    b = t.strip(" ")
+    comma = re.fullmatch(r"-?[0-9]([0-9.]*[0-9])?,([0-9]+)", b)
+    if comma and ("." in b or len(comma.group(2)) != 3):  # "23,70", "1.234,56"
+        return float(b.replace(".", "").replace(",", "."))
+    r = b.replace(",", "")
     return float(r) if re.fullmatch(r"-?[0-9]+(\.[0-9]*)?", r) else None
 
 

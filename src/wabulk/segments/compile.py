@@ -9,10 +9,17 @@ Attribute values are stored as text in a JSON column. Three expressions read the
 rendered the same way in a query and in the expression index that serves it (indexes.py):
 
 - `lower`: the text in lower case, for "is" (an index serves it) and "contains" (a scan).
-- `number`: the text as a number when it is one (commas and outer spaces ignored: "1,250"
-  is 1250); NULL otherwise, so "abc" never errors and never compares. PostgreSQL casts only
-  after a regular expression said the text is a number; SQLite checks it with GLOB. Both
-  take at most `MAX_NUMBER_CHARS` characters (a longer one would overflow NUMERIC).
+- `number`: the text as a number when it is one; NULL otherwise, so "abc" never errors and
+  never compares. Outer spaces are ignored and a number may be written either way:
+  - with a decimal comma, as sheets from Brazil, Spain or Indonesia are ("23,70",
+    "1.234,56", "-0,5"): one comma with digits on both sides, only digits and dots before
+    it (the dots group thousands and are dropped), only digits after it, and either a dot
+    before it or not exactly three digits after it;
+  - otherwise with a decimal point, commas grouping digits and ignored ("1,250" is 1250,
+    "1,00,000" is 100000, "12.5" is 12.5) — so "1,250" stays 1250 and "1.234" stays 1.234.
+  PostgreSQL casts only after a regular expression said the text is a number; SQLite checks
+  it with GLOB (the same rules). Both take at most `MAX_NUMBER_CHARS` characters (a longer
+  one would overflow NUMERIC).
 - `date`: the first ten characters when the text starts like an ISO date ("2026-10-01" or
   "2026-10-01T00:00:00", what imports of XLSX dates store); NULL otherwise. ISO dates
   compare as text, so no date parsing happens in SQL.
@@ -93,9 +100,15 @@ def attribute_sql(dialect: str, column: str, key: str, kind: str) -> str:
         if kind == "lower":
             return f"lower({t})"
         if kind == "number":
-            r = f"replace(btrim({t}), ',', '')"
+            b = f"btrim({t})"
+            comma = f"replace(replace({b}, '.', ''), ',', '.')"
+            r = f"replace({b}, ',', '')"
             return (
-                f"CASE WHEN length({r}) <= {MAX_NUMBER_CHARS} "
+                f"CASE WHEN length({b}) <= {MAX_NUMBER_CHARS} "
+                f"AND {b} ~ '^-?[0-9]([0-9.]*[0-9])?,[0-9]+$' "
+                f"AND (strpos({b}, '.') > 0 OR length({b}) - strpos({b}, ',') <> 3) "
+                f"THEN CAST({comma} AS NUMERIC) "
+                f"WHEN length({r}) <= {MAX_NUMBER_CHARS} "
                 f"AND {r} ~ '^-?[0-9]+([.][0-9]*)?$' THEN CAST({r} AS NUMERIC) END"
             )
         if kind == "date":
@@ -109,9 +122,17 @@ def attribute_sql(dialect: str, column: str, key: str, kind: str) -> str:
     if kind == "lower":
         return f"lower({t})"
     if kind == "number":
-        r = f"replace(trim({t}), ',', '')"
+        b = f"trim({t})"
+        comma = f"replace(replace({b}, '.', ''), ',', '.')"
+        r = f"replace({b}, ',', '')"
         return (
-            f"CASE WHEN length({r}) <= {MAX_NUMBER_CHARS} "
+            f"CASE WHEN length({b}) <= {MAX_NUMBER_CHARS} "
+            f"AND ({b} GLOB '[0-9]*' OR {b} GLOB '-[0-9]*') "
+            f"AND substr({b}, 2) NOT GLOB '*[^0-9.,]*' "
+            f"AND {b} GLOB '*[0-9],[0-9]*' AND {b} NOT GLOB '*,*[.,]*' "
+            f"AND ({b} GLOB '*.*' OR length({b}) - instr({b}, ',') <> 3) "
+            f"THEN CAST({comma} AS REAL) "
+            f"WHEN length({r}) <= {MAX_NUMBER_CHARS} "
             f"AND ({r} GLOB '[0-9]*' OR {r} GLOB '-[0-9]*') "
             f"AND substr({r}, 2) NOT GLOB '*[^0-9.]*' AND {r} NOT GLOB '*.*.*' "
             f"THEN CAST({r} AS REAL) END"

@@ -38,7 +38,7 @@ LOCK_TIMEOUT = "5s"
 # A kind whose expression changed gets a new name, so IF NOT EXISTS builds the new one;
 # `ensure` drops the old name's index (PostgreSQL's old "number" one overflowed on a long
 # number cell and so failed that contact's write).
-VERSIONS = {"number": 2}
+VERSIONS = {"number": 3}  # 3: numbers written with a decimal comma ("23,70")
 
 
 def index_name(key: str, kind: str, version: int | None = None) -> str:

@@ -22,6 +22,7 @@ from zoneinfo import available_timezones
 
 from babel import Locale
 from babel.lists import format_list
+from babel.numbers import format_decimal
 from flask_babel import get_locale, pgettext
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -528,7 +529,11 @@ def _phrase(c: dict[str, Any], lists: dict[int, str], campaigns: dict[int, str])
         return pgettext("segment condition", "%(key)s is before %(date)s", key=key, date=value)
     if op == "after":
         return pgettext("segment condition", "%(key)s is after %(date)s", key=key, date=value)
-    return f"{key} {OP_WORDS[op]} {value}"  # > ≥ < ≤: the same in every language
+    # > ≥ < ≤: the same in every language; the number as the reader writes it ("300,5")
+    locale = _reader()
+    if locale is not None and isinstance(value, int | float) and not isinstance(value, bool):
+        value = format_decimal(value, locale=locale)
+    return f"{key} {OP_WORDS[op]} {value}"
 
 
 def _outcome_phrase(op: str, name: str, value: object) -> str:

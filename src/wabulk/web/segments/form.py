@@ -15,9 +15,12 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from babel.numbers import NumberFormatError, parse_decimal
+from flask import has_request_context
 from flask_babel import pgettext
 from werkzeug.datastructures import MultiDict
 
+from .. import i18n
 from ..helpers import id_values
 
 # (field, what the builder calls it). The words are marked with pgettext and its context
@@ -200,16 +203,39 @@ def condition_of(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _number(text: str) -> Any:
-    """A number typed in a box ("1,500" too); the text itself when it is none (the terms'
+    """A number typed in a box, read as the reader writes numbers ("1,500.5" in English and
+    Hindi, "1.500,5" in Portuguese, Spanish and Indonesian); kept as a plain int or float
+    (the terms store numbers canonically). The text itself when it is none (the terms'
     check then names the row)."""
-    bare = text.replace(",", "").strip()
-    try:
-        return int(bare)
-    except ValueError:
+    bare = text.strip()
+    if not has_request_context() or i18n.current_language() == i18n.DEFAULT:
+        bare = bare.replace(",", "")  # English as it always was ("1,000.50")
         try:
-            return float(bare)
+            return int(bare)
         except ValueError:
-            return text
+            try:
+                return float(bare)
+            except ValueError:
+                return text
+    try:
+        number = parse_decimal(bare, locale=i18n.format_locale())
+    except NumberFormatError:
+        return text
+    if not number.is_finite():
+        return text
+    return int(number) if number == number.to_integral_value() else float(number)
+
+
+def shown_number(value: Any) -> str:
+    """A stored number as the reader writes it, for the box it goes back into."""
+    if (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and has_request_context()
+        and i18n.current_language() != i18n.DEFAULT
+    ):
+        return i18n.format_number(value)
+    return "" if value is None else str(value)
 
 
 def rows_of(terms: Mapping[str, Any] | None) -> list[dict[str, Any]]:
@@ -234,7 +260,10 @@ def rows_of(terms: Mapping[str, Any] | None) -> list[dict[str, Any]]:
             row["reason"] = "" if value is None else str(value)
         else:
             row["key"] = cond.get("key", "")
-            row["value"] = "" if value is None else str(value)
+            op = cond.get("op", "")
+            row["value"] = (
+                shown_number(value) if op in NUMBER_OPS else "" if value is None else str(value)
+            )
         rows.append(row)
     return rows
 

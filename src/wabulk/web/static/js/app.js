@@ -29,6 +29,12 @@ document.querySelectorAll("input[type=file][data-max-bytes]").forEach((input) =>
     const file = input.files && input.files[0];
     const tooLarge = Boolean(file && file.size > Number(input.dataset.maxBytes));
     input.classList.toggle("is-invalid", tooLarge);
+    // The sentence is in the page only while it is true (a refused page says nothing of size).
+    const feedback = input.parentElement && input.parentElement.querySelector("[data-too-large]");
+    if (feedback) {
+      feedback.textContent = tooLarge ? (input.dataset.tooLargeText || "") : "";
+      feedback.hidden = !tooLarge;
+    }
     input.setCustomValidity(tooLarge ? wabulkText("This file is over the upload limit.") : "");
   });
 });

@@ -117,8 +117,24 @@
     return Array.from(row.querySelectorAll(`input[name$="-${name}"]:checked`)).map((b) => b.value);
   }
 
+  // A number typed as the page's language writes them ("1,500.5" in English and Hindi,
+  // "1.500,5" in Portuguese, Spanish and Indonesian), as the server reads the saved form.
+  const marks = (() => {
+    const meta = document.querySelector('meta[name="wabulk-i18n"]');
+    const locale = (meta && meta.dataset.numberLocale) || document.documentElement.lang || "en";
+    let parts;
+    try {
+      parts = new Intl.NumberFormat(locale).formatToParts(12345.6);
+    } catch (_error) {
+      parts = new Intl.NumberFormat("en").formatToParts(12345.6);
+    }
+    const mark = (type, fallback) => (parts.find((p) => p.type === type) || { value: fallback }).value;
+    return { group: mark("group", ","), decimal: mark("decimal", ".") };
+  })();
+
   function number(text) {
-    const bare = text.replaceAll(",", "").trim();
+    let bare = text.trim().replaceAll(marks.group, "").replaceAll(/[\s\u00a0\u202f]/g, "");
+    if (marks.decimal !== ".") bare = bare.replace(marks.decimal, ".");
     return /^-?\d+(\.\d+)?$/.test(bare) ? Number(bare) : text;
   }
 
