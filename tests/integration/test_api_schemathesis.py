@@ -72,6 +72,8 @@ def served(dual: tuple[Flask, Database], settings) -> Iterator[tuple[str, str]]:
         yield server.url, secret
 
 
+# Fuzzing every operation (about a minute per database): make test-slow.
+@pytest.mark.slow
 def test_every_operation_answers_as_documented(served: tuple[str, str]) -> None:
     base, secret = served
     auth = {"Authorization": f"Bearer {secret}"}

@@ -128,6 +128,8 @@ def _same_as_one_clean_run(tmp_path: Path, db: Database, sheet: Path) -> None:
     assert exact(db) == exact(clean)
 
 
+# A kill and a rerun of a large import (about 30 s): make test-slow, beside the five-kill case.
+@pytest.mark.slow
 def test_a_killed_import_takes_its_reader_along_and_a_rerun_completes_it(tmp_path: Path) -> None:
     sheet = _sheet(tmp_path / "customers.csv", ROWS)
     instance, db = _instance(tmp_path, "instance")

@@ -18,6 +18,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from tests.campaigns_support import assert_counters_exact, make_contacts, make_sender, phones
@@ -65,6 +66,9 @@ def _wait_for(what: str, proc: subprocess.Popen[bytes], condition) -> None:  # t
         time.sleep(0.02)
 
 
+# Ten kills in a row (about a minute): make test-slow; a killed server is settled in make test
+# (test_cloud_scenarios, test_cli_campaigns).
+@pytest.mark.slow
 def test_sigkill_ten_times_loses_nothing_and_sends_nothing_twice(tmp_path: Path) -> None:
     instance = tmp_path / "instance"
     instance.mkdir()

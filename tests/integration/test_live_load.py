@@ -18,6 +18,8 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from tests.campaigns_support import make_campaign, make_contacts, make_sender, phones
 from tests.support import run_wabulk, running_server
 from wabulk.db import Database
@@ -56,6 +58,8 @@ def _get(url: str, cookie: str) -> tuple[int, bytes]:
         conn.close()
 
 
+# A load test (fifty pollers): make test-slow.
+@pytest.mark.slow
 def test_fifty_polling_dashboards_do_not_starve_the_server(tmp_path: Path) -> None:
     instance = tmp_path / "instance"
     assert run_wabulk(instance, "db", "upgrade").returncode == 0

@@ -133,6 +133,8 @@ def test_a_connection_dropped_after_a_claim_commits_leaves_no_message_behind(
         db.dispose()
 
 
+# A worker and a web process through repeated drops (about 20 s): make test-slow.
+@pytest.mark.slow
 def test_worker_and_web_reconnect_when_postgres_drops_every_connection(
     postgres_server: str, postgres_database: str, tmp_path: Path
 ) -> None:

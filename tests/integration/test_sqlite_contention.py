@@ -68,6 +68,8 @@ def _write_round(
     ]  # fmt: skip
 
 
+# A minute of web writes beside a worker: make test-slow (the two cases below stay).
+@pytest.mark.slow
 def test_web_writes_beside_worker_settles_never_meet_a_locked_database(tmp_path: Path) -> None:
     instance = tmp_path / "instance"
     assert run_wabulk(instance, "db", "upgrade").returncode == 0

@@ -26,6 +26,7 @@ from flask import Flask, Response, g, has_request_context, request
 from flask_babel import Babel, get_locale, gettext, ngettext
 from flask_login import current_user
 from jinja2 import pass_context
+from sqlalchemy.exc import SQLAlchemyError
 
 from .. import app_settings
 from ..words import COUNTRY, NESTED
@@ -112,7 +113,11 @@ def _business_country() -> str | None:
     if "business_country" not in g:
         from .helpers import db_session  # helpers imports this module's filters
 
-        g.business_country = app_settings.default_country(db_session())
+        try:
+            g.business_country = app_settings.default_country(db_session())
+        except SQLAlchemyError:
+            # The page saying the database is away is written without asking it again.
+            g.business_country = None
     return g.business_country  # type: ignore[no-any-return]
 
 
