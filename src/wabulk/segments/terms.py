@@ -186,27 +186,25 @@ def _condition(i: int, raw: dict[str, Any]) -> dict[str, Any]:
         ) from None
 
 
+# "Condition 2: Country needs …": one whole sentence per field, so the pages can read it back
+# in their language (the problem is itself one of ours, translated too).
+_CONDITION_PROBLEMS = {
+    "list": N_("Condition %(n)d: List %(problem)s"),
+    "country": N_("Condition %(n)d: Country %(problem)s"),
+    "timezone": N_("Condition %(n)d: Timezone %(problem)s"),
+    "name": N_("Condition %(n)d: Name %(problem)s"),
+    "opt_in": N_("Condition %(n)d: Opt-in %(problem)s"),
+    "not_on_whatsapp": N_("Condition %(n)d: Not on WhatsApp %(problem)s"),
+    "outcome": N_("Condition %(n)d: Earlier campaign %(problem)s"),
+}
+
+
 def _condition_problem(n: int, field: str, raw: dict[str, Any], problem: str) -> str:
-    """ "Condition 2: Country needs …": one whole sentence per field, so the pages can read
-    it back in their language (the problem is itself one of ours, translated too)."""
     if field == "attribute":
         key = label(str(raw.get("key") or ""))
         return said("Condition %(n)d: “%(key)s” %(problem)s", n=n, key=key, problem=problem)
-    if field == "list":
-        return said("Condition %(n)d: List %(problem)s", n=n, problem=problem)
-    if field == "country":
-        return said("Condition %(n)d: Country %(problem)s", n=n, problem=problem)
-    if field == "timezone":
-        return said("Condition %(n)d: Timezone %(problem)s", n=n, problem=problem)
-    if field == "name":
-        return said("Condition %(n)d: Name %(problem)s", n=n, problem=problem)
-    if field == "opt_in":
-        return said("Condition %(n)d: Opt-in %(problem)s", n=n, problem=problem)
-    if field == "not_on_whatsapp":
-        return said("Condition %(n)d: Not on WhatsApp %(problem)s", n=n, problem=problem)
-    if field == "outcome":
-        return said("Condition %(n)d: Earlier campaign %(problem)s", n=n, problem=problem)
-    return said("Condition %(n)d %(problem)s", n=n, problem=problem)
+    msgid = _CONDITION_PROBLEMS.get(field, N_("Condition %(n)d %(problem)s"))
+    return said(msgid, n=n, problem=problem)
 
 
 def _op(raw: dict[str, Any], allowed: tuple[str, ...]) -> str:
