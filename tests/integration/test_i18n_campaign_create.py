@@ -9,20 +9,20 @@ from __future__ import annotations
 
 import io
 import re
-from pathlib import Path
 
 import pytest
-from flask import Flask
 from flask.testing import FlaskClient
 from openpyxl import load_workbook
 
-from tests.page_tour import ADMIN_EMAIL, PASSWORD, Seeded, seed
-from wabulk.config import Settings
-from wabulk.db import Database
-from wabulk.models import User
+from tests.page_tour import Seeded
 
-from ..conftest import csrf_from, login
+from ..conftest import csrf_from
+from ..i18n_support import page as _page
+from ..i18n_support import signed_in_tour
+from ..i18n_support import speak as _speak
 from .test_i18n_groundwork import LOCALES, english_runs, untranslated
+
+tour = pytest.fixture(signed_in_tour, name="tour")
 
 # Product names, and the tour's own data (names, messages and segments people wrote).
 ALLOWED = ("WhatsApp Cloud API", "WhatsApp Web", "Dry run")
@@ -37,26 +37,6 @@ DATA_WORDS = frozenset(
 )
 # What other areas show on the wizard (the senders' stored reasons, the fields' keys).
 OTHERS = ("could not start", "limit banner", "could not be reached", "customer since")
-
-
-def _speak(db: Database, language: str | None) -> None:
-    with db.session() as session:
-        session.query(User).filter_by(email=ADMIN_EMAIL).one().language = language
-        session.commit()
-
-
-@pytest.fixture
-def tour(app: Flask, db: Database, settings: Settings) -> tuple[FlaskClient, Seeded]:
-    seeded = seed(db, Path(settings.instance_path))
-    client = app.test_client()
-    assert login(client, ADMIN_EMAIL, PASSWORD).status_code == 302
-    return client, seeded
-
-
-def _page(client: FlaskClient, url: str) -> str:
-    response = client.get(url)
-    assert response.status_code == 200, (url, response.status_code)
-    return response.get_data(as_text=True)
 
 
 def _urls(seeded: Seeded) -> list[str]:

@@ -9,21 +9,22 @@ from __future__ import annotations
 import csv
 import io
 import re
-from pathlib import Path
 
 import pytest
-from flask import Flask
-from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from tests.page_tour import ADMIN_EMAIL, PASSWORD, Seeded, seed
+from tests.page_tour import Seeded
 from wabulk.campaigns import lifecycle
-from wabulk.config import Settings
 from wabulk.db import Database
-from wabulk.models import Campaign, CampaignStatus, User
+from wabulk.models import Campaign, CampaignStatus
 
-from ..conftest import csrf_from, login
+from ..conftest import csrf_from
+from ..i18n_support import page as _page
+from ..i18n_support import signed_in_tour
+from ..i18n_support import speak as _speak
 from .test_i18n_groundwork import LOCALES, english_runs, untranslated
+
+tour = pytest.fixture(signed_in_tour, name="tour")
 
 # Words that read the same in every language: product names, and the tour's own data.
 ALLOWED = ("WhatsApp Cloud API", "WhatsApp Web", "Dry run")
@@ -34,26 +35,6 @@ USER_DATA = frozenset(
     | {"you", "message", "messages", "Reply", "on WhatsApp", "not on WhatsApp", "General"}
     | {"dry run", "%(zone)s time"}
 )
-
-
-def _speak(db: Database, language: str | None) -> None:
-    with db.session() as session:
-        session.query(User).filter_by(email=ADMIN_EMAIL).one().language = language
-        session.commit()
-
-
-@pytest.fixture
-def tour(app: Flask, db: Database, settings: Settings) -> tuple[FlaskClient, Seeded]:
-    seeded = seed(db, Path(settings.instance_path))
-    client = app.test_client()
-    assert login(client, ADMIN_EMAIL, PASSWORD).status_code == 302
-    return client, seeded
-
-
-def _page(client: FlaskClient, url: str) -> str:
-    response = client.get(url)
-    assert response.status_code == 200, (url, response.status_code)
-    return response.get_data(as_text=True)
 
 
 # Runs of what people typed or named on the tour's pages, and the channels' failure sentences
