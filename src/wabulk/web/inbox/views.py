@@ -290,7 +290,7 @@ def _act(conversation_id: int, run: Any) -> Response:
         said = run(session)
     except (DomainError, answers.AnswerRefused) as exc:
         session.rollback()
-        flash(i18n.translated(str(exc)), "danger")
+        flash(str(exc), "danger")  # _flashes.html reads it in the reader's language
     else:
         session.commit()
         flash(said, "success")
