@@ -49,9 +49,8 @@ _MAX_E164 = 16
 Why = tuple[str, str | None]
 _TOO_LONG: Why = (N_("'%(number)s' is too long for a phone number (more than 15 digits)"), None)
 _NOT_A_NUMBER: Why = (N_("'%(number)s' is not a phone number"), None)
-# Where the business's country is set: every phone error that depends on it says so, and
-# pages add a link next to it.
-COUNTRY_HINT = "Set your country under Settings → General"
+# Every phone error that depends on the business's country says where it is set ("Settings →
+# General", in phone_problem's sentences), and pages add a link next to it.
 LANDLINE = N_("Landline: may not reach a phone")
 
 
