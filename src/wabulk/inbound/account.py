@@ -60,23 +60,28 @@ def _health(sender: Sender, update: AccountUpdate) -> tuple[dict[str, Any], str 
     return health, _news_sentence(news)
 
 
+# Each piece of news: (its sentence alone, its sentence before more news). Throughput is
+# always the last piece of news (see _health), so it never has more after it.
+_NEWS: dict[str, tuple[str, str | None]] = {
+    "quality": (N_("quality is now %(what)s"), N_("quality is now %(what)s; %(more)s")),
+    "tier": (
+        N_("messaging limit is now %(tier)s customers a day"),
+        N_("messaging limit is now %(tier)s customers a day; %(more)s"),
+    ),
+    "throughput": (N_("Meta raised its messages-per-second limit"), None),
+}
+
+
 def _news_sentence(news: list[tuple[str, dict[str, str]]]) -> str | None:
     """The account's news as one sentence (English; each part a marked sentence)."""
-    if not news:
-        return None
-    (kind, values), rest = news[0], news[1:]
-    more = _news_sentence(rest)
-    if kind == "quality":
-        if more:
-            return said("quality is now %(what)s; %(more)s", more=more, **values)
-        return said("quality is now %(what)s", **values)
-    if kind == "tier":
-        if more:
-            return said(
-                "messaging limit is now %(tier)s customers a day; %(more)s", more=more, **values
-            )
-        return said("messaging limit is now %(tier)s customers a day", **values)
-    return N_("Meta raised its messages-per-second limit")
+    sentence: str | None = None
+    for kind, values in reversed(news):
+        alone, before_more = _NEWS[kind]
+        if sentence is None or before_more is None:
+            sentence = said(alone, **values)
+        else:
+            sentence = said(before_more, more=sentence, **values)
+    return sentence
 
 
 def _stop(sender: Sender, state: SenderState, reason: str) -> bool:
