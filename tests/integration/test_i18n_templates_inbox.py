@@ -21,16 +21,12 @@ from sqlalchemy import select
 
 from tests.campaigns_support import make_campaign, make_contacts, make_sender
 from wabulk.campaigns import templates as template_service
-from wabulk.channels.heard import Reply
 from wabulk.db import Database
-from wabulk.inbound import replies
 from wabulk.inbox import conversations
 from wabulk.inbox import quick_replies as saved
 from wabulk.models import (
     Channel,
     CloudTemplate,
-    Contact,
-    Conversation,
     Message,
     MessageStatus,
     Role,
@@ -42,6 +38,7 @@ from wabulk.models import (
 
 from ..conftest import get_csrf, login
 from .test_i18n_groundwork import LOCALES, english_runs, untranslated
+from .test_inbox_pages import _reply
 
 PHONES = ["+919876500001", "+919876500002", "+919876500003"]
 # Reads the same in every language: seeded names, numbers, template names and bodies,
@@ -81,34 +78,6 @@ def _get(client: FlaskClient, url: str) -> str:
     response = client.get(url)
     assert response.status_code == 200, (url, response.status_code)
     return response.get_data(as_text=True)
-
-
-def _reply(db: Database, sender_id: int, phone: str, text: str, at: Any) -> int:
-    with db.session() as session:
-        replies.store_replies(
-            session,
-            sender_id,
-            [
-                Reply(
-                    at=at,
-                    provider_message_id=f"in-{phone}-{at.timestamp()}",
-                    phone=phone,
-                    text=text,
-                )
-            ],
-            ("STOP",),
-            at,
-        )
-        session.commit()
-    with db.session() as session:
-        contact_id = session.scalar(select(Contact.id).where(Contact.phone == phone))
-        found = session.scalar(
-            select(Conversation.id).where(
-                Conversation.contact_id == contact_id, Conversation.sender_id == sender_id
-            )
-        )
-        assert found is not None
-        return found
 
 
 @pytest.fixture
@@ -169,7 +138,7 @@ def shop(db: Database, make_user: Callable[..., User], client: FlaskClient) -> d
         session.commit()
         cloud_id, template_id, linked_id = cloud.id, template.id, linked.id
     open_one = _reply(db, web, PHONES[0], "Dukaan khuli hai?", now - timedelta(minutes=30))
-    stopped = _reply(db, web, PHONES[1], "STOP", now - timedelta(minutes=20))
+    stopped = _reply(db, web, PHONES[1], "STOP", now - timedelta(minutes=20), ("STOP",))
     closed = _reply(db, cloud_id, PHONES[2], "Namaste", now - timedelta(hours=30))
     with db.session() as session:
         actor = session.get(User, admin.id)
@@ -323,19 +292,15 @@ def test_a_previews_error_is_sent_in_the_readers_language(
 ) -> None:
     _speak(db, shop["admin"], "es")
     token = get_csrf(client, "/templates/new")
-    answer = client.post(
-        "/templates/preview.json", data={"csrf_token": token, "body": "x" * 5000}
-    ).get_json()
-    assert answer["error"].startswith("El mensaje tiene 5,000 caracteres; WhatsApp permite")
-    answer = client.post(
-        "/templates/preview.json", data={"csrf_token": token, "body": "Hi {{ shoe_size }}"}
-    ).get_json()
-    assert answer["error"]
+
+    def error_of(body: str) -> str:
+        answer = client.post("/templates/preview.json", data={"csrf_token": token, "body": body})
+        return answer.get_json()["error"]  # type: ignore[no-any-return]
+
+    assert error_of("x" * 5000).startswith("El mensaje tiene 5,000 caracteres; WhatsApp permite")
+    assert error_of("Hi {{ shoe_size }}")
     _speak(db, shop["admin"], "en")
-    answer = client.post(
-        "/templates/preview.json", data={"csrf_token": token, "body": "x" * 5000}
-    ).get_json()
-    assert answer["error"] == "The message has 5,000 characters; WhatsApp allows 4,096."
+    assert error_of("x" * 5000) == "The message has 5,000 characters; WhatsApp allows 4,096."
 
 
 def test_the_inbox_scripts_words_are_in_the_pages_catalogue(

@@ -62,7 +62,16 @@ def _post(client: FlaskClient, url: str, page: str = "/inbox", **form: object): 
     return client.post(url, data={"csrf_token": token, **form})
 
 
-def _reply(db: Database, sender_id: int, phone: str, text: str, at: datetime) -> int:
+def _reply(
+    db: Database,
+    sender_id: int,
+    phone: str,
+    text: str,
+    at: datetime,
+    keywords: tuple[str, ...] = (),
+) -> int:
+    """A customer's reply stored as the webhook stores it; returns its conversation's id
+    (`keywords`: the opt-out keywords it is read against)."""
     with db.session() as session:
         replies.store_replies(
             session,
@@ -75,7 +84,7 @@ def _reply(db: Database, sender_id: int, phone: str, text: str, at: datetime) ->
                     text=text,
                 )
             ],
-            (),
+            keywords,
             at,
         )
     with db.session() as session:
