@@ -83,13 +83,18 @@ def is_api_request() -> bool:
     return request.path.startswith("/api/")
 
 
-def api_error(
+def error_json(
     status: int, code: str, message: str, details: list[dict[str, Any]] | None = None
 ) -> tuple[Response, int]:
-    """The one JSON error shape of the API; `details` name each bad field. A message made in
-    English by a service reads in the asked language (English unless Accept-Language asks)."""
-    said = i18n.translated(message)
-    return jsonify({"error": {"code": code, "message": said, "details": details or []}}), status
+    """The one JSON error shape of the API; `details` name each bad field. The messages are
+    in the request's language already (`_()`; see api_error for one made in English)."""
+    return jsonify({"error": {"code": code, "message": message, "details": details or []}}), status
+
+
+def api_error(status: int, code: str, message: str) -> tuple[Response, int]:
+    """An API error whose message was made in English (by a service, werkzeug, the database
+    handler): read in the asked language (English unless Accept-Language asks)."""
+    return error_json(status, code, i18n.translated(message) or message)
 
 
 def _bearer_token() -> str | None:
@@ -105,7 +110,7 @@ def _authenticate_bearer() -> Any:
         return None
     user = authenticate_token(db_session(), secret)
     if user is None:
-        return api_error(
+        return error_json(
             401,
             "invalid_token",
             _("This API token is unknown or revoked, or its user is disabled."),
@@ -135,7 +140,7 @@ def _gate() -> Any:
         # A page under /api/ (the API docs) sends a browser to sign in; everything else is JSON.
         browsing = getattr(view, "is_page", False) and request.accept_mimetypes.best == "text/html"
         if is_api_request() and not browsing:
-            return api_error(401, "unauthorized", _("Sign in or send an API token."))
+            return error_json(401, "unauthorized", _("Sign in or send an API token."))
         if not has_users(db_session()):
             return redirect(url_for("auth.setup"))  # nobody to sign in as yet
         return login_manager.unauthorized()
@@ -152,8 +157,10 @@ def _gate() -> Any:
 
 
 def _forbidden(message: str) -> Any:
+    """`message` in the reader's language (the gate's); a service's English is refused with
+    _on_permission_denied."""
     if is_api_request():
-        return api_error(403, "forbidden", message)
+        return error_json(403, "forbidden", message)
     return render_template(
         "errors/error.html", code=403, title=_("Not allowed"), message=message
     ), 403
@@ -197,11 +204,14 @@ def _on_csrf_error(error: CSRFError) -> Any:
 
 
 def _on_permission_denied(error: PermissionDenied) -> Any:
-    return _forbidden(str(error))
+    if is_api_request():
+        return api_error(403, "forbidden", str(error))
+    return _forbidden(str(error))  # the error page reads it in the reader's language
 
 
 def _on_not_found(error: Exception) -> Any:
-    message = str(error) if isinstance(error, NotFound) else _("There is nothing at this address.")
+    # English either way: the API answer and the error page each read it back once.
+    message = str(error) if isinstance(error, NotFound) else N_("There is nothing at this address.")
     if is_api_request():
         return api_error(404, "not_found", message)
     return render_template(
@@ -219,7 +229,7 @@ def _on_conflict(error: Conflict) -> Any:
 def _on_too_large(_error: Exception) -> Any:
     message = _("The file is larger than the %(mb)s MB limit.", mb=get_settings().max_upload_mb)
     if is_api_request():
-        return api_error(413, "too_large", message)
+        return error_json(413, "too_large", message)
     return render_template(
         "errors/error.html", code=413, title=_("File too large"), message=message
     ), 413
@@ -227,7 +237,7 @@ def _on_too_large(_error: Exception) -> Any:
 
 def _on_server_error(_error: Exception) -> Any:
     if is_api_request():
-        return api_error(500, "server_error", _("Something went wrong on our side; it is logged."))
+        return error_json(500, "server_error", _("Something went wrong on our side; it is logged."))
     return render_template(
         "errors/error.html",
         code=500,

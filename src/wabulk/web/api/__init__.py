@@ -16,7 +16,7 @@ from werkzeug.exceptions import HTTPException
 
 from ...models import Role
 from ..helpers import get_settings
-from ..security import csrf, is_api_request, requires
+from ..security import api_error, csrf, is_api_request, requires
 from . import (  # noqa: F401
     account,
     analytics,
@@ -34,7 +34,7 @@ from . import (  # noqa: F401
     webhooks,
 )
 from .openapi import TITLE, doc_entries, document
-from .registry import WRITES, error_answer, install
+from .registry import WRITES, install
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 docs_bp = Blueprint("api_docs", __name__, url_prefix="/api")
@@ -86,7 +86,7 @@ def _http_error(error: HTTPException) -> Any:
     if not is_api_request() or error.code is None:
         return error
     code = (error.name or "error").lower().replace(" ", "_")
-    response, status = error_answer(error.code, code, error.description or error.name)
+    response, status = api_error(error.code, code, error.description or error.name)
     if "Allow" in error.get_headers():
         response.headers["Allow"] = dict(error.get_headers())["Allow"]
     return response, status

@@ -37,7 +37,7 @@ from ...models import Role, User
 from ...words import N_
 from ..helpers import MAX_ID, db_session, get_settings
 from ..i18n import translated
-from ..security import api_error
+from ..security import api_error, error_json
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
@@ -310,7 +310,7 @@ def keyset(
 
 
 # Pydantic's own words for the commonest bad inputs, read back in the client's language when
-# it asks with Accept-Language (the rest stay as pydantic writes them).
+# it asks with Accept-Language (_message; the rest stay as pydantic writes them).
 PYDANTIC_WORDS = (
     N_("Field required"),
     N_("Extra inputs are not permitted"),
@@ -325,21 +325,8 @@ PYDANTIC_WORDS = (
 )
 
 
-def error_answer(
-    status: int, code: str, message: str, details: list[dict[str, Any]] | None = None
-) -> tuple[Response, int]:
-    """`api_error` with the people's words in the request's language: English (they are
-    made in English) unless the client asks with Accept-Language; codes never change."""
-    return api_error(
-        status,
-        code,
-        translated(message) or message,
-        [{**d, "message": translated(d.get("message")) or d.get("message")} for d in details or []],
-    )
-
-
 class Problem(Exception):
-    """An error answer decided while reading the request."""
+    """An error answer decided while reading the request, in the request's language."""
 
     def __init__(
         self, status: int, code: str, message: str, details: list[dict[str, Any]] | None = None
@@ -366,12 +353,14 @@ def _json_body() -> Any:
 
 
 def _message(err: Any) -> str:
+    """A bad field's message in the request's language (our validators' and pydantic's
+    English read back through the catalogue)."""
     if err["type"] == "string_pattern_mismatch" and err.get("ctx", {}).get("pattern") == NO_NUL:
         return _("Must not contain the NUL character (\\u0000)")
     if err["type"] == "value_error":
         text = translated(str(err["ctx"]["error"])) or ""
         return text[:1].upper() + text[1:]
-    return str(err["msg"])
+    return translated(str(err["msg"])) or str(err["msg"])
 
 
 def _field_errors(exc: InputError) -> list[dict[str, Any]]:
@@ -408,27 +397,28 @@ def _inputs(op: Operation) -> dict[str, Any]:
 
 
 def _summary(details: list[dict[str, Any]]) -> str:
-    """ "limit: Input should be … (and 2 more)." in the request's language."""
+    """ "limit: Input should be … (and 2 more)." in the request's language (as the details
+    are already)."""
     first = details[0] if details else {"field": None, "message": _("Invalid input")}
     where = f"{first['field']}: " if first["field"] else ""
-    message = translated(first["message"]) or ""
     more = " " + _("(and %(n)s more)", n=len(details) - 1) if len(details) > 1 else ""
-    return f"{where}{message}{more}."
+    return f"{where}{first['message']}{more}."
 
 
 def _domain_error(op: Operation, exc: DomainError) -> tuple[Response, int]:
     """A service's refusal: its English sentence, read back in the client's language only
-    when it asks with Accept-Language (`error_answer`)."""
+    when it asks with Accept-Language (`api_error`)."""
     message = str(exc)
     if isinstance(exc, NotFound):
-        return error_answer(404, "not_found", message)
+        return api_error(404, "not_found", message)
     if isinstance(exc, Conflict):
-        return error_answer(409, "conflict", message)
+        return api_error(409, "conflict", message)
     if isinstance(exc, PermissionDenied):
-        return error_answer(403, "forbidden", message)
+        return api_error(403, "forbidden", message)
     field = exc.field if isinstance(exc, ValidationError) else None
     field = op.renames.get(field, field) if field else None
-    return error_answer(422, "invalid", message, [{"field": field, "message": message}])
+    shown = translated(message) or message  # once, for the message and its field's detail
+    return error_json(422, "invalid", shown, [{"field": field, "message": shown}])
 
 
 def _view(op: Operation) -> Callable[..., Any]:
@@ -436,7 +426,7 @@ def _view(op: Operation) -> Callable[..., Any]:
         try:
             kwargs = _inputs(op)
         except Problem as exc:
-            return error_answer(exc.status, exc.code, str(exc), exc.details)
+            return error_json(exc.status, exc.code, str(exc), exc.details)
         session = db_session()
         call = Call(session, current_user._get_current_object(), get_settings())
         try:
@@ -449,7 +439,7 @@ def _view(op: Operation) -> Callable[..., Any]:
         except IntegrityError:
             # Two requests racing to create the same name: the loser learns it plainly.
             session.rollback()
-            return error_answer(
+            return error_json(
                 409, "conflict", _("This clashes with a change made at the same time.")
             )
         return _respond(op, result)
