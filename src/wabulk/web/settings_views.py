@@ -140,11 +140,6 @@ def _render_users(invite: InviteForm, status: int = 200) -> str:
     return render_template(
         "settings/users.html",
         users=rows,
-        role_names={
-            Role.VIEWER.value: _("Viewer"),
-            Role.OPERATOR.value: _("Operator"),
-            Role.ADMIN.value: _("Admin"),
-        },
         invite=invite,
         role_form=RoleForm(),
         button_form=EmptyForm(),
