@@ -74,9 +74,3 @@ def whole_minutes(seconds: float) -> int:
     """How long a lost worker has been silent, in whole minutes (at least one), counted as
     "… minutes ago" beside it counts them."""
     return max(1, int(seconds // 60))
-
-
-@bp.app_template_filter("for_minutes")
-def for_minutes(seconds: float) -> str:
-    """`whole_minutes` said: "3 minutes"."""
-    return ngettext("%(num)d minute", "%(num)d minutes", whole_minutes(seconds))
