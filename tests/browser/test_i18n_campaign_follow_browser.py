@@ -5,15 +5,11 @@ in the reader's language and number format."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import update
 
-from wabulk.db import Database
-from wabulk.models import User
-
-from ..campaigns_support import make_campaign, make_contacts, make_sender, phones
 from ..support import running_server
 from .conftest import sign_in
-from .test_analytics_charts import EMAIL, PASSWORD, _instance, _watch
+from .i18n_support import hindi_shop
+from .test_analytics_charts import EMAIL, PASSWORD, _watch
 
 # About 45 s each: the live pages are watched through several polls (make test-slow).
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -22,17 +18,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 def test_the_campaign_pages_live_figures_stay_in_hindi(browser, tmp_path) -> None:
     from playwright.sync_api import expect
 
-    instance = _instance(tmp_path)
-    db = Database(f"sqlite:///{instance / 'wabulk.db'}")
-    try:
-        with db.session() as session:
-            session.execute(update(User).values(language="hi"))
-            session.commit()
-        list_id = make_contacts(db, phones(1200), "Customers")
-        sender = make_sender(db, "Shop phone")
-        campaign = make_campaign(db, [list_id], [sender], name="Diwali")
-    finally:
-        db.dispose()
+    instance, campaign = hindi_shop(tmp_path)
 
     with running_server(instance, "--no-worker") as server:
         page = browser.new_page()

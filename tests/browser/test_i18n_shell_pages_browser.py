@@ -6,16 +6,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import update
 
-from wabulk.db import Database
-from wabulk.models import User, utcnow
+from wabulk.models import utcnow
 
-from ..analytics_support import failed, seed_outcomes, sent
-from ..campaigns_support import make_campaign, make_contacts, make_sender, phones
+from ..analytics_support import failed, sent
 from ..support import running_server
 from .conftest import sign_in
-from .test_analytics_charts import EMAIL, PAINTED, PASSWORD, _instance, _watch
+from .i18n_support import hindi_shop
+from .test_analytics_charts import EMAIL, PAINTED, PASSWORD, _watch
 
 # About 45 s each: the live pages are watched through several polls (make test-slow).
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -24,24 +22,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 def test_charts_and_live_figures_in_the_readers_language(browser, tmp_path) -> None:
     from playwright.sync_api import expect
 
-    instance = _instance(tmp_path)
-    db = Database(f"sqlite:///{instance / 'wabulk.db'}")
-    try:
-        with db.session() as session:
-            session.execute(update(User).values(language="hi"))
-            session.commit()
-        list_id = make_contacts(db, phones(1200), "Customers")
-        sender = make_sender(db, "Shop phone")
-        campaign = make_campaign(db, [list_id], [sender], name="Diwali")
-        now = utcnow()
-        seed_outcomes(
-            db,
-            campaign,
-            sender,
-            [sent(now - timedelta(days=1)) for _ in range(3)] + [failed(now, "not_on_whatsapp")],
-        )
-    finally:
-        db.dispose()
+    now = utcnow()
+    yesterday = [sent(now - timedelta(days=1)) for _ in range(3)]
+    instance, _campaign = hindi_shop(tmp_path, [*yesterday, failed(now, "not_on_whatsapp")])
 
     with running_server(instance, "--no-worker") as server:
         page = browser.new_page()
