@@ -24,7 +24,6 @@ from werkzeug.wrappers import Response as WResponse
 from ..campaigns import lifecycle, sheet_results
 from ..errors import Conflict, ValidationError
 from ..models import Campaign, Role
-from . import i18n
 from .helpers import db_session, get_settings, id_value
 from .security import requires
 
@@ -57,7 +56,7 @@ def download(campaign_id: int) -> WResponse:
             settings.instance_path / "tmp",
         )
     except (Conflict, ValidationError) as exc:
-        flash(i18n.translated(str(exc)) or "", "warning")
+        flash(str(exc), "warning")
         return redirect(url_for("campaigns.detail", campaign_id=campaign_id) + "#your-sheet")
 
     return send_written(written)

@@ -11,7 +11,7 @@ from ...campaigns import audience, lifecycle
 from ...campaigns import service as campaigns
 from ...errors import DomainError
 from ...models import Campaign, CampaignStatus, Role, Segment
-from .. import campaign_form, i18n
+from .. import campaign_form
 from ..form_state import FormState, attachment
 from ..helpers import db_session, id_value, id_values
 from ..security import requires
@@ -75,8 +75,6 @@ def _save(campaign_id: int | None) -> WResponse | tuple[str, int]:
 
 
 def _render_wizard(campaign: Campaign | None, state: FormState) -> str:
-    # The service says its reasons in English; the boxes show them in the reader's language.
-    state.errors = {name: i18n.translated(text) or "" for name, text in state.errors.items()}
     return render_template(
         "campaigns/wizard.html",
         campaign=campaign,

@@ -21,7 +21,6 @@ from ...models import Campaign, CampaignStatus, Role, Segment
 from ...segments import service as segments
 from ...words import N_
 from ..helpers import db_session
-from ..i18n import translated
 from ..security import requires
 from .views import LIST_CAP, bp, count_text, describe
 
@@ -49,7 +48,7 @@ def retarget(campaign_id: int, outcome: str) -> WResponse:
         seg = segments.outcome_segment(session, current_user, campaign_id, outcome)
     except DomainError as exc:
         session.rollback()
-        flash(translated(str(exc)) or "", "danger")
+        flash(str(exc), "danger")
         return redirect(url_for("campaigns.detail", campaign_id=campaign_id))
     session.commit()
     return redirect(url_for("campaigns.new", segment_id=seg.id))

@@ -97,7 +97,7 @@ def delete(segment_id: int) -> WResponse:
         done = segments.delete(session, current_user, segment_id)
     except DomainError as exc:
         session.rollback()
-        flash(translated(str(exc)) or "", "danger")
+        flash(str(exc), "danger")
         return redirect(url_for("segments.edit", segment_id=segment_id))
     session.commit()
     flash(done or _("Segment deleted."), "success")
@@ -180,14 +180,13 @@ def _save(segment_id: int | None) -> WResponse | tuple[str, int] | str:
     except DomainError as exc:
         session.rollback()
         spot = builder.row_error(getattr(exc, "field", None), where)
+        # The service's English: the page shows it in the reader's language (|translated).
         if spot is not None:
-            rows[spot[0]]["error"] = translated(str(exc))
+            rows[spot[0]]["error"] = str(exc)
             rows[spot[0]]["error_part"] = spot[1]
-            state.errors["conditions"] = translated(str(exc))
+            state.errors["conditions"] = str(exc)
         else:
             state.fail(exc, KNOWN | {"conditions"}, conflict="name")
-            for box, problem in state.errors.items():  # the service's English, for this reader
-                state.errors[box] = translated(problem) or problem
         seg = segments.get(session, segment_id) if segment_id else None
         return _render_form(seg, state, rows or [builder.blank_row()]), 400
     session.commit()
