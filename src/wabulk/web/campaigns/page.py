@@ -14,7 +14,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ...campaigns import followups, funnel, lifecycle, outlook, recurrence, retry_round
+from ...campaigns import followups, funnel, lifecycle, outlook, recurrence, report, retry_round
 from ...campaigns import service as campaigns
 from ...campaigns import templates as message_templates
 from ...campaigns.cloud_template import part
@@ -85,6 +85,10 @@ STATUS_WORDS = {
 # delivered and read are left to the funnel: a message's status moves on from "sent" as
 # receipts arrive, so a current-status "Sent 0" would contradict the funnel's "Sent 3".
 PROGRESS_KEYS = ("queued", "sending", "failed", "skipped", "unknown")
+
+
+# A message's status as its badge reads: the report's words for it (one map for both).
+bp.add_app_template_global(report.status_words, "message_status_words")
 
 
 @bp.app_template_filter("status_word")
