@@ -190,7 +190,7 @@ def detail(recurrence_id: int) -> str:
 
 def _day_words(day: date) -> str:
     """A day as the reader writes it ("31 March 2027" in English)."""
-    return format_date(day, "d MMMM y", locale=i18n.current_language())
+    return format_date(day, "d MMMM y", locale=i18n.format_locale())
 
 
 def _words(series: Recurrence) -> str:
