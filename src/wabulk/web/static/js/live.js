@@ -165,6 +165,5 @@ window.WabulkLive = (() => {
     };
   }
 
-  // Numbers in the page's locale, as the server's |number filter writes them (i18n.js).
-  return { follow, format: (n) => window.wabulkNumber(n) };
+  return { follow };
 })();
