@@ -177,6 +177,23 @@ def test_a_refusal_flashed_from_the_service_reads_translated(tour, db) -> None:
     assert "não é possível pausá-la agora" in text, text[:2000]
 
 
+def test_a_finish_by_time_that_is_no_time_is_told_so_in_the_readers_language(tour, db) -> None:
+    client, _seeded = tour
+    paused = _campaign(db, CampaignStatus.PAUSED)
+    for language, sentence in (
+        (None, "The finish-by time must be a date and time like 2025-05-01 09:30."),
+        ("pt_BR", "O prazo final deve ser uma data e hora como 2025-05-01 09:30."),
+    ):
+        _speak(db, language)
+        page = _page(client, f"/campaigns/{paused}")
+        answer = client.post(
+            f"/campaigns/{paused}/finish-by",
+            data={"csrf_token": csrf_from(page), "ends_at": "next week"},
+            follow_redirects=True,
+        )
+        assert sentence in answer.get_data(as_text=True), language
+
+
 def test_the_report_headers_are_in_the_downloaders_language(tour, db) -> None:
     client, seeded = tour
     completed = seeded.first("completed_id")

@@ -49,7 +49,9 @@ def finish_by(campaign_id: int) -> WResponse:
 
     def run(session: Session) -> str:
         ends = (
-            campaign_form.local_time(typed, "ends_at", N_("The finish-by time")) if typed else None
+            campaign_form.local_time(typed, "ends_at", campaign_form.FINISH_WRONG)
+            if typed
+            else None
         )
         lifecycle.set_finish_by(session, current_user, campaign_id, ends)
         if ends is None:
