@@ -18,7 +18,6 @@ from ..errors import DomainError
 from ..models import ImportKind, ImportStatus, Role
 from . import i18n
 from .helpers import apply_action, db_session, get_settings, optional_id
-from .i18n import translated
 from .security import requires
 
 bp = Blueprint("imports", __name__, url_prefix="/contacts/imports")
@@ -102,15 +101,11 @@ def _render_mapping(imp, error: str | None = None, status: int = 200):  # type: 
         duplicates=mapping.get("duplicates") or "first",
         error=error,
         country=country,
-        regions=_country_choices(),
+        regions=i18n.country_choices(country_choices()),
         list_choice=chosen,
         new_list=request.form.get("new_list") or suggested,
         lists=[row[0] for row in session.execute(lists.lists_with_counts())],
     ), status
-
-
-def _country_choices() -> list[tuple[str, str]]:
-    return i18n.country_choices(country_choices())
 
 
 def _mapping_from_form(header: list[str]) -> dict:  # type: ignore[type-arg]
@@ -180,7 +175,7 @@ def status(import_id: int) -> Response:
             "duplicates": imp.duplicate_count,
             "invalid": imp.invalid_count,
             "opted_out": imp.opted_out_count,
-            "error": translated(imp.error),
+            "error": i18n.translated(imp.error),
         }
     )
 
@@ -192,7 +187,7 @@ def report(import_id: int) -> Response:
     imp = importer.get_import(session, import_id)
     out = io.StringIO()
     out.write("\ufeff")
-    export.write_import_report(session, imp, out, words=_, reasons=translated)
+    export.write_import_report(session, imp, out, words=_, reasons=i18n.translated)
     return Response(
         out.getvalue(),
         mimetype="text/csv",
