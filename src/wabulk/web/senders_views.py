@@ -255,9 +255,7 @@ def _save(sender_id: int | None) -> WResponse | tuple[str, int]:
             saved = senders.update_sender(session, current_user, sender_id, data, keys)
     except DomainError as exc:
         session.rollback()
-        state.fail(exc, KNOWN, conflict="name")
-        # The service's sentences are English: each box says its own in the reader's language.
-        state.errors = {key: i18n.translated(text) or text for key, text in state.errors.items()}
+        state.fail(exc, KNOWN, conflict="name")  # the form reads each box's error back
         for key in SECRET_FIELDS:  # typed secrets are never sent back to a browser
             state.values[key] = ""
         if sender_id is None:
