@@ -20,6 +20,7 @@ from pathlib import Path
 
 from babel import Locale
 from babel.dates import format_skeleton, format_time
+from babel.messages.catalog import Catalog
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
 from flask import Flask, Response, g, has_request_context, request
@@ -213,16 +214,22 @@ def _percent_filter(_context: object, value: int | float | None, digits: int | N
 
 
 @cache
-def _javascript_msgids() -> tuple[str, ...]:
-    """The catalogue's strings that the app's JavaScript uses (their source is a .js file)."""
+def _template() -> Catalog:
+    """messages.pot, read once per process: the English of every marked sentence and where
+    it is used."""
     pot = TRANSLATIONS / "messages.pot"
     if not pot.exists():
-        return ()
+        return Catalog()
     with pot.open("rb") as fh:
-        catalog = read_po(fh)
+        return read_po(fh)
+
+
+@cache
+def _javascript_msgids() -> tuple[str, ...]:
+    """The catalogue's strings that the app's JavaScript uses (their source is a .js file)."""
     return tuple(
         str(m.id)
-        for m in catalog
+        for m in _template()
         if m.id and isinstance(m.id, str) and any(loc.endswith(".js") for loc, _ in m.locations)
     )
 
@@ -288,31 +295,57 @@ def country_name(english: str) -> str:
 _PLACEHOLDER = re.compile(r"%\((\w+)\)([sd])")
 
 
+_NUMBER = re.compile(r"-?\d+")
+
+
 @dataclass(frozen=True)
 class _Pattern:
-    regex: re.Pattern[str]
+    """A sentence with values, as its English reads: the fixed pieces around the values."""
+
+    pieces: tuple[str, ...]  # one more than `names`: before, between and after the values
+    names: tuple[str, ...]
     msgid: str | tuple[str, str]
     numbers: frozenset[str]  # the %(name)d placeholders (their values go back as ints)
-    weight: int  # literal characters: the most specific pattern wins
+    weight: int  # fixed characters: the most specific sentence is tried first
 
-
-def _english_regex(msgid: str) -> tuple[re.Pattern[str], frozenset[str], int]:
-    parts = _PLACEHOLDER.split(msgid)
-    out, numbers, seen, weight = [], set(), set(), 0
-    for i in range(0, len(parts), 3):
-        literal = parts[i].replace("%%", "%")
-        weight += len(literal)
-        out.append(re.escape(literal))
-        if i + 1 < len(parts):
-            name, kind = parts[i + 1], parts[i + 2]
-            if kind == "d":
-                numbers.add(name)
-            if name in seen:
-                out.append(f"(?P={name})")
+    def match(self, text: str) -> dict[str, str] | None:
+        """The values, each piece found at its first place after the one before: one pass
+        over the text whatever it holds (a pattern with backtracking could take time in the
+        power of the number of values on a hostile name)."""
+        head, tail = self.pieces[0], self.pieces[-1]
+        end = len(text) - len(tail)
+        if not (text.startswith(head) and text.endswith(tail)):
+            return None
+        values: dict[str, str] = {}
+        at = len(head)
+        for i, name in enumerate(self.names):
+            if i + 1 < len(self.names):
+                cut = text.find(self.pieces[i + 1], at + 1, end)
+                if cut < 0:
+                    return None
+                value, at = text[at:cut], cut + len(self.pieces[i + 1])
             else:
-                out.append(rf"(?P<{name}>-?\d+)" if kind == "d" else f"(?P<{name}>.+?)")
-            seen.add(name)
-    return re.compile("".join(out), re.S), frozenset(numbers), weight
+                value = text[at:end]
+            if not value or (name in self.numbers and not _NUMBER.fullmatch(value)):
+                return None
+            if values.setdefault(name, value) != value:  # a value named twice is said twice
+                return None
+        return values
+
+
+def _pattern(msgid: str, owner: str | tuple[str, str]) -> _Pattern | None:
+    """The pattern of a sentence with values, or None when its fixed text could claim other
+    text: values joined by one word ("%(a)s and %(b)s"), or two values side by side."""
+    parts = _PLACEHOLDER.split(msgid)
+    pieces = tuple(p.replace("%%", "%") for p in parts[0::3])
+    names, kinds = tuple(parts[1::3]), parts[2::3]
+    words = " ".join(pieces).split()
+    if len(words) < 2 and (not words or words[0].isalpha()):
+        return None
+    if any(not piece for piece in pieces[1:-1]):
+        return None
+    numbers = frozenset(n for n, k in zip(names, kinds, strict=True) if k == "d")
+    return _Pattern(pieces, names, owner, numbers, sum(map(len, pieces)))
 
 
 _Fixed = dict[str, str | tuple[str, str]]
@@ -322,15 +355,10 @@ _Fixed = dict[str, str | tuple[str, str]]
 def _sentences() -> tuple[_Fixed, dict[str, list[_Pattern]], list[_Pattern]]:
     """From messages.pot: fixed sentences, and patterns for those with values, filed under
     their first word (or loose, when they start with a value)."""
-    pot = TRANSLATIONS / "messages.pot"
     fixed: _Fixed = {}
     by_word: dict[str, list[_Pattern]] = {}
     loose: list[_Pattern] = []
-    if not pot.exists():
-        return fixed, by_word, loose
-    with pot.open("rb") as fh:
-        catalog = read_po(fh)
-    for message in catalog:
+    for message in _template():
         if not message.id or message.context:  # a word in context is found with pgettext only
             continue
         forms = message.id if isinstance(message.id, tuple) else (message.id,)
@@ -339,14 +367,12 @@ def _sentences() -> tuple[_Fixed, dict[str, list[_Pattern]], list[_Pattern]]:
                 english = form.replace("%%", "%") if message.python_format else form
                 fixed.setdefault(english, message.id if isinstance(message.id, tuple) else form)
                 continue
-            literal = _PLACEHOLDER.sub(" ", form).split()
-            if len(literal) < 2 and (not literal or literal[0].isalpha()):
-                continue  # "%(a)s and %(b)s" would claim any text with an "and" in it
-            regex, numbers, weight = _english_regex(form)
-            pattern = _Pattern(regex, message.id, numbers, weight)
+            pattern = _pattern(form, message.id)
+            if pattern is None:
+                continue
             # Filed under the first word only when the sentence's own text completes it
             # ("row %(n)s" under "row"; "%(name)s was…" and "row%(n)s" loose).
-            prefix = _PLACEHOLDER.split(form)[0].replace("%%", "%")
+            prefix = pattern.pieces[0]
             head = prefix.split(None, 1)
             whole = len(head) == 2 or bool(head and prefix[-1:].isspace())
             (by_word.setdefault(head[0], []) if whole else loose).append(pattern)
@@ -367,11 +393,11 @@ def translated(text: str | None, _depth: int = 0) -> str | None:
     words = text.split(None, 1)
     candidates = by_word.get(words[0], []) if words else []
     for pattern in [*candidates, *loose]:
-        match = pattern.regex.fullmatch(text)
-        if match is None:
+        found = pattern.match(text)
+        if found is None:
             continue
         values: dict[str, object] = {}
-        for name, value in match.groupdict().items():
+        for name, value in found.items():
             if name in pattern.numbers:
                 values[name] = int(value)
             elif name in NESTED:
