@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from babel.numbers import format_decimal
 from flask import Blueprint, Response, jsonify, render_template, request, url_for
 from flask_babel import gettext as _
 
@@ -38,15 +37,6 @@ def event_text(text: str | None) -> str | None:
 
 
 bp.add_app_template_global(channel_words, "channel_words")
-
-
-@bp.app_template_filter("share")
-def share(value: float | None) -> str:
-    """A share of a whole (0 to 1) as a percent with one decimal, in the reader's locale:
-    40.0% in English, 40,0% in Portuguese; a dash when there is nothing to divide."""
-    if value is None:
-        return "—"
-    return format_decimal(100 * value, format="#,##0.0", locale=i18n.format_locale()) + "%"
 
 
 # Words stored as codes and shown as they are in English (a campaign's status, an Event's
