@@ -89,7 +89,7 @@ def change_password() -> Response | str:
                 session, current_user, form.current_password.data or "", form.password.data or ""
             )
         except DomainError as exc:
-            form.current_password.errors = [i18n.translated(str(exc))]
+            form.current_password.errors = [str(exc)]  # field() reads it back
         else:
             session.commit()
             flash(_("Your password is changed. Other devices are signed out."), "success")
@@ -163,7 +163,7 @@ def invite_user() -> Response | str:
             )
         except DomainError as exc:
             session.rollback()
-            form.email.errors = [i18n.translated(str(exc))]
+            form.email.errors = [str(exc)]  # field() reads it back
         else:
             session.commit()
             flash(
