@@ -10,6 +10,7 @@ from wtforms.validators import DataRequired, EqualTo, Length
 
 from ..auth.passwords import MAX_LENGTH, MIN_LENGTH
 from ..models import Role
+from ..words import N_
 from .i18n import LANGUAGES
 
 
@@ -42,6 +43,9 @@ ROLE_CHOICES = [
 
 # The role names in the Role list (their English is the value, capitalised).
 ROLE_NAMES = {Role.VIEWER: _l("Viewer"), Role.OPERATOR: _l("Operator"), Role.ADMIN: _l("Admin")}
+# A role as a sentence names it ("Signed in as viewer", an Event's role): stored and written
+# in English as its value, shown with `|translated`.
+ROLE_WORDS = (N_("viewer"), N_("operator"), N_("admin"))
 
 
 class LoginForm(FlaskForm):

@@ -20,6 +20,7 @@ from ..errors import ValidationError
 from ..models import Campaign, Role, Sender, SenderState
 from ..words import N_
 from . import campaign_form, i18n
+from .campaigns.page import status_word
 from .helpers import db_session, format_datetime, id_values, shown_text, user_zone
 from .security import requires
 from .sender_words import channel_words, event_words, state_words
@@ -37,24 +38,6 @@ def event_text(text: str | None) -> str | None:
 
 
 bp.add_app_template_global(channel_words, "channel_words")
-
-
-# Words stored as codes and shown as they are in English (a campaign's status, an Event's
-# level, a user's role): the pages show them with `|translated`.
-CODE_WORDS = (
-    N_("draft"),
-    N_("scheduled"),
-    N_("running"),
-    N_("paused"),
-    N_("completed"),
-    N_("cancelled"),
-    N_("info"),
-    N_("warning"),
-    N_("error"),
-    N_("viewer"),
-    N_("operator"),
-    N_("admin"),
-)
 
 
 def sender_label(s: dash.SenderHealth) -> str:
@@ -109,7 +92,7 @@ def _campaign_json(c: dash.CampaignProgress) -> dict[str, Any]:
         "name": c.name,
         "url": url_for("campaigns.detail", campaign_id=c.id),
         "status": c.status,
-        "status_label": i18n.translated(str(c.status)),
+        "status_label": status_word(c.status),
         "reason": shown_text(c.reason),
         "total": c.total,
         "done": c.done,
