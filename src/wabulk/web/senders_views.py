@@ -435,8 +435,8 @@ def check(sender_id: int) -> WResponse:
     if result.ok:
         flash(_("Connected: Meta answered for this number. The details are below."), "success")
     else:
-        problem = i18n.translated(result.problem)
-        flash(_("The connection check failed: %(problem)s", problem=problem), "danger")
+        # In English: the page's flashes read it, and Meta's problem inside it, back once.
+        flash(said("The connection check failed: %(problem)s", problem=result.problem), "danger")
     return redirect(url_for("senders.show", sender_id=sender_id))
 
 
@@ -449,7 +449,7 @@ def sync_templates(sender_id: int) -> WResponse:
         db_session(), sender, config.secret_key, config.channel_options(), current_user
     )
     db_session().commit()
-    flash(i18n.translated(result.sentence()) or "", "success" if result.ok else "danger")
+    flash(result.sentence(), "success" if result.ok else "danger")  # read back by the page
     return redirect(url_for("senders.show", sender_id=sender_id) + "#templates")
 
 

@@ -300,9 +300,7 @@ def save_opt_out_keywords() -> Response | str:
             words = opt_out_keywords.set_keywords(session, current_user, text)
     except DomainError as exc:
         session.rollback()
-        return _render_general(
-            keywords_text=text, keywords_error=i18n.translated(str(exc)), status=400
-        )
+        return _render_general(keywords_text=text, keywords_error=str(exc), status=400)
     session.commit()
     flash(
         _(
@@ -342,7 +340,7 @@ def create_token() -> str:
         issued = api_tokens.create_token(session, current_user, name)
     except DomainError as exc:
         session.rollback()
-        return _render_tokens(name=name, error=i18n.translated(str(exc)), status=400)
+        return _render_tokens(name=name, error=str(exc), status=400)  # the page reads it back
     session.commit()
     # Rendered here, not after a redirect: the secret must not travel through the session.
     return _render_tokens(secret=issued.secret)
