@@ -16,9 +16,9 @@ from flask_babel import gettext as _
 from ..analytics import dashboard as dash
 from ..analytics import export as analytics_export
 from ..analytics import overview as analytics_overview
+from ..campaigns.funnel import Funnel
 from ..errors import ValidationError
 from ..models import Campaign, Role, Sender, SenderState
-from ..words import N_
 from . import campaign_form, i18n
 from .campaigns.page import status_word
 from .helpers import db_session, format_datetime, id_values, shown_text, user_zone
@@ -46,21 +46,32 @@ def sender_label(s: dash.SenderHealth) -> str:
     return state_words(s.state, s.channel)
 
 
-# The last finished campaign's results, in the order its page shows its funnel.
-RESULT_LABELS = (
-    ("sent", N_("Sent")),
-    ("delivered", N_("Delivered")),
-    ("read", N_("Read")),
-    ("replied", N_("Replied")),
-    ("failed", N_("Failed")),
-)
+# The card's results before any campaign has finished: every step at 0, no percentages.
+NO_RESULTS = Funnel(total=0, sent=0, delivered=0, read=0, replied=0, failed=0, limited=0)
+
+
+def _result_steps(funnel: Funnel) -> list[dict[str, Any]]:
+    """A campaign's results in the order its page shows its funnel."""
+    return [
+        {
+            "key": step.key,
+            "label": _(step.label),
+            "n": step.n,
+            # Sent and failed are shares of the recipients; the rest of what was sent.
+            "percent": ""
+            if step.percent is None
+            else _("%(percent)s%% of sent", percent=i18n.format_fixed(step.percent, 1))
+            if step.base == "sent"
+            else i18n.format_percent(step.percent),
+        }
+        for step in funnel.steps()
+    ]
 
 
 def last_finished_view(last: dash.FinishedCampaign | None) -> dict[str, Any]:
     """The Dashboard's last-finished card, for the page and its live answer alike."""
     if last is None:
-        steps = [{"key": k, "label": _(label), "n": 0, "percent": ""} for k, label in RESULT_LABELS]
-        return {"id": None, "name": "", "url": "", "when": "", "steps": steps}
+        return {"id": None, "name": "", "url": "", "when": "", "steps": _result_steps(NO_RESULTS)}
     when = format_datetime(last.finished_at)
     return {
         "id": last.id,
@@ -69,20 +80,7 @@ def last_finished_view(last: dash.FinishedCampaign | None) -> dict[str, Any]:
         "when": _("Cancelled %(when)s", when=when)
         if last.status == "cancelled"
         else _("Finished %(when)s", when=when),
-        "steps": [
-            {
-                "key": step.key,
-                "label": i18n.translated(step.label),
-                "n": step.n,
-                # Sent and failed are shares of the recipients; the rest of what was sent.
-                "percent": ""
-                if step.percent is None
-                else _("%(percent)s%% of sent", percent=i18n.format_fixed(step.percent, 1))
-                if step.base == "sent"
-                else i18n.format_percent(step.percent),
-            }
-            for step in last.funnel.steps()
-        ],
+        "steps": _result_steps(last.funnel),
     }
 
 
