@@ -190,18 +190,19 @@ def analytics() -> tuple[str, int]:
     kept, filters, error = _filtered()
     session = db_session()
     o = analytics_overview.overview(session, filters) if filters else None
+    data = _translated_chart_data(analytics_overview.chart_data(o)) if o else None
     campaigns, senders = analytics_overview.filter_choices(session, filters)
     shown = filters or analytics_overview.default_filters(user_zone())
     return render_template(
         "pages/analytics.html",
         o=o,
-        data=_translated_chart_data(analytics_overview.chart_data(o)) if o else None,
+        data=data,
         error=error,
         kept=kept,
         shown=shown,
         campaigns=campaigns,
         senders=senders,
-        labels={k: _(label) for k, label in analytics_overview.KIND_LABELS.items()},
+        labels=data["labels"] if data else {},  # the tables' headers, as the charts' legends
         timezone=shown.period.tz.key,
     ), 400 if error else 200
 
