@@ -33,9 +33,7 @@
   };
   // Numbers as the page writes them (the reader's locale), in tooltips and on the axes.
   const fmt = { format: window.wabulkNumber };
-  const i18n = document.querySelector('meta[name="wabulk-i18n"]');
-  const locale = (i18n && i18n.dataset.numberLocale) || document.documentElement.lang;
-  if (locale) Chart.defaults.locale = locale;
+  Chart.defaults.locale = window.wabulkNumberLocale;
   Chart.defaults.font.family = getComputedStyle(document.body).fontFamily;
   Chart.defaults.color = "#54656f";
   // Drawn at once: a chart that moves adds nothing here and unsettles some readers.
