@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 from flask import Flask, current_app, g, make_response, render_template
+from flask_babel import gettext as _
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from ..words import N_
@@ -72,7 +73,7 @@ def _signed_out_frame() -> None:
 
 def _error_page(message: str) -> str:
     return render_template(
-        "errors/error.html", code=503, title=N_("Please try again"), message=message
+        "errors/error.html", code=503, title=_("Please try again"), message=message
     )
 
 
