@@ -26,6 +26,8 @@ SENTENCES = {
     "100%% of %(num)d sent": "%(num)d में से 100%% भेजे गए",
     "%(name)s was paused": "%(name)s रोका गया",
     "%(names)s and %(last)s": "%(names)s और %(last)s",
+    "Opted out (%(reason)s)": "ऑप्ट-आउट किया (%(reason)s)",
+    "Replied STOP on WhatsApp.": "WhatsApp पर STOP लिखा।",
 }
 PLURAL = ("%(num)d contact imported", "%(num)d contacts imported")
 
@@ -92,6 +94,10 @@ def test_stored_english_reads_in_the_readers_language(app: Flask, catalogue: Non
     assert _in(app, "hi", stored) == "अभियान Paused रुका: भेजने वाला साइन आउट हो गया"
     # A nested value that is no sentence of ours stays as it was written.
     assert _in(app, "hi", "row 3: something else") == "पंक्ति 3: something else"
+    # A sentence quoted inside another without its full stop is read, and quoted, the same way.
+    quoted = _in(app, "hi", "Opted out (Replied STOP on WhatsApp)")
+    assert quoted == "ऑप्ट-आउट किया (WhatsApp पर STOP लिखा)"
+    assert _in(app, "hi", "Opted out (asked in the shop)") == "ऑप्ट-आउट किया (asked in the shop)"
     # Counts choose their form; a literal % survives.
     assert _in(app, "hi", said_n(*PLURAL, 1)) == "1 संपर्क जोड़ा"
     assert _in(app, "hi", said_n(*PLURAL, 40)) == "40 संपर्क जोड़े"

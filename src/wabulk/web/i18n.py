@@ -381,6 +381,16 @@ def _sentences() -> tuple[_Fixed, dict[str, list[_Pattern]], list[_Pattern]]:
     return fixed, by_word, loose
 
 
+def _nested(value: str, depth: int) -> str | None:
+    """A sentence of ours inside another; quoted there without its full stop ("Opted out
+    (Replied STOP)") it is read as the sentence and quoted the same way."""
+    said = translated(value, depth)
+    if said != value or value.endswith("."):
+        return said
+    whole = translated(value + ".", depth)
+    return value if whole == value + "." else whole.rstrip(".।")  # type: ignore[union-attr]
+
+
 def translated(text: str | None, _depth: int = 0) -> str | None:
     """`text`, made in English from a catalogue sentence (wabulk.words), in the reader's
     language; text that is not one of ours (what a user typed, older wording) is kept as is."""
@@ -401,7 +411,7 @@ def translated(text: str | None, _depth: int = 0) -> str | None:
             if name in pattern.numbers:
                 values[name] = int(value)
             elif name in NESTED:
-                values[name] = translated(value, _depth + 1)
+                values[name] = _nested(value, _depth + 1)
             elif name in COUNTRY:
                 values[name] = country_name(value)
             else:
