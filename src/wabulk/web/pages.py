@@ -32,9 +32,9 @@ FILTER_KEYS = ("from", "to", "campaign", "sender")
 
 @bp.app_template_filter("event_text")
 def event_text(text: str | None) -> str | None:
-    """An Event's text as the Activity log and the Dashboard show it."""
-    shown = shown_text(text)
-    return None if shown is None else event_words(shown)
+    """An Event's text as the Activity log and the Dashboard show it: an older event's code
+    name put in words first, so the sentence is then read in the reader's language."""
+    return None if text is None else shown_text(event_words(text))
 
 
 bp.add_app_template_global(channel_words, "channel_words")

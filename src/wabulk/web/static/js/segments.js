@@ -120,8 +120,7 @@
   // A number typed as the page's language writes them ("1,500.5" in English and Hindi,
   // "1.500,5" in Portuguese, Spanish and Indonesian), as the server reads the saved form.
   const marks = (() => {
-    const meta = document.querySelector('meta[name="wabulk-i18n"]');
-    const locale = (meta && meta.dataset.numberLocale) || document.documentElement.lang || "en";
+    const locale = window.wabulkNumberLocale || "en";
     let parts;
     try {
       parts = new Intl.NumberFormat(locale).formatToParts(12345.6);
